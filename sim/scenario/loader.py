@@ -1,0 +1,222 @@
+"""Load scenario YAML into a `Scenario`, with errors a person can act on.
+
+Every error names the file, the field path (`clients[1].stub_cache.kind`),
+the line where the YAML parser can tell it, what was given and what was
+expected, on one line each.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from sim.scenario.models import Scenario
+
+# Keys of discriminated unions: pydantic puts the chosen tag in the error
+# location (`stub_cache.floor.min_ttl`), which is not a path the user wrote.
+_UNION_TAGS = {
+    "honor", "none", "floor", "cap", "fixed", "forever", "extend", "serve_stale",
+    "balancer_down", "instance_down", "traffic", "dns_down",
+    "HealthCheckDetection", "OperatorDetection",
+}  # fmt: skip
+_PATH_PREFIX = re.compile(r"^([A-Za-z_][\w]*(?:\[\d+\])?(?:\.[A-Za-z_][\w]*(?:\[\d+\])?)*): (.*)$", re.S)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a scenario file."""
+
+    file: str
+    path: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        field = f" {self.path}:" if self.path else ""
+        return f"{where}:{field} {self.message}"
+
+
+class ScenarioError(Exception):
+    """A scenario that cannot be loaded; `problems` lists each reason."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def load_file(path: str | Path) -> Scenario:
+    """Read and validate a scenario file."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError([Problem(file, "", "no such file")]) from None
+    except IsADirectoryError:
+        raise ScenarioError([Problem(file, "", "is a directory, expected a scenario YAML file")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError([Problem(file, "", f"cannot read: {exc}")]) from None
+    return load_text(text, file)
+
+
+def load_text(text: str, file: str = "<string>") -> Scenario:
+    data, root = _parse_yaml(text, file)
+    return load_data(data, file, root)
+
+
+def load_data(data: Any, file: str = "<data>", root: yaml.Node | None = None) -> Scenario:
+    """Validate already-parsed data (a dict) into a Scenario."""
+    if not isinstance(data, Mapping):
+        got = "a list" if isinstance(data, list) else f"{type(data).__name__} {data!r}"
+        raise ScenarioError(
+            [Problem(file, "", f"expected a mapping at the top level (version: 1, name: ...), got {got}", 1)]
+        )
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(_problems(exc, file, data, root)) from None
+
+
+def _parse_yaml(text: str, file: str) -> tuple[Any, yaml.Node | None]:
+    if not text.strip():
+        raise ScenarioError(
+            [Problem(file, "", "the file is empty; expected a scenario mapping (version: 1, name: ...)")]
+        )
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        raise ScenarioError([Problem(file, "", f"YAML syntax error: {what}", line)]) from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError([Problem(file, "", f"YAML error: {exc}")]) from None
+    if data is None:
+        raise ScenarioError(
+            [Problem(file, "", "the file holds no data; expected a scenario mapping (version: 1, name: ...)")]
+        )
+    duplicates = list(_duplicate_keys(root, ""))
+    if duplicates:
+        raise ScenarioError([Problem(file, path, f"key {key!r} appears twice", line) for path, key, line in duplicates])
+    return data, root
+
+
+def _duplicate_keys(node: yaml.Node | None, path: str) -> Iterable[tuple[str, str, int]]:
+    # PyYAML keeps the last of two equal keys without a word; a user who wrote
+    # a key twice meant something by each.
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            name = str(key.value)
+            if name in seen:
+                yield path, name, key.start_mark.line + 1
+            seen.add(name)
+            yield from _duplicate_keys(value, _join(path, name))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _duplicate_keys(item, f"{path}[{i}]")
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _problems(exc: ValidationError, file: str, data: Any, root: yaml.Node | None) -> list[Problem]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        loc = [part for part in error["loc"] if part not in _UNION_TAGS]
+        path = _format_loc(loc)
+        message = _message(error)
+        if error["type"] == "union_tag_invalid":
+            path = _join(path, "kind")
+        nested = _PATH_PREFIX.match(message)
+        if nested and error["type"] == "value_error":
+            path = f"{path}.{nested.group(1)}" if path else nested.group(1)
+            message = nested.group(2)
+        problems.append(Problem(file, path, message, _line_of(root, path)))
+    return problems
+
+
+def _format_loc(loc: list[Any]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out = _join(out, "for" if part == "for_" else str(part))
+    return out
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    given = error.get("input")
+    msg = str(error["msg"])
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if kind == "extra_forbidden":
+        return "unknown key (a typo?); remove it or check the spelling against scenario-v1"
+    if kind == "missing":
+        return "required field is missing"
+    ctx = error.get("ctx", {})
+    if kind == "union_tag_invalid":
+        return f"got {ctx.get('tag')!r}, expected one of {ctx.get('expected_tags')}"
+    if kind == "literal_error":
+        return f"got {given!r}, expected one of {ctx.get('expected')}"
+    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+    if kind in bounds:
+        limit = next(iter(ctx.values()), "?")
+        return f"must be {bounds[kind]} {limit}, got {given!r}"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"expected a whole number, got {given!r}"
+    if kind in ("float_parsing", "float_type"):
+        return f"expected a number, got {given!r}"
+    if kind in ("string_type",):
+        return f"expected a string, got {_describe(given)}"
+    if kind == "string_pattern_mismatch":
+        return f"got {given!r}, expected text matching {ctx.get('pattern')}"
+    if kind == "union_tag_not_found":
+        return f"expected a mapping with a `kind` key, got {given!r}"
+    if kind == "model_type" or kind == "dict_type":
+        return f"expected a mapping, got {_describe(given)}"
+    if kind == "list_type":
+        return f"expected a list, got {_describe(given)}"
+    if kind in ("value_error", "assertion_error"):
+        return msg
+    return f"{msg}; got {given!r}" if "input" in error and not isinstance(given, dict | list) else msg
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _line_of(root: yaml.Node | None, path: str) -> int | None:
+    """The line of the deepest node along `path` that exists in the YAML."""
+    node = root
+    line = root.start_mark.line + 1 if root is not None else None
+    for key, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", path):
+        if isinstance(node, yaml.MappingNode) and key:
+            match = next((kv for kv in node.value if str(kv[0].value) == key), None)
+            if match is None:
+                break
+            line = match[0].start_mark.line + 1
+            node = match[1]
+        elif isinstance(node, yaml.SequenceNode) and index:
+            i = int(index)
+            if i >= len(node.value):
+                break
+            node = node.value[i]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line

@@ -1,0 +1,421 @@
+"""The v1 scenario contract (../shared/docs/scenario-v1.md) as pydantic models.
+
+Values are converted to seconds and events per second here, once; the engines
+never parse a unit. Defaults carry their source beside them
+(REFERENCES.md is the project's list of sourced figures).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    model_validator,
+)
+
+from sim.scenario.units import (
+    Constant,
+    Distribution,
+    Uniform,
+    format_duration,
+    parse_distribution,
+    parse_duration,
+    parse_rate,
+)
+
+
+def _show_duration(seconds: float) -> str | None:
+    return format_duration(seconds)
+
+
+def _show_rate(rate: float) -> str:
+    return f"{rate:g}/s"
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    PlainSerializer(_show_duration, when_used="json-unless-none"),
+]
+Rate = Annotated[float, BeforeValidator(parse_rate), PlainSerializer(_show_rate, when_used="json")]
+Dist = Annotated[
+    Distribution,
+    PlainValidator(parse_distribution),
+    PlainSerializer(lambda d: d.describe(), when_used="json"),
+]
+PositiveDuration = Annotated[Duration, Field(gt=0)]
+NonNegativeDuration = Annotated[Duration, Field(ge=0)]
+
+STRATEGIES = ("cname_repoint", "eip_remap")
+StrategyName = Literal["cname_repoint", "eip_remap"]
+BalancingPolicy = Literal["round_robin", "random", "least_outstanding", "p2c"]
+FaultMode = Literal["refuse", "blackhole"]
+
+
+class Strict(BaseModel):
+    # A typo must not pass silently (scenario-v1: unknown keys are errors).
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- DNS caches --------------------------------------------------------------
+
+
+class Honor(Strict):
+    kind: Literal["honor"]
+
+
+class NoCache(Strict):
+    kind: Literal["none"]
+
+
+class Floor(Strict):
+    kind: Literal["floor"]
+    min_ttl: PositiveDuration
+
+
+class Cap(Strict):
+    kind: Literal["cap"]
+    max_ttl: PositiveDuration
+
+
+class Fixed(Strict):
+    kind: Literal["fixed"]
+    ttl: PositiveDuration
+
+
+class Forever(Strict):
+    kind: Literal["forever"]
+
+
+class Extend(Strict):
+    kind: Literal["extend"]
+    extra: Dist
+
+
+class ServeStale(Strict):
+    kind: Literal["serve_stale"]
+    # BIND's max-stale-ttl default is one day (REFERENCES.md, BIND).
+    max_stale: PositiveDuration = 86400.0
+
+
+CachePolicy = Annotated[
+    Honor | NoCache | Floor | Cap | Fixed | Forever | Extend | ServeStale,
+    Field(discriminator="kind"),
+]
+CACHE_KINDS = ("honor", "none", "floor", "cap", "fixed", "forever", "extend", "serve_stale")
+
+
+# --- DNS ---------------------------------------------------------------------
+
+RecordType = Literal["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA", "SRV", "CAA", "PTR", "ALIAS"]
+
+
+class Record(Strict):
+    name: str = Field(min_length=1)
+    type: RecordType
+    value: str = Field(min_length=1)
+    ttl: PositiveDuration = 3600.0
+
+
+class ResolverGroup(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    count: int = Field(gt=0)
+    share: float = Field(gt=0, le=1)
+    policy: CachePolicy = Honor(kind="honor")
+
+
+class Dns(Strict):
+    zone: str = Field(min_length=1, pattern=r"^[A-Za-z0-9.-]+\.?$")
+    service_name: str = "www"
+    service_ttl: PositiveDuration = 300.0
+    # ELB/ALB A records carry 60 s (REFERENCES.md, "ELB/ALB").
+    balancer_ttl: PositiveDuration = 60.0
+    # Route 53: changes reach all its name servers "generally within 60 seconds".
+    propagation: Dist = Uniform(0.0, 60.0)
+    records: list[Record] = []
+    resolvers: list[ResolverGroup] = Field(
+        default_factory=lambda: [ResolverGroup(name="isp", count=100, share=1.0)], min_length=1
+    )
+
+    @model_validator(mode="after")
+    def _shares(self) -> Dns:
+        total = sum(group.share for group in self.resolvers)
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"resolver shares must sum to 1, got {total:.12g}")
+        _unique([g.name for g in self.resolvers], "resolvers", "resolver group")
+        return self
+
+
+# --- clients -----------------------------------------------------------------
+
+
+class Retry(Strict):
+    attempts: int = Field(default=1, ge=1)
+    # Linux connect() to a blackholed address gives up after ~127 s; 10 s is
+    # a typical client-side timeout (requests, browsers' fetch stalls).
+    timeout: PositiveDuration = 10.0
+
+
+class Cohort(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    count: int | None = Field(default=None, gt=0)
+    share: float | None = Field(default=None, gt=0, le=1)
+    rate: Annotated[Rate, Field(gt=0)]
+    # glibc, Go and Node keep no answer cache (REFERENCES.md, "Caches").
+    stub_cache: CachePolicy = NoCache(kind="none")
+    keepalive: NonNegativeDuration = 0.0
+    max_connection_age: PositiveDuration = math.inf
+    retry: Retry = Retry()
+    resolver_group: str | None = None
+
+    @model_validator(mode="after")
+    def _count_or_share(self) -> Cohort:
+        if (self.count is None) == (self.share is None):
+            raise ValueError("give exactly one of count or share (share needs a top-level population)")
+        return self
+
+
+# --- balancers and backends --------------------------------------------------
+
+
+class Balancer(Strict):
+    name: str = Field(pattern=r"^[a-z0-9-]+$")
+    role: Literal["active", "standby"]
+    nodes: int = Field(default=2, gt=0)
+    capacity: Annotated[Rate, Field(gt=0)] = 5000.0
+    churn: PositiveDuration | None = None
+    # ELB keeps a deregistered node answering for its connection-draining
+    # time, 300 s by default.
+    drain: NonNegativeDuration = 300.0
+    scale_delay: Dist | None = None
+
+
+class HealthCheck(Strict):
+    # HAProxy defaults: inter 2s, fall 3, rise 2 (REFERENCES.md, "Balancers").
+    interval: PositiveDuration = 2.0
+    rise: int = Field(default=2, gt=0)
+    fall: int = Field(default=3, gt=0)
+    timeout: PositiveDuration = 2.0
+
+
+class Failures(Strict):
+    mtbf: PositiveDuration
+    repair: Dist
+
+
+class Autoscaling(Strict):
+    min: int = Field(gt=0)
+    max: int = Field(gt=0)
+    target_utilization: float = Field(default=0.6, gt=0, le=1)
+    period: PositiveDuration = 60.0
+    launch_delay: Dist = Constant(180.0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscaling:
+        if self.max < self.min:
+            raise ValueError(f"max ({self.max}) must be >= min ({self.min})")
+        return self
+
+
+class Backends(Strict):
+    instances: int = Field(default=6, gt=0)
+    workers: int = Field(default=16, gt=0)
+    service_time: Dist = Field(default_factory=lambda: parse_distribution({"exp": "20ms"}))
+    queue_limit: int = Field(default=256, ge=0)
+    policy: BalancingPolicy = "round_robin"
+    retries: int = Field(default=0, ge=0)
+    health_check: HealthCheck = HealthCheck()
+    failures: Failures | None = None
+    autoscaling: Autoscaling | None = None
+
+
+# --- faults ------------------------------------------------------------------
+
+
+class BalancerDown(Strict):
+    kind: Literal["balancer_down"]
+    at: NonNegativeDuration
+    target: str
+    mode: FaultMode = "refuse"
+    # None: the balancer stays down for the rest of the run.
+    for_: PositiveDuration | None = Field(default=None, alias="for")
+
+
+class InstanceDown(Strict):
+    kind: Literal["instance_down"]
+    at: NonNegativeDuration
+    count: int = Field(default=1, gt=0)
+    for_: PositiveDuration = Field(alias="for")
+    mode: FaultMode = "refuse"
+
+
+class Traffic(Strict):
+    kind: Literal["traffic"]
+    at: NonNegativeDuration
+    factor: float = Field(gt=0)
+    for_: PositiveDuration = Field(alias="for")
+
+
+class DnsDown(Strict):
+    kind: Literal["dns_down"]
+    at: NonNegativeDuration
+    for_: PositiveDuration = Field(alias="for")
+
+
+Fault = Annotated[BalancerDown | InstanceDown | Traffic | DnsDown, Field(discriminator="kind")]
+
+
+# --- failover ----------------------------------------------------------------
+
+
+class HealthCheckDetection(Strict):
+    # Route 53 fast health checks: every 10 s, failure threshold 3.
+    interval: PositiveDuration = 10.0
+    threshold: int = Field(default=3, gt=0)
+    # Route 53 HTTP check: connect within 4 s (REFERENCES.md).
+    timeout: PositiveDuration = 4.0
+
+
+class OperatorDetection(Strict):
+    delay: NonNegativeDuration
+
+
+class Failover(Strict):
+    detection: HealthCheckDetection | OperatorDetection = HealthCheckDetection()
+    change_delay: Dist = Constant(2.0)
+    # Elastic IP reassociation: 5-6 s in most tests (NGINX HA guide).
+    remap_delay: Dist = Uniform(5.0, 6.0)
+
+
+# --- expectations (for `failover-sim check`) --------------------------------
+
+
+class Baseline(Strict):
+    tolerance: float = Field(default=0.0, ge=0)
+
+
+class Expectation(Strict):
+    strategy: StrategyName
+    metric: str = Field(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)?$")
+    op: Literal[">=", "<=", ">", "<", "=="]
+    value: float
+    vs_baseline: Baseline | None = None
+
+
+# --- the scenario ------------------------------------------------------------
+
+
+class Scenario(Strict):
+    version: Literal[1]
+    name: str = Field(pattern=r"^[a-z0-9-]+$")
+    description: str = ""
+    seed: int = Field(default=0, ge=0)
+    duration: PositiveDuration = 3600.0
+    warmup: NonNegativeDuration = 0.0
+    replications: int = Field(default=10, gt=0)
+    strategies: list[StrategyName] = Field(default_factory=lambda: list(STRATEGIES), min_length=1)
+    # Network round-trip time added to every exchange; zero unless set
+    # (scenario-v1, "Time").
+    rtt: NonNegativeDuration = 0.0
+    population: int | None = Field(default=None, gt=0)
+    dns: Dns
+    clients: list[Cohort] = Field(min_length=1)
+    balancers: list[Balancer] = Field(min_length=2)
+    backends: Backends = Backends()
+    faults: list[Fault] = []
+    failover: Failover = Failover()
+    expect: list[Expectation] = []
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Scenario:
+        # Messages start with the exact field path: the loader lifts it out so
+        # an error names `faults[1].target`, not just the scenario.
+        _unique(self.strategies, "strategies", "strategy")
+        _unique([c.name for c in self.clients], "clients", "client cohort")
+        _unique([b.name for b in self.balancers], "balancers", "balancer")
+        self._check_cohort_sizes()
+        roles = [b.role for b in self.balancers]
+        if roles.count("active") != 1 or roles.count("standby") < 1:
+            raise ValueError(
+                f"balancers: expected exactly one with role active and at least one standby, got roles {roles}"
+            )
+        names = sorted(b.name for b in self.balancers)
+        groups = sorted(g.name for g in self.dns.resolvers)
+        for i, fault in enumerate(self.faults):
+            if isinstance(fault, BalancerDown) and fault.target not in names:
+                raise ValueError(f"faults[{i}].target: {fault.target!r} is not a balancer; expected one of {names}")
+            if isinstance(fault, InstanceDown) and fault.count > self.backends.instances:
+                raise ValueError(
+                    f"faults[{i}].count: {fault.count} exceeds backends.instances ({self.backends.instances})"
+                )
+            if fault.at >= self.end:
+                raise ValueError(
+                    f"faults[{i}].at: {format_duration(fault.at)} is not before the end of the run "
+                    f"(warmup + duration = {format_duration(self.end)})"
+                )
+        for i, cohort in enumerate(self.clients):
+            if cohort.resolver_group is not None and cohort.resolver_group not in groups:
+                raise ValueError(
+                    f"clients[{i}].resolver_group: {cohort.resolver_group!r} is not a resolver group; expected one of {groups}"
+                )
+        for i, exp in enumerate(self.expect):
+            if exp.strategy not in self.strategies:
+                raise ValueError(f"expect[{i}].strategy: {exp.strategy!r} is not run; strategies are {self.strategies}")
+        return self
+
+    def _check_cohort_sizes(self) -> None:
+        shares = [c.share for c in self.clients if c.share is not None]
+        if not shares:
+            if self.population is not None:
+                raise ValueError("population: only used with cohort shares; every cohort here gives a count")
+            return
+        if len(shares) != len(self.clients):
+            raise ValueError("clients: give every cohort a count, or every cohort a share, not a mix")
+        if self.population is None:
+            raise ValueError("population: cohort shares need a top-level population (the total number of clients)")
+        total = sum(shares)
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"clients: cohort shares must sum to 1, got {total:.12g}")
+
+    # -- derived views --------------------------------------------------------
+
+    def cohort_sizes(self) -> dict[str, int]:
+        """Clients per cohort, shares turned into counts by largest remainder."""
+        if self.population is None or self.clients[0].count is not None:
+            return {c.name: int(c.count or 0) for c in self.clients}
+        exact = [c.share * self.population for c in self.clients if c.share is not None]
+        counts = [math.floor(x) for x in exact]
+        for i in sorted(range(len(exact)), key=lambda i: counts[i] - exact[i])[: self.population - sum(counts)]:
+            counts[i] += 1
+        return {c.name: n for c, n in zip(self.clients, counts, strict=True)}
+
+    @property
+    def active(self) -> Balancer:
+        return next(b for b in self.balancers if b.role == "active")
+
+    @property
+    def standby(self) -> Balancer:
+        return next(b for b in self.balancers if b.role == "standby")
+
+    @property
+    def end(self) -> float:
+        return self.warmup + self.duration
+
+    def to_document(self) -> dict[str, Any]:
+        """The scenario with every default filled in, in the units a user writes."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def _unique(names: list[str], path: str, what: str) -> None:
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            raise ValueError(f"{path}[{i}]: {what} {name!r} appears twice; names must be unique")
+        seen.add(name)

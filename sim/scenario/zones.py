@@ -1,0 +1,176 @@
+"""Zone rules: where a CNAME may stand (RFC 1034 3.6.2, RFC 2181 10.1, RFC 1912 2.4).
+
+A CNAME may not share its name with any other data, and the apex always
+holds SOA and NS, so a CNAME can never sit at the apex. Route 53 refuses the
+same ("RRSet of type MX ... is not permitted because a conflicting RRSet of
+type CNAME ... already exists").
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sim.scenario.models import Record, Scenario
+
+APEX = "@"
+
+_FIX_APEX = (
+    "publish an alias record instead (Route 53 alias, ANAME, CNAME flattening) or a static "
+    "address (an A record to an Elastic IP: strategy eip_remap)"
+)
+_FIX_BESIDE = (
+    "move the other records to another name, or publish an alias or a static address "
+    "(strategy eip_remap) instead of the CNAME"
+)
+
+
+@dataclass(frozen=True)
+class ZoneRecord:
+    """A record reduced to what the rules need: owner name (relative, `@` for apex) and type."""
+
+    name: str
+    type: str
+    value: str = ""
+    origin: str = "dns.records"
+
+
+@dataclass(frozen=True)
+class Violation:
+    record: ZoneRecord
+    rule: str
+    fix: str
+
+    def __str__(self) -> str:
+        r = self.record
+        return f"{r.name} {r.type} {r.value}".rstrip() + f" ({r.origin}): {self.rule}; fix: {self.fix}"
+
+
+def relative_name(name: str, zone: str) -> str:
+    """`www`, `www.example.com.` and `@` as the zone-relative form (`www`, `@`)."""
+    zone = zone.rstrip(".").lower()
+    name = name.strip().lower()
+    if name in ("@", "", zone + "."):
+        return APEX
+    if name.endswith("."):
+        bare = name[:-1]
+        if bare.endswith("." + zone):
+            return bare[: -len(zone) - 1]
+        return name  # out of zone: kept absolute so it never matches an in-zone name
+    return name
+
+
+def check(records: Iterable[ZoneRecord]) -> list[Violation]:
+    """Every CNAME rule a set of records breaks."""
+    by_name: dict[str, list[ZoneRecord]] = defaultdict(list)
+    for record in records:
+        by_name[record.name].append(record)
+    violations = []
+    for name, group in by_name.items():
+        cnames = [r for r in group if r.type == "CNAME"]
+        if not cnames:
+            continue
+        if name == APEX:
+            for r in cnames:
+                violations.append(
+                    Violation(r, "a CNAME cannot sit at the zone apex, which always holds SOA and NS (RFC 1034 3.6.2, RFC 1912 2.4)", _FIX_APEX)
+                )
+        others = sorted({r.type for r in group if r.type != "CNAME"} - ({"SOA", "NS"} if name == APEX else set()))
+        if others:
+            for r in cnames:
+                violations.append(
+                    Violation(
+                        r,
+                        f"a CNAME cannot coexist with other data at the same name; {name} also has {', '.join(others)} (RFC 1034 3.6.2, RFC 2181 10.1)",
+                        _FIX_BESIDE,
+                    )
+                )
+        if len(cnames) > 1:
+            violations.append(
+                Violation(cnames[1], f"a name may hold only one CNAME; {name} has {len(cnames)} (RFC 2181 10.1)", "keep one CNAME")
+            )
+    return violations
+
+
+def scenario_records(scenario: Scenario) -> list[ZoneRecord]:
+    zone = scenario.dns.zone
+    records = [ZoneRecord(APEX, "SOA", origin="implicit at the apex"), ZoneRecord(APEX, "NS", origin="implicit at the apex")]
+    for i, r in enumerate(scenario.dns.records):
+        records.append(_from_record(r, zone, f"dns.records[{i}]"))
+    return records
+
+
+def _from_record(record: Record, zone: str, origin: str) -> ZoneRecord:
+    return ZoneRecord(relative_name(record.name, zone), record.type, record.value, origin)
+
+
+# The record each strategy publishes at the service name.
+STRATEGY_RECORD_TYPE = {"cname_repoint": "CNAME", "eip_remap": "A"}
+
+
+def strategy_record(scenario: Scenario, strategy: str) -> ZoneRecord:
+    name = relative_name(scenario.dns.service_name, scenario.dns.zone)
+    rtype = STRATEGY_RECORD_TYPE[strategy]
+    value = f"{scenario.active.name}.balancer." if rtype == "CNAME" else "<static address>"
+    return ZoneRecord(name, rtype, value, f"strategy {strategy} at dns.service_name")
+
+
+def zone_violations(scenario: Scenario) -> list[Violation]:
+    """Violations of the zone as written, before any strategy adds its record."""
+    return check(scenario_records(scenario))
+
+
+def strategy_refusals(scenario: Scenario) -> dict[str, list[Violation]]:
+    """For each strategy of the scenario, the rules its record would break (empty: allowed)."""
+    base = scenario_records(scenario)
+    base_violations = {(v.record, v.rule) for v in check(base)}
+    out: dict[str, list[Violation]] = {}
+    for strategy in scenario.strategies:
+        record = strategy_record(scenario, strategy)
+        new = [v for v in check([*base, record]) if (v.record, v.rule) not in base_violations]
+        out[strategy] = new
+    return out
+
+
+def read_zone_file(path: str | Path, origin: str | None = None) -> tuple[str, list[ZoneRecord]]:
+    """Records of a standard zone file, with no merging of conflicting data.
+
+    dnspython's Zone object silently replaces other data when a CNAME is
+    added to a node, which would hide exactly the conflicts we look for, so
+    the records are read as a flat list of RRsets.
+    """
+    import dns.name
+    import dns.rdataclass
+    import dns.rdatatype
+    import dns.tokenizer
+    import dns.zonefile
+
+    text = Path(path).read_text(encoding="utf-8")
+    start = dns.name.from_text(origin) if origin else None
+    if start is None:
+        for line in text.splitlines():
+            if line.strip().upper().startswith("$ORIGIN"):
+                start = dns.name.from_text(line.split()[1])
+                break
+    if start is None:
+        raise ValueError(f"{path}: no $ORIGIN line; give the zone with --origin")
+    # read_rrsets() refuses $ORIGIN/$TTL, so drive its reader with directives on.
+    manager = dns.zonefile.RRSetsReaderManager(start, True, dns.rdataclass.IN)
+    with manager.writer(True) as txn:
+        tokenizer = dns.tokenizer.Tokenizer(text, str(path))
+        reader = dns.zonefile.Reader(tokenizer, dns.rdataclass.IN, txn, allow_directives=True, default_ttl=3600)
+        # The reader stops at the first CNAME conflict; we want every
+        # conflict, named with its rule and a fix, so its own check is lifted.
+        txn._check_put_rdataset.clear()
+        reader.read()
+    rrsets = manager.rrsets
+    zone = start.to_text(omit_final_dot=True)
+    records = []
+    for rrset in rrsets:
+        name = "@" if rrset.name == dns.name.empty else rrset.name.to_text()
+        rtype = dns.rdatatype.to_text(rrset.rdtype)
+        for rdata in rrset:
+            records.append(ZoneRecord(name.lower(), rtype, rdata.to_text(), str(path)))
+    return zone, records
