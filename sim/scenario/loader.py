@@ -100,15 +100,17 @@ def _parse_yaml(text: str, file: str) -> tuple[Any, yaml.Node | None]:
         raise ScenarioError([Problem(file, "", f"YAML error: {exc}")]) from None
     if data is None:
         raise ScenarioError(
-            [Problem(file, "", "the file holds no data; expected a scenario mapping (version: 1, name: ...)")]
+            [Problem(file, "", "the file is empty or holds only comments; expected a scenario mapping (version: 1, name: ...)")]
         )
     duplicates = list(_duplicate_keys(root, ""))
     if duplicates:
-        raise ScenarioError([Problem(file, path, f"key {key!r} appears twice", line) for path, key, line in duplicates])
+        raise ScenarioError(
+            [Problem(file, path, "this key appears twice in the same mapping; keep one", line) for path, line in duplicates]
+        )
     return data, root
 
 
-def _duplicate_keys(node: yaml.Node | None, path: str) -> Iterable[tuple[str, str, int]]:
+def _duplicate_keys(node: yaml.Node | None, path: str) -> Iterable[tuple[str, int]]:
     # PyYAML keeps the last of two equal keys without a word; a user who wrote
     # a key twice meant something by each.
     if isinstance(node, yaml.MappingNode):
@@ -116,7 +118,7 @@ def _duplicate_keys(node: yaml.Node | None, path: str) -> Iterable[tuple[str, st
         for key, value in node.value:
             name = str(key.value)
             if name in seen:
-                yield path, name, key.start_mark.line + 1
+                yield _join(path, name), key.start_mark.line + 1
             seen.add(name)
             yield from _duplicate_keys(value, _join(path, name))
     elif isinstance(node, yaml.SequenceNode):

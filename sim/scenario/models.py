@@ -51,6 +51,21 @@ Dist = Annotated[
     PlainSerializer(lambda d: d.describe(), when_used="json"),
 ]
 PositiveDuration = Annotated[Duration, Field(gt=0)]
+
+
+def _lifetime(value: Any) -> float:
+    if isinstance(value, str) and value.strip() in ("never", "inf"):
+        return math.inf
+    return parse_duration(value)
+
+
+# A duration that may be `never` (no limit), such as a connection's maximum age.
+Lifetime = Annotated[
+    float,
+    BeforeValidator(_lifetime),
+    Field(gt=0),
+    PlainSerializer(lambda s: "never" if math.isinf(s) else format_duration(s), when_used="json"),
+]
 NonNegativeDuration = Annotated[Duration, Field(ge=0)]
 
 STRATEGIES = ("cname_repoint", "eip_remap")
@@ -171,7 +186,7 @@ class Cohort(Strict):
     # glibc, Go and Node keep no answer cache (REFERENCES.md, "Caches").
     stub_cache: CachePolicy = NoCache(kind="none")
     keepalive: NonNegativeDuration = 0.0
-    max_connection_age: PositiveDuration = math.inf
+    max_connection_age: Lifetime = math.inf
     retry: Retry = Retry()
     resolver_group: str | None = None
 

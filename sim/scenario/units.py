@@ -68,13 +68,15 @@ def format_duration(seconds: float) -> str:
     """The shortest exact unit form, so `validate --show` reads like the input."""
     if math.isinf(seconds):
         return "inf"
+    if seconds == 0:
+        return "0s"
     for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0)):
         count = seconds / size
         if seconds >= size and abs(count - round(count)) < 1e-9:
             return f"{round(count)}{unit}"
     if seconds < 1 and abs(seconds * 1000 - round(seconds * 1000)) < 1e-9:
         return f"{round(seconds * 1000)}ms"
-    return f"{seconds:g}s"
+    return f"{seconds:.15g}s"
 
 
 # --- distributions ---------------------------------------------------------

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Quick start, command 2: set up what the tests need and run them.
+# Debian packages for the real-component tests (haproxy, nginx, unbound, wrk)
+# are installed when this runs as root; otherwise those tests skip with the
+# reason, and under CI=true such a skip is a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh test
+missing=()
+for tool in haproxy nginx unbound wrk; do
+  command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test: installing Debian packages: ${missing[*]}" >&2
+    apt-get update -qq >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 \
+      || echo "test: could not install ${missing[*]}; their tests will skip (and fail under CI=true)" >&2
+  else
+    echo "test: not root; ${missing[*]} missing: their tests will skip (and fail under CI=true)" >&2
+  fi
+fi
+echo "test: ruff" >&2
+.venv/bin/ruff check sim tests
+echo "test: pytest" >&2
+exec .venv/bin/python -m pytest -q "$@"
