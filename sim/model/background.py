@@ -1,0 +1,126 @@
+"""Slow background processes: ELB node churn and scaling, instance failures, autoscaling.
+
+They change which addresses exist and how many instances serve; the
+request path sees their effect only through the objects it already reads.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from sim.model.world import REFUSE, UP, Balancer, Endpoint
+from sim.policy.health import HealthState
+
+if TYPE_CHECKING:
+    from sim.model.engine import Replication
+
+# How often a balancer looks at its load per node to decide on scaling.
+SCALING_CHECK = 10.0
+
+
+def start(rep: Replication) -> None:
+    sc = rep.scenario
+    for spec in sc.balancers:
+        balancer = rep.balancers[spec.name]
+        if spec.churn is not None:
+            rep.env.process(_churn(rep, balancer, spec.churn, spec.drain))
+        if spec.scale_delay is not None:
+            rep.env.process(_node_scaling(rep, balancer, spec))
+    if sc.backends.failures is not None:
+        for inst in list(rep.instances):
+            rep.env.process(_failures(rep, inst))
+    if sc.backends.autoscaling is not None:
+        rep.env.process(_autoscaling(rep))
+
+
+def _churn(rep: Replication, balancer: Balancer, mean_between: float, drain: float):  # type: ignore[no-untyped-def]
+    """ELB replaces node addresses now and then: the new one is published at
+    once; the old one keeps answering for `drain`, then refuses. Clients that
+    hold the old address (resolve-once proxies, caches kept forever, pooled
+    connections) then fail, with no outage anywhere."""
+    rng = rep.rng["control"]
+    while True:
+        # Each node is replaced on average every `mean_between`.
+        yield rep.env.timeout(rng.exponential(mean_between / max(1, len(balancer.nodes))))
+        old = balancer.nodes[int(rng.integers(len(balancer.nodes)))]
+        balancer.nodes.remove(old)
+        rep._add_node(balancer)
+        rep.auth.balancers[balancer.name] = rep._published(balancer)
+        rep.env.process(_retire(rep, old, drain))
+
+
+def _retire(rep: Replication, node: Endpoint, drain: float):  # type: ignore[no-untyped-def]
+    yield rep.env.timeout(drain)
+    node.retired = True
+
+
+def _node_scaling(rep: Replication, balancer: Balancer, spec):  # type: ignore[no-untyped-def]
+    """Nodes are added when the load per node passes capacity, after a delay."""
+    rng = rep.rng["control"]
+    while True:
+        balancer.requests = 0
+        yield rep.env.timeout(SCALING_CHECK)
+        per_node = balancer.requests / SCALING_CHECK / max(1, len(balancer.nodes))
+        if per_node > spec.capacity and not balancer.scaling:
+            balancer.scaling = True
+            rep.env.process(_add_node_later(rep, balancer, float(spec.scale_delay.sample(rng, 1)[0])))
+
+
+def _add_node_later(rep: Replication, balancer: Balancer, delay: float):  # type: ignore[no-untyped-def]
+    yield rep.env.timeout(delay)
+    rep._add_node(balancer)
+    balancer.front.capacity += balancer.capacity
+    rep.auth.balancers[balancer.name] = rep._published(balancer)
+    balancer.scaling = False
+
+
+def _failures(rep: Replication, inst):  # type: ignore[no-untyped-def]
+    spec = rep.scenario.backends.failures
+    rng = rep.rng["faults"]
+    while not inst.removed:
+        yield rep.env.timeout(rng.exponential(spec.mtbf))
+        if inst.mode is UP and not inst.removed:
+            rep._kill(inst, REFUSE)
+            yield rep.env.timeout(float(spec.repair.sample(rng, 1)[0]))
+            inst.mode = UP
+
+
+def _autoscaling(rep: Replication):  # type: ignore[no-untyped-def]
+    """Target tracking: every `period`, size the fleet so that utilization
+    (busy workers over all workers, sampled each second) meets the target;
+    new instances serve after `launch_delay` and once health checks pass."""
+    spec = rep.scenario.backends.autoscaling
+    rng = rep.rng["control"]
+    env = rep.env
+    pending = 0
+
+    def launched(_event) -> None:  # type: ignore[no-untyped-def]
+        nonlocal pending
+        pending -= 1
+        rep._launch_instance(healthy=False)
+
+    while True:
+        busy = 0.0
+        samples = 0
+        for _ in range(max(1, int(spec.period))):
+            yield env.timeout(spec.period / max(1, int(spec.period)))
+            serving = [i for i in rep.instances if not i.removed and i.mode is UP]
+            busy += sum(i.busy for i in serving) / max(1, sum(i.workers for i in serving))
+            samples += 1
+        utilization = busy / samples
+        live = [i for i in rep.instances if not i.removed]
+        desired = math.ceil(len(live) * utilization / spec.target_utilization)
+        desired = min(spec.max, max(spec.min, desired))
+        if desired > len(live) + pending:
+            for _ in range(desired - len(live) - pending):
+                pending += 1
+                rep._later(float(spec.launch_delay.sample(rng, 1)[0]), launched, None)
+        elif desired < len(live) and pending == 0:
+            for inst in sorted(live, key=lambda i: i.outstanding)[: len(live) - desired]:
+                inst.draining = True
+                inst.removed = True  # no new work; what it holds finishes
+            rep._eligible = None
+
+
+__all__ = ["start", "HealthState"]

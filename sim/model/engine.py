@@ -1,0 +1,640 @@
+"""The discrete-event model (SimPy): the reference engine.
+
+One replication of one strategy. Requests are not SimPy processes: each is a
+chain of callbacks on timeout events (an arrival, then a service completion),
+about two events per request, because a generator per request would make the
+model several times slower than the bare SimPy loop it is measured against.
+Every decision (caches, balancing, health checks, reuse, failover plans) comes
+from sim.policy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import simpy
+from simpy.events import Timeout
+
+from sim.model.dns import Authoritative, Resolver
+from sim.model.world import BLACKHOLE, REFUSE, UP, Address, Balancer, Endpoint, Instance
+from sim.policy.balancing import eligible, make_balancing_policy
+from sim.policy.cache import CachePolicy, equilibrium_residual
+from sim.policy.failover import make_plan
+from sim.policy.health import HealthState, first_probe_at, probe_duration, probe_ok, probe_step
+from sim.scenario import build
+from sim.scenario import models as m
+
+OUTCOMES = ("ok", "refused", "timeout", "error_5xx", "dns_error", "shed")
+OK, REFUSED, TIMEOUT, ERROR_5XX, DNS_ERROR, SHED = range(6)
+# A balancer's connect timeout towards a blackholed instance. HAProxy has no
+# default; 5 s is the value its documentation's examples use [I].
+CONNECT_TIMEOUT = 5.0
+STREAMS = ("arrivals", "clients", "priming", "dns", "service", "control", "balancing", "faults", "traffic")
+
+
+@dataclass
+class ReplicationOutput:
+    """The tables of one (strategy, replication), in sim.results' columns."""
+
+    metrics: dict[str, float]
+    clients: pd.DataFrame
+    timeline: pd.DataFrame
+
+
+class Cohort:
+    __slots__ = ("attempts", "keepalive", "name", "rate", "reuse", "stub", "timeout")
+
+    def __init__(self, spec: m.Cohort) -> None:
+        self.name = spec.name
+        self.rate = spec.rate
+        self.stub: CachePolicy = build.cache_policy(spec.stub_cache)
+        self.reuse = build.reuse(spec)
+        self.keepalive = spec.keepalive
+        rule = build.retry(spec)
+        self.attempts = rule.attempts
+        self.timeout = rule.timeout
+
+
+class Client:
+    __slots__ = (
+        "addr",
+        "cohort",
+        "conn",
+        "conn_endpoint",
+        "conn_last",
+        "conn_opened",
+        "failed",
+        "fault_at",
+        "first_fail",
+        "id",
+        "recovered",
+        "resolver",
+        "rotation",
+        "stub_expires",
+        "stub_value",
+    )
+
+    def __init__(self, id: int, cohort: Cohort, resolver: Resolver) -> None:
+        self.id = id
+        self.cohort = cohort
+        self.resolver = resolver
+        self.stub_value: tuple | None = None
+        self.stub_expires = -math.inf
+        self.rotation = 0
+        self.conn: Address | None = None  # the address of the open connection, if any
+        self.conn_endpoint: Endpoint | None = None  # where it led when it was opened
+        self.conn_opened = 0.0
+        self.conn_last = 0.0
+        self.addr: Address | None = None  # the address this client last sent to
+        self.first_fail: float | None = None
+        self.fault_at = math.nan
+        self.recovered: float | None = None
+        self.failed = 0
+
+
+class Request:
+    __slots__ = ("attempt", "client", "issued", "started")
+
+    def __init__(self, client: Client, now: float) -> None:
+        self.client = client
+        self.issued = now
+        self.started = now
+        self.attempt = 0
+
+
+class _Draws:
+    """Numbers drawn in blocks: one numpy call per thousand uses, not per use."""
+
+    __slots__ = ("_it", "_make")
+
+    def __init__(self, make: Callable[[], np.ndarray]) -> None:
+        self._make = make
+        self._it: Iterator[float] = iter(())
+
+    def next(self) -> float:
+        try:
+            return next(self._it)
+        except StopIteration:
+            self._it = iter(self._make().tolist())
+            return next(self._it)
+
+
+class Replication:
+    """One strategy on one seed. `run()` returns its tables."""
+
+    def __init__(self, scenario: m.Scenario, strategy: str, seed: np.random.SeedSequence, replication: int = 0):
+        self.scenario = scenario
+        self.strategy = strategy
+        self.replication = replication
+        self.env = simpy.Environment()
+        # One stream per purpose, spawned in a fixed order: both strategies see
+        # the same arrivals and the same client layout (common random numbers).
+        self.rng = dict(zip(STREAMS, (np.random.default_rng(s) for s in seed.spawn(len(STREAMS))), strict=True))
+        self.end = scenario.end
+        self.warmup = scenario.warmup
+        seconds = int(math.ceil(self.end)) + 1
+        self.counts = [[0] * seconds for _ in OUTCOMES]
+        self.dns_counts = [0] * seconds
+        self.old_target = [0] * seconds
+        self.latencies: list[float] = []
+        self.issued = 0
+        self.finished = 0
+        self.in_system: list[int] = []  # requests held by instances, sampled each second (Little's law)
+        self.fault_times = sorted(f.at for f in scenario.faults)
+        self.thinning: dict[int, float] = {}  # cohort index -> share of arrivals kept
+        self.detected_at: float | None = None
+        self._build()
+
+    # -- construction ---------------------------------------------------------------
+
+    def _build(self) -> None:
+        sc = self.scenario
+        self.balancers = {b.name: Balancer(b.name, b.role, b.capacity) for b in sc.balancers}
+        self.addresses: list[Address] = []
+        self.node_address: dict[Endpoint, Address] = {}
+        for spec in sc.balancers:
+            balancer = self.balancers[spec.name]
+            balancer.front.capacity = spec.nodes * spec.capacity
+            for _ in range(spec.nodes):
+                self._add_node(balancer)
+        self.active = self.balancers[sc.active.name]
+        self.standby = self.balancers[sc.standby.name]
+        published = {name: self._published(b) for name, b in self.balancers.items()}
+        if self.strategy == "eip_remap":
+            self.eip = Address("static", self.active.front)
+            self.addresses.append(self.eip)
+            service: object = (self.eip,)
+        else:
+            service = self.active.name
+        self.auth = Authoritative(service, sc.dns.service_ttl, sc.dns.balancer_ttl, published, self._count_dns)
+        self._build_resolvers_and_clients()
+        self._build_backends()
+
+    def _add_node(self, balancer: Balancer) -> Endpoint:
+        node = Endpoint(f"{balancer.name}-{len(self.node_address)}", balancer, self._capacity(balancer))
+        address = Address(f"{node.name}-ip", node)
+        self.node_address[node] = address
+        self.addresses.append(address)
+        balancer.nodes.append(node)
+        return node
+
+    def _capacity(self, balancer: Balancer) -> float:
+        return balancer.capacity
+
+    def _published(self, balancer: Balancer) -> tuple:
+        return tuple(self.node_address[n] for n in balancer.nodes)
+
+    def _build_resolvers_and_clients(self) -> None:
+        sc = self.scenario
+        rng = self.rng["clients"]
+        groups: dict[str, list[Resolver]] = {}
+        for g in sc.dns.resolvers:
+            policy = build.cache_policy(g.policy)
+            groups[g.name] = [Resolver(g.name, policy, self.auth, self.rng["dns"]) for _ in range(g.count)]
+        names = [g.name for g in sc.dns.resolvers]
+        shares = np.array([g.share for g in sc.dns.resolvers])
+        self.cohorts: list[tuple[Cohort, list[Client]]] = []
+        self.clients: list[Client] = []
+        query_rate: dict[Resolver, float] = {}
+        spread = dict.fromkeys(groups, 0)
+        sizes = sc.cohort_sizes()
+        for spec in sc.clients:
+            cohort = Cohort(spec)
+            n = sizes[spec.name]
+            if spec.resolver_group is not None:
+                picks = [spec.resolver_group] * n
+            else:
+                picks = [names[i] for i in rng.choice(len(names), size=n, p=shares / shares.sum())]
+            members = []
+            for name in picks:
+                # scenario-v1: clients are spread over a group's resolvers evenly.
+                pool = groups[name]
+                resolver = pool[spread[name] % len(pool)]
+                spread[name] += 1
+                client = Client(len(self.clients), cohort, resolver)
+                members.append(client)
+                self.clients.append(client)
+                query_rate[resolver] = query_rate.get(resolver, 0.0) + self._resolver_load(cohort)
+            self.cohorts.append((cohort, members))
+        self.resolvers = [r for pool in groups.values() for r in pool]
+        prng = self.rng["priming"]
+        for resolver in self.resolvers:
+            resolver.prime(0.0, query_rate.get(resolver, 0.0), prng)
+        for client in self.clients:
+            self._prime_client(client, prng)
+
+    def _resolver_load(self, cohort: Cohort) -> float:
+        # Queries a client sends its resolver: one per stub-cache cycle, a cycle
+        # being the stub lifetime plus the wait for the next request.
+        life = cohort.stub.lifetime(self.scenario.dns.service_ttl / 2, self.rng["priming"])
+        return 1.0 / (life + 1.0 / cohort.rate) if not math.isinf(life) else 0.0
+
+    def _prime_client(self, client: Client, rng: np.random.Generator) -> None:
+        """Stub cache and connection as a random moment of steady state finds them."""
+        cohort = client.cohort
+        addresses, ttl = self._initial_answer()
+        life = cohort.stub.lifetime(ttl, rng)
+        if math.isinf(life) or rng.random() < life / (life + 1.0 / cohort.rate):
+            client.stub_value = addresses
+            client.stub_expires = equilibrium_residual(cohort.stub, ttl, rng)
+        client.rotation = int(rng.integers(len(addresses)))
+        address = addresses[client.rotation % len(addresses)]
+        client.addr = address
+        address.users += 1
+        if cohort.keepalive > 0:
+            idle = rng.exponential(1.0 / cohort.rate)  # time since its last request
+            if idle < cohort.keepalive:
+                age = cohort.reuse.max_age
+                opened = -idle - (rng.random() * (age - idle) if math.isfinite(age) and age > idle else 0.0)
+                if math.isinf(age):
+                    opened = -math.inf
+                client.conn, client.conn_endpoint = address, address.endpoint
+                client.conn_opened, client.conn_last = opened, -idle
+
+    def _initial_answer(self) -> tuple[tuple, float]:
+        value = self.auth.value
+        if isinstance(value, tuple):
+            return value, self.scenario.dns.service_ttl
+        return self.auth.balancers[value], min(self.scenario.dns.service_ttl, self.scenario.dns.balancer_ttl)
+
+    def _build_backends(self) -> None:
+        spec = self.scenario.backends
+        self.health_spec = build.health_check(spec.health_check)
+        self.instances: list[Instance] = []
+        self._eligible: list[Instance] | None = None
+        self.policy = make_balancing_policy(spec.policy)
+        draws = spec.service_time
+        srng = self.rng["service"]
+        self.service = _Draws(lambda: draws.sample(srng, 4096))
+        for _ in range(spec.instances):
+            self._launch_instance(healthy=True)
+
+    def _launch_instance(self, healthy: bool) -> Instance:
+        spec = self.scenario.backends
+        inst = Instance(len(self.instances), spec.workers, spec.queue_limit, HealthState(healthy, 0, 0))
+        inst.healthy = healthy
+        self.instances.append(inst)
+        self._eligible = None
+        self.env.process(self._check_instance(inst))
+        return inst
+
+    # -- running ----------------------------------------------------------------------
+
+    def run(self) -> ReplicationOutput:
+        env = self.env
+        for i, (cohort, members) in enumerate(self.cohorts):
+            arrivals = np.random.default_rng(np.random.SeedSequence(self.rng["arrivals"].integers(2**63)))
+            env.process(self._arrivals(cohort, members, arrivals, i))
+        for fault in self.scenario.faults:
+            env.process(self._fault(fault))
+        env.process(self._detector())
+        env.process(self._sampler())
+        self._background()
+        env.run(until=self.end)
+        return self._output()
+
+    def _arrivals(self, cohort: Cohort, members: list[Client], rng: np.random.Generator, index: int):  # type: ignore[no-untyped-def]
+        rate = cohort.rate * len(members)
+        if rate <= 0:
+            return
+        env, n, issue = self.env, len(members), self._issue
+        while True:
+            gaps = rng.exponential(1.0 / rate, 1024).tolist()
+            picks = rng.integers(0, n, 1024).tolist()
+            coins = rng.random(1024).tolist()
+            for gap, pick, coin in zip(gaps, picks, coins, strict=True):
+                yield env.timeout(gap)
+                factor = self.thinning.get(index, 1.0)
+                if factor >= 1.0 or coin < factor:
+                    issue(members[pick])
+
+    # -- the request path ---------------------------------------------------------
+
+    def _issue(self, client: Client) -> None:
+        self.issued += 1
+        self._attempt(Request(client, self.env.now))
+
+    def _attempt(self, req: Request) -> None:
+        now = self.env.now
+        req.started = now
+        client = req.client
+        cohort = client.cohort
+        endpoint = None
+        address = client.conn
+        if address is not None:
+            if cohort.reuse.can_reuse(client.conn_opened, client.conn_last, now):
+                if address.endpoint is not client.conn_endpoint:
+                    # The address moved: its open connection is reset, once.
+                    client.conn = None
+                    return self._failed(req, REFUSED, 0.0)
+                endpoint = client.conn_endpoint
+            else:
+                client.conn = None
+        if endpoint is None:
+            addresses = client.stub_value if now < client.stub_expires else None
+            if addresses is None:
+                answer = client.resolver.resolve(now)
+                if answer is None:
+                    return self._failed(req, DNS_ERROR, 0.0)
+                addresses, ttl = answer
+                client.stub_value = addresses
+                client.stub_expires = now + cohort.stub.lifetime(ttl, self.rng["dns"])
+                client.rotation += 1
+            address = addresses[(client.rotation + req.attempt) % len(addresses)]
+            endpoint = address.endpoint
+            if cohort.keepalive > 0:
+                client.conn, client.conn_endpoint, client.conn_opened = address, endpoint, now
+        if client.addr is not address:
+            if client.addr is not None:
+                client.addr.users -= 1
+            address.users += 1  # type: ignore[union-attr]
+            client.addr = address
+        client.conn_last = now
+        mode = endpoint.mode
+        if mode is not UP:
+            client.conn = None
+            if mode is REFUSE:
+                return self._failed(req, REFUSED, 0.0)
+            return self._failed(req, TIMEOUT, cohort.timeout)
+        if not endpoint.admit(now):
+            return self._failed(req, SHED, 0.0)
+        self._forward(req, self.scenario.backends.retries, ())
+
+    def _forward(self, req: Request, retries: int, tried: tuple) -> None:
+        """The balancer picks an eligible instance; a refused connect is retried elsewhere."""
+        candidates = self._eligible
+        if candidates is None:
+            candidates = self._eligible = eligible(self.instances)
+        if tried:
+            candidates = [i for i in candidates if i not in tried]
+        if not candidates:
+            return self._failed(req, ERROR_5XX, 0.0)  # 503: no healthy upstream
+        inst = self.policy.pick(candidates, self.rng["balancing"])
+        if inst.mode is not UP:
+            if inst.mode is REFUSE:
+                if retries > 0:
+                    return self._forward(req, retries - 1, (*tried, inst))
+                return self._failed(req, ERROR_5XX, 0.0)  # 502
+            timeout = req.client.cohort.timeout
+            if timeout <= CONNECT_TIMEOUT:
+                return self._failed(req, TIMEOUT, timeout)
+            self._later(CONNECT_TIMEOUT, self._connect_timed_out, (req, retries, (*tried, inst)))
+            return
+        if inst.busy < inst.workers:
+            inst.busy += 1
+            inst.outstanding += 1
+            self._later(self.service.next() + self.scenario.rtt, self._served, (req, inst, inst.generation))
+        elif len(inst.queue) >= inst.queue_limit:
+            self._failed(req, SHED, 0.0)
+        else:
+            inst.outstanding += 1
+            inst.queue.append(req)
+
+    def _connect_timed_out(self, event: Timeout) -> None:
+        req, retries, tried = event.value
+        if retries > 0:
+            self._forward(req, retries - 1, tried)
+        else:
+            self._failed(req, ERROR_5XX, 0.0)  # 504
+
+    def _served(self, event: Timeout) -> None:
+        req, inst, generation = event.value
+        if generation != inst.generation:
+            # The instance died with this request in service: the balancer sees
+            # the connection reset (502), or the client waits out its timeout.
+            return self._lost(req, inst)
+        inst.outstanding -= 1
+        if inst.queue:
+            self._later(self.service.next() + self.scenario.rtt, self._served, (inst.queue.popleft(), inst, generation))
+        else:
+            inst.busy -= 1
+        now = self.env.now
+        cohort = req.client.cohort
+        if now - req.started > cohort.timeout:
+            # The client gave up before the answer came: a timeout, retried from
+            # now rather than from the moment it gave up (an approximation that
+            # only matters when queues grow past the client's timeout).
+            return self._failed(req, TIMEOUT, 0.0)
+        self._finish(req, OK, now)
+
+    def _later(self, delay: float, callback: Callable[[Timeout], None], value: object) -> None:
+        event = Timeout(self.env, delay, value)
+        event.callbacks.append(callback)  # type: ignore[union-attr]
+
+    def _failed(self, req: Request, outcome: int, cost: float) -> None:
+        if cost > 0:
+            self._later(cost, self._after_cost, (req, outcome))
+            return
+        if req.attempt + 1 < req.client.cohort.attempts:
+            req.attempt += 1
+            self._attempt(req)
+        else:
+            self._finish(req, outcome, self.env.now)
+
+    def _after_cost(self, event: Timeout) -> None:
+        req, outcome = event.value
+        self._failed(req, outcome, 0.0)
+
+    def _finish(self, req: Request, outcome: int, now: float) -> None:
+        if req.attempt < 0:
+            raise AssertionError("a request ended twice")  # conservation of requests
+        req.attempt = -1
+        self.finished += 1
+        self.counts[outcome][int(req.issued)] += 1
+        if req.issued < self.warmup:
+            return
+        client = req.client
+        if outcome == OK:
+            self.latencies.append(now - req.issued)
+            if client.first_fail is not None and client.recovered is None and now > client.first_fail:
+                client.recovered = now
+            return
+        faults = self.fault_times
+        if faults and now >= faults[0]:
+            client.failed += 1
+            if client.first_fail is None:
+                client.first_fail = now
+                client.fault_at = max(t for t in faults if t <= now)
+
+    def _count_dns(self, now: float) -> None:
+        self.dns_counts[int(now)] += 1
+
+    # -- control plane ------------------------------------------------------------
+
+    def _fault(self, fault: m.BalancerDown | m.InstanceDown | m.Traffic | m.DnsDown):  # type: ignore[no-untyped-def]
+        env = self.env
+        yield env.timeout(fault.at)
+        if isinstance(fault, m.BalancerDown):
+            balancer = self.balancers[fault.target]
+            balancer.mode = REFUSE if fault.mode == "refuse" else BLACKHOLE
+            if fault.for_ is not None:
+                yield env.timeout(fault.for_)
+                balancer.mode = UP
+        elif isinstance(fault, m.InstanceDown):
+            up = [i for i in self.instances if i.mode is UP and not i.removed]
+            picks = self.rng["faults"].choice(len(up), size=min(fault.count, len(up)), replace=False)
+            victims = [up[int(k)] for k in picks]
+            for inst in victims:
+                self._kill(inst, REFUSE if fault.mode == "refuse" else BLACKHOLE)
+            yield env.timeout(fault.for_)
+            for inst in victims:
+                inst.mode = UP
+        elif isinstance(fault, m.DnsDown):
+            self.auth.down = True
+            yield env.timeout(fault.for_)
+            self.auth.down = False
+        else:
+            yield from self._traffic(fault)
+
+    def _traffic(self, fault: m.Traffic):  # type: ignore[no-untyped-def]
+        if fault.factor < 1:
+            self.thinning = {i: fault.factor for i in range(len(self.cohorts))}
+            yield self.env.timeout(fault.for_)
+            self.thinning = {}
+            return
+        until = self.env.now + fault.for_
+        rng = self.rng["traffic"]
+        for cohort, members in self.cohorts:
+            self.env.process(self._extra_arrivals(cohort, members, (fault.factor - 1) * cohort.rate * len(members), until, rng))
+        yield self.env.timeout(fault.for_)
+
+    def _extra_arrivals(self, cohort: Cohort, members: list[Client], rate: float, until: float, rng: np.random.Generator):  # type: ignore[no-untyped-def]
+        while True:
+            yield self.env.timeout(rng.exponential(1.0 / rate))
+            if self.env.now >= until:
+                return
+            self._issue(members[int(rng.integers(len(members)))])
+
+    def _kill(self, inst: Instance, mode: str) -> None:
+        inst.mode = mode
+        inst.generation += 1
+        lost = list(inst.queue)
+        inst.queue.clear()
+        inst.busy = 0
+        inst.outstanding = 0
+        for req in lost:
+            self._lost(req, inst)
+        # Requests in service are failed when their completion fires (generation).
+
+    def _lost(self, req: Request, inst: Instance) -> None:
+        if inst.mode is BLACKHOLE:
+            wait = req.started + req.client.cohort.timeout - self.env.now
+            self._failed(req, TIMEOUT, max(0.0, wait))
+        else:
+            self._failed(req, ERROR_5XX, 0.0)
+
+    def _detector(self):  # type: ignore[no-untyped-def]
+        """Health checks on the active balancer (or an operator), then the plan."""
+        spec = build.failover(self.scenario.failover, self.scenario.dns.propagation)
+        plan = make_plan(self.strategy, spec)
+        rng = self.rng["control"]
+        env = self.env
+        if spec.detection == "operator":
+            faults = [f for f in self.scenario.faults if isinstance(f, m.BalancerDown) and f.target == self.active.name]
+            if not faults:
+                return
+            yield env.timeout(faults[0].at + (spec.delay or 0.0))
+        else:
+            hc = spec.health_check()
+            state = HealthState()
+            yield env.timeout(first_probe_at(float(rng.random()), hc))
+            while True:
+                outcome = "ok" if self.active.mode is UP else self.active.mode
+                took = probe_duration(outcome, hc)
+                if took:
+                    yield env.timeout(took)
+                state, transition = probe_step(state, probe_ok(outcome), hc)
+                if transition == "down":
+                    break
+                yield env.timeout(hc.interval)
+        self.detected_at = env.now
+        for action in plan.actions_after_detection(env.now, rng):
+            yield env.timeout(max(0.0, action.at - env.now))
+            self._apply(action.kind)
+
+    def _apply(self, kind: str) -> None:
+        if kind == "propagated":
+            self.auth.value = self.standby.name
+        elif kind == "address_moved":
+            self.eip.endpoint = self.standby.front
+
+    def _check_instance(self, inst: Instance):  # type: ignore[no-untyped-def]
+        hc = self.health_spec
+        env = self.env
+        yield env.timeout(first_probe_at(float(self.rng["control"].random()), hc))
+        while not inst.removed:
+            outcome = "ok" if inst.mode is UP else inst.mode
+            took = probe_duration(outcome, hc)
+            if took:
+                yield env.timeout(took)
+            inst.health, transition = probe_step(inst.health, probe_ok(outcome), hc)
+            if transition is not None:
+                inst.healthy = transition == "up"
+                self._eligible = None
+            yield env.timeout(hc.interval)
+
+    def _sampler(self):  # type: ignore[no-untyped-def]
+        """Once a second: how many clients send to an address that leads nowhere."""
+        env = self.env
+        while True:
+            second = int(env.now)
+            self.old_target[second] = sum(a.users for a in self.addresses if a.endpoint.mode is not UP)
+            self.in_system.append(sum(i.outstanding for i in self.instances))
+            yield env.timeout(1.0)
+
+    def _background(self) -> None:
+        from sim.model.background import start
+
+        start(self)
+
+    # -- output -------------------------------------------------------------------
+
+    def _output(self) -> ReplicationOutput:
+        start = int(math.floor(self.warmup))
+        seconds = len(self.dns_counts) - 1
+        counts = np.array(self.counts, dtype=np.int64)[:, :seconds]
+        timeline = pd.DataFrame({"t": np.arange(seconds, dtype=np.int64)})
+        timeline["requests"] = counts.sum(axis=0)
+        for i, name in enumerate(OUTCOMES):
+            timeline[name] = counts[i]
+        timeline["on_old_target"] = np.array(self.old_target[:seconds], dtype=np.int64)
+        timeline["dns_queries"] = np.array(self.dns_counts[:seconds], dtype=np.int64)
+        measured = counts[:, start:]
+        requests = int(measured.sum())
+        failed = int(measured[1:].sum())
+        affected = [c for c in self.clients if c.first_fail is not None]
+        recovery = np.array(
+            [(c.recovered - c.fault_at) if c.recovered is not None else np.nan for c in affected], dtype=float
+        )
+        clients = pd.DataFrame(
+            {
+                "client": np.array([c.id for c in affected], dtype=np.int64),
+                "cohort": [c.cohort.name for c in affected],
+                "resolver_group": [c.resolver.group for c in affected],
+                "recovery_s": recovery,
+                "failed": np.array([c.failed for c in affected], dtype=np.int64),
+                "fault_at": np.array([c.fault_at for c in affected], dtype=float),
+            }
+        )
+        lat = np.array(self.latencies) * 1000.0
+        stragglers = float(np.mean(~(recovery <= 300.0))) if len(affected) else 0.0
+        metrics = {
+            "requests": requests,
+            "failed": failed,
+            "clients_affected": len(affected),
+            "stragglers_5m": stragglers,
+            "latency_ms_p50": float(np.percentile(lat, 50)) if lat.size else math.nan,
+            "latency_ms_p99": float(np.percentile(lat, 99)) if lat.size else math.nan,
+            "dns_queries": int(sum(self.dns_counts[start:])),
+            "dropped": int(measured[SHED].sum()),
+        }
+        return ReplicationOutput(metrics, clients, timeline)
+
+
+def simulate(scenario: m.Scenario, strategy: str, seed: np.random.SeedSequence, replication: int = 0) -> ReplicationOutput:
+    """Run one replication of one strategy."""
+    return Replication(scenario, strategy, seed, replication).run()
