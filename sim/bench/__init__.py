@@ -1,0 +1,1 @@
+"""Benchmarks: results saved with the command that produced them (not tests)."""
