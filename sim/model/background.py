@@ -10,7 +10,6 @@ import math
 from typing import TYPE_CHECKING
 
 from sim.model.world import REFUSE, UP, Balancer, Endpoint
-from sim.policy.health import HealthState
 
 if TYPE_CHECKING:
     from sim.model.engine import Replication
@@ -117,10 +116,11 @@ def _autoscaling(rep: Replication):  # type: ignore[no-untyped-def]
                 pending += 1
                 rep._later(float(spec.launch_delay.sample(rng, 1)[0]), launched, None)
         elif desired < len(live) and pending == 0:
-            for inst in sorted(live, key=lambda i: i.outstanding)[: len(live) - desired]:
-                inst.draining = True
-                inst.removed = True  # no new work; what it holds finishes
+            # Scale in one instance a period: target tracking removes capacity
+            # conservatively, so a brief dip does not throw away a fleet.
+            inst = min(live, key=lambda i: i.outstanding)
+            inst.draining = True
+            inst.removed = True  # no new work; what it holds finishes
             rep._eligible = None
+        rep.fleet.append((env.now, len([i for i in rep.instances if not i.removed]) + pending))
 
-
-__all__ = ["start", "HealthState"]

@@ -144,6 +144,7 @@ class Replication:
         self.issued = 0
         self.finished = 0
         self.in_system: list[int] = []  # requests held by instances, sampled each second (Little's law)
+        self.fleet: list[tuple[float, int]] = []  # (time, instances live or launching) at each scaling decision
         self.fault_times = sorted(f.at for f in scenario.faults)
         self.thinning: dict[int, float] = {}  # cohort index -> share of arrivals kept
         self.detected_at: float | None = None
@@ -491,6 +492,9 @@ class Replication:
             yield from self._traffic(fault)
 
     def _traffic(self, fault: m.Traffic):  # type: ignore[no-untyped-def]
+        if fault.factor == 1:
+            yield self.env.timeout(fault.for_)
+            return
         if fault.factor < 1:
             self.thinning = {i: fault.factor for i in range(len(self.cohorts))}
             yield self.env.timeout(fault.for_)
