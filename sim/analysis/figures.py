@@ -1,0 +1,119 @@
+"""Figures of a run: success rate over time, and the CDF of per-client recovery.
+
+Okabe-Ito colours (safe for the common colour-vision deficiencies), labelled
+axes with units, the scenario name and the date in every title.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
+STYLES = ("-", "--", "-.", ":")
+
+
+def _title(what: str, scenario: str) -> str:
+    return f"{what}: {scenario} ({dt.date.today().isoformat()})"
+
+
+def _style(ax: plt.Axes) -> None:
+    ax.grid(True, alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+def plot_success_rate(
+    timeline: pd.DataFrame,
+    *,
+    scenario: str,
+    fault_times: Sequence[float] = (),
+    window: tuple[float, float] | None = None,
+    bin_s: int = 10,
+) -> Figure:
+    """Share of requests that succeeded, per strategy, in bins of `bin_s` seconds
+    (pooled over replications); dotted lines mark the faults."""
+    fig, ax = plt.subplots(figsize=(9, 4.8), layout="constrained")
+    for i, (strategy, frame) in enumerate(timeline.groupby("strategy", sort=False)):
+        bins = (frame["t"] // bin_s) * bin_s
+        grouped = frame.groupby(bins)[["ok", "requests"]].sum()
+        rate = grouped["ok"] / grouped["requests"].where(grouped["requests"] > 0)
+        minutes = grouped.index.to_numpy() / 60.0
+        ax.step(minutes, 100 * rate.to_numpy(), where="post", color=OKABE_ITO[i % 8], ls=STYLES[i % 4], lw=2, label=strategy)
+    for k, t in enumerate(fault_times):
+        ax.axvline(t / 60.0, color="0.3", ls=":", lw=1.2, label="fault" if k == 0 else None)
+    if window:
+        ax.set_xlim(window[0] / 60.0, window[1] / 60.0)
+    ax.set_xlabel("time since start (min)")
+    ax.set_ylabel(f"requests that succeeded (%, per {bin_s} s)")
+    ax.set_ylim(-2, 102)
+    ax.set_title(_title("Success rate over time", scenario))
+    ax.legend(loc="lower right", frameon=False)
+    _style(ax)
+    return fig
+
+
+def _ecdf(values: np.ndarray, total: int) -> tuple[np.ndarray, np.ndarray]:
+    # Unrecovered clients (NaN) keep the curve below 1: the gap is the share
+    # that never came back within the run.
+    x = np.sort(values[~np.isnan(values)])
+    y = np.arange(1, x.size + 1) / max(1, total)
+    return x, y
+
+
+def plot_recovery_cdf(clients: pd.DataFrame, *, scenario: str, by: str = "strategy") -> Figure:
+    """Empirical CDF of per-client recovery (from the fault to the first success).
+
+    by="strategy": one line per strategy. by="cohort": one panel per strategy,
+    one line per cohort. A curve that stays below 100% shows clients that never
+    recovered within the run.
+    """
+    if by not in ("strategy", "cohort"):
+        raise ValueError(f"by must be 'strategy' or 'cohort', got {by!r}")
+    strategies = list(pd.unique(clients["strategy"]))
+    panels = strategies if by == "cohort" else [None]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels) + 1.5, 4.8), layout="constrained", squeeze=False, sharey=True)
+    positive = clients["recovery_s"].dropna()
+    log = bool(len(positive)) and positive.max() / max(positive.min(), 1e-3) > 50
+    cohorts = list(pd.unique(clients["cohort"]))
+    for ax, strategy in zip(axes[0], panels, strict=True):
+        if by == "strategy":
+            groups = [(s, clients[clients["strategy"] == s]) for s in strategies]
+        else:
+            here = clients[clients["strategy"] == strategy]
+            groups = [(c, here[here["cohort"] == c]) for c in cohorts]
+        for i, (name, frame) in enumerate(groups):
+            if frame.empty:
+                continue
+            x, y = _ecdf(frame["recovery_s"].to_numpy(dtype=float), len(frame))
+            colour = OKABE_ITO[(strategies.index(name) if by == "strategy" else cohorts.index(name)) % 8]
+            never = 1 - (y[-1] if y.size else 0.0)
+            label = f"{name} (n={len(frame)}" + (f", {100 * never:.0f}% never)" if never > 0.005 else ")")
+            ax.step(x, 100 * y, where="post", color=colour, ls=STYLES[i % 4], lw=2, label=label)
+        if log:
+            ax.set_xscale("log")
+        ax.set_xlabel("recovery after the fault (s" + (", log scale)" if log else ")"))
+        ax.set_ylim(-2, 102)
+        if strategy is not None:
+            ax.set_title(strategy)
+        ax.legend(loc="lower right", frameon=False, fontsize=9)
+        _style(ax)
+    axes[0][0].set_ylabel("affected clients recovered (%)")
+    what = "Recovery per client" + (" by cohort" if by == "cohort" else "")
+    fig.suptitle(_title(what, scenario))
+    return fig
+
+
+def figure_png(fig: Figure, dpi: int = 110) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    return buffer.getvalue()

@@ -1,0 +1,79 @@
+"""The side-by-side table of a summary: one row per metric, one column per strategy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+# (label, dotted metric, format of the value, unit); the order a reader scans in.
+ROWS: tuple[tuple[str, str, str, str], ...] = (
+    ("availability", "availability", "pct", "%"),
+    ("requests", "requests", "int", ""),
+    ("failed requests", "failed", "int", ""),
+    ("clients affected", "clients_affected", "int", ""),
+    ("recovery mean", "recovery_s.mean", "sec", "s"),
+    ("recovery p50", "recovery_s.p50", "sec", "s"),
+    ("recovery p90", "recovery_s.p90", "sec", "s"),
+    ("recovery p99", "recovery_s.p99", "sec", "s"),
+    ("recovery max", "recovery_s.max", "sec", "s"),
+    ("never recovered", "recovery_s.unrecovered", "pct", "%"),
+    ("stragglers after 5 min", "stragglers_5m", "pct", "%"),
+    ("latency p50", "latency_ms.p50", "ms", "ms"),
+    ("latency p99", "latency_ms.p99", "ms", "ms"),
+    ("DNS queries (authoritative)", "dns_queries", "int", ""),
+    ("dropped (shed)", "dropped", "int", ""),
+)
+
+
+def _get(metrics: dict[str, Any], dotted: str) -> Any:
+    node: Any = metrics
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _fmt(value: Any, kind: str) -> str:
+    if value is None:
+        return "-"
+    if kind == "pct":
+        return f"{100 * value:.3f}" if value > 0.99 else f"{100 * value:.1f}"
+    if kind == "int":
+        return f"{value:,.0f}"
+    if kind == "ms":
+        return f"{value:.1f}"
+    return f"{value:.1f}"
+
+
+def _cell(metrics: dict[str, Any], dotted: str, kind: str) -> str:
+    text = _fmt(_get(metrics, dotted), kind)
+    ci = metrics.get("ci95", {}).get(dotted)
+    if ci and ci[0] is not None and ci[1] is not None:
+        text += f" [{_fmt(ci[0], kind)}, {_fmt(ci[1], kind)}]"
+    return text
+
+
+def summary_table(summary: dict[str, Any]) -> pd.DataFrame:
+    """Rows = metrics (with unit), columns = strategies; cells "value [95% CI]"."""
+    strategies = summary["strategies"]
+    data = {name: [_cell(m, dotted, kind) for _, dotted, kind, _ in ROWS] for name, m in strategies.items()}
+    index = [f"{label} ({unit})" if unit else label for label, _, _, unit in ROWS]
+    return pd.DataFrame(data, index=index)
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """The table for a terminal, with a heading naming the scenario and the run."""
+    table = summary_table(summary)
+    head = (
+        f"{summary['scenario']}: {summary['replications']} replications, seed {summary['seed']}, "
+        f"engine {summary['engine']}; values are means over replications [95% CI]; "
+        "recovery is per affected client, pooled"
+    )
+    width = max(len(i) for i in table.index)
+    cols = [max(len(c), *(len(v) for v in table[c])) for c in table.columns]
+    lines = [head, "", " " * width + "  " + "  ".join(c.rjust(w) for c, w in zip(table.columns, cols, strict=True))]
+    for label, row in table.iterrows():
+        lines.append(str(label).ljust(width) + "  " + "  ".join(v.rjust(w) for v, w in zip(row, cols, strict=True)))
+    return "\n".join(lines)

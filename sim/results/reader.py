@@ -1,0 +1,141 @@
+"""Read a results folder back: the tables with their schema dtypes and the JSON files."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sim.results.schema import TABLES, from_table, to_table
+from sim.results.writer import FILES
+
+__all__ = ["RunResults", "open_run", "summary_frame"]
+
+SUMMARY_FRAME_COLUMNS: tuple[str, ...] = ("strategy", "metric", "mean", "ci_low", "ci_high")
+
+
+def _number(value: Any) -> float:
+    # JSON null stands for an undefined value (see writer.to_jsonable): NaN here.
+    return math.nan if value is None else float(value)
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, float]) -> None:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
+    elif value is None or isinstance(value, int | float):
+        out[prefix] = _number(value)
+
+
+def summary_frame(summary: dict[str, Any]) -> pd.DataFrame:
+    """The summary.json dict as a tidy frame: strategy, metric, mean, ci_low, ci_high.
+
+    Nested metrics get dotted names (``recovery_s.p99``), as in the contract;
+    metrics without a confidence interval have NaN bounds.
+    """
+    rows: list[dict[str, Any]] = []
+    for strategy, metrics in summary.get("strategies", {}).items():
+        values: dict[str, float] = {}
+        _flatten("", {k: v for k, v in metrics.items() if k != "ci95"}, values)
+        ci: dict[str, Any] = metrics.get("ci95", {})
+        for metric, value in values.items():
+            low, high = ci.get(metric) or (None, None)
+            rows.append(
+                {
+                    "strategy": strategy,
+                    "metric": metric,
+                    "mean": value,
+                    "ci_low": _number(low),
+                    "ci_high": _number(high),
+                }
+            )
+    frame = pd.DataFrame(rows, columns=list(SUMMARY_FRAME_COLUMNS))
+    return frame.astype({"mean": float, "ci_low": float, "ci_high": float})
+
+
+@dataclass(frozen=True)
+class RunResults:
+    """One run's results folder, loaded."""
+
+    path: Path
+    summary: dict[str, Any]
+    manifest: dict[str, Any]
+    clients: pd.DataFrame
+    timeline: pd.DataFrame
+    replications: pd.DataFrame
+    figures: dict[str, Path] = field(default_factory=dict)  # stem -> PNG path
+
+    @property
+    def summary_frame(self) -> pd.DataFrame:
+        """``summary`` as a tidy frame (see :func:`summary_frame`)."""
+        return summary_frame(self.summary)
+
+
+def _require(folder: Path, name: str) -> Path:
+    path = folder / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{folder} is not a results folder: {name} is missing "
+            f"(expected {', '.join(FILES.values())})"
+        )
+    return path
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _read_table(path: Path, schema: pa.Schema) -> pd.DataFrame:
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise ValueError(f"{path}: not a readable Parquet file: {exc}") from exc
+    try:
+        # Round-trip through the schema: checks columns and pins the dtypes.
+        return from_table(to_table(table.to_pandas(), schema))
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+def open_run(path: str | os.PathLike[str]) -> RunResults:
+    """Load the results folder at ``path``.
+
+    Raises FileNotFoundError when the folder or one of its files is missing, and
+    ValueError naming the file when a file is corrupt or has the wrong columns.
+    """
+    folder = Path(path)
+    if not folder.exists():
+        raise FileNotFoundError(f"results folder {folder} does not exist")
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a results folder: it is a file, not a directory")
+    summary = _read_json(_require(folder, FILES["summary"]))
+    manifest = _read_json(_require(folder, FILES["manifest"]))
+    tables = {
+        name: _read_table(_require(folder, FILES[name]), schema) for name, schema in TABLES.items()
+    }
+    figures_dir = folder / "figures"
+    figures = (
+        {p.stem: p for p in sorted(figures_dir.glob("*.png"))} if figures_dir.is_dir() else {}
+    )
+    return RunResults(
+        path=folder,
+        summary=summary,
+        manifest=manifest,
+        clients=tables["clients"],
+        timeline=tables["timeline"],
+        replications=tables["replications"],
+        figures=figures,
+    )

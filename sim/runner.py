@@ -1,0 +1,262 @@
+"""Running a scenario: replications, seeds, the results folder, the table.
+
+`run()` is the Python API; the `failover-sim run` command is a thin layer on
+top of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import sim
+from sim.scenario import Scenario, ScenarioError, load_file, strategy_refusals, zone_violations
+
+ENGINES = ("des",)
+Progress = Callable[[int, int, str], None]
+
+
+class RunError(Exception):
+    """Input that cannot be run (exit status 2 at the command line)."""
+
+
+@dataclass
+class Results:
+    """Everything one run produced, in memory; `write()` puts it in a folder."""
+
+    scenario: Scenario
+    engine: str
+    seed: int
+    summary: dict
+    replications: pd.DataFrame
+    clients: pd.DataFrame
+    timeline: pd.DataFrame
+    manifest: dict
+    refused: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def summary_frame(self) -> pd.DataFrame:
+        from sim.results.reader import summary_frame
+
+        return summary_frame(self.summary)
+
+    def table(self) -> str:
+        from sim.analysis import format_table
+
+        return format_table(self.summary)
+
+    def plot_success_rate(self):  # type: ignore[no-untyped-def]
+        from sim.analysis.figures import plot_success_rate
+
+        return plot_success_rate(
+            self.timeline, scenario=self.scenario.name, fault_times=[f.at for f in self.scenario.faults]
+        )
+
+    def plot_recovery_cdf(self, by: str = "strategy"):  # type: ignore[no-untyped-def]
+        from sim.analysis.figures import plot_recovery_cdf
+
+        return plot_recovery_cdf(self.clients, scenario=self.scenario.name, by=by)
+
+    def figures(self) -> dict[str, bytes]:
+        from sim.analysis.figures import figure_png
+
+        out = {"success_rate": figure_png(self.plot_success_rate())}
+        if len(self.clients):
+            out["recovery_cdf"] = figure_png(self.plot_recovery_cdf())
+            out["recovery_cdf_by_cohort"] = figure_png(self.plot_recovery_cdf(by="cohort"))
+        return out
+
+    def write(self, out_dir: str | Path) -> Path:
+        from sim.results.writer import write_run
+
+        return write_run(
+            Path(out_dir),
+            summary=self.summary,
+            clients=self.clients,
+            timeline=self.timeline,
+            replications=self.replications,
+            manifest=self.manifest,
+            figures=self.figures(),
+        )
+
+
+def runnable_strategies(scenario: Scenario, wanted: Sequence[str] | None = None) -> tuple[list[str], dict[str, str]]:
+    """The strategies that can run, and the reason for each one the zone rules refuse."""
+    violations = zone_violations(scenario)
+    if violations:
+        raise RunError("the zone breaks the CNAME rules: " + "; ".join(str(v) for v in violations))
+    refusals = {k: str(v[0]) for k, v in strategy_refusals(scenario).items() if v}
+    if wanted:
+        unknown = [s for s in wanted if s not in scenario.strategies]
+        if unknown:
+            raise RunError(f"strategy {unknown[0]!r} is not in the scenario's strategies {scenario.strategies}")
+        refused = [s for s in wanted if s in refusals]
+        if refused:
+            raise RunError(f"strategy {refused[0]} is refused: {refusals[refused[0]]}")
+        return list(wanted), {}
+    runnable = [s for s in scenario.strategies if s not in refusals]
+    if not runnable:
+        raise RunError("every strategy is refused by the zone rules: " + "; ".join(refusals.values()))
+    return runnable, refusals
+
+
+def run(
+    scenario: Scenario,
+    engine: str = "des",
+    replications: int | None = None,
+    strategies: Sequence[str] | None = None,
+    seed: int | None = None,
+    progress: Progress | None = None,
+) -> Results:
+    """Run every (runnable) strategy for every replication, on common random numbers.
+
+    Replication k of every strategy gets the same child of
+    `SeedSequence(seed)`, so strategies are compared on identical arrivals.
+    """
+    if engine not in ENGINES:
+        raise RunError(f"engine {engine!r} is not available; expected one of {list(ENGINES)}")
+    from sim.analysis import summarize
+    from sim.model import simulate
+    from sim.results.manifest import manifest as make_manifest
+
+    reps = replications or scenario.replications
+    seed = scenario.seed if seed is None else seed
+    names, refused = runnable_strategies(scenario, strategies)
+    children = np.random.SeedSequence(seed).spawn(reps)
+    rows, clients, timelines = [], [], []
+    started = time.perf_counter()
+    total, done = reps * len(names), 0
+    for k, child in enumerate(children):
+        for strategy in names:
+            # A fresh copy of the child per strategy: each must draw the same numbers.
+            out = simulate(scenario, strategy, np.random.SeedSequence(child.entropy, spawn_key=child.spawn_key), k)
+            rows.append({"strategy": strategy, "replication": k, **out.metrics})
+            for frame, into in ((out.clients, clients), (out.timeline, timelines)):
+                frame = frame.copy()
+                frame.insert(0, "replication", k)
+                frame.insert(0, "strategy", strategy)
+                into.append(frame)
+            done += 1
+            if progress:
+                progress(done, total, f"{strategy} replication {k + 1}/{reps}")
+    wall = time.perf_counter() - started
+    replications_df = pd.DataFrame(rows)
+    clients_df = pd.concat(clients, ignore_index=True)
+    timeline_df = pd.concat(timelines, ignore_index=True)
+    summary = summarize(
+        replications_df,
+        clients_df,
+        scenario=scenario.name,
+        engine=engine,
+        seed=seed,
+        version=sim.__version__,
+        fault_times=[f.at for f in scenario.faults],
+    )
+    if refused:
+        summary["refused"] = refused
+    doc = scenario.to_document()
+    manifest = make_manifest(doc, engine=engine, wall_time_s=wall, seed=seed, replications=reps)
+    return Results(scenario, engine, seed, summary, replications_df, clients_df, timeline_df, manifest, refused)
+
+
+# --- the command --------------------------------------------------------------------
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run a scenario and write its results folder",
+        description="Run every strategy of a scenario for every replication (common random numbers), "
+        "write the results folder (summary.json, clients.parquet, timeline.parquet, manifest.json, "
+        "figures) and print the side-by-side table. Exit 2 on input it cannot run.",
+        epilog="examples:\n  failover-sim run\n  failover-sim run scenarios/elb-blowup.yaml --replications 20 --out /tmp/r\n"
+        "  failover-sim run scenarios/apex-with-mail.yaml --strategy eip_remap",
+    )
+    p.add_argument("scenario", nargs="?", default=None, help="scenario YAML (default: scenarios/elb-blowup.yaml)")
+    p.add_argument("--out", help="results folder (default: results/<scenario>/<UTC timestamp>/)")
+    p.add_argument("--replications", type=_positive_int, help="override the scenario's replications")
+    p.add_argument("--seed", type=_non_negative_int, help="override the scenario's seed")
+    p.add_argument("--strategy", action="append", metavar="NAME", help="run only this strategy (repeatable)")
+    p.add_argument("--engine", default="des", choices=list(ENGINES), help="des: the SimPy model (default)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_run)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text}")
+    return value
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from sim.cli import DEFAULT_SCENARIO
+
+    path = Path(args.scenario) if args.scenario else DEFAULT_SCENARIO
+    if not path.is_file():
+        print(f"{path}: cannot read: no such file", file=sys.stderr)
+        return 2
+    try:
+        scenario = load_file(path)
+    except ScenarioError as exc:
+        print(f"{path}: cannot run: the scenario is invalid", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else _default_out(scenario)
+    if out.exists() and any(out.iterdir()):
+        print(f"{out}: cannot write: the folder exists and is not empty", file=sys.stderr)
+        return 2
+    progress = None if args.quiet or not sys.stderr.isatty() else _bar()
+    try:
+        results = run(scenario, args.engine, args.replications, args.strategy, args.seed, progress)
+    except RunError as exc:
+        print(f"{path}: cannot run: {exc}", file=sys.stderr)
+        return 2
+    if progress:
+        print(file=sys.stderr)
+    for strategy, reason in results.refused.items():
+        print(f"strategy {strategy} refused: {reason}")
+    written = results.write(out)
+    print(results.table())
+    print(f"\nresults: {written}")
+    for name in sorted((written / "figures").glob("*.png")):
+        print(f"figure:  {name}")
+    return 0
+
+
+def _default_out(scenario: Scenario) -> Path:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return Path("results") / scenario.name / stamp
+
+
+def _bar() -> Progress:
+    started = time.perf_counter()
+
+    def show(done: int, total: int, what: str) -> None:
+        elapsed = time.perf_counter() - started
+        left = elapsed / done * (total - done)
+        filled = int(30 * done / total)
+        print(
+            f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} {what}, {elapsed:.0f}s, ~{left:.0f}s left   ",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return show
