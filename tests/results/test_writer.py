@@ -1,0 +1,94 @@
+"""Atomic writes: a writer killed half-way leaves nothing under the final name."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim.results import (
+    CLIENTS_SCHEMA,
+    open_run,
+    validate_frame,
+    write_json_atomic,
+    write_parquet_atomic,
+    write_run,
+)
+
+CHILD = r"""
+import sys, time, numpy as np, pandas as pd
+from pathlib import Path
+import sim.results.writer as w
+from sim.results import CLIENTS_SCHEMA
+target, marker, kind = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+def stop(tmp):
+    marker.write_text(str(tmp))   # half-way: the first chunk is on disk
+    time.sleep(60)                # the parent kills us here
+w._after_chunk = stop
+if kind == "parquet":
+    n = 200_000
+    df = pd.DataFrame({"strategy": ["s"] * n, "replication": 0, "client": np.arange(n), "cohort": "c",
+                       "resolver_group": "g", "recovery_s": 1.0, "failed": 1, "fault_at": 0.0})
+    w.write_parquet_atomic(target, df, CLIENTS_SCHEMA, chunk_rows=1000)
+else:
+    w.write_bytes_atomic(target, b"x" * (5 << 20))
+"""
+
+
+@pytest.mark.parametrize("kind", ["parquet", "bytes"])
+def test_writer_killed_half_way_leaves_no_final_file(tmp_path: Path, kind: str) -> None:
+    target, marker = tmp_path / "out" / "table.parquet", tmp_path / "marker"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(target), str(marker), kind])
+    deadline = time.monotonic() + 30
+    while not marker.exists():
+        assert child.poll() is None, "the writer ended before it was killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    tmp = Path(marker.read_text())
+    assert tmp.exists() and tmp.stat().st_size > 0  # the write really was under way
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=10)
+    assert not target.exists()
+    assert all(p.name.startswith(".") for p in target.parent.iterdir())
+
+
+def test_json_and_parquet_round_trip(tmp_path: Path) -> None:
+    write_json_atomic(tmp_path / "a.json", {"x": np.float64(1.5), "nan": float("nan"), "n": np.int64(3)})
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1.5, "nan": None, "n": 3}
+    df = pd.DataFrame({"strategy": ["s"], "replication": [0], "client": [7], "cohort": ["c"], "resolver_group": ["g"],
+                       "recovery_s": [np.nan], "failed": [2], "fault_at": [10.0]})
+    write_parquet_atomic(tmp_path / "c.parquet", df, CLIENTS_SCHEMA)
+    back = pd.read_parquet(tmp_path / "c.parquet")
+    assert back.client.tolist() == [7] and np.isnan(back.recovery_s[0])
+
+
+def test_schema_names_missing_and_extra_columns() -> None:
+    with pytest.raises(ValueError, match="recovery_s"):
+        validate_frame(pd.DataFrame({"strategy": ["s"]}), CLIENTS_SCHEMA)
+
+
+def test_write_run_refuses_a_non_empty_folder_and_an_exception_leaves_nothing(tmp_path: Path) -> None:
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "x").write_text("x")
+    with pytest.raises(FileExistsError):
+        write_run(full, summary={}, clients=pd.DataFrame(), timeline=pd.DataFrame(), replications=pd.DataFrame(), manifest={})
+    # bad tables fail validation half-way through building the folder: nothing stays
+    out = tmp_path / "r"
+    with pytest.raises(ValueError):
+        write_run(out, summary={"a": 1}, clients=pd.DataFrame({"bad": [1]}), timeline=pd.DataFrame(),
+                  replications=pd.DataFrame(), manifest={})
+    assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["full"]
+
+
+def test_open_run_on_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
+    with pytest.raises((FileNotFoundError, ValueError), match="summary.json"):
+        open_run(tmp_path)
