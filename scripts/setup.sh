@@ -17,6 +17,12 @@ spec="."
 [ -n "$extras" ] && spec=".[$extras]"
 echo "setup: installing $spec into .venv" >&2
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec" 2>&1 \
-  | grep -v "^WARNING: Location" || true
+log=$(mktemp)
+if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec" >"$log" 2>&1; then
+  grep -v "^WARNING: Location" "$log" >&2
+  rm -f "$log"
+  echo "setup: pip install failed (above)" >&2
+  exit 2
+fi
+rm -f "$log"
 .venv/bin/python -c 'import sim' # fails loudly if the install did not work

@@ -9,7 +9,6 @@ not either rate, is the figure: absolute speed moves 30% between runs here.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
