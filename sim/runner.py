@@ -207,7 +207,7 @@ def _non_negative_int(text: str) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from sim.cli import DEFAULT_SCENARIO
 
-    path = Path(args.scenario) if args.scenario else DEFAULT_SCENARIO
+    path = Path(args.scenario) if args.scenario else _default_scenario(DEFAULT_SCENARIO)
     if not path.is_file():
         print(f"{path}: cannot read: no such file", file=sys.stderr)
         return 2
@@ -238,6 +238,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     for name in sorted((written / "figures").glob("*.png")):
         print(f"figure:  {name}")
     return 0
+
+
+def _default_scenario(relative: Path) -> Path:
+    # From the checkout's root the relative path works; from elsewhere, the
+    # scenarios folder beside the installed (editable) package.
+    if relative.is_file():
+        return relative
+    beside = Path(sim.__file__).resolve().parent.parent / relative
+    return beside if beside.is_file() else relative
 
 
 def _default_out(scenario: Scenario) -> Path:
