@@ -75,13 +75,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # serve and bench hand everything after their name to their own parsers,
+    # their --help included.
+    if argv[:1] == ["serve"]:
+        return _guarded(lambda: cmd_serve(argparse.Namespace(args=argv[1:])))
+    if argv[:1] == ["bench"] and argv[1:2] and argv[1] in ("model", "core"):
+        return _guarded(lambda: cmd_bench(argparse.Namespace(target=argv[1], args=argv[2:])))
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
+    return _guarded(lambda: args.func(args))
+
+
+def _guarded(command) -> int:  # type: ignore[no-untyped-def]
     try:
-        return int(args.func(args))
+        return int(command())
     except KeyboardInterrupt:
         print("interrupted; no results were written under the final name", file=sys.stderr)
         return 130

@@ -1,0 +1,873 @@
+"""``failover-sim bench core``: sim.core against HAProxy and nginx, on loopback.
+
+One run, the same tiny backend for all (nginx ``return 200`` with a 1 KiB body,
+or the package's asyncio backend when nginx is missing), the same pinning for
+all (balancer on one core, generator and backend on the other, as
+docs/BENCHMARKING.md asks), one worker each, knobs written out:
+
+- maximum throughput with wrk (closed loop, keep-alive), and the balancer's
+  requests per CPU-second of its own process (utime + stime over the run);
+- latency at 25/50/75% of each target's own maximum with an open-loop
+  generator that measures from the intended send time into an HdrHistogram
+  (no coordinated omission), reported as added latency over the direct run
+  at the same fraction of load.
+
+Targets: direct (no balancer), simcore, haproxy, nginx; modes http (L7) and
+tcp (L4). Output in ``--out``: the generated configs, results.json (raw
+histograms included), results.md (the table) and added-latency.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "run_bench"]
+
+BODY_SIZE = 1024
+TARGETS = ("direct", "simcore", "haproxy", "nginx")
+MODES = ("http", "tcp")
+
+
+# -- processes and CPU accounting -------------------------------------------------
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def _descendants(pid: int) -> list[int]:
+    out = [pid]
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                for child in f.read().split():
+                    out += _descendants(int(child))
+    except OSError:
+        pass
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` and its descendants (nginx's worker), in seconds."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in _descendants(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / tick
+
+
+def _pin(cpu: int | None) -> list[str]:
+    if cpu is None or shutil.which("taskset") is None:
+        return []
+    return ["taskset", "-c", str(cpu)]
+
+
+class Proc:
+    def __init__(self, argv: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.argv = argv
+        self.logf = open(log, "wb")  # noqa: SIM115 - lives as long as the process
+        self.p = subprocess.Popen(
+            argv, stdout=self.logf, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.p.pid
+
+    def stop(self) -> None:
+        if self.p.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.p.pid, signal.SIGTERM)
+            try:
+                self.p.wait(5)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.p.pid, signal.SIGKILL)
+                self.p.wait(5)
+        self.logf.close()
+
+
+# -- configurations, written out ----------------------------------------------------------
+
+
+def backend_nginx_conf(out: Path, port: int) -> str:
+    body = "x" * BODY_SIZE
+    return f"""# the shared tiny backend: 1 KiB fixed response
+worker_processes 1;
+daemon off;
+pid {out}/backend-nginx.pid;
+error_log {out}/backend-nginx.err warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path {out}/tmp; proxy_temp_path {out}/tmp; fastcgi_temp_path {out}/tmp;
+    uwsgi_temp_path {out}/tmp; scgi_temp_path {out}/tmp;
+    server {{
+        listen 127.0.0.1:{port} reuseport backlog=4096;
+        location / {{ default_type text/plain; return 200 "{body}"; }}
+    }}
+}}
+"""
+
+
+def simcore_conf(mode: str, port: int, backend: int) -> str:
+    return f"""# sim.core, knobs as in haproxy.cfg and nginx.conf
+name: bench
+mode: {mode}
+listen: 127.0.0.1:{port}
+workers: 1
+backends:
+  - {{name: b1, address: 127.0.0.1:{backend}}}
+health_check: {{kind: tcp, interval: 2s, timeout: 2s, rise: 2, fall: 3}}
+retries: {{count: 3}}
+timeouts: {{connect: 5s, header: 10s, client_idle: 60s, server: 30s}}
+upstream_pool: {{max_idle_per_backend: 256}}
+admin: null
+"""
+
+
+def haproxy_conf(mode: str, port: int, backend: int) -> str:
+    http = mode == "http"
+    return f"""# HAProxy, one thread, logging off, same checks/retries/timeouts as sim.core
+global
+    nbthread 1
+    maxconn 8000
+defaults
+    mode {mode}
+    retries 3
+    timeout connect 5s
+    timeout client 60s
+    timeout server 30s
+    {"timeout http-request 10s" if http else ""}
+    {"timeout http-keep-alive 60s" if http else ""}
+    {"option http-keep-alive" if http else ""}
+    {"http-reuse always" if http else ""}
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+backend be
+    balance roundrobin
+    server b1 127.0.0.1:{backend} check inter 2s fall 3 rise 2
+"""
+
+
+def nginx_conf(mode: str, port: int, backend: int, out: Path) -> str:
+    common = f"""# nginx as a proxy, one worker, logging off, upstream keep-alive on
+worker_processes 1;
+daemon off;
+pid {out}/nginx-{mode}.pid;
+error_log {out}/nginx-{mode}.err warn;
+events {{ worker_connections 20000; }}
+"""
+    if mode == "tcp":
+        return (
+            common
+            + f"""stream {{
+    upstream be {{ server 127.0.0.1:{backend} max_fails=3 fail_timeout=10s; }}
+    server {{ listen 127.0.0.1:{port}; proxy_pass be; proxy_connect_timeout 5s; proxy_timeout 60s; }}
+}}
+"""
+        )
+    return (
+        common
+        + f"""http {{
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path {out}/tmp; proxy_temp_path {out}/tmp; fastcgi_temp_path {out}/tmp;
+    uwsgi_temp_path {out}/tmp; scgi_temp_path {out}/tmp;
+    upstream be {{ server 127.0.0.1:{backend} max_fails=3 fail_timeout=10s; keepalive 256; }}
+    server {{
+        listen 127.0.0.1:{port};
+        keepalive_timeout 60s;
+        client_header_timeout 10s;
+        location / {{
+            proxy_pass http://be;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_connect_timeout 5s;
+            proxy_read_timeout 30s;
+            proxy_next_upstream error timeout;
+            proxy_next_upstream_tries 4;
+        }}
+    }}
+}}
+"""
+    )
+
+
+def nginx_stream_module() -> str | None:
+    for path in (
+        "/usr/lib/nginx/modules/ngx_stream_module.so",
+        "/usr/share/nginx/modules/ngx_stream_module.so",
+    ):
+        if os.path.exists(path):
+            return path
+    return None
+
+
+# -- the open-loop generator (runs in its own process, pinned with the backend) ----------
+
+
+_CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:[ \t]*([0-9]+)")
+
+
+class _GenConn(asyncio.Protocol):
+    """One keep-alive connection of the generator.
+
+    It reads just enough to find where each response ends (the head's end
+    and its Content-Length: every target answers that way here), which
+    costs a few microseconds less per request than a full parse: on a
+    shared core the generator's speed bounds which loads can be measured.
+    """
+
+    __slots__ = ("gen", "transport", "buf", "need", "intended")
+
+    def __init__(self, gen: OpenLoop) -> None:
+        self.gen = gen
+        self.transport: Any = None
+        self.buf = bytearray()
+        self.need = -1
+        self.intended = 0.0
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.gen.idle.append(self)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        while True:
+            if self.need < 0:
+                end = buf.find(b"\r\n\r\n")
+                if end < 0:
+                    return
+                m = _CONTENT_LENGTH.search(buf, 0, end + 2)
+                self.need = end + 4 + (int(m.group(1)) if m else 0)
+            if len(buf) < self.need:
+                return
+            del buf[: self.need]
+            self.need = -1
+            self.gen.done(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        gen = self.gen
+        if self in gen.idle:
+            gen.idle.remove(self)
+        elif gen.running:
+            gen.errors += 1
+            gen.lost += 1
+
+
+class OpenLoop:
+    """Requests at a fixed rate whatever the answers do; latency from the intended send time."""
+
+    def __init__(
+        self, port: int, rate: float, duration: float, warmup: float, connections: int
+    ) -> None:
+        from hdrh.histogram import HdrHistogram
+
+        self.port = port
+        self.rate = rate
+        self.duration = duration
+        self.warmup = warmup
+        self.connections = connections
+        self.hist = HdrHistogram(1, 60_000_000, 3)  # microseconds
+        self.idle: deque[_GenConn] = deque()
+        self.backlog: deque[float] = deque()
+        self.errors = 0
+        self.lost = 0
+        self.sent = 0
+        self.completed = 0
+        self.running = False
+        self.request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+        self.loop = asyncio.get_running_loop()
+        self.start = 0.0
+        self.measure_from = 0.0
+        self.max_backlog = 0
+
+    def send(self, conn: _GenConn, intended: float) -> None:
+        conn.intended = intended
+        self.sent += 1
+        conn.transport.write(self.request)
+
+    def done(self, conn: _GenConn) -> None:
+        now = self.loop.time()
+        if conn.intended >= self.measure_from:
+            self.hist.record_value(max(1, int((now - conn.intended) * 1e6)))
+            self.completed += 1
+        if self.backlog:
+            self.send(conn, self.backlog.popleft())
+        else:
+            self.idle.append(conn)
+
+    async def run(self) -> dict[str, Any]:
+        loop = self.loop
+        for _ in range(self.connections):
+            await loop.create_connection(lambda: _GenConn(self), "127.0.0.1", self.port)
+        self.running = True
+        self.start = loop.time() + 0.05
+        self.measure_from = self.start + self.warmup
+        end = self.start + self.warmup + self.duration
+        interval = 1.0 / self.rate
+        k = 0
+        # a 0.5 ms ticker issues every request whose intended time has come:
+        # one timer per tick, not per request, so the generator keeps up longer
+        while True:
+            now = loop.time()
+            if now >= end:
+                break
+            while True:
+                t = self.start + k * interval
+                if t > now or t >= end:
+                    break
+                k += 1
+                if self.idle:
+                    self.send(self.idle.popleft(), t)
+                else:
+                    self.backlog.append(t)
+            if len(self.backlog) > self.max_backlog:
+                self.max_backlog = len(self.backlog)
+            if len(self.backlog) > self.rate * 5:
+                break  # five seconds behind: overloaded, stop measuring nonsense
+            await asyncio.sleep(0.0005)
+        # let the requests in flight finish (they count: they were sent on time)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                while len(self.idle) < self.connections - self.lost and (
+                    self.backlog or self.sent > self.completed
+                ):
+                    await asyncio.sleep(0.01)
+        self.running = False
+        h = self.hist
+        expected = self.rate * self.duration
+        return {
+            # the generator fell behind its own schedule: what it measured is
+            # (partly) its own queue, so this step is not reported as latency
+            "saturated": self.completed < 0.95 * expected
+            or self.max_backlog > max(10, self.rate * 0.05),
+            "max_backlog": self.max_backlog,
+            "rate": self.rate,
+            "intended": k,
+            "completed": self.completed,
+            "errors": self.errors,
+            "backlog_left": len(self.backlog),
+            "p50_us": h.get_value_at_percentile(50),
+            "p90_us": h.get_value_at_percentile(90),
+            "p99_us": h.get_value_at_percentile(99),
+            "p999_us": h.get_value_at_percentile(99.9),
+            "max_us": h.get_max_value(),
+            "hdr": h.encode().decode(),
+        }
+
+
+def _loadgen_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="sim.bench.core _loadgen")
+    p.add_argument("port", type=int)
+    p.add_argument("rate", type=float)
+    p.add_argument("duration", type=float)
+    p.add_argument("--warmup", type=float, default=1.0)
+    p.add_argument("--connections", type=int, default=64)
+    a = p.parse_args(argv)
+
+    async def go() -> dict[str, Any]:
+        return await OpenLoop(a.port, a.rate, a.duration, a.warmup, a.connections).run()
+
+    try:
+        import uvloop
+
+        result = uvloop.run(go())
+    except ImportError:
+        result = asyncio.run(go())
+    print(json.dumps(result))
+    return 0
+
+
+# -- wrk -------------------------------------------------------------------------------------
+
+
+def run_wrk(port: int, duration: float, connections: int, cpu: int | None) -> dict[str, Any]:
+    argv = [
+        *_pin(cpu),
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        f"http://127.0.0.1:{port}/",
+    ]
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert p.stdout is not None
+    out = p.stdout.read().decode()
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    rps = 0.0
+    errors = 0
+    for line in out.splitlines():
+        if line.startswith("Requests/sec:"):
+            rps = float(line.split()[1])
+        if "Non-2xx" in line or "Socket errors" in line:
+            errors += sum(int(x) for x in line.replace(",", " ").split() if x.isdigit())
+    return {"rps": rps, "errors": errors, "wrk_cpu_s": ru.ru_utime + ru.ru_stime, "raw": out}
+
+
+# -- one run ------------------------------------------------------------------------------------
+
+
+def _python() -> list[str]:
+    return [sys.executable]
+
+
+def _env() -> dict[str, str]:
+    root = str(Path(__file__).resolve().parents[2])
+    return {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def start_target(
+    target: str, mode: str, out: Path, backend: int, cpu: int | None
+) -> tuple[Proc | None, int, str]:
+    """Start a balancer; (process, port, skip reason or "")."""
+    if target == "direct":
+        return None, backend, ""
+    port = _free_port()
+    tag = f"{target}-{mode}"
+    if target == "simcore":
+        cfg = out / f"simcore-{mode}.yaml"
+        cfg.write_text(simcore_conf(mode, port, backend))
+        proc = Proc(
+            [*_pin(cpu), *_python(), "-m", "sim.core.cli", "serve", str(cfg)],
+            out / f"{tag}.log",
+            _env(),
+        )
+    elif target == "haproxy":
+        if shutil.which("haproxy") is None:
+            return None, 0, "haproxy is not installed"
+        cfg = out / f"haproxy-{mode}.cfg"
+        cfg.write_text(haproxy_conf(mode, port, backend))
+        proc = Proc([*_pin(cpu), "haproxy", "-db", "-f", str(cfg)], out / f"{tag}.log")
+    elif target == "nginx":
+        if shutil.which("nginx") is None:
+            return None, 0, "nginx is not installed"
+        text = nginx_conf(mode, port, backend, out)
+        if mode == "tcp":
+            module = nginx_stream_module()
+            if module is None:
+                return None, 0, "nginx has no stream module (install libnginx-mod-stream)"
+            text = f"load_module {module};\n" + text
+        cfg = out / f"nginx-{mode}.conf"
+        cfg.write_text(text)
+        proc = Proc([*_pin(cpu), "nginx", "-p", str(out), "-c", str(cfg)], out / f"{tag}.log")
+    else:
+        raise ValueError(target)
+    try:
+        _wait_port(port)
+    except RuntimeError:
+        proc.stop()
+        return None, 0, f"{target} did not start; see {tag}.log"
+    return proc, port, ""
+
+
+def start_backend(out: Path, cpu: int | None) -> tuple[Proc, int, str]:
+    port = _free_port()
+    (out / "tmp").mkdir(exist_ok=True)
+    if shutil.which("nginx"):
+        conf = out / "backend-nginx.conf"
+        conf.write_text(backend_nginx_conf(out, port))
+        proc = Proc([*_pin(cpu), "nginx", "-p", str(out), "-c", str(conf)], out / "backend.log")
+        kind = "nginx return 200"
+    else:
+        proc = Proc(
+            [
+                *_pin(cpu),
+                *_python(),
+                "-m",
+                "sim.core.backend",
+                "--port",
+                str(port),
+                "--size",
+                str(BODY_SIZE),
+            ],
+            out / "backend.log",
+            _env(),
+        )
+        kind = "sim.core.backend"
+    _wait_port(port)
+    return proc, port, kind
+
+
+def run_loadgen(
+    port: int, rate: float, duration: float, warmup: float, cpu: int | None
+) -> dict[str, Any]:
+    argv = [
+        *_pin(cpu),
+        *_python(),
+        "-m",
+        "sim.bench.core",
+        "_loadgen",
+        str(port),
+        str(rate),
+        str(duration),
+        "--warmup",
+        str(warmup),
+    ]
+    p = subprocess.run(
+        argv, capture_output=True, text=True, env=_env(), timeout=duration + warmup + 60
+    )
+    if p.returncode != 0:
+        return {"rate": rate, "error": p.stderr[-2000:]}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def run_bench(
+    out: Path,
+    targets: list[str],
+    modes: list[str],
+    duration: float,
+    latency_duration: float,
+    loads: list[float],
+    repeat: int,
+    connections: int,
+    warmup: float,
+    lb_cpu: int | None,
+    gen_cpu: int | None,
+    log: Any = print,
+    warm_wrk: float = 1.0,
+) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed (apt-get install wrk)")
+    backend, bport, bkind = start_backend(out, gen_cpu)
+    results: dict[str, Any] = {
+        "command": " ".join(["failover-sim", "bench", "core", *sys.argv[3:]])
+        if sys.argv[1:3] == ["bench", "core"]
+        else " ".join(sys.argv),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "backend": bkind,
+        "pinning": {"balancer_cpu": lb_cpu, "generator_and_backend_cpu": gen_cpu},
+        "body_bytes": BODY_SIZE,
+        "wrk_connections": connections,
+        "loads": loads,
+        "runs": [],
+        "skipped": {},
+    }
+    try:
+        for rep in range(repeat):
+            for mode in modes:
+                # alternate the order between repetitions: the machine drifts (BENCHMARKING.md)
+                order = targets if rep % 2 == 0 else list(reversed(targets))
+                for target in order:
+                    proc, port, why = start_target(target, mode, out, bport, lb_cpu)
+                    if why:
+                        results["skipped"][f"{target}-{mode}"] = why
+                        log(f"skip {target} {mode}: {why}")
+                        continue
+                    try:
+                        if warm_wrk > 0:
+                            run_wrk(port, warm_wrk, connections, gen_cpu)  # warm up
+                        pid = proc.pid if proc else backend.pid
+                        c0 = cpu_seconds(pid)
+                        w = run_wrk(port, duration, connections, gen_cpu)
+                        cpu = cpu_seconds(pid) - c0
+                        row: dict[str, Any] = {
+                            "rep": rep,
+                            "mode": mode,
+                            "target": target,
+                            "rps": w["rps"],
+                            "wrk_errors": w["errors"],
+                            "cpu_s": cpu,
+                            "rps_per_cpu_s": (w["rps"] * duration / cpu) if cpu > 0 else None,
+                            "wrk_cpu_s": w["wrk_cpu_s"],
+                            "latency": [],
+                        }
+                        for frac in loads:
+                            rate = max(10.0, w["rps"] * frac)
+                            lat = run_loadgen(port, rate, latency_duration, warmup, gen_cpu)
+                            lat["load"] = frac
+                            row["latency"].append(lat)
+                        results["runs"].append(row)
+                        log(
+                            f"rep {rep} {mode:4} {target:8} {w['rps']:9.0f} req/s  "
+                            f"{row['rps_per_cpu_s'] or 0:9.0f} req/CPU-s  "
+                            + "  ".join(
+                                f"{int(x['load'] * 100)}%: p99 {x.get('p99_us', 0)} us{' (gen. saturated)' if x.get('saturated') else ''}"
+                                for x in row["latency"]
+                            )
+                        )
+                    finally:
+                        if proc is not None:
+                            proc.stop()
+    finally:
+        backend.stop()
+    results["summary"] = summarize(results)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    (out / "results.md").write_text(render_table(results))
+    with contextlib.suppress(Exception):
+        plot(results, out / "added-latency.png")
+    return results
+
+
+# -- summaries -------------------------------------------------------------------------------
+
+
+def _med(xs: list[float]) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def summarize(results: dict[str, Any]) -> dict[str, Any]:
+    """Medians over repetitions, and each target's ratios to HAProxy from the same repetition."""
+    runs = results["runs"]
+    summary: dict[str, Any] = {}
+    for mode in {r["mode"] for r in runs}:
+        by_rep: dict[int, dict[str, Any]] = {}
+        for r in runs:
+            if r["mode"] == mode:
+                by_rep.setdefault(r["rep"], {})[r["target"]] = r
+        per_target: dict[str, Any] = {}
+        targets = sorted({t for rep in by_rep.values() for t in rep})
+        for t in targets:
+            rows = [rep[t] for rep in by_rep.values() if t in rep]
+            entry: dict[str, Any] = {
+                "rps": _med([r["rps"] for r in rows]),
+                "rps_per_cpu_s": _med([r["rps_per_cpu_s"] for r in rows]),
+                "ratio_rps_per_cpu_to_haproxy": _med(
+                    [
+                        rep[t]["rps_per_cpu_s"] / rep["haproxy"]["rps_per_cpu_s"]
+                        for rep in by_rep.values()
+                        if t in rep
+                        and "haproxy" in rep
+                        and rep["haproxy"]["rps_per_cpu_s"]
+                        and rep[t]["rps_per_cpu_s"]
+                    ]
+                ),
+                "ratio_rps_to_haproxy": _med(
+                    [
+                        rep[t]["rps"] / rep["haproxy"]["rps"]
+                        for rep in by_rep.values()
+                        if t in rep and "haproxy" in rep and rep["haproxy"]["rps"]
+                    ]
+                ),
+                "added": {},
+            }
+            for i, frac in enumerate(results["loads"]):
+                added50, added99 = [], []
+                for rep in by_rep.values():
+                    if t in rep and "direct" in rep:
+                        mine, base = rep[t]["latency"][i], rep["direct"]["latency"][i]
+                        if (
+                            "p50_us" in mine
+                            and "p50_us" in base
+                            and not mine["saturated"]
+                            and not base["saturated"]
+                        ):
+                            added50.append(mine["p50_us"] - base["p50_us"])
+                            added99.append(mine["p99_us"] - base["p99_us"])
+                entry["added"][f"{int(frac * 100)}%"] = {
+                    "p50_us": _med(added50),
+                    "p99_us": _med(added99),
+                }
+            per_target[t] = entry
+        summary[mode] = per_target
+    return summary
+
+
+def render_table(results: dict[str, Any]) -> str:
+    lines = [
+        f"# bench core: {results['started']}",
+        "",
+        f"Command: `{results['command']}`",
+        f"Backend: {results['backend']}; pinning: {results['pinning']}; wrk -t1 -c{results['wrk_connections']}, "
+        f"{results['body_bytes']} B responses, keep-alive. Medians over repetitions; ratios taken within one repetition.",
+        "",
+    ]
+    loads = [f"{int(x * 100)}%" for x in results["loads"]]
+    for mode, per_target in sorted(results["summary"].items()):
+        lines += [
+            f"## {mode}",
+            "",
+            "| target | req/s | req/CPU-s | x HAProxy (req/CPU-s) | x HAProxy (req/s) | "
+            + " | ".join(f"added p50/p99 at {x} (us)" for x in loads)
+            + " |",
+            "|---" * (5 + len(loads)) + "|",
+        ]
+        for t in TARGETS:
+            if t not in per_target:
+                continue
+            e = per_target[t]
+
+            def f(x: Any, spec: str = ".0f") -> str:
+                return "-" if x is None else format(x, spec)
+
+            cells = [
+                t,
+                f(e["rps"]),
+                f(e["rps_per_cpu_s"]) if t != "direct" else "(backend)",
+                f(e["ratio_rps_per_cpu_to_haproxy"], ".2f"),
+                f(e["ratio_rps_to_haproxy"], ".2f"),
+            ]
+            for x in loads:
+                a = e["added"].get(x, {})
+                cells.append(
+                    f"{f(a.get('p50_us'))} / {f(a.get('p99_us'))}"
+                    if a.get("p50_us") is not None
+                    else "gen. saturated"
+                )
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    lines.append(
+        "Added latency: the target's percentile minus the direct run's at the same fraction of each one's "
+        'own maximum, from the intended send time. "gen. saturated": the open-loop generator (Python, '
+        "sharing its core with the backend) fell behind its schedule there, for the target or the baseline."
+    )
+    for k, why in results["skipped"].items():
+        lines.append(f"- skipped {k}: {why}")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    modes = sorted(results["summary"])
+    fig, axes = plt.subplots(1, len(modes), figsize=(6 * len(modes), 4), squeeze=False)
+    loads = results["loads"]
+    for ax, mode in zip(axes[0], modes, strict=False):
+        for t, e in results["summary"][mode].items():
+            if t == "direct":
+                continue
+            ys = [e["added"].get(f"{int(x * 100)}%", {}).get("p99_us") for x in loads]
+            ax.plot(
+                [x * 100 for x in loads],
+                [y if y is not None else float("nan") for y in ys],
+                marker="o",
+                label=f"{t} p99",
+            )
+            ys50 = [e["added"].get(f"{int(x * 100)}%", {}).get("p50_us") for x in loads]
+            ax.plot(
+                [x * 100 for x in loads],
+                [y if y is not None else float("nan") for y in ys50],
+                ls="--",
+                marker=".",
+                label=f"{t} p50",
+            )
+        ax.set_title(f"{mode}: added latency over direct")
+        ax.set_xlabel("load, % of the target's own maximum")
+        ax.set_ylabel("added latency (us)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["_loadgen"]:
+        return _loadgen_main(argv[1:])
+    p = argparse.ArgumentParser(
+        prog="failover-sim bench core", description=__doc__.split("\n\n")[0]
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results folder (default results/bench-core-TIMESTAMP)",
+    )
+    p.add_argument("--targets", default=",".join(TARGETS))
+    p.add_argument("--modes", default=",".join(MODES))
+    p.add_argument(
+        "--duration", type=float, default=10.0, help="seconds of each wrk run (>= 10 advised)"
+    )
+    p.add_argument(
+        "--latency-duration", type=float, default=10.0, help="seconds of each open-loop step"
+    )
+    p.add_argument(
+        "--warmup",
+        type=float,
+        default=1.0,
+        help="seconds discarded at the start of each open-loop step",
+    )
+    p.add_argument("--loads", default="0.25,0.5,0.75", help="fractions of each target's maximum")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--connections", type=int, default=50, help="wrk connections")
+    p.add_argument("--balancer-cpu", type=int, default=1)
+    p.add_argument("--generator-cpu", type=int, default=0)
+    p.add_argument("--no-pin", action="store_true")
+    p.add_argument(
+        "--quick", action="store_true", help="a short smoke run (1 s steps, one repetition)"
+    )
+    a = p.parse_args(argv)
+    if a.quick:
+        a.duration, a.latency_duration, a.warmup, a.repeat = 1.0, 1.0, 0.2, 1
+    out = a.out or Path("results") / f"bench-core-{time.strftime('%Y%m%d-%H%M%S')}"
+    targets = [t for t in a.targets.split(",") if t]
+    bad = [t for t in targets if t not in TARGETS]
+    if bad:
+        print(
+            f"failover-sim bench core: unknown targets {bad}; known: {list(TARGETS)}",
+            file=sys.stderr,
+        )
+        return 2
+    if "direct" not in targets:
+        targets.insert(0, "direct")  # the baseline for added latency
+    pin_lb = None if a.no_pin else a.balancer_cpu
+    pin_gen = None if a.no_pin else a.generator_cpu
+    try:
+        results = run_bench(
+            out,
+            targets,
+            [m for m in a.modes.split(",") if m],
+            a.duration,
+            a.latency_duration,
+            [float(x) for x in a.loads.split(",")],
+            a.repeat,
+            a.connections,
+            a.warmup,
+            pin_lb,
+            pin_gen,
+        )
+    except RuntimeError as e:
+        print(f"failover-sim bench core: {e}", file=sys.stderr)
+        return 1
+    print(render_table(results))
+    print(f"results in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,138 @@
+"""``failover-sim serve CONFIG.yaml``: run the balancer."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import signal
+import sys
+from typing import Any
+
+from sim.core.config import Config, ConfigError, load_config
+
+__all__ = ["main", "raise_fd_limit"]
+
+
+def raise_fd_limit(want: int) -> int:
+    """Raise the soft RLIMIT_NOFILE towards ``want`` (up to the hard limit); the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
+
+
+def _pick_loop(config: Config) -> str:
+    if config.loop == "asyncio":
+        return "asyncio"
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        if config.loop == "uvloop":
+            raise SystemExit(
+                "loop: uvloop is not installed (pip install 'failover-sim[fast]')"
+            ) from None
+        return "asyncio"
+    return "uvloop"
+
+
+async def _serve(config: Config, worker: int, ready_file: str | None) -> int:
+    from sim.core.server import Balancer
+
+    balancer = Balancer(config, worker=worker, admin=worker == 0)
+    try:
+        await balancer.start()
+    except OSError as e:
+        print(
+            f"failover-sim serve: cannot listen on {config.listen}: {e.strerror or e}",
+            file=sys.stderr,
+        )
+        await balancer.stop()
+        return 1
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: loop.create_task(balancer.stop()))
+    info = balancer.ready_info()
+    line = json.dumps(info)
+    print(line, flush=True)
+    if ready_file and worker == 0:
+        tmp = ready_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(line + "\n")
+        os.replace(tmp, ready_file)
+    await balancer.stopped.wait()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    if args_in[:1] == ["serve"]:
+        args_in = args_in[1:]
+    parser = argparse.ArgumentParser(
+        prog="failover-sim serve", description="Run the sim.core load balancer."
+    )
+    parser.add_argument("config", help="YAML configuration (see docs/core.md)")
+    parser.add_argument("--check", action="store_true", help="validate the configuration and exit")
+    parser.add_argument(
+        "--ready-file", help="write the ready line (JSON: ports, token file) here once serving"
+    )
+    args = parser.parse_args(args_in)
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        for line in e.lines:
+            print(line, file=sys.stderr)
+        return 2
+    if args.check:
+        print(f"{args.config}: ok ({config.mode}, {len(config.backends)} backends)")
+        return 0
+    want = config.limits.max_connections * 2 + 64  # a client and an upstream socket each
+    have = raise_fd_limit(want)
+    if have < want:
+        print(
+            f"failover-sim serve: warning: open-file limit {have} is below {want} "
+            f"(2 x limits.max_connections + 64); connections past it are refused, "
+            "raise it with `ulimit -n` or lower limits.max_connections",
+            file=sys.stderr,
+        )
+    loop_kind = _pick_loop(config)
+    worker = 0
+    children: list[int] = []
+    if config.workers > 1:
+        # fork before any event loop exists; each worker binds the same port
+        # with SO_REUSEPORT and the kernel spreads the connections
+        for i in range(1, config.workers):
+            pid = os.fork()
+            if pid == 0:
+                worker = i
+                children = []
+                break
+            children.append(pid)
+    runner: Any
+    if loop_kind == "uvloop":
+        import uvloop
+
+        runner = uvloop.run
+    else:
+        runner = asyncio.run
+    try:
+        code = runner(_serve(config, worker, args.ready_file))
+    except KeyboardInterrupt:
+        code = 0
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGTERM)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+    if worker != 0:
+        os._exit(code)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

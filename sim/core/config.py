@@ -1,0 +1,307 @@
+"""The ``failover-sim serve`` configuration: pydantic models and YAML loading.
+
+Durations and rates use the scenario units (``150ms``, ``2s``, ``5m``). Every
+default is stated beside its source (REFERENCES.md, "Balancers"). Errors come
+out as ``FILE: field.path: message``, one per line, like scenario errors.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from sim.policy.balancing import BALANCING_POLICIES
+from sim.policy.health import HealthCheckSpec
+from sim.scenario.units import parse_duration
+
+__all__ = ["Address", "Config", "ConfigError", "load_config", "parse_address"]
+
+
+def _duration(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds < 0:
+        raise ValueError(f"a duration must be >= 0, got {value!r}")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+
+
+class Address(tuple[str, int]):
+    """``host:port``, host an IP literal (no name lookups on the data path)."""
+
+    __slots__ = ()
+
+    @property
+    def host(self) -> str:
+        return self[0]
+
+    @property
+    def port(self) -> int:
+        return self[1]
+
+    @property
+    def is_loopback(self) -> bool:
+        return ipaddress.ip_address(self[0]).is_loopback
+
+    def __str__(self) -> str:
+        return f"{self[0]}:{self[1]}"
+
+
+def parse_address(value: Any, allow_zero_port: bool = False) -> Address:
+    if isinstance(value, Address):
+        return value
+    if not isinstance(value, str) or ":" not in value:
+        raise ValueError(f"expected HOST:PORT such as 127.0.0.1:8080, got {value!r}")
+    host, _, port_text = value.rpartition(":")
+    host = host.strip("[]")
+    if host == "localhost":
+        host = "127.0.0.1"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"expected an IP address before the port, got {host!r}") from None
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"expected a port number after the colon, got {port_text!r}") from None
+    if not (0 if allow_zero_port else 1) <= port <= 65535:
+        raise ValueError(f"port must be in 1..65535, got {port}")
+    return Address((host, port))
+
+
+AddressField = Annotated[Address, BeforeValidator(parse_address)]
+# Port 0 lets the kernel choose (tests); the chosen port is reported at start.
+ListenField = Annotated[Address, BeforeValidator(lambda v: parse_address(v, allow_zero_port=True))]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class BackendConfig(_Model):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    address: AddressField
+
+
+class HealthCheckConfig(_Model):
+    enabled: bool = True
+    kind: Literal["tcp", "http"] = "tcp"
+    path: str = "/"
+    # HAProxy: inter 2s, fall 3, rise 2; a check without `timeout check` is
+    # bounded by inter, hence 2 s (REFERENCES.md "Balancers").
+    interval: Duration = 2.0
+    timeout: Duration = 2.0
+    rise: int = Field(2, ge=1)
+    fall: int = Field(3, ge=1)
+
+    @model_validator(mode="after")
+    def _positive(self) -> HealthCheckConfig:
+        if self.interval <= 0:
+            raise ValueError("interval: must be > 0")
+        if not self.path.startswith("/"):
+            raise ValueError("path: must start with /")
+        return self
+
+    def spec(self) -> HealthCheckSpec:
+        return HealthCheckSpec(self.interval, self.timeout, self.rise, self.fall)
+
+
+class PassiveConfig(_Model):
+    """Outlier detection. Envoy: 5 consecutive errors, 30 s base ejection
+    (multiplied by the times a host was ejected), at most 10% ejected but always
+    at least one host (REFERENCES.md "Balancers")."""
+
+    enabled: bool = True
+    consecutive_failures: int = Field(5, ge=1)
+    base_ejection_time: Duration = 30.0
+    max_ejection_percent: float = Field(10.0, ge=0, le=100)
+
+
+class RetryConfig(_Model):
+    # HAProxy: retries 3, connection failures only (REFERENCES.md).
+    count: int = Field(3, ge=0, le=20)
+
+
+class TimeoutConfig(_Model):
+    connect: Duration = 5.0  # HAProxy's example configurations: timeout connect 5s
+    header: Duration = 10.0  # HAProxy timeout http-request 10s (slowloris bound)
+    client_idle: Duration = 60.0  # between requests on a kept-alive client connection
+    server: Duration = 30.0  # HAProxy's examples: timeout server 30s (504 after it)
+    upstream_idle: Duration = 30.0  # pooled upstream connection unused this long is closed
+
+
+class LimitConfig(_Model):
+    # HAProxy tune.bufsize 16384 bounds a head; nginx large_client_header_buffers 4 8k
+    max_header_bytes: int = Field(16384, ge=256)
+    max_headers: int = Field(100, ge=1)
+    max_connections: int = Field(8192, ge=1)
+    # bytes a client may send ahead (pipelined requests, a body before the
+    # upstream is connected) before its reading is paused
+    client_buffer: int = Field(65536, ge=1024)
+
+
+class PoolConfig(_Model):
+    max_idle_per_backend: int = Field(64, ge=0)
+
+
+class AdminConfig(_Model):
+    listen: ListenField = Field(default_factory=lambda: parse_address("127.0.0.1:0", True))
+    token: str | None = Field(None, min_length=16)
+    token_file: str | None = None
+    allow_non_loopback: bool = False
+    open_reads: bool = True  # GET /metrics and /status without a token
+
+    @model_validator(mode="after")
+    def _loopback(self) -> AdminConfig:
+        if not self.listen.is_loopback and not self.allow_non_loopback:
+            raise ValueError(
+                f"listen: {self.listen} is not a loopback address; set allow_non_loopback: true to expose the admin API"
+            )
+        return self
+
+
+class TakeoverConfig(_Model):
+    """Static-address takeover, VRRP style, on loopback."""
+
+    role: Literal["active", "standby"]
+    heartbeat_listen: AddressField
+    peer: AddressField
+    # VRRP advert_int 1 s; Master_Down_Interval = 3 x interval + skew (RFC 5798)
+    interval: Duration = 1.0
+    priority: int = Field(100, ge=1, le=254)
+    preempt: bool = False
+    reassociate_delay: Duration = 0.0  # injected latency of the "cloud API" call
+
+    @model_validator(mode="after")
+    def _interval(self) -> TakeoverConfig:
+        if self.interval <= 0:
+            raise ValueError("interval: must be > 0")
+        return self
+
+    @property
+    def skew(self) -> float:
+        return (256 - self.priority) * self.interval / 256
+
+    @property
+    def master_down(self) -> float:
+        return 3 * self.interval + self.skew
+
+
+class Config(_Model):
+    name: str = Field("lb", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    mode: Literal["http", "tcp"] = "http"
+    listen: ListenField
+    workers: int = Field(1, ge=1, le=64)
+    loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    balancing: str = "round_robin"
+    seed: int = 0
+    backends: list[BackendConfig] = Field(default_factory=list)
+    health_check: HealthCheckConfig = Field(default_factory=HealthCheckConfig)
+    passive: PassiveConfig = Field(default_factory=PassiveConfig)
+    retries: RetryConfig = Field(default_factory=RetryConfig)
+    timeouts: TimeoutConfig = Field(default_factory=TimeoutConfig)
+    limits: LimitConfig = Field(default_factory=LimitConfig)
+    upstream_pool: PoolConfig = Field(default_factory=PoolConfig)
+    admin: AdminConfig | None = Field(default_factory=AdminConfig)
+    takeover: TakeoverConfig | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Config:
+        if self.balancing not in BALANCING_POLICIES:
+            raise ValueError(
+                f"balancing: got {self.balancing!r}, expected one of {list(BALANCING_POLICIES)}"
+            )
+        names = [b.name for b in self.backends]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"backends: duplicate names {sorted(dup)}")
+        if self.takeover is not None:
+            if not self.listen.is_loopback:
+                raise ValueError("listen: the takeover address must be in 127.0.0.0/8 (loopback)")
+            if self.workers != 1:
+                raise ValueError(
+                    "workers: takeover needs workers: 1 (the address is held by one process)"
+                )
+            if self.listen.port == 0:
+                raise ValueError("listen: takeover needs a fixed port")
+        return self
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; each line is ``FILE: path: message``."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out = f"{out}.{part}" if out else str(part)
+    return out
+
+
+def _message(err: dict[str, Any]) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown key (a typo?); remove it or check the spelling in docs/core.md"
+    if kind == "missing":
+        return "required field is missing"
+    msg = str(err["msg"])
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if kind in ("value_error", "assertion_error"):
+        return msg
+    given = err.get("input")
+    if isinstance(given, dict | list):
+        return msg
+    return f"{msg}; got {given!r}"
+
+
+def config_from_data(data: Any, file: str = "<config>") -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError(
+            [f"{file}: expected a mapping at the top level (listen: ..., backends: ...)"]
+        )
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors(include_url=False):
+            path = _loc(err["loc"])
+            msg = _message(err)
+            # a model validator's "field: message" names a field below its path
+            head, sep, rest = msg.partition(": ")
+            if sep and head.replace("_", "").isalnum() and err["type"] == "value_error":
+                path = f"{path}.{head}" if path else head
+                msg = rest
+            lines.append(f"{file}: {path}: {msg}" if path else f"{file}: {msg}")
+        raise ConfigError(lines) from None
+
+
+def load_config(path: str | Path) -> Config:
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{file}: no such file"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{file}: cannot read: {exc}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f":{mark.line + 1}" if mark else ""
+        raise ConfigError([f"{file}{where}: YAML syntax error: {exc.problem}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{file}: YAML error: {exc}"]) from None
+    return config_from_data(data, file)

@@ -1,0 +1,570 @@
+"""A small incremental HTTP/1.1 message parser, sans-IO (no sockets, no clock).
+
+The proxy forwards bodies as they are on the wire: a chunked body keeps its
+chunk framing (size lines, CRLFs, trailers) and a Content-Length body is cut
+at its length. So the parser only has to find where a message ends and check
+its framing, and body bytes go out as slices of what came in, never copied
+into a buffer of ours (the "no per-request copies" rule of issue 4).
+
+``feed`` returns a list of events in order: a :class:`Head`, body pieces
+(``bytes`` or ``memoryview``) and :data:`END`. After END the parser holds any
+further bytes (a pipelined request) until :meth:`Parser.next_message` is
+called, so one request is handled at a time, in order.
+
+Strictness is on purpose (RFC 9112 section 6.3 and 11.2, request smuggling):
+Content-Length together with Transfer-Encoding, differing Content-Length
+values, a Transfer-Encoding other than ``chunked``, whitespace before a colon
+and obsolete line folding are all rejected with 400 and never forwarded.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = [
+    "CHUNKED",
+    "CLOSE",
+    "END",
+    "LENGTH",
+    "NONE",
+    "Head",
+    "ParseError",
+    "Parser",
+    "error_response",
+]
+
+# Body framing of a message.
+NONE = 0  # no body
+LENGTH = 1  # Content-Length
+CHUNKED = 2  # Transfer-Encoding: chunked
+CLOSE = 3  # until the connection closes (responses only)
+
+
+class _End:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "END"
+
+
+END = _End()
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TARGET = re.compile(rb"[\x21-\x7e]+")  # visible ASCII, no spaces or controls
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) (HTTP/1\.[01])")
+_STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([1-5][0-9][0-9])(?: ([^\r\n]*))?")
+_DIGITS = re.compile(rb"[0-9]{1,18}")
+
+# Headers that describe one connection, not the message (RFC 9110 7.6.1); a
+# proxy must not forward them. Transfer-Encoding stays: chunked bodies pass through.
+HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"upgrade"})
+_KNOWN_CONNECTION_TOKENS = frozenset({b"close", b"keep-alive", b"upgrade", b"te"})
+# one line of the header block: a token, a colon, a value without controls (tab allowed)
+_FIELDS = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\x00-\x08\x0a-\x1f\x7f]*\r\n)*")
+# the fields whose values the parser needs, found in the lower-cased block
+_WANTED = re.compile(
+    rb"^(content-length|transfer-encoding|connection|host|x-forwarded-for"
+    rb"|keep-alive|proxy-connection|te|upgrade):[ \t]*([^\r]*?)[ \t]*\r$",
+    re.M,
+)
+_HOP_LINE = re.compile(rb"(?im)^(?:connection|keep-alive|proxy-connection|te|upgrade):[^\n]*\n")
+_HOP_LINE_XFF = re.compile(
+    rb"(?im)^(?:connection|keep-alive|proxy-connection|te|upgrade|x-forwarded-for):[^\n]*\n"
+)
+IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+
+_REASONS = {
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+    505: "HTTP Version Not Supported",
+}
+
+
+class ParseError(Exception):
+    """A message that cannot be accepted; ``status`` is the answer to give."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"{status}: {reason}")
+        self.status = status
+        self.reason = reason
+
+
+class Head:
+    """A parsed request or response head.
+
+    ``raw`` is the header block as received (each field line with its CRLF,
+    names' case preserved), so a head is forwarded by copying that block and,
+    only when the message carries hop-by-hop fields, cutting them out with one
+    regular expression: no per-field work on the common path. ``headers``
+    splits it into (name, value) pairs on demand.
+    """
+
+    __slots__ = (
+        "method",
+        "target",
+        "version",
+        "status",
+        "reason",
+        "start",
+        "raw",
+        "framing",
+        "length",
+        "keep_alive",
+        "connection_tokens",
+        "xff",
+        "hop",
+    )
+
+    def __init__(self) -> None:
+        self.method: bytes = b""
+        self.target: bytes = b""
+        self.version: bytes = b"HTTP/1.1"
+        self.status: int = 0
+        self.reason: bytes = b""
+        self.start: bytes = b""  # the request or status line, without CRLF
+        self.raw: bytes = b""
+        self.framing: int = NONE
+        self.length: int = 0
+        self.keep_alive: bool = True
+        self.connection_tokens: frozenset[bytes] = frozenset()
+        self.xff: bytes = b""
+        # the block holds fields a proxy must not forward (hop-by-hop, or
+        # X-Forwarded-For, which the proxy rewrites)
+        self.hop: bool = False
+
+    @property
+    def interim(self) -> bool:
+        """A 1xx response other than 101: the final response still follows."""
+        return 100 <= self.status < 200 and self.status != 101
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        out = []
+        for line in self.raw.split(b"\r\n"):
+            if line:
+                name, _, value = line.partition(b":")
+                out.append((name, value.strip(b" \t")))
+        return out
+
+    def get(self, name: bytes) -> bytes | None:
+        lname = name.lower()
+        for k, v in self.headers:
+            if k.lower() == lname:
+                return v
+        return None
+
+    def forward_block(self, drop_xff: bool) -> bytes:
+        """The header block without the fields a proxy must not pass on."""
+        if not self.hop:
+            return self.raw
+        block = (_HOP_LINE_XFF if drop_xff else _HOP_LINE).sub(b"", self.raw)
+        extra = self.connection_tokens - _KNOWN_CONNECTION_TOKENS
+        if extra:
+            names = b"|".join(re.escape(t) for t in extra if _TOKEN.fullmatch(t))
+            if names:
+                block = re.sub(rb"(?im)^(?:" + names + rb")[ \t]*:[^\n]*\n", b"", block)
+        return block
+
+
+# parser states
+_HEAD = 0
+_BODY_LENGTH = 1
+_CHUNK_SIZE = 2
+_CHUNK_DATA = 3
+_CHUNK_CRLF = 4
+_TRAILER = 5
+_BODY_CLOSE = 6
+_DONE = 7
+
+
+class Parser:
+    """Incremental parser of HTTP/1.x requests (``response=False``) or responses.
+
+    ``max_head`` bounds the head (request line and headers) in bytes: longer
+    is 431 for a request, 502 for a response. For responses, call
+    :meth:`expect_response_to` with the request method before feeding, since a
+    response to HEAD has no body whatever its headers say.
+    """
+
+    __slots__ = (
+        "_response",
+        "_max_head",
+        "_max_headers",
+        "_state",
+        "_buf",
+        "_remaining",
+        "_line",
+        "_line_checked",
+        "_trailer_bytes",
+        "_crlf_seen",
+        "_no_body",
+        "head",
+        "started",
+    )
+
+    def __init__(
+        self, response: bool = False, max_head: int = 16384, max_headers: int = 100
+    ) -> None:
+        self._response = response
+        self._max_head = max_head
+        self._max_headers = max_headers
+        self._buf = bytearray()
+        self._line = bytearray()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._state = _HEAD
+        self._remaining = 0
+        self._line.clear()
+        self._line_checked = False
+        self._trailer_bytes = 0
+        self._crlf_seen = 0
+        self._no_body = False
+        self.head: Head | None = None
+        # a byte of this message has arrived (the header timeout starts then)
+        self.started = False
+
+    # -- public ---------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        """The current message is complete (END was emitted)."""
+        return self._state == _DONE
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held but not yet parsed (a pipelined request, a partial head)."""
+        return len(self._buf)
+
+    @property
+    def in_head(self) -> bool:
+        return self._state == _HEAD
+
+    def expect_response_to(self, method: bytes) -> None:
+        self._no_body = method == b"HEAD"
+
+    def next_message(self) -> list[object]:
+        """Start on the next message and parse whatever was held back for it."""
+        self._reset()
+        if not self._buf:
+            return []
+        data = bytes(self._buf)
+        self._buf.clear()
+        return self.feed(data)
+
+    def feed(self, data: Any) -> list[object]:
+        """Parse ``data``; returns the events it completes. Raises :class:`ParseError`."""
+        out: list[object] = []
+        if self._state == _DONE:
+            self._buf += data
+            return out
+        if data:
+            self.started = True
+        if self._state == _HEAD:
+            data = self._feed_head(data, out)
+            if not data or self._state == _DONE:
+                if data:
+                    self._buf += data
+                return out
+        state = self._state
+        if state == _BODY_LENGTH:
+            n = len(data)
+            rem = self._remaining
+            if n <= rem:
+                out.append(data)
+                rem -= n
+                self._remaining = rem
+                if rem == 0:
+                    self._finish(out)
+                return out
+            out.append(memoryview(data)[:rem])
+            self._remaining = 0
+            self._finish(out)
+            self._buf += memoryview(data)[rem:]
+            return out
+        if state == _BODY_CLOSE:
+            out.append(data)
+            return out
+        if data.__class__ is memoryview:
+            data = bytes(data)  # the part of a chunked body that came with the head
+        end = self._scan_chunked(data)
+        if end < 0:
+            out.append(data)
+            return out
+        out.append(memoryview(data)[:end] if end < len(data) else data)
+        self._finish(out)
+        if end < len(data):
+            self._buf += memoryview(data)[end:]
+        return out
+
+    def feed_eof(self) -> list[object]:
+        """The peer closed its side; ends a read-until-close body, else raises."""
+        if self._state == _BODY_CLOSE:
+            out: list[object] = []
+            self._finish(out)
+            return out
+        if self._state == _DONE or (self._state == _HEAD and not self._buf and not self.started):
+            return []
+        raise ParseError(502 if self._response else 400, "connection closed mid-message")
+
+    # -- internals ------------------------------------------------------------
+
+    def _finish(self, out: list[object]) -> None:
+        self._state = _DONE
+        out.append(END)
+
+    def _feed_head(self, data: bytes, out: list[object]) -> Any:
+        buf = self._buf
+        if not buf:
+            # the common case, a whole head in one read: parse it in place and
+            # hand the rest on as a view, without copying it into our buffer
+            end = data.find(b"\r\n\r\n")
+            if end > 0 and end + 4 <= self._max_head and data[:2] != b"\r\n":
+                self._emit_head(data[:end], out)
+                return memoryview(data)[end + 4 :] if end + 4 < len(data) else b""
+        start = max(0, len(buf) - 3)
+        buf += data
+        if not self._line_checked:
+            # Reject a bad request line as soon as it is complete, without
+            # waiting for headers that may never come.
+            eol = buf.find(b"\r\n")
+            if eol < 0:
+                if len(buf) > self._max_head:
+                    raise ParseError(431 if not self._response else 502, "request line too long")
+                if b"\n" in buf:
+                    raise ParseError(
+                        400 if not self._response else 502, "bare LF in the start line"
+                    )
+                return b""
+            if eol == 0 and not self._response:
+                # RFC 9112 2.2: ignore at least one empty line before a request
+                del buf[:2]
+                return self._feed_head(b"", out) if buf else b""
+            self._start_line(bytes(buf[:eol]))
+            self._line_checked = True
+        end = buf.find(b"\r\n\r\n", start)
+        if end < 0:
+            if len(buf) > self._max_head:
+                raise ParseError(431 if not self._response else 502, "header section too large")
+            return b""
+        if end + 4 > self._max_head:
+            raise ParseError(431 if not self._response else 502, "header section too large")
+        raw = bytes(buf[:end])
+        rest = bytes(buf[end + 4 :])
+        buf.clear()
+        self._emit_head(raw, out)
+        return rest
+
+    def _emit_head(self, raw: bytes, out: list[object]) -> None:
+        head = self._parse_head(raw)
+        self.head = head
+        out.append(head)
+        framing = head.framing
+        if framing == NONE:
+            self._finish(out)
+        elif framing == LENGTH:
+            if head.length == 0:
+                self._finish(out)
+            else:
+                self._state = _BODY_LENGTH
+                self._remaining = head.length
+        elif framing == CHUNKED:
+            self._state = _CHUNK_SIZE
+        else:
+            self._state = _BODY_CLOSE
+
+    def _start_line(self, line: bytes) -> None:
+        if self._response:
+            if _STATUS_LINE.fullmatch(line) is None:
+                raise ParseError(502, "malformed status line")
+            return
+        parts = line.split(b" ")
+        if len(parts) != 3:
+            raise ParseError(400, "malformed request line")
+        method, target, version = parts
+        if _TOKEN.fullmatch(method) is None or _TARGET.fullmatch(target) is None:
+            raise ParseError(400, "malformed request line")
+        if version != b"HTTP/1.1" and version != b"HTTP/1.0":
+            if re.fullmatch(rb"HTTP/[0-9]\.[0-9]", version):
+                raise ParseError(505, "only HTTP/1.0 and HTTP/1.1 are served")
+            raise ParseError(400, "malformed request line")
+
+    def _parse_head(self, raw: bytes) -> Head:
+        response = self._response
+        bad = 502 if response else 400
+        eol = raw.find(b"\r\n")
+        first = raw if eol < 0 else raw[:eol]
+        block = b"" if eol < 0 else raw[eol + 2 :] + b"\r\n"
+        head = Head()
+        head.start = first
+        head.raw = block
+        if response:
+            m = _STATUS_LINE.fullmatch(first)
+            if m is None:
+                raise ParseError(502, "malformed status line")
+            minor, status, reason = m.groups()
+            head.version = b"HTTP/1.1" if minor == b"1" else b"HTTP/1.0"
+            head.status = int(status)
+            head.reason = reason or b""
+        else:
+            m = _REQUEST_LINE.fullmatch(first)
+            if m is None:
+                self._start_line(first)  # raises, with the precise status
+                raise ParseError(400, "malformed request line")
+            head.method, head.target, head.version = m.groups()
+        if block:
+            # one C-speed pass validates every field line: a token name right
+            # before the colon (no whitespace: smuggling), no obs-fold, no
+            # control characters or bare CR/LF in values
+            if _FIELDS.fullmatch(block) is None:
+                raise ParseError(bad, "malformed header field")
+            if block.count(b"\r\n") > self._max_headers:
+                raise ParseError(431 if not response else 502, "too many header fields")
+        lengths: list[bytes] = []
+        te: bytes | None = None
+        conn = b""
+        hosts = 0
+        xff = b""
+        hop = False
+        for name, value in _WANTED.findall(block.lower()) if block else ():
+            if name == b"content-length":
+                lengths.append(value)
+            elif name == b"transfer-encoding":
+                te = value if te is None else te + b", " + value
+            elif name == b"host":
+                hosts += 1
+            elif name == b"x-forwarded-for":
+                xff = value if not xff else xff + b", " + value
+                hop = True
+            else:
+                hop = True
+                if name == b"connection":
+                    conn = value if not conn else conn + b", " + value
+        head.xff = xff
+        head.hop = hop
+        tokens = (
+            frozenset(t.strip() for t in conn.split(b",") if t.strip()) if conn else frozenset()
+        )
+        head.connection_tokens = tokens
+        if head.version == b"HTTP/1.1":
+            head.keep_alive = b"close" not in tokens
+        else:
+            head.keep_alive = b"keep-alive" in tokens and b"close" not in tokens
+        if not response and head.version == b"HTTP/1.1" and hosts != 1:
+            raise ParseError(400, "exactly one Host header is required in HTTP/1.1")
+        if not response and hosts > 1:
+            raise ParseError(400, "more than one Host header")
+        length = -1
+        if lengths:
+            values = {v.strip() for item in lengths for v in item.split(b",")}
+            if len(values) != 1:
+                raise ParseError(bad, "conflicting Content-Length values")
+            (only,) = values
+            if _DIGITS.fullmatch(only) is None:
+                raise ParseError(bad, "malformed Content-Length")
+            length = int(only)
+        if te is not None:
+            if lengths:
+                # the classic smuggling vector: refuse, never guess (RFC 9112 6.3)
+                raise ParseError(bad, "both Content-Length and Transfer-Encoding")
+            if te.strip() != b"chunked":
+                raise ParseError(501 if not response else 502, "unsupported Transfer-Encoding")
+            if head.version != b"HTTP/1.1":
+                raise ParseError(bad, "Transfer-Encoding in an HTTP/1.0 message")
+        status = head.status
+        if response and (self._no_body or 100 <= status < 200 or status in (204, 304)):
+            head.framing = NONE
+        elif te is not None:
+            head.framing = CHUNKED
+        elif length >= 0:
+            head.framing = LENGTH
+            head.length = length
+        elif response:
+            head.framing = CLOSE
+            head.keep_alive = False
+        else:
+            head.framing = NONE
+        return head
+
+    def _scan_chunked(self, data: bytes) -> int:
+        """Walk chunked framing; the index just past the message end, or -1."""
+        i = 0
+        n = len(data)
+        bad = 502 if self._response else 400
+        while i < n:
+            state = self._state
+            if state == _CHUNK_DATA:
+                take = min(self._remaining, n - i)
+                i += take
+                self._remaining -= take
+                if self._remaining == 0:
+                    self._state = _CHUNK_CRLF
+                    self._crlf_seen = 0
+            elif state == _CHUNK_CRLF:
+                expect = b"\r\n"[self._crlf_seen]
+                if data[i] != expect:
+                    raise ParseError(bad, "missing CRLF after chunk data")
+                i += 1
+                self._crlf_seen += 1
+                if self._crlf_seen == 2:
+                    self._state = _CHUNK_SIZE
+            else:
+                # _CHUNK_SIZE or _TRAILER: line oriented
+                eol = data.find(b"\n", i)
+                line = self._line
+                if eol < 0:
+                    line += data[i:]
+                    if len(line) > 4096:
+                        raise ParseError(bad, "chunk size line or trailer too long")
+                    return -1
+                line += data[i:eol]
+                i = eol + 1
+                if not line.endswith(b"\r"):
+                    raise ParseError(bad, "bare LF in chunked framing")
+                text = bytes(line[:-1])
+                line.clear()
+                if state == _CHUNK_SIZE:
+                    size_part = text.split(b";", 1)[0].rstrip(b" \t")
+                    if _HEX.fullmatch(size_part) is None:
+                        raise ParseError(bad, "malformed chunk size")
+                    size = int(size_part, 16)
+                    if size == 0:
+                        self._state = _TRAILER
+                        self._trailer_bytes = 0
+                    else:
+                        self._state = _CHUNK_DATA
+                        self._remaining = size
+                else:
+                    if not text:
+                        return i
+                    self._trailer_bytes += len(text)
+                    if self._trailer_bytes > self._max_head:
+                        raise ParseError(bad, "trailer section too large")
+                    name, sep, _ = text.partition(b":")
+                    if not sep or _TOKEN.fullmatch(name) is None:
+                        raise ParseError(bad, "malformed trailer field")
+        return -1
+
+
+def error_response(status: int, close: bool = True, detail: str = "") -> bytes:
+    """A small plain-text response the balancer itself gives."""
+    reason = _REASONS.get(status, "Error")
+    body = f"{status} {reason}{': ' + detail if detail else ''}\n".encode()
+    conn = b"Connection: close\r\n" if close else b""
+    return (
+        b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s\r\n"
+        % (status, reason.encode(), len(body), conn)
+    ) + body

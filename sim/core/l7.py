@@ -1,0 +1,720 @@
+"""The L7 data path: an HTTP/1.1 reverse proxy made of two asyncio Protocols.
+
+:class:`ClientConnection` faces the client, :class:`UpstreamConnection` a
+backend; both are thin shells around :class:`~sim.core.http.Parser`. One
+request per client connection is in flight at a time (pipelined requests wait
+in the parser, in order), so responses can never be reordered or mixed up.
+
+Backpressure: when one side's write buffer passes its high-water mark asyncio
+calls ``pause_writing`` on that side's protocol, and we stop reading from the
+other side until ``resume_writing``.
+
+Retries: a failed *connect* is retried on another backend for any method
+(nothing was sent yet, as HAProxy's ``retries`` do); a request that reached a
+backend whose connection then failed before any response byte went to the
+client is retried only when it is idempotent and has no body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from sim.core.config import Config
+from sim.core.http import (
+    CLOSE,
+    END,
+    IDEMPOTENT,
+    Head,
+    ParseError,
+    Parser,
+    error_response,
+)
+from sim.core.metrics import Metrics
+from sim.core.pool import Backend, BackendPool, Clock
+
+__all__ = ["ClientConnection", "HttpProxy", "UpstreamConnection"]
+
+# what the connection's one timer is waiting for
+_IDLE = 1  # the next request on a kept-alive connection
+_HEADER = 2  # the rest of a request head (slowloris)
+_SERVER = 3  # the backend's answer
+
+# reasons the client's reading is paused (bits)
+_UP_FULL = 1  # the upstream's write buffer is over its high-water mark
+_AHEAD = 2  # the client sent too much ahead (pipelined requests, body before connect)
+
+
+class HttpProxy:
+    """Shared state of one L7 listener: settings, pool, metrics, clock."""
+
+    __slots__ = (
+        "config",
+        "pool",
+        "metrics",
+        "clock",
+        "loop",
+        "connect",
+        "max_head",
+        "max_headers",
+        "client_buffer",
+        "header_timeout",
+        "idle_timeout",
+        "server_timeout",
+        "connect_timeout",
+        "retries",
+        "max_connections",
+        "connections",
+        "_tasks",
+    )
+
+    def __init__(
+        self,
+        config: Config,
+        pool: BackendPool,
+        metrics: Metrics,
+        clock: Clock,
+        loop: asyncio.AbstractEventLoop | None = None,
+        connect: Callable[[Backend, ClientConnection], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.pool = pool
+        self.metrics = metrics
+        self.clock = clock
+        self.loop = loop
+        # replaceable so unit tests can hand out upstreams on fake transports
+        self.connect: Callable[[Backend, ClientConnection], None] = connect or self._connect
+        lim, t = config.limits, config.timeouts
+        self.max_head = lim.max_header_bytes
+        self.max_headers = lim.max_headers
+        self.client_buffer = lim.client_buffer
+        self.max_connections = lim.max_connections
+        self.header_timeout = t.header
+        self.idle_timeout = t.client_idle
+        self.server_timeout = t.server
+        self.connect_timeout = t.connect
+        self.retries = config.retries.count
+        self.connections: set[ClientConnection] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def __call__(self) -> ClientConnection:
+        return ClientConnection(self)
+
+    def _connect(self, backend: Backend, client: ClientConnection) -> None:
+        assert self.loop is not None
+        task = self.loop.create_task(self._open(backend))
+        self._tasks.add(task)
+        task.add_done_callback(partial(self._opened, backend, client))
+
+    async def _open(self, backend: Backend) -> UpstreamConnection:
+        assert self.loop is not None
+        async with asyncio.timeout(self.connect_timeout):
+            _, proto = await self.loop.create_connection(
+                partial(UpstreamConnection, self, backend), backend.host, backend.port
+            )
+        return proto
+
+    def _opened(
+        self, backend: Backend, client: ClientConnection, task: asyncio.Task[UpstreamConnection]
+    ) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            client._on_connect_failed(backend, "cancelled")
+            return
+        exc = task.exception()
+        if exc is not None:
+            client._on_connect_failed(backend, type(exc).__name__)
+            return
+        self.metrics.upstream_connects += 1
+        client._on_connected(task.result())
+
+    def close_all(self) -> None:
+        for c in list(self.connections):
+            if c.transport is not None:
+                c.transport.close()
+        for t in list(self._tasks):
+            t.cancel()
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """A connection to a backend, owned by one client connection at a time or idle in the pool."""
+
+    __slots__ = (
+        "proxy",
+        "backend",
+        "transport",
+        "parser",
+        "client",
+        "idle_since",
+        "closed",
+        "last",
+    )
+
+    def __init__(self, proxy: HttpProxy, backend: Backend) -> None:
+        self.proxy = proxy
+        self.backend = backend
+        self.transport: Any = None
+        self.parser = Parser(response=True, max_head=proxy.max_head, max_headers=proxy.max_headers)
+        self.client: ClientConnection | None = None
+        self.idle_since = 0.0
+        self.closed = False
+        self.last = 0.0
+
+    @property
+    def usable(self) -> bool:
+        return not self.closed and not self.transport.is_closing()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        client = self.client
+        if client is None:
+            # a backend talking on an idle connection is out of step: drop it
+            self.close()
+            return
+        self.last = self.proxy.clock.time()
+        try:
+            events = self.parser.feed(data)
+        except ParseError as e:
+            client._upstream_failed(self, 502, e.reason)
+            return
+        client._on_response(events)
+
+    def eof_received(self) -> bool:
+        client = self.client
+        if client is not None:
+            try:
+                events = self.parser.feed_eof()
+            except ParseError as e:
+                client._upstream_failed(self, 502, e.reason)
+                return False
+            if events:
+                client._on_response(events)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        client = self.client
+        if client is not None:
+            client._upstream_failed(self, 502, "backend closed the connection")
+        else:
+            self.proxy.pool.forget_idle(self.backend, self)
+
+    def pause_writing(self) -> None:
+        if self.client is not None:
+            self.client._pause(_UP_FULL)
+
+    def resume_writing(self) -> None:
+        if self.client is not None:
+            self.client._resume(_UP_FULL)
+
+
+class ClientConnection(asyncio.Protocol):
+    """One client connection: parse a request, forward it, relay the response, repeat."""
+
+    __slots__ = (
+        "proxy",
+        "transport",
+        "peer",
+        "parser",
+        "head",
+        "upstream",
+        "backend",
+        "tried",
+        "timer",
+        "timer_at",
+        "kind",
+        "deadline",
+        "close_after",
+        "started_at",
+        "request_done",
+        "response_started",
+        "response_head",
+        "pending",
+        "pending_bytes",
+        "retriable",
+        "request_bytes",
+        "paused",
+        "write_paused",
+        "closed",
+        "last_status",
+    )
+
+    def __init__(self, proxy: HttpProxy) -> None:
+        self.proxy = proxy
+        self.transport: Any = None
+        self.peer = b""
+        self.parser = Parser(False, proxy.max_head, proxy.max_headers)
+        self.head: Head | None = None
+        self.upstream: UpstreamConnection | None = None
+        self.backend: Backend | None = None
+        self.tried: tuple[Backend, ...] = ()
+        self.timer: Any = None
+        self.timer_at = 0.0
+        self.kind = 0
+        self.deadline = 0.0
+        self.close_after = False
+        self.started_at = 0.0
+        self.request_done = False
+        self.response_started = False
+        self.response_head: Head | None = None
+        self.pending: list[Any] = []
+        self.pending_bytes = 0
+        self.retriable = False
+        self.request_bytes = b""
+        self.paused = 0
+        self.write_paused = False
+        self.closed = False
+        self.last_status = 0
+
+    # -- timers ---------------------------------------------------------------
+
+    def _set(self, kind: int, delay: float) -> None:
+        """Wait for ``kind`` until ``delay`` from now.
+
+        One timer per connection, moved lazily: a later deadline only updates
+        two attributes and the timer, when it fires early, sleeps again for
+        the rest. So a kept-alive request costs no timer operations at all,
+        where arming and cancelling a timer per phase would cost three.
+        """
+        clock = self.proxy.clock
+        when = clock.time() + delay
+        self.kind = kind
+        self.deadline = when
+        timer = self.timer
+        if timer is None or self.timer_at > when:
+            if timer is not None:
+                timer.cancel()
+            self.timer = clock.call_later(delay, self._tick)
+            self.timer_at = when
+
+    def _disarm(self) -> None:
+        self.kind = 0
+
+    def _cancel_timer(self) -> None:
+        self.kind = 0
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _tick(self) -> None:
+        self.timer = None
+        kind = self.kind
+        if not kind or self.closed:
+            return
+        clock = self.proxy.clock
+        left = self.deadline - clock.time()
+        if left > 0.0005:
+            self.timer = clock.call_later(left, self._tick)
+            self.timer_at = self.deadline
+            return
+        self.kind = 0
+        if kind == _IDLE:
+            self._on_idle_timeout()
+        elif kind == _HEADER:
+            self._on_header_timeout()
+        else:
+            self._on_server_timeout()
+
+    def _on_idle_timeout(self) -> None:
+        if self.head is None and not self.parser.started:
+            self.transport.close()
+
+    def _on_header_timeout(self) -> None:
+        if self.head is None:
+            self._reject(408, "request head not received in time")
+
+    def _on_server_timeout(self) -> None:
+        up = self.upstream
+        if up is None:
+            return
+        # inactivity, not total time: a long body that keeps flowing is fine
+        idle = self.proxy.clock.time() - up.last
+        remaining = self.proxy.server_timeout - idle
+        if up.last and remaining > 0.001 and self.response_started:
+            self._set(_SERVER, remaining)
+            return
+        self._upstream_failed(up, 504, "backend did not answer in time")
+
+    # -- flow control -----------------------------------------------------------
+
+    def _pause(self, bit: int) -> None:
+        if not self.paused and not self.closed:
+            self.transport.pause_reading()
+        self.paused |= bit
+
+    def _resume(self, bit: int) -> None:
+        if not self.paused & bit:
+            return
+        self.paused &= ~bit
+        if not self.paused and not self.closed:
+            self.transport.resume_reading()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        if self.upstream is not None:
+            self.upstream.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.upstream is not None:
+            self.upstream.transport.resume_reading()
+
+    # -- client side events -------------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        proxy = self.proxy
+        m = proxy.metrics
+        m.connections_total += 1
+        if len(proxy.connections) >= proxy.max_connections:
+            m.rejected_connections += 1
+            self.closed = True
+            transport.write(error_response(503, detail="too many connections"))
+            transport.close()
+            return
+        proxy.connections.add(self)
+        m.active_connections += 1
+        peer = transport.get_extra_info("peername")
+        self.peer = peer[0].encode() if peer else b"unknown"
+        self._set(_IDLE, proxy.idle_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        parser = self.parser
+        if self.head is None and not parser.started:
+            self._set(_HEADER, self.proxy.header_timeout)
+        try:
+            events = parser.feed(data)
+        except ParseError as e:
+            self._reject(e.status, e.reason)
+            return
+        self._process(events)
+        if not self.closed and parser.done and parser.buffered > self.proxy.client_buffer:
+            self._pause(_AHEAD)
+
+    def eof_received(self) -> bool:
+        # A client FIN while its request is in flight counts as gone (nginx's
+        # proxy_ignore_client_abort off): the upstream is released at once
+        # rather than held until the server timeout. Returning False closes us.
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._cancel_timer()
+        proxy = self.proxy
+        proxy.connections.discard(self)
+        proxy.metrics.active_connections -= 1
+        up = self.upstream
+        if up is not None:
+            # the response was not finished: this upstream is mid-message, unusable
+            up.client = None
+            up.close()
+            self.upstream = None
+        if self.backend is not None:
+            self.backend.outstanding -= 1
+            self.backend = None
+        if self.head is not None:
+            proxy.metrics.observe("client_closed", proxy.clock.time() - self.started_at)
+            self.head = None
+
+    def _process(self, events: list[object]) -> None:
+        for ev in events:
+            if self.closed or self.transport.is_closing():
+                return
+            if ev.__class__ is Head:
+                self._on_head(ev)  # type: ignore[arg-type]
+            elif ev is END:
+                self.request_done = True
+            else:
+                self._on_body(ev)
+
+    def _on_head(self, head: Head) -> None:
+        self._disarm()
+        self.head = head
+        self.started_at = self.proxy.clock.time()
+        self.close_after = self.close_after or not head.keep_alive
+        # a head without a body is complete already (its END follows in this batch)
+        self.request_done = head.framing == 0 or (head.framing == 1 and head.length == 0)
+        self.response_started = False
+        self.response_head = None
+        self.tried = ()
+        self.retriable = head.method in IDEMPOTENT and head.framing == 0
+        self.request_bytes = self._request_head(head)
+        self._dispatch()
+
+    def _request_head(self, head: Head) -> bytes:
+        xff = head.xff + b", " + self.peer if head.xff else self.peer
+        tail = b"\r\nConnection: keep-alive\r\n\r\n" if head.version == b"HTTP/1.0" else b"\r\n\r\n"
+        return b"".join(
+            (head.start, b"\r\n", head.forward_block(True), b"X-Forwarded-For: ", xff, tail)
+        )
+
+    def _on_body(self, piece: Any) -> None:
+        up = self.upstream
+        if up is not None:
+            up.transport.write(piece)
+            return
+        # not connected yet: hold the bytes (slices of what arrived, not copies)
+        self.pending.append(piece)
+        self.pending_bytes += len(piece)
+        if self.pending_bytes > self.proxy.client_buffer:
+            self._pause(_AHEAD)
+
+    # -- choosing and reaching a backend ----------------------------------------------
+
+    def _dispatch(self) -> None:
+        proxy = self.proxy
+        pool = proxy.pool
+        backend = pool.pick(self.tried)
+        if backend is None:
+            if self.tried:
+                self._gateway_error(self.last_status or 502, "no backend could take the request")
+            else:
+                self._gateway_error(503, "no backend available")
+            return
+        self.backend = backend
+        backend.outstanding += 1
+        backend.requests += 1
+        self.tried += (backend,)
+        conn = pool.take_idle(backend)
+        if conn is not None:
+            self._attach(conn)
+        else:
+            proxy.connect(backend, self)
+
+    def _on_connected(self, conn: UpstreamConnection) -> None:
+        if self.closed or self.backend is not conn.backend or self.upstream is not None:
+            # nobody waits for it any more; a fresh connection is still worth keeping
+            if not self.proxy.pool.put_idle(conn.backend, conn):
+                conn.close()
+            return
+        self._attach(conn)
+
+    def _on_connect_failed(self, backend: Backend, why: str) -> None:
+        proxy = self.proxy
+        proxy.metrics.connect_failures += 1
+        proxy.pool.report_failure(backend)
+        if self.closed or self.backend is not backend:
+            return
+        backend.outstanding -= 1
+        self.backend = None
+        self.last_status = 503
+        if len(self.tried) <= proxy.retries:
+            proxy.metrics.retries += 1
+            self._dispatch()
+        else:
+            self._gateway_error(503, f"cannot connect to a backend ({why})")
+
+    def _attach(self, conn: UpstreamConnection) -> None:
+        self.upstream = conn
+        conn.client = self
+        head = self.head
+        assert head is not None
+        conn.parser.expect_response_to(head.method)
+        conn.last = 0.0
+        t = conn.transport
+        if self.write_paused:
+            t.pause_reading()
+        t.write(self.request_bytes)
+        if self.pending:
+            for piece in self.pending:
+                t.write(piece)
+            self.pending.clear()
+            self.pending_bytes = 0
+            self._resume(_AHEAD)
+        self._set(_SERVER, self.proxy.server_timeout)
+
+    # -- the response ---------------------------------------------------------------------
+
+    def _on_response(self, events: list[object]) -> None:
+        # gather what this read produced and hand it over in one call: the
+        # head and a small body go out in one writev under uvloop, not two sends
+        out: list[Any] = []
+        done = False
+        for ev in events:
+            if ev.__class__ is Head:
+                head: Head = ev  # type: ignore[assignment]
+                self.response_head = head
+                if head.interim:
+                    out.append(self._response_head(head))
+                    continue
+                if head.framing == CLOSE:
+                    self.close_after = True
+                self.response_started = True
+                out.append(self._response_head(head))
+            elif ev is END:
+                head = self.response_head  # type: ignore[assignment]
+                if head is not None and head.interim:
+                    self._flush(out)
+                    self.response_head = None
+                    up = self.upstream
+                    assert up is not None and self.head is not None
+                    more = up.parser.next_message()
+                    up.parser.expect_response_to(self.head.method)
+                    if more:
+                        self._on_response(more)
+                    return
+                done = True
+            else:
+                out.append(ev)
+        self._flush(out)
+        if done:
+            self._response_done()
+
+    def _flush(self, out: list[Any]) -> None:
+        if len(out) == 1:
+            self.transport.write(out[0])
+        elif out:
+            self.transport.writelines(out)
+
+    def _response_head(self, head: Head) -> bytes:
+        # always HTTP/1.1 towards the client: we, not the backend, speak to it
+        parts = [b"HTTP/1.1", head.start[8:], b"\r\n", head.forward_block(False)]
+        if not head.interim:
+            if self.close_after:
+                parts.append(b"Connection: close\r\n")
+            elif self.head is not None and self.head.version == b"HTTP/1.0":
+                parts.append(b"Connection: keep-alive\r\n")
+        parts.append(b"\r\n")
+        return b"".join(parts)
+
+    def _response_done(self) -> None:
+        proxy = self.proxy
+        pool = proxy.pool
+        up = self.upstream
+        backend = self.backend
+        head = self.response_head
+        assert up is not None and backend is not None and head is not None
+        self._disarm()
+        self.upstream = None
+        self.backend = None
+        up.client = None
+        if self.write_paused:
+            up.transport.resume_reading()
+        self._resume(_UP_FULL)
+        if head.keep_alive and self.request_done and not up.parser.buffered and up.usable:
+            up.parser.next_message()
+            if not pool.put_idle(backend, up):
+                up.close()
+        else:
+            up.close()
+        backend.outstanding -= 1
+        status = head.status
+        if status >= 500:
+            pool.report_failure(backend)
+            outcome = "backend_5xx"
+        else:
+            pool.report_success(backend)
+            outcome = "ok"
+        proxy.metrics.observe(outcome, proxy.clock.time() - self.started_at)
+        if self.request_done:
+            self._next()
+        else:
+            # the backend answered before the request body ended (an early 413,
+            # say): we cannot tell where the next request starts, so we stop here
+            self.close_after = True
+            self._next()
+
+    def _next(self) -> None:
+        """The exchange is over: close, or wait for and start on the next request."""
+        self.head = None
+        self.response_head = None
+        if self.close_after or not self.request_done:
+            self.closed_by_us()
+            return
+        self._set(_IDLE, self.proxy.idle_timeout)
+        self._resume(_AHEAD)
+        try:
+            events = self.parser.next_message()
+        except ParseError as e:
+            self._reject(e.status, e.reason)
+            return
+        if events:
+            if self.head is None:
+                self._set(_HEADER, self.proxy.header_timeout)
+            self._process(events)
+        elif self.parser.started:
+            self._set(_HEADER, self.proxy.header_timeout)
+
+    def closed_by_us(self) -> None:
+        self._cancel_timer()
+        self.transport.close()
+
+    # -- failures ----------------------------------------------------------------------------
+
+    def _upstream_failed(self, conn: UpstreamConnection, status: int, why: str) -> None:
+        if conn is not self.upstream:
+            return
+        proxy = self.proxy
+        backend = self.backend
+        self._disarm()
+        conn.client = None
+        conn.close()
+        self.upstream = None
+        self._resume(_UP_FULL)
+        if backend is not None:
+            backend.outstanding -= 1
+            proxy.pool.report_failure(backend)
+            self.backend = None
+        self.last_status = status
+        if self.response_started:
+            # part of the response is with the client already: all we can do
+            # honestly is cut the connection so it sees a truncated message
+            proxy.metrics.observe(f"{status}_midstream", proxy.clock.time() - self.started_at)
+            self.head = None
+            self.transport.abort()
+            return
+        self.response_head = None
+        if (
+            status == 502
+            and self.retriable
+            and self.request_done
+            and len(self.tried) <= proxy.retries
+        ):
+            proxy.metrics.retries += 1
+            self._dispatch()
+            return
+        self._gateway_error(status, why)
+
+    def _gateway_error(self, status: int, why: str) -> None:
+        proxy = self.proxy
+        close = self.close_after or not self.request_done
+        self.transport.write(error_response(status, close=close, detail=why))
+        proxy.metrics.observe(str(status), proxy.clock.time() - self.started_at)
+        self.request_done = self.request_done and not close
+        self.close_after = close
+        self._next()
+
+    def _reject(self, status: int, why: str) -> None:
+        """Refuse what the client sent; nothing of it was or will be forwarded."""
+        proxy = self.proxy
+        proxy.metrics.observe(str(status), 0.0)
+        self._disarm()
+        if self.upstream is not None or self.backend is not None:
+            # a bad chunk in a request body already being forwarded
+            up = self.upstream
+            if up is not None:
+                up.client = None
+                up.close()
+                self.upstream = None
+            if self.backend is not None:
+                self.backend.outstanding -= 1
+                self.backend = None
+            if self.response_started:
+                self.transport.abort()
+                return
+        self.transport.write(error_response(status, close=True, detail=why))
+        self.head = None
+        self.transport.close()

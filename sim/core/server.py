@@ -1,0 +1,125 @@
+"""One balancer process: listener, pool, health checks, admin API, takeover."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from sim.core.config import Config
+from sim.core.l4 import TcpProxy
+from sim.core.l7 import HttpProxy
+from sim.core.metrics import Metrics
+from sim.core.pool import BackendPool
+from sim.core.takeover import Takeover
+
+__all__ = ["Balancer"]
+
+
+class Balancer:
+    def __init__(self, config: Config, worker: int = 0, admin: bool = True) -> None:
+        self.config = config
+        self.worker = worker
+        self.loop = asyncio.get_running_loop()
+        self.metrics = Metrics()
+        self.pool = BackendPool(config, self.loop, self.metrics)
+        self.proxy: HttpProxy | TcpProxy
+        if config.mode == "http":
+            self.proxy = HttpProxy(config, self.pool, self.metrics, self.loop, self.loop)
+        else:
+            self.proxy = TcpProxy(config, self.pool, self.metrics, self.loop, self.loop)
+        self.server: asyncio.Server | None = None
+        self.listen_port: int | None = None
+        self.takeover: Takeover | None = None
+        self.admin: Any = None
+        self.want_admin = admin and config.admin is not None
+        self.started_at = time.time()
+        self.stopped = asyncio.Event()
+
+    async def bind(self) -> None:
+        """Bind the listening address (for takeover: take the virtual address)."""
+        if self.server is not None:
+            return
+        c = self.config
+        self.server = await self.loop.create_server(
+            self.proxy,
+            c.listen.host,
+            c.listen.port,
+            reuse_address=True,
+            # N workers share one port; the kernel spreads connections among them
+            reuse_port=c.workers > 1,
+            backlog=4096,
+        )
+        self.listen_port = self.server.sockets[0].getsockname()[1]
+
+    def release(self) -> None:
+        """Stop listening; connections already open carry on."""
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+
+    async def start(self) -> None:
+        self.pool.start()
+        if self.config.takeover is not None:
+            self.takeover = Takeover(
+                self.config.takeover, self.config.name, self.bind, self.release
+            )
+            await self.takeover.start()
+        else:
+            await self.bind()
+        if self.want_admin:
+            from sim.core.admin import AdminServer
+
+            self.admin = AdminServer(self)
+            await self.admin.start()
+
+    async def stop(self) -> None:
+        if self.takeover is not None:
+            self.takeover.stop()
+        self.release()
+        if self.admin is not None:
+            await self.admin.stop()
+        self.proxy.close_all()
+        await self.pool.stop()
+        self.stopped.set()
+
+    def ready_info(self) -> dict[str, Any]:
+        c = self.config
+        info: dict[str, Any] = {
+            "event": "ready",
+            "name": c.name,
+            "mode": c.mode,
+            "worker": self.worker,
+            "listen": f"{c.listen.host}:{self.listen_port or c.listen.port}",
+            "listening": self.server is not None,
+        }
+        if self.admin is not None:
+            info["admin"] = self.admin.address
+            info["token_file"] = self.admin.token_file
+        if self.takeover is not None:
+            info["state"] = self.takeover.state
+        return info
+
+    def status(self) -> dict[str, Any]:
+        m = self.metrics
+        return {
+            "name": self.config.name,
+            # the address holder is "active"; without takeover a balancer always is
+            "state": self.takeover.state if self.takeover is not None else "active",
+            "mode": self.config.mode,
+            "listen": str(self.config.listen),
+            "listening": self.server is not None,
+            "uptime": round(time.time() - self.started_at, 3),
+            "active_connections": m.active_connections,
+            "requests": dict(m.outcomes),
+            "retries": m.retries,
+            "backends": [b.as_dict() for b in self.pool.backends],
+            "takeover": self.takeover.status() if self.takeover is not None else None,
+            "loop": type(self.loop).__module__,
+        }
+
+    def metrics_text(self) -> str:
+        extra: dict[str, float] = {"failover_listening": 1.0 if self.server is not None else 0.0}
+        if self.takeover is not None:
+            extra["failover_takeover_active"] = 1.0 if self.takeover.state == "active" else 0.0
+        return self.metrics.render(self.pool, extra)

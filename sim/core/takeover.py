@@ -1,0 +1,223 @@
+"""Static-address takeover on loopback: the VRRP / Elastic IP behaviour.
+
+Two ``serve`` processes share one virtual address (``listen``, in 127.0.0.0/8).
+Holding the address means having the listening socket bound, so the kernel
+itself guarantees one holder at a time: a second ``bind`` fails with
+EADDRINUSE while the first holder lives.
+
+- The holder (state ``active``) sends a heartbeat over UDP to its peer every
+  ``interval``.
+- The other (``standby``) declares it dead after Master_Down_Interval =
+  3 x interval + skew, skew = (256 - priority) x interval / 256 (RFC 5798
+  6.1; REFERENCES.md "Address takeover"), and binds the address.
+- A process started as ``active`` that finds the address held (its standby
+  took over) stays standby: no preemption unless ``preempt`` is on and its
+  priority is higher, in which case it asks the holder to release.
+- ``reassociate`` (the admin API) moves the address on purpose: after the
+  injected delay (cloud API latency) it asks the holder to release and binds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sim.core.config import TakeoverConfig
+
+__all__ = ["Takeover"]
+
+
+class Takeover(asyncio.DatagramProtocol):
+    def __init__(
+        self,
+        cfg: TakeoverConfig,
+        name: str,
+        bind: Callable[[], Awaitable[None]],
+        release: Callable[[], None],
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.name = name
+        self._bind = bind
+        self._release = release
+        self.state = "standby"
+        self.transport: asyncio.DatagramTransport | None = None
+        self.seq = 0
+        self.peer_seen_at: float | None = None
+        self.peer_state: str | None = None
+        self.peer_priority = 0
+        self.became_active_at: float | None = None
+        self.transitions: list[dict[str, Any]] = []
+        self._down_timer: asyncio.TimerHandle | None = None
+        self._beat_timer: asyncio.TimerHandle | None = None
+        self._taking: asyncio.Task[Any] | None = None
+        self._released = asyncio.Event()
+        self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.loop = asyncio.get_running_loop()
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        c = self.cfg
+        await self.loop.create_datagram_endpoint(
+            lambda: self, local_addr=(c.heartbeat_listen.host, c.heartbeat_listen.port)
+        )
+        if c.role == "active" and await self._try_bind():
+            self._become_active("configured active")
+            return
+        if c.role == "active":
+            self._log(
+                f"{self.name}: the virtual address is held by the peer; staying standby (no preemption)"
+            )
+        self._arm_down()
+
+    def stop(self) -> None:
+        for h in (self._down_timer, self._beat_timer):
+            if h is not None:
+                h.cancel()
+        if self._taking is not None:
+            self._taking.cancel()
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    # -- state changes ---------------------------------------------------------------
+
+    async def _try_bind(self) -> bool:
+        try:
+            await self._bind()
+            return True
+        except OSError as e:
+            if e.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+
+    def _become_active(self, why: str) -> None:
+        if self._down_timer is not None:
+            self._down_timer.cancel()
+            self._down_timer = None
+        self.state = "active"
+        self.became_active_at = time.time()
+        self.transitions.append({"at": self.became_active_at, "state": "active", "why": why})
+        self._log(f"{self.name}: active ({why})")
+        self._beat()
+
+    def _become_standby(self, why: str) -> None:
+        if self._beat_timer is not None:
+            self._beat_timer.cancel()
+            self._beat_timer = None
+        self._release()
+        self.state = "standby"
+        self.transitions.append({"at": time.time(), "state": "standby", "why": why})
+        self._log(f"{self.name}: standby ({why})")
+        self._arm_down()
+
+    # -- heartbeats -----------------------------------------------------------------
+
+    def _send(self, **msg: Any) -> None:
+        if self.transport is None:
+            return
+        msg.update(v=1, node=self.name, prio=self.cfg.priority)
+        peer = self.cfg.peer
+        # the peer's port may be closed (it is dead): that is the point
+        with contextlib.suppress(OSError):
+            self.transport.sendto(json.dumps(msg).encode(), (peer.host, peer.port))
+
+    def _beat(self) -> None:
+        if self.state != "active":
+            return
+        self.seq += 1
+        self._send(type="heartbeat", state="active", seq=self.seq)
+        self._beat_timer = self.loop.call_later(self.cfg.interval, self._beat)
+
+    def _arm_down(self) -> None:
+        if self._down_timer is not None:
+            self._down_timer.cancel()
+        self._down_timer = self.loop.call_later(self.cfg.master_down, self._master_down)
+
+    def _master_down(self) -> None:
+        self._down_timer = None
+        if self.state != "standby" or (self._taking is not None and not self._taking.done()):
+            return
+        self._taking = self.loop.create_task(self._take("no heartbeat for 3 x interval + skew"))
+
+    async def _take(self, why: str, wait: float = 0.0) -> bool:
+        deadline = self.loop.time() + wait
+        while True:
+            if await self._try_bind():
+                self._become_active(why)
+                return True
+            if self.loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.01)
+        # the holder is alive after all (heartbeats lost, not the process): keep watching
+        self._arm_down()
+        return False
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        try:
+            msg = json.loads(data)
+            kind = msg["type"]
+        except (ValueError, KeyError, TypeError):
+            return
+        self.peer_seen_at = time.time()
+        self.peer_priority = int(msg.get("prio", 0))
+        if kind == "heartbeat":
+            self.peer_state = msg.get("state")
+            if self.state == "standby":
+                self._arm_down()
+                if (
+                    self.cfg.preempt
+                    and self.cfg.priority > self.peer_priority
+                    and (self._taking is None or self._taking.done())
+                ):
+                    self._taking = self.loop.create_task(self.reassociate(0.0, why="preemption"))
+        elif kind == "release":
+            if self.state == "active":
+                self._become_standby(f"released to {msg.get('node')}")
+            self._send(type="released")
+        elif kind == "released":
+            self._released.set()
+
+    # -- the "reassociate" API --------------------------------------------------------
+
+    async def reassociate(
+        self, delay: float | None = None, why: str = "reassociate"
+    ) -> dict[str, Any]:
+        """Move the virtual address to this process, after the injected ``delay``."""
+        t0 = time.monotonic()
+        if self.state == "active":
+            return {"state": self.state, "moved": False, "seconds": 0.0}
+        await asyncio.sleep(self.cfg.reassociate_delay if delay is None else delay)
+        self._released.clear()
+        self._send(type="release")
+        # a live holder answers at once; a dead one never does, and then the bind just works
+        try:
+            async with asyncio.timeout(max(0.5, self.cfg.interval)):
+                await self._released.wait()
+        except TimeoutError:
+            pass
+        moved = await self._take(why, wait=max(1.0, 2 * self.cfg.interval))
+        return {"state": self.state, "moved": moved, "seconds": round(time.monotonic() - t0, 4)}
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "role": self.cfg.role,
+            "priority": self.cfg.priority,
+            "preempt": self.cfg.preempt,
+            "interval": self.cfg.interval,
+            "master_down_interval": self.cfg.master_down,
+            "peer_state": self.peer_state,
+            "peer_seen_at": self.peer_seen_at,
+            "became_active_at": self.became_active_at,
+            "transitions": self.transitions[-20:],
+        }

@@ -1,0 +1,165 @@
+"""Shared helpers of the sim.core tests: configs, in-process balancers, raw clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+from sim.core.backend import BackendServer, start_backend
+from sim.core.config import Config, config_from_data
+from sim.core.http import END, Head, Parser
+from sim.core.server import Balancer
+
+T = TypeVar("T")
+
+
+def run(coro: Awaitable[T], timeout: float = 8.0) -> T:
+    """Run a test coroutine with a hard bound, so no test hangs."""
+
+    async def bounded() -> T:
+        async with asyncio.timeout(timeout):
+            return await coro
+
+    return asyncio.run(bounded())
+
+
+def make_config(backends: list[BackendServer] | list[int], **over: Any) -> Config:
+    ports = [b.port if isinstance(b, BackendServer) else b for b in backends]
+    data: dict[str, Any] = {
+        "name": "test",
+        "listen": "127.0.0.1:0",
+        "backends": [{"name": f"b{i}", "address": f"127.0.0.1:{p}"} for i, p in enumerate(ports)],
+        "health_check": {"enabled": False},
+        "admin": None,
+    }
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return config_from_data(data, "<test>")
+
+
+@contextlib.asynccontextmanager
+async def balancer(config: Config) -> AsyncIterator[Balancer]:
+    b = Balancer(config, admin=config.admin is not None)
+    await b.start()
+    try:
+        yield b
+    finally:
+        await b.stop()
+
+
+@contextlib.asynccontextmanager
+async def backends(n: int, **kw: Any) -> AsyncIterator[list[BackendServer]]:
+    servers = [await start_backend(name=f"b{i}", **kw) for i in range(n)]
+    try:
+        yield servers
+    finally:
+        for s in servers:
+            assert s.server is not None
+            s.server.close()
+
+
+class Response:
+    def __init__(self, head: Head, body: bytes) -> None:
+        self.head = head
+        self.status = head.status
+        self.body = body
+
+    def header(self, name: str) -> str | None:
+        v = self.head.get(name.encode())
+        return None if v is None else v.decode()
+
+
+class Client:
+    """A raw HTTP client on one connection; reads responses in order (pipelining too)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.parser = Parser(response=True, max_head=65536)
+        self.started = False
+
+    @classmethod
+    async def connect(cls, port: int, host: str = "127.0.0.1") -> Client:
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer)
+
+    def send(self, raw: bytes) -> None:
+        self.writer.write(raw)
+
+    async def response(self, method: bytes = b"GET") -> Response | None:
+        """The next response; None if the connection closed (or broke) before a whole one."""
+        parser = self.parser
+        events = parser.next_message() if self.started else []
+        self.started = True
+        parser.expect_response_to(method)
+        head: Head | None = None
+        body = bytearray()
+        while True:
+            for ev in events:
+                if isinstance(ev, Head):
+                    head = ev
+                elif ev is END:
+                    assert head is not None
+                    return Response(head, bytes(body))
+                else:
+                    body += ev  # type: ignore[operator]
+            try:
+                data = await self.reader.read(65536)
+            except ConnectionError:
+                return None
+            if not data:
+                try:
+                    events = parser.feed_eof()
+                except Exception:
+                    return None
+                if not events:
+                    return None
+                continue
+            events = parser.feed(data)
+
+    async def closed(self, wait: float = 0.3) -> bool:
+        try:
+            async with asyncio.timeout(wait):
+                return (await self.reader.read(1)) == b""
+        except TimeoutError:
+            return False
+        except ConnectionError:
+            return True
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def request(
+    port: int,
+    raw: bytes,
+    method: bytes = b"GET",
+    host: str = "127.0.0.1",
+    check_closed: bool = True,
+) -> tuple[Response | None, bool]:
+    """Send ``raw`` on a new connection; the response and whether the server closed after it
+    (looked for during 0.3 s when ``check_closed``)."""
+    c = await Client.connect(port, host)
+    try:
+        c.send(raw)
+        resp = await c.response(method)
+        if resp is None:
+            return None, True
+        return resp, (await c.closed()) if check_closed else False
+    finally:
+        c.close()
+
+
+def get(path: str = "/", extra: str = "") -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: t\r\n{extra}\r\n".encode()
+
+
+async def wait_for(cond: Callable[[], bool], timeout: float = 3.0, step: float = 0.01) -> None:
+    async with asyncio.timeout(timeout):
+        while not cond():
+            await asyncio.sleep(step)

@@ -1,0 +1,182 @@
+"""The sans-IO HTTP/1.1 parser: framing, limits and the smuggling rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from sim.core.http import CHUNKED, CLOSE, END, LENGTH, NONE, Head, ParseError, Parser
+
+
+def collect(parser: Parser, *pieces: bytes) -> list[object]:
+    out: list[object] = []
+    for p in pieces:
+        out += parser.feed(p)
+    return out
+
+
+def body_of(events: list[object]) -> bytes:
+    return b"".join(bytes(e) for e in events if not isinstance(e, Head) and e is not END)  # type: ignore[call-overload]
+
+
+def test_simple_get() -> None:
+    p = Parser()
+    ev = p.feed(b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n")
+    head = ev[0]
+    assert isinstance(head, Head)
+    assert (head.method, head.target, head.version) == (b"GET", b"/a?b=1", b"HTTP/1.1")
+    assert head.framing == NONE and head.keep_alive and head.xff == b"1.2.3.4"
+    assert ev[1] is END and p.done
+
+
+@pytest.mark.parametrize("split", [1, 2, 3, 5, 7, 13])
+def test_byte_by_byte_content_length(split: int) -> None:
+    raw = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world"
+    p = Parser()
+    events = collect(p, *[raw[i : i + split] for i in range(0, len(raw), split)])
+    assert isinstance(events[0], Head) and events[0].framing == LENGTH
+    assert body_of(events) == b"hello world" and events[-1] is END
+
+
+@pytest.mark.parametrize("split", [1, 3, 64])
+def test_chunked_passes_framing_through(split: int) -> None:
+    body = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n"
+    raw = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+    p = Parser()
+    events = collect(p, *[raw[i : i + split] for i in range(0, len(raw), split)])
+    assert events[0].framing == CHUNKED  # type: ignore[union-attr]
+    # the body goes out as it came in, chunk framing and trailers included
+    assert body_of(events) == body and events[-1] is END
+
+
+def test_pipelined_requests_are_held_until_next_message() -> None:
+    p = Parser()
+    ev = p.feed(get(b"/1") + get(b"/2") + b"GET /3 HT")
+    assert [e.target for e in ev if isinstance(e, Head)] == [b"/1"]
+    assert p.done and p.buffered > 0
+    assert p.feed(b"TP/1.1\r\nHost: x\r\n\r\n") == []  # still held: one request at a time
+    ev2 = p.next_message()
+    assert ev2[0].target == b"/2" and ev2[1] is END  # type: ignore[union-attr]
+    ev3 = p.next_message()
+    assert ev3[0].target == b"/3"  # type: ignore[union-attr]
+
+
+def get(path: bytes) -> bytes:
+    return b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"GET /\r\n\r\n",
+        b"GET  / HTTP/1.1\r\n\r\n",
+        b"G(T / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.1\n\n",
+        b"GET / FTP/1.1\r\n\r\n",
+    ],
+)
+def test_malformed_request_line_is_400_at_once(raw: bytes) -> None:
+    with pytest.raises(ParseError) as e:
+        Parser().feed(raw)
+    assert e.value.status == 400
+
+
+def test_bad_request_line_rejected_before_headers_end() -> None:
+    # no blank line yet: a broken request line is refused without waiting for it
+    with pytest.raises(ParseError):
+        Parser().feed(b"NOT A REQUEST LINE\r\nHost: x\r\n")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+        b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+        b"Content-Length: 5\r\nContent-Length: 6\r\n",
+        b"Content-Length: 5, 6\r\n",
+        b"Content-Length: -1\r\n",
+        b"Content-Length: 0x5\r\n",
+        b"Content-Length : 5\r\n",
+        b"Transfer-Encoding: gzip, chunked\r\nX: y\r\n",
+        b"X-Folded: a\r\n b\r\n",
+        b"Bad Name: x\r\n",
+        b"Host: y\r\n",
+    ],
+)
+def test_smuggling_shapes_are_refused(headers: bytes) -> None:
+    raw = b"POST / HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\nhello"
+    with pytest.raises(ParseError) as e:
+        Parser().feed(raw)
+    assert e.value.status in (400, 501)
+
+
+def test_repeated_equal_content_length_is_accepted() -> None:
+    ev = Parser().feed(
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok"
+    )
+    assert body_of(ev) == b"ok"
+
+
+def test_missing_host_in_http11_is_400() -> None:
+    with pytest.raises(ParseError):
+        Parser().feed(b"GET / HTTP/1.1\r\n\r\n")
+    ev = Parser().feed(b"GET / HTTP/1.0\r\n\r\n")
+    assert not ev[0].keep_alive  # type: ignore[union-attr]
+
+
+def test_oversized_head_is_431() -> None:
+    p = Parser(max_head=1024)
+    with pytest.raises(ParseError) as e:
+        p.feed(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 2000)
+    assert e.value.status == 431
+    with pytest.raises(ParseError) as e:
+        Parser(max_headers=3).feed(b"GET / HTTP/1.1\r\nHost: x\r\n" + b"A: b\r\n" * 5 + b"\r\n")
+    assert e.value.status == 431
+
+
+@pytest.mark.parametrize(
+    "chunked",
+    [
+        b"zz\r\nhello\r\n0\r\n\r\n",
+        b"5\r\nhelloXX0\r\n\r\n",
+        b"5\nhello\r\n0\r\n\r\n",
+        b"0\r\nbad trailer\r\n\r\n",
+    ],
+)
+def test_bad_chunk_framing(chunked: bytes) -> None:
+    p = Parser()
+    with pytest.raises(ParseError):
+        p.feed(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked)
+
+
+def test_responses_framing() -> None:
+    p = Parser(response=True)
+    ev = p.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc")
+    assert body_of(ev) == b"abc" and ev[-1] is END
+    p = Parser(response=True)
+    p.expect_response_to(b"HEAD")
+    ev = p.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n")
+    assert ev[-1] is END and body_of(ev) == b""
+    p = Parser(response=True)
+    ev = p.feed(b"HTTP/1.1 200 OK\r\n\r\nabc")
+    assert ev[0].framing == CLOSE and not ev[0].keep_alive  # type: ignore[union-attr]
+    assert p.feed_eof() == [END]
+    p = Parser(response=True)
+    ev = p.feed(b"HTTP/1.1 100 Continue\r\n\r\n")
+    assert ev[0].interim and ev[-1] is END  # type: ignore[union-attr]
+    p = Parser(response=True)
+    p.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc")
+    with pytest.raises(ParseError) as e:
+        p.feed_eof()
+    assert e.value.status == 502
+    with pytest.raises(ParseError):
+        Parser(response=True).feed(b"HTTP/1.1 2000 OK\r\n\r\n")
+
+
+def test_body_slices_are_not_copies() -> None:
+    data = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n"
+    p = Parser()
+    p.feed(data)
+    chunk = b"abcd"
+    ev = p.feed(chunk)
+    assert ev[0] is chunk  # the very object that arrived

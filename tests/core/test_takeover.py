@@ -1,0 +1,137 @@
+"""Static-address takeover between two `serve` processes on loopback, with kill -9."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.core.helpers import backends, get, request, run
+
+VIP = "127.0.0.77"
+INTERVAL = 0.2
+
+
+def _free(kind: int, host: str) -> int:
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind((host, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _config(
+    tmp: Path, name: str, role: str, vport: int, me: int, peer: int, backend: int, priority: int
+) -> Path:
+    data: dict[str, Any] = {
+        "name": name,
+        "listen": f"{VIP}:{vport}",
+        "backends": [{"name": "web", "address": f"127.0.0.1:{backend}"}],
+        "health_check": {"enabled": False},
+        "admin": {"listen": "127.0.0.1:0", "token_file": str(tmp / f"{name}.token")},
+        "takeover": {
+            "role": role,
+            "heartbeat_listen": f"127.0.0.1:{me}",
+            "peer": f"127.0.0.1:{peer}",
+            "interval": f"{int(INTERVAL * 1000)}ms",
+            "priority": priority,
+        },
+    }
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+async def _start(config: Path, ready: Path) -> tuple[asyncio.subprocess.Process, dict[str, Any]]:
+    ready.unlink(missing_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sim.core.cli", "serve", str(config), "--ready-file", str(ready),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    while not ready.exists():
+        if proc.returncode is not None:
+            raise AssertionError(f"serve exited with {proc.returncode}")
+        await asyncio.sleep(0.02)
+    return proc, json.loads(ready.read_text())
+
+
+async def _admin(info: dict[str, Any], method: str, path: str, body: bytes = b"") -> dict[str, Any]:
+    token = Path(info["token_file"]).read_text().strip()
+    port = int(info["admin"].rsplit(":", 1)[1])
+    raw = (
+        f"{method} {path} HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    r, _ = await request(port, raw)
+    assert r is not None and r.status == 200, r and r.body
+    return json.loads(r.body)
+
+
+def test_kill_9_active_standby_takes_the_address_within_bound(tmp_path: Path) -> None:
+    async def main() -> None:
+        vport = _free(socket.SOCK_STREAM, VIP)
+        ha, hb = _free(socket.SOCK_DGRAM, "127.0.0.1"), _free(socket.SOCK_DGRAM, "127.0.0.1")
+        procs: list[asyncio.subprocess.Process] = []
+        async with backends(1) as bs:
+            bport = bs[0].port
+            ca = _config(tmp_path, "lb-a", "active", vport, ha, hb, bport, 200)
+            cb = _config(tmp_path, "lb-b", "standby", vport, hb, ha, bport, 100)
+            try:
+                a, ia = await _start(ca, tmp_path / "a.ready")
+                procs.append(a)
+                b, ib = await _start(cb, tmp_path / "b.ready")
+                procs.append(b)
+                assert ia["state"] == "active" and ib["state"] == "standby"
+                r, _ = await request(vport, get(), host=VIP)
+                assert r is not None and r.status == 200
+                await asyncio.sleep(3 * INTERVAL)  # the standby has heard heartbeats
+
+                a.send_signal(signal.SIGKILL)
+                t0 = time.monotonic()
+                await a.wait()
+                while True:
+                    try:
+                        r, _ = await request(vport, get(), host=VIP, check_closed=False)
+                        if r is not None and r.status == 200:
+                            break
+                    except OSError:
+                        pass
+                    await asyncio.sleep(0.005)
+                took = time.monotonic() - t0
+                master_down = 3 * INTERVAL + (256 - 100) * INTERVAL / 256  # RFC 5798
+                print(
+                    f"\ntakeover after kill -9: {took * 1000:.0f} ms (Master_Down_Interval {master_down * 1000:.0f} ms)"
+                )
+                # the last heartbeat left up to one interval before the kill
+                assert master_down - INTERVAL - 0.05 <= took <= master_down + 0.15
+
+                # the old active comes back: the address is held, so it stays standby
+                a2, ia2 = await _start(ca, tmp_path / "a2.ready")
+                procs.append(a2)
+                assert ia2["state"] == "standby"
+                status = await _admin(ib, "GET", "/status")
+                assert status["takeover"]["state"] == "active"
+
+                # reassociate on purpose, with an injected delay of 100 ms
+                moved = await _admin(ia2, "POST", "/takeover", b'{"delay": "100ms"}')
+                assert moved["moved"] and moved["state"] == "active" and moved["seconds"] >= 0.1
+                status = await _admin(ib, "GET", "/status")
+                assert status["takeover"]["state"] == "standby"
+                r, _ = await request(vport, get(), host=VIP)
+                assert r is not None and r.status == 200
+            finally:
+                for p in procs:
+                    if p.returncode is None:
+                        p.kill()
+                        await p.wait()
+
+    run(main(), timeout=9.5)
