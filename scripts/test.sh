@@ -10,6 +10,8 @@ missing=()
 for tool in haproxy nginx unbound wrk; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("$tool")
 done
+# nginx's TCP (stream) mode, for the balancer benchmark's L4 comparison
+[ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test: installing Debian packages: ${missing[*]}" >&2
@@ -23,4 +25,13 @@ fi
 echo "test: ruff" >&2
 .venv/bin/ruff check sim tests
 echo "test: pytest" >&2
-exec .venv/bin/python -m pytest -q "$@"
+.venv/bin/python -m pytest -q "$@"
+# The shipped scenarios' own promises (expect: blocks), then the project's
+# performance ratios against their stored baseline (docs/ci.md).
+with_expect=$(grep -l '^expect:' scenarios/*.yaml || true)
+if [ -n "$with_expect" ]; then
+  echo "test: failover-sim check $with_expect" >&2
+  .venv/bin/failover-sim check $with_expect --junit results/check.xml
+fi
+echo "test: regression benchmark (ratios against benchmarks/baseline.json)" >&2
+.venv/bin/python -m sim.bench.regression

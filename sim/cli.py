@@ -49,9 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--origin", help="the zone's origin, when the zone file has no $ORIGIN line")
     v.set_defaults(func=cmd_validate)
 
-    from sim import runner  # the run command lives with the API it calls
+    # Each command lives with the API it calls.
+    from sim import baseline, check, report, runner
 
     runner.add_parser(sub)
+    check.add_parser(sub)
+    baseline.add_parser(sub)
+    report.add_parser(sub)
 
     s = sub.add_parser(
         "serve",

@@ -834,7 +834,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.quick:
         a.duration, a.latency_duration, a.warmup, a.repeat = 1.0, 1.0, 0.2, 1
-    out = a.out or Path("results") / f"bench-core-{time.strftime('%Y%m%d-%H%M%S')}"
+    # Absolute: nginx and haproxy resolve relative paths against their own prefix.
+    out = Path(a.out or Path("results") / f"bench-core-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     targets = [t for t in a.targets.split(",") if t]
     bad = [t for t in targets if t not in TARGETS]
     if bad:

@@ -313,6 +313,8 @@ class Failover(Strict):
 
 
 class Baseline(Strict):
+    # Allowed worsening relative to the stored baseline: 0.1 lets the metric
+    # be 10% worse than the baseline's value before the expectation fails.
     tolerance: float = Field(default=0.0, ge=0)
 
 
@@ -320,8 +322,17 @@ class Expectation(Strict):
     strategy: StrategyName
     metric: str = Field(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)?$")
     op: Literal[">=", "<=", ">", "<", "=="]
-    value: float
+    # The bound; with vs_baseline the bound comes from the stored baseline instead.
+    value: float | None = None
     vs_baseline: Baseline | None = None
+
+    @model_validator(mode="after")
+    def _bound(self) -> Expectation:
+        if (self.value is None) == (self.vs_baseline is None):
+            raise ValueError("give exactly one of value (a fixed bound) or vs_baseline (the stored baseline)")
+        if self.vs_baseline is not None and self.op == "==":
+            raise ValueError("op: == has no direction to apply a baseline tolerance in; use >= or <=")
+        return self
 
 
 # --- the scenario ------------------------------------------------------------
@@ -426,6 +437,26 @@ class Scenario(Strict):
     def to_document(self) -> dict[str, Any]:
         """The scenario with every default filled in, in the units a user writes."""
         return self.model_dump(mode="json", by_alias=True)
+
+    # -- edits (sim/scenario/edit.py): new, revalidated copies ---------------
+
+    def replace(self, **changes: Any) -> Scenario:
+        """A copy with top-level fields replaced, validated again: `s.replace(duration="30m")`.
+
+        Raises ScenarioError naming the field of any invalid value.
+        """
+        from sim.scenario.edit import replace
+
+        return replace(self, **changes)
+
+    def with_values(self, changes: dict[str, object]) -> Scenario:
+        """A copy with values set at paths, validated again: `s.with_values({"dns.records[1].ttl": "30s"})`.
+
+        Paths use dots and `[i]` indices; an unknown path is a ScenarioError naming it.
+        """
+        from sim.scenario.edit import with_values
+
+        return with_values(self, changes)
 
 
 def _unique(names: list[str], path: str, what: str) -> None:

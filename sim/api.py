@@ -1,0 +1,233 @@
+"""The public Python API: load a scenario, edit it, run it, sweep it, read results back.
+
+Everything here is re-exported from `sim`::
+
+    import sim
+
+    scenario = sim.load("scenarios/elb-blowup.yaml")
+    shorter = scenario.with_values({"dns.service_ttl": "60s", "duration": "10m"})
+    results = sim.run(shorter, replications=2)
+    results.summary_frame          # strategy, metric, mean, ci_low, ci_high
+    results.plot_recovery_cdf(by="cohort")
+
+The command line is built on these same functions (`failover-sim run` calls
+`sim.runner.run`, which `sim.run` delegates to; `failover-sim report` reads a
+folder with `open_results`). See docs/api.md for the reference.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sim.scenario import Scenario, ScenarioError, load_data, load_file
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from sim.results.reader import RunResults
+    from sim.runner import Results
+
+__all__ = [
+    "ScenarioSource",
+    "StoredResults",
+    "available_engines",
+    "has_sweep",
+    "load",
+    "open_results",
+    "run",
+    "sweep",
+]
+
+ScenarioSource = str | os.PathLike[str] | Mapping[str, Any] | Scenario
+
+
+def load(source: ScenarioSource) -> Scenario:
+    """A validated `Scenario` from a YAML file path, a dict (parsed YAML) or a Scenario.
+
+    Raises `sim.scenario.ScenarioError` whose `problems` name the file, the
+    field path and what was expected.
+
+    >>> import sim
+    >>> sim.load({"version": 1, "name": "tiny", "dns": {"zone": "example.com"},
+    ...           "clients": [{"name": "web", "count": 10, "rate": "1/s"}],
+    ...           "balancers": [{"name": "blue", "role": "active"},
+    ...                         {"name": "green", "role": "standby"}]}).name
+    'tiny'
+    """
+    if isinstance(source, Scenario):
+        return source
+    if isinstance(source, Mapping):
+        return load_data(dict(source))
+    if isinstance(source, str | os.PathLike):
+        return load_file(source)
+    raise TypeError(f"sim.load takes a path, a dict or a Scenario, got {type(source).__name__}")
+
+
+def available_engines() -> list[str]:
+    """The engines `run` accepts here (`des` always; `fast`, `lab` once they exist)."""
+    from sim.runner import ENGINES
+
+    return list(ENGINES)
+
+
+def run(
+    scenario: ScenarioSource,
+    engine: str = "des",
+    replications: int | None = None,
+    strategies: Sequence[str] | None = None,
+    seed: int | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> Results:
+    """Run every runnable strategy of `scenario` for each replication, on common random numbers.
+
+    `scenario` may be a Scenario, a path or a dict (see `load`). `replications`
+    and `seed` override the scenario's; `strategies` picks a subset (a
+    strategy the zone rules refuse is an error when asked for by name, and
+    skipped with its reason in `Results.refused` otherwise). `progress` is
+    called as `progress(done, total, what)`.
+
+    Returns `sim.runner.Results`: `.summary` (the summary.json dict),
+    `.summary_frame` (tidy DataFrame), `.replications`, `.clients`,
+    `.timeline` (DataFrames), `.table()`, `.plot_success_rate()`,
+    `.plot_recovery_cdf(by="strategy"|"cohort")`, `.figures()`, `.write(dir)`.
+    Raises `sim.runner.RunError` for input that cannot run.
+    """
+    from sim.runner import run as run_scenario
+
+    return run_scenario(load(scenario), engine, replications, strategies, seed, progress)
+
+
+def has_sweep() -> bool:
+    """Whether `sim.batch` (sweeps) is installed in this checkout."""
+    return importlib.util.find_spec("sim.batch") is not None
+
+
+def sweep(scenario: ScenarioSource, grid: Mapping[str, Sequence[Any]], **options: Any) -> pd.DataFrame:
+    """Run `scenario` on every combination of `grid` (path -> values) and return a tidy DataFrame.
+
+    Paths are those of `Scenario.with_values` (`{"dns.service_ttl": ["30s",
+    "60s", "300s"]}`). Delegates to `sim.batch.sweep`, which defines the
+    options (replications, engine, executor, ...) and the columns: one row
+    per cell, strategy and replication, the swept values as columns.
+
+    Raises RuntimeError when `sim.batch` is not installed in this checkout.
+    """
+    if not has_sweep():
+        raise RuntimeError(
+            "sim.sweep needs sim.batch, which is not in this checkout yet; "
+            "loop over sim.run with Scenario.with_values instead"
+        )
+    batch = importlib.import_module("sim.batch")
+    return batch.sweep(load(scenario), dict(grid), **options)
+
+
+@dataclass(frozen=True)
+class StoredResults:
+    """A results folder read back, with the same reading surface as `sim.runner.Results`.
+
+    `.summary` (dict), `.summary_frame`, `.clients`, `.timeline`,
+    `.replications` (DataFrames), `.manifest`, `.table()`,
+    `.plot_success_rate()`, `.plot_recovery_cdf(by=)`, `.figures()`.
+    """
+
+    run: RunResults
+
+    @property
+    def path(self) -> Path:
+        return self.run.path
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.run.summary
+
+    @property
+    def summary_frame(self) -> pd.DataFrame:
+        return self.run.summary_frame
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.run.manifest
+
+    @property
+    def clients(self) -> pd.DataFrame:
+        return self.run.clients
+
+    @property
+    def timeline(self) -> pd.DataFrame:
+        return self.run.timeline
+
+    @property
+    def replications(self) -> pd.DataFrame:
+        return self.run.replications
+
+    @property
+    def name(self) -> str:
+        """The scenario's name."""
+        return str(self.summary.get("scenario") or self.manifest.get("scenario", {}).get("name", "?"))
+
+    @property
+    def engine(self) -> str:
+        return str(self.summary.get("engine") or self.manifest.get("engine", "?"))
+
+    @property
+    def scenario(self) -> Scenario | None:
+        """The scenario as it ran (from manifest.json), or None if it no longer validates."""
+        doc = self.manifest.get("scenario")
+        if not isinstance(doc, dict):
+            return None
+        try:
+            return load_data(doc, str(self.path / "manifest.json"))
+        except ScenarioError:
+            return None
+
+    @property
+    def fault_times(self) -> list[float]:
+        """Start of each fault, in seconds from 0."""
+        times = self.summary.get("fault_times")
+        if times is None:
+            scenario = self.scenario
+            times = [f.at for f in scenario.faults] if scenario else []
+        return [float(t) for t in times]
+
+    def table(self) -> str:
+        from sim.analysis import format_table
+
+        return format_table(self.summary)
+
+    def plot_success_rate(self) -> Figure:
+        from sim.analysis.figures import plot_success_rate
+
+        return plot_success_rate(self.timeline, scenario=self.name, fault_times=self.fault_times)
+
+    def plot_recovery_cdf(self, by: str = "strategy") -> Figure:
+        from sim.analysis.figures import plot_recovery_cdf
+
+        return plot_recovery_cdf(self.clients, scenario=self.name, by=by)
+
+    def figures(self) -> dict[str, bytes]:
+        """The run's figures as PNG bytes, drawn again from the tables (same names as `Results.figures`)."""
+        from sim.analysis.figures import figure_png
+
+        out = {"success_rate": figure_png(self.plot_success_rate())}
+        if len(self.clients):
+            out["recovery_cdf"] = figure_png(self.plot_recovery_cdf())
+            out["recovery_cdf_by_cohort"] = figure_png(self.plot_recovery_cdf(by="cohort"))
+        return out
+
+
+def open_results(path: str | os.PathLike[str]) -> StoredResults:
+    """Read the results folder at `path` (written by `failover-sim run` or `Results.write`).
+
+    Raises FileNotFoundError when the folder or one of its files is missing,
+    ValueError naming the file when one is corrupt.
+    """
+    from sim.results.reader import open_run
+
+    return StoredResults(open_run(path))

@@ -1,0 +1,121 @@
+"""`failover-sim check` and baselines: pass, fail, undecided, JUnit, regressions."""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sim.baseline import compare, load_baseline, record, regression
+from sim.check import Interval, decide, metric_interval
+from sim.cli import main
+from sim.runner import run
+from tests.model.scenarios import BASE, scenario
+
+
+def write(tmp_path: Path, name: str, expect: list[dict], **changes: object) -> Path:
+    doc = {k: v for k, v in BASE.items()}
+    doc = yaml.safe_load(yaml.safe_dump(doc))
+    doc.update({"name": name, "replications": 3, "duration": "90s", "expect": expect})
+    doc["clients"][0]["count"] = 200
+    doc["dns"]["resolvers"][0]["count"] = 50
+    for key, value in changes.items():
+        doc[key] = value
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_decide_on_the_interval() -> None:
+    assert decide(">=", 0.9, Interval(0.95, 0.93, 0.97)) == "pass"
+    assert decide(">=", 0.9, Interval(0.85, 0.83, 0.87)) == "fail"
+    assert decide(">=", 0.9, Interval(0.91, 0.88, 0.94)) == "undecided"
+    assert decide("<=", 60, Interval(50, 40, 70)) == "undecided"
+    assert decide("==", 0, Interval(0, 0, 0)) == "pass"
+    assert decide("<=", 60, Interval(50, math.nan, math.nan)) == "pass"  # one replication: the value decides
+
+
+def test_pass_fail_and_undecided_end_to_end_with_junit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # eip recovery here is 20 + 2 + 5 s + the wait for the next request (1 s)
+    path = write(
+        tmp_path,
+        "gate",
+        [
+            {"strategy": "eip_remap", "metric": "recovery_s.mean", "op": "<=", "value": 60},   # pass
+            {"strategy": "eip_remap", "metric": "recovery_s.mean", "op": "<=", "value": 10},   # fail
+            {"strategy": "eip_remap", "metric": "recovery_s.mean", "op": "<=", "value": "__mid__"},  # undecided
+        ],
+    )
+    # put the third bound inside the measured interval, so noise decides it
+    results = run(scenario(**{"name": "gate", "replications": 3, "duration": "90s", "clients.0.count": 200, "dns.resolvers.0.count": 50}), strategies=["eip_remap"])
+    mid = metric_interval(results, "eip_remap", "recovery_s.mean")
+    assert mid.low < mid.value < mid.high
+    path.write_text(path.read_text().replace("__mid__", str(mid.value)))
+    junit = tmp_path / "check.xml"
+    assert main(["check", str(path), "--junit", str(junit)]) == 1
+    out = capsys.readouterr().out
+    assert "PASS" in out and "FAIL" in out and "UNDECIDED" in out
+    assert "2 of 3 expectations not met (1 undecided)" in out
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and suite.get("name") == "gate" and suite.get("tests") == "3" and suite.get("failures") == "2"
+    cases = suite.findall("testcase")
+    kinds = [c.find("failure").get("type") if c.find("failure") is not None else "pass" for c in cases]
+    assert kinds == ["pass", "fail", "undecided"]
+    assert "raise --replications" in cases[2].find("failure").get("message")
+
+
+def test_all_passing_exits_0_and_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = write(tmp_path, "good", [{"strategy": "eip_remap", "metric": "availability", "op": ">=", "value": 0.5}])
+    assert main(["check", str(good)]) == 0
+    unknown = write(tmp_path, "unknown", [{"strategy": "eip_remap", "metric": "happiness", "op": ">=", "value": 1}])
+    assert main(["check", str(unknown)]) == 2
+    assert "unknown metric 'happiness'" in capsys.readouterr().err
+    none = write(tmp_path, "none", [])
+    assert main(["check", str(none)]) == 2
+
+
+def test_recovery_percentile_counts_never_recovered_as_unbounded() -> None:
+    # resolve-once clients never recover under CNAME repointing: p99 is unbounded
+    sc = scenario(**{"replications": 2, "duration": "90s", "clients.0.count": 50, "clients.0.stub_cache": {"kind": "forever"}, "dns.resolvers.0.count": 10})
+    results = run(sc, strategies=["cname_repoint"])
+    iv = metric_interval(results, "cname_repoint", "recovery_s.p99")
+    assert math.isinf(iv.value) and math.isinf(iv.high)
+    assert decide("<=", 600, iv) == "fail"
+
+
+def test_baseline_regression_detected_and_non_regression_not_flagged(tmp_path: Path) -> None:
+    common = {"replications": 3, "duration": "6m", "clients.0.count": 200, "dns.resolvers.0.count": 200}
+    short = run(scenario(**common, **{"dns.service_ttl": "30s"}), strategies=["cname_repoint"])
+    record(short, tmp_path)
+    stored = load_baseline(tmp_path, "validation")
+    # the same design on other seeds: nothing flagged
+    again = run(scenario(**common, **{"dns.service_ttl": "30s"}), strategies=["cname_repoint"], seed=99)
+    assert not [r for r in compare(again, stored) if r["regression"]]
+    # a longer TTL: recovery is worse, and flagged
+    longer = run(scenario(**common, **{"dns.service_ttl": "240s"}), strategies=["cname_repoint"])
+    flagged = {r["metric"] for r in compare(longer, stored) if r["regression"]}
+    assert "recovery_s.mean" in flagged and "availability" in flagged
+    assert "dns_queries" not in flagged  # neutral: shown, never flagged
+
+
+def test_regression_direction() -> None:
+    old = {"value": 0.99, "low": 0.98, "high": 0.995}
+    assert regression("availability", old, {"value": 0.9, "low": 0.89, "high": 0.91})
+    assert not regression("availability", old, {"value": 0.999, "low": 0.998, "high": 1.0})
+    assert regression("failed", {"value": 10, "low": 8, "high": 12}, {"value": 20, "low": 18, "high": 22})
+    assert not regression("requests", {"value": 10, "low": 8, "high": 12}, {"value": 20, "low": 18, "high": 22})
+
+
+def test_vs_baseline_expectation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "validation", [{"strategy": "eip_remap", "metric": "recovery_s.mean", "op": "<=", "vs_baseline": {"tolerance": 0.5}}])
+    baselines = tmp_path / "baselines"
+    assert main(["baseline", "record", str(path), "--into", str(baselines)]) == 0
+    assert (baselines / "validation.json").is_file()
+    assert main(["check", str(path), "--baselines", str(baselines)]) == 0
+    assert main(["baseline", "compare", str(path), "--from", str(baselines)]) == 0
+    capsys.readouterr()
+    assert main(["check", str(path), "--baselines", str(tmp_path / "none")]) == 2
+    assert "no baseline" in capsys.readouterr().err

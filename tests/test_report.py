@@ -1,0 +1,126 @@
+"""`failover-sim report DIR`: a self-contained HTML page and a Markdown summary."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import sim
+from sim import report
+
+ROOT = Path(__file__).resolve().parent.parent
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    results = sim.run(sim.load(ROOT / "scenarios" / "elb-blowup.yaml").replace(duration="7m"), replications=2)
+    return results.write(tmp_path_factory.mktemp("runs") / "r")
+
+
+def _command(argv: list[str]) -> int:
+    # The same parser sim.cli builds when it registers the command (report.add_parser).
+    parser = argparse.ArgumentParser(prog="failover-sim")
+    sub = parser.add_subparsers(dest="command")
+    report.add_parser(sub)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+def test_report_of_a_results_folder(run_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "rep"
+    assert _command(["report", str(run_folder), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "report.html" in printed and "report.md" in printed
+    page = (out / "report.html").read_text(encoding="utf-8")
+    # Self-contained: every image inline, nothing fetched from elsewhere
+    assert not re.search(r"""(src|href)=["'](?!data:)""", page)
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(images) == 3
+    assert all(base64.b64decode(i).startswith(PNG) for i in images)
+    for text in ("elb-blowup", "availability", "cname_repoint", "eip_remap", "browsers", "proxies", "Success rate"):
+        assert text in page, text
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert md.startswith("# elb-blowup")
+    linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert sorted(linked) == [f"report-figures/{n}.png" for n in ("recovery_cdf", "recovery_cdf_by_cohort", "success_rate")]
+    for link in linked:
+        assert (out / link).read_bytes().startswith(PNG)
+    assert "| strategy | cohort |" in md and "| availability (%) |" in md
+
+
+def test_report_defaults_to_the_folder_itself(run_folder: Path) -> None:
+    html_path, md_path = report.write_report(run_folder)
+    assert html_path == run_folder / "report.html" and md_path.parent == run_folder
+    # the run itself is still readable and its own figures untouched
+    assert sim.open_results(run_folder).summary["scenario"] == "elb-blowup"
+    assert (run_folder / "figures" / "success_rate.png").is_file()
+
+
+def test_report_of_a_sweep_folder(tmp_path: Path) -> None:
+    rows = [
+        {"dns.service_ttl": ttl, "strategy": s, "replication": k, "availability": 0.9 + ttl / 1e4,
+         "recovery_s_p99": 100 + ttl, "dns_queries": 10000 / ttl}
+        for ttl in (30.0, 60.0, 300.0) for s in ("cname_repoint", "eip_remap") for k in range(2)
+    ]  # fmt: skip
+    folder = tmp_path / "sweep"
+    folder.mkdir()
+    pd.DataFrame(rows).to_parquet(folder / "sweep.parquet")
+    assert report.sweep_columns(pd.DataFrame(rows)) == ["dns.service_ttl"]
+    html_path, md_path = report.write_report(folder)
+    page = html_path.read_text(encoding="utf-8")
+    assert "sweep results" in page and page.count("data:image/png;base64,") == 1
+    md = md_path.read_text(encoding="utf-8")
+    assert "dns.service_ttl" in md and "(report-figures/sweep.png)" in md
+    assert (folder / "report-figures" / "sweep.png").read_bytes().startswith(PNG)
+
+
+def test_not_a_results_folder_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _command(["report", str(tmp_path)]) == 2
+    assert "neither a results folder" in capsys.readouterr().err
+    assert _command(["report", str(tmp_path / "missing")]) == 2
+
+
+def test_cohort_table() -> None:
+    clients = pd.DataFrame(
+        {
+            "strategy": ["a"] * 4,
+            "replication": [0, 0, 1, 1],
+            "cohort": ["x", "x", "x", "y"],
+            "recovery_s": [10.0, 20.0, float("nan"), 5.0],
+        }
+    )
+    table = report.cohort_table(clients).set_index("cohort")
+    assert table.loc["x", "affected"] == 1.5  # per replication
+    assert table.loc["x", "never_%"] == pytest.approx(33.3, abs=0.1)
+    assert table.loc["y", "p50_s"] == 5.0
+    assert report.cohort_table(clients.iloc[0:0]).empty
+
+
+def test_python_dash_m_sim_report(run_folder: Path, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "sim.report", str(run_folder), "--out", str(tmp_path / "m")],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "m" / "report.html").is_file()
+
+
+def test_failover_sim_report_when_registered(run_folder: Path, tmp_path: Path) -> None:
+    from sim.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if "report" not in sub.choices:
+        pytest.skip("sim.cli does not register `report` yet (the lead adds report.add_parser(sub))")
+    from sim.cli import main
+
+    assert main(["report", str(run_folder), "--out", str(tmp_path / "cli")]) == 0
+    assert (tmp_path / "cli" / "report.md").is_file()
