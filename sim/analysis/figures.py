@@ -80,9 +80,11 @@ def plot_recovery_cdf(clients: pd.DataFrame, *, scenario: str, by: str = "strate
         raise ValueError(f"by must be 'strategy' or 'cohort', got {by!r}")
     strategies = list(pd.unique(clients["strategy"]))
     panels = strategies if by == "cohort" else [None]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels) + 1.5, 4.8), layout="constrained", squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels) + 1.5, 4.8), layout="constrained", squeeze=False, sharex=True, sharey=True)
     positive = clients["recovery_s"].dropna()
-    log = bool(len(positive)) and positive.max() / max(positive.min(), 1e-3) > 50
+    # Log time once recoveries span more than a decade: a 30 s cohort and a
+    # 10 min cohort both stay readable.
+    log = bool(len(positive)) and positive.max() / max(positive.min(), 1e-3) > 10
     cohorts = list(pd.unique(clients["cohort"]))
     for ax, strategy in zip(axes[0], panels, strict=True):
         if by == "strategy":
