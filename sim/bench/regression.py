@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--record", action="store_true", help="store this run's ratios as the baseline")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5, help="medians of this many side-by-side pairs")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds of each wrk run")
     parser.add_argument("--baseline", type=Path, default=BASELINE)
     args = parser.parse_args(argv)
