@@ -24,6 +24,32 @@ ENGINES = ("des",)
 Progress = Callable[[int, int, str], None]
 
 
+def replicate(scenario: Scenario, engine: str, strategy: str, seed: np.random.SeedSequence, replication: int = 0):  # type: ignore[no-untyped-def]
+    """One replication of one strategy on one engine: a ReplicationOutput
+    (metrics, clients, timeline). Every engine takes the same seed sequence."""
+    if engine == "des":
+        from sim.model import simulate
+
+        return simulate(scenario, strategy, seed, replication)
+    if engine == "fast":
+        from sim.fast import simulate as fast_simulate
+
+        return fast_simulate(scenario, strategy, seed, replication)
+    raise RunError(f"engine {engine!r} is not available; expected one of {list(ENGINES)}")
+
+
+def check_engine(scenario: Scenario, engine: str) -> None:
+    """Raise RunError if `engine` cannot run `scenario` (what it does not model, named)."""
+    if engine not in ENGINES:
+        raise RunError(f"engine {engine!r} is not available; expected one of {list(ENGINES)}")
+    if engine == "fast":
+        from sim.fast import unsupported
+
+        reasons = unsupported(scenario)
+        if reasons:
+            raise RunError("the fast engine cannot run this scenario: " + "; ".join(reasons) + " (use --engine des)")
+
+
 class RunError(Exception):
     """Input that cannot be run (exit status 2 at the command line)."""
 
@@ -121,10 +147,8 @@ def run(
     Replication k of every strategy gets the same child of
     `SeedSequence(seed)`, so strategies are compared on identical arrivals.
     """
-    if engine not in ENGINES:
-        raise RunError(f"engine {engine!r} is not available; expected one of {list(ENGINES)}")
+    check_engine(scenario, engine)
     from sim.analysis import summarize
-    from sim.model import simulate
     from sim.results.manifest import manifest as make_manifest
 
     reps = replications or scenario.replications
@@ -137,7 +161,7 @@ def run(
     for k, child in enumerate(children):
         for strategy in names:
             # A fresh copy of the child per strategy: each must draw the same numbers.
-            out = simulate(scenario, strategy, np.random.SeedSequence(child.entropy, spawn_key=child.spawn_key), k)
+            out = replicate(scenario, engine, strategy, np.random.SeedSequence(child.entropy, spawn_key=child.spawn_key), k)
             rows.append({"strategy": strategy, "replication": k, **out.metrics})
             for frame, into in ((out.clients, clients), (out.timeline, timelines)):
                 frame = frame.copy()
