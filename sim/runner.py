@@ -20,7 +20,7 @@ import pandas as pd
 import sim
 from sim.scenario import Scenario, ScenarioError, load_file, strategy_refusals, zone_violations
 
-ENGINES = ("des",)
+ENGINES = ("des", "fast")
 Progress = Callable[[int, int, str], None]
 
 

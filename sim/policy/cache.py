@@ -82,6 +82,16 @@ class CachePolicy:
         """``n`` independent lifetimes at once, for the vectorised engine."""
         return np.full(n, self.lifetime(ttl, rng))
 
+    def lifetimes_for(self, ttls: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One lifetime per TTL in ``ttls``, for the vectorised engine (same rule as ``lifetime``)."""
+        return np.array([self.lifetime(float(t), rng) for t in ttls], dtype=float)
+
+    def residuals(self, ttl: float, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` independent :func:`equilibrium_residual` draws for answers of TTL ``ttl``."""
+        if not self.varying:
+            return rng.random(n) * self.lifetime(ttl, rng)
+        return np.array([equilibrium_residual(self, ttl, rng) for _ in range(n)], dtype=float)
+
     def length_biased_lifetime(
         self, ttl: float, rng: np.random.Generator, candidates: int = 64
     ) -> float:
@@ -121,6 +131,9 @@ class Honor(CachePolicy):
     def lifetime(self, ttl: float, rng: np.random.Generator) -> float:
         return ttl
 
+    def lifetimes_for(self, ttls: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return np.asarray(ttls, dtype=float).copy()
+
 
 class NoCache(CachePolicy):
     """Keep nothing: every lookup goes upstream (glibc, Go, Node)."""
@@ -130,6 +143,9 @@ class NoCache(CachePolicy):
 
     def lifetime(self, ttl: float, rng: np.random.Generator) -> float:
         return 0.0
+
+    def lifetimes_for(self, ttls: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return np.zeros(len(ttls))
 
 
 class Floor(CachePolicy):
@@ -144,6 +160,9 @@ class Floor(CachePolicy):
     def lifetime(self, ttl: float, rng: np.random.Generator) -> float:
         return ttl if ttl > self.min_ttl else self.min_ttl
 
+    def lifetimes_for(self, ttls: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return np.maximum(np.asarray(ttls, dtype=float), self.min_ttl)
+
 
 class Cap(CachePolicy):
     """Keep an answer min(TTL, ``max_ttl``); unbound's ``cache-max-ttl`` is 86400 s."""
@@ -156,6 +175,9 @@ class Cap(CachePolicy):
 
     def lifetime(self, ttl: float, rng: np.random.Generator) -> float:
         return ttl if ttl < self.max_ttl else self.max_ttl
+
+    def lifetimes_for(self, ttls: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return np.minimum(np.asarray(ttls, dtype=float), self.max_ttl)
 
 
 class Fixed(CachePolicy):
@@ -170,6 +192,9 @@ class Fixed(CachePolicy):
     def lifetime(self, ttl: float, rng: np.random.Generator) -> float:
         return self.ttl
 
+    def lifetimes_for(self, ttls: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return np.full(len(ttls), self.ttl)
+
 
 class Forever(CachePolicy):
     """Keep the first answer until the process restarts (nginx literal ``proxy_pass``)."""
@@ -179,6 +204,9 @@ class Forever(CachePolicy):
 
     def lifetime(self, ttl: float, rng: np.random.Generator) -> float:
         return _INF
+
+    def lifetimes_for(self, ttls: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return np.full(len(ttls), _INF)
 
 
 class Extend(CachePolicy):
@@ -198,6 +226,9 @@ class Extend(CachePolicy):
 
     def lifetimes(self, ttl: float, rng: np.random.Generator, n: int) -> np.ndarray:
         return ttl + np.asarray(self.extra.sample(rng, n), dtype=float)
+
+    def lifetimes_for(self, ttls: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return np.asarray(ttls, dtype=float) + np.asarray(self.extra.sample(rng, len(ttls)), dtype=float)
 
     def length_biased_lifetime(
         self, ttl: float, rng: np.random.Generator, candidates: int = 64
@@ -243,6 +274,9 @@ class ServeStale(CachePolicy):
 
     def lifetime(self, ttl: float, rng: np.random.Generator) -> float:
         return ttl
+
+    def lifetimes_for(self, ttls: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return np.asarray(ttls, dtype=float).copy()
 
 
 def _length_biased_draw(extra: Sampler, rng: np.random.Generator, candidates: int) -> float:

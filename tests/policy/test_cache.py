@@ -232,3 +232,21 @@ def test_prime_uses_equilibrium_residual() -> None:
     assert exps.min() >= 0 and exps.max() <= 60.0
     _check_mean(exps, 30.0)
     assert len(c) == 20_000
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [Honor(), NoCache(), Floor(60), Cap(30), Fixed(30), Forever(), ServeStale(), Extend(Constant(7.0))],
+    ids=lambda p: p.kind,
+)
+def test_vectorised_lifetimes_follow_the_scalar_rule(policy: Honor) -> None:
+    ttls = np.array([0.0, 1.0, 29.0, 45.0, 300.0])
+    got = policy.lifetimes_for(ttls, np.random.default_rng(0))
+    want = [policy.lifetime(t, np.random.default_rng(0)) for t in ttls]
+    assert got.tolist() == want
+
+
+def test_vectorised_residuals_are_uniform_on_a_fixed_lifetime() -> None:
+    r = Fixed(30).residuals(300, np.random.default_rng(1), 20000)
+    assert r.min() >= 0 and r.max() <= 30
+    assert abs(r.mean() - 15) < 0.3  # SE 30/sqrt(12 n) = 0.06

@@ -1,0 +1,74 @@
+"""The control plane, discrete as in the model: the fault, its detection, the plan's actions.
+
+The data plane needs only when the active balancer stops answering, when it
+comes back, how it fails (refuse or blackhole), and when the failover takes
+effect: the new record answered by every authoritative server
+(`cname_repoint`) or the static address answering at the standby
+(`eip_remap`). Detection runs the same health-check state machine, on the same
+probe schedule, as the model's detector.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.policy.failover import make_plan
+from sim.policy.health import HealthState, first_probe_at, probe_duration, probe_ok, probe_step
+from sim.scenario import build
+from sim.scenario import models as m
+
+# The action after which each strategy's new path carries traffic.
+EFFECTIVE_ACTION = {"cname_repoint": "propagated", "eip_remap": "address_moved"}
+
+
+@dataclass(frozen=True)
+class ControlPlane:
+    fault_at: float  # inf: no balancer fault
+    fault_end: float  # inf: down for the rest of the run
+    mode: str  # refuse | blackhole
+    detected_at: float  # inf: never detected
+    effective_at: float  # inf: the failover never takes effect within the run
+
+    def down(self, t: float) -> bool:
+        return self.fault_at <= t < self.fault_end
+
+
+def control_plane(scenario: m.Scenario, strategy: str, rng: np.random.Generator) -> ControlPlane:
+    faults = [f for f in scenario.faults if isinstance(f, m.BalancerDown) and f.target == scenario.active.name]
+    if not faults:
+        return ControlPlane(math.inf, math.inf, "refuse", math.inf, math.inf)
+    fault = faults[0]
+    start = fault.at
+    stop = math.inf if fault.for_ is None else fault.at + fault.for_
+    spec = build.failover(scenario.failover, scenario.dns.propagation)
+    plan = make_plan(strategy, spec)
+    if spec.detection == "operator":
+        detected = start + (spec.delay or 0.0)
+    else:
+        detected = _health_check_detection(spec.health_check(), start, stop, fault.mode, scenario.end, rng)
+    effective = math.inf
+    if detected <= scenario.end:
+        for action in plan.actions_after_detection(detected, rng):
+            if action.kind == EFFECTIVE_ACTION[strategy]:
+                effective = action.at
+    return ControlPlane(start, stop, fault.mode, detected, effective)
+
+
+def _health_check_detection(hc, start: float, stop: float, mode: str, end: float, rng: np.random.Generator) -> float:  # type: ignore[no-untyped-def]
+    """The model's detector: probes from a random phase; a probe meets the fault if it starts during it."""
+    t = first_probe_at(float(rng.random()), hc)
+    if t < start:
+        # Probes before the fault succeed and take no time: jump the lattice.
+        t += math.floor((start - t) / hc.interval) * hc.interval
+    state = HealthState()
+    while t <= end:
+        outcome = mode if start <= t < stop else "ok"
+        t += probe_duration(outcome, hc)
+        state, transition = probe_step(state, probe_ok(outcome), hc)
+        if transition == "down":
+            return t
+        t += hc.interval
+    return math.inf

@@ -1,0 +1,310 @@
+"""One replication of one strategy, per client with numpy instead of per request.
+
+Outline (docs/fast.md has the reasoning and what is approximated):
+1. the control plane as in the model: fault, detection, the plan's effective time;
+2. per client, the moment its requests reach a live balancer again: the
+   standby after its caches let go of the old record (cname_repoint), the
+   address's move (eip_remap), or the end of the fault;
+3. per client, the requests that fail are those it issues in between:
+   a Poisson number, their times drawn only for those; its recovery is its
+   first request after the window (plus one connection reset for pooled
+   connections that outlive an address move);
+4. per second, successful requests as Poisson counts of the remaining
+   intensity, balancer capacity and backend queueing by formula (sim.fast.load),
+   authoritative DNS queries from resolver renewal processes (sim.fast.dns).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sim.fast import load
+from sim.fast.control import ControlPlane, control_plane
+from sim.fast.dns import query_counts, switch_times
+from sim.fast.intensity import Intensity
+from sim.fast.population import Population, answer_ttl, population, resolver_query_rate
+from sim.scenario import models as m
+
+OUTCOMES = ("ok", "refused", "timeout", "error_5xx", "dns_error", "shed")
+# The same purposes as the model's streams, spawned in the same order.
+STREAMS = ("arrivals", "clients", "priming", "dns", "service", "control", "balancing", "faults", "traffic")
+SUPPORTED_STRATEGIES = ("cname_repoint", "eip_remap")
+
+
+@dataclass
+class ReplicationOutput:
+    """The tables of one (strategy, replication), in sim.results' columns (as the model's)."""
+
+    metrics: dict[str, float]
+    clients: pd.DataFrame
+    timeline: pd.DataFrame
+
+
+def unsupported(scenario: m.Scenario) -> list[str]:
+    """What this scenario uses that the fast engine does not model, by field path."""
+    out = []
+    for i, b in enumerate(scenario.balancers):
+        if b.churn is not None:
+            out.append(f"balancers[{i}].churn (node replacement)")
+        if b.scale_delay is not None:
+            out.append(f"balancers[{i}].scale_delay (node scaling)")
+    if scenario.backends.failures is not None:
+        out.append("backends.failures (instance failures)")
+    if scenario.backends.autoscaling is not None:
+        out.append("backends.autoscaling")
+    down = 0
+    spans = []
+    for i, f in enumerate(scenario.faults):
+        if isinstance(f, m.InstanceDown | m.DnsDown):
+            out.append(f"faults[{i}] of kind {f.kind}")
+        elif isinstance(f, m.BalancerDown):
+            if f.target != scenario.active.name:
+                out.append(f"faults[{i}]: a fault of the standby balancer")
+            down += 1
+            if down > 1:
+                out.append(f"faults[{i}]: a second balancer_down")
+        else:
+            spans.append((f.at, f.at + f.for_, i))
+    spans.sort()
+    for (_, stop, _), (start, _, i) in zip(spans, spans[1:], strict=False):
+        if start < stop:
+            out.append(f"faults[{i}]: traffic faults that overlap")
+    for s in scenario.strategies:
+        if s not in SUPPORTED_STRATEGIES:
+            out.append(f"strategies: {s}")
+    return out
+
+
+def simulate(scenario: m.Scenario, strategy: str, seed: np.random.SeedSequence, replication: int = 0) -> ReplicationOutput:
+    reasons = unsupported(scenario)
+    if reasons:
+        raise ValueError("the fast engine does not model: " + "; ".join(reasons))
+    rng = dict(zip(STREAMS, (np.random.default_rng(s) for s in seed.spawn(len(STREAMS))), strict=True))
+    return _Replication(scenario, strategy, rng).run()
+
+
+class _Replication:
+    def __init__(self, scenario: m.Scenario, strategy: str, rng: dict[str, np.random.Generator]) -> None:
+        self.sc = scenario
+        self.strategy = strategy
+        self.rng = rng
+        self.end = scenario.end
+        self.seconds = int(math.ceil(self.end))
+        self.shape = Intensity(scenario)
+        self.pop: Population = population(scenario, rng["clients"])
+        self.ctl: ControlPlane = control_plane(scenario, strategy, rng["control"])
+        self.q = resolver_query_rate(self.pop, answer_ttl(scenario, strategy), rng["priming"])
+        cohorts = self.pop.cohorts
+        self.attempts = np.array([c.attempts for c in cohorts])[self.pop.cohort]
+        self.timeout = np.array([c.timeout for c in cohorts])[self.pop.cohort]
+
+    def run(self) -> ReplicationOutput:
+        sc, ctl, pop, shape = self.sc, self.ctl, self.pop, self.shape
+        n, rate = pop.size, pop.rate
+        fault = ctl.fault_at if ctl.fault_at < self.end else math.inf
+        # When each client's requests reach a live balancer again.
+        if not math.isfinite(fault):
+            reach = np.full(n, np.inf)
+        elif self.strategy == "cname_repoint":
+            reach = switch_times(sc, pop, shape, ctl.effective_at, self.q, self.rng["dns"])
+        else:
+            reach = np.full(n, ctl.effective_at)
+        back = np.minimum(np.minimum(reach, ctl.fault_end), self.end)
+        start = np.full(n, fault if math.isfinite(fault) else self.end)
+        back = np.maximum(back, start)
+
+        # Requests issued while the client's path is dead: how many, and when.
+        arrivals = self.rng["arrivals"]
+        failures = arrivals.poisson(rate * shape.measure(start, back)) if math.isfinite(fault) else np.zeros(n, np.int64)
+        owner = np.repeat(np.arange(n), failures)
+        issued = shape.uniform_between(start[owner], back[owner], arrivals.random(len(owner)))
+        first_issue = np.full(n, np.inf)
+        np.minimum.at(first_issue, owner, issued)
+        waits = ctl.mode == "blackhole"
+        cost = self.attempts * self.timeout if waits else np.zeros(n)
+        first_fail = first_issue + cost
+        failed = failures.copy()
+
+        # A successful request leaves the window: the one at `reach` itself
+        # when the client's own refresh moved it, otherwise the next one.
+        at_reach = (reach == back) & (self.strategy == "cname_repoint")
+        after = np.maximum(back, np.where(np.isfinite(first_fail), first_fail, back))
+        next_req = shape.next_after(after, rate, arrivals)
+        recovered_issue = np.where(at_reach & (first_fail <= back), back, next_req)
+
+        resets = self._connection_resets(fault, failures, arrivals)
+        reset_fail = resets & (self.attempts == 1)
+        reset_at = np.full(n, np.inf)
+        if reset_fail.any():
+            reset_at[reset_fail] = self._reset_time[reset_fail]
+            failed = failed + reset_fail
+            only_reset = reset_fail & ~np.isfinite(first_fail)
+            first_fail = np.where(only_reset, reset_at, first_fail)
+            recovered_issue = np.where(only_reset, shape.next_after(reset_at, rate, arrivals), recovered_issue)
+
+        clients = self._clients(first_fail, recovered_issue, failed)
+        timeline, ok = self._timeline(fault, reach, back, issued, reset_at, waits)
+        return ReplicationOutput(self._metrics(timeline, clients, ok), clients, timeline)
+
+    # -- connection resets at an address move -----------------------------------------
+
+    def _connection_resets(self, fault: float, failures: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Clients whose first request after the static address moved goes down a pooled
+        connection opened before the move: it is reset once (as in the model)."""
+        n = self.pop.size
+        self._reset_time = np.full(n, np.inf)
+        moved = self.ctl.effective_at
+        if self.strategy != "eip_remap" or not math.isfinite(fault) or not moved < self.end:
+            return np.zeros(n, dtype=bool)
+        out = np.zeros(n, dtype=bool)
+        for cohort in self.pop.cohorts:
+            idx = cohort.members
+            if len(idx) == 0 or cohort.reuse.keepalive <= 0:
+                continue
+            first = self.shape.next_after(np.full(len(idx), moved), cohort.rate, rng)
+            if self.ctl.fault_end >= moved:
+                # Any request during the outage failed and closed the connection.
+                last = self.shape.last_before(np.full(len(idx), fault), cohort.rate, rng)
+                open_ = failures[idx] == 0
+            else:
+                last = self.shape.last_before(np.full(len(idx), moved), cohort.rate, rng)
+                open_ = ~((last >= fault) & (last < self.ctl.fault_end))
+            age = cohort.reuse.max_age
+            opened = last - (rng.random(len(idx)) * age if math.isfinite(age) else np.inf)
+            alive = open_ & (first - last < cohort.reuse.keepalive) & (first - opened < age) & (first < self.end)
+            out[idx] = alive
+            self._reset_time[idx] = np.where(alive, first, np.inf)
+        return out
+
+    # -- tables ----------------------------------------------------------------------
+
+    def _clients(self, first_fail: np.ndarray, recovered_issue: np.ndarray, failed: np.ndarray) -> pd.DataFrame:
+        sc, pop = self.sc, self.pop
+        affected = np.flatnonzero(np.isfinite(first_fail) & (first_fail <= self.end) & (first_fail >= sc.warmup))
+        fault_times = np.array(sorted(f.at for f in sc.faults))
+        ff = first_fail[affected]
+        anchor = fault_times[np.maximum(np.searchsorted(fault_times, ff, side="right") - 1, 0)] if len(fault_times) else ff
+        done = recovered_issue[affected]
+        service = np.asarray(sc.backends.service_time.sample(self.rng["service"], len(affected)), dtype=float)
+        finished = done + sc.rtt + service
+        recovery = np.where(finished <= self.end, finished - anchor, np.nan)
+        return pd.DataFrame(
+            {
+                "client": affected.astype(np.int64),
+                "cohort": [pop.cohorts[i].name for i in pop.cohort[affected]],
+                "resolver_group": [pop.group_names[g] for g in pop.resolver_group[pop.resolver[affected]]],
+                "recovery_s": recovery,
+                "failed": failed[affected].astype(np.int64),
+                "fault_at": anchor.astype(float),
+            }
+        )
+
+    def _timeline(self, fault, reach, back, issued, reset_at, waits):  # type: ignore[no-untyped-def]
+        sc, shape, pop, rng = self.sc, self.shape, self.pop, self.rng["traffic"]
+        seconds = self.seconds
+        g = shape.g[:seconds]
+        rate = pop.rate
+        total = rate.sum() * g
+        dead = _window_mass(rate, np.full(pop.size, fault), back, seconds) * g if math.isfinite(fault) else 0.0
+        ok = rng.poisson(np.maximum(total - dead, 0.0))
+        failed = np.bincount(np.minimum(issued, seconds - 1).astype(np.int64), minlength=seconds)[:seconds]
+        reset = np.isfinite(reset_at)
+        refused_resets = np.bincount(reset_at[reset].astype(np.int64), minlength=seconds)[:seconds]
+        ok = np.maximum(ok - refused_resets, 0)
+        shed = self._shed(ok, fault, reach, rate, g, total - dead)
+        ok = ok - shed
+        counts = {name: np.zeros(seconds, dtype=np.int64) for name in OUTCOMES}
+        counts["ok"] = ok
+        counts["timeout" if waits else "refused"] += failed
+        counts["refused"] += refused_resets
+        counts["shed"] = shed
+        timeline = pd.DataFrame({"t": np.arange(seconds, dtype=np.int64)})
+        timeline["requests"] = sum(counts.values())
+        for name in OUTCOMES:
+            timeline[name] = counts[name]
+        timeline["on_old_target"] = self._on_old_target(fault, reach)
+        dns = query_counts(pop, sc.dns.service_ttl, self.q, shape, seconds, self.rng["dns"])
+        timeline["dns_queries"] = dns
+        return timeline, ok
+
+    def _shed(self, ok, fault, reach, rate, g, live):  # type: ignore[no-untyped-def]
+        """Requests beyond a balancer endpoint's capacity in their second (sim.fast.load.shed)."""
+        sc, rng, seconds = self.sc, self.rng["balancing"], self.seconds
+        t = np.arange(seconds, dtype=float)
+        if self.strategy == "eip_remap":
+            standby = np.clip(t + 1 - self.ctl.effective_at, 0.0, 1.0)
+        else:
+            order = np.sort(reach)
+            weights = np.cumsum(rate[np.argsort(reach)])
+            k = np.searchsorted(order, t + 1.0, side="right")
+            switched = np.where(k > 0, weights[np.maximum(k - 1, 0)], 0.0) * g
+            standby = np.divide(switched, live, out=np.zeros(seconds), where=live > 0)
+        standby = np.where((t >= fault) & (t < self.ctl.fault_end), 1.0, np.clip(standby, 0.0, 1.0))
+        on_standby = rng.binomial(ok, standby)
+        out = np.zeros(seconds, dtype=np.int64)
+        for spec, counts in ((sc.active, ok - on_standby), (sc.standby, on_standby)):
+            if self.strategy == "eip_remap":
+                out += load.shed(counts, 1, spec.nodes * spec.capacity, rng)
+            else:
+                out += load.shed(counts, spec.nodes, spec.capacity, rng)
+        return out
+
+    def _on_old_target(self, fault: float, reach: np.ndarray) -> np.ndarray:
+        seconds = self.seconds
+        t = np.arange(seconds, dtype=float)
+        out = np.zeros(seconds, dtype=np.int64)
+        if not math.isfinite(fault):
+            return out
+        down = (t >= fault) & (t < self.ctl.fault_end)
+        if self.strategy == "eip_remap":
+            out[down & (t < self.ctl.effective_at)] = self.pop.size
+        else:
+            order = np.sort(reach)
+            out[down] = len(order) - np.searchsorted(order, t[down], side="right")
+        return out
+
+    def _metrics(self, timeline: pd.DataFrame, clients: pd.DataFrame, ok: np.ndarray) -> dict[str, float]:
+        sc = self.sc
+        start = int(math.floor(sc.warmup))
+        measured = timeline.iloc[start:]
+        requests = int(measured["requests"].sum())
+        failed = requests - int(measured["ok"].sum())
+        lat = load.latencies(
+            ok[start:].astype(float), sc.backends.instances, sc.backends.workers, sc.backends.service_time, sc.rtt,
+            self.rng["service"],
+        ) * 1000.0
+        recovery = clients["recovery_s"].to_numpy()
+        return {
+            "requests": requests,
+            "failed": failed,
+            "clients_affected": len(clients),
+            "stragglers_5m": float(np.mean(~(recovery <= 300.0))) if len(clients) else 0.0,
+            "latency_ms_p50": float(np.percentile(lat, 50)) if lat.size else math.nan,
+            "latency_ms_p99": float(np.percentile(lat, 99)) if lat.size else math.nan,
+            "dns_queries": int(measured["dns_queries"].sum()),
+            "dropped": int(measured["shed"].sum()),
+        }
+
+
+def _window_mass(rate: np.ndarray, lo: np.ndarray, hi: np.ndarray, seconds: int) -> np.ndarray:
+    """Per second s, sum over clients of rate x |[lo, hi) overlap [s, s+1)|.
+
+    With A(t) = sum rate (clip(t, lo, hi) - lo), the answer is A(s+1) - A(s);
+    every window starts at the same `lo` here (the fault), so A is a sum of
+    min(t - lo, width), evaluated on sorted widths with prefix sums.
+    """
+    start = float(lo[0])
+    width = np.sort(hi - lo)
+    order = np.argsort(hi - lo)
+    w_rate = rate[order]
+    cum_rw = np.concatenate([[0.0], np.cumsum(w_rate * width)])
+    cum_r = np.concatenate([[0.0], np.cumsum(w_rate)])
+    t = np.arange(seconds + 1, dtype=float)
+    a = np.maximum(t - start, 0.0)
+    k = np.searchsorted(width, a, side="left")
+    area = cum_rw[k] + a * (cum_r[-1] - cum_r[k])
+    return np.diff(area)

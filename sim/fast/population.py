@@ -1,0 +1,130 @@
+"""Clients and resolvers as arrays: one entry per client, one per resolver.
+
+Clients are laid out as in the model: each cohort's members pick a resolver
+group by share (or their `resolver_group`) and are spread evenly over the
+group's resolvers (scenario-v1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.policy.attempts import ConnectionReuse
+from sim.policy.cache import CachePolicy
+from sim.scenario import build
+from sim.scenario import models as m
+
+
+@dataclass
+class Cohort:
+    name: str
+    rate: float
+    stub: CachePolicy
+    reuse: ConnectionReuse
+    attempts: int
+    timeout: float
+    members: np.ndarray  # client indices
+
+
+@dataclass
+class Population:
+    cohorts: list[Cohort]
+    rate: np.ndarray  # per client, requests/s at traffic factor 1
+    cohort: np.ndarray  # per client, cohort index
+    resolver: np.ndarray  # per client, resolver index
+    group_names: list[str]
+    group_policies: list[CachePolicy]
+    resolver_group: np.ndarray  # per resolver, group index
+
+    @property
+    def size(self) -> int:
+        return len(self.rate)
+
+
+def population(scenario: m.Scenario, rng: np.random.Generator) -> Population:
+    groups = scenario.dns.resolvers
+    names = [g.name for g in groups]
+    shares = np.array([g.share for g in groups])
+    first = np.cumsum([0] + [g.count for g in groups])
+    spread = np.zeros(len(groups), dtype=np.int64)
+    sizes = scenario.cohort_sizes()
+    cohorts, rates, cohort_of, resolver_of = [], [], [], []
+    start = 0
+    for index, spec in enumerate(scenario.clients):
+        n = sizes[spec.name]
+        if spec.resolver_group is not None:
+            picks = np.full(n, names.index(spec.resolver_group))
+        else:
+            picks = rng.choice(len(names), size=n, p=shares / shares.sum())
+        resolvers = np.empty(n, dtype=np.int64)
+        for g in range(len(groups)):
+            where = np.flatnonzero(picks == g)
+            # Round robin within the group, continuing where the previous cohort stopped.
+            resolvers[where] = first[g] + (spread[g] + np.arange(len(where))) % groups[g].count
+            spread[g] += len(where)
+        rule = build.retry(spec)
+        cohorts.append(
+            Cohort(spec.name, spec.rate, build.cache_policy(spec.stub_cache), build.reuse(spec), rule.attempts,
+                   rule.timeout, np.arange(start, start + n))
+        )
+        rates.append(np.full(n, spec.rate))
+        cohort_of.append(np.full(n, index))
+        resolver_of.append(resolvers)
+        start += n
+    return Population(
+        cohorts,
+        np.concatenate(rates),
+        np.concatenate(cohort_of),
+        np.concatenate(resolver_of),
+        names,
+        [build.cache_policy(g.policy) for g in groups],
+        np.repeat(np.arange(len(groups)), [g.count for g in groups]),
+    )
+
+
+def answer_ttl(scenario: m.Scenario, strategy: str) -> float:
+    """The TTL of the answer a stub receives in steady state (a CNAME chain: its shortest record)."""
+    if strategy == "cname_repoint":
+        return min(scenario.dns.service_ttl, scenario.dns.balancer_ttl)
+    return scenario.dns.service_ttl
+
+
+def stub_primed_expiry(pop: Population, ttl: float, at: float, rng: np.random.Generator) -> np.ndarray:
+    """Each client's stub-cache expiry as a random moment of steady state finds it (the model's priming)."""
+    out = np.full(pop.size, at)
+    for cohort in pop.cohorts:
+        n = len(cohort.members)
+        if n == 0:
+            continue
+        life = cohort.stub.lifetimes(ttl, rng, n)
+        gap = 1.0 / cohort.rate
+        with np.errstate(invalid="ignore"):
+            present = np.isinf(life) | (rng.random(n) < life / (life + gap))
+        residual = cohort.stub.residuals(ttl, rng, n)
+        out[cohort.members] = np.where(present, at + residual, at)
+    return out
+
+
+def resolver_query_rate(pop: Population, ttl: float, rng: np.random.Generator) -> np.ndarray:
+    """Queries each resolver receives: per client one per stub-cache cycle (stub life + wait for a request).
+
+    The stub's life is averaged over the answer's time left in the resolver,
+    uniform over its cached lifetime: what a client finds at a random moment.
+    """
+    q = np.zeros(len(pop.resolver_group))
+    for cohort in pop.cohorts:
+        if len(cohort.members) == 0:
+            continue
+        per_group = np.bincount(pop.resolver_group[pop.resolver[cohort.members]], minlength=len(pop.group_names))
+        for g, policy in enumerate(pop.group_policies):
+            if per_group[g] == 0:
+                continue
+            left = policy.residuals(ttl, rng, 256)
+            life = float(np.mean(cohort.stub.lifetimes_for(left, rng)))
+            per_client = 0.0 if math.isinf(life) else 1.0 / (life + 1.0 / cohort.rate)
+            members = cohort.members[pop.resolver_group[pop.resolver[cohort.members]] == g]
+            np.add.at(q, pop.resolver[members], per_client)
+    return q
