@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 
+from sim.fast import coupled
 from sim.fast.intensity import Intensity
 from sim.fast.population import Population, stub_primed_expiry
 from sim.scenario import models as m
@@ -56,33 +57,86 @@ def switch_times(
     shape: Intensity,
     propagated: float,
     q: np.ndarray,
+    fault: tuple[float, float],
     rng: np.random.Generator,
-) -> np.ndarray:
-    """Each client's first request that goes to the standby (cname_repoint); inf if none in the run."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per client: its first request that goes to the standby (cname_repoint), and the
+    moment before it after which it sends nothing (its old answer's last expiry):
+    requests before that moment went to the old balancer. inf: not within the run.
+    Also per client, for the outage `fault` = [start, end): requests counted one by
+    one (refreshes that got the old answer) and the G-measure of the time its
+    requests are a Poisson stream to the dead balancer (stub periods with the old
+    answer; for stubs that never outlive the resolver, all of it up to its switch).
+    Counting refreshes apart matters: the gap between a stub's expiry and the next
+    request holds no request by construction, and a refresh is one by construction."""
     n = pop.size
+    lo, hi = fault
     if not math.isfinite(propagated) or propagated >= scenario.end:
-        return np.full(n, np.inf)
+        inf = np.full(n, np.inf)
+        return inf, inf, np.zeros(n, dtype=np.int64), shape.measure(np.full(n, lo), np.full(n, hi))
     dns = scenario.dns
-    expiry = resolver_expiry(pop, dns.service_ttl, q, propagated, rng)[pop.resolver]
+    prime_ttl = min(dns.service_ttl, dns.balancer_ttl)
+    kinds = np.array([c.stub.kind for c in pop.cohorts])[pop.cohort]
+    holding = ~np.isin(kinds, WITHIN_TTL) & (kinds != "forever")
+    exact = coupled.exact_resolvers(pop, holding)
+    per_client_q = _query_rate(pop, prime_ttl)
+    exact_switch, exact_last, exact_open, exact_hits, exact_mass = coupled.follow(
+        pop, shape, propagated, holding, per_client_q, exact, fault, dns.service_ttl, dns.balancer_ttl, prime_ttl, rng
+    )
+    expiry = resolver_expiry(pop, dns.service_ttl, q, propagated, rng)
+    expiry[exact] = exact_open[exact]
+    expiry = expiry[pop.resolver]
     opens = np.maximum(expiry, propagated)  # from here the client's resolver answers the new value
-    stub = stub_primed_expiry(pop, min(dns.service_ttl, dns.balancer_ttl), propagated, rng)
+    stub = stub_primed_expiry(pop, prime_ttl, propagated, rng)
     out = np.full(n, np.inf)
+    last_old = np.full(n, np.inf)
+    hits = np.zeros(n, dtype=np.int64)
+    mass = shape.measure(np.full(n, lo), np.full(n, hi))  # forever: the whole outage
+    in_exact = exact[pop.resolver]
     for cohort in pop.cohorts:
         idx = cohort.members
-        if len(idx) == 0:
-            continue
-        if cohort.stub.kind == "forever":
+        if len(idx) == 0 or cohort.stub.kind == "forever":
             continue
         if cohort.stub.kind in WITHIN_TTL:
-            out[idx] = shape.next_after(np.maximum(stub[idx], opens[idx]), cohort.rate, rng)
+            # Such a stub never outlives the resolver's answer, so it has expired by `opens`.
+            out[idx] = shape.next_after(opens[idx], cohort.rate, rng)
+            last_old[idx] = opens[idx]
+            mass[idx] = shape.measure(np.full(len(idx), lo), np.minimum(opens[idx], hi))
             continue
-        out[idx] = _follow_refreshes(cohort, idx, stub, expiry, opens, pop, shape, dns.balancer_ttl, rng)
+        followed = idx[in_exact[idx]]
+        out[followed] = exact_switch[followed]
+        last_old[followed] = exact_last[followed]
+        hits[followed] = exact_hits[followed]
+        mass[followed] = exact_mass[followed]
+        rest = idx[~in_exact[idx]]
+        if len(rest):
+            out[rest], last_old[rest], hits[rest], mass[rest] = _follow_refreshes(
+                cohort, rest, stub, expiry, opens, pop, shape, dns.balancer_ttl, fault, propagated, rng
+            )
+    return out, last_old, hits, mass
+
+
+def _query_rate(pop: Population, ttl: float) -> np.ndarray:
+    """Queries per second of each client whose stub never outlives the resolver's answer."""
+    out = np.zeros(pop.size)
+    for cohort in pop.cohorts:
+        if cohort.stub.kind == "none":
+            out[cohort.members] = cohort.rate
+        elif cohort.stub.kind in WITHIN_TTL:
+            out[cohort.members] = cohort.rate / (1.0 + cohort.rate * ttl / 2.0)
     return out
 
 
-def _follow_refreshes(cohort, idx, stub, expiry, opens, pop, shape, balancer_ttl, rng):  # type: ignore[no-untyped-def]
+def _follow_refreshes(cohort, idx, stub, expiry, opens, pop, shape, balancer_ttl, fault, propagated, rng):  # type: ignore[no-untyped-def]
     """Refresh by refresh, for stubs that may keep an answer past the resolver's (floor, fixed, extend)."""
-    t = shape.next_after(stub[idx], cohort.rate, rng)
+    since = stub[idx].copy()
+    t = shape.next_after(since, cohort.rate, rng)
+    lo, hi = fault
+    k = len(idx)
+    # Before the change everything goes to the old balancer; from it, old stub periods and refreshes.
+    mass = shape.measure(np.full(k, lo), np.full(k, min(propagated, hi)))
+    mass += shape.measure(np.maximum(propagated, lo) + np.zeros(k), np.minimum(since, hi))
+    hits = np.zeros(k, dtype=np.int64)
     pending = np.flatnonzero(t < opens[idx])
     groups = pop.resolver_group[pop.resolver[idx]]
     for _ in range(MAX_REFRESHES):
@@ -98,35 +152,71 @@ def _follow_refreshes(cohort, idx, stub, expiry, opens, pop, shape, balancer_ttl
             if sel.any():
                 a_left[sel] = policy.residuals(balancer_ttl, rng, int(sel.sum()))
         life = cohort.stub.lifetimes_for(np.minimum(left, a_left), rng)
-        t[pending] = shape.next_after(now + life, cohort.rate, rng)
+        hits[pending] += (now >= lo) & (now < hi)
+        mass[pending] += shape.measure(np.maximum(now, lo), np.minimum(now + life, hi))
+        since[pending] = now + life
+        t[pending] = shape.next_after(since[pending], cohort.rate, rng)
         pending = pending[t[pending] < opens[idx[pending]]]
-    return t
+    stuck = ~np.isfinite(t)
+    mass[stuck] = shape.measure(np.full(int(stuck.sum()), lo), np.full(int(stuck.sum()), hi))
+    hits[stuck] = 0
+    return t, np.where(np.isfinite(t), since, np.inf), hits, mass
 
 
 def query_counts(
-    pop: Population, ttl: float, q: np.ndarray, shape: Intensity, seconds: int, rng: np.random.Generator
+    pop: Population,
+    ttl: float,
+    q: np.ndarray,
+    q_busy: np.ndarray,
+    busy: tuple[float, float],
+    shape: Intensity,
+    seconds: int,
+    rng: np.random.Generator,
 ) -> np.ndarray:
-    """Queries our authoritative servers answer, per second: every resolver's fetches of the service record."""
+    """Queries our authoritative servers answer, per second: every resolver's fetches of the
+    service record, with queries at rate `q_busy` during `busy` (the outage) and `q` otherwise."""
     counts = np.zeros(seconds, dtype=np.int64)
     end = shape.end
+    lo, hi = busy
     for g, policy in enumerate(pop.group_policies):
-        members = np.flatnonzero((pop.resolver_group == g) & (q > 0))
+        members = np.flatnonzero((pop.resolver_group == g) & ((q > 0) | (q_busy > 0)))
         if len(members) == 0:
             continue
-        rate = q[members]
+        base, extra = q[members], q_busy[members]
         if policy.kind == "none":
             # Every query reaches us: Poisson counts per second.
-            lam = rate.sum() * shape.g[:seconds]
-            counts += rng.poisson(lam)
+            t = np.arange(seconds)
+            inside = (t >= lo) & (t < hi)
+            counts += rng.poisson(np.where(inside, extra.sum(), base.sum()) * shape.g[:seconds])
             continue
         if policy.kind == "forever":
             continue  # primed in steady state: the answer is already there and stays
         expires = resolver_expiry(pop, ttl, q, 0.0, rng)[members]
         live = np.arange(len(members))
         while len(live):
-            fetch = shape.next_after(expires[live], rate[live], rng)
+            fetch = _next_query(shape, expires[live], base[live], extra[live], lo, hi, rng)
             keep = fetch < end
             live, fetch = live[keep], fetch[keep]
             counts += np.bincount(fetch.astype(np.int64), minlength=seconds)[:seconds]
             expires[live] = fetch + policy.lifetimes(ttl, rng, len(live))
     return counts
+
+
+def _next_query(shape: Intensity, x, base, busy_rate, lo: float, hi: float, rng: np.random.Generator):  # type: ignore[no-untyped-def]
+    """The first query after `x` of a Poisson stream at `base`, `busy_rate` within [lo, hi)."""
+    g = shape.cumulative
+    glo, ghi = g(min(lo, shape.end)), g(min(hi, shape.end))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gx = g(np.minimum(x, shape.end))
+        # Q(t): the expected number of queries by t, piecewise linear in G.
+        q_lo = base * glo
+        q_hi = q_lo + busy_rate * (ghi - glo)
+        qx = np.where(gx < glo, base * gx, np.where(gx < ghi, q_lo + busy_rate * (gx - glo), q_hi + base * (gx - ghi)))
+        y = qx + rng.exponential(1.0, len(x))
+        target = np.where(
+            y < q_lo,
+            y / base,
+            np.where(y < q_hi, glo + (y - q_lo) / busy_rate, ghi + (y - q_hi) / base),
+        )
+    target = np.where(np.isnan(target), np.inf, target)
+    return np.where(np.isfinite(x), shape.inverse(target), np.inf)

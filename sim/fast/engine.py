@@ -98,6 +98,7 @@ class _Replication:
         self.pop: Population = population(scenario, rng["clients"])
         self.ctl: ControlPlane = control_plane(scenario, strategy, rng["control"])
         self.q = resolver_query_rate(self.pop, answer_ttl(scenario, strategy), rng["priming"])
+        self.q_outage = resolver_query_rate(self.pop, answer_ttl(scenario, strategy), rng["priming"], pooled=False)
         cohorts = self.pop.cohorts
         self.attempts = np.array([c.attempts for c in cohorts])[self.pop.cohort]
         self.timeout = np.array([c.timeout for c in cohorts])[self.pop.cohort]
@@ -106,35 +107,53 @@ class _Replication:
         sc, ctl, pop, shape = self.sc, self.ctl, self.pop, self.shape
         n, rate = pop.size, pop.rate
         fault = ctl.fault_at if ctl.fault_at < self.end else math.inf
-        # When each client's requests reach a live balancer again.
+        # Per client: until when its requests go to the dead balancer (`until`), and
+        # the request that first reaches a live one when the failover brings it (`reach`).
+        outage = (fault, min(ctl.fault_end, self.end))
+        hits = np.zeros(n, dtype=np.int64)
         if not math.isfinite(fault):
-            reach = np.full(n, np.inf)
+            reach = until = np.full(n, np.inf)
         elif self.strategy == "cname_repoint":
-            reach = switch_times(sc, pop, shape, ctl.effective_at, self.q, self.rng["dns"])
+            reach, until, hits, mass = switch_times(sc, pop, shape, ctl.effective_at, self.q_outage, outage, self.rng["dns"])
         else:
-            reach = np.full(n, ctl.effective_at)
-        back = np.minimum(np.minimum(reach, ctl.fault_end), self.end)
+            until = np.full(n, ctl.effective_at)
+            reach = np.full(n, np.inf)  # drawn below, after the window
         start = np.full(n, fault if math.isfinite(fault) else self.end)
-        back = np.maximum(back, start)
+        back = np.maximum(np.minimum(np.minimum(until, ctl.fault_end), self.end), start)
+        if self.strategy != "cname_repoint" or not math.isfinite(fault):
+            mass = shape.measure(start, back)
 
         # Requests issued while the client's path is dead: how many, and when.
         arrivals = self.rng["arrivals"]
-        failures = arrivals.poisson(rate * shape.measure(start, back)) if math.isfinite(fault) else np.zeros(n, np.int64)
+        failures = hits + arrivals.poisson(rate * mass) if math.isfinite(fault) else np.zeros(n, np.int64)
         owner = np.repeat(np.arange(n), failures)
         issued = shape.uniform_between(start[owner], back[owner], arrivals.random(len(owner)))
+        waits = ctl.mode == "blackhole"
+        self.rescued_delay = np.empty(0)
+        if waits:
+            # A blackholed attempt is retried after the client's timeout; a retry
+            # that starts once the path is back succeeds, late (as in the model).
+            spare = (self.attempts[owner] - 1) * self.timeout[owner]
+            saved = issued >= back[owner] - spare
+            tries = np.ceil((back[owner][saved] - issued[saved]) / self.timeout[owner][saved])
+            self.rescued_delay = np.maximum(tries, 1.0) * self.timeout[owner][saved]
+            self.rescued_at = issued[saved]
+            failures = failures - np.bincount(owner[saved], minlength=n)
+            owner, issued = owner[~saved], issued[~saved]
         first_issue = np.full(n, np.inf)
         np.minimum.at(first_issue, owner, issued)
-        waits = ctl.mode == "blackhole"
         cost = self.attempts * self.timeout if waits else np.zeros(n)
         first_fail = first_issue + cost
         failed = failures.copy()
 
-        # A successful request leaves the window: the one at `reach` itself
-        # when the client's own refresh moved it, otherwise the next one.
-        at_reach = (reach == back) & (self.strategy == "cname_repoint")
+        # The first successful request after the first failure: the client's own
+        # switch request (cname_repoint) when it comes after, otherwise the next
+        # request once both the path is back and the failure is known.
         after = np.maximum(back, np.where(np.isfinite(first_fail), first_fail, back))
         next_req = shape.next_after(after, rate, arrivals)
-        recovered_issue = np.where(at_reach & (first_fail <= back), back, next_req)
+        by_switch = (until < ctl.fault_end) & np.isfinite(reach) & (reach >= after)
+        recovered_issue = np.where(by_switch, reach, next_req)
+        reach = np.where(np.isfinite(reach), reach, next_req)
 
         resets = self._connection_resets(fault, failures, arrivals)
         reset_fail = resets & (self.attempts == 1)
@@ -210,11 +229,11 @@ class _Replication:
         rate = pop.rate
         total = rate.sum() * g
         dead = _window_mass(rate, np.full(pop.size, fault), back, seconds) * g if math.isfinite(fault) else 0.0
-        ok = rng.poisson(np.maximum(total - dead, 0.0))
         failed = np.bincount(np.minimum(issued, seconds - 1).astype(np.int64), minlength=seconds)[:seconds]
         reset = np.isfinite(reset_at)
         refused_resets = np.bincount(reset_at[reset].astype(np.int64), minlength=seconds)[:seconds]
-        ok = np.maximum(ok - refused_resets, 0)
+        # All requests of a second are Poisson; the failures drawn per client are among them.
+        ok = np.maximum(rng.poisson(total) - failed - refused_resets, 0)
         shed = self._shed(ok, fault, reach, rate, g, total - dead)
         ok = ok - shed
         counts = {name: np.zeros(seconds, dtype=np.int64) for name in OUTCOMES}
@@ -227,7 +246,9 @@ class _Replication:
         for name in OUTCOMES:
             timeline[name] = counts[name]
         timeline["on_old_target"] = self._on_old_target(fault, reach)
-        dns = query_counts(pop, sc.dns.service_ttl, self.q, shape, seconds, self.rng["dns"])
+        # Queries run at the outage rate while most clients' paths are dead.
+        busy = (fault, float(np.median(back))) if math.isfinite(fault) else (math.inf, math.inf)
+        dns = query_counts(pop, sc.dns.service_ttl, self.q, self.q_outage, busy, shape, seconds, self.rng["dns"])
         timeline["dns_queries"] = dns
         return timeline, ok
 
@@ -276,7 +297,15 @@ class _Replication:
         lat = load.latencies(
             ok[start:].astype(float), sc.backends.instances, sc.backends.workers, sc.backends.service_time, sc.rtt,
             self.rng["service"],
-        ) * 1000.0
+        )
+        late = self.rescued_delay[self.rescued_at >= sc.warmup] if len(self.rescued_delay) else self.rescued_delay
+        if len(late) and len(lat):
+            # The sample stands for all successful requests; the late ones join at their share.
+            k = int(round(len(lat) * len(late) / max(int(ok[start:].sum()), 1)))
+            if k:
+                pick = self.rng["service"].choice(late, size=k)
+                lat = np.concatenate([lat, pick + np.asarray(sc.backends.service_time.sample(self.rng["service"], k)) + sc.rtt])
+        lat = lat * 1000.0
         recovery = clients["recovery_s"].to_numpy()
         return {
             "requests": requests,

@@ -108,8 +108,9 @@ def stub_primed_expiry(pop: Population, ttl: float, at: float, rng: np.random.Ge
     return out
 
 
-def resolver_query_rate(pop: Population, ttl: float, rng: np.random.Generator) -> np.ndarray:
-    """Queries each resolver receives: per client one per stub-cache cycle (stub life + wait for a request).
+def resolver_query_rate(pop: Population, ttl: float, rng: np.random.Generator, pooled: bool = True) -> np.ndarray:
+    """Queries each resolver receives: per client one per stub-cache cycle (stub life + wait for a
+    request that opens a connection; every request when `pooled` is False).
 
     The stub's life is averaged over the answer's time left in the resolver,
     uniform over its cached lifetime: what a client finds at a random moment.
@@ -124,7 +125,23 @@ def resolver_query_rate(pop: Population, ttl: float, rng: np.random.Generator) -
                 continue
             left = policy.residuals(ttl, rng, 256)
             life = float(np.mean(cohort.stub.lifetimes_for(left, rng)))
-            per_client = 0.0 if math.isinf(life) else 1.0 / (life + 1.0 / cohort.rate)
+            # While the balancer is dead every request breaks its connection and looks up again.
+            opens = connection_rate(cohort) if pooled else cohort.rate
+            per_client = 0.0 if math.isinf(life) or opens <= 0 else 1.0 / (life + 1.0 / opens)
             members = cohort.members[pop.resolver_group[pop.resolver[cohort.members]] == g]
             np.add.at(q, pop.resolver[members], per_client)
     return q
+
+
+def connection_rate(cohort: Cohort) -> float:
+    """New connections per second of one client, each of which looks up the name.
+
+    With keep-alive k, a Poisson request opens a connection when the previous
+    one came more than k ago (rate x exp(-rate k)); a maximum age adds about
+    one reopening per age.
+    """
+    k = cohort.reuse.keepalive
+    if k <= 0:
+        return cohort.rate
+    age = cohort.reuse.max_age
+    return cohort.rate * math.exp(-cohort.rate * k) + (1.0 / age if math.isfinite(age) else 0.0)
