@@ -216,7 +216,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("scenarios", nargs="+", metavar="SCENARIO")
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML for the CI system to display")
-    p.add_argument("--engine", default="des", choices=["des"])
+    p.add_argument("--engine", default="des", choices=["des", "fast"])
     p.add_argument("--replications", type=int, help="override each scenario's replications")
     p.add_argument("--baselines", default="results/baselines", help="folder of stored baselines (for vs_baseline)")
     p.set_defaults(func=cmd_check)

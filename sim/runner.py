@@ -209,7 +209,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--replications", type=_positive_int, help="override the scenario's replications")
     p.add_argument("--seed", type=_non_negative_int, help="override the scenario's seed")
     p.add_argument("--strategy", action="append", metavar="NAME", help="run only this strategy (repeatable)")
-    p.add_argument("--engine", default="des", choices=list(ENGINES), help="des: the SimPy model (default)")
+    p.add_argument("--engine", default="des", choices=list(ENGINES), help="des: the SimPy model (default); fast: the numpy engine (docs/fast.md)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
 

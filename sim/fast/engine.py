@@ -130,6 +130,8 @@ class _Replication:
         issued = shape.uniform_between(start[owner], back[owner], arrivals.random(len(owner)))
         waits = ctl.mode == "blackhole"
         self.rescued_delay = np.empty(0)
+        self.rescued_at = np.empty(0)
+        self.rescued_owner = np.empty(0, dtype=np.int64)
         if waits:
             # A blackholed attempt is retried after the client's timeout; a retry
             # that starts once the path is back succeeds, late (as in the model).
@@ -138,6 +140,7 @@ class _Replication:
             tries = np.ceil((back[owner][saved] - issued[saved]) / self.timeout[owner][saved])
             self.rescued_delay = np.maximum(tries, 1.0) * self.timeout[owner][saved]
             self.rescued_at = issued[saved]
+            self.rescued_owner = owner[saved]
             failures = failures - np.bincount(owner[saved], minlength=n)
             owner, issued = owner[~saved], issued[~saved]
         first_issue = np.full(n, np.inf)
@@ -153,6 +156,14 @@ class _Replication:
         next_req = shape.next_after(after, rate, arrivals)
         by_switch = (until < ctl.fault_end) & np.isfinite(reach) & (reach >= after)
         recovered_issue = np.where(by_switch, reach, next_req)
+        if len(self.rescued_delay):
+            # A retried request that got through after the first failure is a recovery too
+            # (its finish time stands in for its issue time: latency is added below).
+            done = self.rescued_at + self.rescued_delay
+            late = done > first_fail[self.rescued_owner]
+            earliest = np.full(n, np.inf)
+            np.minimum.at(earliest, self.rescued_owner[late], done[late])
+            recovered_issue = np.minimum(recovered_issue, earliest)
         reach = np.where(np.isfinite(reach), reach, next_req)
 
         resets = self._connection_resets(fault, failures, arrivals)

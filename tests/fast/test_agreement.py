@@ -1,0 +1,131 @@
+"""The fast engine against the model (the reference), scenario by scenario.
+
+Each summary metric of the fast engine must lie within the model's
+uncertainty: the difference of the two means within 4 standard errors of
+that difference (both engines' replication spread). Where the fast engine
+approximates, the test adds the documented tolerance (docs/fast.md):
+
+- dns_queries: resolvers' queries are a Poisson stream in the fast engine;
+  a resolver with a few clients whose stubs hold answers (fixed, floor) gets
+  them phase-locked in the model, and pooled clients query only when they
+  reconnect: up to 60% apart there.
+- latency percentiles: M/M/c per second instead of each request's queue: 5%.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sim.fast import simulate as fast
+from sim.model import simulate as des
+from sim.scenario import load_file
+from tests.model.scenarios import scenario
+
+TOLERANCE = {"dns_queries": 0.6, "latency_ms_p50": 0.05, "latency_ms_p99": 0.05}
+SMALL = {"clients.0.count": 300, "duration": "3m", "dns.resolvers.0.count": 300}
+
+
+def _metrics(engine, sc, strategy: str, reps: int) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+    rows = []
+    for k in range(reps):
+        out = engine(sc, strategy, np.random.SeedSequence([11, k]), k)
+        m = dict(out.metrics)
+        m["availability"] = 1.0 - m["failed"] / m["requests"]
+        recovery = out.clients["recovery_s"].to_numpy()
+        m["recovery_mean"] = float(np.nanmean(recovery)) if np.isfinite(recovery).any() else math.nan
+        m["never_recovered"] = float(np.mean(np.isnan(recovery))) if len(recovery) else 0.0
+        rows.append(m)
+    return {key: np.array([r[key] for r in rows], dtype=float) for key in rows[0]}
+
+
+def assert_agree(sc, strategy: str, reps: int = 4) -> None:  # type: ignore[no-untyped-def]
+    model, quick = _metrics(des, sc, strategy, reps), _metrics(fast, sc, strategy, reps)
+    problems = []
+    for key in ("requests", "availability", "clients_affected", "recovery_mean", "never_recovered", "dns_queries",
+                "latency_ms_p50", "latency_ms_p99", "dropped"):
+        a, b = model[key], quick[key]
+        if np.isnan(a).all() and np.isnan(b).all():
+            continue
+        ma, mb = np.nanmean(a), np.nanmean(b)
+        se = math.sqrt(np.nanvar(a, ddof=1) / len(a) + np.nanvar(b, ddof=1) / len(b))
+        allowed = 4.0 * se + TOLERANCE.get(key, 0.0) * abs(ma) + 1e-9
+        # A metric with no spread in either engine (a count that is always 1000) needs exact
+        # agreement up to a count's own Poisson noise.
+        allowed = max(allowed, 3.0 * math.sqrt(abs(ma)) if key in ("requests", "clients_affected", "dropped") else 0.0)
+        if not abs(ma - mb) <= allowed:
+            problems.append(f"{key}: model {ma:.4g}, fast {mb:.4g}, allowed difference {allowed:.3g}")
+    assert not problems, f"{strategy}: " + "; ".join(problems)
+
+
+CASES = {
+    "resolvers honour a 60 s TTL, no stub cache": {},
+    "TTL 300 s (some never recover in the run)": {"dns.service_ttl": "300s", "dns.balancer_ttl": "300s"},
+    "JVM stub: fixed 30 s": {"clients.0.stub_cache": {"kind": "fixed", "ttl": "30s"}},
+    "TTL stretching resolvers": {"dns.resolvers.0.policy": {"kind": "extend", "extra": {"exp": "60s"}}},
+    "blackhole with a retry": {"faults.0.mode": "blackhole", "clients.0.retry": {"attempts": 2, "timeout": "3s"}},
+    "pooled connections": {"clients.0.keepalive": "60s"},
+    "health-check detection": {"failover.detection": {"interval": "10s", "threshold": 3}},
+    "balancer back after 30 s": {"faults.0.for": "30s"},
+    "traffic spike": {"faults": [
+        {"at": "10s", "kind": "balancer_down", "target": "blue"},
+        {"at": "60s", "kind": "traffic", "factor": 3, "for": "30s"},
+    ]},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["cname_repoint", "eip_remap"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_fast_agrees_with_the_model(case: str, strategy: str) -> None:
+    assert_agree(scenario(**{**SMALL, **CASES[case]}), strategy)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="known deviation (docs/fast.md): floor stubs alone on their resolver recover later "
+                   "in the fast engine (never recovered in 3 min: 26% against the model's 17%)", strict=False)
+def test_browser_floor_stub_alone_on_its_resolver() -> None:
+    assert_agree(scenario(**{
+        **SMALL, "clients.0.stub_cache": {"kind": "floor", "min_ttl": "60s"}, "clients.0.rate": "1/min",
+        "clients.0.count": 1000, "dns.resolvers.0.count": 1000,
+    }), "cname_repoint")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["cname_repoint", "eip_remap"])
+def test_fast_agrees_on_the_default_scenario(strategy: str) -> None:
+    sc = load_file("scenarios/elb-blowup.yaml").replace(duration="12m")
+    assert_agree(sc, strategy, reps=4)
+
+
+@pytest.mark.slow
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    ttl=st.sampled_from(["20s", "60s", "120s"]),
+    rate=st.sampled_from(["1/s", "6/min"]),
+    stub=st.sampled_from([{"kind": "none"}, {"kind": "honor"}, {"kind": "fixed", "ttl": "30s"}]),
+    delay=st.sampled_from(["10s", "40s"]),
+    mode=st.sampled_from(["refuse", "blackhole"]),
+    strategy=st.sampled_from(["cname_repoint", "eip_remap"]),
+)
+def test_fast_agrees_on_random_small_scenarios(ttl: str, rate: str, stub: dict, delay: str, mode: str, strategy: str) -> None:
+    sc = scenario(**{
+        **SMALL, "clients.0.count": 200, "dns.resolvers.0.count": 50, "dns.service_ttl": ttl, "dns.balancer_ttl": ttl,
+        "clients.0.rate": rate, "clients.0.stub_cache": stub, "failover.detection": {"delay": delay},
+        "faults.0.mode": mode,
+    })
+    assert_agree(sc, strategy, reps=3)
+
+
+def test_unsupported_features_are_named() -> None:
+    from sim.fast import unsupported
+
+    sc = scenario(**{"backends.autoscaling": {"min": 2, "max": 8}, "faults": [
+        {"at": "10s", "kind": "dns_down", "for": "30s"}]})
+    reasons = unsupported(sc)
+    assert any("backends.autoscaling" in r for r in reasons)
+    assert any("faults[0]" in r and "dns_down" in r for r in reasons)
