@@ -202,14 +202,19 @@ class StoredResults:
         return format_table(self.summary)
 
     def plot_success_rate(self) -> Figure:
-        from sim.analysis.figures import plot_success_rate
+        from sim.analysis.figures import fault_label, plot_success_rate
 
-        return plot_success_rate(self.timeline, scenario=self.name, fault_times=self.fault_times)
+        scenario = self.scenario
+        labels = [fault_label(f) for f in scenario.faults] if scenario is not None else None
+        return plot_success_rate(
+            self.timeline, scenario=self.name, fault_times=self.fault_times, fault_labels=labels,
+            date=self.manifest.get("created"),
+        )
 
     def plot_recovery_cdf(self, by: str = "strategy") -> Figure:
         from sim.analysis.figures import plot_recovery_cdf
 
-        return plot_recovery_cdf(self.clients, scenario=self.name, by=by)
+        return plot_recovery_cdf(self.clients, scenario=self.name, by=by, date=self.manifest.get("created"))
 
     def figures(self) -> dict[str, bytes]:
         """The run's figures as PNG bytes, drawn again from the tables (same names as `Results.figures`)."""

@@ -80,16 +80,20 @@ class Results:
         return format_table(self.summary)
 
     def plot_success_rate(self):  # type: ignore[no-untyped-def]
-        from sim.analysis.figures import plot_success_rate
+        from sim.analysis.figures import fault_label, plot_success_rate
 
         return plot_success_rate(
-            self.timeline, scenario=self.scenario.name, fault_times=[f.at for f in self.scenario.faults]
+            self.timeline,
+            scenario=self.scenario.name,
+            fault_times=[f.at for f in self.scenario.faults],
+            fault_labels=[fault_label(f) for f in self.scenario.faults],
+            date=self.manifest.get("created"),
         )
 
     def plot_recovery_cdf(self, by: str = "strategy"):  # type: ignore[no-untyped-def]
         from sim.analysis.figures import plot_recovery_cdf
 
-        return plot_recovery_cdf(self.clients, scenario=self.scenario.name, by=by)
+        return plot_recovery_cdf(self.clients, scenario=self.scenario.name, by=by, date=self.manifest.get("created"))
 
     def figures(self) -> dict[str, bytes]:
         from sim.analysis.figures import figure_png

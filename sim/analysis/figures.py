@@ -22,8 +22,24 @@ OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "
 STYLES = ("-", "--", "-.", ":")
 
 
-def _title(what: str, scenario: str) -> str:
-    return f"{what}: {scenario} ({dt.date.today().isoformat()})"
+def _title(what: str, scenario: str, date: str | None = None) -> str:
+    # The run's date (manifest.json "created"), not the day the figure is drawn again.
+    day = (date or dt.date.today().isoformat())[:10]
+    return f"{what}: {scenario} ({day})"
+
+
+def fault_label(fault: object) -> str:
+    """A short label for a scenario fault: 'blue down (refuse)', 'traffic x3', 'DNS down'."""
+    kind = getattr(fault, "kind", "fault")
+    if kind == "balancer_down":
+        return f"{getattr(fault, 'target', '?')} down ({getattr(fault, 'mode', 'refuse')})"
+    if kind == "instance_down":
+        return f"{getattr(fault, 'count', 1)} instance(s) down ({getattr(fault, 'mode', 'refuse')})"
+    if kind == "traffic":
+        return f"traffic x{getattr(fault, 'factor', 1):g}"
+    if kind == "dns_down":
+        return "DNS down"
+    return str(kind)
 
 
 def _style(ax: plt.Axes) -> None:
@@ -38,9 +54,12 @@ def plot_success_rate(
     fault_times: Sequence[float] = (),
     window: tuple[float, float] | None = None,
     bin_s: int = 10,
+    fault_labels: Sequence[str] | None = None,
+    date: str | None = None,
 ) -> Figure:
     """Share of requests that succeeded, per strategy, in bins of `bin_s` seconds
-    (pooled over replications); dotted lines mark the faults."""
+    (pooled over replications); dotted lines mark the faults, each labelled by
+    its kind when `fault_labels` is given; `date` (the run's) goes in the title."""
     fig, ax = plt.subplots(figsize=(9, 4.8), layout="constrained")
     for i, (strategy, frame) in enumerate(timeline.groupby("strategy", sort=False)):
         bins = (frame["t"] // bin_s) * bin_s
@@ -49,13 +68,16 @@ def plot_success_rate(
         minutes = grouped.index.to_numpy() / 60.0
         ax.step(minutes, 100 * rate.to_numpy(), where="post", color=OKABE_ITO[i % 8], ls=STYLES[i % 4], lw=2, label=strategy)
     for k, t in enumerate(fault_times):
-        ax.axvline(t / 60.0, color="0.3", ls=":", lw=1.2, label="fault" if k == 0 else None)
+        ax.axvline(t / 60.0, color="0.3", ls=":", lw=1.2, label="fault" if k == 0 and not fault_labels else None)
+        if fault_labels and k < len(fault_labels):
+            ax.annotate(fault_labels[k], (t / 60.0, 1.0), xycoords=("data", "axes fraction"), rotation=90,
+                        va="top", ha="right", fontsize=8, color="0.3")
     if window:
         ax.set_xlim(window[0] / 60.0, window[1] / 60.0)
     ax.set_xlabel("time since start (min)")
     ax.set_ylabel(f"requests that succeeded (%, per {bin_s} s)")
     ax.set_ylim(-2, 102)
-    ax.set_title(_title("Success rate over time", scenario))
+    ax.set_title(_title("Success rate over time", scenario, date))
     ax.legend(loc="lower right", frameon=False)
     _style(ax)
     return fig
@@ -69,7 +91,7 @@ def _ecdf(values: np.ndarray, total: int) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def plot_recovery_cdf(clients: pd.DataFrame, *, scenario: str, by: str = "strategy") -> Figure:
+def plot_recovery_cdf(clients: pd.DataFrame, *, scenario: str, by: str = "strategy", date: str | None = None) -> Figure:
     """Empirical CDF of per-client recovery (from the fault to the first success).
 
     by="strategy": one line per strategy. by="cohort": one panel per strategy,
@@ -110,7 +132,7 @@ def plot_recovery_cdf(clients: pd.DataFrame, *, scenario: str, by: str = "strate
         _style(ax)
     axes[0][0].set_ylabel("affected clients recovered (%)")
     what = "Recovery per client" + (" by cohort" if by == "cohort" else "")
-    fig.suptitle(_title(what, scenario))
+    fig.suptitle(_title(what, scenario, date))
     return fig
 
 
