@@ -1,9 +1,13 @@
 """The project's own performance gate: short ratios, compared with a stored baseline.
 
 Each figure is a ratio of two things measured side by side in this run
-(BENCHMARKING.md): the model against a bare SimPy loop, and sim.core against
-HAProxy in requests per CPU-second of the balancer's own process (HTTP and
-TCP). A ratio more than 20% below the stored baseline fails the gate.
+(BENCHMARKING.md): the model against a bare SimPy loop, the fast engine
+against the model (simulated requests per wall second, the default scenario
+with 5 times its clients), and sim.core against HAProxy in requests per
+CPU-second of the balancer's own process (HTTP and TCP). A ratio more than
+20% below the stored baseline fails the gate. The baseline also records the
+event loop sim.core ran on (uvloop or asyncio): a gate run on another loop
+says so, since the balancer ratios depend on it.
 
 Why a plain script rather than pytest-benchmark or asv: both gate on absolute
 timings compared across runs, which move 30% here from one minute to the
@@ -24,12 +28,27 @@ from pathlib import Path
 
 BASELINE = Path("benchmarks/baseline.json")
 ALLOWED_DROP = 0.20
+FAST_CLIENTS_FACTOR = 5  # the full benchmark uses 20; 5 keeps the gate short
 
 
 def model_ratio(repeats: int) -> float:
     from sim.bench.model import measure
 
     return float(measure("scenarios/elb-blowup.yaml", repeats)["median_ratio"])
+
+
+def fast_ratio(repeats: int) -> float:
+    from sim.bench.fast import ratio
+
+    return float(ratio("scenarios/elb-blowup.yaml", repeats, FAST_CLIENTS_FACTOR)["median_ratio"])
+
+
+def environment() -> dict[str, str]:
+    import importlib.util
+    import platform
+
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    return {"event_loop": loop, "python": platform.python_version(), "machine": platform.machine()}
 
 
 def core_ratios(repeats: int, duration: float) -> dict[str, float]:
@@ -54,7 +73,11 @@ def core_ratios(repeats: int, duration: float) -> dict[str, float]:
 
 
 def measure(repeats: int, duration: float) -> dict[str, float]:
-    return {"model_vs_bare_simpy": model_ratio(repeats), **core_ratios(repeats, duration)}
+    return {
+        "model_vs_bare_simpy": model_ratio(repeats),
+        "fast_vs_model": fast_ratio(min(repeats, 3)),
+        **core_ratios(repeats, duration),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,13 +104,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.record:
         from sim.results.writer import write_json_atomic
 
-        write_json_atomic(args.baseline, {"ratios": ratios, "command": command, "date": time.strftime("%Y-%m-%d"), "wall_s": wall})
+        write_json_atomic(args.baseline, {
+            "ratios": ratios, "command": command, "date": time.strftime("%Y-%m-%d"), "wall_s": wall,
+            "environment": environment(),
+        })
         print(f"recorded {args.baseline}: " + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items()))
         return 0
     if not args.baseline.is_file():
         print(f"regression benchmark: no baseline at {args.baseline}; record one with --record", file=sys.stderr)
         return 2
-    stored = json.loads(args.baseline.read_text())["ratios"]
+    baseline = json.loads(args.baseline.read_text())
+    stored = baseline["ratios"]
+    recorded_env, env = baseline.get("environment", {}), environment()
+    for key, value in recorded_env.items():
+        if env.get(key) != value:
+            print(f"note: the baseline was recorded with {key} {value}; this run has {env.get(key)}")
     failed = False
     print(f"{'ratio':<32} {'baseline':>9} {'now':>9} {'change':>8}")
     for name, now in ratios.items():
