@@ -176,6 +176,9 @@ class TakeoverConfig(_Model):
     priority: int = Field(100, ge=1, le=254)
     preempt: bool = False
     reassociate_delay: Duration = 0.0  # injected latency of the "cloud API" call
+    # false: the standby never takes the address on missed heartbeats, only through
+    # the reassociate API (an Elastic IP does not move by itself; VRRP does).
+    automatic: bool = True
 
     @model_validator(mode="after")
     def _interval(self) -> TakeoverConfig:

@@ -145,6 +145,8 @@ class Takeover(asyncio.DatagramProtocol):
 
     def _master_down(self) -> None:
         self._down_timer = None
+        if not self.cfg.automatic:
+            return
         if self.state != "standby" or (self._taking is not None and not self._taking.done()):
             return
         self._taking = self.loop.create_task(self._take("no heartbeat for 3 x interval + skew"))
@@ -201,7 +203,8 @@ class Takeover(asyncio.DatagramProtocol):
         self._send(type="release")
         # a live holder answers at once; a dead one never does, and then the bind just works
         try:
-            async with asyncio.timeout(max(0.5, self.cfg.interval)):
+            # a live holder answers within a heartbeat's round trip
+            async with asyncio.timeout(2 * self.cfg.interval):
                 await self._released.wait()
         except TimeoutError:
             pass

@@ -1,0 +1,203 @@
+"""Lab clients: one asyncio process running many clients, each as its cohort behaves.
+
+Every client sends Poisson requests (scenario rate, times K), looks the
+service name up through its own resolver (a real unbound, or our forwarder)
+with its cohort's stub cache (sim.policy, in scenario seconds), keeps its
+connection alive as its cohort does, retries as its cohort does, and records
+every request: when it was issued and finished (scenario seconds) and how
+it ended. The records are written once, atomically, when the run ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import dns.asyncquery
+import dns.message
+import dns.rdatatype
+import numpy as np
+
+from sim.policy.cache import Cache
+from sim.scenario import build, load_file
+from sim.scenario import models as m
+
+OUTCOMES = ("ok", "refused", "timeout", "error_5xx", "dns_error", "shed")
+OK, REFUSED, TIMEOUT, ERROR_5XX, DNS_ERROR, SHED = range(6)
+SERVICE = "service"
+
+
+class Clock:
+    def __init__(self, t0: float, scale: float) -> None:
+        self.t0, self.scale = t0, scale
+
+    def now(self) -> float:
+        """Scenario seconds."""
+        return (time.time() - self.t0) * self.scale
+
+    async def sleep_until(self, t: float) -> None:
+        await asyncio.sleep(max(0.0, (t - self.now()) / self.scale))
+
+
+class Client:
+    def __init__(self, cid: int, spec: m.Cohort, resolver: tuple[str, int], plan: dict, clock: Clock,
+                 rng: np.random.Generator, log: list) -> None:
+        self.id = cid
+        self.spec = spec
+        self.resolver = resolver
+        self.fqdn = plan["service"]
+        self.port = int(plan["port"])
+        self.clock = clock
+        self.rng = rng
+        self.log = log
+        self.stub = Cache(build.cache_policy(spec.stub_cache))
+        self.reuse = build.reuse(spec)
+        rule = build.retry(spec)
+        self.attempts, self.timeout = rule.attempts, rule.timeout
+        self.rotation = 0
+        self.conn: tuple | None = None  # (reader, writer, address, opened, last)
+        self.lock = asyncio.Lock()
+
+    async def run(self, end: float, factor, start: float) -> None:  # type: ignore[no-untyped-def]
+        tasks = set()
+        # The world gives each resolver's clients a random start in the warm-up (see there).
+        t = max(self.clock.now(), start)
+        while True:
+            rate = self.spec.rate * factor(t)
+            t += self.rng.exponential(1.0 / rate)
+            if t >= end:
+                break
+            await self.clock.sleep_until(t)
+            task = asyncio.get_running_loop().create_task(self.request(t))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.attempts * self.timeout / self.clock.scale + 2)
+        self.close()
+
+    async def request(self, issued: float) -> None:
+        outcome = OK
+        async with self.lock:
+            for attempt in range(self.attempts):
+                outcome = await self.attempt(attempt)
+                if outcome == OK:
+                    break
+        self.log.append((self.id, issued, self.clock.now(), outcome))
+
+    async def resolve(self) -> tuple | None:
+        now = self.clock.now()
+        value = self.stub.lookup(SERVICE, now)
+        if value is not None:
+            return value  # type: ignore[return-value]
+        query = dns.message.make_query(self.fqdn, dns.rdatatype.A)
+        try:
+            response = await dns.asyncquery.udp(query, self.resolver[0], port=self.resolver[1], timeout=2.0)
+        except Exception:
+            return None
+        addresses = tuple(r.address for rrset in response.answer if rrset.rdtype == dns.rdatatype.A for r in rrset)
+        if not addresses:
+            return None
+        ttl = min(rrset.ttl for rrset in response.answer) * self.clock.scale
+        self.stub.store(SERVICE, addresses, ttl, self.clock.now(), self.rng)
+        self.rotation += 1
+        return addresses
+
+    async def attempt(self, attempt: int) -> int:
+        now = self.clock.now()
+        conn = self.conn
+        if conn is not None and not self.reuse.can_reuse(conn[3], conn[4], now):
+            self.close()
+            conn = None
+        try:
+            async with asyncio.timeout(self.timeout / self.clock.scale):
+                if conn is None:
+                    addresses = await self.resolve()
+                    if addresses is None:
+                        return DNS_ERROR
+                    address = addresses[(self.rotation + attempt) % len(addresses)]
+                    reader, writer = await asyncio.open_connection(address, self.port)
+                    conn = (reader, writer, address, now, now)
+                reader, writer = conn[0], conn[1]
+                keep = self.reuse.keepalive > 0
+                writer.write(b"GET / HTTP/1.1\r\nHost: www\r\n" + (b"" if keep else b"Connection: close\r\n") + b"\r\n")
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = int(head.split(b" ", 2)[1])
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                if length:
+                    await reader.readexactly(length)
+        except TimeoutError:
+            self._drop(conn)
+            return TIMEOUT
+        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+            self._drop(conn)
+            return REFUSED
+        if status >= 500:
+            self._drop(conn)
+            return ERROR_5XX
+        if keep:
+            self.conn = (conn[0], conn[1], conn[2], conn[3], self.clock.now())
+        else:
+            self._drop(conn)
+        return OK
+
+    def _drop(self, conn: tuple | None) -> None:
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn[1].close()
+        self.conn = None
+
+    def close(self) -> None:
+        self._drop(self.conn)
+
+
+def traffic_factor(scenario: m.Scenario):  # type: ignore[no-untyped-def]
+    spans = [(f.at, f.at + f.for_, f.factor) for f in scenario.faults if isinstance(f, m.Traffic)]
+
+    def factor(t: float) -> float:
+        return 1.0 + sum(f - 1.0 for a, b, f in spans if a <= t < b)
+
+    return factor
+
+
+async def _run(plan: dict) -> None:
+    scenario = load_file(plan["scenario"])
+    clock = Clock(plan["t0"], plan["scale"])
+    cohorts = {c.name: c for c in scenario.clients}
+    log: list = []
+    seeds = np.random.SeedSequence(plan["seed"]).spawn(len(plan["clients"]))
+    clients = [
+        Client(c["id"], cohorts[c["cohort"]], (c["resolver"][0], int(c["resolver"][1])), plan, clock,
+               np.random.default_rng(s), log)
+        for c, s in zip(plan["clients"], seeds, strict=True)
+    ]
+    factor = traffic_factor(scenario)
+    print(json.dumps({"event": "ready", "clients": len(clients)}), flush=True)
+    starts = [float(c.get("start", 0.0)) for c in plan["clients"]]
+    await asyncio.gather(*(c.run(plan["end"], factor, s) for c, s in zip(clients, starts, strict=True)))
+    records = np.array(log, dtype=float).reshape(-1, 4)
+    tmp = plan["out"] + ".partial.npy"
+    np.save(tmp, records)
+    os.replace(tmp, plan["out"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sim.lab.clients")
+    p.add_argument("plan", help="JSON plan written by sim.lab.world")
+    args = p.parse_args(argv)
+    plan = json.loads(Path(args.plan).read_text())
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_run(plan))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""Our DNS servers: the zone's authoritative server, and a caching forwarder for `extend`.
+
+Both speak the wire format through dnspython over UDP on loopback.
+
+The authoritative server holds a few records (name -> type, values, TTL),
+answers with AA set, counts the queries for the service name (with their
+times), and takes changes on a small control port: one JSON object per TCP
+connection, e.g. {"op": "set", "name": "www.example.com.", "type": "CNAME",
+"values": ["green.elb.example.net."], "ttl": 60, "delay": 6.0} (applied
+after `delay` seconds: the provider's propagation), {"op": "down", "value":
+true}, {"op": "queries"} (the query times, unix seconds).
+
+The forwarder is a caching resolver of its own (the `extend` policy): it asks
+the authoritative server, follows a CNAME, and keeps each record for the
+policy's lifetime in scenario seconds, answering with the time left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+import numpy as np
+
+
+class Authoritative(asyncio.DatagramProtocol):
+    def __init__(self, records: dict[str, dict], service: str) -> None:
+        self.records = {dns.name.from_text(k): v for k, v in records.items()}
+        self.service = dns.name.from_text(service)
+        self.down = False
+        self.queries: list[float] = []
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        if self.down:
+            return  # the provider's servers do not answer: resolvers time out
+        try:
+            query = dns.message.from_wire(data)
+        except Exception:
+            return
+        response = dns.message.make_response(query)
+        response.flags |= dns.flags.AA
+        question = query.question[0]
+        if question.name == self.service:
+            self.queries.append(time.time())
+        record = self.records.get(question.name)
+        if record is None:
+            response.set_rcode(dns.rcode.NXDOMAIN)
+        elif record["type"] == "CNAME" or dns.rdatatype.from_text(record["type"]) == question.rdtype:
+            response.answer.append(
+                dns.rrset.from_text_list(question.name, int(record["ttl"]), "IN", record["type"], record["values"])
+            )
+        assert self.transport is not None
+        self.transport.sendto(response.to_wire(), addr)
+
+    async def control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = json.loads((await reader.read(65536)).decode() or "{}")
+        op = request.get("op")
+        if op == "set":
+            async def apply() -> None:
+                await asyncio.sleep(float(request.get("delay", 0.0)))
+                self.records[dns.name.from_text(request["name"])] = {
+                    "type": request["type"], "values": request["values"], "ttl": request["ttl"],
+                }
+            asyncio.get_running_loop().create_task(apply())
+            reply: object = {"ok": True}
+        elif op == "down":
+            self.down = bool(request["value"])
+            reply = {"ok": True}
+        elif op == "queries":
+            reply = {"queries": self.queries}
+        else:
+            reply = {"error": f"unknown op {op!r}"}
+        writer.write(json.dumps(reply).encode())
+        await writer.drain()
+        writer.close()
+
+
+class Forwarder(asyncio.DatagramProtocol):
+    """A caching resolver that keeps answers TTL + extra (scenario seconds, time divided by K)."""
+
+    def __init__(self, upstream: tuple[str, int], policy, scale: float, seed: int) -> None:  # type: ignore[no-untyped-def]
+        from sim.policy.cache import Cache
+
+        self.upstream = upstream
+        self.cache = Cache(policy)
+        self.scale = scale
+        self.rng = np.random.default_rng(seed)
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        asyncio.get_running_loop().create_task(self._answer(data, addr))
+
+    def _now(self) -> float:
+        return time.time() * self.scale  # scenario seconds (an arbitrary origin)
+
+    async def _lookup(self, name: dns.name.Name, rdtype: int) -> list[tuple[dns.rrset.RRset, float]]:
+        """RRsets answering (name, rdtype), following a CNAME, each with its expiry (scenario s)."""
+        import dns.asyncquery
+
+        out = []
+        for _ in range(8):
+            now = self._now()
+            key = (name, rdtype)
+            cached = self.cache.lookup(key, now)
+            if cached is None:
+                query = dns.message.make_query(name, rdtype)
+                response = await dns.asyncquery.udp(query, self.upstream[0], port=self.upstream[1], timeout=2.0)
+                if not response.answer:
+                    return out
+                rrset = response.answer[0]
+                self.cache.store(key, rrset, rrset.ttl * self.scale, now, self.rng)
+                cached = rrset
+            expiry = self.cache.expires_at(key) or now
+            out.append((cached, expiry))
+            if cached.rdtype == dns.rdatatype.CNAME:
+                name = cached[0].target
+                continue
+            return out
+        return out
+
+    async def _answer(self, data: bytes, addr: tuple) -> None:
+        try:
+            query = dns.message.from_wire(data)
+            question = query.question[0]
+            chain = await self._lookup(question.name, question.rdtype)
+        except Exception:
+            return
+        response = dns.message.make_response(query)
+        response.flags |= dns.flags.RA
+        now = self._now()
+        for rrset, expiry in chain:
+            left = max(1, math.ceil((expiry - now) / self.scale))
+            copy = dns.rrset.from_rdata_list(rrset.name, left, list(rrset))
+            response.answer.append(copy)
+        if not chain:
+            response.set_rcode(dns.rcode.SERVFAIL)
+        assert self.transport is not None
+        self.transport.sendto(response.to_wire(), addr)
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    loop = asyncio.get_running_loop()
+    host, port = args.listen.rsplit(":", 1)
+    if args.role == "authoritative":
+        spec = json.loads(Path(args.records).read_text())
+        proto = Authoritative(spec["records"], spec["service"])
+        await loop.create_datagram_endpoint(lambda: proto, local_addr=(host, int(port)))
+        chost, cport = args.control.rsplit(":", 1)
+        await asyncio.start_server(proto.control, chost, int(cport))
+    else:
+        from sim.scenario.build import cache_policy
+        from sim.scenario.loader import load_data
+
+        policy_doc = json.loads(args.policy)
+        policy = cache_policy(load_data(_policy_holder(policy_doc), "forwarder").dns.resolvers[0].policy)
+        uhost, uport = args.upstream.rsplit(":", 1)
+        await loop.create_datagram_endpoint(
+            lambda: Forwarder((uhost, int(uport)), policy, args.scale, args.seed), local_addr=(host, int(port))
+        )
+    print(json.dumps({"event": "ready", "listen": args.listen}), flush=True)
+    await asyncio.Event().wait()
+
+
+def _policy_holder(policy: dict) -> dict:
+    # Parse the policy the way a scenario does (units, distributions): a minimal scenario around it.
+    return {
+        "version": 1, "name": "forwarder", "dns": {"zone": "example.com", "resolvers": [
+            {"name": "g", "count": 1, "share": 1.0, "policy": policy}]},
+        "clients": [{"name": "c", "count": 1, "rate": "1/s"}],
+        "balancers": [{"name": "a", "role": "active"}, {"name": "b", "role": "standby"}],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sim.lab.dnsserver")
+    p.add_argument("role", choices=["authoritative", "forwarder"])
+    p.add_argument("--listen", required=True)
+    p.add_argument("--control", help="authoritative: host:port of the control API")
+    p.add_argument("--records", help="authoritative: JSON file {service, records}")
+    p.add_argument("--upstream", help="forwarder: the authoritative server host:port")
+    p.add_argument("--policy", help="forwarder: the cache policy as scenario JSON")
+    p.add_argument("--scale", type=float, default=1.0, help="forwarder: K, scenario seconds per real second")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

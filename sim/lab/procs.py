@@ -1,0 +1,129 @@
+"""Processes the lab starts, and the guarantee that it stops them all.
+
+Every child runs in its own session (process group), so a stop reaches what
+it started too. `Processes` stops everything on exit, on Ctrl-C, on SIGTERM
+and on failure (the world uses it as a context manager; atexit covers an
+interpreter that dies by an unhandled exception elsewhere).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+
+class LabError(Exception):
+    """Something the lab needs did not start or is missing (the message says what)."""
+
+
+class Processes:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.children: dict[str, subprocess.Popen] = {}
+        self.stopped: set[str] = set()
+        atexit.register(self.stop_all)
+
+    def __enter__(self) -> Processes:
+        self._previous = signal.signal(signal.SIGTERM, _raise_exit)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_all()
+        signal.signal(signal.SIGTERM, self._previous)
+        atexit.unregister(self.stop_all)
+
+    def start(self, name: str, argv: list[str], ready: str | None = "json", timeout: float = 15.0) -> subprocess.Popen:
+        """Start `argv`; with ready="json", wait for its {"event": "ready"} line on stdout."""
+        log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 (the child keeps it open)
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE if ready == "json" else log, stderr=log, start_new_session=True,
+            cwd=self.workdir,
+        )
+        self.children[name] = proc
+        if ready == "json":
+            assert proc.stdout is not None
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                line = proc.stdout.readline()
+                if not line:
+                    break
+                with contextlib.suppress(ValueError):
+                    if json.loads(line).get("event") == "ready":
+                        # Keep reading its output into the log: a full pipe would block it.
+                        threading.Thread(target=_drain, args=(proc.stdout, self.workdir / f"{name}.log"),
+                                         daemon=True).start()
+                        return proc
+            self.stop_all()
+            err = (self.workdir / f"{name}.log").read_text(errors="replace")[-2000:]
+            raise LabError(f"{name} did not start ({' '.join(argv[:4])} ...): {err.strip() or 'no output'}")
+        return proc
+
+    def signal(self, name: str, sig: int) -> None:
+        proc = self.children.get(name)
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+        if sig == signal.SIGSTOP:
+            self.stopped.add(name)
+        elif sig == signal.SIGCONT:
+            self.stopped.discard(name)
+
+    def stop_all(self) -> None:
+        for proc in list(self.children.values()):
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGCONT)  # a stopped process cannot die of SIGTERM
+                    os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(Exception):
+                proc.wait(timeout=5)
+            if proc.stdout is not None:
+                proc.stdout.close()
+        self.children.clear()
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.children.values()]
+
+
+def _drain(stream, path: Path) -> None:  # type: ignore[no-untyped-def]
+    with contextlib.suppress(Exception), open(path, "ab") as log:
+        for line in stream:
+            log.write(line)
+            log.flush()
+
+
+def _raise_exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def python(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def address_block() -> str:
+    """A /24 in 127.0.0.0/8 nobody on this machine is using: two lab runs do not collide."""
+    rng = random.Random(os.getpid() ^ time.time_ns())
+    for _ in range(50):
+        block = f"127.{rng.randint(1, 254)}.{rng.randint(1, 254)}"
+        try:
+            with socket.socket() as s:
+                s.bind((f"{block}.1", 0))
+        except OSError:
+            continue
+        return block
+    raise LabError("no free loopback address block found")
+
+
+def free_port(host: str, kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])

@@ -1,0 +1,506 @@
+"""One lab replication: build the world on loopback, run the scenario, read back the tables.
+
+Scenario times are divided by K (`time_scale`): a 60 s TTL is served as
+60/K s, a 20 ms service time sleeps 20/K ms; results are multiplied back.
+unbound counts TTLs in whole seconds, so a K that would round a TTL below
+1 s is refused, naming the field. The effective scenario (clients and
+resolvers scaled down, the warm-up that fills real caches) is what runs and
+what the model must be compared on (`effective`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import shutil
+import signal
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from sim.lab.procs import LabError, Processes, address_block, free_port, python
+from sim.policy.failover import make_plan
+from sim.policy.health import HealthState, first_probe_at, probe_ok, probe_step
+from sim.scenario import build, load_data
+from sim.scenario import models as m
+from sim.scenario.units import format_duration
+
+OUTCOMES = ("ok", "refused", "timeout", "error_5xx", "dns_error", "shed")
+UNBOUND_POLICIES = ("honor", "floor", "cap")  # the rest are served by our forwarder (unbound cannot)
+STRATEGIES = ("cname_repoint", "eip_remap")
+
+
+@dataclass
+class LabOptions:
+    time_scale: float = 10.0
+    clients_scale: float = 1.0
+    max_resolvers: int | None = 16
+    keep: bool = False  # keep the work folder (logs, configs) for inspection
+
+
+@dataclass
+class ReplicationOutput:
+    metrics: dict[str, float]
+    clients: pd.DataFrame
+    timeline: pd.DataFrame
+    extra: dict = field(default_factory=dict)
+
+
+def unsupported(scenario: m.Scenario) -> list[str]:
+    out = []
+    for i, b in enumerate(scenario.balancers):
+        if b.churn is not None:
+            out.append(f"balancers[{i}].churn")
+        if b.scale_delay is not None:
+            out.append(f"balancers[{i}].scale_delay")
+    if scenario.backends.failures is not None:
+        out.append("backends.failures")
+    if scenario.backends.autoscaling is not None:
+        out.append("backends.autoscaling")
+    for i, f in enumerate(scenario.faults):
+        if isinstance(f, m.BalancerDown) and f.target != scenario.active.name:
+            out.append(f"faults[{i}]: a fault of the standby balancer")
+    for s in scenario.strategies:
+        if s not in STRATEGIES:
+            out.append(f"strategies: {s}")
+    return out
+
+
+def time_scale_problems(scenario: m.Scenario, k: float) -> list[str]:
+    """TTLs that K would round below unbound's one second, by field."""
+    out = []
+    checks = [("dns.service_ttl", scenario.dns.service_ttl), ("dns.balancer_ttl", scenario.dns.balancer_ttl)]
+    for i, g in enumerate(scenario.dns.resolvers):
+        for attr in ("min_ttl", "max_ttl"):
+            value = getattr(g.policy, attr, None)
+            if value is not None and g.policy.kind in UNBOUND_POLICIES:
+                checks.append((f"dns.resolvers[{i}].policy.{attr}", value))
+    for path, ttl in checks:
+        if round(ttl / k) < 1:
+            out.append(f"{path}: {format_duration(ttl)} / K={k:g} rounds below 1 s (unbound counts whole seconds); "
+                       f"use --time-scale {math.floor(ttl):g} or less")
+    return out
+
+
+def effective(scenario: m.Scenario, options: LabOptions) -> m.Scenario:
+    """The scenario as the lab runs it: fewer clients and resolvers, and a warm-up that fills real caches."""
+    doc = scenario.to_document()
+    sizes = scenario.cohort_sizes()
+    doc.pop("population", None)
+    for cohort in doc["clients"]:
+        cohort.pop("share", None)
+        cohort["count"] = max(1, round(sizes[cohort["name"]] * options.clients_scale))
+    total = sum(g["count"] for g in doc["dns"]["resolvers"])
+    if options.max_resolvers and total > options.max_resolvers:
+        for g in doc["dns"]["resolvers"]:
+            g["count"] = max(1, round(g["count"] * options.max_resolvers / total))
+    # Real caches start empty; the model starts in steady state. A warm-up of one
+    # service TTL (plus the longest fixed stub life) lets them fill; faults move with it.
+    extra = max(0.0, scenario.dns.service_ttl - scenario.warmup)
+    if extra > 0:
+        doc["warmup"] = format_duration(scenario.warmup + extra)
+        for fault in doc["faults"]:
+            fault["at"] = format_duration(scenario.faults[doc["faults"].index(fault)].at + extra)
+    doc["expect"] = []
+    return load_data(doc, f"{scenario.name} (lab, effective)")
+
+
+def replicate(scenario: m.Scenario, strategy: str, seed: np.random.SeedSequence, replication: int = 0,
+              options: LabOptions | None = None) -> ReplicationOutput:
+    options = options or LabOptions()
+    problems = unsupported(scenario) + time_scale_problems(scenario, options.time_scale)
+    if problems:
+        raise LabError("the lab cannot run this scenario: " + "; ".join(problems))
+    for tool in ("unbound",):
+        if not (shutil.which(tool) or Path(f"/usr/sbin/{tool}").exists()):
+            raise LabError(f"{tool} is not installed (Debian package {tool}; scripts/test.sh installs it as root)")
+    workdir = Path(tempfile.mkdtemp(prefix=f"failover-lab-{strategy}-"))
+    try:
+        with Processes(workdir) as procs:
+            world = _World(scenario, strategy, seed, options, procs, workdir)
+            return asyncio.run(world.run())
+    finally:
+        if not options.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+class _World:
+    def __init__(self, sc: m.Scenario, strategy: str, seed: np.random.SeedSequence, options: LabOptions,
+                 procs: Processes, workdir: Path) -> None:
+        self.sc, self.strategy, self.options, self.procs, self.dir = sc, strategy, options, procs, workdir
+        self.k = options.time_scale
+        self.rng = np.random.default_rng(seed)
+        self.block = address_block()
+        self.scenario_file = workdir / "scenario.yaml"
+        self.scenario_file.write_text(yaml.safe_dump(sc.to_document(), sort_keys=False))
+
+    # -- building -----------------------------------------------------------------
+
+    def _seconds(self, value: float) -> str:
+        return f"{value / self.k:.6g}s"
+
+    def _ttl(self, ttl: float) -> int:
+        return max(1, round(ttl / self.k))
+
+    def start_backends(self) -> list[str]:
+        addresses = []
+        port = free_port(f"{self.block}.50")
+        for i in range(self.sc.backends.instances):
+            listen = f"{self.block}.{50 + i}:{port}"
+            self.procs.start(f"backend-{i}", python("sim.lab.backend", "--listen", listen, "--scenario",
+                             str(self.scenario_file), "--scale", str(self.k), "--seed", str(i)))
+            addresses.append(listen)
+        return addresses
+
+    def start_balancers(self, backends: list[str]) -> None:
+        sc = self.sc
+        hc = sc.backends.health_check
+        self.port = free_port(f"{self.block}.10")
+        self.balancer_ip = {sc.active.name: f"{self.block}.11", sc.standby.name: f"{self.block}.12"}
+        self.admin: dict[str, tuple[str, Path]] = {}
+        heart = {name: free_port("127.0.0.1", 2) for name in self.balancer_ip}
+        for i, (name, ip) in enumerate(self.balancer_ip.items()):
+            admin_port = free_port("127.0.0.1")
+            token = self.dir / f"{name}.token"
+            config = {
+                "name": name, "mode": "http",
+                "listen": f"{self.block}.10:{self.port}" if self.strategy == "eip_remap" else f"{ip}:{self.port}",
+                "balancing": sc.backends.policy,
+                "backends": [{"name": f"i{j}", "address": a} for j, a in enumerate(backends)],
+                "health_check": {"kind": "tcp", "interval": self._seconds(hc.interval), "timeout": self._seconds(hc.timeout),
+                                 "rise": hc.rise, "fall": hc.fall},
+                "retries": {"count": sc.backends.retries},
+                "admin": {"listen": f"127.0.0.1:{admin_port}", "token_file": str(token)},
+            }
+            if self.strategy == "eip_remap":
+                other = [n for n in self.balancer_ip if n != name][0]
+                # Not automatic: the address moves when the failover controller
+                # calls the reassociate API, as an Elastic IP does.
+                config["takeover"] = {
+                    "role": "active" if name == sc.active.name else "standby",
+                    "heartbeat_listen": f"127.0.0.1:{heart[name]}", "peer": f"127.0.0.1:{heart[other]}",
+                    "interval": "0.05s", "priority": 200 - i * 100, "automatic": False,
+                }
+            path = self.dir / f"{name}.yaml"
+            path.write_text(yaml.safe_dump(config, sort_keys=False))
+            self.admin[name] = (f"127.0.0.1:{admin_port}", token)
+            self.procs.start(f"balancer-{name}", python("sim", "serve", str(path)))
+            self.balancer_config = getattr(self, "balancer_config", {})
+            self.balancer_config[name] = path
+
+    def start_dns(self) -> None:
+        sc = self.sc
+        zone = sc.dns.zone.rstrip(".")
+        self.fqdn = f"{sc.dns.service_name}.{zone}." if sc.dns.service_name != "@" else f"{zone}."
+        records: dict[str, dict] = {}
+        for name, ip in self.balancer_ip.items():
+            records[f"{name}.elb.example.net."] = {"type": "A", "values": [ip], "ttl": self._ttl(sc.dns.balancer_ttl)}
+        if self.strategy == "eip_remap":
+            records[self.fqdn] = {"type": "A", "values": [f"{self.block}.10"], "ttl": self._ttl(sc.dns.service_ttl)}
+        else:
+            records[self.fqdn] = {"type": "CNAME", "values": [f"{sc.active.name}.elb.example.net."],
+                                  "ttl": self._ttl(sc.dns.service_ttl)}
+        spec = self.dir / "records.json"
+        spec.write_text(json.dumps({"service": self.fqdn, "records": records}))
+        self.auth = (f"{self.block}.2", free_port(f"{self.block}.2", 2))
+        self.control = ("127.0.0.1", free_port("127.0.0.1"))
+        self.procs.start("authoritative", python(
+            "sim.lab.dnsserver", "authoritative", "--listen", f"{self.auth[0]}:{self.auth[1]}",
+            "--control", f"{self.control[0]}:{self.control[1]}", "--records", str(spec)))
+        self.resolvers: list[tuple[str, tuple[str, int]]] = []  # (group, address)
+        n = 0
+        for g in sc.dns.resolvers:
+            for _ in range(g.count):
+                ip = f"{self.block}.{100 + n}"
+                port = free_port(ip, 2)
+                if g.policy.kind in UNBOUND_POLICIES:
+                    self._start_unbound(n, ip, port, g.policy, zone)
+                else:
+                    policy = json.dumps(g.policy.model_dump(mode="json"))
+                    self.procs.start(f"resolver-{n}", python(
+                        "sim.lab.dnsserver", "forwarder", "--listen", f"{ip}:{port}", "--upstream",
+                        f"{self.auth[0]}:{self.auth[1]}", "--policy", policy, "--scale", str(self.k), "--seed", str(n)))
+                self.resolvers.append((g.name, (ip, port)))
+                n += 1
+
+    def _start_unbound(self, n: int, ip: str, port: int, policy: m.Honor | m.Floor | m.Cap, zone: str) -> None:
+        floor = self._ttl(policy.min_ttl) if isinstance(policy, m.Floor) else 0
+        cap = self._ttl(policy.max_ttl) if isinstance(policy, m.Cap) else 86400
+        stub = f"{self.auth[0]}@{self.auth[1]}"
+        conf = self.dir / f"unbound-{n}.conf"
+        conf.write_text(f"""server:
+  interface: {ip}@{port}
+  port: {port}
+  do-ip6: no
+  do-tcp: no
+  username: ""
+  chroot: ""
+  directory: "{self.dir}"
+  pidfile: "{self.dir}/unbound-{n}.pid"
+  use-syslog: no
+  logfile: ""
+  verbosity: 0
+  num-threads: 1
+  access-control: 127.0.0.0/8 allow
+  do-not-query-localhost: no
+  module-config: "iterator"
+  qname-minimisation: no
+  prefetch: no
+  serve-expired: no
+  cache-min-ttl: {floor}
+  cache-max-ttl: {cap}
+  infra-host-ttl: 1
+  outgoing-interface: {ip}
+stub-zone:
+  name: "{zone}"
+  stub-addr: {stub}
+stub-zone:
+  name: "elb.example.net"
+  stub-addr: {stub}
+remote-control:
+  control-enable: no
+""")
+        binary = shutil.which("unbound") or "/usr/sbin/unbound"
+        self.procs.start(f"resolver-{n}", [binary, "-d", "-c", str(conf)], ready=None)
+        _wait_dns(ip, port, self.fqdn, self.procs, f"resolver-{n}")
+
+    def start_clients(self, t0: float) -> Path:
+        sc = self.sc
+        groups = [g.name for g in sc.dns.resolvers]
+        shares = np.array([g.share for g in sc.dns.resolvers])
+        by_group = {g: [a for name, a in self.resolvers if name == g] for g in groups}
+        spread = dict.fromkeys(groups, 0)
+        clients = []
+        sizes = sc.cohort_sizes()
+        # Each resolver's clients start together at a random moment of the warm-up: the
+        # resolver's first fetch, and so the phase of its TTL cycles at the change, is
+        # then uniform, as in the model's steady state. Clients started independently
+        # make the first fetch the earliest of them, and resolvers with steady traffic
+        # keep that phase: the cache expired early after the change (22 s recovery
+        # against the model's 27 s before this).
+        phase = {tuple(a): float(self.rng.random() * max(sc.warmup - 1.0, 0.0)) for _, a in self.resolvers}
+        for cohort in sc.clients:
+            for _ in range(sizes[cohort.name]):
+                g = cohort.resolver_group or groups[int(self.rng.choice(len(groups), p=shares / shares.sum()))]
+                pool = by_group[g]
+                resolver = pool[spread[g] % len(pool)]
+                clients.append({"id": len(clients), "cohort": cohort.name, "group": g, "resolver": list(resolver),
+                                "start": phase[tuple(resolver)]})
+                spread[g] += 1
+        self.clients = clients
+        out = self.dir / "requests.npy"
+        plan = {"scenario": str(self.scenario_file), "scale": self.k, "t0": t0, "end": sc.end, "service": self.fqdn,
+                "port": self.port, "clients": clients, "out": str(out), "seed": int(self.rng.integers(2**31))}
+        (self.dir / "clients.json").write_text(json.dumps(plan))
+        self.procs.start("clients", python("sim.lab.clients", str(self.dir / "clients.json")), timeout=60)
+        return out
+
+    # -- running ------------------------------------------------------------------------
+
+    async def run(self) -> ReplicationOutput:
+        backends = self.start_backends()
+        self.start_balancers(backends)
+        self.start_dns()
+        t0 = time.time() + 2.0
+        out = self.start_clients(t0)
+        self.t0 = t0
+        self.events: list[tuple[float, str]] = []
+        tasks = [asyncio.create_task(self._fault(f, i)) for i, f in enumerate(self.sc.faults)]
+        tasks.append(asyncio.create_task(self._controller()))
+        await self._until(self.sc.end)
+        for task in tasks:
+            task.cancel()
+        deadline = time.monotonic() + 30 + max(c.retry.attempts * c.retry.timeout for c in self.sc.clients) / self.k
+        proc = self.procs.children["clients"]
+        while proc.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        if not out.is_file():
+            raise LabError(f"the client process wrote no records (see its log in {self.dir})")
+        records = np.load(out)
+        queries = await self._control({"op": "queries"})
+        return tables(self.sc, records, self.clients, queries.get("queries", []), t0, self.k, self.events)
+
+    def now(self) -> float:
+        return (time.time() - self.t0) * self.k
+
+    async def _until(self, t: float) -> None:
+        await asyncio.sleep(max(0.0, (t - self.now()) / self.k))
+
+    async def _fault(self, fault: m.Fault, index: int) -> None:
+        await self._until(fault.at)
+        self.events.append((self.now(), f"fault {index} {fault.kind}"))
+        if isinstance(fault, m.BalancerDown):
+            name = f"balancer-{fault.target}"
+            stop = signal.SIGKILL if fault.mode == "refuse" else signal.SIGSTOP
+            self.procs.signal(name, stop)
+            if fault.for_ is not None:
+                await self._until(fault.at + fault.for_)
+                if stop == signal.SIGSTOP:
+                    self.procs.signal(name, signal.SIGCONT)
+                else:
+                    self.procs.start(name, python("sim", "serve", str(self.balancer_config[fault.target])))
+        elif isinstance(fault, m.InstanceDown):
+            names = [n for n in self.procs.children if n.startswith("backend-")]
+            victims = [names[int(i)] for i in self.rng.choice(len(names), size=min(fault.count, len(names)), replace=False)]
+            stop = signal.SIGKILL if fault.mode == "refuse" else signal.SIGSTOP
+            argv = {v: self.procs.children[v].args for v in victims}
+            for v in victims:
+                self.procs.signal(v, stop)
+            await self._until(fault.at + fault.for_)
+            for v in victims:
+                if stop == signal.SIGSTOP:
+                    self.procs.signal(v, signal.SIGCONT)
+                else:
+                    self.procs.start(v, list(argv[v]))  # type: ignore[arg-type]
+        elif isinstance(fault, m.DnsDown):
+            await self._control({"op": "down", "value": True})
+            await self._until(fault.at + fault.for_)
+            await self._control({"op": "down", "value": False})
+        # traffic: the clients change their own rates
+
+    async def _controller(self) -> None:
+        """Detection (real health checks on the active, or the operator's delay), then the plan."""
+        sc = self.sc
+        spec = build.failover(sc.failover, sc.dns.propagation)
+        plan = make_plan(self.strategy, spec)
+        faults = [f for f in sc.faults if isinstance(f, m.BalancerDown) and f.target == sc.active.name]
+        if spec.detection == "operator":
+            if not faults:
+                return
+            await self._until(faults[0].at + (spec.delay or 0.0))
+        else:
+            hc = spec.health_check()
+            target = (f"{self.block}.10" if self.strategy == "eip_remap" else self.balancer_ip[sc.active.name], self.port)
+            state = HealthState()
+            await self._until(first_probe_at(float(self.rng.random()), hc))
+            while True:
+                ok = await _http_probe(target, hc.timeout / self.k)
+                state, transition = probe_step(state, probe_ok("ok" if ok else "refuse"), hc)
+                if transition == "down":
+                    break
+                await asyncio.sleep(hc.interval / self.k)
+        detected = self.now()
+        self.events.append((detected, "detected"))
+        actions = plan.actions_after_detection(detected, self.rng)
+        for i, action in enumerate(actions):
+            await self._until(action.at)
+            self.events.append((self.now(), action.kind))
+            # The API call is made now; what it sets in motion (propagation, the
+            # address move) takes until the plan's next action, in real seconds.
+            gap = (actions[i + 1].at - action.at) / self.k if i + 1 < len(actions) else 0.0
+            if action.kind == "record_changed":
+                await self._control({"op": "set", "name": self.fqdn, "type": "CNAME",
+                                     "values": [f"{sc.standby.name}.elb.example.net."],
+                                     "ttl": self._ttl(sc.dns.service_ttl), "delay": gap})
+            elif action.kind == "remap_called":
+                admin, token = self.admin[sc.standby.name]
+                await _post_takeover(admin, token.read_text().strip(), gap)
+
+    async def _control(self, request: dict) -> dict:
+        reader, writer = await asyncio.open_connection(*self.control)
+        writer.write(json.dumps(request).encode())
+        writer.write_eof()
+        data = await reader.read()
+        writer.close()
+        return json.loads(data or b"{}")
+
+
+async def _http_probe(target: tuple[str, int], timeout: float) -> bool:
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(*target)
+            writer.write(b"GET / HTTP/1.1\r\nHost: check\r\nConnection: close\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            writer.close()
+            return int(head.split(b" ", 2)[1]) < 500
+    except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError, IndexError):
+        return False
+
+
+async def _post_takeover(admin: str, token: str, delay: float) -> None:
+    host, port = admin.rsplit(":", 1)
+    body = json.dumps({"delay": f"{delay:.6g}s"}).encode()
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"POST /takeover HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer " + token.encode()
+                 + b"\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: "
+                 + str(len(body)).encode() + b"\r\n\r\n" + body)
+    await reader.read()
+    writer.close()
+
+
+def _wait_dns(ip: str, port: int, name: str, procs: Processes, who: str, timeout: float = 10.0) -> None:
+    import dns.message
+    import dns.query
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            dns.query.udp(dns.message.make_query("ready.invalid.", "A"), ip, port=port, timeout=0.3)
+            return
+        except Exception:
+            if procs.children[who].poll() is not None:
+                break
+            time.sleep(0.1)
+    log = (procs.workdir / f"{who}.log").read_text(errors="replace")[-1500:]
+    raise LabError(f"{who} (unbound) did not answer on {ip}:{port}: {log.strip() or 'no output'}")
+
+
+def tables(sc: m.Scenario, records: np.ndarray, clients: list[dict], queries: list[float], t0: float, k: float,
+           events: list) -> ReplicationOutput:
+    """The model's tables from the request log: per second, per client, the summary metrics."""
+    seconds = int(math.ceil(sc.end))
+    start = int(math.floor(sc.warmup))
+    cid, issued, finished, outcome = (records[:, i] for i in range(4))
+    cid = cid.astype(np.int64)
+    outcome = outcome.astype(np.int64)
+    sec = np.clip(issued.astype(np.int64), 0, seconds - 1)
+    timeline = pd.DataFrame({"t": np.arange(seconds, dtype=np.int64)})
+    counts = np.zeros((len(OUTCOMES), seconds), dtype=np.int64)
+    np.add.at(counts, (outcome, sec), 1)
+    timeline["requests"] = counts.sum(axis=0)
+    for i, name in enumerate(OUTCOMES):
+        timeline[name] = counts[i]
+    timeline["on_old_target"] = np.zeros(seconds, dtype=np.int64)  # not observable from outside the clients
+    q = ((np.array(queries) - t0) * k).astype(np.int64) if queries else np.zeros(0, dtype=np.int64)
+    q = q[(q >= 0) & (q < seconds)]
+    timeline["dns_queries"] = np.bincount(q, minlength=seconds)[:seconds]
+
+    fault_times = sorted(f.at for f in sc.faults)
+    counted = issued >= sc.warmup
+    rows = []
+    order = np.argsort(finished, kind="stable")
+    cid, issued, finished, outcome, counted = cid[order], issued[order], finished[order], outcome[order], counted[order]
+    for c in np.unique(cid):
+        mine = (cid == c) & counted
+        f, o = finished[mine], outcome[mine]
+        bad = (o != 0) & (f >= (fault_times[0] if fault_times else math.inf))
+        if not bad.any():
+            continue
+        first = f[bad][0]
+        later_ok = f[(o == 0) & (f > first)]
+        anchor = max(t for t in fault_times if t <= first)
+        rows.append({"client": int(c), "cohort": clients[c]["cohort"], "resolver_group": clients[c]["group"],
+                     "recovery_s": float(later_ok[0] - anchor) if len(later_ok) and later_ok[0] <= sc.end else math.nan,
+                     "failed": int(bad.sum()), "fault_at": float(anchor)})
+    client_df = pd.DataFrame(rows, columns=["client", "cohort", "resolver_group", "recovery_s", "failed", "fault_at"])
+    measured = counts[:, start:]
+    ok = (outcome == 0) & counted
+    lat = (finished[ok] - issued[ok]) * 1000.0
+    recovery = client_df["recovery_s"].to_numpy(dtype=float)
+    metrics = {
+        "requests": int(measured.sum()),
+        "failed": int(measured[1:].sum()),
+        "clients_affected": len(client_df),
+        "stragglers_5m": float(np.mean(~(recovery <= 300.0))) if len(client_df) else 0.0,
+        "latency_ms_p50": float(np.percentile(lat, 50)) if lat.size else math.nan,
+        "latency_ms_p99": float(np.percentile(lat, 99)) if lat.size else math.nan,
+        "dns_queries": int(timeline["dns_queries"].iloc[start:].sum()),
+        "dropped": int(measured[5].sum()),
+    }
+    return ReplicationOutput(metrics, client_df, timeline, {"events": events})
