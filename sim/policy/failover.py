@@ -1,9 +1,13 @@
 """Failover strategies as plans of timed actions.
 
 After a fault on the active balancer at t0 a failover goes: detection D, then the
-API call C (``change_delay``), then either DNS propagation P (``cname_repoint``) or
-the address move (``eip_remap``'s ``remap_delay``), as DESIGN.md's table and
-scenario-v1.md describe. A plan only says *when* its control-plane actions happen;
+API call C (``change_delay``), then either DNS propagation P (``cname_repoint``,
+``alias_apex``, ``multi_a``) or the address move (``eip_remap``'s
+``remap_delay``), as DESIGN.md's table and scenario-v1.md describe. Three
+strategies bring their own detection and need no API call: ``dns_failover`` (the
+DNS provider's checkers, then P), ``anycast`` (the accelerator's checks, then the
+shift) and ``vrrp`` (the backup's Master_Down timer, then gratuitous ARP); see
+docs/strategies.md. A plan only says *when* its control-plane actions happen;
 what they do to caches and connections is the engine's business, so the downtime
 comes from mechanisms and the formulas stay for the tests.
 
@@ -15,7 +19,7 @@ fixed ``delay``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -26,13 +30,23 @@ from sim.policy.sampling import Constant, Sampler, draw
 __all__ = [
     "PLANS",
     "Action",
+    "AliasApex",
+    "Anycast",
+    "AnycastSpec",
     "CnameRepoint",
+    "DnsFailover",
     "EipRemap",
     "FailoverPlan",
     "FailoverSpec",
+    "MultiA",
+    "ProviderChecks",
+    "Vrrp",
+    "VrrpSpec",
     "detection_bounds",
     "make_plan",
     "operator_detected_at",
+    "plan_class",
+    "plan_detection_bounds",
 ]
 
 
@@ -53,6 +67,101 @@ _DEFAULT_PROPAGATION = Constant(30.0)
 _DEFAULT_REMAP = Constant(5.5)
 
 
+def _check_checks(interval: float, threshold: int, timeout: float) -> None:
+    if not interval > 0 or threshold < 1 or not timeout >= 0:
+        raise ValueError(
+            f"need interval > 0, threshold >= 1 and timeout >= 0, got {interval!r}, {threshold!r}, {timeout!r}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderChecks:
+    """``dns_failover``: the health checkers the DNS provider runs (Route 53 style).
+
+    Each checker is a :mod:`sim.policy.health` machine on its own random phase;
+    the endpoint counts as healthy while more than ``healthy_share`` of them
+    report it healthy.
+    """
+
+    # Route 53: every 30 s (or 10 s), failure threshold 3 (1-10), healthy when
+    # more than 18% of checkers agree; an HTTP check must connect within 4 s
+    # (REFERENCES.md, "Route 53").
+    interval: float = 30.0
+    threshold: int = 3
+    timeout: float = 4.0
+    # [choice] REFERENCES.md gives no number of checkers: 8.
+    checkers: int = 8
+    healthy_share: float = 0.18
+
+    def __post_init__(self) -> None:
+        _check_checks(self.interval, self.threshold, self.timeout)
+        if self.checkers < 1 or not 0 <= self.healthy_share < 1:
+            raise ValueError(
+                f"need checkers >= 1 and 0 <= healthy_share < 1, got {self.checkers!r}, {self.healthy_share!r}"
+            )
+
+    def health_check(self) -> HealthCheckSpec:
+        return HealthCheckSpec(self.interval, self.timeout, rise=self.threshold, fall=self.threshold)
+
+    def healthy(self, healthy_checkers: int) -> bool:
+        """The provider's verdict from how many checkers see the endpoint healthy."""
+        return healthy_checkers > self.healthy_share * self.checkers
+
+    @property
+    def down_needed(self) -> int:
+        """How many checkers must see the endpoint down before the verdict turns."""
+        return next(k for k in range(1, self.checkers + 1) if not self.healthy(self.checkers - k))
+
+
+@dataclass(frozen=True, slots=True)
+class AnycastSpec:
+    """``anycast``: the accelerator's health checks and the shift that follows."""
+
+    # Global Accelerator: health checks every 10 or 30 s, threshold 3
+    # (REFERENCES.md); [choice] 30 s of the two.
+    interval: float = 30.0
+    threshold: int = 3
+    # [choice] REFERENCES.md gives no check timeout for it: Route 53's 4 s connect limit.
+    timeout: float = 4.0
+    # [choice] REFERENCES.md has no figure for the shift once the checks decide: 0 s.
+    shift_delay: Sampler = Constant(0.0)
+
+    def __post_init__(self) -> None:
+        _check_checks(self.interval, self.threshold, self.timeout)
+
+    def health_check(self) -> HealthCheckSpec:
+        return HealthCheckSpec(self.interval, self.timeout, rise=self.threshold, fall=self.threshold)
+
+
+@dataclass(frozen=True, slots=True)
+class VrrpSpec:
+    """``vrrp``: advertisement interval and the backup's priority (RFC 5798)."""
+
+    # RFC 5798 / keepalived: advert_int 1 s; priority 128 is REFERENCES.md's worked
+    # example (Master_Down_Interval 3.5 s).
+    advert_int: float = 1.0
+    priority: int = 128
+    # [choice] keepalived sends its gratuitous ARPs at once on becoming master
+    # (REFERENCES.md); neighbours are taken to update on the first one: 0 s.
+    garp_delay: Sampler = Constant(0.0)
+
+    def __post_init__(self) -> None:
+        if not self.advert_int > 0 or not 1 <= self.priority <= 254:
+            raise ValueError(
+                f"need advert_int > 0 and a backup priority in 1..254, got {self.advert_int!r}, {self.priority!r}"
+            )
+
+    @property
+    def skew(self) -> float:
+        """Skew_Time = (256 - priority) x advert_int / 256 (RFC 5798 6.1)."""
+        return (256 - self.priority) * self.advert_int / 256
+
+    @property
+    def master_down_interval(self) -> float:
+        """Master_Down_Interval = 3 x advert_int + Skew_Time (RFC 5798 6.1)."""
+        return 3 * self.advert_int + self.skew
+
+
 @dataclass(frozen=True, slots=True)
 class FailoverSpec:
     """How a failover is detected and how long its steps take.
@@ -69,6 +178,11 @@ class FailoverSpec:
     change_delay: Sampler = _DEFAULT_CHANGE
     propagation: Sampler = _DEFAULT_PROPAGATION
     remap_delay: Sampler = _DEFAULT_REMAP
+    # What the strategies that bring their own detection use (dns_failover,
+    # anycast, vrrp); the others ignore them.
+    provider: ProviderChecks = ProviderChecks()
+    anycast: AnycastSpec = AnycastSpec()
+    vrrp: VrrpSpec = VrrpSpec()
 
     def __post_init__(self) -> None:
         checks = self.interval is not None or self.threshold is not None
@@ -140,7 +254,40 @@ class FailoverPlan(Protocol):
     ) -> list[Action]: ...
 
 
-class CnameRepoint:
+class _TwoSteps:
+    """A plan of two actions after detection: ``kinds[0]`` after the first delay,
+    ``kinds[1]`` after the second. Subclasses say which delays they draw.
+
+    ``detection`` names who notices the fault: ``"scenario"`` (the scenario's
+    ``failover.detection``: health checks or an operator), ``"provider"`` (the DNS
+    provider's checkers), ``"anycast"`` (the accelerator's checks) or ``"vrrp"``
+    (the backup's Master_Down timer). ``parts`` is what the failover time is made
+    of, in DESIGN.md's terms.
+    """
+
+    __slots__ = ("spec",)
+    name: ClassVar[str]
+    detection: ClassVar[str] = "scenario"
+    kinds: ClassVar[tuple[str, str]]
+    second_key: ClassVar[str]
+    parts: ClassVar[str]
+
+    def __init__(self, spec: FailoverSpec) -> None:
+        self.spec = spec
+
+    def delays(self, rng: np.random.Generator) -> tuple[float, float]:
+        raise NotImplementedError
+
+    def actions_after_detection(self, detected_at: float, rng: np.random.Generator) -> list[Action]:
+        first, second = self.delays(rng)
+        at = detected_at + first
+        return [
+            Action(at, self.kinds[0], {"change": first}),
+            Action(at + second, self.kinds[1], {self.second_key: second}),
+        ]
+
+
+class CnameRepoint(_TwoSteps):
     """Repoint the service CNAME to the standby balancer's name.
 
     Actions: ``record_changed`` (the UPSERT accepted) after ``change_delay``, then
@@ -148,23 +295,44 @@ class CnameRepoint:
     ``propagation``. Clients still wait out resolver and stub caches after that.
     """
 
-    __slots__ = ("spec",)
+    __slots__ = ()
     name = "cname_repoint"
+    kinds = ("record_changed", "propagated")
+    second_key = "propagation"
+    parts = "D + C + P + R + S (+ K, T)"
 
-    def __init__(self, spec: FailoverSpec) -> None:
-        self.spec = spec
-
-    def actions_after_detection(self, detected_at: float, rng: np.random.Generator) -> list[Action]:
+    def delays(self, rng: np.random.Generator) -> tuple[float, float]:
         change = draw(self.spec.change_delay, rng)
-        prop = draw(self.spec.propagation, rng)
-        changed = detected_at + change
-        return [
-            Action(changed, "record_changed", {"change": change}),
-            Action(changed + prop, "propagated", {"propagation": prop}),
-        ]
+        return change, draw(self.spec.propagation, rng)
 
 
-class EipRemap:
+class AliasApex(CnameRepoint):
+    """Repoint an alias record (Route 53 alias, ANAME, CNAME flattening).
+
+    The same actions as ``cname_repoint``; what differs is in the answers: A
+    records carrying the balancer's TTL, so the caches count ``balancer_ttl``,
+    and the record may sit at the apex and beside MX.
+    """
+
+    __slots__ = ()
+    name = "alias_apex"
+    parts = "D + C + P + R + S (TTL = balancer_ttl) (+ K, T)"
+
+
+class MultiA(CnameRepoint):
+    """Several A records, one per balancer; failover removes the dead one.
+
+    Actions: ``record_changed`` (the dead address deleted) after ``change_delay``,
+    ``propagated`` after ``propagation``. Until then clients that try the next
+    address on failure carry on; the others wait for the caches as with a CNAME.
+    """
+
+    __slots__ = ()
+    name = "multi_a"
+    parts = "next-address clients: T only; first-address clients: D + C + P + R + S"
+
+
+class EipRemap(_TwoSteps):
     """Move the static address from the active balancer to the standby.
 
     Actions: ``remap_called`` after ``change_delay``, then ``address_moved`` (the
@@ -172,33 +340,118 @@ class EipRemap:
     ``remap_delay``.
     """
 
-    __slots__ = ("spec",)
+    __slots__ = ()
     name = "eip_remap"
+    kinds = ("remap_called", "address_moved")
+    second_key = "remap"
+    parts = "D + C + remap (+ one reset per open connection)"
 
-    def __init__(self, spec: FailoverSpec) -> None:
-        self.spec = spec
-
-    def actions_after_detection(self, detected_at: float, rng: np.random.Generator) -> list[Action]:
+    def delays(self, rng: np.random.Generator) -> tuple[float, float]:
         change = draw(self.spec.change_delay, rng)
-        remap = draw(self.spec.remap_delay, rng)
-        called = detected_at + change
-        return [
-            Action(called, "remap_called", {"change": change}),
-            Action(called + remap, "address_moved", {"remap": remap}),
-        ]
+        return change, draw(self.spec.remap_delay, rng)
 
 
-_PLANS: dict[str, type[CnameRepoint] | type[EipRemap]] = {
-    "cname_repoint": CnameRepoint,
-    "eip_remap": EipRemap,
+class DnsFailover(_TwoSteps):
+    """Primary and secondary records switched by the provider's own health checks.
+
+    No operator and no API call: ``status_changed`` when the checkers' verdict
+    turns (``spec.provider``), then ``propagated`` after ``propagation``; the
+    caches then count the record's TTL (``service_ttl``).
+    """
+
+    __slots__ = ()
+    name = "dns_failover"
+    detection = "provider"
+    kinds = ("status_changed", "propagated")
+    second_key = "propagation"
+    parts = "D (provider checks) + P + R + S (+ K, T)"
+
+    def delays(self, rng: np.random.Generator) -> tuple[float, float]:
+        return 0.0, draw(self.spec.propagation, rng)
+
+
+class Anycast(_TwoSteps):
+    """Two static anycast addresses (Global Accelerator style).
+
+    The accelerator's checks (``spec.anycast``) decide; ``status_changed`` then,
+    and ``traffic_shifted`` after ``shift_delay``: the same addresses lead to the
+    standby, with no DNS change. Connections to the failed site break.
+    """
+
+    __slots__ = ()
+    name = "anycast"
+    detection = "anycast"
+    kinds = ("status_changed", "traffic_shifted")
+    second_key = "shift"
+    parts = "D (accelerator checks) + shift (+ one break per open connection)"
+
+    def delays(self, rng: np.random.Generator) -> tuple[float, float]:
+        return 0.0, draw(self.spec.anycast.shift_delay, rng)
+
+
+class Vrrp(_TwoSteps):
+    """A floating address taken over by the backup (VRRP, keepalived).
+
+    Detection is the backup's Master_Down timer (``spec.vrrp``), not the
+    scenario's checks; then ``became_master`` and, after ``garp_delay``,
+    ``address_moved`` (gratuitous ARP heard; open connections are reset).
+    """
+
+    __slots__ = ()
+    name = "vrrp"
+    detection = "vrrp"
+    kinds = ("became_master", "address_moved")
+    second_key = "garp"
+    parts = "D (Master_Down timer) + gratuitous ARP (+ one reset per open connection)"
+
+    def delays(self, rng: np.random.Generator) -> tuple[float, float]:
+        return 0.0, draw(self.spec.vrrp.garp_delay, rng)
+
+
+_PLANS: dict[str, type[_TwoSteps]] = {
+    cls.name: cls for cls in (CnameRepoint, EipRemap, AliasApex, DnsFailover, Anycast, Vrrp, MultiA)
 }
 PLANS: tuple[str, ...] = tuple(_PLANS)
 
 
-def make_plan(name: str, spec: FailoverSpec) -> CnameRepoint | EipRemap:
-    """The plan for strategy ``name`` (cname_repoint | eip_remap)."""
+def plan_class(name: str) -> type[_TwoSteps]:
+    """The plan class of strategy ``name`` (for its ``detection`` and ``parts``)."""
     try:
-        cls = _PLANS[name]
+        return _PLANS[name]
     except KeyError:
         raise ValueError(f"unknown failover strategy {name!r}; known: {', '.join(PLANS)}") from None
-    return cls(spec)
+
+
+def make_plan(name: str, spec: FailoverSpec) -> _TwoSteps:
+    """The plan for strategy ``name`` (one of PLANS)."""
+    return plan_class(name)(spec)
+
+
+def plan_detection_bounds(name: str, spec: FailoverSpec, mode: str = "refuse") -> tuple[float, float, float]:
+    """Closed-form (min, mean, max) detection time of strategy ``name`` after a hard
+    fault, for tests and docs (the model runs the mechanisms, never this).
+
+    - scenario: :func:`detection_bounds`.
+    - provider: each of N checkers alone detects at (F - 1) I + U I (+ F x timeout
+      for a blackhole), U uniform from its random phase; the verdict turns at the
+      k-th of them, k = ``down_needed``, and the k-th of N uniforms has mean
+      k / (N + 1).
+    - anycast: one checker, (F - 1/2) I on average.
+    - vrrp: the timer restarted at the last advertisement, which was sent a
+      uniform part of ``advert_int`` before the fault: Master_Down_Interval minus
+      that, mean Master_Down_Interval - advert_int / 2.
+    """
+    kind = plan_class(name).detection
+    if kind == "scenario":
+        return detection_bounds(spec, mode)
+    if kind == "vrrp":
+        mdi, adv = spec.vrrp.master_down_interval, spec.vrrp.advert_int
+        return (mdi - adv, mdi - adv / 2, mdi)
+    checks = spec.provider if kind == "provider" else spec.anycast
+    hc = checks.health_check()
+    i, f = hc.interval, hc.fall
+    lo = (f - 1) * i + (f * hc.timeout if waits_for_timeout(mode) else 0.0)
+    if kind == "provider":
+        n = spec.provider.checkers
+        return (lo, lo + spec.provider.down_needed * i / (n + 1), lo + i)
+    return (lo, lo + i / 2, lo + i)
