@@ -68,8 +68,12 @@ Lifetime = Annotated[
 ]
 NonNegativeDuration = Annotated[Duration, Field(ge=0)]
 
-STRATEGIES = ("cname_repoint", "eip_remap")
-StrategyName = Literal["cname_repoint", "eip_remap"]
+# Every strategy the engines know (docs/strategies.md); a scenario that names
+# none runs the seed's two, as before issue 9.
+STRATEGIES = ("cname_repoint", "eip_remap", "alias_apex", "dns_failover", "anycast", "vrrp", "multi_a")
+DEFAULT_STRATEGIES = ("cname_repoint", "eip_remap")
+StrategyName = Literal["cname_repoint", "eip_remap", "alias_apex", "dns_failover", "anycast", "vrrp", "multi_a"]
+AddressMode = Literal["first", "next"]
 BalancingPolicy = Literal["round_robin", "random", "least_outstanding", "p2c"]
 FaultMode = Literal["refuse", "blackhole"]
 
@@ -189,6 +193,15 @@ class Cohort(Strict):
     max_connection_age: Lifetime = math.inf
     retry: Retry = Retry()
     resolver_group: str | None = None
+    # What a failed connect does within one attempt (docs/strategies.md):
+    # `first` gives up (the attempt fails; many clients, Node), `next` tries the
+    # answer's next address (python-requests after a connect timeout, Happy
+    # Eyeballs after 250 ms; REFERENCES.md, "Attempts against a dead address").
+    # `first` is the model's behaviour before issue 9.
+    address_mode: AddressMode = "first"
+    # `next` only: how long a blackholed connect lasts before the next address is
+    # tried; unset: the attempt timeout (python-requests). Happy Eyeballs: 250ms (RFC 8305).
+    fallback_delay: PositiveDuration | None = None
 
     @model_validator(mode="after")
     def _count_or_share(self) -> Cohort:
@@ -302,11 +315,57 @@ class OperatorDetection(Strict):
     delay: NonNegativeDuration
 
 
+class ProviderChecks(Strict):
+    """dns_failover: the DNS provider's own checkers."""
+
+    # Route 53: every 30 s (or 10 s), failure threshold 3 (1-10), healthy when
+    # more than 18% of checkers agree, connect within 4 s (REFERENCES.md).
+    interval: PositiveDuration = 30.0
+    threshold: int = Field(default=3, ge=1, le=10)
+    timeout: NonNegativeDuration = 4.0
+    # [choice] REFERENCES.md gives no number of checkers.
+    checkers: int = Field(default=8, gt=0)
+    healthy_share: float = Field(default=0.18, ge=0, lt=1)
+
+
+class AnycastChecks(Strict):
+    """anycast: the accelerator's checks and the traffic shift after them."""
+
+    # Global Accelerator: every 10 or 30 s, threshold 3 (REFERENCES.md); [choice] 30 s.
+    interval: PositiveDuration = 30.0
+    threshold: int = Field(default=3, gt=0)
+    # [choice] no figure in REFERENCES.md: Route 53's 4 s connect limit.
+    timeout: NonNegativeDuration = 4.0
+    # [choice] no figure in REFERENCES.md for the shift itself.
+    shift_delay: Dist = Constant(0.0)
+
+
+class Vrrp(Strict):
+    """vrrp: Master_Down_Interval = 3 x advert_int + (256 - priority) / 256 x advert_int."""
+
+    # RFC 5798 / keepalived advert_int 1 s; priority 128: REFERENCES.md's example (3.5 s).
+    advert_int: PositiveDuration = 1.0
+    priority: int = Field(default=128, ge=1, le=254)
+    # [choice] keepalived sends gratuitous ARPs at once; heard on the first.
+    garp_delay: Dist = Constant(0.0)
+
+
+class MultiA(Strict):
+    # [choice] `rotate`: each answer a client gets starts one address further on,
+    # as the model treats every multi-address answer; `fixed`: the active first.
+    order: Literal["rotate", "fixed"] = "rotate"
+
+
 class Failover(Strict):
     detection: HealthCheckDetection | OperatorDetection = HealthCheckDetection()
     change_delay: Dist = Constant(2.0)
     # Elastic IP reassociation: 5-6 s in most tests (NGINX HA guide).
     remap_delay: Dist = Uniform(5.0, 6.0)
+    # Used only by the strategy of the same name (docs/strategies.md).
+    provider_checks: ProviderChecks = ProviderChecks()
+    anycast: AnycastChecks = AnycastChecks()
+    vrrp: Vrrp = Vrrp()
+    multi_a: MultiA = MultiA()
 
 
 # --- expectations (for `failover-sim check`) --------------------------------
@@ -346,7 +405,7 @@ class Scenario(Strict):
     duration: PositiveDuration = 3600.0
     warmup: NonNegativeDuration = 0.0
     replications: int = Field(default=10, gt=0)
-    strategies: list[StrategyName] = Field(default_factory=lambda: list(STRATEGIES), min_length=1)
+    strategies: list[StrategyName] = Field(default_factory=lambda: list(DEFAULT_STRATEGIES), min_length=1)
     # Network round-trip time added to every exchange; zero unless set
     # (scenario-v1, "Time").
     rtt: NonNegativeDuration = 0.0

@@ -8,6 +8,7 @@ type CNAME ... already exists").
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,12 +19,12 @@ from sim.scenario.models import Record, Scenario
 APEX = "@"
 
 _FIX_APEX = (
-    "publish an alias record instead (Route 53 alias, ANAME, CNAME flattening) or a static "
-    "address (an A record to an Elastic IP: strategy eip_remap)"
+    "publish an alias record instead (Route 53 alias, ANAME, CNAME flattening: strategy "
+    "alias_apex) or A records (eip_remap, vrrp, anycast, dns_failover, multi_a)"
 )
 _FIX_BESIDE = (
-    "move the other records to another name, or publish an alias or a static address "
-    "(strategy eip_remap) instead of the CNAME"
+    "move the other records to another name, or publish an alias (alias_apex) or A records "
+    "(eip_remap, vrrp, anycast, dns_failover, multi_a) instead of the CNAME"
 )
 
 
@@ -106,14 +107,34 @@ def _from_record(record: Record, zone: str, origin: str) -> ZoneRecord:
     return ZoneRecord(relative_name(record.name, zone), record.type, record.value, origin)
 
 
-# The record each strategy publishes at the service name.
-STRATEGY_RECORD_TYPE = {"cname_repoint": "CNAME", "eip_remap": "A"}
+# The record each strategy publishes at the service name. Only the CNAME is
+# bound by the rules above: an alias is answered as A records (REFERENCES.md,
+# Route 53 alias / ANAME / CNAME flattening), so it may sit at the apex and
+# beside MX, as A records may.
+STRATEGY_RECORD_TYPE = {
+    "cname_repoint": "CNAME",  # to the balancer's DNS name
+    "eip_remap": "A",  # the Elastic IP
+    "alias_apex": "ALIAS",  # answered as A records with the balancer's TTL
+    "dns_failover": "A",  # primary and secondary A (or alias) records
+    "anycast": "A",  # the two static anycast addresses
+    "vrrp": "A",  # the floating address
+    "multi_a": "A",  # one address per balancer
+}
+
+_RECORD_VALUE = {"CNAME": "{active}.balancer.", "ALIAS": "alias to {active}.balancer."}
+
+
+def record_for(name: str, strategy: str) -> ZoneRecord:
+    """The record `strategy` would publish at the zone-relative `name`."""
+    rtype = STRATEGY_RECORD_TYPE[strategy]
+    value = _RECORD_VALUE.get(rtype, "<static address>").format(active="<balancer>")
+    return ZoneRecord(name, rtype, value, f"strategy {strategy}")
 
 
 def strategy_record(scenario: Scenario, strategy: str) -> ZoneRecord:
     name = relative_name(scenario.dns.service_name, scenario.dns.zone)
     rtype = STRATEGY_RECORD_TYPE[strategy]
-    value = f"{scenario.active.name}.balancer." if rtype == "CNAME" else "<static address>"
+    value = _RECORD_VALUE.get(rtype, "<static address>").format(active=scenario.active.name)
     return ZoneRecord(name, rtype, value, f"strategy {strategy} at dns.service_name")
 
 
@@ -132,6 +153,47 @@ def strategy_refusals(scenario: Scenario) -> dict[str, list[Violation]]:
         new = [v for v in check([*base, record]) if (v.record, v.rule) not in base_violations]
         out[strategy] = new
     return out
+
+
+# DNS names of provider balancers a CNAME may point at: ELB/ALB/CLB
+# (name-123.region.elb.amazonaws.com), NLB (name-abc.elb.region.amazonaws.com),
+# Global Accelerator, Azure (cloudapp, Traffic Manager, Front Door), Heroku.
+BALANCER_NAMES = re.compile(
+    r"(\.elb\.amazonaws\.com|\.elb\.[a-z0-9-]+\.amazonaws\.com|\.awsglobalaccelerator\.com"
+    r"|\.cloudapp\.azure\.com|\.trafficmanager\.net|\.azurefd\.net|\.herokudns\.com)\.?$",
+    re.IGNORECASE,
+)
+# Data that says where a name's traffic goes; a strategy's record replaces it.
+_POINTERS = frozenset({"CNAME", "A", "AAAA", "ALIAS"})
+
+
+def balancer_pointers(records: Iterable[ZoneRecord]) -> dict[str, str]:
+    """Names that point at a balancer, with how: a CNAME to a balancer's DNS name,
+    or A/AAAA records. Names that other records use as mail or name servers (MX,
+    NS, SRV targets) are left out: they are not web services."""
+    records = list(records)
+    targets = {r.value.split()[-1].lower() for r in records if r.type in ("MX", "NS", "SRV") and r.value}
+    out: dict[str, str] = {}
+    for r in records:
+        if r.type == "CNAME" and BALANCER_NAMES.search(r.value):
+            out[r.name] = f"CNAME to {r.value}"
+    for r in records:
+        if r.type in ("A", "AAAA") and r.name not in out and r.name not in targets:
+            addresses = sorted(x.value for x in records if x.name == r.name and x.type in ("A", "AAAA"))
+            out[r.name] = f"{r.type} records ({', '.join(addresses)})"
+    return out
+
+
+def strategies_at(records: Iterable[ZoneRecord], name: str) -> dict[str, list[Violation]]:
+    """For every strategy, the rules its record would break at `name` once it
+    replaces the name's current pointer (its CNAME or address records); empty:
+    possible there. Conflicts the zone already has elsewhere do not count."""
+    base = [r for r in records if not (r.name == name and r.type in _POINTERS)]
+    known = {(v.record, v.rule) for v in check(base)}
+    return {
+        strategy: [v for v in check([*base, record_for(name, strategy)]) if (v.record, v.rule) not in known]
+        for strategy in STRATEGY_RECORD_TYPE
+    }
 
 
 def read_zone_file(path: str | Path, origin: str | None = None) -> tuple[str, list[ZoneRecord]]:
