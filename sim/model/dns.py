@@ -18,11 +18,29 @@ SERVICE = "service"
 STALE_ANSWER_TTL = 30.0
 
 
+class Alias:
+    """An alias record (Route 53 alias, ANAME, CNAME flattening) to a balancer.
+
+    The authoritative side answers it with the balancer's own A records, looked
+    up when asked, so the answer follows the balancer's node changes and the
+    resolver sees A records, not a chain.
+    """
+
+    __slots__ = ("target",)
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __repr__(self) -> str:
+        return f"Alias({self.target})"
+
+
 class Authoritative:
     """The zone's authoritative servers, as one view after propagation.
 
     The service record's value is a balancer name (cname_repoint: a CNAME to
-    the balancer's DNS name) or a tuple of addresses (an A record). A change
+    the balancer's DNS name), an Alias (answered as A records) or a tuple of
+    addresses (A records). `service_ttl` is the TTL its answers carry. A change
     is answered once it has propagated; while `down`, nothing answers.
     """
 
@@ -47,7 +65,14 @@ class Authoritative:
         if self.down:
             return None
         self.count(now)
-        return self.value
+        return self.current()
+
+    def current(self) -> object:
+        """The service data as answered now: an alias is answered with its target's addresses."""
+        value = self.value
+        if isinstance(value, Alias):
+            return self.balancers[value.target]
+        return value
 
     def query_balancer(self, name: str) -> tuple:
         # The balancer's own name lives in the provider's zone (elb.amazonaws.com),
@@ -100,7 +125,7 @@ class Resolver:
         fraction E[L] / (E[L] + 1/q) of the time; when present, its time left is
         the equilibrium residual (sim.policy.cache.equilibrium_residual).
         """
-        value = self.auth.value
+        value = self.auth.current()
         mean_life = _mean_lifetime(self.cache.policy, self.auth.service_ttl, rng)
         if _present(mean_life, query_rate, rng):
             self.cache.prime(SERVICE, value, self.auth.service_ttl, now, rng)

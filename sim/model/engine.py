@@ -12,19 +12,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 import simpy
 from simpy.events import Timeout
 
-from sim.model.dns import Authoritative, Resolver
+from sim.model.dns import Alias, Authoritative, Resolver
 from sim.model.world import BLACKHOLE, REFUSE, UP, Address, Balancer, Endpoint, Instance
+from sim.policy.attempts import choose_address
 from sim.policy.balancing import eligible, make_balancing_policy
 from sim.policy.cache import CachePolicy, equilibrium_residual
-from sim.policy.failover import make_plan
-from sim.policy.health import HealthState, first_probe_at, probe_duration, probe_ok, probe_step
+from sim.policy.failover import AnycastSpec, FailoverSpec, ProviderChecks, VrrpSpec, make_plan
+from sim.policy.health import (
+    HealthCheckSpec,
+    HealthState,
+    first_probe_at,
+    probe_duration,
+    probe_ok,
+    probe_step,
+)
 from sim.scenario import build
 from sim.scenario import models as m
 
@@ -46,7 +54,7 @@ class ReplicationOutput:
 
 
 class Cohort:
-    __slots__ = ("attempts", "keepalive", "name", "rate", "reuse", "stub", "timeout")
+    __slots__ = ("attempts", "fallback", "keepalive", "name", "next_address", "rate", "reuse", "stub", "timeout")
 
     def __init__(self, spec: m.Cohort) -> None:
         self.name = spec.name
@@ -57,6 +65,12 @@ class Cohort:
         rule = build.retry(spec)
         self.attempts = rule.attempts
         self.timeout = rule.timeout
+        # address_mode next: a failed connect moves on to the answer's next
+        # address within the attempt, after fallback_delay for a blackhole
+        # (default: the attempt timeout, as python-requests does).
+        self.next_address = spec.address_mode == "next"
+        delay = spec.fallback_delay if spec.fallback_delay is not None else rule.timeout
+        self.fallback = min(delay, rule.timeout)
 
 
 class Client:
@@ -97,13 +111,14 @@ class Client:
 
 
 class Request:
-    __slots__ = ("attempt", "client", "issued", "started")
+    __slots__ = ("attempt", "client", "issued", "started", "tries")
 
     def __init__(self, client: Client, now: float) -> None:
         self.client = client
         self.issued = now
         self.started = now
         self.attempt = 0
+        self.tries = 0  # addresses tried before the current one in this attempt
 
 
 class _Draws:
@@ -165,15 +180,40 @@ class Replication:
         self.active = self.balancers[sc.active.name]
         self.standby = self.balancers[sc.standby.name]
         published = {name: self._published(b) for name, b in self.balancers.items()}
-        if self.strategy == "eip_remap":
-            self.eip = Address("static", self.active.front)
-            self.addresses.append(self.eip)
-            service: object = (self.eip,)
-        else:
-            service = self.active.name
-        self.auth = Authoritative(service, sc.dns.service_ttl, sc.dns.balancer_ttl, published, self._count_dns)
+        self.spec = _failover_spec(sc)
+        # Answers rotate from one resolution to the next (each client starts one
+        # address further on), except multi_a with order fixed.
+        self.rotate = not (self.strategy == "multi_a" and sc.failover.multi_a.order == "fixed")
+        service, self.after_change, self.moving, ttl = self._service_records()
+        self.auth = Authoritative(service, ttl, sc.dns.balancer_ttl, published, self._count_dns)
         self._build_resolvers_and_clients()
         self._build_backends()
+
+    def _service_records(self) -> tuple[object, object, list[Address], float]:
+        """What the zone publishes at the service name: the value before the
+        failover, the value once the change has propagated (None: no DNS change),
+        the addresses the failover moves to the standby, and the record's TTL."""
+        dns, active, standby = self.scenario.dns, self.active, self.standby
+        name = self.strategy
+        if name == "cname_repoint":
+            return active.name, standby.name, [], dns.service_ttl
+        if name in ("alias_apex", "dns_failover"):
+            # An alias answers with the balancer's A records and TTL (REFERENCES.md,
+            # Route 53 alias); dns_failover's records carry their own TTL.
+            ttl = dns.balancer_ttl if name == "alias_apex" else dns.service_ttl
+            return Alias(active.name), Alias(standby.name), [], ttl
+        if name == "multi_a":
+            # One static address per balancer, both published.
+            first, second = (self._static(f"{b.name}-static", b) for b in (active, standby))
+            return (first, second), (second,), [], dns.service_ttl
+        # eip_remap and vrrp move one address; anycast announces two (Global Accelerator).
+        moving = [self._static(f"static-{i}", active) for i in range(2 if name == "anycast" else 1)]
+        return tuple(moving), None, moving, dns.service_ttl
+
+    def _static(self, name: str, balancer: Balancer) -> Address:
+        address = Address(name, balancer.front)
+        self.addresses.append(address)
+        return address
 
     def _add_node(self, balancer: Balancer) -> Endpoint:
         node = Endpoint(f"{balancer.name}-{len(self.node_address)}", balancer, self._capacity(balancer))
@@ -231,7 +271,7 @@ class Replication:
     def _resolver_load(self, cohort: Cohort) -> float:
         # Queries a client sends its resolver: one per stub-cache cycle, a cycle
         # being the stub lifetime plus the wait for the next request.
-        life = cohort.stub.lifetime(self.scenario.dns.service_ttl / 2, self.rng["priming"])
+        life = cohort.stub.lifetime(self.auth.service_ttl / 2, self.rng["priming"])
         return 1.0 / (life + 1.0 / cohort.rate) if not math.isinf(life) else 0.0
 
     def _prime_client(self, client: Client, rng: np.random.Generator) -> None:
@@ -243,7 +283,7 @@ class Replication:
             client.stub_value = addresses
             client.stub_expires = equilibrium_residual(cohort.stub, ttl, rng)
         client.rotation = int(rng.integers(len(addresses)))
-        address = addresses[client.rotation % len(addresses)]
+        address = addresses[client.rotation % len(addresses) if self.rotate else 0]
         client.addr = address
         address.users += 1
         if cohort.keepalive > 0:
@@ -257,10 +297,10 @@ class Replication:
                 client.conn_opened, client.conn_last = opened, -idle
 
     def _initial_answer(self) -> tuple[tuple, float]:
-        value = self.auth.value
+        value = self.auth.current()
         if isinstance(value, tuple):
-            return value, self.scenario.dns.service_ttl
-        return self.auth.balancers[value], min(self.scenario.dns.service_ttl, self.scenario.dns.balancer_ttl)
+            return value, self.auth.service_ttl
+        return self.auth.balancers[value], min(self.auth.service_ttl, self.scenario.dns.balancer_ttl)
 
     def _build_backends(self) -> None:
         spec = self.scenario.backends
@@ -319,24 +359,29 @@ class Replication:
         self.issued += 1
         self._attempt(Request(client, self.env.now))
 
-    def _attempt(self, req: Request) -> None:
+    def _attempt(self, req: Request, addresses: tuple | None = None) -> None:
+        """One attempt of a request; with `addresses`, the next address of the
+        answer this attempt already holds (address_mode next)."""
         now = self.env.now
         req.started = now
         client = req.client
         cohort = client.cohort
         endpoint = None
-        address = client.conn
-        if address is not None:
-            if cohort.reuse.can_reuse(client.conn_opened, client.conn_last, now):
-                if address.endpoint is not client.conn_endpoint:
-                    # The address moved: its open connection is reset, once.
+        if addresses is None:
+            req.tries = 0
+            address = client.conn
+            if address is not None:
+                if cohort.reuse.can_reuse(client.conn_opened, client.conn_last, now):
+                    if address.endpoint is not client.conn_endpoint:
+                        # The address moved: its open connection is reset, once.
+                        client.conn = None
+                        return self._failed(req, REFUSED, 0.0)
+                    endpoint = client.conn_endpoint
+                else:
                     client.conn = None
-                    return self._failed(req, REFUSED, 0.0)
-                endpoint = client.conn_endpoint
-            else:
-                client.conn = None
         if endpoint is None:
-            addresses = client.stub_value if now < client.stub_expires else None
+            if addresses is None:
+                addresses = client.stub_value if now < client.stub_expires else None
             if addresses is None:
                 answer = client.resolver.resolve(now)
                 if answer is None:
@@ -345,7 +390,10 @@ class Replication:
                 client.stub_value = addresses
                 client.stub_expires = now + cohort.stub.lifetime(ttl, self.rng["dns"])
                 client.rotation += 1
-            address = addresses[(client.rotation + req.attempt) % len(addresses)]
+            # Retry k and fallback j go k + j addresses past where this client's
+            # answer starts (choose_address "next" on the rotated answer).
+            start = client.rotation if self.rotate else 0
+            address = choose_address(addresses, start + req.attempt + req.tries, "next")
             endpoint = address.endpoint
             if cohort.keepalive > 0:
                 client.conn, client.conn_endpoint, client.conn_opened = address, endpoint, now
@@ -358,12 +406,23 @@ class Replication:
         mode = endpoint.mode
         if mode is not UP:
             client.conn = None
+            if cohort.next_address and addresses is not None and req.tries + 1 < len(addresses):
+                # address_mode next: the answer's next address, at once after a
+                # refusal, after the fallback delay for a blackhole.
+                req.tries += 1
+                if mode is REFUSE:
+                    return self._attempt(req, addresses)
+                return self._later(cohort.fallback, self._fall_back, (req, addresses))
             if mode is REFUSE:
                 return self._failed(req, REFUSED, 0.0)
             return self._failed(req, TIMEOUT, cohort.timeout)
         if not endpoint.admit(now):
             return self._failed(req, SHED, 0.0)
         self._forward(req, self.scenario.backends.retries, ())
+
+    def _fall_back(self, event: Timeout) -> None:
+        req, addresses = event.value
+        self._attempt(req, addresses)
 
     def _forward(self, req: Request, retries: int, tried: tuple) -> None:
         """The balancer picks an eligible instance; a refused connect is retried elsewhere."""
@@ -532,39 +591,83 @@ class Replication:
             self._failed(req, ERROR_5XX, 0.0)
 
     def _detector(self):  # type: ignore[no-untyped-def]
-        """Health checks on the active balancer (or an operator), then the plan."""
-        spec = build.failover(self.scenario.failover, self.scenario.dns.propagation)
+        """Whoever notices the fault (the plan says who), then the plan's actions."""
+        spec = self.spec
         plan = make_plan(self.strategy, spec)
         rng = self.rng["control"]
         env = self.env
-        if spec.detection == "operator":
+        if plan.detection == "scenario" and spec.detection == "operator":
             faults = [f for f in self.scenario.faults if isinstance(f, m.BalancerDown) and f.target == self.active.name]
             if not faults:
                 return
             yield env.timeout(faults[0].at + (spec.delay or 0.0))
+        elif plan.detection == "provider":
+            yield from self._provider_verdict(spec.provider)
+        elif plan.detection == "vrrp":
+            yield from self._master_down(spec.vrrp)
         else:
-            hc = spec.health_check()
-            state = HealthState()
-            yield env.timeout(first_probe_at(float(rng.random()), hc))
-            while True:
-                outcome = "ok" if self.active.mode is UP else self.active.mode
-                took = probe_duration(outcome, hc)
-                if took:
-                    yield env.timeout(took)
-                state, transition = probe_step(state, probe_ok(outcome), hc)
-                if transition == "down":
-                    break
-                yield env.timeout(hc.interval)
+            hc = spec.anycast.health_check() if plan.detection == "anycast" else spec.health_check()
+            yield from self._checker(hc, float(rng.random()), lambda up: not up)
         self.detected_at = env.now
         for action in plan.actions_after_detection(env.now, rng):
             yield env.timeout(max(0.0, action.at - env.now))
             self._apply(action.kind)
 
+    def _checker(self, hc: HealthCheckSpec, phase: float, stop: Callable[[bool], bool]):  # type: ignore[no-untyped-def]
+        """One health checker probing the active balancer; after each verdict
+        change (True: up), `stop` says whether to end."""
+        env = self.env
+        state = HealthState()
+        yield env.timeout(first_probe_at(phase, hc))
+        while True:
+            outcome = "ok" if self.active.mode is UP else self.active.mode
+            took = probe_duration(outcome, hc)
+            if took:
+                yield env.timeout(took)
+            state, transition = probe_step(state, probe_ok(outcome), hc)
+            if transition is not None and stop(transition == "up"):
+                return
+            yield env.timeout(hc.interval)
+
+    def _provider_verdict(self, checks: ProviderChecks):  # type: ignore[no-untyped-def]
+        """dns_failover: the provider's checkers, each on its own phase; the
+        endpoint is down once too few of them still see it healthy."""
+        hc = checks.health_check()
+        rng = self.rng["control"]
+        verdict = self.env.event()
+        healthy = [checks.checkers]
+
+        def stop(up: bool) -> bool:
+            healthy[0] += 1 if up else -1
+            if not verdict.triggered and not checks.healthy(healthy[0]):
+                verdict.succeed()
+            return verdict.triggered
+
+        for _ in range(checks.checkers):
+            self.env.process(self._checker(hc, float(rng.random()), stop))
+        yield verdict
+
+    def _master_down(self, vrrp: VrrpSpec):  # type: ignore[no-untyped-def]
+        """vrrp: the backup's Master_Down timer, restarted by every advertisement
+        the master sends while its balancer is up (RFC 5798 6.4.2); the master
+        sends one every advert_int from a random phase. Detection comes when the
+        timer runs out: Master_Down_Interval after the last advertisement heard."""
+        env, adv, mdi = self.env, vrrp.advert_int, vrrp.master_down_interval
+        last = (float(self.rng["control"].random()) - 1.0) * adv  # the last advertisement before time 0
+        deadline, following = last + mdi, last + adv
+        while following < deadline:
+            yield env.timeout(following - env.now)
+            if self.active.mode is UP:
+                deadline = env.now + mdi
+            following += adv
+        yield env.timeout(deadline - env.now)
+
     def _apply(self, kind: str) -> None:
         if kind == "propagated":
-            self.auth.value = self.standby.name
-        elif kind == "address_moved":
-            self.eip.endpoint = self.standby.front
+            self.auth.value = self.after_change
+        elif kind in ("address_moved", "traffic_shifted"):
+            for address in self.moving:
+                address.endpoint = self.standby.front
 
     def _check_instance(self, inst: Instance):  # type: ignore[no-untyped-def]
         hc = self.health_spec
@@ -637,6 +740,19 @@ class Replication:
             "dropped": int(measured[SHED].sum()),
         }
         return ReplicationOutput(metrics, clients, timeline)
+
+
+def _failover_spec(sc: m.Scenario) -> FailoverSpec:
+    """sim.scenario.build's FailoverSpec plus the fields of the strategies that
+    bring their own detection (dns_failover, anycast, vrrp)."""
+    f = sc.failover
+    p, a, v = f.provider_checks, f.anycast, f.vrrp
+    return replace(
+        build.failover(f, sc.dns.propagation),
+        provider=ProviderChecks(p.interval, p.threshold, p.timeout, p.checkers, p.healthy_share),
+        anycast=AnycastSpec(a.interval, a.threshold, a.timeout, a.shift_delay),
+        vrrp=VrrpSpec(v.advert_int, v.priority, v.garp_delay),
+    )
 
 
 def simulate(scenario: m.Scenario, strategy: str, seed: np.random.SeedSequence, replication: int = 0) -> ReplicationOutput:
