@@ -20,13 +20,22 @@ import pandas as pd
 import sim
 from sim.scenario import Scenario, ScenarioError, load_file, strategy_refusals, zone_violations
 
-ENGINES = ("des", "fast")
+ENGINES = ("des", "fast", "lab")
 Progress = Callable[[int, int, str], None]
 
 
-def replicate(scenario: Scenario, engine: str, strategy: str, seed: np.random.SeedSequence, replication: int = 0):  # type: ignore[no-untyped-def]
+def replicate(scenario: Scenario, engine: str, strategy: str, seed: np.random.SeedSequence, replication: int = 0,
+              lab: object = None):  # type: ignore[no-untyped-def]
     """One replication of one strategy on one engine: a ReplicationOutput
     (metrics, clients, timeline). Every engine takes the same seed sequence."""
+    if engine == "lab":
+        from sim.lab.procs import LabError
+        from sim.lab.world import replicate as lab_replicate
+
+        try:
+            return lab_replicate(scenario, strategy, seed, replication, lab)  # type: ignore[arg-type]
+        except LabError as exc:
+            raise RunError(str(exc)) from None
     if engine == "des":
         from sim.model import simulate
 
@@ -48,6 +57,12 @@ def check_engine(scenario: Scenario, engine: str) -> None:
         reasons = unsupported(scenario)
         if reasons:
             raise RunError("the fast engine cannot run this scenario: " + "; ".join(reasons) + " (use --engine des)")
+    if engine == "lab":
+        from sim.lab.world import unsupported as lab_unsupported
+
+        reasons = lab_unsupported(scenario)
+        if reasons:
+            raise RunError("the lab cannot run this scenario: " + "; ".join(reasons) + " (use --engine des)")
 
 
 class RunError(Exception):
@@ -145,13 +160,28 @@ def run(
     strategies: Sequence[str] | None = None,
     seed: int | None = None,
     progress: Progress | None = None,
+    lab: object = None,
 ) -> Results:
     """Run every (runnable) strategy for every replication, on common random numbers.
 
     Replication k of every strategy gets the same child of
     `SeedSequence(seed)`, so strategies are compared on identical arrivals.
+    With engine="lab", `lab` is a sim.lab.world.LabOptions; the scenario that
+    runs (and is recorded in the manifest) is the lab's effective scenario.
     """
     check_engine(scenario, engine)
+    if engine == "lab":
+        from sim.lab.procs import LabError
+        from sim.lab.world import LabOptions, effective, time_scale_problems
+
+        lab = lab or LabOptions()
+        problems = time_scale_problems(scenario, lab.time_scale)  # type: ignore[attr-defined]
+        if problems:
+            raise RunError("; ".join(problems))
+        try:
+            scenario = effective(scenario, lab)  # type: ignore[arg-type]
+        except (LabError, ScenarioError) as exc:
+            raise RunError(str(exc)) from None
     from sim.analysis import summarize
     from sim.results.manifest import manifest as make_manifest
 
@@ -165,7 +195,7 @@ def run(
     for k, child in enumerate(children):
         for strategy in names:
             # A fresh copy of the child per strategy: each must draw the same numbers.
-            out = replicate(scenario, engine, strategy, np.random.SeedSequence(child.entropy, spawn_key=child.spawn_key), k)
+            out = replicate(scenario, engine, strategy, np.random.SeedSequence(child.entropy, spawn_key=child.spawn_key), k, lab)
             rows.append({"strategy": strategy, "replication": k, **out.metrics})
             for frame, into in ((out.clients, clients), (out.timeline, timelines)):
                 frame = frame.copy()
@@ -192,6 +222,10 @@ def run(
         summary["refused"] = refused
     doc = scenario.to_document()
     manifest = make_manifest(doc, engine=engine, wall_time_s=wall, seed=seed, replications=reps)
+    if engine == "lab":
+        manifest["lab"] = {"time_scale": lab.time_scale, "clients_scale": lab.clients_scale,  # type: ignore[attr-defined]
+                           "max_resolvers": lab.max_resolvers,  # type: ignore[attr-defined]
+                           "note": "scenario is the effective scenario that ran; run the model on it to compare"}
     return Results(scenario, engine, seed, summary, replications_df, clients_df, timeline_df, manifest, refused)
 
 
@@ -213,7 +247,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--replications", type=_positive_int, help="override the scenario's replications")
     p.add_argument("--seed", type=_non_negative_int, help="override the scenario's seed")
     p.add_argument("--strategy", action="append", metavar="NAME", help="run only this strategy (repeatable)")
-    p.add_argument("--engine", default="des", choices=list(ENGINES), help="des: the SimPy model (default); fast: the numpy engine (docs/fast.md)")
+    p.add_argument("--engine", default="des", choices=list(ENGINES),
+                   help="des: the SimPy model (default); fast: the numpy engine (docs/fast.md); "
+                   "lab: real processes on loopback (docs/lab.md)")
+    p.add_argument("--time-scale", type=float, default=10.0, metavar="K",
+                   help="lab: scenario seconds per real second (default 10)")
+    p.add_argument("--clients-scale", type=float, default=1.0, help="lab: run this share of the clients")
+    p.add_argument("--max-resolvers", type=_positive_int, default=16, help="lab: at most this many resolvers")
+    p.add_argument("--keep", action="store_true", help="lab: keep the work folder (configs, logs)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
 
@@ -236,11 +277,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sim.cli import DEFAULT_SCENARIO
 
     path = Path(args.scenario) if args.scenario else _default_scenario(DEFAULT_SCENARIO)
+    if path.is_dir() and (path / "manifest.json").is_file():
+        path = path / "manifest.json"
     if not path.is_file():
         print(f"{path}: cannot read: no such file", file=sys.stderr)
         return 2
     try:
-        scenario = load_file(path)
+        scenario = _load_manifest_scenario(path) if path.name == "manifest.json" else load_file(path)
     except ScenarioError as exc:
         print(f"{path}: cannot run: the scenario is invalid", file=sys.stderr)
         for problem in exc.problems:
@@ -252,7 +295,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     progress = None if args.quiet or not sys.stderr.isatty() else _bar()
     try:
-        results = run(scenario, args.engine, args.replications, args.strategy, args.seed, progress)
+        lab = None
+        if args.engine == "lab":
+            from sim.lab.world import LabOptions
+
+            lab = LabOptions(args.time_scale, args.clients_scale, args.max_resolvers, args.keep)
+        results = run(scenario, args.engine, args.replications, args.strategy, args.seed, progress, lab)
     except RunError as exc:
         print(f"{path}: cannot run: {exc}", file=sys.stderr)
         return 2
@@ -266,6 +314,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     for name in sorted((written / "figures").glob("*.png")):
         print(f"figure:  {name}")
     return 0
+
+
+def _load_manifest_scenario(path: Path) -> Scenario:
+    """The scenario a results folder ran (its manifest), e.g. a lab run's effective scenario."""
+    import json
+
+    from sim.scenario import load_data
+    from sim.scenario.loader import Problem
+
+    try:
+        doc = json.loads(path.read_text())["scenario"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ScenarioError([Problem(str(path), "scenario", f"no scenario in this manifest ({exc})")]) from None
+    return load_data(doc, str(path))
 
 
 def _default_scenario(relative: Path) -> Path:

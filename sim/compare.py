@@ -1,0 +1,135 @@
+"""`failover-sim compare DIR_A DIR_B`: two results folders side by side (a lab run and the model, say).
+
+Per strategy and metric: both values with their 95% intervals, the
+difference, and whether the two agree (each value inside the other's
+interval, or the intervals overlapping); then overlay figures of success
+rate over time and the recovery CDF. Exit 0 unless `--max-diff` bounds are
+given and broken (1), or a folder cannot be read (2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+COMPARED = ("availability", "recovery_s.mean", "recovery_s.p50", "recovery_s.p90", "clients_affected", "requests",
+            "failed", "dns_queries", "latency_ms.p50", "latency_ms.p99")
+
+
+def agree(a, b) -> str:  # type: ignore[no-untyped-def]
+    """'yes' if the intervals overlap (or a value lies in the other's), 'no', or '?' without intervals."""
+    def inside(x: float, iv) -> bool:  # type: ignore[no-untyped-def]
+        return iv.known and iv.low <= x <= iv.high
+
+    if a.known and b.known:
+        return "yes" if a.low <= b.high and b.low <= a.high else "no"
+    if inside(a.value, b) or inside(b.value, a):
+        return "yes"
+    if a.known or b.known:
+        return "no"
+    return "?"
+
+
+def comparison(a, b) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    from sim.check import metric_interval
+
+    rows = []
+    for strategy in [s for s in a.summary["strategies"] if s in b.summary["strategies"]]:
+        for metric in COMPARED:
+            ia, ib = metric_interval(a, strategy, metric), metric_interval(b, strategy, metric)
+            diff = ib.value - ia.value
+            rel = diff / abs(ia.value) if ia.value not in (0.0,) and math.isfinite(ia.value) else math.nan
+            rows.append({"strategy": strategy, "metric": metric, "a": str(ia), "b": str(ib), "difference": diff,
+                         "relative": rel, "within_ci": agree(ia, ib)})
+    return pd.DataFrame(rows)
+
+
+def figures(a, b, label_a: str, label_b: str) -> dict[str, bytes]:  # type: ignore[no-untyped-def]
+    from sim.analysis.figures import figure_png, plot_recovery_cdf, plot_success_rate
+
+    def tagged(frame: pd.DataFrame, label: str) -> pd.DataFrame:
+        frame = frame.copy()
+        frame["strategy"] = label + ": " + frame["strategy"].astype(str)
+        return frame
+
+    timeline = pd.concat([tagged(a.timeline, label_a), tagged(b.timeline, label_b)], ignore_index=True)
+    clients = pd.concat([tagged(a.clients, label_a), tagged(b.clients, label_b)], ignore_index=True)
+    name = f"{a.name} ({label_a} vs {label_b})"
+    return {
+        "compare_success_rate": figure_png(plot_success_rate(timeline, scenario=name, fault_times=a.fault_times)),
+        "compare_recovery_cdf": figure_png(plot_recovery_cdf(clients, scenario=name)),
+    }
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="two results folders side by side (lab against model, engine against engine)",
+        description="Metric by metric, per strategy: both values with 95%% intervals, the difference, and "
+        "whether they agree; overlay figures. Exit 0 unless a --max-diff bound is broken (1).",
+        epilog="examples:\n  failover-sim compare results/lab-run results/model-run\n"
+        "  failover-sim compare A B --max-diff recovery_s.mean=0.15 --max-diff availability=0.005",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("a", help="results folder A")
+    p.add_argument("b", help="results folder B")
+    p.add_argument("--labels", default=None, help="names of A and B in the table and figures, e.g. lab,model")
+    p.add_argument("--max-diff", action="append", default=[], metavar="METRIC=BOUND",
+                   help="fail (exit 1) when |B - A| exceeds BOUND; relative for recovery and counts "
+                   "(0.15 = 15%%), absolute for availability (0.005 = 0.5 points)")
+    p.add_argument("--out", help="folder for the table (CSV) and overlay figures (default: beside nothing)")
+    p.set_defaults(func=cmd_compare)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from sim.api import open_results
+
+    runs = []
+    for folder in (args.a, args.b):
+        try:
+            runs.append(open_results(folder))
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"{folder}: cannot read: {exc}", file=sys.stderr)
+            return 2
+    bounds = {}
+    for item in args.max_diff:
+        metric, _, value = item.partition("=")
+        try:
+            bounds[metric] = float(value)
+        except ValueError:
+            print(f"--max-diff {item}: expected METRIC=NUMBER, e.g. recovery_s.mean=0.15", file=sys.stderr)
+            return 2
+        if metric not in COMPARED:
+            print(f"--max-diff {item}: unknown metric {metric!r}; expected one of {', '.join(COMPARED)}", file=sys.stderr)
+            return 2
+    a, b = runs
+    label_a, label_b = (args.labels.split(",", 1) if args.labels else (f"A ({a.engine})", f"B ({b.engine})"))
+    table = comparison(a, b)
+    print(f"A: {args.a} ({a.engine})\nB: {args.b} ({b.engine})\n")
+    shown = table.copy()
+    shown["difference"] = shown["difference"].map(lambda x: f"{x:+.4g}")
+    shown["relative"] = shown["relative"].map(lambda x: "" if math.isnan(x) else f"{x:+.1%}")
+    print(shown.rename(columns={"a": label_a, "b": label_b}).to_string(index=False))
+    broken = []
+    for metric, bound in bounds.items():
+        for _, row in table[table["metric"] == metric].iterrows():
+            size = abs(row["difference"]) if metric == "availability" else abs(row["relative"])
+            if not size <= bound:
+                broken.append(f"{row['strategy']} {metric}: {size:.4g} > {bound:g}")
+    if args.out:
+        from sim.results.writer import write_bytes_atomic
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(out / "compare.csv", table.to_csv(index=False).encode())
+        for name, png in figures(a, b, label_a, label_b).items():
+            write_bytes_atomic(out / f"{name}.png", png)
+        print(f"\ntable and figures: {out}")
+    if broken:
+        print("\nbeyond --max-diff: " + "; ".join(broken))
+        return 1
+    return 0

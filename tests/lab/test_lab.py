@@ -1,0 +1,105 @@
+"""The lab end to end: real unbound, real sim.core balancers, our DNS server, a real failover.
+
+Small and time-scaled (K = 4) so each run takes about 25 s. The lab's
+recovery is held against the model run on the same effective scenario.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sim.lab.world import LabOptions, effective, time_scale_problems
+from sim.model import simulate
+from sim.runner import run
+from sim.scenario import load_data
+from tests.conftest import require_tool
+
+SMALL = {
+    "version": 1, "name": "lab-small", "seed": 3, "duration": "60s", "replications": 1,
+    "dns": {"zone": "example.com", "service_name": "www", "service_ttl": "20s", "balancer_ttl": "20s",
+            "propagation": "4s", "resolvers": [{"name": "isp", "count": 6, "share": 1.0, "policy": {"kind": "honor"}}]},
+    "clients": [{"name": "c", "count": 18, "rate": "1/s", "stub_cache": {"kind": "none"},
+                 "retry": {"attempts": 1, "timeout": "4s"}}],
+    "balancers": [{"name": "blue", "role": "active", "nodes": 1}, {"name": "green", "role": "standby", "nodes": 1}],
+    "backends": {"instances": 2, "workers": 8, "service_time": "5ms"},
+    "faults": [{"at": "15s", "kind": "balancer_down", "target": "blue", "mode": "refuse"}],
+    "failover": {"detection": {"delay": "8s"}, "change_delay": "2s", "remap_delay": "5s"},
+}
+OPTIONS = LabOptions(time_scale=4.0)
+
+
+def _orphans() -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "failover-lab-" in line or "sim.lab." in line]
+
+
+@pytest.mark.real
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_lab_failover_matches_the_model() -> None:
+    require_tool("unbound")
+    scenario = load_data(SMALL, "lab-small")
+    results = run(scenario, engine="lab", lab=OPTIONS)
+    eff = effective(scenario, OPTIONS)
+    assert results.manifest["scenario"]["warmup"] == eff.to_document()["warmup"]
+    for strategy in ("eip_remap", "cname_repoint"):
+        lab = results.clients[results.clients["strategy"] == strategy]["recovery_s"].to_numpy()
+        assert len(lab) == 18 and np.isfinite(lab).all(), strategy  # every client failed, then came back
+        model = [np.nanmean(simulate(eff, strategy, np.random.SeedSequence([5, k])).clients["recovery_s"])
+                 for k in range(12)]
+        mean, sd = float(np.mean(model)), float(np.std(model, ddof=1))
+        # Within the model's replication spread (3 SD) plus 10% for what time scaling adds
+        # (whole-second TTLs in unbound, process start-up); docs/lab.md.
+        assert abs(np.mean(lab) - mean) <= 3 * sd + 0.10 * mean, (strategy, np.mean(lab), mean, sd)
+    assert not _orphans()
+
+
+@pytest.mark.real
+@pytest.mark.timeout(120)
+def test_interrupted_lab_run_leaves_no_process_and_no_results(tmp_path: Path) -> None:
+    require_tool("unbound")
+    path = tmp_path / "small.json"
+    doc = dict(SMALL, duration="200s")
+    path.write_text(json.dumps(doc))
+    yaml_path = tmp_path / "small.yaml"
+    import yaml
+
+    yaml_path.write_text(yaml.safe_dump(doc))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "sim", "run", str(yaml_path), "--engine", "lab", "--time-scale", "4",
+                             "--out", str(out), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any("unbound" in line for line in _orphans()):
+        time.sleep(0.5)
+    assert any("unbound" in line for line in _orphans()), "the lab never started its resolvers"
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    time.sleep(0.5)
+    assert not _orphans()
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_time_scale_that_rounds_a_ttl_below_a_second_is_refused() -> None:
+    scenario = load_data(dict(SMALL, dns=dict(SMALL["dns"], balancer_ttl="5s")), "lab-small")
+    problems = time_scale_problems(scenario, 10.0)
+    assert problems and "dns.balancer_ttl" in problems[0] and "--time-scale" in problems[0]
+    assert not time_scale_problems(scenario, 4.0)
+
+
+def test_effective_scenario_scales_clients_and_resolvers_and_moves_faults() -> None:
+    scenario = load_data(SMALL, "lab-small")
+    eff = effective(scenario, LabOptions(clients_scale=0.5, max_resolvers=3))
+    assert eff.cohort_sizes() == {"c": 9}
+    assert sum(g.count for g in eff.dns.resolvers) == 3
+    assert eff.warmup == 20.0 and eff.faults[0].at == 35.0 and math.isclose(eff.end, 80.0)
+    assert os.environ.get("PYTEST_CURRENT_TEST")
