@@ -50,13 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_validate)
 
     # Each command lives with the API it calls.
-    from sim import baseline, check, compare, report, runner
+    from sim import baseline, check, compare, report, runner, strategies_cli
 
     runner.add_parser(sub)
     check.add_parser(sub)
     baseline.add_parser(sub)
     report.add_parser(sub)
     compare.add_parser(sub)
+    strategies_cli.add_parser(sub)
 
     s = sub.add_parser(
         "serve",

@@ -1,0 +1,259 @@
+"""`failover-sim strategies` (the properties of every failover strategy) and
+`failover-sim audit ZONEFILE` (which strategies a real zone allows where).
+
+Apex and MX columns come from the zone rules themselves (sim.scenario.zones),
+the failover-time column from the plans (sim.policy.failover), so the table
+cannot drift from what the engines and `validate` do. Prices are parameters
+(`--price key=value`), each with its source and the date it was read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from sim.policy.failover import PLANS, plan_class
+from sim.scenario.zones import (
+    APEX,
+    ZoneRecord,
+    balancer_pointers,
+    check,
+    read_zone_file,
+    record_for,
+    relative_name,
+    strategies_at,
+)
+
+EXIT_OK, EXIT_VIOLATIONS, EXIT_UNREADABLE = 0, 1, 2
+HOURS_PER_MONTH = 730.0  # 8760 h / 12
+READ = "2026"  # REFERENCES.md, "Prices": read in 2026 from stored copies
+
+
+@dataclass(frozen=True)
+class Price:
+    usd: float
+    unit: str
+    grade: str  # REFERENCES.md's mark: [S] stated, [A] secondary source, [I] inferred
+
+
+# REFERENCES.md, "Prices (parameters, not constants)".
+PRICES: dict[str, Price] = {
+    "zone_month": Price(0.50, "Route 53 hosted zone, per month", "[A]"),
+    "query_million": Price(0.40, "Route 53 standard queries, per million", "[I]"),
+    "alias_query_million": Price(0.0, "Route 53 alias queries to AWS resources, per million", "[A]"),
+    "check_month": Price(0.50, "Route 53 health check (AWS endpoint; 0.75 other; more for fast or HTTPS), per month", "[A]"),
+    "ipv4_hour": Price(0.005, "public IPv4 address (Elastic IP included), per hour", "[A]"),
+    "remap_each": Price(0.10, "Elastic IP remap beyond 100 a month (older pricing)", "[A]"),
+    "accelerator_hour": Price(0.025, "Global Accelerator, per hour", "[S]"),
+    "accelerator_gb": Price(0.015, "Global Accelerator premium per GB (within North America)", "[S]"),
+}
+
+
+@dataclass(frozen=True)
+class Properties:
+    fixed: tuple[tuple[str, float], ...]  # (price key, how many), per month or per hour
+    per_query: str  # the price key per million queries
+    honours_ttl: str
+    connections: str
+    sources: str
+    extra: tuple[str, str] | None = None  # (price key, what it is per): a cost beside queries
+
+
+# [choice] Strategies detected by the scenario's checks count one standard
+# Route 53 health check; dns_failover one on the primary.
+PROPERTIES: dict[str, Properties] = {
+    "cname_repoint": Properties(
+        (("zone_month", 1), ("check_month", 1)), "query_million", "yes (R, S)",
+        "stay on the dead balancer until they fail; pools outlive DNS (K)",
+        "RFC 1034 3.6.2, RFC 2181 10.1; Route 53 60 s propagation; ELB TTL 60 s",
+    ),
+    "eip_remap": Properties(
+        (("zone_month", 1), ("check_month", 1), ("ipv4_hour", 1)), "query_million", "no",
+        "reset once when the address moves",
+        "Elastic IP reassociation 5-6 s (NGINX HA guide)", ("remap_each", "per remap beyond 100 a month"),
+    ),
+    "alias_apex": Properties(
+        (("zone_month", 1), ("check_month", 1)), "alias_query_million", "yes, balancer TTL (R, S)",
+        "stay on the dead balancer until they fail; pools outlive DNS (K)",
+        "Route 53 alias / ANAME / CNAME flattening; alias uses the ELB's 60 s",
+    ),
+    "dns_failover": Properties(
+        (("zone_month", 1), ("check_month", 1)), "query_million", "yes (R, S)",
+        "stay on the dead balancer until they fail; pools outlive DNS (K)",
+        "Route 53 checks 30 s (or 10 s) x 3, healthy if > 18% of checkers agree",
+    ),
+    "anycast": Properties(
+        (("zone_month", 1), ("accelerator_hour", 1)), "query_million", "no",
+        "to the failed site break; others stay (not moved)",
+        "Global Accelerator: 2 anycast addresses, checks 10 or 30 s x 3",
+        ("accelerator_gb", "per GB"),
+    ),
+    "vrrp": Properties(
+        (("zone_month", 1), ("ipv4_hour", 1)), "query_million", "no",
+        "reset once when the address moves",
+        "RFC 5798 Master_Down_Interval; keepalived gratuitous ARP; no multicast on AWS",
+    ),
+    "multi_a": Properties(
+        (("zone_month", 1), ("check_month", 1), ("ipv4_hour", 2)), "query_million",
+        "first-address clients yes (R, S); next-address clients no",
+        "stay on the dead balancer until they fail",
+        "RFC 8305 Happy Eyeballs 250 ms; python-requests next after connect timeout",
+    ),
+}
+
+
+def zone_fit(strategy: str) -> tuple[str, str]:
+    """(at the apex?, beside MX?) by the zone rules."""
+    soa = [ZoneRecord(APEX, "SOA"), ZoneRecord(APEX, "NS")]
+    apex = check([*soa, record_for(APEX, strategy)])
+    beside = check([*soa, ZoneRecord("shop", "MX", "10 mail"), record_for("shop", strategy)])
+    return ("no" if apex else "yes"), ("no" if beside else "yes")
+
+
+def monthly_fixed(strategy: str, prices: dict[str, Price]) -> float:
+    total = 0.0
+    for key, count in PROPERTIES[strategy].fixed:
+        per = HOURS_PER_MONTH if key.endswith("_hour") else 1.0
+        total += prices[key].usd * per * count
+    return total
+
+
+def cost(strategy: str, prices: dict[str, Price]) -> str:
+    p = PROPERTIES[strategy]
+    text = f"{_usd(monthly_fixed(strategy, prices))}/month + {_usd(prices[p.per_query].usd)}/M queries"
+    if p.extra:
+        key, per = p.extra
+        text += f" + {_usd(prices[key].usd)} {per}"
+    return text
+
+
+def _usd(x: float) -> str:
+    return f"${x:.2f}" if round(x, 2) == x or x >= 1 else f"${x:g}"
+
+
+COLUMNS = ("strategy", "apex", "beside MX", f"cost (prices of {READ})", "failover time", "needs TTLs honoured", "open connections")
+
+
+def rows(prices: dict[str, Price]) -> list[tuple[str, ...]]:
+    out = []
+    for name in PLANS:
+        p = PROPERTIES[name]
+        apex, mx = zone_fit(name)
+        out.append((name, apex, mx, cost(name, prices), plan_class(name).parts, p.honours_ttl, p.connections))
+    return out
+
+
+def markdown(prices: dict[str, Price]) -> str:
+    lines = ["| " + " | ".join((*COLUMNS, "sources")) + " |", "|" + " --- |" * (len(COLUMNS) + 1)]
+    for row in rows(prices):
+        lines.append("| " + " | ".join((*row, PROPERTIES[row[0]].sources)) + " |")
+    return "\n".join(lines)
+
+
+def plain(prices: dict[str, Price]) -> str:
+    """One block per strategy: the cells are too long for one terminal line."""
+    lines = []
+    for name, apex, mx, price, parts, ttl, conns in rows(prices):
+        lines.append(f"{name:<14} apex: {apex:<4} beside MX: {mx:<4} needs TTLs honoured: {ttl}")
+        lines.append(f"  failover time:    {parts}")
+        lines.append(f"  cost:             {price}")
+        lines.append(f"  open connections: {conns}")
+        lines.append(f"  sources:          {PROPERTIES[name].sources}")
+    lines.append("")
+    lines.append(f"prices (parameters; override with --price KEY=VALUE), read {READ}, REFERENCES.md:")
+    for key, price in prices.items():
+        lines.append(f"  {key} = {price.usd:g} USD: {price.unit} {price.grade}")
+    lines.append("D detection, C change, P propagation, R resolver residual, S stub residual, K pooled")
+    lines.append("connections, T attempt penalty (DESIGN.md). Details and sources: docs/strategies.md.")
+    return "\n".join(lines)
+
+
+def _prices(overrides: list[str]) -> dict[str, Price]:
+    prices = dict(PRICES)
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key not in prices:
+            raise ValueError(f"--price {item}: unknown price {key!r}; known: {', '.join(prices)}")
+        try:
+            usd = float(value)
+        except ValueError:
+            raise ValueError(f"--price {item}: {value!r} is not a number of dollars") from None
+        prices[key] = Price(usd, prices[key].unit, "[given]")
+    return prices
+
+
+def cmd_strategies(args: argparse.Namespace) -> int:
+    try:
+        prices = _prices(args.price)
+    except ValueError as exc:
+        print(f"failover-sim strategies: {exc}", file=sys.stderr)
+        return 2
+    print(markdown(prices) if args.markdown else plain(prices))
+    return EXIT_OK
+
+
+# --- audit ---------------------------------------------------------------------
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    path = Path(args.zonefile)
+    if not path.is_file():
+        print(f"{path}: cannot read: {'no such file' if not path.exists() else 'not a file'}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    try:
+        zone, records = read_zone_file(path, args.origin)
+    except Exception as exc:  # dnspython raises many kinds; each means an unreadable zone file
+        print(f"{path}: cannot read the zone file: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    violations = check(records)
+    print(f"{path}: zone {zone}, {len(records)} records")
+    if violations:
+        print(f"violations ({len(violations)}):")
+        for v in violations:
+            print(f"  {v}")
+    else:
+        print("violations: none")
+    pointers = balancer_pointers(records)
+    if args.service is not None:
+        name = relative_name(args.service, zone)
+        pointers = {name: pointers.get(name, "no balancer record here yet")}
+    if not pointers:
+        print("no name points at a balancer (a CNAME to a balancer's DNS name, or A records)")
+    for name, how in pointers.items():
+        print(f"{name}: {how}")
+        options = strategies_at(records, name)
+        print("  possible: " + (", ".join(s for s, v in options.items() if not v) or "none"))
+        for strategy, refused in options.items():
+            if refused:
+                print(f"  excluded: {strategy}: {refused[0].rule}")
+    return EXIT_VIOLATIONS if violations else EXIT_OK
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser(
+        "strategies",
+        help="the properties of every failover strategy: apex, MX, cost, failover time, connections",
+        description="Print, per strategy, whether it works at the zone apex and beside MX, what it costs "
+        "(documented prices as parameters), what its failover time is made of, whether it depends on "
+        "clients honouring TTLs, and what happens to open connections.",
+        epilog="examples:\n  failover-sim strategies\n  failover-sim strategies --markdown\n"
+        "  failover-sim strategies --price ipv4_hour=0.0036",
+    )
+    s.add_argument("--markdown", action="store_true", help="a markdown table with sources (as in docs/strategies.md)")
+    s.add_argument("--price", action="append", default=[], metavar="KEY=USD", help="override a price (repeatable)")
+    s.set_defaults(func=cmd_strategies)
+
+    a = sub.add_parser(
+        "audit",
+        help="check a zone file and say which strategies each balancer name allows",
+        description="Read a standard zone file, report the CNAME rule violations (RFC 1034 3.6.2, "
+        "RFC 2181 10.1), and for each name that points at a balancer say which strategies are possible "
+        "there and which the zone rules exclude. Exit 0 clean, 1 violations, 2 unreadable file.",
+        epilog="examples:\n  failover-sim audit db.example.com\n  failover-sim audit db.example.com --service www",
+    )
+    a.add_argument("zonefile", metavar="ZONEFILE")
+    a.add_argument("--service", metavar="NAME", help="report only this name (relative, absolute, or @)")
+    a.add_argument("--origin", help="the zone's origin, when the file has no $ORIGIN line")
+    a.set_defaults(func=cmd_audit)
