@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     baseline.add_parser(sub)
     report.add_parser(sub)
     compare.add_parser(sub)
+    from sim.batch import cli as sweep_cli
+
+    sweep_cli.add_parser(sub)
     strategies_cli.add_parser(sub)
 
     s = sub.add_parser(

@@ -1,0 +1,108 @@
+"""Sweeps: the grid, seeds independent of the executor, a real Dask LocalCluster, resumption."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from sim.batch import GridError, parse_set, sweep
+from sim.batch.grid import cells
+from tests.model.scenarios import BASE, scenario
+
+SMALL = {"clients.0.count": 100, "dns.resolvers.0.count": 50, "duration": "2m"}
+GRID = {"dns.service_ttl": ["30s", "120s"], "failover.detection.delay": ["10s", "30s"]}
+
+
+def _table(**options) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    return sweep(scenario(**SMALL), GRID, replications=2, **options)
+
+
+def test_grid_is_every_combination_in_order() -> None:
+    got = cells(scenario(**SMALL), GRID)
+    assert [c.values for c in got] == [
+        {"dns.service_ttl": "30s", "failover.detection.delay": "10s"},
+        {"dns.service_ttl": "30s", "failover.detection.delay": "30s"},
+        {"dns.service_ttl": "120s", "failover.detection.delay": "10s"},
+        {"dns.service_ttl": "120s", "failover.detection.delay": "30s"},
+    ]
+    assert got[3].scenario.dns.service_ttl == 120.0
+
+
+def test_parse_set_and_its_errors() -> None:
+    assert parse_set("dns.service_ttl=30s, 60s") == ("dns.service_ttl", ["30s", "60s"])
+    assert parse_set("backends.instances=4,8") == ("backends.instances", [4, 8])
+    for bad in ("dns.service_ttl", "=30s", "dns.service_ttl=", "dns.service_ttl=30s,,60s"):
+        with pytest.raises(GridError, match="--set"):
+            parse_set(bad)
+
+
+def test_results_do_not_depend_on_the_worker_count() -> None:
+    one = _table(engine="fast", workers=1)
+    two = _table(engine="fast", workers=2)
+    assert len(one) == 4 * 2 * 2
+    pd.testing.assert_frame_equal(one, two)
+    # The swept values are columns, and they change the outcome as they should.
+    assert set(GRID) <= set(one.columns)
+    by_ttl = one[one["strategy"] == "cname_repoint"].groupby("dns.service_ttl")["recovery_mean"].mean()
+    assert by_ttl["120s"] > by_ttl["30s"]
+
+
+@pytest.mark.real
+def test_dask_local_cluster_gives_the_local_table(tmp_path: Path) -> None:
+    local = _table(engine="des", workers=1)
+    dask = _table(engine="des", executor="dask", workers=2)
+    pd.testing.assert_frame_equal(local, dask)
+
+
+def _cli(out: Path, scenario_file: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "sim", "sweep", str(scenario_file), "--set", "dns.service_ttl=30s,60s,120s,240s",
+            "--set", "failover.detection.delay=10s,30s", "--replications", "3", "--out", str(out), "--workers", "1",
+            "--quiet", *extra]
+
+
+def _scenario_file(tmp_path: Path) -> Path:
+    doc = yaml.safe_load(yaml.safe_dump(BASE))
+    doc["clients"][0]["count"] = 300
+    doc["dns"]["resolvers"][0]["count"] = 100
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_killed_sweep_resumes_and_ends_with_the_uninterrupted_table(tmp_path: Path) -> None:
+    path = _scenario_file(tmp_path)
+    whole = tmp_path / "whole"
+    assert subprocess.run(_cli(whole, path), capture_output=True).returncode == 0
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen(_cli(cut, path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list((cut / "units").glob("*.parquet"))) < 5:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(list((cut / "units").glob("*.parquet")))
+    assert 5 <= done < 48, done  # killed half-way
+    assert not (cut / "sweep.parquet").exists()
+    assert subprocess.run(_cli(cut, path), capture_output=True).returncode == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(whole / "sweep.parquet"), pd.read_parquet(cut / "sweep.parquet"))
+
+
+def test_bad_set_and_a_resume_with_other_arguments_exit_2(tmp_path: Path) -> None:
+    path = _scenario_file(tmp_path)
+    bad = subprocess.run([sys.executable, "-m", "sim", "sweep", str(path), "--set", "dns.nonsense=1,2", "--out",
+                          str(tmp_path / "x")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "dns.nonsense" in bad.stderr and "Traceback" not in bad.stderr
+    out = tmp_path / "y"
+    args = [sys.executable, "-m", "sim", "sweep", str(path), "--set", "dns.service_ttl=30s", "--replications", "1",
+            "--out", str(out), "--quiet"]
+    assert subprocess.run(args, capture_output=True).returncode == 0
+    other_args = [a if a != "1" else "2" for a in args]  # --replications 2 this time
+    other = subprocess.run(other_args, capture_output=True, text=True)
+    assert other.returncode == 2 and "other arguments" in other.stderr
