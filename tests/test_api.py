@@ -196,21 +196,12 @@ def test_open_results_reads_what_run_wrote(small_results, tmp_path: Path) -> Non
         sim.open_results(tmp_path / "nothing")
 
 
-def test_sweep_delegates_to_sim_batch_or_says_it_is_missing(scenario: sim.Scenario, monkeypatch: pytest.MonkeyPatch) -> None:
-    import sys
-    import types
-
-    if not sim.has_sweep():
-        with pytest.raises(RuntimeError, match="sim.batch"):
-            sim.sweep(scenario, {"dns.service_ttl": ["30s"]})
-    calls = []
-    fake = types.ModuleType("sim.batch")
-    fake.sweep = lambda s, grid, **kw: calls.append((s, grid, kw)) or pd.DataFrame({"x": [1]})  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "sim.batch", fake)
-    monkeypatch.setattr("sim.api.has_sweep", lambda: True)
-    out = sim.sweep(DEFAULT, {"dns.service_ttl": ["30s", "60s"]}, replications=2)
+def test_sweep_returns_the_tidy_table(scenario: sim.Scenario) -> None:
+    assert sim.has_sweep()
+    out = sim.sweep(scenario, {"dns.service_ttl": ["30s", "60s"]}, replications=2, engine="fast", workers=1)
     assert isinstance(out, pd.DataFrame)
-    assert calls == [(scenario, {"dns.service_ttl": ["30s", "60s"]}, {"replications": 2})]
+    assert len(out) == 2 * 2 * len(scenario.strategies)
+    assert {"dns.service_ttl", "strategy", "replication", "availability", "recovery_mean"} <= set(out.columns)
 
 
 # --- docs/api.md ---------------------------------------------------------------------
