@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmarks; results are saved with the command that produced them.",
         epilog="examples:\n  failover-sim bench model\n  failover-sim bench fast\n  failover-sim bench core",
     )
-    b.add_argument("target", choices=["model", "fast", "core"])
+    b.add_argument("target", choices=["model", "fast", "sweep", "core"])
     b.add_argument("args", nargs=argparse.REMAINDER)
     b.set_defaults(func=cmd_bench)
     return parser
@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # their --help included.
     if argv[:1] == ["serve"]:
         return _guarded(lambda: cmd_serve(argparse.Namespace(args=argv[1:])))
-    if argv[:1] == ["bench"] and argv[1:2] and argv[1] in ("model", "core", "fast"):
+    if argv[:1] == ["bench"] and argv[1:2] and argv[1] in ("model", "core", "fast", "sweep"):
         return _guarded(lambda: cmd_bench(argparse.Namespace(target=argv[1], args=argv[2:])))
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -221,6 +221,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from sim.bench.core import main as bench_main
     elif args.target == "fast":
         from sim.bench.fast import main as bench_main
+    elif args.target == "sweep":
+        from sim.bench.sweep import main as bench_main
     else:
         from sim.bench.model import main as bench_main
     return bench_main(list(args.args))
