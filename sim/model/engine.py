@@ -183,7 +183,7 @@ class Replication:
         self.spec = _failover_spec(sc)
         # Answers rotate from one resolution to the next (each client starts one
         # address further on), except multi_a with order fixed.
-        self.rotate = not (self.strategy == "multi_a" and sc.failover.multi_a.order == "fixed")
+        self.rotate = int(not (self.strategy == "multi_a" and sc.failover.multi_a.order == "fixed"))
         service, self.after_change, self.moving, ttl = self._service_records()
         self.auth = Authoritative(service, ttl, sc.dns.balancer_ttl, published, self._count_dns)
         self._build_resolvers_and_clients()
@@ -283,7 +283,7 @@ class Replication:
             client.stub_value = addresses
             client.stub_expires = equilibrium_residual(cohort.stub, ttl, rng)
         client.rotation = int(rng.integers(len(addresses)))
-        address = addresses[client.rotation % len(addresses) if self.rotate else 0]
+        address = choose_address(addresses, client.rotation * self.rotate, "next")
         client.addr = address
         address.users += 1
         if cohort.keepalive > 0:
@@ -391,9 +391,9 @@ class Replication:
                 client.stub_expires = now + cohort.stub.lifetime(ttl, self.rng["dns"])
                 client.rotation += 1
             # Retry k and fallback j go k + j addresses past where this client's
-            # answer starts (choose_address "next" on the rotated answer).
-            start = client.rotation if self.rotate else 0
-            address = choose_address(addresses, start + req.attempt + req.tries, "next")
+            # answer starts: sim.policy.attempts.choose_address "next" on the
+            # rotated answer, inlined because this line runs for every request.
+            address = addresses[(client.rotation * self.rotate + req.attempt + req.tries) % len(addresses)]
             endpoint = address.endpoint
             if cohort.keepalive > 0:
                 client.conn, client.conn_endpoint, client.conn_opened = address, endpoint, now
