@@ -84,8 +84,13 @@ def run(
     strategies: Sequence[str] | None = None,
     seed: int | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    lab: Any = None,
 ) -> Results:
     """Run every runnable strategy of `scenario` for each replication, on common random numbers.
+
+    `engine` is "des" (the model), "fast" or "lab"; for the lab, `lab` is a
+    `sim.lab.world.LabOptions` (time scale K, clients scale, maximum resolvers)
+    and `Results.scenario` is the effective scenario that ran.
 
     `scenario` may be a Scenario, a path or a dict (see `load`). `replications`
     and `seed` override the scenario's; `strategies` picks a subset (a
@@ -101,7 +106,7 @@ def run(
     """
     from sim.runner import run as run_scenario
 
-    return run_scenario(load(scenario), engine, replications, strategies, seed, progress)
+    return run_scenario(load(scenario), engine, replications, strategies, seed, progress, lab)
 
 
 def has_sweep() -> bool:

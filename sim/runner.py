@@ -47,14 +47,14 @@ def replicate(scenario: Scenario, engine: str, strategy: str, seed: np.random.Se
     raise RunError(f"engine {engine!r} is not available; expected one of {list(ENGINES)}")
 
 
-def check_engine(scenario: Scenario, engine: str) -> None:
-    """Raise RunError if `engine` cannot run `scenario` (what it does not model, named)."""
+def check_engine(scenario: Scenario, engine: str, strategies: Sequence[str] | None = None) -> None:
+    """Raise RunError if `engine` cannot run `scenario` with `strategies` (what it does not model, named)."""
     if engine not in ENGINES:
         raise RunError(f"engine {engine!r} is not available; expected one of {list(ENGINES)}")
     if engine == "fast":
         from sim.fast import unsupported
 
-        reasons = unsupported(scenario)
+        reasons = unsupported(scenario, list(strategies) if strategies is not None else None)
         if reasons:
             raise RunError("the fast engine cannot run this scenario: " + "; ".join(reasons) + " (use --engine des)")
     if engine == "lab":
@@ -188,6 +188,7 @@ def run(
     reps = replications or scenario.replications
     seed = scenario.seed if seed is None else seed
     names, refused = runnable_strategies(scenario, strategies)
+    check_engine(scenario, engine, names)
     children = np.random.SeedSequence(seed).spawn(reps)
     rows, clients, timelines = [], [], []
     started = time.perf_counter()

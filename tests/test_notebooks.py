@@ -29,7 +29,8 @@ SMALL: dict[str, dict[str, object]] = {
         "duration": "12m",
         "clients_count": 100,
     },
-    "04-model-vs-real": {"replications": 2, "duration": "8m"},
+    # The lab has its own end-to-end test (tests/lab); here the notebook's model-side path.
+    "04-model-vs-real": {"replications": 2, "duration": "8m", "engines": ["des", "fast"]},
 }
 
 

@@ -43,8 +43,8 @@ def sweep(
     reps = replications or scenario.replications
     grid = {path: list(values) for path, values in grid.items()}
     todo_cells = cells(scenario, grid)
-    check_engine(scenario, engine)
     names, _ = runnable_strategies(scenario)
+    check_engine(scenario, engine, names)
     units = [(c, s, k) for c in todo_cells for s in names for k in range(reps)]
     store = None
     if out is not None:

@@ -21,7 +21,12 @@ from sim.scenario import build
 from sim.scenario import models as m
 
 # The action after which each strategy's new path carries traffic.
-EFFECTIVE_ACTION = {"cname_repoint": "propagated", "eip_remap": "address_moved"}
+EFFECTIVE_ACTION = {
+    "cname_repoint": "propagated", "alias_apex": "propagated", "dns_failover": "propagated",
+    "eip_remap": "address_moved", "vrrp": "address_moved", "anycast": "traffic_shifted",
+}
+# Strategies that change DNS records; the others move addresses.
+DNS_CHANGE = ("cname_repoint", "alias_apex", "dns_failover")
 
 
 @dataclass(frozen=True)
@@ -43,9 +48,16 @@ def control_plane(scenario: m.Scenario, strategy: str, rng: np.random.Generator)
     fault = faults[0]
     start = fault.at
     stop = math.inf if fault.for_ is None else fault.at + fault.for_
-    spec = build.failover(scenario.failover, scenario.dns.propagation)
+    spec = failover_spec(scenario)
     plan = make_plan(strategy, spec)
-    if spec.detection == "operator":
+    who = getattr(plan, "detection", "scenario")
+    if who == "provider":
+        detected = _provider_detection(spec.provider, start, stop, fault.mode, scenario.end, rng)
+    elif who == "vrrp":
+        detected = _master_down(spec.vrrp, start, stop, rng)
+    elif who == "anycast":
+        detected = _health_check_detection(spec.anycast.health_check(), start, stop, fault.mode, scenario.end, rng)
+    elif spec.detection == "operator":
         detected = start + (spec.delay or 0.0)
     else:
         detected = _health_check_detection(spec.health_check(), start, stop, fault.mode, scenario.end, rng)
@@ -55,6 +67,46 @@ def control_plane(scenario: m.Scenario, strategy: str, rng: np.random.Generator)
             if action.kind == EFFECTIVE_ACTION[strategy]:
                 effective = action.at
     return ControlPlane(start, stop, fault.mode, detected, effective)
+
+
+def failover_spec(scenario: m.Scenario):  # type: ignore[no-untyped-def]
+    """The scenario's FailoverSpec with the fields of strategies that bring their own detection."""
+    from dataclasses import replace
+
+    from sim.policy.failover import AnycastSpec, ProviderChecks, VrrpSpec
+
+    f = scenario.failover
+    spec = build.failover(f, scenario.dns.propagation)
+    p, a, v = getattr(f, "provider_checks", None), getattr(f, "anycast", None), getattr(f, "vrrp", None)
+    if p is None or a is None or v is None:
+        return spec
+    return replace(
+        spec,
+        provider=ProviderChecks(p.interval, p.threshold, p.timeout, p.checkers, p.healthy_share),
+        anycast=AnycastSpec(a.interval, a.threshold, a.timeout, a.shift_delay),
+        vrrp=VrrpSpec(v.advert_int, v.priority, v.garp_delay),
+    )
+
+
+def _provider_detection(checks, start: float, stop: float, mode: str, end: float, rng: np.random.Generator) -> float:  # type: ignore[no-untyped-def]
+    """dns_failover: each checker on its own phase; the verdict turns when `down_needed` have turned."""
+    hc = checks.health_check()
+    times = sorted(_health_check_detection(hc, start, stop, mode, end, rng) for _ in range(checks.checkers))
+    return times[checks.down_needed - 1]
+
+
+def _master_down(vrrp, start: float, stop: float, rng: np.random.Generator) -> float:  # type: ignore[no-untyped-def]
+    """vrrp: the backup declares the master down Master_Down_Interval after the last advertisement
+    it heard; advertisements every advert_int from a random phase, sent while the balancer is up."""
+    adv, mdi = vrrp.advert_int, vrrp.master_down_interval
+    last = (float(rng.random()) - 1.0) * adv
+    if last < start:
+        last += math.floor((start - last) / adv) * adv  # the last advertisement before the fault
+        if last >= start:
+            last -= adv
+    if stop - last <= mdi:
+        return math.inf  # the master came back before the backup's timer ran out
+    return last + mdi
 
 
 def _health_check_detection(hc, start: float, stop: float, mode: str, end: float, rng: np.random.Generator) -> float:  # type: ignore[no-untyped-def]

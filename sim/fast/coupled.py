@@ -47,7 +47,7 @@ def follow(
     exact: np.ndarray,  # bool per resolver
     fault: tuple[float, float],  # the dead balancer's outage [start, end)
     service_ttl: float,
-    balancer_ttl: float,
+    balancer_ttl: float | None,
     prime_ttl: float,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -126,10 +126,10 @@ def follow(
         keep = pick[~new]
         if len(keep):
             left = expiry[res[keep]] - when[keep]
-            a_left = np.empty(len(keep))
+            a_left = np.full(len(keep), np.inf)
             for g, policy in enumerate(policies):
                 sel = group[res[keep]] == g
-                if sel.any():
+                if sel.any() and balancer_ttl is not None:
                     a_left[sel] = policy.residuals(balancer_ttl, rng, int(sel.sum()))
             life = np.empty(len(keep))
             for ci in np.unique(cohort_of[keep]):

@@ -59,6 +59,8 @@ def switch_times(
     q: np.ndarray,
     fault: tuple[float, float],
     rng: np.random.Generator,
+    record_ttl: float | None = None,
+    chain_ttl: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per client: its first request that goes to the standby (cname_repoint), and the
     moment before it after which it sends nothing (its old answer's last expiry):
@@ -75,15 +77,18 @@ def switch_times(
         inf = np.full(n, np.inf)
         return inf, inf, np.zeros(n, dtype=np.int64), shape.measure(np.full(n, lo), np.full(n, hi))
     dns = scenario.dns
-    prime_ttl = min(dns.service_ttl, dns.balancer_ttl)
+    # The record that changes (a CNAME: service_ttl, chained to the balancer's A
+    # records; an alias: the balancer's TTL, no chain; dns_failover: A records).
+    record_ttl = dns.service_ttl if record_ttl is None else record_ttl
+    prime_ttl = record_ttl if chain_ttl is None else min(record_ttl, chain_ttl)
     kinds = np.array([c.stub.kind for c in pop.cohorts])[pop.cohort]
     holding = ~np.isin(kinds, WITHIN_TTL) & (kinds != "forever")
     exact = coupled.exact_resolvers(pop, holding)
     per_client_q = _query_rate(pop, prime_ttl)
     exact_switch, exact_last, exact_open, exact_hits, exact_mass = coupled.follow(
-        pop, shape, propagated, holding, per_client_q, exact, fault, dns.service_ttl, dns.balancer_ttl, prime_ttl, rng
+        pop, shape, propagated, holding, per_client_q, exact, fault, record_ttl, chain_ttl, prime_ttl, rng
     )
-    expiry = resolver_expiry(pop, dns.service_ttl, q, propagated, rng)
+    expiry = resolver_expiry(pop, record_ttl, q, propagated, rng)
     expiry[exact] = exact_open[exact]
     expiry = expiry[pop.resolver]
     opens = np.maximum(expiry, propagated)  # from here the client's resolver answers the new value
@@ -111,7 +116,7 @@ def switch_times(
         rest = idx[~in_exact[idx]]
         if len(rest):
             out[rest], last_old[rest], hits[rest], mass[rest] = _follow_refreshes(
-                cohort, rest, stub, expiry, opens, pop, shape, dns.balancer_ttl, fault, propagated, rng
+                cohort, rest, stub, expiry, opens, pop, shape, chain_ttl, fault, propagated, rng
             )
     return out, last_old, hits, mass
 
@@ -146,10 +151,10 @@ def _follow_refreshes(cohort, idx, stub, expiry, opens, pop, shape, balancer_ttl
         # Time left on the resolver's answer: the CNAME's, or its balancer A record's if shorter
         # (drawn from steady state, each refresh on its own).
         left = expiry[idx[pending]] - now
-        a_left = np.empty(len(pending))
+        a_left = np.full(len(pending), np.inf)
         for g, policy in enumerate(pop.group_policies):
             sel = groups[pending] == g
-            if sel.any():
+            if sel.any() and balancer_ttl is not None:
                 a_left[sel] = policy.residuals(balancer_ttl, rng, int(sel.sum()))
         life = cohort.stub.lifetimes_for(np.minimum(left, a_left), rng)
         hits[pending] += (now >= lo) & (now < hi)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from sim.fast import load
-from sim.fast.control import ControlPlane, control_plane
+from sim.fast.control import DNS_CHANGE, ControlPlane, control_plane
 from sim.fast.dns import query_counts, switch_times
 from sim.fast.intensity import Intensity
 from sim.fast.population import Population, answer_ttl, population, resolver_query_rate
@@ -32,7 +32,7 @@ from sim.scenario import models as m
 OUTCOMES = ("ok", "refused", "timeout", "error_5xx", "dns_error", "shed")
 # The same purposes as the model's streams, spawned in the same order.
 STREAMS = ("arrivals", "clients", "priming", "dns", "service", "control", "balancing", "faults", "traffic")
-SUPPORTED_STRATEGIES = ("cname_repoint", "eip_remap")
+SUPPORTED_STRATEGIES = ("cname_repoint", "alias_apex", "dns_failover", "eip_remap", "vrrp", "anycast")
 
 
 @dataclass
@@ -44,8 +44,9 @@ class ReplicationOutput:
     timeline: pd.DataFrame
 
 
-def unsupported(scenario: m.Scenario) -> list[str]:
-    """What this scenario uses that the fast engine does not model, by field path."""
+def unsupported(scenario: m.Scenario, strategies: list[str] | None = None) -> list[str]:
+    """What this scenario (run with `strategies`, default all of its own) uses that the fast
+    engine does not model, by field path."""
     out = []
     for i, b in enumerate(scenario.balancers):
         if b.churn is not None:
@@ -73,14 +74,20 @@ def unsupported(scenario: m.Scenario) -> list[str]:
     for (_, stop, _), (start, _, i) in zip(spans, spans[1:], strict=False):
         if start < stop:
             out.append(f"faults[{i}]: traffic faults that overlap")
-    for s in scenario.strategies:
+    blackhole = any(isinstance(f, m.BalancerDown) and f.mode == "blackhole" for f in scenario.faults)
+    for i, c in enumerate(scenario.clients):
+        # Trying the answer's next address matters only when there is one that works or a
+        # fallback delay to wait: a blackhole, or multi_a (refused below).
+        if getattr(c, "address_mode", "first") == "next" and blackhole:
+            out.append(f"clients[{i}].address_mode: next, with a blackholed balancer")
+    for s in scenario.strategies if strategies is None else strategies:
         if s not in SUPPORTED_STRATEGIES:
-            out.append(f"strategies: {s}")
+            out.append(f"strategies: {s} (run the others with --strategy)")
     return out
 
 
 def simulate(scenario: m.Scenario, strategy: str, seed: np.random.SeedSequence, replication: int = 0) -> ReplicationOutput:
-    reasons = unsupported(scenario)
+    reasons = unsupported(scenario, [strategy])
     if reasons:
         raise ValueError("the fast engine does not model: " + "; ".join(reasons))
     rng = dict(zip(STREAMS, (np.random.default_rng(s) for s in seed.spawn(len(STREAMS))), strict=True))
@@ -113,14 +120,22 @@ class _Replication:
         hits = np.zeros(n, dtype=np.int64)
         if not math.isfinite(fault):
             reach = until = np.full(n, np.inf)
-        elif self.strategy == "cname_repoint":
-            reach, until, hits, mass = switch_times(sc, pop, shape, ctl.effective_at, self.q_outage, outage, self.rng["dns"])
+        elif self.strategy in DNS_CHANGE:
+            dns = sc.dns
+            record, chain = {
+                "cname_repoint": (dns.service_ttl, dns.balancer_ttl),
+                "alias_apex": (dns.balancer_ttl, None),
+                "dns_failover": (dns.service_ttl, None),
+            }[self.strategy]
+            reach, until, hits, mass = switch_times(
+                sc, pop, shape, ctl.effective_at, self.q_outage, outage, self.rng["dns"], record, chain
+            )
         else:
             until = np.full(n, ctl.effective_at)
             reach = np.full(n, np.inf)  # drawn below, after the window
         start = np.full(n, fault if math.isfinite(fault) else self.end)
         back = np.maximum(np.minimum(np.minimum(until, ctl.fault_end), self.end), start)
-        if self.strategy != "cname_repoint" or not math.isfinite(fault):
+        if self.strategy not in DNS_CHANGE or not math.isfinite(fault):
             mass = shape.measure(start, back)
 
         # Requests issued while the client's path is dead: how many, and when.
@@ -177,7 +192,10 @@ class _Replication:
             recovered_issue = np.where(only_reset, shape.next_after(reset_at, rate, arrivals), recovered_issue)
 
         clients = self._clients(first_fail, recovered_issue, failed)
-        timeline, ok = self._timeline(fault, reach, back, issued, reset_at, waits)
+        # As in the model, a request is counted when it ends: one still waiting out its
+        # timeouts when the run ends is not counted at all.
+        ends_in_run = issued + cost[owner] <= self.end
+        timeline, ok = self._timeline(fault, reach, back, issued, ends_in_run, reset_at, waits)
         return ReplicationOutput(self._metrics(timeline, clients, ok), clients, timeline)
 
     # -- connection resets at an address move -----------------------------------------
@@ -188,7 +206,7 @@ class _Replication:
         n = self.pop.size
         self._reset_time = np.full(n, np.inf)
         moved = self.ctl.effective_at
-        if self.strategy != "eip_remap" or not math.isfinite(fault) or not moved < self.end:
+        if self.strategy in DNS_CHANGE or not math.isfinite(fault) or not moved < self.end:
             return np.zeros(n, dtype=bool)
         out = np.zeros(n, dtype=bool)
         for cohort in self.pop.cohorts:
@@ -233,23 +251,30 @@ class _Replication:
             }
         )
 
-    def _timeline(self, fault, reach, back, issued, reset_at, waits):  # type: ignore[no-untyped-def]
+    def _timeline(self, fault, reach, back, issued, ends_in_run, reset_at, waits):  # type: ignore[no-untyped-def]
         sc, shape, pop, rng = self.sc, self.shape, self.pop, self.rng["traffic"]
         seconds = self.seconds
         g = shape.g[:seconds]
         rate = pop.rate
         total = rate.sum() * g
         dead = _window_mass(rate, np.full(pop.size, fault), back, seconds) * g if math.isfinite(fault) else 0.0
-        failed = np.bincount(np.minimum(issued, seconds - 1).astype(np.int64), minlength=seconds)[:seconds]
+        second = np.minimum(issued, seconds - 1).astype(np.int64)
+        recorded = np.bincount(second[ends_in_run], minlength=seconds)[:seconds]
         reset = np.isfinite(reset_at)
         refused_resets = np.bincount(reset_at[reset].astype(np.int64), minlength=seconds)[:seconds]
-        # All requests of a second are Poisson; the failures drawn per client are among them.
-        ok = np.maximum(rng.poisson(total) - failed - refused_resets, 0)
+        # Successful requests: a Poisson count of the intensity left once every client's
+        # dead window is taken out (in expectation the failures drawn per client: a
+        # stub refresh counted one by one stands for the empty gap before it).
+        # Subtracting the drawn failures instead adds noise where everyone fails.
+        ok = rng.poisson(np.maximum(total - dead - refused_resets, 0.0))
+        if len(self.rescued_at):
+            # Requests of the dead window that a retry got through: successes, by issue second.
+            ok = ok + np.bincount(np.minimum(self.rescued_at, seconds - 1).astype(np.int64), minlength=seconds)[:seconds]
         shed = self._shed(ok, fault, reach, rate, g, total - dead)
         ok = ok - shed
         counts = {name: np.zeros(seconds, dtype=np.int64) for name in OUTCOMES}
         counts["ok"] = ok
-        counts["timeout" if waits else "refused"] += failed
+        counts["timeout" if waits else "refused"] += recorded
         counts["refused"] += refused_resets
         counts["shed"] = shed
         timeline = pd.DataFrame({"t": np.arange(seconds, dtype=np.int64)})
@@ -267,7 +292,7 @@ class _Replication:
         """Requests beyond a balancer endpoint's capacity in their second (sim.fast.load.shed)."""
         sc, rng, seconds = self.sc, self.rng["balancing"], self.seconds
         t = np.arange(seconds, dtype=float)
-        if self.strategy == "eip_remap":
+        if self.strategy not in DNS_CHANGE:
             standby = np.clip(t + 1 - self.ctl.effective_at, 0.0, 1.0)
         else:
             order = np.sort(reach)
@@ -279,7 +304,7 @@ class _Replication:
         on_standby = rng.binomial(ok, standby)
         out = np.zeros(seconds, dtype=np.int64)
         for spec, counts in ((sc.active, ok - on_standby), (sc.standby, on_standby)):
-            if self.strategy == "eip_remap":
+            if self.strategy not in DNS_CHANGE:
                 out += load.shed(counts, 1, spec.nodes * spec.capacity, rng)
             else:
                 out += load.shed(counts, spec.nodes, spec.capacity, rng)
@@ -292,7 +317,7 @@ class _Replication:
         if not math.isfinite(fault):
             return out
         down = (t >= fault) & (t < self.ctl.fault_end)
-        if self.strategy == "eip_remap":
+        if self.strategy not in DNS_CHANGE:
             out[down & (t < self.ctl.effective_at)] = self.pop.size
         else:
             order = np.sort(reach)

@@ -89,6 +89,8 @@ def answer_ttl(scenario: m.Scenario, strategy: str) -> float:
     """The TTL of the answer a stub receives in steady state (a CNAME chain: its shortest record)."""
     if strategy == "cname_repoint":
         return min(scenario.dns.service_ttl, scenario.dns.balancer_ttl)
+    if strategy == "alias_apex":
+        return scenario.dns.balancer_ttl  # an alias answers with the balancer's A records and TTL
     return scenario.dns.service_ttl
 
 

@@ -85,6 +85,21 @@ def test_fast_agrees_with_the_model(case: str, strategy: str) -> None:
     assert_agree(scenario(**{**SMALL, **CASES[case]}), strategy)
 
 
+NEW_STRATEGIES = ("alias_apex", "dns_failover", "vrrp", "anycast")
+NEW_CASES = {
+    "base": {},
+    "long TTLs": {"dns.service_ttl": "300s", "dns.balancer_ttl": "120s"},
+    "blackhole": {"faults.0.mode": "blackhole"},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", NEW_STRATEGIES)
+@pytest.mark.parametrize("case", list(NEW_CASES))
+def test_fast_agrees_on_the_other_strategies(case: str, strategy: str) -> None:
+    assert_agree(scenario(**{**SMALL, **NEW_CASES[case], "strategies": [strategy]}), strategy)
+
+
 @pytest.mark.slow
 @pytest.mark.xfail(reason="known deviation (docs/fast.md): floor stubs alone on their resolver recover later "
                    "in the fast engine (never recovered in 3 min: 26% against the model's 17%)", strict=False)
