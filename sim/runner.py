@@ -185,7 +185,8 @@ def run(
     from sim.analysis import summarize
     from sim.results.manifest import manifest as make_manifest
 
-    reps = replications or scenario.replications
+    # The lab runs in (scaled) real time: one replication unless asked for more.
+    reps = replications or (1 if engine == "lab" else scenario.replications)
     seed = scenario.seed if seed is None else seed
     names, refused = runnable_strategies(scenario, strategies)
     check_engine(scenario, engine, names)

@@ -60,6 +60,12 @@ class Client:
         self.reuse = build.reuse(spec)
         rule = build.retry(spec)
         self.attempts, self.timeout = rule.attempts, rule.timeout
+        # address_mode next: a failed connect moves on to the answer's next address within
+        # the attempt, at once when refused, after fallback_delay when it hangs (as the model).
+        self.next_address = getattr(spec, "address_mode", "first") == "next"
+        delay = getattr(spec, "fallback_delay", None)
+        self.fallback = min(delay if delay is not None else rule.timeout, rule.timeout)
+        self.rotate = bool(plan.get("rotate", True))
         self.rotation = 0
         self.conn: tuple | None = None  # (reader, writer, address, opened, last)
         self.lock = asyncio.Lock()
@@ -120,9 +126,7 @@ class Client:
                     addresses = await self.resolve()
                     if addresses is None:
                         return DNS_ERROR
-                    address = addresses[(self.rotation + attempt) % len(addresses)]
-                    reader, writer = await asyncio.open_connection(address, self.port)
-                    conn = (reader, writer, address, now, now)
+                    conn = await self.connect(addresses, attempt, now)
                 reader, writer = conn[0], conn[1]
                 keep = self.reuse.keepalive > 0
                 writer.write(b"GET / HTTP/1.1\r\nHost: www\r\n" + (b"" if keep else b"Connection: close\r\n") + b"\r\n")
@@ -148,6 +152,23 @@ class Client:
         else:
             self._drop(conn)
         return OK
+
+    async def connect(self, addresses: tuple, attempt: int, now: float) -> tuple:
+        start = (self.rotation if self.rotate else 0) + attempt
+        tries = len(addresses) if self.next_address else 1
+        for j in range(tries):
+            address = addresses[(start + j) % len(addresses)]
+            try:
+                if j + 1 < tries:
+                    async with asyncio.timeout(self.fallback / self.clock.scale):
+                        reader, writer = await asyncio.open_connection(address, self.port)
+                else:
+                    reader, writer = await asyncio.open_connection(address, self.port)
+                return (reader, writer, address, now, now)
+            except (OSError, TimeoutError):
+                if j + 1 == tries:
+                    raise
+        raise OSError("no address")
 
     def _drop(self, conn: tuple | None) -> None:
         if conn is not None:

@@ -33,7 +33,8 @@ from sim.scenario.units import format_duration
 
 OUTCOMES = ("ok", "refused", "timeout", "error_5xx", "dns_error", "shed")
 UNBOUND_POLICIES = ("honor", "floor", "cap")  # the rest are served by our forwarder (unbound cannot)
-STRATEGIES = ("cname_repoint", "eip_remap")
+STRATEGIES = ("cname_repoint", "eip_remap", "alias_apex", "vrrp", "multi_a")
+MOVING = ("eip_remap", "vrrp")  # one static address that moves between the two sim.core processes
 
 
 @dataclass
@@ -170,7 +171,7 @@ class _World:
             token = self.dir / f"{name}.token"
             config = {
                 "name": name, "mode": "http",
-                "listen": f"{self.block}.10:{self.port}" if self.strategy == "eip_remap" else f"{ip}:{self.port}",
+                "listen": f"{self.block}.10:{self.port}" if self.strategy in MOVING else f"{ip}:{self.port}",
                 "balancing": sc.backends.policy,
                 "backends": [{"name": f"i{j}", "address": a} for j, a in enumerate(backends)],
                 "health_check": {"kind": "tcp", "interval": self._seconds(hc.interval), "timeout": self._seconds(hc.timeout),
@@ -178,7 +179,18 @@ class _World:
                 "retries": {"count": sc.backends.retries},
                 "admin": {"listen": f"127.0.0.1:{admin_port}", "token_file": str(token)},
             }
-            if self.strategy == "eip_remap":
+            if self.strategy == "vrrp":
+                # VRRP: the backup takes the address by itself, Master_Down_Interval after the
+                # last advertisement (sim.core's takeover implements RFC 5798's timer).
+                other = [n for n in self.balancer_ip if n != name][0]
+                vrrp = sc.failover.vrrp
+                config["takeover"] = {
+                    "role": "active" if name == sc.active.name else "standby",
+                    "heartbeat_listen": f"127.0.0.1:{heart[name]}", "peer": f"127.0.0.1:{heart[other]}",
+                    "interval": self._seconds(vrrp.advert_int),
+                    "priority": 254 if name == sc.active.name else vrrp.priority,
+                }
+            elif self.strategy == "eip_remap":
                 other = [n for n in self.balancer_ip if n != name][0]
                 # Not automatic: the address moves when the failover controller
                 # calls the reassociate API, as an Elastic IP does.
@@ -201,8 +213,14 @@ class _World:
         records: dict[str, dict] = {}
         for name, ip in self.balancer_ip.items():
             records[f"{name}.elb.example.net."] = {"type": "A", "values": [ip], "ttl": self._ttl(sc.dns.balancer_ttl)}
-        if self.strategy == "eip_remap":
+        active, standby = self.balancer_ip[sc.active.name], self.balancer_ip[sc.standby.name]
+        if self.strategy in MOVING:
             records[self.fqdn] = {"type": "A", "values": [f"{self.block}.10"], "ttl": self._ttl(sc.dns.service_ttl)}
+        elif self.strategy == "alias_apex":
+            # An alias is answered as the balancer's A records, with the balancer's TTL.
+            records[self.fqdn] = {"type": "A", "values": [active], "ttl": self._ttl(sc.dns.balancer_ttl)}
+        elif self.strategy == "multi_a":
+            records[self.fqdn] = {"type": "A", "values": [active, standby], "ttl": self._ttl(sc.dns.service_ttl)}
         else:
             records[self.fqdn] = {"type": "CNAME", "values": [f"{sc.active.name}.elb.example.net."],
                                   "ttl": self._ttl(sc.dns.service_ttl)}
@@ -253,6 +271,7 @@ class _World:
   qname-minimisation: no
   prefetch: no
   serve-expired: no
+  rrset-roundrobin: no
   cache-min-ttl: {floor}
   cache-max-ttl: {cap}
   infra-host-ttl: 1
@@ -295,7 +314,9 @@ remote-control:
                 spread[g] += 1
         self.clients = clients
         out = self.dir / "requests.npy"
+        rotate = not (self.strategy == "multi_a" and sc.failover.multi_a.order == "fixed")
         plan = {"scenario": str(self.scenario_file), "scale": self.k, "t0": t0, "end": sc.end, "service": self.fqdn,
+                "rotate": rotate,
                 "port": self.port, "clients": clients, "out": str(out), "seed": int(self.rng.integers(2**31))}
         (self.dir / "clients.json").write_text(json.dumps(plan))
         self.procs.start("clients", python("sim.lab.clients", str(self.dir / "clients.json")), timeout=60)
@@ -367,6 +388,8 @@ remote-control:
     async def _controller(self) -> None:
         """Detection (real health checks on the active, or the operator's delay), then the plan."""
         sc = self.sc
+        if self.strategy == "vrrp":
+            return  # the backup's own timer moves the address (sim.core takeover)
         spec = build.failover(sc.failover, sc.dns.propagation)
         plan = make_plan(self.strategy, spec)
         faults = [f for f in sc.faults if isinstance(f, m.BalancerDown) and f.target == sc.active.name]
@@ -376,7 +399,7 @@ remote-control:
             await self._until(faults[0].at + (spec.delay or 0.0))
         else:
             hc = spec.health_check()
-            target = (f"{self.block}.10" if self.strategy == "eip_remap" else self.balancer_ip[sc.active.name], self.port)
+            target = (f"{self.block}.10" if self.strategy in MOVING else self.balancer_ip[sc.active.name], self.port)
             state = HealthState()
             await self._until(first_probe_at(float(self.rng.random()), hc))
             while True:
@@ -395,12 +418,20 @@ remote-control:
             # address move) takes until the plan's next action, in real seconds.
             gap = (actions[i + 1].at - action.at) / self.k if i + 1 < len(actions) else 0.0
             if action.kind == "record_changed":
-                await self._control({"op": "set", "name": self.fqdn, "type": "CNAME",
-                                     "values": [f"{sc.standby.name}.elb.example.net."],
-                                     "ttl": self._ttl(sc.dns.service_ttl), "delay": gap})
+                await self._control({"op": "set", "name": self.fqdn, "delay": gap, **self._new_record()})
             elif action.kind == "remap_called":
                 admin, token = self.admin[sc.standby.name]
                 await _post_takeover(admin, token.read_text().strip(), gap)
+
+    def _new_record(self) -> dict:
+        """What the service name answers once the failover's change has propagated."""
+        sc = self.sc
+        standby = self.balancer_ip[sc.standby.name]
+        if self.strategy == "alias_apex":
+            return {"type": "A", "values": [standby], "ttl": self._ttl(sc.dns.balancer_ttl)}
+        if self.strategy == "multi_a":
+            return {"type": "A", "values": [standby], "ttl": self._ttl(sc.dns.service_ttl)}
+        return {"type": "CNAME", "values": [f"{sc.standby.name}.elb.example.net."], "ttl": self._ttl(sc.dns.service_ttl)}
 
     async def _control(self, request: dict) -> dict:
         reader, writer = await asyncio.open_connection(*self.control)

@@ -103,3 +103,29 @@ def test_effective_scenario_scales_clients_and_resolvers_and_moves_faults() -> N
     assert sum(g.count for g in eff.dns.resolvers) == 3
     assert eff.warmup == 20.0 and eff.faults[0].at == 35.0 and math.isclose(eff.end, 80.0)
     assert os.environ.get("PYTEST_CURRENT_TEST")
+
+
+@pytest.mark.real
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("strategy", ["alias_apex", "vrrp", "multi_a"])
+def test_lab_runs_the_other_strategies_and_matches_the_model(strategy: str) -> None:
+    require_tool("unbound")
+    doc = dict(SMALL, strategies=[strategy])
+    if strategy == "multi_a":
+        # Half the clients try the next address at once: they never see the dead balancer.
+        doc["clients"] = [dict(SMALL["clients"][0], count=9, name="first"),
+                          dict(SMALL["clients"][0], count=9, name="next", address_mode="next")]
+    scenario = load_data(doc, "lab-small")
+    results = run(scenario, engine="lab", lab=OPTIONS)
+    eff = effective(scenario, OPTIONS)
+    lab = results.clients["recovery_s"].to_numpy()
+    model_runs = [simulate(eff, strategy, np.random.SeedSequence([5, k])) for k in range(12)]
+    affected = [len(r.clients) for r in model_runs]
+    assert abs(len(lab) - np.mean(affected)) <= 3 * np.std(affected, ddof=1) + 2, (strategy, len(lab), affected)
+    if len(lab):
+        assert np.isfinite(lab).all(), strategy
+        model = [np.nanmean(r.clients["recovery_s"]) for r in model_runs if len(r.clients)]
+        mean, sd = float(np.mean(model)), float(np.std(model, ddof=1))
+        assert abs(np.mean(lab) - mean) <= 3 * sd + 0.10 * mean + 1.0, (strategy, np.mean(lab), mean, sd)
+    assert not _orphans()
