@@ -229,6 +229,11 @@ class StoredResults:
         if len(self.clients):
             out["recovery_cdf"] = figure_png(self.plot_recovery_cdf())
             out["recovery_cdf_by_cohort"] = figure_png(self.plot_recovery_cdf(by="cohort"))
+        from sim.analysis.figures import plot_availability_vs_dns
+
+        out["availability_vs_dns"] = figure_png(
+            plot_availability_vs_dns(self.summary, scenario=self.name, date=self.manifest.get("created"))
+        )
         return out
 
 

@@ -117,6 +117,11 @@ class Results:
         if len(self.clients):
             out["recovery_cdf"] = figure_png(self.plot_recovery_cdf())
             out["recovery_cdf_by_cohort"] = figure_png(self.plot_recovery_cdf(by="cohort"))
+        from sim.analysis.figures import plot_availability_vs_dns
+
+        out["availability_vs_dns"] = figure_png(
+            plot_availability_vs_dns(self.summary, scenario=self.scenario.name, date=self.manifest.get("created"))
+        )
         return out
 
     def write(self, out_dir: str | Path) -> Path:

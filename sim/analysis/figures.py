@@ -136,6 +136,30 @@ def plot_recovery_cdf(clients: pd.DataFrame, *, scenario: str, by: str = "strate
     return fig
 
 
+def plot_availability_vs_dns(summary: dict, *, scenario: str, date: str | None = None) -> Figure:
+    """Each strategy's availability against the queries our authoritative servers answered
+    (what a DNS provider bills), means with their 95% intervals as error bars."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), layout="constrained")
+    for i, (strategy, m) in enumerate(summary.get("strategies", {}).items()):
+        ci = m.get("ci95", {})
+        x, y = float(m["dns_queries"]), 100 * float(m["availability"])
+        xerr = _err(x, ci.get("dns_queries"))
+        yerr = _err(y, [100 * v if v is not None else None for v in ci.get("availability", [None, None])])
+        ax.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt="o", color=OKABE_ITO[i % 8], ms=8, capsize=3, label=strategy)
+    ax.set_xlabel("DNS queries to the authoritative servers (per run)")
+    ax.set_ylabel("requests that succeeded (%)")
+    ax.set_title(_title("Availability against DNS query cost", scenario, date))
+    ax.legend(loc="best", frameon=False, fontsize=9)
+    _style(ax)
+    return fig
+
+
+def _err(value: float, interval: Sequence[float | None] | None) -> list[list[float]] | None:
+    if not interval or interval[0] is None or interval[1] is None:
+        return None
+    return [[max(0.0, value - interval[0])], [max(0.0, interval[1] - value)]]
+
+
 def figure_png(fig: Figure, dpi: int = 110) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
