@@ -200,9 +200,13 @@ def run(
     started = time.perf_counter()
     total, done = reps * len(names), 0
     for k, child in enumerate(children):
+        # The lab runs in real time: its strategies run side by side, each its own world.
+        concurrent = _lab_side_by_side(scenario, names, child, k, lab) if engine == "lab" else {}
         for strategy in names:
             # A fresh copy of the child per strategy: each must draw the same numbers.
-            out = replicate(scenario, engine, strategy, np.random.SeedSequence(child.entropy, spawn_key=child.spawn_key), k, lab)
+            out = concurrent.get(strategy) or replicate(
+                scenario, engine, strategy, np.random.SeedSequence(child.entropy, spawn_key=child.spawn_key), k, lab
+            )
             rows.append({"strategy": strategy, "replication": k, **out.metrics})
             for frame, into in ((out.clients, clients), (out.timeline, timelines)):
                 frame = frame.copy()
@@ -234,6 +238,39 @@ def run(
                            "max_resolvers": lab.max_resolvers,  # type: ignore[attr-defined]
                            "note": "scenario is the effective scenario that ran; run the model on it to compare"}
     return Results(scenario, engine, seed, summary, replications_df, clients_df, timeline_df, manifest, refused)
+
+
+def _lab_side_by_side(scenario: Scenario, names: list[str], child: np.random.SeedSequence, k: int, lab: object) -> dict:
+    """One lab replication of every strategy at once, a process each (worlds on separate
+    loopback blocks); sequential on a one-core machine."""
+    import contextlib
+    import os
+
+    if len(names) < 2 or (os.cpu_count() or 1) < 2:
+        return {}
+    import signal
+    from concurrent.futures import ProcessPoolExecutor
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    pool = ProcessPoolExecutor(max_workers=len(names))
+    try:
+        futures = {
+            s: pool.submit(replicate, scenario, "lab", s, np.random.SeedSequence(child.entropy, spawn_key=child.spawn_key), k, lab)
+            for s in names
+        }
+        return {s: f.result() for s, f in futures.items()}
+    except BaseException:
+        # Ctrl-C or SIGTERM here: each worker stops its own world (sim.lab.procs) on SIGTERM.
+        for process in list(getattr(pool, "_processes", {}).values()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGTERM)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        signal.signal(signal.SIGTERM, previous)
 
 
 # --- the command --------------------------------------------------------------------

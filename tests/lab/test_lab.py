@@ -102,6 +102,10 @@ def test_effective_scenario_scales_clients_and_resolvers_and_moves_faults() -> N
     assert eff.cohort_sizes() == {"c": 9}
     assert sum(g.count for g in eff.dns.resolvers) == 3
     assert eff.warmup == 20.0 and eff.faults[0].at == 35.0 and math.isclose(eff.end, 80.0)
+    # A fault after the warm-up stays where it is, and the run is no longer.
+    later = load_data(dict(SMALL, faults=[dict(SMALL["faults"][0], at="30s")]), "lab-small")
+    eff = effective(later, LabOptions())
+    assert eff.warmup == 20.0 and eff.faults[0].at == 30.0 and math.isclose(eff.end, later.end)
     assert os.environ.get("PYTEST_CURRENT_TEST")
 
 
