@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sim.fast import load
+from sim.fast import instances, load
 from sim.fast.control import DNS_CHANGE, ControlPlane, control_plane
 from sim.fast.dns import query_counts, switch_times
 from sim.fast.intensity import Intensity
@@ -60,7 +60,7 @@ def unsupported(scenario: m.Scenario, strategies: list[str] | None = None) -> li
     down = 0
     spans = []
     for i, f in enumerate(scenario.faults):
-        if isinstance(f, m.InstanceDown | m.DnsDown):
+        if isinstance(f, m.DnsDown):
             out.append(f"faults[{i}] of kind {f.kind}")
         elif isinstance(f, m.BalancerDown):
             if f.target != scenario.active.name:
@@ -158,19 +158,56 @@ class _Replication:
             self.rescued_owner = owner[saved]
             failures = failures - np.bincount(owner[saved], minlength=n)
             owner, issued = owner[~saved], issued[~saved]
+        # Requests the balancer sends to a dead backend instance it still calls healthy.
+        share, self.backend_outcome, self.backend_mode, first_dead = instances.failure_share(
+            sc, self.seconds, self.rng["faults"]
+        )
+        # Successful requests that first waited out a blackholed instance's connect timeout.
+        self.detour = np.where(share < 1, (first_dead - share) / np.maximum(1 - share, 1e-12), 0.0) \
+            if self.backend_mode == "blackhole" else np.zeros(self.seconds)
+        self.backend_share = share
+        self.backend_issued = np.empty(0)
         first_issue = np.full(n, np.inf)
         np.minimum.at(first_issue, owner, issued)
         cost = self.attempts * self.timeout if waits else np.zeros(n)
         first_fail = first_issue + cost
+        if share.any():
+            weight = share * shape.g[: self.seconds]
+            lost = arrivals.poisson(rate * weight.sum())
+            who = np.repeat(np.arange(n), lost)
+            second = arrivals.choice(self.seconds, size=len(who), p=weight / weight.sum())
+            when = second + arrivals.random(len(who))
+            self.backend_issued = when
+            failures = failures + lost
+            # A blackholed instance costs the balancer's connect timeout per try (504),
+            # or the client's own timeout if that is shorter (as the model).
+            spent = np.zeros(n)
+            if self.backend_mode == "blackhole":
+                spent = np.minimum(self.timeout, instances.CONNECT_TIMEOUT * (sc.backends.retries + 1))
+            first_backend = np.full(n, np.inf)
+            np.minimum.at(first_backend, who, when)
+            first_fail = np.minimum(first_fail, first_backend + spent)
+            first_issue = np.minimum(first_issue, first_backend)
+            owner, issued = np.concatenate([owner, who]), np.concatenate([issued, when])
         failed = failures.copy()
 
         # The first successful request after the first failure: the client's own
         # switch request (cname_repoint) when it comes after, otherwise the next
         # request once both the path is back and the failure is known.
-        after = np.maximum(back, np.where(np.isfinite(first_fail), first_fail, back))
+        window_end = back if math.isfinite(fault) else np.full(n, -np.inf)  # no balancer fault: no window
+        after = np.maximum(window_end, np.where(np.isfinite(first_fail), first_fail, back))
         next_req = shape.next_after(after, rate, arrivals)
         by_switch = (until < ctl.fault_end) & np.isfinite(reach) & (reach >= after)
         recovered_issue = np.where(by_switch, reach, next_req)
+        if self.backend_share.any():
+            # A request that lands on a dead instance still called healthy fails too.
+            pending = np.isfinite(recovered_issue)
+            for _ in range(1000):
+                sec = np.clip(recovered_issue, 0, self.seconds - 1).astype(np.int64)
+                pending &= np.isfinite(recovered_issue) & (arrivals.random(n) < self.backend_share[sec])
+                if not pending.any():
+                    break
+                recovered_issue[pending] = shape.next_after(recovered_issue[pending], rate[pending], arrivals)
         if len(self.rescued_delay):
             # A retried request that got through after the first failure is a recovery too
             # (its finish time stands in for its issue time: latency is added below).
@@ -258,6 +295,9 @@ class _Replication:
         rate = pop.rate
         total = rate.sum() * g
         dead = _window_mass(rate, np.full(pop.size, fault), back, seconds) * g if math.isfinite(fault) else 0.0
+        backend = np.isin(issued, self.backend_issued) if len(self.backend_issued) else np.zeros(len(issued), bool)
+        lost_to_backends = np.bincount(np.minimum(issued[backend], seconds - 1).astype(np.int64), minlength=seconds)[:seconds]
+        issued, ends_in_run = issued[~backend], ends_in_run[~backend]
         second = np.minimum(issued, seconds - 1).astype(np.int64)
         recorded = np.bincount(second[ends_in_run], minlength=seconds)[:seconds]
         reset = np.isfinite(reset_at)
@@ -266,7 +306,7 @@ class _Replication:
         # dead window is taken out (in expectation the failures drawn per client: a
         # stub refresh counted one by one stands for the empty gap before it).
         # Subtracting the drawn failures instead adds noise where everyone fails.
-        ok = rng.poisson(np.maximum(total - dead - refused_resets, 0.0))
+        ok = rng.poisson(np.maximum((total - dead) * (1.0 - self.backend_share) - refused_resets, 0.0))
         if len(self.rescued_at):
             # Requests of the dead window that a retry got through: successes, by issue second.
             ok = ok + np.bincount(np.minimum(self.rescued_at, seconds - 1).astype(np.int64), minlength=seconds)[:seconds]
@@ -275,6 +315,7 @@ class _Replication:
         counts = {name: np.zeros(seconds, dtype=np.int64) for name in OUTCOMES}
         counts["ok"] = ok
         counts["timeout" if waits else "refused"] += recorded
+        counts[self.backend_outcome] += lost_to_backends
         counts["refused"] += refused_resets
         counts["shed"] = shed
         timeline = pd.DataFrame({"t": np.arange(seconds, dtype=np.int64)})
@@ -334,6 +375,11 @@ class _Replication:
             ok[start:].astype(float), sc.backends.instances, sc.backends.workers, sc.backends.service_time, sc.rtt,
             self.rng["service"],
         )
+        if self.detour.any() and len(lat):
+            measured_ok = ok[start:].astype(float)
+            k = int(round(len(lat) * float((measured_ok * self.detour[start:]).sum()) / max(measured_ok.sum(), 1.0)))
+            if k:
+                lat[self.rng["service"].choice(len(lat), size=min(k, len(lat)), replace=False)] += instances.CONNECT_TIMEOUT
         late = self.rescued_delay[self.rescued_at >= sc.warmup] if len(self.rescued_delay) else self.rescued_delay
         if len(late) and len(lat):
             # The sample stands for all successful requests; the late ones join at their share.

@@ -85,6 +85,35 @@ def test_fast_agrees_with_the_model(case: str, strategy: str) -> None:
     assert_agree(scenario(**{**SMALL, **CASES[case]}), strategy)
 
 
+def _dead_instance(mode: str, retries: int, **more: object) -> dict:
+    return {
+        "faults": [{"at": "20s", "kind": "instance_down", "count": 1, "for": "1h", "mode": mode}],
+        "clients.0.count": 100, "clients.0.rate": "2/s", "duration": "40s",
+        "backends": {"instances": 4, "workers": 100, "service_time": "1ms", "policy": "random", "retries": retries,
+                     "health_check": {"interval": "2s", "fall": 3, "rise": 2, "timeout": "1s"}},
+        **more,
+    }
+
+
+INSTANCE_CASES = {
+    "dead instance, no retry (the model's validation scenario)": _dead_instance("refuse", 0),
+    "dead instance, a retry": _dead_instance("refuse", 1),
+    "blackholed instance": _dead_instance("blackhole", 0),
+    "blackholed instance, a retry (late successes)": _dead_instance("blackhole", 1),
+    "two of four instances down 30 s, round robin": {
+        "faults": [{"at": "20s", "kind": "instance_down", "count": 2, "for": "30s", "mode": "refuse"}],
+        "clients.0.count": 300, "dns.resolvers.0.count": 300, "duration": "2m",
+        "backends": {"instances": 4, "workers": 100, "service_time": "1ms", "policy": "round_robin"},
+    },
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(INSTANCE_CASES))
+def test_fast_agrees_on_backend_instance_faults(case: str) -> None:
+    assert_agree(scenario(**INSTANCE_CASES[case]), "eip_remap", reps=6)
+
+
 NEW_STRATEGIES = ("alias_apex", "dns_failover", "vrrp", "anycast")
 NEW_CASES = {
     "base": {},
@@ -140,7 +169,7 @@ def test_unsupported_features_are_named() -> None:
     from sim.fast import unsupported
 
     sc = scenario(**{"backends.autoscaling": {"min": 2, "max": 8}, "faults": [
-        {"at": "10s", "kind": "dns_down", "for": "30s"}]})
+        {"at": "10s", "kind": "dns_down", "for": "30s"}]})  # neither is modelled by the fast engine
     reasons = unsupported(sc)
     assert any("backends.autoscaling" in r for r in reasons)
     assert any("faults[0]" in r and "dns_down" in r for r in reasons)
