@@ -22,11 +22,11 @@ from sim.scenario import models as m
 
 # The action after which each strategy's new path carries traffic.
 EFFECTIVE_ACTION = {
-    "cname_repoint": "propagated", "alias_apex": "propagated", "dns_failover": "propagated",
+    "cname_repoint": "propagated", "alias_apex": "propagated", "dns_failover": "propagated", "multi_a": "propagated",
     "eip_remap": "address_moved", "vrrp": "address_moved", "anycast": "traffic_shifted",
 }
 # Strategies that change DNS records; the others move addresses.
-DNS_CHANGE = ("cname_repoint", "alias_apex", "dns_failover")
+DNS_CHANGE = ("cname_repoint", "alias_apex", "dns_failover", "multi_a")
 
 
 @dataclass(frozen=True)

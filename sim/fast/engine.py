@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sim.fast import instances, load
+from sim.fast import instances, load, multia
 from sim.fast.control import DNS_CHANGE, ControlPlane, control_plane
 from sim.fast.dns import query_counts, switch_times
 from sim.fast.intensity import Intensity
@@ -32,7 +32,7 @@ from sim.scenario import models as m
 OUTCOMES = ("ok", "refused", "timeout", "error_5xx", "dns_error", "shed")
 # The same purposes as the model's streams, spawned in the same order.
 STREAMS = ("arrivals", "clients", "priming", "dns", "service", "control", "balancing", "faults", "traffic")
-SUPPORTED_STRATEGIES = ("cname_repoint", "alias_apex", "dns_failover", "eip_remap", "vrrp", "anycast")
+SUPPORTED_STRATEGIES = ("cname_repoint", "alias_apex", "dns_failover", "multi_a", "eip_remap", "vrrp", "anycast")
 
 
 @dataclass
@@ -81,6 +81,8 @@ def unsupported(scenario: m.Scenario, strategies: list[str] | None = None) -> li
         if getattr(c, "address_mode", "first") == "next" and blackhole:
             out.append(f"clients[{i}].address_mode: next, with a blackholed balancer")
     for s in scenario.strategies if strategies is None else strategies:
+        if s == "multi_a" and blackhole:
+            out.append("strategies: multi_a with a blackholed balancer (fallback delays)")
         if s not in SUPPORTED_STRATEGIES:
             out.append(f"strategies: {s} (run the others with --strategy)")
     return out
@@ -126,6 +128,7 @@ class _Replication:
                 "cname_repoint": (dns.service_ttl, dns.balancer_ttl),
                 "alias_apex": (dns.balancer_ttl, None),
                 "dns_failover": (dns.service_ttl, None),
+                "multi_a": (dns.service_ttl, None),
             }[self.strategy]
             reach, until, hits, mass = switch_times(
                 sc, pop, shape, ctl.effective_at, self.q_outage, outage, self.rng["dns"], record, chain
@@ -143,6 +146,13 @@ class _Replication:
         failures = hits + arrivals.poisson(rate * mass) if math.isfinite(fault) else np.zeros(n, np.int64)
         owner = np.repeat(np.arange(n), failures)
         issued = shape.uniform_between(start[owner], back[owner], arrivals.random(len(owner)))
+        multi_recovered = None
+        if self.strategy == "multi_a" and math.isfinite(fault):
+            rotate = sc.failover.multi_a.order == "rotate"
+            owner, issued, multi_recovered = multia.follow(pop, shape, fault, back, sc.dns.service_ttl, rotate, arrivals)
+            failures = np.bincount(owner, minlength=n)
+            self.outage_end = fault  # clients re-resolve once after a failure, not all outage long
+            back = start.copy()  # no window: the failures above are all there is
         waits = ctl.mode == "blackhole"
         self.rescued_delay = np.empty(0)
         self.rescued_at = np.empty(0)
@@ -199,6 +209,8 @@ class _Replication:
         next_req = shape.next_after(after, rate, arrivals)
         by_switch = (until < ctl.fault_end) & np.isfinite(reach) & (reach >= after)
         recovered_issue = np.where(by_switch, reach, next_req)
+        if multi_recovered is not None:
+            recovered_issue = multi_recovered
         if self.backend_share.any():
             # A request that lands on a dead instance still called healthy fails too.
             pending = np.isfinite(recovered_issue)
@@ -306,6 +318,8 @@ class _Replication:
         # dead window is taken out (in expectation the failures drawn per client: a
         # stub refresh counted one by one stands for the empty gap before it).
         # Subtracting the drawn failures instead adds noise where everyone fails.
+        if self.strategy == "multi_a":
+            dead = dead + np.bincount(second, minlength=seconds)[:seconds]  # drawn one by one (sim.fast.multia)
         ok = rng.poisson(np.maximum((total - dead) * (1.0 - self.backend_share) - refused_resets, 0.0))
         if len(self.rescued_at):
             # Requests of the dead window that a retry got through: successes, by issue second.
@@ -324,8 +338,10 @@ class _Replication:
             timeline[name] = counts[name]
         timeline["on_old_target"] = self._on_old_target(fault, reach)
         # Queries run at the outage rate while most clients' paths are dead.
-        busy = (fault, float(np.median(back))) if math.isfinite(fault) else (math.inf, math.inf)
-        dns = query_counts(pop, sc.dns.service_ttl, self.q, self.q_outage, busy, shape, seconds, self.rng["dns"])
+        busy = (fault, getattr(self, "outage_end", float(np.median(back)))) if math.isfinite(fault) else (math.inf, math.inf)
+        # The record our servers answer: an alias carries the balancer's TTL.
+        record_ttl = sc.dns.balancer_ttl if self.strategy == "alias_apex" else sc.dns.service_ttl
+        dns = query_counts(pop, record_ttl, self.q, self.q_outage, busy, shape, seconds, self.rng["dns"])
         timeline["dns_queries"] = dns
         return timeline, ok
 

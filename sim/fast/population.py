@@ -27,6 +27,7 @@ class Cohort:
     attempts: int
     timeout: float
     members: np.ndarray  # client indices
+    next_address: bool = False  # address_mode next
 
 
 @dataclass
@@ -68,7 +69,7 @@ def population(scenario: m.Scenario, rng: np.random.Generator) -> Population:
         rule = build.retry(spec)
         cohorts.append(
             Cohort(spec.name, spec.rate, build.cache_policy(spec.stub_cache), build.reuse(spec), rule.attempts,
-                   rule.timeout, np.arange(start, start + n))
+                   rule.timeout, np.arange(start, start + n), getattr(spec, "address_mode", "first") == "next")
         )
         rates.append(np.full(n, spec.rate))
         cohort_of.append(np.full(n, index))

@@ -43,11 +43,13 @@ def _metrics(engine, sc, strategy: str, reps: int) -> dict[str, np.ndarray]:  # 
     return {key: np.array([r[key] for r in rows], dtype=float) for key in rows[0]}
 
 
-def assert_agree(sc, strategy: str, reps: int = 4) -> None:  # type: ignore[no-untyped-def]
+def assert_agree(sc, strategy: str, reps: int = 4, skip: tuple[str, ...] = ()) -> None:  # type: ignore[no-untyped-def]
     model, quick = _metrics(des, sc, strategy, reps), _metrics(fast, sc, strategy, reps)
     problems = []
     for key in ("requests", "availability", "clients_affected", "recovery_mean", "never_recovered", "dns_queries",
                 "latency_ms_p50", "latency_ms_p99", "dropped"):
+        if key in skip:
+            continue
         a, b = model[key], quick[key]
         if np.isnan(a).all() and np.isnan(b).all():
             continue
@@ -127,6 +129,34 @@ NEW_CASES = {
 @pytest.mark.parametrize("case", list(NEW_CASES))
 def test_fast_agrees_on_the_other_strategies(case: str, strategy: str) -> None:
     assert_agree(scenario(**{**SMALL, **NEW_CASES[case], "strategies": [strategy]}), strategy)
+
+
+MULTI_A_CASES = {
+    "first address, no retry": {},
+    "a retry (goes to the other address)": {"clients.0.retry": {"attempts": 2, "timeout": "5s"}},
+    "pooled connections": {"clients.0.keepalive": "60s"},
+    "JVM stub": {"clients.0.stub_cache": {"kind": "fixed", "ttl": "30s"}},
+    "next address": {"clients.0.address_mode": "next"},
+    "next address, pooled": {"clients.0.address_mode": "next", "clients.0.keepalive": "60s"},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(MULTI_A_CASES))
+def test_fast_agrees_on_multi_a(case: str) -> None:
+    # dns_queries is not compared where connections are pooled: under multi_a a pooled
+    # client looks the name up once after its connection breaks, which the fast engine's
+    # query stream (docs/fast.md) does not follow; the model has a few dozen such queries.
+    pooled = "keepalive" in str(MULTI_A_CASES[case])
+    assert_agree(scenario(**{**SMALL, **MULTI_A_CASES[case], "strategies": ["multi_a"]}), "multi_a", reps=5,
+                 skip=("dns_queries",) if pooled else ())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["cname_repoint", "eip_remap", "alias_apex", "dns_failover", "anycast", "vrrp", "multi_a"])
+def test_fast_agrees_on_the_all_strategies_scenario(strategy: str) -> None:
+    sc = load_file("scenarios/all-strategies.yaml").replace(duration="12m", strategies=[strategy])
+    assert_agree(sc, strategy, reps=4)
 
 
 @pytest.mark.slow
