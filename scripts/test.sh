@@ -7,8 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # fast: uvloop, which sim.core uses when installed; the regression baseline
 # (benchmarks/baseline.json) was recorded with it, and without it the TCP
-# ratio reads ~18% lower (0.78 against 0.95).
-scripts/setup.sh test,fast
+# ratio reads ~18% lower (0.78 against 0.95). dask: the sweep tests run a
+# real Dask LocalCluster.
+scripts/setup.sh test,fast,dask
 missing=()
 for tool in haproxy nginx unbound wrk; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("$tool")
