@@ -35,6 +35,7 @@ FIGURE_TITLES = {
     "success_rate": "Success rate over time",
     "recovery_cdf": "Recovery per client, by strategy",
     "recovery_cdf_by_cohort": "Recovery per client, by cohort",
+    "availability_vs_dns": "Availability against DNS query cost",
     "sweep": "Sweep: main metrics against the swept value",
 }
 # Columns of a sweep table that are not swept values.

@@ -43,14 +43,14 @@ def test_report_of_a_results_folder(run_folder: Path, tmp_path: Path, capsys: py
     # Self-contained: every image inline, nothing fetched from elsewhere
     assert not re.search(r"""(src|href)=["'](?!data:)""", page)
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert len(images) == 3
+    assert len(images) == 4  # success rate, recovery CDF by strategy and by cohort, availability vs DNS cost
     assert all(base64.b64decode(i).startswith(PNG) for i in images)
     for text in ("elb-blowup", "availability", "cname_repoint", "eip_remap", "browsers", "proxies", "Success rate"):
         assert text in page, text
     md = (out / "report.md").read_text(encoding="utf-8")
     assert md.startswith("# elb-blowup")
     linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert sorted(linked) == [f"report-figures/{n}.png" for n in ("recovery_cdf", "recovery_cdf_by_cohort", "success_rate")]
+    assert sorted(linked) == [f"report-figures/{n}.png" for n in ("availability_vs_dns", "recovery_cdf", "recovery_cdf_by_cohort", "success_rate")]
     for link in linked:
         assert (out / link).read_bytes().startswith(PNG)
     assert "| strategy | cohort |" in md and "| availability (%) |" in md
