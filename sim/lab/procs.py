@@ -45,11 +45,17 @@ class Processes:
     def start(self, name: str, argv: list[str], ready: str | None = "json", timeout: float = 15.0) -> subprocess.Popen:
         """Start `argv`; with ready="json", wait for its {"event": "ready"} line on stdout."""
         log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 (the child keeps it open)
-        proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE if ready == "json" else log, stderr=log, start_new_session=True,
-            cwd=self.workdir,
-        )
-        self.children[name] = proc
+        # No signal may land between the fork and the registration: a child started but
+        # not yet registered would outlive a Ctrl-C (seen in CI as an orphaned unbound).
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            proc = subprocess.Popen(
+                argv, stdout=subprocess.PIPE if ready == "json" else log, stderr=log, start_new_session=True,
+                cwd=self.workdir,
+            )
+            self.children[name] = proc
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         if ready == "json":
             assert proc.stdout is not None
             deadline = time.monotonic() + timeout
@@ -79,6 +85,14 @@ class Processes:
             self.stopped.discard(name)
 
     def stop_all(self) -> None:
+        self._stop_registered()
+        # Belt and braces: anything still running in, or from, this world's folder.
+        for pid in _pids_of(self.workdir):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGCONT)
+                os.kill(pid, signal.SIGKILL)
+
+    def _stop_registered(self) -> None:
         for proc in list(self.children.values()):
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -92,6 +106,21 @@ class Processes:
 
     def pids(self) -> list[int]:
         return [p.pid for p in self.children.values()]
+
+
+def _pids_of(workdir: Path) -> list[int]:
+    """Processes whose working directory is `workdir` or whose arguments name it (Linux /proc)."""
+    mine, target = os.getpid(), str(workdir)
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == mine:
+            continue
+        with contextlib.suppress(OSError):
+            cwd = os.readlink(entry / "cwd")
+            args = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if cwd == target or target in args:
+                out.append(int(entry.name))
+    return out
 
 
 def _drain(stream, path: Path) -> None:  # type: ignore[no-untyped-def]
