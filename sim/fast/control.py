@@ -48,7 +48,7 @@ def control_plane(scenario: m.Scenario, strategy: str, rng: np.random.Generator)
     fault = faults[0]
     start = fault.at
     stop = math.inf if fault.for_ is None else fault.at + fault.for_
-    spec = failover_spec(scenario)
+    spec = build.scenario_failover(scenario)
     plan = make_plan(strategy, spec)
     who = getattr(plan, "detection", "scenario")
     if who == "provider":
@@ -67,25 +67,6 @@ def control_plane(scenario: m.Scenario, strategy: str, rng: np.random.Generator)
             if action.kind == EFFECTIVE_ACTION[strategy]:
                 effective = action.at
     return ControlPlane(start, stop, fault.mode, detected, effective)
-
-
-def failover_spec(scenario: m.Scenario):  # type: ignore[no-untyped-def]
-    """The scenario's FailoverSpec with the fields of strategies that bring their own detection."""
-    from dataclasses import replace
-
-    from sim.policy.failover import AnycastSpec, ProviderChecks, VrrpSpec
-
-    f = scenario.failover
-    spec = build.failover(f, scenario.dns.propagation)
-    p, a, v = getattr(f, "provider_checks", None), getattr(f, "anycast", None), getattr(f, "vrrp", None)
-    if p is None or a is None or v is None:
-        return spec
-    return replace(
-        spec,
-        provider=ProviderChecks(p.interval, p.threshold, p.timeout, p.checkers, p.healthy_share),
-        anycast=AnycastSpec(a.interval, a.threshold, a.timeout, a.shift_delay),
-        vrrp=VrrpSpec(v.advert_int, v.priority, v.garp_delay),
-    )
 
 
 def _provider_detection(checks, start: float, stop: float, mode: str, end: float, rng: np.random.Generator) -> float:  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,7 @@ from sim.model.world import BLACKHOLE, REFUSE, UP, Address, Balancer, Endpoint, 
 from sim.policy.attempts import choose_address
 from sim.policy.balancing import eligible, make_balancing_policy
 from sim.policy.cache import CachePolicy, equilibrium_residual
-from sim.policy.failover import AnycastSpec, FailoverSpec, ProviderChecks, VrrpSpec, make_plan
+from sim.policy.failover import ProviderChecks, VrrpSpec, make_plan
 from sim.policy.health import (
     HealthCheckSpec,
     HealthState,
@@ -180,7 +180,7 @@ class Replication:
         self.active = self.balancers[sc.active.name]
         self.standby = self.balancers[sc.standby.name]
         published = {name: self._published(b) for name, b in self.balancers.items()}
-        self.spec = _failover_spec(sc)
+        self.spec = build.scenario_failover(sc)
         # Answers rotate from one resolution to the next (each client starts one
         # address further on), except multi_a with order fixed.
         self.rotate = int(not (self.strategy == "multi_a" and sc.failover.multi_a.order == "fixed"))
@@ -740,19 +740,6 @@ class Replication:
             "dropped": int(measured[SHED].sum()),
         }
         return ReplicationOutput(metrics, clients, timeline)
-
-
-def _failover_spec(sc: m.Scenario) -> FailoverSpec:
-    """sim.scenario.build's FailoverSpec plus the fields of the strategies that
-    bring their own detection (dns_failover, anycast, vrrp)."""
-    f = sc.failover
-    p, a, v = f.provider_checks, f.anycast, f.vrrp
-    return replace(
-        build.failover(f, sc.dns.propagation),
-        provider=ProviderChecks(p.interval, p.threshold, p.timeout, p.checkers, p.healthy_share),
-        anycast=AnycastSpec(a.interval, a.threshold, a.timeout, a.shift_delay),
-        vrrp=VrrpSpec(v.advert_int, v.priority, v.garp_delay),
-    )
 
 
 def simulate(scenario: m.Scenario, strategy: str, seed: np.random.SeedSequence, replication: int = 0) -> ReplicationOutput:

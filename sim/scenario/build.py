@@ -43,6 +43,23 @@ def failover(spec: m.Failover, propagation: object) -> FailoverSpec:
     )
 
 
+def scenario_failover(scenario: m.Scenario) -> FailoverSpec:
+    """The scenario's FailoverSpec with the fields of the strategies that bring their own
+    detection (dns_failover's provider checks, anycast's, vrrp's timer): what every engine drives."""
+    from dataclasses import replace
+
+    from sim.policy.failover import AnycastSpec, ProviderChecks, VrrpSpec
+
+    f = scenario.failover
+    p, a, v = f.provider_checks, f.anycast, f.vrrp
+    return replace(
+        failover(f, scenario.dns.propagation),
+        provider=ProviderChecks(p.interval, p.threshold, p.timeout, p.checkers, p.healthy_share),
+        anycast=AnycastSpec(a.interval, a.threshold, a.timeout, a.shift_delay),
+        vrrp=VrrpSpec(v.advert_int, v.priority, v.garp_delay),
+    )
+
+
 def retry(cohort: m.Cohort) -> RetryRule:
     return RetryRule(attempts=cohort.retry.attempts, timeout=cohort.retry.timeout)
 
