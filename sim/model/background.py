@@ -6,10 +6,10 @@ request path sees their effect only through the objects it already reads.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 from sim.model.world import REFUSE, UP, Balancer, Endpoint
+from sim.policy.scaling import scaling_decision
 
 if TYPE_CHECKING:
     from sim.model.engine import Replication
@@ -109,15 +109,13 @@ def _autoscaling(rep: Replication):  # type: ignore[no-untyped-def]
             samples += 1
         utilization = busy / samples
         live = [i for i in rep.instances if not i.removed]
-        desired = math.ceil(len(live) * utilization / spec.target_utilization)
-        desired = min(spec.max, max(spec.min, desired))
-        if desired > len(live) + pending:
-            for _ in range(desired - len(live) - pending):
+        change = scaling_decision(len(live), pending, utilization, spec.min, spec.max, spec.target_utilization)
+        if change > 0:
+            for _ in range(change):
                 pending += 1
                 rep._later(float(spec.launch_delay.sample(rng, 1)[0]), launched, None)
-        elif desired < len(live) and pending == 0:
-            # Scale in one instance a period: target tracking removes capacity
-            # conservatively, so a brief dip does not throw away a fleet.
+        elif change < 0:
+            # Scale in: the instance with the least work in flight.
             inst = min(live, key=lambda i: i.outstanding)
             inst.draining = True
             inst.removed = True  # no new work; what it holds finishes
