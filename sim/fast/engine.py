@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sim.fast import instances, load, multia
+from sim.fast import fleet, instances, load, multia
 from sim.fast.control import DNS_CHANGE, ControlPlane, control_plane
 from sim.fast.dns import query_counts, switch_times
 from sim.fast.intensity import Intensity
@@ -55,8 +55,6 @@ def unsupported(scenario: m.Scenario, strategies: list[str] | None = None) -> li
             out.append(f"balancers[{i}].scale_delay (node scaling)")
     if scenario.backends.failures is not None:
         out.append("backends.failures (instance failures)")
-    if scenario.backends.autoscaling is not None:
-        out.append("backends.autoscaling")
     down = 0
     spans = []
     for i, f in enumerate(scenario.faults):
@@ -68,12 +66,17 @@ def unsupported(scenario: m.Scenario, strategies: list[str] | None = None) -> li
             down += 1
             if down > 1:
                 out.append(f"faults[{i}]: a second balancer_down")
-        else:
-            spans.append((f.at, f.at + f.for_, i))
+        elif isinstance(f, m.Traffic):
+            spans.append((f.at, f.at + f.for_, i, f.factor))
+    # Overlapping traffic faults add up in both engines (a surge adds its own arrivals, a
+    # drop thins the base ones), except two drops: the model thins with one factor at a time.
     spans.sort()
-    for (_, stop, _), (start, _, i) in zip(spans, spans[1:], strict=False):
-        if start < stop:
-            out.append(f"faults[{i}]: traffic faults that overlap")
+    for k, (start, _, i, factor) in enumerate(spans):
+        if factor < 1 and any(start < stop and other < 1 for _, stop, _, other in spans[:k]):
+            out.append(f"faults[{i}]: a traffic drop that overlaps another traffic drop")
+    modes = {f.mode for f in scenario.faults if isinstance(f, m.InstanceDown)}
+    if len(modes) > 1:
+        out.append("faults: instance_down faults of both modes (refuse and blackhole)")
     blackhole = any(isinstance(f, m.BalancerDown) and f.mode == "blackhole" for f in scenario.faults)
     for i, c in enumerate(scenario.clients):
         # Trying the answer's next address matters only when there is one that works or a
@@ -168,25 +171,47 @@ class _Replication:
             self.rescued_owner = owner[saved]
             failures = failures - np.bincount(owner[saved], minlength=n)
             owner, issued = owner[~saved], issued[~saved]
-        # Requests the balancer sends to a dead backend instance it still calls healthy.
-        share, self.backend_outcome, self.backend_mode, first_dead = instances.failure_share(
-            sc, self.seconds, self.rng["faults"]
-        )
+        # The backend fleet per second (sim.fast.fleet): dead instances still called healthy,
+        # full queues, autoscaling; its load is what gets past the balancers.
+        self.fleet = self._fleet(fault, start, back)
+        share, first_dead = self.fleet.share, self.fleet.first_dead
+        self.backend_outcome, self.backend_mode = self.fleet.outcome, self.fleet.mode
         # Successful requests that first waited out a blackholed instance's connect timeout.
         self.detour = np.where(share < 1, (first_dead - share) / np.maximum(1 - share, 1e-12), 0.0) \
             if self.backend_mode == "blackhole" else np.zeros(self.seconds)
-        self.backend_share = share
+        # Per client: the share of its requests that fail at the backends in each second
+        # (its own attempts retry a refused or shed one), and the part of those shed.
+        classes, self.attempt_class = np.unique(self.attempts, return_inverse=True)
+        finals = [self.fleet.final(int(a)) for a in classes]
+        self.backend_fail = np.array([f for f, _ in finals])
+        backend_shed = np.array([sh for _, sh in finals])
         self.backend_issued = np.empty(0)
+        self.backend_shed = np.zeros(self.seconds, dtype=np.int64)
         first_issue = np.full(n, np.inf)
         np.minimum.at(first_issue, owner, issued)
         cost = self.attempts * self.timeout if waits else np.zeros(n)
         first_fail = first_issue + cost
-        if share.any():
-            weight = share * shape.g[: self.seconds]
-            lost = arrivals.poisson(rate * weight.sum())
-            who = np.repeat(np.arange(n), lost)
-            second = arrivals.choice(self.seconds, size=len(who), p=weight / weight.sum())
-            when = second + arrivals.random(len(who))
+        if self.backend_fail.any():
+            whos, whens = [], []
+            for c in range(len(classes)):
+                weight = self.backend_fail[c] * shape.g[: self.seconds]
+                if not weight.sum() > 0:
+                    continue
+                members = np.flatnonzero(self.attempt_class == c)
+                lost_c = arrivals.poisson(rate[members] * weight.sum())
+                who_c = np.repeat(members, lost_c)
+                second = arrivals.choice(self.seconds, size=len(who_c), p=weight / weight.sum())
+                # Which of them the fleet shed (the last attempt found a full queue).
+                shed = arrivals.random(len(who_c)) * self.backend_fail[c][second] < backend_shed[c][second]
+                self.backend_shed += np.bincount(second[shed], minlength=self.seconds)[: self.seconds]
+                whos.append(who_c)
+                whens.append(second + arrivals.random(len(who_c)))
+            who = np.concatenate(whos) if whos else np.empty(0, dtype=np.int64)
+            when = np.concatenate(whens) if whens else np.empty(0)
+            # As in the model, a client's failures count from the first fault on (a fleet
+            # overloaded from the start fails requests before it); the timeline has them all.
+            counted = when >= min((f.at for f in sc.faults), default=math.inf)
+            lost = np.bincount(who[counted], minlength=n)
             self.backend_issued = when
             failures = failures + lost
             # A blackholed instance costs the balancer's connect timeout per try (504),
@@ -195,7 +220,7 @@ class _Replication:
             if self.backend_mode == "blackhole":
                 spent = np.minimum(self.timeout, instances.CONNECT_TIMEOUT * (sc.backends.retries + 1))
             first_backend = np.full(n, np.inf)
-            np.minimum.at(first_backend, who, when)
+            np.minimum.at(first_backend, who[counted], when[counted])
             first_fail = np.minimum(first_fail, first_backend + spent)
             first_issue = np.minimum(first_issue, first_backend)
             owner, issued = np.concatenate([owner, who]), np.concatenate([issued, when])
@@ -211,12 +236,13 @@ class _Replication:
         recovered_issue = np.where(by_switch, reach, next_req)
         if multi_recovered is not None:
             recovered_issue = multi_recovered
-        if self.backend_share.any():
-            # A request that lands on a dead instance still called healthy fails too.
+        if self.backend_fail.any():
+            # A request that fails at the backends (a dead instance, a full queue) fails too.
             pending = np.isfinite(recovered_issue)
             for _ in range(1000):
                 sec = np.clip(recovered_issue, 0, self.seconds - 1).astype(np.int64)
-                pending &= np.isfinite(recovered_issue) & (arrivals.random(n) < self.backend_share[sec])
+                chance = self.backend_fail[self.attempt_class, sec]
+                pending &= np.isfinite(recovered_issue) & (arrivals.random(n) < chance)
                 if not pending.any():
                     break
                 recovered_issue[pending] = shape.next_after(recovered_issue[pending], rate[pending], arrivals)
@@ -246,6 +272,26 @@ class _Replication:
         ends_in_run = issued + cost[owner] <= self.end
         timeline, ok = self._timeline(fault, reach, back, issued, ends_in_run, reset_at, waits)
         return ReplicationOutput(self._metrics(timeline, clients, ok), clients, timeline)
+
+    # -- the backend fleet ---------------------------------------------------------------
+
+    def _fleet(self, fault: float, start: np.ndarray, back: np.ndarray) -> fleet.Fleet:
+        """The fleet's per-second state, given the requests that get past the balancers
+        (every client's intensity, less its dead-balancer window), per client attempts."""
+        pop, g = self.pop, self.shape.g[: self.seconds]
+        load: dict[int, np.ndarray] = {}
+        for a in np.unique(self.attempts):
+            mask = self.attempts == a
+            alive = pop.rate[mask].sum() * g
+            if math.isfinite(fault):
+                alive = alive - _window_mass(pop.rate[mask], start[mask], back[mask], self.seconds) * g
+            load[int(a)] = np.maximum(alive, 0.0)
+        out = fleet.simulate(self.sc, self.seconds, load, self.rng["faults"], self.rng["control"])
+        # The share of the requests that get past the balancers that then fail at the backends.
+        total = sum(load.values())
+        lost = sum(v * out.final(a)[0] for a, v in load.items())
+        self.backend_mean = np.divide(lost, total, out=np.zeros(self.seconds), where=total > 0)
+        return out
 
     # -- connection resets at an address move -----------------------------------------
 
@@ -320,7 +366,7 @@ class _Replication:
         # Subtracting the drawn failures instead adds noise where everyone fails.
         if self.strategy == "multi_a":
             dead = dead + np.bincount(second, minlength=seconds)[:seconds]  # drawn one by one (sim.fast.multia)
-        ok = rng.poisson(np.maximum((total - dead) * (1.0 - self.backend_share) - refused_resets, 0.0))
+        ok = rng.poisson(np.maximum((total - dead) * (1.0 - self.backend_mean) - refused_resets, 0.0))
         if len(self.rescued_at):
             # Requests of the dead window that a retry got through: successes, by issue second.
             ok = ok + np.bincount(np.minimum(self.rescued_at, seconds - 1).astype(np.int64), minlength=seconds)[:seconds]
@@ -329,9 +375,9 @@ class _Replication:
         counts = {name: np.zeros(seconds, dtype=np.int64) for name in OUTCOMES}
         counts["ok"] = ok
         counts["timeout" if waits else "refused"] += recorded
-        counts[self.backend_outcome] += lost_to_backends
+        counts[self.backend_outcome] += lost_to_backends - self.backend_shed
         counts["refused"] += refused_resets
-        counts["shed"] = shed
+        counts["shed"] = shed + self.backend_shed
         timeline = pd.DataFrame({"t": np.arange(seconds, dtype=np.int64)})
         timeline["requests"] = sum(counts.values())
         for name in OUTCOMES:
@@ -387,10 +433,8 @@ class _Replication:
         measured = timeline.iloc[start:]
         requests = int(measured["requests"].sum())
         failed = requests - int(measured["ok"].sum())
-        lat = load.latencies(
-            ok[start:].astype(float), sc.backends.instances, sc.backends.workers, sc.backends.service_time, sc.rtt,
-            self.rng["service"],
-        )
+        lat = load.latencies(ok[start:].astype(float), self.fleet.queue, start, sc.backends.service_time, sc.rtt,
+                             self.rng["service"])
         if self.detour.any() and len(lat):
             measured_ok = ok[start:].astype(float)
             k = int(round(len(lat) * float((measured_ok * self.detour[start:]).sum()) / max(measured_ok.sum(), 1.0)))

@@ -11,7 +11,9 @@ import math
 __all__ = ["scaling_decision"]
 
 
-def scaling_decision(live: int, pending: int, utilization: float, low: int, high: int, target: float) -> int:
+def scaling_decision(
+    live: int, pending: int, utilization: float, low: int, high: int, target: float
+) -> int:
     """Instances to launch (> 0), or -1 to retire one, or 0.
 
     `live`: instances not retired (dead ones included: the fleet still owns them);

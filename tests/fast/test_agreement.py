@@ -198,8 +198,76 @@ def test_fast_agrees_on_random_small_scenarios(ttl: str, rate: str, stub: dict, 
 def test_unsupported_features_are_named() -> None:
     from sim.fast import unsupported
 
-    sc = scenario(**{"backends.autoscaling": {"min": 2, "max": 8}, "faults": [
+    sc = scenario(**{"backends.failures": {"mtbf": "1h", "repair": "5m"}, "faults": [
         {"at": "10s", "kind": "dns_down", "for": "30s"}]})  # neither is modelled by the fast engine
     reasons = unsupported(sc)
-    assert any("backends.autoscaling" in r for r in reasons)
+    assert any("backends.failures" in r for r in reasons)
     assert any("faults[0]" in r and "dns_down" in r for r in reasons)
+    assert not unsupported(load_file("scenarios/spike-autoscaling.yaml"))
+
+
+def test_overlapping_traffic_drops_are_named() -> None:
+    from sim.fast import unsupported
+
+    surges = [{"at": "10s", "kind": "traffic", "factor": 2, "for": "60s"},
+              {"at": "30s", "kind": "traffic", "factor": 0.5, "for": "60s"}]
+    assert not unsupported(scenario(faults=surges))  # a surge and a drop add up in both engines
+    drops = [{**surges[0], "factor": 0.5}, surges[1]]
+    assert any("faults[1]" in r for r in unsupported(scenario(faults=drops)))
+
+
+# -- the backend fleet: capacity, queueing, autoscaling (sim.fast.fleet) ----------------
+
+_CHECKS = {"interval": "2s", "fall": 3, "rise": 2, "timeout": "1s"}
+FLEET_CASES = {
+    "autoscaling with a traffic step (least outstanding, a client retry)": {
+        "clients.0.count": 100, "clients.0.rate": "0.5/s", "dns.resolvers.0.count": 100, "duration": "4m",
+        "clients.0.retry": {"attempts": 2, "timeout": "5s"},
+        "backends": {"instances": 2, "workers": 4, "service_time": {"exp": "100ms"}, "queue_limit": 16,
+                     "policy": "least_outstanding", "health_check": _CHECKS,
+                     "autoscaling": {"min": 2, "max": 8, "target_utilization": 0.6, "period": "20s",
+                                     "launch_delay": "30s"}},
+        "faults": [{"at": "60s", "kind": "traffic", "factor": 3, "for": "2m"}],
+    },
+    "overload with shedding, no autoscaling (random)": {
+        "clients.0.count": 150, "clients.0.rate": "1/s", "dns.resolvers.0.count": 150, "duration": "1m",
+        "backends": {"instances": 3, "workers": 2, "service_time": {"exp": "50ms"}, "queue_limit": 8,
+                     "policy": "random", "health_check": _CHECKS},
+        "faults": [{"at": "20s", "kind": "traffic", "factor": 1.5, "for": "20s"}],
+    },
+    "an instance down with queueing (random, a balancer retry)": {
+        "clients.0.count": 200, "clients.0.rate": "1/s", "dns.resolvers.0.count": 200, "duration": "90s",
+        "backends": {"instances": 4, "workers": 4, "service_time": {"exp": "50ms"}, "queue_limit": 16,
+                     "policy": "random", "retries": 1, "health_check": _CHECKS},
+        "faults": [{"at": "20s", "kind": "instance_down", "count": 1, "for": "40s", "mode": "refuse"}],
+    },
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(FLEET_CASES))
+def test_fast_agrees_on_the_backend_fleet(case: str) -> None:
+    # recovery_mean is not compared for the dead instance (docs/fast.md): the model also
+    # fails the requests the victim held when it died (2 to 5 of them, recovering within
+    # a second or two) and its sheds come in bursts, so its mean is 14 to 16 s against the
+    # fast engine's 22 s (8 replications: 15.9 against 21.9, 3.2 standard errors).
+    dead = "instance_down" in str(FLEET_CASES[case])
+    assert_agree(scenario(**FLEET_CASES[case]), "eip_remap", reps=6, skip=("recovery_mean",) if dead else ())
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="known deviation (docs/fast.md): under round robin the retry of a request refused by a "
+                   "dead instance goes to the instance after it, which then takes two shares of the load and "
+                   "sheds; the fast engine spreads retries evenly (8 replications: dropped 57 against the "
+                   "model's 102, clients affected 49 against 80)", strict=False)
+def test_round_robin_retries_off_a_dead_instance_pile_up() -> None:
+    sc = scenario(**FLEET_CASES["an instance down with queueing (random, a balancer retry)"])
+    assert_agree(sc.with_values({"backends.policy": "round_robin"}), "eip_remap", reps=6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["cname_repoint", "eip_remap"])
+def test_fast_agrees_on_the_spike_autoscaling_scenario(strategy: str) -> None:
+    # The spike (minutes 6 to 16) and the scale-in after it, without the last 8 quiet minutes.
+    sc = load_file("scenarios/spike-autoscaling.yaml").replace(duration="17m")
+    assert_agree(sc, strategy, reps=3)

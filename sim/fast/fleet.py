@@ -1,0 +1,343 @@
+"""The backend fleet second by second: which instances serve, how full they are, autoscaling.
+
+Control plane, discrete, as in the model (sim.model.engine._forward,
+sim.model.background._autoscaling):
+- an instance is launched (up, not yet healthy), becomes eligible after `rise`
+  passing probes of its own checker (random phase), dies in an instance_down
+  fault (victims drawn among the instances up then; each victim's checker as
+  sim.fast.instances), and is retired by a scale-in (no new work).
+- autoscaling: every `period`, the mean of int(period) samples of busy workers
+  over the workers of running instances, then sim.policy.scaling's decision;
+  launches serve after the launch delay and their checks.
+
+Data plane, per second, by formula (sim.fast.queueing):
+- least_outstanding and p2c keep queues level, so the eligible live instances
+  are one pool, M/M/(n c)/(n (c + K)): full only when every instance is.
+  random and round_robin: each instance M/M/c/(c + K) at lambda / n.
+- a worker is held for the service time plus the rtt (as in the model), taken
+  as exponential with that mean.
+- a request whose every balancer try lands on a dead instance still called
+  healthy fails (sim.fast.instances' uniform pick), except under
+  least_outstanding with refused connects: a dead instance holds no work, so it
+  is every pick's first choice; while there are at least as many dead eligible
+  instances as tries, a live instance takes a request only when it is idle
+  (ties at zero), and the live fleet is a loss system on the idle count, solved
+  as a birth-death chain.
+- clients retry a shed or refused request at once, which adds load: the
+  per-attempt failure q solves q = F(lambda sum_{k<A} q^k) by iteration.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sim.fast import instances
+from sim.fast.queueing import Queue, erlang_b
+from sim.policy.scaling import scaling_decision
+from sim.scenario import build
+from sim.scenario import models as m
+
+POOLED = ("least_outstanding", "p2c")
+
+
+@dataclass
+class Fleet:
+    """Per second: what an attempt that reaches the backends meets."""
+
+    share: np.ndarray  # an attempt fails on dead instances still called healthy
+    first_dead: np.ndarray  # its first try lands on one (blackhole: the connect timeout is spent)
+    block: np.ndarray  # an attempt that reaches a live instance finds its queue full: shed
+    queue: Queue  # waiting of the admitted ones
+    outcome: str  # what a dead-instance failure is: error_5xx or timeout
+    mode: str  # the instance faults' mode
+    decisions: list[tuple[float, int]] = field(
+        default_factory=list
+    )  # (time, live + pending), as the model's fleet
+
+    def final(self, attempts: int) -> tuple[np.ndarray, np.ndarray]:
+        """(share of requests of a client with `attempts` that fail in the end, the part of
+        them that is shed). Refused and shed attempts are retried at once (the same second);
+        a blackholed instance is left to its connect timeout (sim.fast.instances)."""
+        p, d = self.block, self.share
+        if self.mode == "blackhole":
+            shed = (1.0 - d) * p**attempts
+            return d + shed, shed
+        q = 1.0 - (1.0 - d) * (1.0 - p)
+        fail = q**attempts
+        # The last attempt is shed with probability (1 - d) p / q.
+        shed = np.divide(fail * (1.0 - d) * p, q, out=np.zeros_like(q), where=q > 0)
+        return fail, shed
+
+
+@dataclass
+class _Instance:
+    up_at: float  # launched: counted as running from here (its workers are idle until eligible)
+    healthy_at: float  # eligible from here
+    removed_at: float = math.inf
+    dead: list[tuple[float, float, float, float]] = field(
+        default_factory=list
+    )  # (start, stop, down_at, up_at)
+
+
+def simulate(
+    scenario: m.Scenario,
+    seconds: int,
+    load: dict[int, np.ndarray],
+    rng: np.random.Generator,
+    control: np.random.Generator,
+) -> Fleet:
+    """`load`: per client attempts A, the requests per second that reach the backends."""
+    return _Fleet(scenario, seconds, load, rng, control).run()
+
+
+class _Fleet:
+    def __init__(
+        self,
+        scenario: m.Scenario,
+        seconds: int,
+        load: dict[int, np.ndarray],
+        rng: np.random.Generator,
+        control: np.random.Generator,
+    ) -> None:
+        self.sc = scenario
+        self.spec = scenario.backends
+        self.hc = build.health_check(self.spec.health_check)
+        self.seconds = seconds
+        self.load = {a: np.asarray(v, dtype=float)[:seconds] for a, v in load.items()}
+        self.rng = rng
+        self.control = control
+        self.holding = float(self.spec.service_time.mean) + scenario.rtt
+        self.mu = 1.0 / self.holding if self.holding > 0 else 1e12
+        self.fleet = [_Instance(-math.inf, -math.inf) for _ in range(self.spec.instances)]
+        faults = [f for f in scenario.faults if isinstance(f, m.InstanceDown)]
+        self.faults = sorted(faults, key=lambda f: f.at)
+        self.mode = self.faults[0].mode if self.faults else "refuse"
+        n = seconds
+        self.share, self.first_dead, self.block = np.zeros(n), np.zeros(n), np.zeros(n)
+        self.servers, self.room = np.ones(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+        self.rho, self.erlang = np.zeros(n), np.ones(n)
+        self.busy = np.zeros(n)  # expected busy workers
+        self.busy_var = np.zeros(n)  # and their variance at an instant
+        self.pool = np.ones(n, dtype=np.int64)  # instances behind one pooled queue
+        self.running = np.zeros(n)  # workers of running instances (the utilization's denominator)
+
+    def run(self) -> Fleet:
+        auto = self.spec.autoscaling
+        decisions: list[tuple[float, int]] = []
+        if auto is None:
+            self._faults_until(math.inf)
+            self._serve(0, self.seconds)
+        else:
+            pending: list[float] = []  # launch times of instances not yet running
+            done = 0
+            k = 1
+            while (
+                k * auto.period < self.sc.end
+            ):  # the model's run stops before a decision at its end
+                now = k * auto.period
+                self._faults_until(now)
+                stop = min(self.seconds, int(math.ceil(now)))
+                self._serve(done, stop)
+                done = stop
+                utilization = self._utilization((k - 1) * auto.period, auto.period)
+                pending = [t for t in pending if t > now]
+                live = [i for i in self.fleet if i.removed_at > now and i.up_at <= now]
+                change = scaling_decision(
+                    len(live),
+                    len(pending),
+                    utilization,
+                    auto.min,
+                    auto.max,
+                    auto.target_utilization,
+                )
+                for _ in range(max(change, 0)):
+                    at = now + float(auto.launch_delay.sample(self.control, 1)[0])
+                    pending.append(at)
+                    healthy = at + self.hc.interval * (
+                        float(self.control.random()) + self.hc.rise - 1
+                    )
+                    self.fleet.append(_Instance(at, healthy))
+                if change < 0:
+                    self._retire(live, now)
+                running = sum(1 for i in self.fleet if i.removed_at > now and i.up_at <= now)
+                decisions.append((now, running + len(pending)))
+                k += 1
+            self._faults_until(math.inf)
+            self._serve(done, self.seconds)
+        queue = Queue(self.servers, self.room, self.rho, self.erlang, self.mu, self.pool)
+        outcome = "error_5xx"
+        if (
+            self.mode == "blackhole"
+            and min(c.retry.timeout for c in self.sc.clients) <= instances.CONNECT_TIMEOUT
+        ):
+            outcome = "timeout"
+        return Fleet(self.share, self.first_dead, self.block, queue, outcome, self.mode, decisions)
+
+    # -- control plane ------------------------------------------------------------------
+
+    def _faults_until(self, now: float) -> None:
+        """instance_down faults that start before `now`: victims among the instances up then."""
+        while self.faults and self.faults[0].at < now:
+            fault = self.faults.pop(0)
+            at = fault.at
+            up = [i for i in self.fleet if i.up_at <= at < i.removed_at and not _dead_at(i, at)]
+            picks = self.rng.choice(len(up), size=min(fault.count, len(up)), replace=False)
+            for p in picks:
+                start, stop = at, at + fault.for_
+                victim = up[int(p)]
+                # Its checker's probes run from its launch (the first instances' from time 0).
+                origin = victim.up_at if math.isfinite(victim.up_at) else 0.0
+                phase = (float(self.rng.random()) + origin / self.hc.interval) % 1.0
+                down_at, up_at = instances.checker(
+                    self.hc, start, stop, fault.mode, self.sc.end, phase
+                )
+                victim.dead.append((start, stop, down_at, up_at))
+
+    def _retire(self, live: list[_Instance], now: float) -> None:
+        """The model retires the instance with the least work in flight: a dead one (it holds
+        none), else one not yet eligible, else any (the serving ones are alike here)."""
+        dead = [i for i in live if _dead_at(i, now)]
+        idle = [i for i in live if i.healthy_at > now]
+        (dead or idle or live)[0].removed_at = now
+
+    def _utilization(self, start: float, period: float) -> float:
+        """The model's samples: at int(period) instants of the period, busy workers over the
+        workers of running instances (up, not retired, not dead)."""
+        steps = max(1, int(period))
+        total = spread = 0.0
+        for j in range(1, steps + 1):
+            t = start + j * period / steps
+            s = min(max(int(math.ceil(t)) - 1, 0), self.seconds - 1)
+            running = sum(
+                1 for i in self.fleet if i.up_at <= t < i.removed_at and not _dead_at(i, t)
+            )
+            workers = max(1, running * self.spec.workers)
+            total += min(self.busy[s], workers) / workers
+            spread += self.busy_var[s] / workers**2
+        # The model's samples are instants of a random queue, and its decision a ceiling of
+        # their mean: near a threshold the noise decides, so it is drawn here too. Busy
+        # workers vary about as a Poisson count thinned by the chance that all are busy;
+        # samples a step apart are correlated by exp(-step / holding) (AR(1)).
+        r = math.exp(-(period / steps) / self.holding) if self.holding > 0 else 0.0
+        sd = math.sqrt(spread * (1.0 + r) / (1.0 - r)) / steps if r < 1 else 0.0
+        # Clipped as the model's is bounded: a saturated fleet measures exactly 1, which the
+        # decision's ceiling must see as 1 (10 instances for 6 at a 0.6 target, not 11).
+        return min(1.0, max(0.0, total / steps + sd * float(self.control.standard_normal())))
+
+    # -- data plane -------------------------------------------------------------------
+
+    def _serve(self, lo: int, hi: int) -> None:
+        """Per second in [lo, hi): counts from the instances, then the queue's fixed point."""
+        if hi <= lo:
+            return
+        spec = self.spec
+        t = np.arange(lo, hi) + 0.5
+        live = np.zeros(hi - lo)
+        dead = np.zeros(hi - lo)
+        for inst in self.fleet:
+            there = (t >= inst.up_at) & (t < inst.removed_at)
+            eligible = there & (t >= inst.healthy_at)
+            down = np.zeros(hi - lo, dtype=bool)
+            for start, stop, down_at, up_at in inst.dead:
+                down |= (t >= start) & (t < stop)
+                eligible &= ~((t >= down_at) & (t < up_at))
+            live += eligible & ~down
+            dead += eligible & down
+        lam = {a: v[lo:hi] for a, v in self.load.items()}
+        share, first_dead = self._dead_share(live, dead)
+        chain = self._chain_seconds(live, dead)
+        q = share.copy()
+        pooled = spec.policy in POOLED
+        n = np.maximum(live, 1)
+        servers = (n * spec.workers if pooled else np.full(hi - lo, spec.workers)).astype(np.int64)
+        room = (n * spec.queue_limit if pooled else np.full(hi - lo, spec.queue_limit)).astype(
+            np.int64
+        )
+        for _ in range(200):
+            attempts = sum(v * _geometric_sum(q, a) for a, v in lam.items())
+            if chain.any():
+                share[chain], carried_chain = _loss_chain(
+                    attempts[chain], live[chain], dead[chain], spec.retries + 1, self.mu
+                )
+            reach = attempts * (1.0 - share)
+            per = reach if pooled else reach / n
+            offered = per / self.mu
+            erl = erlang_b(servers, offered)
+            rho = offered / servers
+            block, wait = Queue(servers, room, rho, erl, self.mu).probabilities()
+            block = np.where(live > 0, np.where(chain, 0.0, block), 1.0)
+            new = 1.0 - (1.0 - share) * (1.0 - block)
+            converged = np.max(np.abs(new - q), initial=0.0) < 1e-9
+            q = new
+            if converged:
+                break
+        busy = reach * (1.0 - block) * self.holding
+        var = busy * np.clip(1.0 - block - wait, 0.0, 1.0)
+        if chain.any():
+            busy[chain] = carried_chain * self.holding
+            var[chain] = busy[chain]
+        sl = slice(lo, hi)
+        self.share[sl], self.first_dead[sl], self.block[sl] = share, first_dead, block
+        self.servers[sl], self.room[sl], self.rho[sl], self.erlang[sl] = servers, room, rho, erl
+        self.busy[sl], self.busy_var[sl] = busy, var
+        self.pool[sl] = n if pooled else 1
+
+    def _dead_share(self, live: np.ndarray, dead: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        e = live + dead
+        tries = np.minimum(self.spec.retries + 1, np.maximum(e, 1))
+        share = np.ones_like(e)
+        for i in range(int(tries.max(initial=1))):
+            # Every try so far landed on a dead instance (picks without replacement).
+            share *= np.where(i < tries, np.clip(dead - i, 0, None) / np.maximum(e - i, 1), 1.0)
+        share = np.where(e == 0, 1.0, np.where(dead == 0, 0.0, share))  # no eligible instance: 503
+        first = np.where(e == 0, 1.0, dead / np.maximum(e, 1))
+        if self.spec.policy == "least_outstanding" and self.mode == "refuse":
+            # Dead instances hold no work: they are picked first, so a request fails only in
+            # the chain's regime (every try can land on one), solved per second in _serve.
+            share = np.where(e == 0, 1.0, 0.0)
+        return share, first
+
+    def _chain_seconds(self, live: np.ndarray, dead: np.ndarray) -> np.ndarray:
+        if self.spec.policy != "least_outstanding" or self.mode != "refuse":
+            return np.zeros(len(live), dtype=bool)
+        return (dead >= self.spec.retries + 1) & (live > 0)
+
+
+def _dead_at(inst: _Instance, t: float) -> bool:
+    return any(start <= t < stop for start, stop, _, _ in inst.dead)
+
+
+def _geometric_sum(q: np.ndarray, attempts: int) -> np.ndarray:
+    """Attempts per request when each fails with q and a request has `attempts` at most."""
+    return sum((q**k for k in range(attempts)), np.zeros_like(q))
+
+
+def _loss_chain(
+    lam: np.ndarray, live: np.ndarray, dead: np.ndarray, tries: int, mu: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Least outstanding with at least `tries` dead eligible instances: a live instance takes
+    a request only while idle, so the live fleet holds b <= live requests, one each. An
+    attempt meeting b busy succeeds unless each try picks a dead one among the instances at
+    zero: 1 - prod_{i<tries} (dead - i) / (dead - i + live - b). Returns (failing share of
+    attempts, carried requests per second) from the chain's stationary law (PASTA)."""
+    top = int(live.max(initial=0))
+    b = np.arange(top + 1)[:, None]
+    idle = np.maximum(live[None, :] - b, 0)
+    fail = np.ones((top + 1, len(lam)))
+    for i in range(tries):
+        fail *= (dead - i)[None, :] / np.maximum((dead - i)[None, :] + idle, 1e-300)
+    ok = 1.0 - fail
+    ok = np.where(b <= live[None, :], ok, 0.0)
+    # pi_{b+1} / pi_b = lam ok_b / ((b + 1) mu), in logs
+    with np.errstate(divide="ignore"):
+        step = np.log(np.maximum(lam[None, :] * ok[:-1], 1e-300)) - np.log(
+            (b[1:] * mu).astype(float)
+        )
+    logpi = np.vstack([np.zeros((1, len(lam))), np.cumsum(step, axis=0)])
+    logpi = np.where(b <= live[None, :], logpi, -np.inf)
+    pi = np.exp(logpi - logpi.max(axis=0, keepdims=True))
+    pi /= pi.sum(axis=0, keepdims=True)
+    return (pi * fail).sum(axis=0), lam * (pi * ok).sum(axis=0)
