@@ -20,11 +20,9 @@ histograms included), results.md (the table) and added-latency.png.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -32,9 +30,10 @@ import statistics
 import subprocess
 import sys
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
+
+from sim.bench import openloop
 
 __all__ = ["main", "run_bench"]
 
@@ -241,183 +240,6 @@ def nginx_stream_module() -> str | None:
     return None
 
 
-# -- the open-loop generator (runs in its own process, pinned with the backend) ----------
-
-
-_CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:[ \t]*([0-9]+)")
-
-
-class _GenConn(asyncio.Protocol):
-    """One keep-alive connection of the generator.
-
-    It reads just enough to find where each response ends (the head's end
-    and its Content-Length: every target answers that way here), which
-    costs a few microseconds less per request than a full parse: on a
-    shared core the generator's speed bounds which loads can be measured.
-    """
-
-    __slots__ = ("gen", "transport", "buf", "need", "intended")
-
-    def __init__(self, gen: OpenLoop) -> None:
-        self.gen = gen
-        self.transport: Any = None
-        self.buf = bytearray()
-        self.need = -1
-        self.intended = 0.0
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        self.gen.idle.append(self)
-
-    def data_received(self, data: bytes) -> None:
-        buf = self.buf
-        buf += data
-        while True:
-            if self.need < 0:
-                end = buf.find(b"\r\n\r\n")
-                if end < 0:
-                    return
-                m = _CONTENT_LENGTH.search(buf, 0, end + 2)
-                self.need = end + 4 + (int(m.group(1)) if m else 0)
-            if len(buf) < self.need:
-                return
-            del buf[: self.need]
-            self.need = -1
-            self.gen.done(self)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        gen = self.gen
-        if self in gen.idle:
-            gen.idle.remove(self)
-        elif gen.running:
-            gen.errors += 1
-            gen.lost += 1
-
-
-class OpenLoop:
-    """Requests at a fixed rate whatever the answers do; latency from the intended send time."""
-
-    def __init__(
-        self, port: int, rate: float, duration: float, warmup: float, connections: int
-    ) -> None:
-        from hdrh.histogram import HdrHistogram
-
-        self.port = port
-        self.rate = rate
-        self.duration = duration
-        self.warmup = warmup
-        self.connections = connections
-        self.hist = HdrHistogram(1, 60_000_000, 3)  # microseconds
-        self.idle: deque[_GenConn] = deque()
-        self.backlog: deque[float] = deque()
-        self.errors = 0
-        self.lost = 0
-        self.sent = 0
-        self.completed = 0
-        self.running = False
-        self.request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
-        self.loop = asyncio.get_running_loop()
-        self.start = 0.0
-        self.measure_from = 0.0
-        self.max_backlog = 0
-
-    def send(self, conn: _GenConn, intended: float) -> None:
-        conn.intended = intended
-        self.sent += 1
-        conn.transport.write(self.request)
-
-    def done(self, conn: _GenConn) -> None:
-        now = self.loop.time()
-        if conn.intended >= self.measure_from:
-            self.hist.record_value(max(1, int((now - conn.intended) * 1e6)))
-            self.completed += 1
-        if self.backlog:
-            self.send(conn, self.backlog.popleft())
-        else:
-            self.idle.append(conn)
-
-    async def run(self) -> dict[str, Any]:
-        loop = self.loop
-        for _ in range(self.connections):
-            await loop.create_connection(lambda: _GenConn(self), "127.0.0.1", self.port)
-        self.running = True
-        self.start = loop.time() + 0.05
-        self.measure_from = self.start + self.warmup
-        end = self.start + self.warmup + self.duration
-        interval = 1.0 / self.rate
-        k = 0
-        # a 0.5 ms ticker issues every request whose intended time has come:
-        # one timer per tick, not per request, so the generator keeps up longer
-        while True:
-            now = loop.time()
-            if now >= end:
-                break
-            while True:
-                t = self.start + k * interval
-                if t > now or t >= end:
-                    break
-                k += 1
-                if self.idle:
-                    self.send(self.idle.popleft(), t)
-                else:
-                    self.backlog.append(t)
-            if len(self.backlog) > self.max_backlog:
-                self.max_backlog = len(self.backlog)
-            if len(self.backlog) > self.rate * 5:
-                break  # five seconds behind: overloaded, stop measuring nonsense
-            await asyncio.sleep(0.0005)
-        # let the requests in flight finish (they count: they were sent on time)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(5):
-                while len(self.idle) < self.connections - self.lost and (
-                    self.backlog or self.sent > self.completed
-                ):
-                    await asyncio.sleep(0.01)
-        self.running = False
-        h = self.hist
-        expected = self.rate * self.duration
-        return {
-            # the generator fell behind its own schedule: what it measured is
-            # (partly) its own queue, so this step is not reported as latency
-            "saturated": self.completed < 0.95 * expected
-            or self.max_backlog > max(10, self.rate * 0.05),
-            "max_backlog": self.max_backlog,
-            "rate": self.rate,
-            "intended": k,
-            "completed": self.completed,
-            "errors": self.errors,
-            "backlog_left": len(self.backlog),
-            "p50_us": h.get_value_at_percentile(50),
-            "p90_us": h.get_value_at_percentile(90),
-            "p99_us": h.get_value_at_percentile(99),
-            "p999_us": h.get_value_at_percentile(99.9),
-            "max_us": h.get_max_value(),
-            "hdr": h.encode().decode(),
-        }
-
-
-def _loadgen_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="sim.bench.core _loadgen")
-    p.add_argument("port", type=int)
-    p.add_argument("rate", type=float)
-    p.add_argument("duration", type=float)
-    p.add_argument("--warmup", type=float, default=1.0)
-    p.add_argument("--connections", type=int, default=64)
-    a = p.parse_args(argv)
-
-    async def go() -> dict[str, Any]:
-        return await OpenLoop(a.port, a.rate, a.duration, a.warmup, a.connections).run()
-
-    try:
-        import uvloop
-
-        result = uvloop.run(go())
-    except ImportError:
-        result = asyncio.run(go())
-    print(json.dumps(result))
-    return 0
-
-
 # -- wrk -------------------------------------------------------------------------------------
 
 
@@ -529,29 +351,6 @@ def start_backend(out: Path, cpu: int | None) -> tuple[Proc, int, str]:
     return proc, port, kind
 
 
-def run_loadgen(
-    port: int, rate: float, duration: float, warmup: float, cpu: int | None
-) -> dict[str, Any]:
-    argv = [
-        *_pin(cpu),
-        *_python(),
-        "-m",
-        "sim.bench.core",
-        "_loadgen",
-        str(port),
-        str(rate),
-        str(duration),
-        "--warmup",
-        str(warmup),
-    ]
-    p = subprocess.run(
-        argv, capture_output=True, text=True, env=_env(), timeout=duration + warmup + 60
-    )
-    if p.returncode != 0:
-        return {"rate": rate, "error": p.stderr[-2000:]}
-    return json.loads(p.stdout.strip().splitlines()[-1])
-
-
 def run_bench(
     out: Path,
     targets: list[str],
@@ -615,7 +414,9 @@ def run_bench(
                         }
                         for frac in loads:
                             rate = max(10.0, w["rps"] * frac)
-                            lat = run_loadgen(port, rate, latency_duration, warmup, gen_cpu)
+                            lat = openloop.run(
+                                _pin(gen_cpu), _env(), port, rate, latency_duration, warmup
+                            )
                             lat["load"] = frac
                             row["latency"].append(lat)
                         results["runs"].append(row)
@@ -750,7 +551,7 @@ def render_table(results: dict[str, Any]) -> str:
         lines.append("")
     lines.append(
         "Added latency: the target's percentile minus the direct run's at the same fraction of each one's "
-        'own maximum, from the intended send time. "gen. saturated": the open-loop generator (Python, '
+        'own maximum, from the intended send time. "gen. saturated": the open-loop generator ('
         "sharing its core with the backend) fell behind its schedule there, for the target or the baseline."
     )
     for k, why in results["skipped"].items():
@@ -797,8 +598,6 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["_loadgen"]:
-        return _loadgen_main(argv[1:])
     p = argparse.ArgumentParser(
         prog="failover-sim bench core", description=__doc__.split("\n\n")[0]
     )

@@ -1,0 +1,208 @@
+/* Open-loop HTTP/1.1 load generator for `failover-sim bench core`.
+ *
+ * Why C: on two cores the generator shares a core with the backend, and the
+ * Python generator falls behind its schedule above ~20k req/s, so latency at
+ * 50% and 75% of a balancer's maximum could not be measured. This one keeps
+ * a fixed schedule (request k is due at start + k / rate), sends each due
+ * request on an idle keep-alive connection or queues it until one is free,
+ * and measures every latency from the intended send time, so a stall of the
+ * target shows as latency instead of as fewer requests (no coordinated
+ * omission). It writes the raw latencies (uint32 microseconds) to a file;
+ * sim.bench.openloop turns them into an HdrHistogram.
+ *
+ * Usage: openloop PORT RATE DURATION WARMUP CONNECTIONS OUTFILE
+ * Prints one JSON object on stdout. Loopback only (127.0.0.1).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BUF 65536
+static const char REQUEST[] = "GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
+
+typedef struct {
+    int fd;
+    int busy;
+    int dead;
+    double intended;
+    size_t have;
+    long need; /* bytes of the current response, -1 until its head is read */
+    char buf[BUF];
+} conn_t;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Where the response at the start of buf ends, or -1 if its head is incomplete. */
+static long response_length(const char *buf, size_t have) {
+    const char *end = memmem(buf, have, "\r\n\r\n", 4);
+    if (!end) return -1;
+    long head = (end - buf) + 4, body = 0;
+    for (const char *p = buf; p < end; p++) {
+        if (p[0] == '\n' && (size_t)(end - p) > 16 && strncasecmp(p + 1, "content-length:", 15) == 0) {
+            body = strtol(p + 16, NULL, 10);
+            break;
+        }
+    }
+    return head + body;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 7) {
+        fprintf(stderr, "usage: %s PORT RATE DURATION WARMUP CONNECTIONS OUTFILE\n", argv[0]);
+        return 2;
+    }
+    int port = atoi(argv[1]), nconn = atoi(argv[5]);
+    double rate = atof(argv[2]), duration = atof(argv[3]), warmup = atof(argv[4]);
+    FILE *out = fopen(argv[6], "wb");
+    if (!out || rate <= 0 || nconn <= 0) {
+        fprintf(stderr, "openloop: bad arguments or cannot write %s\n", argv[6]);
+        return 2;
+    }
+    size_t cap = (size_t)(rate * duration * 1.1) + 1024, nlat = 0;
+    uint32_t *lat = malloc(cap * sizeof *lat);
+    /* the backlog holds intended times of requests due while every connection is busy */
+    size_t bcap = (size_t)(rate * 6) + 1024, bhead = 0, btail = 0, max_backlog = 0;
+    double *backlog = malloc(bcap * sizeof *backlog);
+    conn_t *conns = calloc(nconn, sizeof *conns);
+    int *idle = malloc(nconn * sizeof *idle), nidle = 0;
+    int ep = epoll_create1(0), tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    if (!lat || !backlog || !conns || !idle) return 2;
+    for (int i = 0; i < nconn; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+        if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+            fprintf(stderr, "openloop: connect to 127.0.0.1:%d: %s\n", port, strerror(errno));
+            return 1;
+        }
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        conns[i].fd = fd;
+        conns[i].need = -1;
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+        epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+        idle[nidle++] = i;
+    }
+    struct epoll_event tev = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
+    epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &tev);
+
+    double start = now_s() + 0.05, measure_from = start + warmup, end = measure_from + duration;
+    double interval = 1.0 / rate, late_max = 0;
+    long k = 0, sent = 0, completed = 0, errors = 0, dead = 0, inflight = 0;
+    int overloaded = 0;
+    struct epoll_event evs[256];
+    for (;;) {
+        double t = now_s();
+        int sending = t < end && !overloaded;
+        /* issue every request whose intended time has come */
+        while (sending) {
+            double due = start + k * interval;
+            if (due > t || due >= end) break;
+            k++;
+            if (nidle > 0) {
+                conn_t *c = &conns[idle[--nidle]];
+                c->busy = 1;
+                inflight++;
+                c->intended = due;
+                if (t - due > late_max && due >= measure_from) late_max = t - due;
+                if (write(c->fd, REQUEST, sizeof REQUEST - 1) != (ssize_t)(sizeof REQUEST - 1)) errors++;
+                sent++;
+            } else {
+                backlog[btail] = due;
+                btail = (btail + 1) % bcap;
+                size_t depth = (btail + bcap - bhead) % bcap;
+                if (depth > max_backlog) max_backlog = depth;
+                if (depth + 16 >= bcap) overloaded = 1; /* far behind: stop measuring a queue of our own */
+            }
+        }
+        if (!sending && inflight <= 0 && bhead == btail) break;
+        if (!sending && t > end + 5) break; /* in-flight requests that never answer */
+        /* sleep until the next due request or an answer, whichever is first */
+        double next = start + k * interval;
+        if (sending) { /* at the latest, wake at the end of the step */
+            struct itimerspec its = {0};
+            double when = next < end ? next : end;
+            if (when <= t) when = t + 1e-6;
+            its.it_value.tv_sec = (time_t)when;
+            its.it_value.tv_nsec = (long)((when - (time_t)when) * 1e9);
+            timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL);
+        }
+        int n = epoll_wait(ep, evs, 256, sending ? -1 : 100);
+        for (int e = 0; e < n; e++) {
+            uint32_t id = evs[e].data.u32;
+            if (id == UINT32_MAX) {
+                uint64_t x;
+                if (read(tfd, &x, sizeof x) < 0) { /* spurious wake-up: nothing to do */ }
+                continue;
+            }
+            conn_t *c = &conns[id];
+            ssize_t r = read(c->fd, c->buf + c->have, BUF - c->have);
+            if (r <= 0) {
+                if (!c->dead) {
+                    c->dead = 1;
+                    dead++;
+                    epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+                    close(c->fd);
+                    if (c->busy) { /* its request is lost */
+                        errors++;
+                        inflight--;
+                    } else { /* closed while idle: no longer offered */
+                        for (int j = 0; j < nidle; j++)
+                            if (idle[j] == (int)id) { idle[j] = idle[--nidle]; break; }
+                    }
+                }
+                continue;
+            }
+            c->have += (size_t)r;
+            while (c->busy) {
+                if (c->need < 0) c->need = response_length(c->buf, c->have);
+                if (c->need < 0 || (size_t)c->need > c->have) break;
+                double done = now_s();
+                if (c->intended >= measure_from && c->intended < end) {
+                    double us = (done - c->intended) * 1e6;
+                    if (nlat < cap) lat[nlat++] = us < 1 ? 1 : (uint32_t)us;
+                    completed++;
+                }
+                memmove(c->buf, c->buf + c->need, c->have - (size_t)c->need);
+                c->have -= (size_t)c->need;
+                c->need = -1;
+                c->busy = 0;
+                inflight--;
+                if (bhead != btail) { /* the oldest waiting request goes out now */
+                    double due = backlog[bhead];
+                    bhead = (bhead + 1) % bcap;
+                    c->busy = 1;
+                    inflight++;
+                    c->intended = due;
+                    if (write(c->fd, REQUEST, sizeof REQUEST - 1) != (ssize_t)(sizeof REQUEST - 1)) errors++;
+                    sent++;
+                } else {
+                    idle[nidle++] = (int)id;
+                }
+            }
+        }
+    }
+    fwrite(lat, sizeof *lat, nlat, out);
+    fclose(out);
+    printf("{\"rate\": %.3f, \"intended\": %ld, \"sent\": %ld, \"completed\": %ld, \"errors\": %ld, "
+           "\"lost\": %ld, \"max_backlog\": %zu, \"backlog_left\": %zu, \"overloaded\": %s, "
+           "\"max_send_lateness_us\": %.0f}\n",
+           rate, k, sent, completed, errors, dead, max_backlog, (btail + bcap - bhead) % bcap,
+           overloaded ? "true" : "false", late_max * 1e6);
+    return 0;
+}

@@ -1,0 +1,73 @@
+"""The open-loop generator measures from the intended send time (no coordinated omission).
+
+A real backend on loopback is frozen (SIGSTOP) for STALL seconds in the middle
+of a step at RATE requests a second. An open-loop generator keeps issuing on
+schedule, so the requests due during the stall, STALL x RATE of them, wait
+until it ends: their latencies spread uniformly over [0, STALL]. Of the
+RATE x DURATION requests measured, a share q = STALL / DURATION are in the
+stall, so the p90 is the (1 - 0.1 / q) quantile of that uniform spread. A
+closed-loop generator would record one slow request per connection instead
+and a p90 near zero.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from sim.bench import openloop
+from sim.bench.core import _free_port as free_port
+from sim.bench.core import _wait_port as wait_port
+
+ROOT = Path(__file__).resolve().parents[2]
+RATE, DURATION, WARMUP, STALL = 1000.0, 2.0, 0.3, 0.5
+
+
+@pytest.fixture
+def backend() -> subprocess.Popen[bytes]:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, "-m", "sim.core.backend", "--port", str(port), "--size", "1024"]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    proc.port = port  # type: ignore[attr-defined]
+    yield proc
+    os.kill(proc.pid, signal.SIGCONT)
+    proc.kill()
+    proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("generator", ["c", "asyncio"])
+def test_a_stall_shows_in_the_latency_of_every_request_due_during_it(
+    backend: subprocess.Popen[bytes], generator: str
+) -> None:
+    if generator == "c" and openloop.build() is None:
+        pytest.skip("no C compiler: the asyncio generator is used instead")
+
+    def freeze() -> None:
+        time.sleep(0.05 + WARMUP + 0.6)
+        os.kill(backend.pid, signal.SIGSTOP)
+        time.sleep(STALL)
+        os.kill(backend.pid, signal.SIGCONT)
+
+    stopper = threading.Thread(target=freeze)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # the step's process starts a little after this thread; the stall still falls well inside
+    stopper.start()
+    r = openloop.run([], env, backend.port, RATE, DURATION, WARMUP, 16, generator)  # type: ignore[attr-defined]
+    stopper.join()
+    assert "error" not in r, r
+    assert r["completed"] == pytest.approx(RATE * DURATION, abs=2)  # every request, none lost
+    assert r["errors"] == 0
+    q = STALL / DURATION
+    p90 = STALL * (1 - 0.1 / q) * 1e6
+    assert 0.6 * p90 < r["p90_us"] < 1.3 * p90 + 50_000, r
+    assert r["max_us"] >= 0.8 * STALL * 1e6
+    assert 10 <= r["p50_us"] < 50_000  # most requests were not in the stall (and the clock is fine)
