@@ -53,8 +53,6 @@ def unsupported(scenario: m.Scenario, strategies: list[str] | None = None) -> li
             out.append(f"balancers[{i}].churn (node replacement)")
         if b.scale_delay is not None:
             out.append(f"balancers[{i}].scale_delay (node scaling)")
-    if scenario.backends.failures is not None:
-        out.append("backends.failures (instance failures)")
     down = 0
     spans = []
     for i, f in enumerate(scenario.faults):
@@ -75,8 +73,10 @@ def unsupported(scenario: m.Scenario, strategies: list[str] | None = None) -> li
         if factor < 1 and any(start < stop and other < 1 for _, stop, _, other in spans[:k]):
             out.append(f"faults[{i}]: a traffic drop that overlaps another traffic drop")
     modes = {f.mode for f in scenario.faults if isinstance(f, m.InstanceDown)}
+    if scenario.backends.failures is not None:
+        modes.add("refuse")  # an instance that fails by itself refuses
     if len(modes) > 1:
-        out.append("faults: instance_down faults of both modes (refuse and blackhole)")
+        out.append("faults: instance deaths of both modes (refuse and blackhole)")
     blackhole = any(isinstance(f, m.BalancerDown) and f.mode == "blackhole" for f in scenario.faults)
     for i, c in enumerate(scenario.clients):
         # Trying the answer's next address matters only when there is one that works or a
@@ -191,8 +191,8 @@ class _Replication:
         np.minimum.at(first_issue, owner, issued)
         cost = self.attempts * self.timeout if waits else np.zeros(n)
         first_fail = first_issue + cost
-        if self.backend_fail.any():
-            whos, whens = [], []
+        if self.backend_fail.any() or self.fleet.kills:
+            whos, whens, ends = self._kill_losses()
             for c in range(len(classes)):
                 weight = self.backend_fail[c] * shape.g[: self.seconds]
                 if not weight.sum() > 0:
@@ -206,11 +206,13 @@ class _Replication:
                 self.backend_shed += np.bincount(second[shed], minlength=self.seconds)[: self.seconds]
                 whos.append(who_c)
                 whens.append(second + arrivals.random(len(who_c)))
+                ends.append(whens[-1])
             who = np.concatenate(whos) if whos else np.empty(0, dtype=np.int64)
             when = np.concatenate(whens) if whens else np.empty(0)
+            end = np.concatenate(ends) if ends else np.empty(0)  # when each is known to fail
             # As in the model, a client's failures count from the first fault on (a fleet
             # overloaded from the start fails requests before it); the timeline has them all.
-            counted = when >= min((f.at for f in sc.faults), default=math.inf)
+            counted = end >= min((f.at for f in sc.faults), default=math.inf)
             lost = np.bincount(who[counted], minlength=n)
             self.backend_issued = when
             failures = failures + lost
@@ -220,7 +222,7 @@ class _Replication:
             if self.backend_mode == "blackhole":
                 spent = np.minimum(self.timeout, instances.CONNECT_TIMEOUT * (sc.backends.retries + 1))
             first_backend = np.full(n, np.inf)
-            np.minimum.at(first_backend, who[counted], when[counted])
+            np.minimum.at(first_backend, who[counted], end[counted])
             first_fail = np.minimum(first_fail, first_backend + spent)
             first_issue = np.minimum(first_issue, first_backend)
             owner, issued = np.concatenate([owner, who]), np.concatenate([issued, when])
@@ -292,6 +294,26 @@ class _Replication:
         lost = sum(v * out.final(a)[0] for a, v in load.items())
         self.backend_mean = np.divide(lost, total, out=np.zeros(self.seconds), where=total > 0)
         return out
+
+    def _kill_losses(self) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+        """Requests a dying instance held (in service or waiting): lost with it, as in the
+        model (a 502, or the client's timeout for a blackhole); the client's own retry, if it
+        has one left, is an attempt like any other (it fails with the second's q)."""
+        pop, arrivals, fl = self.pop, self.rng["arrivals"], self.fleet
+        whos, whens, ends = [], [], []
+        holding = float(self.sc.backends.service_time.mean) + self.sc.rtt
+        q = 1.0 - (1.0 - fl.share) * (1.0 - fl.block)
+        for at, held in fl.kills:
+            k = int(arrivals.poisson(held))
+            if k == 0:
+                continue
+            who = arrivals.choice(pop.size, size=k, p=pop.rate / pop.rate.sum())
+            s = min(int(at), self.seconds - 1)
+            final = arrivals.random(k) < q[s] ** (self.attempts[who] - 1)
+            whos.append(who[final])
+            whens.append(np.maximum(at - arrivals.exponential(holding, int(final.sum())), 0.0))
+            ends.append(np.full(int(final.sum()), at))
+        return whos, whens, ends
 
     # -- connection resets at an address move -----------------------------------------
 

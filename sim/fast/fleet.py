@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sim.fast import instances
-from sim.fast.queueing import Queue, erlang_b
+from sim.fast.queueing import Queue, erlang_b, mean_in_system
 from sim.policy.scaling import scaling_decision
 from sim.scenario import build
 from sim.scenario import models as m
@@ -53,9 +53,10 @@ class Fleet:
     queue: Queue  # waiting of the admitted ones
     outcome: str  # what a dead-instance failure is: error_5xx or timeout
     mode: str  # the instance faults' mode
-    decisions: list[tuple[float, int]] = field(
-        default_factory=list
-    )  # (time, live + pending), as the model's fleet
+    # (time, live + pending) at each autoscaling decision, as the model's fleet
+    decisions: list[tuple[float, int]] = field(default_factory=list)
+    # (time, requests the dying instance held): lost with it, as in the model
+    kills: list[tuple[float, float]] = field(default_factory=list)
 
     def final(self, attempts: int) -> tuple[np.ndarray, np.ndarray]:
         """(share of requests of a client with `attempts` that fail in the end, the part of
@@ -115,6 +116,15 @@ class _Fleet:
         faults = [f for f in scenario.faults if isinstance(f, m.InstanceDown)]
         self.faults = sorted(faults, key=lambda f: f.at)
         self.mode = self.faults[0].mode if self.faults else "refuse"
+        # backends.failures: each first instance fails after an exponential time with mean
+        # mtbf, refuses for a repair time, and so on (instances launched later do not fail,
+        # as in the model). The next failure of each, drawn as the run reaches it.
+        self.failures = self.spec.failures
+        self.next_failure = [
+            float(self.rng.exponential(self.failures.mtbf)) if self.failures else math.inf
+            for _ in self.fleet
+        ]
+        self.kills: list[float] = []  # when an instance died (the work it held is lost)
         n = seconds
         self.share, self.first_dead, self.block = np.zeros(n), np.zeros(n), np.zeros(n)
         self.servers, self.room = np.ones(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
@@ -122,7 +132,6 @@ class _Fleet:
         self.busy = np.zeros(n)  # expected busy workers
         self.busy_var = np.zeros(n)  # and their variance at an instant
         self.pool = np.ones(n, dtype=np.int64)  # instances behind one pooled queue
-        self.running = np.zeros(n)  # workers of running instances (the utilization's denominator)
 
     def run(self) -> Fleet:
         auto = self.spec.autoscaling
@@ -134,9 +143,8 @@ class _Fleet:
             pending: list[float] = []  # launch times of instances not yet running
             done = 0
             k = 1
-            while (
-                k * auto.period < self.sc.end
-            ):  # the model's run stops before a decision at its end
+            # The model's run stops before a decision at its very end.
+            while k * auto.period < self.sc.end:
                 now = k * auto.period
                 self._faults_until(now)
                 stop = min(self.seconds, int(math.ceil(now)))
@@ -174,27 +182,59 @@ class _Fleet:
             and min(c.retry.timeout for c in self.sc.clients) <= instances.CONNECT_TIMEOUT
         ):
             outcome = "timeout"
-        return Fleet(self.share, self.first_dead, self.block, queue, outcome, self.mode, decisions)
+        kills = [(t, self._held(t)) for t in self.kills if t < self.sc.end]
+        return Fleet(
+            self.share, self.first_dead, self.block, queue, outcome, self.mode, decisions, kills
+        )
+
+    def _held(self, t: float) -> float:
+        """Requests one instance holds at `t`, in expectation (in service and waiting)."""
+        s = min(max(int(t) - 1, 0), self.seconds - 1)  # the second before the death
+        n = int(self.pool[s])
+        servers, room = int(self.servers[s]), int(self.room[s])
+        offered = float(self.rho[s]) * servers
+        return mean_in_system(servers, room, offered) / max(n, 1)
 
     # -- control plane ------------------------------------------------------------------
 
     def _faults_until(self, now: float) -> None:
-        """instance_down faults that start before `now`: victims among the instances up then."""
-        while self.faults and self.faults[0].at < now:
-            fault = self.faults.pop(0)
-            at = fault.at
-            up = [i for i in self.fleet if i.up_at <= at < i.removed_at and not _dead_at(i, at)]
-            picks = self.rng.choice(len(up), size=min(fault.count, len(up)), replace=False)
-            for p in picks:
-                start, stop = at, at + fault.for_
-                victim = up[int(p)]
-                # Its checker's probes run from its launch (the first instances' from time 0).
-                origin = victim.up_at if math.isfinite(victim.up_at) else 0.0
-                phase = (float(self.rng.random()) + origin / self.hc.interval) % 1.0
-                down_at, up_at = instances.checker(
-                    self.hc, start, stop, fault.mode, self.sc.end, phase
-                )
-                victim.dead.append((start, stop, down_at, up_at))
+        """Instance deaths before `now`, in time order: instance_down faults (victims among
+        the instances up then) and the first instances' own failures."""
+        while True:
+            fault_at = self.faults[0].at if self.faults else math.inf
+            i = int(np.argmin(self.next_failure)) if self.next_failure else 0
+            failure_at = self.next_failure[i] if self.next_failure else math.inf
+            if min(fault_at, failure_at) >= min(now, self.sc.end):
+                return
+            if fault_at <= failure_at:
+                fault = self.faults.pop(0)
+                at = fault.at
+                up = [j for j in self.fleet if j.up_at <= at < j.removed_at and not _dead_at(j, at)]
+                picks = self.rng.choice(len(up), size=min(fault.count, len(up)), replace=False)
+                for p in picks:
+                    self._kill(up[int(p)], at, at + fault.for_, fault.mode)
+            else:
+                inst = self.fleet[i]
+                assert self.failures is not None
+                if inst.removed_at <= failure_at:
+                    self.next_failure[i] = math.inf  # retired: its failure process ends
+                elif _dead_at(inst, failure_at):
+                    # Already down (an instance_down fault): the model skips this failure.
+                    self.next_failure[i] = failure_at + float(self.rng.exponential(self.failures.mtbf))
+                else:
+                    repair = float(self.failures.repair.sample(self.rng, 1)[0])
+                    self._kill(inst, failure_at, failure_at + repair, "refuse")
+                    self.next_failure[i] = (
+                        failure_at + repair + float(self.rng.exponential(self.failures.mtbf))
+                    )
+
+    def _kill(self, victim: _Instance, start: float, stop: float, mode: str) -> None:
+        # Its checker's probes run from its launch (the first instances' from time 0).
+        origin = victim.up_at if math.isfinite(victim.up_at) else 0.0
+        phase = (float(self.rng.random()) + origin / self.hc.interval) % 1.0
+        down_at, up_at = instances.checker(self.hc, start, stop, mode, self.sc.end, phase)
+        victim.dead.append((start, stop, down_at, up_at))
+        self.kills.append(start)
 
     def _retire(self, live: list[_Instance], now: float) -> None:
         """The model retires the instance with the least work in flight: a dead one (it holds

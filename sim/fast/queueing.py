@@ -105,3 +105,14 @@ class Queue:
         rate = self.servers[idx] / pool * self.mu
         out[waiting] = rng.gamma(np.floor(k / pool) + 1.0, 1.0 / rate)
         return out
+
+
+def mean_in_system(servers: int, room: int, offered: float) -> float:
+    """E[requests in an M/M/C/N queue] with C = servers, N - C = room, lambda / mu = offered."""
+    j = np.arange(servers + room + 1, dtype=float)
+    # log pi_j (unnormalised): a^j / j! up to C, then a^C / C! (a / C)^(j - C).
+    log_a = np.log(max(offered, 1e-300))
+    steps = np.log(np.maximum(np.minimum(j[1:], servers), 1.0))
+    log_pi = np.concatenate([[0.0], np.cumsum(log_a - steps)])
+    pi = np.exp(log_pi - log_pi.max())
+    return float((j * pi).sum() / pi.sum())

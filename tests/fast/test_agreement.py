@@ -53,6 +53,15 @@ def assert_agree(sc, strategy: str, reps: int = 4, skip: tuple[str, ...] = ()) -
         a, b = model[key], quick[key]
         if np.isnan(a).all() and np.isnan(b).all():
             continue
+        if key == "recovery_mean" and (np.isnan(a).all() or np.isnan(b).all()):
+            # No client affected in any replication of one engine: the mean is undefined
+            # there. That is agreement only if the other engine's affected clients are as
+            # rare (a request lost with a dying instance now and then: one in several runs).
+            other = quick if np.isnan(a).all() else model
+            if not np.mean(other["clients_affected"]) <= 1.0:
+                problems.append(f"{key}: defined in one engine only, with "
+                                f"{np.mean(other['clients_affected']):.3g} clients affected")
+            continue
         ma, mb = np.nanmean(a), np.nanmean(b)
         se = math.sqrt(np.nanvar(a, ddof=1) / len(a) + np.nanvar(b, ddof=1) / len(b))
         allowed = 4.0 * se + TOLERANCE.get(key, 0.0) * abs(ma) + 1e-9
@@ -198,10 +207,10 @@ def test_fast_agrees_on_random_small_scenarios(ttl: str, rate: str, stub: dict, 
 def test_unsupported_features_are_named() -> None:
     from sim.fast import unsupported
 
-    sc = scenario(**{"backends.failures": {"mtbf": "1h", "repair": "5m"}, "faults": [
+    sc = scenario(**{"balancers.0.churn": "1h", "faults": [
         {"at": "10s", "kind": "dns_down", "for": "30s"}]})  # neither is modelled by the fast engine
     reasons = unsupported(sc)
-    assert any("backends.failures" in r for r in reasons)
+    assert any("balancers[0].churn" in r for r in reasons)
     assert any("faults[0]" in r and "dns_down" in r for r in reasons)
     assert not unsupported(load_file("scenarios/spike-autoscaling.yaml"))
 
@@ -241,18 +250,20 @@ FLEET_CASES = {
                      "policy": "random", "retries": 1, "health_check": _CHECKS},
         "faults": [{"at": "20s", "kind": "instance_down", "count": 1, "for": "40s", "mode": "refuse"}],
     },
+    "instance failures (mtbf 2 min, repair 30 s) and a surge (random)": {
+        "clients.0.count": 200, "clients.0.rate": "1/s", "dns.resolvers.0.count": 200, "duration": "3m",
+        "backends": {"instances": 6, "workers": 4, "service_time": {"exp": "20ms"}, "queue_limit": 16,
+                     "policy": "random", "health_check": _CHECKS,
+                     "failures": {"mtbf": "2m", "repair": {"exp": "30s"}}},
+        "faults": [{"at": "30s", "kind": "traffic", "factor": 1.5, "for": "1m"}],
+    },
 }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(FLEET_CASES))
 def test_fast_agrees_on_the_backend_fleet(case: str) -> None:
-    # recovery_mean is not compared for the dead instance (docs/fast.md): the model also
-    # fails the requests the victim held when it died (2 to 5 of them, recovering within
-    # a second or two) and its sheds come in bursts, so its mean is 14 to 16 s against the
-    # fast engine's 22 s (8 replications: 15.9 against 21.9, 3.2 standard errors).
-    dead = "instance_down" in str(FLEET_CASES[case])
-    assert_agree(scenario(**FLEET_CASES[case]), "eip_remap", reps=6, skip=("recovery_mean",) if dead else ())
+    assert_agree(scenario(**FLEET_CASES[case]), "eip_remap", reps=6)
 
 
 @pytest.mark.slow
