@@ -220,7 +220,9 @@ class _Fleet:
                     self.next_failure[i] = math.inf  # retired: its failure process ends
                 elif _dead_at(inst, failure_at):
                     # Already down (an instance_down fault): the model skips this failure.
-                    self.next_failure[i] = failure_at + float(self.rng.exponential(self.failures.mtbf))
+                    self.next_failure[i] = failure_at + float(
+                        self.rng.exponential(self.failures.mtbf)
+                    )
                 else:
                     repair = float(self.failures.repair.sample(self.rng, 1)[0])
                     self._kill(inst, failure_at, failure_at + repair, "refuse")
