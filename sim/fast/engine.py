@@ -10,8 +10,10 @@ Outline (docs/fast.md has the reasoning and what is approximated):
    first request after the window (plus one connection reset for pooled
    connections that outlive an address move);
 4. per second, successful requests as Poisson counts of the remaining
-   intensity, balancer capacity and backend queueing by formula (sim.fast.load),
-   authoritative DNS queries from resolver renewal processes (sim.fast.dns).
+   intensity, balancer capacity by formula (sim.fast.load), the backend fleet
+   (dead instances, full queues, waiting, autoscaling: sim.fast.fleet) whose
+   failures are drawn per client like step 3's, and authoritative DNS queries
+   from resolver renewal processes (sim.fast.dns).
 """
 
 from __future__ import annotations

@@ -38,6 +38,14 @@ import numpy as np
 from sim.fast import instances
 from sim.fast.queueing import Queue, erlang_b, mean_in_system
 from sim.policy.balancing import RoundRobin
+from sim.policy.health import (
+    HealthCheckSpec,
+    HealthState,
+    first_probe_at,
+    probe_duration,
+    probe_ok,
+    probe_step,
+)
 from sim.policy.scaling import scaling_decision
 from sim.scenario import build
 from sim.scenario import models as m
@@ -166,9 +174,7 @@ class _Fleet:
                 for _ in range(max(change, 0)):
                     at = now + float(auto.launch_delay.sample(self.control, 1)[0])
                     pending.append(at)
-                    healthy = at + self.hc.interval * (
-                        float(self.control.random()) + self.hc.rise - 1
-                    )
+                    healthy = _eligible_after_launch(at, float(self.control.random()), self.hc)
                     self.fleet.append(_Instance(at, healthy))
                 if change < 0:
                     self._retire(live, now)
@@ -393,6 +399,19 @@ def _round_robin_shares(dead: tuple[bool, ...], tries: int) -> tuple[float, tupl
         else:
             fails += 1
     return fails / requests, tuple(v / requests for v in landed.values())
+
+
+def _eligible_after_launch(at: float, phase: float, hc: HealthCheckSpec) -> float:
+    """A launched instance starts unhealthy; its checker (first probe at its phase) passes
+    every probe, and the state machine calls it up after `rise` of them (as the model's)."""
+    t = at + first_probe_at(phase, hc)
+    state = HealthState(False, 0, 0)
+    while True:
+        t += probe_duration("ok", hc)
+        state, transition = probe_step(state, probe_ok("ok"), hc)
+        if transition == "up":
+            return t
+        t += hc.interval
 
 
 def _dead_at(inst: _Instance, t: float) -> bool:
