@@ -243,7 +243,8 @@ class _World:
         n = 0
         for g in sc.dns.resolvers:
             for _ in range(g.count):
-                ip = f"{self.block}.{100 + n}"
+                # .100-.249 of the block; past 150 resolvers they share addresses (ports differ)
+                ip = f"{self.block}.{100 + n % 150}"
                 port = free_port(ip, 2)
                 if g.policy.kind in UNBOUND_POLICIES:
                     self._start_unbound(n, ip, port, g.policy, zone)
