@@ -288,8 +288,8 @@ def test_round_robin_retries_off_a_dead_instance_pile_up() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy", ["cname_repoint", "eip_remap"])
-def test_fast_agrees_on_the_spike_autoscaling_scenario(strategy: str) -> None:
+def test_fast_agrees_on_the_spike_autoscaling_scenario() -> None:
     # The spike (minutes 6 to 16) and the scale-in after it, without the last 8 quiet minutes.
+    # No balancer fails, so its two strategies are the same run: one is enough.
     sc = load_file("scenarios/spike-autoscaling.yaml").replace(duration="17m")
-    assert_agree(sc, strategy, reps=3)
+    assert_agree(sc, "cname_repoint", reps=4)
