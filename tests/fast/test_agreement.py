@@ -288,6 +288,17 @@ def test_round_robin_retries_off_a_dead_instance_pile_up() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["cname_repoint", "eip_remap"])
+def test_fast_agrees_on_a_balancer_fault_with_an_autoscaled_surge(strategy: str) -> None:
+    # Both sources of client failures at once: the dead balancer's window, then full queues.
+    case = FLEET_CASES["autoscaling with a traffic step (least outstanding, a client retry)"]
+    faults = [{"at": "10s", "kind": "balancer_down", "target": "blue", "mode": "refuse"},
+              {"at": "60s", "kind": "traffic", "factor": 2, "for": "2m"}]
+    sc = scenario(**{**case, "clients.0.count": 150, "dns.resolvers.0.count": 150, "faults": faults})
+    assert_agree(sc, strategy, reps=5)
+
+
+@pytest.mark.slow
 def test_fast_agrees_on_the_spike_autoscaling_scenario() -> None:
     # The spike (minutes 6 to 16) and the scale-in after it, without the last 8 quiet minutes.
     # No balancer fails, so its two strategies are the same run: one is enough.
