@@ -1,14 +1,17 @@
 """The backend fleet second by second: which instances serve, how full they are, autoscaling.
 
 Control plane, discrete, as in the model (sim.model.engine._forward,
-sim.model.background._autoscaling):
+sim.model.background):
 - an instance is launched (up, not yet healthy), becomes eligible after `rise`
   passing probes of its own checker (random phase), dies in an instance_down
-  fault (victims drawn among the instances up then; each victim's checker as
-  sim.fast.instances), and is retired by a scale-in (no new work).
+  fault (victims drawn among the instances up then) or by its own failures
+  (backends.failures: the first instances only, as in the model), each death
+  seen by the victim's checker (sim.fast.instances) and losing the requests
+  the instance held, and is retired by a scale-in (no new work).
 - autoscaling: every `period`, the mean of int(period) samples of busy workers
-  over the workers of running instances, then sim.policy.scaling's decision;
-  launches serve after the launch delay and their checks.
+  over the workers of running instances (with the samples' noise), then
+  sim.policy.scaling's decision; launches serve after the launch delay and
+  their checks.
 
 Data plane, per second, by formula (sim.fast.queueing):
 - least_outstanding and p2c keep queues level, so the eligible live instances
@@ -17,12 +20,12 @@ Data plane, per second, by formula (sim.fast.queueing):
 - a worker is held for the service time plus the rtt (as in the model), taken
   as exponential with that mean.
 - a request whose every balancer try lands on a dead instance still called
-  healthy fails (sim.fast.instances' uniform pick), except under
-  least_outstanding with refused connects: a dead instance holds no work, so it
-  is every pick's first choice; while there are at least as many dead eligible
-  instances as tries, a live instance takes a request only when it is idle
-  (ties at zero), and the live fleet is a loss system on the idle count, solved
-  as a birth-death chain.
+  healthy fails: uniform picks (random, p2c); round robin's own cursor
+  (sim.policy.balancing.RoundRobin); under least_outstanding with refused
+  connects a dead instance holds no work, so it is every pick's first choice;
+  while there are at least as many dead eligible instances as tries, a live
+  instance takes a request only when it is idle (ties at zero), and the live
+  fleet is a loss system on the idle count, solved as a birth-death chain.
 - clients retry a shed or refused request at once, which adds load: the
   per-attempt failure q solves q = F(lambda sum_{k<A} q^k) by iteration.
 """
@@ -378,20 +381,38 @@ class _Fleet:
         return (dead >= self.spec.retries + 1) & (live > 0)
 
 
+class _Without:
+    """Positions 0..n-1 without those tried, as the candidate list RoundRobin.pick indexes
+    (the model builds that list per retry; here without copying n entries per pick)."""
+
+    def __init__(self, n: int, tried: list[int]) -> None:
+        self.n, self.tried = n, sorted(tried)
+
+    def __len__(self) -> int:
+        return self.n - len(self.tried)
+
+    def __getitem__(self, j: int) -> int:
+        for t in self.tried:
+            if t <= j:
+                j += 1
+        return j
+
+
 @functools.lru_cache(maxsize=4096)
 def _round_robin_shares(dead: tuple[bool, ...], tries: int) -> tuple[float, tuple[float, ...]]:
     """The model's RoundRobin over the eligible instances in list order (`dead` marks the
     dead ones), each request tried up to `tries` times without repeating an instance:
-    (share of requests that fail, share each live instance takes, in list order)."""
+    (share of requests that fail, share each live instance takes, in list order), over
+    enough requests for the cursor's cycle to average out."""
     policy = RoundRobin()
-    positions = list(range(len(dead)))
-    landed = dict.fromkeys((p for p in positions if not dead[p]), 0)
+    n = len(dead)
+    landed = dict.fromkeys((p for p in range(n) if not dead[p]), 0)
     fails = 0
-    requests = 60 * len(dead) * max(len(dead) - 1, 1)  # whole cycles of the cursor, several times
+    requests = 20_000
     for _ in range(requests):
         tried: list[int] = []
-        for _ in range(min(tries, len(dead))):
-            pick = policy.pick([p for p in positions if p not in tried], None)  # type: ignore[arg-type]
+        for _ in range(min(tries, n)):
+            pick = policy.pick(_Without(n, tried), None)  # type: ignore[arg-type]
             if not dead[pick]:
                 landed[pick] += 1
                 break
