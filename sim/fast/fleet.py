@@ -312,28 +312,37 @@ class _Fleet:
         room = (n * spec.queue_limit if pooled else np.full(hi - lo, spec.queue_limit)).astype(
             np.int64
         )
+        size = hi - lo
+        attempts, reach = np.zeros(size), np.zeros(size)
+        block, wait = np.zeros(size), np.zeros(size)
+        rho, erl = np.zeros(size), np.ones(size)
+        carried_chain = np.zeros(size)
+        todo = np.arange(size)  # seconds whose fixed point has not settled yet
         for _ in range(200):
-            attempts = sum(v * _geometric_sum(q, a) for a, v in lam.items())
-            if chain.any():
-                share[chain], carried_chain = _loss_chain(
-                    attempts[chain], live[chain], dead[chain], spec.retries + 1, self.mu
+            c = chain[todo]
+            att = sum(v[todo] * _geometric_sum(q[todo], a) for a, v in lam.items())
+            sh = share[todo]
+            if c.any():
+                sh[c], carried_chain[todo[c]] = _loss_chain(
+                    att[c], live[todo][c], dead[todo][c], spec.retries + 1, self.mu
                 )
-            reach = attempts * (1.0 - share)
-            per = reach if pooled else reach / n
-            offered = per / self.mu
-            erl = erlang_b(servers, offered)
-            rho = offered / servers
-            block, wait = Queue(servers, room, rho, erl, self.mu).probabilities()
-            block = np.where(live > 0, np.where(chain, 0.0, block), 1.0)
-            new = 1.0 - (1.0 - share) * (1.0 - block)
-            converged = np.max(np.abs(new - q), initial=0.0) < 1e-9
-            q = new
-            if converged:
+            r = att * (1.0 - sh)
+            offered = (r if pooled else r / n[todo]) / self.mu
+            e = erlang_b(servers[todo], offered)
+            rh = offered / servers[todo]
+            b, w = Queue(servers[todo], room[todo], rh, e, self.mu).probabilities()
+            b = np.where(live[todo] > 0, np.where(c, 0.0, b), 1.0)
+            new = 1.0 - (1.0 - sh) * (1.0 - b)
+            settled = np.abs(new - q[todo]) < 1e-9
+            share[todo], q[todo], attempts[todo], reach[todo] = sh, new, att, r
+            block[todo], wait[todo], rho[todo], erl[todo] = b, w, rh, e
+            todo = todo[~settled]
+            if len(todo) == 0:
                 break
         busy = reach * (1.0 - block) * self.holding
         var = busy * np.clip(1.0 - block - wait, 0.0, 1.0)
         if chain.any():
-            busy[chain] = carried_chain * self.holding
+            busy[chain] = carried_chain[chain] * self.holding
             var[chain] = busy[chain]
         sl = slice(lo, hi)
         self.share[sl], self.first_dead[sl], self.block[sl] = share, first_dead, block
