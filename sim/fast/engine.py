@@ -236,6 +236,12 @@ class _Replication:
         window_end = back if math.isfinite(fault) else np.full(n, -np.inf)  # no balancer fault: no window
         after = np.maximum(window_end, np.where(np.isfinite(first_fail), first_fail, back))
         next_req = shape.next_after(after, rate, arrivals)
+        if self.strategy in DNS_CHANGE:
+            # switch_times drew `reach` = inf for a client that sends nothing between its
+            # switch and the end of the run; drawing its next request again here would hand
+            # it a recovery it never has (never recovered: 0 against the model's 0.5 a run).
+            silent = ~np.isfinite(reach) & (until < min(ctl.fault_end, self.end))
+            next_req = np.where(silent, np.inf, next_req)
         by_switch = (until < ctl.fault_end) & np.isfinite(reach) & (reach >= after)
         recovered_issue = np.where(by_switch, reach, next_req)
         if multi_recovered is not None:

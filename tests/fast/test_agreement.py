@@ -192,7 +192,8 @@ def test_fast_agrees_on_the_default_scenario(strategy: str) -> None:
 
 
 @pytest.mark.slow
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: CI sees the same examples every run (a failure is then reproducible, not a coin toss)
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 @given(
     ttl=st.sampled_from(["20s", "60s", "120s"]),
     rate=st.sampled_from(["1/s", "6/min"]),
@@ -304,3 +305,21 @@ def test_fast_agrees_on_the_spike_autoscaling_scenario() -> None:
     # No balancer fails, so its two strategies are the same run: one is enough.
     sc = load_file("scenarios/spike-autoscaling.yaml").replace(duration="17m")
     assert_agree(sc, "cname_repoint", reps=4)
+
+
+def test_clients_silent_after_their_switch_never_recover() -> None:
+    """A client with no request between its resolver's switch and the end of the run never
+    recovers. The fast engine once drew that client's next request a second time and so
+    never had one (0 against the model's ~5 a run here); counts agree to their Poisson noise."""
+    sc = scenario(**{
+        **SMALL, "clients.0.count": 2000, "dns.resolvers.0.count": 500, "dns.service_ttl": "120s",
+        "dns.balancer_ttl": "120s", "clients.0.rate": "6/min", "failover.detection": {"delay": "10s"},
+    })
+
+    def never(engine) -> int:  # type: ignore[no-untyped-def]
+        return sum(int(engine(sc, "cname_repoint", np.random.SeedSequence([5, k]), k).clients["recovery_s"].isna().sum())
+                   for k in range(6))
+
+    a, b = never(des), never(fast)
+    assert a >= 10  # the case is there to be told apart
+    assert abs(a - b) <= 3.0 * math.sqrt(a + b), (a, b)
