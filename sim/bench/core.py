@@ -424,7 +424,7 @@ def run_bench(
                             f"rep {rep} {mode:4} {target:8} {w['rps']:9.0f} req/s  "
                             f"{row['rps_per_cpu_s'] or 0:9.0f} req/CPU-s  "
                             + "  ".join(
-                                f"{int(x['load'] * 100)}%: p99 {x.get('p99_us', 0)} us{' (gen. saturated)' if x.get('saturated') else ''}"
+                                f"{int(x['load'] * 100)}%: p99 {x.get('p99_us', 0)} us{' (not sustained)' if x.get('saturated') else ''}"
                                 for x in row["latency"]
                             )
                         )
@@ -545,14 +545,15 @@ def render_table(results: dict[str, Any]) -> str:
                 cells.append(
                     f"{f(a.get('p50_us'))} / {f(a.get('p99_us'))}"
                     if a.get("p50_us") is not None
-                    else "gen. saturated"
+                    else "not sustained"
                 )
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     lines.append(
         "Added latency: the target's percentile minus the direct run's at the same fraction of each one's "
-        'own maximum, from the intended send time. "gen. saturated": the open-loop generator ('
-        "sharing its core with the backend) fell behind its schedule there, for the target or the baseline."
+        'own maximum, from the intended send time (open-loop, no coordinated omission). "not sustained": '
+        "in the target's or the baseline's step, fewer than 95% of the scheduled requests were answered "
+        "within it, or the generator fell behind its own schedule (sim.bench.openloop.saturated)."
     )
     for k, why in results["skipped"].items():
         lines.append(f"- skipped {k}: {why}")

@@ -71,3 +71,13 @@ def test_a_stall_shows_in_the_latency_of_every_request_due_during_it(
     assert 0.6 * p90 < r["p90_us"] < 1.3 * p90 + 50_000, r
     assert r["max_us"] >= 0.8 * STALL * 1e6
     assert 10 <= r["p50_us"] < 50_000  # most requests were not in the stall (and the clock is fine)
+
+
+def test_a_step_is_not_sustained_when_answers_fall_short_or_the_generator_falls_behind() -> None:
+    step = {"rate": 1000.0, "completed": 2000, "max_backlog": 400, "overloaded": False}
+    # requests that waited for a free connection are the target's latency (C generator)...
+    assert not openloop.saturated({**step, "generator": "openloop.c"}, 2.0)
+    # ...but the asyncio generator cannot tell them from its own slowness
+    assert openloop.saturated({**step, "generator": "asyncio"}, 2.0)
+    assert openloop.saturated({**step, "generator": "openloop.c", "completed": 1899}, 2.0)
+    assert openloop.saturated({**step, "generator": "openloop.c", "overloaded": True}, 2.0)
