@@ -171,7 +171,13 @@ int main(int argc, char **argv) {
             c->have += (size_t)r;
             while (c->busy) {
                 if (c->need < 0) c->need = response_length(c->buf, c->have);
-                if (c->need < 0 || (size_t)c->need > c->have) break;
+                if (c->need < 0) break;
+                if ((size_t)c->need > c->have) {
+                    /* body still coming: count its bytes, do not keep them (any size fits) */
+                    c->need -= (long)c->have;
+                    c->have = 0;
+                    break;
+                }
                 double done = now_s();
                 if (c->intended >= measure_from && c->intended < end) {
                     double us = (done - c->intended) * 1e6;

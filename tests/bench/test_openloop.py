@@ -30,11 +30,11 @@ ROOT = Path(__file__).resolve().parents[2]
 RATE, DURATION, WARMUP, STALL = 1000.0, 2.0, 0.3, 0.5
 
 
-@pytest.fixture
-def backend() -> subprocess.Popen[bytes]:
+@pytest.fixture(params=[1024])
+def backend(request: pytest.FixtureRequest) -> subprocess.Popen[bytes]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    argv = [sys.executable, "-m", "sim.core.backend", "--port", str(port), "--size", "1024"]
+    argv = [sys.executable, "-m", "sim.core.backend", "--port", str(port), "--size", str(request.param)]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port)
     proc.port = port  # type: ignore[attr-defined]
@@ -81,3 +81,14 @@ def test_a_step_is_not_sustained_when_answers_fall_short_or_the_generator_falls_
     assert openloop.saturated({**step, "generator": "asyncio"}, 2.0)
     assert openloop.saturated({**step, "generator": "openloop.c", "completed": 1899}, 2.0)
     assert openloop.saturated({**step, "generator": "openloop.c", "overloaded": True}, 2.0)
+
+
+@pytest.mark.parametrize("backend", [200_000], indirect=True)
+def test_responses_larger_than_the_read_buffer_are_counted_whole(
+    backend: subprocess.Popen[bytes],
+) -> None:
+    if openloop.build() is None:
+        pytest.skip("no C compiler")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = openloop.run([], env, backend.port, 200.0, 1.0, 0.2, 8, "c")  # type: ignore[attr-defined]
+    assert r["completed"] == pytest.approx(200, abs=1) and r["errors"] == 0, r
