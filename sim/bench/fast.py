@@ -65,7 +65,11 @@ def ratio(scenario_path: str, repeats: int, factor: int) -> dict:
                 "fast_s": fast_s, "ratio": (fast_n / fast_s) / (model_n / model_s),
             })
     ratios = [r["ratio"] for r in rows]
+    # per strategy: the engines' costs scale differently with each (cname_repoint's
+    # per-client DNS work), so a median over both would describe neither
+    per_strategy = {s: statistics.median(r["ratio"] for r in rows if r["strategy"] == s) for s in scenario.strategies}
     return {
+        "per_strategy_median_ratio": per_strategy,
         "scenario": scenario_path, "clients_factor": factor, "median_ratio": statistics.median(ratios), "min_ratio": min(ratios),
         "max_ratio": max(ratios), "target_ratio": TARGET_RATIO,
         "median_model_rate": statistics.median(r["model_requests"] / r["model_s"] for r in rows),
@@ -124,5 +128,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ratio:  {r['scenario']} x{r['clients_factor']} clients: fast {r['median_fast_rate']:,.0f} vs model {r['median_model_rate']:,.0f} simulated requests/s: "
           f"{r['median_ratio']:,.0f}x median (min {r['min_ratio']:,.0f}x, max {r['max_ratio']:,.0f}x; "
           f"target >= {TARGET_RATIO:.0f}x)")
+    print("        per strategy (median): " + ", ".join(f"{k} {v:,.0f}x" for k, v in r["per_strategy_median_ratio"].items()))
     print(f"saved:  {path}")
     return 0

@@ -38,9 +38,34 @@ typedef struct {
     int dead;
     double intended;
     size_t have;
-    long need; /* bytes of the current response, -1 until its head is read */
+    long need; /* bytes of the current response still to read, -1 until its head is read */
     char buf[BUF];
 } conn_t;
+
+/* the generator's state: one loop, so file-scope */
+static conn_t *conns;
+static int *idle, nidle, ep;
+static long errors, dead, inflight;
+
+/* the generator's own lateness (intended send time to the send, for requests a free
+ * connection was waiting for), in 10 us buckets up to 100 ms: a generator late by
+ * as much as the latencies it reports measures itself, not the target */
+#define LATE_BUCKETS 10001
+static long late_hist[LATE_BUCKETS], late_n;
+
+static void late_record(double seconds) {
+    long b = (long)(seconds * 1e5);
+    late_hist[b < 0 ? 0 : b >= LATE_BUCKETS ? LATE_BUCKETS - 1 : b]++;
+    late_n++;
+}
+
+static double late_quantile(double q) {
+    long want = (long)(q * late_n), seen = 0;
+    if (want >= late_n) want = late_n - 1; /* q = 1: the largest */
+    for (int b = 0; b < LATE_BUCKETS; b++)
+        if ((seen += late_hist[b]) > want) return b * 10.0;
+    return 0; /* nothing recorded */
+}
 
 static double now_s(void) {
     struct timespec ts;
@@ -48,18 +73,55 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Where the response at the start of buf ends, or -1 if its head is incomplete. */
+/* Where the response at the start of buf ends, or -1 if its head is incomplete. Every
+ * target here answers with a Content-Length; anything else would desynchronise the
+ * count silently, so it stops the generator instead. */
 static long response_length(const char *buf, size_t have) {
     const char *end = memmem(buf, have, "\r\n\r\n", 4);
     if (!end) return -1;
     long head = (end - buf) + 4, body = 0;
     for (const char *p = buf; p < end; p++) {
-        if (p[0] == '\n' && (size_t)(end - p) > 16 && strncasecmp(p + 1, "content-length:", 15) == 0) {
+        if (p[0] != '\n') continue;
+        if ((size_t)(end - p) > 16 && strncasecmp(p + 1, "content-length:", 15) == 0)
             body = strtol(p + 16, NULL, 10);
-            break;
+        else if ((size_t)(end - p) > 19 && strncasecmp(p + 1, "transfer-encoding:", 18) == 0) {
+            fprintf(stderr, "openloop: a response with Transfer-Encoding; only Content-Length is counted\n");
+            exit(3);
         }
     }
+    if (body < 0 || body > (1L << 40)) {
+        fprintf(stderr, "openloop: a response with Content-Length %ld\n", body);
+        exit(3);
+    }
     return head + body;
+}
+
+/* A connection that closed, reset or failed a write: out of the pool, its request lost. */
+static void kill_conn(int id) {
+    conn_t *c = &conns[id];
+    if (c->dead) return;
+    c->dead = 1;
+    dead++;
+    epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    if (c->busy) {
+        c->busy = 0;
+        errors++;
+        inflight--;
+    } else {
+        for (int j = 0; j < nidle; j++)
+            if (idle[j] == id) { idle[j] = idle[--nidle]; break; }
+    }
+}
+
+/* MSG_NOSIGNAL: a target that reset the connection must not kill us with SIGPIPE */
+static void send_request(int id, double due) {
+    conn_t *c = &conns[id];
+    c->busy = 1;
+    c->intended = due;
+    inflight++;
+    if (send(c->fd, REQUEST, sizeof REQUEST - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof REQUEST - 1))
+        kill_conn(id);
 }
 
 int main(int argc, char **argv) {
@@ -79,9 +141,10 @@ int main(int argc, char **argv) {
     /* the backlog holds intended times of requests due while every connection is busy */
     size_t bcap = (size_t)(rate * 6) + 1024, bhead = 0, btail = 0, max_backlog = 0;
     double *backlog = malloc(bcap * sizeof *backlog);
-    conn_t *conns = calloc(nconn, sizeof *conns);
-    int *idle = malloc(nconn * sizeof *idle), nidle = 0;
-    int ep = epoll_create1(0), tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+    conns = calloc(nconn, sizeof *conns);
+    idle = malloc(nconn * sizeof *idle);
+    ep = epoll_create1(0);
+    int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
     inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
     if (!lat || !backlog || !conns || !idle) return 2;
@@ -102,8 +165,8 @@ int main(int argc, char **argv) {
     epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &tev);
 
     double start = now_s() + 0.05, measure_from = start + warmup, end = measure_from + duration;
-    double interval = 1.0 / rate, late_max = 0;
-    long k = 0, sent = 0, completed = 0, errors = 0, dead = 0, inflight = 0;
+    double interval = 1.0 / rate;
+    long k = 0, sent = 0, completed = 0;
     int overloaded = 0;
     struct epoll_event evs[256];
     for (;;) {
@@ -115,22 +178,22 @@ int main(int argc, char **argv) {
             if (due > t || due >= end) break;
             k++;
             if (nidle > 0) {
-                conn_t *c = &conns[idle[--nidle]];
-                c->busy = 1;
-                inflight++;
-                c->intended = due;
-                if (t - due > late_max && due >= measure_from) late_max = t - due;
-                if (write(c->fd, REQUEST, sizeof REQUEST - 1) != (ssize_t)(sizeof REQUEST - 1)) errors++;
+                if (due >= measure_from) late_record(t - due);
+                send_request(idle[--nidle], due);
                 sent++;
             } else {
                 backlog[btail] = due;
                 btail = (btail + 1) % bcap;
                 size_t depth = (btail + bcap - bhead) % bcap;
                 if (depth > max_backlog) max_backlog = depth;
-                if (depth + 16 >= bcap) overloaded = 1; /* far behind: stop measuring a queue of our own */
+                if (depth + 16 >= bcap) { /* far behind: stop measuring a queue of our own */
+                    overloaded = 1;
+                    break;
+                }
             }
         }
         if (!sending && inflight <= 0 && bhead == btail) break;
+        if (dead == nconn) break; /* every connection gone: nothing left to measure with */
         if (!sending && t > end + 5) break; /* in-flight requests that never answer */
         /* sleep until the next due request or an answer, whichever is first */
         double next = start + k * interval;
@@ -153,19 +216,7 @@ int main(int argc, char **argv) {
             conn_t *c = &conns[id];
             ssize_t r = read(c->fd, c->buf + c->have, BUF - c->have);
             if (r <= 0) {
-                if (!c->dead) {
-                    c->dead = 1;
-                    dead++;
-                    epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
-                    close(c->fd);
-                    if (c->busy) { /* its request is lost */
-                        errors++;
-                        inflight--;
-                    } else { /* closed while idle: no longer offered */
-                        for (int j = 0; j < nidle; j++)
-                            if (idle[j] == (int)id) { idle[j] = idle[--nidle]; break; }
-                    }
-                }
+                kill_conn((int)id);
                 continue;
             }
             c->have += (size_t)r;
@@ -192,10 +243,7 @@ int main(int argc, char **argv) {
                 if (bhead != btail) { /* the oldest waiting request goes out now */
                     double due = backlog[bhead];
                     bhead = (bhead + 1) % bcap;
-                    c->busy = 1;
-                    inflight++;
-                    c->intended = due;
-                    if (write(c->fd, REQUEST, sizeof REQUEST - 1) != (ssize_t)(sizeof REQUEST - 1)) errors++;
+                    send_request((int)id, due);
                     sent++;
                 } else {
                     idle[nidle++] = (int)id;
@@ -207,8 +255,8 @@ int main(int argc, char **argv) {
     fclose(out);
     printf("{\"rate\": %.3f, \"intended\": %ld, \"sent\": %ld, \"completed\": %ld, \"errors\": %ld, "
            "\"lost\": %ld, \"max_backlog\": %zu, \"backlog_left\": %zu, \"overloaded\": %s, "
-           "\"max_send_lateness_us\": %.0f}\n",
+           "\"send_late_p50_us\": %.0f, \"send_late_p99_us\": %.0f, \"send_late_max_us\": %.0f}\n",
            rate, k, sent, completed, errors, dead, max_backlog, (btail + bcap - bhead) % bcap,
-           overloaded ? "true" : "false", late_max * 1e6);
+           overloaded ? "true" : "false", late_quantile(0.5), late_quantile(0.99), late_quantile(1.0));
     return 0;
 }

@@ -12,12 +12,16 @@ and a p90 near zero.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,11 +31,11 @@ from sim.bench.core import _free_port as free_port
 from sim.bench.core import _wait_port as wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
-RATE, DURATION, WARMUP, STALL = 1000.0, 2.0, 0.3, 0.5
+RATE, DURATION, WARMUP, STALL = 1000.0, 3.0, 0.3, 0.5
 
 
 @pytest.fixture(params=[1024])
-def backend(request: pytest.FixtureRequest) -> subprocess.Popen[bytes]:
+def backend(request: pytest.FixtureRequest) -> Iterator[subprocess.Popen[bytes]]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     argv = [sys.executable, "-m", "sim.core.backend", "--port", str(port), "--size", str(request.param)]
@@ -52,14 +56,14 @@ def test_a_stall_shows_in_the_latency_of_every_request_due_during_it(
         pytest.skip("no C compiler: the asyncio generator is used instead")
 
     def freeze() -> None:
-        time.sleep(0.05 + WARMUP + 0.6)
+        time.sleep(0.05 + WARMUP + 1.2)  # 1.2 s of margin for the generator process to start
         os.kill(backend.pid, signal.SIGSTOP)
         time.sleep(STALL)
         os.kill(backend.pid, signal.SIGCONT)
 
     stopper = threading.Thread(target=freeze)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    # the step's process starts a little after this thread; the stall still falls well inside
+    # the step's process starts after this thread; the stall falls inside its window if that takes < 1.2 s
     stopper.start()
     r = openloop.run([], env, backend.port, RATE, DURATION, WARMUP, 16, generator)  # type: ignore[attr-defined]
     stopper.join()
@@ -92,3 +96,32 @@ def test_responses_larger_than_the_read_buffer_are_counted_whole(
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     r = openloop.run([], env, backend.port, 200.0, 1.0, 0.2, 8, "c")  # type: ignore[attr-defined]
     assert r["completed"] == pytest.approx(200, abs=1) and r["errors"] == 0, r
+
+
+def test_a_target_that_resets_its_connections_is_reported_not_fatal() -> None:
+    """A reset connection used to kill the generator with SIGPIPE on its next write."""
+    if openloop.build() is None:
+        pytest.skip("no C compiler")
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+    def answer_once_then_reset() -> None:
+        server.settimeout(5)
+        with contextlib.suppress(OSError):
+            for _ in range(4):
+                conn, _ = server.accept()
+                conn.recv(4096)
+                conn.sendall(response)
+                # SO_LINGER 0: close with a RST, as a crashing target does
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.close()
+
+    thread = threading.Thread(target=answer_once_then_reset, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    r = openloop.run([], dict(os.environ), port, 200.0, 1.0, 0.0, 4, "c")
+    server.close()
+    assert "error" not in r, r  # the generator itself survived
+    assert r["lost"] == 4 and r["saturated"], r
+    assert time.monotonic() - started < 5  # stops once no connection is left
