@@ -612,6 +612,26 @@ def plot(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def resummarize(out: Path, latency_duration: float) -> int:
+    """The table of an earlier run under the current rules, from its raw steps."""
+    path = out / "results.json"
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        print(f"failover-sim bench core: {path}: cannot read: {e}", file=sys.stderr)
+        return 2
+    for run in results["runs"]:
+        for step in run["latency"]:
+            if "completed" in step:
+                step["saturated"] = openloop.saturated(step, latency_duration)
+    results["summary"] = summarize(results)
+    results["resummarized"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    (out / "results.md").write_text(render_table(results))
+    print(render_table(results))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(
@@ -646,7 +666,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--quick", action="store_true", help="a short smoke run (1 s steps, one repetition)"
     )
+    p.add_argument(
+        "--summarize-only",
+        type=Path,
+        metavar="DIR",
+        help="re-read DIR/results.json, apply the current 'not sustained' rule, rewrite its "
+        "table (results.md); nothing is measured",
+    )
     a = p.parse_args(argv)
+    if a.summarize_only is not None:
+        return resummarize(a.summarize_only, a.latency_duration)
     if a.quick:
         a.duration, a.latency_duration, a.warmup, a.repeat = 1.0, 1.0, 0.2, 1
     # Absolute: nginx and haproxy resolve relative paths against their own prefix.
