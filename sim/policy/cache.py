@@ -230,6 +230,23 @@ class Extend(CachePolicy):
     def lifetimes_for(self, ttls: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return np.asarray(ttls, dtype=float) + np.asarray(self.extra.sample(rng, len(ttls)), dtype=float)
 
+    def residuals(self, ttl: float, rng: np.random.Generator, n: int) -> np.ndarray:
+        """:func:`equilibrium_residual` ``n`` times at once, by the mixture of
+        :meth:`length_biased_lifetime`, when the extra has an exact length-biased
+        sampler (the fast engine draws one per resolver: 8,000 scalar calls were a
+        quarter of a replication)."""
+        exact = getattr(self.extra, "length_biased", None)
+        m = float(self.extra.mean)
+        if exact is None or m == _INF or ttl + m <= 0.0:
+            return super().residuals(ttl, rng, n)
+        plain = rng.random(n) * (ttl + m) < ttl
+        x = np.where(
+            plain,
+            np.asarray(self.extra.sample(rng, n), dtype=float),
+            np.asarray(exact(rng, n), dtype=float),
+        )
+        return rng.random(n) * (ttl + x)
+
     def length_biased_lifetime(
         self, ttl: float, rng: np.random.Generator, candidates: int = 64
     ) -> float:

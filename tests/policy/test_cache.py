@@ -140,6 +140,12 @@ def test_residual_extend_exponential_exact(ttl: float, m: float) -> None:
     _check_mean(r, _length_biased_residual_mean(ttl, m, 2 * m * m))
 
 
+@pytest.mark.parametrize(("ttl", "m"), [(60.0, 60.0), (60.0, 1200.0), (0.0, 30.0)])
+def test_vectorised_extend_residuals_have_the_closed_form_mean(ttl: float, m: float) -> None:
+    r = Extend(Exponential(m)).residuals(ttl, np.random.default_rng(5), 40_000)
+    _check_mean(r, _length_biased_residual_mean(ttl, m, 2 * m * m))
+
+
 def test_residual_extend_resampled_path() -> None:
     # a sampler without length_biased: importance resampling, biased O(1/64)
     rng = np.random.default_rng(3)
