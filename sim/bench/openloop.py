@@ -6,7 +6,7 @@ Two implementations with one result format:
   ``~/.cache/failover-sim``): answered a 53k req/s schedule in full on a core
   it shares with the backend, so latency at 50% and 75% of a balancer's
   maximum is measurable on two cores; its own lateness on that shared core
-  (send_late_p99_us, typically 1-5 ms at p99) is reported with every step;
+  (send_late_p50/p99/max_us) is reported with every step;
 - the asyncio one below, used when no C compiler is found: it falls behind
   its schedule above roughly 20k req/s here, and those steps are reported as
   "gen. saturated" rather than as latency.
