@@ -391,15 +391,17 @@ class ClientConnection(asyncio.Protocol):
         if self.closed:
             return
         parser = self.parser
-        if self.head is None and not parser.started:
-            self._set(_HEADER, self.proxy.header_timeout)
+        first = self.head is None and not parser.started
         try:
             events = parser.feed(data)
         except ParseError as e:
             self._reject(e.status, e.reason)
             return
+        if first and parser.in_head:
+            # the head did not come whole: the rest must come in time (slowloris)
+            self._set(_HEADER, self.proxy.header_timeout)
         self._process(events)
-        if not self.closed and parser.done and parser.buffered > self.proxy.client_buffer:
+        if len(parser.held) > self.proxy.client_buffer and parser.done and not self.closed:
             self._pause(_AHEAD)
 
     def eof_received(self) -> bool:
@@ -457,9 +459,7 @@ class ClientConnection(asyncio.Protocol):
     def _request_head(self, head: Head) -> bytes:
         xff = head.xff + b", " + self.peer if head.xff else self.peer
         tail = b"\r\nConnection: keep-alive\r\n\r\n" if head.version == b"HTTP/1.0" else b"\r\n\r\n"
-        return b"".join(
-            (head.start, b"\r\n", head.forward_block(True), b"X-Forwarded-For: ", xff, tail)
-        )
+        return b"".join((head.forward(True), b"X-Forwarded-For: ", xff, tail))
 
     def _on_body(self, piece: Any) -> None:
         up = self.upstream
@@ -581,14 +581,16 @@ class ClientConnection(asyncio.Protocol):
 
     def _response_head(self, head: Head) -> bytes:
         # always HTTP/1.1 towards the client: we, not the backend, speak to it
-        parts = [b"HTTP/1.1", head.start[8:], b"\r\n", head.forward_block(False)]
-        if not head.interim:
-            if self.close_after:
-                parts.append(b"Connection: close\r\n")
-            elif self.head is not None and self.head.version == b"HTTP/1.0":
-                parts.append(b"Connection: keep-alive\r\n")
-        parts.append(b"\r\n")
-        return b"".join(parts)
+        whole = head.forward(False)
+        if head.version != b"HTTP/1.1":
+            whole = b"HTTP/1.1" + whole[8:]
+        if head.interim:
+            return whole + b"\r\n"
+        if self.close_after:
+            return whole + b"Connection: close\r\n\r\n"
+        if self.head is not None and self.head.version == b"HTTP/1.0":
+            return whole + b"Connection: keep-alive\r\n\r\n"
+        return whole + b"\r\n"
 
     def _response_done(self) -> None:
         proxy = self.proxy
@@ -597,14 +599,15 @@ class ClientConnection(asyncio.Protocol):
         backend = self.backend
         head = self.response_head
         assert up is not None and backend is not None and head is not None
-        self._disarm()
+        self.kind = 0  # _disarm
         self.upstream = None
         self.backend = None
         up.client = None
         if self.write_paused:
             up.transport.resume_reading()
-        self._resume(_UP_FULL)
-        if head.keep_alive and self.request_done and not up.parser.buffered and up.usable:
+        if self.paused & _UP_FULL:
+            self._resume(_UP_FULL)
+        if head.keep_alive and self.request_done and not up.parser.held and up.usable:
             up.parser.next_message()
             if not pool.put_idle(backend, up):
                 up.close()
@@ -635,7 +638,8 @@ class ClientConnection(asyncio.Protocol):
             self.closed_by_us()
             return
         self._set(_IDLE, self.proxy.idle_timeout)
-        self._resume(_AHEAD)
+        if self.paused & _AHEAD:
+            self._resume(_AHEAD)
         try:
             events = self.parser.next_message()
         except ParseError as e:
