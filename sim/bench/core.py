@@ -163,7 +163,8 @@ admin: null
 
 def haproxy_conf(mode: str, port: int, backend: int) -> str:
     http = mode == "http"
-    return f"""# HAProxy, one thread, logging off, same checks/retries/timeouts as sim.core
+    return f"""# HAProxy, one thread, logging off, same checks/retries/timeouts as sim.core;
+# in http mode it appends X-Forwarded-For, as sim.core always does
 global
     nbthread 1
     maxconn 8000
@@ -177,6 +178,7 @@ defaults
     {"timeout http-keep-alive 60s" if http else ""}
     {"option http-keep-alive" if http else ""}
     {"http-reuse always" if http else ""}
+    {"option forwardfor" if http else ""}
 frontend fe
     bind 127.0.0.1:{port}
     default_backend be
@@ -219,6 +221,9 @@ events {{ worker_connections 20000; }}
             proxy_pass http://be;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            # as sim.core does: the client's Host passed on, X-Forwarded-For appended
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_connect_timeout 5s;
             proxy_read_timeout 30s;
             proxy_next_upstream error timeout;
