@@ -1,9 +1,11 @@
 """`failover-sim compare DIR_A DIR_B`: two results folders side by side (a lab run and the model, say).
 
 Per strategy and metric: both values with their 95% intervals, the
-difference, and whether the two agree (each value inside the other's
-interval, or the intervals overlapping); then overlay figures of success
-rate over time and the recovery CDF. Exit 0 unless `--max-diff` bounds are
+difference, its resolution (how finely these replications know it), and
+whether the two agree (each value inside the other's interval, or the
+intervals overlapping); then overlay figures of success rate over time and
+the recovery CDF. A --max-diff bound finer than the resolution is reported
+as such, with the replications that would resolve it. Exit 0 unless `--max-diff` bounds are
 given and broken (1), or a folder cannot be read (2).
 """
 
@@ -15,6 +17,10 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+
+from sim.analysis.stats import t_quantile_975
+
+Z975 = 1.959963984540054  # the standard normal's 0.975 quantile
 
 COMPARED = ("availability", "recovery_s.mean", "recovery_s.p50", "recovery_s.p90", "clients_affected", "requests",
             "failed", "dns_queries", "latency_ms.p50", "latency_ms.p99")
@@ -34,17 +40,52 @@ def agree(a, b) -> str:  # type: ignore[no-untyped-def]
     return "?"
 
 
+def half_width(iv) -> float:  # type: ignore[no-untyped-def]
+    """Half the width of a 95% interval (NaN without one, or when it is unbounded)."""
+    width = iv.high - iv.low if iv.known else math.nan
+    return width / 2 if math.isfinite(width) else math.nan
+
+
+def replications(results, strategy: str) -> int:  # type: ignore[no-untyped-def]
+    reps = results.replications
+    return int((reps["strategy"] == strategy).sum())
+
+
+def replications_needed(half_a: float, n_a: int, half_b: float, n_b: int, bound: float) -> float:
+    """Replications of each run for the 95% half-width of B - A to come down to ``bound``.
+
+    Each run's per-replication standard deviation is read back from its
+    Student-t interval (half = t(n-1) s / sqrt(n)); with n replications of
+    each the difference's half-width is about 1.96 sqrt((s_a^2 + s_b^2) / n).
+    NaN when a run has no interval to read a spread from.
+    """
+    if n_a < 2 or n_b < 2 or not (math.isfinite(half_a) and math.isfinite(half_b)) or bound <= 0:
+        return math.nan
+    var = sum((h * math.sqrt(n) / t_quantile_975(n - 1)) ** 2 for h, n in ((half_a, n_a), (half_b, n_b)))
+    return float(math.ceil(Z975**2 * var / bound**2))
+
+
 def comparison(a, b) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    """One row per strategy and metric: both values, B - A, and how well B - A is known.
+
+    ``resolution`` is the 95% half-width of the difference (the two half-widths
+    in quadrature): a difference smaller than it cannot be told from noise
+    with these replications, and a --max-diff bound smaller than it cannot be
+    checked by them.
+    """
     from sim.check import metric_interval
 
     rows = []
     for strategy in [s for s in a.summary["strategies"] if s in b.summary["strategies"]]:
+        n_a, n_b = replications(a, strategy), replications(b, strategy)
         for metric in COMPARED:
             ia, ib = metric_interval(a, strategy, metric), metric_interval(b, strategy, metric)
             diff = ib.value - ia.value
             rel = diff / abs(ia.value) if ia.value not in (0.0,) and math.isfinite(ia.value) else math.nan
+            ha, hb = half_width(ia), half_width(ib)
             rows.append({"strategy": strategy, "metric": metric, "a": str(ia), "b": str(ib), "difference": diff,
-                         "relative": rel, "within_ci": agree(ia, ib)})
+                         "resolution": math.hypot(ha, hb), "relative": rel, "within_ci": agree(ia, ib),
+                         "value_a": ia.value, "half_a": ha, "half_b": hb, "n_a": n_a, "n_b": n_b})
     return pd.DataFrame(rows)
 
 
@@ -69,8 +110,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare",
         help="two results folders side by side (lab against model, engine against engine)",
-        description="Metric by metric, per strategy: both values with 95%% intervals, the difference, and "
-        "whether they agree; overlay figures. Exit 0 unless a --max-diff bound is broken (1).",
+        description="Metric by metric, per strategy: both values with 95%% intervals, the difference, its "
+        "resolution (the 95%% half-width of B - A) and whether they agree; overlay figures. Exit 0 unless "
+        "a --max-diff bound is broken (1); a bound finer than the resolution is said to be so.",
         epilog="examples:\n  failover-sim compare results/lab-run results/model-run\n"
         "  failover-sim compare A B --max-diff recovery_s.mean=0.15 --max-diff availability=0.005",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -110,16 +152,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
     label_a, label_b = (args.labels.split(",", 1) if args.labels else (f"A ({a.engine})", f"B ({b.engine})"))
     table = comparison(a, b)
     print(f"A: {args.a} ({a.engine})\nB: {args.b} ({b.engine})\n")
-    shown = table.copy()
+    shown = table.drop(columns=["value_a", "half_a", "half_b", "n_a", "n_b"])
     shown["difference"] = shown["difference"].map(lambda x: f"{x:+.4g}")
+    shown["resolution"] = shown["resolution"].map(lambda x: "" if math.isnan(x) else f"±{x:.3g}")
     shown["relative"] = shown["relative"].map(lambda x: "" if math.isnan(x) else f"{x:+.1%}")
     print(shown.rename(columns={"a": label_a, "b": label_b}).to_string(index=False))
+    print("\nresolution: the 95% half-width of the difference; a smaller difference is within noise.")
     broken = []
     for metric, bound in bounds.items():
         for _, row in table[table["metric"] == metric].iterrows():
-            size = abs(row["difference"]) if metric == "availability" else abs(row["relative"])
-            if not size <= bound:
-                broken.append(f"{row['strategy']} {metric}: {size:.4g} > {bound:g}")
+            relative = metric != "availability"
+            size = abs(row["relative"]) if relative else abs(row["difference"])
+            if size <= bound:
+                continue
+            text = f"{row['strategy']} {metric}: {size:.4g} > {bound:g}"
+            # the bound in the metric's own units, to set against the resolution
+            absolute = bound * abs(row["value_a"]) if relative else bound
+            if absolute < row["resolution"]:
+                need = replications_needed(row["half_a"], row["n_a"], row["half_b"], row["n_b"], absolute)
+                text += (f" (but these runs know the difference only to ±{row['resolution']:.3g}"
+                         f" with {row['n_a']} and {row['n_b']} replications"
+                         + (f"; about {need:.0f} of each would resolve {bound:g})" if math.isfinite(need) else ")"))
+            broken.append(text)
     if args.out:
         from sim.results.writer import write_bytes_atomic
 

@@ -1,0 +1,120 @@
+"""`failover-sim compare`: two results folders side by side, the --max-diff gate, and how
+well a difference is known (its resolution, and the replications a bound would need)."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from sim.analysis.stats import t_quantile_975
+from sim.api import open_results
+from sim.cli import main
+from sim.compare import comparison, replications_needed
+from tests.model.scenarios import BASE
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The same small scenario run twice with different seeds (4 replications each)."""
+    tmp = tmp_path_factory.mktemp("compare")
+    doc = copy.deepcopy(BASE)
+    doc.update({"name": "compare", "replications": 4, "duration": "90s"})
+    doc["clients"][0]["count"] = 200
+    doc["dns"]["resolvers"][0]["count"] = 50
+    doc["dns"]["service_ttl"] = doc["dns"]["balancer_ttl"] = "30s"
+    path = tmp / "compare.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    out = []
+    for seed in (1, 2):
+        folder = tmp / f"seed{seed}"
+        assert main(["run", str(path), "--out", str(folder), "--seed", str(seed), "--quiet"]) == 0
+        out.append(folder)
+    return out[0], out[1]
+
+
+def test_a_run_against_itself_differs_by_nothing(runs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    a, _ = runs
+    table = comparison(open_results(a), open_results(a))
+    assert set(table["strategy"]) == {"cname_repoint", "eip_remap"}
+    assert (table["difference"].abs() == 0).all()
+    assert (table.loc[table["metric"] == "availability", "within_ci"] == "yes").all()
+    assert main(["compare", str(a), str(a), "--max-diff", "availability=0"]) == 0
+
+
+def test_difference_and_resolution_from_the_replications(runs: tuple[Path, Path]) -> None:
+    a, b = (open_results(p) for p in runs)
+    table = comparison(a, b).set_index(["strategy", "metric"])
+    for strategy in ("cname_repoint", "eip_remap"):
+        row = table.loc[(strategy, "failed")]
+        # by hand from each run's replications: the mean of B minus the mean of A, and the
+        # Student-t half-widths of both means in quadrature
+        means, halves = [], []
+        for run in (a, b):
+            values = run.replications.loc[run.replications["strategy"] == strategy, "failed"].to_numpy(float)
+            means.append(values.mean())
+            halves.append(t_quantile_975(len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+        assert row["difference"] == pytest.approx(means[1] - means[0])
+        assert row["resolution"] == pytest.approx(math.hypot(*halves), rel=1e-6)
+        assert row["n_a"] == row["n_b"] == 4
+
+
+def test_replications_needed_closed_form() -> None:
+    # per-replication sd 2.4 points in both runs, 3 replications each: the half-widths are
+    # t(2) 2.4 / sqrt(3); resolving 0.5 points needs 1.96^2 (2.4^2 + 2.4^2) / 0.5^2 = 177.01,
+    # so 178 of each
+    half = t_quantile_975(2) * 2.4 / math.sqrt(3)
+    assert replications_needed(half, 3, half, 3, 0.5) == 178
+    # the answer does not depend on how many replications the spread was read from
+    half30 = t_quantile_975(29) * 2.4 / math.sqrt(30)
+    assert replications_needed(half, 3, half30, 30, 0.5) == 178
+    assert math.isnan(replications_needed(math.nan, 1, half, 3, 0.5))
+    # and at that many replications the difference's half-width is indeed about the bound
+    n = 177
+    assert 1.96 * math.sqrt(2 * 2.4**2 / n) == pytest.approx(0.5, abs=0.002)
+
+
+def test_max_diff_gate_and_the_resolution_it_reports(
+    runs: tuple[Path, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    a, b = runs
+    assert main(["compare", str(a), str(b), "--out", str(tmp_path / "cmp")]) == 0
+    out = capsys.readouterr().out
+    assert "resolution" in out and "±" in out
+    written = pd.read_csv(tmp_path / "cmp" / "compare.csv")
+    assert {"difference", "resolution", "within_ci"} <= set(written.columns)
+    assert (tmp_path / "cmp" / "compare_success_rate.png").stat().st_size > 0
+    # a bound far inside the noise: broken, and the message says the runs cannot check it
+    assert main(["compare", str(a), str(b), "--max-diff", "failed=0.000001"]) == 1
+    out = capsys.readouterr().out
+    assert "beyond --max-diff" in out and "know the difference only to" in out and "of each would resolve" in out
+
+
+def test_unreadable_folder_and_bad_bound_exit_2(runs: tuple[Path, Path], tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    a, _ = runs
+    assert main(["compare", str(a), str(tmp_path)]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    assert main(["compare", str(a), str(a), "--max-diff", "availability=lots"]) == 2
+    assert main(["compare", str(a), str(a), "--max-diff", "speed=0.1"]) == 2
+    assert "unknown metric" in capsys.readouterr().err
+
+
+def test_replications_needed_shrinks_the_interval_as_promised() -> None:
+    # draw runs of a known spread and check the promise empirically: with the advised
+    # number of replications of each, |B - A| stays inside the bound about 95% of the time
+    rng = np.random.default_rng(11)
+    sd, bound = 2.0, 1.0
+    pilot_a, pilot_b = rng.normal(50, sd, 5), rng.normal(50, sd, 5)
+    halves = [t_quantile_975(4) * p.std(ddof=1) / math.sqrt(5) for p in (pilot_a, pilot_b)]
+    n = int(replications_needed(halves[0], 5, halves[1], 5, bound))
+    true_n = math.ceil(1.96**2 * 2 * sd**2 / bound**2)
+    assert 0.3 * true_n <= n <= 3 * true_n  # five pilot replications read the spread roughly
+    inside = np.mean([abs(rng.normal(50, sd, true_n).mean() - rng.normal(50, sd, true_n).mean()) <= bound
+                      for _ in range(2000)])
+    assert 0.93 <= inside <= 0.97
