@@ -110,8 +110,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare",
         help="two results folders side by side (lab against model, engine against engine)",
-        description="Metric by metric, per strategy: both values with 95%% intervals, the difference, its "
-        "resolution (the 95%% half-width of B - A) and whether they agree; overlay figures. Exit 0 unless "
+        description="Metric by metric, per strategy: both values with 95% intervals, the difference, its "
+        "resolution (the 95% half-width of B - A) and whether they agree; overlay figures. Exit 0 unless "
         "a --max-diff bound is broken (1); a bound finer than the resolution is said to be so.",
         epilog="examples:\n  failover-sim compare results/lab-run results/model-run\n"
         "  failover-sim compare A B --max-diff recovery_s.mean=0.15 --max-diff availability=0.005",
