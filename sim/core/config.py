@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from sim.policy.attempts import CONNECT_TIMEOUT
 from sim.policy.balancing import BALANCING_POLICIES
 from sim.policy.health import HealthCheckSpec
 from sim.scenario.units import parse_duration
@@ -128,7 +129,7 @@ class RetryConfig(_Model):
 
 
 class TimeoutConfig(_Model):
-    connect: Duration = 5.0  # HAProxy's example configurations: timeout connect 5s
+    connect: Duration = CONNECT_TIMEOUT  # HAProxy's example configurations: timeout connect 5s
     header: Duration = 10.0  # HAProxy timeout http-request 10s (slowloris bound)
     client_idle: Duration = 60.0  # between requests on a kept-alive client connection
     server: Duration = 30.0  # HAProxy's examples: timeout server 30s (504 after it)

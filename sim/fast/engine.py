@@ -24,11 +24,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sim.fast import fleet, instances, load, multia
+from sim.fast import fleet, load, multia
 from sim.fast.control import DNS_CHANGE, ControlPlane, control_plane
 from sim.fast.dns import query_counts, switch_times
 from sim.fast.intensity import Intensity
 from sim.fast.population import Population, answer_ttl, population, resolver_query_rate
+from sim.policy.attempts import CONNECT_TIMEOUT
 from sim.scenario import models as m
 
 OUTCOMES = ("ok", "refused", "timeout", "error_5xx", "dns_error", "shed")
@@ -222,7 +223,7 @@ class _Replication:
             # or the client's own timeout if that is shorter (as the model).
             spent = np.zeros(n)
             if self.backend_mode == "blackhole":
-                spent = np.minimum(self.timeout, instances.CONNECT_TIMEOUT * (sc.backends.retries + 1))
+                spent = np.minimum(self.timeout, CONNECT_TIMEOUT * (sc.backends.retries + 1))
             first_backend = np.full(n, np.inf)
             np.minimum.at(first_backend, who[counted], end[counted])
             first_fail = np.minimum(first_fail, first_backend + spent)
@@ -469,7 +470,7 @@ class _Replication:
             measured_ok = ok[start:].astype(float)
             k = int(round(len(lat) * float((measured_ok * self.detour[start:]).sum()) / max(measured_ok.sum(), 1.0)))
             if k:
-                lat[self.rng["service"].choice(len(lat), size=min(k, len(lat)), replace=False)] += instances.CONNECT_TIMEOUT
+                lat[self.rng["service"].choice(len(lat), size=min(k, len(lat)), replace=False)] += CONNECT_TIMEOUT
         late = self.rescued_delay[self.rescued_at >= sc.warmup] if len(self.rescued_delay) else self.rescued_delay
         if len(late) and len(lat):
             # The sample stands for all successful requests; the late ones join at their share.

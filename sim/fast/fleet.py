@@ -40,6 +40,7 @@ import numpy as np
 
 from sim.fast import instances
 from sim.fast.queueing import Queue, erlang_b, mean_in_system
+from sim.policy.attempts import CONNECT_TIMEOUT
 from sim.policy.balancing import RoundRobin
 from sim.policy.health import (
     HealthCheckSpec,
@@ -190,7 +191,7 @@ class _Fleet:
         outcome = "error_5xx"
         if (
             self.mode == "blackhole"
-            and min(c.retry.timeout for c in self.sc.clients) <= instances.CONNECT_TIMEOUT
+            and min(c.retry.timeout for c in self.sc.clients) <= CONNECT_TIMEOUT
         ):
             outcome = "timeout"
         kills = [(t, self._held(t)) for t in self.kills if t < self.sc.end]

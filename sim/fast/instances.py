@@ -11,9 +11,6 @@ import math
 
 from sim.policy.health import HealthState, first_probe_at, probe_duration, probe_ok, probe_step
 
-# The model's connect timeout towards a blackholed instance (HAProxy's documented examples use 5 s).
-CONNECT_TIMEOUT = 5.0
-
 
 def checker(hc, start: float, stop: float, mode: str, end: float, phase: float) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     """When the victim's checker marks it down, and up again after it recovers (inf: not in the run)."""

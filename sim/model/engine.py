@@ -21,7 +21,7 @@ from simpy.events import Timeout
 
 from sim.model.dns import Alias, Authoritative, Resolver
 from sim.model.world import BLACKHOLE, REFUSE, UP, Address, Balancer, Endpoint, Instance
-from sim.policy.attempts import choose_address
+from sim.policy.attempts import CONNECT_TIMEOUT, choose_address
 from sim.policy.balancing import eligible, make_balancing_policy
 from sim.policy.cache import CachePolicy, equilibrium_residual
 from sim.policy.failover import ProviderChecks, VrrpSpec, make_plan
@@ -38,9 +38,6 @@ from sim.scenario import models as m
 
 OUTCOMES = ("ok", "refused", "timeout", "error_5xx", "dns_error", "shed")
 OK, REFUSED, TIMEOUT, ERROR_5XX, DNS_ERROR, SHED = range(6)
-# A balancer's connect timeout towards a blackholed instance. HAProxy has no
-# default; 5 s is the value its documentation's examples use [I].
-CONNECT_TIMEOUT = 5.0
 STREAMS = ("arrivals", "clients", "priming", "dns", "service", "control", "balancing", "faults", "traffic")
 
 

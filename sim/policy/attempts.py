@@ -12,6 +12,7 @@ from sim.policy.outcomes import waits_for_timeout
 
 __all__ = [
     "ADDRESS_MODES",
+    "CONNECT_TIMEOUT",
     "ConnectionReuse",
     "RetryRule",
     "attempt_cost",
@@ -19,6 +20,11 @@ __all__ = [
 ]
 
 A = TypeVar("A")
+
+# A balancer's connect timeout towards a blackholed instance, for every engine
+# (the model, the fast engine; sim.core's `timeouts.connect` defaults to it).
+# HAProxy has no default; 5 s is the value its documentation's examples use [I].
+CONNECT_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True, slots=True)
