@@ -61,6 +61,10 @@ _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([1-5][0-9][0-9])(?: ([^\r\n]*))?")
 # proxy must not forward them. Transfer-Encoding stays: chunked bodies pass through.
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"upgrade"})
 _KNOWN_CONNECTION_TOKENS = frozenset({b"close", b"keep-alive", b"upgrade", b"te"})
+# Fields a Connection option must never remove: cutting the framing while the
+# body goes on as framed would let the body pass as a second request
+# (smuggling); Host is for every recipient too (RFC 9110 7.6.1).
+_NEVER_CONNECTION_OPTIONS = frozenset({b"content-length", b"transfer-encoding", b"host"})
 _KEEP_ALIVE = frozenset({b"keep-alive"})
 _CLOSE = frozenset({b"close"})
 # The patterns below run on the whole head from the LF that ends the start
@@ -183,7 +187,7 @@ class Head:
         if not self.hop:
             return self.whole
         whole = (_HOP_LINE_XFF if drop_xff else _HOP_LINE).sub(b"", self.whole)
-        extra = self.connection_tokens - _KNOWN_CONNECTION_TOKENS
+        extra = self.connection_tokens - _KNOWN_CONNECTION_TOKENS - _NEVER_CONNECTION_OPTIONS
         if extra:
             names = b"|".join(re.escape(t) for t in extra if _TOKEN.fullmatch(t))
             if names:
@@ -236,6 +240,9 @@ class Parser:
         # bytes received but not parsed yet: a partial head, a pipelined request
         self.held = bytearray()
         self._line = bytearray()
+        # set per request by expect_response_to and kept across next_message:
+        # an interim (1xx) response and the final one answer the same request
+        self._no_body = False
         self._reset()
 
     def _reset(self) -> None:
@@ -245,7 +252,6 @@ class Parser:
         self._line_checked = False
         self._trailer_bytes = 0
         self._crlf_seen = 0
-        self._no_body = False
         self.head: Head | None = None
         # a byte of this message has arrived (the header timeout starts then)
         self.started = False
@@ -355,6 +361,12 @@ class Parser:
             # Reject a bad request line as soon as it is complete, without
             # waiting for headers that may never come.
             eol = buf.find(b"\r\n")
+            while eol == 0 and not self._response:
+                # RFC 9112 2.2: ignore at least one empty line before a request;
+                # the head's end is then searched for from the start again
+                del buf[:2]
+                start = 0
+                eol = buf.find(b"\r\n")
             if eol < 0:
                 if len(buf) > self._max_head:
                     raise ParseError(431 if not self._response else 502, "request line too long")
@@ -363,10 +375,6 @@ class Parser:
                         400 if not self._response else 502, "bare LF in the start line"
                     )
                 return b""
-            if eol == 0 and not self._response:
-                # RFC 9112 2.2: ignore at least one empty line before a request
-                del buf[:2]
-                return self._feed_head(b"", out) if buf else b""
             self._start_line(bytes(buf[:eol]))
             self._line_checked = True
         end = buf.find(b"\r\n\r\n", start)

@@ -561,8 +561,9 @@ class ClientConnection(asyncio.Protocol):
                     self.response_head = None
                     up = self.upstream
                     assert up is not None and self.head is not None
+                    # (the parser keeps expecting a response to the same
+                    # method: a final response held after the 1xx parses right)
                     more = up.parser.next_message()
-                    up.parser.expect_response_to(self.head.method)
                     if more:
                         self._on_response(more)
                     return

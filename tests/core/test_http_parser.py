@@ -259,3 +259,70 @@ def test_forward_cuts_hop_by_hop_lines_wherever_they_are() -> None:
 def test_transfer_coding_name_is_case_insensitive() -> None:
     ev = Parser().feed(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n0\r\n\r\n")
     assert ev[0].framing == CHUNKED and ev[-1] is END  # type: ignore[union-attr]
+
+
+# -- found by a differential review (present before the 2026-11-28 rewrite too) --
+
+
+@pytest.mark.parametrize(
+    "option", [b"content-length", b"Content-Length, x-a", b"transfer-encoding", b"host"]
+)
+def test_a_connection_option_never_removes_framing_or_host(option: bytes) -> None:
+    # Cutting Content-Length (or Transfer-Encoding) while the body goes on as framed
+    # would let the body reach the backend as a second request: smuggling.
+    te = option.lower().startswith(b"transfer")
+    framing = b"Transfer-Encoding: chunked\r\n" if te else b"Content-Length: 32\r\n"
+    body = (
+        b"20\r\nGET /admin HTTP/1.1\r\nHost: a\r\n\r\n\r\n0\r\n\r\n"
+        if te
+        else b"GET /admin HTTP/1.1\r\nHost: a\r\n\r\n"
+    )
+    raw = (
+        b"POST / HTTP/1.1\r\nHost: a\r\nConnection: "
+        + option
+        + b"\r\n"
+        + framing
+        + b"X-A: 1\r\n\r\n"
+        + body
+    )
+    events = Parser().feed(raw)
+    head = events[0]
+    assert isinstance(head, Head)
+    forwarded = head.forward(True)
+    assert framing in forwarded and b"Host: a\r\n" in forwarded
+    assert b"Connection" not in forwarded
+    assert (b"X-A" in forwarded) == (b"x-a" not in option.lower())
+    assert body_of(events) == body and events[-1] is END
+
+
+@pytest.mark.parametrize("split", [None, 1, 2, 3])
+def test_empty_lines_before_a_request_are_skipped_in_any_read(split: int | None) -> None:
+    raw = b"\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n"
+    p = Parser()
+    events = collect(
+        p, *([raw] if split is None else [raw[i : i + split] for i in range(0, len(raw), split)])
+    )
+    assert isinstance(events[0], Head) and events[0].target == b"/" and events[-1] is END
+    # and after a pipelined request, as a browser's stray CRLF after a POST body
+    p = Parser()
+    ev = p.feed(
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nok\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n"
+    )
+    assert body_of(ev) == b"ok"
+    ev2 = p.next_message()
+    assert isinstance(ev2[0], Head) and ev2[0].target == b"/2" and ev2[-1] is END
+
+
+def test_final_response_to_head_held_behind_an_interim_one_has_no_body() -> None:
+    p = Parser(response=True)
+    p.expect_response_to(b"HEAD")
+    ev = p.feed(
+        b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+    )
+    assert ev[0].interim and ev[-1] is END  # type: ignore[union-attr]
+    ev2 = p.next_message()
+    assert ev2[0].status == 200 and ev2[-1] is END and body_of(ev2) == b""  # type: ignore[union-attr]
+    # a new request's method is set afresh
+    p.next_message()
+    p.expect_response_to(b"GET")
+    assert body_of(p.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")) == b"hi"

@@ -289,3 +289,21 @@ def test_draining_backend_takes_no_new_requests() -> None:
         c, _ = rig.client()
         c.data_received(GET)
     assert {b.name for b, _ in rig.connects} == {"b1"}
+
+
+def test_connection_option_naming_content_length_does_not_smuggle_the_body() -> None:
+    rig = Rig(n_backends=1)
+    c, ct = rig.client()
+    inner = b"GET /admin HTTP/1.1\r\nHost: a\r\n\r\n"
+    c.data_received(
+        b"POST / HTTP/1.1\r\nHost: a\r\nConnection: content-length\r\nContent-Length: %d\r\n\r\n"
+        % len(inner)
+        + inner
+    )
+    up, ut = rig.complete_connect()
+    sent = ut.take()
+    head, _, body = sent.partition(b"\r\n\r\n")
+    # the backend is told the body's length, so the body stays a body
+    assert b"Content-Length: %d" % len(inner) in head and body == inner
+    up.data_received(OK)
+    assert ct.take().startswith(b"HTTP/1.1 200 OK") and rig.metrics.outcomes["ok"] == 1
