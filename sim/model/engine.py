@@ -33,12 +33,19 @@ from sim.policy.health import (
     probe_ok,
     probe_step,
 )
+from sim.policy.sampling import arrival_blocks
 from sim.scenario import build
 from sim.scenario import models as m
 
 OUTCOMES = ("ok", "refused", "timeout", "error_5xx", "dns_error", "shed")
 OK, REFUSED, TIMEOUT, ERROR_5XX, DNS_ERROR, SHED = range(6)
-STREAMS = ("arrivals", "clients", "priming", "dns", "service", "control", "balancing", "faults", "traffic")
+# "failover" last: its own stream, so the lab can replay the detection phase and
+# the plan's delays (sim.lab.trace) without replaying every other control draw.
+# Which draws a seed's streams feed. Runs with the same seed and scenario pair
+# replication by replication (sim.compare) only when they draw alike: bump this
+# when a stream's use changes. 2: per-resolver lifetimes, "failover" (2026-11-29).
+DRAWS = 2
+STREAMS = ("arrivals", "clients", "priming", "dns", "service", "control", "balancing", "faults", "traffic", "failover")
 
 
 @dataclass
@@ -230,9 +237,14 @@ class Replication:
         sc = self.scenario
         rng = self.rng["clients"]
         groups: dict[str, list[Resolver]] = {}
+        # Each resolver draws its cache lifetimes from a stream of its own, so a
+        # resolver's i-th answer gets the same draw whatever the others do (the lab's
+        # forwarders replay these seeds, sim.lab.trace).
+        self.resolver_seeds = [int(x) for x in self.rng["dns"].integers(2**63, size=sum(g.count for g in sc.dns.resolvers))]
+        seeds = iter(self.resolver_seeds)
         for g in sc.dns.resolvers:
             policy = build.cache_policy(g.policy)
-            groups[g.name] = [Resolver(g.name, policy, self.auth, self.rng["dns"]) for _ in range(g.count)]
+            groups[g.name] = [Resolver(g.name, policy, self.auth, np.random.default_rng(next(seeds))) for _ in range(g.count)]
         names = [g.name for g in sc.dns.resolvers]
         shares = np.array([g.share for g in sc.dns.resolvers])
         self.cohorts: list[tuple[Cohort, list[Client]]] = []
@@ -259,6 +271,7 @@ class Replication:
                 query_rate[resolver] = query_rate.get(resolver, 0.0) + self._resolver_load(cohort)
             self.cohorts.append((cohort, members))
         self.resolvers = [r for pool in groups.values() for r in pool]
+        self.arrival_seeds = [int(self.rng["arrivals"].integers(2**63)) for _ in self.cohorts]
         prng = self.rng["priming"]
         for resolver in self.resolvers:
             resolver.prime(0.0, query_rate.get(resolver, 0.0), prng)
@@ -325,7 +338,7 @@ class Replication:
     def run(self) -> ReplicationOutput:
         env = self.env
         for i, (cohort, members) in enumerate(self.cohorts):
-            arrivals = np.random.default_rng(np.random.SeedSequence(self.rng["arrivals"].integers(2**63)))
+            arrivals = np.random.default_rng(np.random.SeedSequence(self.arrival_seeds[i]))
             env.process(self._arrivals(cohort, members, arrivals, i))
         for fault in self.scenario.faults:
             env.process(self._fault(fault))
@@ -340,10 +353,7 @@ class Replication:
         if rate <= 0:
             return
         env, n, issue = self.env, len(members), self._issue
-        while True:
-            gaps = rng.exponential(1.0 / rate, 1024).tolist()
-            picks = rng.integers(0, n, 1024).tolist()
-            coins = rng.random(1024).tolist()
+        for gaps, picks, coins in arrival_blocks(rng, rate, n):
             for gap, pick, coin in zip(gaps, picks, coins, strict=True):
                 yield env.timeout(gap)
                 factor = self.thinning.get(index, 1.0)
@@ -591,7 +601,7 @@ class Replication:
         """Whoever notices the fault (the plan says who), then the plan's actions."""
         spec = self.spec
         plan = make_plan(self.strategy, spec)
-        rng = self.rng["control"]
+        rng = self.rng["failover"]
         env = self.env
         if plan.detection == "scenario" and spec.detection == "operator":
             faults = [f for f in self.scenario.faults if isinstance(f, m.BalancerDown) and f.target == self.active.name]

@@ -409,9 +409,18 @@ class Cache:
         starts in steady state (scenario-v1.md, "Time"); returns the expiry time."""
         return self._put(key, value, now + equilibrium_residual(self.policy, ttl, rng))
 
+    def put_until(self, key: Hashable, value: object, expires: float) -> float:
+        """Cache ``value`` until ``expires`` whatever the policy: a cache set to a
+        state another engine drew (the lab replaying the model's priming)."""
+        return self._put(key, value, expires)
+
     def _put(self, key: Hashable, value: object, expires: float) -> float:
         self._entries[key] = (value, expires, expires + self.policy.stale_window)
         return expires
+
+    def items(self) -> list[tuple[Hashable, object, float]]:
+        """(key, value, expiry) of every entry, fresh or stale."""
+        return [(k, e[0], e[1]) for k, e in self._entries.items()]
 
     def expires_at(self, key: Hashable) -> float | None:
         """When the entry for ``key`` stops being fresh, or None if there is none."""

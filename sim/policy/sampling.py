@@ -6,6 +6,7 @@ protocol; the two small samplers here are for defaults and tests.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -83,3 +84,15 @@ class Exponential:
 
     def __repr__(self) -> str:
         return f"Exponential({self._mean!r})"
+
+
+def arrival_blocks(
+    rng: np.random.Generator, rate: float, members: int, block: int = 1024
+) -> Iterator[tuple[list[float], list[int], list[float]]]:
+    """A cohort's Poisson arrivals, in blocks: the gaps (seconds), which member
+    sends each request, and a uniform coin per arrival (kept when the coin is
+    below a traffic factor under 1). The model and the lab's clients both draw
+    from this, so one seed gives both the same arrivals (sim.lab.trace)."""
+    while True:
+        yield (rng.exponential(1.0 / rate, block).tolist(), rng.integers(0, members, block).tolist(),
+               rng.random(block).tolist())
