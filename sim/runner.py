@@ -233,6 +233,10 @@ def run(
         summary["refused"] = refused
     doc = scenario.to_document()
     manifest = make_manifest(doc, engine=engine, wall_time_s=wall, seed=seed, replications=reps)
+    if engine in ("des", "lab"):
+        from sim.model.engine import DRAWS
+
+        manifest["draws"] = DRAWS  # the lab replays the model's draws (sim.lab.trace)
     if engine == "lab":
         manifest["lab"] = {"time_scale": lab.time_scale, "clients_scale": lab.clients_scale,  # type: ignore[attr-defined]
                            "max_resolvers": lab.max_resolvers,  # type: ignore[attr-defined]

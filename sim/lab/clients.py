@@ -1,7 +1,9 @@
 """Lab clients: one asyncio process running many clients, each as its cohort behaves.
 
-Every client sends Poisson requests (scenario rate, times K), looks the
-service name up through its own resolver (a real unbound, or our forwarder)
+Every cohort sends the model's Poisson arrivals for the same seed (scenario
+rate, times K; sim.lab.trace), each request from the member the model picks.
+Every client starts in the state the model's time 0 finds it (stub cache,
+address rotation, open connection), looks the service name up through its own resolver (a real unbound, or our forwarder)
 with its cohort's stub cache (sim.policy, in scenario seconds), keeps its
 connection alive as its cohort does, retries as its cohort does, and records
 every request: when it was issued and finished (scenario seconds) and how
@@ -14,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import sys
 import time
@@ -25,6 +28,7 @@ import dns.rdatatype
 import numpy as np
 
 from sim.policy.cache import Cache
+from sim.policy.sampling import arrival_blocks
 from sim.scenario import build, load_file
 from sim.scenario import models as m
 
@@ -47,7 +51,7 @@ class Clock:
 
 class Client:
     def __init__(self, cid: int, spec: m.Cohort, resolver: tuple[str, int], plan: dict, clock: Clock,
-                 rng: np.random.Generator, log: list) -> None:
+                 rng: np.random.Generator, log: list, state: dict | None = None) -> None:
         self.id = cid
         self.spec = spec
         self.resolver = resolver
@@ -66,26 +70,19 @@ class Client:
         delay = getattr(spec, "fallback_delay", None)
         self.fallback = min(delay if delay is not None else rule.timeout, rule.timeout)
         self.rotate = bool(plan.get("rotate", True))
+        self.initial = tuple(plan.get("initial", ()))
         self.rotation = 0
         self.conn: tuple | None = None  # (reader, writer, address, opened, last)
+        self.primed: tuple[float, float] | None = None  # a connection open at time 0: (opened, last)
         self.lock = asyncio.Lock()
-
-    async def run(self, end: float, factor, start: float) -> None:  # type: ignore[no-untyped-def]
-        tasks = set()
-        # The world gives each resolver's clients a random start in the warm-up (see there).
-        t = max(self.clock.now(), start)
-        while True:
-            rate = self.spec.rate * factor(t)
-            t += self.rng.exponential(1.0 / rate)
-            if t >= end:
-                break
-            await self.clock.sleep_until(t)
-            task = asyncio.get_running_loop().create_task(self.request(t))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        if tasks:
-            await asyncio.wait(tasks, timeout=self.attempts * self.timeout / self.clock.scale + 2)
-        self.close()
+        if state:
+            self.rotation = int(state.get("rotation", 0))
+            if state.get("stub_primed"):
+                expires = state.get("stub")
+                self.stub.put_until(SERVICE, self.initial, math.inf if expires is None else float(expires))
+            if state.get("conn"):
+                opened, last = state["conn"]
+                self.primed = (-math.inf if opened is None else float(opened), float(last))
 
     async def request(self, issued: float) -> None:
         outcome = OK
@@ -120,9 +117,18 @@ class Client:
         if conn is not None and not self.reuse.can_reuse(conn[3], conn[4], now):
             self.close()
             conn = None
+        primed, self.primed = self.primed, None
+        if conn is not None or (primed is not None and not self.reuse.can_reuse(primed[0], primed[1], now)):
+            primed = None
         try:
             async with asyncio.timeout(self.timeout / self.clock.scale):
-                if conn is None:
+                if primed is not None:
+                    # The connection the model finds open at time 0 (opened before the run,
+                    # so no lookup): connected now, with its age and idle time.
+                    address = self.initial[(self.rotation if self.rotate else 0) % len(self.initial)]
+                    reader, writer = await asyncio.open_connection(address, self.port)
+                    conn = (reader, writer, address, primed[0], primed[1])
+                elif conn is None:
                     addresses = await self.resolve()
                     if addresses is None:
                         return DNS_ERROR
@@ -189,21 +195,75 @@ def traffic_factor(scenario: m.Scenario):  # type: ignore[no-untyped-def]
     return factor
 
 
+class Arrivals:
+    """A cohort's requests: the model's arrival stream (its seed), thinned by a
+    traffic factor below 1 as the model thins it; a factor above 1 adds a
+    Poisson stream of the extra rate (drawn here, not the model's)."""
+
+    def __init__(self, cohort: m.Cohort, members: list[Client], clock: Clock, end: float, factor) -> None:  # type: ignore[no-untyped-def]
+        self.cohort, self.members, self.clock, self.end, self.factor = cohort, members, clock, end, factor
+        self.pending: set[asyncio.Task] = set()
+
+    def _issue(self, client: Client, t: float) -> None:
+        task = asyncio.get_running_loop().create_task(client.request(t))
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
+
+    async def model(self, seed: int) -> None:
+        rate = self.cohort.rate * len(self.members)
+        if rate <= 0:
+            return
+        t = 0.0
+        rng = np.random.default_rng(np.random.SeedSequence(seed))
+        for gaps, picks, coins in arrival_blocks(rng, rate, len(self.members)):
+            for gap, pick, coin in zip(gaps, picks, coins, strict=True):
+                t += gap
+                if t >= self.end:
+                    return
+                f = self.factor(t)
+                if f >= 1.0 or coin < f:
+                    await self.clock.sleep_until(t)
+                    self._issue(self.members[pick], t)
+
+    async def extra(self, rng: np.random.Generator) -> None:
+        rate = self.cohort.rate * len(self.members)
+        t = 0.0
+        while rate > 0:
+            extra = self.factor(t) - 1.0
+            t += rng.exponential(1.0 / (rate * extra)) if extra > 0 else 1.0
+            if t >= self.end:
+                return
+            if self.factor(t) > 1.0 and extra > 0:
+                await self.clock.sleep_until(t)
+                self._issue(self.members[int(rng.integers(len(self.members)))], t)
+
+    async def drain(self) -> None:
+        if self.pending:
+            longest = max(c.attempts * c.timeout for c in self.members)
+            await asyncio.wait(self.pending, timeout=longest / self.clock.scale + 2)
+        for c in self.members:
+            c.close()
+
+
 async def _run(plan: dict) -> None:
     scenario = load_file(plan["scenario"])
     clock = Clock(plan["t0"], plan["scale"])
     cohorts = {c.name: c for c in scenario.clients}
     log: list = []
-    seeds = np.random.SeedSequence(plan["seed"]).spawn(len(plan["clients"]))
+    seeds = np.random.SeedSequence(plan["seed"]).spawn(len(plan["clients"]) + 1)
     clients = [
         Client(c["id"], cohorts[c["cohort"]], (c["resolver"][0], int(c["resolver"][1])), plan, clock,
-               np.random.default_rng(s), log)
-        for c, s in zip(plan["clients"], seeds, strict=True)
+               np.random.default_rng(s), log, c)
+        for c, s in zip(plan["clients"], seeds, strict=False)
     ]
     factor = traffic_factor(scenario)
+    extra = np.random.default_rng(seeds[-1])
+    streams = [Arrivals(c, [x for x in clients if x.spec.name == c.name], clock, plan["end"], factor)
+               for c in scenario.clients]
     print(json.dumps({"event": "ready", "clients": len(clients)}), flush=True)
-    starts = [float(c.get("start", 0.0)) for c in plan["clients"]]
-    await asyncio.gather(*(c.run(plan["end"], factor, s) for c, s in zip(clients, starts, strict=True)))
+    await asyncio.gather(*(a.model(seed) for a, seed in zip(streams, plan["arrival_seeds"], strict=True)),
+                         *(a.extra(extra) for a in streams))
+    await asyncio.gather(*(a.drain() for a in streams))
     records = np.array(log, dtype=float).reshape(-1, 4)
     tmp = plan["out"] + ".partial.npy"
     np.save(tmp, records)

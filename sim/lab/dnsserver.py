@@ -8,11 +8,17 @@ times), and takes changes on a small control port: one JSON object per TCP
 connection, e.g. {"op": "set", "name": "www.example.com.", "type": "CNAME",
 "values": ["green.elb.example.net."], "ttl": 60, "delay": 6.0} (applied
 after `delay` seconds: the provider's propagation), {"op": "down", "value":
-true}, {"op": "queries"} (the query times, unix seconds).
+true}, {"op": "queries"} (the query times, unix seconds), {"op": "ttl",
+"ttls": {"www.example.com.": 37}} (answer these names with these TTLs until
+the next "ttl" op: how the lab primes an unbound cache with the model's
+state, sim.lab.trace).
 
 The forwarder is a caching resolver of its own (the `extend` policy): it asks
 the authoritative server, follows a CNAME, and keeps each record for the
-policy's lifetime in scenario seconds, answering with the time left.
+policy's lifetime in scenario seconds, answering with the time left. Its
+control port takes {"op": "prime", "records": [{"name", "type", "values",
+"expires"}]}: records cached until `expires` (unix seconds) whatever the
+policy, the model's state at time 0 (sim.lab.trace).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ class Authoritative(asyncio.DatagramProtocol):
         self.records = {dns.name.from_text(k): v for k, v in records.items()}
         self.service = dns.name.from_text(service)
         self.down = False
+        self.ttls: dict[dns.name.Name, int] = {}
         self.queries: list[float] = []
         self.transport: asyncio.DatagramTransport | None = None
 
@@ -63,9 +70,8 @@ class Authoritative(asyncio.DatagramProtocol):
         if record is None:
             response.set_rcode(dns.rcode.NXDOMAIN)
         elif record["type"] == "CNAME" or dns.rdatatype.from_text(record["type"]) == question.rdtype:
-            response.answer.append(
-                dns.rrset.from_text_list(question.name, int(record["ttl"]), "IN", record["type"], record["values"])
-            )
+            ttl = self.ttls.get(question.name, int(record["ttl"]))
+            response.answer.append(dns.rrset.from_text_list(question.name, ttl, "IN", record["type"], record["values"]))
         assert self.transport is not None
         self.transport.sendto(response.to_wire(), addr)
 
@@ -82,6 +88,9 @@ class Authoritative(asyncio.DatagramProtocol):
             reply: object = {"ok": True}
         elif op == "down":
             self.down = bool(request["value"])
+            reply = {"ok": True}
+        elif op == "ttl":
+            self.ttls = {dns.name.from_text(k): int(v) for k, v in request["ttls"].items()}
             reply = {"ok": True}
         elif op == "queries":
             reply = {"queries": self.queries}
@@ -112,6 +121,21 @@ class Forwarder(asyncio.DatagramProtocol):
 
     def _now(self) -> float:
         return time.time() * self.scale  # scenario seconds (an arbitrary origin)
+
+    async def control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = json.loads((await reader.read(1 << 20)).decode() or "{}")
+        if request.get("op") == "prime":
+            for r in request["records"]:
+                name = dns.name.from_text(r["name"])
+                rrset = dns.rrset.from_text_list(name, 1, "IN", r["type"], r["values"])
+                expires = math.inf if r["expires"] is None else float(r["expires"]) * self.scale
+                self.cache.put_until((name, dns.rdatatype.A), rrset, expires)
+            reply: dict = {"ok": True}
+        else:
+            reply = {"error": f"unknown op {request.get('op')!r}"}
+        writer.write(json.dumps(reply).encode())
+        await writer.drain()
+        writer.close()
 
     async def _lookup(self, name: dns.name.Name, rdtype: int) -> list[tuple[dns.rrset.RRset, float]]:
         """RRsets answering (name, rdtype), following a CNAME, each with its expiry (scenario s)."""
@@ -174,9 +198,11 @@ async def _serve(args: argparse.Namespace) -> None:
         policy_doc = json.loads(args.policy)
         policy = cache_policy(load_data(_policy_holder(policy_doc), "forwarder").dns.resolvers[0].policy)
         uhost, uport = args.upstream.rsplit(":", 1)
-        await loop.create_datagram_endpoint(
-            lambda: Forwarder((uhost, int(uport)), policy, args.scale, args.seed), local_addr=(host, int(port))
-        )
+        forwarder = Forwarder((uhost, int(uport)), policy, args.scale, args.seed)
+        await loop.create_datagram_endpoint(lambda: forwarder, local_addr=(host, int(port)))
+        if args.control:
+            chost, cport = args.control.rsplit(":", 1)
+            await asyncio.start_server(forwarder.control, chost, int(cport))
     print(json.dumps({"event": "ready", "listen": args.listen}), flush=True)
     await asyncio.Event().wait()
 
@@ -195,12 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sim.lab.dnsserver")
     p.add_argument("role", choices=["authoritative", "forwarder"])
     p.add_argument("--listen", required=True)
-    p.add_argument("--control", help="authoritative: host:port of the control API")
+    p.add_argument("--control", help="host:port of the control API")
     p.add_argument("--records", help="authoritative: JSON file {service, records}")
     p.add_argument("--upstream", help="forwarder: the authoritative server host:port")
     p.add_argument("--policy", help="forwarder: the cache policy as scenario JSON")
     p.add_argument("--scale", type=float, default=1.0, help="forwarder: K, scenario seconds per real second")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="forwarder: seed of its cache lifetimes (the model's, sim.lab.trace)")
     args = p.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args))

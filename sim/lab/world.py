@@ -25,6 +25,7 @@ import pandas as pd
 import yaml
 
 from sim.lab.procs import LabError, Processes, address_block, free_port, python
+from sim.lab.trace import finite, model_trace
 from sim.policy.failover import make_plan
 from sim.policy.health import HealthState, first_probe_at, probe_ok, probe_step
 from sim.scenario import build, load_data
@@ -145,6 +146,8 @@ class _World:
         self.sc, self.strategy, self.options, self.procs, self.dir = sc, strategy, options, procs, workdir
         self.k = options.time_scale
         self.rng = np.random.default_rng(seed)
+        # The model's draws for this seed: layout, priming, arrivals, lifetimes, plan.
+        self.trace = model_trace(sc, strategy, seed)
         self.block = address_block()
         self.scenario_file = workdir / "scenario.yaml"
         self.scenario_file.write_text(yaml.safe_dump(sc.to_document(), sort_keys=False))
@@ -232,6 +235,7 @@ class _World:
         else:
             records[self.fqdn] = {"type": "CNAME", "values": [f"{sc.active.name}.elb.example.net."],
                                   "ttl": self._ttl(sc.dns.service_ttl)}
+        self.records = records
         spec = self.dir / "records.json"
         spec.write_text(json.dumps({"service": self.fqdn, "records": records}))
         self.auth = (f"{self.block}.2", free_port(f"{self.block}.2", 2))
@@ -240,6 +244,7 @@ class _World:
             "sim.lab.dnsserver", "authoritative", "--listen", f"{self.auth[0]}:{self.auth[1]}",
             "--control", f"{self.control[0]}:{self.control[1]}", "--records", str(spec)))
         self.resolvers: list[tuple[str, tuple[str, int]]] = []  # (group, address)
+        self.forwarder_control: dict[int, tuple[str, int]] = {}
         n = 0
         for g in sc.dns.resolvers:
             for _ in range(g.count):
@@ -250,9 +255,11 @@ class _World:
                     self._start_unbound(n, ip, port, g.policy, zone)
                 else:
                     policy = json.dumps(g.policy.model_dump(mode="json"))
+                    self.forwarder_control[n] = ("127.0.0.1", free_port("127.0.0.1"))
                     self.procs.start(f"resolver-{n}", python(
                         "sim.lab.dnsserver", "forwarder", "--listen", f"{ip}:{port}", "--upstream",
-                        f"{self.auth[0]}:{self.auth[1]}", "--policy", policy, "--scale", str(self.k), "--seed", str(n)))
+                        f"{self.auth[0]}:{self.auth[1]}", "--policy", policy, "--scale", str(self.k),
+                        "--seed", str(self.trace.resolver_seeds[n]), "--control", "{}:{}".format(*self.forwarder_control[n])))
                 self.resolvers.append((g.name, (ip, port)))
                 n += 1
 
@@ -298,38 +305,75 @@ remote-control:
         self.procs.start(f"resolver-{n}", [binary, "-d", "-c", str(conf)], ready=None)
         _wait_dns(ip, port, self.fqdn, self.procs, f"resolver-{n}")
 
+    def initial_answer(self) -> list[str]:
+        """The addresses the service name resolves to before the failover, in the model's order."""
+        sc = self.sc
+        if self.strategy in MOVING:
+            return [f"{self.block}.10"]
+        if self.strategy == "multi_a":
+            return [self.balancer_ip[sc.active.name], self.balancer_ip[sc.standby.name]]
+        return [self.balancer_ip[sc.active.name]]
+
     def start_clients(self, t0: float) -> Path:
         sc = self.sc
-        groups = [g.name for g in sc.dns.resolvers]
-        shares = np.array([g.share for g in sc.dns.resolvers])
-        by_group = {g: [a for name, a in self.resolvers if name == g] for g in groups}
-        spread = dict.fromkeys(groups, 0)
         clients = []
         sizes = sc.cohort_sizes()
-        # Each resolver's clients start together at a random moment of the warm-up: the
-        # resolver's first fetch, and so the phase of its TTL cycles at the change, is
-        # then uniform, as in the model's steady state. Clients started independently
-        # make the first fetch the earliest of them, and resolvers with steady traffic
-        # keep that phase: the cache expired early after the change (22 s recovery
-        # against the model's 27 s before this).
-        phase = {tuple(a): float(self.rng.random() * max(sc.warmup - 1.0, 0.0)) for _, a in self.resolvers}
+        # Every client on the model's resolver, with the model's stub cache, rotation
+        # and open connection at time 0 (sim.lab.trace).
+        states = iter(self.trace.clients)
         for cohort in sc.clients:
             for _ in range(sizes[cohort.name]):
-                g = cohort.resolver_group or groups[int(self.rng.choice(len(groups), p=shares / shares.sum()))]
-                pool = by_group[g]
-                resolver = pool[spread[g] % len(pool)]
-                clients.append({"id": len(clients), "cohort": cohort.name, "group": g, "resolver": list(resolver),
-                                "start": phase[tuple(resolver)]})
-                spread[g] += 1
+                state = next(states)
+                group, resolver = self.resolvers[state.resolver]
+                clients.append({"id": len(clients), "cohort": cohort.name, "group": group, "resolver": list(resolver),
+                                "stub": None if state.stub_expires is None else finite(state.stub_expires),
+                                "stub_primed": state.stub_expires is not None, "rotation": state.rotation,
+                                "conn": None if state.conn is None else [finite(x) for x in state.conn]})
         self.clients = clients
         out = self.dir / "requests.npy"
         rotate = not (self.strategy == "multi_a" and sc.failover.multi_a.order == "fixed")
         plan = {"scenario": str(self.scenario_file), "scale": self.k, "t0": t0, "end": sc.end, "service": self.fqdn,
-                "rotate": rotate,
+                "rotate": rotate, "initial": self.initial_answer(), "arrival_seeds": self.trace.arrival_seeds,
                 "port": self.port, "clients": clients, "out": str(out), "seed": int(self.rng.integers(2**31))}
         (self.dir / "clients.json").write_text(json.dumps(plan))
         self.procs.start("clients", python("sim.lab.clients", str(self.dir / "clients.json")), timeout=60)
         return out
+
+    async def prime_resolvers(self, t0: float) -> None:
+        """Give every resolver the model's cache at time 0 (= t0): our forwarders by
+        their control port; unbound by asking it while the authoritative server
+        answers with the TTL that ends at the model's expiry. unbound stores
+        expiries in whole seconds, so it gets the nearest one."""
+        import dns.asyncquery
+        import dns.message
+
+        def name_of(record) -> str:  # type: ignore[no-untyped-def]
+            return self.fqdn if not record.balancer else f"{record.name}.elb.example.net."
+
+        for n, records in enumerate(self.trace.caches):
+            if not records:
+                continue
+            if n in self.forwarder_control:
+                prime = [{"name": name_of(r), "type": self.records[name_of(r)]["type"],
+                          "values": self.records[name_of(r)]["values"],
+                          "expires": None if math.isinf(r.expires) else t0 + r.expires / self.k} for r in records]
+                await self._control({"op": "prime", "records": prime}, self.forwarder_control[n])
+                continue
+            if time.time() % 1.0 > 0.8:  # not across a second boundary: unbound counts from the whole second
+                await asyncio.sleep(1.02 - time.time() % 1.0)
+            base = math.floor(time.time())
+            ttls = {name_of(r): max(0, round(t0 + min(r.expires, 1e7) / self.k - base)) for r in records}
+            for name, record in self.records.items():
+                if record["type"] == "A" and name not in ttls:
+                    ttls[name] = 0  # not in the model's cache: answered, not kept
+            await self._control({"op": "ttl", "ttls": ttls})
+            ask = self.fqdn if any(not r.balancer for r in records) else name_of(records[0])
+            ip, port = self.resolvers[n][1]
+            await dns.asyncquery.udp(dns.message.make_query(ask, "A"), ip, port=port, timeout=2.0)
+        await self._control({"op": "ttl", "ttls": {}})
+        if time.time() > t0:
+            raise LabError(f"priming {len(self.trace.caches)} resolvers took past the start; this machine is too slow "
+                           "or too busy for this many resolvers (--max-resolvers)")
 
     # -- running ------------------------------------------------------------------------
 
@@ -337,7 +381,8 @@ remote-control:
         backends = self.start_backends()
         self.start_balancers(backends)
         self.start_dns()
-        t0 = time.time() + 2.0
+        t0 = time.time() + 2.0 + 0.05 * len(self.resolvers)
+        await self.prime_resolvers(t0)
         out = self.start_clients(t0)
         self.t0 = t0
         self.events: list[tuple[float, str]] = []
@@ -377,7 +422,8 @@ remote-control:
                     self.procs.start(name, python("sim", "serve", str(self.balancer_config[fault.target])))
         elif isinstance(fault, m.InstanceDown):
             names = [n for n in self.procs.children if n.startswith("backend-")]
-            victims = [names[int(i)] for i in self.rng.choice(len(names), size=min(fault.count, len(names)), replace=False)]
+            picks = self.trace.faults.choice(len(names), size=min(fault.count, len(names)), replace=False)
+            victims = [names[int(i)] for i in picks]
             stop = signal.SIGKILL if fault.mode == "refuse" else signal.SIGSTOP
             argv = {v: self.procs.children[v].args for v in victims}
             for v in victims:
@@ -410,7 +456,8 @@ remote-control:
             hc = spec.health_check()
             target = (f"{self.block}.10" if self.strategy in MOVING else self.balancer_ip[sc.active.name], self.port)
             state = HealthState()
-            await self._until(first_probe_at(float(self.rng.random()), hc))
+            rng = self.trace.failover  # the model's draws: the checker's phase, then the plan's delays
+            await self._until(first_probe_at(float(rng.random()), hc))
             while True:
                 ok = await _http_probe(target, hc.timeout / self.k)
                 state, transition = probe_step(state, probe_ok("ok" if ok else "refuse"), hc)
@@ -419,7 +466,7 @@ remote-control:
                 await asyncio.sleep(hc.interval / self.k)
         detected = self.now()
         self.events.append((detected, "detected"))
-        actions = plan.actions_after_detection(detected, self.rng)
+        actions = plan.actions_after_detection(detected, self.trace.failover)
         for i, action in enumerate(actions):
             await self._until(action.at)
             self.events.append((self.now(), action.kind))
@@ -442,8 +489,8 @@ remote-control:
             return {"type": "A", "values": [standby], "ttl": self._ttl(sc.dns.service_ttl)}
         return {"type": "CNAME", "values": [f"{sc.standby.name}.elb.example.net."], "ttl": self._ttl(sc.dns.service_ttl)}
 
-    async def _control(self, request: dict) -> dict:
-        reader, writer = await asyncio.open_connection(*self.control)
+    async def _control(self, request: dict, to: tuple[str, int] | None = None) -> dict:
+        reader, writer = await asyncio.open_connection(*(to or self.control))
         writer.write(json.dumps(request).encode())
         writer.write_eof()
         data = await reader.read()
