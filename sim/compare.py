@@ -7,6 +7,14 @@ intervals overlapping); then overlay figures of success rate over time and
 the recovery CDF. A --max-diff bound finer than the resolution is reported
 as such, with the replications that would resolve it. Exit 0 unless `--max-diff` bounds are
 given and broken (1), or a folder cannot be read (2).
+
+Paired: when both runs are of the same scenario with the same seed, their
+replication k drew the same random inputs where both engines draw them alike
+(common random numbers; the lab replays the model's, sim.lab.trace). Then
+the differences are also taken replication by replication: the mean of
+B_k - A_k over the replications both have, with its own Student-t interval.
+That estimates the same B - A, with far less noise when the pairs move
+together, and is what --max-diff judges when it is there.
 """
 
 from __future__ import annotations
@@ -65,6 +73,49 @@ def replications_needed(half_a: float, n_a: int, half_b: float, n_b: int, bound:
     return float(math.ceil(Z975**2 * var / bound**2))
 
 
+PER_REPLICATION = {"requests": "requests", "failed": "failed", "clients_affected": "clients_affected",
+                   "dns_queries": "dns_queries", "latency_ms.p50": "latency_ms_p50", "latency_ms.p99": "latency_ms_p99"}
+
+
+def pairable(a, b) -> str | None:  # type: ignore[no-untyped-def]
+    """Why replication k of A and of B did not draw the same inputs, or None if they did."""
+    ma, mb = a.manifest, b.manifest
+    if ma.get("seed") is None or ma.get("seed") != mb.get("seed"):
+        return f"different seeds ({ma.get('seed')} and {mb.get('seed')})"
+    if not ma.get("scenario_sha256") or ma.get("scenario_sha256") != mb.get("scenario_sha256"):
+        return "different scenarios (run the model on the lab's folder: failover-sim run LAB_DIR)"
+    if ma.get("draws") is None or ma.get("draws") != mb.get("draws"):
+        return (f"the engines do not draw alike (draws {ma.get('draws')} and {mb.get('draws')}: "
+                "the model and the lab of one version do; older runs and the fast engine do not)")
+    return None
+
+
+def per_replication(results, strategy: str, metric: str) -> pd.Series:  # type: ignore[no-untyped-def]
+    """The metric replication by replication (index: replication), NaN where undefined."""
+    reps = results.replications[results.replications["strategy"] == strategy].set_index("replication")
+    if metric == "availability":
+        requests = reps["requests"].astype(float)
+        return (1.0 - reps["failed"].astype(float) / requests).where(requests > 0)
+    if metric == "recovery_s.mean":
+        clients = results.clients[results.clients["strategy"] == strategy]
+        return clients.groupby("replication")["recovery_s"].mean().reindex(reps.index).astype(float)
+    if metric in PER_REPLICATION:
+        return reps[PER_REPLICATION[metric]].astype(float)
+    return pd.Series(dtype=float)
+
+
+def paired_difference(a, b, strategy: str, metric: str) -> tuple[float, float, int, float]:  # type: ignore[no-untyped-def]
+    """(mean of B_k - A_k, its 95% half-width, pairs, sd of B_k - A_k) over the replications both have."""
+    d = (per_replication(b, strategy, metric) - per_replication(a, strategy, metric)).dropna()
+    n = len(d)
+    if n == 0:
+        return math.nan, math.nan, 0, math.nan
+    if n == 1:
+        return float(d.iloc[0]), math.nan, 1, math.nan
+    sd = float(d.std(ddof=1))
+    return float(d.mean()), t_quantile_975(n - 1) * sd / math.sqrt(n), n, sd
+
+
 def comparison(a, b) -> pd.DataFrame:  # type: ignore[no-untyped-def]
     """One row per strategy and metric: both values, B - A, and how well B - A is known.
 
@@ -75,6 +126,7 @@ def comparison(a, b) -> pd.DataFrame:  # type: ignore[no-untyped-def]
     """
     from sim.check import metric_interval
 
+    paired = pairable(a, b) is None
     rows = []
     for strategy in [s for s in a.summary["strategies"] if s in b.summary["strategies"]]:
         n_a, n_b = replications(a, strategy), replications(b, strategy)
@@ -83,9 +135,11 @@ def comparison(a, b) -> pd.DataFrame:  # type: ignore[no-untyped-def]
             diff = ib.value - ia.value
             rel = diff / abs(ia.value) if ia.value not in (0.0,) and math.isfinite(ia.value) else math.nan
             ha, hb = half_width(ia), half_width(ib)
+            pd_, ph, pn, psd = paired_difference(a, b, strategy, metric) if paired else (math.nan, math.nan, 0, math.nan)
             rows.append({"strategy": strategy, "metric": metric, "a": str(ia), "b": str(ib), "difference": diff,
                          "resolution": math.hypot(ha, hb), "relative": rel, "within_ci": agree(ia, ib),
-                         "value_a": ia.value, "half_a": ha, "half_b": hb, "n_a": n_a, "n_b": n_b})
+                         "paired": pd_, "paired_resolution": ph, "pairs": pn,
+                         "value_a": ia.value, "half_a": ha, "half_b": hb, "n_a": n_a, "n_b": n_b, "paired_sd": psd})
     return pd.DataFrame(rows)
 
 
@@ -152,26 +206,45 @@ def cmd_compare(args: argparse.Namespace) -> int:
     label_a, label_b = (args.labels.split(",", 1) if args.labels else (f"A ({a.engine})", f"B ({b.engine})"))
     table = comparison(a, b)
     print(f"A: {args.a} ({a.engine})\nB: {args.b} ({b.engine})\n")
-    shown = table.drop(columns=["value_a", "half_a", "half_b", "n_a", "n_b"])
+    why = pairable(a, b)
+    paired = why is None and bool((table["pairs"] >= 2).any())
+    shown = table.drop(columns=["value_a", "half_a", "half_b", "n_a", "n_b", "paired_sd"])
+    if not paired:
+        shown = shown.drop(columns=["paired", "paired_resolution", "pairs"])
+    else:
+        shown["paired"] = shown["paired"].map(lambda x: "" if math.isnan(x) else f"{x:+.4g}")
+        shown["paired_resolution"] = shown["paired_resolution"].map(lambda x: "" if math.isnan(x) else f"±{x:.3g}")
     shown["difference"] = shown["difference"].map(lambda x: f"{x:+.4g}")
     shown["resolution"] = shown["resolution"].map(lambda x: "" if math.isnan(x) else f"±{x:.3g}")
     shown["relative"] = shown["relative"].map(lambda x: "" if math.isnan(x) else f"{x:+.1%}")
-    print(shown.rename(columns={"a": label_a, "b": label_b}).to_string(index=False))
+    print(shown.rename(columns={"a": label_a, "b": label_b, "paired_resolution": "paired ±"}).to_string(index=False))
     print("\nresolution: the 95% half-width of the difference; a smaller difference is within noise.")
+    if paired:
+        print("paired: the mean of B - A replication by replication over the replications both runs have "
+              "(same seed, same scenario: the same random inputs), with its 95% half-width; --max-diff judges it.")
+    else:
+        print(f"not paired: {why or 'fewer than 2 replications in common'}.")
     broken = []
     for metric, bound in bounds.items():
         for _, row in table[table["metric"] == metric].iterrows():
             relative = metric != "availability"
-            size = abs(row["relative"]) if relative else abs(row["difference"])
+            use_pairs = paired and row["pairs"] >= 2
+            diff = row["paired"] if use_pairs else row["difference"]
+            size = abs(diff / row["value_a"]) if relative else abs(diff)
             if size <= bound:
                 continue
-            text = f"{row['strategy']} {metric}: {size:.4g} > {bound:g}"
+            text = f"{row['strategy']} {metric}: {size:.4g} > {bound:g}" + (" (paired)" if use_pairs else "")
             # the bound in the metric's own units, to set against the resolution
             absolute = bound * abs(row["value_a"]) if relative else bound
-            if absolute < row["resolution"]:
-                need = replications_needed(row["half_a"], row["n_a"], row["half_b"], row["n_b"], absolute)
-                text += (f" (but these runs know the difference only to ±{row['resolution']:.3g}"
-                         f" with {row['n_a']} and {row['n_b']} replications"
+            resolution = row["paired_resolution"] if use_pairs else row["resolution"]
+            if absolute < resolution:
+                if use_pairs:
+                    need = float(math.ceil((Z975 * row["paired_sd"] / absolute) ** 2))
+                    count = f"{row['pairs']} pairs"
+                else:
+                    need = replications_needed(row["half_a"], row["n_a"], row["half_b"], row["n_b"], absolute)
+                    count = f"{row['n_a']} and {row['n_b']} replications"
+                text += (f" (but these runs know the difference only to ±{resolution:.3g} with {count}"
                          + (f"; about {need:.0f} of each would resolve {bound:g})" if math.isfinite(need) else ")"))
             broken.append(text)
     if args.out:

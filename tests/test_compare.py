@@ -119,3 +119,59 @@ def test_replications_needed_delivers_the_promised_interval() -> None:
     assert 0.94 <= inside <= 0.96, (n, inside)
     # one replication fewer of each misses the promise on average
     assert 1.96 * math.sqrt((sd_a**2 + sd_b**2) / (n - 1)) > bound * 0.999
+
+
+class _Run:
+    """Just what the paired comparison reads from a results folder."""
+
+    def __init__(self, seed: int, values: list[float], recoveries: list[list[float]]) -> None:
+        self.manifest = {"seed": seed, "scenario_sha256": "abc", "draws": 2}
+        n = len(values)
+        self.replications = pd.DataFrame({"strategy": ["s"] * n, "replication": range(n),
+                                          "requests": [1000] * n, "failed": [round(1000 * (1 - v)) for v in values]})
+        self.clients = pd.DataFrame([{"strategy": "s", "replication": k, "recovery_s": r}
+                                     for k, rs in enumerate(recoveries) for r in rs])
+
+
+def test_paired_difference_by_hand() -> None:
+    from sim.compare import pairable, paired_difference
+
+    a = _Run(7, [0.90, 0.80, 0.70, 0.95], [[10, 20], [30], [40, math.nan], [50]])
+    b = _Run(7, [0.91, 0.82, 0.70, 0.97, 0.10], [[12, 22], [33], [40], [50], [99]])
+    assert pairable(a, b) is None
+    # availability: B_k - A_k over the 4 replications both have (B's fifth has no partner)
+    d = np.array([0.01, 0.02, 0.0, 0.02])
+    mean, half, n, sd = paired_difference(a, b, "s", "availability")
+    assert n == 4 and math.isclose(mean, d.mean(), abs_tol=1e-12)
+    assert math.isclose(sd, d.std(ddof=1), rel_tol=1e-9)
+    assert math.isclose(half, t_quantile_975(3) * d.std(ddof=1) / 2, rel_tol=1e-9)
+    # recovery: each replication's mean over its recovered clients
+    mean, _, n, _ = paired_difference(a, b, "s", "recovery_s.mean")
+    assert n == 4 and math.isclose(mean, np.mean([2.0, 3.0, 0.0, 0.0]))
+    b.manifest["seed"] = 8
+    assert "seeds" in pairable(a, b)
+    b.manifest.update(seed=7, draws=1)
+    assert "draw" in pairable(a, b)
+    b.manifest.update(draws=2, scenario_sha256="other")
+    assert "scenarios" in pairable(a, b)
+
+
+def test_same_seed_pairs_replication_by_replication(tmp_path: Path, runs: tuple[Path, Path],
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """The model run twice on one seed, 4 and 6 replications: replications 0-3 drew the
+    same inputs, so paired they differ by exactly nothing, while the plain means differ."""
+    a = runs[0]
+    longer = tmp_path / "six"
+    manifest = open_results(a).manifest
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(yaml.safe_dump(manifest["scenario"]))
+    assert main(["run", str(scenario), "--out", str(longer), "--seed", "1", "--replications", "6", "--quiet"]) == 0
+    table = comparison(open_results(a), open_results(longer)).set_index(["strategy", "metric"])
+    row = table.loc[("cname_repoint", "failed")]
+    assert row["pairs"] == 4 and row["paired"] == 0 and row["paired_resolution"] == 0
+    assert row["difference"] != 0
+    capsys.readouterr()
+    assert main(["compare", str(a), str(longer), "--max-diff", "failed=0"]) == 0
+    assert "paired:" in capsys.readouterr().out
+    assert main(["compare", str(a), str(runs[1])]) == 0
+    assert "not paired: different seeds" in capsys.readouterr().out
