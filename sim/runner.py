@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -348,7 +349,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             from sim.lab.world import LabOptions
 
             lab = LabOptions(args.time_scale, args.clients_scale, args.max_resolvers, args.keep)
-        results = run(scenario, args.engine, args.replications, args.strategy, args.seed, progress, lab)
+        seed = args.seed
+        if seed is None and path.name == "manifest.json":
+            # the seed that run used, so replication k here draws what it drew (sim.compare pairs them)
+            seed = json.loads(path.read_text()).get("seed")
+        results = run(scenario, args.engine, args.replications, args.strategy, seed, progress, lab)
     except RunError as exc:
         print(f"{path}: cannot run: {exc}", file=sys.stderr)
         return 2

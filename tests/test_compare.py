@@ -175,3 +175,8 @@ def test_same_seed_pairs_replication_by_replication(tmp_path: Path, runs: tuple[
     assert "paired:" in capsys.readouterr().out
     assert main(["compare", str(a), str(runs[1])]) == 0
     assert "not paired: different seeds" in capsys.readouterr().out
+    # the model run on a results folder takes that run's seed: it pairs by default
+    again = tmp_path / "again"
+    assert main(["run", str(runs[1]), "--out", str(again), "--replications", "2", "--quiet"]) == 0
+    row = comparison(open_results(runs[1]), open_results(again)).set_index(["strategy", "metric"]).loc[("eip_remap", "failed")]
+    assert open_results(again).manifest["seed"] == 2 and row["pairs"] == 2 and row["paired"] == 0

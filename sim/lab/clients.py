@@ -3,7 +3,8 @@
 Every cohort sends the model's Poisson arrivals for the same seed (scenario
 rate, times K; sim.lab.trace), each request from the member the model picks.
 Every client starts in the state the model's time 0 finds it (stub cache,
-address rotation, open connection), looks the service name up through its own resolver (a real unbound, or our forwarder)
+address rotation, open connection), looks the service name up through its
+own resolver (a real unbound, or our forwarder)
 with its cohort's stub cache (sim.policy, in scenario seconds), keeps its
 connection alive as its cohort does, retries as its cohort does, and records
 every request: when it was issued and finished (scenario seconds) and how

@@ -237,7 +237,9 @@ class _World:
                                   "ttl": self._ttl(sc.dns.service_ttl)}
         self.records = records
         spec = self.dir / "records.json"
-        spec.write_text(json.dumps({"service": self.fqdn, "records": records}))
+        unbound = sorted({self._resolver_ip(n) for n, g in enumerate(g for g in sc.dns.resolvers for _ in range(g.count))
+                          if g.policy.kind in UNBOUND_POLICIES})
+        spec.write_text(json.dumps({"service": self.fqdn, "records": records, "unbound": unbound}))
         self.auth = (f"{self.block}.2", free_port(f"{self.block}.2", 2))
         self.control = ("127.0.0.1", free_port("127.0.0.1"))
         self.procs.start("authoritative", python(
@@ -248,8 +250,7 @@ class _World:
         n = 0
         for g in sc.dns.resolvers:
             for _ in range(g.count):
-                # .100-.249 of the block; past 150 resolvers they share addresses (ports differ)
-                ip = f"{self.block}.{100 + n % 150}"
+                ip = self._resolver_ip(n)
                 port = free_port(ip, 2)
                 if g.policy.kind in UNBOUND_POLICIES:
                     self._start_unbound(n, ip, port, g.policy, zone)
@@ -262,6 +263,10 @@ class _World:
                         "--seed", str(self.trace.resolver_seeds[n]), "--control", "{}:{}".format(*self.forwarder_control[n])))
                 self.resolvers.append((g.name, (ip, port)))
                 n += 1
+
+    def _resolver_ip(self, n: int) -> str:
+        # .100-.249 of the block; past 150 resolvers they share addresses (ports differ)
+        return f"{self.block}.{100 + n % 150}"
 
     def _start_unbound(self, n: int, ip: str, port: int, policy: m.Honor | m.Floor | m.Cap, zone: str) -> None:
         floor = self._ttl(policy.min_ttl) if isinstance(policy, m.Floor) else 0
@@ -342,8 +347,9 @@ remote-control:
     async def prime_resolvers(self, t0: float) -> None:
         """Give every resolver the model's cache at time 0 (= t0): our forwarders by
         their control port; unbound by asking it while the authoritative server
-        answers with the TTL that ends at the model's expiry. unbound stores
-        expiries in whole seconds, so it gets the nearest one."""
+        answers with the TTL that ends at the model's expiry. unbound keeps a
+        record to the end of the second floor(received) + TTL (dnsserver.unbound_ttl),
+        so it gets the TTL whose second ends nearest that expiry."""
         import dns.asyncquery
         import dns.message
 
@@ -362,7 +368,7 @@ remote-control:
             if time.time() % 1.0 > 0.8:  # not across a second boundary: unbound counts from the whole second
                 await asyncio.sleep(1.02 - time.time() % 1.0)
             base = math.floor(time.time())
-            ttls = {name_of(r): max(0, round(t0 + min(r.expires, 1e7) / self.k - base)) for r in records}
+            ttls = {name_of(r): max(0, round(t0 + min(r.expires, 1e7) / self.k - base - 1)) for r in records}
             for name, record in self.records.items():
                 if record["type"] == "A" and name not in ttls:
                     ttls[name] = 0  # not in the model's cache: answered, not kept

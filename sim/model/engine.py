@@ -152,7 +152,10 @@ class Replication:
         self.env = simpy.Environment()
         # One stream per purpose, spawned in a fixed order: both strategies see
         # the same arrivals and the same client layout (common random numbers).
-        self.rng = dict(zip(STREAMS, (np.random.default_rng(s) for s in seed.spawn(len(STREAMS))), strict=True))
+        # Spawned from a copy: spawning counts children on the SeedSequence itself, and a
+        # replication of a seed must draw the same whoever used that object before.
+        fresh = np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key)
+        self.rng = dict(zip(STREAMS, (np.random.default_rng(s) for s in fresh.spawn(len(STREAMS))), strict=True))
         self.end = scenario.end
         self.warmup = scenario.warmup
         seconds = int(math.ceil(self.end)) + 1
