@@ -27,7 +27,7 @@ import yaml
 from sim.lab.procs import LabError, Processes, address_block, free_port, python
 from sim.lab.trace import finite, model_trace
 from sim.policy.failover import make_plan
-from sim.policy.health import HealthState, first_probe_at, probe_ok, probe_step
+from sim.policy.health import HealthState, first_probe_at, probe_duration, probe_ok, probe_step
 from sim.scenario import build, load_data
 from sim.scenario import models as m
 from sim.scenario.units import format_duration
@@ -463,13 +463,18 @@ remote-control:
             target = (f"{self.block}.10" if self.strategy in MOVING else self.balancer_ip[sc.active.name], self.port)
             state = HealthState()
             rng = self.trace.failover  # the model's draws: the checker's phase, then the plan's delays
-            await self._until(first_probe_at(float(rng.random()), hc))
+            # Probes on the model's schedule, in scenario time: an interval after each
+            # result. Sleeping an interval after each probe drifted by the probe's own
+            # time and the sleep's overshoot (~8 ms real a probe): 30 probes moved the
+            # one the model puts 1.1 s before the fault past it, detection one interval early.
+            at = first_probe_at(float(rng.random()), hc)
             while True:
-                ok = await _http_probe(target, hc.timeout / self.k)
-                state, transition = probe_step(state, probe_ok("ok" if ok else "refuse"), hc)
+                await self._until(at)
+                outcome = await _http_probe(target, hc.timeout / self.k)
+                state, transition = probe_step(state, probe_ok(outcome), hc)
                 if transition == "down":
                     break
-                await asyncio.sleep(hc.interval / self.k)
+                at += probe_duration(outcome, hc) + hc.interval
         detected = self.now()
         self.events.append((detected, "detected"))
         actions = plan.actions_after_detection(detected, self.trace.failover)
@@ -504,16 +509,19 @@ remote-control:
         return json.loads(data or b"{}")
 
 
-async def _http_probe(target: tuple[str, int], timeout: float) -> bool:
+async def _http_probe(target: tuple[str, int], timeout: float) -> str:
+    """The probe's outcome as sim.policy names it: ok, refuse, or blackhole (no answer in time)."""
     try:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(*target)
             writer.write(b"GET / HTTP/1.1\r\nHost: check\r\nConnection: close\r\n\r\n")
             head = await reader.readuntil(b"\r\n\r\n")
             writer.close()
-            return int(head.split(b" ", 2)[1]) < 500
-    except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError, IndexError):
-        return False
+            return "ok" if int(head.split(b" ", 2)[1]) < 500 else "refuse"
+    except TimeoutError:
+        return "blackhole"
+    except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+        return "refuse"
 
 
 async def _post_takeover(admin: str, token: str, delay: float) -> None:
