@@ -14,7 +14,10 @@ replication k drew the same random inputs where both engines draw them alike
 the differences are also taken replication by replication: the mean of
 B_k - A_k over the replications both have, with its own Student-t interval.
 That estimates the same B - A, with far less noise when the pairs move
-together, and is what --max-diff judges when it is there.
+together, and is what --max-diff judges when it is there. For the recovery
+mean it is the difference of each replication's mean over its recovered
+clients (a replication with none on either side drops out), where the
+plain columns pool the clients of all replications.
 """
 
 from __future__ import annotations
@@ -230,7 +233,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
             relative = metric != "availability"
             use_pairs = paired and row["pairs"] >= 2
             diff = row["paired"] if use_pairs else row["difference"]
-            size = abs(diff / row["value_a"]) if relative else abs(diff)
+            if relative:
+                size = abs(diff / row["value_a"]) if row["value_a"] != 0 else (0.0 if diff == 0 else math.inf)
+            else:
+                size = abs(diff)
             if size <= bound:
                 continue
             text = f"{row['strategy']} {metric}: {size:.4g} > {bound:g}" + (" (paired)" if use_pairs else "")

@@ -180,3 +180,21 @@ def test_same_seed_pairs_replication_by_replication(tmp_path: Path, runs: tuple[
     assert main(["run", str(runs[1]), "--out", str(again), "--replications", "2", "--quiet"]) == 0
     row = comparison(open_results(runs[1]), open_results(again)).set_index(["strategy", "metric"]).loc[("eip_remap", "failed")]
     assert open_results(again).manifest["seed"] == 2 and row["pairs"] == 2 and row["paired"] == 0
+
+
+def test_relative_bound_against_a_zero_value(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A relative --max-diff where A's value is 0 (no failures without a fault): infinitely
+    far when B's is not, within when both are 0; no division error."""
+    doc = copy.deepcopy(BASE)
+    doc.update({"name": "zero", "replications": 2, "duration": "60s"})
+    folders = []
+    for name, faults in (("calm", []), ("fault", doc["faults"])):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(dict(doc, faults=faults)))
+        folders.append(tmp_path / name)
+        assert main(["run", str(path), "--out", str(folders[-1]), "--quiet"]) == 0
+    calm, fault = (str(f) for f in folders)
+    assert main(["compare", calm, calm, "--max-diff", "failed=0.1"]) == 0
+    capsys.readouterr()
+    assert main(["compare", calm, fault, "--max-diff", "failed=0.1"]) == 1
+    assert "failed: inf > 0.1" in capsys.readouterr().out

@@ -198,8 +198,9 @@ def traffic_factor(scenario: m.Scenario):  # type: ignore[no-untyped-def]
 
 class Arrivals:
     """A cohort's requests: the model's arrival stream (its seed), thinned by a
-    traffic factor below 1 as the model thins it; a factor above 1 adds a
-    Poisson stream of the extra rate (drawn here, not the model's)."""
+    traffic factor below 1 as the model thins it; a traffic fault with a factor
+    above 1 adds, as in the model, a Poisson stream of the extra rate for its
+    span (drawn here, not the model's)."""
 
     def __init__(self, cohort: m.Cohort, members: list[Client], clock: Clock, end: float, factor) -> None:  # type: ignore[no-untyped-def]
         self.cohort, self.members, self.clock, self.end, self.factor = cohort, members, clock, end, factor
@@ -226,15 +227,16 @@ class Arrivals:
                     await self.clock.sleep_until(t)
                     self._issue(self.members[pick], t)
 
-    async def extra(self, rng: np.random.Generator) -> None:
+    async def extra(self, rng: np.random.Generator, spans: list[tuple[float, float, float]]) -> None:
         rate = self.cohort.rate * len(self.members)
-        t = 0.0
-        while rate > 0:
-            extra = self.factor(t) - 1.0
-            t += rng.exponential(1.0 / (rate * extra)) if extra > 0 else 1.0
-            if t >= self.end:
-                return
-            if self.factor(t) > 1.0 and extra > 0:
+        for start, stop, factor in spans:
+            if factor <= 1.0 or rate <= 0:
+                continue
+            t = start
+            while True:
+                t += rng.exponential(1.0 / ((factor - 1.0) * rate))
+                if t >= min(stop, self.end):
+                    break
                 await self.clock.sleep_until(t)
                 self._issue(self.members[int(rng.integers(len(self.members)))], t)
 
@@ -258,12 +260,13 @@ async def _run(plan: dict) -> None:
         for c, s in zip(plan["clients"], seeds, strict=False)
     ]
     factor = traffic_factor(scenario)
+    spans = [(f.at, f.at + f.for_, f.factor) for f in scenario.faults if isinstance(f, m.Traffic)]
     extra = np.random.default_rng(seeds[-1])
     streams = [Arrivals(c, [x for x in clients if x.spec.name == c.name], clock, plan["end"], factor)
                for c in scenario.clients]
     print(json.dumps({"event": "ready", "clients": len(clients)}), flush=True)
     await asyncio.gather(*(a.model(seed) for a, seed in zip(streams, plan["arrival_seeds"], strict=True)),
-                         *(a.extra(extra) for a in streams))
+                         *(a.extra(extra, spans) for a in streams))
     await asyncio.gather(*(a.drain() for a in streams))
     records = np.array(log, dtype=float).reshape(-1, 4)
     tmp = plan["out"] + ".partial.npy"

@@ -41,6 +41,8 @@ import dns.rdatatype
 import dns.rrset
 import numpy as np
 
+MAX_TTL = 2**31 - 1  # RFC 2181 8: a forever cache answers with the largest TTL
+
 
 def unbound_ttl(ttl: int, now: float) -> int:
     """The TTL to give unbound so it keeps a record `ttl` seconds from `now`, on average.
@@ -196,7 +198,7 @@ class Forwarder(asyncio.DatagramProtocol):
         response.flags |= dns.flags.RA
         now = self._now()
         for rrset, expiry in chain:
-            left = max(1, math.ceil((expiry - now) / self.scale))
+            left = max(1, min(MAX_TTL, math.ceil(min(expiry - now, MAX_TTL * self.scale) / self.scale)))
             copy = dns.rrset.from_rdata_list(rrset.name, left, list(rrset))
             response.answer.append(copy)
         if not chain:

@@ -152,6 +152,7 @@ class _World:
         # The model's draws for this seed: layout, priming, arrivals, lifetimes, plan.
         self.trace = model_trace(sc, strategy, seed)
         self.block = address_block()
+        self.backends_down: set[str] = set()
         self.scenario_file = workdir / "scenario.yaml"
         self.scenario_file.write_text(yaml.safe_dump(sc.to_document(), sort_keys=False))
 
@@ -430,9 +431,11 @@ remote-control:
                 else:
                     self.procs.start(name, python("sim", "serve", str(self.balancer_config[fault.target])))
         elif isinstance(fault, m.InstanceDown):
-            names = [n for n in self.procs.children if n.startswith("backend-")]
+            # as the model: drawn from the instances up now, in order
+            names = [n for n in self.procs.children if n.startswith("backend-") and n not in self.backends_down]
             picks = self.trace.faults.choice(len(names), size=min(fault.count, len(names)), replace=False)
             victims = [names[int(i)] for i in picks]
+            self.backends_down.update(victims)
             stop = signal.SIGKILL if fault.mode == "refuse" else signal.SIGSTOP
             argv = {v: self.procs.children[v].args for v in victims}
             for v in victims:
@@ -443,6 +446,7 @@ remote-control:
                     self.procs.signal(v, signal.SIGCONT)
                 else:
                     self.procs.start(v, list(argv[v]))  # type: ignore[arg-type]
+            self.backends_down.difference_update(victims)
         elif isinstance(fault, m.DnsDown):
             await self._control({"op": "down", "value": True})
             await self._until(fault.at + fault.for_)

@@ -94,3 +94,29 @@ def test_layout_priming_and_lifetimes_are_the_models() -> None:
         assert resolver.cache.policy.lifetime(300.0, mine) == resolver.cache.policy.lifetime(300.0, resolver.rng)
     # the failover stream is the model's: the health checker's phase is its first draw
     assert trace.failover.random() == rep.rng["failover"].random()
+
+
+def test_extra_traffic_fills_its_span_from_its_start() -> None:
+    """A traffic factor of 3 from 30.5 s to 40.5 s adds 2 x the cohort's rate, in
+    that span only (the model's _extra_arrivals); nothing outside it."""
+    sc = _scenario()
+    cohort = sc.clients[0]
+    log: list[tuple[float, int]] = []
+    members = [_Member(i, log) for i in range(7)]
+    rng = np.random.default_rng(3)
+
+    async def go() -> None:
+        stream = Arrivals(cohort, members, _NoWait(), sc.end, lambda t: 1.0)  # type: ignore[arg-type]
+        await stream.extra(rng, [(30.5, 40.5, 3.0)])
+        await stream.drain()
+
+    counts = []
+    for _ in range(40):
+        log.clear()
+        asyncio.run(go())
+        assert all(30.5 <= t < 40.5 for t, _ in log)
+        counts.append(len(log))
+    # Poisson with mean 2 x 14/s x 10 s = 280 per span: the mean of 40 within 4 sd of the mean
+    expected = 2 * cohort.rate * 7 * 10
+    assert abs(np.mean(counts) - expected) < 4 * np.sqrt(expected / 40), (np.mean(counts), expected)
+    assert min(t for t, _ in log) < 31.0  # it starts at the span, not at the next whole second
