@@ -275,41 +275,8 @@ class _World:
     def _start_unbound(self, n: int, ip: str, port: int, policy: m.Honor | m.Floor | m.Cap, zone: str) -> None:
         floor = self._ttl(policy.min_ttl) if isinstance(policy, m.Floor) else 0
         cap = self._ttl(policy.max_ttl) if isinstance(policy, m.Cap) else 86400
-        stub = f"{self.auth[0]}@{self.auth[1]}"
         conf = self.dir / f"unbound-{n}.conf"
-        conf.write_text(f"""server:
-  interface: {ip}@{port}
-  port: {port}
-  do-ip6: no
-  do-tcp: no
-  username: ""
-  chroot: ""
-  directory: "{self.dir}"
-  pidfile: "{self.dir}/unbound-{n}.pid"
-  use-syslog: no
-  logfile: ""
-  verbosity: 0
-  num-threads: 1
-  access-control: 127.0.0.0/8 allow
-  do-not-query-localhost: no
-  module-config: "iterator"
-  qname-minimisation: no
-  prefetch: no
-  serve-expired: no
-  rrset-roundrobin: no
-  cache-min-ttl: {floor}
-  cache-max-ttl: {cap}
-  infra-host-ttl: 1
-  outgoing-interface: {ip}
-stub-zone:
-  name: "{zone}"
-  stub-addr: {stub}
-stub-zone:
-  name: "elb.example.net"
-  stub-addr: {stub}
-remote-control:
-  control-enable: no
-""")
+        conf.write_text(unbound_config(self.dir, f"unbound-{n}", ip, port, self.auth, [zone, "elb.example.net"], floor, cap))
         binary = shutil.which("unbound") or "/usr/sbin/unbound"
         self.procs.start(f"resolver-{n}", [binary, "-d", "-c", str(conf)], ready=None)
         _wait_dns(ip, port, self.fqdn, self.procs, f"resolver-{n}")
@@ -517,6 +484,42 @@ remote-control:
         data = await reader.read()
         writer.close()
         return json.loads(data or b"{}")
+
+
+def unbound_config(workdir: Path, name: str, ip: str, port: int, auth: tuple[str, int], zones: list[str],
+                   floor: int = 0, cap: int = 86400) -> str:
+    """One unbound resolver on ip:port with its own cache: the zones are stub zones at
+    our authoritative server, it queries from its own address (the server tells
+    unbound's queries apart by it, dnsserver.unbound_ttl), no prefetch, no stale answers."""
+    stub = f"{auth[0]}@{auth[1]}"
+    zone_text = "".join(f'stub-zone:\n  name: "{z}"\n  stub-addr: {stub}\n' for z in zones)
+    return f"""server:
+  interface: {ip}@{port}
+  port: {port}
+  do-ip6: no
+  do-tcp: no
+  username: ""
+  chroot: ""
+  directory: "{workdir}"
+  pidfile: "{workdir}/{name}.pid"
+  use-syslog: no
+  logfile: ""
+  verbosity: 0
+  num-threads: 1
+  access-control: 127.0.0.0/8 allow
+  do-not-query-localhost: no
+  module-config: "iterator"
+  qname-minimisation: no
+  prefetch: no
+  serve-expired: no
+  rrset-roundrobin: no
+  cache-min-ttl: {floor}
+  cache-max-ttl: {cap}
+  infra-host-ttl: 1
+  outgoing-interface: {ip}
+{zone_text}remote-control:
+  control-enable: no
+"""
 
 
 async def _http_probe(target: tuple[str, int], timeout: float) -> str:

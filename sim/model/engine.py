@@ -39,12 +39,12 @@ from sim.scenario import models as m
 
 OUTCOMES = ("ok", "refused", "timeout", "error_5xx", "dns_error", "shed")
 OK, REFUSED, TIMEOUT, ERROR_5XX, DNS_ERROR, SHED = range(6)
-# "failover" last: its own stream, so the lab can replay the detection phase and
-# the plan's delays (sim.lab.trace) without replaying every other control draw.
 # Which draws a seed's streams feed. Runs with the same seed and scenario pair
 # replication by replication (sim.compare) only when they draw alike: bump this
 # when a stream's use changes. 2: per-resolver lifetimes, "failover" (2026-11-29).
 DRAWS = 2
+# "failover" last: its own stream, so the lab can replay the detection phase and
+# the plan's delays (sim.lab.trace) without replaying every other control draw.
 STREAMS = ("arrivals", "clients", "priming", "dns", "service", "control", "balancing", "faults", "traffic", "failover")
 
 

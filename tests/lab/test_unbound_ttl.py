@@ -20,6 +20,7 @@ import pytest
 
 from sim.lab.dnsserver import unbound_ttl
 from sim.lab.procs import Processes, address_block, free_port, python
+from sim.lab.world import unbound_config
 from tests.conftest import require_tool
 
 TTL = 2
@@ -46,28 +47,7 @@ def _lifetimes(tmp: Path, adjust: bool, trials: int) -> list[tuple[float, float]
     records = {n: {"type": "A", "values": ["192.0.2.1"], "ttl": TTL} for n in names}
     (tmp / "records.json").write_text(json.dumps({"service": names[0], "records": records,
                                                   "unbound": [resolver] if adjust else []}))
-    (tmp / "unbound.conf").write_text(f"""server:
-  interface: {resolver}@{port}
-  port: {port}
-  do-ip6: no
-  do-tcp: no
-  username: ""
-  chroot: ""
-  directory: "{tmp}"
-  pidfile: "{tmp}/unbound.pid"
-  use-syslog: no
-  logfile: ""
-  access-control: 127.0.0.0/8 allow
-  do-not-query-localhost: no
-  module-config: "iterator"
-  prefetch: no
-  outgoing-interface: {resolver}
-stub-zone:
-  name: "example.com"
-  stub-addr: {auth[0]}@{auth[1]}
-remote-control:
-  control-enable: no
-""")
+    (tmp / "unbound.conf").write_text(unbound_config(tmp, "unbound", resolver, port, auth, ["example.com"]))
 
     def ttl(name: str) -> int:
         return dns.query.udp(dns.message.make_query(name, "A"), resolver, port=port, timeout=1).answer[0].ttl
