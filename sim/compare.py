@@ -210,7 +210,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     table = comparison(a, b)
     print(f"A: {args.a} ({a.engine})\nB: {args.b} ({b.engine})\n")
     why = pairable(a, b)
-    paired = why is None and bool((table["pairs"] >= 2).any())
+    paired = why is None and bool((table["pairs"] >= 1).any())
     shown = table.drop(columns=["value_a", "half_a", "half_b", "n_a", "n_b", "paired_sd"])
     if not paired:
         shown = shown.drop(columns=["paired", "paired_resolution", "pairs"])
@@ -226,12 +226,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print("paired: the mean of B - A replication by replication over the replications both runs have "
               "(same seed, same scenario: the same random inputs), with its 95% half-width; --max-diff judges it.")
     else:
-        print(f"not paired: {why or 'fewer than 2 replications in common'}.")
+        print(f"not paired: {why or 'no replication in common'}.")
     broken = []
     for metric, bound in bounds.items():
         for _, row in table[table["metric"] == metric].iterrows():
             relative = metric != "availability"
-            use_pairs = paired and row["pairs"] >= 2
+            # one pair already estimates B - A without the run-to-run spread (no interval, though)
+            use_pairs = paired and row["pairs"] >= 1
             diff = row["paired"] if use_pairs else row["difference"]
             if relative:
                 size = abs(diff / row["value_a"]) if row["value_a"] != 0 else (0.0 if diff == 0 else math.inf)
