@@ -105,9 +105,9 @@ def effective(scenario: m.Scenario, options: LabOptions) -> m.Scenario:
     if options.max_resolvers and total > options.max_resolvers:
         for g in doc["dns"]["resolvers"]:
             g["count"] = max(1, round(g["count"] * options.max_resolvers / total))
-    # Real caches start empty; the model starts in steady state. A warm-up of one
-    # service TTL lets them fill (each resolver starting at a random phase, see
-    # start_clients). It takes the run's first seconds when no fault falls in
+    # The lab starts from the model's time-0 state (prime_resolvers, sim.lab.trace);
+    # a warm-up of one service TTL lets the real processes' start settle before
+    # anything is measured. It takes the run's first seconds when no fault falls in
     # them, so the run is no longer; otherwise the faults move by as much.
     # Both engines measure from the end of the warm-up on this scenario.
     extra = max(0.0, scenario.dns.service_ttl - scenario.warmup)
