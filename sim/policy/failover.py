@@ -28,7 +28,9 @@ from sim.policy.outcomes import waits_for_timeout
 from sim.policy.sampling import Constant, Sampler, draw
 
 __all__ = [
+    "DETECTIONS",
     "PLANS",
+    "RECORDS",
     "Action",
     "AliasApex",
     "Anycast",
@@ -40,6 +42,8 @@ __all__ = [
     "FailoverSpec",
     "MultiA",
     "ProviderChecks",
+    "Published",
+    "TwoStepPlan",
     "Vrrp",
     "VrrpSpec",
     "detection_bounds",
@@ -183,6 +187,8 @@ class FailoverSpec:
     provider: ProviderChecks = ProviderChecks()
     anycast: AnycastSpec = AnycastSpec()
     vrrp: VrrpSpec = VrrpSpec()
+    # multi_a: "rotate" answers between resolutions (round-robin DNS) or keep them "fixed".
+    answer_order: str = "rotate"
 
     def __post_init__(self) -> None:
         checks = self.interval is not None or self.threshold is not None
@@ -245,24 +251,73 @@ def detection_bounds(spec: FailoverSpec, mode: str = "refuse") -> tuple[float, f
     return ((f - 1) * i + extra, (f - 0.5) * i + extra, f * i + extra)
 
 
+# What a plan publishes at the service name (``Published.record``): a CNAME to
+# the balancer's name, an alias answered with the balancer's A records, or A
+# records of static addresses.
+RECORDS = ("cname", "alias", "addresses")
+# Who notices the fault (``detection``): the scenario's own checks or operator,
+# the DNS provider's checkers, the accelerator's checks, the VRRP backup's timer.
+DETECTIONS = ("scenario", "provider_checks", "accelerator_checks", "master_down")
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """What a plan puts in DNS and what its failover moves: all an engine needs
+    to know of a strategy besides its timed actions.
+
+    ``record_ttl`` is the TTL of the record at the service name, ``chain_ttl``
+    that of the balancer name a CNAME leads to (None without a chain); a
+    client's answer lives as long as the shorter (``answer_ttl``).
+    ``addresses`` counts the static addresses published: those that move
+    (``moves_address``), or one per balancer (``per_balancer``), of which the
+    change deletes the failed one.
+    """
+
+    record: str
+    record_ttl: float
+    chain_ttl: float | None
+    changes_dns: bool
+    moves_address: bool
+    addresses: int
+    per_balancer: bool
+    rotate: bool  # answers rotate from one resolution to the next
+
+    @property
+    def answer_ttl(self) -> float:
+        return self.record_ttl if self.chain_ttl is None else min(self.record_ttl, self.chain_ttl)
+
+
 class FailoverPlan(Protocol):
     name: str
     spec: FailoverSpec
+    detection: str
+    effective: str
+
+    def published(self, service_ttl: float, balancer_ttl: float) -> Published: ...
 
     def actions_after_detection(
         self, detected_at: float, rng: np.random.Generator
     ) -> list[Action]: ...
 
 
-class _TwoSteps:
+class TwoStepPlan:
     """A plan of two actions after detection: ``kinds[0]`` after the first delay,
-    ``kinds[1]`` after the second. Subclasses say which delays they draw.
+    ``kinds[1]`` after the second; the failover takes effect at ``kinds[1]``
+    (``effective``). Subclasses say which delays they draw and what they publish.
 
-    ``detection`` names who notices the fault: ``"scenario"`` (the scenario's
-    ``failover.detection``: health checks or an operator), ``"provider"`` (the DNS
-    provider's checkers), ``"anycast"`` (the accelerator's checks) or ``"vrrp"``
-    (the backup's Master_Down timer). ``parts`` is what the failover time is made
-    of, in DESIGN.md's terms.
+    ``detection`` names who notices the fault (one of DETECTIONS):
+    ``"scenario"`` (the scenario's ``failover.detection``: health checks or an
+    operator), ``"provider_checks"`` (the DNS provider's checkers),
+    ``"accelerator_checks"`` (the accelerator's checks) or ``"master_down"`` (a
+    VRRP backup's Master_Down timer). ``parts`` is what the failover time is made
+    of, in the terms of docs/design.md.
+
+    What is published: ``record`` (one of RECORDS), whose TTL is the scenario's
+    ``service_ttl`` or, for an alias, ``balancer_ttl`` (``ttl_from``); a CNAME
+    adds the balancer name's own TTL. ``static_addresses`` static addresses are
+    published and moved by the failover (0: none), or, with ``per_balancer``,
+    one per balancer. A new strategy is a subclass that sets these; no engine
+    needs to know its name.
     """
 
     __slots__ = ("spec",)
@@ -271,9 +326,36 @@ class _TwoSteps:
     kinds: ClassVar[tuple[str, str]]
     second_key: ClassVar[str]
     parts: ClassVar[str]
+    record: ClassVar[str] = "cname"
+    ttl_from: ClassVar[str] = "service"
+    static_addresses: ClassVar[int] = 0
+    per_balancer: ClassVar[bool] = False
 
     def __init__(self, spec: FailoverSpec) -> None:
         self.spec = spec
+
+    @property
+    def effective(self) -> str:
+        """The action after which the new path carries traffic."""
+        return self.kinds[1]
+
+    def rotates(self) -> bool:
+        """Whether answers with several addresses rotate between resolutions."""
+        return True
+
+    def published(self, service_ttl: float, balancer_ttl: float) -> Published:
+        record_ttl = balancer_ttl if self.ttl_from == "balancer" else service_ttl
+        per_balancer = self.per_balancer
+        return Published(
+            record=self.record,
+            record_ttl=record_ttl,
+            chain_ttl=balancer_ttl if self.record == "cname" else None,
+            changes_dns=self.static_addresses == 0,
+            moves_address=self.static_addresses > 0,
+            addresses=2 if per_balancer else self.static_addresses,
+            per_balancer=per_balancer,
+            rotate=self.rotates(),
+        )
 
     def delays(self, rng: np.random.Generator) -> tuple[float, float]:
         raise NotImplementedError
@@ -287,7 +369,7 @@ class _TwoSteps:
         ]
 
 
-class CnameRepoint(_TwoSteps):
+class CnameRepoint(TwoStepPlan):
     """Repoint the service CNAME to the standby balancer's name.
 
     Actions: ``record_changed`` (the UPSERT accepted) after ``change_delay``, then
@@ -316,6 +398,8 @@ class AliasApex(CnameRepoint):
 
     __slots__ = ()
     name = "alias_apex"
+    record = "alias"
+    ttl_from = "balancer"
     parts = "D + C + P + R + S (TTL = balancer_ttl) (+ K, T)"
 
 
@@ -329,10 +413,15 @@ class MultiA(CnameRepoint):
 
     __slots__ = ()
     name = "multi_a"
+    record = "addresses"
+    per_balancer = True
     parts = "next-address clients: T only; first-address clients: D + C + P + R + S"
 
+    def rotates(self) -> bool:
+        return self.spec.answer_order == "rotate"
 
-class EipRemap(_TwoSteps):
+
+class EipRemap(TwoStepPlan):
     """Move the static address from the active balancer to the standby.
 
     Actions: ``remap_called`` after ``change_delay``, then ``address_moved`` (the
@@ -342,6 +431,8 @@ class EipRemap(_TwoSteps):
 
     __slots__ = ()
     name = "eip_remap"
+    record = "addresses"
+    static_addresses = 1
     kinds = ("remap_called", "address_moved")
     second_key = "remap"
     parts = "D + C + remap (+ one reset per open connection)"
@@ -351,7 +442,7 @@ class EipRemap(_TwoSteps):
         return change, draw(self.spec.remap_delay, rng)
 
 
-class DnsFailover(_TwoSteps):
+class DnsFailover(TwoStepPlan):
     """Primary and secondary records switched by the provider's own health checks.
 
     No operator and no API call: ``status_changed`` when the checkers' verdict
@@ -361,7 +452,8 @@ class DnsFailover(_TwoSteps):
 
     __slots__ = ()
     name = "dns_failover"
-    detection = "provider"
+    record = "alias"  # answered with the records' addresses, at service_ttl
+    detection = "provider_checks"
     kinds = ("status_changed", "propagated")
     second_key = "propagation"
     parts = "D (provider checks) + P + R + S (+ K, T)"
@@ -370,7 +462,7 @@ class DnsFailover(_TwoSteps):
         return 0.0, draw(self.spec.propagation, rng)
 
 
-class Anycast(_TwoSteps):
+class Anycast(TwoStepPlan):
     """Two static anycast addresses (Global Accelerator style).
 
     The accelerator's checks (``spec.anycast``) decide; ``status_changed`` then,
@@ -380,7 +472,9 @@ class Anycast(_TwoSteps):
 
     __slots__ = ()
     name = "anycast"
-    detection = "anycast"
+    record = "addresses"
+    static_addresses = 2  # Global Accelerator announces two
+    detection = "accelerator_checks"
     kinds = ("status_changed", "traffic_shifted")
     second_key = "shift"
     parts = "D (accelerator checks) + shift (+ one break per open connection)"
@@ -389,7 +483,7 @@ class Anycast(_TwoSteps):
         return 0.0, draw(self.spec.anycast.shift_delay, rng)
 
 
-class Vrrp(_TwoSteps):
+class Vrrp(TwoStepPlan):
     """A floating address taken over by the backup (VRRP, keepalived).
 
     Detection is the backup's Master_Down timer (``spec.vrrp``), not the
@@ -399,7 +493,9 @@ class Vrrp(_TwoSteps):
 
     __slots__ = ()
     name = "vrrp"
-    detection = "vrrp"
+    record = "addresses"
+    static_addresses = 1
+    detection = "master_down"
     kinds = ("became_master", "address_moved")
     second_key = "garp"
     parts = "D (Master_Down timer) + gratuitous ARP (+ one reset per open connection)"
@@ -408,13 +504,13 @@ class Vrrp(_TwoSteps):
         return 0.0, draw(self.spec.vrrp.garp_delay, rng)
 
 
-_PLANS: dict[str, type[_TwoSteps]] = {
+_PLANS: dict[str, type[TwoStepPlan]] = {
     cls.name: cls for cls in (CnameRepoint, EipRemap, AliasApex, DnsFailover, Anycast, Vrrp, MultiA)
 }
 PLANS: tuple[str, ...] = tuple(_PLANS)
 
 
-def plan_class(name: str) -> type[_TwoSteps]:
+def plan_class(name: str) -> type[TwoStepPlan]:
     """The plan class of strategy ``name`` (for its ``detection`` and ``parts``)."""
     try:
         return _PLANS[name]
@@ -422,7 +518,7 @@ def plan_class(name: str) -> type[_TwoSteps]:
         raise ValueError(f"unknown failover strategy {name!r}; known: {', '.join(PLANS)}") from None
 
 
-def make_plan(name: str, spec: FailoverSpec) -> _TwoSteps:
+def make_plan(name: str, spec: FailoverSpec) -> TwoStepPlan:
     """The plan for strategy ``name`` (one of PLANS)."""
     return plan_class(name)(spec)
 
@@ -432,26 +528,26 @@ def plan_detection_bounds(name: str, spec: FailoverSpec, mode: str = "refuse") -
     fault, for tests and docs (the model runs the mechanisms, never this).
 
     - scenario: :func:`detection_bounds`.
-    - provider: each of N checkers alone detects at (F - 1) I + U I (+ F x timeout
+    - provider_checks: each of N checkers alone detects at (F - 1) I + U I (+ F x timeout
       for a blackhole), U uniform from its random phase; the verdict turns at the
       k-th of them, k = ``down_needed``, and the k-th of N uniforms has mean
       k / (N + 1).
-    - anycast: one checker, (F - 1/2) I on average.
-    - vrrp: the timer restarted at the last advertisement, which was sent a
+    - accelerator_checks: one checker, (F - 1/2) I on average.
+    - master_down: the timer restarted at the last advertisement, which was sent a
       uniform part of ``advert_int`` before the fault: Master_Down_Interval minus
       that, mean Master_Down_Interval - advert_int / 2.
     """
     kind = plan_class(name).detection
     if kind == "scenario":
         return detection_bounds(spec, mode)
-    if kind == "vrrp":
+    if kind == "master_down":
         mdi, adv = spec.vrrp.master_down_interval, spec.vrrp.advert_int
         return (mdi - adv, mdi - adv / 2, mdi)
-    checks = spec.provider if kind == "provider" else spec.anycast
+    checks = spec.provider if kind == "provider_checks" else spec.anycast
     hc = checks.health_check()
     i, f = hc.interval, hc.fall
     lo = (f - 1) * i + (f * hc.timeout if waits_for_timeout(mode) else 0.0)
-    if kind == "provider":
+    if kind == "provider_checks":
         n = spec.provider.checkers
         return (lo, lo + spec.provider.down_needed * i / (n + 1), lo + i)
     return (lo, lo + i / 2, lo + i)

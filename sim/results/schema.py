@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from sim.replication import OUTCOMES
+
 __all__ = [
     "CLIENTS_COLUMNS",
     "CLIENTS_SCHEMA",
@@ -28,9 +30,9 @@ __all__ = [
 # Bumped when a column changes meaning or type, so old folders can be told apart.
 SCHEMA_VERSION = "1"
 
-# Outcomes of an attempt, in the order of the contract; the timeline counts
+# Outcomes of a request, in the order of the engine contract; the timeline counts
 # requests by their final outcome under these names.
-OUTCOME_COLUMNS: tuple[str, ...] = ("ok", "refused", "timeout", "error_5xx", "dns_error", "shed")
+OUTCOME_COLUMNS: tuple[str, ...] = OUTCOMES
 
 
 def _schema(table: str, fields: list[pa.Field]) -> pa.Schema:

@@ -1,14 +1,27 @@
 """Scenario settings turned into the sim.policy objects every engine drives.
 
 Kept here, beside the contract, so the model, the fast engine and the lab
-build their decisions the same way from the same fields.
+build their decisions the same way from the same fields. `compile` is the one
+place a strategy is decided: it turns a scenario and a strategy (a name, or a
+plan class of sim.policy.failover) into a `Deployment`, and the engines read
+that object; none of them holds a strategy's name.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 from sim.policy.attempts import ConnectionReuse, RetryRule
 from sim.policy.cache import CachePolicy, make_cache_policy
-from sim.policy.failover import FailoverSpec
+from sim.policy.failover import (
+    AnycastSpec,
+    FailoverPlan,
+    FailoverSpec,
+    ProviderChecks,
+    Published,
+    VrrpSpec,
+    plan_class,
+)
 from sim.policy.health import HealthCheckSpec
 from sim.scenario import models as m
 
@@ -46,10 +59,6 @@ def failover(spec: m.Failover, propagation: object) -> FailoverSpec:
 def scenario_failover(scenario: m.Scenario) -> FailoverSpec:
     """The scenario's FailoverSpec with the fields of the strategies that bring their own
     detection (dns_failover's provider checks, anycast's, vrrp's timer): what every engine drives."""
-    from dataclasses import replace
-
-    from sim.policy.failover import AnycastSpec, ProviderChecks, VrrpSpec
-
     f = scenario.failover
     p, a, v = f.provider_checks, f.anycast, f.vrrp
     return replace(
@@ -57,6 +66,7 @@ def scenario_failover(scenario: m.Scenario) -> FailoverSpec:
         provider=ProviderChecks(p.interval, p.threshold, p.timeout, p.checkers, p.healthy_share),
         anycast=AnycastSpec(a.interval, a.threshold, a.timeout, a.shift_delay),
         vrrp=VrrpSpec(v.advert_int, v.priority, v.garp_delay),
+        answer_order=f.multi_a.order,
     )
 
 
@@ -66,3 +76,57 @@ def retry(cohort: m.Cohort) -> RetryRule:
 
 def reuse(cohort: m.Cohort) -> ConnectionReuse:
     return ConnectionReuse(keepalive=cohort.keepalive, max_age=cohort.max_connection_age)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A scenario with one strategy decided: every policy object an engine needs, built once.
+
+    ``strategy`` is the plan's name, for labels only; engines branch on what the
+    plan publishes (``published``) and who detects (``plan.detection``), never on it.
+    """
+
+    scenario: m.Scenario
+    plan: FailoverPlan
+    failover: FailoverSpec
+    published: Published
+    resolver_policies: dict[str, CachePolicy]  # per resolver group
+    stubs: dict[str, CachePolicy]  # per cohort
+    retries: dict[str, RetryRule]  # per cohort
+    reuse: dict[str, ConnectionReuse]  # per cohort
+    backend_check: HealthCheckSpec
+
+    @property
+    def strategy(self) -> str:
+        return self.plan.name
+
+    def detector_check(self) -> HealthCheckSpec:
+        """The checks of a detector that is one checker (the scenario's, or an accelerator's)."""
+        if self.plan.detection == "accelerator_checks":
+            return self.failover.anycast.health_check()
+        return self.failover.health_check()
+
+
+def compile(scenario: m.Scenario, strategy: str | type | FailoverPlan) -> Deployment:  # noqa: A001
+    """Decide `strategy` for `scenario`: a name (one of sim.policy.failover.PLANS), a
+    plan class, or a plan already made (its spec then stands as given)."""
+    if isinstance(strategy, Deployment):
+        return strategy
+    spec = scenario_failover(scenario)
+    if isinstance(strategy, str):
+        plan: FailoverPlan = plan_class(strategy)(spec)
+    elif isinstance(strategy, type):
+        plan = strategy(spec)
+    else:
+        plan, spec = strategy, strategy.spec
+    return Deployment(
+        scenario=scenario,
+        plan=plan,
+        failover=spec,
+        published=plan.published(scenario.dns.service_ttl, scenario.dns.balancer_ttl),
+        resolver_policies={g.name: cache_policy(g.policy) for g in scenario.dns.resolvers},
+        stubs={c.name: cache_policy(c.stub_cache) for c in scenario.clients},
+        retries={c.name: retry(c) for c in scenario.clients},
+        reuse={c.name: reuse(c) for c in scenario.clients},
+        backend_check=health_check(scenario.backends.health_check),
+    )

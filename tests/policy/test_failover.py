@@ -145,19 +145,19 @@ def test_alias_apex_and_multi_a_repoint_like_a_cname() -> None:
 
 def test_dns_failover_has_no_api_call_only_propagation() -> None:
     assert kinds_and_times(DnsFailover(SPEC)) == [(100.0, "status_changed"), (130.0, "propagated")]
-    assert DnsFailover.detection == "provider"
+    assert DnsFailover.detection == "provider_checks"
 
 
 def test_anycast_shifts_after_its_own_checks_without_dns() -> None:
     spec = replace(SPEC, anycast=AnycastSpec(shift_delay=Constant(1.5)))
     assert kinds_and_times(Anycast(spec)) == [(100.0, "status_changed"), (101.5, "traffic_shifted")]
-    assert Anycast.detection == "anycast"
+    assert Anycast.detection == "accelerator_checks"
 
 
 def test_vrrp_moves_the_address_after_gratuitous_arp() -> None:
     spec = replace(SPEC, vrrp=VrrpSpec(garp_delay=Constant(0.25)))
     assert kinds_and_times(Vrrp(spec)) == [(100.0, "became_master"), (100.25, "address_moved")]
-    assert Vrrp.detection == "vrrp"
+    assert Vrrp.detection == "master_down"
 
 
 def test_every_plan_says_what_its_failover_time_is_made_of() -> None:
