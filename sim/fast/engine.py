@@ -19,7 +19,6 @@ Outline (docs/fast.md has the reasoning and what is approximated):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -30,21 +29,10 @@ from sim.fast.dns import query_counts, switch_times
 from sim.fast.intensity import Intensity
 from sim.fast.population import Population, answer_ttl, population, resolver_query_rate
 from sim.policy.attempts import CONNECT_TIMEOUT
+from sim.replication import OUTCOMES, ReplicationOutput, streams
 from sim.scenario import models as m
 
-OUTCOMES = ("ok", "refused", "timeout", "error_5xx", "dns_error", "shed")
-# The same purposes as the model's streams, spawned in the same order.
-STREAMS = ("arrivals", "clients", "priming", "dns", "service", "control", "balancing", "faults", "traffic")
 SUPPORTED_STRATEGIES = ("cname_repoint", "alias_apex", "dns_failover", "multi_a", "eip_remap", "vrrp", "anycast")
-
-
-@dataclass
-class ReplicationOutput:
-    """The tables of one (strategy, replication), in sim.results' columns (as the model's)."""
-
-    metrics: dict[str, float]
-    clients: pd.DataFrame
-    timeline: pd.DataFrame
 
 
 def unsupported(scenario: m.Scenario, strategies: list[str] | None = None) -> list[str]:
@@ -98,8 +86,7 @@ def simulate(scenario: m.Scenario, strategy: str, seed: np.random.SeedSequence, 
     reasons = unsupported(scenario, [strategy])
     if reasons:
         raise ValueError("the fast engine does not model: " + "; ".join(reasons))
-    rng = dict(zip(STREAMS, (np.random.default_rng(s) for s in seed.spawn(len(STREAMS))), strict=True))
-    return _Replication(scenario, strategy, rng).run()
+    return _Replication(scenario, strategy, streams(seed)).run()
 
 
 class _Replication:
