@@ -11,89 +11,22 @@ their sending side first still get their answer.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from functools import partial
 from typing import Any
 
-from sim.core.config import Config
-from sim.core.metrics import Metrics
-from sim.core.pool import Backend, BackendPool, Clock
+from sim.core.connect import Downstream, Listener
+from sim.core.pool import Backend
 
 __all__ = ["TcpClient", "TcpProxy", "TcpUpstream"]
 
 
-class TcpProxy:
-    __slots__ = (
-        "config",
-        "pool",
-        "metrics",
-        "clock",
-        "loop",
-        "connect",
-        "connect_timeout",
-        "idle_timeout",
-        "retries",
-        "client_buffer",
-        "max_connections",
-        "connections",
-        "_tasks",
-    )
-
-    def __init__(
-        self,
-        config: Config,
-        pool: BackendPool,
-        metrics: Metrics,
-        clock: Clock,
-        loop: asyncio.AbstractEventLoop | None = None,
-        connect: Callable[[Backend, TcpClient], None] | None = None,
-    ) -> None:
-        self.config = config
-        self.pool = pool
-        self.metrics = metrics
-        self.clock = clock
-        self.loop = loop
-        self.connect: Callable[[Backend, TcpClient], None] = connect or self._connect
-        self.connect_timeout = config.timeouts.connect
-        # HAProxy `timeout client`/`timeout server` apply to TCP mode as inactivity
-        self.idle_timeout = config.timeouts.client_idle
-        self.retries = config.retries.count
-        self.client_buffer = config.limits.client_buffer
-        self.max_connections = config.limits.max_connections
-        self.connections: set[TcpClient] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
+class TcpProxy(Listener["TcpClient"]):
+    __slots__ = ()
 
     def __call__(self) -> TcpClient:
         return TcpClient(self)
 
-    def _connect(self, backend: Backend, client: TcpClient) -> None:
-        assert self.loop is not None
-        task = self.loop.create_task(self._open(backend, client))
-        self._tasks.add(task)
-        task.add_done_callback(partial(self._opened, backend, client))
-
-    async def _open(self, backend: Backend, client: TcpClient) -> TcpUpstream:
-        assert self.loop is not None
-        async with asyncio.timeout(self.connect_timeout):
-            _, proto = await self.loop.create_connection(
-                partial(TcpUpstream, client), backend.host, backend.port
-            )
-        return proto
-
-    def _opened(self, backend: Backend, client: TcpClient, task: asyncio.Task[TcpUpstream]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled() or task.exception() is not None:
-            client._on_connect_failed(backend)
-            return
-        self.metrics.upstream_connects += 1
-        client._on_connected(task.result())
-
-    def close_all(self) -> None:
-        for c in list(self.connections):
-            if c.transport is not None:
-                c.transport.close()
-        for t in list(self._tasks):
-            t.cancel()
+    def upstream_protocol(self, backend: Backend, client: TcpClient) -> TcpUpstream:
+        return TcpUpstream(client)
 
 
 class TcpUpstream(asyncio.Protocol):
@@ -126,7 +59,7 @@ class TcpUpstream(asyncio.Protocol):
         self.client.transport.resume_reading()
 
 
-class TcpClient(asyncio.Protocol):
+class TcpClient(Downstream["TcpProxy"]):
     __slots__ = (
         "proxy",
         "transport",
@@ -159,17 +92,10 @@ class TcpClient(asyncio.Protocol):
         self.closed = False
 
     def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        proxy = self.proxy
-        m = proxy.metrics
-        m.connections_total += 1
-        if len(proxy.connections) >= proxy.max_connections:
-            m.rejected_connections += 1
-            self.closed = True
+        if not self._admit(transport):
             transport.close()
             return
-        proxy.connections.add(self)
-        m.active_connections += 1
+        proxy = self.proxy
         self.started_at = self.last = proxy.clock.time()
         self.timer = proxy.clock.call_later(proxy.idle_timeout, self._on_idle)
         self._dispatch()
@@ -197,20 +123,13 @@ class TcpClient(asyncio.Protocol):
         self.tried += (backend,)
         proxy.connect(backend, self)
 
-    def _on_connect_failed(self, backend: Backend) -> None:
-        proxy = self.proxy
-        proxy.metrics.connect_failures += 1
-        proxy.pool.report_failure(backend)
-        if self.backend is not backend:
+    def _on_connect_failed(self, backend: Backend, why: str) -> None:
+        if not self._connect_failed(backend):
             return
-        backend.outstanding -= 1
-        self.backend = None
-        if self.closed:
-            return
-        if len(self.tried) <= proxy.retries:
-            proxy.metrics.retries += 1
+        if self._take_retry():
             self._dispatch()
         else:
+            proxy = self.proxy
             proxy.metrics.observe("tcp_failed", proxy.clock.time() - self.started_at)
             self.transport.close()
 
@@ -261,12 +180,9 @@ class TcpClient(asyncio.Protocol):
         return self._peer_eof(up.transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.closed:
+        if not self._leave():
             return
-        self.closed = True
         proxy = self.proxy
-        proxy.connections.discard(self)
-        proxy.metrics.active_connections -= 1
         if self.timer is not None:
             self.timer.cancel()
         up = self.upstream

@@ -18,11 +18,10 @@ client is retried only when it is idempotent and has no body.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from sim.core.config import Config
+from sim.core.connect import Downstream, Listener
 from sim.core.http import (
     CLOSE,
     END,
@@ -32,8 +31,7 @@ from sim.core.http import (
     Parser,
     error_response,
 )
-from sim.core.metrics import Metrics
-from sim.core.pool import Backend, BackendPool, Clock
+from sim.core.pool import Backend
 
 __all__ = ["ClientConnection", "HttpProxy", "UpstreamConnection"]
 
@@ -47,95 +45,23 @@ _UP_FULL = 1  # the upstream's write buffer is over its high-water mark
 _AHEAD = 2  # the client sent too much ahead (pipelined requests, body before connect)
 
 
-class HttpProxy:
-    """Shared state of one L7 listener: settings, pool, metrics, clock."""
+class HttpProxy(Listener["ClientConnection"]):
+    """One L7 listener: the shared listener state, and the HTTP limits and timeouts."""
 
-    __slots__ = (
-        "config",
-        "pool",
-        "metrics",
-        "clock",
-        "loop",
-        "connect",
-        "max_head",
-        "max_headers",
-        "client_buffer",
-        "header_timeout",
-        "idle_timeout",
-        "server_timeout",
-        "connect_timeout",
-        "retries",
-        "max_connections",
-        "connections",
-        "_tasks",
-    )
+    __slots__ = ("max_head", "max_headers", "header_timeout", "server_timeout")
 
-    def __init__(
-        self,
-        config: Config,
-        pool: BackendPool,
-        metrics: Metrics,
-        clock: Clock,
-        loop: asyncio.AbstractEventLoop | None = None,
-        connect: Callable[[Backend, ClientConnection], None] | None = None,
-    ) -> None:
-        self.config = config
-        self.pool = pool
-        self.metrics = metrics
-        self.clock = clock
-        self.loop = loop
-        # replaceable so unit tests can hand out upstreams on fake transports
-        self.connect: Callable[[Backend, ClientConnection], None] = connect or self._connect
+    def _configure(self, config: Config) -> None:
         lim, t = config.limits, config.timeouts
         self.max_head = lim.max_header_bytes
         self.max_headers = lim.max_headers
-        self.client_buffer = lim.client_buffer
-        self.max_connections = lim.max_connections
         self.header_timeout = t.header
-        self.idle_timeout = t.client_idle
         self.server_timeout = t.server
-        self.connect_timeout = t.connect
-        self.retries = config.retries.count
-        self.connections: set[ClientConnection] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
 
     def __call__(self) -> ClientConnection:
         return ClientConnection(self)
 
-    def _connect(self, backend: Backend, client: ClientConnection) -> None:
-        assert self.loop is not None
-        task = self.loop.create_task(self._open(backend))
-        self._tasks.add(task)
-        task.add_done_callback(partial(self._opened, backend, client))
-
-    async def _open(self, backend: Backend) -> UpstreamConnection:
-        assert self.loop is not None
-        async with asyncio.timeout(self.connect_timeout):
-            _, proto = await self.loop.create_connection(
-                partial(UpstreamConnection, self, backend), backend.host, backend.port
-            )
-        return proto
-
-    def _opened(
-        self, backend: Backend, client: ClientConnection, task: asyncio.Task[UpstreamConnection]
-    ) -> None:
-        self._tasks.discard(task)
-        if task.cancelled():
-            client._on_connect_failed(backend, "cancelled")
-            return
-        exc = task.exception()
-        if exc is not None:
-            client._on_connect_failed(backend, type(exc).__name__)
-            return
-        self.metrics.upstream_connects += 1
-        client._on_connected(task.result())
-
-    def close_all(self) -> None:
-        for c in list(self.connections):
-            if c.transport is not None:
-                c.transport.close()
-        for t in list(self._tasks):
-            t.cancel()
+    def upstream_protocol(self, backend: Backend, client: ClientConnection) -> UpstreamConnection:
+        return UpstreamConnection(self, backend)
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -217,7 +143,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.client._resume(_UP_FULL)
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection(Downstream["HttpProxy"]):
     """One client connection: parse a request, forward it, relay the response, repeat."""
 
     __slots__ = (
@@ -371,18 +297,11 @@ class ClientConnection(asyncio.Protocol):
     # -- client side events -------------------------------------------------------
 
     def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        proxy = self.proxy
-        m = proxy.metrics
-        m.connections_total += 1
-        if len(proxy.connections) >= proxy.max_connections:
-            m.rejected_connections += 1
-            self.closed = True
+        if not self._admit(transport):
             transport.write(error_response(503, detail="too many connections"))
             transport.close()
             return
-        proxy.connections.add(self)
-        m.active_connections += 1
+        proxy = self.proxy
         peer = transport.get_extra_info("peername")
         self.peer = peer[0].encode() if peer else b"unknown"
         self._set(_IDLE, proxy.idle_timeout)
@@ -411,13 +330,10 @@ class ClientConnection(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.closed:
+        if not self._leave():
             return
-        self.closed = True
         self._cancel_timer()
         proxy = self.proxy
-        proxy.connections.discard(self)
-        proxy.metrics.active_connections -= 1
         up = self.upstream
         if up is not None:
             # the response was not finished: this upstream is mid-message, unusable
@@ -503,16 +419,10 @@ class ClientConnection(asyncio.Protocol):
         self._attach(conn)
 
     def _on_connect_failed(self, backend: Backend, why: str) -> None:
-        proxy = self.proxy
-        proxy.metrics.connect_failures += 1
-        proxy.pool.report_failure(backend)
-        if self.closed or self.backend is not backend:
+        if not self._connect_failed(backend):
             return
-        backend.outstanding -= 1
-        self.backend = None
         self.last_status = 503
-        if len(self.tried) <= proxy.retries:
-            proxy.metrics.retries += 1
+        if self._take_retry():
             self._dispatch()
         else:
             self._gateway_error(503, f"cannot connect to a backend ({why})")
@@ -682,13 +592,7 @@ class ClientConnection(asyncio.Protocol):
             self.transport.abort()
             return
         self.response_head = None
-        if (
-            status == 502
-            and self.retriable
-            and self.request_done
-            and len(self.tried) <= proxy.retries
-        ):
-            proxy.metrics.retries += 1
+        if status == 502 and self.retriable and self.request_done and self._take_retry():
             self._dispatch()
             return
         self._gateway_error(status, why)
