@@ -333,19 +333,23 @@ class ClientConnection(Downstream["HttpProxy"]):
         if not self._leave():
             return
         self._cancel_timer()
-        proxy = self.proxy
+        self._abandon()
+        if self.head is not None:
+            proxy = self.proxy
+            proxy.metrics.observe("client_closed", proxy.clock.time() - self.started_at)
+            self.head = None
+
+    def _abandon(self) -> None:
+        """Let go of the upstream and the backend of an exchange that will not finish."""
         up = self.upstream
         if up is not None:
-            # the response was not finished: this upstream is mid-message, unusable
+            # mid-message (request or response): nothing else can use this upstream
             up.client = None
             up.close()
             self.upstream = None
         if self.backend is not None:
             self.backend.outstanding -= 1
             self.backend = None
-        if self.head is not None:
-            proxy.metrics.observe("client_closed", proxy.clock.time() - self.started_at)
-            self.head = None
 
     def _process(self, events: list[object]) -> None:
         for ev in events:
@@ -613,14 +617,7 @@ class ClientConnection(Downstream["HttpProxy"]):
         self._disarm()
         if self.upstream is not None or self.backend is not None:
             # a bad chunk in a request body already being forwarded
-            up = self.upstream
-            if up is not None:
-                up.client = None
-                up.close()
-                self.upstream = None
-            if self.backend is not None:
-                self.backend.outstanding -= 1
-                self.backend = None
+            self._abandon()
             if self.response_started:
                 self.transport.abort()
                 return
