@@ -1,7 +1,7 @@
 """Lab clients: one asyncio process running many clients, each as its cohort behaves.
 
 Every cohort sends the model's Poisson arrivals for the same seed (scenario
-rate, times K; sim.lab.trace), each request from the member the model picks.
+rate, times K; the model's trace, sim.replication.Trace), each request from the member the model picks.
 Every client starts in the state the model's time 0 finds it (stub cache,
 address rotation, open connection), looks the service name up through its
 own resolver (a real unbound, or our forwarder)
@@ -30,11 +30,13 @@ import numpy as np
 
 from sim.policy.cache import Cache
 from sim.policy.sampling import arrival_blocks
+from sim.replication import OUTCOMES
 from sim.scenario import build, load_file
 from sim.scenario import models as m
 
-OUTCOMES = ("ok", "refused", "timeout", "error_5xx", "dns_error", "shed")
-OK, REFUSED, TIMEOUT, ERROR_5XX, DNS_ERROR, SHED = range(6)
+# Each request's outcome, recorded as its index in the contract's OUTCOMES.
+OK, REFUSED, TIMEOUT, ERROR_5XX, DNS_ERROR, SHED = (
+    OUTCOMES.index(o) for o in ("ok", "refused", "timeout", "error_5xx", "dns_error", "shed"))
 SERVICE = "service"
 
 

@@ -11,14 +11,14 @@ after `delay` seconds: the provider's propagation), {"op": "down", "value":
 true}, {"op": "queries"} (the query times, unix seconds), {"op": "ttl",
 "ttls": {"www.example.com.": 37}} (answer these names with these TTLs until
 the next "ttl" op: how the lab primes an unbound cache with the model's
-state, sim.lab.trace).
+state, from the model's trace).
 
 The forwarder is a caching resolver of its own (the `extend` policy): it asks
 the authoritative server, follows a CNAME, and keeps each record for the
 policy's lifetime in scenario seconds, answering with the time left. Its
 control port takes {"op": "prime", "records": [{"name", "type", "values",
 "expires"}]}: records cached until `expires` (unix seconds) whatever the
-policy, the model's state at time 0 (sim.lab.trace).
+policy, the model's state at time 0 (from its trace).
 """
 
 from __future__ import annotations
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--upstream", help="forwarder: the authoritative server host:port")
     p.add_argument("--policy", help="forwarder: the cache policy as scenario JSON")
     p.add_argument("--scale", type=float, default=1.0, help="forwarder: K, scenario seconds per real second")
-    p.add_argument("--seed", type=int, default=0, help="forwarder: seed of its cache lifetimes (the model's, sim.lab.trace)")
+    p.add_argument("--seed", type=int, default=0, help="forwarder: seed of its cache lifetimes (the model's, from its trace)")
     args = p.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args))

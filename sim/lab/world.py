@@ -6,6 +6,13 @@ unbound counts TTLs in whole seconds, so a K that would round a TTL below
 1 s is refused, naming the field. The effective scenario (clients and
 resolvers scaled down, the warm-up that fills real caches) is what runs and
 what the model must be compared on (`effective`).
+
+The strategy comes decided (sim.scenario.build.compile): the world reads what
+its plan publishes (`Published`: a CNAME, an alias or static addresses, their
+TTLs, whether the failover changes DNS or moves an address, one address per
+balancer, rotating answers) and who detects the fault (`plan.detection`), and
+never a strategy's name. The model's random draws come in a `Trace` the run
+layer builds (sim.model.trace); the lab does not import the model.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import shutil
 import signal
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,20 +32,21 @@ import pandas as pd
 import yaml
 
 from sim.lab.procs import LabError, Processes, address_block, free_port, python
-from sim.lab.trace import finite, model_trace
-from sim.policy.failover import make_plan
+from sim.policy.failover import RECORDS, FailoverPlan, Published
 from sim.policy.health import HealthState, first_probe_at, probe_duration, probe_ok, probe_step
+from sim.replication import OUTCOMES, ReplicationOutput, Trace, finite
 from sim.scenario import build, load_data
 from sim.scenario import models as m
+from sim.scenario.build import Deployment
 from sim.scenario.units import format_duration
 
-OUTCOMES = ("ok", "refused", "timeout", "error_5xx", "dns_error", "shed")
 UNBOUND_POLICIES = ("honor", "floor", "cap")  # the rest are served by our forwarder (unbound cannot)
-STRATEGIES = ("cname_repoint", "eip_remap", "alias_apex", "vrrp", "multi_a")
-MOVING = ("eip_remap", "vrrp")  # one static address that moves between the two sim.core processes
-# eip_remap: sim.core's heartbeat interval (real seconds). Its reassociate call waits
-# two of them for the old holder to release the address (a dead one never answers).
+# A moving address moved by an API call (eip_remap): sim.core's heartbeat interval
+# (real seconds). Its reassociate call waits two of them for the old holder to
+# release the address (a dead one never answers).
 HEARTBEAT = 0.05
+# A strategy as the engines take it: a plan's name, a plan class, a plan, or a Deployment.
+Strategy = str | type | FailoverPlan | Deployment
 
 
 @dataclass
@@ -49,15 +57,10 @@ class LabOptions:
     keep: bool = False  # keep the work folder (logs, configs) for inspection
 
 
-@dataclass
-class ReplicationOutput:
-    metrics: dict[str, float]
-    clients: pd.DataFrame
-    timeline: pd.DataFrame
-    extra: dict = field(default_factory=dict)
-
-
-def unsupported(scenario: m.Scenario) -> list[str]:
+def unsupported(scenario: m.Scenario, strategies: list[Strategy] | None = None) -> list[str]:
+    """What the lab cannot run of `scenario` with `strategies` (default: the scenario's),
+    each named: scenario fields, and strategies by their plan's name and the mechanism
+    the lab lacks (`mechanism_problems`)."""
     out = []
     for i, b in enumerate(scenario.balancers):
         if b.churn is not None:
@@ -71,9 +74,34 @@ def unsupported(scenario: m.Scenario) -> list[str]:
     for i, f in enumerate(scenario.faults):
         if isinstance(f, m.BalancerDown) and f.target != scenario.active.name:
             out.append(f"faults[{i}]: a fault of the standby balancer")
-    for s in scenario.strategies:
-        if s not in STRATEGIES:
-            out.append(f"strategies: {s}")
+    for strategy in scenario.strategies if strategies is None else strategies:
+        deployment = build.compile(scenario, strategy)
+        out.extend(f"strategies: {deployment.strategy}: {reason}" for reason in mechanism_problems(deployment))
+    return out
+
+
+def mechanism_problems(deployment: Deployment) -> list[str]:
+    """What the lab cannot build of what the plan publishes and of who detects the fault.
+
+    The lab has the scenario's own health checks (run by its controller) or an
+    operator's delay, a VRRP backup's Master_Down timer (sim.core's takeover),
+    one static address moved between the two sim.core processes (by that timer
+    or by a reassociate call), and record changes at its authoritative server.
+    """
+    published, detection = deployment.published, deployment.plan.detection
+    out = []
+    if detection == "provider_checks":
+        out.append("detection by the DNS provider's health checkers (the lab has none)")
+    elif detection == "accelerator_checks":
+        out.append("detection by an accelerator's health checks (the lab has no accelerator)")
+    elif detection == "master_down" and not published.moves_address:
+        out.append("a Master_Down timer with no moving address to take over")
+    elif detection not in ("scenario", "master_down"):
+        out.append(f"detection {detection!r}")
+    if published.moves_address and published.addresses > 1:
+        out.append(f"{published.addresses} moving addresses (the lab moves one, between two sim.core processes)")
+    if published.record not in RECORDS:
+        out.append(f"a {published.record!r} record")
     return out
 
 
@@ -105,7 +133,7 @@ def effective(scenario: m.Scenario, options: LabOptions) -> m.Scenario:
     if options.max_resolvers and total > options.max_resolvers:
         for g in doc["dns"]["resolvers"]:
             g["count"] = max(1, round(g["count"] * options.max_resolvers / total))
-    # The lab starts from the model's time-0 state (prime_resolvers, sim.lab.trace);
+    # The lab starts from the model's time-0 state (prime_resolvers, the trace);
     # a warm-up of one service TTL lets the real processes' start settle before
     # anything is measured. It takes the run's first seconds when no fault falls in
     # them, so the run is no longer; otherwise the faults move by as much.
@@ -124,34 +152,104 @@ def effective(scenario: m.Scenario, options: LabOptions) -> m.Scenario:
     return load_data(doc, f"{scenario.name} (lab, effective)")
 
 
-def replicate(scenario: m.Scenario, strategy: str, seed: np.random.SeedSequence, replication: int = 0,
-              options: LabOptions | None = None) -> ReplicationOutput:
+def replicate(scenario: m.Scenario, strategy: Strategy, seed: np.random.SeedSequence, replication: int = 0,
+              options: LabOptions | None = None, trace: Trace | None = None) -> ReplicationOutput:
+    """One lab replication of `strategy` (a plan's name, a plan class, a plan, or a
+    Deployment of `scenario`) on real processes, replaying `trace`: the model's draws
+    for `seed` on this same scenario (sim.model.trace), which the run layer builds
+    and hands over. `replication` is the index only; the seed and the trace say what
+    is drawn."""
+    deployment = _deployment(scenario, strategy)
+    if trace is None:
+        raise TypeError(
+            f"the lab replays the model's draws: the run layer must supply the trace of seed {seed} "
+            f"(trace=sim.model.trace.trace(scenario, strategy, seed)); the lab does not import the model")
+    trace_problems(scenario, trace)
     options = options or LabOptions()
-    problems = unsupported(scenario) + time_scale_problems(scenario, options.time_scale)
+    problems = unsupported(scenario, [deployment]) + time_scale_problems(scenario, options.time_scale)
     if problems:
         raise LabError("the lab cannot run this scenario: " + "; ".join(problems))
     for tool in ("unbound",):
         if not (shutil.which(tool) or Path(f"/usr/sbin/{tool}").exists()):
             raise LabError(f"{tool} is not installed (Debian package {tool}; scripts/test.sh installs it as root)")
-    workdir = Path(tempfile.mkdtemp(prefix=f"failover-lab-{strategy}-"))
+    workdir = Path(tempfile.mkdtemp(prefix=f"failover-lab-{deployment.strategy}-"))
     try:
         with Processes(workdir) as procs:
-            world = _World(scenario, strategy, seed, options, procs, workdir)
+            world = _World(deployment, trace, seed, options, procs, workdir)
             return asyncio.run(world.run())
     finally:
         if not options.keep:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _deployment(scenario: m.Scenario, strategy: Strategy) -> Deployment:
+    deployment = build.compile(scenario, strategy)
+    if deployment.scenario is not scenario and deployment.scenario != scenario:
+        raise ValueError(f"the deployment of {deployment.strategy} was compiled for scenario "
+                         f"{deployment.scenario.name!r}, not for {scenario.name!r}")
+    return deployment
+
+
+def trace_problems(scenario: m.Scenario, trace: Trace) -> None:
+    """Raise ValueError when `trace` cannot be the model's for `scenario` (the one the lab
+    runs: the effective scenario, not the one it was made from)."""
+    clients, resolvers = sum(scenario.cohort_sizes().values()), sum(g.count for g in scenario.dns.resolvers)
+    found = (len(trace.clients), len(trace.caches), len(trace.resolver_seeds), len(trace.arrival_seeds))
+    if found != (clients, resolvers, resolvers, len(scenario.clients)):
+        raise ValueError(
+            f"the trace is not of this scenario: {found[0]} clients, {found[1]} resolvers and {found[3]} cohorts "
+            f"where {scenario.name!r} has {clients}, {resolvers} and {len(scenario.clients)}; build it from the "
+            "scenario the lab runs (sim.lab.world.effective)")
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where the two balancers answer: their own addresses, their DNS names (a CNAME's
+    targets), and the static address that moves between them."""
+
+    active: str
+    standby: str
+    shared: str
+    active_name: str
+    standby_name: str
+
+
+def service_record(published: Published, site: Site, failed_over: bool = False) -> dict:
+    """The service name's record as the plan publishes it (TTL in scenario seconds),
+    before the failover's DNS change or after it."""
+    ttl = published.record_ttl
+    if published.moves_address:
+        return {"type": "A", "values": [site.shared], "ttl": ttl}  # the address moves, the record stays
+    if published.record == "cname":
+        return {"type": "CNAME", "values": [site.standby_name if failed_over else site.active_name], "ttl": ttl}
+    if failed_over:
+        # an alias (or the addresses) now the standby's; one address per balancer: the failed one deleted
+        return {"type": "A", "values": [site.standby], "ttl": ttl}
+    # An alias is answered as the balancer's A records (its TTL is the plan's record_ttl).
+    return {"type": "A", "values": [site.active, site.standby] if published.per_balancer else [site.active],
+            "ttl": ttl}
+
+
+def initial_answer(published: Published, site: Site) -> list[str]:
+    """The addresses the service name resolves to before the failover, in the model's order."""
+    record = service_record(published, site)
+    return list(record["values"]) if record["type"] == "A" else [site.active]
+
+
 class _World:
-    def __init__(self, sc: m.Scenario, strategy: str, seed: np.random.SeedSequence, options: LabOptions,
+    def __init__(self, deployment: Deployment, trace: Trace, seed: np.random.SeedSequence, options: LabOptions,
                  procs: Processes, workdir: Path) -> None:
-        self.sc, self.strategy, self.options, self.procs, self.dir = sc, strategy, options, procs, workdir
+        self.sc, self.options, self.procs, self.dir = deployment.scenario, options, procs, workdir
+        self.deployment, self.plan, self.published = deployment, deployment.plan, deployment.published
         self.k = options.time_scale
         self.rng = np.random.default_rng(seed)
         # The model's draws for this seed: layout, priming, arrivals, lifetimes, plan.
-        self.trace = model_trace(sc, strategy, seed)
+        self.trace = trace
         self.block = address_block()
+        sc = self.sc
+        self.balancer_ip = {sc.active.name: f"{self.block}.11", sc.standby.name: f"{self.block}.12"}
+        self.site = Site(self.balancer_ip[sc.active.name], self.balancer_ip[sc.standby.name], f"{self.block}.10",
+                         f"{sc.active.name}.elb.example.net.", f"{sc.standby.name}.elb.example.net.")
         self.backends_down: set[str] = set()
         self.scenario_file = workdir / "scenario.yaml"
         self.scenario_file.write_text(yaml.safe_dump(sc.to_document(), sort_keys=False))
@@ -178,7 +276,6 @@ class _World:
         sc = self.sc
         hc = sc.backends.health_check
         self.port = free_port(f"{self.block}.10")
-        self.balancer_ip = {sc.active.name: f"{self.block}.11", sc.standby.name: f"{self.block}.12"}
         self.admin: dict[str, tuple[str, Path]] = {}
         heart = {name: free_port("127.0.0.1", 2) for name in self.balancer_ip}
         for i, (name, ip) in enumerate(self.balancer_ip.items()):
@@ -186,7 +283,7 @@ class _World:
             token = self.dir / f"{name}.token"
             config = {
                 "name": name, "mode": "http",
-                "listen": f"{self.block}.10:{self.port}" if self.strategy in MOVING else f"{ip}:{self.port}",
+                "listen": f"{self.site.shared if self.published.moves_address else ip}:{self.port}",
                 "balancing": sc.backends.policy,
                 "backends": [{"name": f"i{j}", "address": a} for j, a in enumerate(backends)],
                 "health_check": {"kind": "tcp", "interval": self._seconds(hc.interval), "timeout": self._seconds(hc.timeout),
@@ -194,26 +291,8 @@ class _World:
                 "retries": {"count": sc.backends.retries},
                 "admin": {"listen": f"127.0.0.1:{admin_port}", "token_file": str(token)},
             }
-            if self.strategy == "vrrp":
-                # VRRP: the backup takes the address by itself, Master_Down_Interval after the
-                # last advertisement (sim.core's takeover implements RFC 5798's timer).
-                other = [n for n in self.balancer_ip if n != name][0]
-                vrrp = sc.failover.vrrp
-                config["takeover"] = {
-                    "role": "active" if name == sc.active.name else "standby",
-                    "heartbeat_listen": f"127.0.0.1:{heart[name]}", "peer": f"127.0.0.1:{heart[other]}",
-                    "interval": self._seconds(vrrp.advert_int),
-                    "priority": 254 if name == sc.active.name else vrrp.priority,
-                }
-            elif self.strategy == "eip_remap":
-                other = [n for n in self.balancer_ip if n != name][0]
-                # Not automatic: the address moves when the failover controller
-                # calls the reassociate API, as an Elastic IP does.
-                config["takeover"] = {
-                    "role": "active" if name == sc.active.name else "standby",
-                    "heartbeat_listen": f"127.0.0.1:{heart[name]}", "peer": f"127.0.0.1:{heart[other]}",
-                    "interval": f"{HEARTBEAT}s", "priority": 200 - i * 100, "automatic": False,
-                }
+            if self.published.moves_address:
+                config["takeover"] = self._takeover(name, i, heart)
             path = self.dir / f"{name}.yaml"
             path.write_text(yaml.safe_dump(config, sort_keys=False))
             self.admin[name] = (f"127.0.0.1:{admin_port}", token)
@@ -221,24 +300,36 @@ class _World:
             self.balancer_config = getattr(self, "balancer_config", {})
             self.balancer_config[name] = path
 
+    def _takeover(self, name: str, i: int, heart: dict[str, int]) -> dict:
+        """How the static address moves between the two sim.core processes."""
+        sc = self.sc
+        other = [n for n in self.balancer_ip if n != name][0]
+        link = {"role": "active" if name == sc.active.name else "standby",
+                "heartbeat_listen": f"127.0.0.1:{heart[name]}", "peer": f"127.0.0.1:{heart[other]}"}
+        if self.plan.detection == "master_down":
+            # VRRP: the backup takes the address by itself, Master_Down_Interval after the
+            # last advertisement (sim.core's takeover implements RFC 5798's timer).
+            vrrp = self.deployment.failover.vrrp
+            return {**link, "interval": self._seconds(vrrp.advert_int),
+                    "priority": 254 if name == sc.active.name else vrrp.priority}
+        # Not automatic: the address moves when the failover controller calls the
+        # reassociate API, as an Elastic IP does.
+        return {**link, "interval": f"{HEARTBEAT}s", "priority": 200 - i * 100, "automatic": False}
+
+    def _wire(self, record: dict) -> dict:
+        """A record as the authoritative server serves it: the TTL in real whole seconds."""
+        return {**record, "ttl": self._ttl(record["ttl"])}
+
     def start_dns(self) -> None:
         sc = self.sc
         zone = sc.dns.zone.rstrip(".")
         self.fqdn = f"{sc.dns.service_name}.{zone}." if sc.dns.service_name != "@" else f"{zone}."
+        # The balancers' own names (a CNAME's targets): the chain's TTL behind a CNAME.
+        chain = self.published.chain_ttl if self.published.chain_ttl is not None else sc.dns.balancer_ttl
         records: dict[str, dict] = {}
         for name, ip in self.balancer_ip.items():
-            records[f"{name}.elb.example.net."] = {"type": "A", "values": [ip], "ttl": self._ttl(sc.dns.balancer_ttl)}
-        active, standby = self.balancer_ip[sc.active.name], self.balancer_ip[sc.standby.name]
-        if self.strategy in MOVING:
-            records[self.fqdn] = {"type": "A", "values": [f"{self.block}.10"], "ttl": self._ttl(sc.dns.service_ttl)}
-        elif self.strategy == "alias_apex":
-            # An alias is answered as the balancer's A records, with the balancer's TTL.
-            records[self.fqdn] = {"type": "A", "values": [active], "ttl": self._ttl(sc.dns.balancer_ttl)}
-        elif self.strategy == "multi_a":
-            records[self.fqdn] = {"type": "A", "values": [active, standby], "ttl": self._ttl(sc.dns.service_ttl)}
-        else:
-            records[self.fqdn] = {"type": "CNAME", "values": [f"{sc.active.name}.elb.example.net."],
-                                  "ttl": self._ttl(sc.dns.service_ttl)}
+            records[f"{name}.elb.example.net."] = {"type": "A", "values": [ip], "ttl": self._ttl(chain)}
+        records[self.fqdn] = self._wire(service_record(self.published, self.site))
         self.records = records
         spec = self.dir / "records.json"
         unbound = sorted({self._resolver_ip(n) for n, g in enumerate(g for g in sc.dns.resolvers for _ in range(g.count))
@@ -281,21 +372,12 @@ class _World:
         self.procs.start(f"resolver-{n}", [binary, "-d", "-c", str(conf)], ready=None)
         _wait_dns(ip, port, self.fqdn, self.procs, f"resolver-{n}")
 
-    def initial_answer(self) -> list[str]:
-        """The addresses the service name resolves to before the failover, in the model's order."""
-        sc = self.sc
-        if self.strategy in MOVING:
-            return [f"{self.block}.10"]
-        if self.strategy == "multi_a":
-            return [self.balancer_ip[sc.active.name], self.balancer_ip[sc.standby.name]]
-        return [self.balancer_ip[sc.active.name]]
-
     def start_clients(self, t0: float) -> Path:
         sc = self.sc
         clients = []
         sizes = sc.cohort_sizes()
         # Every client on the model's resolver, with the model's stub cache, rotation
-        # and open connection at time 0 (sim.lab.trace).
+        # and open connection at time 0 (the trace).
         states = iter(self.trace.clients)
         for cohort in sc.clients:
             for _ in range(sizes[cohort.name]):
@@ -307,9 +389,9 @@ class _World:
                                 "conn": None if state.conn is None else [finite(x) for x in state.conn]})
         self.clients = clients
         out = self.dir / "requests.npy"
-        rotate = not (self.strategy == "multi_a" and sc.failover.multi_a.order == "fixed")
         plan = {"scenario": str(self.scenario_file), "scale": self.k, "t0": t0, "end": sc.end, "service": self.fqdn,
-                "rotate": rotate, "initial": self.initial_answer(), "arrival_seeds": self.trace.arrival_seeds,
+                "rotate": self.published.rotate, "initial": initial_answer(self.published, self.site),
+                "arrival_seeds": self.trace.arrival_seeds,
                 "port": self.port, "clients": clients, "out": str(out), "seed": int(self.rng.integers(2**31))}
         (self.dir / "clients.json").write_text(json.dumps(plan))
         self.procs.start("clients", python("sim.lab.clients", str(self.dir / "clients.json")), timeout=60)
@@ -376,7 +458,9 @@ class _World:
             raise LabError(f"the client process wrote no records (see its log in {self.dir})")
         records = np.load(out)
         queries = await self._control({"op": "queries"})
-        return tables(self.sc, records, self.clients, queries.get("queries", []), t0, self.k, self.events)
+        # the control plane's events, scenario seconds, beside the logs (--keep)
+        (self.dir / "events.json").write_text(json.dumps(self.events))
+        return tables(self.sc, records, self.clients, queries.get("queries", []), t0, self.k)
 
     def now(self) -> float:
         return (time.time() - self.t0) * self.k
@@ -421,61 +505,64 @@ class _World:
         # traffic: the clients change their own rates
 
     async def _controller(self) -> None:
-        """Detection (real health checks on the active, or the operator's delay), then the plan."""
-        sc = self.sc
-        if self.strategy == "vrrp":
+        """Detection, then the plan's actions: the change is made at the action before the
+        one at which the failover takes effect (`plan.effective`), and what it sets in
+        motion (propagation, the address move) takes until then."""
+        if self.plan.detection == "master_down":
             return  # the backup's own timer moves the address (sim.core takeover)
-        spec = build.failover(sc.failover, sc.dns.propagation)
-        plan = make_plan(self.strategy, spec)
-        faults = [f for f in sc.faults if isinstance(f, m.BalancerDown) and f.target == sc.active.name]
-        if spec.detection == "operator":
-            if not faults:
-                return
-            await self._until(faults[0].at + (spec.delay or 0.0))
-        else:
-            hc = spec.health_check()
-            target = (f"{self.block}.10" if self.strategy in MOVING else self.balancer_ip[sc.active.name], self.port)
-            state = HealthState()
-            rng = self.trace.failover  # the model's draws: the checker's phase, then the plan's delays
-            # Probes on the model's schedule, in scenario time: an interval after each
-            # result. Sleeping an interval after each probe drifted by the probe's own
-            # time and the sleep's overshoot (~8 ms real a probe): 30 probes moved the
-            # one the model puts 1.1 s before the fault past it, detection one interval early.
-            at = first_probe_at(float(rng.random()), hc)
-            while True:
-                await self._until(at)
-                outcome = await _http_probe(target, hc.timeout / self.k)
-                state, transition = probe_step(state, probe_ok(outcome), hc)
-                if transition == "down":
-                    break
-                at += probe_duration(outcome, hc) + hc.interval
-        detected = self.now()
+        detected = await self._detect()
+        if detected is None:
+            return
         self.events.append((detected, "detected"))
-        actions = plan.actions_after_detection(detected, self.trace.failover)
+        actions = self.plan.actions_after_detection(detected, self.trace.failover)
+        effective = [a.kind for a in actions].index(self.plan.effective)
+        call = max(0, effective - 1)
         for i, action in enumerate(actions):
             await self._until(action.at)
             self.events.append((self.now(), action.kind))
-            # The API call is made now; what it sets in motion (propagation, the
-            # address move) takes until the plan's next action, in real seconds.
-            gap = (actions[i + 1].at - action.at) / self.k if i + 1 < len(actions) else 0.0
-            if action.kind == "record_changed":
-                await self._control({"op": "set", "name": self.fqdn, "delay": gap, **self._new_record()})
-            elif action.kind == "remap_called":
-                admin, token = self.admin[sc.standby.name]
-                # the address moves when the model moves it: sim.core waits 2 heartbeats
-                # for the dead holder after the delay (0.5 scenario s at K = 5, about 38
-                # more failed requests per replication of elb-blowup before this)
-                await _post_takeover(admin, token.read_text().strip(), max(0.0, gap - 2 * HEARTBEAT))
+            if i == call:
+                await self._set_in_motion((actions[effective].at - action.at) / self.k)
 
-    def _new_record(self) -> dict:
-        """What the service name answers once the failover's change has propagated."""
-        sc = self.sc
-        standby = self.balancer_ip[sc.standby.name]
-        if self.strategy == "alias_apex":
-            return {"type": "A", "values": [standby], "ttl": self._ttl(sc.dns.balancer_ttl)}
-        if self.strategy == "multi_a":
-            return {"type": "A", "values": [standby], "ttl": self._ttl(sc.dns.service_ttl)}
-        return {"type": "CNAME", "values": [f"{sc.standby.name}.elb.example.net."], "ttl": self._ttl(sc.dns.service_ttl)}
+    async def _detect(self) -> float | None:
+        """When the scenario's detection notices the active's fault: real health checks on
+        the address clients use, or an operator's delay after the fault (None: no fault)."""
+        sc, spec = self.sc, self.deployment.failover
+        if spec.detection == "operator":
+            faults = [f for f in sc.faults if isinstance(f, m.BalancerDown) and f.target == sc.active.name]
+            if not faults:
+                return None
+            await self._until(faults[0].at + (spec.delay or 0.0))
+            return self.now()
+        hc = self.deployment.detector_check()
+        target = (self.site.shared if self.published.moves_address else self.site.active, self.port)
+        state = HealthState()
+        rng = self.trace.failover  # the model's draws: the checker's phase, then the plan's delays
+        # Probes on the model's schedule, in scenario time: an interval after each
+        # result. Sleeping an interval after each probe drifted by the probe's own
+        # time and the sleep's overshoot (~8 ms real a probe): 30 probes moved the
+        # one the model puts 1.1 s before the fault past it, detection one interval early.
+        at = first_probe_at(float(rng.random()), hc)
+        while True:
+            await self._until(at)
+            outcome = await _http_probe(target, hc.timeout / self.k)
+            state, transition = probe_step(state, probe_ok(outcome), hc)
+            if transition == "down":
+                return self.now()
+            at += probe_duration(outcome, hc) + hc.interval
+
+    async def _set_in_motion(self, gap: float) -> None:
+        """The failover's call, taking effect `gap` real seconds from now: the record
+        change (the authoritative server applies it then: propagation), or the address
+        move."""
+        if self.published.changes_dns:
+            record = self._wire(service_record(self.published, self.site, failed_over=True))
+            await self._control({"op": "set", "name": self.fqdn, "delay": gap, **record})
+        elif self.published.moves_address:
+            admin, token = self.admin[self.sc.standby.name]
+            # the address moves when the model moves it: sim.core waits 2 heartbeats
+            # for the dead holder after the delay (0.5 scenario s at K = 5, about 38
+            # more failed requests per replication of elb-blowup before this)
+            await _post_takeover(admin, token.read_text().strip(), max(0.0, gap - 2 * HEARTBEAT))
 
     async def _control(self, request: dict, to: tuple[str, int] | None = None) -> dict:
         reader, writer = await asyncio.open_connection(*(to or self.control))
@@ -565,8 +652,8 @@ def _wait_dns(ip: str, port: int, name: str, procs: Processes, who: str, timeout
     raise LabError(f"{who} (unbound) did not answer on {ip}:{port}: {log.strip() or 'no output'}")
 
 
-def tables(sc: m.Scenario, records: np.ndarray, clients: list[dict], queries: list[float], t0: float, k: float,
-           events: list) -> ReplicationOutput:
+def tables(sc: m.Scenario, records: np.ndarray, clients: list[dict], queries: list[float], t0: float,
+           k: float) -> ReplicationOutput:
     """The model's tables from the request log: per second, per client, the summary metrics."""
     seconds = int(math.ceil(sc.end))
     start = int(math.floor(sc.warmup))
@@ -615,6 +702,6 @@ def tables(sc: m.Scenario, records: np.ndarray, clients: list[dict], queries: li
         "latency_ms_p50": float(np.percentile(lat, 50)) if lat.size else math.nan,
         "latency_ms_p99": float(np.percentile(lat, 99)) if lat.size else math.nan,
         "dns_queries": int(timeline["dns_queries"].iloc[start:].sum()),
-        "dropped": int(measured[5].sum()),
+        "dropped": int(measured[OUTCOMES.index("shed")].sum()),
     }
-    return ReplicationOutput(metrics, client_df, timeline, {"events": events})
+    return ReplicationOutput(metrics, client_df, timeline)
