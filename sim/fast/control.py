@@ -2,10 +2,10 @@
 
 The data plane needs only when the active balancer stops answering, when it
 comes back, how it fails (refuse or blackhole), and when the failover takes
-effect: the new record answered by every authoritative server
-(`cname_repoint`) or the static address answering at the standby
-(`eip_remap`). Detection runs the same health-check state machine, on the same
-probe schedule, as the model's detector.
+effect: the plan's `effective` action (the new record answered by every
+authoritative server, or the static address answering at the standby).
+Detection runs the same health-check state machine, on the same probe
+schedule, as the model's detector.
 """
 
 from __future__ import annotations
@@ -15,18 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.policy.failover import make_plan
 from sim.policy.health import HealthState, first_probe_at, probe_duration, probe_ok, probe_step
-from sim.scenario import build
 from sim.scenario import models as m
+from sim.scenario.build import Deployment
 
-# The action after which each strategy's new path carries traffic.
-EFFECTIVE_ACTION = {
-    "cname_repoint": "propagated", "alias_apex": "propagated", "dns_failover": "propagated", "multi_a": "propagated",
-    "eip_remap": "address_moved", "vrrp": "address_moved", "anycast": "traffic_shifted",
-}
-# Strategies that change DNS records; the others move addresses.
-DNS_CHANGE = ("cname_repoint", "alias_apex", "dns_failover", "multi_a")
+# Who notices the fault (a plan's `detection`), of those this module runs: the scenario's
+# checks or operator, the DNS provider's checkers, an accelerator's checks, a VRRP backup's timer.
+DETECTIONS = ("scenario", "provider_checks", "accelerator_checks", "master_down")
 
 
 @dataclass(frozen=True)
@@ -41,43 +36,46 @@ class ControlPlane:
         return self.fault_at <= t < self.fault_end
 
 
-def control_plane(scenario: m.Scenario, strategy: str, rng: np.random.Generator) -> ControlPlane:
+def control_plane(deployment: Deployment, rng: np.random.Generator) -> ControlPlane:
+    scenario = deployment.scenario
     faults = [f for f in scenario.faults if isinstance(f, m.BalancerDown) and f.target == scenario.active.name]
     if not faults:
         return ControlPlane(math.inf, math.inf, "refuse", math.inf, math.inf)
     fault = faults[0]
     start = fault.at
     stop = math.inf if fault.for_ is None else fault.at + fault.for_
-    spec = build.scenario_failover(scenario)
-    plan = make_plan(strategy, spec)
-    who = getattr(plan, "detection", "scenario")
-    if who == "provider":
-        detected = _provider_detection(spec.provider, start, stop, fault.mode, scenario.end, rng)
-    elif who == "vrrp":
-        detected = _master_down(spec.vrrp, start, stop, rng)
-    elif who == "anycast":
-        detected = _health_check_detection(spec.anycast.health_check(), start, stop, fault.mode, scenario.end, rng)
-    elif spec.detection == "operator":
-        detected = start + (spec.delay or 0.0)
-    else:
-        detected = _health_check_detection(spec.health_check(), start, stop, fault.mode, scenario.end, rng)
+    detected = _detected(deployment, start, stop, fault.mode, rng)
+    plan = deployment.plan
     effective = math.inf
     if detected <= scenario.end:
         for action in plan.actions_after_detection(detected, rng):
-            if action.kind == EFFECTIVE_ACTION[strategy]:
+            if action.kind == plan.effective:
                 effective = action.at
     return ControlPlane(start, stop, fault.mode, detected, effective)
 
 
+def _detected(deployment: Deployment, start: float, stop: float, mode: str, rng: np.random.Generator) -> float:
+    """When the plan's detector (one of DETECTIONS) declares the active balancer down."""
+    who, spec, end = deployment.plan.detection, deployment.failover, deployment.scenario.end
+    if who == "provider_checks":
+        return _provider_detection(spec.provider, start, stop, mode, end, rng)
+    if who == "master_down":
+        return _master_down(spec.vrrp, start, stop, rng)
+    if who == "scenario" and spec.detection == "operator":
+        return start + (spec.delay or 0.0)
+    # One checker: the scenario's health checks, or the accelerator's.
+    return _health_check_detection(deployment.detector_check(), start, stop, mode, end, rng)
+
+
 def _provider_detection(checks, start: float, stop: float, mode: str, end: float, rng: np.random.Generator) -> float:  # type: ignore[no-untyped-def]
-    """dns_failover: each checker on its own phase; the verdict turns when `down_needed` have turned."""
+    """The DNS provider's checkers, each on its own phase; the verdict turns when `down_needed` have turned."""
     hc = checks.health_check()
     times = sorted(_health_check_detection(hc, start, stop, mode, end, rng) for _ in range(checks.checkers))
     return times[checks.down_needed - 1]
 
 
 def _master_down(vrrp, start: float, stop: float, rng: np.random.Generator) -> float:  # type: ignore[no-untyped-def]
-    """vrrp: the backup declares the master down Master_Down_Interval after the last advertisement
+    """A VRRP backup declares the master down Master_Down_Interval after the last advertisement
     it heard; advertisements every advert_int from a random phase, sent while the balancer is up."""
     adv, mdi = vrrp.advert_int, vrrp.master_down_interval
     last = (float(rng.random()) - 1.0) * adv

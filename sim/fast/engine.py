@@ -19,31 +19,64 @@ Outline (docs/fast.md has the reasoning and what is approximated):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from sim.fast import fleet, load, multia
-from sim.fast.control import DNS_CHANGE, ControlPlane, control_plane
+from sim.fast.control import DETECTIONS, ControlPlane, control_plane
 from sim.fast.dns import query_counts, switch_times
 from sim.fast.intensity import Intensity
-from sim.fast.population import Population, answer_ttl, population, resolver_query_rate
+from sim.fast.population import Population, population, resolver_query_rate
 from sim.policy.attempts import CONNECT_TIMEOUT
+from sim.policy.failover import FailoverPlan
 from sim.replication import OUTCOMES, ReplicationOutput, streams
+from sim.scenario import build
 from sim.scenario import models as m
 
-SUPPORTED_STRATEGIES = ("cname_repoint", "alias_apex", "dns_failover", "multi_a", "eip_remap", "vrrp", "anycast")
+Strategy = str | type | FailoverPlan | build.Deployment
 
 
-def unsupported(scenario: m.Scenario, strategies: list[str] | None = None) -> list[str]:
+def unsupported(scenario: m.Scenario, strategies: Sequence[Strategy] | None = None) -> list[str]:
     """What this scenario (run with `strategies`, default all of its own) uses that the fast
-    engine does not model, by field path."""
+    engine does not model: scenario fields by path, strategies by the mechanism, naming the plan.
+    A strategy is a name, a plan class, a plan, or a Deployment of this scenario."""
+    out = _unsupported_fields(scenario)
+    for strategy in scenario.strategies if strategies is None else strategies:
+        try:
+            deployment = build.compile(scenario, strategy)
+        except ValueError as exc:
+            out.append(f"strategies: {exc}")
+            continue
+        out.extend(f"strategies: {deployment.strategy} {reason}" for reason in _unsupported_plan(deployment, _blackholed(scenario)))
+    return out
+
+
+def _unsupported_fields(scenario: m.Scenario) -> list[str]:
+    """The scenario's fields the fast engine does not model, whatever the strategy."""
     out = []
     for i, b in enumerate(scenario.balancers):
         if b.churn is not None:
             out.append(f"balancers[{i}].churn (node replacement)")
         if b.scale_delay is not None:
             out.append(f"balancers[{i}].scale_delay (node scaling)")
+    out.extend(_unsupported_faults(scenario))
+    blackhole = _blackholed(scenario)
+    for i, c in enumerate(scenario.clients):
+        # Trying the answer's next address matters only when there is one that works or a
+        # fallback delay to wait: a blackhole, or one address per balancer (refused below).
+        if getattr(c, "address_mode", "first") == "next" and blackhole:
+            out.append(f"clients[{i}].address_mode: next, with a blackholed balancer")
+    return out
+
+
+def _blackholed(scenario: m.Scenario) -> bool:
+    return any(isinstance(f, m.BalancerDown) and f.mode == "blackhole" for f in scenario.faults)
+
+
+def _unsupported_faults(scenario: m.Scenario) -> list[str]:
+    out = []
     down = 0
     spans = []
     for i, f in enumerate(scenario.faults):
@@ -68,39 +101,56 @@ def unsupported(scenario: m.Scenario, strategies: list[str] | None = None) -> li
         modes.add("refuse")  # an instance that fails by itself refuses
     if len(modes) > 1:
         out.append("faults: instance deaths of both modes (refuse and blackhole)")
-    blackhole = any(isinstance(f, m.BalancerDown) and f.mode == "blackhole" for f in scenario.faults)
-    for i, c in enumerate(scenario.clients):
-        # Trying the answer's next address matters only when there is one that works or a
-        # fallback delay to wait: a blackhole, or multi_a (refused below).
-        if getattr(c, "address_mode", "first") == "next" and blackhole:
-            out.append(f"clients[{i}].address_mode: next, with a blackholed balancer")
-    for s in scenario.strategies if strategies is None else strategies:
-        if s == "multi_a" and blackhole:
-            out.append("strategies: multi_a with a blackholed balancer (fallback delays)")
-        if s not in SUPPORTED_STRATEGIES:
-            out.append(f"strategies: {s} (run the others with --strategy)")
     return out
 
 
-def simulate(scenario: m.Scenario, strategy: str, seed: np.random.SeedSequence, replication: int = 0) -> ReplicationOutput:
-    reasons = unsupported(scenario, [strategy])
+def _unsupported_plan(deployment: build.Deployment, blackhole: bool) -> list[str]:
+    """What a plan publishes or how it detects that the fast engine has no mechanism for.
+
+    It models a failover that either changes DNS records (clients switch as their caches
+    let go) or moves static addresses (everyone at once); one address per balancer is
+    followed request by request (sim.fast.multia), two addresses, the failed one deleted."""
+    published, detection = deployment.published, deployment.plan.detection
+    out = []
+    if detection not in DETECTIONS:
+        out.append(f"is detected by {detection!r} (known: {', '.join(DETECTIONS)})")
+    if published.changes_dns == published.moves_address:
+        out.append("neither changes DNS nor moves an address" if not published.changes_dns
+                   else "both changes DNS and moves an address")
+    if published.per_balancer:
+        if not published.changes_dns:
+            out.append("publishes one address per balancer and moves them")
+        elif published.addresses != 2:
+            out.append(f"publishes one address per balancer, {published.addresses} of them (two balancers)")
+        elif blackhole:
+            out.append("publishes one address per balancer, with a blackholed balancer (fallback delays)")
+    return out
+
+
+def simulate(scenario: m.Scenario, strategy: Strategy, seed: np.random.SeedSequence,
+             replication: int = 0) -> ReplicationOutput:
+    """One replication of `strategy` (a name, a plan class, a plan, or a Deployment of `scenario`)."""
+    deployment = build.compile(scenario, strategy)
+    reasons = unsupported(scenario, [deployment])
     if reasons:
         raise ValueError("the fast engine does not model: " + "; ".join(reasons))
-    return _Replication(scenario, strategy, streams(seed)).run()
+    return _Replication(deployment, streams(seed)).run()
 
 
 class _Replication:
-    def __init__(self, scenario: m.Scenario, strategy: str, rng: dict[str, np.random.Generator]) -> None:
+    def __init__(self, deployment: build.Deployment, rng: dict[str, np.random.Generator]) -> None:
+        scenario = deployment.scenario
         self.sc = scenario
-        self.strategy = strategy
+        self.published = deployment.published
         self.rng = rng
         self.end = scenario.end
         self.seconds = int(math.ceil(self.end))
         self.shape = Intensity(scenario)
-        self.pop: Population = population(scenario, rng["clients"])
-        self.ctl: ControlPlane = control_plane(scenario, strategy, rng["control"])
-        self.q = resolver_query_rate(self.pop, answer_ttl(scenario, strategy), rng["priming"])
-        self.q_outage = resolver_query_rate(self.pop, answer_ttl(scenario, strategy), rng["priming"], pooled=False)
+        self.pop: Population = population(deployment, rng["clients"])
+        self.ctl: ControlPlane = control_plane(deployment, rng["control"])
+        ttl = self.published.answer_ttl
+        self.q = resolver_query_rate(self.pop, ttl, rng["priming"])
+        self.q_outage = resolver_query_rate(self.pop, ttl, rng["priming"], pooled=False)
         cohorts = self.pop.cohorts
         self.attempts = np.array([c.attempts for c in cohorts])[self.pop.cohort]
         self.timeout = np.array([c.timeout for c in cohorts])[self.pop.cohort]
@@ -115,23 +165,17 @@ class _Replication:
         hits = np.zeros(n, dtype=np.int64)
         if not math.isfinite(fault):
             reach = until = np.full(n, np.inf)
-        elif self.strategy in DNS_CHANGE:
-            dns = sc.dns
-            record, chain = {
-                "cname_repoint": (dns.service_ttl, dns.balancer_ttl),
-                "alias_apex": (dns.balancer_ttl, None),
-                "dns_failover": (dns.service_ttl, None),
-                "multi_a": (dns.service_ttl, None),
-            }[self.strategy]
+        elif self.published.changes_dns:
             reach, until, hits, mass = switch_times(
-                sc, pop, shape, ctl.effective_at, self.q_outage, outage, self.rng["dns"], record, chain
+                sc, pop, shape, ctl.effective_at, self.q_outage, outage, self.rng["dns"],
+                self.published.record_ttl, self.published.chain_ttl,
             )
         else:
             until = np.full(n, ctl.effective_at)
             reach = np.full(n, np.inf)  # drawn below, after the window
         start = np.full(n, fault if math.isfinite(fault) else self.end)
         back = np.maximum(np.minimum(np.minimum(until, ctl.fault_end), self.end), start)
-        if self.strategy not in DNS_CHANGE or not math.isfinite(fault):
+        if not self.published.changes_dns or not math.isfinite(fault):
             mass = shape.measure(start, back)
 
         # Requests issued while the client's path is dead: how many, and when.
@@ -140,9 +184,9 @@ class _Replication:
         owner = np.repeat(np.arange(n), failures)
         issued = shape.uniform_between(start[owner], back[owner], arrivals.random(len(owner)))
         multi_recovered = None
-        if self.strategy == "multi_a" and math.isfinite(fault):
-            rotate = sc.failover.multi_a.order == "rotate"
-            owner, issued, multi_recovered = multia.follow(pop, shape, fault, back, sc.dns.service_ttl, rotate, arrivals)
+        if self.published.per_balancer and math.isfinite(fault):
+            owner, issued, multi_recovered = multia.follow(
+                pop, shape, fault, back, self.published.answer_ttl, self.published.rotate, arrivals)
             failures = np.bincount(owner, minlength=n)
             self.outage_end = fault  # clients re-resolve once after a failure, not all outage long
             back = start.copy()  # no window: the failures above are all there is
@@ -224,7 +268,7 @@ class _Replication:
         window_end = back if math.isfinite(fault) else np.full(n, -np.inf)  # no balancer fault: no window
         after = np.maximum(window_end, np.where(np.isfinite(first_fail), first_fail, back))
         next_req = shape.next_after(after, rate, arrivals)
-        if self.strategy in DNS_CHANGE:
+        if self.published.changes_dns:
             # switch_times drew `reach` = inf for a client that sends nothing between its
             # switch and the end of the run; drawing its next request again here would hand
             # it a recovery it never has (never recovered: 0 against the model's 0.5 a run).
@@ -319,7 +363,7 @@ class _Replication:
         n = self.pop.size
         self._reset_time = np.full(n, np.inf)
         moved = self.ctl.effective_at
-        if self.strategy in DNS_CHANGE or not math.isfinite(fault) or not moved < self.end:
+        if not self.published.moves_address or not math.isfinite(fault) or not moved < self.end:
             return np.zeros(n, dtype=bool)
         out = np.zeros(n, dtype=bool)
         for cohort in self.pop.cohorts:
@@ -365,7 +409,7 @@ class _Replication:
         )
 
     def _timeline(self, fault, reach, back, issued, ends_in_run, reset_at, waits):  # type: ignore[no-untyped-def]
-        sc, shape, pop, rng = self.sc, self.shape, self.pop, self.rng["traffic"]
+        shape, pop, rng = self.shape, self.pop, self.rng["traffic"]
         seconds = self.seconds
         g = shape.g[:seconds]
         rate = pop.rate
@@ -382,7 +426,7 @@ class _Replication:
         # dead window is taken out (in expectation the failures drawn per client: a
         # stub refresh counted one by one stands for the empty gap before it).
         # Subtracting the drawn failures instead adds noise where everyone fails.
-        if self.strategy == "multi_a":
+        if self.published.per_balancer:
             dead = dead + np.bincount(second, minlength=seconds)[:seconds]  # drawn one by one (sim.fast.multia)
         ok = rng.poisson(np.maximum((total - dead) * (1.0 - self.backend_mean) - refused_resets, 0.0))
         if len(self.rescued_at):
@@ -403,9 +447,8 @@ class _Replication:
         timeline["on_old_target"] = self._on_old_target(fault, reach)
         # Queries run at the outage rate while most clients' paths are dead.
         busy = (fault, getattr(self, "outage_end", float(np.median(back)))) if math.isfinite(fault) else (math.inf, math.inf)
-        # The record our servers answer: an alias carries the balancer's TTL.
-        record_ttl = sc.dns.balancer_ttl if self.strategy == "alias_apex" else sc.dns.service_ttl
-        dns = query_counts(pop, record_ttl, self.q, self.q_outage, busy, shape, seconds, self.rng["dns"])
+        # The record our servers answer (an alias carries the balancer's TTL).
+        dns = query_counts(pop, self.published.record_ttl, self.q, self.q_outage, busy, shape, seconds, self.rng["dns"])
         timeline["dns_queries"] = dns
         return timeline, ok
 
@@ -413,7 +456,7 @@ class _Replication:
         """Requests beyond a balancer endpoint's capacity in their second (sim.fast.load.shed)."""
         sc, rng, seconds = self.sc, self.rng["balancing"], self.seconds
         t = np.arange(seconds, dtype=float)
-        if self.strategy not in DNS_CHANGE:
+        if not self.published.changes_dns:
             standby = np.clip(t + 1 - self.ctl.effective_at, 0.0, 1.0)
         else:
             order = np.sort(reach)
@@ -425,7 +468,7 @@ class _Replication:
         on_standby = rng.binomial(ok, standby)
         out = np.zeros(seconds, dtype=np.int64)
         for spec, counts in ((sc.active, ok - on_standby), (sc.standby, on_standby)):
-            if self.strategy not in DNS_CHANGE:
+            if not self.published.changes_dns:
                 out += load.shed(counts, 1, spec.nodes * spec.capacity, rng)
             else:
                 out += load.shed(counts, spec.nodes, spec.capacity, rng)
@@ -438,7 +481,7 @@ class _Replication:
         if not math.isfinite(fault):
             return out
         down = (t >= fault) & (t < self.ctl.fault_end)
-        if self.strategy not in DNS_CHANGE:
+        if not self.published.changes_dns:
             out[down & (t < self.ctl.effective_at)] = self.pop.size
         else:
             order = np.sort(reach)

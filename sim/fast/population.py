@@ -14,8 +14,7 @@ import numpy as np
 
 from sim.policy.attempts import ConnectionReuse
 from sim.policy.cache import CachePolicy
-from sim.scenario import build
-from sim.scenario import models as m
+from sim.scenario.build import Deployment
 
 
 @dataclass
@@ -45,7 +44,8 @@ class Population:
         return len(self.rate)
 
 
-def population(scenario: m.Scenario, rng: np.random.Generator) -> Population:
+def population(deployment: Deployment, rng: np.random.Generator) -> Population:
+    scenario = deployment.scenario
     groups = scenario.dns.resolvers
     names = [g.name for g in groups]
     shares = np.array([g.share for g in groups])
@@ -66,9 +66,9 @@ def population(scenario: m.Scenario, rng: np.random.Generator) -> Population:
             # Round robin within the group, continuing where the previous cohort stopped.
             resolvers[where] = first[g] + (spread[g] + np.arange(len(where))) % groups[g].count
             spread[g] += len(where)
-        rule = build.retry(spec)
+        rule = deployment.retries[spec.name]
         cohorts.append(
-            Cohort(spec.name, spec.rate, build.cache_policy(spec.stub_cache), build.reuse(spec), rule.attempts,
+            Cohort(spec.name, spec.rate, deployment.stubs[spec.name], deployment.reuse[spec.name], rule.attempts,
                    rule.timeout, np.arange(start, start + n), getattr(spec, "address_mode", "first") == "next")
         )
         rates.append(np.full(n, spec.rate))
@@ -81,18 +81,9 @@ def population(scenario: m.Scenario, rng: np.random.Generator) -> Population:
         np.concatenate(cohort_of),
         np.concatenate(resolver_of),
         names,
-        [build.cache_policy(g.policy) for g in groups],
+        [deployment.resolver_policies[name] for name in names],
         np.repeat(np.arange(len(groups)), [g.count for g in groups]),
     )
-
-
-def answer_ttl(scenario: m.Scenario, strategy: str) -> float:
-    """The TTL of the answer a stub receives in steady state (a CNAME chain: its shortest record)."""
-    if strategy == "cname_repoint":
-        return min(scenario.dns.service_ttl, scenario.dns.balancer_ttl)
-    if strategy == "alias_apex":
-        return scenario.dns.balancer_ttl  # an alias answers with the balancer's A records and TTL
-    return scenario.dns.service_ttl
 
 
 def stub_primed_expiry(pop: Population, ttl: float, at: float, rng: np.random.Generator) -> np.ndarray:
