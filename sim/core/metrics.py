@@ -22,6 +22,32 @@ LATENCY_BUCKETS: tuple[float, ...] = (
     0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
 
+# the single-value families, in the order rendered: (name, type, attribute, help)
+_SCALARS: tuple[tuple[str, str, str, str], ...] = (
+    ("failover_active_connections", "gauge", "active_connections", "Open client connections."),
+    ("failover_connections_total", "counter", "connections_total", "Client connections accepted."),
+    (
+        "failover_rejected_connections_total",
+        "counter",
+        "rejected_connections",
+        "Client connections refused over max_connections.",
+    ),
+    ("failover_retries_total", "counter", "retries", "Attempts repeated on another backend."),
+    ("failover_ejections_total", "counter", "ejections", "Passive ejections of a backend."),
+    (
+        "failover_upstream_connects_total",
+        "counter",
+        "upstream_connects",
+        "New connections opened to backends.",
+    ),
+    (
+        "failover_connect_failures_total",
+        "counter",
+        "connect_failures",
+        "Failed connections to backends.",
+    ),
+)
+
 
 class Metrics:
     __slots__ = (
@@ -60,6 +86,21 @@ class Metrics:
         self.latency_count += 1
 
     def render(self, pool: BackendPool | None = None, extra: dict[str, float] | None = None) -> str:
+        lines = self._requests()
+        for name, kind, attr, text in _SCALARS:
+            lines += [
+                f"# HELP {name} {text}",
+                f"# TYPE {name} {kind}",
+                f"{name} {getattr(self, attr)}",
+            ]
+        if pool is not None:
+            lines += _backends(pool)
+        for name, value in (extra or {}).items():
+            lines += [f"# TYPE {name} gauge", f"{name} {value}"]
+        return "\n".join(lines) + "\n"
+
+    def _requests(self) -> list[str]:
+        """The outcome counter and the latency histogram."""
         lines = [
             "# HELP failover_requests_total Requests (or TCP sessions) by outcome.",
             "# TYPE failover_requests_total counter",
@@ -78,76 +119,25 @@ class Metrics:
         lines.append(f'failover_request_duration_seconds_bucket{{le="+Inf"}} {cumulative}')
         lines.append(f"failover_request_duration_seconds_sum {self.latency_sum:.6f}")
         lines.append(f"failover_request_duration_seconds_count {self.latency_count}")
-        for name, kind, value, text in (
-            (
-                "failover_active_connections",
-                "gauge",
-                self.active_connections,
-                "Open client connections.",
-            ),
-            (
-                "failover_connections_total",
-                "counter",
-                self.connections_total,
-                "Client connections accepted.",
-            ),
-            (
-                "failover_rejected_connections_total",
-                "counter",
-                self.rejected_connections,
-                "Client connections refused over max_connections.",
-            ),
-            (
-                "failover_retries_total",
-                "counter",
-                self.retries,
-                "Attempts repeated on another backend.",
-            ),
-            (
-                "failover_ejections_total",
-                "counter",
-                self.ejections,
-                "Passive ejections of a backend.",
-            ),
-            (
-                "failover_upstream_connects_total",
-                "counter",
-                self.upstream_connects,
-                "New connections opened to backends.",
-            ),
-            (
-                "failover_connect_failures_total",
-                "counter",
-                self.connect_failures,
-                "Failed connections to backends.",
-            ),
-        ):
-            lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name} {value}"]
-        if pool is not None:
-            lines += [
-                "# HELP failover_backend_up 1 if the backend may take new requests.",
-                "# TYPE failover_backend_up gauge",
-            ]
-            states = []
-            outstanding = []
-            for b in pool.backends:
-                lines.append(
-                    f'failover_backend_up{{backend="{b.name}"}} {int(b.healthy and not b.draining)}'
-                )
-                states.append(f'failover_backend_state{{backend="{b.name}",state="{b.state}"}} 1')
-                outstanding.append(
-                    f'failover_backend_outstanding{{backend="{b.name}"}} {b.outstanding}'
-                )
-            lines += [
-                "# HELP failover_backend_state The backend's state.",
-                "# TYPE failover_backend_state gauge",
-                *states,
-            ]
-            lines += [
-                "# HELP failover_backend_outstanding Requests in flight to the backend.",
-                "# TYPE failover_backend_outstanding gauge",
-                *outstanding,
-            ]
-        for name, value in (extra or {}).items():
-            lines += [f"# TYPE {name} gauge", f"{name} {value}"]
-        return "\n".join(lines) + "\n"
+        return lines
+
+
+def _backends(pool: BackendPool) -> list[str]:
+    """Per backend: may it take requests, its state, its requests in flight."""
+    up = [
+        "# HELP failover_backend_up 1 if the backend may take new requests.",
+        "# TYPE failover_backend_up gauge",
+    ]
+    states = [
+        "# HELP failover_backend_state The backend's state.",
+        "# TYPE failover_backend_state gauge",
+    ]
+    outstanding = [
+        "# HELP failover_backend_outstanding Requests in flight to the backend.",
+        "# TYPE failover_backend_outstanding gauge",
+    ]
+    for b in pool.backends:
+        up.append(f'failover_backend_up{{backend="{b.name}"}} {int(b.healthy and not b.draining)}')
+        states.append(f'failover_backend_state{{backend="{b.name}",state="{b.state}"}} 1')
+        outstanding.append(f'failover_backend_outstanding{{backend="{b.name}"}} {b.outstanding}')
+    return up + states + outstanding
