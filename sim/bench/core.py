@@ -375,19 +375,7 @@ def run_bench(
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (apt-get install wrk)")
     backend, bport, bkind = start_backend(out, gen_cpu)
-    results: dict[str, Any] = {
-        "command": " ".join(["failover-sim", "bench", "core", *sys.argv[3:]])
-        if sys.argv[1:3] == ["bench", "core"]
-        else " ".join(sys.argv),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "backend": bkind,
-        "pinning": {"balancer_cpu": lb_cpu, "generator_and_backend_cpu": gen_cpu},
-        "body_bytes": BODY_SIZE,
-        "wrk_connections": connections,
-        "loads": loads,
-        "runs": [],
-        "skipped": {},
-    }
+    results = _new_results(bkind, lb_cpu, gen_cpu, connections, loads)
     try:
         for rep in range(repeat):
             for mode in modes:
@@ -400,50 +388,104 @@ def run_bench(
                         log(f"skip {target} {mode}: {why}")
                         continue
                     try:
-                        if warm_wrk > 0:
-                            run_wrk(port, warm_wrk, connections, gen_cpu)  # warm up
-                        pid = proc.pid if proc else backend.pid
-                        c0 = cpu_seconds(pid)
-                        w = run_wrk(port, duration, connections, gen_cpu)
-                        cpu = cpu_seconds(pid) - c0
-                        row: dict[str, Any] = {
+                        row = {
                             "rep": rep,
                             "mode": mode,
                             "target": target,
-                            "rps": w["rps"],
-                            "wrk_errors": w["errors"],
-                            "cpu_s": cpu,
-                            "rps_per_cpu_s": (w["rps"] * duration / cpu) if cpu > 0 else None,
-                            "wrk_cpu_s": w["wrk_cpu_s"],
-                            "latency": [],
+                            **_measure(
+                                port,
+                                proc.pid if proc else backend.pid,
+                                duration,
+                                latency_duration,
+                                loads,
+                                connections,
+                                warmup,
+                                gen_cpu,
+                                warm_wrk,
+                            ),
                         }
-                        for frac in loads:
-                            rate = max(10.0, w["rps"] * frac)
-                            lat = openloop.run(
-                                _pin(gen_cpu), _env(), port, rate, latency_duration, warmup
-                            )
-                            lat["load"] = frac
-                            row["latency"].append(lat)
                         results["runs"].append(row)
-                        log(
-                            f"rep {rep} {mode:4} {target:8} {w['rps']:9.0f} req/s  "
-                            f"{row['rps_per_cpu_s'] or 0:9.0f} req/CPU-s  "
-                            + "  ".join(
-                                f"{int(x['load'] * 100)}%: p99 {x.get('p99_us', 0)} us{' (not sustained)' if x.get('saturated') else ''}"
-                                for x in row["latency"]
-                            )
-                        )
+                        log(_log_line(row))
                     finally:
                         if proc is not None:
                             proc.stop()
     finally:
         backend.stop()
+    _save(results, out)
+    return results
+
+
+def _new_results(
+    bkind: str, lb_cpu: int | None, gen_cpu: int | None, connections: int, loads: list[float]
+) -> dict[str, Any]:
+    """What a run records before its first measurement: how it was run, on what."""
+    return {
+        "command": " ".join(["failover-sim", "bench", "core", *sys.argv[3:]])
+        if sys.argv[1:3] == ["bench", "core"]
+        else " ".join(sys.argv),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "backend": bkind,
+        "pinning": {"balancer_cpu": lb_cpu, "generator_and_backend_cpu": gen_cpu},
+        "body_bytes": BODY_SIZE,
+        "wrk_connections": connections,
+        "loads": loads,
+        "runs": [],
+        "skipped": {},
+    }
+
+
+def _measure(
+    port: int,
+    pid: int,
+    duration: float,
+    latency_duration: float,
+    loads: list[float],
+    connections: int,
+    warmup: float,
+    gen_cpu: int | None,
+    warm_wrk: float,
+) -> dict[str, Any]:
+    """One target: its maximum with wrk, the CPU ``pid`` spent on it, then the
+    open-loop steps at ``loads`` of that maximum."""
+    if warm_wrk > 0:
+        run_wrk(port, warm_wrk, connections, gen_cpu)  # warm up
+    c0 = cpu_seconds(pid)
+    w = run_wrk(port, duration, connections, gen_cpu)
+    cpu = cpu_seconds(pid) - c0
+    latency = []
+    for frac in loads:
+        rate = max(10.0, w["rps"] * frac)
+        lat = openloop.run(_pin(gen_cpu), _env(), port, rate, latency_duration, warmup)
+        lat["load"] = frac
+        latency.append(lat)
+    return {
+        "rps": w["rps"],
+        "wrk_errors": w["errors"],
+        "cpu_s": cpu,
+        "rps_per_cpu_s": (w["rps"] * duration / cpu) if cpu > 0 else None,
+        "wrk_cpu_s": w["wrk_cpu_s"],
+        "latency": latency,
+    }
+
+
+def _log_line(row: dict[str, Any]) -> str:
+    return (
+        f"rep {row['rep']} {row['mode']:4} {row['target']:8} {row['rps']:9.0f} req/s  "
+        f"{row['rps_per_cpu_s'] or 0:9.0f} req/CPU-s  "
+        + "  ".join(
+            f"{int(x['load'] * 100)}%: p99 {x.get('p99_us', 0)} us{' (not sustained)' if x.get('saturated') else ''}"
+            for x in row["latency"]
+        )
+    )
+
+
+def _save(results: dict[str, Any], out: Path) -> None:
+    """Summarize, and write results.json, results.md and the plot into ``out``."""
     results["summary"] = summarize(results)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     (out / "results.md").write_text(render_table(results))
     with contextlib.suppress(Exception):
         plot(results, out / "added-latency.png")
-    return results
 
 
 # -- summaries -------------------------------------------------------------------------------
