@@ -1,25 +1,37 @@
 """One replication of one strategy, per client with numpy instead of per request.
 
-Outline (docs/fast.md has the reasoning and what is approximated):
-1. the control plane as in the model: fault, detection, the plan's effective time;
+Outline (docs/fast.md has the reasoning and what is approximated), with the
+phase of `_Replication.run` that does each step:
+1. the control plane as in the model: fault, detection, the plan's effective
+   time (sim.fast.control, when the replication is set up);
 2. per client, the moment its requests reach a live balancer again: the
-   standby after its caches let go of the old record (cname_repoint), the
-   address's move (eip_remap), or the end of the fault;
-3. per client, the requests that fail are those it issues in between:
-   a Poisson number, their times drawn only for those; its recovery is its
-   first request after the window (plus one connection reset for pooled
-   connections that outlive an address move);
-4. per second, successful requests as Poisson counts of the remaining
-   intensity, balancer capacity by formula (sim.fast.load), the backend fleet
-   (dead instances, full queues, waiting, autoscaling: sim.fast.fleet) whose
-   failures are drawn per client like step 3's, and authoritative DNS queries
-   from resolver renewal processes (sim.fast.dns).
+   standby after its caches let go of the old record (a plan that changes
+   DNS), the address's move (a plan that moves addresses), or the end of the
+   fault (`_window`);
+3. per client, the requests that fail are those it issues in between: a
+   Poisson number, their times drawn only for those (`_dead_requests`; one
+   address per balancer: followed request by request, sim.fast.multia), less
+   the blackholed ones a retry gets through late (`_rescue`);
+4. the backend fleet (dead instances, full queues, waiting, autoscaling:
+   sim.fast.fleet) per second (`_backends`), whose failures are drawn per
+   client like step 3's (`_backend_losses`);
+5. per client, its recovery: its first request after the window (`_recovery`),
+   plus one connection reset for pooled connections that outlive an address
+   move (`_resets`);
+6. per second, successful requests as Poisson counts of the remaining
+   intensity, balancer capacity by formula (sim.fast.load), and authoritative
+   DNS queries from resolver renewal processes (sim.fast.dns): `_clients`,
+   `_timeline`, `_metrics`.
+
+The engine knows a strategy only by what its plan publishes and who detects
+(sim.scenario.build.Deployment), never by name.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -137,7 +149,86 @@ def simulate(scenario: m.Scenario, strategy: Strategy, seed: np.random.SeedSeque
     return _Replication(deployment, streams(seed)).run()
 
 
+@dataclass(frozen=True)
+class Window:
+    """Per client, the span [start, back) in which its requests go to the dead balancer."""
+
+    fault: float  # the active balancer's fault; inf: none within the run
+    start: np.ndarray
+    back: np.ndarray  # its path is back (the switch, the move or the fault's end); = start: no window
+    until: np.ndarray  # until when its requests go to the dead balancer, fault or not
+    reach: np.ndarray  # its first request that reaches a live balancer by its switch (inf: drawn later)
+    hits: np.ndarray  # requests in the window counted one by one (refreshes with the old answer)
+    mass: np.ndarray  # the intensity measure of the rest of the window (Poisson requests)
+    busy: tuple[float, float]  # when resolvers see the outage's query rate
+
+    @property
+    def faulted(self) -> bool:
+        return math.isfinite(self.fault)
+
+
+@dataclass(frozen=True)
+class Failed:
+    """Requests that fail: each one's client and issue time, and each client's count."""
+
+    count: np.ndarray
+    owner: np.ndarray
+    issued: np.ndarray
+
+
+@dataclass(frozen=True)
+class Rescued:
+    """Blackholed requests whose retry got through once the path was back: late successes."""
+
+    owner: np.ndarray
+    at: np.ndarray  # issued
+    delay: np.ndarray  # from issue to success
+
+    @classmethod
+    def none(cls) -> Rescued:
+        return cls(np.empty(0, dtype=np.int64), np.empty(0), np.empty(0))
+
+
+@dataclass(frozen=True)
+class Backends:
+    """The backend fleet per second (sim.fast.fleet), and what it does to a client's requests."""
+
+    fleet: fleet.Fleet
+    mean: np.ndarray  # the share of the requests past the balancers that fail at the backends
+    detour: np.ndarray  # the share of successes that first waited out a blackholed instance's connect
+    attempt_class: np.ndarray  # per client: its row in `fail` and `shed` (clients by attempts)
+    fail: np.ndarray  # per class and second: the share of a client's requests that fail in the end
+    shed: np.ndarray  # per class and second: the part of those shed
+
+
+@dataclass(frozen=True)
+class BackendLosses:
+    """Requests lost at the backends (a dying instance, a dead one still called healthy, a full queue)."""
+
+    who: np.ndarray
+    when: np.ndarray  # issued
+    end: np.ndarray  # when each is known to fail
+    shed: np.ndarray  # per second, those the fleet shed
+
+    @classmethod
+    def none(cls, seconds: int) -> BackendLosses:
+        return cls(np.empty(0, dtype=np.int64), np.empty(0), np.empty(0), np.zeros(seconds, dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """Per client: its failures and its first success after the first of them."""
+
+    failed: np.ndarray  # failed requests
+    first_fail: np.ndarray  # when the first is known to fail (inf: none)
+    recovered: np.ndarray  # issue time of the first success after it (inf: none in the run)
+    reach: np.ndarray  # its first request that reaches a live balancer
+    reset_at: np.ndarray  # when a reset of its pooled connection fails its request (inf: none)
+
+
 class _Replication:
+    """One replication, in phases that each return what the next ones need (see `run`)."""
+
     def __init__(self, deployment: build.Deployment, rng: dict[str, np.random.Generator]) -> None:
         scenario = deployment.scenario
         self.sc = scenario
@@ -154,192 +245,174 @@ class _Replication:
         cohorts = self.pop.cohorts
         self.attempts = np.array([c.attempts for c in cohorts])[self.pop.cohort]
         self.timeout = np.array([c.timeout for c in cohorts])[self.pop.cohort]
+        # A blackholed balancer makes each client wait out its timeouts before a failure is known.
+        self.waits = self.ctl.mode == "blackhole"
+        self.cost = self.attempts * self.timeout if self.waits else np.zeros(self.pop.size)
 
     def run(self) -> ReplicationOutput:
-        sc, ctl, pop, shape = self.sc, self.ctl, self.pop, self.shape
-        n, rate = pop.size, pop.rate
+        window = self._window()
+        window, dead, followed = self._dead_requests(window)
+        dead, rescued = self._rescue(window, dead)
+        backends = self._backends(window)
+        failed, first_fail, losses = self._backend_losses(dead, backends)
+        recovery = self._recovery(window, failed.count, first_fail, followed, backends, rescued)
+        recovery = self._resets(window, recovery)
+        clients = self._clients(recovery)
+        # As in the model, a request is counted when it ends: one still waiting out its
+        # timeouts when the run ends is not counted at all.
+        ends_in_run = failed.issued + self.cost[failed.owner] <= self.end
+        timeline, ok = self._timeline(window, recovery, failed.issued, ends_in_run, backends, losses, rescued)
+        return ReplicationOutput(self._metrics(timeline, clients, ok, backends, rescued), clients, timeline)
+
+    # -- the dead balancer ------------------------------------------------------------
+
+    def _window(self) -> Window:
+        """Per client: until when its requests go to the dead balancer (`until`), and the
+        request that first reaches a live one when the failover brings it (`reach`)."""
+        ctl, pop, shape, published = self.ctl, self.pop, self.shape, self.published
+        n = pop.size
         fault = ctl.fault_at if ctl.fault_at < self.end else math.inf
-        # Per client: until when its requests go to the dead balancer (`until`), and
-        # the request that first reaches a live one when the failover brings it (`reach`).
         outage = (fault, min(ctl.fault_end, self.end))
         hits = np.zeros(n, dtype=np.int64)
+        mass = None
         if not math.isfinite(fault):
             reach = until = np.full(n, np.inf)
-        elif self.published.changes_dns:
+        elif published.changes_dns:
             reach, until, hits, mass = switch_times(
-                sc, pop, shape, ctl.effective_at, self.q_outage, outage, self.rng["dns"],
-                self.published.record_ttl, self.published.chain_ttl,
+                self.sc, pop, shape, ctl.effective_at, self.q_outage, outage, self.rng["dns"],
+                published.record_ttl, published.chain_ttl,
             )
         else:
             until = np.full(n, ctl.effective_at)
-            reach = np.full(n, np.inf)  # drawn below, after the window
+            reach = np.full(n, np.inf)  # drawn after the window
         start = np.full(n, fault if math.isfinite(fault) else self.end)
         back = np.maximum(np.minimum(np.minimum(until, ctl.fault_end), self.end), start)
-        if not self.published.changes_dns or not math.isfinite(fault):
+        if mass is None:
             mass = shape.measure(start, back)
+        # Queries run at the outage rate while most clients' paths are dead.
+        busy = (fault, float(np.median(back))) if math.isfinite(fault) else (math.inf, math.inf)
+        return Window(fault, start, back, until, reach, hits, mass, busy)
 
-        # Requests issued while the client's path is dead: how many, and when.
-        arrivals = self.rng["arrivals"]
-        failures = hits + arrivals.poisson(rate * mass) if math.isfinite(fault) else np.zeros(n, np.int64)
-        owner = np.repeat(np.arange(n), failures)
-        issued = shape.uniform_between(start[owner], back[owner], arrivals.random(len(owner)))
-        multi_recovered = None
-        if self.published.per_balancer and math.isfinite(fault):
-            owner, issued, multi_recovered = multia.follow(
-                pop, shape, fault, back, self.published.answer_ttl, self.published.rotate, arrivals)
-            failures = np.bincount(owner, minlength=n)
-            self.outage_end = fault  # clients re-resolve once after a failure, not all outage long
-            back = start.copy()  # no window: the failures above are all there is
-        waits = ctl.mode == "blackhole"
-        self.rescued_delay = np.empty(0)
-        self.rescued_at = np.empty(0)
-        self.rescued_owner = np.empty(0, dtype=np.int64)
-        if waits:
-            # A blackholed attempt is retried after the client's timeout; a retry
-            # that starts once the path is back succeeds, late (as in the model).
-            spare = (self.attempts[owner] - 1) * self.timeout[owner]
-            saved = issued >= back[owner] - spare
-            tries = np.ceil((back[owner][saved] - issued[saved]) / self.timeout[owner][saved])
-            self.rescued_delay = np.maximum(tries, 1.0) * self.timeout[owner][saved]
-            self.rescued_at = issued[saved]
-            self.rescued_owner = owner[saved]
-            failures = failures - np.bincount(owner[saved], minlength=n)
-            owner, issued = owner[~saved], issued[~saved]
-        # The backend fleet per second (sim.fast.fleet): dead instances still called healthy,
-        # full queues, autoscaling; its load is what gets past the balancers.
-        self.fleet = self._fleet(fault, start, back)
-        share, first_dead = self.fleet.share, self.fleet.first_dead
-        self.backend_outcome, self.backend_mode = self.fleet.outcome, self.fleet.mode
-        # Successful requests that first waited out a blackholed instance's connect timeout.
-        self.detour = np.where(share < 1, (first_dead - share) / np.maximum(1 - share, 1e-12), 0.0) \
-            if self.backend_mode == "blackhole" else np.zeros(self.seconds)
-        # Per client: the share of its requests that fail at the backends in each second
-        # (its own attempts retry a refused or shed one), and the part of those shed.
-        classes, self.attempt_class = np.unique(self.attempts, return_inverse=True)
-        finals = [self.fleet.final(int(a)) for a in classes]
-        self.backend_fail = np.array([f for f, _ in finals])
-        backend_shed = np.array([sh for _, sh in finals])
-        self.backend_issued = np.empty(0)
-        self.backend_shed = np.zeros(self.seconds, dtype=np.int64)
-        first_issue = np.full(n, np.inf)
-        np.minimum.at(first_issue, owner, issued)
-        cost = self.attempts * self.timeout if waits else np.zeros(n)
-        first_fail = first_issue + cost
-        if self.backend_fail.any() or self.fleet.kills:
-            whos, whens, ends = self._kill_losses()
-            for c in range(len(classes)):
-                weight = self.backend_fail[c] * shape.g[: self.seconds]
-                if not weight.sum() > 0:
-                    continue
-                members = np.flatnonzero(self.attempt_class == c)
-                lost_c = arrivals.poisson(rate[members] * weight.sum())
-                who_c = np.repeat(members, lost_c)
-                second = arrivals.choice(self.seconds, size=len(who_c), p=weight / weight.sum())
-                # Which of them the fleet shed (the last attempt found a full queue).
-                shed = arrivals.random(len(who_c)) * self.backend_fail[c][second] < backend_shed[c][second]
-                self.backend_shed += np.bincount(second[shed], minlength=self.seconds)[: self.seconds]
-                whos.append(who_c)
-                whens.append(second + arrivals.random(len(who_c)))
-                ends.append(whens[-1])
-            who = np.concatenate(whos) if whos else np.empty(0, dtype=np.int64)
-            when = np.concatenate(whens) if whens else np.empty(0)
-            end = np.concatenate(ends) if ends else np.empty(0)  # when each is known to fail
-            # As in the model, a client's failures count from the first fault on (a fleet
-            # overloaded from the start fails requests before it); the timeline has them all.
-            counted = end >= min((f.at for f in sc.faults), default=math.inf)
-            lost = np.bincount(who[counted], minlength=n)
-            self.backend_issued = when
-            failures = failures + lost
-            # A blackholed instance costs the balancer's connect timeout per try (504),
-            # or the client's own timeout if that is shorter (as the model).
-            spent = np.zeros(n)
-            if self.backend_mode == "blackhole":
-                spent = np.minimum(self.timeout, CONNECT_TIMEOUT * (sc.backends.retries + 1))
-            first_backend = np.full(n, np.inf)
-            np.minimum.at(first_backend, who[counted], end[counted])
-            first_fail = np.minimum(first_fail, first_backend + spent)
-            first_issue = np.minimum(first_issue, first_backend)
-            owner, issued = np.concatenate([owner, who]), np.concatenate([issued, when])
-        failed = failures.copy()
+    def _dead_requests(self, window: Window) -> tuple[Window, Failed, np.ndarray | None]:
+        """Requests issued while the client's path is dead: how many, and when. With one
+        address per balancer, followed request by request (sim.fast.multia), which also gives
+        each client's recovery (the third item; None otherwise)."""
+        pop, shape, arrivals = self.pop, self.shape, self.rng["arrivals"]
+        n, rate = pop.size, pop.rate
+        count = window.hits + arrivals.poisson(rate * window.mass) if window.faulted else np.zeros(n, np.int64)
+        owner = np.repeat(np.arange(n), count)
+        issued = shape.uniform_between(window.start[owner], window.back[owner], arrivals.random(len(owner)))
+        if not (self.published.per_balancer and window.faulted):
+            return window, Failed(count, owner, issued), None
+        owner, issued, recovered = multia.follow(
+            pop, shape, window.fault, window.back, self.published.answer_ttl, self.published.rotate, arrivals)
+        # No window: the failures followed are all there is; and clients re-resolve once
+        # after a failure, not all outage long.
+        window = replace(window, back=window.start.copy(), busy=(window.fault, window.fault))
+        return window, Failed(np.bincount(owner, minlength=n), owner, issued), recovered
 
-        # The first successful request after the first failure: the client's own
-        # switch request (cname_repoint) when it comes after, otherwise the next
-        # request once both the path is back and the failure is known.
-        window_end = back if math.isfinite(fault) else np.full(n, -np.inf)  # no balancer fault: no window
-        after = np.maximum(window_end, np.where(np.isfinite(first_fail), first_fail, back))
-        next_req = shape.next_after(after, rate, arrivals)
-        if self.published.changes_dns:
-            # switch_times drew `reach` = inf for a client that sends nothing between its
-            # switch and the end of the run; drawing its next request again here would hand
-            # it a recovery it never has (never recovered: 0 against the model's 0.5 a run).
-            silent = ~np.isfinite(reach) & (until < min(ctl.fault_end, self.end))
-            next_req = np.where(silent, np.inf, next_req)
-        by_switch = (until < ctl.fault_end) & np.isfinite(reach) & (reach >= after)
-        recovered_issue = np.where(by_switch, reach, next_req)
-        if multi_recovered is not None:
-            recovered_issue = multi_recovered
-        if self.backend_fail.any():
-            # A request that fails at the backends (a dead instance, a full queue) fails too.
-            pending = np.isfinite(recovered_issue)
-            for _ in range(1000):
-                sec = np.clip(recovered_issue, 0, self.seconds - 1).astype(np.int64)
-                chance = self.backend_fail[self.attempt_class, sec]
-                pending &= np.isfinite(recovered_issue) & (arrivals.random(n) < chance)
-                if not pending.any():
-                    break
-                recovered_issue[pending] = shape.next_after(recovered_issue[pending], rate[pending], arrivals)
-        if len(self.rescued_delay):
-            # A retried request that got through after the first failure is a recovery too
-            # (its finish time stands in for its issue time: latency is added below).
-            done = self.rescued_at + self.rescued_delay
-            late = done > first_fail[self.rescued_owner]
-            earliest = np.full(n, np.inf)
-            np.minimum.at(earliest, self.rescued_owner[late], done[late])
-            recovered_issue = np.minimum(recovered_issue, earliest)
-        reach = np.where(np.isfinite(reach), reach, next_req)
-
-        resets = self._connection_resets(fault, failures, arrivals)
-        reset_fail = resets & (self.attempts == 1)
-        reset_at = np.full(n, np.inf)
-        if reset_fail.any():
-            reset_at[reset_fail] = self._reset_time[reset_fail]
-            failed = failed + reset_fail
-            only_reset = reset_fail & ~np.isfinite(first_fail)
-            first_fail = np.where(only_reset, reset_at, first_fail)
-            recovered_issue = np.where(only_reset, shape.next_after(reset_at, rate, arrivals), recovered_issue)
-
-        clients = self._clients(first_fail, recovered_issue, failed)
-        # As in the model, a request is counted when it ends: one still waiting out its
-        # timeouts when the run ends is not counted at all.
-        ends_in_run = issued + cost[owner] <= self.end
-        timeline, ok = self._timeline(fault, reach, back, issued, ends_in_run, reset_at, waits)
-        return ReplicationOutput(self._metrics(timeline, clients, ok), clients, timeline)
+    def _rescue(self, window: Window, dead: Failed) -> tuple[Failed, Rescued]:
+        """A blackholed attempt is retried after the client's timeout; a retry that starts
+        once the path is back succeeds, late (as in the model)."""
+        if not self.waits:
+            return dead, Rescued.none()
+        owner, issued = dead.owner, dead.issued
+        timeout = self.timeout[owner]
+        spare = (self.attempts[owner] - 1) * timeout
+        saved = issued >= window.back[owner] - spare
+        tries = np.ceil((window.back[owner][saved] - issued[saved]) / timeout[saved])
+        rescued = Rescued(owner[saved], issued[saved], np.maximum(tries, 1.0) * timeout[saved])
+        count = dead.count - np.bincount(owner[saved], minlength=self.pop.size)
+        return Failed(count, owner[~saved], issued[~saved]), rescued
 
     # -- the backend fleet ---------------------------------------------------------------
 
-    def _fleet(self, fault: float, start: np.ndarray, back: np.ndarray) -> fleet.Fleet:
+    def _backends(self, window: Window) -> Backends:
+        """The fleet per second (dead instances still called healthy, full queues,
+        autoscaling), loaded by what gets past the balancers; per client class of
+        attempts, the share of requests that fail at the backends (its own attempts retry
+        a refused or shed one) and the part of those shed."""
+        out, mean = self._fleet(window)
+        share = out.share
+        # Successful requests that first waited out a blackholed instance's connect timeout.
+        detour = np.where(share < 1, (out.first_dead - share) / np.maximum(1 - share, 1e-12), 0.0) \
+            if out.mode == "blackhole" else np.zeros(self.seconds)
+        classes, attempt_class = np.unique(self.attempts, return_inverse=True)
+        finals = [out.final(int(a)) for a in classes]
+        return Backends(out, mean, detour, attempt_class, np.array([f for f, _ in finals]),
+                        np.array([sh for _, sh in finals]))
+
+    def _fleet(self, window: Window) -> tuple[fleet.Fleet, np.ndarray]:
         """The fleet's per-second state, given the requests that get past the balancers
-        (every client's intensity, less its dead-balancer window), per client attempts."""
+        (every client's intensity, less its dead-balancer window), per client attempts; and
+        per second the share of those requests that then fail at the backends."""
         pop, g = self.pop, self.shape.g[: self.seconds]
         load: dict[int, np.ndarray] = {}
         for a in np.unique(self.attempts):
             mask = self.attempts == a
             alive = pop.rate[mask].sum() * g
-            if math.isfinite(fault):
-                alive = alive - _window_mass(pop.rate[mask], start[mask], back[mask], self.seconds) * g
+            if window.faulted:
+                alive = alive - _window_mass(pop.rate[mask], window.start[mask], window.back[mask], self.seconds) * g
             load[int(a)] = np.maximum(alive, 0.0)
         out = fleet.simulate(self.sc, self.seconds, load, self.rng["faults"], self.rng["control"])
-        # The share of the requests that get past the balancers that then fail at the backends.
         total = sum(load.values())
         lost = sum(v * out.final(a)[0] for a, v in load.items())
-        self.backend_mean = np.divide(lost, total, out=np.zeros(self.seconds), where=total > 0)
-        return out
+        return out, np.divide(lost, total, out=np.zeros(self.seconds), where=total > 0)
 
-    def _kill_losses(self) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    def _backend_losses(self, dead: Failed, backends: Backends) -> tuple[Failed, np.ndarray, BackendLosses]:
+        """Every failed request (the dead balancer's, then the backends'), and per client when
+        its first failure is known."""
+        n = self.pop.size
+        first_issue = np.full(n, np.inf)
+        np.minimum.at(first_issue, dead.owner, dead.issued)
+        first_fail = first_issue + self.cost
+        if not (backends.fail.any() or backends.fleet.kills):
+            return dead, first_fail, BackendLosses.none(self.seconds)
+        losses = self._backend_requests(backends)
+        who, end = losses.who, losses.end
+        # As in the model, a client's failures count from the first fault on (a fleet
+        # overloaded from the start fails requests before it); the timeline has them all.
+        counted = end >= min((f.at for f in self.sc.faults), default=math.inf)
+        count = dead.count + np.bincount(who[counted], minlength=n)
+        # A blackholed instance costs the balancer's connect timeout per try (504),
+        # or the client's own timeout if that is shorter (as the model).
+        spent = np.zeros(n)
+        if backends.fleet.mode == "blackhole":
+            spent = np.minimum(self.timeout, CONNECT_TIMEOUT * (self.sc.backends.retries + 1))
+        first_backend = np.full(n, np.inf)
+        np.minimum.at(first_backend, who[counted], end[counted])
+        first_fail = np.minimum(first_fail, first_backend + spent)
+        failed = Failed(count, np.concatenate([dead.owner, who]), np.concatenate([dead.issued, losses.when]))
+        return failed, first_fail, losses
+
+    def _backend_requests(self, backends: Backends) -> BackendLosses:
+        """Requests that fail at the backends: those a dying instance held, and per class of
+        attempts a Poisson number spread over the seconds by their share of failures."""
+        whos, whens, ends = self._kill_losses(backends.fleet)
+        shed = np.zeros(self.seconds, dtype=np.int64)
+        g, arrivals = self.shape.g[: self.seconds], self.rng["arrivals"]
+        for c in range(len(backends.fail)):
+            weight = backends.fail[c] * g
+            if not weight.sum() > 0:
+                continue
+            members = np.flatnonzero(backends.attempt_class == c)
+            who = np.repeat(members, arrivals.poisson(self.pop.rate[members] * weight.sum()))
+            second = arrivals.choice(self.seconds, size=len(who), p=weight / weight.sum())
+            # Which of them the fleet shed (the last attempt found a full queue).
+            dropped = arrivals.random(len(who)) * backends.fail[c][second] < backends.shed[c][second]
+            shed += np.bincount(second[dropped], minlength=self.seconds)[: self.seconds]
+            whos.append(who)
+            whens.append(second + arrivals.random(len(who)))
+            ends.append(whens[-1])
+        if not whos:
+            return replace(BackendLosses.none(self.seconds), shed=shed)
+        return BackendLosses(np.concatenate(whos), np.concatenate(whens), np.concatenate(ends), shed)
+
+    def _kill_losses(self, fl: fleet.Fleet) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
         """Requests a dying instance held (in service or waiting): lost with it, as in the
         model (a 502, or the client's timeout for a blackhole); the client's own retry, if it
         has one left, is an attempt like any other (it fails with the second's q)."""
-        pop, arrivals, fl = self.pop, self.rng["arrivals"], self.fleet
+        pop, arrivals = self.pop, self.rng["arrivals"]
         whos, whens, ends = [], [], []
         holding = float(self.sc.backends.service_time.mean) + self.sc.rtt
         q = 1.0 - (1.0 - fl.share) * (1.0 - fl.block)
@@ -355,17 +428,83 @@ class _Replication:
             ends.append(np.full(int(final.sum()), at))
         return whos, whens, ends
 
+    # -- recovery ----------------------------------------------------------------------
+
+    def _recovery(self, window: Window, failed: np.ndarray, first_fail: np.ndarray, followed: np.ndarray | None,
+                  backends: Backends, rescued: Rescued) -> Recovery:
+        """The first successful request after the first failure: the client's own switch
+        request (a DNS change) when it comes after, otherwise the next request once both the
+        path is back and the failure is known."""
+        n, rate, ctl = self.pop.size, self.pop.rate, self.ctl
+        back, until, reach = window.back, window.until, window.reach
+        window_end = back if window.faulted else np.full(n, -np.inf)  # no balancer fault: no window
+        after = np.maximum(window_end, np.where(np.isfinite(first_fail), first_fail, back))
+        next_req = self.shape.next_after(after, rate, self.rng["arrivals"])
+        if self.published.changes_dns:
+            # switch_times drew `reach` = inf for a client that sends nothing between its
+            # switch and the end of the run; drawing its next request again here would hand
+            # it a recovery it never has (never recovered: 0 against the model's 0.5 a run).
+            silent = ~np.isfinite(reach) & (until < min(ctl.fault_end, self.end))
+            next_req = np.where(silent, np.inf, next_req)
+        by_switch = (until < ctl.fault_end) & np.isfinite(reach) & (reach >= after)
+        recovered = np.where(by_switch, reach, next_req) if followed is None else followed
+        if backends.fail.any():
+            recovered = self._past_the_backends(recovered, backends)
+        if len(rescued.delay):
+            # A retried request that got through after the first failure is a recovery too
+            # (its finish time stands in for its issue time: latency is added later).
+            done = rescued.at + rescued.delay
+            late = done > first_fail[rescued.owner]
+            earliest = np.full(n, np.inf)
+            np.minimum.at(earliest, rescued.owner[late], done[late])
+            recovered = np.minimum(recovered, earliest)
+        reach = np.where(np.isfinite(reach), reach, next_req)
+        return Recovery(failed.copy(), first_fail, recovered, reach, np.full(n, np.inf))
+
+    def _past_the_backends(self, recovered: np.ndarray, backends: Backends) -> np.ndarray:
+        """A request that fails at the backends (a dead instance, a full queue) fails too:
+        the recovery is the first request after it that gets through."""
+        n, rate, arrivals = self.pop.size, self.pop.rate, self.rng["arrivals"]
+        recovered = recovered.copy()
+        pending = np.isfinite(recovered)
+        for _ in range(1000):
+            sec = np.clip(recovered, 0, self.seconds - 1).astype(np.int64)
+            chance = backends.fail[backends.attempt_class, sec]
+            pending &= np.isfinite(recovered) & (arrivals.random(n) < chance)
+            if not pending.any():
+                break
+            recovered[pending] = self.shape.next_after(recovered[pending], rate[pending], arrivals)
+        return recovered
+
     # -- connection resets at an address move -----------------------------------------
 
-    def _connection_resets(self, fault: float, failures: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Clients whose first request after the static address moved goes down a pooled
-        connection opened before the move: it is reset once (as in the model)."""
-        n = self.pop.size
-        self._reset_time = np.full(n, np.inf)
+    def _resets(self, window: Window, recovery: Recovery) -> Recovery:
+        """A client with no retry whose pooled connection is reset at the address move fails
+        that request; if it is its only failure, it recovers at its next request."""
+        reset_time = self._connection_resets(window, recovery.failed)
+        reset_fail = np.isfinite(reset_time) & (self.attempts == 1)
+        if not reset_fail.any():
+            return recovery
+        reset_at = np.where(reset_fail, reset_time, np.inf)
+        only_reset = reset_fail & ~np.isfinite(recovery.first_fail)
+        after_reset = self.shape.next_after(reset_at, self.pop.rate, self.rng["arrivals"])
+        return replace(
+            recovery,
+            failed=recovery.failed + reset_fail,
+            first_fail=np.where(only_reset, reset_at, recovery.first_fail),
+            recovered=np.where(only_reset, after_reset, recovery.recovered),
+            reset_at=reset_at,
+        )
+
+    def _connection_resets(self, window: Window, failures: np.ndarray) -> np.ndarray:
+        """Per client, when its first request after the static address moved goes down a
+        pooled connection opened before the move: it is reset once (as in the model); inf:
+        no reset."""
+        n, fault, rng = self.pop.size, window.fault, self.rng["arrivals"]
+        reset_time = np.full(n, np.inf)
         moved = self.ctl.effective_at
-        if not self.published.moves_address or not math.isfinite(fault) or not moved < self.end:
-            return np.zeros(n, dtype=bool)
-        out = np.zeros(n, dtype=bool)
+        if not self.published.moves_address or not window.faulted or not moved < self.end:
+            return reset_time
         for cohort in self.pop.cohorts:
             idx = cohort.members
             if len(idx) == 0 or cohort.reuse.keepalive <= 0:
@@ -381,76 +520,78 @@ class _Replication:
             age = cohort.reuse.max_age
             opened = last - (rng.random(len(idx)) * age if math.isfinite(age) else np.inf)
             alive = open_ & (first - last < cohort.reuse.keepalive) & (first - opened < age) & (first < self.end)
-            out[idx] = alive
-            self._reset_time[idx] = np.where(alive, first, np.inf)
-        return out
+            reset_time[idx] = np.where(alive, first, np.inf)
+        return reset_time
 
     # -- tables ----------------------------------------------------------------------
 
-    def _clients(self, first_fail: np.ndarray, recovered_issue: np.ndarray, failed: np.ndarray) -> pd.DataFrame:
-        sc, pop = self.sc, self.pop
+    def _clients(self, recovery: Recovery) -> pd.DataFrame:
+        sc, pop, first_fail = self.sc, self.pop, recovery.first_fail
         affected = np.flatnonzero(np.isfinite(first_fail) & (first_fail <= self.end) & (first_fail >= sc.warmup))
         fault_times = np.array(sorted(f.at for f in sc.faults))
         ff = first_fail[affected]
         anchor = fault_times[np.maximum(np.searchsorted(fault_times, ff, side="right") - 1, 0)] if len(fault_times) else ff
-        done = recovered_issue[affected]
+        done = recovery.recovered[affected]
         service = np.asarray(sc.backends.service_time.sample(self.rng["service"], len(affected)), dtype=float)
         finished = done + sc.rtt + service
-        recovery = np.where(finished <= self.end, finished - anchor, np.nan)
+        recovered = np.where(finished <= self.end, finished - anchor, np.nan)
         return pd.DataFrame(
             {
                 "client": affected.astype(np.int64),
                 "cohort": [pop.cohorts[i].name for i in pop.cohort[affected]],
                 "resolver_group": [pop.group_names[g] for g in pop.resolver_group[pop.resolver[affected]]],
-                "recovery_s": recovery,
-                "failed": failed[affected].astype(np.int64),
+                "recovery_s": recovered,
+                "failed": recovery.failed[affected].astype(np.int64),
                 "fault_at": anchor.astype(float),
             }
         )
 
-    def _timeline(self, fault, reach, back, issued, ends_in_run, reset_at, waits):  # type: ignore[no-untyped-def]
-        shape, pop, rng = self.shape, self.pop, self.rng["traffic"]
-        seconds = self.seconds
-        g = shape.g[:seconds]
-        rate = pop.rate
-        total = rate.sum() * g
-        dead = _window_mass(rate, np.full(pop.size, fault), back, seconds) * g if math.isfinite(fault) else 0.0
-        backend = np.isin(issued, self.backend_issued) if len(self.backend_issued) else np.zeros(len(issued), bool)
-        lost_to_backends = np.bincount(np.minimum(issued[backend], seconds - 1).astype(np.int64), minlength=seconds)[:seconds]
-        issued, ends_in_run = issued[~backend], ends_in_run[~backend]
-        second = np.minimum(issued, seconds - 1).astype(np.int64)
-        recorded = np.bincount(second[ends_in_run], minlength=seconds)[:seconds]
-        reset = np.isfinite(reset_at)
-        refused_resets = np.bincount(reset_at[reset].astype(np.int64), minlength=seconds)[:seconds]
-        # Successful requests: a Poisson count of the intensity left once every client's
-        # dead window is taken out (in expectation the failures drawn per client: a
-        # stub refresh counted one by one stands for the empty gap before it).
-        # Subtracting the drawn failures instead adds noise where everyone fails.
-        if self.published.per_balancer:
-            dead = dead + np.bincount(second, minlength=seconds)[:seconds]  # drawn one by one (sim.fast.multia)
-        ok = rng.poisson(np.maximum((total - dead) * (1.0 - self.backend_mean) - refused_resets, 0.0))
-        if len(self.rescued_at):
-            # Requests of the dead window that a retry got through: successes, by issue second.
-            ok = ok + np.bincount(np.minimum(self.rescued_at, seconds - 1).astype(np.int64), minlength=seconds)[:seconds]
-        shed = self._shed(ok, fault, reach, rate, g, total - dead)
-        ok = ok - shed
-        counts = {name: np.zeros(seconds, dtype=np.int64) for name in OUTCOMES}
-        counts["ok"] = ok
-        counts["timeout" if waits else "refused"] += recorded
-        counts[self.backend_outcome] += lost_to_backends - self.backend_shed
-        counts["refused"] += refused_resets
-        counts["shed"] = shed + self.backend_shed
-        timeline = pd.DataFrame({"t": np.arange(seconds, dtype=np.int64)})
+    def _timeline(self, window: Window, recovery: Recovery, issued: np.ndarray, ends_in_run: np.ndarray,
+                  backends: Backends, losses: BackendLosses, rescued: Rescued) -> tuple[pd.DataFrame, np.ndarray]:
+        """Requests per second by outcome, the clients on the old target and our DNS queries;
+        and the successful requests per second."""
+        counts = self._counts(window, recovery, issued, ends_in_run, backends, losses, rescued)
+        timeline = pd.DataFrame({"t": np.arange(self.seconds, dtype=np.int64)})
         timeline["requests"] = sum(counts.values())
         for name in OUTCOMES:
             timeline[name] = counts[name]
-        timeline["on_old_target"] = self._on_old_target(fault, reach)
-        # Queries run at the outage rate while most clients' paths are dead.
-        busy = (fault, getattr(self, "outage_end", float(np.median(back)))) if math.isfinite(fault) else (math.inf, math.inf)
+        timeline["on_old_target"] = self._on_old_target(window.fault, recovery.reach)
         # The record our servers answer (an alias carries the balancer's TTL).
-        dns = query_counts(pop, self.published.record_ttl, self.q, self.q_outage, busy, shape, seconds, self.rng["dns"])
-        timeline["dns_queries"] = dns
-        return timeline, ok
+        timeline["dns_queries"] = query_counts(self.pop, self.published.record_ttl, self.q, self.q_outage,
+                                               window.busy, self.shape, self.seconds, self.rng["dns"])
+        return timeline, counts["ok"]
+
+    def _counts(self, window: Window, recovery: Recovery, issued: np.ndarray, ends_in_run: np.ndarray,
+                backends: Backends, losses: BackendLosses, rescued: Rescued) -> dict[str, np.ndarray]:
+        """Requests per second by outcome: the failures drawn one by one, the successes as
+        Poisson counts of the intensity left once every client's dead window is taken out
+        (in expectation the failures drawn per client: a stub refresh counted one by one
+        stands for the empty gap before it; subtracting the drawn failures instead adds
+        noise where everyone fails)."""
+        seconds, rate = self.seconds, self.pop.rate
+        g = self.shape.g[:seconds]
+        total = rate.sum() * g
+        dead = _window_mass(rate, np.full(self.pop.size, window.fault), window.back, seconds) * g \
+            if window.faulted else 0.0
+        backend = np.isin(issued, losses.when) if len(losses.when) else np.zeros(len(issued), bool)
+        lost_to_backends = _per_second(issued[backend], seconds)
+        issued, ends_in_run = issued[~backend], ends_in_run[~backend]
+        recorded = _per_second(issued[ends_in_run], seconds)
+        reset_at = recovery.reset_at
+        refused_resets = np.bincount(reset_at[np.isfinite(reset_at)].astype(np.int64), minlength=seconds)[:seconds]
+        if self.published.per_balancer:
+            dead = dead + _per_second(issued, seconds)  # drawn one by one (sim.fast.multia)
+        ok = self.rng["traffic"].poisson(np.maximum((total - dead) * (1.0 - backends.mean) - refused_resets, 0.0))
+        if len(rescued.at):
+            ok = ok + _per_second(rescued.at, seconds)  # the dead window's requests a retry got through
+        shed = self._shed(ok, window.fault, recovery.reach, rate, g, total - dead)
+        counts = {name: np.zeros(seconds, dtype=np.int64) for name in OUTCOMES}
+        counts["ok"] = ok - shed
+        counts["timeout" if self.waits else "refused"] += recorded
+        counts[backends.fleet.outcome] += lost_to_backends - losses.shed
+        counts["refused"] += refused_resets
+        counts["shed"] = shed + losses.shed
+        return counts
 
     def _shed(self, ok, fault, reach, rate, g, live):  # type: ignore[no-untyped-def]
         """Requests beyond a balancer endpoint's capacity in their second (sim.fast.load.shed)."""
@@ -488,27 +629,13 @@ class _Replication:
             out[down] = len(order) - np.searchsorted(order, t[down], side="right")
         return out
 
-    def _metrics(self, timeline: pd.DataFrame, clients: pd.DataFrame, ok: np.ndarray) -> dict[str, float]:
-        sc = self.sc
-        start = int(math.floor(sc.warmup))
+    def _metrics(self, timeline: pd.DataFrame, clients: pd.DataFrame, ok: np.ndarray, backends: Backends,
+                 rescued: Rescued) -> dict[str, float]:
+        start = int(math.floor(self.sc.warmup))
         measured = timeline.iloc[start:]
         requests = int(measured["requests"].sum())
         failed = requests - int(measured["ok"].sum())
-        lat = load.latencies(ok[start:].astype(float), self.fleet.queue, start, sc.backends.service_time, sc.rtt,
-                             self.rng["service"])
-        if self.detour.any() and len(lat):
-            measured_ok = ok[start:].astype(float)
-            k = int(round(len(lat) * float((measured_ok * self.detour[start:]).sum()) / max(measured_ok.sum(), 1.0)))
-            if k:
-                lat[self.rng["service"].choice(len(lat), size=min(k, len(lat)), replace=False)] += CONNECT_TIMEOUT
-        late = self.rescued_delay[self.rescued_at >= sc.warmup] if len(self.rescued_delay) else self.rescued_delay
-        if len(late) and len(lat):
-            # The sample stands for all successful requests; the late ones join at their share.
-            k = int(round(len(lat) * len(late) / max(int(ok[start:].sum()), 1)))
-            if k:
-                pick = self.rng["service"].choice(late, size=k)
-                lat = np.concatenate([lat, pick + np.asarray(sc.backends.service_time.sample(self.rng["service"], k)) + sc.rtt])
-        lat = lat * 1000.0
+        lat = self._latencies(ok, start, backends, rescued) * 1000.0
         recovery = clients["recovery_s"].to_numpy()
         return {
             "requests": requests,
@@ -520,6 +647,32 @@ class _Replication:
             "dns_queries": int(measured["dns_queries"].sum()),
             "dropped": int(measured["shed"].sum()),
         }
+
+    def _latencies(self, ok: np.ndarray, start: int, backends: Backends, rescued: Rescued) -> np.ndarray:
+        """A sample of the successful requests' latencies (s) from `start` on: queueing, the
+        detours past blackholed instances, and the late successes of retries."""
+        sc, rng = self.sc, self.rng["service"]
+        lat = load.latencies(ok[start:].astype(float), backends.fleet.queue, start, sc.backends.service_time, sc.rtt,
+                             rng)
+        if backends.detour.any() and len(lat):
+            measured_ok = ok[start:].astype(float)
+            detoured = float((measured_ok * backends.detour[start:]).sum())
+            k = int(round(len(lat) * detoured / max(measured_ok.sum(), 1.0)))
+            if k:
+                lat[rng.choice(len(lat), size=min(k, len(lat)), replace=False)] += CONNECT_TIMEOUT
+        late = rescued.delay[rescued.at >= sc.warmup] if len(rescued.delay) else rescued.delay
+        if len(late) and len(lat):
+            # The sample stands for all successful requests; the late ones join at their share.
+            k = int(round(len(lat) * len(late) / max(int(ok[start:].sum()), 1)))
+            if k:
+                pick = rng.choice(late, size=k)
+                lat = np.concatenate([lat, pick + np.asarray(sc.backends.service_time.sample(rng, k)) + sc.rtt])
+        return lat
+
+
+def _per_second(times: np.ndarray, seconds: int) -> np.ndarray:
+    """How many of `times` fall in each second of the run (the last second takes any later)."""
+    return np.bincount(np.minimum(times, seconds - 1).astype(np.int64), minlength=seconds)[:seconds]
 
 
 def _window_mass(rate: np.ndarray, lo: np.ndarray, hi: np.ndarray, seconds: int) -> np.ndarray:
