@@ -2,7 +2,9 @@
 
 Small and time-scaled (K = 4) so each run takes about 25 s. The lab's
 recovery is held against the model run on the same effective scenario, and
-against the model's replication of the same seed, whose draws the lab replays.
+against the model's replication of the same seed, whose draws the lab replays
+(the trace: the run layer builds it with sim.model.trace; the tests that call
+the lab directly build it the same way).
 """
 
 from __future__ import annotations
@@ -19,24 +21,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import sim.lab
 from sim.lab.world import LabOptions, effective, time_scale_problems
 from sim.model import simulate
+from sim.model.trace import trace as model_trace
+from sim.policy.failover import plan_class
 from sim.runner import run
 from sim.scenario import load_data
 from tests.conftest import require_tool
-
-SMALL = {
-    "version": 1, "name": "lab-small", "seed": 3, "duration": "60s", "replications": 1,
-    "dns": {"zone": "example.com", "service_name": "www", "service_ttl": "20s", "balancer_ttl": "20s",
-            "propagation": "4s", "resolvers": [{"name": "isp", "count": 6, "share": 1.0, "policy": {"kind": "honor"}}]},
-    "clients": [{"name": "c", "count": 18, "rate": "1/s", "stub_cache": {"kind": "none"},
-                 "retry": {"attempts": 1, "timeout": "4s"}}],
-    "balancers": [{"name": "blue", "role": "active", "nodes": 1}, {"name": "green", "role": "standby", "nodes": 1}],
-    "backends": {"instances": 2, "workers": 8, "service_time": "5ms"},
-    "faults": [{"at": "15s", "kind": "balancer_down", "target": "blue", "mode": "refuse"}],
-    "failover": {"detection": {"delay": "8s"}, "change_delay": "2s", "remap_delay": "5s"},
-}
-OPTIONS = LabOptions(time_scale=4.0)
+from tests.lab.scenarios import OPTIONS, SMALL
 
 
 def _orphans() -> list[str]:
@@ -62,7 +55,7 @@ def test_lab_failover_matches_the_model() -> None:
         # Within the model's replication spread (3 SD) plus 10% for what time scaling adds
         # (whole-second TTLs in unbound, process start-up); docs/lab.md.
         assert abs(np.mean(lab) - mean) <= 3 * sd + 0.10 * mean, (strategy, np.mean(lab), mean, sd)
-    # Paired: the lab replayed the model's draws for its seed (sim.lab.trace), so the
+    # Paired: the lab replayed the model's draws for its seed (the trace), so the
     # model's replication of that seed sent the same requests, and with the static
     # address (no DNS in the way) each client is back when the model's same client is.
     seed = np.random.SeedSequence(SMALL["seed"]).spawn(1)[0]
@@ -128,16 +121,19 @@ def test_effective_scenario_scales_clients_and_resolvers_and_moves_faults() -> N
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("strategy", ["alias_apex", "vrrp", "multi_a"])
 def test_lab_runs_the_other_strategies_and_matches_the_model(strategy: str) -> None:
+    """The lab called as the run layer calls it: a plan class (never registered by name
+    in the lab) and the model's trace of the seed."""
     require_tool("unbound")
     doc = dict(SMALL, strategies=[strategy])
     if strategy == "multi_a":
         # Half the clients try the next address at once: they never see the dead balancer.
         doc["clients"] = [dict(SMALL["clients"][0], count=9, name="first"),
                           dict(SMALL["clients"][0], count=9, name="next", address_mode="next")]
-    scenario = load_data(doc, "lab-small")
-    results = run(scenario, engine="lab", lab=OPTIONS)
-    eff = effective(scenario, OPTIONS)
-    lab = results.clients["recovery_s"].to_numpy()
+    eff = effective(load_data(doc, "lab-small"), OPTIONS)
+    seed = np.random.SeedSequence(SMALL["seed"]).spawn(1)[0]
+    trace = model_trace(eff, strategy, np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key))
+    out = sim.lab.replicate(eff, plan_class(strategy), seed, 0, OPTIONS, trace=trace)
+    lab = out.clients["recovery_s"].to_numpy()
     model_runs = [simulate(eff, strategy, np.random.SeedSequence([5, k])) for k in range(12)]
     affected = [len(r.clients) for r in model_runs]
     assert abs(len(lab) - np.mean(affected)) <= 3 * np.std(affected, ddof=1) + 2, (strategy, len(lab), affected)

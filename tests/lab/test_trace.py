@@ -1,5 +1,8 @@
-"""sim.lab.trace: the lab draws what the model draws for the same seed (no processes here;
-tests/lab/test_lab.py runs the lab itself)."""
+"""The lab's side of replaying the model's draws (no processes here; tests/lab/test_lab.py
+runs the lab itself). The model builds the trace (sim.model.trace, tested in
+tests/model/test_trace.py); these tests hold what the lab does with it: its
+arrival streams send the model's requests, its forwarders draw the model's
+cache lifetimes."""
 
 from __future__ import annotations
 
@@ -9,9 +12,10 @@ import copy
 import numpy as np
 
 from sim.lab.clients import Arrivals, traffic_factor
-from sim.lab.trace import model_trace
+from sim.lab.dnsserver import Forwarder
 from sim.model.engine import Replication
-from sim.scenario import load_data
+from sim.model.trace import trace as model_trace
+from sim.scenario import build, load_data
 from tests.model.scenarios import BASE
 
 
@@ -73,27 +77,20 @@ def test_lab_arrivals_are_the_models_request_for_request() -> None:
     assert sorted(log) == sorted(issued)
 
 
-def test_layout_priming_and_lifetimes_are_the_models() -> None:
+def test_forwarders_draw_the_models_cache_lifetimes() -> None:
+    """A forwarder seeded with trace.resolver_seeds[j] keeps each answer as long as the
+    model's resolver j keeps it, draw for draw (the stretching policy draws)."""
     sc = _scenario()
-    seed = np.random.SeedSequence(5)
-    trace = model_trace(sc, "cname_repoint", seed)
+    trace = model_trace(sc, "cname_repoint", np.random.SeedSequence(5))
     rep = Replication(sc, "cname_repoint", np.random.SeedSequence(5))
-    index = {id(r): i for i, r in enumerate(rep.resolvers)}
-    assert [c.resolver for c in trace.clients] == [index[id(c.resolver)] for c in rep.clients]
-    assert any(c.conn is not None for c in trace.clients) and any(c.stub_expires for c in trace.clients)
-    for state, client in zip(trace.clients, rep.clients, strict=True):
-        assert state.rotation == client.rotation
-        if state.stub_expires is not None:
-            assert state.stub_expires == client.stub_expires
-    # each resolver's primed records, and its stream of lifetimes: a forwarder seeded
-    # with trace.resolver_seeds[j] draws what the model's resolver j draws
-    for j, resolver in enumerate(rep.resolvers):
-        expected = sorted(e for _, _, e in resolver.cache.items())
-        assert sorted(r.expires for r in trace.caches[j]) == expected
-        mine = np.random.default_rng(trace.resolver_seeds[j])
-        assert resolver.cache.policy.lifetime(300.0, mine) == resolver.cache.policy.lifetime(300.0, resolver.rng)
-    # the failover stream is the model's: the health checker's phase is its first draw
-    assert trace.failover.random() == rep.rng["failover"].random()
+    groups = [g for g in sc.dns.resolvers for _ in range(g.count)]
+    assert len(trace.resolver_seeds) == len(groups) == len(rep.resolvers)
+    for seed, group, resolver in zip(trace.resolver_seeds, groups, rep.resolvers, strict=True):
+        forwarder = Forwarder(("127.0.0.1", 9), build.cache_policy(group.policy), 1.0, seed)
+        mine = [forwarder.cache.policy.lifetime(300.0, forwarder.rng) for _ in range(5)]
+        theirs = [resolver.cache.policy.lifetime(300.0, resolver.rng) for _ in range(5)]
+        assert mine == theirs, group.name
+    assert any(g.policy.kind == "extend" for g in groups)
 
 
 def test_extra_traffic_fills_its_span_from_its_start() -> None:

@@ -1,0 +1,18 @@
+"""The lab tests' small scenario: 18 clients, 6 resolvers, a balancer killed at 15 s."""
+
+from __future__ import annotations
+
+from sim.lab.world import LabOptions
+
+SMALL = {
+    "version": 1, "name": "lab-small", "seed": 3, "duration": "60s", "replications": 1,
+    "dns": {"zone": "example.com", "service_name": "www", "service_ttl": "20s", "balancer_ttl": "20s",
+            "propagation": "4s", "resolvers": [{"name": "isp", "count": 6, "share": 1.0, "policy": {"kind": "honor"}}]},
+    "clients": [{"name": "c", "count": 18, "rate": "1/s", "stub_cache": {"kind": "none"},
+                 "retry": {"attempts": 1, "timeout": "4s"}}],
+    "balancers": [{"name": "blue", "role": "active", "nodes": 1}, {"name": "green", "role": "standby", "nodes": 1}],
+    "backends": {"instances": 2, "workers": 8, "service_time": "5ms"},
+    "faults": [{"at": "15s", "kind": "balancer_down", "target": "blue", "mode": "refuse"}],
+    "failover": {"detection": {"delay": "8s"}, "change_delay": "2s", "remap_delay": "5s"},
+}
+OPTIONS = LabOptions(time_scale=4.0)
