@@ -55,106 +55,143 @@ def follow(
     before it (no request in between), its old refreshes during the outage and the
     G-measure of its old stub periods during it; per exact resolver: when its old
     answer ran out."""
-    n_res = len(pop.resolver_group)
-    policies = pop.group_policies
-    mean_life = np.array([float(np.mean(p.lifetimes(service_ttl, rng, 64))) for p in policies])
-    stub_mean = max((float(np.mean(c.stub.lifetimes(prime_ttl, rng, 64))) for c in pop.cohorts
-                     if c.stub.kind not in ("forever",)), default=0.0)
-    burn = 3.0 * max(float(np.max(mean_life[np.isfinite(mean_life)], initial=0.0)), stub_mean, 1.0)
-    t0 = max(0.0, propagated - burn)
-
-    clients = np.flatnonzero(holding & exact[pop.resolver])
-    res = pop.resolver[clients]
-    # Resolver state: expiry, time of the fetch behind it, next fetch by the other clients' queries.
-    other = np.zeros(n_res)
-    np.add.at(other, pop.resolver[~holding], query_rate[~holding])
-    group = pop.resolver_group
-    expiry = np.full(n_res, t0)
-    for g, policy in enumerate(policies):
-        sel = exact & (group == g)
-        k = int(sel.sum())
-        if k == 0:
-            continue
-        life = mean_life[g]
-        total_q = other[sel] + _stub_cycle_rate(pop, clients, res, sel)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            present = np.isinf(life) | (rng.random(k) < life / (life + 1.0 / total_q))
-        expiry[sel] = np.where(present, t0 + policy.residuals(service_ttl, rng, k), t0)
-    fetched = np.full(n_res, -np.inf)
-    old_expiry = np.full(n_res, np.nan)
-    poisson = shape.next_after(expiry, other, rng)
-
-    stub = stub_primed_expiry(pop, prime_ttl, t0, rng)
-    rate = pop.rate[clients]
-    since = stub[clients]  # when each holding client's stub last expired: no request since
-    when = shape.next_after(since, rate, rng)  # next refresh of each holding client
-    # Requests to the dead balancer: old refreshes during the outage, counted one by one,
-    # and the G-measure of old stub periods during it (requests there are Poisson).
-    lo, hi = fault
-    hits = np.zeros(len(clients), dtype=np.int64)
-    mass = shape.measure(np.maximum(t0, lo) + np.zeros(len(clients)), np.minimum(since, hi))
-    switch = np.full(len(clients), np.inf)
-    cohort_of = pop.cohort[clients]
-    end = shape.end
+    run = _Follow(pop, shape, propagated, holding, query_rate, exact, fault, (service_ttl, balancer_ttl, prime_ttl), rng)
     for _ in range(MAX_ROUNDS):
-        first = np.full(n_res, np.inf)
-        np.minimum.at(first, res, when)
-        step = np.minimum(first, poisson)
-        # A resolver is done once its holding clients have switched and it has fetched after the change.
-        step[np.isinf(first) & ~np.isnan(old_expiry)] = np.inf
-        step[~exact] = np.inf
-        busy = np.flatnonzero(step < end)
-        if len(busy) == 0:
+        if not run.round():
             break
-        # Fetches by the other clients' queries.
-        by_others = busy[poisson[busy] < first[busy]]
-        _fetch(by_others, poisson[by_others], expiry, fetched, old_expiry, propagated, policies, group,
-               service_ttl, rng)
-        poisson[by_others] = shape.next_after(expiry[by_others], other[by_others], rng)
+    return run.result()
+
+
+class _Follow:
+    """The exact resolvers and their holding clients, from the burn-in on, round by round:
+    resolver caches (expiry, the fetch behind it, the other clients' next query) and each
+    holding client's stub (last expiry, next refresh, switch, requests to the dead balancer)."""
+
+    def __init__(self, pop: Population, shape: Intensity, propagated: float, holding: np.ndarray,
+                 query_rate: np.ndarray, exact: np.ndarray, fault: tuple[float, float],
+                 ttls: tuple[float, float | None, float], rng: np.random.Generator) -> None:
+        self.pop, self.shape, self.propagated, self.exact, self.fault, self.rng = pop, shape, propagated, exact, fault, rng
+        self.service_ttl, self.balancer_ttl, prime_ttl = ttls
+        mean_life = np.array([float(np.mean(p.lifetimes(self.service_ttl, rng, 64))) for p in pop.group_policies])
+        stub_mean = max((float(np.mean(c.stub.lifetimes(prime_ttl, rng, 64))) for c in pop.cohorts
+                         if c.stub.kind not in ("forever",)), default=0.0)
+        burn = 3.0 * max(float(np.max(mean_life[np.isfinite(mean_life)], initial=0.0)), stub_mean, 1.0)
+        t0 = max(0.0, propagated - burn)
+        self.clients = np.flatnonzero(holding & exact[pop.resolver])
+        self.res = pop.resolver[self.clients]
+        self.cohort_of = pop.cohort[self.clients]
+        # Resolver state: expiry, time of the fetch behind it, next fetch by the other clients' queries.
+        self.other = np.zeros(len(pop.resolver_group))
+        np.add.at(self.other, pop.resolver[~holding], query_rate[~holding])
+        self.expiry = self._primed_expiry(t0, mean_life)
+        self.fetched = np.full(len(pop.resolver_group), -np.inf)
+        self.old_expiry = np.full(len(pop.resolver_group), np.nan)
+        self.poisson = shape.next_after(self.expiry, self.other, rng)
+        stub = stub_primed_expiry(pop, prime_ttl, t0, rng)
+        self.rate = pop.rate[self.clients]
+        self.since = stub[self.clients]  # when each holding client's stub last expired: no request since
+        self.when = shape.next_after(self.since, self.rate, rng)  # next refresh of each holding client
+        # Requests to the dead balancer: old refreshes during the outage, counted one by one,
+        # and the G-measure of old stub periods during it (requests there are Poisson).
+        lo, hi = fault
+        self.hits = np.zeros(len(self.clients), dtype=np.int64)
+        self.mass = shape.measure(np.maximum(t0, lo) + np.zeros(len(self.clients)), np.minimum(self.since, hi))
+        self.switch = np.full(len(self.clients), np.inf)
+
+    def _primed_expiry(self, t0: float, mean_life: np.ndarray) -> np.ndarray:
+        """Each exact resolver's cache at the burn-in's start, as steady state finds it."""
+        pop, group, rng = self.pop, self.pop.resolver_group, self.rng
+        expiry = np.full(len(group), t0)
+        for g, policy in enumerate(pop.group_policies):
+            sel = self.exact & (group == g)
+            k = int(sel.sum())
+            if k == 0:
+                continue
+            life = mean_life[g]
+            total_q = self.other[sel] + _stub_cycle_rate(pop, self.clients, self.res, sel)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                present = np.isinf(life) | (rng.random(k) < life / (life + 1.0 / total_q))
+            expiry[sel] = np.where(present, t0 + policy.residuals(self.service_ttl, rng, k), t0)
+        return expiry
+
+    def round(self) -> bool:
+        """One event per resolver that has one before the end: a fetch by its other clients'
+        queries, or its earliest holding client's refresh. False once none has."""
+        res, when = self.res, self.when
+        first = np.full(len(self.expiry), np.inf)
+        np.minimum.at(first, res, when)
+        step = np.minimum(first, self.poisson)
+        # A resolver is done once its holding clients have switched and it has fetched after the change.
+        step[np.isinf(first) & ~np.isnan(self.old_expiry)] = np.inf
+        step[~self.exact] = np.inf
+        busy = np.flatnonzero(step < self.shape.end)
+        if len(busy) == 0:
+            return False
+        by_others = busy[self.poisson[busy] < first[busy]]
+        self._fetch(by_others, self.poisson[by_others])
         # One holding client per remaining resolver: the earliest.
-        by_client = np.zeros(n_res, dtype=bool)
-        by_client[busy[poisson[busy] >= first[busy]]] = True
+        by_client = np.zeros(len(self.expiry), dtype=bool)
+        by_client[busy[self.poisson[busy] >= first[busy]]] = True
         pick = np.flatnonzero(by_client[res] & (when == first[res]))
         pick = pick[np.unique(res[pick], return_index=True)[1]]
         r, t = res[pick], when[pick]
-        stale = t >= expiry[r]
-        _fetch(r[stale], t[stale], expiry, fetched, old_expiry, propagated, policies, group, service_ttl, rng)
-        poisson[r[stale]] = shape.next_after(expiry[r[stale]], other[r[stale]], rng)
-        new = fetched[r] >= propagated
-        switch[pick[new]] = t[new]
+        stale = t >= self.expiry[r]
+        self._fetch(r[stale], t[stale])
+        new = self.fetched[r] >= self.propagated
+        self.switch[pick[new]] = t[new]
         when[pick[new]] = np.inf
         keep = pick[~new]
         if len(keep):
-            left = expiry[res[keep]] - when[keep]
-            a_left = np.full(len(keep), np.inf)
-            for g, policy in enumerate(policies):
-                sel = group[res[keep]] == g
-                if sel.any() and balancer_ttl is not None:
-                    a_left[sel] = policy.residuals(balancer_ttl, rng, int(sel.sum()))
-            life = np.empty(len(keep))
-            for ci in np.unique(cohort_of[keep]):
-                sel = cohort_of[keep] == ci
-                life[sel] = pop.cohorts[ci].stub.lifetimes_for(np.minimum(left[sel], a_left[sel]), rng)
-            hits[keep] += (when[keep] >= lo) & (when[keep] < hi)
-            mass[keep] += shape.measure(np.maximum(when[keep], lo), np.minimum(when[keep] + life, hi))
-            since[keep] = when[keep] + life
-            when[keep] = shape.next_after(since[keep], rate[keep], rng)
-    # Resolvers that never fetched after the change: their old answer ends at its expiry.
-    unset = exact & np.isnan(old_expiry)
-    old_expiry[unset] = expiry[unset]
-    out = np.full(pop.size, np.nan)
-    out[clients] = switch
-    last_old = np.full(pop.size, np.nan)
-    last_old[clients] = np.where(np.isfinite(switch), since, np.inf)
-    # Not switched within the run: every request until the outage ends went to it.
-    stuck = ~np.isfinite(switch)
-    mass[stuck] = shape.measure(np.full(int(stuck.sum()), lo), np.full(int(stuck.sum()), hi))
-    hits[stuck] = 0
-    counted = np.zeros(pop.size, dtype=np.int64)
-    counted[clients] = hits
-    measured = np.full(pop.size, np.nan)
-    measured[clients] = mass
-    return out, last_old, np.maximum(old_expiry, propagated), counted, measured
+            self._keep_old(keep)
+        return True
+
+    def _fetch(self, r: np.ndarray, t: np.ndarray) -> None:
+        """Resolvers `r` fetch at `t`; their other clients' next query comes after the new expiry."""
+        _fetch(r, t, self.expiry, self.fetched, self.old_expiry, self.propagated, self.pop.group_policies,
+               self.pop.resolver_group, self.service_ttl, self.rng)
+        self.poisson[r] = self.shape.next_after(self.expiry[r], self.other[r], self.rng)
+
+    def _keep_old(self, keep: np.ndarray) -> None:
+        """Holding clients `keep` refreshed and got the old answer: their stubs hold it for a
+        lifetime, counted against the outage, and they refresh at their next request after."""
+        pop, shape, rng, group, when = self.pop, self.shape, self.rng, self.pop.resolver_group, self.when
+        lo, hi = self.fault
+        left = self.expiry[self.res[keep]] - when[keep]
+        a_left = np.full(len(keep), np.inf)
+        for g, policy in enumerate(pop.group_policies):
+            sel = group[self.res[keep]] == g
+            if sel.any() and self.balancer_ttl is not None:
+                a_left[sel] = policy.residuals(self.balancer_ttl, rng, int(sel.sum()))
+        life = np.empty(len(keep))
+        for ci in np.unique(self.cohort_of[keep]):
+            sel = self.cohort_of[keep] == ci
+            life[sel] = pop.cohorts[ci].stub.lifetimes_for(np.minimum(left[sel], a_left[sel]), rng)
+        self.hits[keep] += (when[keep] >= lo) & (when[keep] < hi)
+        self.mass[keep] += shape.measure(np.maximum(when[keep], lo), np.minimum(when[keep] + life, hi))
+        self.since[keep] = when[keep] + life
+        when[keep] = shape.next_after(self.since[keep], self.rate[keep], rng)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """`follow`'s answer, per client (NaN for those not followed) and per resolver."""
+        n, clients, switch, lo, hi = self.pop.size, self.clients, self.switch, *self.fault
+        # Resolvers that never fetched after the change: their old answer ends at its expiry.
+        old_expiry = self.old_expiry.copy()
+        unset = self.exact & np.isnan(old_expiry)
+        old_expiry[unset] = self.expiry[unset]
+        out = np.full(n, np.nan)
+        out[clients] = switch
+        last_old = np.full(n, np.nan)
+        last_old[clients] = np.where(np.isfinite(switch), self.since, np.inf)
+        # Not switched within the run: every request until the outage ends went to it.
+        stuck = ~np.isfinite(switch)
+        mass, hits = self.mass.copy(), self.hits.copy()
+        mass[stuck] = self.shape.measure(np.full(int(stuck.sum()), lo), np.full(int(stuck.sum()), hi))
+        hits[stuck] = 0
+        counted = np.zeros(n, dtype=np.int64)
+        counted[clients] = hits
+        measured = np.full(n, np.nan)
+        measured[clients] = mass
+        return out, last_old, np.maximum(old_expiry, self.propagated), counted, measured
 
 
 def _fetch(r, t, expiry, fetched, old_expiry, propagated, policies, group, ttl, rng) -> None:  # type: ignore[no-untyped-def]
