@@ -1,7 +1,9 @@
-"""The side-by-side table of a summary: one row per metric, one column per strategy."""
+"""The side-by-side table of a summary (one row per metric, one column per strategy),
+and the per-cohort table of who is down and for how long."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
@@ -77,3 +79,34 @@ def format_table(summary: dict[str, Any]) -> str:
     for label, row in table.iterrows():
         lines.append(str(label).ljust(width) + "  " + "  ".join(v.rjust(w) for v, w in zip(row, cols, strict=True)))
     return "\n".join(lines)
+
+
+def cohort_table(clients: pd.DataFrame) -> pd.DataFrame:
+    """Who is down and for how long: per strategy and cohort, pooled over replications.
+
+    Columns: affected clients (per replication), recovery p50 / p90 / p99 /
+    max in seconds among those who recovered, and the share never recovered
+    within the run (%). `clients` is a run's clients table (`Results.clients`).
+    """
+    columns = ["strategy", "cohort", "affected", "p50_s", "p90_s", "p99_s", "max_s", "never_%"]
+    if clients.empty:
+        return pd.DataFrame(columns=columns)
+    reps = max(1, clients["replication"].nunique())
+    rows = []
+    for (strategy, cohort), frame in clients.groupby(["strategy", "cohort"], sort=False):
+        rec = frame["recovery_s"].astype(float)
+        done = rec.dropna()
+        q = done.quantile([0.5, 0.9, 0.99]) if len(done) else pd.Series([math.nan] * 3, index=[0.5, 0.9, 0.99])
+        rows.append(
+            {
+                "strategy": strategy,
+                "cohort": cohort,
+                "affected": len(frame) / reps,
+                "p50_s": q[0.5],
+                "p90_s": q[0.9],
+                "p99_s": q[0.99],
+                "max_s": done.max() if len(done) else math.nan,
+                "never_%": 100.0 * rec.isna().mean(),
+            }
+        )
+    return pd.DataFrame(rows, columns=columns).round(1)

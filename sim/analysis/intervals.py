@@ -1,0 +1,123 @@
+"""A metric of one strategy of a run, with its 95% interval across replications.
+
+Shared by the expectations (`failover-sim check`), the baselines and the
+comparison of two runs. Everything here reads a run's tables only: anything
+with `.summary` (the summary.json dict), `.clients` and `.replications`
+(DataFrames), such as `sim.run`'s results or a folder read with
+`sim.open_results`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from sim.analysis.stats import mean_ci95
+
+__all__ = [
+    "HIGHER_IS_BETTER", "METRICS", "NEUTRAL", "Interval", "RunTables", "interval_frame", "metric_interval", "number",
+]
+
+# The metric names of scenario-v1's summary, and which way is better.
+HIGHER_IS_BETTER = {"availability"}
+NEUTRAL = {"requests", "dns_queries"}
+METRICS = (
+    "requests", "failed", "availability", "clients_affected",
+    "recovery_s.mean", "recovery_s.p50", "recovery_s.p90", "recovery_s.p99", "recovery_s.max",
+    "recovery_s.unrecovered", "stragglers_5m", "latency_ms.p50", "latency_ms.p99", "dns_queries", "dropped",
+)  # fmt: skip
+_PERCENTILES = {"recovery_s.p50": 50.0, "recovery_s.p90": 90.0, "recovery_s.p99": 99.0, "recovery_s.max": 100.0}
+
+
+class RunTables(Protocol):
+    """The tables of one run, as `sim.run` returns them and `sim.open_results` reads them back."""
+
+    @property
+    def summary(self) -> dict[str, Any]: ...
+
+    @property
+    def manifest(self) -> dict[str, Any]: ...
+
+    @property
+    def clients(self) -> pd.DataFrame: ...
+
+    @property
+    def replications(self) -> pd.DataFrame: ...
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A metric's value and 95% CI across replications (NaN bounds: no interval)."""
+
+    value: float
+    low: float
+    high: float
+
+    @property
+    def known(self) -> bool:
+        return not (math.isnan(self.low) or math.isnan(self.high))
+
+    def __str__(self) -> str:
+        text = number(self.value)
+        return text + (f" [{number(self.low)}, {number(self.high)}]" if self.known else " (no CI: one replication)")
+
+
+def number(x: float) -> str:
+    """A metric's value for people: six significant digits, `never` for an unbounded recovery."""
+    if math.isinf(x):
+        return "never" if x > 0 else "-inf"
+    return f"{x:.6g}"
+
+
+def metric_interval(tables: RunTables, strategy: str, metric: str) -> Interval:
+    """The metric for one strategy of a run, with its 95% CI.
+
+    Recovery percentiles are pooled in the summary and have no interval there;
+    here each replication's percentile is taken and the interval is across
+    replications. Clients that never recovered count as an infinitely long
+    recovery: a bound on p99 recovery cannot hold when more than 1% never
+    come back.
+    """
+    if metric not in METRICS:
+        raise KeyError(metric)
+    if metric in _PERCENTILES:
+        clients = tables.clients[tables.clients["strategy"] == strategy]
+        q = _PERCENTILES[metric]
+        pooled = _percentile(clients["recovery_s"].to_numpy(dtype=float), q)
+        reps = tables.replications[tables.replications["strategy"] == strategy]["replication"]
+        per_rep = [_percentile(clients.loc[clients["replication"] == k, "recovery_s"].to_numpy(dtype=float), q) for k in reps]
+        values = [v for v in per_rep if not math.isnan(v)]
+        if any(math.isinf(v) for v in values):
+            # some replication never reached the percentile: unbounded above
+            return Interval(pooled, min(values), math.inf)
+        _, low, high = mean_ci95(values) if len(values) > 1 else (pooled, math.nan, math.nan)
+        return Interval(pooled, low, high)
+    metrics = tables.summary["strategies"][strategy]
+    node = metrics
+    for part in metric.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    value = math.nan if node is None else float(node)
+    ci = metrics.get("ci95", {}).get(metric)
+    if ci and ci[0] is not None and ci[1] is not None:
+        return Interval(value, float(ci[0]), float(ci[1]))
+    return Interval(value, math.nan, math.nan)
+
+
+def _percentile(values: np.ndarray, q: float) -> float:
+    if values.size == 0:
+        return math.nan
+    return float(np.percentile(np.where(np.isnan(values), np.inf, values), q, method="higher"))
+
+
+def interval_frame(tables: RunTables) -> pd.DataFrame:
+    """Every metric of every strategy with its interval: strategy, metric, value, low, high."""
+    rows = []
+    for strategy in tables.summary["strategies"]:
+        for metric in METRICS:
+            iv = metric_interval(tables, strategy, metric)
+            rows.append({"strategy": strategy, "metric": metric, "value": iv.value, "low": iv.low, "high": iv.high})
+    return pd.DataFrame(rows)
