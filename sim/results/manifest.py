@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import sim
+from sim._version import __version__
 from sim.results.writer import to_jsonable
 
 __all__ = ["git_commit", "manifest", "scenario_sha256"]
@@ -33,7 +33,7 @@ def _git(*args: str) -> str | None:
     try:
         done = subprocess.run(
             ["git", *args],
-            cwd=Path(sim.__file__).resolve().parent,
+            cwd=Path(__file__).resolve().parents[1],  # the sim/ folder
             capture_output=True,
             text=True,
             timeout=5,
@@ -72,7 +72,7 @@ def manifest(
     return {
         "scenario": to_jsonable(scenario_dict),
         "scenario_sha256": scenario_sha256(scenario_dict),
-        "version": sim.__version__,
+        "version": __version__,
         "git_commit": commit,
         "git_dirty": _git_dirty() if commit else None,
         "engine": engine,
