@@ -1,7 +1,9 @@
 """failover-sim: how long users are down when a load balancer fails.
 
 The Python API (docs/api.md): `sim.load`, `sim.run`, `sim.sweep`,
-`sim.open_results`, and `Scenario.replace` / `Scenario.with_values` for edits.
+`sim.open_results`, `sim.write_report`, and `Scenario.replace` /
+`Scenario.with_values` for edits; for notebooks also `sim.cohort_table` (who
+is down, per cohort) and `sim.LabOptions` (the lab engine's options).
 Imported lazily, so `import sim` stays cheap for the command line and for
 modules (`sim.policy`, `sim.core`) that must not pull in an engine.
 """
@@ -10,26 +12,42 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from sim._version import __version__
 
 __all__ = [
+    "LabOptions",
+    "RunError",
     "Scenario",
     "ScenarioError",
     "StoredResults",
     "__version__",
     "available_engines",
+    "cohort_table",
     "has_sweep",
     "load",
     "open_results",
     "run",
     "sweep",
+    "write_report",
 ]
 
-_API = {"available_engines", "has_sweep", "load", "open_results", "run", "sweep", "StoredResults"}
+_API = {"available_engines", "has_sweep", "load", "open_results", "run", "sweep", "StoredResults", "write_report"}
 _SCENARIO = {"Scenario", "ScenarioError"}
 
 if TYPE_CHECKING:
-    from sim.api import StoredResults, available_engines, has_sweep, load, open_results, run, sweep
+    from sim.analysis.table import cohort_table
+    from sim.api import (
+        StoredResults,
+        available_engines,
+        has_sweep,
+        load,
+        open_results,
+        run,
+        sweep,
+        write_report,
+    )
+    from sim.lab.world import LabOptions
+    from sim.runner import RunError
     from sim.scenario import Scenario, ScenarioError
 
 
@@ -42,6 +60,18 @@ def __getattr__(name: str) -> Any:
         from sim import scenario
 
         return getattr(scenario, name)
+    if name == "RunError":
+        from sim.runner import RunError
+
+        return RunError
+    if name == "cohort_table":
+        from sim.analysis.table import cohort_table
+
+        return cohort_table
+    if name == "LabOptions":
+        from sim.lab.world import LabOptions
+
+        return LabOptions
     raise AttributeError(f"module 'sim' has no attribute {name!r}")
 
 

@@ -10,9 +10,10 @@ Everything here is re-exported from `sim`::
     results.summary_frame          # strategy, metric, mean, ci_low, ci_high
     results.plot_recovery_cdf(by="cohort")
 
-The command line is built on these same functions (`failover-sim run` calls
-`sim.runner.run`, which `sim.run` delegates to; `failover-sim report` reads a
-folder with `open_results`). See docs/api.md for the reference.
+The command line (sim/commands/) is built on these same functions
+(`failover-sim run` calls `sim.run`, which delegates to `sim.runner.run`;
+`failover-sim report` calls `write_report`, which reads a folder with
+`open_results`). See docs/api.md for the reference.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
+    from sim.analysis.report import Report
     from sim.results.reader import RunResults
     from sim.runner import Results
 
@@ -43,6 +45,7 @@ __all__ = [
     "open_results",
     "run",
     "sweep",
+    "write_report",
 ]
 
 ScenarioSource = str | os.PathLike[str] | Mapping[str, Any] | Scenario
@@ -246,3 +249,57 @@ def open_results(path: str | os.PathLike[str]) -> StoredResults:
     from sim.results.reader import open_run
 
     return StoredResults(open_run(path))
+
+
+def write_report(folder: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> tuple[Path, Path]:
+    """Write report.html and report.md (figures under report-figures/) for a results folder
+    (`failover-sim run`, `Results.write`) or a sweep folder (`sim.sweep(..., out=)`); return both paths.
+
+    `out` defaults to `folder` itself. Each file is written atomically. Raises
+    FileNotFoundError when `folder` is neither, ValueError naming a corrupt file.
+    """
+    from sim.analysis.report import FIGURE_DIR, render_html, render_markdown
+    from sim.results.writer import write_bytes_atomic
+
+    report = _report(Path(folder))
+    target = Path(out) if out is not None else Path(folder)
+    target.mkdir(parents=True, exist_ok=True)
+    if report.figures:
+        (target / FIGURE_DIR).mkdir(exist_ok=True)
+        for name, png in report.figures.items():
+            write_bytes_atomic(target / FIGURE_DIR / f"{name}.png", png)
+    html_path = write_bytes_atomic(target / "report.html", render_html(report).encode("utf-8"))
+    md_path = write_bytes_atomic(target / "report.md", render_markdown(report).encode("utf-8"))
+    return Path(html_path), Path(md_path)
+
+
+def _report(path: Path) -> Report:
+    """The report of a results folder, or of a sweep folder (sweep.parquet / summary.parquet)."""
+    from sim.analysis.report import run_report, sweep_report
+
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such results folder")
+    if (path / "summary.json").is_file():
+        run = open_results(path)
+        return run_report(run.summary, run.manifest, run.clients, run.figures(), name=run.name, engine=run.engine,
+                          folder=path)
+    if (path / "sweep.parquet").is_file() or (path / "summary.parquet").is_file():
+        return sweep_report(*_read_sweep(path), folder=path)
+    raise FileNotFoundError(
+        f"{path} is neither a results folder (summary.json, clients.parquet, ...) "
+        "nor a sweep folder (sweep.parquet, summary.parquet)"
+    )
+
+
+def _read_sweep(path: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None, dict[str, Any]]:
+    """A sweep folder's tables: sweep.parquet, summary.parquet (None when absent) and manifest.json ({})."""
+    import json
+
+    import pandas as pd
+
+    tables = [pd.read_parquet(path / name) if (path / name).is_file() else None
+              for name in ("sweep.parquet", "summary.parquet")]
+    manifest: dict[str, Any] = {}
+    if (path / "manifest.json").is_file():
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    return tables[0], tables[1], manifest

@@ -49,6 +49,23 @@ def test_import_sim_alone_loads_no_engine() -> None:
     assert out.strip() == "[]"
 
 
+def test_names_for_notebooks_are_exported_lazily() -> None:
+    import subprocess
+    import sys
+
+    for name in ("cohort_table", "LabOptions", "RunError", "write_report"):
+        assert name in sim.__all__ and getattr(sim, name) is not None, name
+    from sim.analysis.table import cohort_table
+    from sim.runner import RunError
+
+    assert sim.cohort_table is cohort_table and sim.RunError is RunError
+    # cohort_table needs pandas, not the lab; `import sim` alone imports neither
+    code = ("import sys, sim; before = [m for m in ('sim.lab', 'sim.analysis') if m in sys.modules]; "
+            "sim.cohort_table; print(before, [m for m in ('sim.lab', 'sim.runner') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] []"
+
+
 # --- load ----------------------------------------------------------------------------
 
 
