@@ -1,15 +1,11 @@
 """Running a scenario: replications, seeds, the results folder, the table.
 
-`run()` is the Python API; the `failover-sim run` command is a thin layer on
-top of it.
+`run()` is what `sim.run` delegates to; the `failover-sim run` command
+(sim/commands/run.py) is a thin layer on top of that.
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
-import json
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 import sim
-from sim.scenario import Scenario, ScenarioError, load_file, strategy_refusals, zone_violations
+from sim.scenario import Scenario, ScenarioError, strategy_refusals, zone_violations
 
 ENGINES = ("des", "fast", "lab")
 Progress = Callable[[int, int, str], None]
@@ -277,138 +273,3 @@ def _lab_side_by_side(scenario: Scenario, names: list[str], child: np.random.See
         pool.shutdown(wait=True, cancel_futures=True)
         signal.signal(signal.SIGTERM, previous)
 
-
-# --- the command --------------------------------------------------------------------
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "run",
-        help="run a scenario and write its results folder",
-        description="Run every strategy of a scenario for every replication (common random numbers), "
-        "write the results folder (summary.json, clients.parquet, timeline.parquet, manifest.json, "
-        "figures) and print the side-by-side table. Exit 2 on input it cannot run.",
-        epilog="examples:\n  failover-sim run\n  failover-sim run scenarios/elb-blowup.yaml --replications 20 --out /tmp/r\n"
-        "  failover-sim run scenarios/apex-with-mail.yaml --strategy eip_remap",
-    )
-    p.add_argument("scenario", nargs="?", default=None, help="scenario YAML (default: scenarios/elb-blowup.yaml)")
-    p.add_argument("--out", help="results folder (default: results/<scenario>/<UTC timestamp>/)")
-    p.add_argument("--replications", type=_positive_int, help="override the scenario's replications")
-    p.add_argument("--seed", type=_non_negative_int, help="override the scenario's seed")
-    p.add_argument("--strategy", action="append", metavar="NAME", help="run only this strategy (repeatable)")
-    p.add_argument("--engine", default="des", choices=list(ENGINES),
-                   help="des: the SimPy model (default); fast: the numpy engine (docs/fast.md); "
-                   "lab: real processes on loopback (docs/lab.md)")
-    p.add_argument("--time-scale", type=float, default=10.0, metavar="K",
-                   help="lab: scenario seconds per real second (default 10)")
-    p.add_argument("--clients-scale", type=float, default=1.0, help="lab: run this share of the clients")
-    p.add_argument("--max-resolvers", type=_positive_int, default=16, help="lab: at most this many resolvers")
-    p.add_argument("--keep", action="store_true", help="lab: keep the work folder (configs, logs)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_run)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text}")
-    return value
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from sim.cli import DEFAULT_SCENARIO
-
-    path = Path(args.scenario) if args.scenario else _default_scenario(DEFAULT_SCENARIO)
-    if path.is_dir() and (path / "manifest.json").is_file():
-        path = path / "manifest.json"
-    if not path.is_file():
-        print(f"{path}: cannot read: no such file", file=sys.stderr)
-        return 2
-    try:
-        scenario = _load_manifest_scenario(path) if path.name == "manifest.json" else load_file(path)
-    except ScenarioError as exc:
-        print(f"{path}: cannot run: the scenario is invalid", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return 2
-    out = Path(args.out) if args.out else _default_out(scenario)
-    if out.exists() and any(out.iterdir()):
-        print(f"{out}: cannot write: the folder exists and is not empty", file=sys.stderr)
-        return 2
-    progress = None if args.quiet or not sys.stderr.isatty() else _bar()
-    try:
-        lab = None
-        if args.engine == "lab":
-            from sim.lab.world import LabOptions
-
-            lab = LabOptions(args.time_scale, args.clients_scale, args.max_resolvers, args.keep)
-        seed = args.seed
-        if seed is None and path.name == "manifest.json":
-            # the seed that run used, so replication k here draws what it drew (sim.compare pairs them)
-            seed = json.loads(path.read_text()).get("seed")
-        results = run(scenario, args.engine, args.replications, args.strategy, seed, progress, lab)
-    except RunError as exc:
-        print(f"{path}: cannot run: {exc}", file=sys.stderr)
-        return 2
-    if progress:
-        print(file=sys.stderr)
-    for strategy, reason in results.refused.items():
-        print(f"strategy {strategy} refused: {reason}")
-    written = results.write(out)
-    print(results.table())
-    print(f"\nresults: {written}")
-    for name in sorted((written / "figures").glob("*.png")):
-        print(f"figure:  {name}")
-    return 0
-
-
-def _load_manifest_scenario(path: Path) -> Scenario:
-    """The scenario a results folder ran (its manifest), e.g. a lab run's effective scenario."""
-    import json
-
-    from sim.scenario import load_data
-    from sim.scenario.loader import Problem
-
-    try:
-        doc = json.loads(path.read_text())["scenario"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise ScenarioError([Problem(str(path), "scenario", f"no scenario in this manifest ({exc})")]) from None
-    return load_data(doc, str(path))
-
-
-def _default_scenario(relative: Path) -> Path:
-    # From the checkout's root the relative path works; from elsewhere, the
-    # scenarios folder beside the installed (editable) package.
-    if relative.is_file():
-        return relative
-    beside = Path(sim.__file__).resolve().parent.parent / relative
-    return beside if beside.is_file() else relative
-
-
-def _default_out(scenario: Scenario) -> Path:
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return Path("results") / scenario.name / stamp
-
-
-def _bar() -> Progress:
-    started = time.perf_counter()
-
-    def show(done: int, total: int, what: str) -> None:
-        elapsed = time.perf_counter() - started
-        left = elapsed / done * (total - done)
-        filled = int(30 * done / total)
-        print(
-            f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} {what}, {elapsed:.0f}s, ~{left:.0f}s left   ",
-            end="",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    return show

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sim.baseline import compare, load_baseline, record, regression
-from sim.check import Interval, decide, metric_interval
+from sim.analysis.baseline import baseline_document, compare, regression
+from sim.analysis.expect import decide
+from sim.analysis.intervals import Interval, metric_interval
 from sim.cli import main
+from sim.results.baselines import read_baseline, write_baseline
 from sim.runner import run
 from tests.model.scenarios import BASE, scenario
 
@@ -89,8 +91,8 @@ def test_recovery_percentile_counts_never_recovered_as_unbounded() -> None:
 def test_baseline_regression_detected_and_non_regression_not_flagged(tmp_path: Path) -> None:
     common = {"replications": 3, "duration": "6m", "clients.0.count": 200, "dns.resolvers.0.count": 200}
     short = run(scenario(**common, **{"dns.service_ttl": "30s"}), strategies=["cname_repoint"])
-    record(short, tmp_path)
-    stored = load_baseline(tmp_path, "validation")
+    write_baseline(tmp_path, baseline_document(short))
+    stored = read_baseline(tmp_path, "validation")
     # the same design on other seeds: nothing flagged
     again = run(scenario(**common, **{"dns.service_ttl": "30s"}), strategies=["cname_repoint"], seed=99)
     assert not [r for r in compare(again, stored) if r["regression"]]

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from sim.analysis.compare import comparison, replications_needed
 from sim.analysis.stats import t_quantile_975
 from sim.api import open_results
 from sim.cli import main
-from sim.compare import comparison, replications_needed
 from tests.model.scenarios import BASE
 
 
@@ -134,7 +134,7 @@ class _Run:
 
 
 def test_paired_difference_by_hand() -> None:
-    from sim.compare import pairable, paired_difference
+    from sim.analysis.compare import pairable, paired_difference
 
     a = _Run(7, [0.90, 0.80, 0.70, 0.95], [[10, 20], [30], [40, math.nan], [50]])
     b = _Run(7, [0.91, 0.82, 0.70, 0.97, 0.10], [[12, 22], [33], [40], [50], [99]])

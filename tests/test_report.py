@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 import sim
-from sim import report
+from sim.analysis.report import sweep_columns
+from sim.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -25,18 +26,9 @@ def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return results.write(tmp_path_factory.mktemp("runs") / "r")
 
 
-def _command(argv: list[str]) -> int:
-    # The same parser sim.cli builds when it registers the command (report.add_parser).
-    parser = argparse.ArgumentParser(prog="failover-sim")
-    sub = parser.add_subparsers(dest="command")
-    report.add_parser(sub)
-    args = parser.parse_args(argv)
-    return int(args.func(args))
-
-
 def test_report_of_a_results_folder(run_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "rep"
-    assert _command(["report", str(run_folder), "--out", str(out)]) == 0
+    assert main(["report", str(run_folder), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "report.html" in printed and "report.md" in printed
     page = (out / "report.html").read_text(encoding="utf-8")
@@ -57,7 +49,7 @@ def test_report_of_a_results_folder(run_folder: Path, tmp_path: Path, capsys: py
 
 
 def test_report_defaults_to_the_folder_itself(run_folder: Path) -> None:
-    html_path, md_path = report.write_report(run_folder)
+    html_path, md_path = sim.write_report(run_folder)
     assert html_path == run_folder / "report.html" and md_path.parent == run_folder
     # the run itself is still readable and its own figures untouched
     assert sim.open_results(run_folder).summary["scenario"] == "elb-blowup"
@@ -73,8 +65,8 @@ def test_report_of_a_sweep_folder(tmp_path: Path) -> None:
     folder = tmp_path / "sweep"
     folder.mkdir()
     pd.DataFrame(rows).to_parquet(folder / "sweep.parquet")
-    assert report.sweep_columns(pd.DataFrame(rows)) == ["dns.service_ttl"]
-    html_path, md_path = report.write_report(folder)
+    assert sweep_columns(pd.DataFrame(rows)) == ["dns.service_ttl"]
+    html_path, md_path = sim.write_report(folder)
     page = html_path.read_text(encoding="utf-8")
     assert "sweep results" in page and page.count("data:image/png;base64,") == 1
     md = md_path.read_text(encoding="utf-8")
@@ -83,9 +75,9 @@ def test_report_of_a_sweep_folder(tmp_path: Path) -> None:
 
 
 def test_not_a_results_folder_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _command(["report", str(tmp_path)]) == 2
+    assert main(["report", str(tmp_path)]) == 2
     assert "neither a results folder" in capsys.readouterr().err
-    assert _command(["report", str(tmp_path / "missing")]) == 2
+    assert main(["report", str(tmp_path / "missing")]) == 2
 
 
 def test_cohort_table() -> None:
@@ -97,30 +89,27 @@ def test_cohort_table() -> None:
             "recovery_s": [10.0, 20.0, float("nan"), 5.0],
         }
     )
-    table = report.cohort_table(clients).set_index("cohort")
+    table = sim.cohort_table(clients).set_index("cohort")
     assert table.loc["x", "affected"] == 1.5  # per replication
     assert table.loc["x", "never_%"] == pytest.approx(33.3, abs=0.1)
     assert table.loc["y", "p50_s"] == 5.0
-    assert report.cohort_table(clients.iloc[0:0]).empty
+    assert sim.cohort_table(clients.iloc[0:0]).empty
 
 
 def test_python_dash_m_sim_report(run_folder: Path, tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "sim.report", str(run_folder), "--out", str(tmp_path / "m")],
+        [sys.executable, "-m", "sim", "report", str(run_folder), "--out", str(tmp_path / "m")],
         capture_output=True, text=True, cwd=ROOT, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "m" / "report.html").is_file()
 
 
-def test_failover_sim_report_when_registered(run_folder: Path, tmp_path: Path) -> None:
+def test_failover_sim_report_is_registered(run_folder: Path, tmp_path: Path) -> None:
     from sim.cli import build_parser
 
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if "report" not in sub.choices:
-        pytest.skip("sim.cli does not register `report` yet (the lead adds report.add_parser(sub))")
-    from sim.cli import main
-
+    assert "report" in sub.choices
     assert main(["report", str(run_folder), "--out", str(tmp_path / "cli")]) == 0
     assert (tmp_path / "cli" / "report.md").is_file()

@@ -3,7 +3,7 @@
 `sweep(scenario, {"dns.service_ttl": ["30s", "300s"]}, replications=5)`
 returns the tidy table (one row per cell, strategy and replication, the swept
 values as columns) and, with `out=`, keeps it resumable on disk. The command is
-`failover-sim sweep` (sim.batch.cli); docs/scale-out.md shows Dask clusters.
+`failover-sim sweep` (sim/commands/sweep.py); docs/scale-out.md shows Dask clusters.
 """
 
 from __future__ import annotations
