@@ -55,7 +55,8 @@ def follow(
     before it (no request in between), its old refreshes during the outage and the
     G-measure of its old stub periods during it; per exact resolver: when its old
     answer ran out."""
-    run = _Follow(pop, shape, propagated, holding, query_rate, exact, fault, (service_ttl, balancer_ttl, prime_ttl), rng)
+    ttls = (service_ttl, balancer_ttl, prime_ttl)
+    run = _Follow(pop, shape, propagated, holding, query_rate, exact, fault, ttls, rng)
     for _ in range(MAX_ROUNDS):
         if not run.round():
             break
@@ -70,7 +71,8 @@ class _Follow:
     def __init__(self, pop: Population, shape: Intensity, propagated: float, holding: np.ndarray,
                  query_rate: np.ndarray, exact: np.ndarray, fault: tuple[float, float],
                  ttls: tuple[float, float | None, float], rng: np.random.Generator) -> None:
-        self.pop, self.shape, self.propagated, self.exact, self.fault, self.rng = pop, shape, propagated, exact, fault, rng
+        self.pop, self.shape, self.rng = pop, shape, rng
+        self.propagated, self.exact, self.fault = propagated, exact, fault
         self.service_ttl, self.balancer_ttl, prime_ttl = ttls
         mean_life = np.array([float(np.mean(p.lifetimes(self.service_ttl, rng, 64))) for p in pop.group_policies])
         stub_mean = max((float(np.mean(c.stub.lifetimes(prime_ttl, rng, 64))) for c in pop.cohorts

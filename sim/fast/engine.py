@@ -55,13 +55,14 @@ def unsupported(scenario: m.Scenario, strategies: Sequence[Strategy] | None = No
     engine does not model: scenario fields by path, strategies by the mechanism, naming the plan.
     A strategy is a name, a plan class, a plan, or a Deployment of this scenario."""
     out = _unsupported_fields(scenario)
+    blackhole = _blackholed(scenario)
     for strategy in scenario.strategies if strategies is None else strategies:
         try:
             deployment = build.compile(scenario, strategy)
         except ValueError as exc:
             out.append(f"strategies: {exc}")
             continue
-        out.extend(f"strategies: {deployment.strategy} {reason}" for reason in _unsupported_plan(deployment, _blackholed(scenario)))
+        out.extend(f"strategies: {deployment.strategy} {reason}" for reason in _unsupported_plan(deployment, blackhole))
     return out
 
 
@@ -133,7 +134,7 @@ def _unsupported_plan(deployment: build.Deployment, blackhole: bool) -> list[str
         if not published.changes_dns:
             out.append("publishes one address per balancer and moves them")
         elif published.addresses != 2:
-            out.append(f"publishes one address per balancer, {published.addresses} of them (two balancers)")
+            out.append(f"publishes one address per balancer, {published.addresses} of them (the engine follows two)")
         elif blackhole:
             out.append("publishes one address per balancer, with a blackholed balancer (fallback delays)")
     return out
