@@ -429,9 +429,8 @@ class Parser:
             head.method, head.target, head.version = m.groups()
         lengths: list[bytes] = []
         te: bytes | None = None
-        conn = b""
+        conn = xff = b""
         hosts = 0
-        xff = b""
         hop = False
         if len(whole) > eol + 2:
             # one C-speed pass validates every field line: a token name right
@@ -444,19 +443,21 @@ class Parser:
             # (values carry their trailing whitespace: stripped where used)
             for name, value in _WANTED.findall(whole, eol + 1):
                 name = name.lower()
-                value = value.rstrip(b" \t")
                 if name == b"content-length":
-                    lengths.append(value)
+                    lengths.append(value.rstrip(b" \t"))
                 elif name == b"transfer-encoding":
+                    value = value.rstrip(b" \t")
                     te = value if te is None else te + b", " + value
                 elif name == b"host":
                     hosts += 1
                 elif name == b"x-forwarded-for":
+                    value = value.rstrip(b" \t")
                     xff = value if not xff else xff + b", " + value
                     hop = True
                 else:
                     hop = True
                     if name == b"connection":
+                        value = value.rstrip(b" \t")
                         conn = value if not conn else conn + b", " + value
         head.xff = xff
         head.hop = hop
@@ -476,27 +477,38 @@ class Parser:
         elif head.version != b"HTTP/1.1":
             head.keep_alive = False
         if not response and hosts != 1:
-            if head.version == b"HTTP/1.1":
-                raise ParseError(400, "exactly one Host header is required in HTTP/1.1")
-            if hosts > 1:
-                raise ParseError(400, "more than one Host header")
+            _refuse_hosts(hosts, head.version)
+        if response or lengths or te is not None:
+            self._frame(head, lengths, te, out)
+            return
+        # most requests: no body (framing NONE), done with the head; here, a call less
+        self.head = head
+        self._state = _DONE
+        out += (head, END)
+
+    def _frame(self, head: Head, lengths: list[bytes], te: bytes | None, out: list[object]) -> None:
+        """Check a message's body framing (RFC 9112 6.3), then emit its head and
+        wait for its body; the rest of :meth:`_emit_head`."""
+        response = self._response
+        bad = 502 if response else 400
         length = -1
         if lengths:
-            if len(lengths) == 1 and b"," not in lengths[0]:
-                only = lengths[0]
-            else:
+            only = lengths[0]
+            # one plain value, or else all the values listed must be the same
+            if len(lengths) != 1 or not (only.isdigit() and len(only) <= 18):
                 values = {v.strip() for item in lengths for v in item.split(b",")}
                 if len(values) != 1:
                     raise ParseError(bad, "conflicting Content-Length values")
                 (only,) = values
-            if not (only.isdigit() and len(only) <= 18):
-                raise ParseError(bad, "malformed Content-Length")
+                if not (only.isdigit() and len(only) <= 18):
+                    raise ParseError(bad, "malformed Content-Length")
             length = int(only)
         if te is not None:
             if lengths:
                 # the classic smuggling vector: refuse, never guess (RFC 9112 6.3)
                 raise ParseError(bad, "both Content-Length and Transfer-Encoding")
-            if te.strip().lower() != b"chunked":
+            # (the usual spelling first: no copies for it)
+            if te != b"chunked" and te.strip().lower() != b"chunked":
                 raise ParseError(501 if not response else 502, "unsupported Transfer-Encoding")
             if head.version != b"HTTP/1.1":
                 raise ParseError(bad, "Transfer-Encoding in an HTTP/1.0 message")
@@ -584,6 +596,15 @@ class Parser:
                     if not sep or _TOKEN.fullmatch(name) is None:
                         raise ParseError(bad, "malformed trailer field")
         return -1
+
+
+def _refuse_hosts(hosts: int, version: bytes) -> None:
+    """A request with other than one Host field: refused in HTTP/1.1, and with
+    more than one in HTTP/1.0 (RFC 9112 3.2)."""
+    if version == b"HTTP/1.1":
+        raise ParseError(400, "exactly one Host header is required in HTTP/1.1")
+    if hosts > 1:
+        raise ParseError(400, "more than one Host header")
 
 
 def error_response(status: int, close: bool = True, detail: str = "") -> bytes:
