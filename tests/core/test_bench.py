@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from sim.bench.core import render_table, run_bench
+from sim.bench.core import render_table, run_bench, summarize
 
 NEEDS = {"simcore": ["wrk"], "haproxy": ["wrk", "haproxy"], "nginx": ["wrk", "nginx"]}
 
@@ -51,108 +51,113 @@ class _FakeProc:
         self.stopped = True
 
 
-def test_run_bench_drives_targets_in_order_and_writes_results(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The harness's own bookkeeping, with the processes and generators replaced by fakes."""
-    from sim.bench import core
+class FakeBench:
+    """bench core's processes, wrk, CPU readings and open-loop steps, faked and logged."""
 
-    calls: list[tuple[Any, ...]] = []
-    procs: list[_FakeProc] = []
-    backend = _FakeProc(100)
-    cpu = iter(float(i) for i in range(1000))
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.procs: list[_FakeProc] = []
+        self.backend = _FakeProc(100)
+        self.logged: list[str] = []
+        self._cpu = iter(float(i) for i in range(1000))
 
     def start_target(
-        target: str, mode: str, out: Path, bport: int, cpu_: int | None
+        self, target: str, mode: str, out: Path, bport: int, cpu: int | None
     ) -> tuple[_FakeProc | None, int, str]:
-        calls.append(("start", target, mode, bport, cpu_))
+        self.calls.append(("start", target, mode, bport, cpu))
         if target == "nginx":
             return None, 0, "nginx is not installed"
         if target == "direct":
             return None, bport, ""
-        procs.append(_FakeProc(200 + len(procs)))
-        return procs[-1], 7000 + len(procs), ""
+        self.procs.append(_FakeProc(200 + len(self.procs)))
+        return self.procs[-1], 7000 + len(self.procs), ""
 
-    def run_wrk(port: int, duration: float, connections: int, cpu_: int | None) -> dict[str, Any]:
-        calls.append(("wrk", port, duration, connections, cpu_))
+    def run_wrk(
+        self, port: int, duration: float, connections: int, cpu: int | None
+    ) -> dict[str, Any]:
+        self.calls.append(("wrk", port, duration, connections, cpu))
         return {"rps": 1000.0 + port, "errors": 0, "wrk_cpu_s": 0.5, "raw": ""}
 
     def openloop_run(
-        pin: list[str], env: dict[str, str], port: int, rate: float, d: float, w: float
+        self, pin: list[str], env: dict[str, str], port: int, rate: float, d: float, w: float
     ) -> dict[str, Any]:
-        calls.append(("openloop", port, rate, d, w))
+        self.calls.append(("openloop", port, rate, d, w))
         return {"completed": 10, "saturated": False, "p50_us": port // 100, "p99_us": port // 10}
 
-    def cpu_seconds(pid: int) -> float:
-        calls.append(("cpu", pid))
-        return next(cpu) * 2
+    def cpu_seconds(self, pid: int) -> float:
+        self.calls.append(("cpu", pid))
+        return next(self._cpu) * 2
 
-    monkeypatch.setattr(core.shutil, "which", lambda name: f"/usr/bin/{name}")
-    monkeypatch.setattr(core, "start_backend", lambda out, cpu_: (backend, 6000, "fake backend"))
-    monkeypatch.setattr(core, "start_target", start_target)
-    monkeypatch.setattr(core, "run_wrk", run_wrk)
-    monkeypatch.setattr(core, "cpu_seconds", cpu_seconds)
-    monkeypatch.setattr(core.openloop, "run", openloop_run)
-    monkeypatch.setattr(core, "plot", lambda results, path: None)
-    monkeypatch.setattr(core.sys, "argv", ["failover-sim", "bench", "core", "--quick"])
-    monkeypatch.setattr(core.time, "strftime", lambda fmt: "2026-01-01T00:00:00")
-    logged: list[str] = []
+    def run(self, out: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+        from sim.bench import core
 
-    results = core.run_bench(
-        tmp_path, ["direct", "simcore", "nginx"], ["http", "tcp"], duration=2.0,
-        latency_duration=0.5, loads=[0.25, 0.5], repeat=2, connections=7, warmup=0.1,
-        lb_cpu=1, gen_cpu=0, log=logged.append, warm_wrk=0.3,
-    )  # fmt: skip
+        monkeypatch.setattr(core.shutil, "which", lambda name: f"/usr/bin/{name}")
+        monkeypatch.setattr(core, "start_backend", lambda out, cpu: (self.backend, 6000, "fake"))
+        monkeypatch.setattr(core, "start_target", self.start_target)
+        monkeypatch.setattr(core, "run_wrk", self.run_wrk)
+        monkeypatch.setattr(core, "cpu_seconds", self.cpu_seconds)
+        monkeypatch.setattr(core.openloop, "run", self.openloop_run)
+        monkeypatch.setattr(core, "plot", lambda results, path: None)
+        monkeypatch.setattr(core.sys, "argv", ["failover-sim", "bench", "core", "--quick"])
+        monkeypatch.setattr(core.time, "strftime", lambda fmt: "2026-01-01T00:00:00")
+        return core.run_bench(
+            out, ["direct", "simcore", "nginx"], ["http", "tcp"], duration=2.0,
+            latency_duration=0.5, loads=[0.25, 0.5], repeat=2, connections=7, warmup=0.1,
+            lb_cpu=1, gen_cpu=0, log=self.logged.append, warm_wrk=0.3,
+        )  # fmt: skip
 
+
+def test_run_bench_order_of_targets_and_measurements(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeBench()
+    results = fake.run(tmp_path, monkeypatch)
     # the order alternates between repetitions, every balancer is stopped, the backend too
-    started = [(c[1], c[2]) for c in calls if c[0] == "start"]
+    started = [(c[1], c[2]) for c in fake.calls if c[0] == "start"]
     assert started == [
         *[(t, m) for m in ("http", "tcp") for t in ("direct", "simcore", "nginx")],
         *[(t, m) for m in ("http", "tcp") for t in ("nginx", "simcore", "direct")],
     ]
-    assert all(p.stopped for p in procs) and backend.stopped
+    assert all(p.stopped for p in fake.procs) and fake.backend.stopped
     # a warm-up run, then the measured one between two CPU readings, then the steps
-    assert calls[1:6] == [
+    assert fake.calls[1:7] == [
         ("wrk", 6000, 0.3, 7, 0),
         ("cpu", 100),
         ("wrk", 6000, 2.0, 7, 0),
         ("cpu", 100),
         ("openloop", 6000, 7000.0 * 0.25, 0.5, 0.1),
+        ("openloop", 6000, 7000.0 * 0.5, 0.5, 0.1),
     ]
     assert results["skipped"] == {
         "nginx-http": "nginx is not installed",
         "nginx-tcp": "nginx is not installed",
     }
-    assert [list(r) for r in results["runs"][:1]] == [
-        [
-            "rep",
-            "mode",
-            "target",
-            "rps",
-            "wrk_errors",
-            "cpu_s",
-            "rps_per_cpu_s",
-            "wrk_cpu_s",
-            "latency",
-        ]
-    ]
+    assert "skip nginx http: nginx is not installed" in fake.logged
+
+
+def test_run_bench_rows_and_what_it_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeBench()
+    results = fake.run(tmp_path, monkeypatch)
+    assert list(results) == [
+        "command", "started", "backend", "pinning", "body_bytes", "wrk_connections", "loads",
+        "runs", "skipped", "summary",
+    ]  # fmt: skip
+    assert results["command"] == "failover-sim bench core --quick"
     assert [(r["rep"], r["mode"], r["target"]) for r in results["runs"]] == [
         (0, "http", "direct"), (0, "http", "simcore"), (0, "tcp", "direct"), (0, "tcp", "simcore"),
         (1, "http", "simcore"), (1, "http", "direct"), (1, "tcp", "simcore"), (1, "tcp", "direct"),
     ]  # fmt: skip
     first = results["runs"][0]
+    assert list(first) == [
+        "rep", "mode", "target", "rps", "wrk_errors", "cpu_s", "rps_per_cpu_s", "wrk_cpu_s",
+        "latency",
+    ]  # fmt: skip
     assert first["cpu_s"] == 2.0 and first["rps_per_cpu_s"] == 7000.0 * 2.0 / 2.0
     assert [x["load"] for x in first["latency"]] == [0.25, 0.5]
-    assert results["command"] == "failover-sim bench core --quick"
-    assert list(results) == [
-        "command", "started", "backend", "pinning", "body_bytes", "wrk_connections", "loads",
-        "runs", "skipped", "summary",
-    ]  # fmt: skip
-    assert results["summary"] == core.summarize(results)
+    assert results["summary"] == summarize(results)
     assert json.loads((tmp_path / "results.json").read_text()) == results
-    assert (tmp_path / "results.md").read_text() == core.render_table(results)
-    assert logged[:2] == [
+    assert (tmp_path / "results.md").read_text() == render_table(results)
+    assert fake.logged[:2] == [
         "rep 0 http direct        7000 req/s       7000 req/CPU-s  25%: p99 600 us  50%: p99 600 us",
         "rep 0 http simcore       8001 req/s       8001 req/CPU-s  25%: p99 700 us  50%: p99 700 us",
     ]
-    assert "skip nginx http: nginx is not installed" in logged
