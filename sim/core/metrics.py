@@ -26,27 +26,12 @@ LATENCY_BUCKETS: tuple[float, ...] = (
 _SCALARS: tuple[tuple[str, str, str, str], ...] = (
     ("failover_active_connections", "gauge", "active_connections", "Open client connections."),
     ("failover_connections_total", "counter", "connections_total", "Client connections accepted."),
-    (
-        "failover_rejected_connections_total",
-        "counter",
-        "rejected_connections",
-        "Client connections refused over max_connections.",
-    ),
+    ("failover_rejected_connections_total", "counter", "rejected_connections", "Client connections refused over max_connections."),
     ("failover_retries_total", "counter", "retries", "Attempts repeated on another backend."),
     ("failover_ejections_total", "counter", "ejections", "Passive ejections of a backend."),
-    (
-        "failover_upstream_connects_total",
-        "counter",
-        "upstream_connects",
-        "New connections opened to backends.",
-    ),
-    (
-        "failover_connect_failures_total",
-        "counter",
-        "connect_failures",
-        "Failed connections to backends.",
-    ),
-)
+    ("failover_upstream_connects_total", "counter", "upstream_connects", "New connections opened to backends."),
+    ("failover_connect_failures_total", "counter", "connect_failures", "Failed connections to backends."),
+)  # fmt: skip
 
 
 class Metrics:
