@@ -143,7 +143,7 @@ class Downstream(asyncio.Protocol, Generic[P]):
         return True
 
     def _leave(self) -> bool:
-        """Count the connection out, once; False when it was already."""
+        """Count the connection out, once; False when it already was, or never was in."""
         if self.closed:
             return False
         self.closed = True
@@ -153,7 +153,7 @@ class Downstream(asyncio.Protocol, Generic[P]):
         return True
 
     def _on_connected(self, up: Any) -> None:
-        """The connect to ``self.backend`` succeeded (or one it gave up on did)."""
+        """A connect this connection asked for succeeded; it may have moved on since."""
         raise NotImplementedError
 
     def _on_connect_failed(self, backend: Backend, why: str) -> None:
