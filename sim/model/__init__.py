@@ -1,5 +1,5 @@
 """The SimPy discrete-event model: per request, exact, the reference engine."""
 
-from sim.model.engine import ReplicationOutput, simulate
+from sim.model.engine import DRAWS, ReplicationOutput, simulate, unsupported
 
-__all__ = ["ReplicationOutput", "simulate"]
+__all__ = ["DRAWS", "ReplicationOutput", "simulate", "unsupported"]

@@ -2,23 +2,51 @@
 
 They change which addresses exist and how many instances serve; the
 request path sees their effect only through the objects it already reads.
+They drive a replication through its public interface (`Host`, below;
+sim.model.engine.Replication provides it), never its internals.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
-from sim.model.world import REFUSE, UP, Balancer, Endpoint
+import numpy as np
+import simpy
+from simpy.events import Timeout
+
+from sim.model.world import REFUSE, UP, Balancer, Endpoint, Instance
 from sim.policy.scaling import scaling_decision
+from sim.scenario import models as m
 
-if TYPE_CHECKING:
-    from sim.model.engine import Replication
+
+class Host(Protocol):
+    """What a background process may read and call of a replication."""
+
+    env: simpy.Environment
+    rng: dict[str, np.random.Generator]
+    scenario: m.Scenario
+    balancers: dict[str, Balancer]
+    instances: list[Instance]
+    fleet: list[tuple[float, int]]  # (time, instances live or launching), appended at each scaling decision
+
+    def add_node(self, balancer: Balancer) -> Endpoint: ...
+
+    def publish_nodes(self, balancer: Balancer) -> None: ...
+
+    def launch_instance(self, healthy: bool) -> Instance: ...
+
+    def retire_instance(self, inst: Instance) -> None: ...
+
+    def kill(self, inst: Instance, mode: str) -> None: ...
+
+    def later(self, delay: float, callback: Callable[[Timeout], None], value: object) -> None: ...
 
 # How often a balancer looks at its load per node to decide on scaling.
 SCALING_CHECK = 10.0
 
 
-def start(rep: Replication) -> None:
+def start(rep: Host) -> None:
     sc = rep.scenario
     for spec in sc.balancers:
         balancer = rep.balancers[spec.name]
@@ -33,7 +61,7 @@ def start(rep: Replication) -> None:
         rep.env.process(_autoscaling(rep))
 
 
-def _churn(rep: Replication, balancer: Balancer, mean_between: float, drain: float):  # type: ignore[no-untyped-def]
+def _churn(rep: Host, balancer: Balancer, mean_between: float, drain: float):  # type: ignore[no-untyped-def]
     """ELB replaces node addresses now and then: the new one is published at
     once; the old one keeps answering for `drain`, then refuses. Clients that
     hold the old address (resolve-once proxies, caches kept forever, pooled
@@ -44,17 +72,17 @@ def _churn(rep: Replication, balancer: Balancer, mean_between: float, drain: flo
         yield rep.env.timeout(rng.exponential(mean_between / max(1, len(balancer.nodes))))
         old = balancer.nodes[int(rng.integers(len(balancer.nodes)))]
         balancer.nodes.remove(old)
-        rep._add_node(balancer)
-        rep.auth.balancers[balancer.name] = rep._published(balancer)
+        rep.add_node(balancer)
+        rep.publish_nodes(balancer)
         rep.env.process(_retire(rep, old, drain))
 
 
-def _retire(rep: Replication, node: Endpoint, drain: float):  # type: ignore[no-untyped-def]
+def _retire(rep: Host, node: Endpoint, drain: float):  # type: ignore[no-untyped-def]
     yield rep.env.timeout(drain)
     node.retired = True
 
 
-def _node_scaling(rep: Replication, balancer: Balancer, spec):  # type: ignore[no-untyped-def]
+def _node_scaling(rep: Host, balancer: Balancer, spec):  # type: ignore[no-untyped-def]
     """Nodes are added when the load per node passes capacity, after a delay."""
     rng = rep.rng["control"]
     while True:
@@ -66,26 +94,26 @@ def _node_scaling(rep: Replication, balancer: Balancer, spec):  # type: ignore[n
             rep.env.process(_add_node_later(rep, balancer, float(spec.scale_delay.sample(rng, 1)[0])))
 
 
-def _add_node_later(rep: Replication, balancer: Balancer, delay: float):  # type: ignore[no-untyped-def]
+def _add_node_later(rep: Host, balancer: Balancer, delay: float):  # type: ignore[no-untyped-def]
     yield rep.env.timeout(delay)
-    rep._add_node(balancer)
+    rep.add_node(balancer)
     balancer.front.capacity += balancer.capacity
-    rep.auth.balancers[balancer.name] = rep._published(balancer)
+    rep.publish_nodes(balancer)
     balancer.scaling = False
 
 
-def _failures(rep: Replication, inst):  # type: ignore[no-untyped-def]
+def _failures(rep: Host, inst):  # type: ignore[no-untyped-def]
     spec = rep.scenario.backends.failures
     rng = rep.rng["faults"]
     while not inst.removed:
         yield rep.env.timeout(rng.exponential(spec.mtbf))
         if inst.mode is UP and not inst.removed:
-            rep._kill(inst, REFUSE)
+            rep.kill(inst, REFUSE)
             yield rep.env.timeout(float(spec.repair.sample(rng, 1)[0]))
             inst.mode = UP
 
 
-def _autoscaling(rep: Replication):  # type: ignore[no-untyped-def]
+def _autoscaling(rep: Host):  # type: ignore[no-untyped-def]
     """Target tracking: every `period`, size the fleet so that utilization
     (busy workers over all workers, sampled each second) meets the target;
     new instances serve after `launch_delay` and once health checks pass."""
@@ -97,7 +125,7 @@ def _autoscaling(rep: Replication):  # type: ignore[no-untyped-def]
     def launched(_event) -> None:  # type: ignore[no-untyped-def]
         nonlocal pending
         pending -= 1
-        rep._launch_instance(healthy=False)
+        rep.launch_instance(healthy=False)
 
     while True:
         busy = 0.0
@@ -113,12 +141,9 @@ def _autoscaling(rep: Replication):  # type: ignore[no-untyped-def]
         if change > 0:
             for _ in range(change):
                 pending += 1
-                rep._later(float(spec.launch_delay.sample(rng, 1)[0]), launched, None)
+                rep.later(float(spec.launch_delay.sample(rng, 1)[0]), launched, None)
         elif change < 0:
             # Scale in: the instance with the least work in flight.
-            inst = min(live, key=lambda i: i.outstanding)
-            inst.draining = True
-            inst.removed = True  # no new work; what it holds finishes
-            rep._eligible = None
+            rep.retire_instance(min(live, key=lambda i: i.outstanding))
         rep.fleet.append((env.now, len([i for i in rep.instances if not i.removed]) + pending))
 
