@@ -1,0 +1,56 @@
+"""The model's random inputs for one replication, as the lab replays them.
+
+The sharpest test of a model is to drive it and the real system with the same
+inputs (trace-driven validation: Law, *Simulation Modeling and Analysis*, 5th
+ed., section 5.6.1). Here the inputs are random draws, and the lab takes them
+from the model's own streams for the same seed:
+
+- which resolver each client uses (the "clients" stream);
+- the state a random moment of steady state finds: each resolver's cached
+  records and when they expire, each client's stub cache, address rotation
+  and open connection (the "priming" stream);
+- every cohort's arrivals, request by request (the "arrivals" seeds, drawn
+  with sim.policy.sampling.arrival_blocks on both sides);
+- each resolver's cache lifetimes, answer by answer (its own seed: the
+  stretching forwarders draw the same extras as the model's resolvers);
+- the health checker's phase and the plan's delays (the "failover" stream),
+  and which instances an instance fault takes (the "faults" stream).
+
+So a lab replication and the model's replication of the same seed differ only
+by what the real processes do differently (timing, whole-second TTLs,
+sockets). The run layer hands the `Trace` (sim.replication) to the lab; the
+lab never imports the model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.model.dns import SERVICE
+from sim.model.engine import Replication, Strategy
+from sim.replication import CachedRecord, ClientState, Trace
+from sim.scenario import models as m
+
+
+def trace(scenario: m.Scenario, strategy: Strategy, seed: np.random.SeedSequence) -> Trace:
+    """Build (not run) the model's replication of `seed` and read its draws."""
+    rep = Replication(scenario, strategy, seed)
+    index = {id(r): i for i, r in enumerate(rep.resolvers)}
+    balancers = set(rep.balancers)
+    caches = []
+    for resolver in rep.resolvers:
+        records = []
+        for key, _value, expires in resolver.cache.items():
+            if key == SERVICE:
+                records.append(CachedRecord("service", False, expires))
+            elif isinstance(key, str) and key in balancers:
+                records.append(CachedRecord(key, True, expires))
+        caches.append(records)
+    clients = []
+    for c in rep.clients:
+        primed = c.stub_value is not None and c.stub_expires > 0.0
+        clients.append(ClientState(
+            index[id(c.resolver)], float(c.stub_expires) if primed else None, int(c.rotation),
+            (float(c.conn_opened), float(c.conn_last)) if c.conn is not None else None))
+    return Trace(clients, caches, list(rep.arrival_seeds), list(rep.resolver_seeds), rep.rng["failover"],
+                 rep.rng["faults"])

@@ -1,0 +1,108 @@
+"""sim.model.trace: a replication's random inputs, read without running it, are the
+ones the model's replication of the same seed draws (the lab replays them;
+tests/lab runs the lab itself)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+import sim.model
+from sim.model.engine import Replication
+from sim.policy.failover import CnameRepoint
+from sim.policy.sampling import arrival_blocks
+from sim.replication import CachedRecord, Trace
+from sim.scenario import load_data
+from sim.scenario.build import compile as compile_strategy
+from tests.model.scenarios import BASE
+
+
+def _scenario():  # type: ignore[no-untyped-def]
+    doc = copy.deepcopy(BASE)
+    doc.update({"name": "trace", "duration": "60s"})
+    doc["clients"] = [
+        {"name": "a", "count": 7, "rate": "2/s", "stub_cache": {"kind": "fixed", "ttl": "30s"}, "keepalive": "60s"},
+        {"name": "b", "count": 3, "rate": "1/s", "stub_cache": {"kind": "none"}},
+    ]
+    doc["dns"]["resolvers"] = [
+        {"name": "isp", "count": 3, "share": 0.7, "policy": {"kind": "honor"}},
+        {"name": "stretch", "count": 2, "share": 0.3, "policy": {"kind": "extend", "extra": {"exp": "5m"}}},
+    ]
+    return load_data(doc, "trace")
+
+
+def test_layout_priming_and_lifetimes_are_the_models() -> None:
+    sc = _scenario()
+    seed = np.random.SeedSequence(5)
+    trace = sim.model.trace(sc, "cname_repoint", seed)
+    assert isinstance(trace, Trace)
+    assert all(isinstance(r, CachedRecord) for records in trace.caches for r in records)
+    rep = Replication(sc, "cname_repoint", np.random.SeedSequence(5))
+    index = {id(r): i for i, r in enumerate(rep.resolvers)}
+    assert [c.resolver for c in trace.clients] == [index[id(c.resolver)] for c in rep.clients]
+    assert any(c.conn is not None for c in trace.clients) and any(c.stub_expires for c in trace.clients)
+    for state, client in zip(trace.clients, rep.clients, strict=True):
+        assert state.rotation == client.rotation
+        if state.stub_expires is not None:
+            assert state.stub_expires == client.stub_expires
+    # each resolver's primed records, and its stream of lifetimes: a forwarder seeded
+    # with trace.resolver_seeds[j] draws what the model's resolver j draws
+    for j, resolver in enumerate(rep.resolvers):
+        expected = sorted(e for _, _, e in resolver.cache.items())
+        assert sorted(r.expires for r in trace.caches[j]) == expected
+        mine = np.random.default_rng(trace.resolver_seeds[j])
+        assert resolver.cache.policy.lifetime(300.0, mine) == resolver.cache.policy.lifetime(300.0, resolver.rng)
+    # the failover stream is the model's: the health checker's phase is its first draw
+    assert trace.failover.random() == rep.rng["failover"].random()
+    assert trace.faults.random() == rep.rng["faults"].random()
+
+
+def test_the_arrival_seeds_give_the_models_requests() -> None:
+    """Replayed with sim.policy.sampling.arrival_blocks, each cohort's seed gives the
+    requests the model issues, request for request (no traffic fault here)."""
+    sc = _scenario()
+    seed = np.random.SeedSequence(11)
+    rep = Replication(sc, "cname_repoint", seed)
+    issued: list[tuple[float, int]] = []
+    rep._issue = lambda client: issued.append((round(rep.env.now, 9), client.id))  # type: ignore[method-assign]
+    rep.run()
+
+    trace = sim.model.trace(sc, "cname_repoint", seed)
+    replayed: list[tuple[float, int]] = []
+    first = 0
+    for cohort, arrival_seed in zip(sc.clients, trace.arrival_seeds, strict=True):
+        n = sc.cohort_sizes()[cohort.name]
+        rng = np.random.default_rng(np.random.SeedSequence(arrival_seed))
+        t = 0.0
+        for gaps, picks, _coins in arrival_blocks(rng, cohort.rate * n, n):
+            for gap, pick in zip(gaps, picks, strict=True):
+                t += gap
+                if t >= sc.end:
+                    break
+                replayed.append((round(t, 9), first + pick))
+            else:
+                continue
+            break
+        first += n
+    assert len(issued) > 500
+    assert sorted(replayed) == sorted(issued)
+
+
+def test_a_trace_is_the_same_however_the_strategy_is_given() -> None:
+    sc = _scenario()
+    for strategy in (CnameRepoint, compile_strategy(sc, "cname_repoint")):
+        by_name = sim.model.trace(sc, "cname_repoint", np.random.SeedSequence(3))
+        other = sim.model.trace(sc, strategy, np.random.SeedSequence(3))
+        assert other.clients == by_name.clients and other.caches == by_name.caches
+        assert (other.arrival_seeds, other.resolver_seeds) == (by_name.arrival_seeds, by_name.resolver_seeds)
+        assert other.failover.random() == by_name.failover.random()
+
+
+def test_a_trace_does_not_depend_on_what_the_seed_was_used_for_before() -> None:
+    sc = _scenario()
+    seed = np.random.SeedSequence(8)
+    before = sim.model.trace(sc, "cname_repoint", seed)
+    seed.spawn(3)  # spawning counts children on the SeedSequence itself
+    after = sim.model.trace(sc, "cname_repoint", seed)
+    assert after.clients == before.clients and after.arrival_seeds == before.arrival_seeds
