@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import sim
+from sim._version import __version__
 from sim.scenario import Scenario, ScenarioError, strategy_refusals, zone_violations
+from sim.scenario.build import compile as compile_strategy
 
 ENGINES = ("des", "fast", "lab")
 Progress = Callable[[int, int, str], None]
@@ -24,42 +25,46 @@ Progress = Callable[[int, int, str], None]
 def replicate(scenario: Scenario, engine: str, strategy: str, seed: np.random.SeedSequence, replication: int = 0,
               lab: object = None):  # type: ignore[no-untyped-def]
     """One replication of one strategy on one engine: a ReplicationOutput
-    (metrics, clients, timeline). Every engine takes the same seed sequence."""
+    (metrics, clients, timeline). Every engine takes the same seed sequence, and
+    the strategy is decided once (sim.scenario.build.compile) for all of them."""
+    deployment = compile_strategy(scenario, strategy)
     if engine == "lab":
+        from sim.lab import replicate as lab_replicate
         from sim.lab.procs import LabError
-        from sim.lab.world import replicate as lab_replicate
+        from sim.model.trace import trace
 
+        # The lab replays the model's draws for this seed; the run layer hands them over,
+        # so the lab itself never imports the model.
+        replayed = trace(scenario, deployment, seed)
         try:
-            return lab_replicate(scenario, strategy, seed, replication, lab)  # type: ignore[arg-type]
+            return lab_replicate(scenario, deployment, seed, replication, lab, trace=replayed)  # type: ignore[arg-type]
         except LabError as exc:
             raise RunError(str(exc)) from None
+    return _engine(engine).simulate(scenario, deployment, seed, replication)
+
+
+def _engine(engine: str):  # type: ignore[no-untyped-def]
+    """The engine's package: each exposes `simulate` (or, the lab, `replicate`) and `unsupported`."""
     if engine == "des":
-        from sim.model import simulate
+        import sim.model as module
+    elif engine == "fast":
+        import sim.fast as module
+    elif engine == "lab":
+        import sim.lab as module
+    else:
+        raise RunError(f"engine {engine!r} is not available; expected one of {list(ENGINES)}")
+    return module
 
-        return simulate(scenario, strategy, seed, replication)
-    if engine == "fast":
-        from sim.fast import simulate as fast_simulate
 
-        return fast_simulate(scenario, strategy, seed, replication)
-    raise RunError(f"engine {engine!r} is not available; expected one of {list(ENGINES)}")
+_ENGINE_NAMES = {"fast": "the fast engine", "lab": "the lab"}
 
 
 def check_engine(scenario: Scenario, engine: str, strategies: Sequence[str] | None = None) -> None:
     """Raise RunError if `engine` cannot run `scenario` with `strategies` (what it does not model, named)."""
-    if engine not in ENGINES:
-        raise RunError(f"engine {engine!r} is not available; expected one of {list(ENGINES)}")
-    if engine == "fast":
-        from sim.fast import unsupported
-
-        reasons = unsupported(scenario, list(strategies) if strategies is not None else None)
-        if reasons:
-            raise RunError("the fast engine cannot run this scenario: " + "; ".join(reasons) + " (use --engine des)")
-    if engine == "lab":
-        from sim.lab.world import unsupported as lab_unsupported
-
-        reasons = lab_unsupported(scenario)
-        if reasons:
-            raise RunError("the lab cannot run this scenario: " + "; ".join(reasons) + " (use --engine des)")
+    reasons = _engine(engine).unsupported(scenario, list(strategies) if strategies is not None else None)
+    if reasons:
+        raise RunError(f"{_ENGINE_NAMES.get(engine, 'the model')} cannot run this scenario: "
+                       + "; ".join(reasons) + " (use --engine des)")
 
 
 class RunError(Exception):
@@ -173,17 +178,7 @@ def run(
     """
     check_engine(scenario, engine)
     if engine == "lab":
-        from sim.lab.procs import LabError
-        from sim.lab.world import LabOptions, effective, time_scale_problems
-
-        lab = lab or LabOptions()
-        problems = time_scale_problems(scenario, lab.time_scale)  # type: ignore[attr-defined]
-        if problems:
-            raise RunError("; ".join(problems))
-        try:
-            scenario = effective(scenario, lab)  # type: ignore[arg-type]
-        except (LabError, ScenarioError) as exc:
-            raise RunError(str(exc)) from None
+        scenario, lab = _lab_scenario(scenario, lab)
     from sim.analysis import summarize
     from sim.results.manifest import manifest as make_manifest
 
@@ -223,7 +218,7 @@ def run(
         scenario=scenario.name,
         engine=engine,
         seed=seed,
-        version=sim.__version__,
+        version=__version__,
         fault_times=[f.at for f in scenario.faults],
     )
     if refused:
@@ -231,14 +226,29 @@ def run(
     doc = scenario.to_document()
     manifest = make_manifest(doc, engine=engine, wall_time_s=wall, seed=seed, replications=reps)
     if engine in ("des", "lab"):
-        from sim.model.engine import DRAWS
+        from sim.replication import DRAWS
 
-        manifest["draws"] = DRAWS  # the lab replays the model's draws (sim.lab.trace)
+        manifest["draws"] = DRAWS  # the lab replays the model's draws (sim.model.trace)
     if engine == "lab":
         manifest["lab"] = {"time_scale": lab.time_scale, "clients_scale": lab.clients_scale,  # type: ignore[attr-defined]
                            "max_resolvers": lab.max_resolvers,  # type: ignore[attr-defined]
                            "note": "scenario is the effective scenario that ran; run the model on it to compare"}
     return Results(scenario, engine, seed, summary, replications_df, clients_df, timeline_df, manifest, refused)
+
+
+def _lab_scenario(scenario: Scenario, lab: object) -> tuple[Scenario, object]:
+    """The scenario as the lab runs it (scaled time and clients), and the lab's options."""
+    from sim.lab.procs import LabError
+    from sim.lab.world import LabOptions, effective, time_scale_problems
+
+    lab = lab or LabOptions()
+    problems = time_scale_problems(scenario, lab.time_scale)  # type: ignore[attr-defined]
+    if problems:
+        raise RunError("; ".join(problems))
+    try:
+        return effective(scenario, lab), lab  # type: ignore[arg-type]
+    except (LabError, ScenarioError) as exc:
+        raise RunError(str(exc)) from None
 
 
 def _lab_side_by_side(scenario: Scenario, names: list[str], child: np.random.SeedSequence, k: int, lab: object) -> dict:
