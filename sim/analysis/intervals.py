@@ -22,7 +22,7 @@ __all__ = [
     "HIGHER_IS_BETTER", "METRICS", "NEUTRAL", "Interval", "RunTables", "interval_frame", "metric_interval", "number",
 ]
 
-# The metric names of scenario-v1's summary, and which way is better.
+# The metric names of docs/scenario.md's summary, and which way is better.
 HIGHER_IS_BETTER = {"availability"}
 NEUTRAL = {"requests", "dns_queries"}
 METRICS = (

@@ -169,7 +169,7 @@ def summarize(
     version: str,
     fault_times: Sequence[float] = (),
 ) -> dict[str, Any]:
-    """The summary.json dict (scenario-v1.md, "Results") from a run's tables.
+    """The summary.json dict (docs/scenario.md, "Results") from a run's tables.
 
     ``replications`` and ``clients`` are the REPLICATIONS and CLIENTS tables.
     Per strategy, every scalar is the mean over replications, and ``ci95`` holds

@@ -14,17 +14,17 @@ from sim.policy.failover import PLANS, plan_class
 from sim.scenario.zones import APEX, ZoneRecord, check, record_for
 
 HOURS_PER_MONTH = 730.0  # 8760 h / 12
-READ = "2026"  # REFERENCES.md, "Prices": read in 2026 from stored copies
+READ = "2026"  # docs/references.md, "Prices": read in 2026 from stored copies
 
 
 @dataclass(frozen=True)
 class Price:
     usd: float
     unit: str
-    grade: str  # REFERENCES.md's mark: [S] stated, [A] secondary source, [I] inferred
+    grade: str  # docs/references.md's mark: [S] stated, [A] secondary source, [I] inferred
 
 
-# REFERENCES.md, "Prices (parameters, not constants)".
+# docs/references.md, "Prices (parameters, not constants)".
 PRICES: dict[str, Price] = {
     "zone_month": Price(0.50, "Route 53 hosted zone, per month", "[A]"),
     "query_million": Price(0.40, "Route 53 standard queries, per million", "[I]"),
@@ -148,11 +148,11 @@ def plain(prices: dict[str, Price]) -> str:
         lines.append(f"  open connections: {conns}")
         lines.append(f"  sources:          {PROPERTIES[name].sources}")
     lines.append("")
-    lines.append(f"prices (parameters; override with --price KEY=VALUE), read {READ}, REFERENCES.md:")
+    lines.append(f"prices (parameters; override with --price KEY=VALUE), read {READ}, docs/references.md:")
     for key, price in prices.items():
         lines.append(f"  {key} = {price.usd:g} USD: {price.unit} {price.grade}")
     lines.append("D detection, C change, P propagation, R resolver residual, S stub residual, K pooled")
-    lines.append("connections, T attempt penalty (DESIGN.md). Details and sources: docs/strategies.md.")
+    lines.append("connections, T attempt penalty (docs/design.md). Details and sources: docs/strategies.md.")
     return "\n".join(lines)
 
 

@@ -3,7 +3,7 @@
 One run, the same tiny backend for all (nginx ``return 200`` with a 1 KiB body,
 or the package's asyncio backend when nginx is missing), the same pinning for
 all (balancer on one core, generator and backend on the other, as
-docs/BENCHMARKING.md asks), one worker each, knobs written out:
+docs/benchmarks.md asks), one worker each, knobs written out:
 
 - maximum throughput with wrk (closed loop, keep-alive), and the balancer's
   requests per CPU-second of its own process (utime + stime over the run);
@@ -379,7 +379,7 @@ def run_bench(
     try:
         for rep in range(repeat):
             for mode in modes:
-                # alternate the order between repetitions: the machine drifts (BENCHMARKING.md)
+                # alternate the order between repetitions: the machine drifts (docs/benchmarks.md)
                 order = targets if rep % 2 == 0 else list(reversed(targets))
                 for target in order:
                     proc, port, why = start_target(target, mode, out, bport, lb_cpu)

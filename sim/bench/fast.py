@@ -2,7 +2,7 @@
 
 - ratio: simulated requests per wall second of the fast engine over the
   model's, one replication of each alternated on the same seed (so machine
-  noise hits both), median over pairs (BENCHMARKING.md), on the default
+  noise hits both), median over pairs (docs/benchmarks.md), on the default
   scenario with 20 times its clients (the model takes seconds per
   replication there). Target: 100x.
 - day: scenarios/day-at-scale.yaml (a million clients, 24 h, ~10,000

@@ -2,7 +2,7 @@
 
 The floor is a bare SimPy loop doing the same number of requests, each one
 resource request and one timeout, timed in the same process and run, with the
-two alternated so that machine noise hits both (BENCHMARKING.md). The ratio,
+two alternated so that machine noise hits both (docs/benchmarks.md). The ratio,
 not either rate, is the figure: absolute speed moves 30% between runs here.
 """
 

@@ -1,7 +1,7 @@
 """The project's own performance gate: short ratios, compared with a stored baseline.
 
 Each figure is a ratio of two things measured side by side in this run
-(BENCHMARKING.md): the model against a bare SimPy loop, the fast engine
+(docs/benchmarks.md): the model against a bare SimPy loop, the fast engine
 against the model (simulated requests per wall second, the default scenario
 with 5 times its clients), and sim.core against HAProxy in requests per
 CPU-second of the balancer's own process (HTTP and TCP). A ratio more than

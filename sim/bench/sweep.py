@@ -3,7 +3,7 @@
 Each configuration runs the same 48 units (the default scenario, 4 TTLs x 4
 detection intervals, one strategy, 3 replications each, the model engine);
 1 and 2 workers alternate within one run so machine noise hits both
-(BENCHMARKING.md). The figure is the speed-up, wall(1) / wall(2), per
+(docs/benchmarks.md). The figure is the speed-up, wall(1) / wall(2), per
 executor; the target is 1.7 on this 2-core machine. Dask's time includes
 starting and closing its LocalCluster, as a user's sweep does.
 """

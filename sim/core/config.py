@@ -1,7 +1,7 @@
 """The ``failover-sim serve`` configuration: pydantic models and YAML loading.
 
 Durations and rates use the scenario units (``150ms``, ``2s``, ``5m``). Every
-default is stated beside its source (REFERENCES.md, "Balancers"). Errors come
+default is stated beside its source (docs/references.md, "Balancers"). Errors come
 out as ``FILE: field.path: message``, one per line, like scenario errors.
 """
 
@@ -94,7 +94,7 @@ class HealthCheckConfig(_Model):
     kind: Literal["tcp", "http"] = "tcp"
     path: str = "/"
     # HAProxy: inter 2s, fall 3, rise 2; a check without `timeout check` is
-    # bounded by inter, hence 2 s (REFERENCES.md "Balancers").
+    # bounded by inter, hence 2 s (docs/references.md "Balancers").
     interval: Duration = 2.0
     timeout: Duration = 2.0
     rise: int = Field(2, ge=1)
@@ -115,7 +115,7 @@ class HealthCheckConfig(_Model):
 class PassiveConfig(_Model):
     """Outlier detection. Envoy: 5 consecutive errors, 30 s base ejection
     (multiplied by the times a host was ejected), at most 10% ejected but always
-    at least one host (REFERENCES.md "Balancers")."""
+    at least one host (docs/references.md "Balancers")."""
 
     enabled: bool = True
     consecutive_failures: int = Field(5, ge=1)
@@ -124,7 +124,7 @@ class PassiveConfig(_Model):
 
 
 class RetryConfig(_Model):
-    # HAProxy: retries 3, connection failures only (REFERENCES.md).
+    # HAProxy: retries 3, connection failures only (docs/references.md).
     count: int = Field(3, ge=0, le=20)
 
 

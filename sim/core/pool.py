@@ -25,7 +25,7 @@ from sim.policy.health import HealthCheckSpec, HealthState, on_probe
 __all__ = ["Backend", "BackendPool", "Clock", "IdleConnection"]
 
 # Envoy's max_ejection_time default: the ejection time grows with each
-# ejection (base x times ejected) up to this (REFERENCES.md, Envoy outlier detection).
+# ejection (base x times ejected) up to this (docs/references.md, Envoy outlier detection).
 MAX_EJECTION_TIME = 300.0
 
 

@@ -9,7 +9,7 @@ EADDRINUSE while the first holder lives.
   ``interval``.
 - The other (``standby``) declares it dead after Master_Down_Interval =
   3 x interval + skew, skew = (256 - priority) x interval / 256 (RFC 5798
-  6.1; REFERENCES.md "Address takeover"), and binds the address.
+  6.1; docs/references.md "Address takeover"), and binds the address.
 - A process started as ``active`` that finds the address held (its standby
   took over) stays standby: no preemption unless ``preempt`` is on and its
   priority is higher, in which case it asks the holder to release.

@@ -33,7 +33,7 @@ class RetryRule:
 
     A client's own timeout is what bounds a blackholed connect in practice: left to
     the kernel it lasts ~127 s on Linux (tcp_syn_retries 6), ~75 s on macOS
-    (REFERENCES.md, "Attempts against a dead address").
+    (docs/references.md, "Attempts against a dead address").
     """
 
     attempts: int = 1
@@ -67,7 +67,7 @@ class ConnectionReuse:
     connection per request); ``max_age`` the pool's maximum lifetime, after which
     it is replaced even if busy (HikariCP ``maxLifetime`` 30 min; ``inf``: none).
     Pools that outlive DNS keep sending to an old address until one of the two
-    ends the connection (REFERENCES.md).
+    ends the connection (docs/references.md).
     """
 
     keepalive: float = 0.0
@@ -99,7 +99,7 @@ def choose_address(addresses: Sequence[A], attempt: int, mode: str) -> A:
 
     ``"first"``: always the first address (Node, and many clients); ``"next"``:
     attempt i tries address i mod n (python-requests moves on after a connect
-    timeout; Happy Eyeballs, RFC 8305, does so after 250 ms). REFERENCES.md.
+    timeout; Happy Eyeballs, RFC 8305, does so after 250 ms). docs/references.md.
     """
     if mode == "first":
         return addresses[0]

@@ -60,7 +60,7 @@ class RoundRobin:
     The cursor counts picks, not hosts, so when the candidate set changes the
     rotation continues at the same position modulo the new size (as HAProxy's
     and Envoy's unweighted round robin do, near enough). HAProxy's default up
-    to 3.2 (REFERENCES.md). ``rng`` is unused.
+    to 3.2 (docs/references.md). ``rng`` is unused.
     """
 
     __slots__ = ("_cursor",)
@@ -122,7 +122,7 @@ class PowerOfTwoChoices:
     The two draws are distinct whenever there are at least two candidates (a
     draw without replacement), so a lone busy host is never compared with
     itself. Envoy's least-request policy draws its two hosts *with* replacement
-    (REFERENCES.md); with n hosts that makes the pair the same host with
+    (docs/references.md); with n hosts that makes the pair the same host with
     probability 1/n, which matters only for small n. Ties go to the first draw,
     which is itself uniform, so no extra randomness is spent. HAProxy's
     ``random(2)`` (its default from 3.3) is the same idea.

@@ -2,7 +2,7 @@
 
 A policy answers one question: an answer arrives with TTL ``ttl``; for how many
 seconds does this cache treat it as fresh? Sources for the behaviours modelled
-(REFERENCES.md, "Caches above and below the resolver"):
+(docs/references.md, "Caches above and below the resolver"):
 
 - ``honor``: keep it for its TTL (RFC 1035; about 90% of resolvers, RFC 9199).
 - ``none``: keep nothing (glibc, Go, Node have no answer cache).
@@ -149,7 +149,7 @@ class NoCache(CachePolicy):
 
 
 class Floor(CachePolicy):
-    """Keep an answer max(TTL, ``min_ttl``); Chrome uses 60 s (REFERENCES.md)."""
+    """Keep an answer max(TTL, ``min_ttl``); Chrome uses 60 s (docs/references.md)."""
 
     __slots__ = ("min_ttl",)
     kind = "floor"
@@ -276,7 +276,7 @@ class ServeStale(CachePolicy):
     """Honour the TTL, then serve the expired answer for up to ``max_stale`` when upstream fails.
 
     RFC 8767. The default of one day is BIND's ``max-stale-ttl`` and unbound's limit
-    from 1.23 (REFERENCES.md); unbound up to 1.22 has no limit (``math.inf``).
+    from 1.23 (docs/references.md); unbound up to 1.22 has no limit (``math.inf``).
     """
 
     __slots__ = ("max_stale",)
@@ -406,7 +406,7 @@ class Cache:
         self, key: Hashable, value: object, ttl: float, now: float, rng: np.random.Generator
     ) -> float:
         """Like :meth:`store` but with an equilibrium residual lifetime, so a run
-        starts in steady state (scenario-v1.md, "Time"); returns the expiry time."""
+        starts in steady state (docs/scenario.md, "Time"); returns the expiry time."""
         return self._put(key, value, now + equilibrium_residual(self.policy, ttl, rng))
 
     def put_until(self, key: Hashable, value: object, expires: float) -> float:

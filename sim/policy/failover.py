@@ -3,7 +3,7 @@
 After a fault on the active balancer at t0 a failover goes: detection D, then the
 API call C (``change_delay``), then either DNS propagation P (``cname_repoint``,
 ``alias_apex``, ``multi_a``) or the address move (``eip_remap``'s
-``remap_delay``), as DESIGN.md's table and scenario-v1.md describe. Three
+``remap_delay``), as docs/design.md's table and docs/scenario.md describe. Three
 strategies bring their own detection and need no API call: ``dns_failover`` (the
 DNS provider's checkers, then P), ``anycast`` (the accelerator's checks, then the
 shift) and ``vrrp`` (the backup's Master_Down timer, then gratuitous ARP); see
@@ -63,7 +63,7 @@ class Action:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-# Defaults, REFERENCES.md: the UPSERT/reassociation call itself ~2 s (the
+# Defaults, docs/references.md: the UPSERT/reassociation call itself ~2 s (the
 # scenario example); Route 53 propagates "generally within 60 seconds" (mean
 # taken as 30 s); Elastic IP reassociation 5-6 s in most tests (NGINX HA guide).
 _DEFAULT_CHANGE = Constant(2.0)
@@ -89,11 +89,11 @@ class ProviderChecks:
 
     # Route 53: every 30 s (or 10 s), failure threshold 3 (1-10), healthy when
     # more than 18% of checkers agree; an HTTP check must connect within 4 s
-    # (REFERENCES.md, "Route 53").
+    # (docs/references.md, "Route 53").
     interval: float = 30.0
     threshold: int = 3
     timeout: float = 4.0
-    # [choice] REFERENCES.md gives no number of checkers: 8.
+    # [choice] docs/references.md gives no number of checkers: 8.
     checkers: int = 8
     healthy_share: float = 0.18
 
@@ -122,12 +122,12 @@ class AnycastSpec:
     """``anycast``: the accelerator's health checks and the shift that follows."""
 
     # Global Accelerator: health checks every 10 or 30 s, threshold 3
-    # (REFERENCES.md); [choice] 30 s of the two.
+    # (docs/references.md); [choice] 30 s of the two.
     interval: float = 30.0
     threshold: int = 3
-    # [choice] REFERENCES.md gives no check timeout for it: Route 53's 4 s connect limit.
+    # [choice] docs/references.md gives no check timeout for it: Route 53's 4 s connect limit.
     timeout: float = 4.0
-    # [choice] REFERENCES.md has no figure for the shift once the checks decide: 0 s.
+    # [choice] docs/references.md has no figure for the shift once the checks decide: 0 s.
     shift_delay: Sampler = Constant(0.0)
 
     def __post_init__(self) -> None:
@@ -141,12 +141,12 @@ class AnycastSpec:
 class VrrpSpec:
     """``vrrp``: advertisement interval and the backup's priority (RFC 5798)."""
 
-    # RFC 5798 / keepalived: advert_int 1 s; priority 128 is REFERENCES.md's worked
+    # RFC 5798 / keepalived: advert_int 1 s; priority 128 is docs/references.md's worked
     # example (Master_Down_Interval 3.5 s).
     advert_int: float = 1.0
     priority: int = 128
     # [choice] keepalived sends its gratuitous ARPs at once on becoming master
-    # (REFERENCES.md); neighbours are taken to update on the first one: 0 s.
+    # (docs/references.md); neighbours are taken to update on the first one: 0 s.
     garp_delay: Sampler = Constant(0.0)
 
     def __post_init__(self) -> None:
@@ -218,7 +218,7 @@ class FailoverSpec:
         """The checker the engine runs against the active balancer.
 
         ``rise`` equals the threshold: Route 53 has one failure threshold for both
-        directions (REFERENCES.md).
+        directions (docs/references.md).
         """
         if self.interval is None or self.threshold is None:
             raise ValueError("this failover is detected by an operator delay, not health checks")
@@ -240,7 +240,7 @@ def detection_bounds(spec: FailoverSpec, mode: str = "refuse") -> tuple[float, f
 
     Health checks at interval I with threshold F, started at a random phase:
     (F - 1) I .. F I, mean (F - 1/2) I, plus the check timeout once per failed
-    check when the fault is a blackhole (``mode="blackhole"``), REFERENCES.md.
+    check when the fault is a blackhole (``mode="blackhole"``), docs/references.md.
     An operator: ``delay`` exactly.
     """
     if spec.delay is not None:

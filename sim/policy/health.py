@@ -4,7 +4,7 @@ A checker probes a target every ``interval``; ``fall`` consecutive failures take
 healthy target down, ``rise`` consecutive successes bring it back, and any result
 of the other kind resets the running count. Defaults are HAProxy's (``inter 2s``,
 ``fall 3``, ``rise 2``; with no ``timeout check`` a check is bounded by ``inter``,
-hence 2 s), REFERENCES.md "Balancers".
+hence 2 s), docs/references.md "Balancers".
 
 HAProxy's documentation states ``fall``/``rise`` as *consecutive* checks, which is
 what this machine does; its implementation keeps a single saturating counter, which
@@ -13,7 +13,7 @@ behaves the same for a steady failure and differs only while a target flaps.
 Probes run in sequence: the next starts ``interval`` after the previous one ended,
 so a probe that times out stretches the period by ``timeout``. That is the source
 of "plus the check timeout per check when the failure is a blackhole" in the closed
-form for detection time, (F - 1) I .. F I, mean (F - 1/2) I (REFERENCES.md).
+form for detection time, (F - 1) I .. F I, mean (F - 1/2) I (docs/references.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What an attempt's outcome means for the one who made it: did it work, did it wait.
 
-The names are those of the results contract (scenario-v1.md: ``ok``, ``refused``,
+The names are those of the results contract (docs/scenario.md: ``ok``, ``refused``,
 ``timeout``, ``error_5xx``, ``dns_error``, ``shed``) plus the fault modes that
 produce them (``refuse``, ``blackhole``), so a fault's mode can be passed where an
 outcome is expected.
@@ -13,7 +13,7 @@ __all__ = ["OUTCOMES", "is_success", "waits_for_timeout"]
 # name -> (succeeded, costs the full per-attempt timeout). A refused connect fails
 # at once (RST); a blackholed one only when the caller gives up: Linux connect()
 # retries SYNs for ~127 s, so the caller's own timeout is what bounds it
-# (REFERENCES.md, "Attempts against a dead address").
+# (docs/references.md, "Attempts against a dead address").
 OUTCOMES: dict[str, tuple[bool, bool]] = {
     "ok": (True, False),
     "refused": (False, False),

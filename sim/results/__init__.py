@@ -1,4 +1,4 @@
-"""The results every engine writes: one folder per run (scenario-v1.md, "Results").
+"""The results every engine writes: one folder per run (docs/scenario.md, "Results").
 
 Write with :func:`write_run` (atomic: no half-written folder or table is ever
 visible under its final name), read with :func:`open_run`.

@@ -1,6 +1,6 @@
 """The results tables as code, so every engine (des, fast, lab) writes the same columns.
 
-The meaning of each table is in scenario-v1.md ("Results: one folder per run").
+The meaning of each table is in docs/scenario.md ("Results: one folder per run").
 Each schema is the single source of truth: the writer converts through it and the
 reader converts back through it, so a frame read from disk has exactly the dtypes
 of a frame validated before writing.

@@ -1,6 +1,6 @@
 """The scenario contract: typed, validated, units converted to seconds.
 
-Imports no engine (DESIGN.md): every engine reads a `Scenario`.
+Imports no engine (docs/design.md): every engine reads a `Scenario`.
 """
 
 from sim.scenario.loader import Problem, ScenarioError, load_data, load_file, load_text

@@ -163,7 +163,7 @@ def _message(error: Mapping[str, Any]) -> str:
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
     if kind == "extra_forbidden":
-        return "unknown key (a typo?); remove it or check the spelling against scenario-v1"
+        return "unknown key (a typo?); remove it or check the spelling against docs/scenario.md"
     if kind == "missing":
         return "required field is missing"
     ctx = error.get("ctx", {})

@@ -1,8 +1,8 @@
-"""The v1 scenario contract (../shared/docs/scenario-v1.md) as pydantic models.
+"""The v1 scenario contract (docs/scenario.md) as pydantic models.
 
 Values are converted to seconds and events per second here, once; the engines
 never parse a unit. Defaults carry their source beside them
-(REFERENCES.md is the project's list of sourced figures).
+(docs/references.md is the project's list of sourced figures).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ FaultMode = Literal["refuse", "blackhole"]
 
 
 class Strict(BaseModel):
-    # A typo must not pass silently (scenario-v1: unknown keys are errors).
+    # A typo must not pass silently (docs/scenario.md: unknown keys are errors).
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -120,7 +120,7 @@ class Extend(Strict):
 
 class ServeStale(Strict):
     kind: Literal["serve_stale"]
-    # BIND's max-stale-ttl default is one day (REFERENCES.md, BIND).
+    # BIND's max-stale-ttl default is one day (docs/references.md, BIND).
     max_stale: PositiveDuration = 86400.0
 
 
@@ -154,7 +154,7 @@ class Dns(Strict):
     zone: str = Field(min_length=1, pattern=r"^[A-Za-z0-9.-]+\.?$")
     service_name: str = "www"
     service_ttl: PositiveDuration = 300.0
-    # ELB/ALB A records carry 60 s (REFERENCES.md, "ELB/ALB").
+    # ELB/ALB A records carry 60 s (docs/references.md, "ELB/ALB").
     balancer_ttl: PositiveDuration = 60.0
     # Route 53: changes reach all its name servers "generally within 60 seconds".
     propagation: Dist = Uniform(0.0, 60.0)
@@ -187,7 +187,7 @@ class Cohort(Strict):
     count: int | None = Field(default=None, gt=0)
     share: float | None = Field(default=None, gt=0, le=1)
     rate: Annotated[Rate, Field(gt=0)]
-    # glibc, Go and Node keep no answer cache (REFERENCES.md, "Caches").
+    # glibc, Go and Node keep no answer cache (docs/references.md, "Caches").
     stub_cache: CachePolicy = NoCache(kind="none")
     keepalive: NonNegativeDuration = 0.0
     max_connection_age: Lifetime = math.inf
@@ -196,7 +196,7 @@ class Cohort(Strict):
     # What a failed connect does within one attempt (docs/strategies.md):
     # `first` gives up (the attempt fails; many clients, Node), `next` tries the
     # answer's next address (python-requests after a connect timeout, Happy
-    # Eyeballs after 250 ms; REFERENCES.md, "Attempts against a dead address").
+    # Eyeballs after 250 ms; docs/references.md, "Attempts against a dead address").
     # `first` is the model's behaviour before issue 9.
     address_mode: AddressMode = "first"
     # `next` only: how long a blackholed connect lasts before the next address is
@@ -226,7 +226,7 @@ class Balancer(Strict):
 
 
 class HealthCheck(Strict):
-    # HAProxy defaults: inter 2s, fall 3, rise 2 (REFERENCES.md, "Balancers").
+    # HAProxy defaults: inter 2s, fall 3, rise 2 (docs/references.md, "Balancers").
     interval: PositiveDuration = 2.0
     rise: int = Field(default=2, gt=0)
     fall: int = Field(default=3, gt=0)
@@ -307,7 +307,7 @@ class HealthCheckDetection(Strict):
     # Route 53 fast health checks: every 10 s, failure threshold 3.
     interval: PositiveDuration = 10.0
     threshold: int = Field(default=3, gt=0)
-    # Route 53 HTTP check: connect within 4 s (REFERENCES.md).
+    # Route 53 HTTP check: connect within 4 s (docs/references.md).
     timeout: PositiveDuration = 4.0
 
 
@@ -319,11 +319,11 @@ class ProviderChecks(Strict):
     """dns_failover: the DNS provider's own checkers."""
 
     # Route 53: every 30 s (or 10 s), failure threshold 3 (1-10), healthy when
-    # more than 18% of checkers agree, connect within 4 s (REFERENCES.md).
+    # more than 18% of checkers agree, connect within 4 s (docs/references.md).
     interval: PositiveDuration = 30.0
     threshold: int = Field(default=3, ge=1, le=10)
     timeout: NonNegativeDuration = 4.0
-    # [choice] REFERENCES.md gives no number of checkers.
+    # [choice] docs/references.md gives no number of checkers.
     checkers: int = Field(default=8, gt=0)
     healthy_share: float = Field(default=0.18, ge=0, lt=1)
 
@@ -331,19 +331,19 @@ class ProviderChecks(Strict):
 class AnycastChecks(Strict):
     """anycast: the accelerator's checks and the traffic shift after them."""
 
-    # Global Accelerator: every 10 or 30 s, threshold 3 (REFERENCES.md); [choice] 30 s.
+    # Global Accelerator: every 10 or 30 s, threshold 3 (docs/references.md); [choice] 30 s.
     interval: PositiveDuration = 30.0
     threshold: int = Field(default=3, gt=0)
-    # [choice] no figure in REFERENCES.md: Route 53's 4 s connect limit.
+    # [choice] no figure in docs/references.md: Route 53's 4 s connect limit.
     timeout: NonNegativeDuration = 4.0
-    # [choice] no figure in REFERENCES.md for the shift itself.
+    # [choice] no figure in docs/references.md for the shift itself.
     shift_delay: Dist = Constant(0.0)
 
 
 class Vrrp(Strict):
     """vrrp: Master_Down_Interval = 3 x advert_int + (256 - priority) / 256 x advert_int."""
 
-    # RFC 5798 / keepalived advert_int 1 s; priority 128: REFERENCES.md's example (3.5 s).
+    # RFC 5798 / keepalived advert_int 1 s; priority 128: docs/references.md's example (3.5 s).
     advert_int: PositiveDuration = 1.0
     priority: int = Field(default=128, ge=1, le=254)
     # [choice] keepalived sends gratuitous ARPs at once; heard on the first.
@@ -407,7 +407,7 @@ class Scenario(Strict):
     replications: int = Field(default=10, gt=0)
     strategies: list[StrategyName] = Field(default_factory=lambda: list(DEFAULT_STRATEGIES), min_length=1)
     # Network round-trip time added to every exchange; zero unless set
-    # (scenario-v1, "Time").
+    # (docs/scenario.md, "Time").
     rtt: NonNegativeDuration = 0.0
     population: int | None = Field(default=None, gt=0)
     dns: Dns

@@ -188,7 +188,7 @@ _DIST_FORMS = "a duration (constant), {exp: MEAN}, {uniform: [LOW, HIGH]}, {logn
 
 
 def parse_distribution(value: Any, *, minimum: float = 0.0) -> Distribution:
-    """A distribution of durations in one of the five forms of scenario-v1."""
+    """A distribution of durations in one of the five forms of docs/scenario.md."""
     if isinstance(value, Constant | Exponential | Uniform | LogNormal | Empirical):
         return value
     if not isinstance(value, dict):

@@ -108,7 +108,7 @@ def _from_record(record: Record, zone: str, origin: str) -> ZoneRecord:
 
 
 # The record each strategy publishes at the service name. Only the CNAME is
-# bound by the rules above: an alias is answered as A records (REFERENCES.md,
+# bound by the rules above: an alias is answered as A records (docs/references.md,
 # Route 53 alias / ANAME / CNAME flattening), so it may sit at the apex and
 # beside MX, as A records may.
 STRATEGY_RECORD_TYPE = {

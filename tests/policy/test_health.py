@@ -122,7 +122,7 @@ def test_detection_within_closed_form_bounds(
 
 @pytest.mark.parametrize(("fall", "mode"), [(3, "refuse"), (1, "refuse"), (3, "blackhole")])
 def test_mean_detection_time_at_random_phase(fall: int, mode: str) -> None:
-    # REFERENCES.md: detection after (F - 1) I .. F I, mean (F - 1/2) I, plus the
+    # docs/references.md: detection after (F - 1) I .. F I, mean (F - 1/2) I, plus the
     # timeout per check for a blackhole
     rng = np.random.default_rng(fall)
     spec = HealthCheckSpec(interval=5.0, timeout=2.0, fall=fall)

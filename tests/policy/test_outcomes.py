@@ -6,7 +6,7 @@ from sim.policy.outcomes import OUTCOMES, is_success, waits_for_timeout
 
 
 def test_contract_outcomes_are_known() -> None:
-    # scenario-v1.md: outcomes of an attempt, plus the fault modes
+    # docs/scenario.md: outcomes of an attempt, plus the fault modes
     for name in (
         "ok",
         "refused",

@@ -24,7 +24,7 @@ def test_new_fields_are_optional_with_sourced_defaults() -> None:
     a = s.failover.anycast
     assert (a.interval, a.threshold) == (30.0, 3)  # Global Accelerator
     v = s.failover.vrrp
-    assert (v.advert_int, v.priority) == (1.0, 128)  # REFERENCES.md's 3.5 s example
+    assert (v.advert_int, v.priority) == (1.0, 128)  # docs/references.md's 3.5 s example
     assert s.failover.multi_a.order == "rotate"
     assert s.clients[0].address_mode == "first" and s.clients[0].fallback_delay is None
 
