@@ -174,3 +174,18 @@ def test_engines_never_name_a_strategy(engine: str) -> None:
             if isinstance(node, ast.Constant) and node.value in STRATEGY_NAMES:
                 found.append(f"{path.relative_to(SIM.parent)}:{node.lineno} {node.value!r}")
     assert found == []
+
+
+def test_citations_stay_inside_the_repository() -> None:
+    """A user who clones the project can follow every citation (docs/references.md and the rest)."""
+    import re
+
+    root = SIM.parent
+    outside = re.compile("|".join(("shared/" + "docs", "REFERENCES" + r"\.md", "DESIGN" + r"\.md",
+                                   "BENCHMARKING" + r"\.md", "scenario-" + "v1")))
+    places = [*SIM.rglob("*.py"), *(root / "tests").rglob("*.py"), *(root / "docs").glob("*.md"),
+              *(root / "notebooks").glob("*.ipynb"), *(root / "scenarios").rglob("*.yaml"),
+              root / "README.md", root / "pyproject.toml"]
+    found = [f"{p.relative_to(root)}:{no}" for p in places
+             for no, line in enumerate(p.read_text().splitlines(), 1) if outside.search(line)]
+    assert found == []

@@ -10,7 +10,7 @@ would resolve it.
 
 Paired: when both runs are of the same scenario with the same seed, their
 replication k drew the same random inputs where both engines draw them alike
-(common random numbers; the lab replays the model's, sim.lab.trace). Then
+(common random numbers; the lab replays the model's, sim.model.trace). Then
 the differences are also taken replication by replication: the mean of
 B_k - A_k over the replications both have, with its own Student-t interval.
 That estimates the same B - A, with far less noise when the pairs move

@@ -1,6 +1,6 @@
 """The backend fleet second by second: which instances serve, how full they are, autoscaling.
 
-Control plane, discrete, as in the model (sim.model.engine._forward,
+Control plane, discrete, as in the model (sim.model.requests,
 sim.model.background):
 - an instance is launched (up, not yet healthy), becomes eligible after `rise`
   passing probes of its own checker (random phase), dies in an instance_down

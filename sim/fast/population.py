@@ -2,7 +2,7 @@
 
 Clients are laid out as in the model: each cohort's members pick a resolver
 group by share (or their `resolver_group`) and are spread evenly over the
-group's resolvers (scenario-v1).
+group's resolvers (docs/scenario.md).
 """
 
 from __future__ import annotations

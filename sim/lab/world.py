@@ -163,7 +163,7 @@ def replicate(scenario: m.Scenario, strategy: Strategy, seed: np.random.SeedSequ
     if trace is None:
         raise TypeError(
             f"the lab replays the model's draws: the run layer must supply the trace of seed {seed} "
-            f"(trace=sim.model.trace.trace(scenario, strategy, seed)); the lab does not import the model")
+            f"(trace=sim.model.trace(scenario, strategy, seed)); the lab does not import the model")
     trace_problems(scenario, trace)
     options = options or LabOptions()
     problems = unsupported(scenario, [deployment]) + time_scale_problems(scenario, options.time_scale)

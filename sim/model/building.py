@@ -72,7 +72,7 @@ class Building:
         if published.record == "cname":
             return active.name, standby.name, [], ttl
         if published.record == "alias":
-            # An alias answers with the balancer's A records (REFERENCES.md, Route 53
+            # An alias answers with the balancer's A records (docs/references.md, Route 53
             # alias), with the TTL the plan gives its record.
             return Alias(active.name), Alias(standby.name), [], ttl
         if published.per_balancer:
@@ -147,7 +147,7 @@ class Building:
                 picks = [names[i] for i in rng.choice(len(names), size=n, p=shares / shares.sum())]
             members = []
             for name in picks:
-                # scenario-v1: clients are spread over a group's resolvers evenly.
+                # docs/scenario.md: clients are spread over a group's resolvers evenly.
                 pool = groups[name]
                 resolver = pool[spread[name] % len(pool)]
                 spread[name] += 1

@@ -92,7 +92,7 @@ def arrival_blocks(
     """A cohort's Poisson arrivals, in blocks: the gaps (seconds), which member
     sends each request, and a uniform coin per arrival (kept when the coin is
     below a traffic factor under 1). The model and the lab's clients both draw
-    from this, so one seed gives both the same arrivals (sim.lab.trace)."""
+    from this, so one seed gives both the same arrivals (sim.model.trace)."""
     while True:
         yield (rng.exponential(1.0 / rate, block).tolist(), rng.integers(0, members, block).tolist(),
                rng.random(block).tolist())

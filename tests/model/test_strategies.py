@@ -1,7 +1,7 @@
 """The five strategies of issue 9 in the model, against their closed forms.
 
 Mean recovery = detection + change + the parts of the decomposition that
-apply (DESIGN.md): propagation, the resolver's residual TTL (T/2 when the cache
+apply (docs/design.md): propagation, the resolver's residual TTL (T/2 when the cache
 holds an entry), and the wait for the client's next request (1/r, r = 1/s
 here). As in test_validation.py each check allows 4 standard errors measured in
 the same run, and where a rival formula is plausible the test shows it lies

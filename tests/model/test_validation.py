@@ -1,4 +1,4 @@
-"""The model against closed forms (REFERENCES.md) and invariants.
+"""The model against closed forms (docs/references.md) and invariants.
 
 Tolerances: each check compares a sample mean with its prediction and allows
 4 standard errors of that mean (for a normal estimate, a false failure has odds
@@ -145,7 +145,7 @@ def test_round_robin_is_en_m1() -> None:
     n, rho, s = 2, 0.5, 0.01
     lat = latency_run("round_robin", n, 1, n * rho / s, s)
     mean, se = batch_means(lat, np.mean)
-    assert abs(mean - 1.618 * s) <= Z * se, (mean, se)  # REFERENCES.md: n = 2, rho = 0.5
+    assert abs(mean - 1.618 * s) <= Z * se, (mean, se)  # docs/references.md: n = 2, rho = 0.5
     assert abs(mean - 2.0 * s) > Z * se  # and not M/M/1
 
 
