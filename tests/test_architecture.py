@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from sim.policy.failover import PLANS
+
 SIM = Path(__file__).resolve().parents[1] / "sim"
 ENGINES = ("sim.model", "sim.fast", "sim.lab")
-STRATEGY_NAMES = ("cname_repoint", "eip_remap", "alias_apex", "dns_failover", "anycast", "vrrp", "multi_a")
+STRATEGY_NAMES = PLANS  # every registered strategy name
 LONGEST_FUNCTION = 80
 
 
