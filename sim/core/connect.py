@@ -12,6 +12,7 @@ connected, how a client hears that no backend is left.
 from __future__ import annotations
 
 import asyncio
+from abc import ABCMeta, abstractmethod
 from collections.abc import Callable
 from functools import partial
 from typing import Any, Generic, TypeVar
@@ -26,7 +27,7 @@ C = TypeVar("C", bound="Downstream[Any]")
 P = TypeVar("P", bound="Listener[Any]")
 
 
-class Listener(Generic[C]):
+class Listener(Generic[C], metaclass=ABCMeta):
     """Shared state of one listener: settings, pool, metrics, clock, connects in flight."""
 
     __slots__ = (
@@ -75,6 +76,7 @@ class Listener(Generic[C]):
     def _configure(self, config: Config) -> None:
         """Read the settings only this kind of listener has (the last step of ``__init__``)."""
 
+    @abstractmethod
     def upstream_protocol(self, backend: Backend, client: C) -> asyncio.Protocol:
         """The protocol of a new connection to ``backend`` for ``client``."""
         raise NotImplementedError
@@ -113,7 +115,7 @@ class Listener(Generic[C]):
             t.cancel()
 
 
-class Downstream(asyncio.Protocol, Generic[P]):
+class Downstream(asyncio.Protocol, Generic[P], metaclass=ABCMeta):
     """A client connection relayed to one backend at a time.
 
     No slots of its own: the subclasses declare them all, in their order,
@@ -152,10 +154,12 @@ class Downstream(asyncio.Protocol, Generic[P]):
         proxy.metrics.active_connections -= 1
         return True
 
+    @abstractmethod
     def _on_connected(self, up: Any) -> None:
         """A connect this connection asked for succeeded; it may have moved on since."""
         raise NotImplementedError
 
+    @abstractmethod
     def _on_connect_failed(self, backend: Backend, why: str) -> None:
         """The connect to ``backend`` failed; ``why``: the exception's name, or "cancelled"."""
         raise NotImplementedError
