@@ -127,9 +127,6 @@ def _unsupported_plan(deployment: build.Deployment, blackhole: bool) -> list[str
     out = []
     if detection not in DETECTIONS:
         out.append(f"is detected by {detection!r} (known: {', '.join(DETECTIONS)})")
-    if published.changes_dns == published.moves_address:
-        out.append("neither changes DNS nor moves an address" if not published.changes_dns
-                   else "both changes DNS and moves an address")
     if published.per_balancer:
         if not published.changes_dns:
             out.append("publishes one address per balancer and moves them")

@@ -276,11 +276,14 @@ class Published:
     record: str
     record_ttl: float
     chain_ttl: float | None
-    changes_dns: bool
-    moves_address: bool
+    changes_dns: bool  # otherwise the failover moves addresses
     addresses: int
     per_balancer: bool
     rotate: bool  # answers rotate from one resolution to the next
+
+    @property
+    def moves_address(self) -> bool:
+        return not self.changes_dns
 
     @property
     def answer_ttl(self) -> float:
@@ -351,7 +354,6 @@ class TwoStepPlan:
             record_ttl=record_ttl,
             chain_ttl=balancer_ttl if self.record == "cname" else None,
             changes_dns=self.static_addresses == 0,
-            moves_address=self.static_addresses > 0,
             addresses=2 if per_balancer else self.static_addresses,
             per_balancer=per_balancer,
             rotate=self.rotates(),
