@@ -7,7 +7,6 @@ cache lifetimes."""
 from __future__ import annotations
 
 import asyncio
-import copy
 
 import numpy as np
 
@@ -15,22 +14,8 @@ from sim.lab.clients import Arrivals, traffic_factor
 from sim.lab.dnsserver import Forwarder
 from sim.model.engine import Replication
 from sim.model.trace import trace as model_trace
-from sim.scenario import build, load_data
-from tests.model.scenarios import BASE
-
-
-def _scenario():  # type: ignore[no-untyped-def]
-    doc = copy.deepcopy(BASE)
-    doc.update({"name": "trace", "duration": "60s"})
-    doc["clients"] = [
-        {"name": "a", "count": 7, "rate": "2/s", "stub_cache": {"kind": "fixed", "ttl": "30s"}, "keepalive": "60s"},
-        {"name": "b", "count": 3, "rate": "1/s", "stub_cache": {"kind": "none"}},
-    ]
-    doc["dns"]["resolvers"] = [
-        {"name": "isp", "count": 3, "share": 0.7, "policy": {"kind": "honor"}},
-        {"name": "stretch", "count": 2, "share": 0.3, "policy": {"kind": "extend", "extra": {"exp": "5m"}}},
-    ]
-    return load_data(doc, "trace")
+from sim.scenario import build
+from tests.model.scenarios import trace_scenario
 
 
 class _Member:
@@ -52,7 +37,7 @@ class _NoWait:
 
 
 def test_lab_arrivals_are_the_models_request_for_request() -> None:
-    sc = _scenario()
+    sc = trace_scenario()
     seed = np.random.SeedSequence(11)
     rep = Replication(sc, "cname_repoint", np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key))
     issued: list[tuple[float, int]] = []
@@ -80,7 +65,7 @@ def test_lab_arrivals_are_the_models_request_for_request() -> None:
 def test_forwarders_draw_the_models_cache_lifetimes() -> None:
     """A forwarder seeded with trace.resolver_seeds[j] keeps each answer as long as the
     model's resolver j keeps it, draw for draw (the stretching policy draws)."""
-    sc = _scenario()
+    sc = trace_scenario()
     trace = model_trace(sc, "cname_repoint", np.random.SeedSequence(5))
     rep = Replication(sc, "cname_repoint", np.random.SeedSequence(5))
     groups = [g for g in sc.dns.resolvers for _ in range(g.count)]
@@ -96,7 +81,7 @@ def test_forwarders_draw_the_models_cache_lifetimes() -> None:
 def test_extra_traffic_fills_its_span_from_its_start() -> None:
     """A traffic factor of 3 from 30.5 s to 40.5 s adds 2 x the cohort's rate, in
     that span only (the model's _extra_arrivals); nothing outside it."""
-    sc = _scenario()
+    sc = trace_scenario()
     cohort = sc.clients[0]
     log: list[tuple[float, int]] = []
     members = [_Member(i, log) for i in range(7)]

@@ -47,3 +47,18 @@ def scenario(**changes: Any) -> Scenario:
         else:
             node[last] = value
     return load_data(doc, "validation")
+
+
+def trace_scenario() -> Scenario:
+    """Two cohorts over an honouring and a stretching resolver group: what the lab replays."""
+    doc = copy.deepcopy(BASE)
+    doc.update({"name": "trace", "duration": "60s"})
+    doc["clients"] = [
+        {"name": "a", "count": 7, "rate": "2/s", "stub_cache": {"kind": "fixed", "ttl": "30s"}, "keepalive": "60s"},
+        {"name": "b", "count": 3, "rate": "1/s", "stub_cache": {"kind": "none"}},
+    ]
+    doc["dns"]["resolvers"] = [
+        {"name": "isp", "count": 3, "share": 0.7, "policy": {"kind": "honor"}},
+        {"name": "stretch", "count": 2, "share": 0.3, "policy": {"kind": "extend", "extra": {"exp": "5m"}}},
+    ]
+    return load_data(doc, "trace")

@@ -4,8 +4,6 @@ tests/lab runs the lab itself)."""
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 
 import sim.model
@@ -13,27 +11,12 @@ from sim.model.engine import Replication
 from sim.policy.failover import CnameRepoint
 from sim.policy.sampling import arrival_blocks
 from sim.replication import CachedRecord, Trace
-from sim.scenario import load_data
 from sim.scenario.build import compile as compile_strategy
-from tests.model.scenarios import BASE
-
-
-def _scenario():  # type: ignore[no-untyped-def]
-    doc = copy.deepcopy(BASE)
-    doc.update({"name": "trace", "duration": "60s"})
-    doc["clients"] = [
-        {"name": "a", "count": 7, "rate": "2/s", "stub_cache": {"kind": "fixed", "ttl": "30s"}, "keepalive": "60s"},
-        {"name": "b", "count": 3, "rate": "1/s", "stub_cache": {"kind": "none"}},
-    ]
-    doc["dns"]["resolvers"] = [
-        {"name": "isp", "count": 3, "share": 0.7, "policy": {"kind": "honor"}},
-        {"name": "stretch", "count": 2, "share": 0.3, "policy": {"kind": "extend", "extra": {"exp": "5m"}}},
-    ]
-    return load_data(doc, "trace")
+from tests.model.scenarios import trace_scenario
 
 
 def test_layout_priming_and_lifetimes_are_the_models() -> None:
-    sc = _scenario()
+    sc = trace_scenario()
     seed = np.random.SeedSequence(5)
     trace = sim.model.trace(sc, "cname_repoint", seed)
     assert isinstance(trace, Trace)
@@ -61,7 +44,7 @@ def test_layout_priming_and_lifetimes_are_the_models() -> None:
 def test_the_arrival_seeds_give_the_models_requests() -> None:
     """Replayed with sim.policy.sampling.arrival_blocks, each cohort's seed gives the
     requests the model issues, request for request (no traffic fault here)."""
-    sc = _scenario()
+    sc = trace_scenario()
     seed = np.random.SeedSequence(11)
     rep = Replication(sc, "cname_repoint", seed)
     issued: list[tuple[float, int]] = []
@@ -90,7 +73,7 @@ def test_the_arrival_seeds_give_the_models_requests() -> None:
 
 
 def test_a_trace_is_the_same_however_the_strategy_is_given() -> None:
-    sc = _scenario()
+    sc = trace_scenario()
     for strategy in (CnameRepoint, compile_strategy(sc, "cname_repoint")):
         by_name = sim.model.trace(sc, "cname_repoint", np.random.SeedSequence(3))
         other = sim.model.trace(sc, strategy, np.random.SeedSequence(3))
@@ -100,7 +83,7 @@ def test_a_trace_is_the_same_however_the_strategy_is_given() -> None:
 
 
 def test_a_trace_does_not_depend_on_what_the_seed_was_used_for_before() -> None:
-    sc = _scenario()
+    sc = trace_scenario()
     seed = np.random.SeedSequence(8)
     before = sim.model.trace(sc, "cname_repoint", seed)
     seed.spawn(3)  # spawning counts children on the SeedSequence itself
