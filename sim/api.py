@@ -209,15 +209,17 @@ class StoredResults:
 
         return format_table(self.summary)
 
-    def plot_success_rate(self) -> Figure:
-        from sim.analysis.figures import fault_label, plot_success_rate
+    def _labels(self) -> dict[str, Any]:
+        from sim.analysis.figures import fault_label
 
         scenario = self.scenario
-        labels = [fault_label(f) for f in scenario.faults] if scenario is not None else None
-        return plot_success_rate(
-            self.timeline, scenario=self.name, fault_times=self.fault_times, fault_labels=labels,
-            date=self.manifest.get("created"),
-        )
+        return {"scenario": self.name, "date": self.manifest.get("created"), "fault_times": self.fault_times,
+                "fault_labels": [fault_label(f) for f in scenario.faults] if scenario is not None else None}
+
+    def plot_success_rate(self) -> Figure:
+        from sim.analysis.figures import plot_success_rate
+
+        return plot_success_rate(self.timeline, **self._labels())
 
     def plot_recovery_cdf(self, by: str = "strategy") -> Figure:
         from sim.analysis.figures import plot_recovery_cdf
@@ -226,18 +228,9 @@ class StoredResults:
 
     def figures(self) -> dict[str, bytes]:
         """The run's figures as PNG bytes, drawn again from the tables (same names as `Results.figures`)."""
-        from sim.analysis.figures import figure_png
+        from sim.analysis.figures import run_figures
 
-        out = {"success_rate": figure_png(self.plot_success_rate())}
-        if len(self.clients):
-            out["recovery_cdf"] = figure_png(self.plot_recovery_cdf())
-            out["recovery_cdf_by_cohort"] = figure_png(self.plot_recovery_cdf(by="cohort"))
-        from sim.analysis.figures import plot_availability_vs_dns
-
-        out["availability_vs_dns"] = figure_png(
-            plot_availability_vs_dns(self.summary, scenario=self.name, date=self.manifest.get("created"))
-        )
-        return out
+        return run_figures(self.timeline, self.clients, self.summary, **self._labels())
 
 
 def open_results(path: str | os.PathLike[str]) -> StoredResults:

@@ -96,16 +96,17 @@ class Results:
 
         return format_table(self.summary)
 
-    def plot_success_rate(self):  # type: ignore[no-untyped-def]
-        from sim.analysis.figures import fault_label, plot_success_rate
+    def _labels(self) -> dict:
+        from sim.analysis.figures import fault_label
 
-        return plot_success_rate(
-            self.timeline,
-            scenario=self.scenario.name,
-            fault_times=[f.at for f in self.scenario.faults],
-            fault_labels=[fault_label(f) for f in self.scenario.faults],
-            date=self.manifest.get("created"),
-        )
+        return {"scenario": self.scenario.name, "date": self.manifest.get("created"),
+                "fault_times": [f.at for f in self.scenario.faults],
+                "fault_labels": [fault_label(f) for f in self.scenario.faults]}
+
+    def plot_success_rate(self):  # type: ignore[no-untyped-def]
+        from sim.analysis.figures import plot_success_rate
+
+        return plot_success_rate(self.timeline, **self._labels())
 
     def plot_recovery_cdf(self, by: str = "strategy"):  # type: ignore[no-untyped-def]
         from sim.analysis.figures import plot_recovery_cdf
@@ -113,18 +114,9 @@ class Results:
         return plot_recovery_cdf(self.clients, scenario=self.scenario.name, by=by, date=self.manifest.get("created"))
 
     def figures(self) -> dict[str, bytes]:
-        from sim.analysis.figures import figure_png
+        from sim.analysis.figures import run_figures
 
-        out = {"success_rate": figure_png(self.plot_success_rate())}
-        if len(self.clients):
-            out["recovery_cdf"] = figure_png(self.plot_recovery_cdf())
-            out["recovery_cdf_by_cohort"] = figure_png(self.plot_recovery_cdf(by="cohort"))
-        from sim.analysis.figures import plot_availability_vs_dns
-
-        out["availability_vs_dns"] = figure_png(
-            plot_availability_vs_dns(self.summary, scenario=self.scenario.name, date=self.manifest.get("created"))
-        )
-        return out
+        return run_figures(self.timeline, self.clients, self.summary, **self._labels())
 
     def write(self, out_dir: str | Path) -> Path:
         from sim.results.writer import write_run

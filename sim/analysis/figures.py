@@ -165,3 +165,24 @@ def figure_png(fig: Figure, dpi: int = 110) -> bytes:
     fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
     return buffer.getvalue()
+
+
+def run_figures(
+    timeline: pd.DataFrame,
+    clients: pd.DataFrame,
+    summary: dict,
+    *,
+    scenario: str,
+    fault_times: Sequence[float] = (),
+    fault_labels: Sequence[str] | None = None,
+    date: str | None = None,
+) -> dict[str, bytes]:
+    """Every figure of a run as PNG bytes, by file name: what a results folder holds
+    (written by a run, drawn again from a stored folder)."""
+    out = {"success_rate": figure_png(plot_success_rate(
+        timeline, scenario=scenario, fault_times=fault_times, fault_labels=fault_labels, date=date))}
+    if len(clients):
+        out["recovery_cdf"] = figure_png(plot_recovery_cdf(clients, scenario=scenario, date=date))
+        out["recovery_cdf_by_cohort"] = figure_png(plot_recovery_cdf(clients, scenario=scenario, by="cohort", date=date))
+    out["availability_vs_dns"] = figure_png(plot_availability_vs_dns(summary, scenario=scenario, date=date))
+    return out
