@@ -20,7 +20,13 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "DNS_ERROR",
     "DRAWS",
+    "ERROR_5XX",
+    "OK",
+    "REFUSED",
+    "SHED",
+    "TIMEOUT",
     "OUTCOMES",
     "STREAMS",
     "CachedRecord",
@@ -34,6 +40,8 @@ __all__ = [
 # Outcomes of a request, in the order of the results contract (docs/scenario.md);
 # the timeline counts requests by their final outcome under these names.
 OUTCOMES: tuple[str, ...] = ("ok", "refused", "timeout", "error_5xx", "dns_error", "shed")
+# Their indices, for engines that count outcomes in rows.
+OK, REFUSED, TIMEOUT, ERROR_5XX, DNS_ERROR, SHED = range(len(OUTCOMES))
 
 # One stream per purpose, spawned in this order. "failover" last: its own stream, so
 # the lab can replay the detection phase and the plan's delays without replaying

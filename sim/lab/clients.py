@@ -30,13 +30,10 @@ import numpy as np
 
 from sim.policy.cache import Cache
 from sim.policy.sampling import arrival_blocks
-from sim.replication import OUTCOMES
+from sim.replication import DNS_ERROR, ERROR_5XX, OK, REFUSED, TIMEOUT
 from sim.scenario import build, load_file
 from sim.scenario import models as m
 
-# Each request's outcome, recorded as its index in the contract's OUTCOMES.
-OK, REFUSED, TIMEOUT, ERROR_5XX, DNS_ERROR, SHED = (
-    OUTCOMES.index(o) for o in ("ok", "refused", "timeout", "error_5xx", "dns_error", "shed"))
 SERVICE = "service"
 
 

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from sim.model.requests import SHED
-from sim.replication import OUTCOMES, ReplicationOutput
+from sim.replication import OUTCOMES, SHED, ReplicationOutput
 
 if TYPE_CHECKING:
     from sim.model.engine import Replication

@@ -21,13 +21,8 @@ from sim.model.world import BLACKHOLE, REFUSE, UP, Instance
 from sim.policy.attempts import CONNECT_TIMEOUT
 from sim.policy.balancing import BalancingPolicy, eligible
 from sim.policy.sampling import arrival_blocks
-from sim.replication import OUTCOMES
+from sim.replication import DNS_ERROR, ERROR_5XX, OK, REFUSED, SHED, TIMEOUT
 from sim.scenario import models as m
-
-# Indices into sim.replication.OUTCOMES, the rows of the per-second counts.
-OK, REFUSED, TIMEOUT, ERROR_5XX, DNS_ERROR, SHED = (
-    OUTCOMES.index(o) for o in ("ok", "refused", "timeout", "error_5xx", "dns_error", "shed")
-)
 
 
 class Requests:
