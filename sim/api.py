@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sim.scenario import Scenario, ScenarioError, load_data, load_file
+from sim.scenario.models import PLANNED
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -230,7 +231,20 @@ class StoredResults:
         """The run's figures as PNG bytes, drawn again from the tables (same names as `Results.figures`)."""
         from sim.analysis.figures import run_figures
 
-        return run_figures(self.timeline, self.clients, self.summary, **self._labels())
+        scenario = self.scenario
+        planned = [f.at for f in scenario.faults if f.kind in PLANNED] if scenario is not None else []
+        return run_figures(self.timeline, self.clients, self.summary, **self._labels(), targets=self.run.targets,
+                           planned_at=min(planned) if planned else None)
+
+    @property
+    def targets(self) -> pd.DataFrame:
+        """Where first attempts went, per second and cohort (docs/scenario.md, targets.parquet)."""
+        return self.run.targets
+
+    @property
+    def lacks(self) -> tuple[str, ...]:
+        """What this folder lacks because an older version wrote it (e.g. "targets.parquet")."""
+        return self.run.lacks
 
 
 def open_results(path: str | os.PathLike[str]) -> StoredResults:

@@ -72,6 +72,10 @@ class ReplicationOutput:
     metrics: dict[str, float]
     clients: pd.DataFrame
     timeline: pd.DataFrame
+    # Per second and cohort: first attempts to the previous and the current
+    # target, and failed tries rescued by a later one (sim.results TARGETS);
+    # None from an engine that does not track targets yet.
+    targets: pd.DataFrame | None = None
 
 
 @dataclass

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -15,8 +16,11 @@ import numpy as np
 import pandas as pd
 
 from sim._version import __version__
+from sim.replication import ReplicationOutput
+from sim.results.schema import ADDED
 from sim.scenario import Scenario, ScenarioError, strategy_refusals, zone_violations
 from sim.scenario.build import compile as compile_strategy
+from sim.scenario.models import PLANNED
 
 ENGINES = ("des", "fast", "lab")
 Progress = Callable[[int, int, str], None]
@@ -84,6 +88,9 @@ class Results:
     timeline: pd.DataFrame
     manifest: dict
     refused: dict[str, str] = field(default_factory=dict)
+    # Where first attempts went, per second and cohort (empty from an engine
+    # that does not track targets).
+    targets: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def summary_frame(self) -> pd.DataFrame:
@@ -116,7 +123,9 @@ class Results:
     def figures(self) -> dict[str, bytes]:
         from sim.analysis.figures import run_figures
 
-        return run_figures(self.timeline, self.clients, self.summary, **self._labels())
+        planned = [f.at for f in self.scenario.faults if f.kind in PLANNED]
+        return run_figures(self.timeline, self.clients, self.summary, **self._labels(), targets=self.targets,
+                           planned_at=min(planned) if planned else None)
 
     def write(self, out_dir: str | Path) -> Path:
         from sim.results.writer import write_run
@@ -129,6 +138,7 @@ class Results:
             replications=self.replications,
             manifest=self.manifest,
             figures=self.figures(),
+            targets=self.targets if len(self.targets.columns) else None,
         )
 
 
@@ -150,6 +160,33 @@ def runnable_strategies(scenario: Scenario, wanted: Sequence[str] | None = None)
     if not runnable:
         raise RunError("every strategy is refused by the zone rules: " + "; ".join(refusals.values()))
     return runnable, refusals
+
+
+class _Collected:
+    """The tables of a run's replications, as they come, tagged with strategy and replication."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+        self.tables: dict[str, list[pd.DataFrame]] = {"clients": [], "timeline": [], "targets": []}
+
+    def add(self, strategy: str, k: int, out: ReplicationOutput) -> None:
+        # An engine that does not track targets yet gives no changed_at.
+        self.rows.append({"strategy": strategy, "replication": k, "changed_at": math.nan, **out.metrics})
+        for name, frame in (("clients", out.clients), ("timeline", out.timeline), ("targets", out.targets)):
+            if frame is not None:
+                frame = frame.copy()
+                frame.insert(0, "replication", k)
+                frame.insert(0, "strategy", strategy)
+                self.tables[name].append(frame)
+
+    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        clients = pd.concat(self.tables["clients"], ignore_index=True)
+        for column in ADDED["clients"]:
+            if column not in clients:
+                clients[column] = math.nan  # an engine that does not track targets yet
+        targets = self.tables["targets"]
+        return (pd.DataFrame(self.rows), clients, pd.concat(self.tables["timeline"], ignore_index=True),
+                pd.concat(targets, ignore_index=True) if targets else pd.DataFrame())
 
 
 def run(
@@ -180,7 +217,7 @@ def run(
     names, refused = runnable_strategies(scenario, strategies)
     check_engine(scenario, engine, names)
     children = np.random.SeedSequence(seed).spawn(reps)
-    rows, clients, timelines = [], [], []
+    collected = _Collected()
     started = time.perf_counter()
     total, done = reps * len(names), 0
     for k, child in enumerate(children):
@@ -191,22 +228,17 @@ def run(
             out = concurrent.get(strategy) or replicate(
                 scenario, engine, strategy, np.random.SeedSequence(child.entropy, spawn_key=child.spawn_key), k, lab
             )
-            rows.append({"strategy": strategy, "replication": k, **out.metrics})
-            for frame, into in ((out.clients, clients), (out.timeline, timelines)):
-                frame = frame.copy()
-                frame.insert(0, "replication", k)
-                frame.insert(0, "strategy", strategy)
-                into.append(frame)
+            collected.add(strategy, k, out)
             done += 1
             if progress:
                 progress(done, total, f"{strategy} replication {k + 1}/{reps}")
     wall = time.perf_counter() - started
-    replications_df = pd.DataFrame(rows)
-    clients_df = pd.concat(clients, ignore_index=True)
-    timeline_df = pd.concat(timelines, ignore_index=True)
+    replications_df, clients_df, timeline_df, targets_df = collected.frames()
     summary = summarize(
         replications_df,
         clients_df,
+        targets=targets_df,
+        stale_at=scenario.report.stale_at,
         scenario=scenario.name,
         engine=engine,
         seed=seed,
@@ -225,7 +257,8 @@ def run(
         manifest["lab"] = {"time_scale": lab.time_scale, "clients_scale": lab.clients_scale,  # type: ignore[attr-defined]
                            "max_resolvers": lab.max_resolvers,  # type: ignore[attr-defined]
                            "note": "scenario is the effective scenario that ran; run the model on it to compare"}
-    return Results(scenario, engine, seed, summary, replications_df, clients_df, timeline_df, manifest, refused)
+    return Results(scenario, engine, seed, summary, replications_df, clients_df, timeline_df, manifest, refused,
+                   targets_df)
 
 
 def _lab_scenario(scenario: Scenario, lab: object) -> tuple[Scenario, object]:

@@ -129,7 +129,7 @@ class _Run:
         n = len(values)
         self.replications = pd.DataFrame({"strategy": ["s"] * n, "replication": range(n),
                                           "requests": [1000] * n, "failed": [round(1000 * (1 - v)) for v in values]})
-        self.clients = pd.DataFrame([{"strategy": "s", "replication": k, "recovery_s": r}
+        self.clients = pd.DataFrame([{"strategy": "s", "replication": k, "recovery_s": r, "failed": 1}
                                      for k, rs in enumerate(recoveries) for r in rs])
 
 

@@ -87,6 +87,7 @@ def test_cohort_table() -> None:
             "replication": [0, 0, 1, 1],
             "cohort": ["x", "x", "x", "y"],
             "recovery_s": [10.0, 20.0, float("nan"), 5.0],
+            "failed": [1, 1, 1, 1],
         }
     )
     table = sim.cohort_table(clients).set_index("cohort")

@@ -27,9 +27,13 @@ def test_shipped_scenarios_run_and_write_every_file(tmp_path: Path, capsys: pyte
         # one replication: this test is about running and writing; intervals are tested elsewhere
         assert main(["run", str(path), "--replications", "1", "--out", str(out), "--quiet", *engine]) == 0, path
         printed = capsys.readouterr().out
-        for name in ("summary.json", "clients.parquet", "timeline.parquet", "manifest.json", "replications.parquet"):
+        for name in ("summary.json", "clients.parquet", "timeline.parquet", "manifest.json", "replications.parquet",
+                     "targets.parquet"):
             assert (out / name).is_file(), (path, name)
         assert (out / "figures" / "success_rate.png").is_file()
+        planned = any(f.kind in ("dns_change", "address_move") for f in load_file(path).faults)
+        assert (out / "figures" / "drain.png").is_file() == planned, path
+        assert "drain mean" in printed or not planned, path
         loaded = open_run(out)
         scenario = load_file(path)
         assert loaded.manifest["scenario"]["name"] == scenario.name

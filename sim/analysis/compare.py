@@ -32,6 +32,7 @@ import pandas as pd
 
 from sim.analysis.intervals import Interval, RunTables, metric_interval
 from sim.analysis.stats import t_quantile_975
+from sim.results.schema import affected_clients
 
 Z975 = 1.959963984540054  # the standard normal's 0.975 quantile
 
@@ -102,7 +103,7 @@ def per_replication(results: RunTables, strategy: str, metric: str) -> pd.Series
         requests = reps["requests"].astype(float)
         return (1.0 - reps["failed"].astype(float) / requests).where(requests > 0)
     if metric == "recovery_s.mean":
-        clients = results.clients[results.clients["strategy"] == strategy]
+        clients = affected_clients(results.clients[results.clients["strategy"] == strategy])
         return clients.groupby("replication")["recovery_s"].mean().reindex(reps.index).astype(float)
     if metric in PER_REPLICATION:
         return reps[PER_REPLICATION[metric]].astype(float)

@@ -18,6 +18,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from sim.results.schema import affected_clients  # noqa: E402
+
 OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 STYLES = ("-", "--", "-.", ":")
 
@@ -100,6 +102,7 @@ def plot_recovery_cdf(clients: pd.DataFrame, *, scenario: str, by: str = "strate
     """
     if by not in ("strategy", "cohort"):
         raise ValueError(f"by must be 'strategy' or 'cohort', got {by!r}")
+    clients = affected_clients(clients)
     strategies = list(pd.unique(clients["strategy"]))
     panels = strategies if by == "cohort" else [None]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels) + 1.5, 4.8), layout="constrained", squeeze=False, sharex=True, sharey=True)
@@ -160,6 +163,37 @@ def _err(value: float, interval: Sequence[float | None] | None) -> list[list[flo
     return [[max(0.0, value - interval[0])], [max(0.0, interval[1] - value)]]
 
 
+def plot_drain(
+    targets: pd.DataFrame, *, scenario: str, changed_at: float | None = None, bin_s: int = 30, date: str | None = None
+) -> Figure:
+    """The drain curve: the share of first attempts sent to the previous target over
+    time, one panel per strategy, one line per cohort, in bins of `bin_s` seconds
+    pooled over replications; a dotted line at the change (`changed_at`)."""
+    strategies = list(pd.unique(targets["strategy"]))
+    cohorts = list(pd.unique(targets["cohort"]))
+    fig, axes = plt.subplots(1, len(strategies), figsize=(5.2 * len(strategies) + 1.5, 4.8), layout="constrained",
+                             squeeze=False, sharey=True)
+    for ax, strategy in zip(axes[0], strategies, strict=True):
+        here = targets[targets["strategy"] == strategy]
+        for i, cohort in enumerate(cohorts):
+            frame = here[here["cohort"] == cohort]
+            grouped = frame.groupby((frame["t"] // bin_s) * bin_s)[["to_previous", "to_current"]].sum()
+            total = (grouped["to_previous"] + grouped["to_current"]).where(lambda n: n > 0)
+            minutes = grouped.index.to_numpy() / 60.0
+            ax.step(minutes, 100 * (grouped["to_previous"] / total).to_numpy(), where="post",
+                    color=OKABE_ITO[i % 8], ls=STYLES[i % 4], lw=2, label=cohort)
+        if changed_at is not None:
+            ax.axvline(changed_at / 60.0, color="0.3", ls=":", lw=1.2, label="change")
+        ax.set_title(strategy)
+        ax.set_xlabel("time since start (min)")
+        ax.set_ylim(-2, 102)
+        ax.legend(loc="upper right", frameon=False, fontsize=9)
+        _style(ax)
+    axes[0][0].set_ylabel(f"first attempts to the previous target (%, per {bin_s} s)")
+    fig.suptitle(_title("Drain: traffic still reaching the old target", scenario, date))
+    return fig
+
+
 def figure_png(fig: Figure, dpi: int = 110) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
@@ -176,13 +210,18 @@ def run_figures(
     fault_times: Sequence[float] = (),
     fault_labels: Sequence[str] | None = None,
     date: str | None = None,
+    targets: pd.DataFrame | None = None,
+    planned_at: float | None = None,
 ) -> dict[str, bytes]:
     """Every figure of a run as PNG bytes, by file name: what a results folder holds
-    (written by a run, drawn again from a stored folder)."""
+    (written by a run, drawn again from a stored folder). With a planned change
+    (`planned_at`, its time) and the run's targets table, also the drain curve."""
     out = {"success_rate": figure_png(plot_success_rate(
         timeline, scenario=scenario, fault_times=fault_times, fault_labels=fault_labels, date=date))}
-    if len(clients):
+    if len(affected_clients(clients)):
         out["recovery_cdf"] = figure_png(plot_recovery_cdf(clients, scenario=scenario, date=date))
         out["recovery_cdf_by_cohort"] = figure_png(plot_recovery_cdf(clients, scenario=scenario, by="cohort", date=date))
     out["availability_vs_dns"] = figure_png(plot_availability_vs_dns(summary, scenario=scenario, date=date))
+    if planned_at is not None and targets is not None and len(targets) and targets["to_previous"].any():
+        out["drain"] = figure_png(plot_drain(targets, scenario=scenario, changed_at=planned_at, date=date))
     return out

@@ -10,16 +10,19 @@ with `.summary` (the summary.json dict), `.clients` and `.replications`
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
+from sim.analysis.drain import DRAIN_PERCENTILES, drain_times, pooled_percentile, stale_names
 from sim.analysis.stats import mean_ci95
+from sim.results.schema import affected_clients
 
 __all__ = [
-    "HIGHER_IS_BETTER", "METRICS", "NEUTRAL", "Interval", "RunTables", "interval_frame", "metric_interval", "number",
+    "DRAIN_METRICS", "HIGHER_IS_BETTER", "METRICS", "known_metrics", "NEUTRAL", "Interval", "RunTables", "interval_frame", "metric_interval", "number",
 ]
 
 # The metric names of docs/scenario.md's summary, and which way is better.
@@ -30,6 +33,9 @@ METRICS = (
     "recovery_s.mean", "recovery_s.p50", "recovery_s.p90", "recovery_s.p99", "recovery_s.max",
     "recovery_s.unrecovered", "stragglers_5m", "latency_ms.p50", "latency_ms.p99", "dns_queries", "dropped",
 )  # fmt: skip
+# After a planned change or a failover (sim.analysis.drain); the stale shares are named per scenario.
+DRAIN_METRICS = ("drain_s.mean", "drain_s.p50", "drain_s.p90", "drain_s.p99", "drain_s.max", "drain_s.never")
+STALE_PREFIXES = ("stale_requests@", "stale_clients@")
 _PERCENTILES = {"recovery_s.p50": 50.0, "recovery_s.p90": 90.0, "recovery_s.p99": 99.0, "recovery_s.max": 100.0}
 
 
@@ -73,6 +79,13 @@ def number(x: float) -> str:
     return f"{x:.6g}"
 
 
+def known_metrics(stale_at: Sequence[float] = ()) -> tuple[str, ...]:
+    """The metric names a scenario's `expect:` may use: the summary's, the drain's,
+    and the stale shares at the scenario's `report.stale_at` times."""
+    stale = tuple(name for after in stale_at for name in stale_names(after))
+    return METRICS + DRAIN_METRICS + stale
+
+
 def metric_interval(tables: RunTables, strategy: str, metric: str) -> Interval:
     """The metric for one strategy of a run, with its 95% CI.
 
@@ -82,10 +95,12 @@ def metric_interval(tables: RunTables, strategy: str, metric: str) -> Interval:
     recovery: a bound on p99 recovery cannot hold when more than 1% never
     come back.
     """
-    if metric not in METRICS:
+    if metric not in METRICS and metric not in DRAIN_METRICS and not metric.startswith(STALE_PREFIXES):
         raise KeyError(metric)
+    if metric in DRAIN_METRICS[1:5]:
+        return _drain_percentile(tables, strategy, metric)
     if metric in _PERCENTILES:
-        clients = tables.clients[tables.clients["strategy"] == strategy]
+        clients = affected_clients(tables.clients[tables.clients["strategy"] == strategy])
         q = _PERCENTILES[metric]
         pooled = _percentile(clients["recovery_s"].to_numpy(dtype=float), q)
         reps = tables.replications[tables.replications["strategy"] == strategy]["replication"]
@@ -101,10 +116,33 @@ def metric_interval(tables: RunTables, strategy: str, metric: str) -> Interval:
     for part in metric.split("."):
         node = node.get(part) if isinstance(node, dict) else None
     value = math.nan if node is None else float(node)
+    if metric == "drain_s.mean" and node is None and (metrics.get("drain_s") or {}).get("never"):
+        return Interval(math.inf, math.inf, math.inf)  # some client never switched: unbounded
     ci = metrics.get("ci95", {}).get(metric)
     if ci and ci[0] is not None and ci[1] is not None:
         return Interval(value, float(ci[0]), float(ci[1]))
     return Interval(value, math.nan, math.nan)
+
+
+def _drain_percentile(tables: RunTables, strategy: str, metric: str) -> Interval:
+    """A drain percentile with its interval across replications; a replication in
+    which it falls among clients who never switched makes it unbounded above."""
+    q = DRAIN_PERCENTILES[metric.split(".")[1]]
+    clients = tables.clients[tables.clients["strategy"] == strategy]
+    reps = tables.replications[tables.replications["strategy"] == strategy]
+    per_rep, pooled = [], []
+    for k, changed_at in zip(reps["replication"], reps["changed_at"].to_numpy(dtype=float), strict=True):
+        if not math.isnan(changed_at):
+            drains = drain_times(clients[clients["replication"] == k], changed_at)
+            pooled.append(drains)
+            per_rep.append(pooled_percentile(drains, q))
+    if not per_rep:
+        return Interval(math.nan, math.nan, math.nan)
+    value = pooled_percentile(np.concatenate(pooled), q)
+    if any(math.isinf(v) for v in per_rep):
+        return Interval(value, min(per_rep), math.inf)
+    _, low, high = mean_ci95(per_rep) if len(per_rep) > 1 else (value, math.nan, math.nan)
+    return Interval(value, low, high)
 
 
 def _percentile(values: np.ndarray, q: float) -> float:

@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 
 # Re-exported: the tables read a summary, the stats make one; callers import both here.
+from sim.analysis.drain import DRAIN_PERCENTILES, drain_times, pooled_percentile, replication_drain
 from sim.analysis.table import format_table, summary_table
+from sim.results.schema import affected_clients
 
 __all__ = [
     "RECOVERY_PERCENTILES",
@@ -95,6 +97,41 @@ def _recovery(rec: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+def _drain_summary(
+    reps: pd.DataFrame, clients: pd.DataFrame, targets: pd.DataFrame, stale_at: Sequence[float]
+) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """The drain metrics (sim.analysis.drain) of one strategy, and their intervals:
+    `drain_s` pooled over the replications in which a change was made, the stale
+    shares as means over those replications."""
+    if targets.empty or "changed_at" not in reps:
+        return {}, {}
+    per_rep, pooled = [], []
+    for k, changed_at in zip(reps["replication"], reps["changed_at"].to_numpy(dtype=float), strict=True):
+        if math.isnan(changed_at):
+            continue
+        here = clients[clients["replication"] == k]
+        per_rep.append(replication_drain(here, targets[targets["replication"] == k], changed_at, stale_at))
+        pooled.append(drain_times(here, changed_at))
+    if not per_rep:
+        return {}, {}
+    drains = np.concatenate(pooled)
+    drain: dict[str, float] = {"mean": float(drains.mean()) if drains.size else math.nan}
+    drain.update({name: pooled_percentile(drains, q) for name, q in DRAIN_PERCENTILES.items()})
+    drain["never"] = float(np.mean(np.isinf(drains))) if drains.size else math.nan
+    out: dict[str, Any] = {"drain_s": drain}
+    ci: dict[str, list[float]] = {}
+    means = [r["drain_s.mean"] for r in per_rep]
+    if all(math.isfinite(v) for v in means):
+        _, low, high = mean_ci95(means)
+        ci["drain_s.mean"] = [low, high]
+    for name in per_rep[0]:
+        if name != "drain_s.mean":
+            value, low, high = mean_ci95(r[name] for r in per_rep)
+            out[name] = value
+            ci[name] = [low, high]
+    return out, ci
+
+
 def _strategy_summary(reps: pd.DataFrame, clients: pd.DataFrame) -> dict[str, Any]:
     requests = reps["requests"].to_numpy(dtype=float)
     failed = reps["failed"].to_numpy(dtype=float)
@@ -168,6 +205,8 @@ def summarize(
     seed: int,
     version: str,
     fault_times: Sequence[float] = (),
+    targets: pd.DataFrame | None = None,
+    stale_at: Sequence[float] = (),
 ) -> dict[str, Any]:
     """The summary.json dict (docs/scenario.md, "Results") from a run's tables.
 
@@ -191,13 +230,23 @@ def summarize(
     Undefined values (a CI from one replication, percentiles with no recovered
     client) are None, so the dict is valid JSON as it stands. ``fault_times``
     (seconds from 0) is recorded as ``fault_times`` for the figures and reports.
+
+    With ``targets`` (the TARGETS table), each strategy also gets its drain
+    metrics (sim.analysis.drain): ``drain_s`` and, for each of ``stale_at``,
+    ``stale_requests@<t>`` and ``stale_clients@<t>``.
     """
     strategies: dict[str, Any] = {}
+    if targets is None or "strategy" not in targets:
+        targets = pd.DataFrame(columns=["strategy"])  # no engine here tracked targets
     # Keep the order the engine ran the strategies in (the scenario's order).
     for name in pd.unique(replications["strategy"]):
         reps = replications[replications["strategy"] == name].sort_values("replication")
-        affected = clients[clients["strategy"] == name]
-        strategies[str(name)] = _strategy_summary(reps, affected)
+        everyone = clients[clients["strategy"] == name]
+        summary = _strategy_summary(reps, affected_clients(everyone))
+        drain, ci = _drain_summary(reps, everyone, targets[targets["strategy"] == name], stale_at)
+        summary.update(drain)
+        summary["ci95"].update(ci)
+        strategies[str(name)] = summary
     summary = {
         "scenario": scenario,
         "engine": engine,

@@ -57,11 +57,41 @@ def _cell(metrics: dict[str, Any], dotted: str, kind: str) -> str:
     return text
 
 
+# After a DNS change or address move (sim.analysis.drain), when a run has one.
+DRAIN_ROWS: tuple[tuple[str, str, str, str], ...] = (
+    ("drain mean", "drain_s.mean", "sec", "s"),
+    ("drain p50", "drain_s.p50", "sec", "s"),
+    ("drain p90", "drain_s.p90", "sec", "s"),
+    ("drain p99", "drain_s.p99", "sec", "s"),
+    ("never switched", "drain_s.never", "pct", "%"),
+)
+
+
+def _rows(strategies: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    rows = list(ROWS)
+    first = next((m for m in strategies.values() if "drain_s" in m), None)
+    if first is not None:
+        rows += DRAIN_ROWS
+        for name in first:
+            if name.startswith(("stale_requests@", "stale_clients@")):
+                what, after = name.split("@")
+                rows.append((f"{what.replace('_', ' ')} {after} after the change", name, "pct", "%"))
+    return rows
+
+
+def _drain_cell(metrics: dict[str, Any], dotted: str, kind: str) -> str:
+    # A drain that falls among clients who never switched is unbounded: "> run".
+    if dotted.startswith("drain_s.") and _get(metrics, dotted) is None and (_get(metrics, "drain_s.never") or 0) > 0:
+        return "> run"
+    return _cell(metrics, dotted, kind)
+
+
 def summary_table(summary: dict[str, Any]) -> pd.DataFrame:
     """Rows = metrics (with unit), columns = strategies; cells "value [95% CI]"."""
     strategies = summary["strategies"]
-    data = {name: [_cell(m, dotted, kind) for _, dotted, kind, _ in ROWS] for name, m in strategies.items()}
-    index = [f"{label} ({unit})" if unit else label for label, _, _, unit in ROWS]
+    rows = _rows(strategies)
+    data = {name: [_drain_cell(m, dotted, kind) for _, dotted, kind, _ in rows] for name, m in strategies.items()}
+    index = [f"{label} ({unit})" if unit else label for label, _, _, unit in rows]
     return pd.DataFrame(data, index=index)
 
 
@@ -89,6 +119,7 @@ def cohort_table(clients: pd.DataFrame) -> pd.DataFrame:
     within the run (%). `clients` is a run's clients table (`Results.clients`).
     """
     columns = ["strategy", "cohort", "affected", "p50_s", "p90_s", "p99_s", "max_s", "never_%"]
+    clients = clients[clients["failed"] > 0]  # every client is listed; recovery is the affected ones
     if clients.empty:
         return pd.DataFrame(columns=columns)
     reps = max(1, clients["replication"].nunique())

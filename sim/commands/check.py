@@ -12,7 +12,7 @@ from pathlib import Path
 
 import sim
 from sim.analysis.expect import ExpectationError, Verdict, format_verdicts, junit_xml, verdicts
-from sim.analysis.intervals import METRICS
+from sim.analysis.intervals import known_metrics
 from sim.commands._common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, print_problems
 
 NAME = "check"
@@ -75,9 +75,10 @@ def _checkable(path: str) -> sim.Scenario | None:
     if not scenario.expect:
         print(f"{path}: cannot check: the scenario has no expect: block", file=sys.stderr)
         return None
+    known = known_metrics(scenario.report.stale_at)
     for i, e in enumerate(scenario.expect):
-        if e.metric not in METRICS:
-            print(f"{path}: expect[{i}].metric: unknown metric {e.metric!r}; expected one of {', '.join(METRICS)}", file=sys.stderr)
+        if e.metric not in known:
+            print(f"{path}: expect[{i}].metric: unknown metric {e.metric!r}; expected one of {', '.join(known)}", file=sys.stderr)
             return None
     return scenario
 

@@ -68,7 +68,8 @@ def unsupported(scenario: m.Scenario, strategies: Sequence[Strategy] | None = No
 
 def _unsupported_fields(scenario: m.Scenario) -> list[str]:
     """The scenario's fields the fast engine does not model, whatever the strategy."""
-    out = []
+    out = [f"faults[{i}]: a planned {f.kind} (the fast engine does not run planned changes yet; use the model)"
+           for i, f in enumerate(scenario.faults) if f.kind in m.PLANNED]
     for i, b in enumerate(scenario.balancers):
         if b.churn is not None:
             out.append(f"balancers[{i}].churn (node replacement)")

@@ -72,6 +72,8 @@ def unsupported(scenario: m.Scenario, strategies: list[Strategy] | None = None) 
     if scenario.backends.autoscaling is not None:
         out.append("backends.autoscaling")
     for i, f in enumerate(scenario.faults):
+        if f.kind in m.PLANNED:
+            out.append(f"faults[{i}]: a planned {f.kind} (the lab does not make planned changes yet)")
         if isinstance(f, m.BalancerDown) and f.target != scenario.active.name:
             out.append(f"faults[{i}]: a fault of the standby balancer")
     for strategy in scenario.strategies if strategies is None else strategies:

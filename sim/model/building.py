@@ -139,7 +139,7 @@ class Building:
         spread = dict.fromkeys(groups, 0)
         sizes = sc.cohort_sizes()
         for spec in sc.clients:
-            cohort = Cohort(spec, dep.stubs[spec.name], dep.reuse[spec.name], dep.retries[spec.name])
+            cohort = Cohort(spec, dep.stubs[spec.name], dep.reuse[spec.name], dep.retries[spec.name], len(self.cohorts))
             n = sizes[spec.name]
             if spec.resolver_group is not None:
                 picks = [spec.resolver_group] * n

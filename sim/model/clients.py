@@ -20,10 +20,11 @@ from sim.scenario import models as m
 
 
 class Cohort:
-    __slots__ = ("attempts", "fallback", "keepalive", "name", "next_address", "rate", "reuse", "stub", "timeout")
+    __slots__ = ("attempts", "fallback", "index", "keepalive", "name", "next_address", "rate", "reuse", "stub", "timeout")
 
-    def __init__(self, spec: m.Cohort, stub: CachePolicy, reuse: ConnectionReuse, rule: RetryRule) -> None:
+    def __init__(self, spec: m.Cohort, stub: CachePolicy, reuse: ConnectionReuse, rule: RetryRule, index: int = 0) -> None:
         self.name = spec.name
+        self.index = index  # in scenario order: the row of the per-cohort target counts
         self.rate = spec.rate
         self.stub = stub
         self.reuse = reuse
@@ -50,11 +51,13 @@ class Client:
         "fault_at",
         "first_fail",
         "id",
+        "last_previous_at",
         "recovered",
         "resolver",
         "rotation",
         "stub_expires",
         "stub_value",
+        "switched_at",
     )
 
     def __init__(self, id: int, cohort: Cohort, resolver: Resolver) -> None:
@@ -73,10 +76,14 @@ class Client:
         self.fault_at = math.nan
         self.recovered: float | None = None
         self.failed = 0
+        # After a DNS change or address move: when a request of this client first
+        # reached the current target, and when it last sent one to the previous.
+        self.switched_at: float | None = None
+        self.last_previous_at: float | None = None
 
 
 class Request:
-    __slots__ = ("attempt", "client", "issued", "started", "tries")
+    __slots__ = ("attempt", "client", "failures", "issued", "started", "tries")
 
     def __init__(self, client: Client, now: float) -> None:
         self.client = client
@@ -84,6 +91,7 @@ class Request:
         self.started = now
         self.attempt = 0
         self.tries = 0  # addresses tried before the current one in this attempt
+        self.failures = 0  # tries that failed, over all attempts (rescued if it ends well)
 
 
 class Draws:

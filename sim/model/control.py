@@ -53,14 +53,19 @@ class Control:
     old_target: list[int]
     in_system: list[int]
     detected_at: float | None
+    current_targets: frozenset[Balancer]
+    previous_targets: frozenset[Balancer]
+    changed_at: float | None
     # Defined by the request path (sim.model.requests).
     _issue: Callable[[Client], None]
     lost: Callable[[Request, Instance], None]
 
     # -- faults -------------------------------------------------------------------
 
-    def _fault(self, fault: m.BalancerDown | m.InstanceDown | m.Traffic | m.DnsDown):  # type: ignore[no-untyped-def]
+    def _fault(self, fault: m.BalancerDown | m.InstanceDown | m.Traffic | m.DnsDown | m.DnsChange | m.AddressMove):  # type: ignore[no-untyped-def]
         env = self.env
+        if fault.kind in m.PLANNED:
+            return  # a planned change is the plan's to make (_planned_change), not a fault
         yield env.timeout(fault.at)
         if isinstance(fault, m.BalancerDown):
             balancer = self.balancers[fault.target]
@@ -140,9 +145,30 @@ class Control:
         else:
             raise ValueError(f"{plan.name}: no detector for detection {detection!r}")
         self.detected_at = env.now
-        for action in plan.actions_after_detection(env.now, rng):
+        for i, action in enumerate(plan.actions_after_detection(env.now, rng)):
             yield env.timeout(max(0.0, action.at - env.now))
+            if i == 0:
+                self._change_target()  # the plan's first action makes the change
             self._apply(action.kind)
+
+    def _planned_change(self, at: float):  # type: ignore[no-untyped-def]
+        """A planned DNS change or address move (docs/scenario.md, `dns_change`):
+        made at `at`, in effect after the plan's own second delay (propagation,
+        remap, gratuitous ARP or shift), while the old target keeps serving."""
+        yield self.env.timeout(at)
+        self._change_target()
+        _, delay = self.deployment.plan.delays(self.rng["failover"])
+        yield self.env.timeout(delay)
+        self._take_effect()
+
+    def _change_target(self) -> None:
+        """The service now points at the standby: the active becomes the previous
+        target. A second change to the same target (a failover after a planned
+        change) changes nothing."""
+        if self.current_targets == {self.standby}:
+            return
+        self.previous_targets, self.current_targets = self.current_targets, frozenset({self.standby})
+        self.changed_at = self.env.now
 
     def _checker(self, hc: HealthCheckSpec, phase: float, stop: Callable[[bool], bool]):  # type: ignore[no-untyped-def]
         """One health checker probing the active balancer; after each verdict
@@ -196,8 +222,10 @@ class Control:
     def _apply(self, kind: str) -> None:
         """A plan's action: at its effective one, the zone answers the new value
         and the moving addresses lead to the standby, as the plan publishes."""
-        if kind != self.deployment.plan.effective:
-            return
+        if kind == self.deployment.plan.effective:
+            self._take_effect()
+
+    def _take_effect(self) -> None:
         if self.published.changes_dns:
             self.auth.value = self.after_change
         if self.published.moves_address:

@@ -40,6 +40,7 @@ from sim.model.building import Building
 from sim.model.control import Control
 from sim.model.output import tables
 from sim.model.requests import Requests
+from sim.model.world import Balancer
 from sim.policy.failover import FailoverPlan
 from sim.replication import DRAWS, OUTCOMES, STREAMS, ReplicationOutput, streams
 from sim.scenario import build
@@ -81,10 +82,25 @@ class Replication(Building, Requests, Control):
         self.finished = 0
         self.in_system: list[int] = []  # requests held by instances, sampled each second (Little's law)
         self.fleet: list[tuple[float, int]] = []  # (time, instances live or launching) at each scaling decision
-        self.fault_times = sorted(f.at for f in scenario.faults)
         self.thinning: dict[int, float] = {}  # cohort index -> share of arrivals kept
         self.detected_at: float | None = None
         self._build()
+        # What a client's failures are counted from: the faults, and the planned
+        # change this strategy makes (the other kind does not apply to it).
+        planned = scenario.planned_change(self.published.changes_dns)
+        self.fault_times = sorted(
+            [f.at for f in scenario.faults if f.kind not in m.PLANNED] + ([planned.at] if planned else [])
+        )
+        # Where first attempts go (sim.model.requests): before any change, all to
+        # the active balancer; a change makes it the previous target.
+        # Sets: a plan that publishes one address per balancer points at both.
+        first = {self.active, self.standby} if self.published.per_balancer else {self.active}
+        self.current_targets: frozenset[Balancer] = frozenset(first)
+        self.previous_targets: frozenset[Balancer] = frozenset()
+        self.changed_at: float | None = None
+        self.to_previous = [[0] * seconds for _ in self.cohorts]
+        self.to_current = [[0] * seconds for _ in self.cohorts]
+        self.rescued = [[0] * seconds for _ in self.cohorts]
 
     def run(self) -> ReplicationOutput:
         from sim.model.background import start
@@ -95,6 +111,9 @@ class Replication(Building, Requests, Control):
             env.process(self._arrivals(cohort, members, arrivals, i))
         for fault in self.scenario.faults:
             env.process(self._fault(fault))
+        planned = self.scenario.planned_change(self.published.changes_dns)
+        if planned is not None:
+            env.process(self._planned_change(planned.at))
         env.process(self._detector())
         env.process(self._sampler())
         start(self)

@@ -32,16 +32,8 @@ def tables(rep: Replication) -> ReplicationOutput:
     recovery = np.array(
         [(c.recovered - c.fault_at) if c.recovered is not None else np.nan for c in affected], dtype=float
     )
-    clients = pd.DataFrame(
-        {
-            "client": np.array([c.id for c in affected], dtype=np.int64),
-            "cohort": [c.cohort.name for c in affected],
-            "resolver_group": [c.resolver.group for c in affected],
-            "recovery_s": recovery,
-            "failed": np.array([c.failed for c in affected], dtype=np.int64),
-            "fault_at": np.array([c.fault_at for c in affected], dtype=float),
-        }
-    )
+    clients = _clients(rep)
+    targets = _targets(rep, seconds)
     lat = np.array(rep.latencies) * 1000.0
     stragglers = float(np.mean(~(recovery <= 300.0))) if len(affected) else 0.0
     metrics = {
@@ -53,5 +45,43 @@ def tables(rep: Replication) -> ReplicationOutput:
         "latency_ms_p99": float(np.percentile(lat, 99)) if lat.size else math.nan,
         "dns_queries": int(sum(rep.dns_counts[start:])),
         "dropped": int(measured[SHED].sum()),
+        "changed_at": math.nan if rep.changed_at is None else float(rep.changed_at),
     }
-    return ReplicationOutput(metrics, clients, timeline)
+    return ReplicationOutput(metrics, clients, timeline, targets)
+
+
+def _clients(rep: Replication) -> pd.DataFrame:
+    """Every client: the affected ones with their recovery, all with when they moved."""
+    nan = math.nan
+    every = rep.clients
+    return pd.DataFrame(
+        {
+            "client": np.array([c.id for c in every], dtype=np.int64),
+            "cohort": [c.cohort.name for c in every],
+            "resolver_group": [c.resolver.group for c in every],
+            "recovery_s": np.array(
+                [(c.recovered - c.fault_at) if c.recovered is not None else nan for c in every], dtype=float
+            ),
+            "failed": np.array([c.failed for c in every], dtype=np.int64),
+            "fault_at": np.array([c.fault_at if c.first_fail is not None else nan for c in every], dtype=float),
+            "switched_at": np.array([nan if c.switched_at is None else c.switched_at for c in every], dtype=float),
+            "last_previous_at": np.array(
+                [nan if c.last_previous_at is None else c.last_previous_at for c in every], dtype=float
+            ),
+        }
+    )
+
+
+def _targets(rep: Replication, seconds: int) -> pd.DataFrame:
+    """Per second and cohort: first attempts to the previous and the current target, and rescued tries."""
+    names = [cohort.name for cohort, _ in rep.cohorts]
+    n = len(names)
+    return pd.DataFrame(
+        {
+            "t": np.tile(np.arange(seconds, dtype=np.int64), n),
+            "cohort": np.repeat(np.array(names, dtype=object), seconds),
+            "to_previous": np.array(rep.to_previous, dtype=np.int64)[:, :seconds].reshape(-1),
+            "to_current": np.array(rep.to_current, dtype=np.int64)[:, :seconds].reshape(-1),
+            "rescued": np.array(rep.rescued, dtype=np.int64)[:, :seconds].reshape(-1),
+        }
+    )

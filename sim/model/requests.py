@@ -17,7 +17,7 @@ import simpy
 from simpy.events import Timeout
 
 from sim.model.clients import Client, Cohort, Draws, Request
-from sim.model.world import BLACKHOLE, REFUSE, UP, Instance
+from sim.model.world import BLACKHOLE, REFUSE, UP, Balancer, Instance
 from sim.policy.attempts import CONNECT_TIMEOUT
 from sim.policy.balancing import BalancingPolicy, eligible
 from sim.policy.sampling import arrival_blocks
@@ -44,6 +44,12 @@ class Requests:
     warmup: float
     issued: int
     finished: int
+    current_targets: frozenset[Balancer]
+    previous_targets: frozenset[Balancer]
+    changed_at: float | None
+    to_previous: list[list[int]]
+    to_current: list[list[int]]
+    rescued: list[list[int]]
 
     def _arrivals(self, cohort: Cohort, members: list[Client], rng: np.random.Generator, index: int):  # type: ignore[no-untyped-def]
         rate = cohort.rate * len(members)
@@ -76,6 +82,7 @@ class Requests:
                 if cohort.reuse.can_reuse(client.conn_opened, client.conn_last, now):
                     if address.endpoint is not client.conn_endpoint:
                         # The address moved: its open connection is reset, once.
+                        self._sent_elsewhere(req, client.conn_endpoint.balancer, now)
                         client.conn = None
                         return self._failed(req, REFUSED, 0.0)
                     endpoint = client.conn_endpoint
@@ -105,6 +112,13 @@ class Requests:
             address.users += 1  # type: ignore[union-attr]
             client.addr = address
         client.conn_last = now
+        if endpoint.balancer in self.current_targets:
+            if not (req.attempt or req.tries):
+                self.to_current[cohort.index][int(now)] += 1
+            if client.switched_at is None and self.changed_at is not None:
+                client.switched_at = now
+        else:
+            self._sent_elsewhere(req, endpoint.balancer, now)
         mode = endpoint.mode
         if mode is not UP:
             client.conn = None
@@ -112,6 +126,7 @@ class Requests:
                 # address_mode next: the answer's next address, at once after a
                 # refusal, after the fallback delay for a blackhole.
                 req.tries += 1
+                req.failures += 1
                 if mode is REFUSE:
                     return self._attempt(req, addresses)
                 return self.later(cohort.fallback, self._fall_back, (req, addresses))
@@ -121,6 +136,16 @@ class Requests:
         if not endpoint.admit(now):
             return self._failed(req, SHED, 0.0)
         self._forward(req, self.scenario.backends.retries, ())
+
+    def _sent_elsewhere(self, req: Request, balancer: Balancer, now: float) -> None:
+        """A try sent to a balancer other than the current targets: a previous one
+        (before any change there is none, and every try goes to a current one)."""
+        client = req.client
+        if balancer not in self.previous_targets:
+            raise AssertionError(f"a request reached {balancer.name}, neither the previous nor the current target")
+        if not (req.attempt or req.tries):
+            self.to_previous[client.cohort.index][int(now)] += 1
+        client.last_previous_at = now
 
     def _fall_back(self, event: Timeout) -> None:
         req, addresses = event.value
@@ -193,6 +218,7 @@ class Requests:
         if cost > 0:
             self.later(cost, self._after_cost, (req, outcome))
             return
+        req.failures += 1
         if req.attempt + 1 < req.client.cohort.attempts:
             req.attempt += 1
             self._attempt(req)
@@ -217,6 +243,8 @@ class Requests:
         req.attempt = -1
         self.finished += 1
         self.counts[outcome][int(req.issued)] += 1
+        if outcome == OK and req.failures:
+            self.rescued[req.client.cohort.index][int(req.issued)] += req.failures
         if req.issued < self.warmup:
             return
         client = req.client

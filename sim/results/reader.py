@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sim.results.schema import TABLES, from_table, to_table
+from sim.results.schema import ADDED, OPTIONAL_TABLES, TABLES, from_table, to_table
 from sim.results.writer import FILES
 
 __all__ = ["RunResults", "open_run", "summary_frame"]
@@ -71,6 +71,10 @@ class RunResults:
     timeline: pd.DataFrame
     replications: pd.DataFrame
     figures: dict[str, Path] = field(default_factory=dict)  # stem -> PNG path
+    targets: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # What a folder written by an older version lacks ("targets.parquet",
+    # "clients.switched_at", ...): filled with no rows or NaN when read.
+    lacks: tuple[str, ...] = ()
 
     @property
     def summary_frame(self) -> pd.DataFrame:
@@ -98,16 +102,34 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _read_table(path: Path, schema: pa.Schema) -> pd.DataFrame:
+def _read_table(path: Path, schema: pa.Schema, name: str, lacks: list[str]) -> pd.DataFrame:
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
         raise ValueError(f"{path}: not a readable Parquet file: {exc}") from exc
+    frame = table.to_pandas()
+    for column in ADDED.get(name, ()):
+        if column not in frame.columns:
+            # A folder from before the column existed: no value, said so.
+            frame[column] = math.nan
+            lacks.append(f"{name}.{column}")
     try:
         # Round-trip through the schema: checks columns and pins the dtypes.
-        return from_table(to_table(table.to_pandas(), schema))
+        return from_table(to_table(frame, schema))
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from exc
+
+
+def _read_tables(folder: Path) -> tuple[dict[str, pd.DataFrame], tuple[str, ...]]:
+    lacks: list[str] = []
+    tables = {}
+    for name, schema in TABLES.items():
+        if name in OPTIONAL_TABLES and not (folder / FILES[name]).is_file():
+            lacks.append(FILES[name])
+            tables[name] = from_table(to_table(pd.DataFrame({c: [] for c in schema.names}), schema))
+            continue
+        tables[name] = _read_table(_require(folder, FILES[name]), schema, name, lacks)
+    return tables, tuple(lacks)
 
 
 def open_run(path: str | os.PathLike[str]) -> RunResults:
@@ -123,9 +145,7 @@ def open_run(path: str | os.PathLike[str]) -> RunResults:
         raise ValueError(f"{folder} is not a results folder: it is a file, not a directory")
     summary = _read_json(_require(folder, FILES["summary"]))
     manifest = _read_json(_require(folder, FILES["manifest"]))
-    tables = {
-        name: _read_table(_require(folder, FILES[name]), schema) for name, schema in TABLES.items()
-    }
+    tables, lacks = _read_tables(folder)
     figures_dir = folder / "figures"
     figures = (
         {p.stem: p for p in sorted(figures_dir.glob("*.png"))} if figures_dir.is_dir() else {}
@@ -138,4 +158,6 @@ def open_run(path: str | os.PathLike[str]) -> RunResults:
         timeline=tables["timeline"],
         replications=tables["replications"],
         figures=figures,
+        targets=tables["targets"],
+        lacks=lacks,
     )

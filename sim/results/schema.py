@@ -19,16 +19,22 @@ __all__ = [
     "CLIENTS_SCHEMA",
     "OUTCOME_COLUMNS",
     "REPLICATIONS_COLUMNS",
+    "ADDED",
+    "OPTIONAL_TABLES",
     "REPLICATIONS_SCHEMA",
     "SCHEMA_VERSION",
     "TABLES",
+    "TARGETS_SCHEMA",
+    "affected_clients",
     "TIMELINE_COLUMNS",
     "TIMELINE_SCHEMA",
     "validate_frame",
 ]
 
 # Bumped when a column changes meaning or type, so old folders can be told apart.
-SCHEMA_VERSION = "1"
+# 2: clients lists every client, with switched_at and last_previous_at;
+# replications.changed_at; targets.parquet.
+SCHEMA_VERSION = "2"
 
 # Outcomes of a request, in the order of the engine contract; the timeline counts
 # requests by their final outcome under these names.
@@ -55,7 +61,11 @@ CLIENTS_SCHEMA = _schema(
         _req("resolver_group", pa.string()),
         _req("recovery_s", pa.float64()),  # NaN: not recovered by the end of the run
         _req("failed", pa.int64()),
-        _req("fault_at", pa.float64()),
+        _req("fault_at", pa.float64()),  # NaN: not affected
+        # After the most recent DNS change or address move (scenario seconds);
+        # NaN: no request reached the current target / none went to the previous.
+        _req("switched_at", pa.float64()),
+        _req("last_previous_at", pa.float64()),
     ],
 )
 
@@ -85,6 +95,21 @@ REPLICATIONS_SCHEMA = _schema(
         _req("latency_ms_p99", pa.float64()),
         _req("dns_queries", pa.int64()),
         _req("dropped", pa.int64()),
+        _req("changed_at", pa.float64()),  # when the DNS change or address move was made; NaN: none
+    ],
+)
+
+# Where first attempts went, per second and cohort (docs/scenario.md, "targets.parquet").
+TARGETS_SCHEMA = _schema(
+    "targets",
+    [
+        _req("strategy", pa.string()),
+        _req("replication", pa.int32()),
+        _req("t", pa.int64()),
+        _req("cohort", pa.string()),
+        _req("to_previous", pa.int64()),
+        _req("to_current", pa.int64()),
+        _req("rescued", pa.int64()),
     ],
 )
 
@@ -97,7 +122,16 @@ TABLES: dict[str, pa.Schema] = {
     "clients": CLIENTS_SCHEMA,
     "timeline": TIMELINE_SCHEMA,
     "replications": REPLICATIONS_SCHEMA,
+    "targets": TARGETS_SCHEMA,
 }
+
+# What a folder written before schema version 2 lacks: the reader fills these
+# columns with NaN and these tables with no rows, and says so (RunResults.lacks).
+ADDED: dict[str, tuple[str, ...]] = {
+    "clients": ("switched_at", "last_previous_at"),
+    "replications": ("changed_at",),
+}
+OPTIONAL_TABLES: tuple[str, ...] = ("targets",)
 
 
 def _table_name(schema: pa.Schema) -> str:
@@ -166,3 +200,9 @@ def validate_frame(df: pd.DataFrame, schema: pa.Schema) -> pd.DataFrame:
     be complete. The index is dropped: tables are plain rows.
     """
     return from_table(to_table(df, schema))
+
+
+def affected_clients(clients: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a CLIENTS table for clients a fault affected (a failed request
+    after it): recovery is theirs. The table lists every client since schema 2."""
+    return clients[clients["failed"] > 0]

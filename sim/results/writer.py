@@ -25,7 +25,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sim.results.schema import CLIENTS_SCHEMA, REPLICATIONS_SCHEMA, TIMELINE_SCHEMA, to_table
+from sim.results.schema import (
+    CLIENTS_SCHEMA,
+    REPLICATIONS_SCHEMA,
+    TARGETS_SCHEMA,
+    TIMELINE_SCHEMA,
+    to_table,
+)
 
 __all__ = [
     "FILES",
@@ -42,6 +48,7 @@ FILES: dict[str, str] = {
     "clients": "clients.parquet",
     "timeline": "timeline.parquet",
     "replications": "replications.parquet",
+    "targets": "targets.parquet",
     "manifest": "manifest.json",
 }
 
@@ -196,6 +203,11 @@ def _figure_file(name: str) -> str:
     return f"{stem}.png"
 
 
+def _or_empty(frame: pd.DataFrame | None, schema: pa.Schema) -> pd.DataFrame:
+    # An engine that does not track a table yet gives None: the table has no rows.
+    return pd.DataFrame({name: [] for name in schema.names}) if frame is None else frame
+
+
 def write_run(
     out_dir: str | os.PathLike[str],
     *,
@@ -205,6 +217,7 @@ def write_run(
     replications: pd.DataFrame,
     manifest: dict[str, Any],
     figures: dict[str, bytes] | None = None,
+    targets: pd.DataFrame | None = None,
 ) -> Path:
     """Write one run's results folder at ``out_dir`` and return its path.
 
@@ -220,6 +233,7 @@ def write_run(
         "clients": to_table(clients, CLIENTS_SCHEMA),
         "timeline": to_table(timeline, TIMELINE_SCHEMA),
         "replications": to_table(replications, REPLICATIONS_SCHEMA),
+        "targets": to_table(_or_empty(targets, TARGETS_SCHEMA), TARGETS_SCHEMA),
     }
     figure_files = {_figure_file(name): data for name, data in (figures or {}).items()}
 

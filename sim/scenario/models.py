@@ -297,7 +297,30 @@ class DnsDown(Strict):
     for_: PositiveDuration = Field(alias="for")
 
 
-Fault = Annotated[BalancerDown | InstanceDown | Traffic | DnsDown, Field(discriminator="kind")]
+class DnsChange(Strict):
+    """A planned DNS change: at `at` the operator publishes what the strategy's
+    failover would (the record its plan publishes after a failover), visible after
+    the plan's propagation, while the old target keeps serving."""
+
+    kind: Literal["dns_change"]
+    at: NonNegativeDuration
+
+
+class AddressMove(Strict):
+    """A planned address move, for the strategies whose failover moves an address
+    instead of changing DNS: at `at` the address is moved to the standby, which
+    answers on it after the plan's own delay (remap, gratuitous ARP, shift)."""
+
+    kind: Literal["address_move"]
+    at: NonNegativeDuration
+
+
+# The planned changes, by the kind of change a strategy's failover makes.
+PLANNED = {"dns_change": True, "address_move": False}  # kind -> whether it changes DNS
+
+Fault = Annotated[
+    BalancerDown | InstanceDown | Traffic | DnsDown | DnsChange | AddressMove, Field(discriminator="kind")
+]
 
 
 # --- failover ----------------------------------------------------------------
@@ -379,7 +402,8 @@ class Baseline(Strict):
 
 class Expectation(Strict):
     strategy: StrategyName
-    metric: str = Field(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)?$")
+    # A name from docs/scenario.md: `availability`, `recovery_s.p99`, `stale_requests@1m`.
+    metric: str = Field(pattern=r"^[a-z0-9_]+(@[0-9a-z.]+)?(\.[a-z0-9_]+)?$")
     op: Literal[">=", "<=", ">", "<", "=="]
     # The bound; with vs_baseline the bound comes from the stored baseline instead.
     value: float | None = None
@@ -392,6 +416,16 @@ class Expectation(Strict):
         if self.vs_baseline is not None and self.op == "==":
             raise ValueError("op: == has no direction to apply a baseline tolerance in; use >= or <=")
         return self
+
+
+# --- what a run reports beyond the defaults ------------------------------------
+
+
+class Report(Strict):
+    # [choice] A minute, five and fifteen after a planned change: the times a
+    # migration plan asks about (is traffic gone after a TTL, after a few, after
+    # a quarter of an hour); each names a metric, stale_requests@1m and so on.
+    stale_at: list[PositiveDuration] = Field(default_factory=lambda: [60.0, 300.0, 900.0], max_length=16)
 
 
 # --- the scenario ------------------------------------------------------------
@@ -416,6 +450,7 @@ class Scenario(Strict):
     backends: Backends = Backends()
     faults: list[Fault] = []
     failover: Failover = Failover()
+    report: Report = Report()
     expect: list[Expectation] = []
 
     @model_validator(mode="after")
@@ -445,6 +480,7 @@ class Scenario(Strict):
                     f"faults[{i}].at: {format_duration(fault.at)} is not before the end of the run "
                     f"(warmup + duration = {format_duration(self.end)})"
                 )
+        self._check_planned_changes()
         for i, cohort in enumerate(self.clients):
             if cohort.resolver_group is not None and cohort.resolver_group not in groups:
                 raise ValueError(
@@ -454,6 +490,32 @@ class Scenario(Strict):
             if exp.strategy not in self.strategies:
                 raise ValueError(f"expect[{i}].strategy: {exp.strategy!r} is not run; strategies are {self.strategies}")
         return self
+
+    def _check_planned_changes(self) -> None:
+        """At most one planned change of each kind, and each strategy run finds the
+        kind its failover makes (a DNS change, or an address move)."""
+        from sim.policy.failover import plan_class
+
+        planned = [(i, f.kind) for i, f in enumerate(self.faults) if f.kind in PLANNED]
+        kinds = [k for _, k in planned]
+        for i, kind in planned:
+            if kinds.count(kind) > 1:
+                raise ValueError(f"faults[{i}].kind: one {kind} per scenario; this one is the second")
+        for i, kind in planned:
+            for name in self.strategies:
+                changes_dns = plan_class(name).static_addresses == 0
+                fitting = "dns_change" if changes_dns else "address_move"
+                if kind != fitting and fitting not in kinds:
+                    what = "changes DNS" if changes_dns else "moves an address"
+                    raise ValueError(
+                        f"faults[{i}].kind: {kind} does not fit strategy {name}, whose failover {what}; "
+                        f"add a {fitting} fault for it, or remove {name} from strategies"
+                    )
+
+    def planned_change(self, changes_dns: bool) -> DnsChange | AddressMove | None:
+        """The planned change a strategy that changes DNS (or moves an address) makes, if any."""
+        kind = "dns_change" if changes_dns else "address_move"
+        return next((f for f in self.faults if f.kind == kind), None)  # type: ignore[return-value]
 
     def _check_cohort_sizes(self) -> None:
         shares = [c.share for c in self.clients if c.share is not None]

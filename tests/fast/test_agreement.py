@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from sim.fast import simulate as fast
 from sim.model import simulate as des
+from sim.results.schema import affected_clients
 from sim.scenario import load_file
 from tests.model.scenarios import scenario
 
@@ -36,7 +37,7 @@ def _metrics(engine, sc, strategy: str, reps: int) -> dict[str, np.ndarray]:  # 
         out = engine(sc, strategy, np.random.SeedSequence([11, k]), k)
         m = dict(out.metrics)
         m["availability"] = 1.0 - m["failed"] / m["requests"]
-        recovery = out.clients["recovery_s"].to_numpy()
+        recovery = affected_clients(out.clients)["recovery_s"].to_numpy()
         m["recovery_mean"] = float(np.nanmean(recovery)) if np.isfinite(recovery).any() else math.nan
         m["never_recovered"] = float(np.mean(np.isnan(recovery))) if len(recovery) else 0.0
         rows.append(m)
@@ -222,8 +223,12 @@ def test_unsupported_features_are_named() -> None:
     # Every shipped scenario runs with both engines (issue 6).
     from pathlib import Path
 
+    # The fast engine does not run planned changes yet (issue 17): those, and only
+    # those, are named for web-migration.yaml.
     for path in sorted(Path("scenarios").glob("*.yaml")):
-        assert not unsupported(load_file(path)), path
+        reasons = unsupported(load_file(path))
+        assert all("a planned" in r for r in reasons), (path, reasons)
+        assert bool(reasons) == (path.name == "web-migration.yaml"), path
 
 
 def test_overlapping_traffic_drops_are_named() -> None:
@@ -318,7 +323,7 @@ def test_clients_silent_after_their_switch_never_recover() -> None:
     })
 
     def never(engine) -> int:  # type: ignore[no-untyped-def]
-        return sum(int(engine(sc, "cname_repoint", np.random.SeedSequence([5, k]), k).clients["recovery_s"].isna().sum())
+        return sum(int(affected_clients(engine(sc, "cname_repoint", np.random.SeedSequence([5, k]), k).clients)["recovery_s"].isna().sum())
                    for k in range(6))
 
     a, b = never(des), never(fast)

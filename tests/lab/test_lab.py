@@ -26,6 +26,7 @@ from sim.lab.world import LabOptions, effective, time_scale_problems
 from sim.model import simulate
 from sim.model.trace import trace as model_trace
 from sim.policy.failover import plan_class
+from sim.results.schema import affected_clients
 from sim.runner import run
 from sim.scenario import load_data
 from tests.conftest import require_tool
@@ -49,7 +50,7 @@ def test_lab_failover_matches_the_model() -> None:
     for strategy in ("eip_remap", "cname_repoint"):
         lab = results.clients[results.clients["strategy"] == strategy]["recovery_s"].to_numpy()
         assert len(lab) == 18 and np.isfinite(lab).all(), strategy  # every client failed, then came back
-        model = [np.nanmean(simulate(eff, strategy, np.random.SeedSequence([5, k])).clients["recovery_s"])
+        model = [np.nanmean(affected_clients(simulate(eff, strategy, np.random.SeedSequence([5, k])).clients)["recovery_s"])
                  for k in range(12)]
         mean, sd = float(np.mean(model)), float(np.std(model, ddof=1))
         # Within the model's replication spread (3 SD) plus 10% for what time scaling adds
@@ -64,7 +65,7 @@ def test_lab_failover_matches_the_model() -> None:
         lab = results.replications.set_index("strategy").loc[strategy]
         assert abs(lab["requests"] - model.metrics["requests"]) <= 3, (strategy, lab["requests"], model.metrics)
     mine = results.clients[results.clients["strategy"] == "eip_remap"].set_index("client")["recovery_s"]
-    theirs = simulate(eff, "eip_remap", seed).clients.set_index("client")["recovery_s"]
+    theirs = affected_clients(simulate(eff, "eip_remap", seed).clients).set_index("client")["recovery_s"]
     gap = (mine - theirs).abs()
     # unpaired, two clients' next requests after the move differ by |Exp - Exp|: 0.7 s median
     assert gap.notna().sum() == 18 and gap.median() <= 0.4, gap.describe()
@@ -135,11 +136,11 @@ def test_lab_runs_the_other_strategies_and_matches_the_model(strategy: str) -> N
     out = sim.lab.replicate(eff, plan_class(strategy), seed, 0, OPTIONS, trace=trace)
     lab = out.clients["recovery_s"].to_numpy()
     model_runs = [simulate(eff, strategy, np.random.SeedSequence([5, k])) for k in range(12)]
-    affected = [len(r.clients) for r in model_runs]
+    affected = [len(affected_clients(r.clients)) for r in model_runs]
     assert abs(len(lab) - np.mean(affected)) <= 3 * np.std(affected, ddof=1) + 2, (strategy, len(lab), affected)
     if len(lab):
         assert np.isfinite(lab).all(), strategy
-        model = [np.nanmean(r.clients["recovery_s"]) for r in model_runs if len(r.clients)]
+        model = [np.nanmean(affected_clients(r.clients)["recovery_s"]) for r in model_runs if len(affected_clients(r.clients))]
         mean, sd = float(np.mean(model)), float(np.std(model, ddof=1))
         assert abs(np.mean(lab) - mean) <= 3 * sd + 0.10 * mean + 1.0, (strategy, np.mean(lab), mean, sd)
     assert not _orphans()

@@ -20,6 +20,7 @@ import pytest
 
 from sim.model.engine import simulate
 from sim.policy.failover import ProviderChecks
+from sim.results.schema import affected_clients
 from sim.scenario import strategy_refusals
 from tests.model.scenarios import scenario
 from tests.model.test_validation import Z, cache_recovery, recoveries, within
@@ -28,7 +29,7 @@ from tests.model.test_validation import Z, cache_recovery, recoveries, within
 def replication_means(sc, strategy: str, reps: int) -> np.ndarray:  # type: ignore[no-untyped-def]
     means = []
     for k in range(reps):
-        rec = simulate(sc, strategy, np.random.SeedSequence([sc.seed, k])).clients.recovery_s
+        rec = affected_clients(simulate(sc, strategy, np.random.SeedSequence([sc.seed, k])).clients).recovery_s
         assert not rec.isna().any()
         means.append(float(rec.mean()))
     return np.array(means)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from sim.model.engine import Replication, simulate
+from sim.results.schema import affected_clients
 from tests.model.scenarios import scenario
 
 Z = 4.0
@@ -25,8 +26,9 @@ def recoveries(sc, strategy: str, seeds: int = 1) -> np.ndarray:  # type: ignore
     out = []
     for k in range(seeds):
         result = simulate(sc, strategy, np.random.SeedSequence([sc.seed, k]))
-        assert not result.clients.recovery_s.isna().any()
-        out.append(result.clients.recovery_s.to_numpy())
+        rec = affected_clients(result.clients).recovery_s
+        assert not rec.isna().any()
+        out.append(rec.to_numpy())
     return np.concatenate(out)
 
 

@@ -36,7 +36,8 @@ w._after_chunk = stop
 if kind == "parquet":
     n = 200_000
     df = pd.DataFrame({"strategy": ["s"] * n, "replication": 0, "client": np.arange(n), "cohort": "c",
-                       "resolver_group": "g", "recovery_s": 1.0, "failed": 1, "fault_at": 0.0})
+                       "resolver_group": "g", "recovery_s": 1.0, "failed": 1, "fault_at": 0.0,
+                       "switched_at": 1.0, "last_previous_at": 0.5})
     w.write_parquet_atomic(target, df, CLIENTS_SCHEMA, chunk_rows=1000)
 else:
     w.write_bytes_atomic(target, b"x" * (5 << 20))
@@ -64,7 +65,8 @@ def test_json_and_parquet_round_trip(tmp_path: Path) -> None:
     write_json_atomic(tmp_path / "a.json", {"x": np.float64(1.5), "nan": float("nan"), "n": np.int64(3)})
     assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1.5, "nan": None, "n": 3}
     df = pd.DataFrame({"strategy": ["s"], "replication": [0], "client": [7], "cohort": ["c"], "resolver_group": ["g"],
-                       "recovery_s": [np.nan], "failed": [2], "fault_at": [10.0]})
+                       "recovery_s": [np.nan], "failed": [2], "fault_at": [10.0], "switched_at": [np.nan],
+                       "last_previous_at": [12.0]})
     write_parquet_atomic(tmp_path / "c.parquet", df, CLIENTS_SCHEMA)
     back = pd.read_parquet(tmp_path / "c.parquet")
     assert back.client.tolist() == [7] and np.isnan(back.recovery_s[0])
@@ -92,3 +94,28 @@ def test_write_run_refuses_a_non_empty_folder_and_an_exception_leaves_nothing(tm
 def test_open_run_on_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     with pytest.raises((FileNotFoundError, ValueError), match="summary.json"):
         open_run(tmp_path)
+
+
+def test_a_folder_from_before_schema_2_opens_and_says_what_it_lacks(tmp_path: Path) -> None:
+    """Schema 2 added targets.parquet, clients.switched_at/last_previous_at and
+    replications.changed_at: a folder without them still opens, with them empty."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sim.results.schema import REPLICATIONS_SCHEMA, TIMELINE_SCHEMA
+
+    folder = tmp_path / "old"
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps({"strategies": {}}))
+    (folder / "manifest.json").write_text("{}")
+    old_clients = {"strategy": ["s"], "replication": [0], "client": [1], "cohort": ["c"], "resolver_group": ["g"],
+                   "recovery_s": [3.0], "failed": [1], "fault_at": [1.0]}
+    pq.write_table(pa.table(old_clients), folder / "clients.parquet")
+    pq.write_table(pa.table({n: [] for n in TIMELINE_SCHEMA.names}, schema=TIMELINE_SCHEMA), folder / "timeline.parquet")
+    old_reps = pa.schema([f for f in REPLICATIONS_SCHEMA if f.name != "changed_at"])
+    pq.write_table(pa.table({n: [] for n in old_reps.names}, schema=old_reps), folder / "replications.parquet")
+    run = open_run(folder)
+    assert set(run.lacks) == {"targets.parquet", "clients.switched_at", "clients.last_previous_at",
+                              "replications.changed_at"}
+    assert run.targets.empty and list(run.targets.columns)[-3:] == ["to_previous", "to_current", "rescued"]
+    assert np.isnan(run.clients["switched_at"][0]) and run.clients["recovery_s"][0] == 3.0
