@@ -168,6 +168,8 @@ class Control:
         if self.current_targets == {self.standby}:
             return
         self.previous_targets, self.current_targets = self.current_targets, frozenset({self.standby})
+        for balancer in self.balancers.values():
+            balancer.current = balancer in self.current_targets
         self.changed_at = self.env.now
 
     def _checker(self, hc: HealthCheckSpec, phase: float, stop: Callable[[bool], bool]):  # type: ignore[no-untyped-def]

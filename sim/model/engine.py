@@ -97,6 +97,8 @@ class Replication(Building, Requests, Control):
         first = {self.active, self.standby} if self.published.per_balancer else {self.active}
         self.current_targets: frozenset[Balancer] = frozenset(first)
         self.previous_targets: frozenset[Balancer] = frozenset()
+        for balancer in first:
+            balancer.current = True
         self.changed_at: float | None = None
         self.to_previous = [[0] * seconds for _ in self.cohorts]
         self.to_current = [[0] * seconds for _ in self.cohorts]

@@ -112,7 +112,7 @@ class Requests:
             address.users += 1  # type: ignore[union-attr]
             client.addr = address
         client.conn_last = now
-        if endpoint.balancer in self.current_targets:
+        if endpoint.balancer.current:
             if not (req.attempt or req.tries):
                 self.to_current[cohort.index][int(now)] += 1
             if client.switched_at is None and self.changed_at is not None:

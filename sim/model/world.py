@@ -14,7 +14,7 @@ class Balancer:
     """A load balancer: nodes that each answer on their own address, plus the
     front that a static address (Elastic IP) leads to."""
 
-    __slots__ = ("capacity", "front", "mode", "name", "nodes", "requests", "role", "scaling")
+    __slots__ = ("capacity", "current", "front", "mode", "name", "nodes", "requests", "role", "scaling")
 
     def __init__(self, name: str, role: str, capacity: float) -> None:
         self.name = name
@@ -25,6 +25,9 @@ class Balancer:
         self.front: Endpoint = Endpoint(f"{name}-front", self, 0.0)
         self.requests = 0  # admitted since the last scaling decision
         self.scaling = False
+        # Whether the service points here now (a current target): set by the
+        # replication at each change, read on every request.
+        self.current = False
 
 
 class Endpoint:
