@@ -121,3 +121,25 @@ def test_vs_baseline_expectation(tmp_path: Path, capsys: pytest.CaptureFixture[s
     capsys.readouterr()
     assert main(["check", str(path), "--baselines", str(tmp_path / "none")]) == 2
     assert "no baseline" in capsys.readouterr().err
+
+
+def test_drain_metrics_are_checked_by_their_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A planned change with a 60 s TTL and no stub cache: a minute and a half after it
+    nobody is sent to the old balancer any more (the TTL has run out everywhere), while
+    ten seconds after it most are; the names come from report.stale_at."""
+    expect = [
+        {"strategy": "cname_repoint", "metric": "stale_requests@90s", "op": "<=", "value": 0.0},
+        {"strategy": "cname_repoint", "metric": "stale_clients@90s", "op": "==", "value": 0.0},
+        {"strategy": "cname_repoint", "metric": "stale_requests@10s", "op": ">=", "value": 0.5},
+        {"strategy": "cname_repoint", "metric": "drain_s.max", "op": "<=", "value": 120},
+    ]
+    path = write(tmp_path, "drain-gate", expect, strategies=["cname_repoint"], duration="4m",
+                 faults=[{"kind": "dns_change", "at": "30s"}], report={"stale_at": ["10s", "90s"]})
+    doc = yaml.safe_load(path.read_text())
+    doc["dns"]["propagation"] = "0s"
+    path.write_text(yaml.safe_dump(doc))
+    assert main(["check", str(path)]) == 0, capsys.readouterr()
+    doc["expect"] = [{"strategy": "cname_repoint", "metric": "stale_requests@2m", "op": "<=", "value": 0.0}]
+    path.write_text(yaml.safe_dump(doc))
+    assert main(["check", str(path)]) == 2
+    assert "unknown metric 'stale_requests@2m'" in capsys.readouterr().err
