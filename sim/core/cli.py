@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from sim.core.config import Config, ConfigError, load_config
+from sim.core.private import PrivateFileError, read_key
 
 __all__ = ["main", "raise_fd_limit"]
 
@@ -40,12 +41,26 @@ def _pick_loop(config: Config) -> str:
     return "uvloop"
 
 
-async def _serve(config: Config, worker: int, ready_file: str | None) -> int:
+def check_files(config: Config, file: str) -> None:
+    """The files the configuration names, checked before serving (``--check`` too)."""
+    if config.takeover is not None:
+        try:
+            read_key(config.takeover.key_file)
+        except PrivateFileError as e:
+            raise ConfigError([f"{file}: takeover.key_file: {e}"]) from None
+
+
+async def _serve(config: Config, worker: int, ready_file: str | None, file: str) -> int:
     from sim.core.server import Balancer
 
     balancer = Balancer(config, worker=worker, admin=worker == 0)
     try:
         await balancer.start()
+    except PrivateFileError as e:
+        # the admin token's file or directory: a one-line error, exit 2
+        print(f"{file}: admin.token_file: {e}", file=sys.stderr)
+        await balancer.stop()
+        return 2
     except OSError as e:
         print(
             f"failover-sim serve: cannot listen on {config.listen}: {e.strerror or e}",
@@ -83,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(args_in)
     try:
         config = load_config(args.config)
+        check_files(config, args.config)
     except ConfigError as e:
         for line in e.lines:
             print(line, file=sys.stderr)
@@ -120,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         runner = asyncio.run
     try:
-        code = runner(_serve(config, worker, args.ready_file))
+        code = runner(_serve(config, worker, args.ready_file, args.config))
     except KeyboardInterrupt:
         code = 0
     for pid in children:

@@ -180,6 +180,9 @@ class TakeoverConfig(_Model):
     # false: the standby never takes the address on missed heartbeats, only through
     # the reassociate API (an Elastic IP does not move by itself; VRRP does).
     automatic: bool = True
+    # issue 22: every datagram carries HMAC-SHA256 under this key (both nodes share it;
+    # read at start, refused if others may read it; docs/core.md "Takeover security")
+    key_file: str = Field(min_length=1)
 
     @model_validator(mode="after")
     def _interval(self) -> TakeoverConfig:

@@ -9,8 +9,9 @@ from typing import Any
 from sim.core.config import Config
 from sim.core.l4 import TcpProxy
 from sim.core.l7 import HttpProxy
-from sim.core.metrics import Metrics
+from sim.core.metrics import Metrics, family
 from sim.core.pool import BackendPool
+from sim.core.private import read_key
 from sim.core.takeover import Takeover
 
 __all__ = ["Balancer"]
@@ -61,8 +62,9 @@ class Balancer:
     async def start(self) -> None:
         self.pool.start()
         if self.config.takeover is not None:
+            cfg = self.config.takeover
             self.takeover = Takeover(
-                self.config.takeover, self.config.name, self.bind, self.release
+                cfg, self.config.name, self.bind, self.release, key=read_key(cfg.key_file)
             )
             await self.takeover.start()
         else:
@@ -120,6 +122,13 @@ class Balancer:
 
     def metrics_text(self) -> str:
         extra: dict[str, float] = {"failover_listening": 1.0 if self.server is not None else 0.0}
+        families: list[str] = []
         if self.takeover is not None:
             extra["failover_takeover_active"] = 1.0 if self.takeover.state == "active" else 0.0
-        return self.metrics.render(self.pool, extra)
+            families += family(
+                "failover_takeover_dropped_total",
+                "counter",
+                "Takeover datagrams dropped: forged, malformed, replayed, stale.",
+                [({"reason": r}, n) for r, n in sorted(self.takeover.dropped.items())],
+            )
+        return self.metrics.render(self.pool, extra, families)

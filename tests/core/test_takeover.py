@@ -28,6 +28,30 @@ def _free(kind: int, host: str) -> int:
     return port
 
 
+def _key(tmp: Path) -> Path:
+    path = tmp / "takeover.key"
+    if not path.exists():
+        path.write_bytes(os.urandom(32).hex().encode())
+        path.chmod(0o600)
+    return path
+
+
+async def _forge_heartbeats(port: int, stop: asyncio.Event) -> int:
+    """What an unprivileged local user sends to hold the standby passive; how many."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sent = 0
+    plain = {"v": 1, "type": "heartbeat", "state": "active", "node": "lb-a", "prio": 200}
+    try:
+        while not stop.is_set():
+            sent += 1
+            s.sendto(json.dumps({**plain, "seq": sent}).encode(), ("127.0.0.1", port))
+            s.sendto(b"FST1" + os.urandom(32) + json.dumps(plain).encode(), ("127.0.0.1", port))
+            await asyncio.sleep(0.02)
+    finally:
+        s.close()
+    return 2 * sent
+
+
 def _config(
     tmp: Path, name: str, role: str, vport: int, me: int, peer: int, backend: int, priority: int
 ) -> Path:
@@ -43,6 +67,7 @@ def _config(
             "peer": f"127.0.0.1:{peer}",
             "interval": f"{int(INTERVAL * 1000)}ms",
             "priority": priority,
+            "key_file": str(_key(tmp)),
         },
     }
     path = tmp / f"{name}.yaml"
@@ -95,6 +120,8 @@ def test_kill_9_active_standby_takes_the_address_within_bound(tmp_path: Path) ->
                 assert r is not None and r.status == 200
                 await asyncio.sleep(3 * INTERVAL)  # the standby has heard heartbeats
 
+                stop_forging = asyncio.Event()
+                forger = asyncio.create_task(_forge_heartbeats(hb, stop_forging))
                 a.send_signal(signal.SIGKILL)
                 t0 = time.monotonic()
                 await a.wait()
@@ -107,6 +134,8 @@ def test_kill_9_active_standby_takes_the_address_within_bound(tmp_path: Path) ->
                         pass
                     await asyncio.sleep(0.005)
                 took = time.monotonic() - t0
+                stop_forging.set()
+                forged = await forger
                 master_down = 3 * INTERVAL + (256 - 100) * INTERVAL / 256  # RFC 5798
                 print(
                     f"\ntakeover after kill -9: {took * 1000:.0f} ms (Master_Down_Interval {master_down * 1000:.0f} ms)"
@@ -120,6 +149,8 @@ def test_kill_9_active_standby_takes_the_address_within_bound(tmp_path: Path) ->
                 assert ia2["state"] == "standby"
                 status = await _admin(ib, "GET", "/status")
                 assert status["takeover"]["state"] == "active"
+                dropped = status["takeover"]["dropped"]
+                assert dropped["malformed"] + dropped["forged"] == forged > 0
 
                 # reassociate on purpose, with an injected delay of 100 ms
                 moved = await _admin(ia2, "POST", "/takeover", b'{"delay": "100ms"}')
