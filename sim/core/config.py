@@ -156,6 +156,9 @@ class AdminConfig(_Model):
     token_file: str | None = None
     allow_non_loopback: bool = False
     open_reads: bool = True  # GET /metrics and /status without a token
+    # issue 22: idle connections must not hold the control plane (docs/references.md "Balancers")
+    max_connections: int = Field(10, ge=1)  # HAProxy: the stats socket's default maxconn, 10
+    head_timeout: Duration = 2.0  # a request head from curl on loopback; chosen, not sourced
 
     @model_validator(mode="after")
     def _loopback(self) -> AdminConfig:
