@@ -202,6 +202,11 @@ class TakeoverConfig(_Model):
         return 3 * self.interval + self.skew
 
 
+class LogConfig(_Model):
+    # issue 22: JSON lines, one per request, to this file ("-": stdout); off when null
+    access: str | None = None
+
+
 class Config(_Model):
     name: str = Field("lb", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     mode: Literal["http", "tcp"] = "http"
@@ -219,6 +224,7 @@ class Config(_Model):
     upstream_pool: PoolConfig = Field(default_factory=PoolConfig)
     admin: AdminConfig | None = Field(default_factory=AdminConfig)
     takeover: TakeoverConfig | None = None
+    log: LogConfig = Field(default_factory=LogConfig)
 
     @model_validator(mode="after")
     def _check(self) -> Config:

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from sim.core.config import Config
+from sim.core.events import AccessLog, EventLog, process_figures
 from sim.core.l4 import TcpProxy
 from sim.core.l7 import HttpProxy
 from sim.core.metrics import Metrics, family
@@ -15,6 +16,8 @@ from sim.core.private import read_key
 from sim.core.takeover import Takeover
 
 __all__ = ["Balancer"]
+
+_FLUSH_EVERY = 1.0  # seconds an access log line may wait in the buffer
 
 
 class Balancer:
@@ -36,6 +39,19 @@ class Balancer:
         self.want_admin = admin and config.admin is not None
         self.started_at = time.time()
         self.stopped = asyncio.Event()
+        self.events = EventLog()
+        self.events.watch(self.pool)
+        self.access_log: AccessLog | None = None
+        self._flush_timer: asyncio.TimerHandle | None = None
+        if config.log.access is not None and isinstance(self.proxy, HttpProxy):
+            self.access_log = AccessLog(config.log.access)
+            self.proxy.access_log = self.access_log
+            self._flush_timer = self.loop.call_later(_FLUSH_EVERY, self._flush_access_log)
+
+    def _flush_access_log(self) -> None:
+        if self.access_log is not None:
+            self.access_log.flush()
+            self._flush_timer = self.loop.call_later(_FLUSH_EVERY, self._flush_access_log)
 
     async def bind(self) -> None:
         """Bind the listening address (for takeover: take the virtual address)."""
@@ -64,7 +80,15 @@ class Balancer:
         if self.config.takeover is not None:
             cfg = self.config.takeover
             self.takeover = Takeover(
-                cfg, self.config.name, self.bind, self.release, key=read_key(cfg.key_file)
+                cfg,
+                self.config.name,
+                self.bind,
+                self.release,
+                log=lambda msg: self.events.emit("takeover_note", message=msg),
+                key=read_key(cfg.key_file),
+                on_state=lambda state, why: self.events.emit(
+                    "takeover", node=self.config.name, state=state, why=why
+                ),
             )
             await self.takeover.start()
         else:
@@ -83,6 +107,11 @@ class Balancer:
             await self.admin.stop()
         self.proxy.close_all()
         await self.pool.stop()
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+        if self.access_log is not None:
+            self.access_log.close()
+            self.access_log = None
         self.stopped.set()
 
     def ready_info(self) -> dict[str, Any]:
@@ -123,6 +152,10 @@ class Balancer:
     def metrics_text(self) -> str:
         extra: dict[str, float] = {"failover_listening": 1.0 if self.server is not None else 0.0}
         families: list[str] = []
+        now = time.time()
+        extra.update(process_figures())
+        extra["process_start_time_seconds"] = round(self.started_at, 3)
+        extra["failover_uptime_seconds"] = round(now - self.started_at, 3)
         if self.takeover is not None:
             extra["failover_takeover_active"] = 1.0 if self.takeover.state == "active" else 0.0
             families += family(

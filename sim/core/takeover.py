@@ -109,9 +109,11 @@ class Takeover(asyncio.DatagramProtocol):
         log: Callable[[str], None] | None = None,
         *,
         key: bytes,
+        on_state: Callable[[str, str], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self._key = key
+        self._on_state = on_state  # (state, why): the balancer's event line
         # a restarted peer starts a new epoch, so its sequence numbers may start again
         self.epoch = time.time_ns()
         self._peer_last: tuple[int, int] = (-1, -1)
@@ -184,6 +186,8 @@ class Takeover(asyncio.DatagramProtocol):
         self.became_active_at = time.time()
         self.transitions.append({"at": self.became_active_at, "state": "active", "why": why})
         self._log(f"{self.name}: active ({why})")
+        if self._on_state is not None:
+            self._on_state("active", why)
         self._beat()
 
     def _become_standby(self, why: str) -> None:
@@ -194,6 +198,8 @@ class Takeover(asyncio.DatagramProtocol):
         self.state = "standby"
         self.transitions.append({"at": time.time(), "state": "standby", "why": why})
         self._log(f"{self.name}: standby ({why})")
+        if self._on_state is not None:
+            self._on_state("standby", why)
         self._arm_down()
 
     # -- heartbeats -----------------------------------------------------------------
