@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -50,7 +51,29 @@ def check_files(config: Config, file: str) -> None:
             raise ConfigError([f"{file}: takeover.key_file: {e}"]) from None
 
 
-async def _serve(config: Config, worker: int, ready_file: str | None, file: str) -> int:
+async def _reload(balancer: Any, file: str, children: list[int]) -> None:
+    """SIGHUP: read and check ``file`` whole first; on any error keep serving what runs."""
+    from sim.core.server import ReloadError
+
+    for pid in children:  # each worker reloads itself
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGHUP)
+    try:
+        config = load_config(file)
+        check_files(config, file)
+        await balancer.reload(config)
+    except ConfigError as e:
+        balancer.events.emit("reload_failed", file=file, errors=e.lines)
+        return
+    except ReloadError as e:
+        balancer.events.emit("reload_failed", file=file, errors=[f"{file}: {e}"])
+        return
+    balancer.events.emit("reloaded", file=file, backends=len(config.backends))
+
+
+async def _serve(
+    config: Config, worker: int, ready_file: str | None, file: str, children: list[int]
+) -> int:
     from sim.core.server import Balancer
 
     balancer = Balancer(config, worker=worker, admin=worker == 0)
@@ -71,6 +94,14 @@ async def _serve(config: Config, worker: int, ready_file: str | None, file: str)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: loop.create_task(balancer.stop()))
+    reloads: set[asyncio.Task[None]] = set()
+
+    def on_hup() -> None:
+        task = loop.create_task(_reload(balancer, file, children))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
     info = balancer.ready_info()
     line = json.dumps(info)
     print(line, flush=True)
@@ -136,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         runner = asyncio.run
     try:
-        code = runner(_serve(config, worker, args.ready_file, args.config))
+        code = runner(_serve(config, worker, args.ready_file, args.config, children))
     except KeyboardInterrupt:
         code = 0
     for pid in children:

@@ -50,8 +50,12 @@ class EventLog:
             pass  # a closed stderr must not take the data path down with it
 
     def watch(self, pool: BackendPool) -> None:
-        """Emit a line whenever one of ``pool``'s backends changes state."""
-        self._states = {b.name: b.state for b in pool.backends}
+        """Emit a line whenever one of ``pool``'s backends changes state (after a reload:
+        a line for each difference from the pool watched before)."""
+        if self._states:
+            self._diff(pool)
+        else:
+            self._states = {b.name: b.state for b in pool.backends}
         pool.on_change.append(lambda: self._diff(pool))
 
     def _diff(self, pool: BackendPool) -> None:
