@@ -53,6 +53,7 @@ def check_files(config: Config, file: str) -> None:
 
 async def _reload(balancer: Any, file: str, children: list[int]) -> None:
     """SIGHUP: read and check ``file`` whole first; on any error keep serving what runs."""
+    from sim.core.resolve import ResolveError
     from sim.core.server import ReloadError
 
     for pid in children:  # each worker reloads itself
@@ -68,12 +69,16 @@ async def _reload(balancer: Any, file: str, children: list[int]) -> None:
     except ReloadError as e:
         balancer.events.emit("reload_failed", file=file, errors=[f"{file}: {e}"])
         return
+    except ResolveError as e:
+        balancer.events.emit("reload_failed", file=file, errors=[f"{file}: backends: {e}"])
+        return
     balancer.events.emit("reloaded", file=file, backends=len(config.backends))
 
 
 async def _serve(
     config: Config, worker: int, ready_file: str | None, file: str, children: list[int]
 ) -> int:
+    from sim.core.resolve import ResolveError
     from sim.core.server import Balancer
 
     balancer = Balancer(config, worker=worker, admin=worker == 0)
@@ -82,6 +87,10 @@ async def _serve(
     except PrivateFileError as e:
         # the admin token's file or directory: a one-line error, exit 2
         print(f"{file}: admin.token_file: {e}", file=sys.stderr)
+        await balancer.stop()
+        return 2
+    except ResolveError as e:
+        print(f"{file}: backends: {e}", file=sys.stderr)
         await balancer.stop()
         return 2
     except OSError as e:

@@ -8,6 +8,7 @@ out as ``FILE: field.path: message``, one per line, like scenario errors.
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -53,7 +54,14 @@ class Address(tuple[str, int]):
         return f"{self[0]}:{self[1]}"
 
 
-def parse_address(value: Any, allow_zero_port: bool = False) -> Address:
+# RFC 1123 host names (issue 22: backends by name, resolved by sim.core.resolve)
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
+
+
+def parse_address(value: Any, allow_zero_port: bool = False, allow_name: bool = False) -> Address:
     if isinstance(value, Address):
         return value
     if not isinstance(value, str) or ":" not in value:
@@ -65,7 +73,9 @@ def parse_address(value: Any, allow_zero_port: bool = False) -> Address:
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        raise ValueError(f"expected an IP address before the port, got {host!r}") from None
+        if not (allow_name and _HOSTNAME.fullmatch(host)):
+            what = "an IP address or a host name" if allow_name else "an IP address"
+            raise ValueError(f"expected {what} before the port, got {host!r}") from None
     try:
         port = int(port_text)
     except ValueError:
@@ -86,7 +96,7 @@ class _Model(BaseModel):
 
 class BackendConfig(_Model):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    address: AddressField
+    address: Annotated[Address, BeforeValidator(lambda v: parse_address(v, allow_name=True))]
 
 
 class HealthCheckConfig(_Model):
@@ -202,6 +212,11 @@ class TakeoverConfig(_Model):
         return 3 * self.interval + self.skew
 
 
+class ResolverConfig(_Model):
+    # issue 22: who resolves backends given by name; null: the system's (resolv.conf)
+    nameserver: AddressField | None = None
+
+
 class LogConfig(_Model):
     # issue 22: JSON lines, one per request, to this file ("-": stdout); off when null
     access: str | None = None
@@ -225,6 +240,7 @@ class Config(_Model):
     admin: AdminConfig | None = Field(default_factory=AdminConfig)
     takeover: TakeoverConfig | None = None
     log: LogConfig = Field(default_factory=LogConfig)
+    resolver: ResolverConfig = Field(default_factory=ResolverConfig)
 
     @model_validator(mode="after")
     def _check(self) -> Config:

@@ -14,6 +14,7 @@ from sim.core.l7 import HttpProxy
 from sim.core.metrics import Metrics, family
 from sim.core.pool import BackendPool
 from sim.core.private import read_key
+from sim.core.resolve import Resolver
 from sim.core.takeover import Takeover
 
 __all__ = ["Balancer", "ReloadError"]
@@ -46,6 +47,7 @@ class Balancer:
         self.stopped = asyncio.Event()
         self._flush_timer = self.loop.call_later(_FLUSH_EVERY, self._flush_access_log)
         self._retiring: set[asyncio.Task[None]] = set()
+        self.resolver = Resolver(config.resolver.nameserver, self.events)
 
     def _build(self, config: Config) -> tuple[BackendPool, HttpProxy | TcpProxy]:
         """A pool and a listener protocol for ``config``, sharing this process's metrics."""
@@ -88,6 +90,16 @@ class Balancer:
                 raise ReloadError(f"{field}: cannot change on reload; restart to change it")
         old_pool, old_proxy, old_log = self.pool, self.proxy, self.access_log
         pool, proxy = self._build(config)
+        resolver = Resolver(config.resolver.nameserver, self.events)
+        try:
+            await resolver.prepare(pool)  # a name that does not resolve refuses the reload
+        except BaseException:
+            if self.access_log is not old_log and self.access_log is not None:
+                self.access_log.close()  # _build opened the new file: the old one stays
+            self.access_log = old_log
+            raise
+        old_resolver, self.resolver = self.resolver, resolver
+        await old_resolver.stop()
         for b in pool.backends:
             before = old_pool.get(b.name)
             if before is not None and (before.host, before.port) == (b.host, b.port):
@@ -141,6 +153,7 @@ class Balancer:
             self.server = None
 
     async def start(self) -> None:
+        await self.resolver.prepare(self.pool)
         self.pool.start()
         if self.config.takeover is not None:
             cfg = self.config.takeover
@@ -172,6 +185,7 @@ class Balancer:
             await self.admin.stop()
         self.proxy.close_all()
         await self.pool.stop()
+        await self.resolver.stop()
         for task in list(self._retiring):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
