@@ -16,6 +16,7 @@ from sim.core.pool import BackendPool
 from sim.core.private import read_key
 from sim.core.resolve import Resolver
 from sim.core.takeover import Takeover
+from sim.core.vip import listen_socket
 
 __all__ = ["Balancer", "ReloadError"]
 
@@ -130,11 +131,17 @@ class Balancer:
         if log is not None and log is not self.access_log:
             log.close()
 
-    async def bind(self) -> None:
-        """Bind the listening address (for takeover: take the virtual address)."""
+    async def bind(self, steal: bool = False) -> None:
+        """Bind the listening address (for takeover: take the virtual address; ``steal``:
+        even from a holder that went silent, sim.core.vip)."""
         if self.server is not None:
             return
         c = self.config
+        if c.takeover is not None:
+            sock = listen_socket(c.listen, steal=steal)
+            self.server = await self.loop.create_server(self._accept, sock=sock, backlog=4096)
+            self.listen_port = c.listen.port
+            return
         self.server = await self.loop.create_server(
             self._accept,
             c.listen.host,
@@ -162,6 +169,7 @@ class Balancer:
                 self.config.name,
                 self.bind,
                 self.release,
+                steal=lambda: self.bind(steal=True),
                 log=lambda msg: self.events.emit("takeover_note", message=msg),
                 key=read_key(cfg.key_file),
                 on_state=lambda state, why: self.events.emit(

@@ -1,15 +1,19 @@
 """Static-address takeover on loopback: the VRRP / Elastic IP behaviour.
 
 Two ``serve`` processes share one virtual address (``listen``, in 127.0.0.0/8).
-Holding the address means having the listening socket bound, so the kernel
-itself guarantees one holder at a time: a second ``bind`` fails with
-EADDRINUSE while the first holder lives.
+Holding the address means having the listening socket bound; a node binds
+only when a probe bind finds the address free, so there is one holder at a
+time while both nodes run (sim.core.vip).
 
 - The holder (state ``active``) sends a heartbeat over UDP to its peer every
   ``interval``.
 - The other (``standby``) declares it dead after Master_Down_Interval =
   3 x interval + skew, skew = (256 - priority) x interval / 256 (RFC 5798
-  6.1; docs/references.md "Address takeover"), and binds the address.
+  6.1; docs/references.md "Address takeover"), and binds the address; if
+  the silent holder's socket is still there (a stopped or wedged process),
+  it joins the socket group and steers every new connection to itself.
+- Two active nodes (the silent one came back): the one that became active
+  first yields on the other's first heartbeat.
 - A process started as ``active`` that finds the address held (its standby
   took over) stays standby: no preemption unless ``preempt`` is on and its
   priority is higher, in which case it asks the holder to release.
@@ -93,6 +97,7 @@ def unseal(key: bytes, data: bytes) -> dict[str, Any]:
         and isinstance(msg.get("ts"), int | float)
         and math.isfinite(msg["ts"])
         and isinstance(msg.get("state", ""), str)
+        and isinstance(msg.get("since", 0.0), int | float)
     )
     if not ok:
         raise Dropped("malformed")
@@ -110,8 +115,11 @@ class Takeover(asyncio.DatagramProtocol):
         *,
         key: bytes,
         on_state: Callable[[str, str], None] | None = None,
+        steal: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.cfg = cfg
+        # binds even if a silent holder still has the address (sim.core.vip); None: never
+        self._steal = steal
         self._key = key
         self._on_state = on_state  # (state, why): the balancer's event line
         # a restarted peer starts a new epoch, so its sequence numbers may start again
@@ -219,7 +227,7 @@ class Takeover(asyncio.DatagramProtocol):
     def _beat(self) -> None:
         if self.state != "active":
             return
-        self._send(type="heartbeat", state="active")
+        self._send(type="heartbeat", state="active", since=self.became_active_at)
         self._beat_timer = self.loop.call_later(self.cfg.interval, self._beat)
 
     def _arm_down(self) -> None:
@@ -233,9 +241,11 @@ class Takeover(asyncio.DatagramProtocol):
             return
         if self.state != "standby" or (self._taking is not None and not self._taking.done()):
             return
-        self._taking = self.loop.create_task(self._take("no heartbeat for 3 x interval + skew"))
+        self._taking = self.loop.create_task(
+            self._take("no heartbeat for 3 x interval + skew", steal=True)
+        )
 
-    async def _take(self, why: str, wait: float = 0.0) -> bool:
+    async def _take(self, why: str, wait: float = 0.0, steal: bool = False) -> bool:
         deadline = self.loop.time() + wait
         while True:
             if await self._try_bind():
@@ -244,9 +254,25 @@ class Takeover(asyncio.DatagramProtocol):
             if self.loop.time() >= deadline:
                 break
             await asyncio.sleep(0.01)
+        if steal and self._steal is not None:
+            # silent, yet its socket is still there: a stopped (SIGSTOP) or wedged process
+            try:
+                await self._steal()
+            except OSError as e:
+                self._log(f"{self.name}: cannot take the address from the silent holder: {e}")
+            else:
+                self._become_active(f"{why}; the silent holder's socket bypassed")
+                return True
         # the holder is alive after all (heartbeats lost, not the process): keep watching
         self._arm_down()
         return False
+
+    def _yields_to(self, msg: dict[str, Any]) -> bool:
+        """Both active: the node that became active first yields (it was the one that went
+        silent, or the other would not have taken over); ties go to priority, then name."""
+        mine = (self.became_active_at or 0.0, self.cfg.priority, self.name)
+        theirs = (float(msg.get("since") or 0.0), msg["prio"], msg["node"])
+        return mine < theirs
 
     def _admit(self, data: bytes) -> dict[str, Any]:
         """The message if it is authentic, well formed, fresh and new; raises Dropped."""
@@ -274,6 +300,9 @@ class Takeover(asyncio.DatagramProtocol):
         kind = msg["type"]
         if kind == "heartbeat":
             self.peer_state = msg.get("state")
+            if self.state == "active" and self.peer_state == "active" and self._yields_to(msg):
+                self._become_standby(f"{msg['node']} took the address while this node was silent")
+                return
             if self.state == "standby":
                 self._arm_down()
                 if (

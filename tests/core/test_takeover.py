@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -75,13 +76,16 @@ def _config(
     return path
 
 
-async def _start(config: Path, ready: Path) -> tuple[asyncio.subprocess.Process, dict[str, Any]]:
+async def _start(
+    config: Path, ready: Path, stderr: Path | None = None
+) -> tuple[asyncio.subprocess.Process, dict[str, Any]]:
     ready.unlink(missing_ok=True)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "sim.core.cli", "serve", str(config), "--ready-file", str(ready),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=env,
-    )  # fmt: skip
+    with open(stderr or os.devnull, "w") as err:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sim.core.cli", "serve", str(config), "--ready-file", str(ready),
+            stdout=asyncio.subprocess.DEVNULL, stderr=err, env=env,
+        )  # fmt: skip
     while not ready.exists():
         if proc.returncode is not None:
             raise AssertionError(f"serve exited with {proc.returncode}")
@@ -166,3 +170,68 @@ def test_kill_9_active_standby_takes_the_address_within_bound(tmp_path: Path) ->
                         await p.wait()
 
     run(main(), timeout=20)  # a hang guard: three interpreters start on a shared 2-core machine
+
+
+async def _served(vport: int, wait: float) -> bool:
+    """One request to the virtual address, given up after ``wait`` (a stalled holder never answers)."""
+    try:
+        async with asyncio.timeout(wait):
+            r, _ = await request(vport, get(), host=VIP, check_closed=False)
+            return r is not None and r.status == 200
+    except (TimeoutError, OSError):
+        return False
+
+
+def test_sigstop_active_loses_the_address_and_steps_down_on_return(tmp_path: Path) -> None:
+    """Loopback mode: the stopped active still holds its socket; the standby takes the
+    address anyway within Master_Down_Interval, and the active yields when it resumes."""
+
+    async def main() -> None:
+        vport = _free(socket.SOCK_STREAM, VIP)
+        ha, hb = _free(socket.SOCK_DGRAM, "127.0.0.1"), _free(socket.SOCK_DGRAM, "127.0.0.1")
+        procs: list[asyncio.subprocess.Process] = []
+        async with backends(1) as bs:
+            ca = _config(tmp_path, "lb-a", "active", vport, ha, hb, bs[0].port, 200)
+            cb = _config(tmp_path, "lb-b", "standby", vport, hb, ha, bs[0].port, 100)
+            try:
+                a, ia = await _start(ca, tmp_path / "a.ready", tmp_path / "a.err")
+                procs.append(a)
+                b, ib = await _start(cb, tmp_path / "b.ready")
+                procs.append(b)
+                assert ia["state"] == "active" and ib["state"] == "standby"
+                await asyncio.sleep(3 * INTERVAL)
+
+                a.send_signal(signal.SIGSTOP)
+                t0 = time.monotonic()
+                while not await _served(vport, 0.1):
+                    assert time.monotonic() - t0 < 3.0, "the standby never took over"
+                took = time.monotonic() - t0
+                master_down = 3 * INTERVAL + (256 - 100) * INTERVAL / 256
+                print(f"\ntakeover after SIGSTOP: {took * 1000:.0f} ms (Master_Down_Interval {master_down * 1000:.0f} ms)")
+                assert master_down - INTERVAL - 0.05 <= took <= master_down + 0.25
+                # while it stays stopped, no new connection goes to it
+                results = [await _served(vport, 0.5) for _ in range(20)]
+                assert all(results), results
+
+                resumed = time.time()
+                a.send_signal(signal.SIGCONT)
+                async with asyncio.timeout(3):
+                    while (await _admin(ia, "GET", "/status"))["takeover"]["state"] != "standby":
+                        await asyncio.sleep(0.02)
+                assert (await _admin(ib, "GET", "/status"))["takeover"]["state"] == "active"
+                assert await _served(vport, 0.5)
+            finally:
+                for p in procs:
+                    if p.returncode is None:
+                        p.send_signal(signal.SIGCONT)
+                        p.kill()
+                        await p.wait()
+        events = [json.loads(x) for x in (tmp_path / "a.err").read_text().splitlines() if x.startswith("{")]
+        stepped = [e for e in events if e["event"] == "takeover" and e["state"] == "standby"]
+        assert len(stepped) == 1
+        # two holders for at most about one heartbeat interval after it resumed
+        at = datetime.fromisoformat(stepped[0]["time"]).timestamp()
+        print(f"stepped down {1000 * (at - resumed):.0f} ms after SIGCONT")
+        assert at - resumed <= INTERVAL + 0.1
+
+    run(main(), timeout=20)
