@@ -118,9 +118,7 @@ def test_token_refused_in_a_directory_others_can_write(tmp_path: Path) -> None:
     os.chmod(shared, 0o1777)  # like /tmp
 
     async def main() -> None:
-        cfg = make_config(
-            [9], admin={"listen": "127.0.0.1:0", "token_file": str(shared / "t")}
-        )
+        cfg = make_config([9], admin={"listen": "127.0.0.1:0", "token_file": str(shared / "t")})
         with pytest.raises(PrivateFileError, match="lets other users create files"):
             async with balancer(cfg):
                 pass

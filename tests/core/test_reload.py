@@ -95,7 +95,7 @@ def test_sighup_reload_under_load_no_failed_request(tmp_path: Path) -> None:
 
                 assert load.failed == [] and len(load.seen) > 100
                 backends_seen = [name for _, name in load.seen]
-                assert "b1" in backends_seen[: mark] and "b0" in backends_seen[: mark]
+                assert "b1" in backends_seen[:mark] and "b0" in backends_seen[:mark]
                 # after the last reload only b1 serves, on the same listening port
                 assert set(backends_seen[mark:]) == {"b1"}
                 assert proc.returncode is None

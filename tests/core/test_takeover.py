@@ -207,7 +207,9 @@ def test_sigstop_active_loses_the_address_and_steps_down_on_return(tmp_path: Pat
                     assert time.monotonic() - t0 < 3.0, "the standby never took over"
                 took = time.monotonic() - t0
                 master_down = 3 * INTERVAL + (256 - 100) * INTERVAL / 256
-                print(f"\ntakeover after SIGSTOP: {took * 1000:.0f} ms (Master_Down_Interval {master_down * 1000:.0f} ms)")
+                print(
+                    f"\ntakeover after SIGSTOP: {took * 1000:.0f} ms (Master_Down_Interval {master_down * 1000:.0f} ms)"
+                )
                 assert master_down - INTERVAL - 0.05 <= took <= master_down + 0.25
                 # while it stays stopped, no new connection goes to it
                 results = [await _served(vport, 0.5) for _ in range(20)]
@@ -226,7 +228,11 @@ def test_sigstop_active_loses_the_address_and_steps_down_on_return(tmp_path: Pat
                         p.send_signal(signal.SIGCONT)
                         p.kill()
                         await p.wait()
-        events = [json.loads(x) for x in (tmp_path / "a.err").read_text().splitlines() if x.startswith("{")]
+        events = [
+            json.loads(x)
+            for x in (tmp_path / "a.err").read_text().splitlines()
+            if x.startswith("{")
+        ]
         stepped = [e for e in events if e["event"] == "takeover" and e["state"] == "standby"]
         assert len(stepped) == 1
         # two holders for at most about one heartbeat interval after it resumed
