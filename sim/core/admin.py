@@ -3,7 +3,10 @@
 Reads (``GET /status``, ``/metrics``, ``/backends``) are open unless
 ``admin.open_reads`` is off; every change needs ``Authorization: Bearer
 TOKEN``. The token is the configured one, or generated at start and written
-to ``token_file`` with mode 0600 (readable only by the user who runs it).
+to ``token_file`` (default: a private directory) with O_EXCL and O_NOFOLLOW,
+mode 0600, and removed at stop (sim.core.private). At most
+``admin.max_connections`` connections are served at once and each must send
+its request within ``admin.head_timeout``, so idle connections cannot pile up.
 
 Routes::
 
