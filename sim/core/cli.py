@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -12,6 +13,7 @@ import sys
 from typing import Any
 
 from sim.core.config import Config, ConfigError, load_config
+from sim.core.private import PrivateFileError, read_key
 
 __all__ = ["main", "raise_fd_limit"]
 
@@ -40,12 +42,57 @@ def _pick_loop(config: Config) -> str:
     return "uvloop"
 
 
-async def _serve(config: Config, worker: int, ready_file: str | None) -> int:
+def check_files(config: Config, file: str) -> None:
+    """The files the configuration names, checked before serving (``--check`` too)."""
+    if config.takeover is not None:
+        try:
+            read_key(config.takeover.key_file)
+        except PrivateFileError as e:
+            raise ConfigError([f"{file}: takeover.key_file: {e}"]) from None
+
+
+async def _reload(balancer: Any, file: str, children: list[int]) -> None:
+    """SIGHUP: read and check ``file`` whole first; on any error keep serving what runs."""
+    from sim.core.resolve import ResolveError
+    from sim.core.server import ReloadError
+
+    for pid in children:  # each worker reloads itself
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGHUP)
+    try:
+        config = load_config(file)
+        check_files(config, file)
+        await balancer.reload(config)
+    except ConfigError as e:
+        balancer.events.emit("reload_failed", file=file, errors=e.lines)
+        return
+    except ReloadError as e:
+        balancer.events.emit("reload_failed", file=file, errors=[f"{file}: {e}"])
+        return
+    except ResolveError as e:
+        balancer.events.emit("reload_failed", file=file, errors=[f"{file}: backends: {e}"])
+        return
+    balancer.events.emit("reloaded", file=file, backends=len(config.backends))
+
+
+async def _serve(
+    config: Config, worker: int, ready_file: str | None, file: str, children: list[int]
+) -> int:
+    from sim.core.resolve import ResolveError
     from sim.core.server import Balancer
 
     balancer = Balancer(config, worker=worker, admin=worker == 0)
     try:
         await balancer.start()
+    except PrivateFileError as e:
+        # the admin token's file or directory: a one-line error, exit 2
+        print(f"{file}: admin.token_file: {e}", file=sys.stderr)
+        await balancer.stop()
+        return 2
+    except ResolveError as e:
+        print(f"{file}: backends: {e}", file=sys.stderr)
+        await balancer.stop()
+        return 2
     except OSError as e:
         print(
             f"failover-sim serve: cannot listen on {config.listen}: {e.strerror or e}",
@@ -56,6 +103,14 @@ async def _serve(config: Config, worker: int, ready_file: str | None) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: loop.create_task(balancer.stop()))
+    reloads: set[asyncio.Task[None]] = set()
+
+    def on_hup() -> None:
+        task = loop.create_task(_reload(balancer, file, children))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
     info = balancer.ready_info()
     line = json.dumps(info)
     print(line, flush=True)
@@ -83,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(args_in)
     try:
         config = load_config(args.config)
+        check_files(config, args.config)
     except ConfigError as e:
         for line in e.lines:
             print(line, file=sys.stderr)
@@ -120,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         runner = asyncio.run
     try:
-        code = runner(_serve(config, worker, args.ready_file))
+        code = runner(_serve(config, worker, args.ready_file, args.config, children))
     except KeyboardInterrupt:
         code = 0
     for pid in children:

@@ -8,6 +8,7 @@ out as ``FILE: field.path: message``, one per line, like scenario errors.
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -53,7 +54,14 @@ class Address(tuple[str, int]):
         return f"{self[0]}:{self[1]}"
 
 
-def parse_address(value: Any, allow_zero_port: bool = False) -> Address:
+# RFC 1123 host names (issue 22: backends by name, resolved by sim.core.resolve)
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
+
+
+def parse_address(value: Any, allow_zero_port: bool = False, allow_name: bool = False) -> Address:
     if isinstance(value, Address):
         return value
     if not isinstance(value, str) or ":" not in value:
@@ -65,7 +73,9 @@ def parse_address(value: Any, allow_zero_port: bool = False) -> Address:
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        raise ValueError(f"expected an IP address before the port, got {host!r}") from None
+        if not (allow_name and _HOSTNAME.fullmatch(host)):
+            what = "an IP address or a host name" if allow_name else "an IP address"
+            raise ValueError(f"expected {what} before the port, got {host!r}") from None
     try:
         port = int(port_text)
     except ValueError:
@@ -86,7 +96,7 @@ class _Model(BaseModel):
 
 class BackendConfig(_Model):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    address: AddressField
+    address: Annotated[Address, BeforeValidator(lambda v: parse_address(v, allow_name=True))]
 
 
 class HealthCheckConfig(_Model):
@@ -156,6 +166,9 @@ class AdminConfig(_Model):
     token_file: str | None = None
     allow_non_loopback: bool = False
     open_reads: bool = True  # GET /metrics and /status without a token
+    # issue 22: idle connections must not hold the control plane (docs/references.md "Balancers")
+    max_connections: int = Field(10, ge=1)  # HAProxy: the stats socket's default maxconn, 10
+    head_timeout: Duration = 2.0  # a request head from curl on loopback; chosen, not sourced
 
     @model_validator(mode="after")
     def _loopback(self) -> AdminConfig:
@@ -180,6 +193,9 @@ class TakeoverConfig(_Model):
     # false: the standby never takes the address on missed heartbeats, only through
     # the reassociate API (an Elastic IP does not move by itself; VRRP does).
     automatic: bool = True
+    # issue 22: every datagram carries HMAC-SHA256 under this key (both nodes share it;
+    # read at start, refused if others may read it; docs/core.md "Takeover security")
+    key_file: str = Field(min_length=1)
 
     @model_validator(mode="after")
     def _interval(self) -> TakeoverConfig:
@@ -194,6 +210,16 @@ class TakeoverConfig(_Model):
     @property
     def master_down(self) -> float:
         return 3 * self.interval + self.skew
+
+
+class ResolverConfig(_Model):
+    # issue 22: who resolves backends given by name; null: the system's (resolv.conf)
+    nameserver: AddressField | None = None
+
+
+class LogConfig(_Model):
+    # issue 22: JSON lines, one per request, to this file ("-": stdout); off when null
+    access: str | None = None
 
 
 class Config(_Model):
@@ -213,6 +239,8 @@ class Config(_Model):
     upstream_pool: PoolConfig = Field(default_factory=PoolConfig)
     admin: AdminConfig | None = Field(default_factory=AdminConfig)
     takeover: TakeoverConfig | None = None
+    log: LogConfig = Field(default_factory=LogConfig)
+    resolver: ResolverConfig = Field(default_factory=ResolverConfig)
 
     @model_validator(mode="after")
     def _check(self) -> Config:

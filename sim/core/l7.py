@@ -18,7 +18,8 @@ client is retried only when it is idempotent and has no body.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import itertools
+from typing import TYPE_CHECKING, Any
 
 from sim.core.config import Config
 from sim.core.connect import Downstream, Listener
@@ -33,6 +34,9 @@ from sim.core.http import (
 )
 from sim.core.pool import Backend
 
+if TYPE_CHECKING:
+    from sim.core.events import AccessLog
+
 __all__ = ["ClientConnection", "HttpProxy", "UpstreamConnection"]
 
 # what the connection's one timer is waiting for
@@ -44,11 +48,13 @@ _SERVER = 3  # the backend's answer
 _UP_FULL = 1  # the upstream's write buffer is over its high-water mark
 _AHEAD = 2  # the client sent too much ahead (pipelined requests, body before connect)
 
+_CONN_IDS = itertools.count(1)  # the access log's connection ids, unique in the process
+
 
 class HttpProxy(Listener["ClientConnection"]):
     """One L7 listener: the shared listener state, and the HTTP limits and timeouts."""
 
-    __slots__ = ("max_head", "max_headers", "header_timeout", "server_timeout")
+    __slots__ = ("max_head", "max_headers", "header_timeout", "server_timeout", "access_log")
 
     def _configure(self, config: Config) -> None:
         lim, t = config.limits, config.timeouts
@@ -56,6 +62,7 @@ class HttpProxy(Listener["ClientConnection"]):
         self.max_headers = lim.max_headers
         self.header_timeout = t.header
         self.server_timeout = t.server
+        self.access_log: AccessLog | None = None  # set by the balancer (log.access)
 
     def __call__(self) -> ClientConnection:
         return ClientConnection(self)
@@ -172,6 +179,12 @@ class ClientConnection(Downstream["HttpProxy"]):
         "write_paused",
         "closed",
         "last_status",
+        # the access log (issue 22): which connection, which request on it, bytes sent
+        "conn_id",
+        "peer_port",
+        "requests_seen",
+        "sent",
+        "first_byte_at",
     )
 
     def __init__(self, proxy: HttpProxy) -> None:
@@ -200,6 +213,11 @@ class ClientConnection(Downstream["HttpProxy"]):
         self.write_paused = False
         self.closed = False
         self.last_status = 0
+        self.conn_id = next(_CONN_IDS)
+        self.peer_port = 0
+        self.requests_seen = 0
+        self.sent = 0
+        self.first_byte_at = 0.0
 
     # -- timers ---------------------------------------------------------------
 
@@ -304,6 +322,7 @@ class ClientConnection(Downstream["HttpProxy"]):
         proxy = self.proxy
         peer = transport.get_extra_info("peername")
         self.peer = peer[0].encode() if peer else b"unknown"
+        self.peer_port = peer[1] if peer else 0
         self._set(_IDLE, proxy.idle_timeout)
 
     def data_received(self, data: bytes) -> None:
@@ -336,7 +355,7 @@ class ClientConnection(Downstream["HttpProxy"]):
         self._abandon()
         if self.head is not None:
             proxy = self.proxy
-            proxy.metrics.observe("client_closed", proxy.clock.time() - self.started_at)
+            self._finish("client_closed", None, proxy.clock.time() - self.started_at)
             self.head = None
 
     def _abandon(self) -> None:
@@ -366,6 +385,9 @@ class ClientConnection(Downstream["HttpProxy"]):
         self._disarm()
         self.head = head
         self.started_at = self.proxy.clock.time()
+        self.requests_seen += 1
+        self.sent = 0
+        self.first_byte_at = 0.0
         self.close_after = self.close_after or not head.keep_alive
         # a head without a body is complete already (its END follows in this batch)
         self.request_done = head.framing == 0 or (head.framing == 1 and head.length == 0)
@@ -467,6 +489,7 @@ class ClientConnection(Downstream["HttpProxy"]):
                 if head.framing == CLOSE:
                     self.close_after = True
                 self.response_started = True
+                self.first_byte_at = self.proxy.clock.time()
                 out.append(self._response_head(head))
             elif ev is END:
                 head = self.response_head  # type: ignore[assignment]
@@ -490,8 +513,10 @@ class ClientConnection(Downstream["HttpProxy"]):
 
     def _flush(self, out: list[Any]) -> None:
         if len(out) == 1:
+            self.sent += len(out[0])
             self.transport.write(out[0])
         elif out:
+            self.sent += sum(map(len, out))
             self.transport.writelines(out)
 
     def _response_head(self, head: Head) -> bytes:
@@ -536,7 +561,7 @@ class ClientConnection(Downstream["HttpProxy"]):
         else:
             pool.report_success(backend)
             outcome = "ok"
-        proxy.metrics.observe(outcome, proxy.clock.time() - self.started_at)
+        self._finish(outcome, status, proxy.clock.time() - self.started_at)
         if self.request_done:
             self._next()
         else:
@@ -591,7 +616,8 @@ class ClientConnection(Downstream["HttpProxy"]):
         if self.response_started:
             # part of the response is with the client already: all we can do
             # honestly is cut the connection so it sees a truncated message
-            proxy.metrics.observe(f"{status}_midstream", proxy.clock.time() - self.started_at)
+            status_sent = self.response_head.status if self.response_head else None
+            self._finish(f"{status}_midstream", status_sent, proxy.clock.time() - self.started_at)
             self.head = None
             self.transport.abort()
             return
@@ -604,23 +630,37 @@ class ClientConnection(Downstream["HttpProxy"]):
     def _gateway_error(self, status: int, why: str) -> None:
         proxy = self.proxy
         close = self.close_after or not self.request_done
-        self.transport.write(error_response(status, close=close, detail=why))
-        proxy.metrics.observe(str(status), proxy.clock.time() - self.started_at)
+        reply = error_response(status, close=close, detail=why)
+        self.sent += len(reply)
+        self.transport.write(reply)
+        self._finish(str(status), status, proxy.clock.time() - self.started_at)
         self.request_done = self.request_done and not close
         self.close_after = close
         self._next()
 
     def _reject(self, status: int, why: str) -> None:
         """Refuse what the client sent; nothing of it was or will be forwarded."""
-        proxy = self.proxy
-        proxy.metrics.observe(str(status), 0.0)
+        if self.head is None:
+            self.requests_seen += 1  # a request that never got a head still counts
+            self.sent = 0
         self._disarm()
         if self.upstream is not None or self.backend is not None:
             # a bad chunk in a request body already being forwarded
             self._abandon()
             if self.response_started:
+                self._finish(str(status), status, 0.0)
                 self.transport.abort()
                 return
-        self.transport.write(error_response(status, close=True, detail=why))
+        reply = error_response(status, close=True, detail=why)
+        self.sent += len(reply)
+        self._finish(str(status), status, 0.0)
+        self.transport.write(reply)
         self.head = None
         self.transport.close()
+
+    def _finish(self, outcome: str, status: int | None, seconds: float) -> None:
+        """An exchange ended: count it, and log it when the access log is on."""
+        proxy = self.proxy
+        proxy.metrics.observe(outcome, seconds)
+        if proxy.access_log is not None:
+            proxy.access_log.request(self, outcome, status, seconds)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from sim.core.pool import BackendPool
 
-__all__ = ["LATENCY_BUCKETS", "Metrics"]
+__all__ = ["LATENCY_BUCKETS", "Metrics", "family", "label_value"]
 
 # seconds; Prometheus client defaults extended down to 100 us, since a loopback
 # proxy answers well under a millisecond
@@ -70,7 +70,12 @@ class Metrics:
         self.latency_sum += seconds
         self.latency_count += 1
 
-    def render(self, pool: BackendPool | None = None, extra: dict[str, float] | None = None) -> str:
+    def render(
+        self,
+        pool: BackendPool | None = None,
+        extra: dict[str, float] | None = None,
+        families: list[str] | None = None,
+    ) -> str:
         lines = self._requests()
         for name, kind, attr, text in _SCALARS:
             lines += [
@@ -82,6 +87,7 @@ class Metrics:
             lines += _backends(pool)
         for name, value in (extra or {}).items():
             lines += [f"# TYPE {name} gauge", f"{name} {value}"]
+        lines += families or []
         return "\n".join(lines) + "\n"
 
     def _requests(self) -> list[str]:
@@ -107,6 +113,28 @@ class Metrics:
         return lines
 
 
+def label_value(text: str) -> str:
+    """A label value as the Prometheus text format escapes it (backslash, quote, newline)."""
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def family(
+    name: str, kind: str, text: str, samples: list[tuple[dict[str, str], float]]
+) -> list[str]:
+    """One metric family: HELP, TYPE and a sample per label set."""
+    lines = [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
+    for labels, value in samples:
+        inner = ",".join(f'{k}="{label_value(v)}"' for k, v in labels.items())
+        number = _number(value)
+        lines.append(f"{name}{{{inner}}} {number}" if inner else f"{name} {number}")
+    return lines
+
+
+def _number(value: float) -> str:
+    # a counter stays an integer in the text ("1234567", not "1.23457e+06")
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 def _backends(pool: BackendPool) -> list[str]:
     """Per backend: may it take requests, its state, its requests in flight."""
     up = [
@@ -122,7 +150,9 @@ def _backends(pool: BackendPool) -> list[str]:
         "# TYPE failover_backend_outstanding gauge",
     ]
     for b in pool.backends:
-        up.append(f'failover_backend_up{{backend="{b.name}"}} {int(b.healthy and not b.draining)}')
-        states.append(f'failover_backend_state{{backend="{b.name}",state="{b.state}"}} 1')
-        outstanding.append(f'failover_backend_outstanding{{backend="{b.name}"}} {b.outstanding}')
+        # names added through the admin API are validated; escaping is the second fence
+        name = label_value(b.name)
+        up.append(f'failover_backend_up{{backend="{name}"}} {int(b.healthy and not b.draining)}')
+        states.append(f'failover_backend_state{{backend="{name}",state="{b.state}"}} 1')
+        outstanding.append(f'failover_backend_outstanding{{backend="{name}"}} {b.outstanding}')
     return up + states + outstanding

@@ -134,6 +134,7 @@ class BackendPool:
         "_sweep",
         "probe",
         "_eligible",
+        "on_change",
     )
 
     def __init__(self, config: Config, clock: Clock, metrics: Metrics | None = None) -> None:
@@ -156,12 +157,15 @@ class BackendPool:
         # sim.policy's eligible(), recomputed when a backend changes state
         # rather than on every request
         self._eligible: list[Backend] = eligible(self.backends)
+        self.on_change: list[Callable[[], None]] = []  # issue 22: the event lines
 
     def changed(self) -> None:
         """A backend's health, ejection, draining or membership changed."""
         for b in self.backends:
             b._refresh()
         self._eligible = eligible(self.backends)
+        for hook in self.on_change:
+            hook()
 
     # -- picking ----------------------------------------------------------------
 

@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
 from sim.core.config import Config
+from sim.core.events import AccessLog, EventLog, process_figures
 from sim.core.l4 import TcpProxy
 from sim.core.l7 import HttpProxy
-from sim.core.metrics import Metrics
+from sim.core.metrics import Metrics, family
 from sim.core.pool import BackendPool
+from sim.core.private import read_key
+from sim.core.resolve import Resolver
 from sim.core.takeover import Takeover
+from sim.core.vip import listen_socket
 
-__all__ = ["Balancer"]
+__all__ = ["Balancer", "ReloadError"]
+
+_FLUSH_EVERY = 1.0  # seconds an access log line may wait in the buffer
+# what the process holds (its sockets, its peer, its token) cannot change under it
+_RESTART_ONLY = ("name", "mode", "listen", "workers", "loop", "admin", "takeover")
+
+
+class ReloadError(ValueError):
+    """A new configuration that the running process cannot take without a restart."""
 
 
 class Balancer:
@@ -22,12 +35,10 @@ class Balancer:
         self.worker = worker
         self.loop = asyncio.get_running_loop()
         self.metrics = Metrics()
-        self.pool = BackendPool(config, self.loop, self.metrics)
-        self.proxy: HttpProxy | TcpProxy
-        if config.mode == "http":
-            self.proxy = HttpProxy(config, self.pool, self.metrics, self.loop, self.loop)
-        else:
-            self.proxy = TcpProxy(config, self.pool, self.metrics, self.loop, self.loop)
+        self.events = EventLog()
+        self.access_log: AccessLog | None = None
+        self.pool, self.proxy = self._build(config)
+        self.events.watch(self.pool)
         self.server: asyncio.Server | None = None
         self.listen_port: int | None = None
         self.takeover: Takeover | None = None
@@ -35,14 +46,104 @@ class Balancer:
         self.want_admin = admin and config.admin is not None
         self.started_at = time.time()
         self.stopped = asyncio.Event()
+        self._flush_timer = self.loop.call_later(_FLUSH_EVERY, self._flush_access_log)
+        self._retiring: set[asyncio.Task[None]] = set()
+        self.resolver = Resolver(config.resolver.nameserver, self.events)
 
-    async def bind(self) -> None:
-        """Bind the listening address (for takeover: take the virtual address)."""
+    def _build(self, config: Config) -> tuple[BackendPool, HttpProxy | TcpProxy]:
+        """A pool and a listener protocol for ``config``, sharing this process's metrics."""
+        pool = BackendPool(config, self.loop, self.metrics)
+        proxy: HttpProxy | TcpProxy
+        if config.mode == "http":
+            proxy = HttpProxy(config, pool, self.metrics, self.loop, self.loop)
+            path = config.log.access
+            if path is not None:
+                if self.access_log is None or self.access_log.path != path:
+                    self.access_log = AccessLog(path)
+                proxy.access_log = self.access_log
+        else:
+            proxy = TcpProxy(config, pool, self.metrics, self.loop, self.loop)
+        return pool, proxy
+
+    def _accept(self) -> Any:
+        # through self.proxy at each accept, so a reload's new proxy takes new connections
+        return self.proxy()
+
+    def _flush_access_log(self) -> None:
+        if self.access_log is not None:
+            self.access_log.flush()
+        self._flush_timer = self.loop.call_later(_FLUSH_EVERY, self._flush_access_log)
+
+    # -- reload (SIGHUP) ----------------------------------------------------------------
+
+    async def reload(self, config: Config) -> None:
+        """Serve ``config`` from now on, on the same listening socket.
+
+        New connections get the new pool and settings; connections open now
+        finish the exchange in flight on the old ones and are then closed
+        (HTTP: with ``Connection: close``), so nothing in flight fails.
+        Backends keep their health and draining state across a reload when
+        their name and address stay the same.
+        """
+        old = self.config
+        for field in _RESTART_ONLY:
+            if getattr(old, field) != getattr(config, field):
+                raise ReloadError(f"{field}: cannot change on reload; restart to change it")
+        old_pool, old_proxy, old_log = self.pool, self.proxy, self.access_log
+        pool, proxy = self._build(config)
+        resolver = Resolver(config.resolver.nameserver, self.events)
+        try:
+            await resolver.prepare(pool)  # a name that does not resolve refuses the reload
+        except BaseException:
+            if self.access_log is not old_log and self.access_log is not None:
+                self.access_log.close()  # _build opened the new file: the old one stays
+            self.access_log = old_log
+            raise
+        old_resolver, self.resolver = self.resolver, resolver
+        await old_resolver.stop()
+        for b in pool.backends:
+            before = old_pool.get(b.name)
+            if before is not None and (before.host, before.port) == (b.host, b.port):
+                b.health, b.draining = before.health, before.draining
+        pool.changed()
+        self.config, self.pool, self.proxy = config, pool, proxy
+        old_pool.on_change.clear()
+        self.events.watch(pool)
+        pool.start()
+        task = self.loop.create_task(self._retire(old_pool, old_proxy, old_log))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def _retire(
+        self, pool: BackendPool, proxy: HttpProxy | TcpProxy, log: AccessLog | None
+    ) -> None:
+        await pool.stop()  # its health checks: the new pool probes now
+        if isinstance(proxy, HttpProxy):
+            for conn in list(proxy.connections):
+                conn.close_after = True
+        try:
+            # bounded by the client idle timeout, which closes a connection nobody uses
+            while proxy.connections:
+                await asyncio.sleep(0.1)
+        finally:
+            proxy.close_all()  # the balancer stops before they finished: as at stop()
+            await pool.stop()  # upstream connections the last exchanges put back
+        if log is not None and log is not self.access_log:
+            log.close()
+
+    async def bind(self, steal: bool = False) -> None:
+        """Bind the listening address (for takeover: take the virtual address; ``steal``:
+        even from a holder that went silent, sim.core.vip)."""
         if self.server is not None:
             return
         c = self.config
+        if c.takeover is not None:
+            sock = listen_socket(c.listen, steal=steal)
+            self.server = await self.loop.create_server(self._accept, sock=sock, backlog=4096)
+            self.listen_port = c.listen.port
+            return
         self.server = await self.loop.create_server(
-            self.proxy,
+            self._accept,
             c.listen.host,
             c.listen.port,
             reuse_address=True,
@@ -59,10 +160,21 @@ class Balancer:
             self.server = None
 
     async def start(self) -> None:
+        await self.resolver.prepare(self.pool)
         self.pool.start()
         if self.config.takeover is not None:
+            cfg = self.config.takeover
             self.takeover = Takeover(
-                self.config.takeover, self.config.name, self.bind, self.release
+                cfg,
+                self.config.name,
+                self.bind,
+                self.release,
+                steal=lambda: self.bind(steal=True),
+                log=lambda msg: self.events.emit("takeover_note", message=msg),
+                key=read_key(cfg.key_file),
+                on_state=lambda state, why: self.events.emit(
+                    "takeover", node=self.config.name, state=state, why=why
+                ),
             )
             await self.takeover.start()
         else:
@@ -81,6 +193,15 @@ class Balancer:
             await self.admin.stop()
         self.proxy.close_all()
         await self.pool.stop()
+        await self.resolver.stop()
+        for task in list(self._retiring):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._flush_timer.cancel()
+        if self.access_log is not None:
+            self.access_log.close()
+            self.access_log = None
         self.stopped.set()
 
     def ready_info(self) -> dict[str, Any]:
@@ -120,6 +241,17 @@ class Balancer:
 
     def metrics_text(self) -> str:
         extra: dict[str, float] = {"failover_listening": 1.0 if self.server is not None else 0.0}
+        families: list[str] = []
+        now = time.time()
+        extra.update(process_figures())
+        extra["process_start_time_seconds"] = round(self.started_at, 3)
+        extra["failover_uptime_seconds"] = round(now - self.started_at, 3)
         if self.takeover is not None:
             extra["failover_takeover_active"] = 1.0 if self.takeover.state == "active" else 0.0
-        return self.metrics.render(self.pool, extra)
+            families += family(
+                "failover_takeover_dropped_total",
+                "counter",
+                "Takeover datagrams dropped: forged, malformed, replayed, stale.",
+                [({"reason": r}, n) for r, n in sorted(self.takeover.dropped.items())],
+            )
+        return self.metrics.render(self.pool, extra, families)

@@ -1,20 +1,33 @@
 """Static-address takeover on loopback: the VRRP / Elastic IP behaviour.
 
 Two ``serve`` processes share one virtual address (``listen``, in 127.0.0.0/8).
-Holding the address means having the listening socket bound, so the kernel
-itself guarantees one holder at a time: a second ``bind`` fails with
-EADDRINUSE while the first holder lives.
+Holding the address means having the listening socket bound; a node binds
+only when a probe bind finds the address free, so there is one holder at a
+time while both nodes run (sim.core.vip).
 
 - The holder (state ``active``) sends a heartbeat over UDP to its peer every
   ``interval``.
 - The other (``standby``) declares it dead after Master_Down_Interval =
   3 x interval + skew, skew = (256 - priority) x interval / 256 (RFC 5798
-  6.1; docs/references.md "Address takeover"), and binds the address.
+  6.1; docs/references.md "Address takeover"), and binds the address; if
+  the silent holder's socket is still there (a stopped or wedged process),
+  it joins the socket group and steers every new connection to itself.
+- Two active nodes (the silent one came back): the one that became active
+  first yields on the other's first heartbeat.
 - A process started as ``active`` that finds the address held (its standby
   took over) stays standby: no preemption unless ``preempt`` is on and its
   priority is higher, in which case it asks the holder to release.
 - ``reassociate`` (the admin API) moves the address on purpose: after the
   injected delay (cloud API latency) it asks the holder to release and binds.
+
+Every datagram is sealed: ``MAGIC + HMAC-SHA256(key, MAGIC + body) + body``,
+the body JSON with the sender's name, priority, epoch (its start time in ns),
+a sequence number and its send time. A receiver drops, and counts by reason,
+what fails the MAC (forged), what does not parse or has the wrong types
+(malformed), its own messages reflected back or a sequence number it has seen
+(replayed), and an older epoch or a send time outside the freshness window
+(stale), so a local user who can send datagrams can neither hold a standby
+passive nor make the active let go.
 """
 
 from __future__ import annotations
@@ -22,15 +35,73 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import hashlib
+import hmac
 import json
+import math
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sim.core.config import TakeoverConfig
 
-__all__ = ["Takeover"]
+__all__ = ["DROP_REASONS", "Takeover", "seal", "unseal"]
+
+MAGIC = b"FST1"
+_MAC_BYTES = 32
+DROP_REASONS = ("forged", "malformed", "replayed", "stale")
+_KINDS = frozenset(("heartbeat", "release", "released"))
+
+
+class Dropped(Exception):
+    """A datagram refused; ``reason`` is one of DROP_REASONS."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def seal(key: bytes, fields: dict[str, Any]) -> bytes:
+    """The datagram carrying ``fields``, authenticated under ``key``."""
+    body = json.dumps(fields, separators=(",", ":")).encode()
+    return MAGIC + hmac.digest(key, MAGIC + body, hashlib.sha256) + body
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def unseal(key: bytes, data: bytes) -> dict[str, Any]:
+    """The fields of an authentic, well-formed datagram; raises Dropped otherwise."""
+    if len(data) <= len(MAGIC) + _MAC_BYTES or not data.startswith(MAGIC):
+        raise Dropped("malformed")
+    mac = data[len(MAGIC) : len(MAGIC) + _MAC_BYTES]
+    body = data[len(MAGIC) + _MAC_BYTES :]
+    if not hmac.compare_digest(mac, hmac.digest(key, MAGIC + body, hashlib.sha256)):
+        raise Dropped("forged")
+    # authentic from here on: only a peer with a bug sends the wrong shape, still never raise
+    try:
+        msg = json.loads(body)
+    except ValueError:
+        raise Dropped("malformed") from None
+    ok = (
+        isinstance(msg, dict)
+        and msg.get("type") in _KINDS
+        and isinstance(msg.get("node"), str)
+        and _is_int(msg.get("prio"))
+        and 1 <= msg["prio"] <= 254
+        and _is_int(msg.get("epoch"))
+        and _is_int(msg.get("seq"))
+        and isinstance(msg.get("ts"), int | float)
+        and math.isfinite(msg["ts"])
+        and isinstance(msg.get("state", ""), str)
+        and isinstance(msg.get("since", 0.0), int | float)
+    )
+    if not ok:
+        raise Dropped("malformed")
+    return msg
 
 
 class Takeover(asyncio.DatagramProtocol):
@@ -41,8 +112,23 @@ class Takeover(asyncio.DatagramProtocol):
         bind: Callable[[], Awaitable[None]],
         release: Callable[[], None],
         log: Callable[[str], None] | None = None,
+        *,
+        key: bytes,
+        on_state: Callable[[str, str], None] | None = None,
+        steal: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.cfg = cfg
+        # binds even if a silent holder still has the address (sim.core.vip); None: never
+        self._steal = steal
+        self._key = key
+        self._on_state = on_state  # (state, why): the balancer's event line
+        # a restarted peer starts a new epoch, so its sequence numbers may start again
+        self.epoch = time.time_ns()
+        self._peer_last: tuple[int, int] = (-1, -1)
+        # a message older than this is stale even if its sequence number is new (our own
+        # restart forgets the peer's last sequence number; the window bounds replays then)
+        self.freshness = max(1.0, cfg.master_down)
+        self.dropped: Counter[str] = Counter(dict.fromkeys(DROP_REASONS, 0))
         self.name = name
         self._bind = bind
         self._release = release
@@ -108,6 +194,8 @@ class Takeover(asyncio.DatagramProtocol):
         self.became_active_at = time.time()
         self.transitions.append({"at": self.became_active_at, "state": "active", "why": why})
         self._log(f"{self.name}: active ({why})")
+        if self._on_state is not None:
+            self._on_state("active", why)
         self._beat()
 
     def _become_standby(self, why: str) -> None:
@@ -118,6 +206,8 @@ class Takeover(asyncio.DatagramProtocol):
         self.state = "standby"
         self.transitions.append({"at": time.time(), "state": "standby", "why": why})
         self._log(f"{self.name}: standby ({why})")
+        if self._on_state is not None:
+            self._on_state("standby", why)
         self._arm_down()
 
     # -- heartbeats -----------------------------------------------------------------
@@ -125,17 +215,19 @@ class Takeover(asyncio.DatagramProtocol):
     def _send(self, **msg: Any) -> None:
         if self.transport is None:
             return
-        msg.update(v=1, node=self.name, prio=self.cfg.priority)
+        self.seq += 1
+        msg.update(
+            node=self.name, prio=self.cfg.priority, epoch=self.epoch, seq=self.seq, ts=time.time()
+        )
         peer = self.cfg.peer
         # the peer's port may be closed (it is dead): that is the point
         with contextlib.suppress(OSError):
-            self.transport.sendto(json.dumps(msg).encode(), (peer.host, peer.port))
+            self.transport.sendto(seal(self._key, msg), (peer.host, peer.port))
 
     def _beat(self) -> None:
         if self.state != "active":
             return
-        self.seq += 1
-        self._send(type="heartbeat", state="active", seq=self.seq)
+        self._send(type="heartbeat", state="active", since=self.became_active_at)
         self._beat_timer = self.loop.call_later(self.cfg.interval, self._beat)
 
     def _arm_down(self) -> None:
@@ -149,9 +241,11 @@ class Takeover(asyncio.DatagramProtocol):
             return
         if self.state != "standby" or (self._taking is not None and not self._taking.done()):
             return
-        self._taking = self.loop.create_task(self._take("no heartbeat for 3 x interval + skew"))
+        self._taking = self.loop.create_task(
+            self._take("no heartbeat for 3 x interval + skew", steal=True)
+        )
 
-    async def _take(self, why: str, wait: float = 0.0) -> bool:
+    async def _take(self, why: str, wait: float = 0.0, steal: bool = False) -> bool:
         deadline = self.loop.time() + wait
         while True:
             if await self._try_bind():
@@ -160,20 +254,55 @@ class Takeover(asyncio.DatagramProtocol):
             if self.loop.time() >= deadline:
                 break
             await asyncio.sleep(0.01)
+        if steal and self._steal is not None:
+            # silent, yet its socket is still there: a stopped (SIGSTOP) or wedged process
+            try:
+                await self._steal()
+            except OSError as e:
+                self._log(f"{self.name}: cannot take the address from the silent holder: {e}")
+            else:
+                self._become_active(f"{why}; the silent holder's socket bypassed")
+                return True
         # the holder is alive after all (heartbeats lost, not the process): keep watching
         self._arm_down()
         return False
 
+    def _yields_to(self, msg: dict[str, Any]) -> bool:
+        """Both active: the node that became active first yields (it was the one that went
+        silent, or the other would not have taken over); ties go to priority, then name."""
+        mine = (self.became_active_at or 0.0, self.cfg.priority, self.name)
+        theirs = (float(msg.get("since") or 0.0), msg["prio"], msg["node"])
+        return mine < theirs
+
+    def _admit(self, data: bytes) -> dict[str, Any]:
+        """The message if it is authentic, well formed, fresh and new; raises Dropped."""
+        msg = unseal(self._key, data)
+        if msg["node"] == self.name:
+            raise Dropped("replayed")  # our own message sent back to us
+        if abs(time.time() - msg["ts"]) > self.freshness:
+            raise Dropped("stale")
+        stamp = (msg["epoch"], msg["seq"])
+        if stamp[0] < self._peer_last[0]:
+            raise Dropped("stale")  # from before the peer's restart
+        if stamp <= self._peer_last:
+            raise Dropped("replayed")
+        self._peer_last = stamp
+        return msg
+
     def datagram_received(self, data: bytes, addr: Any) -> None:
         try:
-            msg = json.loads(data)
-            kind = msg["type"]
-        except (ValueError, KeyError, TypeError):
+            msg = self._admit(data)
+        except Dropped as d:
+            self.dropped[d.reason] += 1
             return
         self.peer_seen_at = time.time()
-        self.peer_priority = int(msg.get("prio", 0))
+        self.peer_priority = msg["prio"]
+        kind = msg["type"]
         if kind == "heartbeat":
             self.peer_state = msg.get("state")
+            if self.state == "active" and self.peer_state == "active" and self._yields_to(msg):
+                self._become_standby(f"{msg['node']} took the address while this node was silent")
+                return
             if self.state == "standby":
                 self._arm_down()
                 if (
@@ -223,4 +352,5 @@ class Takeover(asyncio.DatagramProtocol):
             "peer_seen_at": self.peer_seen_at,
             "became_active_at": self.became_active_at,
             "transitions": self.transitions[-20:],
+            "dropped": dict(self.dropped),
         }

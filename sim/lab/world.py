@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import secrets
 import shutil
 import signal
 import tempfile
@@ -306,7 +307,11 @@ class _World:
         """How the static address moves between the two sim.core processes."""
         sc = self.sc
         other = [n for n in self.balancer_ip if n != name][0]
-        link = {"role": "active" if name == sc.active.name else "standby",
+        key = self.dir / "takeover.key"  # both nodes authenticate their heartbeats with it
+        if not key.exists():
+            key.touch(mode=0o600)
+            key.write_text(secrets.token_hex(32))
+        link = {"role": "active" if name == sc.active.name else "standby", "key_file": str(key),
                 "heartbeat_listen": f"127.0.0.1:{heart[name]}", "peer": f"127.0.0.1:{heart[other]}"}
         if self.plan.detection == "master_down":
             # VRRP: the backup takes the address by itself, Master_Down_Interval after the

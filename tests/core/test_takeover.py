@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,30 @@ def _free(kind: int, host: str) -> int:
     return port
 
 
+def _key(tmp: Path) -> Path:
+    path = tmp / "takeover.key"
+    if not path.exists():
+        path.write_bytes(os.urandom(32).hex().encode())
+        path.chmod(0o600)
+    return path
+
+
+async def _forge_heartbeats(port: int, stop: asyncio.Event) -> int:
+    """What an unprivileged local user sends to hold the standby passive; how many."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sent = 0
+    plain = {"v": 1, "type": "heartbeat", "state": "active", "node": "lb-a", "prio": 200}
+    try:
+        while not stop.is_set():
+            sent += 1
+            s.sendto(json.dumps({**plain, "seq": sent}).encode(), ("127.0.0.1", port))
+            s.sendto(b"FST1" + os.urandom(32) + json.dumps(plain).encode(), ("127.0.0.1", port))
+            await asyncio.sleep(0.02)
+    finally:
+        s.close()
+    return 2 * sent
+
+
 def _config(
     tmp: Path, name: str, role: str, vport: int, me: int, peer: int, backend: int, priority: int
 ) -> Path:
@@ -43,6 +68,7 @@ def _config(
             "peer": f"127.0.0.1:{peer}",
             "interval": f"{int(INTERVAL * 1000)}ms",
             "priority": priority,
+            "key_file": str(_key(tmp)),
         },
     }
     path = tmp / f"{name}.yaml"
@@ -50,13 +76,16 @@ def _config(
     return path
 
 
-async def _start(config: Path, ready: Path) -> tuple[asyncio.subprocess.Process, dict[str, Any]]:
+async def _start(
+    config: Path, ready: Path, stderr: Path | None = None
+) -> tuple[asyncio.subprocess.Process, dict[str, Any]]:
     ready.unlink(missing_ok=True)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "sim.core.cli", "serve", str(config), "--ready-file", str(ready),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=env,
-    )  # fmt: skip
+    with open(stderr or os.devnull, "w") as err:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sim.core.cli", "serve", str(config), "--ready-file", str(ready),
+            stdout=asyncio.subprocess.DEVNULL, stderr=err, env=env,
+        )  # fmt: skip
     while not ready.exists():
         if proc.returncode is not None:
             raise AssertionError(f"serve exited with {proc.returncode}")
@@ -95,6 +124,8 @@ def test_kill_9_active_standby_takes_the_address_within_bound(tmp_path: Path) ->
                 assert r is not None and r.status == 200
                 await asyncio.sleep(3 * INTERVAL)  # the standby has heard heartbeats
 
+                stop_forging = asyncio.Event()
+                forger = asyncio.create_task(_forge_heartbeats(hb, stop_forging))
                 a.send_signal(signal.SIGKILL)
                 t0 = time.monotonic()
                 await a.wait()
@@ -107,6 +138,8 @@ def test_kill_9_active_standby_takes_the_address_within_bound(tmp_path: Path) ->
                         pass
                     await asyncio.sleep(0.005)
                 took = time.monotonic() - t0
+                stop_forging.set()
+                forged = await forger
                 master_down = 3 * INTERVAL + (256 - 100) * INTERVAL / 256  # RFC 5798
                 print(
                     f"\ntakeover after kill -9: {took * 1000:.0f} ms (Master_Down_Interval {master_down * 1000:.0f} ms)"
@@ -120,6 +153,8 @@ def test_kill_9_active_standby_takes_the_address_within_bound(tmp_path: Path) ->
                 assert ia2["state"] == "standby"
                 status = await _admin(ib, "GET", "/status")
                 assert status["takeover"]["state"] == "active"
+                dropped = status["takeover"]["dropped"]
+                assert dropped["malformed"] + dropped["forged"] == forged > 0
 
                 # reassociate on purpose, with an injected delay of 100 ms
                 moved = await _admin(ia2, "POST", "/takeover", b'{"delay": "100ms"}')
@@ -134,4 +169,75 @@ def test_kill_9_active_standby_takes_the_address_within_bound(tmp_path: Path) ->
                         p.kill()
                         await p.wait()
 
-    run(main(), timeout=9.5)
+    run(main(), timeout=20)  # a hang guard: three interpreters start on a shared 2-core machine
+
+
+async def _served(vport: int, wait: float) -> bool:
+    """One request to the virtual address, given up after ``wait`` (a stalled holder never answers)."""
+    try:
+        async with asyncio.timeout(wait):
+            r, _ = await request(vport, get(), host=VIP, check_closed=False)
+            return r is not None and r.status == 200
+    except (TimeoutError, OSError):
+        return False
+
+
+def test_sigstop_active_loses_the_address_and_steps_down_on_return(tmp_path: Path) -> None:
+    """Loopback mode: the stopped active still holds its socket; the standby takes the
+    address anyway within Master_Down_Interval, and the active yields when it resumes."""
+
+    async def main() -> None:
+        vport = _free(socket.SOCK_STREAM, VIP)
+        ha, hb = _free(socket.SOCK_DGRAM, "127.0.0.1"), _free(socket.SOCK_DGRAM, "127.0.0.1")
+        procs: list[asyncio.subprocess.Process] = []
+        async with backends(1) as bs:
+            ca = _config(tmp_path, "lb-a", "active", vport, ha, hb, bs[0].port, 200)
+            cb = _config(tmp_path, "lb-b", "standby", vport, hb, ha, bs[0].port, 100)
+            try:
+                a, ia = await _start(ca, tmp_path / "a.ready", tmp_path / "a.err")
+                procs.append(a)
+                b, ib = await _start(cb, tmp_path / "b.ready")
+                procs.append(b)
+                assert ia["state"] == "active" and ib["state"] == "standby"
+                await asyncio.sleep(3 * INTERVAL)
+
+                a.send_signal(signal.SIGSTOP)
+                t0 = time.monotonic()
+                while not await _served(vport, 0.1):
+                    assert time.monotonic() - t0 < 3.0, "the standby never took over"
+                took = time.monotonic() - t0
+                master_down = 3 * INTERVAL + (256 - 100) * INTERVAL / 256
+                print(
+                    f"\ntakeover after SIGSTOP: {took * 1000:.0f} ms (Master_Down_Interval {master_down * 1000:.0f} ms)"
+                )
+                assert master_down - INTERVAL - 0.05 <= took <= master_down + 0.25
+                # while it stays stopped, no new connection goes to it
+                results = [await _served(vport, 0.5) for _ in range(20)]
+                assert all(results), results
+
+                resumed = time.time()
+                a.send_signal(signal.SIGCONT)
+                async with asyncio.timeout(3):
+                    while (await _admin(ia, "GET", "/status"))["takeover"]["state"] != "standby":
+                        await asyncio.sleep(0.02)
+                assert (await _admin(ib, "GET", "/status"))["takeover"]["state"] == "active"
+                assert await _served(vport, 0.5)
+            finally:
+                for p in procs:
+                    if p.returncode is None:
+                        p.send_signal(signal.SIGCONT)
+                        p.kill()
+                        await p.wait()
+        events = [
+            json.loads(x)
+            for x in (tmp_path / "a.err").read_text().splitlines()
+            if x.startswith("{")
+        ]
+        stepped = [e for e in events if e["event"] == "takeover" and e["state"] == "standby"]
+        assert len(stepped) == 1
+        # two holders for at most about one heartbeat interval after it resumed
+        at = datetime.fromisoformat(stepped[0]["time"]).timestamp()
+        print(f"stepped down {1000 * (at - resumed):.0f} ms after SIGCONT")
+        assert at - resumed <= INTERVAL + 0.1
+
+    run(main(), timeout=20)
