@@ -74,7 +74,11 @@ def parse_rate(value: Any) -> float:
 
 
 def parse_incident_rate(value: Any) -> float:
-    """Incidents per second from `2/year`, `1/month`, `3/week`, `1/d` (any rate unit; a period is required)."""
+    """Incidents per second from `2/year`, `1/month`, `3/week`, `1/d` (any rate unit), or a bare number
+    (per second, as every rate: how an edited scenario carries it back)."""
+    number = _number(value, "rate")
+    if number is not None:
+        return number
     match = _INCIDENT_RE.match(value) if isinstance(value, str) else None
     if not match:
         raise ValueError(f"expected a rate per period such as 2/year, 1/month or 3/week, got {value!r}")

@@ -25,7 +25,14 @@ def test_client_rates_keep_their_units() -> None:
     with pytest.raises(ValueError):
         parse_rate("1/week")
     with pytest.raises(ValueError):
-        parse_incident_rate("2")  # a bare number has no period
+        parse_incident_rate("2/decade")
+    assert parse_incident_rate(1e-7) == 1e-7  # a bare number is per second, as every rate
+
+
+def test_planning_fields_survive_an_edit() -> None:
+    s = load_text(MINIMAL + "incidents: {balancer_down: 2/year}\nslo: {availability: 99.9%}\n")
+    edited = s.with_values({"duration": "10m"})
+    assert edited.incidents == s.incidents and edited.slo == s.slo
 
 
 def test_period_rate_round_trips() -> None:
