@@ -142,7 +142,9 @@ def expand_over(option: str, steps: int) -> tuple[str, list[Any]]:
     whole = not durations and float(low).is_integer() and float(high).is_integer()
     values: list[Any] = []
     for x in points:
-        value: Any = format_duration(round(float(x), 3)) if durations else (round(float(x)) if whole else float(x))
+        # Whole seconds above one second: a TTL of 303s, not 302.779s.
+        seconds = float(round(x)) if x >= 1 else round(float(x), 3)
+        value: Any = format_duration(seconds) if durations else (round(float(x)) if whole else float(x))
         if value not in values:
             values.append(value)
     return path.strip(), values
@@ -263,10 +265,11 @@ def rank(summary: pd.DataFrame, paths: list[str], target: Target, budget: float 
     frame["reason"] = reasons
     frame["meets"] = frame["reason"] == ""
     frame["front"] = pareto_front(frame["cost_total"], frame[column], target.higher_is_better)
-    gap = (frame[column] - target.value).abs()
-    frame = frame.assign(_gap=gap).sort_values(["meets", "cost_total", "_gap"], ascending=[False, True, True],
-                                               kind="stable")
-    return frame.drop(columns="_gap").reset_index(drop=True)
+    # Among equals in cost the better design first; among those that miss, the nearest first.
+    better = -frame[column] if target.higher_is_better else frame[column]
+    frame = frame.assign(_worse=better).sort_values(["meets", "cost_total", "_worse"], ascending=[False, True, True],
+                                                    kind="stable")
+    return frame.drop(columns="_worse").reset_index(drop=True)
 
 
 def confirm(cell_scenario: Scenario, strategy: str, target: Target, replications: int | None) -> dict[str, Any]:
@@ -336,7 +339,9 @@ def _confirm(advice: Advice, searched: Scenario, over: dict[str, list[Any]], top
     from sim.batch.grid import cells
 
     grid = cells(searched, over)
-    chosen = advice.ranked[advice.ranked["meets"]].head(top)
+    # The cheapest design of each of the cheapest strategies: settings a strategy does not use
+    # (a detection interval under vrrp) would otherwise fill the few with one design thrice.
+    chosen = advice.ranked[advice.ranked["meets"]].drop_duplicates("strategy").head(top)
     for i, (_, row) in enumerate(chosen.iterrows(), start=1):
         say(f"confirming {i}/{len(chosen)} on the model: {row['design']}")
         found = confirm(grid[int(row["cell"])].scenario, str(row["strategy"]), advice.target, replications)
@@ -352,7 +357,7 @@ def summary_lines(advice: Advice) -> list[str]:
     if advice.limits:
         return lines
     for c in advice.confirmed:
-        note = "; the interval straddles the bound: undecided (raise --confirm-replications)" if c["status"] == "undecided" else ""
+        note = " (the interval straddles the bound: raise --confirm-replications)" if c["status"] == "undecided" else ""
         iv = c["measured"]
         measured = f"{show(t.metric, iv.value)} [{show(t.metric, iv.low)}, {show(t.metric, iv.high)}]"
         lines.append(f"model check of {c['design']}: {t.metric} {measured} -> {c['status'].upper()}{note}")
@@ -366,8 +371,14 @@ def summary_lines(advice: Advice) -> list[str]:
                      f" (${float(c['cost_total']):.2f} a month)")
     elif advice.confirmed:
         lines.append(f"no design was confirmed on the model: the search's candidates for {t} failed or were undecided")
-    lines.append(f"dropped: {len(advice.dropped)} designs or strategies")
-    lines += [f"  {what}: {why}" for what, why in advice.dropped]
+    lines.append(f"dropped (every design's reason is in ranked.csv): {len(advice.dropped)} designs or strategies")
+    lines += [f"  {what}: {why}" for what, why in advice.dropped if what in STRATEGIES]
+    if not advice.ranked.empty:
+        out = advice.ranked[~advice.ranked["meets"]]
+        for strategy, part in out.groupby("strategy", sort=False):
+            total = int((advice.ranked["strategy"] == strategy).sum())
+            best = part.iloc[0]  # ranked: the cheapest of the nearest
+            lines.append(f"  {strategy}: {len(part)} of {total} designs, e.g. {best['design']}: {best['reason']}")
     return lines
 
 

@@ -58,8 +58,9 @@ def test_options() -> None:
     assert t.met(0.9996) and not t.met(0.9994) and not t.met(math.nan)
     assert parse_budget("$20/month") == 20.0
     path, values = expand_over("dns.service_ttl=5s..600s", 3)
-    assert path == "dns.service_ttl" and values[0] == "5s" and values[-1] == "10m"
-    assert float(values[1].rstrip("s")) == pytest.approx(math.sqrt(5 * 600), abs=1e-3)  # geometric
+    # Geometric: the middle of 5 s and 600 s is sqrt(3000) = 54.8 s, kept to whole seconds.
+    assert path == "dns.service_ttl" and values == ["5s", "55s", "10m"]
+    assert expand_over("failover.detection.interval=0.1s..0.4s", 3)[1] == ["100ms", "200ms", "400ms"]
     assert expand_over("backends.instances=4,8", 5) == ("backends.instances", [4, 8])
     for bad in ("uptime>=1", "availability=99"):
         with pytest.raises(AdviceError):
