@@ -92,6 +92,8 @@ def run_report(
         ("report written", dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")),
     ]
     notes = [f"strategy {strategy} refused: {why}" for strategy, why in summary.get("refused", {}).items()]
+    # Which planning input a "-" in the planning rows lacks (docs/scenario.md, "Planning metrics").
+    notes += [f"planning: {note}" for note in summary.get("planning", {}).get("notes", [])]
     notes.append(
         "Values are means over replications with 95% confidence intervals in brackets; recovery is per "
         "affected client, from the start of the fault to its first success, pooled over replications."

@@ -15,7 +15,7 @@ DESCRIPTION = (
     "Run every strategy (or --strategy ones) over every combination of the --over ranges on the fast engine, "
     "rank the designs that meet the objective (--slo, default the scenario's slo:) within --budget by monthly "
     "cost (infrastructure, DNS queries, expected outage; docs/scenario.md, Planning metrics), then confirm the "
-    "cheapest few on the model with check's rule (PASS, FAIL, UNDECIDED on the 95%% interval). Prints the "
+    "cheapest few on the model with check's rule (PASS, FAIL, UNDECIDED on the 95% interval). Prints the "
     "ranked table, the winner or, when none meets the objective, the closest, and every design dropped and why. "
     "Writes ranked.csv, pareto.png (cost against the objective, with intervals) and winner.yaml under --out. "
     "Exit 0 with a confirmed winner, 1 without one, 2 on input it cannot use."

@@ -100,3 +100,12 @@ def test_unknown_price_key_is_refused() -> None:
     assert planning_inputs(scenario()).notes  # no inputs: each missing one is said
     with pytest.raises(RunError, match=r"cost\.prices\.zone_mnth: unknown price"):
         run(s, "fast", replications=1)
+
+
+def test_the_table_says_which_input_a_dash_lacks() -> None:
+    results = run(scenario(), "fast", replications=2)
+    text = results.table()
+    assert "planning: monthly.* and cost.outage need incidents: {balancer_down: RATE}" in text
+    row = next(line for line in text.splitlines() if line.startswith("monthly availability (%)"))
+    assert row.split()[-1] == "-"  # no rate given: no monthly availability, not a guess
+    assert results.summary["strategies"]["eip_remap"]["monthly"]["availability"] is None
