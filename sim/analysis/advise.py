@@ -236,7 +236,8 @@ def candidate_strategies(scenario: Scenario, wanted: Sequence[str] | None) -> tu
     unknown = [s for s in names if s not in STRATEGIES]
     if unknown:
         raise AdviceError(f"--strategy {unknown[0]}: unknown; expected one of {', '.join(STRATEGIES)}")
-    wide = scenario.replace(strategies=names)
+    # The scenario's own expect: may name a strategy left out here; advise decides on its target only.
+    wide = scenario.replace(strategies=names, expect=[])
     kept, refused = runnable_strategies(wide)
     dropped = [(s, f"refused by the zone rules: {why}") for s, why in refused.items()]
     for s in list(kept):
@@ -249,8 +250,8 @@ def candidate_strategies(scenario: Scenario, wanted: Sequence[str] | None) -> tu
 
 
 def rank(summary: pd.DataFrame, paths: list[str], target: Target, budget: float | None) -> pd.DataFrame:
-    """The designs in order: those that meet the target (on the search's mean) and the budget by
-    monthly cost; then the others by how near they come. Adds `design`, `meets`, `reason`, `front`."""
+    """The designs in order: those that meet the target (on the search's mean) and the budget, then
+    the others; each group by monthly cost. Adds `design`, `meets`, `reason`, `front`."""
     column = SEARCHABLE[target.metric]
     frame = summary.copy()
     frame["design"] = [_design(r, paths) for _, r in frame.iterrows()]
@@ -367,7 +368,9 @@ def summary_lines(advice: Advice) -> list[str]:
                      f"${float(w['cost_total']):.2f} a month (confirmed on the model)")
     elif advice.closest is not None:
         c = advice.closest
-        lines.append(f"no design meets {t}; the closest is {c['design']}: {t.metric} {show(t.metric, float(c[advice.column]))}"
+        within = f" within ${advice.budget:.2f} a month" if advice.budget is not None else ""
+        lines.append(f"no design meets {t}{within}; the closest is {c['design']}: "
+                     f"{t.metric} {show(t.metric, float(c[advice.column]))}"
                      f" (${float(c['cost_total']):.2f} a month)")
     elif advice.confirmed:
         lines.append(f"no design was confirmed on the model: the search's candidates for {t} failed or were undecided")
@@ -377,8 +380,8 @@ def summary_lines(advice: Advice) -> list[str]:
         out = advice.ranked[~advice.ranked["meets"]]
         for strategy, part in out.groupby("strategy", sort=False):
             total = int((advice.ranked["strategy"] == strategy).sum())
-            best = part.iloc[0]  # ranked: the cheapest of the nearest
-            lines.append(f"  {strategy}: {len(part)} of {total} designs, e.g. {best['design']}: {best['reason']}")
+            best = part.sort_values(advice.column, ascending=not t.higher_is_better, kind="stable").iloc[0]
+            lines.append(f"  {strategy}: {len(part)} of {total} designs; its best, {best['design']}: {best['reason']}")
     return lines
 
 

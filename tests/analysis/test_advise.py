@@ -111,6 +111,18 @@ def test_advise_says_why_it_cannot_search(planned: Path, tmp_path: Path, capsys:
     assert "give --slo" in capsys.readouterr().err
 
 
+def test_strategies_left_out_are_said_with_the_reason() -> None:
+    from sim.analysis.advise import candidate_strategies
+    from sim.scenario import load_file
+
+    # elb-blowup's own expect: names cname_repoint and eip_remap; searching vrrp alone must still work.
+    kept, dropped = candidate_strategies(load_file(SCENARIOS / "elb-blowup.yaml"), ["vrrp"])
+    assert kept == ["vrrp"] and dropped == []
+    apex = load_file(SCENARIOS / "apex-with-mail.yaml")
+    kept, dropped = candidate_strategies(apex, None)
+    assert "cname_repoint" not in kept and any(s == "cname_repoint" and "zone rules" in why for s, why in dropped)
+
+
 def test_ranked_rows_are_cheapest_first_among_those_that_meet() -> None:
     import pandas as pd
 
