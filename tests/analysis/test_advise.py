@@ -135,3 +135,23 @@ def test_ranked_rows_are_cheapest_first_among_those_that_meet() -> None:
     assert np.array_equal(ranked["front"].to_numpy(), [True, False, True])
     over = rank(frame, ["x"], parse_target("availability>=99.999%"), budget=4.0)
     assert over.loc[over["strategy"] == "b", "reason"].item().startswith("over budget")
+
+
+def test_the_search_goes_to_the_sweep_executor_given(planned: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Dask as `sweep` runs it: the executor and scheduler reach sim.batch.sweep unchanged, on the fast engine.
+    import sim.batch
+    from sim.analysis.advise import advise
+    from sim.scenario import load_file
+
+    seen: dict[str, object] = {}
+
+    def fake_sweep(scenario, grid, **options):  # type: ignore[no-untyped-def]
+        seen.update(options, strategies=scenario.strategies)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(sim.batch, "sweep", fake_sweep)
+    with pytest.raises(RuntimeError, match="stop here"):
+        advise(load_file(planned), parse_target("availability>=99.9%"), {"dns.service_ttl": ["60s"]},
+               strategies=["eip_remap"], executor="dask", scheduler="tcp://scheduler:8786")
+    assert seen["executor"] == "dask" and seen["scheduler"] == "tcp://scheduler:8786" and seen["engine"] == "fast"
+    assert seen["strategies"] == ["eip_remap"]
