@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from sim._version import __version__
 from sim.commands import (
+    advise,
     audit,
     baseline,
     bench,
@@ -27,7 +28,7 @@ from sim.commands import (
 from sim.commands._common import EXIT_OK, EXIT_USAGE
 
 # In the order `failover-sim --help` lists them.
-COMMANDS = (validate, run, check, baseline, report, compare, sweep, strategies, audit, serve, bench)
+COMMANDS = (validate, run, check, baseline, report, compare, sweep, advise, strategies, audit, serve, bench)
 
 
 class _Parser(argparse.ArgumentParser):

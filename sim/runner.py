@@ -209,6 +209,7 @@ def run(
     if engine == "lab":
         scenario, lab = _lab_scenario(scenario, lab)
     from sim.analysis import summarize
+    from sim.analysis.planning import add_planning
     from sim.results.manifest import manifest as make_manifest
 
     # The lab runs in (scaled) real time: one replication unless asked for more.
@@ -245,6 +246,10 @@ def run(
         version=__version__,
         fault_times=[f.at for f in scenario.faults],
     )
+    try:
+        summary = add_planning(summary, replications_df, scenario)
+    except ValueError as exc:
+        raise RunError(str(exc)) from None
     if refused:
         summary["refused"] = refused
     doc = scenario.to_document()

@@ -32,6 +32,8 @@ SMALL: dict[str, dict[str, object]] = {
     # The lab has its own end-to-end test (tests/lab); here the notebook's model-side path.
     "04-model-vs-real": {"replications": 2, "duration": "8m", "engines": ["des", "fast"]},
     "05-dns-migration": {"replications": 1, "duration": "15m", "window": "3m"},
+
+    "06-choose-a-design": {"replications": 2, "duration": "10m", "ttls": ["60s", "300s"]},
 }
 
 

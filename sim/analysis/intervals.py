@@ -26,12 +26,15 @@ __all__ = [
 ]
 
 # The metric names of docs/scenario.md's summary, and which way is better.
-HIGHER_IS_BETTER = {"availability"}
-NEUTRAL = {"requests", "dns_queries"}
+HIGHER_IS_BETTER = {"availability", "monthly.availability"}
+NEUTRAL = {"requests", "dns_queries", "cost.infrastructure"}
 METRICS = (
     "requests", "failed", "availability", "clients_affected",
     "recovery_s.mean", "recovery_s.p50", "recovery_s.p90", "recovery_s.p99", "recovery_s.max",
     "recovery_s.unrecovered", "stragglers_5m", "latency_ms.p50", "latency_ms.p99", "dns_queries", "dropped",
+    # planning (sim.analysis.planning.PLANNING_METRICS; docs/scenario.md, "Planning metrics")
+    "incident.downtime_s", "incident.budget_burn", "monthly.availability", "monthly.downtime_s",
+    "monthly.budget_burn", "cost.infrastructure", "cost.dns", "cost.outage", "cost.total",
 )  # fmt: skip
 # After a planned change or a failover (sim.analysis.drain); the stale shares are named per scenario.
 DRAIN_METRICS = ("drain_s.mean", "drain_s.p50", "drain_s.p90", "drain_s.p99", "drain_s.max", "drain_s.never")
@@ -112,7 +115,7 @@ def metric_interval(tables: RunTables, strategy: str, metric: str) -> Interval:
         _, low, high = mean_ci95(values) if len(values) > 1 else (pooled, math.nan, math.nan)
         return Interval(pooled, low, high)
     metrics = tables.summary["strategies"][strategy]
-    node = metrics
+    node: Any = metrics
     for part in metric.split("."):
         node = node.get(part) if isinstance(node, dict) else None
     value = math.nan if node is None else float(node)

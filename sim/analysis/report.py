@@ -47,6 +47,8 @@ _SWEEP_METRICS = (
     ("dns_queries", "authoritative DNS queries (per run)", 1.0),
     ("latency_ms_p99", "latency p99 (ms)", 1.0),
     ("latency_ms.p99", "latency p99 (ms)", 1.0),
+    ("monthly_availability", "monthly availability (%)", 100.0),
+    ("cost_total", "cost, total ($/month)", 1.0),
 )
 
 
@@ -90,6 +92,8 @@ def run_report(
         ("report written", dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")),
     ]
     notes = [f"strategy {strategy} refused: {why}" for strategy, why in summary.get("refused", {}).items()]
+    # Which planning input a "-" in the planning rows lacks (docs/scenario.md, "Planning metrics").
+    notes += [f"planning: {note}" for note in summary.get("planning", {}).get("notes", [])]
     notes.append(
         "Values are means over replications with 95% confidence intervals in brackets; recovery is per "
         "affected client, from the start of the fault to its first success, pooled over replications."
@@ -160,7 +164,7 @@ def plot_sweep(frame: pd.DataFrame, x: str, *, scenario: str):  # type: ignore[n
 
     from sim.analysis.figures import OKABE_ITO, STYLES
 
-    metrics = [(m, label, k) for m, label, k in _SWEEP_METRICS if m in frame.columns]
+    metrics = [(m, label, k) for m, label, k in _SWEEP_METRICS if m in frame.columns and frame[m].notna().any()]
     seen, panels = set(), []
     for m, label, k in metrics:
         if label not in seen:

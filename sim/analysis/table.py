@@ -25,6 +25,16 @@ ROWS: tuple[tuple[str, str, str, str], ...] = (
     ("latency p99", "latency_ms.p99", "ms", "ms"),
     ("DNS queries (authoritative)", "dns_queries", "int", ""),
     ("dropped (shed)", "dropped", "int", ""),
+    # planning (docs/scenario.md, "Planning metrics"): "-" where an input is missing
+    ("downtime per incident", "incident.downtime_s", "sec", "s"),
+    ("monthly availability", "monthly.availability", "pct4", "%"),
+    ("monthly downtime", "monthly.downtime_s", "sec", "s"),
+    ("budget burn per incident", "incident.budget_burn", "pct1", "%"),
+    ("budget burn per month", "monthly.budget_burn", "pct1", "%"),
+    ("cost: infrastructure", "cost.infrastructure", "usd", "$/month"),
+    ("cost: DNS queries", "cost.dns", "usd", "$/month"),
+    ("cost: expected outage", "cost.outage", "usd", "$/month"),
+    ("cost: total", "cost.total", "usd", "$/month"),
 )
 
 
@@ -42,6 +52,12 @@ def _fmt(value: Any, kind: str) -> str:
         return "-"
     if kind == "pct":
         return f"{100 * value:.3f}" if value > 0.99 else f"{100 * value:.1f}"
+    if kind == "pct4":
+        return f"{100 * value:.4f}"
+    if kind == "pct1":
+        return f"{100 * value:.1f}"
+    if kind == "usd":
+        return f"{value:,.2f}"
     if kind == "int":
         return f"{value:,.0f}"
     if kind == "ms":
@@ -105,7 +121,8 @@ def format_table(summary: dict[str, Any]) -> str:
     )
     width = max(len(i) for i in table.index)
     cols = [max(len(c), *(len(v) for v in table[c])) for c in table.columns]
-    lines = [head, "", " " * width + "  " + "  ".join(c.rjust(w) for c, w in zip(table.columns, cols, strict=True))]
+    notes = summary.get("planning", {}).get("notes", [])
+    lines = [head, *(f"planning: {note}" for note in notes), "", " " * width + "  " + "  ".join(c.rjust(w) for c, w in zip(table.columns, cols, strict=True))]
     for label, row in table.iterrows():
         lines.append(str(label).ljust(width) + "  " + "  ".join(v.rjust(w) for v, w in zip(row, cols, strict=True)))
     return "\n".join(lines)

@@ -137,7 +137,8 @@ def _run_dask(units, args, finished, workers: int | None, scheduler: str | None)
 
 
 def summarize_sweep(table: pd.DataFrame, paths: list[str]) -> pd.DataFrame:
-    """Per cell and strategy: mean and 95% interval of availability and recovery mean."""
+    """Per cell and strategy: mean and 95% interval of availability, recovery and the planning metrics."""
+    from sim.analysis.planning import PLANNING_METRICS
     from sim.analysis.stats import mean_ci95
 
     rows = []
@@ -146,7 +147,8 @@ def summarize_sweep(table: pd.DataFrame, paths: list[str]) -> pd.DataFrame:
     for (cell, strategy), frame in table.groupby(["cell", "strategy"], sort=True):
         row: dict[str, Any] = {"cell": cell, **{p: frame[p].iloc[0] for p in paths}, "strategy": strategy,
                                "replications": len(frame)}
-        for metric in ("availability", "recovery_mean", "recovery_p50", "never_recovered"):
+        planning = [m.replace(".", "_") for m in PLANNING_METRICS if m.replace(".", "_") in frame.columns]
+        for metric in ("availability", "recovery_mean", "recovery_p50", "never_recovered", *planning):
             mean, low, high = mean_ci95(frame[metric].to_numpy(dtype=float))
             row[metric], row[f"{metric}_low"], row[f"{metric}_high"] = mean, low, high
         rows.append(row)

@@ -13,6 +13,7 @@ from sim.scenario import Scenario
 def run_unit(scenario: Scenario, engine: str, strategy: str, seed: np.random.SeedSequence, replication: int,
              cell: int, values: dict[str, Any]) -> dict[str, Any]:
     """One replication of one strategy in one cell: a row of the sweep table."""
+    from sim.analysis.planning import per_replication, planning_inputs
     from sim.runner import replicate
 
     out = replicate(scenario, engine, strategy, seed, replication)
@@ -28,6 +29,10 @@ def run_unit(scenario: Scenario, engine: str, strategy: str, seed: np.random.See
     row["recovery_p50"] = float(np.percentile(unbounded, 50, method="higher")) if len(recovery) else math.nan
     row["recovery_p99"] = float(np.percentile(unbounded, 99, method="higher")) if len(recovery) else math.nan
     row["never_recovered"] = float(np.mean(np.isnan(recovery))) if len(recovery) else 0.0
+    # Planning metrics, `monthly.availability` as `monthly_availability`: a dotted column is a swept path.
+    planned = per_replication(planning_inputs(scenario), strategy, float(m["failed"]), float(m["requests"]),
+                              float(m["dns_queries"]))
+    row.update({name.replace(".", "_"): value for name, value in planned.items()})
     return row
 
 

@@ -8,7 +8,7 @@ never parse a unit. Defaults carry their source beside them
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -25,8 +25,11 @@ from sim.scenario.units import (
     Distribution,
     Uniform,
     format_duration,
+    format_period_rate,
     parse_distribution,
     parse_duration,
+    parse_fraction,
+    parse_incident_rate,
     parse_rate,
 )
 
@@ -427,6 +430,48 @@ class Report(Strict):
     # a quarter of an hour); each names a metric, stale_requests@1m and so on.
     stale_at: list[PositiveDuration] = Field(default_factory=lambda: [60.0, 300.0, 900.0], max_length=16)
 
+# --- planning (issue 20): how often, what is promised, what an outage costs --
+# docs/scenario.md, "Planning". No default rate or price: nothing published
+# gives one (docs/references.md, "Planning inputs"); outputs that need one say so.
+
+
+def _incident_rate(value: Any) -> float:
+    if isinstance(value, dict):
+        if set(value) != {"mtbf"}:
+            raise ValueError(f"expected a rate per period such as 2/year or {{mtbf: DURATION}}, got {value!r}")
+        mtbf = parse_duration(value["mtbf"])
+        if mtbf <= 0:
+            raise ValueError(f"mtbf: expected a duration > 0, got {value['mtbf']!r}")
+        return 1.0 / mtbf
+    return parse_incident_rate(value)
+
+
+# Derived from the Fault union so a new fault kind can be given a rate at once.
+FAULT_KINDS: tuple[str, ...] = tuple(
+    get_args(m.model_fields["kind"].annotation)[0] for m in get_args(get_args(Fault)[0])
+)
+IncidentRate = Annotated[
+    float, BeforeValidator(_incident_rate), Field(gt=0), PlainSerializer(format_period_rate, when_used="json")
+]
+Share = Annotated[float, BeforeValidator(parse_fraction), PlainSerializer(lambda x: f"{100 * x:.10g}%", when_used="json")]
+
+
+class Slo(Strict):
+    availability: Share
+    # The ELB SLA's monthly billing cycle, taken as 30 d (docs/references.md, "Planning inputs").
+    window: PositiveDuration = 30 * 86400.0
+
+
+class Cost(Strict):
+    # USD; unset: the expected outage cost is not computed (docs/scenario.md, "Planning").
+    per_failed_request: float | None = Field(default=None, ge=0)
+    per_minute_down: float | None = Field(default=None, ge=0)
+    # Overrides of `failover-sim strategies`' prices, by key (checked when a run prices them).
+    prices: dict[str, Annotated[float, Field(ge=0)]] = {}
+
+
+Incidents = dict[Literal[FAULT_KINDS], IncidentRate]  # type: ignore[valid-type]
+
 
 # --- the scenario ------------------------------------------------------------
 
@@ -452,6 +497,10 @@ class Scenario(Strict):
     failover: Failover = Failover()
     report: Report = Report()
     expect: list[Expectation] = []
+    # Planning (docs/scenario.md, "Planning"): rates per fault kind, the SLO, prices.
+    incidents: Incidents = {}
+    slo: Slo | None = None
+    cost: Cost = Cost()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:

@@ -15,9 +15,18 @@ import numpy as np
 
 _DURATION_UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 _RATE_UNITS = {"s": 1.0, "sec": 1.0, "min": 1 / 60.0, "m": 1 / 60.0, "h": 1 / 3600.0, "d": 1 / 86400.0}
+# Planning periods (incident rates such as 2/year): a year of 8760 h and its
+# twelfth, the 730 h month the prices are quoted for (sim.analysis.strategies).
+HOURS_PER_YEAR = 8760.0
+_PERIOD_UNITS = {"week": 1 / (7 * 86400.0), "w": 1 / (7 * 86400.0), "month": 12 / (HOURS_PER_YEAR * 3600),
+                 "mo": 12 / (HOURS_PER_YEAR * 3600), "year": 1 / (HOURS_PER_YEAR * 3600),
+                 "y": 1 / (HOURS_PER_YEAR * 3600)}
+_INCIDENT_UNITS = {**_RATE_UNITS, **_PERIOD_UNITS}
 _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _DURATION_RE = re.compile(rf"^\s*({_NUMBER})\s*(ms|s|min|m|h|d)?\s*$")
 _RATE_RE = re.compile(rf"^\s*({_NUMBER})\s*(?:/\s*(s|sec|min|m|h|d))?\s*$")
+_INCIDENT_RE = re.compile(rf"^\s*({_NUMBER})\s*/\s*(s|sec|min|month|mo|m|h|d|week|w|year|y)\s*$")
+_FRACTION_RE = re.compile(rf"^\s*({_NUMBER})\s*%\s*$")
 
 
 def _number(value: Any, what: str) -> float | None:
@@ -62,6 +71,40 @@ def parse_rate(value: Any) -> float:
     if not math.isfinite(rate):
         raise ValueError(f"rate {value!r} is not finite")
     return rate
+
+
+def parse_incident_rate(value: Any) -> float:
+    """Incidents per second from `2/year`, `1/month`, `3/week`, `1/d` (any rate unit), or a bare number
+    (per second, as every rate: how an edited scenario carries it back)."""
+    number = _number(value, "rate")
+    if number is not None:
+        return number
+    match = _INCIDENT_RE.match(value) if isinstance(value, str) else None
+    if not match:
+        raise ValueError(f"expected a rate per period such as 2/year, 1/month or 3/week, got {value!r}")
+    return float(match.group(1)) * _INCIDENT_UNITS[match.group(2)]
+
+
+def format_period_rate(rate: float) -> str:
+    """An incident rate in the largest period that gives a whole count or at least one: `2/year`."""
+    for unit in ("year", "month", "week", "d", "h"):
+        count = rate / _INCIDENT_UNITS[unit]
+        if abs(count - round(count)) < 1e-9 and round(count) >= 1:
+            return f"{round(count)}/{unit}"
+    return f"{rate / _INCIDENT_UNITS['year']:.15g}/year"
+
+
+def parse_fraction(value: Any) -> float:
+    """A share in (0, 1] from `99.95%` or a bare number (0.9995)."""
+    number = _number(value, "share")
+    if number is None:
+        match = _FRACTION_RE.match(value) if isinstance(value, str) else None
+        if not match:
+            raise ValueError(f"expected a percentage such as 99.95% or a share such as 0.9995, got {value!r}")
+        number = float(match.group(1)) / 100
+    if not 0 < number < 1:
+        raise ValueError(f"expected a share strictly between 0 and 1 (0% and 100%), got {value!r}")
+    return number
 
 
 def format_duration(seconds: float) -> str:
