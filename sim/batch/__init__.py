@@ -137,17 +137,28 @@ def _run_dask(units, args, finished, workers: int | None, scheduler: str | None)
 
 
 def summarize_sweep(table: pd.DataFrame, paths: list[str]) -> pd.DataFrame:
-    """Per cell and strategy: mean and 95% interval of availability and recovery mean."""
-    from sim.analysis.stats import mean_ci95
+    """Per cell and strategy: mean and 95% interval of the main metrics.
+
+    The intervals are the summary's (sim.analysis.stats): Wilson for the shares
+    (availability over requests, never_recovered over affected clients), the
+    log-scale interval for recovery times; a recovery percentile beyond the run
+    in some replication is infinite (its upper bound, or all of it).
+    """
+    from sim.analysis.stats import positive_ci95, share_ci95
 
     rows = []
     if table.empty:
         return pd.DataFrame()
+    trials = {"availability": "requests", "never_recovered": "clients_affected"}
     for (cell, strategy), frame in table.groupby(["cell", "strategy"], sort=True):
         row: dict[str, Any] = {"cell": cell, **{p: frame[p].iloc[0] for p in paths}, "strategy": strategy,
                                "replications": len(frame)}
-        for metric in ("availability", "recovery_mean", "recovery_p50", "never_recovered"):
-            mean, low, high = mean_ci95(frame[metric].to_numpy(dtype=float))
+        for metric in ("availability", "recovery_mean", "recovery_p50", "recovery_p99", "never_recovered"):
+            series = frame[metric].to_numpy(dtype=float)
+            if metric in trials:
+                mean, low, high = share_ci95(series, frame[trials[metric]].to_numpy(dtype=float))
+            else:
+                mean, low, high = positive_ci95(series)
             row[metric], row[f"{metric}_low"], row[f"{metric}_high"] = mean, low, high
         rows.append(row)
     return pd.DataFrame(rows)

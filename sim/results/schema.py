@@ -24,8 +24,14 @@ __all__ = [
     "TABLES",
     "TIMELINE_COLUMNS",
     "TIMELINE_SCHEMA",
+    "UNBOUNDED",
     "validate_frame",
 ]
+
+# How summary.json and a baseline store (and the tables show) a recovery percentile
+# whose rank falls among clients that had not recovered when the run ended: it is
+# beyond the run, and JSON has no infinity (null already means "undefined").
+UNBOUNDED = "> run"
 
 # Bumped when a column changes meaning or type, so old folders can be told apart.
 SCHEMA_VERSION = "1"
