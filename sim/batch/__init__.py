@@ -9,7 +9,6 @@ values as columns) and, with `out=`, keeps it resumable on disk. The command is
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -57,6 +56,9 @@ def sweep(
         units = [u for u in units if not store.done(u[0].index, u[1], u[2])]
     rows: list[dict[str, Any]] = []
     total, started = len(units), time.perf_counter()
+    if progress:
+        # the work is known now (after a resume, what is left): say so before the first unit ends
+        progress(0, total, 0.0)
 
     def finished(row: dict[str, Any]) -> None:
         if store is not None:
@@ -162,13 +164,3 @@ def summarize_sweep(table: pd.DataFrame, paths: list[str]) -> pd.DataFrame:
             row[metric], row[f"{metric}_low"], row[f"{metric}_high"] = mean, low, high
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def bar() -> Progress:
-    def show(done: int, total: int, elapsed: float) -> None:
-        left = elapsed / done * (total - done) if done else 0.0
-        filled = int(30 * done / max(total, 1))
-        print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} units, {elapsed:.0f}s, ~{left:.0f}s left   ",
-              end="", file=sys.stderr, flush=True)
-
-    return show
