@@ -70,8 +70,8 @@ class Progress:
     """Progress of `total` steps of some work, named `what` (steps counted in `unit`).
 
     `update_to(done, note)` says how far it is; `close()` (or leaving a `with`)
-    ends it. The callbacks of `sim.run` and `sim.sweep` adapt to it:
-    `sim.run(..., progress=lambda done, total, what: bar.update_to(done, what))`.
+    ends it. It is also the callback `sim.run` and `sim.sweep` take, as in a
+    notebook: `with Progress(0, "model") as bar: sim.run(scenario, progress=bar)`.
     `quiet` shows nothing at all.
     """
 
@@ -111,6 +111,15 @@ class Progress:
         now = time.monotonic()
         if done >= self.total or now - self._last_line >= self.every_s:
             self._plain_status(now)
+
+    def __call__(self, done: int, total: int, note: object = "") -> None:
+        """The callback form `sim.run` and `sim.sweep` call (`progress(done, total, what)`): the
+        total comes with each call, so `Progress(0, what)` can be handed over before it is known."""
+        if total != self.total and not self.quiet and not self._closed:
+            self.total = max(0, int(total))
+            if self._bar is not None:
+                self._bar.total = self.total
+        self.update_to(done, note if isinstance(note, str) else "")
 
     def advance(self, note: str = "") -> None:
         """One more step done."""

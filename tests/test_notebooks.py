@@ -103,4 +103,10 @@ def test_notebook_runs_top_to_bottom(path: Path, tmp_path: Path) -> None:
         1 for c in book.cells if c.cell_type == "code" for o in c.get("outputs", []) if "image/png" in o.get("data", {})
     )
     assert images >= 1, f"{path.name} drew no figure"
+    # its long work shows progress (sim.progress): tqdm's notebook widget, detected by itself
+    # in a kernel, or plain lines on stderr where there is no widget
+    outputs = [o for c in book.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {})
+               or (o.get("name") == "stderr" and " to do" in o.get("text", "")) for o in outputs), (
+        f"{path.name} showed no progress")
     nbformat.write(book, tmp_path / path.name)  # left for a person to open when a run looks wrong

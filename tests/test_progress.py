@@ -137,3 +137,13 @@ def test_sweep_and_check_under_a_pipe_print_plain_progress_lines(tmp_path: Path)
     assert check.stderr.splitlines()[0].startswith("check elb-blowup (fast): ") and "\r" not in check.stderr
     # the verdicts on stdout, the progress on stderr
     assert "expectations" in check.stdout.splitlines()[-1] and "expectations" not in check.stderr
+
+
+def test_as_the_run_callback_it_takes_the_total_from_the_run() -> None:
+    import sim
+
+    out = io.StringIO()
+    with Progress(0, "model", "replications", stream=out, every_s=0) as bar:
+        results = sim.run(ROOT / "scenarios" / "apex-with-mail.yaml", "fast", replications=2, progress=bar)
+    steps = len(results.replications)  # each runnable strategy's replications (the apex refuses the CNAME)
+    assert out.getvalue().splitlines()[-1].startswith(f"model: {steps}/{steps} replications (100%)")
