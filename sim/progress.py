@@ -131,8 +131,9 @@ class Progress:
         self._closed = True
         if self._bar is not None:
             self._bar.close()
-        elif self.done < self.total:
-            # ended early (an error, Ctrl-C): say where it stopped
+        elif self.done < self.total and (self.done or time.monotonic() - self._started >= self.every_s):
+            # ended early (an error, Ctrl-C) after some work: say where it stopped (input refused
+            # before anything ran says so itself)
             self._line(f"{self.what}: stopped at {self.done}/{self.total} {self.unit} after "
                        f"{_clock(time.monotonic() - self._started)}")
 
