@@ -53,12 +53,14 @@ def test_difference_and_resolution_from_the_replications(runs: tuple[Path, Path]
     for strategy in ("cname_repoint", "eip_remap"):
         row = table.loc[(strategy, "failed")]
         # by hand from each run's replications: the mean of B minus the mean of A, and the
-        # Student-t half-widths of both means in quadrature
+        # half-widths of both means' log-scale intervals (m/f to m*f, f = exp(t s / (sqrt(n) m)),
+        # so half = m sinh(t s / (sqrt(n) m))) in quadrature
         means, halves = [], []
         for run in (a, b):
             values = run.replications.loc[run.replications["strategy"] == strategy, "failed"].to_numpy(float)
             means.append(values.mean())
-            halves.append(t_quantile_975(len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+            log_half = t_quantile_975(len(values) - 1) * values.std(ddof=1) / (math.sqrt(len(values)) * values.mean())
+            halves.append(values.mean() * math.sinh(log_half))
         assert row["difference"] == pytest.approx(means[1] - means[0])
         assert row["resolution"] == pytest.approx(math.hypot(*halves), rel=1e-6)
         assert row["n_a"] == row["n_b"] == 4

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import base64
+import math
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -114,3 +116,31 @@ def test_failover_sim_report_is_registered(run_folder: Path, tmp_path: Path) -> 
     assert "report" in sub.choices
     assert main(["report", str(run_folder), "--out", str(tmp_path / "cli")]) == 0
     assert (tmp_path / "cli" / "report.md").is_file()
+
+
+def test_sweep_figure_draws_the_intervals_and_marks_a_tail_beyond_the_run() -> None:
+    from matplotlib.container import ErrorbarContainer
+
+    from sim.analysis.report import plot_sweep, sweep_points
+    from sim.analysis.stats import positive_ci95, share_ci95
+
+    rng = np.random.default_rng(1)
+    rows = [
+        {"dns.service_ttl": ttl, "strategy": "cname_repoint", "replication": k, "requests": 1000.0,
+         "availability": 1 - rng.binomial(1000, 0.02) / 1000, "recovery_p99": math.inf if ttl == 300.0 and k == 0
+         else 100 + ttl + rng.normal(0, 5)}
+        for ttl in (30.0, 60.0, 300.0) for k in range(4)
+    ]  # fmt: skip
+    frame = pd.DataFrame(rows).assign(_x=lambda f: f["dns.service_ttl"])
+    points = sweep_points(frame, "availability").set_index("x")
+    at30 = frame[frame["_x"] == 30.0]
+    assert tuple(points.loc[30.0]) == share_ci95(at30["availability"], at30["requests"])
+    assert (points["low"] >= 0).all() and (points["high"] <= 1).all()
+    tail = sweep_points(frame, "recovery_p99").set_index("x")
+    assert tuple(tail.loc[60.0]) == positive_ci95(frame.loc[frame["_x"] == 60.0, "recovery_p99"])
+    assert math.isinf(tail.loc[300.0, "mean"])  # one replication beyond the run: the whole mean is
+    fig = plot_sweep(pd.DataFrame(rows), "dns.service_ttl", scenario="t")
+    for ax in fig.axes:
+        assert any(isinstance(c, ErrorbarContainer) for c in ax.containers), ax.get_ylabel()
+    p99 = next(ax for ax in fig.axes if "p99" in ax.get_ylabel())
+    assert any("> run" in text for text in p99.get_legend_handles_labels()[1])

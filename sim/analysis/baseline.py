@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sim.analysis.intervals import HIGHER_IS_BETTER, NEUTRAL, RunTables, interval_frame
+from sim.analysis.intervals import HIGHER_IS_BETTER, NEUTRAL, RunTables, interval_frame, number
+from sim.results.schema import UNBOUNDED
 
 __all__ = ["baseline_document", "compare", "format_interval", "regression"]
 
@@ -24,12 +25,18 @@ def baseline_document(tables: RunTables) -> dict[str, Any]:
     return {
         "scenario": tables.summary["scenario"],
         "strategies": {
-            s: {r.metric: {"value": r.value, "low": r.low, "high": r.high} for r in g.itertuples()}
+            s: {r.metric: {k: _stored(v) for k, v in (("value", r.value), ("low", r.low), ("high", r.high))}
+                for r in g.itertuples()}
             for s, g in frame.groupby("strategy", sort=False)
         },
         "summary": tables.summary,
         "manifest": tables.manifest,
     }
+
+
+def _stored(x: float) -> float | str:
+    # JSON has no infinity: an unbounded percentile is stored as "> run" (read back by read_baseline)
+    return UNBOUNDED if x == math.inf else x
 
 
 def regression(metric: str, old: dict[str, float], new: dict[str, float]) -> bool:
@@ -63,7 +70,7 @@ def compare(tables: RunTables, stored: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def format_interval(m: dict[str, float]) -> str:
-    """`value [low, high]`, or the value alone without an interval."""
+    """`value [low, high]`, or the value alone without an interval; "> run" when beyond the run."""
     if math.isnan(m["low"]):
-        return f"{m['value']:.6g}"
-    return f"{m['value']:.6g} [{m['low']:.6g}, {m['high']:.6g}]"
+        return number(m["value"])
+    return f"{number(m['value'])} [{number(m['low'])}, {number(m['high'])}]"

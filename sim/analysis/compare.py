@@ -31,7 +31,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from sim.analysis.intervals import Interval, RunTables, metric_interval
-from sim.analysis.stats import t_quantile_975
+from sim.analysis.stats import UNBOUNDED, t_quantile_975
 from sim.results.schema import affected_clients
 
 Z975 = 1.959963984540054  # the standard normal's 0.975 quantile
@@ -69,8 +69,11 @@ def replications_needed(half_a: float, n_a: int, half_b: float, n_b: int, bound:
     """Replications of each run for the 95% half-width of B - A to come down to ``bound``.
 
     Each run's per-replication standard deviation is read back from its
-    Student-t interval (half = t(n-1) s / sqrt(n)); with n replications of
-    each the difference's half-width is about 1.96 sqrt((s_a^2 + s_b^2) / n).
+    interval's half-width as if it were Student-t's (half = t(n-1) s / sqrt(n)):
+    the log-scale and Wilson intervals the metrics carry are close to that
+    when they are narrow, which is when this estimate matters; with n
+    replications of each the difference's half-width is about
+    1.96 sqrt((s_a^2 + s_b^2) / n).
     NaN when a run has no interval to read a spread from.
     """
     if n_a < 2 or n_b < 2 or not (math.isfinite(half_a) and math.isfinite(half_b)) or bound <= 0:
@@ -136,14 +139,15 @@ def comparison(a: RunTables, b: RunTables) -> pd.DataFrame:
         n_a, n_b = replications(a, strategy), replications(b, strategy)
         for metric in COMPARED:
             ia, ib = metric_interval(a, strategy, metric), metric_interval(b, strategy, metric)
-            diff = ib.value - ia.value
-            rel = diff / abs(ia.value) if ia.value not in (0.0,) and math.isfinite(ia.value) else math.nan
+            # a percentile beyond the run ("> run") on either side leaves the difference undefined
+            diff = ib.value - ia.value if math.isfinite(ia.value) and math.isfinite(ib.value) else math.nan
+            rel = diff / abs(ia.value) if ia.value not in (0.0,) and math.isfinite(diff) else math.nan
             ha, hb = half_width(ia), half_width(ib)
             pd_, ph, pn, psd = paired_difference(a, b, strategy, metric) if paired else (math.nan, math.nan, 0, math.nan)
             rows.append({"strategy": strategy, "metric": metric, "a": str(ia), "b": str(ib), "difference": diff,
                          "resolution": math.hypot(ha, hb), "relative": rel, "within_ci": agree(ia, ib),
                          "paired": pd_, "paired_resolution": ph, "pairs": pn,
-                         "value_a": ia.value, "half_a": ha, "half_b": hb, "n_a": n_a, "n_b": n_b, "paired_sd": psd})
+                         "value_a": ia.value, "value_b": ib.value, "half_a": ha, "half_b": hb, "n_a": n_a, "n_b": n_b, "paired_sd": psd})
     return pd.DataFrame(rows)
 
 
@@ -154,13 +158,13 @@ def is_paired(a: RunTables, b: RunTables, table: pd.DataFrame) -> bool:
 
 def shown_table(table: pd.DataFrame, paired: bool, label_a: str, label_b: str) -> str:
     """The comparison as the command prints it: formatted differences, the runs' labels as headings."""
-    shown = table.drop(columns=["value_a", "half_a", "half_b", "n_a", "n_b", "paired_sd"])
+    shown = table.drop(columns=["value_a", "value_b", "half_a", "half_b", "n_a", "n_b", "paired_sd"])
     if not paired:
         shown = shown.drop(columns=["paired", "paired_resolution", "pairs"])
     else:
         shown["paired"] = shown["paired"].map(lambda x: "" if math.isnan(x) else f"{x:+.4g}")
         shown["paired_resolution"] = shown["paired_resolution"].map(lambda x: "" if math.isnan(x) else f"±{x:.3g}")
-    shown["difference"] = shown["difference"].map(lambda x: f"{x:+.4g}")
+    shown["difference"] = shown["difference"].map(lambda x: "" if math.isnan(x) else f"{x:+.4g}")
     shown["resolution"] = shown["resolution"].map(lambda x: "" if math.isnan(x) else f"±{x:.3g}")
     shown["relative"] = shown["relative"].map(lambda x: "" if math.isnan(x) else f"{x:+.1%}")
     return shown.rename(columns={"a": label_a, "b": label_b, "paired_resolution": "paired ±"}).to_string(index=False)
@@ -181,6 +185,12 @@ def broken_bounds(table: pd.DataFrame, bounds: Mapping[str, float], paired: bool
             # one pair already estimates B - A without the run-to-run spread (no interval, though)
             use_pairs = paired and row["pairs"] >= 1
             diff = row["paired"] if use_pairs else row["difference"]
+            if math.isinf(row["value_a"]) != math.isinf(row["value_b"]):
+                # one run's percentile is beyond its end, the other's is not: no bound holds that
+                broken.append(f"{row['strategy']} {metric}: one run's value is beyond its end ({UNBOUNDED}), the other's is not")
+                continue
+            if math.isnan(diff):
+                continue
             if relative:
                 size = abs(diff / row["value_a"]) if row["value_a"] != 0 else (0.0 if diff == 0 else math.inf)
             else:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from sim.scenario.units import format_duration
 
-__all__ = ["DRAIN_PERCENTILES", "STALE_WINDOW_S", "drain_times", "replication_drain", "stale_names"]
+__all__ = ["DRAIN_PERCENTILES", "STALE_WINDOW_S", "drain_times", "replication_drain", "stale_names", "stale_trials"]
 
 # The window around changed_at + t over which stale_requests@t is counted: 5 s
 # either side, so a handful of requests per second still gives a share.
@@ -45,13 +45,31 @@ def drain_times(clients: pd.DataFrame, changed_at: float) -> np.ndarray:
     return np.where(np.isnan(switched), math.inf, switched - changed_at)
 
 
-def _stale_requests(targets: pd.DataFrame, changed_at: float, after: float) -> float:
+def _window(targets: pd.DataFrame, changed_at: float, after: float) -> tuple[float, float]:
+    """First attempts to the previous target, and all first attempts, around changed_at + after."""
     centre = changed_at + after
     t = targets["t"].to_numpy()
     window = (t >= centre - STALE_WINDOW_S) & (t < centre + STALE_WINDOW_S)
     previous = float(targets["to_previous"].to_numpy()[window].sum())
-    total = previous + float(targets["to_current"].to_numpy()[window].sum())
+    return previous, previous + float(targets["to_current"].to_numpy()[window].sum())
+
+
+def _stale_requests(targets: pd.DataFrame, changed_at: float, after: float) -> float:
+    previous, total = _window(targets, changed_at, after)
     return previous / total if total > 0 else math.nan
+
+
+def stale_trials(
+    clients: pd.DataFrame, targets: pd.DataFrame, changed_at: float, stale_at: Sequence[float]
+) -> dict[str, float]:
+    """What each stale share of a replication is counted over (its Wilson interval's
+    trials): the first attempts in the window, or all clients."""
+    out = {}
+    for after in stale_at:
+        requests, stale_clients = stale_names(after)
+        out[requests] = _window(targets, changed_at, after)[1]
+        out[stale_clients] = float(len(clients))
+    return out
 
 
 def replication_drain(

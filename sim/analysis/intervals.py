@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 
 from sim.analysis.drain import DRAIN_PERCENTILES, drain_times, pooled_percentile, stale_names
-from sim.analysis.stats import mean_ci95
+from sim.analysis.stats import UNBOUNDED, positive_ci95, recovery_percentile
 from sim.results.schema import affected_clients
 
 __all__ = [
-    "DRAIN_METRICS", "HIGHER_IS_BETTER", "METRICS", "known_metrics", "NEUTRAL", "Interval", "RunTables", "interval_frame", "metric_interval", "number",
+    "DRAIN_METRICS", "HIGHER_IS_BETTER", "METRICS", "NEUTRAL", "Interval", "RunTables", "interval_frame", "known_metrics",
+    "metric_interval", "number", "stored_number",
 ]
 
 # The metric names of docs/scenario.md's summary, and which way is better.
@@ -76,9 +77,9 @@ class Interval:
 
 
 def number(x: float) -> str:
-    """A metric's value for people: six significant digits, `never` for an unbounded recovery."""
+    """A metric's value for people: six significant digits, "> run" for an unbounded recovery."""
     if math.isinf(x):
-        return "never" if x > 0 else "-inf"
+        return UNBOUNDED if x > 0 else "-inf"
     return f"{x:.6g}"
 
 
@@ -89,14 +90,24 @@ def known_metrics(stale_at: Sequence[float] = ()) -> tuple[str, ...]:
     return METRICS + DRAIN_METRICS + stale
 
 
+def stored_number(value: Any) -> float:
+    """A value as summary.json or a baseline stores it, as a float: null is NaN, "> run" infinity."""
+    if value is None:
+        return math.nan
+    if value == UNBOUNDED:
+        return math.inf
+    return float(value)
+
+
 def metric_interval(tables: RunTables, strategy: str, metric: str) -> Interval:
     """The metric for one strategy of a run, with its 95% CI.
 
     Recovery percentiles are pooled in the summary and have no interval there;
     here each replication's percentile is taken and the interval is across
-    replications. Clients that never recovered count as an infinitely long
-    recovery: a bound on p99 recovery cannot hold when more than 1% never
-    come back.
+    replications (log scale: sim.analysis.stats.positive_ci95). Clients that
+    never recovered count as an infinitely long recovery
+    (sim.analysis.stats.recovery_percentile): a bound on p99 recovery cannot
+    hold when more than 1% never come back.
     """
     if metric not in METRICS and metric not in DRAIN_METRICS and not metric.startswith(STALE_PREFIXES):
         raise KeyError(metric)
@@ -105,25 +116,24 @@ def metric_interval(tables: RunTables, strategy: str, metric: str) -> Interval:
     if metric in _PERCENTILES:
         clients = affected_clients(tables.clients[tables.clients["strategy"] == strategy])
         q = _PERCENTILES[metric]
-        pooled = _percentile(clients["recovery_s"].to_numpy(dtype=float), q)
+        pooled = recovery_percentile(clients["recovery_s"].to_numpy(dtype=float), q)
         reps = tables.replications[tables.replications["strategy"] == strategy]["replication"]
-        per_rep = [_percentile(clients.loc[clients["replication"] == k, "recovery_s"].to_numpy(dtype=float), q) for k in reps]
+        per_rep = [recovery_percentile(clients.loc[clients["replication"] == k, "recovery_s"].to_numpy(dtype=float), q)
+                   for k in reps]
         values = [v for v in per_rep if not math.isnan(v)]
-        if any(math.isinf(v) for v in values):
-            # some replication never reached the percentile: unbounded above
-            return Interval(pooled, min(values), math.inf)
-        _, low, high = mean_ci95(values) if len(values) > 1 else (pooled, math.nan, math.nan)
+        if len(values) < 2:
+            return Interval(pooled, math.nan, math.nan)
+        # a replication that never reached the percentile makes the interval unbounded above
+        _, low, high = positive_ci95(values)
         return Interval(pooled, low, high)
     metrics = tables.summary["strategies"][strategy]
     node: Any = metrics
     for part in metric.split("."):
         node = node.get(part) if isinstance(node, dict) else None
-    value = math.nan if node is None else float(node)
-    if metric == "drain_s.mean" and node is None and (metrics.get("drain_s") or {}).get("never"):
-        return Interval(math.inf, math.inf, math.inf)  # some client never switched: unbounded
+    value = stored_number(node)
     ci = metrics.get("ci95", {}).get(metric)
     if ci and ci[0] is not None and ci[1] is not None:
-        return Interval(value, float(ci[0]), float(ci[1]))
+        return Interval(value, stored_number(ci[0]), stored_number(ci[1]))
     return Interval(value, math.nan, math.nan)
 
 
@@ -144,14 +154,8 @@ def _drain_percentile(tables: RunTables, strategy: str, metric: str) -> Interval
     value = pooled_percentile(np.concatenate(pooled), q)
     if any(math.isinf(v) for v in per_rep):
         return Interval(value, min(per_rep), math.inf)
-    _, low, high = mean_ci95(per_rep) if len(per_rep) > 1 else (value, math.nan, math.nan)
+    _, low, high = positive_ci95(per_rep) if len(per_rep) > 1 else (value, math.nan, math.nan)
     return Interval(value, low, high)
-
-
-def _percentile(values: np.ndarray, q: float) -> float:
-    if values.size == 0:
-        return math.nan
-    return float(np.percentile(np.where(np.isnan(values), np.inf, values), q, method="higher"))
 
 
 def interval_frame(tables: RunTables) -> pd.DataFrame:

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from sim.analysis.table import cohort_table, summary_table
+from sim.analysis.table import UNBOUNDED, cohort_table, summary_table
 
 __all__ = [
     "FIGURE_DIR", "Report", "render_html", "render_markdown", "run_report", "sweep_columns", "sweep_report",
@@ -42,6 +43,7 @@ FIGURE_TITLES = {
 _SWEEP_META = {"strategy", "replication", "cell", "seed", "engine", "scenario", "wall_s", "wall_time_s"}
 _SWEEP_METRICS = (
     ("availability", "availability (%)", 100.0),
+    ("recovery_p99", "recovery p99 (s)", 1.0),
     ("recovery_s.p99", "recovery p99 (s)", 1.0),
     ("recovery_s_p99", "recovery p99 (s)", 1.0),
     ("dns_queries", "authoritative DNS queries (per run)", 1.0),
@@ -95,8 +97,10 @@ def run_report(
     # Which planning input a "-" in the planning rows lacks (docs/scenario.md, "Planning metrics").
     notes += [f"planning: {note}" for note in summary.get("planning", {}).get("notes", [])]
     notes.append(
-        "Values are means over replications with 95% confidence intervals in brackets; recovery is per "
-        "affected client, from the start of the fault to its first success, pooled over replications."
+        "Values are means over replications with 95% confidence intervals in brackets (Wilson for shares, "
+        "log scale for times and counts: docs/scenario.md, \"Metrics\"); recovery is per affected client, from "
+        "the start of the fault to its first success, pooled over replications; a percentile shown as "
+        f"\"{UNBOUNDED}\" falls among clients that had not recovered when the run ended."
     )
     tables = [("Summary", summary_table(summary).reset_index().rename(columns={"index": "metric"}))]
     if len(clients):
@@ -158,8 +162,49 @@ def sweep_columns(frame: pd.DataFrame) -> list[str]:
     ]
 
 
+def sweep_points(part: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per swept value (`_x`): the metric's mean and 95% interval over the replications in `part`.
+
+    The intervals are the summary's (sim.analysis.stats): Wilson for availability
+    (over the requests, when the table has them), the log-scale interval for
+    times and counts. A recovery percentile beyond the run in a replication is
+    infinite: the upper bound is, and the mean too when every replication's is.
+    """
+    from sim.analysis.stats import positive_ci95, share_ci95
+
+    rows = []
+    for x, group in part.groupby("_x", sort=True):
+        values = group[metric].to_numpy(dtype=float)
+        if metric == "availability" and "requests" in group.columns:
+            mean, low, high = share_ci95(values, group["requests"].to_numpy(dtype=float))
+        else:
+            mean, low, high = positive_ci95(values)
+        rows.append({"x": x, "mean": mean, "low": low, "high": high})
+    return pd.DataFrame(rows, columns=["x", "mean", "low", "high"])
+
+
+def _draw_points(ax, points: pd.DataFrame, scale: float, colour: str, style: str, label: str) -> None:  # type: ignore[no-untyped-def]
+    finite = points[np.isfinite(points["mean"])]
+    mean = finite["mean"].to_numpy() * scale
+    low = np.where(np.isnan(finite["low"]), mean / scale, finite["low"]) * scale
+    high = np.where(np.isnan(finite["high"]), mean / scale, finite["high"]) * scale
+    open_top = np.isinf(high)
+    # an upper bound beyond the run: the bar stops at the mean and an arrow says "no bound"
+    high = np.where(open_top, mean, high)
+    ax.errorbar(finite["x"], mean, yerr=[mean - low, high - mean], marker="o", color=colour, ls=style, lw=2,
+                capsize=3, label=label)
+    if open_top.any():
+        ax.plot(finite["x"][open_top], mean[open_top], marker="^", ms=10, ls="none", color=colour)
+    beyond = points[np.isinf(points["mean"])]
+    if len(beyond):
+        # the whole estimate is beyond the run: a caret at the top of the panel
+        ax.plot(beyond["x"], np.ones(len(beyond)), marker="^", ms=10, ls="none", color=colour,
+                transform=ax.get_xaxis_transform(), label=f"{label}: {UNBOUNDED}")
+
+
 def plot_sweep(frame: pd.DataFrame, x: str, *, scenario: str):  # type: ignore[no-untyped-def]
-    """Mean of each main metric (one panel each) against the swept column `x`, one line per strategy."""
+    """Each main metric (one panel each) against the swept column `x`, one line per strategy,
+    with 95% intervals over the replications when the table has one row per replication."""
     import matplotlib.pyplot as plt
 
     from sim.analysis.figures import OKABE_ITO, STYLES
@@ -185,14 +230,14 @@ def plot_sweep(frame: pd.DataFrame, x: str, *, scenario: str):  # type: ignore[n
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels) + 0.8, 4.4), layout="constrained", squeeze=False)
     for ax, (metric, label, scale) in zip(axes[0], panels, strict=True):
         for i, (strategy, part) in enumerate(data.groupby("strategy", sort=False)):
-            mean = part.groupby("_x")[metric].mean() * scale
-            ax.plot(mean.index, mean.to_numpy(), marker="o", color=OKABE_ITO[i % 8], ls=STYLES[i % 4], lw=2, label=strategy)
+            _draw_points(ax, sweep_points(part, metric), scale, OKABE_ITO[i % 8], STYLES[i % 4], str(strategy))
         ax.set_xlabel(f"{x} (s)" if _is_duration(x) else x)
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
         ax.spines[["top", "right"]].set_visible(False)
         ax.legend(frameon=False, fontsize=9)
-    fig.suptitle(f"Sweep of {x}: {scenario} ({dt.date.today().isoformat()})")
+    fig.suptitle(f"Sweep of {x}: {scenario} ({dt.date.today().isoformat()}); bars: 95% intervals, "
+                 f"^: no upper bound within the run")
     return fig
 
 
@@ -210,7 +255,7 @@ def _is_duration(path: str) -> bool:
 
 def _md_cell(value: Any) -> str:
     if isinstance(value, float):
-        text = "-" if math.isnan(value) else f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+        text = "-" if math.isnan(value) else UNBOUNDED if value == math.inf else f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
     else:
         text = str(value)
     return text.replace("|", "\\|").replace("\n", " ")

@@ -6,7 +6,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
+
+from sim.results.schema import UNBOUNDED
 
 # (label, dotted metric, format of the value, unit); the order a reader scans in.
 ROWS: tuple[tuple[str, str, str, str], ...] = (
@@ -14,7 +17,7 @@ ROWS: tuple[tuple[str, str, str, str], ...] = (
     ("requests", "requests", "int", ""),
     ("failed requests", "failed", "int", ""),
     ("clients affected", "clients_affected", "int", ""),
-    ("recovery mean", "recovery_s.mean", "sec", "s"),
+    ("recovery mean of recovered", "recovery_s.mean", "sec", "s"),
     ("recovery p50", "recovery_s.p50", "sec", "s"),
     ("recovery p90", "recovery_s.p90", "sec", "s"),
     ("recovery p99", "recovery_s.p99", "sec", "s"),
@@ -50,6 +53,9 @@ def _get(metrics: dict[str, Any], dotted: str) -> Any:
 def _fmt(value: Any, kind: str) -> str:
     if value is None:
         return "-"
+    if value == UNBOUNDED or value == math.inf:
+        # a recovery percentile whose rank falls among clients not recovered by the end
+        return UNBOUNDED
     if kind == "pct":
         return f"{100 * value:.3f}" if value > 0.99 else f"{100 * value:.1f}"
     if kind == "pct4":
@@ -117,7 +123,7 @@ def format_table(summary: dict[str, Any]) -> str:
     head = (
         f"{summary['scenario']}: {summary['replications']} replications, seed {summary['seed']}, "
         f"engine {summary['engine']}; values are means over replications [95% CI]; "
-        "recovery is per affected client, pooled"
+        f"recovery is per affected client, pooled; {UNBOUNDED}: not reached by the end of the run"
     )
     width = max(len(i) for i in table.index)
     cols = [max(len(c), *(len(v) for v in table[c])) for c in table.columns]
@@ -128,12 +134,32 @@ def format_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+_COHORT_PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "max": 100.0}
+
+
+def recovery_percentile(recovery_s: np.ndarray, q: float) -> float:
+    """The q-th percentile of per-client recovery, a client never recovered counting as unbounded.
+
+    ``recovery_s`` holds NaN for a client that had not recovered by the end of
+    the run. The percentile is an observed value (numpy's "higher" method), so
+    it is infinite exactly when its rank falls among the never-recovered
+    clients: shown as "> run". NaN with no clients. The one definition
+    `check`, the summary, the tables, `compare` and the sweeps use.
+    """
+    values = np.asarray(recovery_s, dtype=float)
+    if values.size == 0:
+        return math.nan
+    return float(np.percentile(np.where(np.isnan(values), np.inf, values), q, method="higher"))
+
+
 def cohort_table(clients: pd.DataFrame) -> pd.DataFrame:
     """Who is down and for how long: per strategy and cohort, pooled over replications.
 
     Columns: affected clients (per replication), recovery p50 / p90 / p99 /
-    max in seconds among those who recovered, and the share never recovered
-    within the run (%). `clients` is a run's clients table (`Results.clients`).
+    max in seconds, a client never recovered counting as unbounded (inf: the
+    percentile is beyond the run, shown as "> run"), and the share never
+    recovered within the run (%). `clients` is a run's clients table
+    (`Results.clients`).
     """
     columns = ["strategy", "cohort", "affected", "p50_s", "p90_s", "p99_s", "max_s", "never_%"]
     clients = clients[clients["failed"] > 0]  # every client is listed; recovery is the affected ones
@@ -142,19 +168,14 @@ def cohort_table(clients: pd.DataFrame) -> pd.DataFrame:
     reps = max(1, clients["replication"].nunique())
     rows = []
     for (strategy, cohort), frame in clients.groupby(["strategy", "cohort"], sort=False):
-        rec = frame["recovery_s"].astype(float)
-        done = rec.dropna()
-        q = done.quantile([0.5, 0.9, 0.99]) if len(done) else pd.Series([math.nan] * 3, index=[0.5, 0.9, 0.99])
+        rec = frame["recovery_s"].to_numpy(dtype=float)
         rows.append(
             {
                 "strategy": strategy,
                 "cohort": cohort,
                 "affected": len(frame) / reps,
-                "p50_s": q[0.5],
-                "p90_s": q[0.9],
-                "p99_s": q[0.99],
-                "max_s": done.max() if len(done) else math.nan,
-                "never_%": 100.0 * rec.isna().mean(),
+                **{f"{name}_s": recovery_percentile(rec, q) for name, q in _COHORT_PERCENTILES.items()},
+                "never_%": 100.0 * float(np.isnan(rec).mean()),
             }
         )
     return pd.DataFrame(rows, columns=columns).round(1)

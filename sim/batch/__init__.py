@@ -9,7 +9,6 @@ values as columns) and, with `out=`, keeps it resumable on disk. The command is
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -57,6 +56,9 @@ def sweep(
         units = [u for u in units if not store.done(u[0].index, u[1], u[2])]
     rows: list[dict[str, Any]] = []
     total, started = len(units), time.perf_counter()
+    if progress:
+        # the work is known now (after a resume, what is left): say so before the first unit ends
+        progress(0, total, 0.0)
 
     def finished(row: dict[str, Any]) -> None:
         if store is not None:
@@ -137,29 +139,32 @@ def _run_dask(units, args, finished, workers: int | None, scheduler: str | None)
 
 
 def summarize_sweep(table: pd.DataFrame, paths: list[str]) -> pd.DataFrame:
-    """Per cell and strategy: mean and 95% interval of availability, recovery and the planning metrics."""
+    """Per cell and strategy: mean and 95% interval of the main metrics.
+
+    The intervals are the summary's (sim.analysis.stats): Wilson for the shares
+    (availability over requests, never_recovered over affected clients), the
+    log-scale interval for recovery times; a recovery percentile beyond the run
+    in some replication is infinite (its upper bound, or all of it).
+    """
     from sim.analysis.planning import PLANNING_METRICS
-    from sim.analysis.stats import mean_ci95
+    from sim.analysis.stats import mean_ci95, positive_ci95, share_ci95
 
     rows = []
     if table.empty:
         return pd.DataFrame()
+    trials = {"availability": "requests", "never_recovered": "clients_affected"}
     for (cell, strategy), frame in table.groupby(["cell", "strategy"], sort=True):
         row: dict[str, Any] = {"cell": cell, **{p: frame[p].iloc[0] for p in paths}, "strategy": strategy,
                                "replications": len(frame)}
         planning = [m.replace(".", "_") for m in PLANNING_METRICS if m.replace(".", "_") in frame.columns]
-        for metric in ("availability", "recovery_mean", "recovery_p50", "never_recovered", *planning):
-            mean, low, high = mean_ci95(frame[metric].to_numpy(dtype=float))
+        for metric in ("availability", "recovery_mean", "recovery_p50", "recovery_p99", "never_recovered", *planning):
+            series = frame[metric].to_numpy(dtype=float)
+            if metric in trials:
+                mean, low, high = share_ci95(series, frame[trials[metric]].to_numpy(dtype=float))
+            elif metric in planning:
+                mean, low, high = mean_ci95(series)  # as the summary's planning metrics (sim.analysis.planning)
+            else:
+                mean, low, high = positive_ci95(series)
             row[metric], row[f"{metric}_low"], row[f"{metric}_high"] = mean, low, high
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def bar() -> Progress:
-    def show(done: int, total: int, elapsed: float) -> None:
-        left = elapsed / done * (total - done) if done else 0.0
-        filled = int(30 * done / max(total, 1))
-        print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} units, {elapsed:.0f}s, ~{left:.0f}s left   ",
-              end="", file=sys.stderr, flush=True)
-
-    return show

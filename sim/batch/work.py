@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from sim.analysis.table import recovery_percentile
+from sim.results.schema import affected_clients
 from sim.scenario import Scenario
 
 
@@ -18,16 +20,15 @@ def run_unit(scenario: Scenario, engine: str, strategy: str, seed: np.random.See
 
     out = replicate(scenario, engine, strategy, seed, replication)
     m = out.metrics
-    recovery = out.clients["recovery_s"].to_numpy(dtype=float)
-    # Never recovered within the run counts as unbounded for percentiles (as `check` does).
-    unbounded = np.where(np.isnan(recovery), np.inf, recovery)
+    recovery = affected_clients(out.clients)["recovery_s"].to_numpy(dtype=float)  # the model lists every client
     row: dict[str, Any] = {"cell": cell, **{path: _cell_value(v) for path, v in values.items()},
                            "strategy": strategy, "replication": replication}
     row.update({k: float(v) for k, v in m.items()})
     row["availability"] = 1.0 - m["failed"] / m["requests"] if m["requests"] else math.nan
     row["recovery_mean"] = float(np.nanmean(recovery)) if np.isfinite(recovery).any() else math.nan
-    row["recovery_p50"] = float(np.percentile(unbounded, 50, method="higher")) if len(recovery) else math.nan
-    row["recovery_p99"] = float(np.percentile(unbounded, 99, method="higher")) if len(recovery) else math.nan
+    # Never recovered within the run counts as unbounded for percentiles (inf), as `check` does.
+    row["recovery_p50"] = recovery_percentile(recovery, 50.0)
+    row["recovery_p99"] = recovery_percentile(recovery, 99.0)
     row["never_recovered"] = float(np.mean(np.isnan(recovery))) if len(recovery) else 0.0
     # Planning metrics, `monthly.availability` as `monthly_availability`: a dotted column is a swept path.
     planned = per_replication(planning_inputs(scenario), strategy, float(m["failed"]), float(m["requests"]),

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.progress import Progress
+
 TARGET_RATIO = 100.0
 TARGET_DAY_S = 60.0
 TARGET_DAY_GB = 4.0
@@ -51,7 +53,7 @@ def scaled(scenario_path: str, factor: int):  # type: ignore[no-untyped-def]
     return load_data(doc, f"{scenario_path} x{factor}")
 
 
-def ratio(scenario_path: str, repeats: int, factor: int) -> dict:
+def ratio(scenario_path: str, repeats: int, factor: int, bar: Progress | None = None) -> dict:
     scenario = scaled(scenario_path, factor)
     rows = []
     for k in range(repeats):
@@ -60,6 +62,8 @@ def ratio(scenario_path: str, repeats: int, factor: int) -> dict:
             # The fast side takes tens of milliseconds: its median of three steadies the ratio.
             fast_runs = [_timed("fast", scenario, strategy, k) for _ in range(3)]
             fast_n, fast_s = fast_runs[0][0], statistics.median(s for _, s in fast_runs)
+            if bar is not None:
+                bar.advance(f"ratio: {strategy} pair {k + 1}/{repeats}")
             rows.append({
                 "strategy": strategy, "model_requests": model_n, "model_s": model_s, "fast_requests": fast_n,
                 "fast_s": fast_s, "ratio": (fast_n / fast_s) / (model_n / model_s),
@@ -77,7 +81,7 @@ def ratio(scenario_path: str, repeats: int, factor: int) -> dict:
     }
 
 
-def day(scenario_path: str) -> dict:
+def day(scenario_path: str, bar: Progress | None = None) -> dict:
     from sim.scenario import load_file
 
     scenario = load_file(scenario_path)
@@ -86,6 +90,8 @@ def day(scenario_path: str) -> dict:
     for strategy in scenario.strategies:
         requests, seconds = _timed("fast", scenario, strategy, scenario.seed)
         runs.append({"strategy": strategy, "requests": requests, "wall_s": seconds})
+        if bar is not None:
+            bar.advance(f"day: {strategy}")
     wall = time.perf_counter() - started
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
     return {
@@ -107,13 +113,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="pairs per strategy (median reported)")
     parser.add_argument("--clients-factor", type=int, default=20, help="clients and resolvers x this for the ratio")
     parser.add_argument("--out", default="results/bench", help="folder for the JSON result")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
     for path in (args.scenario, args.day):
         if not Path(path).is_file():
             print(f"{path}: cannot read: no such file", file=sys.stderr)
             return 2
-    # The day first: the peak memory figure is then the day's own.
-    result = {"day": day(args.day), "ratio": ratio(args.scenario, args.repeats, args.clients_factor)}
+    from sim.scenario import load_file
+
+    # one step per strategy of the day and per pair of the ratio
+    steps = len(load_file(args.day).strategies) + args.repeats * len(load_file(args.scenario).strategies)
+    with Progress(steps, "bench fast", "runs", quiet=args.quiet) as bar:
+        # The day first: the peak memory figure is then the day's own.
+        result = {"day": day(args.day, bar), "ratio": ratio(args.scenario, args.repeats, args.clients_factor, bar)}
     result.update(command="failover-sim bench fast " + " ".join(argv or []), python=platform.python_version(),
                   numpy=np.__version__, machine=platform.machine())
     out = Path(args.out)

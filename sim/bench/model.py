@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import simpy
 
+from sim.progress import Progress
+
 TARGET_RATIO = 0.35  # issue 3: the model at least 0.35 of the bare loop's rate
 
 
@@ -53,12 +55,15 @@ def model_run(scenario_path: str, strategy: str, seed: int) -> tuple[int, float]
     return rep.issued, time.perf_counter() - started
 
 
-def measure(scenario_path: str, repeats: int) -> dict:
+def measure(scenario_path: str, repeats: int, bar: Progress | None = None) -> dict:
     rows = []
     for k in range(repeats):
         for strategy in ("cname_repoint", "eip_remap"):
             requests, model_s = model_run(scenario_path, strategy, k)
             bare_s = bare_simpy(requests, k)
+            if bar is not None:
+                # between the timed parts, so drawing it costs neither of them
+                bar.advance(f"{strategy} pair {k + 1}/{repeats}")
             rows.append(
                 {
                     "strategy": strategy,
@@ -98,11 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario", default="scenarios/elb-blowup.yaml")
     parser.add_argument("--repeats", type=int, default=5, help="pairs of runs per strategy (median reported)")
     parser.add_argument("--out", default="results/bench", help="folder for the JSON result")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
     if not Path(args.scenario).is_file():
         print(f"{args.scenario}: cannot read: no such file", file=sys.stderr)
         return 2
-    result = measure(args.scenario, args.repeats)
+    with Progress(2 * args.repeats, "bench model", "pairs", quiet=args.quiet) as bar:
+        result = measure(args.scenario, args.repeats, bar)
     result["command"] = "failover-sim bench model " + " ".join(argv or [])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from sim.progress import Progress
+
 TARGET_SPEEDUP = 1.7
 REPLICATIONS = 3  # 48 units of about 0.3 s: long enough that starting a Dask cluster is not the figure
 GRID = {"dns.service_ttl": ["30s", "60s", "120s", "300s"], "failover.detection.interval": ["5s", "10s", "20s", "30s"]}
@@ -33,12 +35,14 @@ def timed(executor: str, workers: int) -> float:
     return time.perf_counter() - started
 
 
-def measure(repeats: int) -> dict:
+def measure(repeats: int, bar: Progress | None = None) -> dict:
     out: dict = {}
     for executor in ("local", "dask"):
         pairs = []
-        for _ in range(repeats):
+        for k in range(repeats):
             one, two = timed(executor, 1), timed(executor, 2)
+            if bar is not None:
+                bar.advance(f"{executor} pair {k + 1}/{repeats}")
             pairs.append({"one_worker_s": one, "two_workers_s": two, "speedup": one / two})
         out[executor] = {"median_speedup": statistics.median(p["speedup"] for p in pairs), "runs": pairs}
     return out
@@ -51,8 +55,10 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default="results/bench")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
-    result = measure(args.repeats)
+    with Progress(2 * args.repeats, "bench sweep", "pairs of sweeps", quiet=args.quiet) as bar:
+        result = measure(args.repeats, bar)
     result.update(command="failover-sim bench sweep " + " ".join(argv or []), target_speedup=TARGET_SPEEDUP,
                   python=platform.python_version(), machine=platform.machine())
     out = Path(args.out)

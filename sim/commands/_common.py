@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -28,3 +29,21 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text}")
     return value
+
+
+def run_with_progress(scenario: Any, engine: str = "des", replications: int | None = None,
+                      strategies: Sequence[str] | None = None, seed: int | None = None, lab: Any = None,
+                      *, quiet: bool = False, label: str | None = None) -> Any:
+    """`sim.run`, with its progress on stderr (sim.progress: a bar on a terminal or in a
+    notebook, plain lines elsewhere; nothing when `quiet`): one step per replication
+    of one strategy."""
+    import sim
+    from sim.progress import Progress
+    from sim.runner import runnable_strategies
+
+    names, _ = runnable_strategies(scenario, strategies)
+    reps = replications or (1 if engine == "lab" else scenario.replications)
+    what = label or f"{scenario.name} ({engine})"
+    with Progress(reps * len(names), what, "replications", quiet=quiet) as bar:
+        return sim.run(scenario, engine, replications, strategies, seed,
+                       lambda done, total, note: bar.update_to(done, note), lab)

@@ -13,7 +13,13 @@ from pathlib import Path
 import sim
 from sim.analysis.baseline import baseline_document, compare, format_interval
 from sim.analysis.intervals import METRICS
-from sim.commands._common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, print_problems
+from sim.commands._common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_USAGE,
+    print_problems,
+    run_with_progress,
+)
 from sim.results.baselines import read_baseline, write_baseline
 
 NAME = "baseline"
@@ -35,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--into", default="results/baselines", help="record: folder for the baselines")
     parser.add_argument("--from", dest="source", default="results/baselines", help="compare: folder of the baselines")
     parser.add_argument("--replications", type=int, help="override each scenario's replications")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -43,7 +50,8 @@ def main(args: argparse.Namespace) -> int:
         try:
             scenario = sim.load(path)
             stored = read_baseline(Path(args.source), scenario.name) if args.action == "compare" else None
-            results = sim.run(scenario, replications=args.replications)
+            results = run_with_progress(scenario, replications=args.replications, quiet=args.quiet,
+                                        label=f"baseline {args.action} {scenario.name}")
         except sim.ScenarioError as exc:
             print_problems(f"{path}: cannot run: the scenario is invalid", exc.problems)
             return EXIT_USAGE

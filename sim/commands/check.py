@@ -13,7 +13,13 @@ from pathlib import Path
 import sim
 from sim.analysis.expect import ExpectationError, Verdict, format_verdicts, junit_xml, verdicts
 from sim.analysis.intervals import known_metrics
-from sim.commands._common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, print_problems
+from sim.commands._common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_USAGE,
+    print_problems,
+    run_with_progress,
+)
 
 NAME = "check"
 HELP = "run scenarios and evaluate their expect: blocks (a CI gate)"
@@ -35,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", default="des", choices=["des", "fast"])
     parser.add_argument("--replications", type=int, help="override each scenario's replications")
     parser.add_argument("--baselines", default="results/baselines", help="folder of stored baselines (for vs_baseline)")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -88,7 +95,8 @@ def _check(scenario: sim.Scenario, args: argparse.Namespace) -> list[Verdict]:
     from sim.results.baselines import read_baseline
 
     strategies = sorted({e.strategy for e in scenario.expect}, key=scenario.strategies.index)
-    results = sim.run(scenario, args.engine, args.replications, strategies)
+    results = run_with_progress(scenario, args.engine, args.replications, strategies, quiet=args.quiet,
+                                label=f"check {scenario.name} ({args.engine})")
     stored = None
     if any(e.vs_baseline for e in scenario.expect):
         stored = read_baseline(Path(args.baselines), scenario.name)

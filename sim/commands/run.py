@@ -6,12 +6,17 @@ import argparse
 import datetime as dt
 import json
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import sim
-from sim.commands._common import EXIT_OK, EXIT_USAGE, non_negative_int, positive_int, print_problems
+from sim.commands._common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    non_negative_int,
+    positive_int,
+    print_problems,
+    run_with_progress,
+)
 from sim.defaults import default_scenario
 
 NAME = "run"
@@ -42,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--clients-scale", type=float, default=1.0, help="lab: run this share of the clients")
     p.add_argument("--max-resolvers", type=positive_int, default=16, help="lab: at most this many resolvers")
     p.add_argument("--keep", action="store_true", help="lab: keep the work folder (configs, logs)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -61,21 +66,19 @@ def main(args: argparse.Namespace) -> int:
     if out.exists() and any(out.iterdir()):
         print(f"{out}: cannot write: the folder exists and is not empty", file=sys.stderr)
         return EXIT_USAGE
-    progress = None if args.quiet or not sys.stderr.isatty() else _bar()
     try:
         lab = None
         if args.engine == "lab":
-            lab = sim.LabOptions(args.time_scale, args.clients_scale, args.max_resolvers, args.keep)
+            lab = sim.LabOptions(args.time_scale, args.clients_scale, args.max_resolvers, args.keep, args.quiet)
         seed = args.seed
         if seed is None and path.name == "manifest.json":
             # the seed that run used, so replication k here draws what it drew (compare pairs them)
             seed = json.loads(path.read_text()).get("seed")
-        results = sim.run(scenario, args.engine, args.replications, args.strategy, seed, progress, lab)
+        results = run_with_progress(scenario, args.engine, args.replications, args.strategy, seed, lab,
+                                    quiet=args.quiet)
     except sim.RunError as exc:
         print(f"{path}: cannot run: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if progress:
-        print(file=sys.stderr)
     for strategy, reason in results.refused.items():
         print(f"strategy {strategy} refused: {reason}")
     written = results.write(out)
@@ -101,20 +104,3 @@ def _manifest_scenario(path: Path) -> sim.Scenario:
 def _default_out(scenario: sim.Scenario) -> Path:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     return Path("results") / scenario.name / stamp
-
-
-def _bar() -> Callable[[int, int, str], None]:
-    started = time.perf_counter()
-
-    def show(done: int, total: int, what: str) -> None:
-        elapsed = time.perf_counter() - started
-        left = elapsed / done * (total - done)
-        filled = int(30 * done / total)
-        print(
-            f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} {what}, {elapsed:.0f}s, ~{left:.0f}s left   ",
-            end="",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    return show

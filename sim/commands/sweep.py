@@ -8,6 +8,7 @@ from pathlib import Path
 
 import sim
 from sim.commands._common import EXIT_OK, EXIT_USAGE, print_problems
+from sim.progress import Progress
 
 NAME = "sweep"
 HELP = "a scenario over a grid of values, many replications, local or on Dask (resumable)"
@@ -37,11 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--scheduler", help="dask: the scheduler's address (default: start a LocalCluster)")
     p.add_argument("--workers", type=int, help="processes (local) or LocalCluster workers (default: CPU count)")
     p.add_argument("--out", required=True, help="folder for the units and tables (resumable)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
 def main(args: argparse.Namespace) -> int:
-    from sim.batch import GridError, StoreError, bar, parse_set, summarize_sweep
+    from sim.batch import GridError, StoreError, parse_set, summarize_sweep
 
     path = Path(args.scenario)
     if not path.is_file():
@@ -52,20 +53,39 @@ def main(args: argparse.Namespace) -> int:
         grid = dict(parse_set(option) for option in args.sets)
         if args.replications is not None and args.replications < 1:
             raise GridError(f"--replications {args.replications}: expected a whole number >= 1")
-        progress = None if args.quiet or not sys.stderr.isatty() else bar()
-        table = sim.sweep(scenario, grid, replications=args.replications, engine=args.engine,
-                          executor=args.executor, workers=args.workers, scheduler=args.scheduler,
-                          out=args.out, progress=progress)
+        progress = _Units(f"sweep {scenario.name}", args.quiet)
+        try:
+            table = sim.sweep(scenario, grid, replications=args.replications, engine=args.engine,
+                              executor=args.executor, workers=args.workers, scheduler=args.scheduler,
+                              out=args.out, progress=progress)
+        finally:
+            progress.close()
     except sim.ScenarioError as exc:
         print_problems(f"{path}: cannot sweep: the scenario is invalid", exc.problems)
         return EXIT_USAGE
     except (GridError, StoreError, sim.RunError, ValueError) as exc:
         print(f"{path}: cannot sweep: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if progress:
-        print(file=sys.stderr)
     summary = summarize_sweep(table, list(grid))
     shown = summary.drop(columns=[c for c in summary.columns if c.endswith(("_low", "_high"))])
     print(shown.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     print(f"\nunits: {len(table)}; tables: {Path(args.out) / 'sweep.parquet'}, {Path(args.out) / 'summary.parquet'}")
     return EXIT_OK
+
+
+class _Units:
+    """The sweep's progress callback (done, total, elapsed) as a sim.progress bar, made once the
+    sweep knows how many units are left to run."""
+
+    def __init__(self, what: str, quiet: bool) -> None:
+        self.what, self.quiet = what, quiet
+        self.bar: Progress | None = None
+
+    def __call__(self, done: int, total: int, elapsed: float) -> None:
+        if self.bar is None:
+            self.bar = Progress(total, self.what, "units", quiet=self.quiet)
+        self.bar.update_to(done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -35,6 +35,7 @@ import yaml
 from sim.lab.procs import LabError, Processes, address_block, free_port, python
 from sim.policy.failover import RECORDS, FailoverPlan, Published
 from sim.policy.health import HealthState, first_probe_at, probe_duration, probe_ok, probe_step
+from sim.progress import PhaseClock
 from sim.replication import OUTCOMES, ReplicationOutput, Trace, finite
 from sim.scenario import build, load_data
 from sim.scenario import models as m
@@ -56,6 +57,7 @@ class LabOptions:
     clients_scale: float = 1.0
     max_resolvers: int | None = 16
     keep: bool = False  # keep the work folder (logs, configs) for inspection
+    quiet: bool = False  # no phase lines on stderr (sim.progress.PhaseClock)
 
 
 def unsupported(scenario: m.Scenario, strategies: list[Strategy] | None = None) -> list[str]:
@@ -444,6 +446,8 @@ class _World:
     # -- running ------------------------------------------------------------------------
 
     async def run(self) -> ReplicationOutput:
+        clock = PhaseClock(f"lab {self.deployment.strategy}", quiet=self.options.quiet)
+        clock.show("starting processes")
         backends = self.start_backends()
         self.start_balancers(backends)
         self.start_dns()
@@ -454,9 +458,11 @@ class _World:
         self.events: list[tuple[float, str]] = []
         tasks = [asyncio.create_task(self._fault(f, i)) for i, f in enumerate(self.sc.faults)]
         tasks.append(asyncio.create_task(self._controller()))
+        tasks.append(asyncio.create_task(self._phases(clock)))
         await self._until(self.sc.end)
         for task in tasks:
             task.cancel()
+        clock.show("drain: waiting for the clients' last attempts", self.sc.end, self.sc.end)
         deadline = time.monotonic() + 30 + max(c.retry.attempts * c.retry.timeout for c in self.sc.clients) / self.k
         proc = self.procs.children["clients"]
         while proc.poll() is None and time.monotonic() < deadline:
@@ -471,6 +477,17 @@ class _World:
 
     def now(self) -> float:
         return (time.time() - self.t0) * self.k
+
+    async def _phases(self, clock: PhaseClock) -> None:
+        """Say which phase the run is in, on the scenario's clock (starting, warm-up, before the
+        fault, each fault), at each change and at the clock's interval."""
+        started = sorted(((f.at, f"fault {i} {f.kind}") for i, f in enumerate(self.sc.faults)))
+        while True:
+            t = self.now()
+            phase = "starting clients" if t < 0 else "warm-up" if t < self.sc.warmup else "before the fault"
+            phase = next((name for at, name in reversed(started) if 0 <= at <= t), phase)
+            clock.show(phase, max(0.0, t), self.sc.end)
+            await asyncio.sleep(0.5)
 
     async def _until(self, t: float) -> None:
         await asyncio.sleep(max(0.0, (t - self.now()) / self.k))

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from sim.results.schema import UNBOUNDED
 from sim.results.writer import write_json_atomic
 
 __all__ = ["read_baseline", "write_baseline"]
@@ -30,9 +31,9 @@ def read_baseline(folder: str | Path, name: str) -> dict[str, Any]:
             f"no baseline for {name} in {folder} (record one: failover-sim baseline record SCENARIO --into {folder})"
         )
     doc = json.loads(path.read_text())
-    # JSON has no infinity: the writer stores null; null bounds read back as unbounded
+    # JSON has no infinity or NaN: null (undefined) reads back as NaN, "> run" (beyond the run) as infinity
     for metrics in doc["strategies"].values():
         for m in metrics.values():
             for key in ("value", "low", "high"):
-                m[key] = math.nan if m[key] is None else float(m[key])
+                m[key] = math.nan if m[key] is None else math.inf if m[key] == UNBOUNDED else float(m[key])
     return doc

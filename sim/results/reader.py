@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sim.results.schema import ADDED, OPTIONAL_TABLES, TABLES, from_table, to_table
+from sim.results.schema import ADDED, OPTIONAL_TABLES, TABLES, UNBOUNDED, from_table, to_table
 from sim.results.writer import FILES
 
 __all__ = ["RunResults", "open_run", "summary_frame"]
@@ -22,7 +22,10 @@ SUMMARY_FRAME_COLUMNS: tuple[str, ...] = ("strategy", "metric", "mean", "ci_low"
 
 
 def _number(value: Any) -> float:
-    # JSON null stands for an undefined value (see writer.to_jsonable): NaN here.
+    # JSON null stands for an undefined value (see writer.to_jsonable): NaN here;
+    # "> run" for a recovery percentile beyond the end of the run: infinity.
+    if value == UNBOUNDED:
+        return math.inf
     return math.nan if value is None else float(value)
 
 
@@ -30,7 +33,7 @@ def _flatten(prefix: str, value: Any, out: dict[str, float]) -> None:
     if isinstance(value, dict):
         for key, inner in value.items():
             _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
-    elif value is None or isinstance(value, int | float):
+    elif value is None or value == UNBOUNDED or isinstance(value, int | float):
         out[prefix] = _number(value)
 
 

@@ -28,8 +28,14 @@ __all__ = [
     "affected_clients",
     "TIMELINE_COLUMNS",
     "TIMELINE_SCHEMA",
+    "UNBOUNDED",
     "validate_frame",
 ]
+
+# How summary.json and a baseline store (and the tables show) a recovery percentile
+# whose rank falls among clients that had not recovered when the run ended: it is
+# beyond the run, and JSON has no infinity (null already means "undefined").
+UNBOUNDED = "> run"
 
 # Bumped when a column changes meaning or type, so old folders can be told apart.
 # 2: clients lists every client, with switched_at and last_previous_at;
