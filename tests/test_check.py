@@ -128,8 +128,9 @@ def test_drain_metrics_are_checked_by_their_names(tmp_path: Path, capsys: pytest
     nobody is sent to the old balancer any more (the TTL has run out everywhere), while
     ten seconds after it most are; the names come from report.stale_at."""
     expect = [
-        {"strategy": "cname_repoint", "metric": "stale_requests@90s", "op": "<=", "value": 0.0},
-        {"strategy": "cname_repoint", "metric": "stale_clients@90s", "op": "==", "value": 0.0},
+        # none measured: Wilson's upper bound on an all-zero share is still above 0, so the bounds are small, not 0
+        {"strategy": "cname_repoint", "metric": "stale_requests@90s", "op": "<=", "value": 0.01},
+        {"strategy": "cname_repoint", "metric": "stale_clients@90s", "op": "<=", "value": 0.05},
         {"strategy": "cname_repoint", "metric": "stale_requests@10s", "op": ">=", "value": 0.5},
         {"strategy": "cname_repoint", "metric": "drain_s.max", "op": "<=", "value": 120},
     ]

@@ -103,10 +103,11 @@ def _target(scenario: sim.Scenario, text: str | None):  # type: ignore[no-untype
 
 
 def _progress(quiet: bool):  # type: ignore[no-untyped-def]
-    """The search's progress bar: one place to switch progress libraries."""
-    from sim.batch import bar
+    """The search's progress (sim.progress): a bar on a terminal, plain lines elsewhere.
+    Its total comes with the sweep's first call."""
+    from sim.progress import Progress
 
-    return None if quiet or not sys.stderr.isatty() else bar()
+    return Progress(0, "advise: the search", "units", quiet=quiet)
 
 
 def _say(quiet: bool):  # type: ignore[no-untyped-def]

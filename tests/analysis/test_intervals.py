@@ -182,7 +182,9 @@ def test_summary_table_and_check_say_the_same_unbounded_p99() -> None:
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 def test_no_interval_printed_for_a_shipped_scenario_has_a_negative_bound(path: Path) -> None:
     scenario = sim.load(path)
-    results = sim.run(scenario, "fast", replications=3)
+    # The fast engine does not run planned changes yet: web-migration's on the model.
+    planned = any(f.kind in ("dns_change", "address_move") for f in scenario.faults)
+    results = sim.run(scenario, "des" if planned else "fast", replications=3)
     bracket = re.compile(r"\[([^\],]+), ([^\]]+)\]")
     for low, high in bracket.findall(format_table(results.summary)):
         assert not low.strip().startswith("-") and not high.strip().startswith("-"), (low, high)
@@ -192,5 +194,6 @@ def test_no_interval_printed_for_a_shipped_scenario_has_a_negative_bound(path: P
     for metrics in results.summary["strategies"].values():
         for name, (low, high) in metrics["ci95"].items():
             assert low is None or low >= 0, name
-            if name in ("availability", "stragglers_5m", "recovery_s.unrecovered") and high is not None:
+            share = name in ("availability", "stragglers_5m", "recovery_s.unrecovered") or name.startswith("stale_")
+            if share and high is not None:
                 assert high <= 1.0, name
