@@ -132,6 +132,10 @@ class TimeoutConfig(_Model):
     connect: Duration = CONNECT_TIMEOUT  # HAProxy's example configurations: timeout connect 5s
     header: Duration = 10.0  # HAProxy timeout http-request 10s (slowloris bound)
     client_idle: Duration = 60.0  # between requests on a kept-alive client connection
+    # HAProxy's manual example (`timeout tunnel`): timeout client 30s. The
+    # client's inactivity while an exchange waits on it (a body to send, a
+    # response to read); what it causes ends its own exchange only
+    client: Duration = 30.0
     server: Duration = 30.0  # HAProxy's examples: timeout server 30s (504 after it)
     upstream_idle: Duration = 30.0  # pooled upstream connection unused this long is closed
 

@@ -38,7 +38,7 @@ __all__ = ["ClientConnection", "HttpProxy", "UpstreamConnection"]
 # what the connection's one timer is waiting for
 _IDLE = 1  # the next request on a kept-alive connection
 _HEADER = 2  # the rest of a request head (slowloris)
-_SERVER = 3  # the backend's answer
+_EXCHANGE = 3  # an exchange with a backend: whichever side it waits on
 
 # reasons the client's reading is paused (bits)
 _UP_FULL = 1  # the upstream's write buffer is over its high-water mark
@@ -48,7 +48,7 @@ _AHEAD = 2  # the client sent too much ahead (pipelined requests, body before co
 class HttpProxy(Listener["ClientConnection"]):
     """One L7 listener: the shared listener state, and the HTTP limits and timeouts."""
 
-    __slots__ = ("max_head", "max_headers", "header_timeout", "server_timeout")
+    __slots__ = ("max_head", "max_headers", "header_timeout", "server_timeout", "client_timeout")
 
     def _configure(self, config: Config) -> None:
         lim, t = config.limits, config.timeouts
@@ -56,6 +56,7 @@ class HttpProxy(Listener["ClientConnection"]):
         self.max_headers = lim.max_headers
         self.header_timeout = t.header
         self.server_timeout = t.server
+        self.client_timeout = t.client
 
     def __call__(self) -> ClientConnection:
         return ClientConnection(self)
@@ -136,10 +137,13 @@ class UpstreamConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         if self.client is not None:
+            self.last = self.proxy.clock.time()
             self.client._pause(_UP_FULL)
 
     def resume_writing(self) -> None:
         if self.client is not None:
+            # the backend took what we had for it: activity, for `timeouts.server`
+            self.last = self.proxy.clock.time()
             self.client._resume(_UP_FULL)
 
 
@@ -172,6 +176,7 @@ class ClientConnection(Downstream["HttpProxy"]):
         "write_paused",
         "closed",
         "last_status",
+        "last_in",
     )
 
     def __init__(self, proxy: HttpProxy) -> None:
@@ -200,6 +205,8 @@ class ClientConnection(Downstream["HttpProxy"]):
         self.write_paused = False
         self.closed = False
         self.last_status = 0
+        # the client's last sign of life: a read from it, or it taking our writes
+        self.last_in = 0.0
 
     # -- timers ---------------------------------------------------------------
 
@@ -248,7 +255,7 @@ class ClientConnection(Downstream["HttpProxy"]):
         elif kind == _HEADER:
             self._on_header_timeout()
         else:
-            self._on_server_timeout()
+            self._on_exchange_timeout()
 
     def _on_idle_timeout(self) -> None:
         if self.head is None and not self.parser.started:
@@ -258,17 +265,50 @@ class ClientConnection(Downstream["HttpProxy"]):
         if self.head is None:
             self._reject(408, "request head not received in time")
 
-    def _on_server_timeout(self) -> None:
+    def _on_exchange_timeout(self) -> None:
+        """Blame the side the exchange waits on, when it has been silent too long.
+
+        HAProxy's `timeout server` applies "when the server is expected to
+        acknowledge or send data", `timeout client` when the client is: the
+        backend is waited on once the request is all sent and the client reads
+        (or while the backend does not take the body it is sent); the client
+        while its body is due and the backend takes it, or while it does not
+        read. Only the backend's silence counts against it (passive health);
+        the client's ends that client's exchange and nothing else.
+        """
         up = self.upstream
         if up is None:
             return
-        # inactivity, not total time: a long body that keeps flowing is fine
-        idle = self.proxy.clock.time() - up.last
-        remaining = self.proxy.server_timeout - idle
-        if up.last and remaining > 0.001 and self.response_started:
-            self._set(_SERVER, remaining)
+        proxy = self.proxy
+        now = proxy.clock.time()
+        backend_full = self.paused & _UP_FULL
+        left = proxy.server_timeout + proxy.client_timeout
+        if backend_full or (self.request_done and not self.write_paused):
+            server_left = up.last + proxy.server_timeout - now
+            if server_left <= 0.0005:
+                self._upstream_failed(up, 504, "backend did not answer in time")
+                return
+            left = server_left
+        if self.write_paused or (not self.request_done and not backend_full):
+            client_left = self.last_in + proxy.client_timeout - now
+            if client_left <= 0.0005:
+                self._client_timed_out()
+                return
+            left = min(left, client_left)
+        self._set(_EXCHANGE, left)
+
+    def _client_timed_out(self) -> None:
+        """The client stalled its own exchange: cut it; the backend is not at fault."""
+        proxy = self.proxy
+        proxy.metrics.observe("client_timeout", proxy.clock.time() - self.started_at)
+        self._abandon()
+        self.head = None
+        if self.response_started:
+            self._cancel_timer()
+            self.transport.abort()
             return
-        self._upstream_failed(up, 504, "backend did not answer in time")
+        self.transport.write(error_response(408, close=True, detail="client too slow"))
+        self.closed_by_us()
 
     # -- flow control -----------------------------------------------------------
 
@@ -286,11 +326,13 @@ class ClientConnection(Downstream["HttpProxy"]):
 
     def pause_writing(self) -> None:
         self.write_paused = True
+        self.last_in = self.proxy.clock.time()
         if self.upstream is not None:
             self.upstream.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        self.last_in = self.proxy.clock.time()
         if self.upstream is not None:
             self.upstream.transport.resume_reading()
 
@@ -311,6 +353,7 @@ class ClientConnection(Downstream["HttpProxy"]):
             return
         parser = self.parser
         first = self.head is None and not parser.started
+        self.last_in = self.proxy.clock.time()
         try:
             events = parser.feed(data)
         except ParseError as e:
@@ -385,6 +428,8 @@ class ClientConnection(Downstream["HttpProxy"]):
         up = self.upstream
         if up is not None:
             up.transport.write(piece)
+            # the backend takes the body as it comes: it is busy, not silent
+            up.last = self.last_in
             return
         # not connected yet: hold the bytes (slices of what arrived, not copies)
         self.pending.append(piece)
@@ -437,7 +482,7 @@ class ClientConnection(Downstream["HttpProxy"]):
         head = self.head
         assert head is not None
         conn.parser.expect_response_to(head.method)
-        conn.last = 0.0
+        conn.last = self.proxy.clock.time()
         t = conn.transport
         if self.write_paused:
             t.pause_reading()
@@ -448,7 +493,8 @@ class ClientConnection(Downstream["HttpProxy"]):
             self.pending.clear()
             self.pending_bytes = 0
             self._resume(_AHEAD)
-        self._set(_SERVER, self.proxy.server_timeout)
+        proxy = self.proxy
+        self._set(_EXCHANGE, min(proxy.server_timeout, proxy.client_timeout))
 
     # -- the response ---------------------------------------------------------------------
 

@@ -1,0 +1,89 @@
+"""Clients and backends that misbehave on purpose (issue 22), with real sockets on 127.0.0.1.
+
+Each test runs a real balancer in front of a real backend
+(:mod:`sim.core.backend`) and checks what the well-behaved clients beside the
+misbehaving ones get.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from tests.core.helpers import Client, backends, balancer, get, make_config, run, wait_for
+
+
+async def _slow_reader(port: int, size: int) -> Client:
+    """A client whose receive window is tiny and which never reads its response."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    c = Client(reader, writer)
+    c.send(get(f"/bytes/{size}"))
+    return c
+
+
+def test_slow_uploads_and_slow_readers_eject_no_backend() -> None:
+    """Six stalled uploads, a steady trickle slower than the server timeout and
+    three clients that never read: the only backend stays in, and the
+    well-behaved clients beside them get every answer."""
+
+    async def main() -> None:
+        async with backends(1) as bs:
+            cfg = make_config(
+                bs,
+                timeouts={"server": "400ms", "client": "400ms"},
+                passive={"consecutive_failures": 2, "base_ejection_time": "30s"},
+            )
+            async with balancer(cfg) as lb:
+                port = lb.listen_port
+                assert port is not None
+                stalled = [await Client.connect(port) for _ in range(6)]
+                for c in stalled:
+                    c.send(b"POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\npart")
+                readers = [await _slow_reader(port, 8 << 20) for _ in range(3)]
+
+                async def trickle() -> int:
+                    # 40 bytes over 2 s: the backend is busy taking them all along
+                    c = await Client.connect(port)
+                    c.send(b"POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 40\r\n\r\n")
+                    for _ in range(40):
+                        await asyncio.sleep(0.05)
+                        c.send(b"x")
+                    r = await c.response(b"POST")
+                    c.close()
+                    return 0 if r is None else r.status
+
+                statuses: list[int] = []
+                stop = asyncio.Event()
+
+                async def well_behaved() -> None:
+                    c = await Client.connect(port)
+                    while not stop.is_set():
+                        c.send(get())
+                        r = await c.response()
+                        statuses.append(0 if r is None else r.status)
+                        await asyncio.sleep(0.01)
+                    c.close()
+
+                workers = [asyncio.create_task(well_behaved()) for _ in range(4)]
+                trickled = await trickle()
+                stop.set()
+                await asyncio.gather(*workers)
+                assert trickled == 200
+                for c in stalled:
+                    r = await c.response(b"POST")
+                    assert r is not None and r.status == 408
+                    assert await c.closed()
+                    c.close()
+                # the readers were cut too (they cannot tell: their reading is paused)
+                await wait_for(lambda: lb.metrics.outcomes["client_timeout"] == 9)
+                for c in readers:
+                    c.close()
+                backend = lb.pool.backends[0]
+                assert backend.times_ejected == 0 and backend.failures == 0
+                assert len(statuses) > 20 and set(statuses) == {200}, statuses
+
+    run(main(), timeout=9)
