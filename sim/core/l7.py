@@ -18,6 +18,7 @@ client is retried only when it is idempotent and has no body.
 from __future__ import annotations
 
 import asyncio
+import select
 from typing import Any
 
 from sim.core.config import Config
@@ -91,7 +92,21 @@ class UpstreamConnection(asyncio.Protocol):
 
     @property
     def usable(self) -> bool:
-        return not self.closed and not self.transport.is_closing()
+        """Fit to carry a new request: open, and nothing waiting to be read.
+
+        A pooled connection the backend wrote to (an extra response, its
+        close) is out of step, but the event loop may not have read that yet
+        when another client's request takes the connection in the same turn:
+        ask the kernel (one poll, no read) so it is never handed out.
+        """
+        if self.closed or self.transport.is_closing():
+            return False
+        sock = self.transport.get_extra_info("socket")
+        if sock is None:
+            return True
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+        return not poller.poll(0)
 
     def close(self) -> None:
         self.closed = True
@@ -568,7 +583,13 @@ class ClientConnection(Downstream["HttpProxy"]):
             up.transport.resume_reading()
         if self.paused & _UP_FULL:
             self._resume(_UP_FULL)
-        if head.keep_alive and self.request_done and not up.parser.held and up.usable:
+        if (
+            head.keep_alive
+            and self.request_done
+            and not up.parser.held
+            and not up.closed
+            and not up.transport.is_closing()
+        ):
             up.parser.next_message()
             if not pool.put_idle(backend, up):
                 up.close()

@@ -187,6 +187,8 @@ class BackendPool:
             conn = idle.pop()
             if conn.usable:
                 return conn
+            # closed, or the backend spoke out of turn on it: never reused
+            conn.close()
         return None
 
     def put_idle(self, backend: Backend, conn: IdleConnection) -> bool:

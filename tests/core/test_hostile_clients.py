@@ -10,7 +10,16 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from tests.core.helpers import Client, backends, balancer, get, make_config, run, wait_for
+from tests.core.helpers import (
+    Client,
+    backends,
+    balancer,
+    get,
+    make_config,
+    request,
+    run,
+    wait_for,
+)
 
 
 async def _slow_reader(port: int, size: int) -> Client:
@@ -87,3 +96,45 @@ def test_slow_uploads_and_slow_readers_eject_no_backend() -> None:
                 assert len(statuses) > 20 and set(statuses) == {200}, statuses
 
     run(main(), timeout=9)
+
+
+LEAK = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nX-Backend: nobody-asked\r\n\r\nLEAK"
+
+
+def test_an_unsolicited_response_reaches_nobody() -> None:
+    """A backend answers once more than it was asked. Whether the extra response
+    is already waiting in the socket when another client's request takes the
+    pooled connection (the race the issue found 5 of 5 times) or arrives on an
+    idle connection, no client ever receives it."""
+
+    async def main() -> None:
+        async with backends(1) as bs, balancer(make_config(bs)) as lb:
+            port = lb.listen_port
+            assert port is not None
+            srv = bs[0]
+            for trial in range(5):
+                first, second = await Client.connect(port), await Client.connect(port)
+                await wait_for(lambda n=2 * trial + 2: lb.metrics.connections_total == n)
+                first.send(get())
+                r1 = await first.response()
+                assert r1 is not None and r1.status == 200
+                (conn,) = srv.conns  # the pooled upstream, as the backend sees it
+                # the second request reaches the balancer just before the extra
+                # response does: both are there for the same turn of its loop
+                second.send(get())
+                conn.transport.write(LEAK)
+                r2 = await second.response()
+                assert r2 is not None and r2.body != b"LEAK", trial
+                assert r2.header("X-Backend") == "b0"
+                assert not await second.closed(0.05)
+                first.close()
+                second.close()
+                await wait_for(lambda: len(srv.conns) == 1)
+            # and on a connection idle in the pool: closed, never handed out
+            (conn,) = srv.conns
+            conn.transport.write(LEAK)
+            await wait_for(lambda: not srv.conns)
+            r, _ = await request(port, get(), check_closed=False)
+            assert r is not None and r.body != b"LEAK"
+
+    run(main())
