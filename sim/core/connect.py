@@ -63,9 +63,9 @@ class Listener(Generic[C], metaclass=ABCMeta):
         # replaceable so unit tests can hand out upstreams on fake transports
         self.connect: Callable[[Backend, C], None] = connect or self._connect
         self.connect_timeout = config.timeouts.connect
-        # L7: a kept-alive connection waiting for its next request; L4: any
-        # inactivity, as HAProxy's `timeout client`/`timeout server` in TCP mode
-        self.idle_timeout = config.timeouts.client_idle
+        # L4: silent both ways (`timeouts.tunnel`, else client and server, as
+        # HAProxy's TCP mode); L7 replaces it: waiting for the next request
+        self.idle_timeout = config.timeouts.relay_idle
         self.retries = config.retries.count
         self.client_buffer = config.limits.client_buffer
         self.max_connections = config.limits.max_connections

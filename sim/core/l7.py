@@ -37,7 +37,7 @@ from sim.core.pool import Backend
 __all__ = ["ClientConnection", "HttpProxy", "UpstreamConnection"]
 
 # what the connection's one timer is waiting for
-_IDLE = 1  # the next request on a kept-alive connection
+_IDLE = 1  # a request's first byte: a new connection's, or the next on a kept-alive one
 _HEADER = 2  # the rest of a request head (slowloris)
 _EXCHANGE = 3  # an exchange with a backend: whichever side it waits on
 
@@ -55,9 +55,10 @@ class HttpProxy(Listener["ClientConnection"]):
         lim, t = config.limits, config.timeouts
         self.max_head = lim.max_header_bytes
         self.max_headers = lim.max_headers
-        self.header_timeout = t.header
+        self.header_timeout = t.http_request
         self.server_timeout = t.server
         self.client_timeout = t.client
+        self.idle_timeout = t.keep_alive
 
     def __call__(self) -> ClientConnection:
         return ClientConnection(self)
@@ -361,7 +362,9 @@ class ClientConnection(Downstream["HttpProxy"]):
         proxy = self.proxy
         peer = transport.get_extra_info("peername")
         self.peer = peer[0].encode() if peer else b"unknown"
-        self._set(_IDLE, proxy.idle_timeout)
+        # HAProxy's `timeout http-request` covers a connection's first request
+        # from the accept: a connection that never speaks is closed by then
+        self._set(_IDLE, proxy.header_timeout)
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
@@ -375,8 +378,12 @@ class ClientConnection(Downstream["HttpProxy"]):
             self._reject(e.status, e.reason)
             return
         if first and parser.in_head:
-            # the head did not come whole: the rest must come in time (slowloris)
-            self._set(_HEADER, self.proxy.header_timeout)
+            # the head did not come whole: the rest must come in time
+            # (slowloris); a first request's head is due from the accept
+            if self.started_at or self.kind != _IDLE:
+                self._set(_HEADER, self.proxy.header_timeout)
+            else:
+                self.kind = _HEADER
         self._process(events)
         if len(parser.held) > self.proxy.client_buffer and parser.done and not self.closed:
             self._pause(_AHEAD)

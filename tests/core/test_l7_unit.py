@@ -113,7 +113,7 @@ def test_backpressure_pauses_the_other_side() -> None:
 
 
 def test_header_timeout_is_408_on_fake_clock() -> None:
-    rig = Rig(timeouts={"header": "2s"})
+    rig = Rig(timeouts={"http_request": "2s"})
     c, ct = rig.client()
     c.data_received(b"GET / HTTP/1.1\r\nHost: h\r\n")  # never finished
     rig.clock.advance(1.9)
@@ -123,7 +123,7 @@ def test_header_timeout_is_408_on_fake_clock() -> None:
 
 
 def test_idle_client_closed_after_keepalive_timeout() -> None:
-    rig = Rig(timeouts={"client_idle": "5s"})
+    rig = Rig(timeouts={"http_request": "5s"})
     c, ct = rig.client()
     rig.clock.advance(4.9)
     assert not ct.closing

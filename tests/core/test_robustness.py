@@ -67,7 +67,7 @@ def test_bad_requests_are_refused_and_never_forwarded(raw: bytes, status: int) -
 
 def test_slowloris_gets_408() -> None:
     async def main() -> None:
-        cfg = make_config([1], timeouts={"header": "300ms"})
+        cfg = make_config([1], timeouts={"http_request": "300ms"})
         async with balancer(cfg) as lb:
             c = await Client.connect(lb.listen_port)  # type: ignore[arg-type]
             c.send(b"GET / HTTP/1.1\r\nHost: t\r\n")
