@@ -273,6 +273,14 @@ class ClientConnection(Downstream["HttpProxy"]):
         else:
             self._on_exchange_timeout()
 
+    def idle(self) -> bool:
+        # silent since the accept, or between requests: nothing to lose
+        return self.kind == _IDLE and self.head is None and not self.parser.started
+
+    def shed(self) -> None:
+        self._cancel_timer()
+        super().shed()
+
     def _on_idle_timeout(self) -> None:
         if self.head is None and not self.parser.started:
             self.transport.close()
@@ -490,7 +498,7 @@ class ClientConnection(Downstream["HttpProxy"]):
         self._attach(conn)
 
     def _on_connect_failed(self, backend: Backend, why: str) -> None:
-        if not self._connect_failed(backend):
+        if not self._connect_failed(backend, why):
             return
         self.last_status = 503
         if self._take_retry():

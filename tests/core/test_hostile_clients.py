@@ -8,7 +8,17 @@ misbehaving ones get.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
+import resource
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
 
 from tests.core.helpers import (
     Client,
@@ -138,3 +148,126 @@ def test_an_unsolicited_response_reaches_nobody() -> None:
             assert r is not None and r.body != b"LEAK"
 
     run(main())
+
+
+# -- a flood of idle connections near the descriptor limit, on both event loops --
+
+
+class Serving:
+    """``failover-sim serve`` in a child process with a small open-file limit."""
+
+    def __init__(self, tmp: Path, loop: str, nofile: int) -> None:
+        self.tmp = tmp
+        self.backend = subprocess.Popen(
+            [sys.executable, "-m", "sim.core.backend", "--port", "0", "--name", "b"],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=_ENV,
+        )
+        assert self.backend.stdout is not None
+        backend_port = int(self.backend.stdout.readline().rsplit(":", 1)[1])
+        cfg = tmp / f"lb-{loop}.yaml"
+        cfg.write_text(
+            f"listen: 127.0.0.1:0\nloop: {loop}\nadmin: null\n"
+            "health_check: {enabled: false}\n"
+            f"backends: [{{name: b, address: 127.0.0.1:{backend_port}}}]\n"
+        )
+        self.err = tmp / f"err-{loop}"
+        ready = tmp / f"ready-{loop}"
+
+        def limit() -> None:
+            # the hard limit too: serve raises its soft limit as far as it may
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+        with self.err.open("w") as err:
+            self.lb = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "sim.core.cli",
+                    "serve",
+                    str(cfg),
+                    "--ready-file",
+                    str(ready),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                preexec_fn=limit,
+                env=_ENV,
+            )
+        deadline = time.monotonic() + 15
+        while not ready.exists():
+            assert self.lb.poll() is None and time.monotonic() < deadline, self.err.read_text()
+            time.sleep(0.05)
+        self.port = int(json.loads(ready.read_text())["listen"].rsplit(":", 1)[1])
+
+    def flood(self, n: int) -> list[socket.socket]:
+        out = []
+        for _ in range(n):
+            s = socket.socket()
+            s.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                s.connect(("127.0.0.1", self.port))
+            out.append(s)
+        return out
+
+    def get(self, within: float) -> int:
+        """A well-behaved client's request, tried until it is answered 200."""
+        deadline = time.monotonic() + within
+        status = 0
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as c:
+                    c.sendall(get())
+                    status = int(c.recv(200).split(b" ", 2)[1])
+                    if status == 200:
+                        return status
+            except (OSError, IndexError, ValueError):
+                pass
+            time.sleep(0.1)
+        return status
+
+    def log_lines(self) -> list[str]:
+        """What it logged while serving (not its warning at start about the limit)."""
+        lines = self.err.read_text().splitlines()
+        return [line for line in lines if not line.startswith("failover-sim serve: warning")]
+
+    def stop(self) -> None:
+        for p in (self.lb, self.backend):
+            p.terminate()
+            p.wait(timeout=10)
+
+
+_ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_an_idle_flood_at_the_descriptor_limit_sheds_idle_connections_quietly(
+    tmp_path: Path, loop: str
+) -> None:
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    # 160 descriptors: room for (160 - 64) / 2 = 48 client connections
+    srv = Serving(tmp_path, loop, nofile=160)
+    try:
+        flood = srv.flood(300)
+        time.sleep(1.0)
+        # silent connections are shed for it, long before http_request's 10 s
+        assert srv.get(within=3.0) == 200
+        time.sleep(1.0)
+        lines = srv.log_lines()
+        assert 1 <= len(lines) <= 3, lines
+        assert all("at the connection limit" in line for line in lines), lines
+        # and when the limit is met below the balancer's own count (here,
+        # lowered under it), the plain loop's failed accept()s are told once
+        # an interval too, not once a try
+        soft, hard = resource.prlimit(srv.lb.pid, resource.RLIMIT_NOFILE)
+        resource.prlimit(srv.lb.pid, resource.RLIMIT_NOFILE, (40, hard))
+        flood += srv.flood(200)
+        time.sleep(2.5)
+        assert len(srv.log_lines()) <= len(lines) + 2, srv.log_lines()[-5:]
+        for s in flood:
+            s.close()
+        assert srv.get(within=4.0) == 200
+    finally:
+        srv.stop()

@@ -123,3 +123,71 @@ def test_a_relayed_connection_silent_both_ways_is_closed_at_the_tunnel_timeout()
     assert not t.closing
     rig.clock.advance(1.1)
     assert t.closing
+
+
+# -- near the descriptor limit: idle connections go first, refusals told once an interval --
+
+
+def _silent_clients(rig: Rig, n: int) -> list[tuple[object, object]]:
+    return [rig.client() for _ in range(n)]
+
+
+def test_at_the_limit_idle_connections_are_shed_for_new_ones() -> None:
+    rig = Rig(n_backends=1, limits={"max_connections": 3})
+    busy, busy_t = rig.client()
+    busy.data_received(GET)  # a request in flight: never shed
+    idle = _silent_clients(rig, 2)
+    newcomer, new_t = rig.client()
+    assert not new_t.closing and newcomer in rig.proxy.connections
+    assert all(t.closing for _, t in idle) and not busy_t.closing
+    assert rig.metrics.active_connections == 2 and rig.metrics.rejected_connections == 0
+    for c, _ in idle:
+        c.connection_lost(None)  # the loop reports them gone later: counted out once
+    assert rig.metrics.active_connections == 2
+
+
+def test_with_nothing_idle_to_shed_refusals_are_logged_once_an_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rig = Rig(n_backends=1, limits={"max_connections": 1})
+    busy, _ = rig.client()
+    busy.data_received(GET)
+    with caplog.at_level("WARNING", logger="sim.core"):
+        for _ in range(1000):
+            rig.clock.advance(0.001)
+            _, t = rig.client()
+            assert t.take().startswith(b"HTTP/1.1 503") and t.closing
+    lines = [r.getMessage() for r in caplog.records if r.name == "sim.core"]
+    assert len(lines) == 1 and "a connection refused" in lines[0]
+    assert rig.metrics.rejected_connections == 1000
+
+
+def test_running_out_of_descriptors_here_is_not_the_backends_fault() -> None:
+    rig = Rig(n_backends=2, retries={"count": 0})
+    c, t = rig.client()
+    c.data_received(GET)
+    backend, client = rig.connects.pop()
+    client._on_connect_failed(backend, "EMFILE")
+    assert t.take().startswith(b"HTTP/1.1 503")
+    assert backend.failures == 0 and backend.consecutive_failures == 0
+
+
+def test_a_probe_this_process_could_not_make_is_not_a_failed_probe() -> None:
+    async def main() -> None:
+        cfg = make_config([1], health_check={"enabled": True, "interval": "10ms"})
+        from sim.core.pool import BackendPool
+
+        pool = BackendPool(cfg, asyncio.get_running_loop())
+        probes = []
+
+        async def out_of_descriptors(b: object) -> None:
+            probes.append(b)
+            return None
+
+        pool.probe = out_of_descriptors
+        pool.start()
+        await asyncio.sleep(0.2)
+        await pool.stop()
+        assert len(probes) >= 5 and pool.backends[0].healthy
+
+    run(main())
