@@ -79,6 +79,7 @@ class UpstreamConnection(asyncio.Protocol):
         "idle_since",
         "closed",
         "last",
+        "fd",
     )
 
     def __init__(self, proxy: HttpProxy, backend: Backend) -> None:
@@ -90,6 +91,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.idle_since = 0.0
         self.closed = False
         self.last = 0.0
+        self.fd = -1  # the socket's descriptor, for the check before reuse
 
     @property
     def usable(self) -> bool:
@@ -102,11 +104,10 @@ class UpstreamConnection(asyncio.Protocol):
         """
         if self.closed or self.transport.is_closing():
             return False
-        sock = self.transport.get_extra_info("socket")
-        if sock is None:
+        if self.fd < 0:
             return True
         poller = select.poll()
-        poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+        poller.register(self.fd, select.POLLIN | select.POLLPRI)
         return not poller.poll(0)
 
     def close(self) -> None:
@@ -116,6 +117,9 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            self.fd = sock.fileno()
 
     def data_received(self, data: bytes) -> None:
         client = self.client
