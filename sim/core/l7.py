@@ -9,6 +9,11 @@ Backpressure: when one side's write buffer passes its high-water mark asyncio
 calls ``pause_writing`` on that side's protocol, and we stop reading from the
 other side until ``resume_writing``.
 
+Timeouts (docs/core.md, "Timeouts") blame the side an exchange waits on:
+the backend's silence counts against it (504, passive health), the
+client's ends that client's exchange only. A pooled backend connection is
+checked before reuse, so a response it sends out of turn reaches nobody.
+
 Retries: a failed *connect* is retried on another backend for any method
 (nothing was sent yet, as HAProxy's ``retries`` do); a request that reached a
 backend whose connection then failed before any response byte went to the
