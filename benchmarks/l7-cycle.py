@@ -10,6 +10,7 @@ after a9a9e7a, three times each.
 
 from __future__ import annotations
 
+import socket
 import sys
 import time
 from pathlib import Path
@@ -22,6 +23,10 @@ from sim.core.metrics import Metrics  # noqa: E402
 from sim.core.pool import Backend, BackendPool  # noqa: E402
 from tests.core.helpers import make_config  # noqa: E402
 
+# an idle connected socket, so what asks the kernel about a transport's socket
+# (the check of a pooled upstream before reuse) pays its real cost
+_IDLE_SOCKET, _PEER = socket.socketpair()
+
 
 class Discard:
     def write(self, data: Any) -> None: ...
@@ -30,7 +35,9 @@ class Discard:
         return False
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("127.0.0.1", 5555)
+        if name == "socket":
+            return _IDLE_SOCKET
+        return ("127.0.0.1", 5555) if name == "peername" else default
 
     def pause_reading(self) -> None: ...
     def resume_reading(self) -> None: ...
@@ -53,7 +60,8 @@ REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
 RESPONSE = (
     b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sat, 28 Nov 2026 22:10:00 GMT\r\n"
     b"Content-Type: application/octet-stream\r\nContent-Length: 1024\r\nConnection: keep-alive\r\n\r\n"
-    + b"x" * 1024
+    + b"x"
+    * 1024
 )
 
 

@@ -155,7 +155,7 @@ backends:
   - {{name: b1, address: 127.0.0.1:{backend}}}
 health_check: {{kind: tcp, interval: 2s, timeout: 2s, rise: 2, fall: 3}}
 retries: {{count: 3}}
-timeouts: {{connect: 5s, header: 10s, client_idle: 60s, server: 30s}}
+timeouts: {{connect: 5s, http_request: 10s, http_keep_alive: 60s, client: 60s, server: 30s}}
 upstream_pool: {{max_idle_per_backend: 256}}
 admin: null
 """

@@ -1,7 +1,8 @@
 """A tiny fixed-response HTTP/1.1 server: the backend of the demos, tests and benchmarks.
 
 ``python -m sim.core.backend --port 9001 [--size 1024] [--name web1]`` answers
-every request with ``size`` bytes (keep-alive, Content-Length). A
+every request with ``size`` bytes (keep-alive, Content-Length), and
+``GET /bytes/N`` with N bytes. A
 ``mode`` can be switched at run time (tests) to misbehave: ``hang`` (never
 answer), ``reset_head`` (half a status line, then RST), ``reset_body`` (the
 head and half the body, then RST), ``close`` (close at once), ``echo`` (the
@@ -100,7 +101,13 @@ class _Conn(asyncio.Protocol):
         mode = srv.mode
         t = self.transport
         if mode == "ok":
-            t.write(srv.response)
+            head = self.head
+            if head is not None and head.target[:7] == b"/bytes/" and head.target[7:].isdigit():
+                n = int(head.target[7:])
+                t.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n)
+                t.write(b"x" * n)
+            else:
+                t.write(srv.response)
         elif mode == "hang":
             return
         elif mode == "close":

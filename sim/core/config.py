@@ -138,12 +138,56 @@ class RetryConfig(_Model):
     count: int = Field(3, ge=0, le=20)
 
 
+OptionalDuration = Annotated[
+    float | None, BeforeValidator(lambda v: None if v is None else _duration(v))
+]
+
+# timeouts renamed to HAProxy's names for them
+_RENAMED_TIMEOUTS = {"header": "http_request", "client_idle": "http_keep_alive"}
+
+
 class TimeoutConfig(_Model):
-    connect: Duration = CONNECT_TIMEOUT  # HAProxy's example configurations: timeout connect 5s
-    header: Duration = 10.0  # HAProxy timeout http-request 10s (slowloris bound)
-    client_idle: Duration = 60.0  # between requests on a kept-alive client connection
-    server: Duration = 30.0  # HAProxy's examples: timeout server 30s (504 after it)
+    """A timeout for every phase, named as HAProxy names them (`timeout
+    http-request`, ...); defaults from HAProxy's configuration manual
+    (docs/references.md "Balancers", HAProxy)."""
+
+    # the whole request head: from the accept for a connection's first
+    # request (a silent connection is closed then), from its first byte for
+    # a later one; 408. HAProxy's examples: timeout http-request 10s
+    http_request: Duration = 10.0
+    # a kept-alive client connection waiting for its next request; unset,
+    # `http_request` applies (HAProxy's rule for `timeout http-keep-alive`)
+    http_keep_alive: OptionalDuration = None
+    # the client's inactivity while an exchange waits on it (a body to send,
+    # a response to read); what it causes ends its own exchange only.
+    # HAProxy's manual (`timeout tunnel` example): timeout client 30s
+    client: Duration = 30.0
+    connect: Duration = CONNECT_TIMEOUT  # HAProxy's examples: timeout connect 5s
+    # the backend's inactivity while it is waited on: 504 (HAProxy's examples 30s)
+    server: Duration = 30.0
+    # L4: a relayed connection silent both ways; unset, the client and server
+    # timeouts apply, as in HAProxy's TCP mode (its example sets tunnel 1h)
+    tunnel: OptionalDuration = None
     upstream_idle: Duration = 30.0  # pooled upstream connection unused this long is closed
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for old, new in _RENAMED_TIMEOUTS.items():
+                if old in data:
+                    raise ValueError(f"{old}: renamed {new} (HAProxy's name), see docs/core.md")
+        return data
+
+    @property
+    def keep_alive(self) -> float:
+        """What a kept-alive connection may wait for its next request."""
+        return self.http_request if self.http_keep_alive is None else self.http_keep_alive
+
+    @property
+    def relay_idle(self) -> float:
+        """What an L4 relayed connection may stay silent both ways."""
+        return min(self.client, self.server) if self.tunnel is None else self.tunnel
 
 
 class LimitConfig(_Model):

@@ -12,6 +12,9 @@ connected, how a client hears that no backend is left.
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
+import resource
 from abc import ABCMeta, abstractmethod
 from collections.abc import Callable
 from functools import partial
@@ -21,7 +24,65 @@ from sim.core.config import Config
 from sim.core.metrics import Metrics
 from sim.core.pool import Backend, BackendPool, Clock
 
-__all__ = ["Downstream", "Listener"]
+__all__ = [
+    "FD_RESERVE",
+    "LOCAL_FAILURES",
+    "REFUSAL_LOG_INTERVAL",
+    "SHED_BATCH",
+    "Downstream",
+    "Listener",
+    "LimitLog",
+    "descriptor_budget",
+]
+
+log = logging.getLogger("sim.core")
+
+# Descriptors kept out of the client and backend connections' reach: health
+# checks, the admin API, log files, and accepting a connection only to refuse
+# it. (cli.py asks for 2 x limits.max_connections + this many.)
+FD_RESERVE = 64
+# Idle connections closed at once to make room, as nginx's
+# ngx_drain_connections closes up to 32 keep-alive ones when it runs out.
+SHED_BATCH = 32
+# One line per this many seconds about refused connections, with their count
+# (chosen: a flood must not become a log storm; asyncio itself retries a
+# failed accept after 1 s).
+REFUSAL_LOG_INTERVAL = 5.0
+# errno values that say this process, not the backend, ran out of something
+_LOCAL_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+LOCAL_FAILURES = frozenset(errno.errorcode[e] for e in _LOCAL_ERRNOS)
+
+
+def descriptor_budget(max_connections: int) -> int:
+    """Client connections that fit in the open-file limit: each may hold a
+    backend connection too, and FD_RESERVE descriptors stay free."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return max_connections
+    return max(1, min(max_connections, (soft - FD_RESERVE) // 2))
+
+
+class LimitLog:
+    """What the limits made us do (shed, refuse), told once per
+    REFUSAL_LOG_INTERVAL with how many times it happened."""
+
+    __slots__ = ("clock", "count", "next_at")
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.count = 0
+        self.next_at = 0.0
+
+    def note(self, why: str) -> None:
+        self.count += 1
+        now = self.clock.time()
+        if now >= self.next_at:
+            log.warning(
+                "at the connection limit: %s (%d times since the last such line)", why, self.count
+            )
+            self.count = 0
+            self.next_at = now + REFUSAL_LOG_INTERVAL
+
 
 C = TypeVar("C", bound="Downstream[Any]")
 P = TypeVar("P", bound="Listener[Any]")
@@ -44,6 +105,8 @@ class Listener(Generic[C], metaclass=ABCMeta):
         "max_connections",
         "connections",
         "_tasks",
+        "limit_log",
+        "_shed_at",
     )
 
     def __init__(
@@ -63,15 +126,63 @@ class Listener(Generic[C], metaclass=ABCMeta):
         # replaceable so unit tests can hand out upstreams on fake transports
         self.connect: Callable[[Backend, C], None] = connect or self._connect
         self.connect_timeout = config.timeouts.connect
-        # L7: a kept-alive connection waiting for its next request; L4: any
-        # inactivity, as HAProxy's `timeout client`/`timeout server` in TCP mode
-        self.idle_timeout = config.timeouts.client_idle
+        # L4: silent both ways (`timeouts.tunnel`, else client and server, as
+        # HAProxy's TCP mode); L7 replaces it: waiting for the next request
+        self.idle_timeout = config.timeouts.relay_idle
         self.retries = config.retries.count
         self.client_buffer = config.limits.client_buffer
-        self.max_connections = config.limits.max_connections
+        # never more than the open-file limit holds, so the limit is met here,
+        # with idle connections shed and a clear refusal, not at accept()
+        self.max_connections = descriptor_budget(config.limits.max_connections)
         self.connections: set[C] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.limit_log = LimitLog(clock)
+        self._shed_at = -1.0
+        if loop is not None and hasattr(loop, "set_exception_handler"):
+            self._guard_accepts(loop)
         self._configure(config)
+
+    def _guard_accepts(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Turn the plain asyncio loop's report of a failed accept() (EMFILE:
+        some other use of descriptors met the limit first) into shedding
+        and one line per interval. Left alone, that loop reports every
+        failed try, thousands a second, each with a traceback. (uvloop says
+        nothing: libuv accepts and closes the connection with a descriptor
+        it keeps in reserve.)"""
+        previous = loop.get_exception_handler()
+
+        def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            exc = context.get("exception")
+            if (
+                isinstance(exc, OSError)
+                and exc.errno in _LOCAL_ERRNOS
+                and str(context.get("message", "")).startswith("socket.accept()")
+            ):
+                self.shed_idle()
+                self.limit_log.note(f"accept() failed ({exc.strerror}), idle connections shed")
+                return
+            if previous is not None:
+                previous(loop, context)
+            else:
+                loop.default_exception_handler(context)
+
+        loop.set_exception_handler(handler)
+
+    def shed_idle(self) -> int:
+        """Close up to SHED_BATCH connections that wait for a request (at most
+        once per 100 ms); how many. A plain relay has none to shed."""
+        now = self.clock.time()
+        if now - self._shed_at < 0.1:
+            return 0
+        self._shed_at = now
+        shed = 0
+        for c in list(self.connections):
+            if shed >= SHED_BATCH:
+                break
+            if c.idle():
+                c.shed()
+                shed += 1
+        return shed
 
     def _configure(self, config: Config) -> None:
         """Read the settings only this kind of listener has (the last step of ``__init__``)."""
@@ -102,7 +213,11 @@ class Listener(Generic[C], metaclass=ABCMeta):
             return
         exc = task.exception()
         if exc is not None:
-            client._on_connect_failed(backend, type(exc).__name__)
+            if isinstance(exc, OSError) and exc.errno in _LOCAL_ERRNOS:
+                # out of descriptors (or memory) here: the backend is not at fault
+                client._on_connect_failed(backend, errno.errorcode[exc.errno])
+            else:
+                client._on_connect_failed(backend, type(exc).__name__)
             return
         self.metrics.upstream_connects += 1
         client._on_connected(task.result())
@@ -131,18 +246,36 @@ class Downstream(asyncio.Protocol, Generic[P], metaclass=ABCMeta):
     closed: bool
 
     def _admit(self, transport: Any) -> bool:
-        """Count the connection in; False (closed, nothing to undo) when the listener is full."""
+        """Count the connection in; False (closed, nothing to undo) when the
+        listener is full even after shedding idle connections."""
         self.transport = transport
         proxy = self.proxy
         m = proxy.metrics
         m.connections_total += 1
         if len(proxy.connections) >= proxy.max_connections:
-            m.rejected_connections += 1
-            self.closed = True
-            return False
+            shed = proxy.shed_idle()
+            if shed:
+                proxy.limit_log.note(f"{shed} idle connections closed for new ones")
+            else:
+                m.rejected_connections += 1
+                proxy.limit_log.note(
+                    f"a connection refused, {proxy.max_connections} open"
+                    " (limits.max_connections, or what the open-file limit holds)"
+                )
+                self.closed = True
+                return False
         proxy.connections.add(self)
         m.active_connections += 1
         return True
+
+    def idle(self) -> bool:
+        """Waiting for a request, nothing in flight: the first to go near the limits."""
+        return False
+
+    def shed(self) -> None:
+        """Close an idle connection to make room for a new one, counted out at once."""
+        self._leave()
+        self.transport.close()
 
     def _leave(self) -> bool:
         """Count the connection out, once; False when it already was, or never was in."""
@@ -164,14 +297,16 @@ class Downstream(asyncio.Protocol, Generic[P], metaclass=ABCMeta):
         """The connect to ``backend`` failed; ``why``: the exception's name, or "cancelled"."""
         raise NotImplementedError
 
-    def _connect_failed(self, backend: Backend) -> bool:
-        """Count a failed connect against ``backend``; True when this connection was
+    def _connect_failed(self, backend: Backend, why: str = "") -> bool:
+        """Count a failed connect against ``backend`` (unless ``why`` says this
+        process ran out of something); True when this connection was
         waiting for it and now has no backend."""
         proxy = self.proxy
         proxy.metrics.connect_failures += 1
         # a refused or timed-out connect is a failure for outlier detection
         # even when nobody waits for it any more
-        proxy.pool.report_failure(backend)
+        if why not in LOCAL_FAILURES:
+            proxy.pool.report_failure(backend)
         if self.closed or self.backend is not backend:
             return False
         backend.outstanding -= 1

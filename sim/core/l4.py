@@ -124,7 +124,7 @@ class TcpClient(Downstream["TcpProxy"]):
         proxy.connect(backend, self)
 
     def _on_connect_failed(self, backend: Backend, why: str) -> None:
-        if not self._connect_failed(backend):
+        if not self._connect_failed(backend, why):
             return
         if self._take_retry():
             self._dispatch()

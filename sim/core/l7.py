@@ -9,6 +9,11 @@ Backpressure: when one side's write buffer passes its high-water mark asyncio
 calls ``pause_writing`` on that side's protocol, and we stop reading from the
 other side until ``resume_writing``.
 
+Timeouts (docs/core.md, "Timeouts") blame the side an exchange waits on:
+the backend's silence counts against it (504, passive health), the
+client's ends that client's exchange only. A pooled backend connection is
+checked before reuse, so a response it sends out of turn reaches nobody.
+
 Retries: a failed *connect* is retried on another backend for any method
 (nothing was sent yet, as HAProxy's ``retries`` do); a request that reached a
 backend whose connection then failed before any response byte went to the
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import select
 from typing import TYPE_CHECKING, Any
 
 from sim.core.config import Config
@@ -40,9 +46,9 @@ if TYPE_CHECKING:
 __all__ = ["ClientConnection", "HttpProxy", "UpstreamConnection"]
 
 # what the connection's one timer is waiting for
-_IDLE = 1  # the next request on a kept-alive connection
+_IDLE = 1  # a request's first byte: a new connection's, or the next on a kept-alive one
 _HEADER = 2  # the rest of a request head (slowloris)
-_SERVER = 3  # the backend's answer
+_EXCHANGE = 3  # an exchange with a backend: whichever side it waits on
 
 # reasons the client's reading is paused (bits)
 _UP_FULL = 1  # the upstream's write buffer is over its high-water mark
@@ -54,15 +60,17 @@ _CONN_IDS = itertools.count(1)  # the access log's connection ids, unique in the
 class HttpProxy(Listener["ClientConnection"]):
     """One L7 listener: the shared listener state, and the HTTP limits and timeouts."""
 
-    __slots__ = ("max_head", "max_headers", "header_timeout", "server_timeout", "access_log")
+    __slots__ = ("max_head", "max_headers", "header_timeout", "server_timeout", "client_timeout", "access_log")
 
     def _configure(self, config: Config) -> None:
         lim, t = config.limits, config.timeouts
         self.max_head = lim.max_header_bytes
         self.max_headers = lim.max_headers
-        self.header_timeout = t.header
+        self.header_timeout = t.http_request
         self.server_timeout = t.server
         self.access_log: AccessLog | None = None  # set by the balancer (log.access)
+        self.client_timeout = t.client
+        self.idle_timeout = t.keep_alive
 
     def __call__(self) -> ClientConnection:
         return ClientConnection(self)
@@ -83,6 +91,7 @@ class UpstreamConnection(asyncio.Protocol):
         "idle_since",
         "closed",
         "last",
+        "fd",
     )
 
     def __init__(self, proxy: HttpProxy, backend: Backend) -> None:
@@ -94,10 +103,24 @@ class UpstreamConnection(asyncio.Protocol):
         self.idle_since = 0.0
         self.closed = False
         self.last = 0.0
+        self.fd = -1  # the socket's descriptor, for the check before reuse
 
     @property
     def usable(self) -> bool:
-        return not self.closed and not self.transport.is_closing()
+        """Fit to carry a new request: open, and nothing waiting to be read.
+
+        A pooled connection the backend wrote to (an extra response, its
+        close) is out of step, but the event loop may not have read that yet
+        when another client's request takes the connection in the same turn:
+        ask the kernel (one poll, no read) so it is never handed out.
+        """
+        if self.closed or self.transport.is_closing():
+            return False
+        if self.fd < 0:
+            return True
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN | select.POLLPRI)
+        return not poller.poll(0)
 
     def close(self) -> None:
         self.closed = True
@@ -106,6 +129,9 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            self.fd = sock.fileno()
 
     def data_received(self, data: bytes) -> None:
         client = self.client
@@ -143,10 +169,13 @@ class UpstreamConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         if self.client is not None:
+            self.last = self.proxy.clock.time()
             self.client._pause(_UP_FULL)
 
     def resume_writing(self) -> None:
         if self.client is not None:
+            # the backend took what we had for it: activity, for `timeouts.server`
+            self.last = self.proxy.clock.time()
             self.client._resume(_UP_FULL)
 
 
@@ -185,6 +214,7 @@ class ClientConnection(Downstream["HttpProxy"]):
         "requests_seen",
         "sent",
         "first_byte_at",
+        "last_in",
     )
 
     def __init__(self, proxy: HttpProxy) -> None:
@@ -218,6 +248,8 @@ class ClientConnection(Downstream["HttpProxy"]):
         self.requests_seen = 0
         self.sent = 0
         self.first_byte_at = 0.0
+        # the client's last sign of life: a read from it, or it taking our writes
+        self.last_in = 0.0
 
     # -- timers ---------------------------------------------------------------
 
@@ -266,7 +298,15 @@ class ClientConnection(Downstream["HttpProxy"]):
         elif kind == _HEADER:
             self._on_header_timeout()
         else:
-            self._on_server_timeout()
+            self._on_exchange_timeout()
+
+    def idle(self) -> bool:
+        # silent since the accept, or between requests: nothing to lose
+        return self.kind == _IDLE and self.head is None and not self.parser.started
+
+    def shed(self) -> None:
+        self._cancel_timer()
+        super().shed()
 
     def _on_idle_timeout(self) -> None:
         if self.head is None and not self.parser.started:
@@ -276,17 +316,54 @@ class ClientConnection(Downstream["HttpProxy"]):
         if self.head is None:
             self._reject(408, "request head not received in time")
 
-    def _on_server_timeout(self) -> None:
+    def _on_exchange_timeout(self) -> None:
+        """Blame the side the exchange waits on, when it has been silent too long.
+
+        HAProxy's `timeout server` applies "when the server is expected to
+        acknowledge or send data", `timeout client` when the client is: the
+        backend is waited on once the request is all sent and the client reads
+        (or while the backend does not take the body it is sent); the client
+        while its body is due and the backend takes it, or while it does not
+        read. Only the backend's silence counts against it (passive health);
+        the client's ends that client's exchange and nothing else.
+        """
         up = self.upstream
         if up is None:
             return
-        # inactivity, not total time: a long body that keeps flowing is fine
-        idle = self.proxy.clock.time() - up.last
-        remaining = self.proxy.server_timeout - idle
-        if up.last and remaining > 0.001 and self.response_started:
-            self._set(_SERVER, remaining)
+        proxy = self.proxy
+        now = proxy.clock.time()
+        backend_full = self.paused & _UP_FULL
+        left = proxy.server_timeout + proxy.client_timeout
+        if backend_full or (self.request_done and not self.write_paused):
+            server_left = up.last + proxy.server_timeout - now
+            if server_left <= 0.0005:
+                self._upstream_failed(up, 504, "backend did not answer in time")
+                return
+            left = server_left
+        if self.write_paused or (not self.request_done and not backend_full):
+            client_left = self.last_in + proxy.client_timeout - now
+            if client_left <= 0.0005:
+                self._client_timed_out()
+                return
+            left = min(left, client_left)
+        self._set(_EXCHANGE, left)
+
+    def _client_timed_out(self) -> None:
+        """The client stalled its own exchange: cut it; the backend is not at fault."""
+        proxy = self.proxy
+        started = self.response_started
+        # counted and logged as every exchange's end is (the access log sees it too)
+        self._finish("client_timeout", None if started else 408, proxy.clock.time() - self.started_at)
+        self._abandon()
+        self.head = None
+        if started:
+            self._cancel_timer()
+            self.transport.abort()
             return
-        self._upstream_failed(up, 504, "backend did not answer in time")
+        reply = error_response(408, close=True, detail="client too slow")
+        self.sent += len(reply)
+        self.transport.write(reply)
+        self.closed_by_us()
 
     # -- flow control -----------------------------------------------------------
 
@@ -304,11 +381,13 @@ class ClientConnection(Downstream["HttpProxy"]):
 
     def pause_writing(self) -> None:
         self.write_paused = True
+        self.last_in = self.proxy.clock.time()
         if self.upstream is not None:
             self.upstream.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        self.last_in = self.proxy.clock.time()
         if self.upstream is not None:
             self.upstream.transport.resume_reading()
 
@@ -323,21 +402,28 @@ class ClientConnection(Downstream["HttpProxy"]):
         peer = transport.get_extra_info("peername")
         self.peer = peer[0].encode() if peer else b"unknown"
         self.peer_port = peer[1] if peer else 0
-        self._set(_IDLE, proxy.idle_timeout)
+        # HAProxy's `timeout http-request` covers a connection's first request
+        # from the accept: a connection that never speaks is closed by then
+        self._set(_IDLE, proxy.header_timeout)
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
         parser = self.parser
         first = self.head is None and not parser.started
+        self.last_in = self.proxy.clock.time()
         try:
             events = parser.feed(data)
         except ParseError as e:
             self._reject(e.status, e.reason)
             return
         if first and parser.in_head:
-            # the head did not come whole: the rest must come in time (slowloris)
-            self._set(_HEADER, self.proxy.header_timeout)
+            # the head did not come whole: the rest must come in time
+            # (slowloris); a first request's head is due from the accept
+            if self.started_at or self.kind != _IDLE:
+                self._set(_HEADER, self.proxy.header_timeout)
+            else:
+                self.kind = _HEADER
         self._process(events)
         if len(parser.held) > self.proxy.client_buffer and parser.done and not self.closed:
             self._pause(_AHEAD)
@@ -407,6 +493,8 @@ class ClientConnection(Downstream["HttpProxy"]):
         up = self.upstream
         if up is not None:
             up.transport.write(piece)
+            # the backend takes the body as it comes: it is busy, not silent
+            up.last = self.last_in
             return
         # not connected yet: hold the bytes (slices of what arrived, not copies)
         self.pending.append(piece)
@@ -445,7 +533,7 @@ class ClientConnection(Downstream["HttpProxy"]):
         self._attach(conn)
 
     def _on_connect_failed(self, backend: Backend, why: str) -> None:
-        if not self._connect_failed(backend):
+        if not self._connect_failed(backend, why):
             return
         self.last_status = 503
         if self._take_retry():
@@ -459,7 +547,7 @@ class ClientConnection(Downstream["HttpProxy"]):
         head = self.head
         assert head is not None
         conn.parser.expect_response_to(head.method)
-        conn.last = 0.0
+        conn.last = self.proxy.clock.time()
         t = conn.transport
         if self.write_paused:
             t.pause_reading()
@@ -470,7 +558,8 @@ class ClientConnection(Downstream["HttpProxy"]):
             self.pending.clear()
             self.pending_bytes = 0
             self._resume(_AHEAD)
-        self._set(_SERVER, self.proxy.server_timeout)
+        proxy = self.proxy
+        self._set(_EXCHANGE, min(proxy.server_timeout, proxy.client_timeout))
 
     # -- the response ---------------------------------------------------------------------
 
@@ -547,7 +636,13 @@ class ClientConnection(Downstream["HttpProxy"]):
             up.transport.resume_reading()
         if self.paused & _UP_FULL:
             self._resume(_UP_FULL)
-        if head.keep_alive and self.request_done and not up.parser.held and up.usable:
+        if (
+            head.keep_alive
+            and self.request_done
+            and not up.parser.held
+            and not up.closed
+            and not up.transport.is_closing()
+        ):
             up.parser.next_message()
             if not pool.put_idle(backend, up):
                 up.close()

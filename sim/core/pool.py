@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import math
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -191,6 +192,8 @@ class BackendPool:
             conn = idle.pop()
             if conn.usable:
                 return conn
+            # closed, or the backend spoke out of turn on it: never reused
+            conn.close()
         return None
 
     def put_idle(self, backend: Backend, conn: IdleConnection) -> bool:
@@ -339,11 +342,12 @@ class BackendPool:
         await asyncio.sleep(float(self.rng.random()) * spec.interval)
         while not b.removed:
             ok = await self.probe(b)
-            self.record_probe(b, ok)
+            if ok is not None:  # None: this process could not probe (no descriptor)
+                self.record_probe(b, ok)
             # the next probe starts `interval` after this one ended (sim.policy.health)
             await asyncio.sleep(spec.interval)
 
-    async def _probe(self, b: Backend) -> bool:
+    async def _probe(self, b: Backend) -> bool | None:
         timeout = self.spec.timeout or self.spec.interval
         writer = None
         try:
@@ -362,7 +366,10 @@ class BackendPool:
                     and parts[0].startswith(b"HTTP/1.")
                     and parts[1][:1] in (b"2", b"3")
                 )
-        except (OSError, TimeoutError, ValueError):
+        except OSError as e:
+            # out of descriptors here says nothing of the backend
+            return None if e.errno in (errno.EMFILE, errno.ENFILE) else False
+        except (TimeoutError, ValueError):
             return False
         finally:
             if writer is not None:

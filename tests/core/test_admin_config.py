@@ -85,8 +85,8 @@ def test_admin_refuses_non_loopback_unless_explicit() -> None:
 
 
 def test_config_units_and_defaults() -> None:
-    cfg = config_from_data({"listen": "127.0.0.1:80", "timeouts": {"header": "150ms", "server": 5}})
-    assert cfg.timeouts.header == 0.15 and cfg.timeouts.server == 5.0
+    cfg = config_from_data({"listen": "127.0.0.1:80", "timeouts": {"http_request": "150ms", "server": 5}})
+    assert cfg.timeouts.http_request == 0.15 and cfg.timeouts.server == 5.0
     hc = cfg.health_check
     assert (hc.interval, hc.fall, hc.rise) == (2.0, 3, 2)  # HAProxy
     assert (cfg.passive.consecutive_failures, cfg.passive.base_ejection_time) == (5, 30.0)  # Envoy

@@ -326,3 +326,70 @@ def test_final_response_to_head_held_behind_an_interim_one_has_no_body() -> None
     p.next_message()
     p.expect_response_to(b"GET")
     assert body_of(p.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")) == b"hi"
+
+
+# -- chunk lines a lax backend reads differently (issue 22, item 3) --
+
+_CHUNKED_POST = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "chunked",
+    [
+        # a bare CR in an extension: an llhttp quirk (since fixed) ended the
+        # line there and ran what followed as a request
+        b"5;a\rGET /smuggled HTTP/1.1\r\nhello\r\n0\r\n\r\n",
+        b'5;a="b\rc"\r\nhello\r\n0\r\n\r\n',
+        b"5\r;a=b\r\nhello\r\n0\r\n\r\n",
+        b"5\r\r\nhello\r\n0\r\n\r\n",
+        b"\r5\r\nhello\r\n0\r\n\r\n",
+        b"0;a\r\r\n\r\n",
+        # sizes a 32-bit backend truncates (0x100000005 reads as 5)
+        b"100000005\r\nhello\r\n0\r\n\r\n",
+        b"80000000\r\nhello\r\n0\r\n\r\n",
+        b"ffffffffffffffff\r\nhello\r\n0\r\n\r\n",
+        # extensions outside the grammar (RFC 9112 7.1.1)
+        b"5;\r\nhello\r\n0\r\n\r\n",
+        b"5;=x\r\nhello\r\n0\r\n\r\n",
+        b'5;a="b\r\nhello\r\n0\r\n\r\n',
+        b"5;a b\r\nhello\r\n0\r\n\r\n",
+        b"5;a=\x01\r\nhello\r\n0\r\n\r\n",
+        b"5 \r\nhello\r\n0\r\n\r\n",
+        b" 5\r\nhello\r\n0\r\n\r\n",
+        b"0x5\r\nhello\r\n0\r\n\r\n",
+        b"+5\r\nhello\r\n0\r\n\r\n",
+        b"5_0\r\nhello\r\n0\r\n\r\n",
+        # trailer values follow the field rules: no bare CR, no controls
+        b"0\r\nX-T: a\rb\r\n\r\n",
+        b"0\r\nX-T: a\x00b\r\n\r\n",
+        b"0\r\nX-T : a\r\n\r\n",
+        b"0\r\n folded\r\n\r\n",
+    ],
+)
+def test_chunk_lines_outside_the_grammar_are_refused(chunked: bytes) -> None:
+    for split in (None, 1):
+        raw = _CHUNKED_POST + chunked
+        pieces = [raw] if split is None else [raw[i : i + 1] for i in range(len(raw))]
+        with pytest.raises(ParseError) as e:
+            collect(Parser(), *pieces)
+        assert e.value.status == 400
+    with pytest.raises(ParseError) as e:
+        Parser(response=True).feed(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked
+        )
+    assert e.value.status == 502
+
+
+@pytest.mark.parametrize(
+    "chunked",
+    [
+        b"5;a=b\r\nhello\r\n0\r\n\r\n",
+        b"5 ; a = b ;c\r\nhello\r\n0\r\n\r\n",  # BWS around ; and = (RFC 9112 7.1.1)
+        b'5;a="q\\"\\\\ ;x"\r\nhello\r\n0\r\n\r\n',
+        b"7fffffff\r\n",  # the largest chunk taken: a signed 32-bit integer holds it
+        b"00000005\r\nhello\r\n0\r\nX-T: v\t1\r\n\r\n",
+    ],
+)
+def test_chunk_lines_in_the_grammar_are_taken(chunked: bytes) -> None:
+    events = Parser().feed(_CHUNKED_POST + chunked)
+    assert isinstance(events[0], Head) and body_of(events) == chunked

@@ -113,7 +113,7 @@ def test_backpressure_pauses_the_other_side() -> None:
 
 
 def test_header_timeout_is_408_on_fake_clock() -> None:
-    rig = Rig(timeouts={"header": "2s"})
+    rig = Rig(timeouts={"http_request": "2s"})
     c, ct = rig.client()
     c.data_received(b"GET / HTTP/1.1\r\nHost: h\r\n")  # never finished
     rig.clock.advance(1.9)
@@ -123,7 +123,7 @@ def test_header_timeout_is_408_on_fake_clock() -> None:
 
 
 def test_idle_client_closed_after_keepalive_timeout() -> None:
-    rig = Rig(timeouts={"client_idle": "5s"})
+    rig = Rig(timeouts={"http_request": "5s"})
     c, ct = rig.client()
     rig.clock.advance(4.9)
     assert not ct.closing
@@ -307,3 +307,92 @@ def test_connection_option_naming_content_length_does_not_smuggle_the_body() -> 
     assert b"Content-Length: %d" % len(inner) in head and body == inner
     up.data_received(OK)
     assert ct.take().startswith(b"HTTP/1.1 200 OK") and rig.metrics.outcomes["ok"] == 1
+
+
+# -- blame where it belongs (issue 22, item 1): what the client causes is the client's --
+
+
+def _post_head(length: int) -> bytes:
+    return b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % length
+
+
+def test_a_steady_slow_upload_is_not_cut_by_the_server_timeout() -> None:
+    # HAProxy's `timeout server` is the server's inactivity: a backend taking
+    # in a body that keeps flowing is busy, not silent
+    rig = Rig(n_backends=1, timeouts={"server": "3s", "client": "3s"})
+    c, ct = rig.client()
+    c.data_received(_post_head(100))
+    up, ut = rig.complete_connect()
+    for _ in range(99):
+        rig.clock.advance(1.0)  # 99 s of upload, a byte a second
+        c.data_received(b"x")
+    assert not ct.take() and not ut.closing
+    c.data_received(b"x")
+    assert ut.take().endswith(b"x" * 100)
+    rig.clock.advance(2.0)
+    up.data_received(OK)
+    assert ct.take().startswith(b"HTTP/1.1 200")
+    b = rig.pool.backends[0]
+    assert b.failures == 0 and b.outstanding == 0
+
+
+def test_a_stalled_upload_ends_that_client_only_and_blames_no_backend() -> None:
+    rig = Rig(n_backends=1, timeouts={"server": "3s", "client": "5s"})
+    c, ct = rig.client()
+    c.data_received(_post_head(100) + b"part")
+    up, ut = rig.complete_connect()
+    rig.clock.advance(4.0)  # past the server timeout: the backend waits for the body, rightly
+    assert not ct.closing and not ut.closing
+    rig.clock.advance(1.1)  # past the client timeout
+    assert ct.take().startswith(b"HTTP/1.1 408") and ct.closing
+    assert ut.closing and up.client is None
+    b = rig.pool.backends[0]
+    assert b.failures == 0 and b.consecutive_failures == 0 and b.outstanding == 0
+    assert rig.metrics.outcomes["client_timeout"] == 1
+
+
+def test_a_client_that_stops_reading_is_cut_without_blaming_the_backend() -> None:
+    rig = Rig(n_backends=1, timeouts={"server": "3s", "client": "5s"})
+    c, ct = rig.client()
+    c.data_received(GET)
+    up, ut = rig.complete_connect()
+    up.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + b"y" * 1000)
+    c.pause_writing()  # the client's socket is full: it does not read
+    assert not ut.reading
+    rig.clock.advance(4.0)  # the backend is silent because we stopped reading it
+    assert not ct.closing
+    c.resume_writing()  # the client read a little: it is slow, not gone
+    up.data_received(b"y" * 1000)
+    c.pause_writing()
+    rig.clock.advance(4.0)
+    assert not ct.closing
+    rig.clock.advance(1.1)
+    assert ct.aborted and ut.closing
+    b = rig.pool.backends[0]
+    assert b.failures == 0 and b.outstanding == 0
+    assert rig.metrics.outcomes["client_timeout"] == 1
+
+
+def test_a_backend_that_stops_reading_an_upload_is_its_own_fault() -> None:
+    rig = Rig(n_backends=1, timeouts={"server": "3s", "client": "30s"})
+    c, ct = rig.client()
+    c.data_received(_post_head(10**6) + b"z" * 1000)
+    up, ut = rig.complete_connect()
+    up.pause_writing()  # its receive window is shut
+    rig.clock.advance(3.1)
+    assert ct.take().startswith(b"HTTP/1.1 504")
+    assert rig.pool.backends[0].failures == 1
+
+
+def test_server_timeout_runs_from_the_backends_last_byte() -> None:
+    rig = Rig(n_backends=1, timeouts={"server": "3s"})
+    c, ct = rig.client()
+    c.data_received(GET)
+    up, ut = rig.complete_connect()
+    up.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+    for _ in range(5):
+        rig.clock.advance(2.0)
+        up.data_received(b"y")
+    assert not ct.closing
+    rig.clock.advance(3.1)
+    assert ct.aborted and rig.pool.backends[0].failures == 1

@@ -67,7 +67,7 @@ def test_bad_requests_are_refused_and_never_forwarded(raw: bytes, status: int) -
 
 def test_slowloris_gets_408() -> None:
     async def main() -> None:
-        cfg = make_config([1], timeouts={"header": "300ms"})
+        cfg = make_config([1], timeouts={"http_request": "300ms"})
         async with balancer(cfg) as lb:
             c = await Client.connect(lb.listen_port)  # type: ignore[arg-type]
             c.send(b"GET / HTTP/1.1\r\nHost: t\r\n")
@@ -232,10 +232,14 @@ def test_connection_limit_is_a_clear_refusal_not_a_crash() -> None:
             balancer(make_config(bs, limits={"max_connections": 5})) as lb,
         ):
             held = [await Client.connect(lb.listen_port) for _ in range(5)]  # type: ignore[arg-type]
+            for c in held:
+                # each with a request begun: none is idle, none can be shed for the newcomer
+                c.send(b"GET / HTTP/1.1\r\n")
             await wait_for(lambda: lb.metrics.active_connections == 5)
+            await asyncio.sleep(0.05)
             r, closed = await request(lb.listen_port, get())  # type: ignore[arg-type]
             assert r is not None and r.status == 503 and closed
-            held[0].send(get())
+            held[0].send(b"Host: t\r\n\r\n")
             r2 = await held[0].response()
             assert r2 is not None and r2.status == 200
             for c in held:
