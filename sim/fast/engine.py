@@ -89,13 +89,11 @@ def _blackholed(scenario: m.Scenario) -> bool:
 
 
 def _unsupported_faults(scenario: m.Scenario) -> list[str]:
-    out = []
+    out = _unsupported_dns_down(scenario)
     down = 0
     spans = []
     for i, f in enumerate(scenario.faults):
-        if isinstance(f, m.DnsDown):
-            out.append(f"faults[{i}] of kind {f.kind}")
-        elif isinstance(f, m.BalancerDown):
+        if isinstance(f, m.BalancerDown):
             if f.target != scenario.active.name:
                 out.append(f"faults[{i}]: a fault of the standby balancer")
             down += 1
@@ -114,6 +112,27 @@ def _unsupported_faults(scenario: m.Scenario) -> list[str]:
         modes.add("refuse")  # an instance that fails by itself refuses
     if len(modes) > 1:
         out.append("faults: instance deaths of both modes (refuse and blackhole)")
+    return out
+
+
+def _unsupported_dns_down(scenario: m.Scenario) -> list[str]:
+    """A `dns_down` is modelled alone: each client fails from its first resolution after its
+    resolver's answer expired until the outage ends (`_dns_window`). Not with a balancer fault
+    (one window per client), resolvers that serve stale answers, or pooled connections (which
+    outlive the outage without resolving)."""
+    outages = [i for i, f in enumerate(scenario.faults) if isinstance(f, m.DnsDown)]
+    if not outages:
+        return []
+    out = [f"faults[{i}]: a second dns_down" for i in outages[1:]]
+    for i, f in enumerate(scenario.faults):
+        if isinstance(f, m.BalancerDown):
+            out.append(f"faults[{i}]: a balancer_down together with a dns_down (faults[{outages[0]}])")
+    for i, group in enumerate(scenario.dns.resolvers):
+        if build.cache_policy(group.policy).stale_window > 0:
+            out.append(f"dns.resolvers[{i}].policy: {group.policy.kind}, with a dns_down")
+    for i, c in enumerate(scenario.clients):
+        if c.keepalive > 0:
+            out.append(f"clients[{i}].keepalive, with a dns_down")
     return out
 
 
@@ -159,6 +178,8 @@ class Window:
     hits: np.ndarray  # requests in the window counted one by one (refreshes with the old answer)
     mass: np.ndarray  # the intensity measure of the rest of the window (Poisson requests)
     busy: tuple[float, float]  # when resolvers see the outage's query rate
+    # The span is a DNS outage (dns_down), not a dead balancer: its requests fail to resolve.
+    dns: bool = False
 
     @property
     def faulted(self) -> bool:
@@ -273,6 +294,9 @@ class _Replication:
         outage = (fault, min(ctl.fault_end, self.end))
         hits = np.zeros(n, dtype=np.int64)
         mass = None
+        outages = [f for f in self.sc.faults if isinstance(f, m.DnsDown) and f.at < self.end]
+        if outages:
+            return self._dns_window(outages[0])
         if not math.isfinite(fault):
             reach = until = np.full(n, np.inf)
         elif published.changes_dns:
@@ -290,6 +314,22 @@ class _Replication:
         # Queries run at the outage rate while most clients' paths are dead.
         busy = (fault, float(np.median(back))) if math.isfinite(fault) else (math.inf, math.inf)
         return Window(fault, start, back, until, reach, hits, mass, busy)
+
+    def _dns_window(self, outage: m.DnsDown) -> Window:
+        """Per client, the span in which its requests fail to resolve while our authoritative
+        servers are down: from its first resolution after its resolver's answer expired (as
+        a client meets the new record after a DNS change, sim.fast.dns.switch_times, with the
+        change at the outage's start) until the outage ends; a failed resolution leaves the
+        stub empty, so every request in between tries again and fails (as in the model)."""
+        n, published = self.pop.size, self.published
+        lo, hi = outage.at, min(outage.at + outage.for_, self.end)
+        _, last, _, _ = switch_times(self.sc, self.pop, self.shape, lo, self.q, (lo, hi), self.rng["dns"],
+                                     published.record_ttl, published.chain_ttl)
+        start = np.minimum(np.maximum(last, lo), hi)
+        back = np.full(n, hi)
+        never = np.full(n, np.inf)  # no switch: recovery is the first request after the outage
+        return Window(lo, start, back, never, never, np.zeros(n, dtype=np.int64), self.shape.measure(start, back),
+                      (math.inf, math.inf), dns=True)
 
     def _dead_requests(self, window: Window) -> tuple[Window, Failed, np.ndarray | None]:
         """Requests issued while the client's path is dead: how many, and when. With one
@@ -553,11 +593,31 @@ class _Replication:
         timeline["requests"] = sum(counts.values())
         for name in OUTCOMES:
             timeline[name] = counts[name]
-        timeline["on_old_target"] = self._on_old_target(window.fault, recovery.reach)
+        timeline["on_old_target"] = self._on_old_target(self._balancer_fault(window), recovery.reach)
         # The record our servers answer (an alias carries the balancer's TTL).
-        timeline["dns_queries"] = query_counts(self.pop, self.published.record_ttl, self.q, self.q_outage,
-                                               window.busy, self.shape, self.seconds, self.rng["dns"])
+        queries = query_counts(self.pop, self.published.record_ttl, self.q, self.q_outage,
+                               window.busy, self.shape, self.seconds, self.rng["dns"])
+        if window.dns:
+            queries = self._queries_around_outage(window, queries)
+        timeline["dns_queries"] = queries
         return timeline, counts["ok"]
+
+    def _queries_around_outage(self, window: Window, queries: np.ndarray) -> np.ndarray:
+        """Nothing answers while our servers are down, so nothing is counted then (the model
+        counts answered queries); each resolver whose answer expired in the outage fetches
+        again at its first query after it, on top of its renewal process."""
+        t = np.arange(self.seconds)
+        end = float(window.back[0])
+        out = np.where((t >= window.fault) & (t < end), 0, queries)
+        lost = np.unique(self.pop.resolver[window.start < end])
+        rate = self.q[lost]
+        lost = lost[rate > 0]
+        refetch = self.shape.next_after(np.full(len(lost), end), self.q[lost], self.rng["dns"])
+        return out + _per_second(refetch[refetch < self.end], self.seconds)
+
+    @staticmethod
+    def _balancer_fault(window: Window) -> float:
+        return math.inf if window.dns else window.fault
 
     def _counts(self, window: Window, recovery: Recovery, issued: np.ndarray, ends_in_run: np.ndarray,
                 backends: Backends, losses: BackendLosses, rescued: Rescued) -> dict[str, np.ndarray]:
@@ -569,8 +629,7 @@ class _Replication:
         seconds, rate = self.seconds, self.pop.rate
         g = self.shape.g[:seconds]
         total = rate.sum() * g
-        dead = _window_mass(rate, np.full(self.pop.size, window.fault), window.back, seconds) * g \
-            if window.faulted else 0.0
+        dead = _window_mass(rate, window.start, window.back, seconds) * g if window.faulted else 0.0
         backend = np.isin(issued, losses.when) if len(losses.when) else np.zeros(len(issued), bool)
         lost_to_backends = _per_second(issued[backend], seconds)
         issued, ends_in_run = issued[~backend], ends_in_run[~backend]
@@ -582,10 +641,10 @@ class _Replication:
         ok = self.rng["traffic"].poisson(np.maximum((total - dead) * (1.0 - backends.mean) - refused_resets, 0.0))
         if len(rescued.at):
             ok = ok + _per_second(rescued.at, seconds)  # the dead window's requests a retry got through
-        shed = self._shed(ok, window.fault, recovery.reach, rate, g, total - dead)
+        shed = self._shed(ok, self._balancer_fault(window), recovery.reach, rate, g, total - dead)
         counts = {name: np.zeros(seconds, dtype=np.int64) for name in OUTCOMES}
         counts["ok"] = ok - shed
-        counts["timeout" if self.waits else "refused"] += recorded
+        counts["dns_error" if window.dns else "timeout" if self.waits else "refused"] += recorded
         counts[backends.fleet.outcome] += lost_to_backends - losses.shed
         counts["refused"] += refused_resets
         counts["shed"] = shed + losses.shed
@@ -676,13 +735,24 @@ def _per_second(times: np.ndarray, seconds: int) -> np.ndarray:
 def _window_mass(rate: np.ndarray, lo: np.ndarray, hi: np.ndarray, seconds: int) -> np.ndarray:
     """Per second s, sum over clients of rate x |[lo, hi) overlap [s, s+1)|.
 
-    With A(t) = sum rate (clip(t, lo, hi) - lo), the answer is A(s+1) - A(s);
-    every window starts at the same `lo` here (the fault), so A is a sum of
-    min(t - lo, width), evaluated on sorted widths with prefix sums.
+    Windows that start at different times (a DNS outage's) are [l0, hi) less [l0, lo),
+    with l0 the earliest start: each of those starts at the same moment.
     """
-    start = float(lo[0])
-    width = np.sort(hi - lo)
-    order = np.argsort(hi - lo)
+    if len(lo) == 0:
+        return np.zeros(seconds)
+    start = float(lo.min())
+    if np.any(lo > start):
+        common = np.full(len(lo), start)
+        return _window_mass(rate, common, np.maximum(hi, lo), seconds) - _window_mass(rate, common, lo, seconds)
+    return _common_start_mass(rate, start, hi, seconds)
+
+
+def _common_start_mass(rate: np.ndarray, start: float, hi: np.ndarray, seconds: int) -> np.ndarray:
+    """_window_mass with every window starting at `start`: with A(t) = sum rate
+    (clip(t, start, hi) - start), the answer is A(s+1) - A(s), a sum of min(t - start, width)
+    evaluated on sorted widths with prefix sums."""
+    width = np.sort(hi - start)
+    order = np.argsort(hi - start)
     w_rate = rate[order]
     cum_rw = np.concatenate([[0.0], np.cumsum(w_rate * width)])
     cum_r = np.concatenate([[0.0], np.cumsum(w_rate)])

@@ -212,14 +212,47 @@ def test_fast_agrees_on_random_small_scenarios(ttl: str, rate: str, stub: dict, 
     assert_agree(sc, strategy, reps=3)
 
 
+def _dns_down(**more: object) -> dict:
+    return {**SMALL, "faults": [{"at": "30s", "kind": "dns_down", "for": "60s"}], "clients.0.rate": "6/min", **more}
+
+
+DNS_DOWN_CASES = {
+    "an outage shorter than the TTL (resolvers that keep their answer keep working)":
+        _dns_down(**{"dns.service_ttl": "300s", "dns.balancer_ttl": "300s"}),
+    "JVM stub, a retry": _dns_down(**{"dns.service_ttl": "300s", "clients.0.stub_cache": {"kind": "fixed", "ttl": "30s"},
+                                      "clients.0.retry": {"attempts": 2, "timeout": "5s"}}),
+    "browser floor stubs, several clients per resolver": _dns_down(**{
+        "dns.service_ttl": "120s", "clients.0.stub_cache": {"kind": "floor", "min_ttl": "60s"},
+        "dns.resolvers.0.count": 50}),
+    "TTL stretching resolvers": _dns_down(**{"dns.resolvers.0.policy": {"kind": "extend", "extra": {"exp": "60s"}}}),
+    "an outage to the end of the run": {**SMALL, "faults": [{"at": "20s", "kind": "dns_down", "for": "10m"}],
+                                        "dns.service_ttl": "30s"},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["cname_repoint", "eip_remap"])
+@pytest.mark.parametrize("case", list(DNS_DOWN_CASES))
+def test_fast_agrees_on_dns_down(case: str, strategy: str) -> None:
+    # Our authoritative servers down, no balancer fault: a client fails to resolve from its
+    # first resolution after its resolver's answer expired until the outage ends.
+    assert_agree(scenario(**DNS_DOWN_CASES[case]), strategy)
+
+
 def test_unsupported_features_are_named() -> None:
     from sim.fast import unsupported
 
     sc = scenario(**{"balancers.0.churn": "1h", "faults": [
-        {"at": "10s", "kind": "dns_down", "for": "30s"}]})  # neither is modelled by the fast engine
+        {"at": "10s", "kind": "balancer_down", "target": "blue"},
+        {"at": "10s", "kind": "dns_down", "for": "30s"}]})  # none of these is modelled by the fast engine
     reasons = unsupported(sc)
     assert any("balancers[0].churn" in r for r in reasons)
     assert any("faults[0]" in r and "dns_down" in r for r in reasons)
+    outage = {"faults": [{"at": "10s", "kind": "dns_down", "for": "30s"}]}
+    assert not unsupported(scenario(**outage))
+    stale = unsupported(scenario(**outage, **{"dns.resolvers.0.policy": {"kind": "serve_stale"}}))
+    assert any("dns.resolvers[0].policy" in r for r in stale)
+    assert any("clients[0].keepalive" in r for r in unsupported(scenario(**outage, **{"clients.0.keepalive": "60s"})))
     # Every shipped scenario runs with both engines (issue 6).
     from pathlib import Path
 
