@@ -56,13 +56,17 @@ def unsupported(scenario: m.Scenario, strategies: Sequence[Strategy] | None = No
     A strategy is a name, a plan class, a plan, or a Deployment of this scenario."""
     out = _unsupported_fields(scenario)
     blackhole = _blackholed(scenario)
+    several = len(_balancer_faults(scenario)) > 1
     for strategy in scenario.strategies if strategies is None else strategies:
         try:
             deployment = build.compile(scenario, strategy)
         except ValueError as exc:
             out.append(f"strategies: {exc}")
             continue
-        out.extend(f"strategies: {deployment.strategy} {reason}" for reason in _unsupported_plan(deployment, blackhole))
+        reasons = _unsupported_plan(deployment, blackhole)
+        if several and deployment.published.per_balancer:
+            reasons.append("publishes one address per balancer, with several balancer faults")
+        out.extend(f"strategies: {deployment.strategy} {reason}" for reason in reasons)
     return out
 
 
@@ -89,17 +93,10 @@ def _blackholed(scenario: m.Scenario) -> bool:
 
 
 def _unsupported_faults(scenario: m.Scenario) -> list[str]:
-    out = _unsupported_dns_down(scenario)
-    down = 0
+    out = _unsupported_dns_down(scenario) + _unsupported_balancer_faults(scenario)
     spans = []
     for i, f in enumerate(scenario.faults):
-        if isinstance(f, m.BalancerDown):
-            if f.target != scenario.active.name:
-                out.append(f"faults[{i}]: a fault of the standby balancer")
-            down += 1
-            if down > 1:
-                out.append(f"faults[{i}]: a second balancer_down")
-        elif isinstance(f, m.Traffic):
+        if isinstance(f, m.Traffic):
             spans.append((f.at, f.at + f.for_, i, f.factor))
     # Overlapping traffic faults add up in both engines (a surge adds its own arrivals, a
     # drop thins the base ones), except two drops: the model thins with one factor at a time.
@@ -112,6 +109,26 @@ def _unsupported_faults(scenario: m.Scenario) -> list[str]:
         modes.add("refuse")  # an instance that fails by itself refuses
     if len(modes) > 1:
         out.append("faults: instance deaths of both modes (refuse and blackhole)")
+    return out
+
+
+def _balancer_faults(scenario: m.Scenario) -> list[tuple[int, m.BalancerDown]]:
+    return [(i, f) for i, f in enumerate(scenario.faults) if isinstance(f, m.BalancerDown)]
+
+
+def _unsupported_balancer_faults(scenario: m.Scenario) -> list[str]:
+    """Several balancer faults run as one window per client for the active's first fault and
+    one more span per other fault (`_extra_windows`): they must refuse (no timeouts to wait
+    out across spans) and not overlap on one balancer."""
+    faults = _balancer_faults(scenario)
+    if len(faults) < 2:
+        return []
+    out = [f"faults[{i}]: a blackholed balancer_down among several balancer faults"
+           for i, f in faults if f.mode != "refuse"]
+    for name in {f.target for _, f in faults}:
+        mine = sorted((f.at, math.inf if f.for_ is None else f.at + f.for_, i) for i, f in faults if f.target == name)
+        out.extend(f"faults[{i}]: overlaps an earlier fault of {name}"
+                   for (_, stop, _), (start, _, i) in zip(mine, mine[1:], strict=False) if start < stop)
     return out
 
 
@@ -180,6 +197,11 @@ class Window:
     busy: tuple[float, float]  # when resolvers see the outage's query rate
     # The span is a DNS outage (dns_down), not a dead balancer: its requests fail to resolve.
     dns: bool = False
+    # More spans per client (rows: one per other balancer fault, in time order) in which its
+    # requests meet a dead balancer: the active's later faults before the client left it, the
+    # standby's after the client reached it. Refused requests, like the first fault's.
+    extra_start: np.ndarray | None = None
+    extra_back: np.ndarray | None = None
 
     @property
     def faulted(self) -> bool:
@@ -269,7 +291,7 @@ class _Replication:
         self.cost = self.attempts * self.timeout if self.waits else np.zeros(self.pop.size)
 
     def run(self) -> ReplicationOutput:
-        window = self._window()
+        window = self._extra_windows(self._window())
         window, dead, followed = self._dead_requests(window)
         dead, rescued = self._rescue(window, dead)
         backends = self._backends(window)
@@ -315,6 +337,28 @@ class _Replication:
         busy = (fault, float(np.median(back))) if math.isfinite(fault) else (math.inf, math.inf)
         return Window(fault, start, back, until, reach, hits, mass, busy)
 
+    def _extra_windows(self, window: Window) -> Window:
+        """The spans of the balancer faults after the active's first (`Window.extra_start`).
+        A client's requests leave the active at its switch (`until`: the last expiry of its
+        old answer, or the address's move) and go to the standby from then on."""
+        n, end = self.pop.size, self.end
+        faults = sorted((f for _, f in _balancer_faults(self.sc)), key=lambda f: f.at)
+        first = next((f for f in faults if f.target == self.sc.active.name), None)
+        others = [f for f in faults if f is not first and f.at < end]
+        if not others:
+            return window
+        until = window.until if window.faulted else np.full(n, np.inf)
+        starts, backs = [], []
+        for f in others:
+            a, b = f.at, min(end, math.inf if f.for_ is None else f.at + f.for_)
+            if f.target == self.sc.active.name:
+                starts.append(np.full(n, a))
+                backs.append(np.maximum(np.minimum(until, b), a))
+            else:
+                starts.append(np.minimum(np.maximum(until, a), b))
+                backs.append(np.full(n, b))
+        return replace(window, extra_start=np.array(starts), extra_back=np.array(backs))
+
     def _dns_window(self, outage: m.DnsDown) -> Window:
         """Per client, the span in which its requests fail to resolve while our authoritative
         servers are down: from its first resolution after its resolver's answer expired (as
@@ -340,6 +384,13 @@ class _Replication:
         count = window.hits + arrivals.poisson(rate * window.mass) if window.faulted else np.zeros(n, np.int64)
         owner = np.repeat(np.arange(n), count)
         issued = shape.uniform_between(window.start[owner], window.back[owner], arrivals.random(len(owner)))
+        if window.extra_start is not None:
+            for lo, hi in zip(window.extra_start, window.extra_back, strict=True):
+                more = arrivals.poisson(rate * shape.measure(lo, hi))
+                who = np.repeat(np.arange(n), more)
+                owner = np.concatenate([owner, who])
+                issued = np.concatenate([issued, shape.uniform_between(lo[who], hi[who], arrivals.random(len(who)))])
+                count = count + more
         if not (self.published.per_balancer and window.faulted):
             return window, Failed(count, owner, issued), None
         owner, issued, recovered = multia.follow(
@@ -391,6 +442,9 @@ class _Replication:
             alive = pop.rate[mask].sum() * g
             if window.faulted:
                 alive = alive - _window_mass(pop.rate[mask], window.start[mask], window.back[mask], self.seconds) * g
+            if window.extra_start is not None:
+                for lo, hi in zip(window.extra_start, window.extra_back, strict=True):
+                    alive = alive - _window_mass(pop.rate[mask], lo[mask], hi[mask], self.seconds) * g
             load[int(a)] = np.maximum(alive, 0.0)
         out = fleet.simulate(self.sc, self.seconds, load, self.rng["faults"], self.rng["control"])
         total = sum(load.values())
@@ -496,8 +550,21 @@ class _Replication:
             earliest = np.full(n, np.inf)
             np.minimum.at(earliest, rescued.owner[late], done[late])
             recovered = np.minimum(recovered, earliest)
+        recovered = self._past_the_extra_windows(window, recovered)
         reach = np.where(np.isfinite(reach), reach, next_req)
         return Recovery(failed.copy(), first_fail, recovered, reach, np.full(n, np.inf))
+
+    def _past_the_extra_windows(self, window: Window, recovered: np.ndarray) -> np.ndarray:
+        """A recovery that falls in another fault's span fails too: the client recovers at its
+        first request after that span (a client's spans are disjoint and in time order)."""
+        if window.extra_start is None:
+            return recovered
+        recovered = recovered.copy()
+        for lo, hi in zip(window.extra_start, window.extra_back, strict=True):
+            inside = (recovered >= lo) & (recovered < hi)
+            if inside.any():
+                recovered[inside] = self.shape.next_after(hi[inside], self.pop.rate[inside], self.rng["arrivals"])
+        return recovered
 
     def _past_the_backends(self, recovered: np.ndarray, backends: Backends) -> np.ndarray:
         """A request that fails at the backends (a dead instance, a full queue) fails too:
@@ -630,6 +697,9 @@ class _Replication:
         g = self.shape.g[:seconds]
         total = rate.sum() * g
         dead = _window_mass(rate, window.start, window.back, seconds) * g if window.faulted else 0.0
+        if window.extra_start is not None:
+            for lo, hi in zip(window.extra_start, window.extra_back, strict=True):
+                dead = dead + _window_mass(rate, lo, hi, seconds) * g
         backend = np.isin(issued, losses.when) if len(losses.when) else np.zeros(len(issued), bool)
         lost_to_backends = _per_second(issued[backend], seconds)
         issued, ends_in_run = issued[~backend], ends_in_run[~backend]

@@ -239,6 +239,42 @@ def test_fast_agrees_on_dns_down(case: str, strategy: str) -> None:
     assert_agree(scenario(**DNS_DOWN_CASES[case]), strategy)
 
 
+def _down(at: str, target: str = "blue", span: str | None = None) -> dict:
+    return {"at": at, "kind": "balancer_down", "target": target, **({"for": span} if span else {})}
+
+
+SECOND_FAULT_CASES = {
+    "the active fails again after it came back (long TTLs: clients still on it)": {
+        "faults": [_down("10s", span="30s"), _down("100s", span="30s")],
+        "dns.service_ttl": "300s", "dns.balancer_ttl": "300s"},
+    "the standby fails after the failover": {"faults": [_down("10s"), _down("100s", "green", "30s")]},
+    "the standby down before the failover reaches it": {"faults": [_down("5s", "green", "60s"), _down("10s")]},
+    "a fault too short for the checks, then one they detect": {
+        "faults": [_down("10s", span="10s"), _down("60s")], "failover.detection": {"interval": "10s", "threshold": 3}},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["cname_repoint", "eip_remap"])
+@pytest.mark.parametrize("case", list(SECOND_FAULT_CASES))
+def test_fast_agrees_on_a_second_balancer_fault(case: str, strategy: str) -> None:
+    # A client's requests meet each fault while they go to its balancer: the active's until
+    # the client's switch, the standby's after it; the detector turns on the first fault it sees.
+    assert_agree(scenario(**{**SMALL, "clients.0.rate": "6/min", **SECOND_FAULT_CASES[case]}), strategy)
+
+
+def test_several_balancer_faults_are_refused_only_where_not_modelled() -> None:
+    from sim.fast import unsupported
+
+    assert not unsupported(scenario(faults=[_down("10s", span="30s"), _down("100s", "green")]))
+    overlapping = unsupported(scenario(faults=[_down("10s", span="60s"), _down("30s")]))
+    assert any("faults[1]" in r and "overlaps" in r for r in overlapping)
+    blackholed = unsupported(scenario(faults=[{**_down("10s"), "mode": "blackhole"}, _down("100s", "green")]))
+    assert any("faults[0]" in r and "blackholed" in r for r in blackholed)
+    multi = unsupported(scenario(faults=[_down("10s", span="30s"), _down("100s")], strategies=["multi_a"]))
+    assert any("multi_a" in r and "several balancer faults" in r for r in multi)
+
+
 def test_unsupported_features_are_named() -> None:
     from sim.fast import unsupported
 
