@@ -66,6 +66,11 @@ def unsupported(scenario: m.Scenario, strategies: Sequence[Strategy] | None = No
         reasons = _unsupported_plan(deployment, blackhole)
         if several and deployment.published.per_balancer:
             reasons.append("publishes one address per balancer, with several balancer faults")
+        if deployment.published.record != "addresses":
+            # Static addresses lead to a balancer's front, which churn leaves alone (as in the
+            # model); a name that resolves to its nodes' addresses is not modelled.
+            reasons.extend(f"publishes {deployment.published.record} records to the nodes, with balancers[{i}].churn "
+                           "(node replacement)" for i, b in enumerate(scenario.balancers) if b.churn is not None)
         out.extend(f"strategies: {deployment.strategy} {reason}" for reason in reasons)
     return out
 
@@ -74,8 +79,6 @@ def _unsupported_fields(scenario: m.Scenario) -> list[str]:
     """The scenario's fields the fast engine does not model, whatever the strategy."""
     out = []
     for i, b in enumerate(scenario.balancers):
-        if b.churn is not None:
-            out.append(f"balancers[{i}].churn (node replacement)")
         if b.scale_delay is not None:
             out.append(f"balancers[{i}].scale_delay (node scaling)")
     out.extend(_unsupported_faults(scenario))
@@ -197,15 +200,29 @@ class Window:
     busy: tuple[float, float]  # when resolvers see the outage's query rate
     # The span is a DNS outage (dns_down), not a dead balancer: its requests fail to resolve.
     dns: bool = False
-    # More spans per client (rows: one per other balancer fault, in time order) in which its
-    # requests meet a dead balancer: the active's later faults before the client left it, the
-    # standby's after the client reached it. Refused requests, like the first fault's.
-    extra_start: np.ndarray | None = None
-    extra_back: np.ndarray | None = None
+    # More spans in which clients' requests meet a dead balancer, in time order (each client's
+    # disjoint): the active's later faults before the client left it, the standby's after the
+    # client reached it. Refused requests, like the first fault's.
+    extra: tuple[Span, ...] = ()
 
     @property
     def faulted(self) -> bool:
         return math.isfinite(self.fault)
+
+
+@dataclass(frozen=True)
+class Span:
+    """Clients `who`, each with a span [lo, hi) whose requests are refused."""
+
+    who: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+    @classmethod
+    def of(cls, lo: np.ndarray, hi: np.ndarray) -> Span:
+        """The clients whose span is not empty."""
+        who = np.flatnonzero(hi > lo)
+        return cls(who, lo[who], hi[who])
 
 
 @dataclass(frozen=True)
@@ -338,7 +355,7 @@ class _Replication:
         return Window(fault, start, back, until, reach, hits, mass, busy)
 
     def _extra_windows(self, window: Window) -> Window:
-        """The spans of the balancer faults after the active's first (`Window.extra_start`).
+        """The spans of the balancer faults after the active's first (`Window.extra`).
         A client's requests leave the active at its switch (`until`: the last expiry of its
         old answer, or the address's move) and go to the standby from then on."""
         n, end = self.pop.size, self.end
@@ -348,16 +365,15 @@ class _Replication:
         if not others:
             return window
         until = window.until if window.faulted else np.full(n, np.inf)
-        starts, backs = [], []
+        spans = []
         for f in others:
             a, b = f.at, min(end, math.inf if f.for_ is None else f.at + f.for_)
             if f.target == self.sc.active.name:
-                starts.append(np.full(n, a))
-                backs.append(np.maximum(np.minimum(until, b), a))
+                lo, hi = np.full(n, a), np.maximum(np.minimum(until, b), a)
             else:
-                starts.append(np.minimum(np.maximum(until, a), b))
-                backs.append(np.full(n, b))
-        return replace(window, extra_start=np.array(starts), extra_back=np.array(backs))
+                lo, hi = np.minimum(np.maximum(until, a), b), np.full(n, b)
+            spans.append(Span.of(lo, hi))
+        return replace(window, extra=tuple(spans))
 
     def _dns_window(self, outage: m.DnsDown) -> Window:
         """Per client, the span in which its requests fail to resolve while our authoritative
@@ -384,13 +400,12 @@ class _Replication:
         count = window.hits + arrivals.poisson(rate * window.mass) if window.faulted else np.zeros(n, np.int64)
         owner = np.repeat(np.arange(n), count)
         issued = shape.uniform_between(window.start[owner], window.back[owner], arrivals.random(len(owner)))
-        if window.extra_start is not None:
-            for lo, hi in zip(window.extra_start, window.extra_back, strict=True):
-                more = arrivals.poisson(rate * shape.measure(lo, hi))
-                who = np.repeat(np.arange(n), more)
-                owner = np.concatenate([owner, who])
-                issued = np.concatenate([issued, shape.uniform_between(lo[who], hi[who], arrivals.random(len(who)))])
-                count = count + more
+        for span in window.extra:
+            more = arrivals.poisson(rate[span.who] * shape.measure(span.lo, span.hi))
+            k = np.repeat(np.arange(len(span.who)), more)
+            owner = np.concatenate([owner, span.who[k]])
+            issued = np.concatenate([issued, shape.uniform_between(span.lo[k], span.hi[k], arrivals.random(len(k)))])
+            count = count + np.bincount(span.who, weights=more, minlength=n).astype(np.int64)
         if not (self.published.per_balancer and window.faulted):
             return window, Failed(count, owner, issued), None
         owner, issued, recovered = multia.follow(
@@ -442,9 +457,9 @@ class _Replication:
             alive = pop.rate[mask].sum() * g
             if window.faulted:
                 alive = alive - _window_mass(pop.rate[mask], window.start[mask], window.back[mask], self.seconds) * g
-            if window.extra_start is not None:
-                for lo, hi in zip(window.extra_start, window.extra_back, strict=True):
-                    alive = alive - _window_mass(pop.rate[mask], lo[mask], hi[mask], self.seconds) * g
+            for span in window.extra:
+                mine = mask[span.who]
+                alive = alive - _window_mass(pop.rate[span.who[mine]], span.lo[mine], span.hi[mine], self.seconds) * g
             load[int(a)] = np.maximum(alive, 0.0)
         out = fleet.simulate(self.sc, self.seconds, load, self.rng["faults"], self.rng["control"])
         total = sum(load.values())
@@ -557,13 +572,13 @@ class _Replication:
     def _past_the_extra_windows(self, window: Window, recovered: np.ndarray) -> np.ndarray:
         """A recovery that falls in another fault's span fails too: the client recovers at its
         first request after that span (a client's spans are disjoint and in time order)."""
-        if window.extra_start is None:
-            return recovered
         recovered = recovered.copy()
-        for lo, hi in zip(window.extra_start, window.extra_back, strict=True):
-            inside = (recovered >= lo) & (recovered < hi)
+        for span in window.extra:
+            at = recovered[span.who]
+            inside = (at >= span.lo) & (at < span.hi)
             if inside.any():
-                recovered[inside] = self.shape.next_after(hi[inside], self.pop.rate[inside], self.rng["arrivals"])
+                who = span.who[inside]
+                recovered[who] = self.shape.next_after(span.hi[inside], self.pop.rate[who], self.rng["arrivals"])
         return recovered
 
     def _past_the_backends(self, recovered: np.ndarray, backends: Backends) -> np.ndarray:
@@ -697,9 +712,8 @@ class _Replication:
         g = self.shape.g[:seconds]
         total = rate.sum() * g
         dead = _window_mass(rate, window.start, window.back, seconds) * g if window.faulted else 0.0
-        if window.extra_start is not None:
-            for lo, hi in zip(window.extra_start, window.extra_back, strict=True):
-                dead = dead + _window_mass(rate, lo, hi, seconds) * g
+        for span in window.extra:
+            dead = dead + _window_mass(rate[span.who], span.lo, span.hi, seconds) * g
         backend = np.isin(issued, losses.when) if len(losses.when) else np.zeros(len(issued), bool)
         lost_to_backends = _per_second(issued[backend], seconds)
         issued, ends_in_run = issued[~backend], ends_in_run[~backend]
