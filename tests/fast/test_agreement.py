@@ -263,6 +263,16 @@ def test_fast_agrees_on_a_second_balancer_fault(case: str, strategy: str) -> Non
     assert_agree(scenario(**{**SMALL, "clients.0.rate": "6/min", **SECOND_FAULT_CASES[case]}), strategy)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", NEW_STRATEGIES)
+@pytest.mark.parametrize("case", ["a fault too short for the checks, then one they detect",
+                                  "the standby fails after the failover"])
+def test_a_second_balancer_fault_with_the_other_detectors(case: str, strategy: str) -> None:
+    # The provider's checkers, the accelerator's checks and VRRP's timer see every fault too.
+    sc = scenario(**{**SMALL, "clients.0.rate": "6/min", **SECOND_FAULT_CASES[case], "strategies": [strategy]})
+    assert_agree(sc, strategy)
+
+
 def test_several_balancer_faults_are_refused_only_where_not_modelled() -> None:
     from sim.fast import unsupported
 
