@@ -1,4 +1,4 @@
-"""The control plane, discrete as in the model: the fault, its detection, the plan's actions.
+"""The control plane, discrete as in the model: the faults, their detection, the plan's actions.
 
 The data plane needs only when the active balancer stops answering, when it
 comes back, how it fails (refuse or blackhole), and when the failover takes
@@ -41,10 +41,12 @@ def control_plane(deployment: Deployment, rng: np.random.Generator) -> ControlPl
     faults = [f for f in scenario.faults if isinstance(f, m.BalancerDown) and f.target == scenario.active.name]
     if not faults:
         return ControlPlane(math.inf, math.inf, "refuse", math.inf, math.inf)
-    fault = faults[0]
-    start = fault.at
-    stop = math.inf if fault.for_ is None else fault.at + fault.for_
-    detected = _detected(deployment, start, stop, fault.mode, rng)
+    # Every fault of the active balancer until the detector turns: a fault too short for its
+    # checks leaves the next one to be detected, as the model's detector runs until it does.
+    spans = sorted((f.at, math.inf if f.for_ is None else f.at + f.for_) for f in faults)
+    fault = min(faults, key=lambda f: f.at)
+    start, stop = spans[0]
+    detected = _detected(deployment, spans, fault.mode, rng)
     plan = deployment.plan
     effective = math.inf
     if detected <= scenario.end:
@@ -54,49 +56,56 @@ def control_plane(deployment: Deployment, rng: np.random.Generator) -> ControlPl
     return ControlPlane(start, stop, fault.mode, detected, effective)
 
 
-def _detected(deployment: Deployment, start: float, stop: float, mode: str, rng: np.random.Generator) -> float:
+Spans = list[tuple[float, float]]  # the active balancer's faults, [start, stop), in time order
+
+
+def _detected(deployment: Deployment, spans: Spans, mode: str, rng: np.random.Generator) -> float:
     """When the plan's detector (one of DETECTIONS) declares the active balancer down."""
     who, spec, end = deployment.plan.detection, deployment.failover, deployment.scenario.end
     if who == "provider_checks":
-        return _provider_detection(spec.provider, start, stop, mode, end, rng)
+        return _provider_detection(spec.provider, spans, mode, end, rng)
     if who == "master_down":
-        return _master_down(spec.vrrp, start, stop, rng)
+        return _master_down(spec.vrrp, spans, rng)
     if who == "scenario" and spec.detection == "operator":
-        return start + (spec.delay or 0.0)
+        return spans[0][0] + (spec.delay or 0.0)
     # One checker: the scenario's health checks, or the accelerator's.
-    return _health_check_detection(deployment.detector_check(), start, stop, mode, end, rng)
+    return _health_check_detection(deployment.detector_check(), spans, mode, end, rng)
 
 
-def _provider_detection(checks, start: float, stop: float, mode: str, end: float, rng: np.random.Generator) -> float:  # type: ignore[no-untyped-def]
+def _provider_detection(checks, spans: Spans, mode: str, end: float, rng: np.random.Generator) -> float:  # type: ignore[no-untyped-def]
     """The DNS provider's checkers, each on its own phase; the verdict turns when `down_needed` have turned."""
     hc = checks.health_check()
-    times = sorted(_health_check_detection(hc, start, stop, mode, end, rng) for _ in range(checks.checkers))
+    times = sorted(_health_check_detection(hc, spans, mode, end, rng) for _ in range(checks.checkers))
     return times[checks.down_needed - 1]
 
 
-def _master_down(vrrp, start: float, stop: float, rng: np.random.Generator) -> float:  # type: ignore[no-untyped-def]
+def _master_down(vrrp, spans: Spans, rng: np.random.Generator) -> float:  # type: ignore[no-untyped-def]
     """A VRRP backup declares the master down Master_Down_Interval after the last advertisement
-    it heard; advertisements every advert_int from a random phase, sent while the balancer is up."""
+    it heard; advertisements every advert_int from a random phase, sent while the balancer is up.
+    The first fault that outlasts the timer is detected."""
     adv, mdi = vrrp.advert_int, vrrp.master_down_interval
-    last = (float(rng.random()) - 1.0) * adv
-    if last < start:
-        last += math.floor((start - last) / adv) * adv  # the last advertisement before the fault
-        if last >= start:
-            last -= adv
-    if stop - last <= mdi:
-        return math.inf  # the master came back before the backup's timer ran out
-    return last + mdi
+    phase = (float(rng.random()) - 1.0) * adv
+    for start, stop in spans:
+        last = phase
+        if last < start:
+            last += math.floor((start - last) / adv) * adv  # the last advertisement before the fault
+            if last >= start:
+                last -= adv
+        if stop - last > mdi:
+            return last + mdi
+    return math.inf  # the master came back each time before the backup's timer ran out
 
 
-def _health_check_detection(hc, start: float, stop: float, mode: str, end: float, rng: np.random.Generator) -> float:  # type: ignore[no-untyped-def]
-    """The model's detector: probes from a random phase; a probe meets the fault if it starts during it."""
+def _health_check_detection(hc, spans: Spans, mode: str, end: float, rng: np.random.Generator) -> float:  # type: ignore[no-untyped-def]
+    """The model's detector: probes from a random phase; a probe meets a fault if it starts during it."""
     t = first_probe_at(float(rng.random()), hc)
+    start, last_stop = spans[0][0], max(stop for _, stop in spans)
     if t < start:
         # Probes before the fault succeed and take no time: jump the lattice.
         t += math.floor((start - t) / hc.interval) * hc.interval
     state = HealthState()
-    while t <= end:
-        outcome = mode if start <= t < stop else "ok"
+    while t <= min(end, last_stop):
+        outcome = mode if any(a <= t < b for a, b in spans) else "ok"
         t += probe_duration(outcome, hc)
         state, transition = probe_step(state, probe_ok(outcome), hc)
         if transition == "down":

@@ -56,13 +56,22 @@ def unsupported(scenario: m.Scenario, strategies: Sequence[Strategy] | None = No
     A strategy is a name, a plan class, a plan, or a Deployment of this scenario."""
     out = _unsupported_fields(scenario)
     blackhole = _blackholed(scenario)
+    several = len(_balancer_faults(scenario)) > 1
     for strategy in scenario.strategies if strategies is None else strategies:
         try:
             deployment = build.compile(scenario, strategy)
         except ValueError as exc:
             out.append(f"strategies: {exc}")
             continue
-        out.extend(f"strategies: {deployment.strategy} {reason}" for reason in _unsupported_plan(deployment, blackhole))
+        reasons = _unsupported_plan(deployment, blackhole)
+        if several and deployment.published.per_balancer:
+            reasons.append("publishes one address per balancer, with several balancer faults")
+        if deployment.published.record != "addresses":
+            # Static addresses lead to a balancer's front, which churn leaves alone (as in the
+            # model); a name that resolves to its nodes' addresses is not modelled.
+            reasons.extend(f"publishes {deployment.published.record} records to the nodes, with balancers[{i}].churn "
+                           "(node replacement)" for i, b in enumerate(scenario.balancers) if b.churn is not None)
+        out.extend(f"strategies: {deployment.strategy} {reason}" for reason in reasons)
     return out
 
 
@@ -71,8 +80,6 @@ def _unsupported_fields(scenario: m.Scenario) -> list[str]:
     out = [f"faults[{i}]: a planned {f.kind} (the fast engine does not run planned changes yet; use the model)"
            for i, f in enumerate(scenario.faults) if f.kind in m.PLANNED]
     for i, b in enumerate(scenario.balancers):
-        if b.churn is not None:
-            out.append(f"balancers[{i}].churn (node replacement)")
         if b.scale_delay is not None:
             out.append(f"balancers[{i}].scale_delay (node scaling)")
     out.extend(_unsupported_faults(scenario))
@@ -90,19 +97,10 @@ def _blackholed(scenario: m.Scenario) -> bool:
 
 
 def _unsupported_faults(scenario: m.Scenario) -> list[str]:
-    out = []
-    down = 0
+    out = _unsupported_dns_down(scenario) + _unsupported_balancer_faults(scenario)
     spans = []
     for i, f in enumerate(scenario.faults):
-        if isinstance(f, m.DnsDown):
-            out.append(f"faults[{i}] of kind {f.kind}")
-        elif isinstance(f, m.BalancerDown):
-            if f.target != scenario.active.name:
-                out.append(f"faults[{i}]: a fault of the standby balancer")
-            down += 1
-            if down > 1:
-                out.append(f"faults[{i}]: a second balancer_down")
-        elif isinstance(f, m.Traffic):
+        if isinstance(f, m.Traffic):
             spans.append((f.at, f.at + f.for_, i, f.factor))
     # Overlapping traffic faults add up in both engines (a surge adds its own arrivals, a
     # drop thins the base ones), except two drops: the model thins with one factor at a time.
@@ -115,6 +113,47 @@ def _unsupported_faults(scenario: m.Scenario) -> list[str]:
         modes.add("refuse")  # an instance that fails by itself refuses
     if len(modes) > 1:
         out.append("faults: instance deaths of both modes (refuse and blackhole)")
+    return out
+
+
+def _balancer_faults(scenario: m.Scenario) -> list[tuple[int, m.BalancerDown]]:
+    return [(i, f) for i, f in enumerate(scenario.faults) if isinstance(f, m.BalancerDown)]
+
+
+def _unsupported_balancer_faults(scenario: m.Scenario) -> list[str]:
+    """Several balancer faults run as one window per client for the active's first fault and
+    one more span per other fault (`_extra_windows`): they must refuse (no timeouts to wait
+    out across spans) and not overlap on one balancer."""
+    faults = _balancer_faults(scenario)
+    if len(faults) < 2:
+        return []
+    out = [f"faults[{i}]: a blackholed balancer_down among several balancer faults"
+           for i, f in faults if f.mode != "refuse"]
+    for name in {f.target for _, f in faults}:
+        mine = sorted((f.at, math.inf if f.for_ is None else f.at + f.for_, i) for i, f in faults if f.target == name)
+        out.extend(f"faults[{i}]: overlaps an earlier fault of {name}"
+                   for (_, stop, _), (start, _, i) in zip(mine, mine[1:], strict=False) if start < stop)
+    return out
+
+
+def _unsupported_dns_down(scenario: m.Scenario) -> list[str]:
+    """A `dns_down` is modelled alone: each client fails from its first resolution after its
+    resolver's answer expired until the outage ends (`_dns_window`). Not with a balancer fault
+    (one window per client), resolvers that serve stale answers, or pooled connections (which
+    outlive the outage without resolving)."""
+    outages = [i for i, f in enumerate(scenario.faults) if isinstance(f, m.DnsDown)]
+    if not outages:
+        return []
+    out = [f"faults[{i}]: a second dns_down" for i in outages[1:]]
+    for i, f in enumerate(scenario.faults):
+        if isinstance(f, m.BalancerDown):
+            out.append(f"faults[{i}]: a balancer_down together with a dns_down (faults[{outages[0]}])")
+    for i, group in enumerate(scenario.dns.resolvers):
+        if build.cache_policy(group.policy).stale_window > 0:
+            out.append(f"dns.resolvers[{i}].policy: {group.policy.kind}, with a dns_down")
+    for i, c in enumerate(scenario.clients):
+        if c.keepalive > 0:
+            out.append(f"clients[{i}].keepalive, with a dns_down")
     return out
 
 
@@ -160,10 +199,31 @@ class Window:
     hits: np.ndarray  # requests in the window counted one by one (refreshes with the old answer)
     mass: np.ndarray  # the intensity measure of the rest of the window (Poisson requests)
     busy: tuple[float, float]  # when resolvers see the outage's query rate
+    # The span is a DNS outage (dns_down), not a dead balancer: its requests fail to resolve.
+    dns: bool = False
+    # More spans in which clients' requests meet a dead balancer, in time order (each client's
+    # disjoint): the active's later faults before the client left it, the standby's after the
+    # client reached it. Refused requests, like the first fault's.
+    extra: tuple[Span, ...] = ()
 
     @property
     def faulted(self) -> bool:
         return math.isfinite(self.fault)
+
+
+@dataclass(frozen=True)
+class Span:
+    """Clients `who`, each with a span [lo, hi) whose requests are refused."""
+
+    who: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+    @classmethod
+    def of(cls, lo: np.ndarray, hi: np.ndarray) -> Span:
+        """The clients whose span is not empty."""
+        who = np.flatnonzero(hi > lo)
+        return cls(who, lo[who], hi[who])
 
 
 @dataclass(frozen=True)
@@ -249,7 +309,7 @@ class _Replication:
         self.cost = self.attempts * self.timeout if self.waits else np.zeros(self.pop.size)
 
     def run(self) -> ReplicationOutput:
-        window = self._window()
+        window = self._extra_windows(self._window())
         window, dead, followed = self._dead_requests(window)
         dead, rescued = self._rescue(window, dead)
         backends = self._backends(window)
@@ -274,6 +334,9 @@ class _Replication:
         outage = (fault, min(ctl.fault_end, self.end))
         hits = np.zeros(n, dtype=np.int64)
         mass = None
+        outages = [f for f in self.sc.faults if isinstance(f, m.DnsDown) and f.at < self.end]
+        if outages:
+            return self._dns_window(outages[0])
         if not math.isfinite(fault):
             reach = until = np.full(n, np.inf)
         elif published.changes_dns:
@@ -292,6 +355,43 @@ class _Replication:
         busy = (fault, float(np.median(back))) if math.isfinite(fault) else (math.inf, math.inf)
         return Window(fault, start, back, until, reach, hits, mass, busy)
 
+    def _extra_windows(self, window: Window) -> Window:
+        """The spans of the balancer faults after the active's first (`Window.extra`).
+        A client's requests leave the active at its switch (`until`: the last expiry of its
+        old answer, or the address's move) and go to the standby from then on."""
+        n, end = self.pop.size, self.end
+        faults = sorted((f for _, f in _balancer_faults(self.sc)), key=lambda f: f.at)
+        first = next((f for f in faults if f.target == self.sc.active.name), None)
+        others = [f for f in faults if f is not first and f.at < end]
+        if not others:
+            return window
+        until = window.until if window.faulted else np.full(n, np.inf)
+        spans = []
+        for f in others:
+            a, b = f.at, min(end, math.inf if f.for_ is None else f.at + f.for_)
+            if f.target == self.sc.active.name:
+                lo, hi = np.full(n, a), np.maximum(np.minimum(until, b), a)
+            else:
+                lo, hi = np.minimum(np.maximum(until, a), b), np.full(n, b)
+            spans.append(Span.of(lo, hi))
+        return replace(window, extra=tuple(spans))
+
+    def _dns_window(self, outage: m.DnsDown) -> Window:
+        """Per client, the span in which its requests fail to resolve while our authoritative
+        servers are down: from its first resolution after its resolver's answer expired (as
+        a client meets the new record after a DNS change, sim.fast.dns.switch_times, with the
+        change at the outage's start) until the outage ends; a failed resolution leaves the
+        stub empty, so every request in between tries again and fails (as in the model)."""
+        n, published = self.pop.size, self.published
+        lo, hi = outage.at, min(outage.at + outage.for_, self.end)
+        _, last, _, _ = switch_times(self.sc, self.pop, self.shape, lo, self.q, (lo, hi), self.rng["dns"],
+                                     published.record_ttl, published.chain_ttl)
+        start = np.minimum(np.maximum(last, lo), hi)
+        back = np.full(n, hi)
+        never = np.full(n, np.inf)  # no switch: recovery is the first request after the outage
+        return Window(lo, start, back, never, never, np.zeros(n, dtype=np.int64), self.shape.measure(start, back),
+                      (math.inf, math.inf), dns=True)
+
     def _dead_requests(self, window: Window) -> tuple[Window, Failed, np.ndarray | None]:
         """Requests issued while the client's path is dead: how many, and when. With one
         address per balancer, followed request by request (sim.fast.multia), which also gives
@@ -301,6 +401,12 @@ class _Replication:
         count = window.hits + arrivals.poisson(rate * window.mass) if window.faulted else np.zeros(n, np.int64)
         owner = np.repeat(np.arange(n), count)
         issued = shape.uniform_between(window.start[owner], window.back[owner], arrivals.random(len(owner)))
+        for span in window.extra:
+            more = arrivals.poisson(rate[span.who] * shape.measure(span.lo, span.hi))
+            k = np.repeat(np.arange(len(span.who)), more)
+            owner = np.concatenate([owner, span.who[k]])
+            issued = np.concatenate([issued, shape.uniform_between(span.lo[k], span.hi[k], arrivals.random(len(k)))])
+            count = count + np.bincount(span.who, weights=more, minlength=n).astype(np.int64)
         if not (self.published.per_balancer and window.faulted):
             return window, Failed(count, owner, issued), None
         owner, issued, recovered = multia.follow(
@@ -352,6 +458,9 @@ class _Replication:
             alive = pop.rate[mask].sum() * g
             if window.faulted:
                 alive = alive - _window_mass(pop.rate[mask], window.start[mask], window.back[mask], self.seconds) * g
+            for span in window.extra:
+                mine = mask[span.who]
+                alive = alive - _window_mass(pop.rate[span.who[mine]], span.lo[mine], span.hi[mine], self.seconds) * g
             load[int(a)] = np.maximum(alive, 0.0)
         out = fleet.simulate(self.sc, self.seconds, load, self.rng["faults"], self.rng["control"])
         total = sum(load.values())
@@ -457,8 +566,21 @@ class _Replication:
             earliest = np.full(n, np.inf)
             np.minimum.at(earliest, rescued.owner[late], done[late])
             recovered = np.minimum(recovered, earliest)
+        recovered = self._past_the_extra_windows(window, recovered)
         reach = np.where(np.isfinite(reach), reach, next_req)
         return Recovery(failed.copy(), first_fail, recovered, reach, np.full(n, np.inf))
+
+    def _past_the_extra_windows(self, window: Window, recovered: np.ndarray) -> np.ndarray:
+        """A recovery that falls in another fault's span fails too: the client recovers at its
+        first request after that span (a client's spans are disjoint and in time order)."""
+        recovered = recovered.copy()
+        for span in window.extra:
+            at = recovered[span.who]
+            inside = (at >= span.lo) & (at < span.hi)
+            if inside.any():
+                who = span.who[inside]
+                recovered[who] = self.shape.next_after(span.hi[inside], self.pop.rate[who], self.rng["arrivals"])
+        return recovered
 
     def _past_the_backends(self, recovered: np.ndarray, backends: Backends) -> np.ndarray:
         """A request that fails at the backends (a dead instance, a full queue) fails too:
@@ -554,11 +676,31 @@ class _Replication:
         timeline["requests"] = sum(counts.values())
         for name in OUTCOMES:
             timeline[name] = counts[name]
-        timeline["on_old_target"] = self._on_old_target(window.fault, recovery.reach)
+        timeline["on_old_target"] = self._on_old_target(self._balancer_fault(window), recovery.reach)
         # The record our servers answer (an alias carries the balancer's TTL).
-        timeline["dns_queries"] = query_counts(self.pop, self.published.record_ttl, self.q, self.q_outage,
-                                               window.busy, self.shape, self.seconds, self.rng["dns"])
+        queries = query_counts(self.pop, self.published.record_ttl, self.q, self.q_outage,
+                               window.busy, self.shape, self.seconds, self.rng["dns"])
+        if window.dns:
+            queries = self._queries_around_outage(window, queries)
+        timeline["dns_queries"] = queries
         return timeline, counts["ok"]
+
+    def _queries_around_outage(self, window: Window, queries: np.ndarray) -> np.ndarray:
+        """Nothing answers while our servers are down, so nothing is counted then (the model
+        counts answered queries); each resolver whose answer expired in the outage fetches
+        again at its first query after it, on top of its renewal process."""
+        t = np.arange(self.seconds)
+        end = float(window.back[0])
+        out = np.where((t >= window.fault) & (t < end), 0, queries)
+        lost = np.unique(self.pop.resolver[window.start < end])
+        rate = self.q[lost]
+        lost = lost[rate > 0]
+        refetch = self.shape.next_after(np.full(len(lost), end), self.q[lost], self.rng["dns"])
+        return out + _per_second(refetch[refetch < self.end], self.seconds)
+
+    @staticmethod
+    def _balancer_fault(window: Window) -> float:
+        return math.inf if window.dns else window.fault
 
     def _counts(self, window: Window, recovery: Recovery, issued: np.ndarray, ends_in_run: np.ndarray,
                 backends: Backends, losses: BackendLosses, rescued: Rescued) -> dict[str, np.ndarray]:
@@ -570,8 +712,9 @@ class _Replication:
         seconds, rate = self.seconds, self.pop.rate
         g = self.shape.g[:seconds]
         total = rate.sum() * g
-        dead = _window_mass(rate, np.full(self.pop.size, window.fault), window.back, seconds) * g \
-            if window.faulted else 0.0
+        dead = _window_mass(rate, window.start, window.back, seconds) * g if window.faulted else 0.0
+        for span in window.extra:
+            dead = dead + _window_mass(rate[span.who], span.lo, span.hi, seconds) * g
         backend = np.isin(issued, losses.when) if len(losses.when) else np.zeros(len(issued), bool)
         lost_to_backends = _per_second(issued[backend], seconds)
         issued, ends_in_run = issued[~backend], ends_in_run[~backend]
@@ -583,10 +726,10 @@ class _Replication:
         ok = self.rng["traffic"].poisson(np.maximum((total - dead) * (1.0 - backends.mean) - refused_resets, 0.0))
         if len(rescued.at):
             ok = ok + _per_second(rescued.at, seconds)  # the dead window's requests a retry got through
-        shed = self._shed(ok, window.fault, recovery.reach, rate, g, total - dead)
+        shed = self._shed(ok, self._balancer_fault(window), recovery.reach, rate, g, total - dead)
         counts = {name: np.zeros(seconds, dtype=np.int64) for name in OUTCOMES}
         counts["ok"] = ok - shed
-        counts["timeout" if self.waits else "refused"] += recorded
+        counts["dns_error" if window.dns else "timeout" if self.waits else "refused"] += recorded
         counts[backends.fleet.outcome] += lost_to_backends - losses.shed
         counts["refused"] += refused_resets
         counts["shed"] = shed + losses.shed
@@ -677,13 +820,24 @@ def _per_second(times: np.ndarray, seconds: int) -> np.ndarray:
 def _window_mass(rate: np.ndarray, lo: np.ndarray, hi: np.ndarray, seconds: int) -> np.ndarray:
     """Per second s, sum over clients of rate x |[lo, hi) overlap [s, s+1)|.
 
-    With A(t) = sum rate (clip(t, lo, hi) - lo), the answer is A(s+1) - A(s);
-    every window starts at the same `lo` here (the fault), so A is a sum of
-    min(t - lo, width), evaluated on sorted widths with prefix sums.
+    Windows that start at different times (a DNS outage's) are [l0, hi) less [l0, lo),
+    with l0 the earliest start: each of those starts at the same moment.
     """
-    start = float(lo[0])
-    width = np.sort(hi - lo)
-    order = np.argsort(hi - lo)
+    if len(lo) == 0:
+        return np.zeros(seconds)
+    start = float(lo.min())
+    if np.any(lo > start):
+        common = np.full(len(lo), start)
+        return _window_mass(rate, common, np.maximum(hi, lo), seconds) - _window_mass(rate, common, lo, seconds)
+    return _common_start_mass(rate, start, hi, seconds)
+
+
+def _common_start_mass(rate: np.ndarray, start: float, hi: np.ndarray, seconds: int) -> np.ndarray:
+    """_window_mass with every window starting at `start`: with A(t) = sum rate
+    (clip(t, start, hi) - start), the answer is A(s+1) - A(s), a sum of min(t - start, width)
+    evaluated on sorted widths with prefix sums."""
+    width = np.sort(hi - start)
+    order = np.argsort(hi - start)
     w_rate = rate[order]
     cum_rw = np.concatenate([[0.0], np.cumsum(w_rate * width)])
     cum_r = np.concatenate([[0.0], np.cumsum(w_rate)])

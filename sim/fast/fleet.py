@@ -16,7 +16,8 @@ sim.model.background):
 Data plane, per second, by formula (sim.fast.queueing):
 - least_outstanding and p2c keep queues level, so the eligible live instances
   are one pool, M/M/(n c)/(n (c + K)): full only when every instance is.
-  random and round_robin: each instance M/M/c/(c + K) at lambda / n.
+  random: each instance M/M/c/(c + K) at lambda / n; round_robin: each instance
+  takes every n-th arrival, E_n/M/c/(c + K) (the GI/M/c law, sim.fast.queueing).
 - a worker is held for the service time plus the rtt (as in the model), taken
   as exponential with that mean.
 - a request whose every balancer try lands on a dead instance still called
@@ -146,6 +147,9 @@ class _Fleet:
         self.busy = np.zeros(n)  # expected busy workers
         self.busy_var = np.zeros(n)  # and their variance at an instant
         self.pool = np.ones(n, dtype=np.int64)  # instances behind one pooled queue
+        # Round robin: each instance takes every n-th arrival, n the instances it cycles over
+        # (E_n/M/c, sim.fast.queueing); other policies split at random: Poisson (1).
+        self.phases = np.ones(n, dtype=np.int64)
 
     def run(self) -> Fleet:
         auto = self.spec.autoscaling
@@ -187,7 +191,7 @@ class _Fleet:
                 k += 1
             self._faults_until(math.inf)
             self._serve(done, self.seconds)
-        queue = Queue(self.servers, self.room, self.rho, self.erlang, self.mu, self.pool)
+        queue = Queue(self.servers, self.room, self.rho, self.erlang, self.mu, self.pool, self.phases)
         outcome = "error_5xx"
         if (
             self.mode == "blackhole"
@@ -309,6 +313,7 @@ class _Fleet:
         q = share.copy()
         pooled = spec.policy in POOLED
         n = np.maximum(live, 1)
+        phases = (n if spec.policy == "round_robin" else np.ones(hi - lo)).astype(np.int64)
         servers = (n * spec.workers if pooled else np.full(hi - lo, spec.workers)).astype(np.int64)
         room = (n * spec.queue_limit if pooled else np.full(hi - lo, spec.queue_limit)).astype(
             np.int64
@@ -331,7 +336,7 @@ class _Fleet:
             offered = (r if pooled else r / n[todo]) / self.mu
             e = erlang_b(servers[todo], offered)
             rh = offered / servers[todo]
-            b, w = Queue(servers[todo], room[todo], rh, e, self.mu).probabilities()
+            b, w = Queue(servers[todo], room[todo], rh, e, self.mu, phases=phases[todo]).probabilities()
             b = np.where(live[todo] > 0, np.where(c, 0.0, b), 1.0)
             new = 1.0 - (1.0 - sh) * (1.0 - b)
             settled = np.abs(new - q[todo]) < 1e-9
@@ -350,6 +355,7 @@ class _Fleet:
         self.servers[sl], self.room[sl], self.rho[sl], self.erlang[sl] = servers, room, rho, erl
         self.busy[sl], self.busy_var[sl] = busy, var
         self.pool[sl] = n if pooled else 1
+        self.phases[sl] = phases
 
     def _dead_share(self, live: np.ndarray, dead: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         e = live + dead

@@ -3,11 +3,9 @@
 - A balancer endpoint admits `capacity` requests per whole second (as the
   model's token bucket with a one-second window); the rest are shed. The
   requests of a second are split over the endpoint's nodes at random.
-- Backend waiting comes from the fleet's M/M/C/N queue in each second
-  (sim.fast.fleet, sim.fast.queueing): exact for random balancing and
-  exponential service; round robin smooths arrivals (E_n/M/c), which waits
-  less, so at high load the fast engine's latency tail is an upper bound there
-  (docs/model.md).
+- Backend waiting comes from the fleet's queue in each second (sim.fast.fleet,
+  sim.fast.queueing): M/M/C/N, exact for random balancing and exponential
+  service; under round robin each instance sees Erlang arrivals, E_n/M/C.
 """
 
 from __future__ import annotations

@@ -12,13 +12,88 @@ So, with T = 1 + B (rho + ... + rho^(N-C)):
 
 Everything is computed with rho^-1 where rho > 1, so an overloaded second does
 not overflow (its queue is full: blocking 1 - 1/rho).
+
+Round robin hands each of n instances every n-th arrival of a Poisson stream:
+Erlang-n interarrivals, E_n/M/C (docs/references.md, "Queueing results"). The
+GI/M/C result: an arrival finds k >= C waiting-room places taken with
+probability P_wait (1 - sigma) sigma^k, sigma the root in (0, 1) of
+sigma = A*(C mu (1 - sigma)), A* the interarrival time's Laplace-Stieltjes
+transform, and P_wait Takacs' boundary formula; so it waits for k + 1
+departures at rate C mu, and P(W > t) = P_wait exp(-C mu (1 - sigma) t). With
+room for N - C waiting, that law is cut at N (exact for Poisson arrivals,
+where sigma = rho and it is the M/M/C/N law above; for Erlang arrivals an
+approximation, small unless the queue is nearly full). At rho >= 1 there is
+no such root, and the M/M/C/N law stands (an upper bound on the wait).
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
+
+
+def smoothed(servers: np.ndarray, phases: np.ndarray, rho: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sigma, P_wait) of E_n/M/C per element: arrivals every `phases`-th of a Poisson
+    stream, `servers` workers, load rho = lambda / (C mu) per instance; rho < 1.
+
+    With Lambda = n lambda the Poisson stream's rate, A*(s) = (Lambda / (Lambda + s))^n,
+    so A*(C mu (1 - sigma)) = (1 + (1 - sigma) / (n rho))^-n and A*(j mu) =
+    (1 + j / (n rho C))^-n: both depend on n, C and rho only."""
+    c = np.asarray(servers, dtype=float)
+    n = np.asarray(phases, dtype=float)
+    rho = np.asarray(rho, dtype=float)
+    sigma = _sigma(n, rho)
+    return sigma, _takacs(c, n, rho, sigma)
+
+
+def _sigma(n: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """The root in (0, 1) of sigma = g(sigma) = (1 + (1 - sigma) / (n rho))^-n. g is convex
+    with g(0) > 0 and g(1) = 1, so Newton's iterates from 0 rise to the root monotonically
+    (slowly only as rho nears 1, where the two roots meet)."""
+    nr = n * rho
+    sigma = np.zeros(np.broadcast(n, rho).shape)
+    todo = np.ones(sigma.shape, dtype=bool)
+    for _ in range(200):
+        base = 1.0 + (1.0 - sigma) / nr
+        g = base**-n
+        slope = g / (base * rho)  # g'(sigma) = n g / (n rho base)
+        step = (g - sigma) / np.maximum(1.0 - slope, 1e-12)
+        step = np.where(todo, step, 0.0)
+        sigma = np.minimum(sigma + step, 1.0 - 1e-15)
+        todo &= np.abs(step) > 1e-13
+        if not todo.any():
+            break
+    return sigma
+
+
+def _takacs(c: np.ndarray, n: np.ndarray, rho: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """P(an arrival waits) in GI/M/C (Takacs 1962; Gross & Harris, GI/M/c): with
+    g_j = A*(j mu) and C_j = prod_{i<=j} g_i / (1 - g_i),
+    P_wait = 1 / (1 + (1 - sigma) sum_{j=1}^{C} binom(C, j) (C (1 - g_j) - j) /
+    (C_j (1 - g_j) (C (1 - sigma) - j))). Every term is positive (numerator and denominator
+    change sign together, at j = C (1 - sigma), where the ratio tends to 1 + C mu A*'(j mu)),
+    so the sum is taken in logs: 1 / C_j overflows for many workers."""
+    top = int(c.max(initial=1))
+    shape = np.broadcast(c, n, rho).shape
+    log_cj, log_binom = np.zeros(shape), np.zeros(shape)
+    log_sum = np.full(shape, -np.inf)
+    for j in range(1, top + 1):
+        x = j / (n * rho * c)
+        log_g = -n * np.log1p(x)
+        g = np.exp(log_g)
+        log_1g = np.log(-np.expm1(log_g))
+        log_cj = log_cj + log_g - log_1g
+        log_binom = log_binom + np.log(np.maximum(c - j + 1, 1.0)) - math.log(j)
+        num, den = c * (1.0 - g) - j, c * (1.0 - sigma) - j
+        limit = 1.0 - g / (rho * (1.0 + x))
+        ratio = np.where(np.abs(den) > 1e-9, num / np.where(den == 0, 1.0, den), limit)
+        term = log_binom - log_cj - log_1g + np.log(np.maximum(ratio, 1e-300))
+        log_sum = np.where(j <= c, np.logaddexp(log_sum, term), log_sum)
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(np.log1p(-sigma) + log_sum))
 
 
 def erlang_b(servers: np.ndarray, offered: np.ndarray) -> np.ndarray:
@@ -46,6 +121,29 @@ class Queue:
     # meets k waiting joins an instance with floor(k / pool) ahead of it, served by its own
     # C / pool workers. 1: the queue is one instance's.
     pool: np.ndarray | None = None
+    # Round robin: each instance takes every `phases`-th arrival (E_n/M/C, the module's
+    # docstring); 1 or None: Poisson arrivals.
+    phases: np.ndarray | None = None
+
+    @functools.cached_property
+    def _smoothed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(seconds with smoothed arrivals, their sigma, their P_wait). Seconds where Poisson
+        arrivals would almost never wait are left out: smoother arrivals wait less still."""
+        if self.phases is None:
+            empty = np.empty(0)
+            return np.empty(0, dtype=np.int64), empty, empty
+        _, wait = self._poisson()
+        pick = np.flatnonzero((self.phases > 1) & (self.rho > 0) & (self.rho < 1.0 - 1e-9) & (wait > 1e-12))
+        sigma, p_wait = smoothed(self.servers[pick], self.phases[pick], self.rho[pick])
+        return pick, sigma, p_wait
+
+    @property
+    def ratio(self) -> np.ndarray:
+        """The geometric ratio of the places arrivals find taken: rho, or sigma (smoothed)."""
+        pick, sigma, _ = self._smoothed
+        out = np.asarray(self.rho, dtype=float).copy()
+        out[pick] = sigma
+        return out
 
     @property
     def _geometric(self) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +158,22 @@ class Queue:
         return s, rk
 
     def probabilities(self) -> tuple[np.ndarray, np.ndarray]:
-        """(blocking, waiting) probabilities of an arrival (PASTA).
+        """(blocking, waiting) probabilities of an arrival: M/M/C/N (PASTA), and where
+        arrivals are smoothed, the GI/M/C law cut at N: with P = P_wait,
+        blocking P (1 - sigma) sigma^room / (1 - P sigma^(room+1)) and waiting
+        P (1 - sigma^room) / (1 - P sigma^(room+1)) (which are M/M/C/N's at sigma = rho)."""
+        block, wait = self._poisson()
+        pick, sigma, p_wait = self._smoothed
+        if len(pick):
+            block, wait = block.copy(), wait.copy()
+            room = self.room[pick].astype(float)
+            top = 1.0 - p_wait * sigma ** (room + 1.0)
+            block[pick] = p_wait * (1.0 - sigma) * sigma**room / top
+            wait[pick] = p_wait * (1.0 - sigma**room) / top
+        return block, wait
+
+    def _poisson(self) -> tuple[np.ndarray, np.ndarray]:
+        """(blocking, waiting) probabilities of a Poisson arrival (PASTA).
 
         With s = sum_{k<room} rho^k: T = 1 + B rho s, blocking B rho^room / T,
         waiting B s / T. Where rho > 1 all three are divided by rho^room and
@@ -86,8 +199,8 @@ class Queue:
         idx = seconds[waiting]
         if len(idx) == 0:
             return out
-        rho, room = self.rho[idx], self.room[idx].astype(float)
-        # Place k in the queue: P(k) ~ rho^k on 0..room-1, drawn by inverting its CDF.
+        rho, room = self.ratio[idx], self.room[idx].astype(float)
+        # Place k in the queue: P(k) ~ rho^k (sigma^k when smoothed) on 0..room-1, drawn by inverting its CDF.
         u = rng.random(len(idx))
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             near_one = np.abs(np.log(np.maximum(rho, 1e-300))) < 1e-9
