@@ -23,7 +23,7 @@ class Balancer:
         self.mode = UP
         self.nodes: list[Endpoint] = []  # published in the balancer's own A records
         self.front: Endpoint = Endpoint(f"{name}-front", self, 0.0)
-        self.requests = 0  # admitted since the last scaling decision
+        self.requests = 0  # offered to its nodes since the last scaling decision
         self.scaling = False
         # Whether the service points here now (a current target): set by the
         # replication at each change, read on every request.
@@ -57,10 +57,12 @@ class Endpoint:
         if second != self.window:
             self.window = second
             self.admitted = 0
+        # Offered, not admitted: node scaling responds to the load sent to the
+        # nodes; admitted requests never pass capacity, so scaling would never start.
+        self.balancer.requests += 1
         if self.admitted >= self.capacity:
             return False
         self.admitted += 1
-        self.balancer.requests += 1
         return True
 
 

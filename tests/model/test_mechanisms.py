@@ -156,3 +156,21 @@ def test_balancer_capacity_sheds_beyond_it() -> None:
     # 100/s offered to a front of 1 node x 50/s: about half shed
     share = out.metrics["dropped"] / out.metrics["requests"]
     assert 0.4 < share < 0.6
+
+
+def test_node_scaling_adds_a_node_when_offered_load_passes_capacity() -> None:
+    """One node at 10 requests a second, offered 15: a third of the requests are shed
+    until the balancer adds a node (checked every 10 s, added 5 s later) and the
+    resolvers pick up the new node list (TTL 20 s); then 7.5 a node, almost none shed.
+    Scaling once counted admitted requests, which never pass capacity: it never fired."""
+    sc = scenario(**{
+        "duration": "3m", "faults": [], "strategies": ["cname_repoint"],
+        "dns.balancer_ttl": "20s", "dns.resolvers.0.count": 150,
+        "clients.0.count": 150, "clients.0.rate": "0.1/s",
+        "balancers.0.capacity": "10/s", "balancers.0.scale_delay": "5s",
+    })
+    out = simulate(sc, "cname_repoint", np.random.SeedSequence(2))
+    t = out.timeline
+    first, last = t[t["t"] < 10], t[t["t"] >= 120]
+    assert first["shed"].sum() / first["requests"].sum() > 0.2
+    assert last["shed"].sum() / last["requests"].sum() < 0.1
