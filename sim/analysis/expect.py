@@ -9,6 +9,7 @@ expectation does not pass: the bound is not shown to hold.
 
 from __future__ import annotations
 
+import math
 import operator
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
@@ -92,6 +93,13 @@ def verdicts(
             raise ExpectationError(f"expectation {e.strategy} {e.metric} is vs_baseline, and no baseline was given")
         bound = baseline_bound(e, stored) if e.vs_baseline else float(e.value)  # type: ignore[arg-type]
         measured = metric_interval(tables, e.strategy, e.metric)
+        if math.isnan(measured.value):
+            # not a measured failure: the run had nothing to measure it on
+            raise ExpectationError(
+                f"{e.strategy} {e.metric}: this run does not measure it (a drain needs a DNS change or address "
+                "move on an engine that tracks targets, the model; a planning metric needs incidents:, and a "
+                "cost needs cost:)"
+            )
         out.append(Verdict(name, e, bound, measured, decide(e.op, bound, measured)))
     return out
 

@@ -73,7 +73,7 @@ class Interval:
 
     def __str__(self) -> str:
         text = number(self.value)
-        return text + (f" [{number(self.low)}, {number(self.high)}]" if self.known else " (no CI: one replication)")
+        return text + (f" [{number(self.low)}, {number(self.high)}]" if self.known else " (no interval)")
 
 
 def number(x: float) -> str:
@@ -161,8 +161,10 @@ def _drain_percentile(tables: RunTables, strategy: str, metric: str) -> Interval
 def interval_frame(tables: RunTables) -> pd.DataFrame:
     """Every metric of every strategy with its interval: strategy, metric, value, low, high."""
     rows = []
-    for strategy in tables.summary["strategies"]:
-        for metric in METRICS:
+    for strategy, measured in tables.summary["strategies"].items():
+        # the drain's, where the run measured it (a change was made and the engine tracks targets)
+        drain = [*DRAIN_METRICS, *(m for m in measured if m.startswith(STALE_PREFIXES))] if "drain_s" in measured else []
+        for metric in (*METRICS, *drain):
             iv = metric_interval(tables, strategy, metric)
             rows.append({"strategy": strategy, "metric": metric, "value": iv.value, "low": iv.low, "high": iv.high})
     return pd.DataFrame(rows)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.analysis.stats import mean_ci95
+from sim.analysis.stats import positive_ci95
 from sim.analysis.strategies import HOURS_PER_MONTH, PRICES, PROPERTIES, Price, monthly_fixed
 from sim.scenario import Scenario
 
@@ -115,6 +115,17 @@ def planning_frame(plan: Planning, replications: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def planning_ci95(name: str, values: np.ndarray) -> tuple[float, float, float]:
+    """(mean, low, high) of a planning metric across replications. Every one is a
+    non-negative quantity (downtime, burn, cost) on the log scale
+    (sim.analysis.stats.positive_ci95), except an availability, taken as one
+    minus its unavailability's interval: never below 0 nor above 1."""
+    if name.endswith("availability"):
+        mean, low, high = positive_ci95(np.clip(1.0 - values, 0.0, None))
+        return 1.0 - mean, 1.0 - high, 1.0 - low
+    return positive_ci95(np.clip(values, 0.0, None))
+
+
 def add_planning(summary: dict[str, Any], replications: pd.DataFrame, scenario: Scenario) -> dict[str, Any]:
     """The summary with each strategy's planning metrics (nested, with ci95) and a `planning` block."""
     plan = planning_inputs(scenario)
@@ -122,7 +133,7 @@ def add_planning(summary: dict[str, Any], replications: pd.DataFrame, scenario: 
     for strategy, metrics in summary["strategies"].items():
         mine = frame[frame["strategy"] == strategy]
         for name in PLANNING_METRICS:
-            mean, low, high = mean_ci95(mine[name].to_numpy(dtype=float))
+            mean, low, high = planning_ci95(name, mine[name].to_numpy(dtype=float))
             group, key = name.split(".")
             metrics.setdefault(group, {})[key] = _json(mean)
             metrics.setdefault("ci95", {})[name] = [_json(low), _json(high)]

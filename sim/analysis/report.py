@@ -170,6 +170,7 @@ def sweep_points(part: pd.DataFrame, metric: str) -> pd.DataFrame:
     times and counts. A recovery percentile beyond the run in a replication is
     infinite: the upper bound is, and the mean too when every replication's is.
     """
+    from sim.analysis.planning import planning_ci95
     from sim.analysis.stats import positive_ci95, share_ci95
 
     rows = []
@@ -177,6 +178,8 @@ def sweep_points(part: pd.DataFrame, metric: str) -> pd.DataFrame:
         values = group[metric].to_numpy(dtype=float)
         if metric == "availability" and "requests" in group.columns:
             mean, low, high = share_ci95(values, group["requests"].to_numpy(dtype=float))
+        elif metric.endswith("availability"):
+            mean, low, high = planning_ci95(metric, values)  # never above 1
         else:
             mean, low, high = positive_ci95(values)
         rows.append({"x": x, "mean": mean, "low": low, "high": high})

@@ -236,6 +236,10 @@ def _drain_summary(
     drain["never"] = float(np.mean(np.isinf(drains))) if drains.size else math.nan
     out: dict[str, Any] = {"drain_s": drain}
     ci: dict[str, list[float]] = {}
+    never = [(float(np.mean(np.isinf(d))), float(d.size)) for d in pooled if d.size]
+    if never:
+        _, low, high = share_ci95([v for v, _ in never], [n for _, n in never], estimate=drain["never"])
+        ci["drain_s.never"] = [low, high]
     means = [r["drain_s.mean"] for r in per_rep]
     if all(math.isfinite(v) for v in means):
         _, low, high = positive_ci95(means)

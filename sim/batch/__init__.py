@@ -146,8 +146,8 @@ def summarize_sweep(table: pd.DataFrame, paths: list[str]) -> pd.DataFrame:
     log-scale interval for recovery times; a recovery percentile beyond the run
     in some replication is infinite (its upper bound, or all of it).
     """
-    from sim.analysis.planning import PLANNING_METRICS
-    from sim.analysis.stats import mean_ci95, positive_ci95, share_ci95
+    from sim.analysis.planning import PLANNING_METRICS, planning_ci95
+    from sim.analysis.stats import positive_ci95, share_ci95
 
     rows = []
     if table.empty:
@@ -157,12 +157,15 @@ def summarize_sweep(table: pd.DataFrame, paths: list[str]) -> pd.DataFrame:
         row: dict[str, Any] = {"cell": cell, **{p: frame[p].iloc[0] for p in paths}, "strategy": strategy,
                                "replications": len(frame)}
         planning = [m.replace(".", "_") for m in PLANNING_METRICS if m.replace(".", "_") in frame.columns]
-        for metric in ("availability", "recovery_mean", "recovery_p50", "recovery_p99", "never_recovered", *planning):
+        latency = [m for m in ("latency_ms_p50", "latency_ms_p99") if m in frame.columns]  # advise can target p99
+        for metric in ("availability", "recovery_mean", "recovery_p50", "recovery_p99", "never_recovered", *latency,
+                       *planning):
             series = frame[metric].to_numpy(dtype=float)
             if metric in trials:
                 mean, low, high = share_ci95(series, frame[trials[metric]].to_numpy(dtype=float))
             elif metric in planning:
-                mean, low, high = mean_ci95(series)  # as the summary's planning metrics (sim.analysis.planning)
+                # as the summary's (sim.analysis.planning): log scale, availability as 1 - unavailability
+                mean, low, high = planning_ci95(metric.replace("_", ".", 1), series)
             else:
                 mean, low, high = positive_ci95(series)
             row[metric], row[f"{metric}_low"], row[f"{metric}_high"] = mean, low, high

@@ -72,6 +72,9 @@ async def _reload(balancer: Any, file: str, children: list[int]) -> None:
     except ResolveError as e:
         balancer.events.emit("reload_failed", file=file, errors=[f"{file}: backends: {e}"])
         return
+    except OSError as e:  # a file the new config names (the access log) cannot be opened
+        balancer.events.emit("reload_failed", file=file, errors=[f"{file}: {e}"])
+        return
     balancer.events.emit("reloaded", file=file, backends=len(config.backends))
 
 

@@ -48,6 +48,7 @@ class Balancer:
         self.stopped = asyncio.Event()
         self._flush_timer = self.loop.call_later(_FLUSH_EVERY, self._flush_access_log)
         self._retiring: set[asyncio.Task[None]] = set()
+        self._reloading = asyncio.Lock()
         self.resolver = Resolver(config.resolver.nameserver, self.events)
 
     def _build(self, config: Config) -> tuple[BackendPool, HttpProxy | TcpProxy]:
@@ -77,6 +78,12 @@ class Balancer:
     # -- reload (SIGHUP) ----------------------------------------------------------------
 
     async def reload(self, config: Config) -> None:
+        """Serve ``config`` from now on (one reload at a time: a second SIGHUP during a
+        reload's name lookups waits for it, so no pool is left running unretired)."""
+        async with self._reloading:
+            await self._reload(config)
+
+    async def _reload(self, config: Config) -> None:
         """Serve ``config`` from now on, on the same listening socket.
 
         New connections get the new pool and settings; connections open now

@@ -73,9 +73,15 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+# [choice] Four times the largest message sent (about 250 bytes of JSON and MAC).
+MAX_DATAGRAM = 1024
+
+
 def unseal(key: bytes, data: bytes) -> dict[str, Any]:
     """The fields of an authentic, well-formed datagram; raises Dropped otherwise."""
-    if len(data) <= len(MAGIC) + _MAC_BYTES or not data.startswith(MAGIC):
+    # A genuine message is a few hundred bytes: anything far larger is refused
+    # before the MAC is computed, so a flood of big forged datagrams costs little.
+    if len(data) <= len(MAGIC) + _MAC_BYTES or len(data) > MAX_DATAGRAM or not data.startswith(MAGIC):
         raise Dropped("malformed")
     mac = data[len(MAGIC) : len(MAGIC) + _MAC_BYTES]
     body = data[len(MAGIC) + _MAC_BYTES :]

@@ -9,7 +9,7 @@ import pytest
 
 from sim.analysis.expect import verdicts
 from sim.analysis.planning import MONTH_S, Planning, add_planning, per_replication, planning_inputs
-from sim.analysis.stats import mean_ci95
+from sim.analysis.stats import positive_ci95
 from sim.analysis.strategies import PRICES
 from sim.runner import RunError, run
 from sim.scenario.models import Expectation
@@ -67,7 +67,8 @@ def test_interval_is_propagated_from_the_incident() -> None:
                          "requests": [10_000] * 4, "dns_queries": [0] * 4})
     summary = add_planning({"strategies": {"eip_remap": {"ci95": {}}}}, reps, s)
     shares = reps["failed"] / reps["requests"]
-    _, low, high = mean_ci95(shares)  # the incident's failed share and its interval
+    # the incident's failed share and its interval, on the log scale (never below 0)
+    _, low, high = positive_ci95(shares)
     ci = summary["strategies"]["eip_remap"]["ci95"]
     rate = 4 / YEAR_S
     assert ci["incident.downtime_s"] == pytest.approx([low * 1200, high * 1200])
@@ -109,3 +110,17 @@ def test_the_table_says_which_input_a_dash_lacks() -> None:
     row = next(line for line in text.splitlines() if line.startswith("monthly availability (%)"))
     assert row.split()[-1] == "-"  # no rate given: no monthly availability, not a guess
     assert results.summary["strategies"]["eip_remap"]["monthly"]["availability"] is None
+
+
+def test_planning_intervals_stay_within_their_quantity() -> None:
+    """One replication without a failure among three: a Student-t interval went below 0
+    for downtime and above 1 for monthly availability; these never do."""
+    s = scenario(incidents={"balancer_down": "1/month"}, slo={"availability": "99.9%"},
+                 cost={"per_failed_request": 0.01}).replace(duration="1200s")
+    reps = pd.DataFrame({"strategy": "eip_remap", "replication": [0, 1, 2], "failed": [0, 40, 0],
+                         "requests": [10_000] * 3, "dns_queries": [0] * 3})
+    ci = add_planning({"strategies": {"eip_remap": {"ci95": {}}}}, reps, s)["strategies"]["eip_remap"]["ci95"]
+    for name, (low, high) in ci.items():
+        assert low is None or low >= 0, name
+        if name.endswith("availability"):
+            assert high is None or high <= 1.0, name
