@@ -101,17 +101,21 @@ def _run_local(units, args, finished, workers: int | None) -> None:  # type: ign
         for unit in units:
             finished(run_unit(*args(unit)))
         return
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import as_completed
 
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(run_unit, *args(u)) for u in units]
-        try:
-            for future in as_completed(futures):
-                finished(future.result())
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+    from sim.lifeline import end_pool, pool
+
+    # The workers end with the sweep: on Ctrl-C or a failure here (end_pool), and on the
+    # sweep's death by a signal, SIGKILL included (sim.lifeline).
+    workers_pool = pool(workers)
+    try:
+        futures = [workers_pool.submit(run_unit, *args(u)) for u in units]
+        for future in as_completed(futures):
+            finished(future.result())
+    except BaseException:
+        end_pool(workers_pool)
+        raise
+    workers_pool.shutdown(wait=True)
 
 
 def _run_dask(units, args, finished, workers: int | None, scheduler: str | None) -> None:  # type: ignore[no-untyped-def]

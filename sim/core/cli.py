@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from sim.core.config import Config, ConfigError, load_config
+from sim.lifeline import die_with_parent
 
 __all__ = ["main", "raise_fd_limit"]
 
@@ -105,11 +106,15 @@ def main(argv: list[str] | None = None) -> int:
     if config.workers > 1:
         # fork before any event loop exists; each worker binds the same port
         # with SO_REUSEPORT and the kernel spreads the connections
+        master = os.getpid()
         for i in range(1, config.workers):
             pid = os.fork()
             if pid == 0:
                 worker = i
                 children = []
+                # A worker outlives a master killed outright (or stopped, then killed, by a
+                # lab fault) unless the kernel ends it: SIGKILL, which a stopped process obeys.
+                die_with_parent(signal.SIGKILL, master)
                 break
             children.append(pid)
     runner: Any
