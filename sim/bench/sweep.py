@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
                                      description="A 16-cell sweep: 2 workers against 1, local and Dask.",
                                      epilog="example:\n  failover-sim bench sweep --repeats 3",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", default="results/bench")
+    parser.add_argument("--repeats", type=int, default=3, help="pairs of 1- and 2-worker sweeps per executor (median reported)")
+    parser.add_argument("--out", default="results/bench", help="folder for the JSON result")
     args = parser.parse_args(argv)
     result = measure(args.repeats)
     result.update(command="failover-sim bench sweep " + " ".join(argv or []), target_speedup=TARGET_SPEEDUP,

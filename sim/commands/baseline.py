@@ -19,7 +19,7 @@ from sim.results.baselines import read_baseline, write_baseline
 NAME = "baseline"
 HELP = "record a scenario's metrics as a baseline, or compare a new run with it"
 DESCRIPTION = (
-    "record: run each scenario and store every metric with its 95%% CI and the manifest. "
+    "record: run each scenario and store every metric with its 95% CI and the manifest. "
     "compare: run again and flag each metric whose new interval lies wholly on the bad side of the "
     "stored one; exit 1 on a regression, 2 on input that cannot run."
 )
@@ -30,8 +30,8 @@ EPILOG = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["record", "compare"])
-    parser.add_argument("scenarios", nargs="+", metavar="SCENARIO")
+    parser.add_argument("action", choices=["record", "compare"], help="record a baseline, or compare a new run with it")
+    parser.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario files (YAML)")
     parser.add_argument("--into", default="results/baselines", help="record: folder for the baselines")
     parser.add_argument("--from", dest="source", default="results/baselines", help="compare: folder of the baselines")
     parser.add_argument("--replications", type=int, help="override each scenario's replications")

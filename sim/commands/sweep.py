@@ -15,7 +15,7 @@ DESCRIPTION = (
     "Run every combination of the --set values, every strategy and replication. Seeds come from "
     "the scenario's seed (SeedSequence.spawn), so results do not depend on the executor or the worker count. "
     "Finished units are kept under --out: run the same command again to resume. Writes sweep.parquet "
-    "(one row per cell, strategy, replication) and summary.parquet (means with 95%% intervals)."
+    "(one row per cell, strategy, replication) and summary.parquet (means with 95% intervals)."
 )
 EPILOG = (
     "examples:\n  failover-sim sweep scenarios/elb-blowup.yaml --set dns.service_ttl=30s,60s,300s "
@@ -28,16 +28,18 @@ EPILOG = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = parser
-    p.add_argument("scenario")
+    p.add_argument("scenario", help="the scenario file (YAML)")
     p.add_argument("--set", action="append", default=[], metavar="PATH=V1,V2,...", dest="sets",
                    help="a scenario path and its values (repeatable: the grid is every combination)")
     p.add_argument("--replications", type=int, help="override the scenario's replications")
-    p.add_argument("--engine", default="des", choices=["des", "fast"])
-    p.add_argument("--executor", default="local", choices=["local", "dask"])
+    p.add_argument("--engine", default="des", choices=["des", "fast"],
+                   help="des: the SimPy model (reference); fast: the numpy engine (default: %(default)s)")
+    p.add_argument("--executor", default="local", choices=["local", "dask"],
+                   help="local: a process pool; dask: a Dask cluster (default: %(default)s)")
     p.add_argument("--scheduler", help="dask: the scheduler's address (default: start a LocalCluster)")
     p.add_argument("--workers", type=int, help="processes (local) or LocalCluster workers (default: CPU count)")
     p.add_argument("--out", required=True, help="folder for the units and tables (resumable)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
 def main(args: argparse.Namespace) -> int:
