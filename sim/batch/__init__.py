@@ -82,7 +82,19 @@ def sweep(
     if store is not None:
         _write(Path(out) / "sweep.parquet", table)  # type: ignore[arg-type]
         _write(Path(out) / "summary.parquet", summarize_sweep(table, list(grid)))  # type: ignore[arg-type]
+        _write_manifest(Path(out), scenario, grid, engine, reps, time.perf_counter() - started)  # type: ignore[arg-type]
     return table
+
+
+def _write_manifest(out: Path, scenario: Scenario, grid: dict[str, list[Any]], engine: str, reps: int,
+                    wall: float) -> None:
+    """manifest.json as a run's (the scenario, its name and checksum, version, commit) plus the
+    grid: what the report of the folder names it by and what reproduces it."""
+    from sim.results.manifest import manifest
+    from sim.results.writer import to_jsonable, write_json_atomic
+
+    doc = manifest(scenario.to_document(), engine=engine, wall_time_s=wall, seed=scenario.seed, replications=reps)
+    write_json_atomic(out / "manifest.json", dict(doc, grid=to_jsonable(grid)))
 
 
 def _write(path: Path, frame: pd.DataFrame) -> None:
