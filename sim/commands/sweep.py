@@ -66,8 +66,9 @@ def main(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if progress:
         print(file=sys.stderr)
-    summary = summarize_sweep(table, list(grid))
-    shown = summary.drop(columns=[c for c in summary.columns if c.endswith(("_low", "_high"))])
-    print(shown.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    from sim.analysis.report import sweep_summary_table
+
+    # as the report shows it: each value beside its interval, shares in percent
+    print(sweep_summary_table(summarize_sweep(table, list(grid))).to_string(index=False))
     print(f"\nunits: {len(table)}; tables: {Path(args.out) / 'sweep.parquet'}, {Path(args.out) / 'summary.parquet'}")
     return EXIT_OK
