@@ -12,6 +12,8 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from tests.conftest import ROOT
 
@@ -64,3 +66,30 @@ def test_the_notebooks_extra_and_the_readme_line_that_opens_them() -> None:
     done = subprocess.run([str(jupyter), "lab", "--version"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and re.match(r"\d+\.\d+", done.stdout.strip()), done.stderr
     assert any((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _locked() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"constraints.txt: {line!r} is not pinned (NAME==VERSION)"
+            pins[canonicalize_name(name)] = version.strip()
+    return pins
+
+
+def test_the_lock_pins_every_requirement_within_its_bounds() -> None:
+    """A floor raised or a dependency added without `scripts/lock.sh` fails here, before
+    scripts/setup.sh would fail on a machine that installs from the lock."""
+    pins = _locked()
+    requirements = [Requirement(r) for r in PROJECT["dependencies"]]
+    requirements += [Requirement(r) for extra in PROJECT["optional-dependencies"].values() for r in extra]
+    wrong = {str(r): pins.get(canonicalize_name(r.name)) for r in requirements
+             if canonicalize_name(r.name) not in pins or not r.specifier.contains(pins[canonicalize_name(r.name)])}
+    assert wrong == {}, "run scripts/lock.sh (docs/ci.md, Reproducible installs)"
+    assert "failover-sim" not in pins  # the project itself is installed from the checkout
+
+
+def test_setup_installs_with_the_lock() -> None:
+    setup = (ROOT / "scripts" / "setup.sh").read_text()
+    assert "lock=(-c constraints.txt)" in setup and '${lock[@]+"${lock[@]}"} -e "$spec"' in setup
