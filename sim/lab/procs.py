@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -34,8 +35,11 @@ class LabError(Exception):
 
 
 class Processes:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, remove: bool = False) -> None:
+        """`remove`: delete `workdir` once everything is stopped (before a signal is
+        handed on: a pool worker's handler ends the process on the spot)."""
         self.workdir = workdir
+        self.remove = remove
         self.children: dict[str, subprocess.Popen] = {}
         self.stopped: set[str] = set()
         atexit.register(self.stop_all)
@@ -53,6 +57,8 @@ class Processes:
         finally:
             signal.signal(signal.SIGTERM, self._previous)
             atexit.unregister(self.stop_all)
+            if self.remove:
+                shutil.rmtree(self.workdir, ignore_errors=True)
         term = late or (exc if isinstance(exc, _Terminated) else None)
         if term is not None and callable(self._previous):
             # Hand the signal on, now that the children are stopped: a pool worker's

@@ -68,8 +68,10 @@ def _until(condition: Callable[[], bool], timeout: float) -> bool:
     return condition()
 
 
-def _env(mark: str) -> dict[str, str]:
-    return dict(os.environ, **{MARK: mark}, PYTHONPATH=str(ROOT))
+def _env(mark: str, tmp: Path | None = None) -> dict[str, str]:
+    """The marker; and with `tmp`, a temporary folder of the test's own, where the lab makes
+    its worlds' folders (TMPDIR), so that what is left there is this run's."""
+    return dict(os.environ, **{MARK: mark}, PYTHONPATH=str(ROOT), **({"TMPDIR": str(tmp)} if tmp else {}))
 
 
 def _stop_leftovers(mark: str) -> None:
@@ -179,16 +181,21 @@ def _resolvers_up(mark: str) -> bool:
 def test_a_lab_run_stopped_by_a_signal_leaves_no_process(tmp_path: Path, sig: int) -> None:
     require_tool("unbound")
     mark = uuid.uuid4().hex
+    worlds = tmp_path / "worlds"
+    worlds.mkdir()
     parent = subprocess.Popen([sys.executable, *_lab_argv(tmp_path), "--quiet"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, env=_env(mark), cwd=ROOT)
+                              stderr=subprocess.PIPE, env=_env(mark, worlds), cwd=ROOT)
     try:
         assert _until(lambda: _resolvers_up(mark), 60), f"the lab never started: {_names(_marked(mark))}"
+        assert any(worlds.iterdir())
         parent.send_signal(sig)
         code = parent.wait(timeout=60)
         assert code != 0
         assert _until(lambda: not _marked(mark), 20), f"left behind: {_names(_marked(mark))}"
         out = tmp_path / "out"
         assert not out.exists() or not any(out.iterdir())
+        if sig == signal.SIGTERM:  # SIGKILL: the worlds' processes end, their folders stay
+            assert not any(worlds.iterdir()), sorted(p.name for p in worlds.iterdir())
     finally:
         parent.kill()
         _stop_leftovers(mark)
