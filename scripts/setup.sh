@@ -15,10 +15,16 @@ if [ ! -x .venv/bin/python ]; then
 fi
 spec="."
 [ -n "$extras" ] && spec=".[$extras]"
-echo "setup: installing $spec into .venv" >&2
+echo "setup: installing $spec into .venv${FAILOVER_SIM_UNLOCKED:+ (unlocked)}" >&2
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
+# The versions the tests pass with (constraints.txt, written by scripts/lock.sh);
+# FAILOVER_SIM_UNLOCKED=1 lets pip take the newest within pyproject.toml's bounds.
+lock=()
+if [ -z "${FAILOVER_SIM_UNLOCKED:-}" ] && [ -f constraints.txt ]; then
+  lock=(-c constraints.txt)
+fi
 log=$(mktemp)
-if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec" >"$log" 2>&1; then
+if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check ${lock[@]+"${lock[@]}"} -e "$spec" >"$log" 2>&1; then
   grep -v "^WARNING: Location" "$log" >&2
   rm -f "$log"
   echo "setup: pip install failed (above)" >&2

@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  failover-sim run scenarios/elb-blowup.yaml\n  failover-sim validate --show scenarios/*.yaml",
     )
     parser.add_argument("--version", action="version", version=f"failover-sim {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
+                                help="`failover-sim COMMAND --help` for its options")
     for command in COMMANDS:
         p = sub.add_parser(command.NAME, help=command.HELP, description=command.DESCRIPTION, epilog=command.EPILOG)
         command.add_arguments(p)

@@ -284,32 +284,32 @@ def _lab_scenario(scenario: Scenario, lab: object) -> tuple[Scenario, object]:
 def _lab_side_by_side(scenario: Scenario, names: list[str], child: np.random.SeedSequence, k: int, lab: object) -> dict:
     """One lab replication of every strategy at once, a process each (worlds on separate
     loopback blocks); sequential on a one-core machine."""
-    import contextlib
     import os
 
     if len(names) < 2 or (os.cpu_count() or 1) < 2:
         return {}
     import signal
-    from concurrent.futures import ProcessPoolExecutor
+
+    from sim.lifeline import end_pool, pool
 
     def stop(signum: int, frame: object) -> None:
         raise SystemExit(128 + signum)
 
     previous = signal.signal(signal.SIGTERM, stop)
-    pool = ProcessPoolExecutor(max_workers=len(names))
+    workers = pool(len(names))
     try:
         futures = {
-            s: pool.submit(replicate, scenario, "lab", s, np.random.SeedSequence(child.entropy, spawn_key=child.spawn_key), k, lab)
+            s: workers.submit(replicate, scenario, "lab", s, np.random.SeedSequence(child.entropy, spawn_key=child.spawn_key), k, lab)
             for s in names
         }
         return {s: f.result() for s, f in futures.items()}
     except BaseException:
-        # Ctrl-C or SIGTERM here: each worker stops its own world (sim.lab.procs) on SIGTERM.
-        for process in list(getattr(pool, "_processes", {}).values()):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGTERM)
+        # Ctrl-C or SIGTERM here: each worker stops its own world (sim.lab.procs) on
+        # SIGTERM, then ends; were this process killed outright, the workers would get
+        # that SIGTERM from the kernel (sim.lifeline).
+        end_pool(workers)
         raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        workers.shutdown(wait=True, cancel_futures=True)
         signal.signal(signal.SIGTERM, previous)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -117,8 +118,21 @@ def test_vs_baseline_expectation(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["baseline", "record", str(path), "--into", str(baselines)]) == 0
     assert (baselines / "validation.json").is_file()
     assert main(["check", str(path), "--baselines", str(baselines)]) == 0
-    assert main(["baseline", "compare", str(path), "--from", str(baselines)]) == 0
     capsys.readouterr()
+    assert main(["baseline", "compare", str(path), "--from", str(baselines)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("validation: the baseline recorded 20")
+    assert lines[1].split() == ["strategy", "metric", "baseline", "this", "run", "verdict"]
+    rows = lines[2:-1]
+    assert len(rows) >= 20 and not any("REGRESSION" in line for line in rows)
+    assert lines[-1] == f"verdict: no regression in {len(rows)} metrics (none has this run's interval wholly on the bad side of the baseline's)"
+    # the baseline made much better than anything this run can reach: a regression, named
+    stored = json.loads((baselines / "validation.json").read_text())
+    stored["strategies"]["eip_remap"]["recovery_s.mean"] = {"value": 0.001, "low": 0.0005, "high": 0.002}
+    (baselines / "validation.json").write_text(json.dumps(stored))
+    assert main(["baseline", "compare", str(path), "--from", str(baselines)]) == 1
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith(f"verdict: REGRESSION in 1 of {len(rows)} metrics (eip_remap recovery_s.mean)"), last
     assert main(["check", str(path), "--baselines", str(tmp_path / "none")]) == 2
     assert "no baseline" in capsys.readouterr().err
 

@@ -198,5 +198,29 @@ def test_relative_bound_against_a_zero_value(tmp_path: Path, capsys: pytest.Capt
     calm, fault = (str(f) for f in folders)
     assert main(["compare", calm, calm, "--max-diff", "failed=0.1"]) == 0
     capsys.readouterr()
-    assert main(["compare", calm, fault, "--max-diff", "failed=0.1"]) == 1
+    assert main(["compare", calm, fault, "--max-diff", "failed=0.1", "--different-scenarios"]) == 1
     assert "failed: inf > 0.1" in capsys.readouterr().out
+
+
+def test_different_scenarios_are_said_up_front_and_refused_unless_asked(
+        tmp_path: Path, runs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """Two seeds of one scenario compare; a changed TTL is another scenario: refused (2)
+    before any table, naming the field, unless --different-scenarios."""
+    a = runs[0]
+    doc = open_results(a).manifest["scenario"]
+    other = tmp_path / "ttl.yaml"
+    other.write_text(yaml.safe_dump(dict(doc, dns=dict(doc["dns"], service_ttl="300s"), replications=2)))
+    b = tmp_path / "ttl"
+    assert main(["run", str(other), "--out", str(b), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(a), str(b)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "different scenarios" in err and "dns.service_ttl (30s and 5m)" in err and "replications" not in err
+    assert "--different-scenarios" in err
+    assert main(["compare", str(a), str(b), "--different-scenarios"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("A and B are different scenarios") and "dns.service_ttl" in out.splitlines()[0]
+    assert "availability" in out  # the table follows
+    capsys.readouterr()
+    assert main(["compare", str(a), str(runs[1])]) == 0  # another seed is not another scenario
+    assert "different scenarios" not in capsys.readouterr().out

@@ -48,6 +48,33 @@ def test_report_of_a_results_folder(run_folder: Path, tmp_path: Path, capsys: py
     for link in linked:
         assert (out / link).read_bytes().startswith(PNG)
     assert "| strategy | cohort |" in md and "| availability (%) |" in md
+    # the page names its folder, and says nothing of where it was made
+    for text in (page, md):
+        assert run_folder.name in text and str(run_folder.parent) not in text and str(tmp_path) not in text
+
+
+def test_report_of_a_real_sweep_reads_at_a_glance(tmp_path: Path) -> None:
+    """Titled by scenario and swept path, availability in percent with its interval in the
+    same cell, every table in a box that scrolls rather than being cut, no path."""
+    scenario = sim.load(ROOT / "scenarios" / "elb-blowup.yaml").replace(duration="7m")
+    out = tmp_path / "ttl"
+    sim.sweep(scenario, {"dns.service_ttl": ["30s", "300s"]}, replications=2, engine="fast", workers=1, out=out)
+    html_path, md_path = sim.write_report(out)
+    page, md = html_path.read_text(encoding="utf-8"), md_path.read_text(encoding="utf-8")
+    assert "<h1>elb-blowup: sweep over dns.service_ttl</h1>" in page and md.startswith("# elb-blowup: sweep over")
+    assert str(tmp_path) not in page and str(tmp_path) not in md
+    tables = re.findall(r"<table>.*?</table>", page)
+    assert tables and page.count('<div class="wide"><table>') == len(tables) and ".wide { overflow-x: auto;" in page
+    header = next(line for line in md.splitlines() if line.startswith("| dns.service_ttl"))
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    assert columns == ["dns.service_ttl", "strategy", "replications", "availability (%)", "recovery mean (s)",
+                       "recovery p50 (s)", "never recovered (%)"]
+    rows = [line for line in md.splitlines() if line.startswith(("| 30s", "| 300s"))]
+    assert len(rows) == 4
+    summary = pd.read_parquet(out / "summary.parquet")
+    for line, fraction in zip(rows, summary["availability"], strict=True):
+        shown = float(line.split("|")[4].split("[")[0])
+        assert 1 < shown <= 100 and abs(shown - 100 * fraction) < 0.01 * 100 * fraction
 
 
 def test_report_defaults_to_the_folder_itself(run_folder: Path) -> None:
@@ -70,7 +97,8 @@ def test_report_of_a_sweep_folder(tmp_path: Path) -> None:
     assert sweep_columns(pd.DataFrame(rows)) == ["dns.service_ttl"]
     html_path, md_path = sim.write_report(folder)
     page = html_path.read_text(encoding="utf-8")
-    assert "sweep results" in page and page.count("data:image/png;base64,") == 1
+    # no manifest to name the scenario: the title says what was swept, not "sweep: sweep results"
+    assert "<h1>Sweep over dns.service_ttl</h1>" in page and page.count("data:image/png;base64,") == 1
     md = md_path.read_text(encoding="utf-8")
     assert "dns.service_ttl" in md and "(report-figures/sweep.png)" in md
     assert (folder / "report-figures" / "sweep.png").read_bytes().startswith(PNG)

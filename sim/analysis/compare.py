@@ -99,6 +99,44 @@ def pairable(a: RunTables, b: RunTables) -> str | None:
     return None
 
 
+def scenario_differences(a: RunTables, b: RunTables) -> list[str] | None:
+    """The fields (dotted paths, with both values) in which the scenarios A and B ran
+    differ; [] when they are the same scenario, None when a run does not record its
+    scenario (an older results folder) and nobody can tell."""
+    ma, mb = a.manifest, b.manifest
+    if ma.get("scenario_sha256") and ma.get("scenario_sha256") == mb.get("scenario_sha256"):
+        return []
+    da, db = ma.get("scenario"), mb.get("scenario")
+    if not isinstance(da, Mapping) or not isinstance(db, Mapping):
+        return None
+    flat_a, flat_b = _flatten(da), _flatten(db)
+    return [f"{key} ({_shown(flat_a.get(key))} and {_shown(flat_b.get(key))})"
+            for key in sorted(flat_a.keys() | flat_b.keys())
+            if key.partition(".")[0] not in RUN_SETTINGS and flat_a.get(key, _ABSENT) != flat_b.get(key, _ABSENT)]
+
+
+# Fields that say how a scenario is run or judged, not what is simulated: runs that
+# differ only in them are of one scenario (two seeds are the usual comparison).
+RUN_SETTINGS = frozenset({"name", "description", "seed", "replications", "expect"})
+_ABSENT = object()
+
+
+def _flatten(doc: Mapping, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in doc.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(_flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def _shown(value: object) -> str:
+    text = "absent" if value is None else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def per_replication(results: RunTables, strategy: str, metric: str) -> pd.Series:
     """The metric replication by replication (index: replication), NaN where undefined."""
     reps = results.replications[results.replications["strategy"] == strategy].set_index("replication")

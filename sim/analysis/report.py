@@ -90,7 +90,9 @@ def run_report(
         ("strategies", ", ".join(summary.get("strategies", {}))),
         ("package version", str(summary.get("version", "?"))),
         ("git commit", str(manifest.get("git_commit") or "-")),
-        ("results folder", str(folder)),
+        # The folder's name, not the path given: the page is shared, and a path says
+        # where it was made (a home folder, a CI workspace), not what it is.
+        ("results folder", Path(folder).name),
         ("report written", dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")),
     ]
     notes = [f"strategy {strategy} refused: {why}" for strategy, why in summary.get("refused", {}).items()]
@@ -133,12 +135,12 @@ def sweep_report(
         ("swept", ", ".join(swept) or "-"),
         ("cells", str(len(frame[swept].drop_duplicates())) if swept else "?"),
         ("rows", str(len(frame))),
-        ("sweep folder", str(folder)),
+        ("sweep folder", Path(folder).name),
         ("report written", dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")),
     ]
     tables = []
     if summary is not None:
-        tables.append(("Sweep summary", summary))
+        tables.append(("Sweep summary: means over replications, 95% intervals in brackets", sweep_summary_table(summary)))
     elif swept:
         means = frame.groupby([*swept, "strategy"], sort=True).mean(numeric_only=True).reset_index()
         tables.append(("Sweep: means over replications", means.drop(columns=["replication"], errors="ignore")))
@@ -149,7 +151,42 @@ def sweep_report(
         fig = plot_sweep(frame, swept[0], scenario=name)
         if fig is not None:
             figures["sweep"] = figure_png(fig)
-    return Report(title=f"{name}: sweep results", facts=facts, tables=tables, figures=figures)
+    over = ", ".join(swept) or "its grid"
+    return Report(title=f"{name}: sweep over {over}" if name != Path(folder).name else f"Sweep over {over}",
+                  facts=facts, tables=tables, figures=figures)
+
+
+# summary.parquet's metrics (sim.batch.summarize_sweep), as the report shows them: shares in %.
+_SUMMARY_SHOWN = (("availability", "availability (%)", 100.0), ("recovery_mean", "recovery mean (s)", 1.0),
+                  ("recovery_p50", "recovery p50 (s)", 1.0), ("never_recovered", "never recovered (%)", 100.0))
+
+
+def sweep_summary_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """summary.parquet made readable: each metric in one column, `value [low, high]`, shares as
+    percentages; the cell number dropped (the swept values say which cell)."""
+    out = summary.drop(columns=["cell"], errors="ignore")
+    for column, label, scale in _SUMMARY_SHOWN:
+        if column not in out.columns:
+            continue
+        bounds = [f"{column}_low", f"{column}_high"]
+        value = out[column].astype(float) * scale
+        if all(b in out.columns for b in bounds):
+            low, high = (out[b].astype(float) * scale for b in bounds)
+            shown = [_with_interval(v, lo, hi) for v, lo, hi in zip(value, low, high, strict=True)]
+        else:
+            shown = [_with_interval(v, math.nan, math.nan) for v in value]
+        at = out.columns.get_loc(column)
+        out = out.drop(columns=[column, *[b for b in bounds if b in out.columns]])
+        out.insert(at, label, shown)
+    return out
+
+
+def _with_interval(value: float, low: float, high: float) -> str:
+    if math.isnan(value):
+        return "-"
+    if math.isnan(low) or math.isnan(high):
+        return f"{value:.4g}"
+    return f"{value:.4g} [{low:.4g}, {high:.4g}]"
 
 
 def sweep_columns(frame: pd.DataFrame) -> list[str]:
@@ -298,6 +335,7 @@ th:first-child, td:first-child { text-align: left; }
 th { background: #f2f2f2; }
 dl.facts { display: grid; grid-template-columns: max-content auto; gap: 0.15em 1em; }
 dl.facts dt { font-weight: 600; } dl.facts dd { margin: 0; }
+.wide { overflow-x: auto; max-width: 100%; }
 figure { margin: 1.2em 0; } figure img { max-width: 100%; height: auto; }
 .note { color: #444; border-left: 3px solid #0072B2; padding-left: 0.7em; }
 """
@@ -309,7 +347,8 @@ def _html_table(frame: pd.DataFrame) -> str:
         "<tr>" + "".join(f"<td>{html.escape(_md_cell(v).replace(chr(92) + '|', '|'))}</td>" for v in row) + "</tr>"
         for row in frame.itertuples(index=False)
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    # Scrolls sideways in its own box when wider than the page, rather than being cut off.
+    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def render_html(report: Report) -> str:

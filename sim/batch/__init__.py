@@ -84,7 +84,19 @@ def sweep(
     if store is not None:
         _write(Path(out) / "sweep.parquet", table)  # type: ignore[arg-type]
         _write(Path(out) / "summary.parquet", summarize_sweep(table, list(grid)))  # type: ignore[arg-type]
+        _write_manifest(Path(out), scenario, grid, engine, reps, time.perf_counter() - started)  # type: ignore[arg-type]
     return table
+
+
+def _write_manifest(out: Path, scenario: Scenario, grid: dict[str, list[Any]], engine: str, reps: int,
+                    wall: float) -> None:
+    """manifest.json as a run's (the scenario, its name and checksum, version, commit) plus the
+    grid: what the report of the folder names it by and what reproduces it."""
+    from sim.results.manifest import manifest
+    from sim.results.writer import to_jsonable, write_json_atomic
+
+    doc = manifest(scenario.to_document(), engine=engine, wall_time_s=wall, seed=scenario.seed, replications=reps)
+    write_json_atomic(out / "manifest.json", dict(doc, grid=to_jsonable(grid)))
 
 
 def _write(path: Path, frame: pd.DataFrame) -> None:
@@ -103,17 +115,21 @@ def _run_local(units, args, finished, workers: int | None) -> None:  # type: ign
         for unit in units:
             finished(run_unit(*args(unit)))
         return
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import as_completed
 
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(run_unit, *args(u)) for u in units]
-        try:
-            for future in as_completed(futures):
-                finished(future.result())
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+    from sim.lifeline import end_pool, pool
+
+    # The workers end with the sweep: on Ctrl-C or a failure here (end_pool), and on the
+    # sweep's death by a signal, SIGKILL included (sim.lifeline).
+    workers_pool = pool(workers)
+    try:
+        futures = [workers_pool.submit(run_unit, *args(u)) for u in units]
+        for future in as_completed(futures):
+            finished(future.result())
+    except BaseException:
+        end_pool(workers_pool)
+        raise
+    workers_pool.shutdown(wait=True)
 
 
 def _run_dask(units, args, finished, workers: int | None, scheduler: str | None) -> None:  # type: ignore[no-untyped-def]

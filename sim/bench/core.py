@@ -1,6 +1,6 @@
-"""``failover-sim bench core``: sim.core against HAProxy and nginx, on loopback.
+"""failover-sim bench core: sim.core against HAProxy and nginx, on loopback.
 
-One run, the same tiny backend for all (nginx ``return 200`` with a 1 KiB body,
+One run, the same tiny backend for all (nginx `return 200` with a 1 KiB body,
 or the package's asyncio backend when nginx is missing), the same pinning for
 all (balancer on one core, generator and backend on the other, as
 docs/benchmarks.md asks), one worker each, knobs written out:
@@ -690,8 +690,8 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="results folder (default results/bench-core-TIMESTAMP)",
     )
-    p.add_argument("--targets", default=",".join(TARGETS))
-    p.add_argument("--modes", default=",".join(MODES))
+    p.add_argument("--targets", default=",".join(TARGETS), help="comma-separated, of %(default)s")
+    p.add_argument("--modes", default=",".join(MODES), help="comma-separated, of %(default)s")
     p.add_argument(
         "--duration", type=float, default=10.0, help="seconds of each wrk run (>= 10 advised)"
     )
@@ -705,11 +705,11 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds discarded at the start of each open-loop step",
     )
     p.add_argument("--loads", default="0.25,0.5,0.75", help="fractions of each target's maximum")
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=3, help="repetitions of the whole run (medians reported)")
     p.add_argument("--connections", type=int, default=50, help="wrk connections")
-    p.add_argument("--balancer-cpu", type=int, default=1)
-    p.add_argument("--generator-cpu", type=int, default=0)
-    p.add_argument("--no-pin", action="store_true")
+    p.add_argument("--balancer-cpu", type=int, default=1, help="CPU the balancer under test is pinned to")
+    p.add_argument("--generator-cpu", type=int, default=0, help="CPU the load generator and backend are pinned to")
+    p.add_argument("--no-pin", action="store_true", help="no CPU pinning (the figures are then noisier)")
     p.add_argument(
         "--quick", action="store_true", help="a short smoke run (1 s steps, one repetition)"
     )

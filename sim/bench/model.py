@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         epilog="example:\n  failover-sim bench model --repeats 5 --out results/bench",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--scenario", default="scenarios/elb-blowup.yaml")
+    parser.add_argument("--scenario", default="scenarios/elb-blowup.yaml", help="scenario to run (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=5, help="pairs of runs per strategy (median reported)")
     parser.add_argument("--out", default="results/bench", help="folder for the JSON result")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")

@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
                                      description="A 16-cell sweep: 2 workers against 1, local and Dask.",
                                      epilog="example:\n  failover-sim bench sweep --repeats 3",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", default="results/bench")
+    parser.add_argument("--repeats", type=int, default=3, help="pairs of 1- and 2-worker sweeps per executor (median reported)")
+    parser.add_argument("--out", default="results/bench", help="folder for the JSON result")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
     with Progress(2 * args.repeats, "bench sweep", "pairs of sweeps", quiet=args.quiet) as bar:

@@ -20,7 +20,7 @@ EPILOG = "examples:\n  failover-sim audit db.example.com\n  failover-sim audit d
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("zonefile", metavar="ZONEFILE")
+    parser.add_argument("zonefile", metavar="ZONEFILE", help="a zone file in RFC 1035 master format (BIND)")
     parser.add_argument("--service", metavar="NAME", help="report only this name (relative, absolute, or @)")
     parser.add_argument("--origin", help="the zone's origin, when the file has no $ORIGIN line")
 

@@ -25,7 +25,7 @@ from sim.results.baselines import read_baseline, write_baseline
 NAME = "baseline"
 HELP = "record a scenario's metrics as a baseline, or compare a new run with it"
 DESCRIPTION = (
-    "record: run each scenario and store every metric with its 95%% CI and the manifest. "
+    "record: run each scenario and store every metric with its 95% CI and the manifest. "
     "compare: run again and flag each metric whose new interval lies wholly on the bad side of the "
     "stored one; exit 1 on a regression, 2 on input that cannot run."
 )
@@ -36,8 +36,8 @@ EPILOG = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["record", "compare"])
-    parser.add_argument("scenarios", nargs="+", metavar="SCENARIO")
+    parser.add_argument("action", choices=["record", "compare"], help="record a baseline, or compare a new run with it")
+    parser.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario files (YAML)")
     parser.add_argument("--into", default="results/baselines", help="record: folder for the baselines")
     parser.add_argument("--from", dest="source", default="results/baselines", help="compare: folder of the baselines")
     parser.add_argument("--replications", type=int, help="override each scenario's replications")
@@ -61,13 +61,26 @@ def main(args: argparse.Namespace) -> int:
         if stored is None:
             print(f"recorded {write_baseline(Path(args.into), baseline_document(results))}")
             continue
-        rows = compare(results, stored)
-        width = max(len(m) for m in METRICS)
-        print(f"{scenario.name}: baseline against this run (value [95% CI])")
-        for row in rows:
-            flag = "REGRESSION" if row["regression"] else ""
-            old, new = format_interval(row["old"]), format_interval(row["new"])
-            print(f"  {row['strategy']:<14} {row['metric']:<{width}}  {old:>36}  {new:>36}  {flag}")
-        if any(r["regression"] for r in rows):
+        if _print_comparison(scenario.name, stored, compare(results, stored)):
             status = EXIT_INVALID
     return status
+
+
+def _print_comparison(name: str, stored: dict, rows: list[dict]) -> int:
+    """The table under a header naming its columns, and a verdict line; the regressions found."""
+    width = max(len(m) for m in METRICS)
+    made = stored.get("manifest", {}).get("created") or "an unrecorded date"
+    print(f"{name}: the baseline recorded {made} against this run; each value with its 95% interval")
+    print(f"  {'strategy':<14} {'metric':<{width}}  {'baseline':>36}  {'this run':>36}  verdict")
+    for row in rows:
+        flag = "REGRESSION" if row["regression"] else ""
+        old, new = format_interval(row["old"]), format_interval(row["new"])
+        print(f"  {row['strategy']:<14} {row['metric']:<{width}}  {old:>36}  {new:>36}  {flag}")
+    found = [f"{r['strategy']} {r['metric']}" for r in rows if r["regression"]]
+    if found:
+        print(f"verdict: REGRESSION in {len(found)} of {len(rows)} metrics ({', '.join(found)}): "
+              "this run's interval lies wholly on the bad side of the baseline's")
+    else:
+        print(f"verdict: no regression in {len(rows)} metrics (none has this run's interval wholly "
+              "on the bad side of the baseline's)")
+    return len(found)

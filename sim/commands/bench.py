@@ -15,8 +15,8 @@ TARGETS = ("model", "fast", "sweep", "core")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("target", choices=list(TARGETS))
-    parser.add_argument("args", nargs=argparse.REMAINDER)
+    parser.add_argument("target", choices=list(TARGETS), help="the benchmark; `failover-sim bench TARGET --help` for its options")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="the benchmark's own options")
 
 
 def forwarded(rest: list[str]) -> argparse.Namespace | None:

@@ -25,7 +25,7 @@ NAME = "check"
 HELP = "run scenarios and evaluate their expect: blocks (a CI gate)"
 DESCRIPTION = (
     "Run each scenario and decide each expectation of its expect: block on the metric's "
-    "95%% confidence interval: PASS (the whole interval meets the bound), FAIL (it misses it), "
+    "95% confidence interval: PASS (the whole interval meets the bound), FAIL (it misses it), "
     "UNDECIDED (it straddles it: raise --replications). Exit 0 when all pass, 1 when any fails or is "
     "undecided, 2 on input that cannot run."
 )
@@ -36,9 +36,10 @@ EPILOG = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("scenarios", nargs="+", metavar="SCENARIO")
+    parser.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario files (YAML)")
     parser.add_argument("--junit", metavar="FILE", help="write JUnit XML for the CI system to display")
-    parser.add_argument("--engine", default="des", choices=["des", "fast"])
+    parser.add_argument("--engine", default="des", choices=["des", "fast"],
+                        help="des: the SimPy model (reference); fast: the numpy engine (default: %(default)s)")
     parser.add_argument("--replications", type=int, help="override each scenario's replications")
     parser.add_argument("--baselines", default="results/baselines", help="folder of stored baselines (for vs_baseline)")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")

@@ -21,6 +21,7 @@ from sim.analysis.compare import (
     is_paired,
     overlay_figures,
     pairable,
+    scenario_differences,
     shown_table,
 )
 from sim.commands._common import EXIT_INVALID, EXIT_OK, EXIT_USAGE
@@ -30,7 +31,8 @@ HELP = "two results folders side by side (lab against model, engine against engi
 DESCRIPTION = (
     "Metric by metric, per strategy: both values with 95% intervals, the difference, its "
     "resolution (the 95% half-width of B - A) and whether they agree; overlay figures. Exit 0 unless "
-    "a --max-diff bound is broken (1); a bound finer than the resolution is said to be so."
+    "a --max-diff bound is broken (1); a bound finer than the resolution is said to be so. Two runs of "
+    "different scenarios are refused (2) unless --different-scenarios says that is the point."
 )
 EPILOG = (
     "examples:\n  failover-sim compare results/lab-run results/model-run\n"
@@ -45,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-diff", action="append", default=[], metavar="METRIC=BOUND",
                         help="fail (exit 1) when |B - A| exceeds BOUND; relative for recovery and counts "
                         "(0.15 = 15%%), absolute for availability (0.005 = 0.5 points)")
+    parser.add_argument("--different-scenarios", action="store_true",
+                        help="compare runs of different scenarios (a what-if: TTL 30 s against 300 s); "
+                        "nothing is paired and every difference is the scenarios' as much as the engines'")
     parser.add_argument("--out", help="folder for the table (CSV) and overlay figures (default: beside nothing)")
 
 
@@ -60,6 +65,8 @@ def main(args: argparse.Namespace) -> int:
     if bounds is None:
         return EXIT_USAGE
     a, b = runs
+    if not _same_scenario(args, a, b):
+        return EXIT_USAGE
     label_a, label_b = (args.labels.split(",", 1) if args.labels else (f"A ({a.engine})", f"B ({b.engine})"))
     table = comparison(a, b)
     print(f"A: {args.a} ({a.engine})\nB: {args.b} ({b.engine})\n")
@@ -85,6 +92,22 @@ def main(args: argparse.Namespace) -> int:
         print("\nbeyond --max-diff: " + "; ".join(broken))
         return EXIT_INVALID
     return EXIT_OK
+
+
+def _same_scenario(args: argparse.Namespace, a: object, b: object) -> bool:
+    """Say up front when A and B ran different scenarios; False (refused) unless --different-scenarios."""
+    differences = scenario_differences(a, b)  # type: ignore[arg-type]
+    if not differences:
+        return True
+    shown = "; ".join(differences[:6]) + (f"; and {len(differences) - 6} more" if len(differences) > 6 else "")
+    if args.different_scenarios:
+        print(f"A and B are different scenarios, compared as asked (nothing is paired): they differ in {shown}\n")
+        return True
+    print(f"compare: {args.a} and {args.b} are runs of different scenarios: they differ in {shown}.\n"
+          "Their differences would be the scenarios' as much as the engines'. To hold a lab run against the "
+          f"model, run the model on the lab's folder (failover-sim run {args.a}); to compare two scenarios "
+          "on purpose, add --different-scenarios.", file=sys.stderr)
+    return False
 
 
 def _bounds(items: list[str]) -> dict[str, float] | None:

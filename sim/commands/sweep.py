@@ -16,7 +16,7 @@ DESCRIPTION = (
     "Run every combination of the --set values, every strategy and replication. Seeds come from "
     "the scenario's seed (SeedSequence.spawn), so results do not depend on the executor or the worker count. "
     "Finished units are kept under --out: run the same command again to resume. Writes sweep.parquet "
-    "(one row per cell, strategy, replication) and summary.parquet (means with 95%% intervals)."
+    "(one row per cell, strategy, replication) and summary.parquet (means with 95% intervals)."
 )
 EPILOG = (
     "examples:\n  failover-sim sweep scenarios/elb-blowup.yaml --set dns.service_ttl=30s,60s,300s "
@@ -29,12 +29,14 @@ EPILOG = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = parser
-    p.add_argument("scenario")
+    p.add_argument("scenario", help="the scenario file (YAML)")
     p.add_argument("--set", action="append", default=[], metavar="PATH=V1,V2,...", dest="sets",
                    help="a scenario path and its values (repeatable: the grid is every combination)")
     p.add_argument("--replications", type=int, help="override the scenario's replications")
-    p.add_argument("--engine", default="des", choices=["des", "fast"])
-    p.add_argument("--executor", default="local", choices=["local", "dask"])
+    p.add_argument("--engine", default="des", choices=["des", "fast"],
+                   help="des: the SimPy model (reference); fast: the numpy engine (default: %(default)s)")
+    p.add_argument("--executor", default="local", choices=["local", "dask"],
+                   help="local: a process pool; dask: a Dask cluster (default: %(default)s)")
     p.add_argument("--scheduler", help="dask: the scheduler's address (default: start a LocalCluster)")
     p.add_argument("--workers", type=int, help="processes (local) or LocalCluster workers (default: CPU count)")
     p.add_argument("--out", required=True, help="folder for the units and tables (resumable)")
@@ -66,9 +68,10 @@ def main(args: argparse.Namespace) -> int:
     except (GridError, StoreError, sim.RunError, ValueError) as exc:
         print(f"{path}: cannot sweep: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    summary = summarize_sweep(table, list(grid))
-    shown = summary.drop(columns=[c for c in summary.columns if c.endswith(("_low", "_high"))])
-    print(shown.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    from sim.analysis.report import sweep_summary_table
+
+    # as the report shows it: each value beside its interval, shares in percent
+    print(sweep_summary_table(summarize_sweep(table, list(grid))).to_string(index=False))
     print(f"\nunits: {len(table)}; tables: {Path(args.out) / 'sweep.parquet'}, {Path(args.out) / 'summary.parquet'}")
     return EXIT_OK
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from sim.core.config import Config, ConfigError, load_config
 from sim.core.private import PrivateFileError, read_key
+from sim.lifeline import die_with_parent
 
 __all__ = ["main", "raise_fd_limit"]
 
@@ -126,12 +127,23 @@ async def _serve(
     return 0
 
 
+# Whole: it runs as it is from any folder (the backends ship with the package).
+EXAMPLE = """example: a balancer on 127.0.0.1:8080 in front of two backends
+  python -m sim.core.backend --port 9001 --name web1 &
+  python -m sim.core.backend --port 9002 --name web2 &
+  printf 'name: lb\\nlisten: 127.0.0.1:8080\\nbackends:\\n  - {name: web1, address: 127.0.0.1:9001}\\n  - {name: web2, address: 127.0.0.1:9002}\\n' > lb.yaml
+  failover-sim serve lb.yaml --check
+  failover-sim serve lb.yaml &
+  curl -s http://127.0.0.1:8080/"""
+
+
 def main(argv: list[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
     if args_in[:1] == ["serve"]:
         args_in = args_in[1:]
     parser = argparse.ArgumentParser(
-        prog="failover-sim serve", description="Run the sim.core load balancer."
+        prog="failover-sim serve", description="Run the sim.core load balancer (docs/core.md: every setting).",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("config", help="YAML configuration (see docs/core.md)")
     parser.add_argument("--check", action="store_true", help="validate the configuration and exit")
@@ -164,11 +176,15 @@ def main(argv: list[str] | None = None) -> int:
     if config.workers > 1:
         # fork before any event loop exists; each worker binds the same port
         # with SO_REUSEPORT and the kernel spreads the connections
+        master = os.getpid()
         for i in range(1, config.workers):
             pid = os.fork()
             if pid == 0:
                 worker = i
                 children = []
+                # A worker outlives a master killed outright (or stopped, then killed, by a
+                # lab fault) unless the kernel ends it: SIGKILL, which a stopped process obeys.
+                die_with_parent(signal.SIGKILL, master)
                 break
             children.append(pid)
     runner: Any

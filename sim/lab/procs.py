@@ -1,9 +1,13 @@
 """Processes the lab starts, and the guarantee that it stops them all.
 
 Every child runs in its own session (process group), so a stop reaches what
-it started too. `Processes` stops everything on exit, on Ctrl-C, on SIGTERM
-and on failure (the world uses it as a context manager; atexit covers an
-interpreter that dies by an unhandled exception elsewhere).
+it started too, and starts with an empty signal mask, so a plain `kill`
+stops it. `Processes` stops everything on exit, on Ctrl-C, on SIGTERM and on
+failure (the world uses it as a context manager; atexit covers an
+interpreter that dies by an unhandled exception elsewhere); nothing
+interrupts that cleanup, not a second signal nor a reader of our output
+that has gone. When the parent itself is killed outright (SIGKILL), the
+kernel kills its children (sim.lifeline).
 """
 
 from __future__ import annotations
@@ -13,13 +17,17 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+from sim.lifeline import child_setup
 
 
 class LabError(Exception):
@@ -27,8 +35,11 @@ class LabError(Exception):
 
 
 class Processes:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, remove: bool = False) -> None:
+        """`remove`: delete `workdir` once everything is stopped (before a signal is
+        handed on: a pool worker's handler ends the process on the spot)."""
         self.workdir = workdir
+        self.remove = remove
         self.children: dict[str, subprocess.Popen] = {}
         self.stopped: set[str] = set()
         atexit.register(self.stop_all)
@@ -37,10 +48,24 @@ class Processes:
         self._previous = signal.signal(signal.SIGTERM, _raise_exit)
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop_all()
-        signal.signal(signal.SIGTERM, self._previous)
-        atexit.unregister(self.stop_all)
+    def __exit__(self, kind: object, exc: object, tb: object) -> None:
+        late = None
+        try:
+            self.stop_all()
+        except _Terminated as held:  # a SIGTERM that arrived during the cleanup
+            late = held
+        finally:
+            signal.signal(signal.SIGTERM, self._previous)
+            atexit.unregister(self.stop_all)
+            if self.remove:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+        term = late or (exc if isinstance(exc, _Terminated) else None)
+        if term is not None and callable(self._previous):
+            # Hand the signal on, now that the children are stopped: a pool worker's
+            # handler ends the worker, which the pool would otherwise keep waiting for work.
+            self._previous(term.signum, None)
+        if late is not None:
+            raise late
 
     def start(self, name: str, argv: list[str], ready: str | None = "json", timeout: float = 15.0) -> subprocess.Popen:
         """Start `argv`; with ready="json", wait for its {"event": "ready"} line on stdout."""
@@ -49,9 +74,11 @@ class Processes:
         # not yet registered would outlive a Ctrl-C (seen in CI as an orphaned unbound).
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
+            # The child must not keep that mask (unbound, sim.core's SIGTERM handler would
+            # never see a signal), and dies with this process (child_setup).
             proc = subprocess.Popen(
                 argv, stdout=subprocess.PIPE if ready == "json" else log, stderr=log, start_new_session=True,
-                cwd=self.workdir,
+                cwd=self.workdir, preexec_fn=child_setup(),
             )
             self.children[name] = proc
         finally:
@@ -85,12 +112,13 @@ class Processes:
             self.stopped.discard(name)
 
     def stop_all(self) -> None:
-        self._stop_registered()
-        # Belt and braces: anything still running in, or from, this world's folder.
-        for pid in _pids_of(self.workdir):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGCONT)
-                os.kill(pid, signal.SIGKILL)
+        with _uninterrupted():
+            self._stop_registered()
+            # Belt and braces: anything still running in, or from, this world's folder.
+            for pid in _pids_of(self.workdir):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGCONT)
+                    os.kill(pid, signal.SIGKILL)
 
     def _stop_registered(self) -> None:
         for proc in list(self.children.values()):
@@ -130,8 +158,37 @@ def _drain(stream, path: Path) -> None:  # type: ignore[no-untyped-def]
             log.flush()
 
 
+class _Terminated(SystemExit):
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
 def _raise_exit(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
+    raise _Terminated(signum)
+
+
+@contextlib.contextmanager
+def _uninterrupted() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block is done, then deliver them; ignore SIGPIPE
+    in it. A signal arriving mid-cleanup used to end it half-way: Ctrl-C reaches a
+    pool's workers and their parent, which then sends each worker a SIGTERM while it is
+    already stopping its world; under `| tee`, the reader dies of the same Ctrl-C and a
+    write during cleanup raises SIGPIPE. Python runs handlers in the main thread only,
+    so elsewhere nothing can interrupt the block and there is nothing to hold."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous[signal.SIGPIPE] = signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+        for signum in dict.fromkeys(held):
+            signal.raise_signal(signum)
 
 
 def python(module: str, *args: str) -> list[str]:

@@ -179,7 +179,7 @@ def replicate(scenario: m.Scenario, strategy: Strategy, seed: np.random.SeedSequ
             raise LabError(f"{tool} is not installed (Debian package {tool}; scripts/test.sh installs it as root)")
     workdir = Path(tempfile.mkdtemp(prefix=f"failover-lab-{deployment.strategy}-"))
     try:
-        with Processes(workdir) as procs:
+        with Processes(workdir, remove=not options.keep) as procs:
             world = _World(deployment, trace, seed, options, procs, workdir)
             return asyncio.run(world.run())
     finally:

@@ -86,6 +86,9 @@ def _atomic_write(path: str | os.PathLike[str], body: Callable[[IO[bytes], Path]
     fd, tmp_name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
     tmp = Path(tmp_name)
     try:
+        # mkstemp creates 0600 whatever the umask; results are shared (CI artefacts, a
+        # team's folder), so give them the mode open(2) would: 0666 less the umask.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             body(f, tmp)
             f.flush()
@@ -97,6 +100,20 @@ def _atomic_write(path: str | os.PathLike[str], body: Callable[[IO[bytes], Path]
         raise
     _fsync_dir(final.parent)
     return final
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (Linux 4.7+ reports it in /proc);
+    elsewhere set and restored at once."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def to_jsonable(obj: Any) -> Any:

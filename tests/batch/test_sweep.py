@@ -105,7 +105,11 @@ def test_bad_set_and_a_resume_with_other_arguments_exit_2(tmp_path: Path) -> Non
     out = tmp_path / "y"
     args = [sys.executable, "-m", "sim", "sweep", str(path), "--set", "dns.service_ttl=30s", "--replications", "1",
             "--out", str(out), "--quiet"]
-    assert subprocess.run(args, capture_output=True).returncode == 0
+    first = subprocess.run(args, capture_output=True, text=True)
+    assert first.returncode == 0
+    header, row = first.stdout.splitlines()[:2]
+    assert "availability (%)" in header and "never recovered (%)" in header and "cell" not in header.split()
+    assert 1 < float(row.split()[3]) <= 100  # dns.service_ttl, strategy, replications, availability in %
     other_args = [a if a != "1" else "2" for a in args]  # --replications 2 this time
     other = subprocess.run(other_args, capture_output=True, text=True)
     assert other.returncode == 2 and "other arguments" in other.stderr

@@ -16,6 +16,8 @@ import pytest
 
 from sim.results import (
     CLIENTS_SCHEMA,
+    REPLICATIONS_SCHEMA,
+    TIMELINE_SCHEMA,
     open_run,
     validate_frame,
     write_json_atomic,
@@ -119,3 +121,22 @@ def test_a_folder_from_before_schema_2_opens_and_says_what_it_lacks(tmp_path: Pa
                               "replications.changed_at"}
     assert run.targets.empty and list(run.targets.columns)[-3:] == ["to_previous", "to_current", "rescued"]
     assert np.isnan(run.clients["switched_at"][0]) and run.clients["recovery_s"][0] == 3.0
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_results_files_get_the_mode_the_umask_gives(tmp_path: Path, umask: int) -> None:
+    """As open(2) would create them (0666 less the umask): mkstemp's 0600 made every
+    result and report file unreadable to the rest of a team and to CI artefact upload."""
+    previous = os.umask(umask)
+    try:
+        out = tmp_path / "run"
+        empty = {name: pd.DataFrame(columns=list(schema.names)) for name, schema in
+                 (("clients", CLIENTS_SCHEMA), ("timeline", TIMELINE_SCHEMA), ("replications", REPLICATIONS_SCHEMA))}
+        write_run(out, summary={"a": 1}, manifest={}, figures={"f": b"png"}, **empty)
+        written = [p for p in out.rglob("*") if p.is_file()]
+        assert len(written) >= 6
+        modes = {p.relative_to(out).as_posix(): oct(p.stat().st_mode & 0o777) for p in written}
+        assert set(modes.values()) == {oct(0o666 & ~umask)}, modes
+        assert (out.stat().st_mode & 0o777) == 0o777 & ~umask
+    finally:
+        os.umask(previous)
