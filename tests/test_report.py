@@ -67,8 +67,11 @@ def test_report_of_a_real_sweep_reads_at_a_glance(tmp_path: Path) -> None:
     assert tables and page.count('<div class="wide"><table>') == len(tables) and ".wide { overflow-x: auto;" in page
     header = next(line for line in md.splitlines() if line.startswith("| dns.service_ttl"))
     columns = [c.strip() for c in header.strip("|").split("|")]
-    assert columns == ["dns.service_ttl", "strategy", "replications", "availability (%)", "recovery mean (s)",
-                       "recovery p50 (s)", "never recovered (%)"]
+    assert columns[:8] == ["dns.service_ttl", "strategy", "replications", "availability (%)", "recovery mean (s)",
+                       "recovery p50 (s)", "recovery p99 (s)", "never recovered (%)"]
+    # then latency and the planning metrics the scenario has inputs for (no incident rate here)
+    assert columns[8:] == ["latency p50 (ms)", "latency p99 (ms)", "downtime an incident (s)",
+                           "infrastructure ($/month)", "DNS ($/month)", "total ($/month)"]
     rows = [line for line in md.splitlines() if line.startswith(("| 30s", "| 300s"))]
     assert len(rows) == 4
     summary = pd.read_parquet(out / "summary.parquet")

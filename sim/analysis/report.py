@@ -158,7 +158,15 @@ def sweep_report(
 
 # summary.parquet's metrics (sim.batch.summarize_sweep), as the report shows them: shares in %.
 _SUMMARY_SHOWN = (("availability", "availability (%)", 100.0), ("recovery_mean", "recovery mean (s)", 1.0),
-                  ("recovery_p50", "recovery p50 (s)", 1.0), ("never_recovered", "never recovered (%)", 100.0))
+                  ("recovery_p50", "recovery p50 (s)", 1.0), ("recovery_p99", "recovery p99 (s)", 1.0),
+                  ("never_recovered", "never recovered (%)", 100.0), ("latency_ms_p50", "latency p50 (ms)", 1.0),
+                  ("latency_ms_p99", "latency p99 (ms)", 1.0),
+                  ("monthly_availability", "monthly availability (%)", 100.0),
+                  ("monthly_downtime_s", "monthly downtime (s)", 1.0), ("monthly_budget_burn", "budget burn a month", 1.0),
+                  ("incident_downtime_s", "downtime an incident (s)", 1.0),
+                  ("incident_budget_burn", "budget burn an incident", 1.0), ("cost_infrastructure", "infrastructure ($/month)", 1.0),
+                  ("cost_dns", "DNS ($/month)", 1.0), ("cost_outage", "outage ($/month)", 1.0),
+                  ("cost_total", "total ($/month)", 1.0))
 
 
 def sweep_summary_table(summary: pd.DataFrame) -> pd.DataFrame:
@@ -167,6 +175,9 @@ def sweep_summary_table(summary: pd.DataFrame) -> pd.DataFrame:
     out = summary.drop(columns=["cell"], errors="ignore")
     for column, label, scale in _SUMMARY_SHOWN:
         if column not in out.columns:
+            continue
+        if out[column].isna().all():  # a planning metric the scenario has no inputs for
+            out = out.drop(columns=[c for c in (column, f"{column}_low", f"{column}_high") if c in out.columns])
             continue
         bounds = [f"{column}_low", f"{column}_high"]
         value = out[column].astype(float) * scale

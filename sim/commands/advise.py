@@ -31,7 +31,7 @@ EPILOG = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = parser
-    p.add_argument("scenario")
+    p.add_argument("scenario", help="the scenario file whose strategies and ranges are searched")
     p.add_argument("--slo", help="METRIC>=VALUE or METRIC<=VALUE, e.g. availability>=99.95%% (the monthly "
                    "availability; needs incidents:) or latency_ms.p99<=200 (default: the scenario's slo:)")
     p.add_argument("--budget", help="at most this many USD a month in total (e.g. 20 or $20/month)")
@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--confirm", type=positive_int, default=3, help="confirm this many of the cheapest on the model")
     p.add_argument("--confirm-replications", type=positive_int, help="model replications per confirmation "
                    "(default: the scenario's)")
-    p.add_argument("--executor", default="local", choices=["local", "dask"])
+    p.add_argument("--executor", default="local", choices=["local", "dask"],
+                   help="where the search runs: local processes, or a Dask cluster (as sweep)")
     p.add_argument("--scheduler", help="dask: the scheduler's address (default: start a LocalCluster)")
     p.add_argument("--workers", type=int, help="processes (local) or LocalCluster workers (default: CPU count)")
     p.add_argument("--out", required=True, help="folder for the search (resumable), ranked.csv, pareto.png, winner.yaml")
