@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import sim
 from sim.commands._common import EXIT_OK, EXIT_USAGE, non_negative_int, positive_int, print_problems
@@ -69,7 +69,7 @@ def main(args: argparse.Namespace) -> int:
         seed = args.seed
         if seed is None and path.name == "manifest.json":
             # the seed that run used, so replication k here draws what it drew (compare pairs them)
-            seed = json.loads(path.read_text()).get("seed")
+            seed = _manifest(path).get("seed")
         results = sim.run(scenario, args.engine, args.replications, args.strategy, seed, progress, lab)
     except sim.RunError as exc:
         print(f"{path}: cannot run: {exc}", file=sys.stderr)
@@ -92,10 +92,22 @@ def _manifest_scenario(path: Path) -> sim.Scenario:
     from sim.scenario.loader import Problem
 
     try:
-        doc = json.loads(path.read_text())["scenario"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise sim.ScenarioError([Problem(str(path), "scenario", f"no scenario in this manifest ({exc})")]) from None
-    return load_data(doc, str(path))
+        manifest = _manifest(path)
+    except ValueError as exc:
+        raise sim.ScenarioError([Problem(str(path), "", str(exc))]) from None
+    if not isinstance(manifest.get("scenario"), dict):
+        raise sim.ScenarioError([Problem(str(path), "scenario", "no scenario mapping in this manifest")])
+    return load_data(manifest["scenario"], str(path))
+
+
+def _manifest(path: Path) -> dict[str, Any]:
+    """manifest.json, its shape checked (sim.results.shape); ValueError naming the field when wrong."""
+    from sim.results.reader import read_json
+    from sim.results.shape import check_manifest
+
+    manifest = read_json(path)
+    check_manifest(path, manifest)
+    return manifest
 
 
 def _default_out(scenario: sim.Scenario) -> Path:
