@@ -30,7 +30,8 @@ EPILOG = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = parser
     p.add_argument("scenario", nargs="?", default=None, help="scenario YAML (default: scenarios/elb-blowup.yaml)")
-    p.add_argument("--out", help="results folder (default: results/<scenario>/<UTC timestamp>/)")
+    p.add_argument("--out", help="results folder (default: results/<scenario>/<UTC timestamp>/, "
+                   "with results/<scenario>/latest pointing at it)")
     p.add_argument("--replications", type=positive_int, help="override the scenario's replications")
     p.add_argument("--seed", type=non_negative_int, help="override the scenario's seed")
     p.add_argument("--strategy", action="append", metavar="NAME", help="run only this strategy (repeatable)")
@@ -79,6 +80,8 @@ def main(args: argparse.Namespace) -> int:
     for strategy, reason in results.refused.items():
         print(f"strategy {strategy} refused: {reason}")
     written = results.write(out)
+    if not args.out:
+        _link_latest(written)
     print(results.table())
     print(f"\nresults: {written}")
     for name in sorted((written / "figures").glob("*.png")):
@@ -108,6 +111,21 @@ def _manifest(path: Path) -> dict[str, Any]:
     manifest = read_json(path)
     check_manifest(path, manifest)
     return manifest
+
+
+def _link_latest(folder: Path) -> None:
+    """Point results/<scenario>/latest at `folder`, so a command can name the newest run
+    without knowing its time (`failover-sim report results/elb-blowup/latest`)."""
+    import os
+
+    link = folder.parent / "latest"
+    partial = folder.parent / f".latest-{os.getpid()}"
+    try:
+        partial.unlink(missing_ok=True)
+        partial.symlink_to(folder.name)  # relative: the results tree may move
+        os.replace(partial, link)  # atomic: a reader sees the old run or the new one
+    except OSError as exc:
+        print(f"{link}: not updated ({exc.strerror or exc})", file=sys.stderr)
 
 
 def _default_out(scenario: sim.Scenario) -> Path:

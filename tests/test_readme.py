@@ -1,0 +1,143 @@
+"""Every shell command of the README runs (issue 21): the README cannot rot.
+
+The commands are read from the README's ```sh blocks and run with bash in a
+scratch folder that holds what a fresh clone holds (scenarios/, examples/),
+with `.venv/bin/failover-sim` meaning this interpreter's `python -m sim`
+and `/tmp/` a private folder. Where a command as written takes minutes,
+QUICK says the variant that runs instead (fewer replications, a shorter
+lab run, the smoke flag of a benchmark) and why; a command that is neither
+run nor listed fails the test, so a new README line must be handled here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+README = ROOT / "README.md"
+CLI = ".venv/bin/failover-sim"
+
+# Quick variants: (text in the README command, what replaces it). Each keeps the
+# command's meaning and cuts its length; the replications of the scenarios
+# themselves are set to 1 in the scratch copies (see `clone`).
+QUICK: dict[str, tuple[str, str]] = {
+    # 20 replications of elb-blowup take minutes on the model; 1 shows the command works.
+    "--replications 20": ("--replications 20", "--replications 1"),
+    # The lab as written runs 4 minutes of real processes; 60x time keeps it under a minute.
+    "--engine lab": ("--time-scale 5 --clients-scale 0.1", "--time-scale 60 --clients-scale 0.05"),
+    # The benchmarks run for minutes each; one repetition (bench core: its smoke flag).
+    "bench model": ("bench model", "bench model --repeats 1"),
+    "bench fast": ("bench fast", "bench fast --repeats 1"),
+    "bench sweep": ("bench sweep", "bench sweep --repeats 1"),
+    "bench core": ("bench core", "bench core --quick"),
+}
+
+# Not run here, with the reason: each is run elsewhere as written.
+NOT_RUN = {
+    "scripts/demo.sh": "sets up .venv from the network; CI's first step, and its two commands are README lines below",
+    "scripts/test.sh": "runs this test suite itself (.ci/run runs it in CI)",
+}
+
+# Exit status other than 0 that a command is documented to give.
+EXPECTED_STATUS = {
+    "validate --zone examples/db.example.com": {1},  # the example zone has three conflicts, on purpose
+    "check scenarios/elb-blowup.yaml": {0, 1},  # a gate: 1 when an expectation fails on 1 replication
+    "baseline compare": {0, 1},  # 1 when the run is worse than the stored baseline
+}
+
+# Commands that need the real components scripts/test.sh installs.
+NEEDS = {"--engine lab": "unbound", "bench core": "haproxy"}
+
+
+def readme_commands() -> list[str]:
+    """The README's shell commands, one per line, comments and blank lines dropped."""
+    commands = []
+    for block in re.findall(r"```sh\n(.*?)```", README.read_text(), re.S):
+        for line in block.splitlines():
+            command = line.split("  #")[0].strip()
+            if command and not command.startswith("#"):
+                commands.append(command)
+    return commands
+
+
+def _variant(command: str, tmp: Path) -> str:
+    for key, (old, new) in QUICK.items():
+        if key in command:
+            assert old in command, f"QUICK[{key!r}] no longer matches the README: {command}"
+            command = command.replace(old, new)
+    return command.replace(CLI, f"{sys.executable} -m sim").replace("/tmp/", f"{tmp}/")
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What a fresh clone holds that the commands read, scenarios with one replication each."""
+    folder = tmp_path_factory.mktemp("clone")
+    shutil.copytree(ROOT / "examples", folder / "examples")
+    (folder / "scenarios").mkdir()
+    for scenario in (ROOT / "scenarios").glob("*.yaml"):
+        text = re.sub(r"(?m)^replications: \d+", "replications: 1", scenario.read_text())
+        (folder / "scenarios" / scenario.name).write_text(text)
+    # serve binds the ports of examples/lb.yaml; the copy takes free ones so a
+    # test run never collides with a balancer already on 8080.
+    lb = yaml.safe_load((folder / "examples" / "lb.yaml").read_text())
+    lb["listen"], lb["admin"]["listen"] = "127.0.0.1:0", "127.0.0.1:0"
+    (folder / "examples" / "lb.yaml").write_text(yaml.safe_dump(lb))
+    return folder
+
+
+def test_the_readme_has_the_commands_this_test_expects() -> None:
+    commands = readme_commands()
+    assert len(commands) >= 20, commands
+    assert not [c for c in commands if "<" in c and ">" in c.split("<", 1)[1]], "a placeholder such as <timestamp>"
+    for command in commands:
+        assert command.startswith((CLI, *NOT_RUN)), f"neither a failover-sim command nor listed in NOT_RUN: {command}"
+
+
+@pytest.mark.slow
+def test_every_readme_command_runs(clone: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
+    for command in readme_commands():
+        if command in NOT_RUN:
+            continue
+        needed = [tool for key, tool in NEEDS.items() if key in command]
+        if any(shutil.which(t) is None and not Path(f"/usr/sbin/{t}").exists() for t in needed):
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"CI=true: {needed} missing for: {command}")
+            continue
+        if " serve " in command:
+            _serve_briefly(_variant(command, tmp_path), clone, env)
+            continue
+        done = subprocess.run(
+            ["bash", "-c", _variant(command, tmp_path)],
+            cwd=clone, env=env, capture_output=True, text=True, timeout=600, check=False,
+        )
+        allowed = next((s for key, s in EXPECTED_STATUS.items() if key in command), {0})
+        assert done.returncode in allowed, f"{command}\nexit {done.returncode}\n{done.stderr[-3000:]}"
+        assert "Traceback" not in done.stderr, f"{command}\n{done.stderr[-3000:]}"
+
+
+def _serve_briefly(command: str, cwd: Path, env: dict[str, str]) -> None:
+    """`serve` runs until stopped: start it, wait for its ready line, stop it as Ctrl-C would."""
+    proc = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # the ready line, or "" when serve exits
+        assert '"event": "ready"' in line, f"{command}: {line!r} {proc.stderr.read() if proc.poll() is not None else ''}"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
