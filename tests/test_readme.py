@@ -51,6 +51,7 @@ NOT_RUN = {
 # Exit status other than 0 that a command is documented to give.
 EXPECTED_STATUS = {
     "validate --zone examples/db.example.com": {1},  # the example zone has three conflicts, on purpose
+    "audit examples/db.example.com": {1},  # the same conflicts: audit exits 1 on violations
     "check scenarios/elb-blowup.yaml": {0, 1},  # a gate: 1 when an expectation fails on 1 replication
     "baseline compare": {0, 1},  # 1 when the run is worse than the stored baseline
 }
