@@ -103,7 +103,7 @@ def _run_local(units, args, finished, workers: int | None) -> None:  # type: ign
         return
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_die_with, initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(run_unit, *args(u)) for u in units]
         try:
             for future in as_completed(futures):
@@ -112,6 +112,29 @@ def _run_local(units, args, finished, workers: int | None) -> None:  # type: ign
             for f in futures:
                 f.cancel()
             raise
+
+
+def _die_with(parent: int) -> None:
+    """In a pool worker: end when the sweep's process ends, however it ends.
+
+    A worker waits on its queue and outlived a parent killed by SIGKILL or an
+    unhandled SIGTERM (issue 21: a killed `sweep --workers 2` left both
+    running). Linux sends the worker SIGKILL when its parent dies
+    (prctl PR_SET_PDEATHSIG); elsewhere nothing changes.
+    """
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _run_dask(units, args, finished, workers: int | None, scheduler: str | None) -> None:  # type: ignore[no-untyped-def]
