@@ -198,6 +198,15 @@ def test_run_refuses_with_exit_2(corpus: dict[str, Path], name: str, tmp_path: P
     assert not (tmp_path / "out").exists()
 
 
+def test_a_replications_override_beyond_the_bound_exits_2(corpus: dict[str, Path], tmp_path: Path) -> None:
+    # --replications bypasses the scenario's bound; spawning 10^12 seeds used to exhaust memory.
+    path = corpus["instances-2**63"].with_name("base.yaml")
+    path.write_text(BASE)
+    status, output, _ = _cli("run", path, "--replications", str(10**12), "--engine", "fast", "--out", tmp_path / "o")
+    assert status == 2, output[-3000:]
+    _refused(output, path, "replications: at most 10,000")
+
+
 def test_undecodable_scenario_exits_2(tmp_path: Path) -> None:
     path = tmp_path / "latin1.yaml"
     path.write_bytes(BASE.replace("name: corpus", "name: corpus\ndescription: caf\xe9").encode("latin-1"))
