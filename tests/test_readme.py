@@ -120,9 +120,13 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("tmp")
 
 
+RUN = [c for c in readme_commands() if c not in NOT_RUN]
+
+
 # One test per command, in README order: later commands read what earlier ones wrote.
 @pytest.mark.slow
-@pytest.mark.parametrize("command", [c for c in readme_commands() if c not in NOT_RUN])
+@pytest.mark.timeout(900)  # bench sweep took 410 s on this 2-core machine under load
+@pytest.mark.parametrize("command", RUN, ids=[re.sub(r"[^\w./*-]+", "_", c.removeprefix(CLI + " ")) for c in RUN])
 def test_readme_command_runs(clone: Path, scratch: Path, command: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
     needed = [tool for key, tool in NEEDS.items() if key in command]
@@ -135,7 +139,7 @@ def test_readme_command_runs(clone: Path, scratch: Path, command: str) -> None:
         return
     done = subprocess.run(
         ["bash", "-c", _variant(command, scratch)],
-        cwd=clone, env=env, capture_output=True, text=True, timeout=600, check=False,
+        cwd=clone, env=env, capture_output=True, text=True, timeout=850, check=False,
     )
     allowed = next((s for key, s in EXPECTED_STATUS.items() if key in command), {0})
     assert done.returncode in allowed, f"{command}\nexit {done.returncode}\n{done.stderr[-3000:]}"
