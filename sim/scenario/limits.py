@@ -24,7 +24,7 @@ HORIZON_REASON = "the fast engine keeps about 110 MB per simulated day; 30 days 
 # Any single duration: beyond the longest run a TTL or delay acts as `forever`,
 # and at 1e9 s float64 still resolves 1e-7 s (1e300d overflowed the engines).
 MAX_DURATION = 1e9
-DURATION_REASON = "longer than any run (30 days at most) it acts as forever"
+DURATION_REASON = "longer than any run, 30 days at most, it acts as forever"
 
 # Clients in all: day-at-scale (1,000,000 clients, a day) peaks at 0.54 GB in
 # the fast engine, about 250 bytes a client beyond its per-second arrays,
