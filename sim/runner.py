@@ -20,6 +20,7 @@ from sim.replication import ReplicationOutput
 from sim.results.schema import ADDED
 from sim.scenario import Scenario, ScenarioError, strategy_refusals, zone_violations
 from sim.scenario.build import compile as compile_strategy
+from sim.scenario.limits import MAX_REPLICATIONS, REPLICATIONS_REASON
 from sim.scenario.models import PLANNED
 
 ENGINES = ("des", "fast", "lab")
@@ -214,6 +215,9 @@ def run(
 
     # The lab runs in (scaled) real time: one replication unless asked for more.
     reps = replications or (1 if engine == "lab" else scenario.replications)
+    if reps > MAX_REPLICATIONS:
+        # The scenario's own value is bounded when it loads; an override (--replications) is bounded here.
+        raise RunError(f"replications: at most {MAX_REPLICATIONS:,} ({REPLICATIONS_REASON}), got {reps:,}")
     seed = scenario.seed if seed is None else seed
     names, refused = runnable_strategies(scenario, strategies)
     check_engine(scenario, engine, names)

@@ -178,16 +178,61 @@ def test_engines_never_name_a_strategy(engine: str) -> None:
     assert found == []
 
 
+# What a citation outside the repository looked like before issue 21: files of
+# another folder (the shared docs beside the checkout), and the old names of pages now under docs/.
+_OUTSIDE = "|".join(("shared/" + "docs", r"\.\./shared", "REFERENCES" + r"\.md", "DESIGN" + r"\.md",
+                     "BENCHMARKING" + r"\.md", "scenario-" + "v1"))
+# Markdown files a command writes (report.md, bench core's results.md): named, not cited.
+_WRITTEN_MD = {"report.md", "results.md"}
+
+
+def _cited_places() -> list[Path]:
+    root = SIM.parent
+    return [*SIM.rglob("*.py"), *(root / "tests").rglob("*.py"), *(root / "docs").glob("*.md"),
+            *(root / "notebooks").glob("*.ipynb"), *(root / "scenarios").rglob("*.yaml"),
+            *(root / "examples").iterdir(), *(root / "scripts").iterdir(), *(root / "benchmarks").glob("*.md"),
+            *(root / ".ci").iterdir(), root / "README.md", root / "CHANGELOG.md", root / "pyproject.toml"]
+
+
+def _help_pages() -> dict[str, str]:
+    """Every `failover-sim ... --help` page, as a user sees it."""
+    import contextlib
+    import io
+
+    from sim.cli import COMMANDS, main
+
+    pages = {}
+    for argv in (["--help"], *([c.NAME, "--help"] for c in COMMANDS),
+                 *(["bench", b, "--help"] for b in ("model", "fast", "sweep", "core"))):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), contextlib.suppress(SystemExit):
+            main(argv)
+        pages[" ".join(argv)] = out.getvalue()
+    return pages
+
+
 def test_citations_stay_inside_the_repository() -> None:
-    """A user who clones the project can follow every citation (docs/references.md and the rest)."""
+    """A user who clones the project can follow every citation (docs/references.md and the rest):
+    in code, docs, notebooks, scenarios, examples, scripts, pyproject.toml and every --help page."""
     import re
 
     root = SIM.parent
-    outside = re.compile("|".join(("shared/" + "docs", "REFERENCES" + r"\.md", "DESIGN" + r"\.md",
-                                   "BENCHMARKING" + r"\.md", "scenario-" + "v1")))
-    places = [*SIM.rglob("*.py"), *(root / "tests").rglob("*.py"), *(root / "docs").glob("*.md"),
-              *(root / "notebooks").glob("*.ipynb"), *(root / "scenarios").rglob("*.yaml"),
-              root / "README.md", root / "pyproject.toml"]
-    found = [f"{p.relative_to(root)}:{no}" for p in places
-             for no, line in enumerate(p.read_text().splitlines(), 1) if outside.search(line)]
+    outside = re.compile(_OUTSIDE)
+    texts = {str(p.relative_to(root)): p.read_text() for p in _cited_places() if p.is_file()}
+    texts.update({f"failover-sim {argv}": page for argv, page in _help_pages().items()})
+    found = [f"{where}:{no}" for where, text in texts.items()
+             for no, line in enumerate(text.splitlines(), 1) if outside.search(line)]
     assert found == []
+    # Every Markdown page cited resolves, from the root or from beside the pages in docs/.
+    cited = {(where, name) for where, text in texts.items()
+             for name in re.findall(r"(?<![\w/.-])((?:[\w-]+/)*[\w-]+\.md)\b", text)}
+    dangling = sorted(f"{where}: {name}" for where, name in cited if name not in _WRITTEN_MD
+                      and not (root / name).is_file() and not (root / "docs" / name).is_file())
+    assert dangling == []
+
+
+def test_the_help_pages_are_read() -> None:
+    # Guards the test above against reading nothing.
+    pages = _help_pages()
+    assert "usage: failover-sim" in pages["--help"]
+    assert "wrk" in pages["bench core --help"] or "HAProxy" in pages["bench core --help"]

@@ -27,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from sim.scenario.zones import (
+        ZoneFileError,
         balancer_pointers,
+        by_name,
         check,
         read_zone_file,
         relative_name,
@@ -40,6 +42,9 @@ def main(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         zone, records = read_zone_file(path, args.origin)
+    except ZoneFileError as exc:
+        print(f"{path}: cannot read the zone file: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:  # dnspython raises many kinds; each means an unreadable zone file
         print(f"{path}: cannot read the zone file: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -57,9 +62,10 @@ def main(args: argparse.Namespace) -> int:
         pointers = {name: pointers.get(name, "no balancer record here yet")}
     if not pointers:
         print("no name points at a balancer (a CNAME to a balancer's DNS name, or A records)")
+    groups = by_name(records)
     for name, how in pointers.items():
         print(f"{name}: {how}")
-        options = strategies_at(records, name)
+        options = strategies_at(groups.get(name, []), name)
         print("  possible: " + (", ".join(s for s, v in options.items() if not v) or "none"))
         for strategy, refused in options.items():
             if refused:

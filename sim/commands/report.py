@@ -16,7 +16,7 @@ DESCRIPTION = (
     "(sweep.parquet, summary.parquet). Exit 2 when the folder is not one of those."
 )
 EPILOG = (
-    "examples:\n  failover-sim report results/elb-blowup/20260101T000000Z\n"
+    "examples:\n  failover-sim report results/elb-blowup/latest\n"
     "  failover-sim report /tmp/r --out /tmp/r-report"
 )
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import sim
 from sim.commands._common import (
@@ -35,7 +35,8 @@ EPILOG = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = parser
     p.add_argument("scenario", nargs="?", default=None, help="scenario YAML (default: scenarios/elb-blowup.yaml)")
-    p.add_argument("--out", help="results folder (default: results/<scenario>/<UTC timestamp>/)")
+    p.add_argument("--out", help="results folder (default: results/<scenario>/<UTC timestamp>/, "
+                   "with results/<scenario>/latest pointing at it)")
     p.add_argument("--replications", type=positive_int, help="override the scenario's replications")
     p.add_argument("--seed", type=non_negative_int, help="override the scenario's seed")
     p.add_argument("--strategy", action="append", metavar="NAME", help="run only this strategy (repeatable)")
@@ -73,7 +74,7 @@ def main(args: argparse.Namespace) -> int:
         seed = args.seed
         if seed is None and path.name == "manifest.json":
             # the seed that run used, so replication k here draws what it drew (compare pairs them)
-            seed = json.loads(path.read_text()).get("seed")
+            seed = _manifest(path).get("seed")
         results = run_with_progress(scenario, args.engine, args.replications, args.strategy, seed, lab,
                                     quiet=args.quiet)
     except sim.RunError as exc:
@@ -82,6 +83,8 @@ def main(args: argparse.Namespace) -> int:
     for strategy, reason in results.refused.items():
         print(f"strategy {strategy} refused: {reason}")
     written = results.write(out)
+    if not args.out:
+        _link_latest(written)
     print(results.table())
     print(f"\nresults: {written}")
     for name in sorted((written / "figures").glob("*.png")):
@@ -95,10 +98,37 @@ def _manifest_scenario(path: Path) -> sim.Scenario:
     from sim.scenario.loader import Problem
 
     try:
-        doc = json.loads(path.read_text())["scenario"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise sim.ScenarioError([Problem(str(path), "scenario", f"no scenario in this manifest ({exc})")]) from None
-    return load_data(doc, str(path))
+        manifest = _manifest(path)
+    except ValueError as exc:
+        raise sim.ScenarioError([Problem(str(path), "", str(exc))]) from None
+    if not isinstance(manifest.get("scenario"), dict):
+        raise sim.ScenarioError([Problem(str(path), "scenario", "no scenario mapping in this manifest")])
+    return load_data(manifest["scenario"], str(path))
+
+
+def _manifest(path: Path) -> dict[str, Any]:
+    """manifest.json, its shape checked (sim.results.shape); ValueError naming the field when wrong."""
+    from sim.results.reader import read_json
+    from sim.results.shape import check_manifest
+
+    manifest = read_json(path)
+    check_manifest(path, manifest)
+    return manifest
+
+
+def _link_latest(folder: Path) -> None:
+    """Point results/<scenario>/latest at `folder`, so a command can name the newest run
+    without knowing its time (`failover-sim report results/elb-blowup/latest`)."""
+    import os
+
+    link = folder.parent / "latest"
+    partial = folder.parent / f".latest-{os.getpid()}"
+    try:
+        partial.unlink(missing_ok=True)
+        partial.symlink_to(folder.name)  # relative: the results tree may move
+        os.replace(partial, link)  # atomic: a reader sees the old run or the new one
+    except OSError as exc:
+        print(f"{link}: not updated ({exc.strerror or exc})", file=sys.stderr)
 
 
 def _default_out(scenario: sim.Scenario) -> Path:

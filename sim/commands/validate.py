@@ -53,6 +53,9 @@ def _validate_scenario(file: str, *, show: bool) -> int:
     try:
         scenario = sim.load(path)
     except sim.ScenarioError as exc:
+        if exc.unreadable:
+            print_problems(f"{file}: unreadable", exc.problems)
+            return EXIT_USAGE
         print_problems(f"{file}: invalid", exc.problems)
         return EXIT_INVALID
     violations = zone_violations(scenario)
@@ -102,13 +105,16 @@ def describe(scenario: sim.Scenario, *, refusals: dict | None = None) -> str:
 
 
 def _validate_zone(zonefile: str, origin: str | None) -> int:
-    from sim.scenario.zones import check, read_zone_file
+    from sim.scenario.zones import ZoneFileError, check, read_zone_file
 
     if not Path(zonefile).is_file():
         print(f"{zonefile}: cannot read: no such file", file=sys.stderr)
         return EXIT_USAGE
     try:
         zone, records = read_zone_file(zonefile, origin)
+    except ZoneFileError as exc:
+        print(f"{zonefile}: {'unreadable' if exc.unreadable else 'invalid'}: {exc}", file=sys.stderr)
+        return EXIT_USAGE if exc.unreadable else EXIT_INVALID
     except Exception as exc:  # dnspython raises many kinds; each is a bad zone file
         print(f"{zonefile}: invalid: cannot parse the zone file: {exc}", file=sys.stderr)
         return EXIT_INVALID

@@ -14,9 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sim.results.schema import ADDED, OPTIONAL_TABLES, TABLES, UNBOUNDED, from_table, to_table
+from sim.results.shape import check_manifest, check_summary
 from sim.results.writer import FILES
 
-__all__ = ["RunResults", "open_run", "summary_frame"]
+__all__ = ["RunResults", "open_run", "read_json", "summary_frame"]
 
 SUMMARY_FRAME_COLUMNS: tuple[str, ...] = ("strategy", "metric", "mean", "ci_low", "ci_high")
 
@@ -95,11 +96,22 @@ def _require(folder: Path, name: str) -> Path:
     return path
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+# A written summary.json is a few KB and a manifest holds the scenario (at
+# most 256 KiB of YAML, sim.scenario.safeyaml): 16 MiB is far above either
+# and keeps a wrong file from being read whole into memory.
+MAX_JSON_BYTES = 16 * 1024 * 1024
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    size = path.stat().st_size
+    if size > MAX_JSON_BYTES:
+        raise ValueError(f"{path}: {size / 2**20:.0f} MiB; a results JSON file is at most {MAX_JSON_BYTES // 2**20} MiB")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_bytes().decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not valid JSON: {exc}") from exc
+        raise ValueError(f"{path}: not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"{path}: not a results file: nested too deeply") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
     return data
@@ -146,8 +158,10 @@ def open_run(path: str | os.PathLike[str]) -> RunResults:
         raise FileNotFoundError(f"results folder {folder} does not exist")
     if not folder.is_dir():
         raise ValueError(f"{folder} is not a results folder: it is a file, not a directory")
-    summary = _read_json(_require(folder, FILES["summary"]))
-    manifest = _read_json(_require(folder, FILES["manifest"]))
+    summary_path, manifest_path = _require(folder, FILES["summary"]), _require(folder, FILES["manifest"])
+    summary, manifest = read_json(summary_path), read_json(manifest_path)
+    check_summary(summary_path, summary)
+    check_manifest(manifest_path, manifest)
     tables, lacks = _read_tables(folder)
     figures_dir = folder / "figures"
     figures = (

@@ -8,7 +8,8 @@ expected, on one line each.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+import reprlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from sim.scenario import safeyaml
+from sim.scenario.limits import LIST_REASON
 from sim.scenario.models import Scenario
+from sim.scenario.safeyaml import MAX_DOCUMENT_BYTES
 
 # Keys of discriminated unions: pydantic puts the chosen tag in the error
 # location (`stub_cache.floor.min_ttl`), which is not a path the user wrote.
@@ -44,10 +48,15 @@ class Problem:
 
 
 class ScenarioError(Exception):
-    """A scenario that cannot be loaded; `problems` lists each reason."""
+    """A scenario that cannot be loaded; `problems` lists each reason.
 
-    def __init__(self, problems: list[Problem]):
+    `unreadable` is true when the file itself could not be read (missing, a
+    directory, not UTF-8): the CLI's exit 2, against 1 for an invalid scenario.
+    """
+
+    def __init__(self, problems: list[Problem], *, unreadable: bool = False):
         self.problems = problems
+        self.unreadable = unreadable
         super().__init__("\n".join(str(p) for p in problems))
 
 
@@ -55,14 +64,26 @@ def load_file(path: str | Path) -> Scenario:
     """Read and validate a scenario file."""
     file = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        size = Path(path).stat().st_size
+        if size > MAX_DOCUMENT_BYTES:
+            # Refused before reading: a huge file must not be read into memory.
+            raise ScenarioError([Problem(file, "", _too_big(size))])
+        text = Path(path).read_bytes().decode("utf-8")
     except FileNotFoundError:
-        raise ScenarioError([Problem(file, "", "no such file")]) from None
+        raise ScenarioError([Problem(file, "", "no such file")], unreadable=True) from None
     except IsADirectoryError:
-        raise ScenarioError([Problem(file, "", "is a directory, expected a scenario YAML file")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError([Problem(file, "", f"cannot read: {exc}")]) from None
+        raise ScenarioError([Problem(file, "", "is a directory, expected a scenario YAML file")], unreadable=True) from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(
+            [Problem(file, "", f"cannot read: not UTF-8 text (byte {exc.start}: {exc.reason})")], unreadable=True
+        ) from None
+    except OSError as exc:
+        raise ScenarioError([Problem(file, "", f"cannot read: {exc.strerror or exc}")], unreadable=True) from None
     return load_text(text, file)
+
+
+def _too_big(size: int) -> str:
+    return f"the file is {size / 1024:,.0f} KiB; a scenario file may be at most {MAX_DOCUMENT_BYTES // 1024} KiB"
 
 
 def load_text(text: str, file: str = "<string>") -> Scenario:
@@ -73,7 +94,7 @@ def load_text(text: str, file: str = "<string>") -> Scenario:
 def load_data(data: Any, file: str = "<data>", root: yaml.Node | None = None) -> Scenario:
     """Validate already-parsed data (a dict) into a Scenario."""
     if not isinstance(data, Mapping):
-        got = "a list" if isinstance(data, list) else f"{type(data).__name__} {data!r}"
+        got = "a list" if isinstance(data, list) else f"{type(data).__name__} {_short(data)}"
         raise ScenarioError(
             [Problem(file, "", f"expected a mapping at the top level (version: 1, name: ...), got {got}", 1)]
         )
@@ -81,6 +102,9 @@ def load_data(data: Any, file: str = "<data>", root: yaml.Node | None = None) ->
         return Scenario.model_validate(data)
     except ValidationError as exc:
         raise ScenarioError(_problems(exc, file, data, root)) from None
+    except RecursionError:
+        # Data handed in from Python (not YAML, whose reader refuses cycles) may hold itself.
+        raise ScenarioError([Problem(file, "", "the data holds itself (a cycle) or nests too deeply")]) from None
 
 
 def _parse_yaml(text: str, file: str) -> tuple[Any, yaml.Node | None]:
@@ -89,8 +113,9 @@ def _parse_yaml(text: str, file: str) -> tuple[Any, yaml.Node | None]:
             [Problem(file, "", "the file is empty; expected a scenario mapping (version: 1, name: ...)")]
         )
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data, root = safeyaml.read(text)
+    except safeyaml.YamlProblem as exc:
+        raise ScenarioError([Problem(file, path, message, line) for path, message, line in exc.places]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -102,37 +127,35 @@ def _parse_yaml(text: str, file: str) -> tuple[Any, yaml.Node | None]:
         raise ScenarioError(
             [Problem(file, "", "the file is empty or holds only comments; expected a scenario mapping (version: 1, name: ...)")]
         )
-    duplicates = list(_duplicate_keys(root, ""))
-    if duplicates:
-        raise ScenarioError(
-            [Problem(file, path, "this key appears twice in the same mapping; keep one", line) for path, line in duplicates]
-        )
     return data, root
-
-
-def _duplicate_keys(node: yaml.Node | None, path: str) -> Iterable[tuple[str, int]]:
-    # PyYAML keeps the last of two equal keys without a word; a user who wrote
-    # a key twice meant something by each.
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            name = str(key.value)
-            if name in seen:
-                yield _join(path, name), key.start_mark.line + 1
-            seen.add(name)
-            yield from _duplicate_keys(value, _join(path, name))
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            yield from _duplicate_keys(item, f"{path}[{i}]")
 
 
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
+# Beyond this many problems a file is more wrong than a list helps with; the
+# rest are counted, not listed (and not located, which walks the YAML each).
+MAX_PROBLEMS = 20
+# A message quotes at most this much of a value: one line, whatever was given.
+MAX_MESSAGE = 300
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 60, 60, 40
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = 4
+_REPR.maxlevel = 2
+
+
+def _short(value: Any) -> str:
+    """A value quoted in bounded time and length (reprlib stops at a few items and levels)."""
+    return _REPR.repr(value)
+
+
 def _problems(exc: ValidationError, file: str, data: Any, root: yaml.Node | None) -> list[Problem]:
     problems = []
-    for error in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False, include_input=True)
+    if len(errors) > MAX_PROBLEMS:
+        problems.append(Problem(file, "", f"{len(errors)} problems; the first {MAX_PROBLEMS} follow"))
+    for error in errors[:MAX_PROBLEMS]:
         loc = [part for part in error["loc"] if part not in _UNION_TAGS]
         path = _format_loc(loc)
         message = _message(error)
@@ -142,7 +165,9 @@ def _problems(exc: ValidationError, file: str, data: Any, root: yaml.Node | None
         if nested and error["type"] == "value_error":
             path = f"{path}.{nested.group(1)}" if path else nested.group(1)
             message = nested.group(2)
-        problems.append(Problem(file, path, message, _line_of(root, path)))
+        if len(message) > MAX_MESSAGE:
+            message = message[:MAX_MESSAGE] + "..."
+        problems.append(Problem(file, path, " ".join(message.split()), _line_of(root, path)))
     return problems
 
 
@@ -170,28 +195,30 @@ def _message(error: Mapping[str, Any]) -> str:
     if kind == "union_tag_invalid":
         return f"got {ctx.get('tag')!r}, expected one of {ctx.get('expected_tags')}"
     if kind == "literal_error":
-        return f"got {given!r}, expected one of {ctx.get('expected')}"
+        return f"got {_short(given)}, expected one of {ctx.get('expected')}"
     bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
     if kind in bounds:
         limit = next(iter(ctx.values()), "?")
-        return f"must be {bounds[kind]} {limit}, got {given!r}"
+        return f"must be {bounds[kind]} {limit}, got {_short(given)}"
     if kind in ("int_parsing", "int_type", "int_from_float"):
-        return f"expected a whole number, got {given!r}"
+        return f"expected a whole number, got {_short(given)}"
     if kind in ("float_parsing", "float_type"):
-        return f"expected a number, got {given!r}"
+        return f"expected a number, got {_short(given)}"
     if kind in ("string_type",):
         return f"expected a string, got {_describe(given)}"
     if kind == "string_pattern_mismatch":
-        return f"got {given!r}, expected text matching {ctx.get('pattern')}"
+        return f"got {_short(given)}, expected text matching {ctx.get('pattern')}"
     if kind == "union_tag_not_found":
-        return f"expected a mapping with a `kind` key, got {given!r}"
+        return f"expected a mapping with a `kind` key, got {_short(given)}"
     if kind == "model_type" or kind == "dict_type":
         return f"expected a mapping, got {_describe(given)}"
+    if kind == "too_long":
+        return f"at most {ctx.get('max_length')} items ({LIST_REASON}), got {ctx.get('actual_length')}"
     if kind == "list_type":
         return f"expected a list, got {_describe(given)}"
     if kind in ("value_error", "assertion_error"):
         return msg
-    return f"{msg}; got {given!r}" if "input" in error and not isinstance(given, dict | list) else msg
+    return f"{msg}; got {_short(given)}" if "input" in error and not isinstance(given, dict | list) else msg
 
 
 def _describe(value: Any) -> str:
@@ -199,7 +226,7 @@ def _describe(value: Any) -> str:
         return "a list"
     if isinstance(value, dict):
         return "a mapping"
-    return f"{type(value).__name__} {value!r}"
+    return f"{type(value).__name__} {_short(value)}"
 
 
 def _line_of(root: yaml.Node | None, path: str) -> int | None:

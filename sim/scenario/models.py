@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from sim.scenario import limits as lim
+from sim.scenario.limits import at_most
 from sim.scenario.units import (
     Constant,
     Distribution,
@@ -148,7 +150,7 @@ class Record(Strict):
 
 class ResolverGroup(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
-    count: int = Field(gt=0)
+    count: Annotated[int, Field(gt=0), at_most(lim.MAX_RESOLVERS, lim.RESOLVERS_REASON)]
     share: float = Field(gt=0, le=1)
     policy: CachePolicy = Honor(kind="honor")
 
@@ -161,9 +163,11 @@ class Dns(Strict):
     balancer_ttl: PositiveDuration = 60.0
     # Route 53: changes reach all its name servers "generally within 60 seconds".
     propagation: Dist = Uniform(0.0, 60.0)
-    records: list[Record] = []
+    records: list[Record] = Field(default=[], max_length=lim.MAX_RECORDS)
     resolvers: list[ResolverGroup] = Field(
-        default_factory=lambda: [ResolverGroup(name="isp", count=100, share=1.0)], min_length=1
+        default_factory=lambda: [ResolverGroup(name="isp", count=100, share=1.0)],
+        min_length=1,
+        max_length=lim.MAX_RESOLVER_GROUPS,
     )
 
     @model_validator(mode="after")
@@ -172,6 +176,9 @@ class Dns(Strict):
         if abs(total - 1.0) > 1e-9:
             raise ValueError(f"resolver shares must sum to 1, got {total:.12g}")
         _unique([g.name for g in self.resolvers], "resolvers", "resolver group")
+        total = sum(g.count for g in self.resolvers)
+        if total > lim.MAX_RESOLVERS:
+            raise ValueError(f"resolvers: {total:,} in all; at most {lim.MAX_RESOLVERS:,} ({lim.RESOLVERS_REASON})")
         return self
 
 
@@ -179,7 +186,7 @@ class Dns(Strict):
 
 
 class Retry(Strict):
-    attempts: int = Field(default=1, ge=1)
+    attempts: Annotated[int, Field(ge=1), at_most(lim.MAX_SMALL, lim.SMALL_REASON)] = 1
     # Linux connect() to a blackholed address gives up after ~127 s; 10 s is
     # a typical client-side timeout (requests, browsers' fetch stalls).
     timeout: PositiveDuration = 10.0
@@ -187,9 +194,9 @@ class Retry(Strict):
 
 class Cohort(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
-    count: int | None = Field(default=None, gt=0)
+    count: Annotated[int | None, Field(gt=0), at_most(lim.MAX_CLIENTS, lim.CLIENTS_REASON)] = None
     share: float | None = Field(default=None, gt=0, le=1)
-    rate: Annotated[Rate, Field(gt=0)]
+    rate: Annotated[Rate, Field(gt=0), at_most(lim.MAX_CLIENT_RATE, lim.RATE_REASON)]
     # glibc, Go and Node keep no answer cache (docs/references.md, "Caches").
     stub_cache: CachePolicy = NoCache(kind="none")
     keepalive: NonNegativeDuration = 0.0
@@ -219,7 +226,7 @@ class Cohort(Strict):
 class Balancer(Strict):
     name: str = Field(pattern=r"^[a-z0-9-]+$")
     role: Literal["active", "standby"]
-    nodes: int = Field(default=2, gt=0)
+    nodes: Annotated[int, Field(gt=0), at_most(lim.MAX_SMALL, lim.SMALL_REASON)] = 2
     capacity: Annotated[Rate, Field(gt=0)] = 5000.0
     churn: PositiveDuration | None = None
     # ELB keeps a deregistered node answering for its connection-draining
@@ -231,8 +238,8 @@ class Balancer(Strict):
 class HealthCheck(Strict):
     # HAProxy defaults: inter 2s, fall 3, rise 2 (docs/references.md, "Balancers").
     interval: PositiveDuration = 2.0
-    rise: int = Field(default=2, gt=0)
-    fall: int = Field(default=3, gt=0)
+    rise: Annotated[int, Field(gt=0), at_most(lim.MAX_SMALL, lim.SMALL_REASON)] = 2
+    fall: Annotated[int, Field(gt=0), at_most(lim.MAX_SMALL, lim.SMALL_REASON)] = 3
     timeout: PositiveDuration = 2.0
 
 
@@ -242,8 +249,8 @@ class Failures(Strict):
 
 
 class Autoscaling(Strict):
-    min: int = Field(gt=0)
-    max: int = Field(gt=0)
+    min: Annotated[int, Field(gt=0), at_most(lim.MAX_INSTANCES, lim.FLEET_REASON)]
+    max: Annotated[int, Field(gt=0), at_most(lim.MAX_INSTANCES, lim.FLEET_REASON)]
     target_utilization: float = Field(default=0.6, gt=0, le=1)
     period: PositiveDuration = 60.0
     launch_delay: Dist = Constant(180.0)
@@ -256,12 +263,12 @@ class Autoscaling(Strict):
 
 
 class Backends(Strict):
-    instances: int = Field(default=6, gt=0)
-    workers: int = Field(default=16, gt=0)
+    instances: Annotated[int, Field(gt=0), at_most(lim.MAX_INSTANCES, lim.FLEET_REASON)] = 6
+    workers: Annotated[int, Field(gt=0), at_most(lim.MAX_WORKERS, lim.FLEET_REASON)] = 16
     service_time: Dist = Field(default_factory=lambda: parse_distribution({"exp": "20ms"}))
-    queue_limit: int = Field(default=256, ge=0)
+    queue_limit: Annotated[int, Field(ge=0), at_most(lim.MAX_QUEUE, lim.FLEET_REASON)] = 256
     policy: BalancingPolicy = "round_robin"
-    retries: int = Field(default=0, ge=0)
+    retries: Annotated[int, Field(ge=0), at_most(lim.MAX_SMALL, lim.SMALL_REASON)] = 0
     health_check: HealthCheck = HealthCheck()
     failures: Failures | None = None
     autoscaling: Autoscaling | None = None
@@ -290,7 +297,7 @@ class InstanceDown(Strict):
 class Traffic(Strict):
     kind: Literal["traffic"]
     at: NonNegativeDuration
-    factor: float = Field(gt=0)
+    factor: Annotated[float, Field(gt=0), at_most(lim.MAX_SMALL, lim.SMALL_REASON)]
     for_: PositiveDuration = Field(alias="for")
 
 
@@ -332,7 +339,7 @@ Fault = Annotated[
 class HealthCheckDetection(Strict):
     # Route 53 fast health checks: every 10 s, failure threshold 3.
     interval: PositiveDuration = 10.0
-    threshold: int = Field(default=3, gt=0)
+    threshold: Annotated[int, Field(gt=0), at_most(lim.MAX_SMALL, lim.SMALL_REASON)] = 3
     # Route 53 HTTP check: connect within 4 s (docs/references.md).
     timeout: PositiveDuration = 4.0
 
@@ -350,7 +357,7 @@ class ProviderChecks(Strict):
     threshold: int = Field(default=3, ge=1, le=10)
     timeout: NonNegativeDuration = 4.0
     # [choice] docs/references.md gives no number of checkers.
-    checkers: int = Field(default=8, gt=0)
+    checkers: Annotated[int, Field(gt=0), at_most(lim.MAX_SMALL, lim.SMALL_REASON)] = 8
     healthy_share: float = Field(default=0.18, ge=0, lt=1)
 
 
@@ -359,7 +366,7 @@ class AnycastChecks(Strict):
 
     # Global Accelerator: every 10 or 30 s, threshold 3 (docs/references.md); [choice] 30 s.
     interval: PositiveDuration = 30.0
-    threshold: int = Field(default=3, gt=0)
+    threshold: Annotated[int, Field(gt=0), at_most(lim.MAX_SMALL, lim.SMALL_REASON)] = 3
     # [choice] no figure in docs/references.md: Route 53's 4 s connect limit.
     timeout: NonNegativeDuration = 4.0
     # [choice] no figure in docs/references.md for the shift itself.
@@ -481,22 +488,22 @@ class Scenario(Strict):
     name: str = Field(pattern=r"^[a-z0-9-]+$")
     description: str = ""
     seed: int = Field(default=0, ge=0)
-    duration: PositiveDuration = 3600.0
-    warmup: NonNegativeDuration = 0.0
-    replications: int = Field(default=10, gt=0)
+    duration: Annotated[PositiveDuration, at_most(lim.MAX_HORIZON, lim.HORIZON_REASON)] = 3600.0
+    warmup: Annotated[NonNegativeDuration, at_most(lim.MAX_HORIZON, lim.HORIZON_REASON)] = 0.0
+    replications: Annotated[int, Field(gt=0), at_most(lim.MAX_REPLICATIONS, lim.REPLICATIONS_REASON)] = 10
     strategies: list[StrategyName] = Field(default_factory=lambda: list(DEFAULT_STRATEGIES), min_length=1)
     # Network round-trip time added to every exchange; zero unless set
     # (docs/scenario.md, "Time").
     rtt: NonNegativeDuration = 0.0
-    population: int | None = Field(default=None, gt=0)
+    population: Annotated[int | None, Field(gt=0), at_most(lim.MAX_CLIENTS, lim.CLIENTS_REASON)] = None
     dns: Dns
-    clients: list[Cohort] = Field(min_length=1)
-    balancers: list[Balancer] = Field(min_length=2)
+    clients: list[Cohort] = Field(min_length=1, max_length=lim.MAX_COHORTS)
+    balancers: list[Balancer] = Field(min_length=2, max_length=lim.MAX_LIST_ITEMS)
     backends: Backends = Backends()
-    faults: list[Fault] = []
+    faults: list[Fault] = Field(default=[], max_length=lim.MAX_LIST_ITEMS)
     failover: Failover = Failover()
     report: Report = Report()
-    expect: list[Expectation] = []
+    expect: list[Expectation] = Field(default=[], max_length=lim.MAX_LIST_ITEMS)
     # Planning (docs/scenario.md, "Planning"): rates per fault kind, the SLO, prices.
     incidents: Incidents = {}
     slo: Slo | None = None
@@ -510,6 +517,10 @@ class Scenario(Strict):
         _unique([c.name for c in self.clients], "clients", "client cohort")
         _unique([b.name for b in self.balancers], "balancers", "balancer")
         self._check_cohort_sizes()
+        if self.end > lim.MAX_HORIZON:
+            raise ValueError(
+                f"duration: warmup + duration is {format_duration(self.end)}; at most 30d ({lim.HORIZON_REASON})"
+            )
         roles = [b.role for b in self.balancers]
         if roles.count("active") != 1 or roles.count("standby") < 1:
             raise ValueError(
@@ -571,6 +582,9 @@ class Scenario(Strict):
         if not shares:
             if self.population is not None:
                 raise ValueError("population: only used with cohort shares; every cohort here gives a count")
+            total = sum(c.count or 0 for c in self.clients)
+            if total > lim.MAX_CLIENTS:
+                raise ValueError(f"clients: {total:,} in all; at most {lim.MAX_CLIENTS:,} ({lim.CLIENTS_REASON})")
             return
         if len(shares) != len(self.clients):
             raise ValueError("clients: give every cohort a count, or every cohort a share, not a mix")

@@ -13,6 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from sim.scenario.limits import DURATION_REASON, MAX_DURATION
+
+# exp(2.326 x 10): at sigma 10 the 99th percentile is 10^10 times the median.
+MAX_SIGMA = 10.0
+
 _DURATION_UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 _RATE_UNITS = {"s": 1.0, "sec": 1.0, "min": 1 / 60.0, "m": 1 / 60.0, "h": 1 / 3600.0, "d": 1 / 86400.0}
 # Planning periods (incident rates such as 2/year): a year of 8760 h and its
@@ -43,7 +48,7 @@ def parse_duration(value: Any) -> float:
     """Seconds from `150ms`, `30s`, `5m`, `2h`, `1d` or a bare number (seconds)."""
     number = _number(value, "duration")
     if number is not None:
-        return number
+        return _bounded(number, value)
     if not isinstance(value, str):
         raise ValueError(f"expected a duration such as 30s, 5m or 150ms, got {value!r}")
     match = _DURATION_RE.match(value)
@@ -54,6 +59,12 @@ def parse_duration(value: Any) -> float:
     seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"]
     if not math.isfinite(seconds):
         raise ValueError(f"duration {value!r} is not finite")
+    return _bounded(seconds, value)
+
+
+def _bounded(seconds: float, given: Any) -> float:
+    if abs(seconds) > MAX_DURATION:
+        raise ValueError(f"a duration must be at most {MAX_DURATION:g}s ({DURATION_REASON}), got {given!r}")
     return seconds
 
 
@@ -265,6 +276,8 @@ def parse_distribution(value: Any, *, minimum: float = 0.0) -> Distribution:
         sigma = _number(arg["sigma"], "sigma")
         if median <= 0 or sigma is None or sigma < 0:
             raise ValueError(f"lognormal: median must be > 0 and sigma a number >= 0, got {arg!r}")
+        if sigma > MAX_SIGMA:
+            raise ValueError(f"lognormal: sigma must be at most {MAX_SIGMA:g} (its p99 is already 10^10 times the median), got {sigma:g}")
         return LogNormal(median, sigma)
     if form == "empirical":
         return _parse_empirical(arg, minimum)

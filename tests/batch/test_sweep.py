@@ -113,3 +113,26 @@ def test_bad_set_and_a_resume_with_other_arguments_exit_2(tmp_path: Path) -> Non
     other_args = [a if a != "1" else "2" for a in args]  # --replications 2 this time
     other = subprocess.run(other_args, capture_output=True, text=True)
     assert other.returncode == 2 and "other arguments" in other.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_killed_sweep_leaves_no_worker_behind(tmp_path: Path, sig: signal.Signals) -> None:
+    # Issue 21: `sweep --workers 2` killed left its two pool workers running.
+    import psutil
+
+    path = _scenario_file(tmp_path, duration="150s")
+    argv = [a if a != "1" else "2" for a in _cli(tmp_path / "out", path)]  # --workers 2
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parent = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 60
+    workers: list[psutil.Process] = []
+    while time.monotonic() < deadline and len(workers) < 2:
+        workers = [c for c in parent.children() if "resource_tracker" not in " ".join(c.cmdline())]
+        time.sleep(0.05)
+    assert len(workers) >= 2, "the pool did not start"
+    proc.send_signal(sig)
+    proc.wait(timeout=30)
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    for worker in alive:  # a failure here must not leave them running either
+        worker.kill()
+    assert alive == [], [p.pid for p in alive]

@@ -52,10 +52,17 @@ def test_rate_errors(bad: object) -> None:
         parse_rate(bad)
 
 
-@given(st.floats(min_value=0, max_value=1e7, allow_nan=False), st.sampled_from(["ms", "s", "m", "h", "d"]))
+# Up to 1e4 days: within the 1e9 s bound on any duration (sim.scenario.limits).
+@given(st.floats(min_value=0, max_value=1e4, allow_nan=False), st.sampled_from(["ms", "s", "m", "h", "d"]))
 def test_duration_unit_scaling(value: float, unit: str) -> None:
     scale = {"ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
     assert parse_duration(f"{value!r}{unit}") == pytest.approx(value * scale, rel=1e-12)
+
+
+@pytest.mark.parametrize("huge", ["1e300d", "11575d", 1e10, "2e12ms"])
+def test_durations_beyond_the_bound_are_refused_with_the_reason(huge: object) -> None:
+    with pytest.raises(ValueError, match="at most 1e[+]?0?9s .*acts as forever"):
+        parse_duration(huge)
 
 
 @given(st.floats(min_value=0, max_value=1e9, allow_nan=False))
