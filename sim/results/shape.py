@@ -15,6 +15,8 @@ import reprlib
 from pathlib import Path
 from typing import Any
 
+from sim.results.schema import UNBOUNDED
+
 __all__ = ["ShapeError", "check_manifest", "check_summary"]
 
 _REPR = reprlib.Repr()
@@ -40,8 +42,9 @@ def _is_number(value: Any) -> bool:
 
 
 def _number_or_null(path: Path, field: str, value: Any) -> None:
-    if value is not None and not _is_number(value):
-        raise ShapeError(path, field, "a number or null", value)
+    # "> run": a value beyond the run (an unbounded percentile or drain), as the summary stores it
+    if value is not None and value != UNBOUNDED and not _is_number(value):
+        raise ShapeError(path, field, f'a number, "{UNBOUNDED}" or null', value)
 
 
 def _typed(path: Path, field: str, value: Any, kind: type | tuple[type, ...], expected: str) -> None:

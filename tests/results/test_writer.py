@@ -108,8 +108,9 @@ def test_a_folder_from_before_schema_2_opens_and_says_what_it_lacks(tmp_path: Pa
 
     folder = tmp_path / "old"
     folder.mkdir()
-    (folder / "summary.json").write_text(json.dumps({"strategies": {}}))
-    (folder / "manifest.json").write_text("{}")
+    (folder / "summary.json").write_text(json.dumps({"scenario": "old", "engine": "des", "seed": 0, "replications": 1,
+                                                      "version": "0.1", "fault_times": [], "strategies": {}}))
+    (folder / "manifest.json").write_text(json.dumps({"scenario": {"name": "old"}, "seed": 0, "engine": "des"}))
     old_clients = {"strategy": ["s"], "replication": [0], "client": [1], "cohort": ["c"], "resolver_group": ["g"],
                    "recovery_s": [3.0], "failed": [1], "fault_at": [1.0]}
     pq.write_table(pa.table(old_clients), folder / "clients.parquet")

@@ -280,7 +280,7 @@ def _summary(folder: Path) -> dict:
 SUMMARY_MUTATIONS: list[tuple[str, Callable[[dict], object], str]] = [
     ("strategies-list", lambda s: {**s, "strategies": []}, "summary.json: strategies: expected a mapping"),
     ("strategy-number", lambda s: {**s, "strategies": {"eip_remap": 5}}, "strategies.eip_remap: expected a mapping"),
-    ("availability-text", lambda s: _metric(s, "availability", "high"), "availability: expected a number or null"),
+    ("availability-text", lambda s: _metric(s, "availability", "high"), "availability: expected a number, \"> run\" or null"),
     ("recovery-list", lambda s: _metric(s, "recovery_s", [1, 2]), "recovery_s: expected a mapping"),
     ("ci-text", lambda s: _metric(s, "ci95", "wide"), "ci95: expected a mapping"),
     ("ci-three", lambda s: _metric(s, "ci95", {"availability": [1, 2, 3]}), "ci95.availability: expected [low, high]"),
