@@ -117,11 +117,11 @@ class Targets:
 
 
 def count(tries: np.ndarray, reached: list[str | None], requests: np.ndarray, cohort_of: list[int],
-          cohorts: list[str], seconds: int, first: frozenset[str], standby: str,
-          changed_at: float | None) -> Targets:
+          cohorts: list[str], seconds: int, standby: str, changed_at: float | None) -> Targets:
     """Count as the model counts (sim.model.requests._attempt and _sent_elsewhere): before
-    the change every try goes to a current target (`first`); from `changed_at` the
-    standby is the current target and the balancers of `first` the previous ones. A
+    the change every try goes to a current target (what the service pointed to: the
+    active, or with one address per balancer both); from `changed_at` the standby is the
+    current target and every other the previous one. A
     first attempt's first try is counted in the second it was sent; `switched_at` is a
     client's first try to the current target after the change, `last_previous_at` its
     last try to a previous one; `rescued` counts, at the second of issue, the failed
@@ -135,7 +135,7 @@ def count(tries: np.ndarray, reached: list[str | None], requests: np.ndarray, co
     firsts = first_tries(tries)
     for i, ((c, _seq, attempt, _j, _address, t), balancer) in enumerate(zip(tries, reached, strict=True)):
         c, t = int(c), float(t)
-        current = balancer == standby if t >= change else (balancer is None or balancer in first)
+        current = balancer == standby if t >= change else True
         counted = int(attempt) == 0 and bool(firsts[i])
         if current:
             if counted:

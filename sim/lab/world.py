@@ -513,11 +513,10 @@ class _World:
         holders = Holders({index[ip]: name for name, ip in self.balancer_ip.items()}, index[self.site.shared],
                           sc.active.name, sc.standby.name, self.moved_at)
         tries = sort_tries(tries)
-        first = frozenset(self.balancer_ip) if self.published.per_balancer else frozenset({sc.active.name})
         cohort_index = {c.name: i for i, c in enumerate(sc.clients)}
         return count(tries, attribute(tries, logged, holders), records,
                      [cohort_index[c["cohort"]] for c in self.clients], [c.name for c in sc.clients],
-                     int(math.ceil(sc.end)), first, sc.standby.name, self.changed_at)
+                     int(math.ceil(sc.end)), sc.standby.name, self.changed_at)
 
     def _took_over(self) -> float | None:
         """When the standby's sim.core took the address by its own timer (its event line,
