@@ -404,7 +404,8 @@ class _World:
                                 "conn": None if state.conn is None else [finite(x) for x in state.conn]})
         self.clients = clients
         out = self.dir / "requests.npy"
-        plan = {"addresses": list(self.addresses), "tries": str(self.dir / "tries.npy"),"scenario": str(self.scenario_file), "scale": self.k, "t0": t0, "end": sc.end, "service": self.fqdn,
+        plan = {"scenario": str(self.scenario_file), "scale": self.k, "t0": t0, "end": sc.end, "service": self.fqdn,
+                "addresses": list(self.addresses), "tries": str(self.dir / "tries.npy"),
                 "rotate": self.published.rotate, "initial": initial_answer(self.published, self.site),
                 "arrival_seeds": self.trace.arrival_seeds,
                 "port": self.port, "clients": clients, "out": str(out), "seed": int(self.rng.integers(2**31))}
