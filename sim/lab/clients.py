@@ -7,8 +7,12 @@ address rotation, open connection), looks the service name up through its
 own resolver (a real unbound, or our forwarder)
 with its cohort's stub cache (sim.policy, in scenario seconds), keeps its
 connection alive as its cohort does, retries as its cohort does, and records
-every request: when it was issued and finished (scenario seconds) and how
-it ended. The records are written once, atomically, when the run ends.
+every request: when it was issued and finished (scenario seconds), how it
+ended and how many attempts it took; and every try (an attempt, or with
+address_mode next each address an attempt tries): the address it was sent
+to and when. Each request's path names it (sim.lab.targets.request_path), so
+the balancers' access logs say which of them saw it. The records are written
+once, atomically, when the run ends.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import dns.message
 import dns.rdatatype
 import numpy as np
 
+from sim.lab.targets import request_path
 from sim.policy.cache import Cache
 from sim.policy.sampling import arrival_blocks
 from sim.replication import DNS_ERROR, ERROR_5XX, OK, REFUSED, TIMEOUT
@@ -51,8 +56,14 @@ class Clock:
 
 class Client:
     def __init__(self, cid: int, spec: m.Cohort, resolver: tuple[str, int], plan: dict, clock: Clock,
-                 rng: np.random.Generator, log: list, state: dict | None = None) -> None:
+                 rng: np.random.Generator, log: list, state: dict | None = None, tries: list | None = None) -> None:
         self.id = cid
+        # Every try, (client, seq, attempt, try, address index, scenario time): a tuple
+        # append per try, the lab's only per-request cost of counting targets.
+        self.tries: list = [] if tries is None else tries
+        self.address_index = {a: i for i, a in enumerate(plan.get("addresses", ()))}
+        self.sent = 0  # this client's requests so far: the next one's seq
+        self.seq = 0
         self.spec = spec
         self.resolver = resolver
         self.fqdn = plan["service"]
@@ -86,12 +97,19 @@ class Client:
 
     async def request(self, issued: float) -> None:
         outcome = OK
+        seq, self.sent = self.sent, self.sent + 1
+        used = 0
         async with self.lock:
+            self.seq = seq
             for attempt in range(self.attempts):
+                used += 1
                 outcome = await self.attempt(attempt)
                 if outcome == OK:
                     break
-        self.log.append((self.id, issued, self.clock.now(), outcome))
+        self.log.append((self.id, issued, self.clock.now(), outcome, seq, used))
+
+    def _tried(self, attempt: int, j: int, address: str, t: float) -> None:
+        self.tries.append((self.id, self.seq, attempt, j, self.address_index.get(address, -1), t))
 
     async def resolve(self) -> tuple | None:
         now = self.clock.now()
@@ -126,6 +144,7 @@ class Client:
                     # The connection the model finds open at time 0 (opened before the run,
                     # so no lookup): connected now, with its age and idle time.
                     address = self.initial[(self.rotation if self.rotate else 0) % len(self.initial)]
+                    self._tried(attempt, 0, address, now)
                     reader, writer = await asyncio.open_connection(address, self.port)
                     conn = (reader, writer, address, primed[0], primed[1])
                 elif conn is None:
@@ -133,9 +152,12 @@ class Client:
                     if addresses is None:
                         return DNS_ERROR
                     conn = await self.connect(addresses, attempt, now)
+                else:
+                    self._tried(attempt, 0, conn[2], now)
                 reader, writer = conn[0], conn[1]
                 keep = self.reuse.keepalive > 0
-                writer.write(b"GET / HTTP/1.1\r\nHost: www\r\n" + (b"" if keep else b"Connection: close\r\n") + b"\r\n")
+                writer.write(b"GET " + request_path(self.id, self.seq, attempt) + b" HTTP/1.1\r\nHost: www\r\n"
+                             + (b"" if keep else b"Connection: close\r\n") + b"\r\n")
                 head = await reader.readuntil(b"\r\n\r\n")
                 status = int(head.split(b" ", 2)[1])
                 length = 0
@@ -164,6 +186,7 @@ class Client:
         tries = len(addresses) if self.next_address else 1
         for j in range(tries):
             address = addresses[(start + j) % len(addresses)]
+            self._tried(attempt, j, address, now if j == 0 else self.clock.now())
             try:
                 if j + 1 < tries:
                     async with asyncio.timeout(self.fallback / self.clock.scale):
@@ -252,10 +275,11 @@ async def _run(plan: dict) -> None:
     clock = Clock(plan["t0"], plan["scale"])
     cohorts = {c.name: c for c in scenario.clients}
     log: list = []
+    tries: list = []
     seeds = np.random.SeedSequence(plan["seed"]).spawn(len(plan["clients"]) + 1)
     clients = [
         Client(c["id"], cohorts[c["cohort"]], (c["resolver"][0], int(c["resolver"][1])), plan, clock,
-               np.random.default_rng(s), log, c)
+               np.random.default_rng(s), log, c, tries)
         for c, s in zip(plan["clients"], seeds, strict=False)
     ]
     factor = traffic_factor(scenario)
@@ -267,10 +291,11 @@ async def _run(plan: dict) -> None:
     await asyncio.gather(*(a.model(seed) for a, seed in zip(streams, plan["arrival_seeds"], strict=True)),
                          *(a.extra(extra, spans) for a in streams))
     await asyncio.gather(*(a.drain() for a in streams))
-    records = np.array(log, dtype=float).reshape(-1, 4)
-    tmp = plan["out"] + ".partial.npy"
-    np.save(tmp, records)
-    os.replace(tmp, plan["out"])
+    records = np.array(log, dtype=float).reshape(-1, 6)
+    for path, table in ((plan["tries"], np.array(tries, dtype=float).reshape(-1, 6)), (plan["out"], records)):
+        tmp = path + ".partial.npy"
+        np.save(tmp, table)
+        os.replace(tmp, path)  # the requests last: their file says both are complete
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,14 +18,17 @@ layer builds (sim.model.trace); the lab does not import the model.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import secrets
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +36,7 @@ import pandas as pd
 import yaml
 
 from sim.lab.procs import LabError, Processes, address_block, free_port, python
+from sim.lab.targets import Holders, Targets, attribute, count, read_access_log, sort_tries
 from sim.policy.failover import RECORDS, FailoverPlan, Published
 from sim.policy.health import HealthState, first_probe_at, probe_duration, probe_ok, probe_step
 from sim.progress import PhaseClock
@@ -75,8 +79,6 @@ def unsupported(scenario: m.Scenario, strategies: list[Strategy] | None = None) 
     if scenario.backends.autoscaling is not None:
         out.append("backends.autoscaling")
     for i, f in enumerate(scenario.faults):
-        if f.kind in m.PLANNED:
-            out.append(f"faults[{i}]: a planned {f.kind} (the lab does not make planned changes yet)")
         if isinstance(f, m.BalancerDown) and f.target != scenario.active.name:
             out.append(f"faults[{i}]: a fault of the standby balancer")
     for strategy in scenario.strategies if strategies is None else strategies:
@@ -255,6 +257,8 @@ class _World:
         self.balancer_ip = {sc.active.name: f"{self.block}.11", sc.standby.name: f"{self.block}.12"}
         self.site = Site(self.balancer_ip[sc.active.name], self.balancer_ip[sc.standby.name], f"{self.block}.10",
                          f"{sc.active.name}.elb.example.net.", f"{sc.standby.name}.elb.example.net.")
+        # The addresses a client may send to, by the index its tries record (sim.lab.targets).
+        self.addresses = (self.site.active, self.site.standby, self.site.shared)
         self.backends_down: set[str] = set()
         self.scenario_file = workdir / "scenario.yaml"
         self.scenario_file.write_text(yaml.safe_dump(sc.to_document(), sort_keys=False))
@@ -295,6 +299,8 @@ class _World:
                                  "rise": hc.rise, "fall": hc.fall},
                 "retries": {"count": sc.backends.retries},
                 "admin": {"listen": f"127.0.0.1:{admin_port}", "token_file": str(token)},
+                # which requests it saw (sim.lab.targets): one buffered line each
+                "log": {"access": str(self.dir / f"{name}.access.log")},
             }
             if self.published.moves_address:
                 config["takeover"] = self._takeover(name, i, heart)
@@ -399,6 +405,7 @@ class _World:
         self.clients = clients
         out = self.dir / "requests.npy"
         plan = {"scenario": str(self.scenario_file), "scale": self.k, "t0": t0, "end": sc.end, "service": self.fqdn,
+                "addresses": list(self.addresses), "tries": str(self.dir / "tries.npy"),
                 "rotate": self.published.rotate, "initial": initial_answer(self.published, self.site),
                 "arrival_seeds": self.trace.arrival_seeds,
                 "port": self.port, "clients": clients, "out": str(out), "seed": int(self.rng.integers(2**31))}
@@ -456,7 +463,14 @@ class _World:
         out = self.start_clients(t0)
         self.t0 = t0
         self.events: list[tuple[float, str]] = []
+        # Where requests go: the change's time (None: none was made), the addresses'
+        # holders (sim.lab.targets), filled in by the planned change or the failover.
+        self.changed_at: float | None = None
+        self.moved_at: float | None = None
+        planned = self.sc.planned_change(self.published.changes_dns)
         tasks = [asyncio.create_task(self._fault(f, i)) for i, f in enumerate(self.sc.faults)]
+        if planned is not None:
+            tasks.append(asyncio.create_task(self._planned_change(planned.at)))
         tasks.append(asyncio.create_task(self._controller()))
         tasks.append(asyncio.create_task(self._phases(clock)))
         await self._until(self.sc.end)
@@ -473,7 +487,52 @@ class _World:
         queries = await self._control({"op": "queries"})
         # the control plane's events, scenario seconds, beside the logs (--keep)
         (self.dir / "events.json").write_text(json.dumps(self.events))
-        return tables(self.sc, records, self.clients, queries.get("queries", []), t0, self.k)
+        reached = self._targets(np.load(self.dir / "tries.npy"), records)
+        return tables(self.sc, records, self.clients, queries.get("queries", []), t0, self.k, reached,
+                      self.changed_at, self.published.changes_dns)
+
+    def _targets(self, tries: np.ndarray, records: np.ndarray) -> Targets:
+        """Each try attributed to the balancer that logged it, else by its address; counted
+        as the model counts (sim.lab.targets)."""
+        sc = self.sc
+        for name in self.balancer_ip:  # a clean stop flushes the access log (SIGTERM)
+            proc = self.procs.children.get(f"balancer-{name}")
+            if proc is not None and proc.poll() is None:
+                self.procs.signal(f"balancer-{name}", signal.SIGCONT)
+                self.procs.signal(f"balancer-{name}", signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=5)
+        logged: dict = {}
+        for name in self.balancer_ip:
+            log = self.dir / f"{name}.access.log"
+            if log.is_file():
+                with open(log, encoding="utf-8", errors="replace") as lines:
+                    read_access_log(lines, name, logged)
+        if self.plan.detection == "master_down" and self.changed_at is None:
+            self.changed_at = self.moved_at = self._took_over()
+        index = {a: i for i, a in enumerate(self.addresses)}
+        holders = Holders({index[ip]: name for name, ip in self.balancer_ip.items()}, index[self.site.shared],
+                          sc.active.name, sc.standby.name, self.moved_at)
+        tries = sort_tries(tries)
+        cohort_index = {c.name: i for i, c in enumerate(sc.clients)}
+        return count(tries, attribute(tries, logged, holders), records,
+                     [cohort_index[c["cohort"]] for c in self.clients], [c.name for c in sc.clients],
+                     int(math.ceil(sc.end)), sc.standby.name, self.changed_at)
+
+    def _took_over(self) -> float | None:
+        """When the standby's sim.core took the address by its own timer (its event line,
+        scenario seconds): a VRRP failover's change, which no controller of ours makes."""
+        log = self.dir / f"balancer-{self.sc.standby.name}.log"
+        if not log.is_file():
+            return None
+        for line in log.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError, AttributeError, TypeError):
+                event = json.loads(line)
+                if event.get("event") == "takeover" and event.get("state") == "active":
+                    at = datetime.fromisoformat(event["time"]).timestamp()
+                    if at >= self.t0:
+                        return (at - self.t0) * self.k
+        return None
 
     def now(self) -> float:
         return (time.time() - self.t0) * self.k
@@ -544,8 +603,29 @@ class _World:
         for i, action in enumerate(actions):
             await self._until(action.at)
             self.events.append((self.now(), action.kind))
-            if i == call:
-                await self._set_in_motion((actions[effective].at - action.at) / self.k)
+            if i == call and self._change_target(actions[0].at):
+                await self._set_in_motion((actions[effective].at - action.at) / self.k, actions[effective].at)
+
+    async def _planned_change(self, at: float) -> None:
+        """A planned DNS change or address move (docs/scenario.md, `dns_change`): the
+        failover's own change, made at `at`, in effect after the plan's second delay,
+        while the old target keeps serving. The delay is drawn at `at` from the model's
+        "failover" stream, as sim.model.control._planned_change draws it: after the
+        checker's phase (drawn at the start) and before a detection that comes later."""
+        await self._until(at)
+        self.events.append((self.now(), "planned change"))
+        _, delay = self.plan.delays(self.trace.failover)
+        if self._change_target(at):
+            await self._set_in_motion(delay / self.k, at + delay)
+
+    def _change_target(self, at: float) -> bool:
+        """The service now points at the standby (from scenario time `at`); False when it
+        already did: a failover after a planned change changes nothing (as the model's
+        _change_target)."""
+        if self.changed_at is not None:
+            return False
+        self.changed_at = at
+        return True
 
     async def _detect(self) -> float | None:
         """When the scenario's detection notices the active's fault: real health checks on
@@ -574,19 +654,27 @@ class _World:
                 return self.now()
             at += probe_duration(outcome, hc) + hc.interval
 
-    async def _set_in_motion(self, gap: float) -> None:
-        """The failover's call, taking effect `gap` real seconds from now: the record
-        change (the authoritative server applies it then: propagation), or the address
-        move."""
+    async def _set_in_motion(self, gap: float, effective: float) -> None:
+        """The failover's call, taking effect `gap` real seconds from now (scenario time
+        `effective`): the record change (the authoritative server applies it then:
+        propagation), or the address move."""
+        self.moved_at = effective
         if self.published.changes_dns:
             record = self._wire(service_record(self.published, self.site, failed_over=True))
             await self._control({"op": "set", "name": self.fqdn, "delay": gap, **record})
         elif self.published.moves_address:
             admin, token = self.admin[self.sc.standby.name]
             # the address moves when the model moves it: sim.core waits 2 heartbeats
-            # for the dead holder after the delay (0.5 scenario s at K = 5, about 38
-            # more failed requests per replication of elb-blowup before this)
-            await _post_takeover(admin, token.read_text().strip(), max(0.0, gap - 2 * HEARTBEAT))
+            # for a dead holder after the delay (0.5 scenario s at K = 5, about 38
+            # more failed requests per replication of elb-blowup before this); a live
+            # holder (a planned move) releases it at once.
+            wait = 0.0 if self._holder_alive(self.now()) else 2 * HEARTBEAT
+            await _post_takeover(admin, token.read_text().strip(), max(0.0, gap - wait))
+
+    def _holder_alive(self, t: float) -> bool:
+        """Whether the active balancer is up at scenario time `t` (no balancer_down of it then)."""
+        return not any(isinstance(f, m.BalancerDown) and f.target == self.sc.active.name and f.at <= t
+                       and (f.for_ is None or t < f.at + f.for_) for f in self.sc.faults)
 
     async def _control(self, request: dict, to: tuple[str, int] | None = None) -> dict:
         reader, writer = await asyncio.open_connection(*(to or self.control))
@@ -677,8 +765,13 @@ def _wait_dns(ip: str, port: int, name: str, procs: Processes, who: str, timeout
 
 
 def tables(sc: m.Scenario, records: np.ndarray, clients: list[dict], queries: list[float], t0: float,
-           k: float) -> ReplicationOutput:
-    """The model's tables from the request log: per second, per client, the summary metrics."""
+           k: float, targets: Targets | None = None, changed_at: float | None = None,
+           changes_dns: bool = True) -> ReplicationOutput:
+    """The model's tables from the request log (REQUEST_COLUMNS): per second, per client
+    (every client, as the model lists them), the summary metrics; with `targets`, where
+    the requests went (sim.lab.targets) and the change's time `changed_at`. A client's
+    failures count from the faults and the planned change of the strategy's kind
+    (`changes_dns`), as the model counts them."""
     seconds = int(math.ceil(sc.end))
     start = int(math.floor(sc.warmup))
     cid, issued, finished, outcome = (records[:, i] for i in range(4))
@@ -695,12 +788,40 @@ def tables(sc: m.Scenario, records: np.ndarray, clients: list[dict], queries: li
     q = ((np.array(queries) - t0) * k).astype(np.int64) if queries else np.zeros(0, dtype=np.int64)
     q = q[(q >= 0) & (q < seconds)]
     timeline["dns_queries"] = np.bincount(q, minlength=seconds)[:seconds]
+    planned = sc.planned_change(changes_dns)
+    fault_times = sorted([f.at for f in sc.faults if f.kind not in m.PLANNED] + ([planned.at] if planned else []))
+    client_df = _client_rows(sc, records, clients, fault_times, targets)
+    affected = client_df[client_df["failed"] > 0]
+    measured = counts[:, start:]
+    ok = (outcome == 0) & (issued >= sc.warmup)
+    lat = (finished[ok] - issued[ok]) * 1000.0
+    recovery = affected["recovery_s"].to_numpy(dtype=float)
+    metrics = {
+        "requests": int(measured.sum()),
+        "failed": int(measured[1:].sum()),
+        "clients_affected": len(affected),
+        "stragglers_5m": float(np.mean(~(recovery <= 300.0))) if len(affected) else 0.0,
+        "latency_ms_p50": float(np.percentile(lat, 50)) if lat.size else math.nan,
+        "latency_ms_p99": float(np.percentile(lat, 99)) if lat.size else math.nan,
+        "dns_queries": int(timeline["dns_queries"].iloc[start:].sum()),
+        "dropped": int(measured[OUTCOMES.index("shed")].sum()),
+        "changed_at": math.nan if changed_at is None else float(changed_at),
+    }
+    return ReplicationOutput(metrics, client_df, timeline, None if targets is None else targets.table)
 
-    fault_times = sorted(f.at for f in sc.faults)
+
+def _client_rows(sc: m.Scenario, records: np.ndarray, clients: list[dict], fault_times: list[float],
+                 targets: Targets | None) -> pd.DataFrame:
+    """Every client: its recovery after its first failure once a fault began (NaN and 0
+    failures for a client no fault affected), and when it moved (`targets`)."""
+    cid, issued, finished, outcome = (records[:, i] for i in range(4))
+    cid, outcome = cid.astype(np.int64), outcome.astype(np.int64)
     counted = issued >= sc.warmup
-    rows = []
     order = np.argsort(finished, kind="stable")
-    cid, issued, finished, outcome, counted = cid[order], issued[order], finished[order], outcome[order], counted[order]
+    cid, finished, outcome, counted = cid[order], finished[order], outcome[order], counted[order]
+    recovery = np.full(len(clients), math.nan)
+    failed = np.zeros(len(clients), dtype=np.int64)
+    fault_at = np.full(len(clients), math.nan)
     for c in np.unique(cid):
         mine = (cid == c) & counted
         f, o = finished[mine], outcome[mine]
@@ -709,23 +830,18 @@ def tables(sc: m.Scenario, records: np.ndarray, clients: list[dict], queries: li
             continue
         first = f[bad][0]
         later_ok = f[(o == 0) & (f > first)]
-        anchor = max(t for t in fault_times if t <= first)
-        rows.append({"client": int(c), "cohort": clients[c]["cohort"], "resolver_group": clients[c]["group"],
-                     "recovery_s": float(later_ok[0] - anchor) if len(later_ok) and later_ok[0] <= sc.end else math.nan,
-                     "failed": int(bad.sum()), "fault_at": float(anchor)})
-    client_df = pd.DataFrame(rows, columns=["client", "cohort", "resolver_group", "recovery_s", "failed", "fault_at"])
-    measured = counts[:, start:]
-    ok = (outcome == 0) & counted
-    lat = (finished[ok] - issued[ok]) * 1000.0
-    recovery = client_df["recovery_s"].to_numpy(dtype=float)
-    metrics = {
-        "requests": int(measured.sum()),
-        "failed": int(measured[1:].sum()),
-        "clients_affected": len(client_df),
-        "stragglers_5m": float(np.mean(~(recovery <= 300.0))) if len(client_df) else 0.0,
-        "latency_ms_p50": float(np.percentile(lat, 50)) if lat.size else math.nan,
-        "latency_ms_p99": float(np.percentile(lat, 99)) if lat.size else math.nan,
-        "dns_queries": int(timeline["dns_queries"].iloc[start:].sum()),
-        "dropped": int(measured[OUTCOMES.index("shed")].sum()),
-    }
-    return ReplicationOutput(metrics, client_df, timeline)
+        fault_at[c] = max(t for t in fault_times if t <= first)
+        failed[c] = int(bad.sum())
+        if len(later_ok) and later_ok[0] <= sc.end:
+            recovery[c] = float(later_ok[0] - fault_at[c])
+    nan = np.full(len(clients), math.nan)
+    return pd.DataFrame({
+        "client": np.arange(len(clients), dtype=np.int64),
+        "cohort": [c["cohort"] for c in clients],
+        "resolver_group": [c["group"] for c in clients],
+        "recovery_s": recovery,
+        "failed": failed,
+        "fault_at": fault_at,
+        "switched_at": nan if targets is None else targets.switched_at,
+        "last_previous_at": nan if targets is None else targets.last_previous_at,
+    })

@@ -1,4 +1,5 @@
-"""The lab tests' small scenario: 18 clients, 6 resolvers, a balancer killed at 15 s."""
+"""The lab tests' small scenarios: 18 clients, 6 resolvers, a balancer killed at 15 s; and the same
+with a planned change at 25 s, the old balancer switched off at 50 s."""
 
 from __future__ import annotations
 
@@ -16,3 +17,11 @@ SMALL = {
     "failover": {"detection": {"delay": "8s"}, "change_delay": "2s", "remap_delay": "5s"},
 }
 OPTIONS = LabOptions(time_scale=4.0)
+# A planned change of either kind (each strategy makes its own) at 25 s, the old balancer
+# switched off at 50 s: its failover (operator, 2 s) must change nothing again.
+PLANNED = dict(
+    SMALL, name="lab-planned", strategies=["cname_repoint", "eip_remap"],
+    faults=[{"at": "25s", "kind": "dns_change"}, {"at": "25s", "kind": "address_move"},
+            {"at": "50s", "kind": "balancer_down", "target": "blue", "mode": "refuse"}],
+    failover=dict(SMALL["failover"], detection={"delay": "2s"}), report={"stale_at": ["5s", "10s", "20s"]},
+)
