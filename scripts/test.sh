@@ -32,7 +32,7 @@ echo "test: ruff" >&2
 echo "test: regression benchmark (ratios against benchmarks/baseline.json)" >&2
 .venv/bin/python -m sim.bench.regression
 echo "test: pytest" >&2
-.venv/bin/python -m pytest -q "$@"
+.venv/bin/python -m pytest -q --durations=25 "$@"
 # The shipped scenarios' own promises (expect: blocks).
 with_expect=$(grep -l '^expect:' scenarios/*.yaml || true)
 if [ -n "$with_expect" ]; then

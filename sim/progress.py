@@ -55,7 +55,12 @@ def _in_notebook() -> bool:
 def interactive(stream: TextIO) -> bool:
     """Whether `stream` can take a bar redrawn in place: a terminal, or stderr in a notebook."""
     if stream is sys.stderr and _in_notebook():
-        return True
+        # tqdm draws its widget with ipywidgets; without it (a kernel from the test
+        # extra, not the notebooks one) tqdm.auto falls back to a text bar full of
+        # carriage returns, so plain lines instead
+        import importlib.util
+
+        return importlib.util.find_spec("ipywidgets") is not None
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
 

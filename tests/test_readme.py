@@ -82,7 +82,8 @@ def _variant(command: str, tmp: Path) -> str:
         if key in command:
             assert old in command, f"QUICK[{key!r}] no longer matches the README: {command}"
             command = command.replace(old, new)
-    return command.replace(CLI, f"{sys.executable} -m sim").replace("/tmp/", f"{tmp}/")
+    # /tmp/ first: the interpreter itself may live under /tmp (a clone there, as CI's may be)
+    return command.replace("/tmp/", f"{tmp}/").replace(CLI, f"{sys.executable} -m sim")
 
 
 @pytest.fixture(scope="module")
