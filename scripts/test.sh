@@ -49,7 +49,8 @@ else
   status=0
   ignore=()
   for t in "${realtime[@]}" "${timing[@]}"; do ignore+=("--ignore=$t"); done
-  .venv/bin/python -m pytest -q -p no:cacheprovider --durations=10 "${ignore[@]}" || status=1
+  # niced: the real-time tests' processes (unbound, balancers, clients) come first
+  nice -n 19 .venv/bin/python -m pytest -q -p no:cacheprovider --durations=10 "${ignore[@]}" || status=1
   wait "$realtime_pid" || status=1
   echo "test: the real-time tests' output" >&2
   cat "$log"
