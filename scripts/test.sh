@@ -44,8 +44,12 @@ else
   timing=(tests/core tests/bench)
   log=$(mktemp)
   echo "test: pytest, real-time tests (${realtime[*]}) beside the others" >&2
+  # Job control on: a background job of a script otherwise starts with SIGINT
+  # ignored, and the lab's interrupt tests (Ctrl-C of a run) inherit that.
+  set -m
   .venv/bin/python -m pytest -q -p no:cacheprovider --durations=10 "${realtime[@]}" >"$log" 2>&1 &
   realtime_pid=$!
+  set +m
   status=0
   ignore=()
   for t in "${realtime[@]}" "${timing[@]}"; do ignore+=("--ignore=$t"); done
