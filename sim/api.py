@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sim.scenario import Scenario, ScenarioError, load_data, load_file
-from sim.scenario.models import PLANNED
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -232,9 +231,8 @@ class StoredResults:
         from sim.analysis.figures import run_figures
 
         scenario = self.scenario
-        planned = [f.at for f in scenario.faults if f.kind in PLANNED] if scenario is not None else []
         return run_figures(self.timeline, self.clients, self.summary, **self._labels(), targets=self.run.targets,
-                           planned_at=min(planned) if planned else None)
+                           planned_at=scenario.planned_at if scenario is not None else None)
 
     @property
     def targets(self) -> pd.DataFrame:

@@ -21,7 +21,6 @@ from sim.results.schema import ADDED
 from sim.scenario import Scenario, ScenarioError, strategy_refusals, zone_violations
 from sim.scenario.build import compile as compile_strategy
 from sim.scenario.limits import MAX_REPLICATIONS, REPLICATIONS_REASON
-from sim.scenario.models import PLANNED
 
 ENGINES = ("des", "fast", "lab")
 Progress = Callable[[int, int, str], None]
@@ -124,9 +123,8 @@ class Results:
     def figures(self) -> dict[str, bytes]:
         from sim.analysis.figures import run_figures
 
-        planned = [f.at for f in self.scenario.faults if f.kind in PLANNED]
         return run_figures(self.timeline, self.clients, self.summary, **self._labels(), targets=self.targets,
-                           planned_at=min(planned) if planned else None)
+                           planned_at=self.scenario.planned_at)
 
     def write(self, out_dir: str | Path) -> Path:
         from sim.results.writer import write_run

@@ -788,8 +788,7 @@ def tables(sc: m.Scenario, records: np.ndarray, clients: list[dict], queries: li
     q = ((np.array(queries) - t0) * k).astype(np.int64) if queries else np.zeros(0, dtype=np.int64)
     q = q[(q >= 0) & (q < seconds)]
     timeline["dns_queries"] = np.bincount(q, minlength=seconds)[:seconds]
-    planned = sc.planned_change(changes_dns)
-    fault_times = sorted([f.at for f in sc.faults if f.kind not in m.PLANNED] + ([planned.at] if planned else []))
+    fault_times = sc.fault_times(changes_dns)
     client_df = _client_rows(sc, records, clients, fault_times, targets)
     affected = client_df[client_df["failed"] > 0]
     measured = counts[:, start:]

@@ -85,12 +85,7 @@ class Replication(Building, Requests, Control):
         self.thinning: dict[int, float] = {}  # cohort index -> share of arrivals kept
         self.detected_at: float | None = None
         self._build()
-        # What a client's failures are counted from: the faults, and the planned
-        # change this strategy makes (the other kind does not apply to it).
-        planned = scenario.planned_change(self.published.changes_dns)
-        self.fault_times = sorted(
-            [f.at for f in scenario.faults if f.kind not in m.PLANNED] + ([planned.at] if planned else [])
-        )
+        self.fault_times = scenario.fault_times(self.published.changes_dns)
         # Where first attempts go (sim.model.requests): before any change, all to
         # the active balancer; a change makes it the previous target.
         # Sets: a plan that publishes one address per balancer points at both.

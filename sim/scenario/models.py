@@ -572,6 +572,18 @@ class Scenario(Strict):
                         f"add a {fitting} fault for it, or remove {name} from strategies"
                     )
 
+    def fault_times(self, changes_dns: bool) -> list[float]:
+        """When a client's failures may start being counted, for a strategy that changes
+        DNS (or moves an address): the faults, and the planned change it makes (the
+        other kind does not apply to it), in order."""
+        planned = self.planned_change(changes_dns)
+        return sorted([f.at for f in self.faults if f.kind not in PLANNED] + ([planned.at] if planned else []))
+
+    @property
+    def planned_at(self) -> float | None:
+        """The earliest planned change (either kind), for the drain figure; None without one."""
+        return min((f.at for f in self.faults if f.kind in PLANNED), default=None)
+
     def planned_change(self, changes_dns: bool) -> DnsChange | AddressMove | None:
         """The planned change a strategy that changes DNS (or moves an address) makes, if any."""
         kind = "dns_change" if changes_dns else "address_move"
