@@ -19,6 +19,10 @@ policy's lifetime in scenario seconds, answering with the time left. Its
 control port takes {"op": "prime", "records": [{"name", "type", "values",
 "expires"}]}: records cached until `expires` (unix seconds) whatever the
 policy, the model's state at time 0 (from its trace).
+
+With `--query-log FILE` the authoritative server appends every query to FILE
+as BIND 9 logs its `queries` category (`bind_query_line`), so a lab run kept
+with `--keep` holds a DNS query log that `failover-sim fit` reads.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 import dns.flags
 import dns.message
@@ -59,9 +64,36 @@ def unbound_ttl(ttl: int, now: float) -> int:
     return max(1, round(ttl - 1 + now % 1.0))
 
 
+def bind_query_line(query: dns.message.Message, client: tuple, server: tuple, when: float, handle: int) -> str:
+    """One query as BIND 9's `queries` category logs it to a file channel with
+    print-time, print-category and print-severity (docs/references.md, "BIND query log").
+
+    Layout: time, category, severity, the client object, the client's address
+    and port, the name in parentheses, then `query:` name, class, type, the
+    flags (+ recursion desired or -, E(version) for EDNS, D for DO, C for CD;
+    no T: this server answers UDP only) and the address the query was sent to.
+    """
+    question = query.question[0]
+    name = question.name.to_text(omit_final_dot=True) or "."
+    flags = "+" if query.flags & dns.flags.RD else "-"
+    if query.edns >= 0:
+        flags += f"E({query.edns})"
+    if query.ednsflags & dns.flags.DO:
+        flags += "D"
+    if query.flags & dns.flags.CD:
+        flags += "C"
+    stamp = time.strftime("%d-%b-%Y %H:%M:%S", time.gmtime(when)) + f".{int(when % 1 * 1000):03d}"
+    return (f"{stamp} queries: info: client @0x{handle:012x} {client[0]}#{client[1]} ({name}): "
+            f"query: {name} {dns.rdataclass.to_text(question.rdclass)} {dns.rdatatype.to_text(question.rdtype)} "
+            f"{flags} ({server[0]})\n")
+
+
 class Authoritative(asyncio.DatagramProtocol):
-    def __init__(self, records: dict[str, dict], service: str, unbound: frozenset[str] = frozenset()) -> None:
+    def __init__(self, records: dict[str, dict], service: str, unbound: frozenset[str] = frozenset(),
+                 query_log: TextIO | None = None) -> None:
         self.records = {dns.name.from_text(k): v for k, v in records.items()}
+        self.query_log = query_log  # BIND's query-log format, one line per query (for `failover-sim fit`)
+        self.handles = 0
         self.service = dns.name.from_text(service)
         self.unbound = unbound  # source addresses of unbound resolvers: their TTLs are adjusted (unbound_ttl)
         self.down = False
@@ -79,6 +111,13 @@ class Authoritative(asyncio.DatagramProtocol):
             query = dns.message.from_wire(data)
         except Exception:
             return
+        if not query.question:
+            return
+        if self.query_log is not None:
+            assert self.transport is not None
+            self.handles += 1
+            server = self.transport.get_extra_info("sockname")
+            self.query_log.write(bind_query_line(query, addr, server, time.time(), self.handles))
         response = dns.message.make_response(query)
         response.flags |= dns.flags.AA
         question = query.question[0]
@@ -212,7 +251,9 @@ async def _serve(args: argparse.Namespace) -> None:
     host, port = args.listen.rsplit(":", 1)
     if args.role == "authoritative":
         spec = json.loads(Path(args.records).read_text())
-        proto = Authoritative(spec["records"], spec["service"], frozenset(spec.get("unbound", ())))
+        # Line-buffered: the log is whole up to the last query whenever the lab stops the server.
+        log = open(args.query_log, "a", buffering=1) if args.query_log else None  # noqa: SIM115
+        proto = Authoritative(spec["records"], spec["service"], frozenset(spec.get("unbound", ())), log)
         await loop.create_datagram_endpoint(lambda: proto, local_addr=(host, int(port)))
         chost, cport = args.control.rsplit(":", 1)
         await asyncio.start_server(proto.control, chost, int(cport))
@@ -248,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--listen", required=True)
     p.add_argument("--control", help="host:port of the control API")
     p.add_argument("--records", help="authoritative: JSON file {service, records}")
+    p.add_argument("--query-log", help="authoritative: append each query to this file in BIND's query-log format")
     p.add_argument("--upstream", help="forwarder: the authoritative server host:port")
     p.add_argument("--policy", help="forwarder: the cache policy as scenario JSON")
     p.add_argument("--scale", type=float, default=1.0, help="forwarder: K, scenario seconds per real second")

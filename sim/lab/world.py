@@ -354,7 +354,8 @@ class _World:
         self.control = ("127.0.0.1", free_port("127.0.0.1"))
         self.procs.start("authoritative", python(
             "sim.lab.dnsserver", "authoritative", "--listen", f"{self.auth[0]}:{self.auth[1]}",
-            "--control", f"{self.control[0]}:{self.control[1]}", "--records", str(spec)))
+            "--control", f"{self.control[0]}:{self.control[1]}", "--records", str(spec),
+            "--query-log", str(self.dir / "query.log")))
         self.resolvers: list[tuple[str, tuple[str, int]]] = []  # (group, address)
         self.forwarder_control: dict[int, tuple[str, int]] = {}
         n = 0

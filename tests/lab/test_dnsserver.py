@@ -1,16 +1,25 @@
-"""sim.lab.dnsserver without sockets: the forwarder's answers from a primed cache."""
+"""sim.lab.dnsserver: the forwarder's answers from a primed cache (no sockets), and the
+authoritative server's query log (a real process on loopback)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
+import re
+import subprocess
+import sys
+from pathlib import Path
 
+import dns.flags
 import dns.message
 import dns.name
+import dns.query
 import dns.rdatatype
 import dns.rrset
 
 from sim.lab.dnsserver import MAX_TTL, Forwarder
+from sim.lab.procs import free_port
 from sim.policy.cache import make_cache_policy
 
 
@@ -41,3 +50,41 @@ def test_primed_record_is_answered_with_the_time_left_in_real_seconds() -> None:
 def test_a_forever_cache_answers_with_the_largest_ttl() -> None:
     # math.ceil(inf) raised here before, so a forever resolver never answered
     assert _answer("forever", math.inf).answer[0].ttl == MAX_TTL
+
+
+# BIND 9.11+ `queries` lines in a file channel with print-time, print-category and
+# print-severity (docs/references.md, "BIND query log").
+_BIND_QUERY = re.compile(
+    r"^(?P<day>\d\d-[A-Z][a-z]{2}-\d{4}) (?P<time>\d\d:\d\d:\d\d\.\d{3}) queries: info: "
+    r"client @0x[0-9a-f]+ (?P<client>[0-9a-f.:]+)#(?P<port>\d+) \((?P<name0>[^)]+)\): "
+    r"query: (?P<name>\S+) (?P<cls>[A-Z]+) (?P<type>[A-Z0-9]+) (?P<flags>[+-][A-Z()0-9]*) \((?P<server>[0-9a-f.:]+)\)$")
+
+
+def test_the_authoritative_server_logs_each_query_as_bind_does(tmp_path: Path) -> None:
+    records = tmp_path / "records.json"
+    records.write_text(json.dumps({"service": "www.example.com.", "records": {
+        "www.example.com.": {"type": "A", "values": ["192.0.2.1"], "ttl": 60}}}))
+    log = tmp_path / "query.log"
+    port = free_port("127.0.0.1", 2)  # UDP
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sim.lab.dnsserver", "authoritative", "--listen", f"127.0.0.1:{port}",
+         "--control", f"127.0.0.1:{free_port('127.0.0.1')}", "--records", str(records), "--query-log", str(log)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and "ready" in proc.stdout.readline()
+        plain = dns.message.make_query("www.example.com.", "A", use_edns=False)
+        edns = dns.message.make_query("www.example.com.", "AAAA", use_edns=0, want_dnssec=True)
+        edns.flags &= ~dns.flags.RD
+        for query in (plain, edns):
+            dns.query.udp(query, "127.0.0.1", port=port, timeout=5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    lines = log.read_text().splitlines()
+    assert len(lines) == 2
+    first, second = (_BIND_QUERY.match(line) for line in lines)
+    assert first and second, lines
+    assert (first["name"], first["cls"], first["type"], first["flags"]) == ("www.example.com", "IN", "A", "+")
+    assert (second["type"], second["flags"]) == ("AAAA", "-E(0)D")
+    assert first["client"] == "127.0.0.1" and first["server"] == "127.0.0.1"
+    assert first["name0"] == "www.example.com"
