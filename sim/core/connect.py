@@ -229,6 +229,23 @@ class Listener(Generic[C], metaclass=ABCMeta):
         for t in list(self._tasks):
             t.cancel()
 
+    def reset_all(self) -> int:
+        """Reset every client connection (RST, nothing flushed); how many.
+
+        For an address that moved to another node: no packet of these
+        connections reaches this node any more, and the new holder answers
+        the client's next one with a reset (RFC 9293 3.5.2: a segment for
+        no connection). Kept open here, they would go on being served,
+        which no moved address allows."""
+        reset = 0
+        for c in list(self.connections):
+            if c.transport is not None and not c.transport.is_closing():
+                c.transport.abort()
+                reset += 1
+        for t in list(self._tasks):
+            t.cancel()
+        return reset
+
 
 class Downstream(asyncio.Protocol, Generic[P], metaclass=ABCMeta):
     """A client connection relayed to one backend at a time.

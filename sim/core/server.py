@@ -166,6 +166,15 @@ class Balancer:
             self.server.close()
             self.server = None
 
+    def address_left(self) -> None:
+        """The virtual address moved to the other node: stop listening and reset the
+        connections clients opened to it (sim.core.connect.Listener.reset_all), as a
+        moved address does; the lab's model resets each one once, at its next use."""
+        self.release()
+        reset = self.proxy.reset_all()
+        if reset:
+            self.events.emit("address_left", node=self.config.name, connections_reset=reset)
+
     async def start(self) -> None:
         await self.resolver.prepare(self.pool)
         self.pool.start()
@@ -175,7 +184,7 @@ class Balancer:
                 cfg,
                 self.config.name,
                 self.bind,
-                self.release,
+                self.address_left,
                 steal=lambda: self.bind(steal=True),
                 log=lambda msg: self.events.emit("takeover_note", message=msg),
                 key=read_key(cfg.key_file),

@@ -32,7 +32,7 @@ import dns.message
 import dns.rdatatype
 import numpy as np
 
-from sim.lab.targets import request_path
+from sim.lab.targets import TRY_COLUMNS, request_path
 from sim.policy.cache import Cache
 from sim.policy.sampling import arrival_blocks
 from sim.replication import DNS_ERROR, ERROR_5XX, OK, REFUSED, TIMEOUT
@@ -108,8 +108,9 @@ class Client:
                     break
         self.log.append((self.id, issued, self.clock.now(), outcome, seq, used))
 
-    def _tried(self, attempt: int, j: int, address: str, t: float) -> None:
-        self.tries.append((self.id, self.seq, attempt, j, self.address_index.get(address, -1), t))
+    def _tried(self, attempt: int, j: int, address: str, t: float, opened: float | None = None) -> None:
+        self.tries.append((self.id, self.seq, attempt, j, self.address_index.get(address, -1), t,
+                           t if opened is None else opened))
 
     async def resolve(self) -> tuple | None:
         now = self.clock.now()
@@ -144,7 +145,7 @@ class Client:
                     # The connection the model finds open at time 0 (opened before the run,
                     # so no lookup): connected now, with its age and idle time.
                     address = self.initial[(self.rotation if self.rotate else 0) % len(self.initial)]
-                    self._tried(attempt, 0, address, now)
+                    self._tried(attempt, 0, address, now, primed[0])
                     reader, writer = await asyncio.open_connection(address, self.port)
                     conn = (reader, writer, address, primed[0], primed[1])
                 elif conn is None:
@@ -153,7 +154,7 @@ class Client:
                         return DNS_ERROR
                     conn = await self.connect(addresses, attempt, now)
                 else:
-                    self._tried(attempt, 0, conn[2], now)
+                    self._tried(attempt, 0, conn[2], now, conn[3])
                 reader, writer = conn[0], conn[1]
                 keep = self.reuse.keepalive > 0
                 writer.write(b"GET " + request_path(self.id, self.seq, attempt) + b" HTTP/1.1\r\nHost: www\r\n"
@@ -292,7 +293,7 @@ async def _run(plan: dict) -> None:
                          *(a.extra(extra, spans) for a in streams))
     await asyncio.gather(*(a.drain() for a in streams))
     records = np.array(log, dtype=float).reshape(-1, 6)
-    for path, table in ((plan["tries"], np.array(tries, dtype=float).reshape(-1, 6)), (plan["out"], records)):
+    for path, table in ((plan["tries"], np.array(tries, dtype=float).reshape(-1, len(TRY_COLUMNS))), (plan["out"], records)):
         tmp = path + ".partial.npy"
         np.save(tmp, table)
         os.replace(tmp, path)  # the requests last: their file says both are complete

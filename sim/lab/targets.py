@@ -29,7 +29,8 @@ import pandas as pd
 from sim.replication import OK
 
 # A try's record, as the client process writes it: columns of the tries array.
-TRY_COLUMNS = ("client", "seq", "attempt", "try", "address", "t")
+# `opened`: when the connection the try went on was opened (= t for a new one).
+TRY_COLUMNS = ("client", "seq", "attempt", "try", "address", "t", "opened")
 # A request's record: columns of the requests array (outcome as sim.replication numbers it).
 REQUEST_COLUMNS = ("client", "issued", "finished", "outcome", "seq", "attempts")
 Key = tuple[int, int, int]  # (client, seq, attempt)
@@ -95,15 +96,17 @@ def sort_tries(tries: np.ndarray) -> np.ndarray:
 def attribute(tries: np.ndarray, logged: dict[Key, str], holders: Holders) -> list[str | None]:
     """The balancer each try (sorted: `sort_tries`) reached. Only the last try of an
     attempt (the connect that worked, address_mode next) sends a request; its log line
-    decides. Every other try, and one no log has, goes by its address."""
+    decides. Every other try, and one no log has, goes by its address: to whoever held it
+    when the try's connection was opened (a connection kept alive across an address move
+    stays with the old holder, which resets it: sim.core.server.Server.address_left)."""
     out: list[str | None] = []
     n = len(tries)
     for i in range(n):
-        c, s, a, _j, address, t = tries[i]
+        c, s, a, _j, address, _t, opened = tries[i]
         key = (int(c), int(s), int(a))
         last = i + 1 == n or (int(tries[i + 1, 0]), int(tries[i + 1, 1]), int(tries[i + 1, 2])) != key
         seen = logged.get(key) if last else None
-        out.append(seen if seen is not None else holders.at(int(address), float(t)))
+        out.append(seen if seen is not None else holders.at(int(address), float(opened)))
     return out
 
 
@@ -133,7 +136,7 @@ def count(tries: np.ndarray, reached: list[str | None], requests: np.ndarray, co
     last_previous = np.full(clients, math.nan)
     change = math.inf if changed_at is None else changed_at
     firsts = first_tries(tries)
-    for i, ((c, _seq, attempt, _j, _address, t), balancer) in enumerate(zip(tries, reached, strict=True)):
+    for i, ((c, _seq, attempt, _j, _address, t, _opened), balancer) in enumerate(zip(tries, reached, strict=True)):
         c, t = int(c), float(t)
         current = balancer == standby if t >= change else True
         counted = int(attempt) == 0 and bool(firsts[i])
@@ -176,7 +179,7 @@ def _rescued(tries: np.ndarray, requests: np.ndarray, cohort_of: list[int], coho
     out = np.zeros((cohorts, seconds), dtype=np.int64)
     per_request: dict[tuple[int, int], int] = {}
     attempts_with_tries: dict[tuple[int, int], set[int]] = {}
-    for c, s, a, _j, _address, _t in tries:
+    for c, s, a, _j, _address, _t, _opened in tries:
         key = (int(c), int(s))
         per_request[key] = per_request.get(key, 0) + 1
         attempts_with_tries.setdefault(key, set()).add(int(a))

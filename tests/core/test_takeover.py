@@ -241,3 +241,61 @@ def test_sigstop_active_loses_the_address_and_steps_down_on_return(tmp_path: Pat
         assert at - resumed <= INTERVAL + 0.1
 
     run(main(), timeout=20)
+
+
+def test_connections_to_the_moved_address_are_reset_once_it_moves(tmp_path: Path) -> None:
+    """An address that moves takes its open connections with it: the old holder resets
+    a client's kept-alive connection (the new holder would answer its next segment with
+    a reset), so the client's next request on it fails and a new connection reaches the
+    new holder. Before, the old holder went on serving it (the lab's eip_remap counted
+    those requests at the old balancer long after the move)."""
+
+    async def main() -> None:
+        vport = _free(socket.SOCK_STREAM, VIP)
+        ha, hb = _free(socket.SOCK_DGRAM, "127.0.0.1"), _free(socket.SOCK_DGRAM, "127.0.0.1")
+        procs: list[asyncio.subprocess.Process] = []
+        async with backends(1) as bs:
+            bport = bs[0].port
+            ca = _config(tmp_path, "lb-a", "active", vport, ha, hb, bport, 200)
+            cb = _config(tmp_path, "lb-b", "standby", vport, hb, ha, bport, 100)
+            try:
+                a, ia = await _start(ca, tmp_path / "a.ready")
+                procs.append(a)
+                b, ib = await _start(cb, tmp_path / "b.ready")
+                procs.append(b)
+                reader, writer = await asyncio.open_connection(VIP, vport)
+                keep = b"GET / HTTP/1.1\r\nHost: www\r\n\r\n"
+                writer.write(keep)
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+                assert head.startswith(b"HTTP/1.1 200")
+                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length")))
+                await reader.readexactly(length)
+                before = (await _admin(ia, "GET", "/status"))["active_connections"]
+                assert before >= 1
+
+                moved = await _admin(ib, "POST", "/takeover", b"{}")
+                assert moved["moved"] and moved["state"] == "active"
+                deadline = time.monotonic() + 5
+                while (await _admin(ia, "GET", "/status"))["takeover"]["state"] != "standby":
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.05)
+                # the kept-alive connection was reset: the next request on it gets no answer
+                writer.write(keep)
+                try:
+                    reply = await asyncio.wait_for(reader.read(1024), 5)
+                except (ConnectionResetError, BrokenPipeError):
+                    reply = b""
+                assert reply == b""
+                writer.close()
+                assert (await _admin(ia, "GET", "/status"))["active_connections"] == 0
+                r, _ = await request(vport, get(), host=VIP)
+                assert r is not None and r.status == 200
+                assert (await _admin(ib, "GET", "/status"))["takeover"]["state"] == "active"
+            finally:
+                for p in procs:
+                    if p.returncode is None:
+                        p.kill()
+                        await p.wait()
+
+    run(main(), timeout=20)

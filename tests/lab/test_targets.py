@@ -39,18 +39,19 @@ def test_tries_go_to_the_balancer_that_logged_them_else_by_address() -> None:
     read_access_log([_line("/?c=1&n=0&a=0")], "green", logged)
     holders = Holders({ACTIVE: "blue", STANDBY: "green"}, SHARED, "blue", "green", moved_at=20.0)
     tries = sort_tries(np.array([
-        # client, seq, attempt, try, address, t (written interleaved, as the client process does)
-        (1, 0, 0, 0, SHARED, 12.0),   # logged by green although the address was still blue's: the log decides
-        (0, 0, 0, 0, SHARED, 10.0),   # logged by blue
-        (0, 1, 1, 0, SHARED, 22.0),   # the retry, logged by blue (a connection that outlived the move)
-        (0, 1, 0, 0, SHARED, 21.0),   # refused, unlogged: the address's holder at 21 s, green
-        (0, 2, 0, 1, STANDBY, 30.5),  # address_mode next: the second address, unlogged, by address
-        (0, 2, 0, 0, ACTIVE, 30.0),   # its first, refused: by address, blue
-        (1, 1, 0, 0, SHARED, 19.0),   # unlogged before the move: blue
+        # client, seq, attempt, try, address, t, opened (written interleaved, as the client process does)
+        (1, 0, 0, 0, SHARED, 12.0, 12.0),   # logged by green although the address was still blue's: the log decides
+        (0, 0, 0, 0, SHARED, 10.0, 10.0),   # logged by blue
+        (0, 1, 1, 0, SHARED, 22.0, 22.0),   # the retry, logged by blue
+        (0, 1, 0, 0, SHARED, 21.0, 21.0),   # refused, unlogged: the address's holder at 21 s, green
+        (0, 2, 0, 1, STANDBY, 30.5, 30.5),  # address_mode next: the second address, unlogged, by address
+        (0, 2, 0, 0, ACTIVE, 30.0, 30.0),   # its first, refused: by address, blue
+        (1, 1, 0, 0, SHARED, 19.0, 19.0),   # unlogged before the move: blue
+        (1, 2, 0, 0, SHARED, 25.0, 15.0),   # unlogged on a connection opened before the move: blue's, reset
     ]))
     assert [tuple(int(x) for x in row[:4]) for row in tries][:3] == [(0, 0, 0, 0), (0, 1, 0, 0), (0, 1, 1, 0)]
     reached = attribute(tries, logged, holders)
-    assert reached == ["blue", "green", "blue", "blue", "green", "green", "blue"]
+    assert reached == ["blue", "green", "blue", "blue", "green", "green", "blue", "blue"]
 
 
 def test_counts_as_the_model_counts() -> None:
@@ -58,12 +59,12 @@ def test_counts_as_the_model_counts() -> None:
     were sent, switched_at and last_previous_at per client, rescued tries of the
     requests that succeeded at their second of issue."""
     tries = sort_tries(np.array([
-        (0, 0, 0, 0, ACTIVE, 10.2),   # before the change: current
-        (0, 1, 0, 0, ACTIVE, 21.5),   # after: previous, refused
-        (0, 1, 1, 0, STANDBY, 21.6),  # its retry: current, not a first attempt
-        (0, 2, 0, 0, STANDBY, 25.0),
-        (1, 0, 0, 0, ACTIVE, 22.0),   # the other client stays on the old target
-        (1, 1, 0, 0, ACTIVE, 40.0),
+        (0, 0, 0, 0, ACTIVE, 10.2, 10.2),   # before the change: current
+        (0, 1, 0, 0, ACTIVE, 21.5, 21.5),   # after: previous, refused
+        (0, 1, 1, 0, STANDBY, 21.6, 21.6),  # its retry: current, not a first attempt
+        (0, 2, 0, 0, STANDBY, 25.0, 25.0),
+        (1, 0, 0, 0, ACTIVE, 22.0, 22.0),   # the other client stays on the old target
+        (1, 1, 0, 0, ACTIVE, 40.0, 40.0),
     ]))
     reached = attribute(tries, {}, Holders({ACTIVE: "blue", STANDBY: "green"}))
     requests = np.array([
