@@ -282,8 +282,10 @@ class ResolverConfig(_Model):
 
 
 class LogConfig(_Model):
-    # issue 22: JSON lines, one per request, to this file ("-": stdout); off when null
+    # issue 22: one line per request to this file ("-": stdout); off when null
     access: str | None = None
+    # json: JSON lines; httplog: HAProxy's HTTP log format (docs/core.md, "Logs")
+    access_format: Literal["json", "httplog"] = "json"
 
 
 class Config(_Model):

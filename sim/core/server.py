@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from sim.core.config import Config
-from sim.core.events import AccessLog, EventLog, process_figures
+from sim.core.events import AccessLog, EventLog, open_access_log, process_figures
 from sim.core.l4 import TcpProxy
 from sim.core.l7 import HttpProxy
 from sim.core.metrics import Metrics, family
@@ -57,10 +57,11 @@ class Balancer:
         proxy: HttpProxy | TcpProxy
         if config.mode == "http":
             proxy = HttpProxy(config, pool, self.metrics, self.loop, self.loop)
-            path = config.log.access
+            path, fmt = config.log.access, config.log.access_format
             if path is not None:
-                if self.access_log is None or self.access_log.path != path:
-                    self.access_log = AccessLog(path)
+                log = self.access_log
+                if log is None or log.path != path or log.format != fmt:
+                    self.access_log = open_access_log(path, fmt, config.name)
                 proxy.access_log = self.access_log
         else:
             proxy = TcpProxy(config, pool, self.metrics, self.loop, self.loop)
