@@ -243,8 +243,13 @@ class AdminConfig(_Model):
 
 
 class TakeoverConfig(_Model):
-    """Static-address takeover, VRRP style, on loopback."""
+    """Static-address takeover, VRRP style: on loopback (a socket group), or an
+    address moved between interfaces with `ip addr` and gratuitous ARP (root)."""
 
+    # loopback: any user, 127.0.0.0/8, sim.core.vip; address: sim.core.vaddr
+    mode: Literal["loopback", "address"] = "loopback"
+    interface: str | None = Field(None, min_length=1, max_length=15, pattern=r"^[A-Za-z0-9_.@-]+$")
+    prefix: int = Field(24, ge=1, le=32)  # of the address on the interface
     role: Literal["active", "standby"]
     heartbeat_listen: AddressField
     peer: AddressField
@@ -408,13 +413,17 @@ def _cross_problems(data: dict[str, Any]) -> list[tuple[Loc, str]]:
                 out.append((("backends", i, "name"), f"duplicate name {name!r} (backends[{first[name]}] has it)"))
             else:
                 first[name] = i
-    if isinstance(data.get("takeover"), dict):
+    takeover = data.get("takeover")
+    if isinstance(takeover, dict):
+        mode = takeover.get("mode", "loopback")
+        if mode == "address" and not takeover.get("interface"):
+            out.append((("takeover", "interface"), "address mode needs the interface the address goes on"))
         try:
             listen: Address | None = parse_address(data.get("listen"), allow_zero_port=True)
         except ValueError:
             listen = None  # reported as listen's own error
-        if listen is not None and not listen.is_loopback:
-            out.append((("listen",), "the takeover address must be in 127.0.0.0/8 (loopback)"))
+        if listen is not None and not listen.is_loopback and mode != "address":
+            out.append((("listen",), "the takeover address must be in 127.0.0.0/8 (loopback), or set takeover.mode: address"))
         if listen is not None and listen.port == 0:
             out.append((("listen",), "takeover needs a fixed port"))
         workers = data.get("workers", 1)
