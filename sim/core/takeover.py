@@ -352,6 +352,7 @@ class Takeover(asyncio.DatagramProtocol):
     def status(self) -> dict[str, Any]:
         return {
             "state": self.state,
+            "mode": self.cfg.mode,
             "role": self.cfg.role,
             "priority": self.cfg.priority,
             "preempt": self.cfg.preempt,

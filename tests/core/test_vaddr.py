@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from sim.core.config import config_from_data
+from sim.core.config import ConfigError, config_from_data
 
 ROOT = Path(__file__).resolve().parents[2]
 INTERVAL = 0.5
@@ -141,6 +141,42 @@ def _wait_ready(proc: subprocess.Popen[bytes], ready: Path, timeout: float = 15.
     return json.loads(ready.read_text())
 
 
+def _stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p.pid, signal.SIGCONT)
+                p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=10)
+
+
+def _key(tmp: Path) -> Path:
+    key = tmp / "takeover.key"
+    key.write_bytes(os.urandom(32).hex().encode())
+    key.chmod(0o600)
+    return key
+
+
+def _start_pair(tmp: Path, ns: dict[str, str], key: Path, procs: list[subprocess.Popen[bytes]]) -> None:
+    """A backend in each balancer's namespace, then lb-a (active) and lb-b (standby)."""
+    py = sys.executable
+    for node in ("a", "b"):
+        procs.append(_netns_exec(ns[node], py, "-m", "sim.core.backend", "--port", "9001",
+                                 "--name", f"web-{node}", "--size", "16", out=tmp / f"web-{node}.out"))  # fmt: skip
+    for node, role, prio in (("a", "active", 200), ("b", "standby", 100)):
+        ready = tmp / f"{node}.ready"
+        ready.unlink(missing_ok=True)
+        p = _netns_exec(ns[node], py, "-m", "sim.core.cli", "serve", str(_config(tmp, node, role, prio, key)),
+                        "--ready-file", str(ready), out=tmp / f"lb-{node}.err")  # fmt: skip
+        procs.append(p)
+        assert _wait_ready(p, ready)["state"] == role
+
+
 def _client_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
 
@@ -150,17 +186,15 @@ def test_address_mode_config() -> None:
     t = {"role": "active", "heartbeat_listen": f"{NET}.1:7101", "peer": f"{NET}.2:7101", "key_file": "k"}
     cfg = config_from_data({**base, "takeover": {**t, "mode": "address", "interface": "eth0"}})
     assert cfg.takeover is not None and cfg.takeover.mode == "address" and cfg.takeover.prefix == 24
-    with pytest.raises(Exception, match="interface"):
+    with pytest.raises(ConfigError, match="interface"):
         config_from_data({**base, "takeover": {**t, "mode": "address"}})
-    with pytest.raises(Exception, match="loopback"):  # loopback mode stays on 127.0.0.0/8
+    with pytest.raises(ConfigError, match="loopback"):  # loopback mode stays on 127.0.0.0/8
         config_from_data({**base, "takeover": t})
 
 
 def test_sigstop_active_loses_the_address_and_steps_down_on_return(tmp_path: Path) -> None:
     _need_root()
-    key = tmp_path / "takeover.key"
-    key.write_bytes(os.urandom(32).hex().encode())
-    key.chmod(0o600)
+    key = _key(tmp_path)
     cfg_b = config_from_data(yaml.safe_load(_config(tmp_path, "b", "standby", 100, key).read_text()))
     assert cfg_b.takeover is not None
     master_down = cfg_b.takeover.master_down  # the standby's: 3 x 0.5 + 156/256 x 0.5 = 1.80 s
@@ -168,18 +202,8 @@ def test_sigstop_active_loses_the_address_and_steps_down_on_return(tmp_path: Pat
     py = sys.executable
     with _segment() as ns:
         try:
-            for node in ("a", "b"):
-                procs.append(_netns_exec(ns[node], py, "-m", "sim.core.backend", "--port", "9001",
-                                         "--name", f"web-{node}", "--size", "16", out=tmp_path / f"web-{node}.out"))  # fmt: skip
-            ready_a, ready_b = tmp_path / "a.ready", tmp_path / "b.ready"
-            a = _netns_exec(ns["a"], py, "-m", "sim.core.cli", "serve", str(_config(tmp_path, "a", "active", 200, key)),
-                            "--ready-file", str(ready_a), out=tmp_path / "lb-a.err")  # fmt: skip
-            procs.append(a)
-            assert _wait_ready(a, ready_a)["state"] == "active"
-            b = _netns_exec(ns["b"], py, "-m", "sim.core.cli", "serve", str(_config(tmp_path, "b", "standby", 100, key)),
-                            "--ready-file", str(ready_b), out=tmp_path / "lb-b.err")  # fmt: skip
-            procs.append(b)
-            assert _wait_ready(b, ready_b)["state"] == "standby"
+            _start_pair(tmp_path, ns, key, procs)
+            a = procs[2]
             assert _holders(ns) == ["a"]
 
             run_for = 2.0 + STOP_FOR + 4.0
@@ -203,17 +227,7 @@ def test_sigstop_active_loses_the_address_and_steps_down_on_return(tmp_path: Pat
             two_holders_after_resume = time.time() - resumed_at
             client.wait(timeout=run_for + 15)
         finally:
-            for p in procs:
-                if p.poll() is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(p.pid, signal.SIGCONT)
-                        p.terminate()
-            for p in procs:
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(timeout=10)
+            _stop_all(procs)
 
     lines = _client_lines(client_out)
     after = [x for x in lines if x["t"] >= stopped_at]
@@ -232,3 +246,32 @@ def test_sigstop_active_loses_the_address_and_steps_down_on_return(tmp_path: Pat
     assert two_holders_after_resume <= INTERVAL, two_holders_after_resume
     events = [json.loads(x) for x in (tmp_path / "lb-a.err").read_text().splitlines() if x.startswith("{")]
     assert any(e.get("event") == "takeover" and e.get("state") == "standby" for e in events), events
+
+
+def test_kill_9_then_restart_the_old_active_stays_standby(tmp_path: Path) -> None:
+    """kill -9 leaves the address on the dead node's interface (its kernel answers ARP
+    for it): the standby still takes it, and the old active, restarted with role
+    active, removes the leftover, finds the address answered for and stays standby."""
+    _need_root()
+    key = _key(tmp_path)
+    procs: list[subprocess.Popen[bytes]] = []
+    with _segment() as ns:
+        try:
+            _start_pair(tmp_path, ns, key, procs)
+            a = procs[2]
+            a.kill()
+            a.wait(timeout=10)
+            assert _holders(ns) == ["a"]  # nobody took it off
+            end = time.monotonic() + 10
+            while "b" not in _holders(ns):
+                assert time.monotonic() < end, "the standby never took the address"
+                time.sleep(0.02)
+            ready = tmp_path / "a2.ready"
+            again = _netns_exec(ns["a"], sys.executable, "-m", "sim.core.cli", "serve",
+                                str(_config(tmp_path, "a", "active", 200, key)), "--ready-file", str(ready),
+                                out=tmp_path / "lb-a2.err")  # fmt: skip
+            procs.append(again)
+            assert _wait_ready(again, ready)["state"] == "standby"
+            assert _holders(ns) == ["b"]
+        finally:
+            _stop_all(procs)
