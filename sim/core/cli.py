@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from sim.core.config import Config, ConfigError, load_config
-from sim.core.private import PrivateFileError, read_key
+from sim.core.private import PrivateFileError
 from sim.lifeline import die_with_parent
 
 __all__ = ["main", "raise_fd_limit"]
@@ -43,15 +43,6 @@ def _pick_loop(config: Config) -> str:
     return "uvloop"
 
 
-def check_files(config: Config, file: str) -> None:
-    """The files the configuration names, checked before serving (``--check`` too)."""
-    if config.takeover is not None:
-        try:
-            read_key(config.takeover.key_file)
-        except PrivateFileError as e:
-            raise ConfigError([f"{file}: takeover.key_file: {e}"]) from None
-
-
 async def _reload(balancer: Any, file: str, children: list[int]) -> None:
     """SIGHUP: read and check ``file`` whole first; on any error keep serving what runs."""
     from sim.core.resolve import ResolveError
@@ -61,8 +52,7 @@ async def _reload(balancer: Any, file: str, children: list[int]) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGHUP)
     try:
-        config = load_config(file)
-        check_files(config, file)
+        config = load_config(file, files=True)
         await balancer.reload(config)
     except ConfigError as e:
         balancer.events.emit("reload_failed", file=file, errors=e.lines)
@@ -152,8 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(args_in)
     try:
-        config = load_config(args.config)
-        check_files(config, args.config)
+        config = load_config(args.config, files=True)
     except ConfigError as e:
         for line in e.lines:
             print(line, file=sys.stderr)

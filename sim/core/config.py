@@ -2,7 +2,10 @@
 
 Durations and rates use the scenario units (``150ms``, ``2s``, ``5m``). Every
 default is stated beside its source (docs/references.md, "Balancers"). Errors come
-out as ``FILE: field.path: message``, one per line, like scenario errors.
+out as ``FILE:LINE: field.path: message``, one per line and all of them at once:
+checks that involve two fields are field validators reading the fields declared
+before them, so pydantic runs them beside every other field's check instead of
+only once all fields are valid (a model validator's turn).
 """
 
 from __future__ import annotations
@@ -13,11 +16,21 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from sim.core.private import PrivateFileError, read_key
 from sim.policy.attempts import CONNECT_TIMEOUT
 from sim.policy.balancing import BALANCING_POLICIES
 from sim.policy.health import HealthCheckSpec
+from sim.scenario import safeyaml
 from sim.scenario.units import parse_duration
 
 __all__ = ["Address", "Config", "ConfigError", "load_config", "parse_address"]
@@ -110,13 +123,19 @@ class HealthCheckConfig(_Model):
     rise: int = Field(2, ge=1)
     fall: int = Field(3, ge=1)
 
-    @model_validator(mode="after")
-    def _positive(self) -> HealthCheckConfig:
-        if self.interval <= 0:
-            raise ValueError("interval: must be > 0")
-        if not self.path.startswith("/"):
-            raise ValueError("path: must start with /")
-        return self
+    @field_validator("interval")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be > 0")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must start with /")
+        return value
 
     def spec(self) -> HealthCheckSpec:
         return HealthCheckSpec(self.interval, self.timeout, self.rise, self.fall)
@@ -224,8 +243,13 @@ class AdminConfig(_Model):
 
 
 class TakeoverConfig(_Model):
-    """Static-address takeover, VRRP style, on loopback."""
+    """Static-address takeover, VRRP style: on loopback (a socket group), or an
+    address moved between interfaces with `ip addr` and gratuitous ARP (root)."""
 
+    # loopback: any user, 127.0.0.0/8, sim.core.vip; address: sim.core.vaddr
+    mode: Literal["loopback", "address"] = "loopback"
+    interface: str | None = Field(None, min_length=1, max_length=15, pattern=r"^[A-Za-z0-9_.@-]+$")
+    prefix: int = Field(24, ge=1, le=32)  # of the address on the interface
     role: Literal["active", "standby"]
     heartbeat_listen: AddressField
     peer: AddressField
@@ -241,11 +265,12 @@ class TakeoverConfig(_Model):
     # read at start, refused if others may read it; docs/core.md "Takeover security")
     key_file: str = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _interval(self) -> TakeoverConfig:
-        if self.interval <= 0:
-            raise ValueError("interval: must be > 0")
-        return self
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be > 0")
+        return value
 
     @property
     def skew(self) -> float:
@@ -262,8 +287,10 @@ class ResolverConfig(_Model):
 
 
 class LogConfig(_Model):
-    # issue 22: JSON lines, one per request, to this file ("-": stdout); off when null
+    # issue 22: one line per request to this file ("-": stdout); off when null
     access: str | None = None
+    # json: JSON lines; httplog: HAProxy's HTTP log format (docs/core.md, "Logs")
+    access_format: Literal["json", "httplog"] = "json"
 
 
 class Config(_Model):
@@ -286,37 +313,26 @@ class Config(_Model):
     log: LogConfig = Field(default_factory=LogConfig)
     resolver: ResolverConfig = Field(default_factory=ResolverConfig)
 
-    @model_validator(mode="after")
-    def _check(self) -> Config:
-        if self.balancing not in BALANCING_POLICIES:
-            raise ValueError(
-                f"balancing: got {self.balancing!r}, expected one of {list(BALANCING_POLICIES)}"
-            )
-        names = [b.name for b in self.backends]
-        dup = {n for n in names if names.count(n) > 1}
-        if dup:
-            raise ValueError(f"backends: duplicate names {sorted(dup)}")
-        if self.takeover is not None:
-            if not self.listen.is_loopback:
-                raise ValueError("listen: the takeover address must be in 127.0.0.0/8 (loopback)")
-            if self.workers != 1:
-                raise ValueError(
-                    "workers: takeover needs workers: 1 (the address is held by one process)"
-                )
-            if self.listen.port == 0:
-                raise ValueError("listen: takeover needs a fixed port")
-        return self
+    @field_validator("balancing")
+    @classmethod
+    def _balancing(cls, value: str) -> str:
+        if value not in BALANCING_POLICIES:
+            raise ValueError(f"got {value!r}, expected one of {list(BALANCING_POLICIES)}")
+        return value
 
 
 class ConfigError(Exception):
-    """A configuration that cannot be used; each line is ``FILE: path: message``."""
+    """A configuration that cannot be used; each line is ``FILE[:LINE]: path: message``."""
 
     def __init__(self, lines: list[str]) -> None:
         super().__init__("\n".join(lines))
         self.lines = lines
 
 
-def _loc(loc: tuple[Any, ...]) -> str:
+Loc = tuple[str | int, ...]
+
+
+def _loc(loc: Loc) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
@@ -326,7 +342,7 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _message(err: dict[str, Any]) -> str:
+def _message(err: Any) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
         return "unknown key (a typo?); remove it or check the spelling in docs/core.md"
@@ -343,28 +359,120 @@ def _message(err: dict[str, Any]) -> str:
     return f"{msg}; got {given!r}"
 
 
-def config_from_data(data: Any, file: str = "<config>") -> Config:
-    if not isinstance(data, dict):
-        raise ConfigError(
-            [f"{file}: expected a mapping at the top level (listen: ..., backends: ...)"]
-        )
+def _validate(data: dict[str, Any]) -> Config | list[tuple[Loc, str]]:
+    """The configuration, or every (where, what) pydantic finds, in one pass."""
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        lines = []
+        out: list[tuple[Loc, str]] = []
         for err in exc.errors(include_url=False):
-            path = _loc(err["loc"])
+            loc: Loc = tuple(err["loc"])
             msg = _message(err)
             # a model validator's "field: message" names a field below its path
             head, sep, rest = msg.partition(": ")
             if sep and head.replace("_", "").isalnum() and err["type"] == "value_error":
-                path = f"{path}.{head}" if path else head
-                msg = rest
-            lines.append(f"{file}: {path}: {msg}" if path else f"{file}: {msg}")
-        raise ConfigError(lines) from None
+                loc, msg = (*loc, head), rest
+            out.append((loc, msg))
+        return out
 
 
-def load_config(path: str | Path) -> Config:
+def _line(root: Any, loc: Loc) -> int | None:
+    """The line of the deepest YAML node on ``loc``: a mapping entry's key (where a
+    reader looks, also for an unknown key), a sequence item's first line."""
+    if root is None:
+        return None
+    node, line = root, root.start_mark.line + 1
+    for part in loc:
+        if isinstance(part, str) and isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == part:
+                    node, line = value, key.start_mark.line + 1
+                    break
+            else:
+                break
+        elif isinstance(part, int) and isinstance(node, yaml.SequenceNode) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _cross_problems(data: dict[str, Any]) -> list[tuple[Loc, str]]:
+    """Checks that involve several fields, on the raw data, so they are made even when
+    other fields are invalid (a pydantic model validator runs only once all are valid)."""
+    out: list[tuple[Loc, str]] = []
+    backends = data.get("backends")
+    if isinstance(backends, list):
+        first: dict[Any, int] = {}
+        for i, b in enumerate(backends):
+            name = b.get("name") if isinstance(b, dict) else None
+            if not isinstance(name, str):
+                continue
+            if name in first:
+                out.append((("backends", i, "name"), f"duplicate name {name!r} (backends[{first[name]}] has it)"))
+            else:
+                first[name] = i
+    takeover = data.get("takeover")
+    if isinstance(takeover, dict):
+        mode = takeover.get("mode", "loopback")
+        if mode == "address" and not takeover.get("interface"):
+            out.append((("takeover", "interface"), "address mode needs the interface the address goes on"))
+        try:
+            listen: Address | None = parse_address(data.get("listen"), allow_zero_port=True)
+        except ValueError:
+            listen = None  # reported as listen's own error
+        if listen is not None and not listen.is_loopback and mode != "address":
+            out.append((("listen",), "the takeover address must be in 127.0.0.0/8 (loopback), or set takeover.mode: address"))
+        if listen is not None and listen.port == 0:
+            out.append((("listen",), "takeover needs a fixed port"))
+        workers = data.get("workers", 1)
+        if isinstance(workers, int) and workers != 1:
+            out.append((("workers",), "takeover needs workers: 1 (the address is held by one process)"))
+    return out
+
+
+def _file_problems(data: dict[str, Any]) -> list[tuple[Loc, str]]:
+    """The files the configuration names, read as serving would read them."""
+    takeover = data.get("takeover")
+    if isinstance(takeover, dict) and isinstance(takeover.get("key_file"), str) and takeover["key_file"]:
+        try:
+            read_key(takeover["key_file"])
+        except PrivateFileError as e:
+            return [(("takeover", "key_file"), str(e))]
+    return []
+
+
+def _report(file: str, root: Any, problems: list[tuple[Loc, str]]) -> list[str]:
+    lines = []
+    placed = sorted(((_line(root, loc), i) for i, (loc, _) in enumerate(problems)), key=lambda x: (x[0] or 0, x[1]))
+    for line, i in placed:
+        loc, msg = problems[i]
+        where = f"{file}:{line}" if line is not None else file
+        path = _loc(loc)
+        lines.append(f"{where}: {path}: {msg}" if path else f"{where}: {msg}")
+    return lines
+
+
+def config_from_data(data: Any, file: str = "<config>", root: Any = None, files: bool = False) -> Config:
+    """Validate ``data``; ``root`` (its YAML node graph) adds line numbers, ``files``
+    checks the files it names too. ConfigError lists every problem at once."""
+    if not isinstance(data, dict):
+        raise ConfigError(
+            [f"{file}: expected a mapping at the top level (listen: ..., backends: ...)"]
+        )
+    config = _validate(data)
+    problems = ([] if isinstance(config, Config) else config) + _cross_problems(data)
+    if files:
+        problems += _file_problems(data)
+    if problems or not isinstance(config, Config):
+        raise ConfigError(_report(file, root, problems))
+    return config
+
+
+def load_config(path: str | Path, files: bool = False) -> Config:
+    """Read and validate a configuration file (``files``: and the files it names, as
+    ``serve`` does before serving or reloading)."""
     file = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -373,11 +481,20 @@ def load_config(path: str | Path) -> Config:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{file}: cannot read: {exc}"]) from None
     try:
-        data = yaml.safe_load(text)
+        # the project's bounded reader: nesting, alias expansion and size are
+        # limited, a key written twice is an error (PyYAML keeps the last silently)
+        data, root = safeyaml.read(text)
+    except safeyaml.YamlProblem as exc:
+        raise ConfigError(
+            [
+                f"{file}{f':{line}' if line else ''}: {f'{where}: ' if where else ''}{msg}"
+                for where, msg, line in exc.places
+            ]
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f":{mark.line + 1}" if mark else ""
         raise ConfigError([f"{file}{where}: YAML syntax error: {exc.problem}"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"{file}: YAML error: {exc}"]) from None
-    return config_from_data(data, file)
+    return config_from_data(data, file, root, files)

@@ -215,6 +215,11 @@ class ClientConnection(Downstream["HttpProxy"]):
         "sent",
         "first_byte_at",
         "last_in",
+        # HAProxy's timers for the httplog access log: the request's first byte,
+        # the backend chosen, the upstream connection in hand
+        "begun_at",
+        "dispatched_at",
+        "attached_at",
     )
 
     def __init__(self, proxy: HttpProxy) -> None:
@@ -250,6 +255,9 @@ class ClientConnection(Downstream["HttpProxy"]):
         self.first_byte_at = 0.0
         # the client's last sign of life: a read from it, or it taking our writes
         self.last_in = 0.0
+        self.begun_at = 0.0
+        self.dispatched_at = 0.0
+        self.attached_at = 0.0
 
     # -- timers ---------------------------------------------------------------
 
@@ -402,6 +410,7 @@ class ClientConnection(Downstream["HttpProxy"]):
         peer = transport.get_extra_info("peername")
         self.peer = peer[0].encode() if peer else b"unknown"
         self.peer_port = peer[1] if peer else 0
+        self.begun_at = proxy.clock.time()  # the first byte moves it; a silent one logs from here
         # HAProxy's `timeout http-request` covers a connection's first request
         # from the accept: a connection that never speaks is closed by then
         self._set(_IDLE, proxy.header_timeout)
@@ -412,6 +421,8 @@ class ClientConnection(Downstream["HttpProxy"]):
         parser = self.parser
         first = self.head is None and not parser.started
         self.last_in = self.proxy.clock.time()
+        if first:
+            self.begun_at = self.last_in
         try:
             events = parser.feed(data)
         except ParseError as e:
@@ -471,6 +482,9 @@ class ClientConnection(Downstream["HttpProxy"]):
         self._disarm()
         self.head = head
         self.started_at = self.proxy.clock.time()
+        if not self.begun_at:  # a pipelined request, parsed from what was held
+            self.begun_at = self.started_at
+        self.dispatched_at = self.attached_at = 0.0
         self.requests_seen += 1
         self.sent = 0
         self.first_byte_at = 0.0
@@ -518,6 +532,8 @@ class ClientConnection(Downstream["HttpProxy"]):
         backend.outstanding += 1
         backend.requests += 1
         self.tried += (backend,)
+        self.dispatched_at = proxy.clock.time()
+        self.attached_at = 0.0
         conn = pool.take_idle(backend)
         if conn is not None:
             self._attach(conn)
@@ -547,7 +563,7 @@ class ClientConnection(Downstream["HttpProxy"]):
         head = self.head
         assert head is not None
         conn.parser.expect_response_to(head.method)
-        conn.last = self.proxy.clock.time()
+        conn.last = self.attached_at = self.proxy.clock.time()
         t = conn.transport
         if self.write_paused:
             t.pause_reading()
@@ -759,3 +775,4 @@ class ClientConnection(Downstream["HttpProxy"]):
         proxy.metrics.observe(outcome, seconds)
         if proxy.access_log is not None:
             proxy.access_log.request(self, outcome, status, seconds)
+        self.begun_at = 0.0  # the next request's first byte sets it

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import time
 from typing import Any
 
-from sim.core.config import Config
-from sim.core.events import AccessLog, EventLog, process_figures
+from sim.core import vaddr
+from sim.core.config import Config, TakeoverConfig
+from sim.core.events import AccessLog, EventLog, open_access_log, process_figures
 from sim.core.l4 import TcpProxy
 from sim.core.l7 import HttpProxy
 from sim.core.metrics import Metrics, family
@@ -50,6 +52,7 @@ class Balancer:
         self._retiring: set[asyncio.Task[None]] = set()
         self._reloading = asyncio.Lock()
         self.resolver = Resolver(config.resolver.nameserver, self.events)
+        self._announcing: asyncio.Future[None] | None = None  # address mode's gratuitous ARPs
 
     def _build(self, config: Config) -> tuple[BackendPool, HttpProxy | TcpProxy]:
         """A pool and a listener protocol for ``config``, sharing this process's metrics."""
@@ -57,10 +60,11 @@ class Balancer:
         proxy: HttpProxy | TcpProxy
         if config.mode == "http":
             proxy = HttpProxy(config, pool, self.metrics, self.loop, self.loop)
-            path = config.log.access
+            path, fmt = config.log.access, config.log.access_format
             if path is not None:
-                if self.access_log is None or self.access_log.path != path:
-                    self.access_log = AccessLog(path)
+                log = self.access_log
+                if log is None or log.path != path or log.format != fmt:
+                    self.access_log = open_access_log(path, fmt, config.name)
                 proxy.access_log = self.access_log
         else:
             proxy = TcpProxy(config, pool, self.metrics, self.loop, self.loop)
@@ -144,6 +148,9 @@ class Balancer:
         if self.server is not None:
             return
         c = self.config
+        if c.takeover is not None and c.takeover.mode == "address":
+            await self._hold_address(c.takeover, steal)
+            return
         if c.takeover is not None:
             sock = listen_socket(c.listen, steal=steal)
             self.server = await self.loop.create_server(self._accept, sock=sock, backlog=4096)
@@ -160,11 +167,35 @@ class Balancer:
         )
         self.listen_port = self.server.sockets[0].getsockname()[1]
 
+    async def _hold_address(self, t: TakeoverConfig, steal: bool) -> None:
+        """Address mode: probe for a holder (unless taking over from a silent one), put the
+        address on the interface, listen, announce it (sim.core.vaddr)."""
+        assert t.interface is not None
+        host = self.config.listen.host
+        if not steal and await self.loop.run_in_executor(None, vaddr.held_elsewhere, t.interface, host):
+            raise OSError(errno.EADDRINUSE, f"{host} answers ARP on {t.interface}: held by another node")
+        await self.loop.run_in_executor(None, vaddr.add, t.interface, host, t.prefix)
+        try:
+            self.server = await self.loop.create_server(
+                self._accept, host, self.config.listen.port, reuse_address=True, backlog=4096
+            )
+        except OSError:
+            vaddr.delete(t.interface, host, t.prefix)
+            raise
+        self.listen_port = self.config.listen.port
+        # the first frame goes at once; the repeats on a worker thread
+        self._announcing = self.loop.run_in_executor(None, vaddr.announce, t.interface, host)
+
     def release(self) -> None:
-        """Stop listening; connections already open carry on."""
-        if self.server is not None:
-            self.server.close()
-            self.server = None
+        """Stop listening (address mode: and take the address off the interface);
+        connections already open carry on on loopback, lose their address otherwise."""
+        if self.server is None:
+            return
+        self.server.close()
+        self.server = None
+        t = self.config.takeover
+        if t is not None and t.mode == "address" and t.interface is not None:
+            vaddr.delete(t.interface, self.config.listen.host, t.prefix)
 
     def address_left(self) -> None:
         """The virtual address moved to the other node: stop listening and reset the
@@ -180,6 +211,12 @@ class Balancer:
         self.pool.start()
         if self.config.takeover is not None:
             cfg = self.config.takeover
+            if cfg.mode == "address" and cfg.interface is not None:
+                # left on the interface by a predecessor killed outright: it is not held
+                # by this process, so it goes before anything answers ARP for it
+                await self.loop.run_in_executor(
+                    None, vaddr.delete, cfg.interface, self.config.listen.host, cfg.prefix
+                )
             self.takeover = Takeover(
                 cfg,
                 self.config.name,

@@ -1,9 +1,12 @@
-"""Static-address takeover on loopback: the VRRP / Elastic IP behaviour.
+"""Static-address takeover: the VRRP / Elastic IP behaviour.
 
-Two ``serve`` processes share one virtual address (``listen``, in 127.0.0.0/8).
-Holding the address means having the listening socket bound; a node binds
-only when a probe bind finds the address free, so there is one holder at a
-time while both nodes run (sim.core.vip).
+Two ``serve`` processes share one virtual address (``listen``). In loopback
+mode (127.0.0.0/8, any user) holding the address means having the listening
+socket bound, and a node binds only when a probe bind finds the address free
+(sim.core.vip); in address mode (root) it means having the address on an
+interface, taken with ``ip addr`` and gratuitous ARP after an ARP probe finds
+nobody holding it (sim.core.vaddr). Either way there is one holder at a time
+while both nodes run; this module does not know which mode it drives.
 
 - The holder (state ``active``) sends a heartbeat over UDP to its peer every
   ``interval``.
@@ -349,6 +352,7 @@ class Takeover(asyncio.DatagramProtocol):
     def status(self) -> dict[str, Any]:
         return {
             "state": self.state,
+            "mode": self.cfg.mode,
             "role": self.cfg.role,
             "priority": self.cfg.priority,
             "preempt": self.cfg.preempt,

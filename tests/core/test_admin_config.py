@@ -103,21 +103,77 @@ def test_config_errors_one_line_each_exit_2(
     )
     assert serve_main([str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert all(line.startswith(f"{path}: ") for line in err)
     joined = "\n".join(err)
     for fragment in (
-        "mode:",
-        "backends[0].address:",
-        "health_check.interval:",
-        "timeouts.connectt: unknown key",
+        ":2: mode:",
+        ":4: backends[0].address:",
+        ":5: health_check.interval:",
+        ":6: timeouts.connectt: unknown key",
     ):
-        assert fragment in joined, joined
+        assert f"{path}{fragment}" in joined, joined
     assert "Traceback" not in joined
     with pytest.raises(ConfigError):
         load_config(tmp_path / "missing.yaml")
     path.write_text("listen: [unclosed\n")
     assert serve_main([str(path)]) == 2
     assert "YAML syntax error" in capsys.readouterr().err
+
+
+def test_config_errors_all_at_once_with_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Field errors, checks across fields, a key written twice and a key file, in one
+    report: before, a cross-field check waited until every field was valid, the key
+    file until the whole configuration was, and no line said where."""
+    key = tmp_path / "takeover.key"
+    key.write_text("k" * 32)
+    key.chmod(0o644)  # readable by others: refused
+    text = f"""\
+listen: 10.0.0.1:8080
+workers: 2
+backends:
+  - {{name: a, address: nowhere}}
+  - name: a
+    address: 127.0.0.1:9001
+health_check: {{interval: soon, path: health}}
+timeouts:
+  connectt: 1s
+balancing: fastest
+takeover:
+  role: active
+  heartbeat_listen: 127.0.0.1:7101
+  peer: 127.0.0.1:7102
+  interval: 0
+  key_file: {key}
+"""
+    path = tmp_path / "lb.yaml"
+    path.write_text(text)
+    assert serve_main([str(path), "--check"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    where = [line.removeprefix(f"{path}:").split(": ")[:2] for line in err]
+    # each problem on the line that holds it, in the file's order
+    assert where == [
+        ["1", "listen"],
+        ["2", "workers"],
+        ["4", "backends[0].address"],
+        ["5", "backends[1].name"],
+        ["7", "health_check.path"],
+        ["7", "health_check.interval"],
+        ["9", "timeouts.connectt"],
+        ["10", "balancing"],
+        ["15", "takeover.interval"],
+        ["16", "takeover.key_file"],
+    ], err
+    assert "loopback" in err[0] and "duplicate name 'a'" in err[3] and "chmod 600" in err[-1]
+    # the line numbers are those of the text: each names a line holding its key
+    lines = text.splitlines()
+    for (number, dotted), line in zip(where, err, strict=True):
+        last = dotted.rsplit(".", 1)[-1].split("[")[0]
+        assert last in lines[int(number) - 1] or "- " in lines[int(number) - 1], line
+    # a key written twice is an error too (PyYAML would keep the second silently)
+    path.write_text("listen: 127.0.0.1:8080\nmode: http\nmode: tcp\n")
+    assert serve_main([str(path), "--check"]) == 2
+    assert f"{path}:3: mode: this key appears twice" in capsys.readouterr().err
 
 
 def test_cli_check_and_subprocess_no_traceback(tmp_path: Path) -> None:
@@ -136,6 +192,6 @@ def test_cli_check_and_subprocess_no_traceback(tmp_path: Path) -> None:
     )
     assert (
         p.returncode == 2
-        and p.stderr.startswith(f"{bad}: balancing: ")
+        and p.stderr.startswith(f"{bad}:2: balancing: ")
         and "Traceback" not in p.stderr
     )

@@ -109,7 +109,8 @@ def test_sighup_reload_under_load_no_failed_request(tmp_path: Path) -> None:
     kinds = [e["event"] for e in events if e["event"].startswith("reload")]
     assert kinds == ["reloaded", "reload_failed", "reloaded"], err
     failed = next(e for e in events if e["event"] == "reload_failed")
-    assert failed["errors"] == [f"{config}: backends[0].address: required field is missing"]
+    # line 2 holds backends[0], the item missing its address
+    assert failed["errors"] == [f"{config}:2: backends[0].address: required field is missing"]
 
 
 def test_reload_refuses_what_needs_a_restart(tmp_path: Path) -> None:

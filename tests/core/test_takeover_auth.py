@@ -219,8 +219,9 @@ def test_serve_check_refuses_a_readable_key_file_one_line_exit_2(tmp_path: Path)
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert p.returncode == 2
+    line = next(i for i, t in enumerate(config.read_text().splitlines(), 1) if "key_file:" in t)
     assert p.stderr == (
-        f"{config}: takeover.key_file: {key}: mode 0640 lets other users read the key; chmod 600 it\n"
+        f"{config}:{line}: takeover.key_file: {key}: mode 0640 lets other users read the key; chmod 600 it\n"
     )
     key.chmod(0o600)
     p = subprocess.run(
