@@ -187,8 +187,9 @@ class Balancer:
         self._announcing = self.loop.run_in_executor(None, vaddr.announce, t.interface, host)
 
     def release(self) -> None:
-        """Stop listening (address mode: and take the address off the interface);
-        connections already open carry on on loopback, lose their address otherwise."""
+        """Stop listening (address mode: and take the address off the interface).
+        Connections already open carry on (a clean stop lets them finish);
+        `address_left` resets them when the address moved away."""
         if self.server is None:
             return
         self.server.close()
