@@ -93,3 +93,14 @@ def test_every_shipped_scenario_validates() -> None:
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count(": valid") == len(scenarios)
+
+
+@pytest.mark.parametrize("path", POPULATIONS, ids=lambda p: p.stem)
+def test_every_section_a_comment_names_exists(path: Path) -> None:
+    headings = {line.lstrip("#").strip() for doc in ("populations.md", "references.md")
+                for line in (ROOT / "docs" / doc).read_text().splitlines() if line.startswith("#")}
+    named = set(re.findall(r'\("([A-Z][^"]*)"\)', path.read_text()))
+    named |= set(re.findall(r'docs/references\.md, "([^"]+)"', path.read_text()))
+    assert named, path
+    # A citation names a heading or its first words (docs/references.md's rule).
+    assert [n for n in named if not any(h.startswith(n) for h in headings)] == []
