@@ -101,6 +101,8 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
             assert old in text, f"SHORTER[{scenario.name!r}] no longer matches"
             text = text.replace(old, new)
         (folder / "scenarios" / scenario.name).write_text(text)
+    # Population files (`population: populations/...`) sit beside the scenarios that name them.
+    shutil.copytree(ROOT / "scenarios" / "populations", folder / "scenarios" / "populations")
     # serve binds the ports of examples/lb.yaml; the copy takes free ones so a
     # test run never collides with a balancer already on 8080.
     lb = yaml.safe_load((folder / "examples" / "lb.yaml").read_text())

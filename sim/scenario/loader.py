@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import reprlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from sim.scenario import safeyaml
+from sim.scenario import population, safeyaml
 from sim.scenario.limits import LIST_REASON
 from sim.scenario.models import Scenario
 from sim.scenario.safeyaml import MAX_DOCUMENT_BYTES
@@ -61,14 +61,19 @@ class ScenarioError(Exception):
 
 
 def load_file(path: str | Path) -> Scenario:
-    """Read and validate a scenario file."""
+    """Read and validate a scenario file (a `population:` file it names is relative to its folder)."""
     file = str(path)
+    return load_text(_read_text(Path(path), file), file, base=Path(path).parent)
+
+
+def _read_text(path: Path, file: str) -> str:
+    """A file's text, or a ScenarioError (unreadable) naming it and why."""
     try:
-        size = Path(path).stat().st_size
+        size = path.stat().st_size
         if size > MAX_DOCUMENT_BYTES:
             # Refused before reading: a huge file must not be read into memory.
             raise ScenarioError([Problem(file, "", _too_big(size))])
-        text = Path(path).read_bytes().decode("utf-8")
+        return path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise ScenarioError([Problem(file, "", "no such file")], unreadable=True) from None
     except IsADirectoryError:
@@ -79,32 +84,63 @@ def load_file(path: str | Path) -> Scenario:
         ) from None
     except OSError as exc:
         raise ScenarioError([Problem(file, "", f"cannot read: {exc.strerror or exc}")], unreadable=True) from None
-    return load_text(text, file)
 
 
 def _too_big(size: int) -> str:
     return f"the file is {size / 1024:,.0f} KiB; a scenario file may be at most {MAX_DOCUMENT_BYTES // 1024} KiB"
 
 
-def load_text(text: str, file: str = "<string>") -> Scenario:
+def load_text(text: str, file: str = "<string>", base: Path | None = None) -> Scenario:
+    """Validate scenario YAML; `base` is the folder a `population:` file is relative to (default: the current one)."""
     data, root = _parse_yaml(text, file)
-    return load_data(data, file, root)
+    return load_data(data, file, root, base=base)
 
 
-def load_data(data: Any, file: str = "<data>", root: yaml.Node | None = None) -> Scenario:
-    """Validate already-parsed data (a dict) into a Scenario."""
+def load_data(data: Any, file: str = "<data>", root: yaml.Node | None = None, base: Path | None = None) -> Scenario:
+    """Validate already-parsed data (a dict) into a Scenario.
+
+    A `population:` that names a file reads its clients and resolvers from it,
+    relative to `base` (default: the current folder); see sim/scenario/population.py.
+    """
     if not isinstance(data, Mapping):
         got = "a list" if isinstance(data, list) else f"{type(data).__name__} {_short(data)}"
         raise ScenarioError(
             [Problem(file, "", f"expected a mapping at the top level (version: 1, name: ...), got {got}", 1)]
         )
+    sources: list[population.Source] = []
+    named = data.get("population")
+    if isinstance(named, str) and not named.strip().isdigit():
+        data, sources = _with_population(data, named, file, root, base or Path.cwd())
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(_problems(exc, file, data, root)) from None
+        raise ScenarioError(_problems(exc, file, data, root, sources)) from None
     except RecursionError:
         # Data handed in from Python (not YAML, whose reader refuses cycles) may hold itself.
         raise ScenarioError([Problem(file, "", "the data holds itself (a cycle) or nests too deeply")]) from None
+
+
+def _with_population(
+    data: Mapping[str, Any], named: str, file: str, root: yaml.Node | None, base: Path
+) -> tuple[dict[str, Any], list[population.Source]]:
+    """The scenario with its population file's blocks merged in, and which paths came from that file."""
+    try:
+        path = population.resolve_path(named, base)
+    except ValueError as exc:
+        raise ScenarioError([Problem(file, "population", str(exc), _line_of(root, "population"))]) from None
+    pop_file = str(path)
+    if not path.is_file():
+        why = "no such file" if not path.exists() else "not a file"
+        raise ScenarioError(
+            [Problem(file, "population", f"{named!r}: {why} ({pop_file}); the path is relative to the scenario's folder",
+                     _line_of(root, "population"))],
+            unreadable=True,
+        )
+    pop, pop_root = _parse_yaml(_read_text(path, pop_file), pop_file)
+    wrong = population.check_document(pop, pop_file, lambda key: _line_of(pop_root, key))
+    if wrong:
+        raise ScenarioError([Problem(pop_file, where, message, line) for where, message, line in wrong])
+    return population.merge(data, pop, pop_file, pop_root)
 
 
 def _parse_yaml(text: str, file: str) -> tuple[Any, yaml.Node | None]:
@@ -150,7 +186,9 @@ def _short(value: Any) -> str:
     return _REPR.repr(value)
 
 
-def _problems(exc: ValidationError, file: str, data: Any, root: yaml.Node | None) -> list[Problem]:
+def _problems(
+    exc: ValidationError, file: str, data: Any, root: yaml.Node | None, sources: Sequence[population.Source] = ()
+) -> list[Problem]:
     problems = []
     errors = exc.errors(include_url=False, include_input=True)
     if len(errors) > MAX_PROBLEMS:
@@ -167,7 +205,12 @@ def _problems(exc: ValidationError, file: str, data: Any, root: yaml.Node | None
             message = nested.group(2)
         if len(message) > MAX_MESSAGE:
             message = message[:MAX_MESSAGE] + "..."
-        problems.append(Problem(file, path, " ".join(message.split()), _line_of(root, path)))
+        source = next((s for s in sources if s.owns(path)), None)
+        if source is not None:  # a value read from the population file: name that file and its own path
+            path = source.translate(path)
+            problems.append(Problem(source.file, path, " ".join(message.split()), _line_of(source.root, path)))
+        else:
+            problems.append(Problem(file, path, " ".join(message.split()), _line_of(root, path)))
     return problems
 
 

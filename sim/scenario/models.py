@@ -174,7 +174,7 @@ class Dns(Strict):
     def _shares(self) -> Dns:
         total = sum(group.share for group in self.resolvers)
         if abs(total - 1.0) > 1e-9:
-            raise ValueError(f"resolver shares must sum to 1, got {total:.12g}")
+            raise ValueError(f"resolvers: resolver shares must sum to 1, got {total:.12g}")
         _unique([g.name for g in self.resolvers], "resolvers", "resolver group")
         total = sum(g.count for g in self.resolvers)
         if total > lim.MAX_RESOLVERS:

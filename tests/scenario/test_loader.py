@@ -75,7 +75,7 @@ MALFORMED = [
     (_patch(replace=("rate: 1/s}", "rate: 1/s, colour: blue}")), "clients[0].colour", "unknown key"),
     (_patch("dns2: {}\n"), "dns2", "unknown key"),
     (_patch(replace=("  zone: example.com", "  zone: example.com\n  service_ttl: -60s")), "dns.service_ttl", "must be > 0"),
-    (_patch(replace=("  zone: example.com", "  zone: example.com\n  resolvers:\n    - {name: a, count: 1, share: 0.5}\n    - {name: b, count: 1, share: 0.4}")), "dns", "sum to 1"),
+    (_patch(replace=("  zone: example.com", "  zone: example.com\n  resolvers:\n    - {name: a, count: 1, share: 0.5}\n    - {name: b, count: 1, share: 0.4}")), "dns.resolvers", "sum to 1"),
     (_patch(replace=("  zone: example.com", "  zone: example.com\n  resolvers:\n    - {name: a, count: 0, share: 1}")), "dns.resolvers[0].count", "must be > 0"),
     (_patch(replace=("  - {name: blue, role: active}", "  - {name: blue, role: primary}")), "balancers[0].role", "'primary'"),
     (_patch("faults:\n  - {at: 5m, kind: balancer_down, target: red}\n"), "faults[0].target", "'red' is not a balancer"),
