@@ -1,4 +1,5 @@
-"""The fast engine against the model on client restarts, and what it refuses by name.
+"""The fast engine against the model on client restarts and idle socket reuse, and
+what it refuses by name.
 
 Restarts: a `forever` stub that restarts switches at its first request after
 the first restart that follows the change (sim.fast.dns); a stub that never
@@ -29,6 +30,16 @@ RESTARTS = {
 @pytest.mark.parametrize("case", list(RESTARTS))
 def test_fast_agrees_with_the_model_on_restarts(case: str) -> None:
     assert_agree(scenario(**{**SMALL, **RESTARTS[case]}), "cname_repoint")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["cname_repoint", "eip_remap"])
+def test_fast_agrees_with_the_model_on_idle_socket_reuse(strategy: str) -> None:
+    """A browser's idle socket kept 300 s (Chromium's used idle socket timeout,
+    docs/references.md, "Browsers") behind a Chrome-like stub that floors at 60 s."""
+    browser = {"clients.0.keepalive": "300s", "clients.0.rate": "0.1/s",
+               "clients.0.stub_cache": {"kind": "floor", "min_ttl": "60s"}}
+    assert_agree(scenario(**{**SMALL, **browser}), strategy)
 
 
 def test_what_the_fast_engine_does_not_follow_is_named() -> None:
