@@ -175,6 +175,11 @@ class Building:
         if math.isinf(life) or rng.random() < life / (life + 1.0 / cohort.rate):
             client.stub_value = addresses
             client.stub_expires = equilibrium_residual(cohort.stub, ttl, rng)
+        elif cohort.grace > 0:
+            # Expired, and waiting for the next request: the time since the expiry is the
+            # age within an exponential wait, itself exponential; a grace period may cover it.
+            client.stub_value = addresses
+            client.stub_expires = -rng.exponential(1.0 / cohort.rate)
         client.rotation = int(rng.integers(len(addresses)))
         address = choose_address(addresses, client.rotation * self.rotate, "next")
         client.addr = address

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from sim.analysis.drain import drain_times
 from sim.model import simulate
@@ -20,19 +21,19 @@ CHANGE_AT = 200.0
 Z = 3.9
 
 
-def _change(n: int, rate: float | None, ttl: float, stub: dict, duration: str = "10m", **more):  # type: ignore[no-untyped-def]
+def _change(n: int, rate: float | None, ttl: float, stub: dict, duration: str = "10m", at: float = CHANGE_AT, **more):  # type: ignore[no-untyped-def]
     cohort = {"clients.0.count": n, "clients.0.stub_cache": stub}
     if rate is not None:
         cohort["clients.0.rate"] = f"{rate}/s"
     return scenario(**{
         "duration": duration, "strategies": ["cname_repoint"], "dns.service_ttl": f"{ttl}s", "dns.balancer_ttl": f"{ttl}s",
         "dns.propagation": "0s", "dns.resolvers.0.count": n, **cohort,
-        "faults": [{"kind": "dns_change", "at": f"{CHANGE_AT}s"}], **more,
+        "faults": [{"kind": "dns_change", "at": f"{at}s"}], **more,
     })
 
 
-def _drains(sc, reps: int) -> np.ndarray:  # type: ignore[no-untyped-def]
-    return np.concatenate([drain_times(simulate(sc, "cname_repoint", np.random.SeedSequence([7, k])).clients, CHANGE_AT)
+def _drains(sc, reps: int, at: float = CHANGE_AT) -> np.ndarray:  # type: ignore[no-untyped-def]
+    return np.concatenate([drain_times(simulate(sc, "cname_repoint", np.random.SeedSequence([7, k])).clients, at)
                            for k in range(reps)])
 
 
@@ -123,18 +124,23 @@ def test_constant_sessions_count_exactly_their_requests() -> None:
     assert abs(np.mean(got) - expected) <= Z * se, (np.mean(got), expected, se)
 
 
-def test_a_stub_grace_period_delays_the_switch_by_one_request() -> None:
-    """A stub that keeps answers L = 60 s over a 30 s record (so the resolver's copy has
+@pytest.mark.parametrize("at", [CHANGE_AT, 1.0])
+def test_a_stub_grace_period_delays_the_switch_by_one_request(at: float) -> None:
+    """A stub that keeps answers L = 60 s over a 1 s record (so the resolver's copy has
     always expired when the stub asks), Poisson requests at r, grace g. A request
     within g of the stub's expiry gets the old answer and refreshes it behind
     itself; the next request gets the new one. At c the stub holds the old answer
     with probability p = L / (L + 1/r), R ~ U(0, L) left; or it expired A ~ exp(r)
     ago (the age within an exp(r) wait). X, Y ~ exp(r):
     present: D = R + X + [X < g] Y;  empty: D = X + [A + X < g] Y, A + X ~ Gamma(2, r).
-    E[D] = p (L/2 + 1/r + (1 - e^(-rg)) / r) + (1 - p) (1/r + (1 - e^(-rg)(1 + rg)) / r)."""
+    E[D] = p (L/2 + 1/r + (1 - e^(-rg)) / r) + (1 - p) (1/r + (1 - e^(-rg)(1 + rg)) / r).
+    A change 1 s after the start finds the stubs as priming left them: the same law
+    (an empty stub holds the answer that expired A ago)."""
     rate, life, grace = 0.1, 60.0, 60.0
-    sc = _change(400, rate, 30.0, {"kind": "fixed", "ttl": f"{life}s"}, **{"clients.0.stub_grace": f"{grace}s"})
-    drains = _drains(sc, 4)
+    # A 1 s record: the resolver's copy has expired whenever the stub asks, also just
+    # after the start (the model primes the resolver apart from the stub above it).
+    sc = _change(400, rate, 1.0, {"kind": "fixed", "ttl": f"{life}s"}, at=at, **{"clients.0.stub_grace": f"{grace}s"})
+    drains = _drains(sc, 4, at)
     assert np.isfinite(drains).all()
     p = life / (life + 1 / rate)
     rg = rate * grace
