@@ -37,6 +37,7 @@ def _drains(sc, reps: int, at: float = CHANGE_AT) -> np.ndarray:  # type: ignore
                            for k in range(reps)])
 
 
+@pytest.mark.slow
 def test_a_restart_ends_a_forever_tail_with_the_residual_restart_time() -> None:
     """A `forever` stub holds the old answer until the client's first restart after c,
     then switches at its next request. At c the time R to the next restart has the
@@ -64,6 +65,7 @@ def test_a_restart_ends_a_forever_tail_with_the_residual_restart_time() -> None:
         assert abs(share - expected) <= Z * se + 1e-9, (t, share, expected, se)
 
 
+@pytest.mark.slow
 def test_a_restart_clears_pooled_connections() -> None:
     """With keep-alive longer than the run and no stub cache, a client keeps its
     connection to the old balancer until a restart closes it: the same law as a
