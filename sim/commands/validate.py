@@ -90,7 +90,8 @@ def describe(scenario: sim.Scenario, *, refusals: dict | None = None) -> str:
         f"  service {scenario.dns.service_name} in {scenario.dns.zone}, TTL {format_duration(scenario.dns.service_ttl)}; "
         f"balancer TTL {format_duration(scenario.dns.balancer_ttl)}",
         "  clients: "
-        + ", ".join(f"{c.name} x{sizes[c.name]} at {c.rate * 60:g}/min ({c.stub_cache.kind} stub cache)" for c in scenario.clients),
+        + ", ".join(f"{c.name} x{sizes[c.name]} at {c.rate * 60:g}/min{' in sessions' if c.sessions else ''} "
+                    f"({c.stub_cache.kind} stub cache{', restarts' if c.restart else ''})" for c in scenario.clients),
         "  resolvers: "
         + ", ".join(f"{g.name} x{g.count} ({g.share:.2%}, {g.policy.kind})" for g in scenario.dns.resolvers),
         "  faults: "

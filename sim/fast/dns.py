@@ -100,6 +100,11 @@ def switch_times(
     in_exact = exact[pop.resolver]
     for cohort in pop.cohorts:
         idx = cohort.members
+        if len(idx) and cohort.stub.kind == "forever" and cohort.restarts is not None:
+            out[idx], last_old[idx], hits[idx], mass[idx] = _until_restarts(
+                cohort, idx, expiry, opens, pop, shape, fault, propagated, rng
+            )
+            continue
         if len(idx) == 0 or cohort.stub.kind == "forever":
             continue
         if cohort.stub.kind in WITHIN_TTL:
@@ -132,8 +137,28 @@ def _query_rate(pop: Population, ttl: float) -> np.ndarray:
     return out
 
 
-def _follow_refreshes(cohort, idx, stub, expiry, opens, pop, shape, balancer_ttl, fault, propagated, rng):  # type: ignore[no-untyped-def]
-    """Refresh by refresh, for stubs that may keep an answer past the resolver's (floor, fixed, extend)."""
+def _until_restarts(cohort, idx, expiry, opens, pop, shape, fault, propagated, rng):  # type: ignore[no-untyped-def]
+    """A `forever` stub that restarts: it holds each answer until the process's next
+    restart, followed refresh by refresh as the stubs that hold answers. At `propagated`
+    each client is at a random moment of its restart cycle (sim.policy.restarts): its
+    stub is empty if no request came since the last restart, else it holds the old
+    answer until the next one."""
+    restarts = cohort.restarts
+    k = len(idx)
+    age, left = restarts.equilibrium(rng, k)
+    idle = rng.exponential(1.0 / cohort.rate, k)  # since the last request, Poisson as in priming
+    next_restart = propagated + left
+    stub = np.full(pop.size, propagated)
+    stub[idx] = np.where(idle < age, next_restart, propagated)
+    return _follow_refreshes(cohort, idx, stub, expiry, opens, pop, shape, None, fault, propagated, rng,
+                             (restarts, next_restart))
+
+
+def _follow_refreshes(cohort, idx, stub, expiry, opens, pop, shape, balancer_ttl, fault, propagated, rng,  # type: ignore[no-untyped-def]
+                      restarting=None):
+    """Refresh by refresh, for stubs that may keep an answer past the resolver's (floor, fixed,
+    extend), and `forever` stubs that restart (`restarting`: their Restarts and each client's
+    next restart, which ends the answer it holds)."""
     since = stub[idx].copy()
     t = shape.next_after(since, cohort.rate, rng)
     lo, hi = fault
@@ -157,6 +182,10 @@ def _follow_refreshes(cohort, idx, stub, expiry, opens, pop, shape, balancer_ttl
             if sel.any() and balancer_ttl is not None:
                 a_left[sel] = policy.residuals(balancer_ttl, rng, int(sel.sum()))
         life = cohort.stub.lifetimes_for(np.minimum(left, a_left), rng)
+        if restarting is not None:
+            restarts, next_restart = restarting
+            next_restart[pending] = restarts.after(next_restart[pending], now, rng)
+            life = np.minimum(life, next_restart[pending] - now)
         hits[pending] += (now >= lo) & (now < hi)
         mass[pending] += shape.measure(np.maximum(now, lo), np.minimum(now + life, hi))
         since[pending] = now + life

@@ -64,6 +64,9 @@ def unsupported(scenario: m.Scenario, strategies: Sequence[Strategy] | None = No
             out.append(f"strategies: {exc}")
             continue
         reasons = _unsupported_plan(deployment, blackhole)
+        if deployment.published.per_balancer:
+            reasons.extend(f"publishes one address per balancer, with clients[{i}].restart"
+                           for i, c in enumerate(scenario.clients) if c.restart is not None)
         if several and deployment.published.per_balancer:
             reasons.append("publishes one address per balancer, with several balancer faults")
         if deployment.published.record != "addresses":
@@ -85,10 +88,32 @@ def _unsupported_fields(scenario: m.Scenario) -> list[str]:
     out.extend(_unsupported_faults(scenario))
     blackhole = _blackholed(scenario)
     for i, c in enumerate(scenario.clients):
+        # The fast engine's requests are Poisson streams (sim.fast.intensity); a
+        # session's bursts are not, and a grace period serves one request per
+        # refresh from an expired answer, which its switch times do not follow.
+        if c.sessions is not None:
+            out.append(f"clients[{i}].sessions (browsing sessions; use the model)")
+        if c.stub_grace > 0:
+            out.append(f"clients[{i}].stub_grace (a stub grace period; use the model)")
+        if c.restart is not None:
+            out.extend(f"clients[{i}].restart with {why}" for why in _unsupported_restart(c))
         # Trying the answer's next address matters only when there is one that works or a
         # fallback delay to wait: a blackhole, or one address per balancer (refused below).
         if getattr(c, "address_mode", "first") == "next" and blackhole:
             out.append(f"clients[{i}].address_mode: next, with a blackholed balancer")
+    return out
+
+
+def _unsupported_restart(c: m.Cohort) -> list[str]:
+    """What of a restarting cohort the fast engine does not follow: restarts end a
+    `forever` stub's answer (sim.fast.dns), and a stub that never outlives its
+    resolver's answer is not changed by them; pooled connections and stubs that
+    hold answers past the resolver's (floor, fixed, extend) are not followed."""
+    out = []
+    if c.keepalive > 0:
+        out.append("keepalive (a restart closing pooled connections; use the model)")
+    if c.stub_cache.kind in ("floor", "fixed", "extend"):
+        out.append(f"a {c.stub_cache.kind} stub cache (use the model)")
     return out
 
 

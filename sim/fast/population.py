@@ -14,6 +14,7 @@ import numpy as np
 
 from sim.policy.attempts import ConnectionReuse
 from sim.policy.cache import CachePolicy
+from sim.policy.restarts import Restarts
 from sim.scenario.build import Deployment
 
 
@@ -27,6 +28,7 @@ class Cohort:
     timeout: float
     members: np.ndarray  # client indices
     next_address: bool = False  # address_mode next
+    restarts: Restarts | None = None  # None: the process never restarts within the run
 
 
 @dataclass
@@ -69,7 +71,8 @@ def population(deployment: Deployment, rng: np.random.Generator) -> Population:
         rule = deployment.retries[spec.name]
         cohorts.append(
             Cohort(spec.name, spec.rate, deployment.stubs[spec.name], deployment.reuse[spec.name], rule.attempts,
-                   rule.timeout, np.arange(start, start + n), getattr(spec, "address_mode", "first") == "next")
+                   rule.timeout, np.arange(start, start + n), getattr(spec, "address_mode", "first") == "next",
+                   deployment.restarts.get(spec.name))
         )
         rates.append(np.full(n, spec.rate))
         cohort_of.append(np.full(n, index))
@@ -121,6 +124,8 @@ def resolver_query_rate(pop: Population, ttl: float, rng: np.random.Generator, p
             life = float(np.mean(cohort.stub.lifetimes_for(left, rng)))
             # While the balancer is dead every request breaks its connection and looks up again.
             opens = connection_rate(cohort) if pooled else cohort.rate
+            if math.isinf(life) and cohort.restarts is not None:
+                life = float(cohort.restarts.every.mean)  # an answer kept until the next restart
             per_client = 0.0 if math.isinf(life) or opens <= 0 else 1.0 / (life + 1.0 / opens)
             members = cohort.members[pop.resolver_group[pop.resolver[cohort.members]] == g]
             np.add.at(q, pop.resolver[members], per_client)

@@ -78,6 +78,14 @@ def unsupported(scenario: m.Scenario, strategies: list[Strategy] | None = None) 
         out.append("backends.failures")
     if scenario.backends.autoscaling is not None:
         out.append("backends.autoscaling")
+    for i, c in enumerate(scenario.clients):
+        # The lab's clients replay the model's Poisson arrivals and hold their stub
+        # caches without restarts or a grace period (sim.lab.clients).
+        for name in ("restart", "sessions"):
+            if getattr(c, name) is not None:
+                out.append(f"clients[{i}].{name}")
+        if c.stub_grace > 0:
+            out.append(f"clients[{i}].stub_grace")
     for i, f in enumerate(scenario.faults):
         if isinstance(f, m.BalancerDown) and f.target != scenario.active.name:
             out.append(f"faults[{i}]: a fault of the standby balancer")

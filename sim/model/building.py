@@ -139,7 +139,8 @@ class Building:
         spread = dict.fromkeys(groups, 0)
         sizes = sc.cohort_sizes()
         for spec in sc.clients:
-            cohort = Cohort(spec, dep.stubs[spec.name], dep.reuse[spec.name], dep.retries[spec.name], len(self.cohorts))
+            cohort = Cohort(spec, dep.stubs[spec.name], dep.reuse[spec.name], dep.retries[spec.name], len(self.cohorts),
+                            dep.restarts.get(spec.name), dep.sessions.get(spec.name))
             n = sizes[spec.name]
             if spec.resolver_group is not None:
                 picks = [spec.resolver_group] * n
@@ -162,6 +163,8 @@ class Building:
         # Queries a client sends its resolver: one per stub-cache cycle, a cycle
         # being the stub lifetime plus the wait for the next request.
         life = cohort.stub.lifetime(self.auth.service_ttl / 2, self.rng["priming"])
+        if math.isinf(life) and cohort.restarts is not None:
+            life = float(cohort.restarts.every.mean)  # an answer kept until the next restart
         return 1.0 / (life + 1.0 / cohort.rate) if not math.isinf(life) else 0.0
 
     def _prime_client(self, client: Client, rng: np.random.Generator) -> None:
@@ -172,6 +175,11 @@ class Building:
         if math.isinf(life) or rng.random() < life / (life + 1.0 / cohort.rate):
             client.stub_value = addresses
             client.stub_expires = equilibrium_residual(cohort.stub, ttl, rng)
+        elif cohort.grace > 0:
+            # Expired, and waiting for the next request: the time since the expiry is the
+            # age within an exponential wait, itself exponential; a grace period may cover it.
+            client.stub_value = addresses
+            client.stub_expires = -rng.exponential(1.0 / cohort.rate)
         client.rotation = int(rng.integers(len(addresses)))
         address = choose_address(addresses, client.rotation * self.rotate, "next")
         client.addr = address

@@ -16,16 +16,23 @@ from sim.model.dns import Resolver
 from sim.model.world import Address, Endpoint
 from sim.policy.attempts import ConnectionReuse, RetryRule
 from sim.policy.cache import CachePolicy
+from sim.policy.restarts import Restarts
+from sim.policy.sessions import Sessions
 from sim.scenario import models as m
 
 
 class Cohort:
-    __slots__ = ("attempts", "fallback", "index", "keepalive", "name", "next_address", "rate", "reuse", "stub", "timeout")
+    __slots__ = ("attempts", "fallback", "grace", "index", "keepalive", "name", "next_address", "rate", "restarts",
+                 "reuse", "sessions", "stub", "timeout")
 
-    def __init__(self, spec: m.Cohort, stub: CachePolicy, reuse: ConnectionReuse, rule: RetryRule, index: int = 0) -> None:
+    def __init__(self, spec: m.Cohort, stub: CachePolicy, reuse: ConnectionReuse, rule: RetryRule, index: int = 0,
+                 restarts: Restarts | None = None, sessions: Sessions | None = None) -> None:
         self.name = spec.name
+        self.restarts = restarts  # None: the process never restarts within the run
+        self.sessions = sessions  # None: Poisson requests at `rate`
+        self.grace = spec.stub_grace  # seconds an expired stub answer is still served (and refreshed)
         self.index = index  # in scenario order: the row of the per-cohort target counts
-        self.rate = spec.rate
+        self.rate = float(spec.rate or 0.0)  # with sessions, the rate they imply
         self.stub = stub
         self.reuse = reuse
         self.keepalive = spec.keepalive

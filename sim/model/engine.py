@@ -5,7 +5,7 @@ model reads the Deployment, what the plan publishes and who detects, never a
 strategy's name. Every decision (caches, balancing, health checks, reuse,
 failover plans) comes from sim.policy.
 
-`Replication` is made of three parts, each a module of its own, mixed into one
+`Replication` is made of four parts, each a module of its own, mixed into one
 object so the request path reads plain attributes with no indirection:
 
 - sim.model.building (`Building`): balancers, the zone, resolvers, clients and
@@ -15,7 +15,9 @@ object so the request path reads plain attributes with no indirection:
   request, because a generator per request would make the model several
   times slower than the bare SimPy loop it is measured against;
 - sim.model.control (`Control`): faults, the failover's detector and actions,
-  health checks, the per-second sampler.
+  health checks, the per-second sampler;
+- sim.model.lifecycle (`Lifecycle`): browsing sessions in place of Poisson
+  arrivals, and process restarts that clear a client's stub cache and connections.
 
 The slow background processes (sim.model.background: node churn and scaling,
 instance failures, autoscaling) use only this public interface of a replication:
@@ -38,6 +40,7 @@ import simpy
 
 from sim.model.building import Building
 from sim.model.control import Control
+from sim.model.lifecycle import Lifecycle, restart_rng
 from sim.model.output import tables
 from sim.model.requests import Requests
 from sim.model.world import Balancer
@@ -54,7 +57,7 @@ __all__ = ["DRAWS", "OUTCOMES", "STREAMS", "Replication", "ReplicationOutput", "
 Strategy = str | type | FailoverPlan | Deployment
 
 
-class Replication(Building, Requests, Control):
+class Replication(Building, Requests, Control, Lifecycle):
     """One strategy on one seed. `run()` returns its tables.
 
     `strategy` is a name, a plan class, a plan, or a Deployment already compiled
@@ -105,7 +108,12 @@ class Replication(Building, Requests, Control):
         env = self.env
         for i, (cohort, members) in enumerate(self.cohorts):
             arrivals = np.random.default_rng(np.random.SeedSequence(self.arrival_seeds[i]))
-            env.process(self._arrivals(cohort, members, arrivals, i))
+            if cohort.sessions is not None:
+                self._start_sessions(cohort, members, arrivals)
+            else:
+                env.process(self._arrivals(cohort, members, arrivals, i))
+            if cohort.restarts is not None:
+                self._start_restarts(cohort, members, restart_rng(self.arrival_seeds[i]))
         for fault in self.scenario.faults:
             env.process(self._fault(fault))
         planned = self.scenario.planned_change(self.published.changes_dns)

@@ -20,6 +20,7 @@ from sim.model.clients import Client, Cohort, Draws, Request
 from sim.model.world import BLACKHOLE, REFUSE, UP, Balancer, Instance
 from sim.policy.attempts import CONNECT_TIMEOUT
 from sim.policy.balancing import BalancingPolicy, eligible
+from sim.policy.cache import in_grace
 from sim.policy.sampling import arrival_blocks
 from sim.replication import DNS_ERROR, ERROR_5XX, OK, REFUSED, SHED, TIMEOUT
 from sim.scenario import models as m
@@ -89,20 +90,28 @@ class Requests:
                 else:
                     client.conn = None
         if endpoint is None:
+            stale = False
             if addresses is None:
                 addresses = client.stub_value if now < client.stub_expires else None
+                if addresses is None and cohort.grace and client.stub_value is not None:
+                    # An expired answer within the stub's grace period: served, and refreshed below.
+                    stale = in_grace(now, client.stub_expires, cohort.grace)
+                    addresses = client.stub_value if stale else None
             if addresses is None:
                 answer = client.resolver.resolve(now)
                 if answer is None:
                     return self._failed(req, DNS_ERROR, 0.0)
-                addresses, ttl = answer
-                client.stub_value = addresses
-                client.stub_expires = now + cohort.stub.lifetime(ttl, self.rng["dns"])
-                client.rotation += 1
+                addresses = self._keep_answer(client, answer, now)
             # Retry k and fallback j go k + j addresses past where this client's
             # answer starts: sim.policy.attempts.choose_address "next" on the
             # rotated answer, inlined because this line runs for every request.
             address = addresses[(client.rotation * self.rotate + req.attempt + req.tries) % len(addresses)]
+            if stale:
+                # The refresh behind the request: the next request uses its answer (a
+                # failed lookup leaves the old one, still in grace, as Firefox does).
+                answer = client.resolver.resolve(now)
+                if answer is not None:
+                    self._keep_answer(client, answer, now)
             endpoint = address.endpoint
             if cohort.keepalive > 0:
                 client.conn, client.conn_endpoint, client.conn_opened = address, endpoint, now
@@ -136,6 +145,14 @@ class Requests:
         if not endpoint.admit(now):
             return self._failed(req, SHED, 0.0)
         self._forward(req, self.scenario.backends.retries, ())
+
+    def _keep_answer(self, client: Client, answer: tuple[tuple, float], now: float) -> tuple:
+        """Put a resolver's answer in `client`'s stub cache; returns its addresses."""
+        addresses, ttl = answer
+        client.stub_value = addresses
+        client.stub_expires = now + client.cohort.stub.lifetime(ttl, self.rng["dns"])
+        client.rotation += 1
+        return addresses
 
     def _sent_elsewhere(self, req: Request, balancer: Balancer, now: float) -> None:
         """A try sent to a balancer other than the current targets: a previous one

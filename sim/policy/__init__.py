@@ -14,7 +14,9 @@ Modules: :mod:`~sim.policy.cache` (DNS cache policies and a cache),
 :mod:`~sim.policy.attempts` (retries, connection reuse, address choice),
 :mod:`~sim.policy.failover` (failover strategies as timed actions),
 :mod:`~sim.policy.sampling` (the ``Sampler`` protocol),
-:mod:`~sim.policy.outcomes` (what an attempt outcome means).
+:mod:`~sim.policy.outcomes` (what an attempt outcome means),
+:mod:`~sim.policy.restarts` (a client's process restarts),
+:mod:`~sim.policy.sessions` (browsing sessions in place of Poisson requests).
 """
 
 from sim.policy.attempts import (
@@ -48,6 +50,7 @@ from sim.policy.cache import (
     NoCache,
     ServeStale,
     equilibrium_residual,
+    in_grace,
     make_cache_policy,
 )
 from sim.policy.failover import (
@@ -72,7 +75,9 @@ from sim.policy.health import (
     probe_step,
 )
 from sim.policy.outcomes import OUTCOMES, is_success, waits_for_timeout
-from sim.policy.sampling import Constant, Exponential, Sampler, draw
+from sim.policy.restarts import Restarts
+from sim.policy.sampling import Constant, Exponential, Sampler, draw, length_biased
+from sim.policy.sessions import Sessions, expected_count
 
 __all__ = [
     "ADDRESS_MODES",
@@ -104,10 +109,12 @@ __all__ = [
     "NoCache",
     "PowerOfTwoChoices",
     "Random",
+    "Restarts",
     "RetryRule",
     "RoundRobin",
     "Sampler",
     "ServeStale",
+    "Sessions",
     "attempt_cost",
     "choose_address",
     "detection_bounds",
@@ -115,8 +122,11 @@ __all__ = [
     "draw",
     "eligible",
     "equilibrium_residual",
+    "expected_count",
     "first_probe_at",
+    "in_grace",
     "is_success",
+    "length_biased",
     "make_balancing_policy",
     "make_cache_policy",
     "make_plan",

@@ -43,6 +43,7 @@ __all__ = [
     "Sampler",
     "ServeStale",
     "equilibrium_residual",
+    "in_grace",
     "make_cache_policy",
 ]
 
@@ -358,6 +359,17 @@ def equilibrium_residual(
     if life == _INF:
         return _INF
     return rng.random() * life
+
+
+def in_grace(now: float, expires: float, grace: float) -> bool:
+    """True when an answer that expired at ``expires`` may still be served at ``now``.
+
+    Firefox's host cache serves an entry up to ``network.dnsCacheExpirationGracePeriod``
+    (60 s) past its expiry and refreshes it in the background; the request that
+    finds it in grace gets the old answer, the ones after it the refreshed one
+    (docs/references.md, "Browsers"). Fresh answers (``now < expires``) are not in grace.
+    """
+    return expires <= now < expires + grace
 
 
 class Cache:

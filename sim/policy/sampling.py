@@ -6,12 +6,13 @@ protocol; the two small samplers here are for defaults and tests.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Constant", "Exponential", "Sampler", "draw"]
+__all__ = ["Constant", "Exponential", "Sampler", "draw", "length_biased"]
 
 
 @runtime_checkable
@@ -96,3 +97,32 @@ def arrival_blocks(
     while True:
         yield (rng.exponential(1.0 / rate, block).tolist(), rng.integers(0, members, block).tolist(),
                rng.random(block).tolist())
+
+
+def length_biased(sampler: Sampler, rng: np.random.Generator, n: int, candidates: int = 64) -> np.ndarray:
+    """``n`` draws with density x f(x) / mean: the interval that covers a random instant.
+
+    Exact when the sampler offers ``length_biased``, and for the scenario's uniform
+    and lognormal forms (the closed forms in :class:`Sampler`); otherwise each draw is
+    resampled from ``candidates`` plain draws with weights proportional to x
+    (sampling-importance-resampling, biased low by O(1/candidates), as
+    sim.policy.cache does for the TTL stretchers).
+    """
+    exact = getattr(sampler, "length_biased", None)
+    if exact is not None:
+        return np.asarray(exact(rng, n), dtype=float)
+    kind = getattr(sampler, "kind", None)
+    if kind == "uniform":
+        # density 2x / (b^2 - a^2) on [a, b]: the inverse of its CDF
+        a, b = float(sampler.low), float(sampler.high)  # type: ignore[attr-defined]
+        return np.sqrt(a * a + rng.random(n) * (b * b - a * a))
+    if kind == "lognormal":
+        # x times a lognormal(mu, s) density is a lognormal(mu + s^2, s) one
+        mu, s = math.log(float(sampler.median)), float(sampler.sigma)  # type: ignore[attr-defined]
+        return rng.lognormal(mu + s * s, s, n)
+    xs = np.asarray(sampler.sample(rng, n * candidates), dtype=float).reshape(n, candidates)
+    totals = xs.sum(axis=1)
+    cum = np.cumsum(xs, axis=1)
+    picks = (cum < (rng.random(n) * totals)[:, None]).sum(axis=1)
+    out = xs[np.arange(n), np.minimum(picks, candidates - 1)]
+    return np.where(totals > 0, out, 0.0)

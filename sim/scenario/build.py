@@ -9,7 +9,7 @@ that object; none of them holds a strategy's name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from sim.policy.attempts import ConnectionReuse, RetryRule
 from sim.policy.cache import CachePolicy, make_cache_policy
@@ -23,6 +23,8 @@ from sim.policy.failover import (
     plan_class,
 )
 from sim.policy.health import HealthCheckSpec
+from sim.policy.restarts import Restarts
+from sim.policy.sessions import Sessions
 from sim.scenario import models as m
 
 
@@ -95,6 +97,8 @@ class Deployment:
     retries: dict[str, RetryRule]  # per cohort
     reuse: dict[str, ConnectionReuse]  # per cohort
     backend_check: HealthCheckSpec
+    restarts: dict[str, Restarts | None] = field(default_factory=dict)  # per cohort; None: never restarts
+    sessions: dict[str, Sessions | None] = field(default_factory=dict)  # per cohort; None: Poisson requests
 
     @property
     def strategy(self) -> str:
@@ -129,4 +133,6 @@ def compile(scenario: m.Scenario, strategy: str | type | FailoverPlan) -> Deploy
         retries={c.name: retry(c) for c in scenario.clients},
         reuse={c.name: reuse(c) for c in scenario.clients},
         backend_check=health_check(scenario.backends.health_check),
+        restarts={c.name: None if c.restart is None else Restarts(c.restart.every) for c in scenario.clients},
+        sessions={c.name: None if c.sessions is None else c.sessions.policy() for c in scenario.clients},
     )

@@ -42,8 +42,10 @@ def document(model: Any) -> Any:
     """
     if isinstance(model, BaseModel):
         out: dict[str, Any] = {}
+        implied = getattr(model, "implied_fields", ())  # derived from other fields: not given back
         for name, info in type(model).model_fields.items():
-            out[info.alias or name] = document(getattr(model, name))
+            if name not in implied:
+                out[info.alias or name] = document(getattr(model, name))
         return out
     if isinstance(model, list | tuple):
         return [document(item) for item in model]

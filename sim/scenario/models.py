@@ -17,6 +17,8 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    SerializerFunctionWrapHandler,
+    model_serializer,
     model_validator,
 )
 
@@ -192,11 +194,45 @@ class Retry(Strict):
     timeout: PositiveDuration = 10.0
 
 
+class Restart(Strict):
+    # Gaps between a client's restarts (docs/scenario.md, `clients[].restart`);
+    # no default: how often a fleet is redeployed is the scenario's to say [choice].
+    every: Dist
+
+    @model_validator(mode="after")
+    def _positive(self) -> Restart:
+        mean = float(self.every.mean)
+        if not (mean > 0 and math.isfinite(mean)):
+            raise ValueError(f"every: the mean gap between restarts must be above 0 s, got {mean:g}s")
+        return self
+
+
+class Sessions(Strict):
+    # A session's requests (each draw rounded up, at least 1), the think time
+    # between them and the gap between sessions (docs/scenario.md,
+    # `clients[].sessions`; no default: docs/references.md, "Browsers").
+    requests: Dist
+    think: Dist
+    gap: Dist
+
+    @model_validator(mode="after")
+    def _gap(self) -> Sessions:
+        if not float(self.gap.mean) > 0:
+            raise ValueError("gap: the mean gap between sessions must be above 0 s")
+        return self
+
+    def policy(self) -> Any:
+        from sim.policy.sessions import Sessions as SessionPolicy
+
+        return SessionPolicy(self.requests, self.think, self.gap)
+
+
 class Cohort(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
     count: Annotated[int | None, Field(gt=0), at_most(lim.MAX_CLIENTS, lim.CLIENTS_REASON)] = None
     share: float | None = Field(default=None, gt=0, le=1)
-    rate: Annotated[Rate, Field(gt=0), at_most(lim.MAX_CLIENT_RATE, lim.RATE_REASON)]
+    # Requests per second per client, Poisson; with `sessions`, implied by them (and not given).
+    rate: Annotated[Rate, Field(gt=0), at_most(lim.MAX_CLIENT_RATE, lim.RATE_REASON)] | None = None
     # glibc, Go and Node keep no answer cache (docs/references.md, "Caches").
     stub_cache: CachePolicy = NoCache(kind="none")
     keepalive: NonNegativeDuration = 0.0
@@ -212,12 +248,45 @@ class Cohort(Strict):
     # `next` only: how long a blackholed connect lasts before the next address is
     # tried; unset: the attempt timeout (python-requests). Happy Eyeballs: 250ms (RFC 8305).
     fallback_delay: PositiveDuration | None = None
+    # Process restarts clear the stub cache and the connections (docs/scenario.md);
+    # none by default, as before issue 18.
+    restart: Restart | None = None
+    # Firefox serves an expired host-cache entry for up to its grace period and
+    # refreshes it behind the request (network.dnsCacheExpirationGracePeriod, 60 s;
+    # docs/references.md, "Browsers"). 0: no grace, as before issue 18.
+    stub_grace: NonNegativeDuration = 0.0
+    # People arrive, browse in bursts and leave, instead of Poisson requests.
+    sessions: Sessions | None = None
 
     @model_validator(mode="after")
     def _count_or_share(self) -> Cohort:
         if (self.count is None) == (self.share is None):
             raise ValueError("give exactly one of count or share (share needs a top-level population)")
+        if self.sessions is None:
+            if self.rate is None:
+                raise ValueError("rate: required (requests per second per client), unless sessions are given")
+        elif self.rate is not None:
+            raise ValueError("give rate or sessions, not both: sessions imply the rate")
+        else:
+            rate = self.sessions.policy().rate
+            if not (0 < rate <= lim.MAX_CLIENT_RATE):
+                raise ValueError(f"sessions: they imply {rate:g} requests/s per client; expected above 0 "
+                                 f"and at most {lim.MAX_CLIENT_RATE:g} ({lim.RATE_REASON})")
+            object.__setattr__(self, "rate", rate)  # frozen: the implied rate, set once here
         return self
+
+    @property
+    def implied_fields(self) -> tuple[str, ...]:
+        """Fields derived from others (with sessions, the rate), left out when written back."""
+        return ("rate",) if self.sessions is not None else ()
+
+    @model_serializer(mode="wrap")
+    def _without_implied_rate(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # With sessions the rate is theirs: written back it would be given twice.
+        out = handler(self)
+        if self.sessions is not None and isinstance(out, dict):
+            out.pop("rate", None)
+        return out
 
 
 # --- balancers and backends --------------------------------------------------

@@ -256,3 +256,12 @@ def test_vectorised_residuals_are_uniform_on_a_fixed_lifetime() -> None:
     r = Fixed(30).residuals(300, np.random.default_rng(1), 20000)
     assert r.min() >= 0 and r.max() <= 30
     assert abs(r.mean() - 15) < 0.3  # SE 30/sqrt(12 n) = 0.06
+
+
+def test_in_grace_only_after_expiry_and_within_the_period() -> None:
+    from sim.policy.cache import in_grace
+
+    assert not in_grace(9.9, 10.0, 60.0)  # still fresh
+    assert in_grace(10.0, 10.0, 60.0) and in_grace(69.9, 10.0, 60.0)
+    assert not in_grace(70.0, 10.0, 60.0)
+    assert not in_grace(10.0, 10.0, 0.0)  # no grace period

@@ -31,3 +31,22 @@ def test_exponential_mean_and_length_biased_mean(rng: np.random.Generator) -> No
 def test_negative_rejected(cls: type) -> None:
     with pytest.raises(ValueError):
         cls(-1.0)
+
+
+def test_length_biased_draws_have_mean_e_x2_over_mean(rng: np.random.Generator) -> None:
+    """The length-biased mean is E[X^2] / E[X]: exact forms (uniform, lognormal in the
+    scenario's units), the sampler's own (exponential), and resampling otherwise."""
+    from sim.policy.sampling import length_biased
+    from sim.scenario.units import LogNormal, Uniform
+    from tests.policy.conftest import UniformNoBias
+
+    n = 200_000
+    cases = [
+        (Uniform(10.0, 50.0), (10.0**2 + 10.0 * 50.0 + 50.0**2) / 3 / 30.0, 0.0),
+        (Exponential(10.0), 20.0, 0.0),
+        (LogNormal(10.0, 0.5), 10.0 * np.exp(1.5 * 0.25), 0.0),
+        (UniformNoBias(10.0, 50.0), (10.0**2 + 10.0 * 50.0 + 50.0**2) / 3 / 30.0, 0.02),
+    ]
+    for sampler, expected, bias in cases:
+        x = length_biased(sampler, rng, n)
+        assert abs(x.mean() - expected) <= 4.5 * x.std() / np.sqrt(n) + bias * expected, (sampler, x.mean(), expected)
