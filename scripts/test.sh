@@ -14,6 +14,8 @@ missing=()
 for tool in haproxy nginx unbound wrk; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("$tool")
 done
+# ip (iproute2): sim.core's address-mode takeover between network namespaces
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing+=(iproute2)
 # nginx's TCP (stream) mode, for the balancer benchmark's L4 comparison
 [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
 if [ ${#missing[@]} -gt 0 ]; then
