@@ -49,20 +49,20 @@ else
   # Job control on: a background job of a script otherwise starts with SIGINT
   # ignored, and the lab's interrupt tests (Ctrl-C of a run) inherit that.
   set -m
-  .venv/bin/python -m pytest -q -p no:cacheprovider --durations=10 "${realtime[@]}" >"$log" 2>&1 &
+  .venv/bin/python -m pytest -q -p no:cacheprovider -m "not long" --durations=10 "${realtime[@]}" >"$log" 2>&1 &
   realtime_pid=$!
   set +m
   status=0
   ignore=()
   for t in "${realtime[@]}" "${timing[@]}"; do ignore+=("--ignore=$t"); done
   # niced: the real-time tests' processes (unbound, balancers, clients) come first
-  nice -n 19 .venv/bin/python -m pytest -q -p no:cacheprovider --durations=10 "${ignore[@]}" || status=1
+  nice -n 19 .venv/bin/python -m pytest -q -p no:cacheprovider -m "not long" --durations=10 "${ignore[@]}" || status=1
   wait "$realtime_pid" || status=1
   echo "test: the real-time tests' output" >&2
   cat "$log"
   rm -f "$log"
   echo "test: pytest, timing-sensitive tests (${timing[*]}) alone" >&2
-  .venv/bin/python -m pytest -q -p no:cacheprovider --durations=10 "${timing[@]}" || status=1
+  .venv/bin/python -m pytest -q -p no:cacheprovider -m "not long" --durations=10 "${timing[@]}" || status=1
   [ "$status" = 0 ] || { echo "test: pytest failed" >&2; exit 1; }
 fi
 # The shipped scenarios' own promises (expect: blocks).
