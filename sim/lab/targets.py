@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -52,13 +53,27 @@ def parse_path(path: str | None) -> Key | None:
         return None
 
 
+# The quoted request ending a line in HAProxy's HTTP log format (docs/core.md, "The
+# access log in HAProxy's HTTP log format"): method, target, version.
+_HTTPLOG_REQUEST = re.compile(r'"(?:[A-Z]+) (\S+) HTTP/[\d.]+"$')
+
+
+def _logged_path(line: str) -> str | None:
+    """The request path of one access-log line, JSON lines or HAProxy's httplog."""
+    if line.startswith("{"):
+        return json.loads(line).get("path")
+    match = _HTTPLOG_REQUEST.search(line.rstrip("\n"))
+    return match[1] if match else None
+
+
 def read_access_log(lines: Iterable[str], balancer: str, into: dict[Key, str] | None = None) -> dict[Key, str]:
-    """Which balancer saw which attempt: every line of `balancer`'s access log whose path
-    is a lab request's. A torn last line (a killed process) is skipped."""
+    """Which balancer saw which attempt: every line of `balancer`'s access log (JSON lines,
+    or HAProxy's HTTP log format as the lab writes it) whose path is a lab request's. A
+    torn last line (a killed process) is skipped."""
     out: dict[Key, str] = {} if into is None else into
     for line in lines:
         try:
-            key = parse_path(json.loads(line).get("path"))
+            key = parse_path(_logged_path(line))
         except (ValueError, AttributeError):
             continue
         if key is not None:

@@ -307,8 +307,9 @@ class _World:
                                  "rise": hc.rise, "fall": hc.fall},
                 "retries": {"count": sc.backends.retries},
                 "admin": {"listen": f"127.0.0.1:{admin_port}", "token_file": str(token)},
-                # which requests it saw (sim.lab.targets): one buffered line each
-                "log": {"access": str(self.dir / f"{name}.access.log")},
+                # which requests it saw (sim.lab.targets): one buffered line each, in
+                # HAProxy's format, so a kept lab run holds logs `failover-sim fit` reads
+                "log": {"access": str(self.dir / f"{name}.access.log"), "access_format": "httplog"},
             }
             if self.published.moves_address:
                 config["takeover"] = self._takeover(name, i, heart)

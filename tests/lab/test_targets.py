@@ -34,6 +34,19 @@ def test_a_request_path_reads_back_and_other_lines_are_skipped() -> None:
     assert read_access_log(lines, "green") == {(1, 0, 0): "green"}
 
 
+def test_lines_in_haproxys_http_log_format_read_back_as_json_lines_do() -> None:
+    """The lab's balancers write HAProxy's httplog (docs/core.md); lines as sim.core writes them."""
+    head = "Dec  2 14:48:39 vm failover-sim[9077]: 127.0.0.1:42414 [02/Dec/2026:14:48:39.182] blue blue/i0 "
+    lines = [
+        head + '0/0/1/2/3 200 40 - - ---- 1/1/1/1/0 0/0 "GET /?c=3&n=7&a=1 HTTP/1.1"\n',
+        head + '0/0/0/-1/51 -1 0 - - CH-- 1/1/1/1/0 0/0 "GET /?c=4&n=0&a=0 HTTP/1.1"\n',  # the client left: it reached blue
+        head + '-1/-1/-1/-1/0 400 133 - - PR-- 1/1/0/0/0 0/0 "<BADREQ>"\n',
+        head + '0/0/1/2/3 200 40 - - ---- 1/1/1/1/0 0/0 "GET / HTTP/1.1"\n',  # a health probe
+        head + '0/0/1/2/3 200 40 - - ---- 1/1/1/1/0 0/0 "GET /?c=5&n=',  # torn by a kill
+    ]
+    assert read_access_log(lines, "blue") == {(3, 7, 1): "blue", (4, 0, 0): "blue"}
+
+
 def test_tries_go_to_the_balancer_that_logged_them_else_by_address() -> None:
     logged = read_access_log([_line("/?c=0&n=0&a=0"), _line("/?c=0&n=1&a=1")], "blue")
     read_access_log([_line("/?c=1&n=0&a=0")], "green", logged)
