@@ -35,11 +35,21 @@ def host_port(text: str) -> tuple[str, str]:
     return host, port
 
 
+_checked: set[str] = set()
+_CHECKED_LIMIT = 500_000
+
+
 def check_address(text: str) -> str:
+    """`text` if it is an IPv4 or IPv6 address (remembered: a log repeats its clients)."""
+    if text in _checked:
+        return text
     try:
         ipaddress.ip_address(text)
     except ValueError as exc:
         raise Malformed("bad client address") from exc
+    if len(_checked) >= _CHECKED_LIMIT:
+        _checked.clear()
+    _checked.add(text)
     return text
 
 
