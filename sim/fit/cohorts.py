@@ -23,8 +23,8 @@ import numpy as np
 
 from sim.fit.estimate import Estimate, Z, quantile_interval
 
-RATE_GAP = 4.0
-MIN_COHORT = 5
+RATE_GAP = 4.0  # [choice] docs/references.md, "Fitting logs"
+MIN_COHORT = 5  # [choice] docs/references.md, "Fitting logs"
 MAX_PER_FAMILY = 4
 MAX_UNSEEN_FACTOR = 20.0  # a cohort seen almost only once per client: size held below 20x seen
 

@@ -27,7 +27,7 @@ import numpy as np
 from sim.fit.estimate import Estimate, Z, quantile_interval
 
 RESERVOIR = 50_000  # idle gaps kept per family (a uniform sample of all of them)
-ONE_PER_CONNECTION = 1.1  # [choice] requests per connection below which connections are not reused
+ONE_PER_CONNECTION = 1.1  # [choice] docs/references.md, "Fitting logs": requests per connection below which connections are not reused
 
 
 class ConnectionTally:

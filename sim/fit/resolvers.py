@@ -33,10 +33,10 @@ import numpy as np
 from sim.fit.estimate import Estimate, quantile_interval, ratio_share
 from sim.fit.records import Query
 
-TOLERANCE = 0.15  # [choice] a lifetime within 15% of the TTL is honouring it
-STRETCH = 0.5  # [choice] median gap over the shortest by half a TTL: the lifetime itself varies
-DUPLICATE = 1.0  # s
-MIN_GAPS = 3
+TOLERANCE = 0.15  # [choice] docs/references.md, "Fitting logs": a lifetime within 15% of the TTL is honouring it
+STRETCH = 0.5  # [choice] docs/references.md, "Fitting logs": median gap over the shortest by half a TTL: the lifetime itself varies
+DUPLICATE = 1.0  # s; [choice] docs/references.md, "Fitting logs"
+MIN_GAPS = 3  # [choice] docs/references.md, "Fitting logs"
 POLICIES = ("honor", "floor", "cap", "extend")
 MAX_SUBNETS = 1000  # client subnets counted per resolver (a count, not a list)
 
