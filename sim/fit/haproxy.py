@@ -9,7 +9,7 @@ The syslog header (`Feb  6 12:14:14 localhost haproxy[14389]: `) is
 present when HAProxy logs to syslog and absent with `log stdout format raw`;
 the header blocks appear only when `capture request header` / `capture
 response header` are configured (both blocks, or the request block alone).
-The accept date has milliseconds and no zone. Timers may be -1 (aborted),
+The date (`%tr`, the accept date `%t` before 1.9) has milliseconds and no zone. Timers may be -1 (aborted),
 `Ta` and byte counts may carry a leading `+` (`option logasap`), and a request
 line longer than HAProxy's buffer is cut without its closing quote.
 
@@ -28,10 +28,11 @@ from sim.fit.lines import Malformed
 from sim.fit.records import Request, check_address, host_port
 
 _LINE = re.compile(
-    r"(?:^|\s)(\S+:\d+) \[(\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2}(?:\.\d+)?)\] (\S+) (\S+)/(\S+) "
-    r"(-?\d+/-?\d+/-?\d+/-?\d+/\+?-?\d+) (-?\d+) (\+?\d+) (\S+) (\S+) (\S{4}) "
-    r"(\d+/\d+/\d+/\d+/\+?\d+) (\d+/\d+)"
-    r"(?: \{((?:[^}\\]|\\.)*)\})?(?: \{((?:[^}\\]|\\.)*)\})? \"(.*)$"
+    # ` +` between fields: runs of spaces are tolerated (copies of logs are often re-aligned)
+    r"(?:^|\s)(\S+:\d+) +\[(\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2}(?:\.\d+)?)\] +(\S+) +(\S+)/(\S+) +"
+    r"(-?\d+/-?\d+/-?\d+/-?\d+/\+?-?\d+) +(-?\d+) +(\+?\d+) +(\S+) +(\S+) +(\S{4}) +"
+    r"(\d+/\d+/\d+/\d+/\+?\d+) +(\d+/\d+)"
+    r"(?: +\{((?:[^}\\]|\\.)*)\})?(?: +\{((?:[^}\\]|\\.)*)\})? +\"(.*)$"
 )
 _PRODUCT = re.compile(r"[A-Za-z][\w.+-]*/\d")
 

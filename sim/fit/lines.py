@@ -10,6 +10,7 @@ copy, has no newline: it is parsed if it can be, and otherwise counted as
 from __future__ import annotations
 
 import gzip
+import io
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -71,19 +72,20 @@ def raw_lines(path: str | Path, stats: LineStats) -> Iterator[tuple[int, str, bo
     """(line number, text without its newline, whether it is an unterminated last line).
 
     Bytes that are not UTF-8 are replaced rather than refused: a user agent
-    may hold anything, and the fields the fit uses are ASCII. A gzip stream
-    that ends early (a copy cut short) ends the file, counted as
-    `truncated gzip stream`."""
+    may hold anything, and the fields the fit uses are ASCII. Decoding is
+    done by the text layer in C, a buffer at a time. A gzip stream that ends
+    early (a copy cut short) ends the file, counted as `truncated gzip stream`."""
     opener = gzip.open if is_gzip(path) else open
     lineno = 0
-    with opener(path, "rb") as f:  # type: ignore[operator]
+    with opener(path, "rb") as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="\n") as f:  # type: ignore[operator]
         try:
-            for raw in f:
+            for line in f:
                 lineno += 1
                 stats.lines += 1
-                terminated = raw.endswith(b"\n")
-                text = raw.decode("utf-8", "replace").rstrip("\r\n")
-                yield lineno, text, not terminated
+                if line[-1:] == "\n":
+                    yield lineno, line.rstrip("\r\n"), False
+                else:
+                    yield lineno, line.rstrip("\r"), True
         except (EOFError, zlib.error, gzip.BadGzipFile):
             stats.count("truncated gzip stream", lineno + 1)
 

@@ -24,6 +24,6 @@ def test_generated_log_parses_whole_and_in_time_order(tmp_path: Path) -> None:
 def test_time_fit_reports_the_childs_own_peak_memory(tmp_path: Path) -> None:
     path = tmp_path / "alb.log"
     write_log(path, 100_000, 30, seed=2)
-    wall, peak = time_fit(path, tmp_path)
-    assert wall > 0 and 10 < peak < 2048  # a Python process with numpy: tens of MB, far under the target
+    wall, cpu, peak = time_fit(path, tmp_path)
+    assert wall > 0 and cpu > 0 and 10 < peak < 2048  # a Python process with numpy: tens of MB, far under the target
     assert (tmp_path / "fitted.yaml").is_file()

@@ -37,6 +37,11 @@ def test_aborted_timers_logasap_and_a_request_cut_without_its_quote() -> None:
     assert r.agent == "curl/8.5.0"
 
 
+def test_padded_fields() -> None:
+    line = MANUAL.replace("10/0/30/69/109 200", "0/0/0/-1/63387    504").replace("{1wt.eu} {}", "")
+    assert parse_httplog(line).client == "10.0.1.2"
+
+
 def test_user_agent_among_several_captured_headers() -> None:
     assert user_agent("www.example.com|curl/8.5.0|-") == "curl/8.5.0"
     assert user_agent("www.example.com|-") == ""
