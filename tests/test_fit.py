@@ -45,6 +45,11 @@ def test_missing_file_and_wrong_format_exit_2_naming_the_file(tmp_path: Path, lo
     assert main(["fit", "--access-log", str(logs[0]), "--dns-log", str(logs[1]), "--service", "nope.example.com",
                  "--out", str(tmp_path / "x.yaml")]) == 2
     assert "no query for nope.example.com" in capsys.readouterr().err
+    assert main(["fit", "--access-log", str(tmp_path), "--out", str(tmp_path / "x.yaml")]) == 2
+    assert "cannot read: not a file" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert main(["fit", "--access-log", str(logs[0]), "--out", str(tmp_path / "file" / "x.yaml")]) == 2
+    assert "file" in capsys.readouterr().err
     assert not (tmp_path / "x.yaml").exists()
 
 

@@ -49,6 +49,9 @@ def main(args: argparse.Namespace) -> int:
     except LogError as exc:
         print(f"failover-sim fit: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # unreadable (permissions), or the output folder cannot be written
+        print(f"failover-sim fit: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
     except (ValueError, sim.ScenarioError) as exc:
         problems = getattr(exc, "problems", None) or [str(exc)]
         print(f"failover-sim fit: cannot fit: {'; '.join(map(str, problems))}", file=sys.stderr)
