@@ -95,7 +95,8 @@ def scenario_text(fit: Fit, *, service: str | None = None, name: str = "fitted")
         f"# {fit.requests} requests over {fit.span / 3600:.2f} h. Each fitted value has its 95% interval beside it;",
         "# balancers, backends, faults and failover are not in the logs: defaults, edit them.",
         "version: 1", f"name: {name}", f'description: "fitted from the logs of {target}"',
-        "duration: 20m", "strategies: [cname_repoint, eip_remap]", "", "dns:",
+        "duration: 20m   # not fitted: a run's length, [choice] as in the shipped scenarios",
+        "strategies: [cname_repoint, eip_remap]   # not fitted: the original question", "", "dns:",
         f"  zone: {zone}", f'  service_name: "{label}"',
     ]
     if fit.resolvers is not None:
