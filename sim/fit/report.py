@@ -35,12 +35,14 @@ def _figures(fit: Fit) -> dict[str, object]:
     for c in fit.cohorts:
         fig, ax = plt.subplots(figsize=(6, 3.2))
         hi = int(np.quantile(c.counts, 0.995)) + 2
-        ax.hist(c.counts, bins=np.arange(0, hi + 1) - 0.5 if hi < 80 else 40, density=True, alpha=0.6, label="observed")
-        k = np.arange(1, hi + 1) if hi < 80 else np.linspace(1, hi, 200).round()
+        lo = max(1, int(c.counts.min()))
+        # both per unit count: the histogram's density and the zero-truncated Poisson pmf
+        ax.hist(c.counts, bins=np.arange(lo, hi + 1) - 0.5 if hi - lo < 80 else 40, range=None if hi - lo < 80 else (lo, hi),
+                density=True, alpha=0.6, label="observed")
+        k = np.arange(lo, hi + 1)
         mu = c.rate.value * fit.span
-        pmf = _poisson_pmf(k, mu) / -math.expm1(-mu)
-        width = 1.0 if hi < 80 else (hi / 40)
-        ax.plot(k, pmf * width if hi >= 80 else pmf, "k.-", label=f"fitted Poisson, {c.rate.value * 60:.3g}/min")
+        ax.plot(k, _poisson_pmf(k, mu) / -math.expm1(-mu), "k.-" if hi - lo < 80 else "k-",
+                label=f"fitted Poisson, {c.rate.value * 60:.3g}/min")
         ax.set(xlabel="requests per client in the log", ylabel="share of clients", title=f"cohort {c.name}")
         ax.legend()
         out[f"cohort-{c.name}.png"] = fig
