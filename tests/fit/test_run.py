@@ -87,3 +87,23 @@ def test_shape_and_span(fitted: tuple) -> None:
 def test_no_log_no_fit(tmp_path: Path) -> None:
     with pytest.raises(LogError, match="no access log"):
         fit([], [])
+
+
+@pytest.mark.parametrize("fmt", ["nginx", "haproxy"])
+def test_connections_from_nginx_connection_serials_and_haproxy_ports(tmp_path: Path, fmt: str) -> None:
+    # two curl clients: each sends 10 requests, 5 on each of two connections
+    lines = []
+    for i in range(20):
+        client, conn, second = f"198.51.100.{i % 2}", i % 2 * 2 + (i // 10), i
+        if fmt == "nginx":
+            lines.append(f'{client} - - [02/Dec/2026:14:00:{second:02d} +0000] "GET / HTTP/1.1" 200 5 "-" "curl/8.5.0" '
+                         f"{conn} {i // 2 % 5 + 1}")
+        else:
+            lines.append(f"{client}:{40000 + conn} [02/Dec/2026:14:00:{second:02d}.000] fe be/s1 0/0/0/1/1 200 5 - - ---- "
+                         '1/1/0/0/0 0/0 {curl/8.5.0} "GET / HTTP/1.1"')
+    path = tmp_path / "access.log"
+    path.write_text("\n".join(lines) + "\n")
+    result = fit([path])
+    assert [(c.name, c.seen) for c in result.cohorts] == [("cli", 2)]
+    assert result.reuse["cli"].connections == 4 and result.reuse["cli"].per_connection.value == 5.0
+    assert result.files[0].format == fmt
