@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sim._version import __version__
 
 __all__ = [
+    "FittedScenario",
     "LabOptions",
     "RunError",
     "Scenario",
@@ -23,6 +24,7 @@ __all__ = [
     "__version__",
     "available_engines",
     "cohort_table",
+    "fit_logs",
     "has_sweep",
     "load",
     "open_results",
@@ -31,14 +33,16 @@ __all__ = [
     "write_report",
 ]
 
-_API = {"available_engines", "has_sweep", "load", "open_results", "run", "sweep", "StoredResults", "write_report"}
+_API = {"FittedScenario", "available_engines", "fit_logs", "has_sweep", "load", "open_results", "run", "sweep", "StoredResults", "write_report"}
 _SCENARIO = {"Scenario", "ScenarioError"}
 
 if TYPE_CHECKING:
     from sim.analysis.table import cohort_table
     from sim.api import (
+        FittedScenario,
         StoredResults,
         available_engines,
+        fit_logs,
         has_sweep,
         load,
         open_results,

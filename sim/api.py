@@ -39,7 +39,9 @@ if TYPE_CHECKING:
 __all__ = [
     "ScenarioSource",
     "StoredResults",
+    "FittedScenario",
     "available_engines",
+    "fit_logs",
     "has_sweep",
     "load",
     "open_results",
@@ -308,3 +310,57 @@ def _read_sweep(path: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None, d
     if (path / "manifest.json").is_file():
         manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
     return tables[0], tables[1], manifest
+
+
+@dataclass(frozen=True)
+class FittedScenario:
+    """What `fit_logs` returns: the scenario (loaded, so valid), its YAML text with the intervals
+    as comments, the estimates (`sim.fit.run.Fit`), and the files written (empty without `out`)."""
+
+    scenario: Scenario
+    text: str
+    fit: Any
+    written: tuple[Path, ...] = ()
+
+
+def fit_logs(
+    access_logs: Sequence[str | os.PathLike[str]],
+    dns_logs: Sequence[str | os.PathLike[str]] = (),
+    *,
+    service: str | None = None,
+    ttl: str | float | None = None,
+    access_format: str | None = None,
+    dns_format: str | None = None,
+    name: str = "fitted",
+    out: str | os.PathLike[str] | None = None,
+) -> FittedScenario:
+    """A scenario fitted to access logs and DNS query logs (docs/fit.md)::
+
+        fitted = sim.fit_logs(["alb.log.gz"], ["queries.log"], service="www.example.com", ttl="60s")
+        sim.run(fitted.scenario)
+
+    `ttl` is the service record's TTL (a duration; guessed from the DNS log when
+    None). With `out`, writes the scenario there and the report (fit-report.md,
+    fit-report.html, figures/) beside it. Raises `sim.fit.formats.LogError`
+    naming a file that cannot be used at all; malformed lines are counted
+    (`fit.files`), never raised.
+    """
+    import yaml
+
+    from sim.fit.report import write_report as write_fit_report
+    from sim.fit.run import fit
+    from sim.fit.writer import scenario_text
+    from sim.results.writer import write_bytes_atomic
+    from sim.scenario.units import parse_duration
+
+    seconds = None if ttl is None else parse_duration(ttl)
+    result = fit(access_logs, dns_logs, service=service, ttl=seconds, access_format=access_format, dns_format=dns_format)
+    text = scenario_text(result, service=service, name=name)
+    scenario = load_data(yaml.safe_load(text))
+    written: tuple[Path, ...] = ()
+    if out is not None:
+        target = Path(out)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(target, text.encode("utf-8"))
+        written = (target, *write_fit_report(result, target.parent, target.stem))
+    return FittedScenario(scenario, text, result, written)

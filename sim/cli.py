@@ -18,6 +18,7 @@ from sim.commands import (
     bench,
     check,
     compare,
+    fit,
     report,
     run,
     serve,
@@ -28,7 +29,7 @@ from sim.commands import (
 from sim.commands._common import EXIT_OK, EXIT_USAGE
 
 # In the order `failover-sim --help` lists them.
-COMMANDS = (validate, run, check, baseline, report, compare, sweep, advise, strategies, audit, serve, bench)
+COMMANDS = (validate, run, check, baseline, report, compare, sweep, advise, fit, strategies, audit, serve, bench)
 
 
 class _Parser(argparse.ArgumentParser):

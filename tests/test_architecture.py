@@ -182,8 +182,8 @@ def test_engines_never_name_a_strategy(engine: str) -> None:
 # another folder (the shared docs beside the checkout), and the old names of pages now under docs/.
 _OUTSIDE = "|".join(("shared/" + "docs", r"\.\./shared", "REFERENCES" + r"\.md", "DESIGN" + r"\.md",
                      "BENCHMARKING" + r"\.md", "scenario-" + "v1"))
-# Markdown files a command writes (report.md, bench core's results.md): named, not cited.
-_WRITTEN_MD = {"report.md", "results.md"}
+# Markdown files a command writes (report.md, bench core's results.md, fit's fit-report.md): named, not cited.
+_WRITTEN_MD = {"report.md", "results.md", "fit-report.md"}
 
 
 def _cited_places() -> list[Path]:

@@ -1,4 +1,4 @@
-"""`failover-sim bench model|fast|sweep|core`: the benchmarks (sim.bench, docs/benchmarks.md).
+"""`failover-sim bench model|fast|sweep|core|fit`: the benchmarks (sim.bench, docs/benchmarks.md).
 
 Everything after the target goes to that benchmark's own parser, its --help included.
 """
@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 
 NAME = "bench"
-HELP = "benchmarks: engine speed (model, fast) or the balancer against HAProxy and nginx (core)"
+HELP = "benchmarks: engine speed (model, fast), the balancer against HAProxy and nginx (core), the log fit (fit)"
 DESCRIPTION = "Benchmarks; results are saved with the command that produced them."
-EPILOG = "examples:\n  failover-sim bench model\n  failover-sim bench fast\n  failover-sim bench core"
-TARGETS = ("model", "fast", "sweep", "core")
+EPILOG = "examples:\n  failover-sim bench model\n  failover-sim bench fast\n  failover-sim bench core\n  failover-sim bench fit"
+TARGETS = ("model", "fast", "sweep", "core", "fit")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +31,8 @@ def main(args: argparse.Namespace) -> int:
         from sim.bench.core import main as bench_main
     elif args.target == "fast":
         from sim.bench.fast import main as bench_main
+    elif args.target == "fit":
+        from sim.bench.fit import main as bench_main
     elif args.target == "sweep":
         from sim.bench.sweep import main as bench_main
     else:

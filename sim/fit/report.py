@@ -1,0 +1,132 @@
+"""The fit report (Markdown and HTML): each estimate, what was read, and fitted against observed figures.
+
+Figures: per cohort, the observed requests per client against the Poisson
+count the fitted rate predicts; per family, the idle gaps on connections
+with the fitted keep-alive; the day's shape with its intervals; per resolver
+policy, the gaps between queries against the TTL. No address appears.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+
+import numpy as np
+
+from sim.fit.run import Fit
+
+FIGURE_DIR = "figures"
+
+
+def _poisson_pmf(k: np.ndarray, mu: float) -> np.ndarray:
+    logs = k * math.log(mu) - mu - np.array([math.lgamma(x + 1) for x in k])
+    return np.exp(logs)
+
+
+def _figures(fit: Fit) -> dict[str, object]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out: dict[str, object] = {}
+    for c in fit.cohorts:
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        hi = int(np.quantile(c.counts, 0.995)) + 2
+        lo = max(1, int(c.counts.min()))
+        # both per unit count: the histogram's density and the zero-truncated Poisson pmf
+        ax.hist(c.counts, bins=np.arange(lo, hi + 1) - 0.5 if hi - lo < 80 else 40, range=None if hi - lo < 80 else (lo, hi),
+                density=True, alpha=0.6, label="observed")
+        k = np.arange(lo, hi + 1)
+        mu = c.rate.value * fit.span
+        ax.plot(k, _poisson_pmf(k, mu) / -math.expm1(-mu), "k.-" if hi - lo < 80 else "k-",
+                label=f"fitted Poisson, {c.rate.value * 60:.3g}/min")
+        ax.set(xlabel="requests per client in the log", ylabel="share of clients", title=f"cohort {c.name}")
+        ax.legend()
+        out[f"cohort-{c.name}.png"] = fig
+    for fam, r in fit.reuse.items():
+        if r.gaps.size == 0:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        ax.hist(r.gaps, bins=50, range=(0, max(float(np.quantile(r.gaps, 0.999)), 1e-3)), alpha=0.6, label="observed idle gaps")
+        ax.axvline(r.keepalive.value, color="k", label=f"fitted keep-alive {r.keepalive.value:.3g} s")
+        ax.set(xlabel="seconds between requests on one connection", ylabel="gaps", title=f"connections: {fam}")
+        ax.legend()
+        out[f"idle-{fam}.png"] = fig
+    hours = [h for h, f in enumerate(fit.shape.factors) if f is not None]
+    if hours:
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        vals = [fit.shape.factors[h] for h in hours]
+        ax.errorbar(hours, [v.value for v in vals], yerr=[[v.value - v.low for v in vals], [v.high - v.value for v in vals]],
+                    fmt="o", capsize=2)
+        ax.axhline(1.0, color="grey", lw=0.8)
+        ax.set(xlabel="hour of the day (log time)", ylabel="rate / mean rate", title="traffic over the day", xlim=(-0.5, 23.5))
+        out["shape.png"] = fig
+    if fit.resolvers is not None:
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        for policy in fit.resolvers.query_share:
+            g = np.concatenate([r.gaps for r in fit.resolvers.resolvers if r.policy == policy] or [np.zeros(0)])
+            if g.size:
+                ax.ecdf(g / fit.resolvers.ttl, label=f"{policy} ({g.size} gaps)")
+        ax.axvline(1.0, color="grey", lw=0.8)
+        ax.set(xscale="log", xlabel="gap between a resolver's queries / TTL", ylabel="CDF", title=f"resolvers asking for {fit.resolvers.name}")
+        ax.legend()
+        out["resolvers.png"] = fig
+    return out
+
+
+def _sections(fit: Fit) -> list[tuple[str, list[str], list[list[str]]]]:
+    e = lambda x, f="{:.4g}": f"{f.format(x.value)} [{f.format(x.low)}, {f.format(x.high)}]"  # noqa: E731
+    cohorts = [[c.name, c.family, str(c.seen), e(c.size, "{:.0f}"), e(c.rate, "{:.4g}")] for c in fit.cohorts]
+    reuse = [[f, str(r.connections), e(r.per_connection), e(r.idle["p50"]), e(r.idle["p99"]), e(r.keepalive)]
+             for f, r in fit.reuse.items()]
+    shape = [[f"{h:02d}h", e(f, "{:.2f}"), f"{fit.shape.hours_covered[h]:.1f}"] for h, f in enumerate(fit.shape.factors) if f]
+    files = [[Path(s.path).name, s.format, str(s.lines), str(s.records), str(s.skipped),
+              "; ".join(f"{n} {k} (first line {s.first_line[k]})" for k, n in s.malformed.most_common()) or "none"]
+             for s in fit.files]
+    out = [
+        ("Files read", ["file", "format", "lines", "records", "not for the service", "malformed, by kind"], files),
+        ("Client cohorts (95% intervals)", ["cohort", "family", "seen", "clients", "requests/s per client"], cohorts),
+        ("Connection reuse", ["family", "connections", "requests per connection", "idle p50 (s)", "idle p99 (s)", "keep-alive (s)"], reuse),
+        ("Traffic over the day", ["hour", "rate / mean", "hours of log"], shape),
+    ]
+    if fit.resolvers is not None:
+        r = fit.resolvers
+        rows = [[p, e(r.query_share[p], "{:.3f}"), e(r.count_share[p], "{:.3f}"), e(r.value[p]) if p != "honor" else "-"]
+                for p in r.query_share]
+        out.append((f"Resolvers asking for {r.name} (TTL {r.ttl:g} s; {len(r.resolvers)} resolvers, "
+                     f"{sum(1 for x in r.resolvers if x.policy is None)} unclassified; {r.with_subnet} sent client subnets)",
+                    ["policy", "share of queries", "share of resolvers", "lifetime / extra (s)"], rows))
+    return out
+
+
+def write_report(fit: Fit, out_dir: str | Path, scenario_name: str) -> tuple[Path, Path]:
+    """fit-report.md and fit-report.html in `out_dir`, the figures in out_dir/figures/."""
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    (out / FIGURE_DIR).mkdir(parents=True, exist_ok=True)
+    figures = _figures(fit)
+    encoded = {}
+    for name, fig in figures.items():
+        path = out / FIGURE_DIR / name
+        fig.savefig(path, dpi=90, bbox_inches="tight")  # type: ignore[attr-defined]
+        plt.close(fig)  # type: ignore[arg-type]
+        encoded[name] = base64.b64encode(path.read_bytes()).decode()
+    title = f"Fit report: {scenario_name}"
+    md, htm = [f"# {title}", "", f"{fit.requests} requests over {fit.span / 3600:.2f} h. docs/fit.md says what each estimate comes from.", ""], [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{html.escape(title)}</title></head><body>",
+        f"<h1>{html.escape(title)}</h1>", f"<p>{fit.requests} requests over {fit.span / 3600:.2f} h.</p>"]
+    for heading, head, rows in _sections(fit):
+        md += [f"## {heading}", "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+        md += ["| " + " | ".join(row) + " |" for row in rows] + [""]
+        htm += [f"<h2>{html.escape(heading)}</h2>", "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
+        htm += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows] + ["</table>"]
+    md += ["## Fitted against observed", ""] + [f"![{n}]({FIGURE_DIR}/{n})" for n in figures]
+    htm += ["<h2>Fitted against observed</h2>"] + [f'<img alt="{n}" src="data:image/png;base64,{b}">' for n, b in encoded.items()]
+    md_path, html_path = out / "fit-report.md", out / "fit-report.html"
+    md_path.write_text("\n".join(md) + "\n")
+    html_path.write_text("\n".join(htm) + "</body></html>\n")
+    return md_path, html_path

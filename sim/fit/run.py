@@ -1,0 +1,82 @@
+"""The fit: stream every log once through the tallies, then estimate.
+
+`fit(access_logs, dns_logs, ...)` returns a `Fit`; `sim.fit.scenario`
+writes it as a scenario and `sim.fit.report` as a report. Addresses go no
+further than the tallies, which keep only salted hashes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sim.fit import agents
+from sim.fit.cohorts import ClientTally, Cohort, fit_cohorts
+from sim.fit.connections import ConnectionTally, Reuse, fit_reuse
+from sim.fit.formats import LogError, read
+from sim.fit.lines import LineStats
+from sim.fit.resolvers import QueryTally, ResolverFit, fit_resolvers, guess_ttl
+from sim.fit.shape import Shape, ShapeTally, fit_shape
+
+
+@dataclass
+class Fit:
+    cohorts: list[Cohort]
+    reuse: dict[str, Reuse]
+    shape: Shape
+    span: float  # seconds of access log
+    requests: int
+    resolvers: ResolverFit | None
+    ttl_given: bool
+    files: list[LineStats] = field(default_factory=list)
+
+
+def _read_access(paths: Sequence[str | Path], fmt: str | None, files: list[LineStats]) -> tuple[ClientTally, ConnectionTally, ShapeTally]:
+    clients, conns, shape = ClientTally(), ConnectionTally(), ShapeTally()
+    family = agents.family
+    for path in paths:
+        records, stats = read(path, "access", fmt)
+        files.append(stats)
+        for r in records:
+            fam = family(r.agent)
+            clients.add(r.t, r.client, fam)
+            shape.add(r.t)
+            if r.conn is not None:
+                conns.add(r.t, r.conn, fam)
+    return clients, conns, shape
+
+
+def _read_dns(paths: Sequence[str | Path], fmt: str | None, files: list[LineStats]) -> QueryTally:
+    tally = QueryTally()
+    for path in paths:
+        records, stats = read(path, "dns", fmt)
+        files.append(stats)
+        for q in records:
+            tally.add(q)
+    return tally
+
+
+def fit(access_logs: Sequence[str | Path], dns_logs: Sequence[str | Path] = (), *, service: str | None = None,
+        ttl: float | None = None, access_format: str | None = None, dns_format: str | None = None) -> Fit:
+    """Fit clients to the access logs and resolvers to the DNS logs. Raises `LogError` naming a
+    file it cannot use at all; lines it cannot read are counted in `Fit.files`."""
+    if not access_logs:
+        raise LogError("no access log given")
+    files: list[LineStats] = []
+    clients, conns, shape_tally = _read_access(access_logs, access_format, files)
+    if clients.requests == 0:
+        raise LogError(f"{', '.join(map(str, access_logs))}: no request could be read")
+    resolvers = None
+    if dns_logs:
+        queries = _read_dns(dns_logs, dns_format, files)
+        name = service.rstrip(".").lower() if service else queries.busiest_name()
+        if name is None or name not in queries.times:
+            raise LogError(f"{', '.join(map(str, dns_logs))}: no query for {name or 'any name'} could be read")
+        used_ttl = ttl if ttl is not None else guess_ttl(queries, name)
+        if math.isnan(used_ttl):
+            raise LogError(f"{', '.join(map(str, dns_logs))}: too few queries for {name} to guess its TTL; give --ttl")
+        resolvers = fit_resolvers(queries, name, used_ttl)
+    return Fit(fit_cohorts(clients), fit_reuse(conns), fit_shape(shape_tally, clients.t_min, clients.t_max),
+               clients.span, clients.requests, resolvers, ttl is not None, files)

@@ -1,0 +1,60 @@
+"""sim.fit.resolvers: classifying gaps against the TTL, and the tally's shares."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sim.fit.records import Query
+from sim.fit.resolvers import QueryTally, classify, fit_resolvers, guess_ttl
+
+TTL = 60.0
+rng = np.random.default_rng(7)
+
+
+def _gaps(lifetime: float | np.ndarray, n: int = 50, wait: float = 2.0) -> np.ndarray:
+    return lifetime + rng.exponential(wait, n)
+
+
+@pytest.mark.parametrize(("gaps", "policy", "lifetime"), [
+    (_gaps(60.0), "honor", 60.0),
+    (_gaps(300.0), "floor", 300.0),
+    (_gaps(20.0), "cap", 20.0),
+    (_gaps(60.0 + rng.exponential(600.0, 50)), "extend", None),
+])
+def test_classify(gaps: np.ndarray, policy: str, lifetime: float | None) -> None:
+    got, shortest = classify(gaps, TTL)
+    assert got == policy
+    if lifetime is not None:
+        assert lifetime <= shortest <= lifetime + 2.0
+
+
+def test_too_few_gaps_and_duplicates() -> None:
+    assert classify(np.array([60.0, 61.0]), TTL)[0] is None
+    assert classify(np.array([0.01, 0.02, 60.0, 61.0]), TTL)[0] is None  # retransmissions are not gaps
+
+
+def _tally() -> QueryTally:
+    tally = QueryTally()
+    for r, (life, n) in enumerate([(60.0, 30), (60.0, 30), (60.0, 30), (300.0, 10)]):
+        t = 0.0
+        for _ in range(n):
+            tally.add(Query(t, f"192.0.2.{r}", "www.example.com", "A", "198.51.100.0/24" if r == 0 else None))
+            t += life + 1.0
+    tally.add(Query(0.0, "192.0.2.9", "other.example.com", "A", None))
+    return tally
+
+
+def test_shares_by_queries_and_by_resolvers() -> None:
+    fit = fit_resolvers(_tally(), "www.example.com", TTL)
+    assert fit.count_share["honor"].value == 0.75 and fit.count_share["floor"].value == 0.25
+    assert fit.query_share["honor"].value == pytest.approx(90 / 100)
+    assert fit.value["floor"].value == pytest.approx(301.0)
+    assert (fit.with_subnet, fit.subnets) == (1, 1)
+    assert "192.0.2" not in repr(fit.resolvers)
+
+
+def test_guess_ttl_and_busiest_name() -> None:
+    tally = _tally()
+    assert tally.busiest_name() == "www.example.com"
+    assert guess_ttl(tally, "www.example.com") == pytest.approx(61.0)
