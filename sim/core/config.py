@@ -291,6 +291,11 @@ class LogConfig(_Model):
     access: str | None = None
     # json: JSON lines; httplog: HAProxy's HTTP log format (docs/core.md, "Logs")
     access_format: Literal["json", "httplog"] = "json"
+    # httplog: the User-Agent header's first N characters in a `{...}` block, as
+    # HAProxy's `capture request header User-Agent len N` writes it; 0: none
+    # (HAProxy captures nothing unless told; docs/core.md, "The access log in
+    # HAProxy's HTTP log format")
+    capture_user_agent: int = Field(0, ge=0, le=1024)
 
 
 class Config(_Model):

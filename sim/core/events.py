@@ -132,6 +132,16 @@ def _encode(raw: bytes) -> str:
     return "".join(_ENCODE.get(c) or chr(c) for c in raw)
 
 
+# A captured header: HAProxy encodes control characters, '#', and the block's
+# own '{', '|' and '}' as #XX (its manual, "Capturing HTTP headers"), and, as
+# for the request, '"' so the line's quoted request stays where a parser looks.
+_CAPTURE_ENCODE = {c: f"#{c:02X}" for c in [*range(0x20), 0x7F, *range(0x80, 0x100), 0x22, 0x23, 0x7B, 0x7C, 0x7D]}
+
+
+def _encode_capture(raw: bytes) -> str:
+    return "".join(_CAPTURE_ENCODE.get(c) or chr(c) for c in raw)
+
+
 def _ms(seconds: float) -> int:
     return int(seconds * 1000 + 0.5)
 
@@ -177,9 +187,10 @@ class HttpLog(AccessLog):
 
     format = "httplog"
 
-    def __init__(self, path: str, name: str) -> None:
+    def __init__(self, path: str, name: str, capture_user_agent: int = 0) -> None:
         super().__init__(path)
         self.name = name
+        self.capture_user_agent = capture_user_agent
         self._prefix = f" {socket.gethostname().split('.')[0] or 'localhost'} failover-sim[{os.getpid()}]: "
 
     def request(
@@ -208,6 +219,12 @@ class HttpLog(AccessLog):
             request = f"{_encode(head.method)} {_encode(head.target[:_MAX_PATH])} {_encode(head.version)}"
         else:
             request = "<BADREQ>"
+        if self.capture_user_agent:
+            agent = head.get(b"user-agent") if head is not None else None
+            # HAProxy writes a header never sent as an empty capture: "{}"
+            captured = "{" + _encode_capture((agent or b"")[: self.capture_user_agent]) + "} "
+        else:
+            captured = ""
         self._file.write(
             f"{_MONTHS[t.tm_mon - 1]} {t.tm_mday:2d} {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
             f"{self._prefix}{conn.peer.decode()}:{conn.peer_port} "
@@ -217,12 +234,12 @@ class HttpLog(AccessLog):
             f"{tr}/{tw}/{tc}/{resp}/{_ms(now - begun)} {status if status is not None else -1} {conn.sent} "
             f"- - {termination_state(conn, outcome, status)} "
             f"{active}/{active}/{beconn}/{srvconn}/{max(len(tried) - 1, 0)} 0/0 "
-            f'"{request}"\n'
+            f'{captured}"{request}"\n'
         )
 
 
-def open_access_log(path: str, fmt: str, name: str) -> AccessLog:
-    return HttpLog(path, name) if fmt == "httplog" else AccessLog(path)
+def open_access_log(path: str, fmt: str, name: str, capture_user_agent: int = 0) -> AccessLog:
+    return HttpLog(path, name, capture_user_agent) if fmt == "httplog" else AccessLog(path)
 
 
 def process_figures() -> dict[str, float]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from sim.core import vaddr
 from sim.core.config import Config, TakeoverConfig
-from sim.core.events import AccessLog, EventLog, open_access_log, process_figures
+from sim.core.events import AccessLog, EventLog, HttpLog, open_access_log, process_figures
 from sim.core.l4 import TcpProxy
 from sim.core.l7 import HttpProxy
 from sim.core.metrics import Metrics, family
@@ -64,7 +64,9 @@ class Balancer:
             if path is not None:
                 log = self.access_log
                 if log is None or log.path != path or log.format != fmt:
-                    self.access_log = open_access_log(path, fmt, config.name)
+                    self.access_log = open_access_log(path, fmt, config.name, config.log.capture_user_agent)
+                elif isinstance(log, HttpLog):
+                    log.capture_user_agent = config.log.capture_user_agent  # a reload may change it
                 proxy.access_log = self.access_log
         else:
             proxy = TcpProxy(config, pool, self.metrics, self.loop, self.loop)

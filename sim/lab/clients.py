@@ -41,6 +41,23 @@ from sim.scenario import models as m
 
 SERVICE = "service"
 
+# The User-Agent a lab client sends: the software whose stub cache its cohort has
+# (docs/references.md, "Caches above and below the resolver": Chrome floors at
+# 60 s, the JVM keeps 30 s, glibc-based runtimes keep nothing, a proxy that
+# resolves once keeps the answer), so the balancers' logs show client families
+# as production logs do, for `failover-sim fit`. Other stub caches: a runtime.
+AGENTS = {
+    "floor": b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+    "fixed": b"Java/17.0.15",
+    "none": b"Go-http-client/1.1",
+    "forever": b"nginx/1.22.1",
+}
+RUNTIME_AGENT = b"python-requests/2.31.0"
+
+
+def user_agent(spec: m.Cohort) -> bytes:
+    return AGENTS.get(spec.stub_cache.kind, RUNTIME_AGENT)
+
 
 class Clock:
     def __init__(self, t0: float, scale: float) -> None:
@@ -72,6 +89,7 @@ class Client:
         self.rng = rng
         self.log = log
         self.stub = Cache(build.cache_policy(spec.stub_cache))
+        self.agent_header = b"User-Agent: " + user_agent(spec) + b"\r\n"
         self.reuse = build.reuse(spec)
         rule = build.retry(spec)
         self.attempts, self.timeout = rule.attempts, rule.timeout
@@ -157,7 +175,7 @@ class Client:
                     self._tried(attempt, 0, conn[2], now, conn[3])
                 reader, writer = conn[0], conn[1]
                 keep = self.reuse.keepalive > 0
-                writer.write(b"GET " + request_path(self.id, self.seq, attempt) + b" HTTP/1.1\r\nHost: www\r\n"
+                writer.write(b"GET " + request_path(self.id, self.seq, attempt) + b" HTTP/1.1\r\nHost: www\r\n" + self.agent_header
                              + (b"" if keep else b"Connection: close\r\n") + b"\r\n")
                 head = await reader.readuntil(b"\r\n\r\n")
                 status = int(head.split(b" ", 2)[1])

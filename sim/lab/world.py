@@ -309,7 +309,8 @@ class _World:
                 "admin": {"listen": f"127.0.0.1:{admin_port}", "token_file": str(token)},
                 # which requests it saw (sim.lab.targets): one buffered line each, in
                 # HAProxy's format, so a kept lab run holds logs `failover-sim fit` reads
-                "log": {"access": str(self.dir / f"{name}.access.log"), "access_format": "httplog"},
+                "log": {"access": str(self.dir / f"{name}.access.log"), "access_format": "httplog",
+                        "capture_user_agent": 128},
             }
             if self.published.moves_address:
                 config["takeover"] = self._takeover(name, i, heart)

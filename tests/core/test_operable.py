@@ -257,3 +257,34 @@ def test_access_log_in_haproxys_http_log_format(tmp_path: Path) -> None:
     # counters: the connection itself is one of the active ones
     assert int(first["actconn"]) >= 1 and int(first["srv_conn"]) == 1 and int(bad["srv_conn"]) == 0
     assert int(gone["Ta"]) >= delay / 4 * 1000
+
+
+def test_httplog_captures_the_user_agent_as_haproxy_does_and_the_fit_reads_it(tmp_path: Path) -> None:
+    """`log.capture_user_agent: N` writes the header's first N characters in a `{...}`
+    block (HAProxy's `capture request header User-Agent len N`), `{}` when none was
+    sent; `failover-sim fit`'s HAProxy parser reads the agent back."""
+    from sim.fit.haproxy import parse_httplog
+
+    log = tmp_path / "haproxy.log"
+    chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
+
+    async def main() -> None:
+        async with backends(1) as bs:
+            cfg = make_config([bs[0].port], name="www",
+                              log={"access": str(log), "access_format": "httplog", "capture_user_agent": 64})
+            async with balancer(cfg) as lb:
+                assert lb.listen_port is not None
+                c = await Client.connect(lb.listen_port)
+                for extra in (f"User-Agent: {chrome}\r\n", "", "User-Agent: odd{|}\"#\r\n"):
+                    c.send(get("/", extra))
+                    assert (r := await c.response()) is not None and r.status == 200
+                c.close()
+
+    run(main())
+    lines = log.read_text().splitlines()
+    assert len(lines) == 3
+    m = [HTTPLOG.fullmatch(line) for line in lines]
+    assert all(x is not None for x in m), lines
+    assert [x["req_headers"] for x in m] == [chrome[:64], "", "odd#7B#7C#7D#22#23"]  # type: ignore[index]
+    assert parse_httplog(lines[0]).agent == chrome[:64]
+    assert parse_httplog(lines[1]).agent == ""
