@@ -333,6 +333,7 @@ def fit_logs(
     dns_format: str | None = None,
     name: str = "fitted",
     out: str | os.PathLike[str] | None = None,
+    time_scale: float = 1.0,
 ) -> FittedScenario:
     """A scenario fitted to access logs and DNS query logs (docs/fit.md)::
 
@@ -340,7 +341,8 @@ def fit_logs(
         sim.run(fitted.scenario)
 
     `ttl` is the service record's TTL (a duration; guessed from the DNS log when
-    None). With `out`, writes the scenario there and the report (fit-report.md,
+    None). `time_scale`: K of a lab run's logs (`run --engine lab --time-scale K
+    --keep`), so what is fitted is in scenario time. With `out`, writes the scenario there and the report (fit-report.md,
     fit-report.html, figures/) beside it. Raises `sim.fit.formats.LogError`
     naming a file that cannot be used at all; malformed lines are counted
     (`fit.files`), never raised.
@@ -354,7 +356,8 @@ def fit_logs(
     from sim.scenario.units import parse_duration
 
     seconds = None if ttl is None else parse_duration(ttl)
-    result = fit(access_logs, dns_logs, service=service, ttl=seconds, access_format=access_format, dns_format=dns_format)
+    result = fit(access_logs, dns_logs, service=service, ttl=seconds, access_format=access_format,
+                 dns_format=dns_format, time_scale=time_scale)
     text = scenario_text(result, service=service, name=name)
     scenario = load_data(yaml.safe_load(text))
     written: tuple[Path, ...] = ()

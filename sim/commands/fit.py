@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ttl", help="the service record's TTL, e.g. 60s (default: guessed from the DNS logs)")
     parser.add_argument("--format", action="append", default=[], choices=[*ACCESS, *DNS],
                         help="name a log format instead of recognising it (once for access, once for DNS logs)")
+    parser.add_argument("--time-scale", type=float, default=1.0, metavar="K",
+                        help="the logs come from a lab run at K scenario seconds per real second "
+                             "(run --engine lab --time-scale K --keep): fit in scenario time (default: 1)")
     parser.add_argument("--name", default="fitted", help="the scenario's name (default: fitted)")
     parser.add_argument("--out", required=True, metavar="SCENARIO.yaml", help="where to write the scenario")
 
@@ -45,7 +48,8 @@ def main(args: argparse.Namespace) -> int:
     dns_format = next((f for f in args.format if f in DNS), None)
     try:
         fitted = sim.fit_logs(args.access_log, args.dns_log, service=args.service, ttl=args.ttl,
-                              access_format=access_format, dns_format=dns_format, name=args.name, out=args.out)
+                              access_format=access_format, dns_format=dns_format, name=args.name, out=args.out,
+                              time_scale=args.time_scale)
     except LogError as exc:
         print(f"failover-sim fit: {exc}", file=sys.stderr)
         return EXIT_USAGE

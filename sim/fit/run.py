@@ -33,13 +33,30 @@ class Fit:
     files: list[LineStats] = field(default_factory=list)
 
 
-def _read_access(paths: Sequence[str | Path], fmt: str | None, files: list[LineStats]) -> tuple[ClientTally, ConnectionTally, ShapeTally]:
+class _Scaled:
+    """Times stretched by K about the first one seen: a lab run's logs (`failover-sim run
+    --engine lab --time-scale K --keep`) are K times faster than the scenario they ran."""
+
+    def __init__(self, k: float) -> None:
+        self.k, self.origin = k, math.nan
+
+    def __call__(self, t: float) -> float:
+        if self.origin != self.origin:  # nan: the first time seen
+            self.origin = t
+        return self.origin + (t - self.origin) * self.k
+
+
+def _read_access(paths: Sequence[str | Path], fmt: str | None, files: list[LineStats],
+                 time_scale: float = 1.0) -> tuple[ClientTally, ConnectionTally, ShapeTally]:
     clients, conns, shape = ClientTally(), ConnectionTally(), ShapeTally()
     family = agents.family
+    scaled = _Scaled(time_scale)
     for path in paths:
         records, stats = read(path, "access", fmt)
         files.append(stats)
         for r in records:
+            if time_scale != 1.0:
+                r = r._replace(t=scaled(r.t))
             fam = family(r.agent)
             clients.add(r.t, r.client, fam)
             shape.add(r.t)
@@ -48,29 +65,36 @@ def _read_access(paths: Sequence[str | Path], fmt: str | None, files: list[LineS
     return clients, conns, shape
 
 
-def _read_dns(paths: Sequence[str | Path], fmt: str | None, files: list[LineStats]) -> QueryTally:
+def _read_dns(paths: Sequence[str | Path], fmt: str | None, files: list[LineStats],
+              time_scale: float = 1.0) -> QueryTally:
     tally = QueryTally()
+    scaled = _Scaled(time_scale)
     for path in paths:
         records, stats = read(path, "dns", fmt)
         files.append(stats)
         for q in records:
-            tally.add(q)
+            tally.add(q._replace(t=scaled(q.t)) if time_scale != 1.0 else q)
     return tally
 
 
 def fit(access_logs: Sequence[str | Path], dns_logs: Sequence[str | Path] = (), *, service: str | None = None,
-        ttl: float | None = None, access_format: str | None = None, dns_format: str | None = None) -> Fit:
+        ttl: float | None = None, access_format: str | None = None, dns_format: str | None = None,
+        time_scale: float = 1.0) -> Fit:
     """Fit clients to the access logs and resolvers to the DNS logs. Raises `LogError` naming a
-    file it cannot use at all; lines it cannot read are counted in `Fit.files`."""
+    file it cannot use at all; lines it cannot read are counted in `Fit.files`. `time_scale`:
+    the logs' K (a lab run's), so what is fitted is in scenario time; `ttl` is in scenario
+    time too."""
+    if not time_scale > 0:
+        raise LogError(f"time scale must be above 0, got {time_scale}")
     if not access_logs:
         raise LogError("no access log given")
     files: list[LineStats] = []
-    clients, conns, shape_tally = _read_access(access_logs, access_format, files)
+    clients, conns, shape_tally = _read_access(access_logs, access_format, files, time_scale)
     if clients.requests == 0:
         raise LogError(f"{', '.join(map(str, access_logs))}: no request could be read")
     resolvers = None
     if dns_logs:
-        queries = _read_dns(dns_logs, dns_format, files)
+        queries = _read_dns(dns_logs, dns_format, files, time_scale)
         name = service.rstrip(".").lower() if service else queries.busiest_name()
         if name is None or name not in queries.times:
             raise LogError(f"{', '.join(map(str, dns_logs))}: no query for {name or 'any name'} could be read")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sim.fit.cohorts import Cohort
-from sim.fit.resolvers import ResolverFit
+from sim.fit.resolvers import MIN_GAPS, ResolverFit
 from sim.fit.run import Fit
 
 # The stub cache of each family (not fitted: the logs do not show it), from
@@ -59,6 +59,10 @@ def _cohort(c: Cohort, fit: Fit) -> list[str]:
 
 def _resolver_lines(r: ResolverFit) -> list[str]:
     policies = list(r.query_share)
+    if not policies:
+        # a short log: no resolver asked often enough to be classified (MIN_GAPS gaps)
+        return [f"  # resolvers: not fitted: none of the {len(r.resolvers)} resolvers that asked for {r.name} "
+                f"asked {MIN_GAPS + 1} times or more (docs/fit.md); the default group stands"]
     shares = [round(r.query_share[p].value, 6) for p in policies]
     shares[shares.index(max(shares))] += round(1.0 - sum(shares), 6)  # sum exactly 1
     counts = {p: sum(1 for x in r.resolvers if x.policy == p) for p in policies}

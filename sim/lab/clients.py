@@ -83,6 +83,8 @@ class Client:
         self.seq = 0
         self.spec = spec
         self.resolver = resolver
+        # its own loopback address (any port), or the system's choice
+        self.source = (state["source"], 0) if state and state.get("source") else None
         self.fqdn = plan["service"]
         self.port = int(plan["port"])
         self.clock = clock
@@ -164,7 +166,7 @@ class Client:
                     # so no lookup): connected now, with its age and idle time.
                     address = self.initial[(self.rotation if self.rotate else 0) % len(self.initial)]
                     self._tried(attempt, 0, address, now, primed[0])
-                    reader, writer = await asyncio.open_connection(address, self.port)
+                    reader, writer = await asyncio.open_connection(address, self.port, local_addr=self.source)
                     conn = (reader, writer, address, primed[0], primed[1])
                 elif conn is None:
                     addresses = await self.resolve()
@@ -209,9 +211,9 @@ class Client:
             try:
                 if j + 1 < tries:
                     async with asyncio.timeout(self.fallback / self.clock.scale):
-                        reader, writer = await asyncio.open_connection(address, self.port)
+                        reader, writer = await asyncio.open_connection(address, self.port, local_addr=self.source)
                 else:
-                    reader, writer = await asyncio.open_connection(address, self.port)
+                    reader, writer = await asyncio.open_connection(address, self.port, local_addr=self.source)
                 return (reader, writer, address, now, now)
             except (OSError, TimeoutError):
                 if j + 1 == tries:

@@ -405,11 +405,16 @@ class _World:
         # Every client on the model's resolver, with the model's stub cache, rotation
         # and open connection at time 0 (the trace).
         states = iter(self.trace.clients)
+        # Each client connects from its own loopback address, as clients on the Internet
+        # come from their own, so the balancers' logs tell them apart (`failover-sim fit`).
+        sources = [address_block() for _ in range(math.ceil(sum(sizes.values()) / 250))]
         for cohort in sc.clients:
             for _ in range(sizes[cohort.name]):
                 state = next(states)
                 group, resolver = self.resolvers[state.resolver]
-                clients.append({"id": len(clients), "cohort": cohort.name, "group": group, "resolver": list(resolver),
+                n = len(clients)
+                clients.append({"id": n, "cohort": cohort.name, "group": group, "resolver": list(resolver),
+                                "source": f"{sources[n // 250]}.{1 + n % 250}",
                                 "stub": None if state.stub_expires is None else finite(state.stub_expires),
                                 "stub_primed": state.stub_expires is not None, "rotation": state.rotation,
                                 "conn": None if state.conn is None else [finite(x) for x in state.conn]})

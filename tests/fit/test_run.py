@@ -107,3 +107,21 @@ def test_connections_from_nginx_connection_serials_and_haproxy_ports(tmp_path: P
     assert [(c.name, c.seen) for c in result.cohorts] == [("cli", 2)]
     assert result.reuse["cli"].connections == 4 and result.reuse["cli"].per_connection.value == 5.0
     assert result.files[0].format == fmt
+
+
+def test_a_lab_runs_logs_fit_in_scenario_time(tmp_path: Path) -> None:
+    """Logs K times faster than the scenario (a lab run at time scale K) fit with
+    `time_scale=K` as the scenario's own would: rates K times lower, the same cohorts."""
+    k = 4.0
+    rng = np.random.default_rng(5)
+    truth = [CohortTruth("jvm", 20, 0.2 * k, 30.0 / k)]  # what the lab's logs show at K
+    access_log(tmp_path / "access.log", truth, 1800.0, rng)
+    plain = fit([tmp_path / "access.log"])
+    scaled = fit([tmp_path / "access.log"], time_scale=k)
+    (a,), (b,) = plain.cohorts, scaled.cohorts
+    assert a.seen == b.seen == 20
+    assert b.rate.low <= 0.2 <= b.rate.high, b.rate
+    assert b.rate.value == pytest.approx(a.rate.value / k, rel=0.02)
+    assert scaled.span == pytest.approx(plain.span * k, rel=1e-6)
+    with pytest.raises(LogError, match="time scale"):
+        fit([tmp_path / "access.log"], time_scale=0)
