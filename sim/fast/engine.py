@@ -83,12 +83,26 @@ def _unsupported_fields(scenario: m.Scenario) -> list[str]:
         if b.scale_delay is not None:
             out.append(f"balancers[{i}].scale_delay (node scaling)")
     out.extend(_unsupported_faults(scenario))
+    out.extend(resolver_mechanisms(scenario, "the fast engine draws one cache per resolver as a renewal process"))
     blackhole = _blackholed(scenario)
     for i, c in enumerate(scenario.clients):
         # Trying the answer's next address matters only when there is one that works or a
         # fallback delay to wait: a blackhole, or one address per balancer (refused below).
         if getattr(c, "address_mode", "first") == "next" and blackhole:
             out.append(f"clients[{i}].address_mode: next, with a blackholed balancer")
+    return out
+
+
+def resolver_mechanisms(scenario: m.Scenario, why: str) -> list[str]:
+    """A resolver group's farm, prefetch and serve-expired, by field path, for an engine that lacks them."""
+    out = []
+    for i, g in enumerate(scenario.dns.resolvers):
+        if g.caches > 1:
+            out.append(f"dns.resolvers[{i}].caches: {g.caches} (a resolver farm; {why}; use the model)")
+        if g.prefetch:
+            out.append(f"dns.resolvers[{i}].prefetch ({why}; use the model)")
+        if g.serve_expired is not None:
+            out.append(f"dns.resolvers[{i}].serve_expired ({why}; use the model)")
     return out
 
 

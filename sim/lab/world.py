@@ -78,6 +78,14 @@ def unsupported(scenario: m.Scenario, strategies: list[Strategy] | None = None) 
         out.append("backends.failures")
     if scenario.backends.autoscaling is not None:
         out.append("backends.autoscaling")
+    for i, g in enumerate(scenario.dns.resolvers):
+        # Not yet: several unbound behind one address, and unbound's own prefetch and serve-expired.
+        if g.caches > 1:
+            out.append(f"dns.resolvers[{i}].caches: {g.caches} (a resolver farm)")
+        if g.prefetch:
+            out.append(f"dns.resolvers[{i}].prefetch")
+        if g.serve_expired is not None:
+            out.append(f"dns.resolvers[{i}].serve_expired")
     for i, f in enumerate(scenario.faults):
         if isinstance(f, m.BalancerDown) and f.target != scenario.active.name:
             out.append(f"faults[{i}]: a fault of the standby balancer")

@@ -92,7 +92,7 @@ class Requests:
             if addresses is None:
                 addresses = client.stub_value if now < client.stub_expires else None
             if addresses is None:
-                answer = client.resolver.resolve(now)
+                answer = client.resolver.resolve(now, client.id)
                 if answer is None:
                     return self._failed(req, DNS_ERROR, 0.0)
                 addresses, ttl = answer
