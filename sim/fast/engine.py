@@ -38,7 +38,7 @@ import pandas as pd
 
 from sim.fast import fleet, load, multia
 from sim.fast.control import DETECTIONS, ControlPlane, control_plane
-from sim.fast.dns import query_counts, switch_times
+from sim.fast.dns import WITHIN_TTL, query_counts, switch_times
 from sim.fast.intensity import Intensity
 from sim.fast.population import Population, population, resolver_query_rate
 from sim.policy.attempts import CONNECT_TIMEOUT
@@ -94,15 +94,27 @@ def _unsupported_fields(scenario: m.Scenario) -> list[str]:
 
 
 def resolver_mechanisms(scenario: m.Scenario, why: str) -> list[str]:
-    """A resolver group's farm, prefetch and serve-expired, by field path, for an engine that lacks them."""
+    """A resolver group's farm and prefetch, and serve-expired where the fast engine does
+    not follow it, by field path. serve-expired with a client timeout only acts when the
+    authoritative servers do not answer (refused with a dns_down); with timeout 0 it is
+    followed for clients whose stubs never outlive the resolver's answer (sim.fast.dns)."""
     out = []
+    dns_down = [i for i, f in enumerate(scenario.faults) if isinstance(f, m.DnsDown)]
     for i, g in enumerate(scenario.dns.resolvers):
         if g.caches > 1:
             out.append(f"dns.resolvers[{i}].caches: {g.caches} (a resolver farm; {why}; use the model)")
         if g.prefetch:
             out.append(f"dns.resolvers[{i}].prefetch ({why}; use the model)")
-        if g.serve_expired is not None:
-            out.append(f"dns.resolvers[{i}].serve_expired ({why}; use the model)")
+        if g.serve_expired is None:
+            continue
+        if dns_down:
+            out.append(f"dns.resolvers[{i}].serve_expired, with a dns_down (faults[{dns_down[0]}])")
+        if g.serve_expired.client_timeout == 0:
+            for j, c in enumerate(scenario.clients):
+                on_group = c.resolver_group in (None, g.name)
+                if on_group and c.stub_cache.kind not in WITHIN_TTL + ("forever",):
+                    out.append(f"dns.resolvers[{i}].serve_expired.client_timeout: 0s, with clients[{j}].stub_cache "
+                               f"{c.stub_cache.kind} on that group (a stub that may outlive the resolver's answer)")
     return out
 
 

@@ -694,11 +694,21 @@ class _World:
 
 
 def unbound_config(workdir: Path, name: str, ip: str, port: int, auth: tuple[str, int], zones: list[str],
-                   floor: int = 0, cap: int = 86400) -> str:
+                   floor: int = 0, cap: int = 86400, prefetch: bool = False,
+                   serve_expired: tuple[int, int, int] | None = None) -> str:
     """One unbound resolver on ip:port with its own cache: the zones are stub zones at
     our authoritative server, it queries from its own address (the server tells
-    unbound's queries apart by it, dnsserver.unbound_ttl), no prefetch, no stale answers."""
+    unbound's queries apart by it, dnsserver.unbound_ttl). No prefetch and no stale
+    answers unless asked: `serve_expired` is (client timeout in ms, reply TTL in s,
+    limit in s, 0 for none), unbound's own options, written out whatever the
+    version's defaults (they changed in 1.23)."""
     stub = f"{auth[0]}@{auth[1]}"
+    if serve_expired is None:
+        expired = "  serve-expired: no\n"
+    else:
+        timeout, reply, limit = serve_expired
+        expired = (f"  serve-expired: yes\n  serve-expired-client-timeout: {timeout}\n"
+                   f"  serve-expired-reply-ttl: {reply}\n  serve-expired-ttl: {limit}\n")
     zone_text = "".join(f'stub-zone:\n  name: "{z}"\n  stub-addr: {stub}\n' for z in zones)
     return f"""server:
   interface: {ip}@{port}
@@ -717,9 +727,8 @@ def unbound_config(workdir: Path, name: str, ip: str, port: int, auth: tuple[str
   do-not-query-localhost: no
   module-config: "iterator"
   qname-minimisation: no
-  prefetch: no
-  serve-expired: no
-  rrset-roundrobin: no
+  prefetch: {"yes" if prefetch else "no"}
+{expired}  rrset-roundrobin: no
   cache-min-ttl: {floor}
   cache-max-ttl: {cap}
   infra-host-ttl: 1
