@@ -26,6 +26,7 @@ import numpy as np
 from sim.fast import coupled
 from sim.fast.intensity import Intensity
 from sim.fast.population import Population, stub_primed_expiry
+from sim.policy.resolver import steady_cycles
 from sim.scenario import models as m
 
 # Stub policies whose lifetime never exceeds the TTL they are given.
@@ -40,8 +41,16 @@ def resolver_expiry(pop: Population, ttl: float, q: np.ndarray, at: float, rng: 
         members = np.flatnonzero(pop.resolver_group == g)
         if len(members) == 0:
             continue
-        mean_life = float(np.mean(policy.lifetimes(ttl, rng, 64)))
         rate = q[members]
+        if pop.group_setups and pop.group_setups[g].prefetch:
+            # unbound's prefetch: a fetch cycle is A + X (sim.policy.resolver.steady_cycles); the
+            # resolver answers the old value until its cycle's next fetch, or the answer's expiry
+            # if no query came in the last tenth (then the next query fetches).
+            life = policy.lifetimes(ttl, rng, len(members))
+            age, cycle = steady_cycles(life, rate, rng)
+            out[members] = np.where(age < life, at - age + np.minimum(cycle, life), at)
+            continue
+        mean_life = float(np.mean(policy.lifetimes(ttl, rng, 64)))
         if math.isinf(mean_life):
             present = np.ones(len(members), dtype=bool)
         else:
@@ -240,15 +249,29 @@ def query_counts(
             continue
         if policy.kind == "forever":
             continue  # primed in steady state: the answer is already there and stays
-        expires = resolver_expiry(pop, ttl, q, 0.0, rng)[members]
+        prefetching = bool(pop.group_setups) and pop.group_setups[g].prefetch
+        if prefetching:
+            # from the prefetch point on, the next query fetches (a refresh or a miss alike)
+            life = policy.lifetimes(ttl, rng, len(members))
+            age, _ = steady_cycles(life, base, rng)
+            expires = np.maximum(0.0, _prefetch_points(life) - age)
+        else:
+            expires = resolver_expiry(pop, ttl, q, 0.0, rng)[members]
         live = np.arange(len(members))
         while len(live):
             fetch = _next_query(shape, expires[live], base[live], extra[live], lo, hi, rng)
             keep = fetch < end
             live, fetch = live[keep], fetch[keep]
             counts += np.bincount(fetch.astype(np.int64), minlength=seconds)[:seconds]
-            expires[live] = fetch + policy.lifetimes(ttl, rng, len(live))
+            life = policy.lifetimes(ttl, rng, len(live))
+            expires[live] = fetch + (_prefetch_points(life) if prefetching else life)
     return counts
+
+
+def _prefetch_points(life: np.ndarray) -> np.ndarray:
+    """sim.policy.resolver.prefetch_from for many lifetimes."""
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(life), life - np.floor(np.nan_to_num(life, posinf=0.0) / 10.0), np.inf)
 
 
 def _next_query(shape: Intensity, x, base, busy_rate, lo: float, hi: float, rng: np.random.Generator):  # type: ignore[no-untyped-def]

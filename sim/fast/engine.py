@@ -104,7 +104,7 @@ def resolver_mechanisms(scenario: m.Scenario, why: str) -> list[str]:
         if g.caches > 1:
             out.append(f"dns.resolvers[{i}].caches: {g.caches} (a resolver farm; {why}; use the model)")
         if g.prefetch:
-            out.append(f"dns.resolvers[{i}].prefetch ({why}; use the model)")
+            out.extend(_prefetch_problems(scenario, i, g, dns_down))
         if g.serve_expired is None:
             continue
         if dns_down:
@@ -115,6 +115,21 @@ def resolver_mechanisms(scenario: m.Scenario, why: str) -> list[str]:
                 if on_group and c.stub_cache.kind not in WITHIN_TTL + ("forever",):
                     out.append(f"dns.resolvers[{i}].serve_expired.client_timeout: 0s, with clients[{j}].stub_cache "
                                f"{c.stub_cache.kind} on that group (a stub that may outlive the resolver's answer)")
+    return out
+
+
+def _prefetch_problems(scenario: m.Scenario, i: int, g: m.ResolverGroup, dns_down: list[int]) -> list[str]:
+    """Prefetch is followed for clients without a stub cache (sim.fast.dns.resolver_expiry): a
+    stub that keeps answers could hold the old one past the resolver's refresh, to its expiry."""
+    out = []
+    if dns_down:
+        out.append(f"dns.resolvers[{i}].prefetch, with a dns_down (faults[{dns_down[0]}])")
+    if g.serve_expired is not None and g.serve_expired.client_timeout == 0:
+        out.append(f"dns.resolvers[{i}].prefetch together with serve_expired.client_timeout: 0s")
+    for j, c in enumerate(scenario.clients):
+        if c.resolver_group in (None, g.name) and c.stub_cache.kind not in ("none", "forever"):
+            out.append(f"dns.resolvers[{i}].prefetch, with clients[{j}].stub_cache {c.stub_cache.kind} on that group "
+                       "(a stub that keeps the old answer past the resolver's refresh)")
     return out
 
 

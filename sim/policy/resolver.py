@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Farm", "ResolverSetup", "ServeExpired", "prefetch_from", "steady_age"]
+__all__ = ["Farm", "ResolverSetup", "ServeExpired", "prefetch_from", "steady_age", "steady_cycles"]
 
 
 def prefetch_from(lifetime: float) -> float:
@@ -145,3 +145,22 @@ def steady_age(lifetime: float, rate: float, rng: np.random.Generator) -> float 
     x = rng.exponential(mean_x) if plain else rng.gamma(2.0, mean_x)
     age = rng.random() * (a + x)
     return age if age < lifetime else None
+
+
+def steady_cycles(lifetime: np.ndarray, rate: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`steady_age`'s law for many caches at once: per cache, the age of its last
+    fetch and the length A + X of the fetch cycle a random moment falls in (the entry
+    is held while the age is under its lifetime). A rate of 0 gives an infinite age
+    (never fetched); an infinite lifetime an age of 0 and an infinite cycle."""
+    life = np.asarray(lifetime, dtype=float)
+    rate = np.asarray(rate, dtype=float)
+    n = len(life)
+    a = np.where(np.isfinite(life), life - np.floor(np.where(np.isfinite(life), life, 0.0) / 10.0), np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_x = np.where(rate > 0, 1.0 / rate, np.inf)
+        plain = rng.random(n) * (a + mean_x) < a
+    x = np.where(plain, rng.exponential(1.0, n), rng.gamma(2.0, 1.0, n)) * np.where(np.isfinite(mean_x), mean_x, 0.0)
+    cycle = a + x
+    age = rng.random(n) * cycle
+    age = np.where(np.isfinite(life), np.where(rate > 0, age, np.inf), 0.0)
+    return age, np.where(rate > 0, cycle, np.inf)

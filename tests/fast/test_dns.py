@@ -3,6 +3,8 @@ model, and what the fast engine refuses of the resolver mechanisms."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -42,6 +44,34 @@ def _case(per_resolver: int, rate: str, served: dict | None = SERVED):  # type: 
 )
 def test_fast_agrees_with_the_model_on_serve_expired(per_resolver: int, rate: str) -> None:
     assert_agree(_case(per_resolver, rate), "cname_repoint")
+
+
+def _prefetching(per_resolver: int, rate: str, prefetch: bool = True):  # type: ignore[no-untyped-def]
+    sc = _case(per_resolver, rate, None)
+    return sc.with_values({"dns.resolvers[0].prefetch": prefetch})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("per_resolver", "rate"), [(1, "0.2/s"), (3, "1/s")])
+def test_fast_agrees_with_the_model_on_prefetch(per_resolver: int, rate: str) -> None:
+    assert_agree(_prefetching(per_resolver, rate), "cname_repoint")
+
+
+@pytest.mark.slow
+def test_prefetch_traffic_matches_the_renewal_cycle_in_both_engines() -> None:
+    # Each resolver fetches once per cycle A + X, X ~ Exp(q) (sim.policy.resolver.steady_age),
+    # from a stationary start: over T seconds, T / (A + 1/q) fetches on average; without
+    # prefetch T / (L + 1/q). L = 60 s, A = 54 s, q = 0.2/s: 10% more queries.
+    life, a, q, resolvers, seconds = 60.0, 54.0, 0.2, 300, 180.0
+    for prefetch, cycle in ((True, a + 1 / q), (False, life + 1 / q)):
+        expected = resolvers * seconds / cycle
+        sc = _prefetching(1, "0.2/s", prefetch)
+        for engine in (des, fast):
+            counts = np.array([engine(sc, "cname_repoint", np.random.SeedSequence([5, k]), k).metrics["dns_queries"]
+                               for k in range(4)], dtype=float)
+            # a renewal count's variance is below its mean here (cycles longer than exponential)
+            se = math.sqrt(expected / len(counts))
+            assert abs(counts.mean() - expected) <= 4 * se, (engine.__module__, prefetch, counts, expected)
 
 
 def _recovery(engine, sc, reps: int = 4) -> np.ndarray:  # type: ignore[no-untyped-def]

@@ -7,7 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from sim.policy.resolver import Farm, ResolverSetup, ServeExpired, prefetch_from, steady_age
+from sim.policy.resolver import (
+    Farm,
+    ResolverSetup,
+    ServeExpired,
+    prefetch_from,
+    steady_age,
+    steady_cycles,
+)
 
 
 def test_prefetch_point_is_unbounds_integer_rule() -> None:
@@ -113,3 +120,21 @@ def test_steady_age_edges() -> None:
     rng = np.random.default_rng(7)
     assert steady_age(math.inf, 1.0, rng) == 0.0
     assert steady_age(60.0, 0.0, rng) is None
+
+
+def test_vectorised_steady_cycles_follow_the_same_law() -> None:
+    # presence share, as in the scalar test, and each age inside its own cycle
+    life, rate = 60.0, 0.2
+    a = prefetch_from(life)
+    expected = (a + (1 - math.exp(-rate * (life - a))) / rate) / (a + 1 / rate)
+    rng = np.random.default_rng(8)
+    n = 40_000
+    age, cycle = steady_cycles(np.full(n, life), np.full(n, rate), rng)
+    assert np.all((age >= 0) & (age < cycle)) and np.all(cycle >= a)
+    share = float(np.mean(age < life))
+    assert abs(share - expected) <= 4 * math.sqrt(expected * (1 - expected) / n)
+    # mean cycle seen at a random moment: E[C^2] / E[C] for C = A + Exp(rate)
+    m1, m2 = a + 1 / rate, a * a + 2 * a / rate + 2 / rate**2
+    assert abs(cycle.mean() - m2 / m1) <= 4 * cycle.std() / math.sqrt(n)
+    idle, _ = steady_cycles(np.array([life, math.inf]), np.array([0.0, 1.0]), rng)
+    assert idle[0] == math.inf and idle[1] == 0.0
