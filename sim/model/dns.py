@@ -119,36 +119,45 @@ class Resolver:
         if len(self.caches) > 1:
             # the farm's draws come from the resolver's stream: a farm is never replayed by the lab
             cache = self.caches[self.setup.farm.pick(self.homes.get(client_id, 0), self.rng)]
-        auth = self.auth
-        got = self._answer(cache, SERVICE, lambda: auth.query_service(now), auth.service_ttl, now)
-        if got is None:
-            return None
-        value, expires = got
+        # A fresh hit without prefetch is most lookups: answered inline, the rest by _answer.
+        value = cache.lookup(SERVICE, now)
+        if value is not None and not cache.prefetch:
+            expires: float = cache.expires_at(SERVICE)  # type: ignore[assignment]
+        else:
+            got = self._answer(cache, SERVICE, True, now)
+            if got is None:
+                return None
+            value, expires = got
         if isinstance(value, tuple):
             return value, expires - now
-        name: str = value  # type: ignore[assignment]
-        chain = self._answer(cache, name, lambda: auth.query_balancer(name), auth.balancer_ttl, now)
-        if chain is None:
-            return None
+        addresses = cache.lookup(value, now)
+        if addresses is not None and not cache.prefetch:
+            chain: float = cache.expires_at(value)  # type: ignore[assignment]
+        else:
+            got = self._answer(cache, value, False, now)  # type: ignore[arg-type]
+            if got is None:
+                return None
+            addresses, chain = got
         # A CNAME answer is as fresh as the shortest-lived record of its chain.
-        return chain[0], min(expires, chain[1]) - now  # type: ignore[return-value]
+        return addresses, min(expires, chain) - now  # type: ignore[return-value]
 
-    def _answer(
-        self, cache: Cache, key: str, fetch: Callable[[], object | None], ttl: float, now: float
-    ) -> tuple[object, float] | None:
-        """One record from `cache` or upstream: (value, when it stops being valid) or None."""
+    def _answer(self, cache: Cache, key: str, service: bool, now: float) -> tuple[object, float] | None:
+        """One record (the service's, or a balancer's name) from `cache` or upstream, with
+        prefetch and serve-expired: (value, when it stops being valid) or None."""
+        auth = self.auth
+        ttl = auth.service_ttl if service else auth.balancer_ttl
         value = cache.lookup(key, now)
         if value is not None:
             expires: float = cache.expires_at(key)  # type: ignore[assignment]
-            if cache.due(key, now):
+            if cache.prefetch and cache.due(key, now):
                 # prefetch: answer from cache, refresh behind it (unbound's reply_and_prefetch)
-                fresh = fetch()
+                fresh = auth.query_service(now) if service else auth.query_balancer(key)
                 if fresh is not None:
                     cache.store(key, fresh, ttl, now, self.rng)
             return value, expires
         served = self.setup.serve_expired
         stale = cache.lookup_stale(key, now) if served is not None and served.immediate else None
-        fresh = fetch()
+        fresh = auth.query_service(now) if service else auth.query_balancer(key)
         if fresh is not None:
             expires = cache.store(key, fresh, ttl, now, self.rng)
             if stale is None:
