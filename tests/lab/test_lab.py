@@ -105,6 +105,17 @@ def test_time_scale_that_rounds_a_ttl_below_a_second_is_refused() -> None:
     assert not time_scale_problems(scenario, 4.0)
 
 
+def test_time_scale_that_puts_a_ttl_under_unbounds_prefetch_floor_is_refused() -> None:
+    # unbound never prefetches a TTL under 10 real seconds (ttl - ttl/10 is the TTL itself)
+    dns = dict(SMALL["dns"], service_ttl="40s", balancer_ttl="40s",
+               resolvers=[dict(SMALL["dns"]["resolvers"][0], prefetch=True)])
+    scenario = load_data(dict(SMALL, dns=dns), "lab-small")
+    problems = time_scale_problems(scenario, 5.0)
+    assert len(problems) == 2 and all(p.startswith("dns.resolvers[0].prefetch: dns.") for p in problems), problems
+    assert "--time-scale 4 or less" in problems[0]
+    assert not time_scale_problems(scenario, 4.0)
+
+
 def test_effective_scenario_scales_clients_and_resolvers_and_moves_faults() -> None:
     scenario = load_data(SMALL, "lab-small")
     eff = effective(scenario, LabOptions(clients_scale=0.5, max_resolvers=3))
