@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sim
 from sim.commands._common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, print_problems
+
+if TYPE_CHECKING:
+    from sim.scenario.models import ResolverGroup
 
 NAME = "validate"
 HELP = "check scenario files (schema and zone rules) or zone files"
@@ -93,7 +97,7 @@ def describe(scenario: sim.Scenario, *, refusals: dict | None = None) -> str:
         + ", ".join(f"{c.name} x{sizes[c.name]} at {c.rate * 60:g}/min{' in sessions' if c.sessions else ''} "
                     f"({c.stub_cache.kind} stub cache{', restarts' if c.restart else ''})" for c in scenario.clients),
         "  resolvers: "
-        + ", ".join(f"{g.name} x{g.count} ({g.share:.2%}, {g.policy.kind})" for g in scenario.dns.resolvers),
+        + ", ".join(f"{g.name} x{g.count} ({g.share:.2%}, {g.policy.kind}{_resolver_extras(g)})" for g in scenario.dns.resolvers),
         "  faults: "
         + (", ".join(f"{f.kind} at {format_duration(f.at)}" for f in scenario.faults) or "none"),
     ]
@@ -125,3 +129,17 @@ def _validate_zone(zonefile: str, origin: str | None) -> int:
         return EXIT_INVALID
     print(f"{zonefile}: valid: {len(records)} records in {zone}, no CNAME conflicts")
     return EXIT_OK
+
+
+def _resolver_extras(group: ResolverGroup) -> str:
+    """A group's farm, prefetch and serve-expired, when set, for the one-line summary."""
+    from sim.scenario.units import format_duration
+
+    out = []
+    if group.caches > 1:
+        out.append(f"{group.caches} caches, sticky {group.sticky:g}")
+    if group.prefetch:
+        out.append("prefetch")
+    if group.serve_expired is not None:
+        out.append(f"serve-expired after {format_duration(group.serve_expired.client_timeout)}")
+    return "".join(f", {x}" for x in out)

@@ -26,6 +26,7 @@ import numpy as np
 from sim.fast import coupled
 from sim.fast.intensity import Intensity
 from sim.fast.population import Population, stub_primed_expiry
+from sim.policy.resolver import steady_cycles
 from sim.scenario import models as m
 
 # Stub policies whose lifetime never exceeds the TTL they are given.
@@ -40,8 +41,16 @@ def resolver_expiry(pop: Population, ttl: float, q: np.ndarray, at: float, rng: 
         members = np.flatnonzero(pop.resolver_group == g)
         if len(members) == 0:
             continue
-        mean_life = float(np.mean(policy.lifetimes(ttl, rng, 64)))
         rate = q[members]
+        if pop.group_setups and pop.group_setups[g].prefetch:
+            # unbound's prefetch: a fetch cycle is A + X (sim.policy.resolver.steady_cycles); the
+            # resolver answers the old value until its cycle's next fetch, or the answer's expiry
+            # if no query came in the last tenth (then the next query fetches).
+            life = policy.lifetimes(ttl, rng, len(members))
+            age, cycle = steady_cycles(life, rate, rng)
+            out[members] = np.where(age < life, at - age + np.minimum(cycle, life), at)
+            continue
+        mean_life = float(np.mean(policy.lifetimes(ttl, rng, 64)))
         if math.isinf(mean_life):
             present = np.ones(len(members), dtype=bool)
         else:
@@ -123,7 +132,51 @@ def switch_times(
             out[rest], last_old[rest], hits[rest], mass[rest] = _follow_refreshes(
                 cohort, rest, stub, expiry, opens, pop, shape, chain_ttl, fault, propagated, rng
             )
+    _served_expired(pop, shape, propagated, expiry, q, (record_ttl, chain_ttl), fault, (out, last_old, hits, mass), rng)
     return out, last_old, hits, mass
+
+
+def _served_expired(pop, shape, propagated, expiry, q, ttls, fault, tables, rng) -> None:  # type: ignore[no-untyped-def]
+    """unbound's serve-expired with client timeout 0 (sim.policy.resolver.ServeExpired): the
+    first query a resolver gets after its old answer expired is answered with that answer,
+    TTL `reply` (capped by the record's TTL and, behind a CNAME, the chain's), and refreshed
+    behind it. Its clients' stubs never outlive the resolver's
+    answer (engine.unsupported refuses the others), so each one's first request after the
+    resolver's old answer ran out is a query: the earliest of them, if within the limit
+    of the old answer's expiry, gets the old answer once more and keeps it by its stub's
+    policy. An answer already expired at the change (the resolver held none fresh) expired
+    an Exp(q) time before it, the age of the gap a random moment falls in (as the model primes)."""
+    out, last_old, hits, mass = tables
+    lo, hi = fault
+    for g, setup in enumerate(pop.group_setups):
+        served = setup.serve_expired
+        if served is None or not served.immediate:
+            continue
+        members = np.flatnonzero((pop.resolver_group[pop.resolver] == g) & np.isfinite(out))
+        if len(members) == 0:
+            continue
+        # per resolver, its client with the earliest first request after the old answer ran out
+        order = members[np.lexsort((out[members], pop.resolver[members]))]
+        first = order[np.r_[True, pop.resolver[order][1:] != pop.resolver[order][:-1]]]
+        r = pop.resolver[first]
+        rate = q[r]
+        with np.errstate(divide="ignore"):
+            gone = np.where(rate > 0, rng.exponential(1.0, len(r)) / rate, np.inf)
+        held_until = expiry[first]  # per client: its resolver's old answer's expiry as seen at the change
+        expired_at = np.where(held_until > propagated, held_until, propagated - gone)
+        stale = first[out[first] - expired_at < served.ttl]
+        record_ttl, chain_ttl = ttls
+        reply = served.reply(record_ttl if chain_ttl is None else min(record_ttl, chain_ttl))
+        for c, cohort in enumerate(pop.cohorts):
+            mine = stale[pop.cohort[stale] == c]
+            if len(mine) == 0:
+                continue
+            at = out[mine]
+            held = at + cohort.stub.lifetimes_for(np.full(len(mine), reply), rng)
+            hits[mine] += (at >= lo) & (at < hi)
+            mass[mine] += shape.measure(np.maximum(at, lo), np.minimum(held, hi))
+            last_old[mine] = held
+            out[mine] = shape.next_after(held, cohort.rate, rng)
 
 
 def _query_rate(pop: Population, ttl: float) -> np.ndarray:
@@ -225,15 +278,29 @@ def query_counts(
             continue
         if policy.kind == "forever":
             continue  # primed in steady state: the answer is already there and stays
-        expires = resolver_expiry(pop, ttl, q, 0.0, rng)[members]
+        prefetching = bool(pop.group_setups) and pop.group_setups[g].prefetch
+        if prefetching:
+            # from the prefetch point on, the next query fetches (a refresh or a miss alike)
+            life = policy.lifetimes(ttl, rng, len(members))
+            age, _ = steady_cycles(life, base, rng)
+            expires = np.maximum(0.0, _prefetch_points(life) - age)
+        else:
+            expires = resolver_expiry(pop, ttl, q, 0.0, rng)[members]
         live = np.arange(len(members))
         while len(live):
             fetch = _next_query(shape, expires[live], base[live], extra[live], lo, hi, rng)
             keep = fetch < end
             live, fetch = live[keep], fetch[keep]
             counts += np.bincount(fetch.astype(np.int64), minlength=seconds)[:seconds]
-            expires[live] = fetch + policy.lifetimes(ttl, rng, len(live))
+            life = policy.lifetimes(ttl, rng, len(live))
+            expires[live] = fetch + (_prefetch_points(life) if prefetching else life)
     return counts
+
+
+def _prefetch_points(life: np.ndarray) -> np.ndarray:
+    """sim.policy.resolver.prefetch_from for many lifetimes."""
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(life), life - np.floor(np.nan_to_num(life, posinf=0.0) / 10.0), np.inf)
 
 
 def _next_query(shape: Intensity, x, base, busy_rate, lo: float, hi: float, rng: np.random.Generator):  # type: ignore[no-untyped-def]

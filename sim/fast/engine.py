@@ -38,7 +38,7 @@ import pandas as pd
 
 from sim.fast import fleet, load, multia
 from sim.fast.control import DETECTIONS, ControlPlane, control_plane
-from sim.fast.dns import query_counts, switch_times
+from sim.fast.dns import WITHIN_TTL, query_counts, switch_times
 from sim.fast.intensity import Intensity
 from sim.fast.population import Population, population, resolver_query_rate
 from sim.policy.attempts import CONNECT_TIMEOUT
@@ -86,6 +86,7 @@ def _unsupported_fields(scenario: m.Scenario) -> list[str]:
         if b.scale_delay is not None:
             out.append(f"balancers[{i}].scale_delay (node scaling)")
     out.extend(_unsupported_faults(scenario))
+    out.extend(resolver_mechanisms(scenario, "the fast engine draws one cache per resolver as a renewal process"))
     blackhole = _blackholed(scenario)
     for i, c in enumerate(scenario.clients):
         # The fast engine's requests are Poisson streams (sim.fast.intensity); a
@@ -114,6 +115,46 @@ def _unsupported_restart(c: m.Cohort) -> list[str]:
         out.append("keepalive (a restart closing pooled connections; use the model)")
     if c.stub_cache.kind in ("floor", "fixed", "extend"):
         out.append(f"a {c.stub_cache.kind} stub cache (use the model)")
+    return out
+
+
+def resolver_mechanisms(scenario: m.Scenario, why: str) -> list[str]:
+    """A resolver group's farm and prefetch, and serve-expired where the fast engine does
+    not follow it, by field path. serve-expired with a client timeout only acts when the
+    authoritative servers do not answer (refused with a dns_down); with timeout 0 it is
+    followed for clients whose stubs never outlive the resolver's answer (sim.fast.dns)."""
+    out = []
+    dns_down = [i for i, f in enumerate(scenario.faults) if isinstance(f, m.DnsDown)]
+    for i, g in enumerate(scenario.dns.resolvers):
+        if g.caches > 1:
+            out.append(f"dns.resolvers[{i}].caches: {g.caches} (a resolver farm; {why}; use the model)")
+        if g.prefetch:
+            out.extend(_prefetch_problems(scenario, i, g, dns_down))
+        if g.serve_expired is None:
+            continue
+        if dns_down:
+            out.append(f"dns.resolvers[{i}].serve_expired, with a dns_down (faults[{dns_down[0]}])")
+        if g.serve_expired.client_timeout == 0:
+            for j, c in enumerate(scenario.clients):
+                on_group = c.resolver_group in (None, g.name)
+                if on_group and c.stub_cache.kind not in WITHIN_TTL + ("forever",):
+                    out.append(f"dns.resolvers[{i}].serve_expired.client_timeout: 0s, with clients[{j}].stub_cache "
+                               f"{c.stub_cache.kind} on that group (a stub that may outlive the resolver's answer)")
+    return out
+
+
+def _prefetch_problems(scenario: m.Scenario, i: int, g: m.ResolverGroup, dns_down: list[int]) -> list[str]:
+    """Prefetch is followed for clients without a stub cache (sim.fast.dns.resolver_expiry): a
+    stub that keeps answers could hold the old one past the resolver's refresh, to its expiry."""
+    out = []
+    if dns_down:
+        out.append(f"dns.resolvers[{i}].prefetch, with a dns_down (faults[{dns_down[0]}])")
+    if g.serve_expired is not None and g.serve_expired.client_timeout == 0:
+        out.append(f"dns.resolvers[{i}].prefetch together with serve_expired.client_timeout: 0s")
+    for j, c in enumerate(scenario.clients):
+        if c.resolver_group in (None, g.name) and c.stub_cache.kind not in ("none", "forever"):
+            out.append(f"dns.resolvers[{i}].prefetch, with clients[{j}].stub_cache {c.stub_cache.kind} on that group "
+                       "(a stub that keeps the old answer past the resolver's refresh)")
     return out
 
 

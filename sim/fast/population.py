@@ -8,12 +8,13 @@ group's resolvers (docs/scenario.md).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from sim.policy.attempts import ConnectionReuse
 from sim.policy.cache import CachePolicy
+from sim.policy.resolver import ResolverSetup
 from sim.policy.restarts import Restarts
 from sim.scenario.build import Deployment
 
@@ -40,6 +41,7 @@ class Population:
     group_names: list[str]
     group_policies: list[CachePolicy]
     resolver_group: np.ndarray  # per resolver, group index
+    group_setups: list[ResolverSetup] = field(default_factory=list)  # per group: farm, prefetch, serve-expired
 
     @property
     def size(self) -> int:
@@ -86,6 +88,7 @@ def population(deployment: Deployment, rng: np.random.Generator) -> Population:
         names,
         [deployment.resolver_policies[name] for name in names],
         np.repeat(np.arange(len(groups)), [g.count for g in groups]),
+        [deployment.resolver_setups[name] for name in names],
     )
 
 

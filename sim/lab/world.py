@@ -86,6 +86,17 @@ def unsupported(scenario: m.Scenario, strategies: list[Strategy] | None = None) 
                 out.append(f"clients[{i}].{name}")
         if c.stub_grace > 0:
             out.append(f"clients[{i}].stub_grace")
+    for i, g in enumerate(scenario.dns.resolvers):
+        # Not yet: several unbound behind one address. prefetch and serve-expired are unbound's
+        # own options, so only where unbound serves the group (not our forwarder).
+        if g.caches > 1:
+            out.append(f"dns.resolvers[{i}].caches: {g.caches} (a resolver farm)")
+        forwarded = g.policy.kind not in UNBOUND_POLICIES
+        if g.prefetch and forwarded:
+            out.append(f"dns.resolvers[{i}].prefetch, with policy {g.policy.kind} (served by our forwarder, not unbound)")
+        if g.serve_expired is not None and forwarded:
+            out.append(f"dns.resolvers[{i}].serve_expired, with policy {g.policy.kind} "
+                       "(served by our forwarder, not unbound)")
     for i, f in enumerate(scenario.faults):
         if isinstance(f, m.BalancerDown) and f.target != scenario.active.name:
             out.append(f"faults[{i}]: a fault of the standby balancer")
@@ -129,6 +140,15 @@ def time_scale_problems(scenario: m.Scenario, k: float) -> list[str]:
             value = getattr(g.policy, attr, None)
             if value is not None and g.policy.kind in UNBOUND_POLICIES:
                 checks.append((f"dns.resolvers[{i}].policy.{attr}", value))
+    for i, g in enumerate(scenario.dns.resolvers):
+        if g.serve_expired is not None and g.policy.kind in UNBOUND_POLICIES:
+            checks.append((f"dns.resolvers[{i}].serve_expired.reply_ttl", g.serve_expired.reply_ttl))
+        if g.prefetch and g.policy.kind in UNBOUND_POLICIES:
+            # unbound prefetches from ttl - ttl/10 in whole seconds: never under 10 s
+            for path, ttl in (("dns.service_ttl", scenario.dns.service_ttl), ("dns.balancer_ttl", scenario.dns.balancer_ttl)):
+                if ttl >= 10 and round(ttl / k) < 10:
+                    out.append(f"dns.resolvers[{i}].prefetch: {path} {format_duration(ttl)} / K={k:g} is under unbound's "
+                               f"10 s, which it never prefetches; use --time-scale {math.floor(ttl / 10):g} or less")
     for path, ttl in checks:
         if round(ttl / k) < 1:
             out.append(f"{path}: {format_duration(ttl)} / K={k:g} rounds below 1 s (unbound counts whole seconds); "
@@ -374,7 +394,7 @@ class _World:
                 ip = self._resolver_ip(n)
                 port = free_port(ip, 2)
                 if g.policy.kind in UNBOUND_POLICIES:
-                    self._start_unbound(n, ip, port, g.policy, zone)
+                    self._start_unbound(n, ip, port, g, zone)
                 else:
                     policy = json.dumps(g.policy.model_dump(mode="json"))
                     self.forwarder_control[n] = ("127.0.0.1", free_port("127.0.0.1"))
@@ -389,11 +409,19 @@ class _World:
         # .100-.249 of the block; past 150 resolvers they share addresses (ports differ)
         return f"{self.block}.{100 + n % 150}"
 
-    def _start_unbound(self, n: int, ip: str, port: int, policy: m.Honor | m.Floor | m.Cap, zone: str) -> None:
+    def _start_unbound(self, n: int, ip: str, port: int, group: m.ResolverGroup, zone: str) -> None:
+        policy = group.policy
         floor = self._ttl(policy.min_ttl) if isinstance(policy, m.Floor) else 0
         cap = self._ttl(policy.max_ttl) if isinstance(policy, m.Cap) else 86400
+        served = group.serve_expired
+        expired = None
+        if served is not None:
+            # unbound's own options in real time: the timeout in ms, TTLs in whole seconds, 0 = no limit
+            limit = 0 if math.isinf(served.ttl) else self._ttl(served.ttl)
+            expired = (round(served.client_timeout / self.k * 1000), self._ttl(served.reply_ttl), limit)
         conf = self.dir / f"unbound-{n}.conf"
-        conf.write_text(unbound_config(self.dir, f"unbound-{n}", ip, port, self.auth, [zone, "elb.example.net"], floor, cap))
+        conf.write_text(unbound_config(self.dir, f"unbound-{n}", ip, port, self.auth, [zone, "elb.example.net"], floor, cap,
+                                       prefetch=group.prefetch, serve_expired=expired))
         binary = shutil.which("unbound") or "/usr/sbin/unbound"
         self.procs.start(f"resolver-{n}", [binary, "-d", "-c", str(conf)], ready=None)
         _wait_dns(ip, port, self.fqdn, self.procs, f"resolver-{n}")
@@ -702,11 +730,21 @@ class _World:
 
 
 def unbound_config(workdir: Path, name: str, ip: str, port: int, auth: tuple[str, int], zones: list[str],
-                   floor: int = 0, cap: int = 86400) -> str:
+                   floor: int = 0, cap: int = 86400, prefetch: bool = False,
+                   serve_expired: tuple[int, int, int] | None = None) -> str:
     """One unbound resolver on ip:port with its own cache: the zones are stub zones at
     our authoritative server, it queries from its own address (the server tells
-    unbound's queries apart by it, dnsserver.unbound_ttl), no prefetch, no stale answers."""
+    unbound's queries apart by it, dnsserver.unbound_ttl). No prefetch and no stale
+    answers unless asked: `serve_expired` is (client timeout in ms, reply TTL in s,
+    limit in s, 0 for none), unbound's own options, written out whatever the
+    version's defaults (they changed in 1.23)."""
     stub = f"{auth[0]}@{auth[1]}"
+    if serve_expired is None:
+        expired = "  serve-expired: no\n"
+    else:
+        timeout, reply, limit = serve_expired
+        expired = (f"  serve-expired: yes\n  serve-expired-client-timeout: {timeout}\n"
+                   f"  serve-expired-reply-ttl: {reply}\n  serve-expired-ttl: {limit}\n")
     zone_text = "".join(f'stub-zone:\n  name: "{z}"\n  stub-addr: {stub}\n' for z in zones)
     return f"""server:
   interface: {ip}@{port}
@@ -725,9 +763,8 @@ def unbound_config(workdir: Path, name: str, ip: str, port: int, auth: tuple[str
   do-not-query-localhost: no
   module-config: "iterator"
   qname-minimisation: no
-  prefetch: no
-  serve-expired: no
-  rrset-roundrobin: no
+  prefetch: {"yes" if prefetch else "no"}
+{expired}  rrset-roundrobin: no
   cache-min-ttl: {floor}
   cache-max-ttl: {cap}
   infra-host-ttl: 1

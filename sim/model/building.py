@@ -113,9 +113,10 @@ class Building:
         # forwarders replay these seeds, sim.model.trace).
         self.resolver_seeds = [int(x) for x in self.rng["dns"].integers(2**63, size=sum(g.count for g in sc.dns.resolvers))]
         seeds = iter(self.resolver_seeds)
-        policies = self.deployment.resolver_policies
+        policies, setups = self.deployment.resolver_policies, self.deployment.resolver_setups
         groups: dict[str, list[Resolver]] = {
-            g.name: [Resolver(g.name, policies[g.name], self.auth, np.random.default_rng(next(seeds))) for _ in range(g.count)]
+            g.name: [Resolver(g.name, policies[g.name], self.auth, np.random.default_rng(next(seeds)), setups[g.name])
+                     for _ in range(g.count)]
             for g in sc.dns.resolvers
         }
         query_rate = self._place_clients(groups)
@@ -153,6 +154,7 @@ class Building:
                 resolver = pool[spread[name] % len(pool)]
                 spread[name] += 1
                 client = Client(len(self.clients), cohort, resolver)
+                resolver.attach(client.id)
                 members.append(client)
                 self.clients.append(client)
                 query_rate[resolver] = query_rate.get(resolver, 0.0) + self._resolver_load(cohort)

@@ -12,10 +12,12 @@ from collections.abc import Callable
 import numpy as np
 
 from sim.policy.cache import Cache, CachePolicy
+from sim.policy.resolver import ResolverSetup, steady_age
 
 SERVICE = "service"
 # RFC 8767 recommends 30 s as the TTL of a stale answer.
 STALE_ANSWER_TTL = 30.0
+PLAIN = ResolverSetup()
 
 
 class Alias:
@@ -81,58 +83,130 @@ class Authoritative:
 
 
 class Resolver:
-    """A recursive resolver with one cache shared by all its clients."""
+    """A recursive resolver: one cache shared by all its clients, or a farm of
+    independent caches behind one address (sim.policy.resolver.Farm), with
+    unbound's prefetch and serve-expired when its group sets them."""
 
-    __slots__ = ("auth", "cache", "group", "rng")
+    __slots__ = ("auth", "cache", "caches", "group", "homes", "rng", "setup")
 
-    def __init__(self, group: str, policy: CachePolicy, auth: Authoritative, rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        group: str,
+        policy: CachePolicy,
+        auth: Authoritative,
+        rng: np.random.Generator,
+        setup: ResolverSetup = PLAIN,
+    ) -> None:
         self.group = group
-        self.cache = Cache(policy)
+        self.setup = setup
+        self.caches = [
+            Cache(policy, prefetch=setup.prefetch, keep_expired=setup.expired_window)
+            for _ in range(setup.farm.caches)
+        ]
+        self.cache = self.caches[0]
+        self.homes: dict[int, int] = {}  # client id -> its own cache in a farm
         self.auth = auth
         self.rng = rng
 
-    def resolve(self, now: float) -> tuple[tuple, float] | None:
+    def attach(self, client_id: int) -> None:
+        """Give a client its own cache, in turn, so a farm's clients are spread evenly."""
+        if len(self.caches) > 1:
+            self.homes[client_id] = len(self.homes) % len(self.caches)
+
+    def resolve(self, now: float, client_id: int = 0) -> tuple[tuple, float] | None:
         """(addresses, seconds the answer stays valid) or None (SERVFAIL)."""
         cache = self.cache
+        if len(self.caches) > 1:
+            # the farm's draws come from the resolver's stream: a farm is never replayed by the lab
+            cache = self.caches[self.setup.farm.pick(self.homes.get(client_id, 0), self.rng)]
+        # A fresh hit without prefetch is most lookups: answered inline, the rest by _answer.
         value = cache.lookup(SERVICE, now)
-        if value is None:
-            value = self.auth.query_service(now)
-            if value is None:
-                value = cache.lookup_stale(SERVICE, now)
-                if value is None:
-                    return None
-                expires = now + STALE_ANSWER_TTL
-            else:
-                expires = cache.store(SERVICE, value, self.auth.service_ttl, now, self.rng)
+        if value is not None and not cache.prefetch:
+            expires: float = cache.expires_at(SERVICE)  # type: ignore[assignment]
         else:
-            expires = cache.expires_at(SERVICE)  # type: ignore[assignment]
+            got = self._answer(cache, SERVICE, True, now)
+            if got is None:
+                return None
+            value, expires = got
         if isinstance(value, tuple):
             return value, expires - now
         addresses = cache.lookup(value, now)
-        if addresses is None:
-            addresses = self.auth.query_balancer(value)  # type: ignore[arg-type]
-            chain = cache.store(value, addresses, self.auth.balancer_ttl, now, self.rng)
+        if addresses is not None and not cache.prefetch:
+            chain: float = cache.expires_at(value)  # type: ignore[assignment]
         else:
-            chain = cache.expires_at(value)  # type: ignore[assignment]
+            got = self._answer(cache, value, False, now)  # type: ignore[arg-type]
+            if got is None:
+                return None
+            addresses, chain = got
         # A CNAME answer is as fresh as the shortest-lived record of its chain.
         return addresses, min(expires, chain) - now  # type: ignore[return-value]
 
+    def _answer(self, cache: Cache, key: str, service: bool, now: float) -> tuple[object, float] | None:
+        """One record (the service's, or a balancer's name) from `cache` or upstream, with
+        prefetch and serve-expired: (value, when it stops being valid) or None."""
+        auth = self.auth
+        ttl = auth.service_ttl if service else auth.balancer_ttl
+        value = cache.lookup(key, now)
+        if value is not None:
+            expires: float = cache.expires_at(key)  # type: ignore[assignment]
+            if cache.prefetch and cache.due(key, now):
+                # prefetch: answer from cache, refresh behind it (unbound's reply_and_prefetch)
+                fresh = auth.query_service(now) if service else auth.query_balancer(key)
+                if fresh is not None:
+                    cache.store(key, fresh, ttl, now, self.rng)
+            return value, expires
+        served = self.setup.serve_expired
+        stale = cache.lookup_stale(key, now) if served is not None and served.immediate else None
+        fresh = auth.query_service(now) if service else auth.query_balancer(key)
+        if fresh is not None:
+            expires = cache.store(key, fresh, ttl, now, self.rng)
+            if stale is None:
+                return fresh, expires
+            # serve-expired, client timeout 0: the expired answer goes out at once
+            return stale, now + served.reply(ttl)  # type: ignore[union-attr]
+        if stale is None:
+            stale = cache.lookup_stale(key, now)
+            if stale is None:
+                return None
+        return stale, now + (STALE_ANSWER_TTL if served is None else served.reply(ttl))
+
     def prime(self, now: float, query_rate: float, rng: np.random.Generator) -> None:
-        """Fill the cache as a random moment of steady state would find it.
+        """Fill the caches as a random moment of steady state would find them.
 
         A record is cached for a lifetime L and refetched at the first query
         after it expires, so with queries at rate q the entry is present a
         fraction E[L] / (E[L] + 1/q) of the time; when present, its time left is
-        the equilibrium residual (sim.policy.cache.equilibrium_residual).
+        the equilibrium residual (sim.policy.cache.equilibrium_residual). With
+        prefetch the cycle is shorter (sim.policy.resolver.steady_age). A farm's
+        caches share the queries: each is primed with q / caches (exact for
+        random picks, and for sticky ones when its clients are alike).
+        With serve-expired, an absent entry expired an Exp(q) time ago (the age
+        of the gap a random moment falls in, memoryless), kept if under its limit.
         """
+        rate = query_rate / len(self.caches)
         value = self.auth.current()
-        mean_life = _mean_lifetime(self.cache.policy, self.auth.service_ttl, rng)
-        if _present(mean_life, query_rate, rng):
-            self.cache.prime(SERVICE, value, self.auth.service_ttl, now, rng)
-        if not isinstance(value, tuple):
-            mean_life = _mean_lifetime(self.cache.policy, self.auth.balancer_ttl, rng)
-            if _present(mean_life, query_rate, rng):
-                self.cache.prime(value, self.auth.balancers[value], self.auth.balancer_ttl, now, rng)
+        for cache in self.caches:
+            self._prime_entry(cache, SERVICE, value, self.auth.service_ttl, now, rate, rng)
+            if not isinstance(value, tuple):
+                self._prime_entry(cache, value, self.auth.balancers[value], self.auth.balancer_ttl, now, rate, rng)
+
+    def _prime_entry(
+        self, cache: Cache, key: object, value: object, ttl: float, now: float, rate: float, rng: np.random.Generator
+    ) -> None:
+        if self.setup.prefetch:
+            life = cache.policy.lifetime(ttl, rng)
+            age = steady_age(life, rate, rng)
+            if age is not None:
+                cache.fetched(key, value, now - age, life)
+                return
+        elif _present(_mean_lifetime(cache.policy, ttl, rng), rate, rng):
+            cache.prime(key, value, ttl, now, rng)
+            return
+        served = self.setup.serve_expired
+        if served is not None and rate > 0:
+            since = rng.exponential(1.0 / rate)
+            if since < served.ttl:
+                cache.put_until(key, value, now - since)
 
 
 def _mean_lifetime(policy: CachePolicy, ttl: float, rng: np.random.Generator) -> float:

@@ -98,7 +98,7 @@ class Requests:
                     stale = in_grace(now, client.stub_expires, cohort.grace)
                     addresses = client.stub_value if stale else None
             if addresses is None:
-                answer = client.resolver.resolve(now)
+                answer = client.resolver.resolve(now, client.id)
                 if answer is None:
                     return self._failed(req, DNS_ERROR, 0.0)
                 addresses = self._keep_answer(client, answer, now)

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from sim.policy.resolver import prefetch_from
 from sim.policy.sampling import Sampler
 
 __all__ = [
@@ -375,16 +376,22 @@ def in_grace(now: float, expires: float, grace: float) -> bool:
 class Cache:
     """A keyed answer store that follows one :class:`CachePolicy`.
 
-    Entries are ``key -> (value, expires_at, stale_until)``; a lookup is one dict
-    get and one comparison. Expired entries are dropped lazily, once they are
-    past their stale window and someone looks.
+    Entries are ``key -> (value, expires_at, stale_until, refresh_at)``; a lookup
+    is one dict get and one comparison. Expired entries are dropped lazily, once
+    they are past their stale window and someone looks. ``stale_until`` is the
+    expiry plus the longer of the policy's stale window and ``keep_expired`` (a
+    resolver's serve-expired limit, sim.policy.resolver.ServeExpired); with
+    ``prefetch``, ``refresh_at`` is when a hit starts refreshing the entry
+    (sim.policy.resolver.prefetch_from), otherwise never.
     """
 
-    __slots__ = ("_entries", "policy")
+    __slots__ = ("_entries", "_window", "policy", "prefetch")
 
-    def __init__(self, policy: CachePolicy) -> None:
+    def __init__(self, policy: CachePolicy, prefetch: bool = False, keep_expired: float = 0.0) -> None:
         self.policy = policy
-        self._entries: dict[Hashable, tuple[object, float, float]] = {}
+        self.prefetch = prefetch
+        self._window = max(policy.stale_window, _duration("keep_expired", keep_expired))
+        self._entries: dict[Hashable, tuple[object, float, float, float]] = {}
 
     def lookup(self, key: Hashable, now: float) -> object | None:
         """The value if it is fresh at ``now`` (fresh means ``now < expires_at``)."""
@@ -398,8 +405,8 @@ class Cache:
         return None
 
     def lookup_stale(self, key: Hashable, now: float) -> object | None:
-        """The value if it may be served when upstream fails: fresh, or expired by
-        less than the policy's stale window. Call it after upstream failed."""
+        """The value if it may be served expired: fresh, or expired by less than the
+        stale window. Call it after upstream failed, or for serve-expired at once."""
         e = self._entries.get(key)
         if e is None:
             return None
@@ -408,11 +415,21 @@ class Cache:
         del self._entries[key]
         return None
 
+    def due(self, key: Hashable, now: float) -> bool:
+        """True when a hit on ``key`` at ``now`` should refresh it behind the answer (prefetch)."""
+        e = self._entries.get(key)
+        return e is not None and now >= e[3]
+
     def store(
         self, key: Hashable, value: object, ttl: float, now: float, rng: np.random.Generator
     ) -> float:
         """Cache ``value`` received at ``now`` with TTL ``ttl``; returns its expiry time."""
-        return self._put(key, value, now + self.policy.lifetime(ttl, rng))
+        return self.fetched(key, value, now, self.policy.lifetime(ttl, rng))
+
+    def fetched(self, key: Hashable, value: object, at: float, lifetime: float) -> float:
+        """Cache ``value`` fetched at ``at`` and kept ``lifetime`` seconds; returns its expiry."""
+        refresh = at + prefetch_from(lifetime) if self.prefetch else _INF
+        return self._put(key, value, at + lifetime, refresh)
 
     def prime(
         self, key: Hashable, value: object, ttl: float, now: float, rng: np.random.Generator
@@ -423,11 +440,12 @@ class Cache:
 
     def put_until(self, key: Hashable, value: object, expires: float) -> float:
         """Cache ``value`` until ``expires`` whatever the policy: a cache set to a
-        state another engine drew (the lab replaying the model's priming)."""
+        state another engine drew (the lab replaying the model's priming), or an
+        entry that expired already (one a serve-expired resolver still holds)."""
         return self._put(key, value, expires)
 
-    def _put(self, key: Hashable, value: object, expires: float) -> float:
-        self._entries[key] = (value, expires, expires + self.policy.stale_window)
+    def _put(self, key: Hashable, value: object, expires: float, refresh: float = _INF) -> float:
+        self._entries[key] = (value, expires, expires + self._window, refresh)
         return expires
 
     def items(self) -> list[tuple[Hashable, object, float]]:

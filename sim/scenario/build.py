@@ -23,6 +23,7 @@ from sim.policy.failover import (
     plan_class,
 )
 from sim.policy.health import HealthCheckSpec
+from sim.policy.resolver import Farm, ResolverSetup, ServeExpired
 from sim.policy.restarts import Restarts
 from sim.policy.sessions import Sessions
 from sim.scenario import models as m
@@ -33,6 +34,16 @@ def cache_policy(spec: m.Honor | m.NoCache | m.Floor | m.Cap | m.Fixed | m.Forev
     if isinstance(spec, m.Extend):
         params["extra"] = spec.extra
     return make_cache_policy(spec.kind, **params)
+
+
+def resolver_setup(group: m.ResolverGroup) -> ResolverSetup:
+    """A resolver group's farm, prefetch and serve-expired, as the policies engines use."""
+    served = group.serve_expired
+    return ResolverSetup(
+        farm=Farm(caches=group.caches, sticky=group.sticky),
+        prefetch=group.prefetch,
+        serve_expired=None if served is None else ServeExpired(served.client_timeout, served.reply_ttl, served.ttl),
+    )
 
 
 def health_check(spec: m.HealthCheck) -> HealthCheckSpec:
@@ -93,6 +104,7 @@ class Deployment:
     failover: FailoverSpec
     published: Published
     resolver_policies: dict[str, CachePolicy]  # per resolver group
+    resolver_setups: dict[str, ResolverSetup]  # per resolver group: farm, prefetch, serve-expired
     stubs: dict[str, CachePolicy]  # per cohort
     retries: dict[str, RetryRule]  # per cohort
     reuse: dict[str, ConnectionReuse]  # per cohort
@@ -129,6 +141,7 @@ def compile(scenario: m.Scenario, strategy: str | type | FailoverPlan) -> Deploy
         failover=spec,
         published=plan.published(scenario.dns.service_ttl, scenario.dns.balancer_ttl),
         resolver_policies={g.name: cache_policy(g.policy) for g in scenario.dns.resolvers},
+        resolver_setups={g.name: resolver_setup(g) for g in scenario.dns.resolvers},
         stubs={c.name: cache_policy(c.stub_cache) for c in scenario.clients},
         retries={c.name: retry(c) for c in scenario.clients},
         reuse={c.name: reuse(c) for c in scenario.clients},

@@ -150,11 +150,35 @@ class Record(Strict):
     ttl: PositiveDuration = 3600.0
 
 
+class ServeExpired(Strict):
+    # unbound's current defaults (docs/references.md, "unbound"): serve-expired-client-timeout
+    # 1800 ms, serve-expired-reply-ttl 30 s, serve-expired-ttl 86400 s (`never`: unbound's 0).
+    client_timeout: NonNegativeDuration = 1.8
+    reply_ttl: PositiveDuration = 30.0
+    ttl: Lifetime = 86400.0
+
+
 class ResolverGroup(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
     count: Annotated[int, Field(gt=0), at_most(lim.MAX_RESOLVERS, lim.RESOLVERS_REASON)]
     share: float = Field(gt=0, le=1)
     policy: CachePolicy = Honor(kind="honor")
+    # One cache per resolver address unless the group is a farm (docs/references.md,
+    # "Resolver farms"); `sticky`: the share of a client's queries sent to its own cache.
+    caches: Annotated[int, Field(ge=1), at_most(lim.MAX_SMALL, lim.SMALL_REASON)] = 1
+    sticky: float = Field(default=0.0, ge=0, le=1)
+    # unbound's prefetch and serve-expired are off by default (docs/references.md, "unbound").
+    prefetch: bool = False
+    serve_expired: ServeExpired | None = None
+
+    @model_validator(mode="after")
+    def _farm(self) -> ResolverGroup:
+        if self.sticky > 0 and self.caches == 1:
+            raise ValueError(f"sticky: {self.sticky:g} needs caches > 1 (a single cache is every client's own)")
+        if self.serve_expired is not None and self.policy.kind == "serve_stale":
+            raise ValueError("serve_expired: set it or policy serve_stale, not both "
+                             "(serve_expired.ttl is the stale limit; use policy honor, cap or floor with it)")
+        return self
 
 
 class Dns(Strict):

@@ -119,3 +119,15 @@ def test_replicate_needs_the_models_trace_of_the_same_scenario() -> None:
 
 def test_the_lab_runs_planned_changes_of_both_kinds() -> None:
     assert unsupported(load_data(PLANNED, "lab-planned")) == []
+
+
+def test_the_lab_names_the_resolver_mechanisms_it_does_not_build() -> None:
+    dns = {**SMALL["dns"], "resolvers": [
+        {"name": "farm", "count": 2, "share": 0.5, "caches": 3, "prefetch": True},
+        {"name": "stale", "count": 2, "share": 0.5, "serve_expired": {"client_timeout": "0s"},
+         "policy": {"kind": "fixed", "ttl": "30s"}},
+    ]}
+    reasons = unsupported(_scenario(dns=dns), ["cname_repoint"])
+    # prefetch on an unbound group runs (unbound's own option); serve-expired on our forwarder does not
+    assert reasons == ["dns.resolvers[0].caches: 3 (a resolver farm)",
+                       "dns.resolvers[1].serve_expired, with policy fixed (served by our forwarder, not unbound)"]

@@ -105,6 +105,17 @@ def test_time_scale_that_rounds_a_ttl_below_a_second_is_refused() -> None:
     assert not time_scale_problems(scenario, 4.0)
 
 
+def test_time_scale_that_puts_a_ttl_under_unbounds_prefetch_floor_is_refused() -> None:
+    # unbound never prefetches a TTL under 10 real seconds (ttl - ttl/10 is the TTL itself)
+    dns = dict(SMALL["dns"], service_ttl="40s", balancer_ttl="40s",
+               resolvers=[dict(SMALL["dns"]["resolvers"][0], prefetch=True)])
+    scenario = load_data(dict(SMALL, dns=dns), "lab-small")
+    problems = time_scale_problems(scenario, 5.0)
+    assert len(problems) == 2 and all(p.startswith("dns.resolvers[0].prefetch: dns.") for p in problems), problems
+    assert "--time-scale 4 or less" in problems[0]
+    assert not time_scale_problems(scenario, 4.0)
+
+
 def test_effective_scenario_scales_clients_and_resolvers_and_moves_faults() -> None:
     scenario = load_data(SMALL, "lab-small")
     eff = effective(scenario, LabOptions(clients_scale=0.5, max_resolvers=3))
@@ -188,4 +199,37 @@ def test_lab_planned_change_drains_as_the_model(strategy: str) -> None:
     assert abs(mine["drain_s.mean"] - theirs["drain_s.mean"]) <= 0.10 * theirs["drain_s.mean"], (mine, theirs)
     for name, points in PAIRED_BOUNDS[strategy].items():
         assert abs(mine[name] - theirs[name]) <= points / 100, (name, mine[name], theirs[name])
+    assert not _orphans()
+
+
+@pytest.mark.real
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("option", [{"prefetch": True},
+                                    {"serve_expired": {"client_timeout": "0s", "reply_ttl": "20s", "ttl": "1d"}}])
+def test_lab_unbound_options_match_the_model(option: dict) -> None:
+    """unbound's own prefetch or serve-expired in the lab against the model with the same
+    fields: TTLs of 40 s (10 real seconds at K = 4, where unbound's prefetch point,
+    ttl - ttl/10 in whole seconds, is the model's 36 s exactly)."""
+    require_tool("unbound")
+    dns = {**SMALL["dns"], "service_ttl": "40s", "balancer_ttl": "40s",
+           "resolvers": [{**SMALL["dns"]["resolvers"][0], **option}]}
+    # long enough for every client to be back: the change at about 30 s plus a 40 s TTL
+    scenario = load_data(dict(SMALL, name="lab-unbound-options", duration="110s", dns=dns,
+                              strategies=["cname_repoint"]), "lab")
+    assert time_scale_problems(scenario, OPTIONS.time_scale) == []
+    eff = effective(scenario, OPTIONS)
+    seed = np.random.SeedSequence(SMALL["seed"]).spawn(1)[0]
+    trace = model_trace(eff, "cname_repoint", np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key))
+    lab = sim.lab.replicate(eff, plan_class("cname_repoint"), seed, 0, OPTIONS, trace=trace)
+    recovery = affected_clients(lab.clients)["recovery_s"].to_numpy()
+    assert len(recovery) == 18 and np.isfinite(recovery).all()
+    model = [np.nanmean(affected_clients(simulate(eff, "cname_repoint", np.random.SeedSequence([5, k])).clients)["recovery_s"])
+             for k in range(12)]
+    mean, sd = float(np.mean(model)), float(np.std(model, ddof=1))
+    print(option, "lab", float(np.mean(recovery)), "model", mean, sd)  # the measured figures (pytest -s)
+    # as test_lab_failover_matches_the_model: the model's spread (3 SD) plus 10% for time scaling
+    assert abs(np.mean(recovery) - mean) <= 3 * sd + 0.10 * mean, (np.mean(recovery), mean, sd)
+    paired = simulate(eff, "cname_repoint", seed)
+    assert abs(lab.metrics["requests"] - paired.metrics["requests"]) <= 3
     assert not _orphans()

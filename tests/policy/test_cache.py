@@ -265,3 +265,35 @@ def test_in_grace_only_after_expiry_and_within_the_period() -> None:
     assert in_grace(10.0, 10.0, 60.0) and in_grace(69.9, 10.0, 60.0)
     assert not in_grace(70.0, 10.0, 60.0)
     assert not in_grace(10.0, 10.0, 0.0)  # no grace period
+def test_prefetch_point_of_a_stored_answer(rng: np.random.Generator) -> None:
+    # unbound: a hit from ttl - ttl/10 (integer division) after the fetch refreshes it
+    c = Cache(Honor(), prefetch=True)
+    c.store("www", "a", 300.0, 100.0, rng)
+    assert not c.due("www", 369.999)
+    assert c.due("www", 370.0)
+    assert c.lookup("www", 399.9) == "a"
+    assert not c.due("other", 1e9)
+    plain = Cache(Honor())
+    plain.store("www", "a", 300.0, 100.0, rng)
+    assert not plain.due("www", 399.9)  # no prefetch: never due
+
+
+def test_fetched_sets_expiry_and_prefetch_from_the_fetch_time() -> None:
+    c = Cache(Honor(), prefetch=True)
+    assert c.fetched("www", "a", -50.0, 60.0) == 10.0
+    assert c.due("www", 4.0) and not c.due("www", 3.9)  # 60 - 6 = 54 s after the fetch
+
+
+def test_keep_expired_widens_the_stale_window(rng: np.random.Generator) -> None:
+    c = Cache(Honor(), keep_expired=100.0)
+    c.store("www", "a", 60.0, 0.0, rng)
+    assert c.lookup("www", 60.0) is None  # expired: not fresh
+    assert c.lookup_stale("www", 159.9) == "a"  # but still servable expired
+    assert c.lookup_stale("www", 160.0) is None
+    # a policy's own stale window and keep_expired: the longer one counts
+    assert Cache(ServeStale(500.0), keep_expired=100.0).put_until("x", "b", 0.0) == 0.0
+    wide = Cache(ServeStale(500.0), keep_expired=100.0)
+    wide.put_until("x", "b", 0.0)
+    assert wide.lookup_stale("x", 499.0) == "b"
+    with pytest.raises(ValueError, match="keep_expired"):
+        Cache(Honor(), keep_expired=-1.0)
