@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import socket
 import sys
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -103,6 +105,30 @@ async def _admin(info: dict[str, Any], method: str, path: str, body: bytes = b""
     r, _ = await request(port, raw)
     assert r is not None and r.status == 200, r and r.body
     return json.loads(r.body)
+
+
+@contextlib.asynccontextmanager
+async def _pair(tmp: Path, errors: bool = False) -> AsyncIterator[tuple[int, list[asyncio.subprocess.Process], dict[str, Any], dict[str, Any]]]:
+    """An active (lb-a) and a standby (lb-b) on VIP before one backend: the service
+    port, their processes (more may be appended; all are killed at the end) and
+    their ready files' contents."""
+    vport = _free(socket.SOCK_STREAM, VIP)
+    ha, hb = _free(socket.SOCK_DGRAM, "127.0.0.1"), _free(socket.SOCK_DGRAM, "127.0.0.1")
+    procs: list[asyncio.subprocess.Process] = []
+    async with backends(1) as bs:
+        ca = _config(tmp, "lb-a", "active", vport, ha, hb, bs[0].port, 200)
+        cb = _config(tmp, "lb-b", "standby", vport, hb, ha, bs[0].port, 100)
+        try:
+            a, ia = await _start(ca, tmp / "a.ready", tmp / "a.err" if errors else None)
+            procs.append(a)
+            b, ib = await _start(cb, tmp / "b.ready")
+            procs.append(b)
+            yield vport, procs, ia, ib
+        finally:
+            for p in procs:
+                if p.returncode is None:
+                    p.kill()
+                    await p.wait()
 
 
 def test_kill_9_active_standby_takes_the_address_within_bound(tmp_path: Path) -> None:
@@ -251,51 +277,34 @@ def test_connections_to_the_moved_address_are_reset_once_it_moves(tmp_path: Path
     those requests at the old balancer long after the move)."""
 
     async def main() -> None:
-        vport = _free(socket.SOCK_STREAM, VIP)
-        ha, hb = _free(socket.SOCK_DGRAM, "127.0.0.1"), _free(socket.SOCK_DGRAM, "127.0.0.1")
-        procs: list[asyncio.subprocess.Process] = []
-        async with backends(1) as bs:
-            bport = bs[0].port
-            ca = _config(tmp_path, "lb-a", "active", vport, ha, hb, bport, 200)
-            cb = _config(tmp_path, "lb-b", "standby", vport, hb, ha, bport, 100)
-            try:
-                a, ia = await _start(ca, tmp_path / "a.ready")
-                procs.append(a)
-                b, ib = await _start(cb, tmp_path / "b.ready")
-                procs.append(b)
-                reader, writer = await asyncio.open_connection(VIP, vport)
-                keep = b"GET / HTTP/1.1\r\nHost: www\r\n\r\n"
-                writer.write(keep)
-                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-                assert head.startswith(b"HTTP/1.1 200")
-                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                                  if line.lower().startswith(b"content-length")))
-                await reader.readexactly(length)
-                before = (await _admin(ia, "GET", "/status"))["active_connections"]
-                assert before >= 1
+        async with _pair(tmp_path) as (vport, _, ia, ib):
+            reader, writer = await asyncio.open_connection(VIP, vport)
+            keep = b"GET / HTTP/1.1\r\nHost: www\r\n\r\n"
+            writer.write(keep)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert head.startswith(b"HTTP/1.1 200")
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length")))
+            await reader.readexactly(length)
+            assert (await _admin(ia, "GET", "/status"))["active_connections"] >= 1
 
-                moved = await _admin(ib, "POST", "/takeover", b"{}")
-                assert moved["moved"] and moved["state"] == "active"
-                deadline = time.monotonic() + 5
-                while (await _admin(ia, "GET", "/status"))["takeover"]["state"] != "standby":
-                    assert time.monotonic() < deadline
-                    await asyncio.sleep(0.05)
-                # the kept-alive connection was reset: the next request on it gets no answer
-                writer.write(keep)
-                try:
-                    reply = await asyncio.wait_for(reader.read(1024), 5)
-                except (ConnectionResetError, BrokenPipeError):
-                    reply = b""
-                assert reply == b""
-                writer.close()
-                assert (await _admin(ia, "GET", "/status"))["active_connections"] == 0
-                r, _ = await request(vport, get(), host=VIP)
-                assert r is not None and r.status == 200
-                assert (await _admin(ib, "GET", "/status"))["takeover"]["state"] == "active"
-            finally:
-                for p in procs:
-                    if p.returncode is None:
-                        p.kill()
-                        await p.wait()
+            moved = await _admin(ib, "POST", "/takeover", b"{}")
+            assert moved["moved"] and moved["state"] == "active"
+            deadline = time.monotonic() + 5
+            while (await _admin(ia, "GET", "/status"))["takeover"]["state"] != "standby":
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            # the kept-alive connection was reset: the next request on it gets no answer
+            writer.write(keep)
+            try:
+                reply = await asyncio.wait_for(reader.read(1024), 5)
+            except (ConnectionResetError, BrokenPipeError):
+                reply = b""
+            assert reply == b""
+            writer.close()
+            assert (await _admin(ia, "GET", "/status"))["active_connections"] == 0
+            r, _ = await request(vport, get(), host=VIP)
+            assert r is not None and r.status == 200
+            assert (await _admin(ib, "GET", "/status"))["takeover"]["state"] == "active"
 
     run(main(), timeout=20)

@@ -3,7 +3,15 @@ with a planned change at 25 s, the old balancer switched off at 50 s."""
 
 from __future__ import annotations
 
+import numpy as np
+
+import sim.lab
 from sim.lab.world import LabOptions
+from sim.model import simulate
+from sim.model.trace import trace as model_trace
+from sim.policy.failover import plan_class
+from sim.replication import ReplicationOutput
+from sim.scenario import models as m
 
 SMALL = {
     "version": 1, "name": "lab-small", "seed": 3, "duration": "60s", "replications": 1,
@@ -25,3 +33,12 @@ PLANNED = dict(
             {"at": "50s", "kind": "balancer_down", "target": "blue", "mode": "refuse"}],
     failover=dict(SMALL["failover"], detection={"delay": "2s"}), report={"stale_at": ["5s", "10s", "20s"]},
 )
+
+
+def paired(eff: m.Scenario, strategy: str, seed: int, options: LabOptions) -> tuple[ReplicationOutput, ReplicationOutput]:
+    """The lab's first replication of `seed` and the model's of the same draws (the lab
+    replays the model's trace): what every paired test compares."""
+    first = np.random.SeedSequence(seed).spawn(1)[0]
+    trace = model_trace(eff, strategy, np.random.SeedSequence(first.entropy, spawn_key=first.spawn_key))
+    lab = sim.lab.replicate(eff, plan_class(strategy), first, 0, options, trace=trace)
+    return lab, simulate(eff, strategy, first)

@@ -31,7 +31,7 @@ from sim.results.schema import affected_clients
 from sim.runner import run
 from sim.scenario import load_data
 from tests.conftest import require_tool
-from tests.lab.scenarios import OPTIONS, PLANNED, SMALL
+from tests.lab.scenarios import OPTIONS, PLANNED, SMALL, paired
 
 
 def _orphans() -> list[str]:
@@ -183,10 +183,7 @@ def test_lab_planned_change_drains_as_the_model(strategy: str) -> None:
     changes nothing (nobody fails)."""
     require_tool("unbound")
     eff = effective(load_data(dict(PLANNED, strategies=[strategy]), "lab-planned"), OPTIONS)
-    seed = np.random.SeedSequence(PLANNED["seed"]).spawn(1)[0]
-    trace = model_trace(eff, strategy, np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key))
-    lab = sim.lab.replicate(eff, plan_class(strategy), seed, 0, OPTIONS, trace=trace)
-    model = simulate(eff, strategy, seed)
+    lab, model = paired(eff, strategy, PLANNED["seed"], OPTIONS)
     stale_at = eff.report.stale_at
     mine = replication_drain(lab.clients, lab.targets, lab.metrics["changed_at"], stale_at)
     theirs = replication_drain(model.clients, model.targets, model.metrics["changed_at"], stale_at)

@@ -16,15 +16,12 @@ import numpy as np
 import pytest
 import yaml
 
-import sim.lab
 from sim.analysis.drain import drain_times, replication_drain, stale_names
 from sim.lab.world import LabOptions, effective
-from sim.model import simulate
-from sim.model.trace import trace as model_trace
-from sim.policy.failover import plan_class
 from sim.replication import ReplicationOutput
 from sim.scenario import load_data
 from tests.conftest import SCENARIOS, require_tool
+from tests.lab.scenarios import paired
 
 OPTIONS = LabOptions(time_scale=4.0, max_resolvers=16, quiet=True)
 
@@ -46,10 +43,7 @@ def test_web_migration_drains_on_the_lab_as_in_the_model(strategy: str) -> None:
     doc.update(duration="8m", strategies=[strategy], report={"stale_at": ["60s", "2m"]})
     doc["faults"] = [f for f in doc["faults"] if f["kind"] in ("dns_change", "address_move")]
     eff = effective(load_data(doc, "web-migration-lab"), OPTIONS)
-    seed = np.random.SeedSequence(doc["seed"]).spawn(1)[0]
-    trace = model_trace(eff, strategy, np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key))
-    lab = sim.lab.replicate(eff, plan_class(strategy), seed, 0, OPTIONS, trace=trace)
-    model = simulate(eff, strategy, seed)
+    lab, model = paired(eff, strategy, doc["seed"], OPTIONS)
     stale_at = eff.report.stale_at
     mine = replication_drain(lab.clients, lab.targets, lab.metrics["changed_at"], stale_at)
     theirs = replication_drain(model.clients, model.targets, model.metrics["changed_at"], stale_at)
