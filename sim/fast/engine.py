@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from sim.fast import fleet, load, multia, targets
+from sim.fast import fleet, load, multia, pooled, targets
 from sim.fast.control import DETECTIONS, ControlPlane, control_plane
 from sim.fast.dns import query_counts, switch_times
 from sim.fast.intensity import Intensity
@@ -160,9 +160,9 @@ def _unsupported_dns_down(scenario: m.Scenario) -> list[str]:
 def _unsupported_planned(deployment: build.Deployment) -> list[str]:
     """A planned change runs as a failover's switch does, without the dead balancer: the
     clients' caches let go of the old record (a DNS change), or the address moves and pooled
-    connections are reset once. Not modelled: one address per balancer (each client's
-    rotation decides), pooled connections that keep reaching the old balancer through a DNS
-    change (they outlive the caches), nor with a dns_down (one window per client)."""
+    connections are reset once; pooled connections through a DNS change are followed one
+    by one (sim.fast.pooled). Not modelled: one address per balancer (each client's
+    rotation decides), nor with a dns_down (one window per client)."""
     scenario, published = deployment.scenario, deployment.published
     planned = scenario.planned_change(published.changes_dns)
     if planned is None:
@@ -171,9 +171,6 @@ def _unsupported_planned(deployment: build.Deployment) -> list[str]:
     out = []
     if published.per_balancer:
         out.append(f"publishes one address per balancer, {what}")
-    if published.changes_dns:
-        out.extend(f"{what}, and clients[{i}].keepalive (pooled connections outlive the DNS change)"
-                   for i, c in enumerate(scenario.clients) if c.keepalive > 0)
     if any(isinstance(f, m.DnsDown) for f in scenario.faults):
         out.append(f"{what}, and a dns_down")
     return out
@@ -227,6 +224,9 @@ class Window:
     # disjoint): the active's later faults before the client left it, the standby's after the
     # client reached it. Refused requests, like the first fault's.
     extra: tuple[Span, ...] = ()
+    # After a planned DNS change, per client with pooled connections: its first request on a
+    # connection opened with the new record (inf: none; NaN: not pooled). None: no such client.
+    pooled: np.ndarray | None = None
 
     @property
     def faulted(self) -> bool:
@@ -331,6 +331,8 @@ class _Replication:
         # A blackholed balancer makes each client wait out its timeouts before a failure is known.
         self.waits = self.ctl.mode == "blackhole"
         self.cost = self.attempts * self.timeout if self.waits else np.zeros(self.pop.size)
+        # Per pooled client, its first request after an address move (set with the resets).
+        self._after_move = np.full(self.pop.size, np.nan)
 
     def run(self) -> ReplicationOutput:
         window = self._extra_windows(self._window())
@@ -365,13 +367,19 @@ class _Replication:
         if outages:
             return self._dns_window(outages[0])
         changed = ctl.changed_at < self.end
+        # A change made while the old target serves (planned): connections stay open
+        # through it, and resolvers see the usual queries, not the outage's.
+        planned = changed and ctl.changed_at < fault
+        pool_switch = None
         if not (math.isfinite(fault) or changed):
             reach = until = np.full(n, np.inf)
         elif published.changes_dns:
-            reach, until, hits, mass = switch_times(
-                self.sc, pop, shape, ctl.effective_at, self.q_outage, outage, self.rng["dns"],
+            reach, until, hits, mass, opens = switch_times(
+                self.sc, pop, shape, ctl.effective_at, self.q if planned else self.q_outage, outage, self.rng["dns"],
                 published.record_ttl, published.chain_ttl,
             )
+            if planned:
+                pool_switch = self._pooled_switches(opens)
         else:
             until = np.full(n, ctl.effective_at)
             reach = np.full(n, np.inf)  # drawn after the window
@@ -381,7 +389,23 @@ class _Replication:
             mass = shape.measure(start, back)
         # Queries run at the outage rate while most clients' paths are dead.
         busy = (fault, float(np.median(back))) if math.isfinite(fault) else (math.inf, math.inf)
-        return Window(fault, start, back, until, reach, hits, mass, busy)
+        return Window(fault, start, back, until, reach, hits, mass, busy, pooled=pool_switch)
+
+    def _pooled_switches(self, opens: np.ndarray) -> np.ndarray | None:
+        """Per client with pooled connections (and a stub that ever lets go), its first request
+        on a connection opened with the new record (sim.fast.pooled); NaN for the others.
+        None: no such client."""
+        pop, published = self.pop, self.published
+        cohorts = [c for c in pop.cohorts if c.reuse.keepalive > 0 and c.stub.kind != "forever" and len(c.members)]
+        if not cohorts:
+            return None
+        out = np.full(pop.size, np.nan)
+        ttl = published.answer_ttl
+        for cohort in cohorts:
+            idx = cohort.members
+            stub = cohort.stub.residuals(ttl, self.rng["dns"], len(idx)) + self.ctl.changed_at
+            out[idx] = pooled.switches(cohort, self.shape, self.ctl.changed_at, opens[idx], stub, self.rng["dns"])
+        return out
 
     def _extra_windows(self, window: Window) -> Window:
         """The spans of the balancer faults after the active's first (`Window.extra`).
@@ -412,7 +436,7 @@ class _Replication:
         stub empty, so every request in between tries again and fails (as in the model)."""
         n, published = self.pop.size, self.published
         lo, hi = outage.at, min(outage.at + outage.for_, self.end)
-        _, last, _, _ = switch_times(self.sc, self.pop, self.shape, lo, self.q, (lo, hi), self.rng["dns"],
+        _, last, _, _, _ = switch_times(self.sc, self.pop, self.shape, lo, self.q, (lo, hi), self.rng["dns"],
                                      published.record_ttl, published.chain_ttl)
         start = np.minimum(np.maximum(last, lo), hi)
         back = np.full(n, hi)
@@ -647,12 +671,29 @@ class _Replication:
             resets=reset_time,
         )
 
+    def _pooled_resets(self, window: Window) -> np.ndarray:
+        """After a planned DNS change, a pooled connection still open to the old balancer when
+        it dies breaks at its next use (as in the model): one failed try, unless the client
+        retries; then it behaves as a client without a pool. Those whose resolver still
+        answers the old value then are in the window already."""
+        n, fault, ctl = self.pop.size, window.fault, self.ctl
+        reset_time = np.full(n, np.inf)
+        if not window.faulted or window.pooled is None:
+            return reset_time
+        on_old = np.flatnonzero(~np.isnan(window.pooled) & (window.pooled > fault) & (window.until <= fault))
+        first = self.shape.next_after(np.full(len(on_old), fault), self.pop.rate[on_old], self.rng["arrivals"])
+        broken = first < min(ctl.fault_end, self.end)
+        reset_time[on_old[broken]] = first[broken]
+        return reset_time
+
     def _connection_resets(self, window: Window, failures: np.ndarray) -> np.ndarray:
         """Per client, when its first request after the static address moved goes down a
         pooled connection opened before the move: it is reset once (as in the model); inf:
         no reset."""
         n, fault, rng = self.pop.size, window.fault, self.rng["arrivals"]
         reset_time = np.full(n, np.inf)
+        if window.pooled is not None:
+            return self._pooled_resets(window)
         moved = self.ctl.effective_at
         # A planned move with no fault before it resets connections as a failover's does.
         if not self.published.moves_address or not moved < self.end:
@@ -677,6 +718,9 @@ class _Replication:
             young = first - (last - rng.random(len(idx)) * age) < age if math.isfinite(age) else True
             alive = open_ & (first - last < cohort.reuse.keepalive) & young & (first < self.end)
             reset_time[idx] = np.where(alive, first, np.inf)
+            # Each pooled client's first request after the move, reset or not: its switch
+            # (drawing it again for those not reset would bias it: theirs come after long gaps).
+            self._after_move[idx] = first
         return reset_time
 
     # -- where requests go after the change --------------------------------------------
@@ -693,6 +737,8 @@ class _Replication:
         retried = self.attempts > 1
         if self.published.changes_dns:
             until, switched = window.until, window.reach
+            if window.pooled is not None:
+                until, switched = self._pooled_moves(window, reset_at, retried)
         else:
             until = np.full(n, ctl.effective_at)
             # A reset connection's request is retried on a new one, which reaches the standby;
@@ -700,6 +746,8 @@ class _Replication:
             after = np.where(np.isfinite(reset_at), reset_at, ctl.effective_at)
             switched = np.where(np.isfinite(reset_at) & retried, reset_at,
                                 self.shape.next_after(after, self.pop.rate, rng))
+            drawn = ~np.isnan(self._after_move) & ~np.isfinite(reset_at)
+            switched = np.where(drawn, self._after_move, switched)
         previous = targets.OneByOne(reset, reset_at[reset], np.ones(len(reset), dtype=np.int64))
         saved = reset[retried[reset]]
         tries = np.maximum(np.rint(rescued.delay / np.maximum(self.timeout[rescued.owner], 1e-12)), 1).astype(np.int64)
@@ -707,6 +755,21 @@ class _Replication:
                                    np.concatenate([np.ones(len(saved), dtype=np.int64), tries]))
         return targets.moves(self.pop, self.shape, self.seconds, ctl.changed_at, until, switched, previous, rescues,
                              rng)
+
+    def _pooled_moves(self, window: Window, reset_at: np.ndarray, retried: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Until when each client's requests go to the previous target, and its switch, with
+        pooled clients on their connections (`Window.pooled`): a connection broken by the
+        old balancer's death hands over at its reset; one whose resolver still answered the
+        old value then, at its switch as a client without a pool."""
+        ps, fault = window.pooled, window.fault
+        assert ps is not None
+        pooled_ = ~np.isnan(ps)
+        reset = np.isfinite(reset_at)
+        stays = window.faulted & (ps > fault) & (window.until > fault)
+        after_reset = self.shape.next_after(reset_at, self.pop.rate, self.rng["traffic"])
+        until = np.where(reset, reset_at, np.where(stays, window.until, ps))
+        switched = np.where(reset, np.where(retried, reset_at, after_reset), np.where(stays, window.reach, ps))
+        return np.where(pooled_, until, window.until), np.where(pooled_, switched, window.reach)
 
     # -- tables ----------------------------------------------------------------------
 
