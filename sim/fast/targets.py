@@ -8,15 +8,16 @@ target (`until`: its old answer's last expiry after a DNS change, the address's
 move otherwise), which request first reaches the current one (`switched`), and
 the requests counted one by one (a pooled connection reset at its first use
 after an address move). Requests are Poisson, so the number a client sends to
-the previous target in [changed_at, until) is one Poisson draw and, given that
-number, their times are uniform in the intensity's measure: the last of them is
-the client's `last_previous_at` (exact where the stub never outlives the
-resolver's answer; for stubs that hold answers, the refreshes that got the old
-answer are placed like any other request, docs/fast.md).
+the previous target in [changed_at, until) is Poisson: per second, a Poisson
+count of the intensity inside the clients' windows; and the client's
+`last_previous_at` is its last request before `until` if that falls after the
+change (exact where the stub never outlives the resolver's answer; for stubs
+that hold answers, the refreshes that got the old answer are taken as any
+other request, docs/fast.md).
 
-Per second and cohort: first attempts to the previous target (those drawn
-here), to the current one (a Poisson count of the cohort's requests in that
-second, less those), and tries that failed and were rescued by a later one.
+Per second and cohort: first attempts to the previous target, to the current
+one (a Poisson count of the rest of the cohort's intensity), and tries that
+failed and were rescued by a later one.
 """
 
 from __future__ import annotations
@@ -61,33 +62,28 @@ def moves(pop: Population, shape: Intensity, seconds: int, changed_at: float, un
     (their own times, on top of the window); `rescued`: failed tries a later one rescued."""
     n, end = pop.size, shape.end
     last = np.full(n, -np.inf)
-    times = np.empty(0)
-    owner = np.empty(0, dtype=np.int64)
     lo = hi = np.full(n, end)
     if math.isfinite(changed_at) and changed_at < end:
         lo = np.full(n, changed_at)
         hi = np.maximum(np.minimum(until, end), lo)
-        count = rng.poisson(pop.rate * shape.measure(lo, hi))
-        owner = np.repeat(np.arange(n), count)
-        times = shape.uniform_between(lo[owner], hi[owner], rng.random(len(owner)))
-        np.maximum.at(last, owner, times)
-        owner = np.concatenate([owner, previous.owner])
-        times = np.concatenate([times, previous.at])
+        # The last request before the window's end, if it falls in the window: one draw per
+        # client, where drawing every request would cost a day's worth for a cache kept forever.
+        before = shape.last_before(hi, pop.rate, rng)
+        last = np.where(before >= lo, before, -np.inf)
         np.maximum.at(last, previous.owner, previous.at)
         switched_at = np.where(np.isfinite(switched) & (switched < end), switched, np.nan)
     else:
         switched_at = np.full(n, np.nan)
     last_previous_at = np.where(np.isfinite(last), last, np.nan)
-    window = (lo, hi)
-    return Moves(switched_at, last_previous_at, _table(pop, shape, seconds, window, owner, times, previous, rescued, rng))
+    return Moves(switched_at, last_previous_at, _table(pop, shape, seconds, (lo, hi), previous, rescued, rng))
 
 
 def _table(pop: Population, shape: Intensity, seconds: int, window: tuple[np.ndarray, np.ndarray],
-           owner: np.ndarray, times: np.ndarray, previous: OneByOne, rescued: OneByOne,
-           rng: np.random.Generator) -> pd.DataFrame:
-    """First attempts to the current target are a Poisson count of what is left of the
-    cohort's intensity once its previous-target windows are taken out (drawing all and
-    subtracting the previous ones would leave noise where everyone goes to the previous)."""
+           previous: OneByOne, rescued: OneByOne, rng: np.random.Generator) -> pd.DataFrame:
+    """Per second and cohort, first attempts to the previous target are a Poisson count of the
+    cohort's intensity inside its members' windows, plus those counted one by one; to the
+    current one, a Poisson count of the rest (drawing all and subtracting the previous ones
+    would leave noise where everyone goes to the previous)."""
     g = shape.g[:seconds]
     lo, hi = window
     k = len(pop.cohorts)
@@ -95,13 +91,11 @@ def _table(pop: Population, shape: Intensity, seconds: int, window: tuple[np.nda
     to_current = np.zeros((k, seconds), dtype=np.int64)
     saved = np.zeros((k, seconds), dtype=np.int64)
     for c, cohort in enumerate(pop.cohorts):
-        mine = pop.cohort[owner] == c
-        to_previous[c] = _per_second(times[mine], seconds)
         idx = cohort.members
-        stale = window_mass(pop.rate[idx], lo[idx], hi[idx], seconds) * g if len(idx) else 0.0
+        stale = window_mass(pop.rate[idx], lo[idx], hi[idx], seconds) * g if len(idx) else np.zeros(seconds)
         reset = _per_second(previous.at[pop.cohort[previous.owner] == c], seconds)
-        left = cohort.rate * len(idx) * g - stale - reset
-        to_current[c] = rng.poisson(np.maximum(left, 0.0))
+        to_previous[c] = rng.poisson(stale) + reset
+        to_current[c] = rng.poisson(np.maximum(cohort.rate * len(idx) * g - stale - reset, 0.0))
         here = pop.cohort[rescued.owner] == c
         saved[c] = _per_second(rescued.at[here], seconds, rescued.count[here])
     return pd.DataFrame(
