@@ -92,7 +92,8 @@ def _table(pop: Population, shape: Intensity, seconds: int, window: tuple[np.nda
     saved = np.zeros((k, seconds), dtype=np.int64)
     for c, cohort in enumerate(pop.cohorts):
         idx = cohort.members
-        stale = window_mass(pop.rate[idx], lo[idx], hi[idx], seconds) * g if len(idx) else np.zeros(seconds)
+        # Clipped: the mass is a difference of prefix sums, a rounding below zero where it is none.
+        stale = np.maximum(window_mass(pop.rate[idx], lo[idx], hi[idx], seconds) * g, 0.0) if len(idx) else np.zeros(seconds)
         reset = _per_second(previous.at[pop.cohort[previous.owner] == c], seconds)
         to_previous[c] = rng.poisson(stale) + reset
         to_current[c] = rng.poisson(np.maximum(cohort.rate * len(idx) * g - stale - reset, 0.0))
