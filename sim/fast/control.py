@@ -11,7 +11,7 @@ schedule, as the model's detector.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -31,6 +31,9 @@ class ControlPlane:
     mode: str  # refuse | blackhole
     detected_at: float  # inf: never detected
     effective_at: float  # inf: the failover never takes effect within the run
+    # When the service first pointed elsewhere: a planned change, or the failover's first
+    # action, whichever came first (the model's changed_at); inf: no change in the run.
+    changed_at: float = math.inf
 
     def down(self, t: float) -> bool:
         return self.fault_at <= t < self.fault_end
@@ -40,7 +43,7 @@ def control_plane(deployment: Deployment, rng: np.random.Generator) -> ControlPl
     scenario = deployment.scenario
     faults = [f for f in scenario.faults if isinstance(f, m.BalancerDown) and f.target == scenario.active.name]
     if not faults:
-        return ControlPlane(math.inf, math.inf, "refuse", math.inf, math.inf)
+        return _planned(deployment, ControlPlane(math.inf, math.inf, "refuse", math.inf, math.inf), rng)
     # Every fault of the active balancer until the detector turns: a fault too short for its
     # checks leaves the next one to be detected, as the model's detector runs until it does.
     spans = sorted((f.at, math.inf if f.for_ is None else f.at + f.for_) for f in faults)
@@ -48,12 +51,26 @@ def control_plane(deployment: Deployment, rng: np.random.Generator) -> ControlPl
     start, stop = spans[0]
     detected = _detected(deployment, spans, fault.mode, rng)
     plan = deployment.plan
-    effective = math.inf
+    effective = changed = math.inf
     if detected <= scenario.end:
-        for action in plan.actions_after_detection(detected, rng):
+        actions = plan.actions_after_detection(detected, rng)
+        changed = actions[0].at  # the plan's first action makes the change (as in the model)
+        for action in actions:
             if action.kind == plan.effective:
                 effective = action.at
-    return ControlPlane(start, stop, fault.mode, detected, effective)
+    return _planned(deployment, ControlPlane(start, stop, fault.mode, detected, effective, changed), rng)
+
+
+def _planned(deployment: Deployment, ctl: ControlPlane, rng: np.random.Generator) -> ControlPlane:
+    """The planned change this strategy makes (a dns_change, or an address_move), if any:
+    made at its time, in effect after the plan's own second delay (propagation, remap,
+    gratuitous ARP or shift), as in the model. A change and a failover to the same target
+    is one change: whichever comes first makes it, the later one changes nothing."""
+    planned = deployment.scenario.planned_change(deployment.published.changes_dns)
+    if planned is None or planned.at >= deployment.scenario.end:
+        return ctl
+    _, delay = deployment.plan.delays(rng)  # type: ignore[attr-defined]
+    return replace(ctl, changed_at=min(ctl.changed_at, planned.at), effective_at=min(ctl.effective_at, planned.at + delay))
 
 
 Spans = list[tuple[float, float]]  # the active balancer's faults, [start, stop), in time order

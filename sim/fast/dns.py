@@ -70,21 +70,22 @@ def switch_times(
     rng: np.random.Generator,
     record_ttl: float | None = None,
     chain_ttl: float | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per client: its first request that goes to the standby (cname_repoint), and the
     moment before it after which it sends nothing (its old answer's last expiry):
     requests before that moment went to the old balancer. inf: not within the run.
     Also per client, for the outage `fault` = [start, end): requests counted one by
     one (refreshes that got the old answer) and the G-measure of the time its
     requests are a Poisson stream to the dead balancer (stub periods with the old
-    answer; for stubs that never outlive the resolver, all of it up to its switch).
+    answer; for stubs that never outlive the resolver, all of it up to its switch);
+    last, when its resolver answers the new value (a connection opened then gets it).
     Counting refreshes apart matters: the gap between a stub's expiry and the next
     request holds no request by construction, and a refresh is one by construction."""
     n = pop.size
     lo, hi = fault
     if not math.isfinite(propagated) or propagated >= scenario.end:
         inf = np.full(n, np.inf)
-        return inf, inf, np.zeros(n, dtype=np.int64), shape.measure(np.full(n, lo), np.full(n, hi))
+        return inf, inf, np.zeros(n, dtype=np.int64), shape.measure(np.full(n, lo), np.full(n, hi)), inf
     dns = scenario.dns
     # The record that changes (a CNAME: service_ttl, chained to the balancer's A
     # records; an alias: the balancer's TTL, no chain; dns_failover: A records).
@@ -133,7 +134,9 @@ def switch_times(
                 cohort, rest, stub, expiry, opens, pop, shape, chain_ttl, fault, propagated, rng
             )
     _served_expired(pop, shape, propagated, expiry, q, (record_ttl, chain_ttl), fault, (out, last_old, hits, mass), rng)
-    return out, last_old, hits, mass
+    # `opens` is not moved by serve-expired's one stale answer per resolver: a pooled
+    # connection opened in that moment would still get the old record (not followed)
+    return out, last_old, hits, mass, opens
 
 
 def _served_expired(pop, shape, propagated, expiry, q, ttls, fault, tables, rng) -> None:  # type: ignore[no-untyped-def]

@@ -36,10 +36,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from sim.fast import fleet, load, multia
+from sim.fast import fleet, load, multia, pooled, targets
 from sim.fast.control import DETECTIONS, ControlPlane, control_plane
 from sim.fast.dns import WITHIN_TTL, query_counts, switch_times
 from sim.fast.intensity import Intensity
+from sim.fast.intensity import window_mass as _window_mass
 from sim.fast.population import Population, population, resolver_query_rate
 from sim.policy.attempts import CONNECT_TIMEOUT
 from sim.policy.failover import FailoverPlan
@@ -63,7 +64,7 @@ def unsupported(scenario: m.Scenario, strategies: Sequence[Strategy] | None = No
         except ValueError as exc:
             out.append(f"strategies: {exc}")
             continue
-        reasons = _unsupported_plan(deployment, blackhole)
+        reasons = _unsupported_plan(deployment, blackhole) + _unsupported_planned(deployment)
         if deployment.published.per_balancer:
             reasons.extend(f"publishes one address per balancer, with clients[{i}].restart"
                            for i, c in enumerate(scenario.clients) if c.restart is not None)
@@ -80,8 +81,7 @@ def unsupported(scenario: m.Scenario, strategies: Sequence[Strategy] | None = No
 
 def _unsupported_fields(scenario: m.Scenario) -> list[str]:
     """The scenario's fields the fast engine does not model, whatever the strategy."""
-    out = [f"faults[{i}]: a planned {f.kind} (the fast engine does not run planned changes yet; use the model)"
-           for i, f in enumerate(scenario.faults) if f.kind in m.PLANNED]
+    out = []
     for i, b in enumerate(scenario.balancers):
         if b.scale_delay is not None:
             out.append(f"balancers[{i}].scale_delay (node scaling)")
@@ -223,6 +223,25 @@ def _unsupported_dns_down(scenario: m.Scenario) -> list[str]:
     return out
 
 
+def _unsupported_planned(deployment: build.Deployment) -> list[str]:
+    """A planned change runs as a failover's switch does, without the dead balancer: the
+    clients' caches let go of the old record (a DNS change), or the address moves and pooled
+    connections are reset once; pooled connections through a DNS change are followed one
+    by one (sim.fast.pooled). Not modelled: one address per balancer (each client's
+    rotation decides), nor with a dns_down (one window per client)."""
+    scenario, published = deployment.scenario, deployment.published
+    planned = scenario.planned_change(published.changes_dns)
+    if planned is None:
+        return []
+    what = f"with a planned {planned.kind}"
+    out = []
+    if published.per_balancer:
+        out.append(f"publishes one address per balancer, {what}")
+    if any(isinstance(f, m.DnsDown) for f in scenario.faults):
+        out.append(f"{what}, and a dns_down")
+    return out
+
+
 def _unsupported_plan(deployment: build.Deployment, blackhole: bool) -> list[str]:
     """What a plan publishes or how it detects that the fast engine has no mechanism for.
 
@@ -271,6 +290,9 @@ class Window:
     # disjoint): the active's later faults before the client left it, the standby's after the
     # client reached it. Refused requests, like the first fault's.
     extra: tuple[Span, ...] = ()
+    # After a planned DNS change, per client with pooled connections: its first request on a
+    # connection opened with the new record (inf: none; NaN: not pooled). None: no such client.
+    pooled: np.ndarray | None = None
 
     @property
     def faulted(self) -> bool:
@@ -349,6 +371,8 @@ class Recovery:
     recovered: np.ndarray  # issue time of the first success after it (inf: none in the run)
     reach: np.ndarray  # its first request that reaches a live balancer
     reset_at: np.ndarray  # when a reset of its pooled connection fails its request (inf: none)
+    # When its pooled connection is reset, failing the request or rescued by a retry (inf: none).
+    resets: np.ndarray | None = None
 
 
 class _Replication:
@@ -373,6 +397,8 @@ class _Replication:
         # A blackholed balancer makes each client wait out its timeouts before a failure is known.
         self.waits = self.ctl.mode == "blackhole"
         self.cost = self.attempts * self.timeout if self.waits else np.zeros(self.pop.size)
+        # Per pooled client, its first request after an address move (set with the resets).
+        self._after_move = np.full(self.pop.size, np.nan)
 
     def run(self) -> ReplicationOutput:
         window = self._extra_windows(self._window())
@@ -382,12 +408,15 @@ class _Replication:
         failed, first_fail, losses = self._backend_losses(dead, backends)
         recovery = self._recovery(window, failed.count, first_fail, followed, backends, rescued)
         recovery = self._resets(window, recovery)
-        clients = self._clients(recovery)
+        moved = self._moves(window, recovery, rescued)
+        clients = self._clients(recovery, moved)
         # As in the model, a request is counted when it ends: one still waiting out its
         # timeouts when the run ends is not counted at all.
         ends_in_run = failed.issued + self.cost[failed.owner] <= self.end
         timeline, ok = self._timeline(window, recovery, failed.issued, ends_in_run, backends, losses, rescued)
-        return ReplicationOutput(self._metrics(timeline, clients, ok, backends, rescued), clients, timeline)
+        metrics = self._metrics(timeline, clients, ok, backends, rescued)
+        metrics["changed_at"] = self.ctl.changed_at if moved is not None and self.ctl.changed_at < self.end else math.nan
+        return ReplicationOutput(metrics, clients, timeline, None if moved is None else moved.table)
 
     # -- the dead balancer ------------------------------------------------------------
 
@@ -403,13 +432,20 @@ class _Replication:
         outages = [f for f in self.sc.faults if isinstance(f, m.DnsDown) and f.at < self.end]
         if outages:
             return self._dns_window(outages[0])
-        if not math.isfinite(fault):
+        changed = ctl.changed_at < self.end
+        # A change made while the old target serves (planned): connections stay open
+        # through it, and resolvers see the usual queries, not the outage's.
+        planned = changed and ctl.changed_at < fault
+        pool_switch = None
+        if not (math.isfinite(fault) or changed):
             reach = until = np.full(n, np.inf)
         elif published.changes_dns:
-            reach, until, hits, mass = switch_times(
-                self.sc, pop, shape, ctl.effective_at, self.q_outage, outage, self.rng["dns"],
+            reach, until, hits, mass, opens = switch_times(
+                self.sc, pop, shape, ctl.effective_at, self.q if planned else self.q_outage, outage, self.rng["dns"],
                 published.record_ttl, published.chain_ttl,
             )
+            if planned:
+                pool_switch = self._pooled_switches(opens)
         else:
             until = np.full(n, ctl.effective_at)
             reach = np.full(n, np.inf)  # drawn after the window
@@ -419,7 +455,23 @@ class _Replication:
             mass = shape.measure(start, back)
         # Queries run at the outage rate while most clients' paths are dead.
         busy = (fault, float(np.median(back))) if math.isfinite(fault) else (math.inf, math.inf)
-        return Window(fault, start, back, until, reach, hits, mass, busy)
+        return Window(fault, start, back, until, reach, hits, mass, busy, pooled=pool_switch)
+
+    def _pooled_switches(self, opens: np.ndarray) -> np.ndarray | None:
+        """Per client with pooled connections (and a stub that ever lets go), its first request
+        on a connection opened with the new record (sim.fast.pooled); NaN for the others.
+        None: no such client."""
+        pop, published = self.pop, self.published
+        cohorts = [c for c in pop.cohorts if c.reuse.keepalive > 0 and c.stub.kind != "forever" and len(c.members)]
+        if not cohorts:
+            return None
+        out = np.full(pop.size, np.nan)
+        ttl = published.answer_ttl
+        for cohort in cohorts:
+            idx = cohort.members
+            stub = cohort.stub.residuals(ttl, self.rng["dns"], len(idx)) + self.ctl.changed_at
+            out[idx] = pooled.switches(cohort, self.shape, self.ctl.changed_at, opens[idx], stub, self.rng["dns"])
+        return out
 
     def _extra_windows(self, window: Window) -> Window:
         """The spans of the balancer faults after the active's first (`Window.extra`).
@@ -450,7 +502,7 @@ class _Replication:
         stub empty, so every request in between tries again and fails (as in the model)."""
         n, published = self.pop.size, self.published
         lo, hi = outage.at, min(outage.at + outage.for_, self.end)
-        _, last, _, _ = switch_times(self.sc, self.pop, self.shape, lo, self.q, (lo, hi), self.rng["dns"],
+        _, last, _, _, _ = switch_times(self.sc, self.pop, self.shape, lo, self.q, (lo, hi), self.rng["dns"],
                                      published.record_ttl, published.chain_ttl)
         start = np.minimum(np.maximum(last, lo), hi)
         back = np.full(n, hi)
@@ -671,7 +723,8 @@ class _Replication:
         reset_time = self._connection_resets(window, recovery.failed)
         reset_fail = np.isfinite(reset_time) & (self.attempts == 1)
         if not reset_fail.any():
-            return recovery
+            # Every reset rescued by a retry: no failure, but a try sent to the old target.
+            return replace(recovery, resets=reset_time)
         reset_at = np.where(reset_fail, reset_time, np.inf)
         only_reset = reset_fail & ~np.isfinite(recovery.first_fail)
         after_reset = self.shape.next_after(reset_at, self.pop.rate, self.rng["arrivals"])
@@ -681,7 +734,23 @@ class _Replication:
             first_fail=np.where(only_reset, reset_at, recovery.first_fail),
             recovered=np.where(only_reset, after_reset, recovery.recovered),
             reset_at=reset_at,
+            resets=reset_time,
         )
+
+    def _pooled_resets(self, window: Window) -> np.ndarray:
+        """After a planned DNS change, a pooled connection still open to the old balancer when
+        it dies breaks at its next use (as in the model): one failed try, unless the client
+        retries; then it behaves as a client without a pool. Those whose resolver still
+        answers the old value then are in the window already."""
+        n, fault, ctl = self.pop.size, window.fault, self.ctl
+        reset_time = np.full(n, np.inf)
+        if not window.faulted or window.pooled is None:
+            return reset_time
+        on_old = np.flatnonzero(~np.isnan(window.pooled) & (window.pooled > fault) & (window.until <= fault))
+        first = self.shape.next_after(np.full(len(on_old), fault), self.pop.rate[on_old], self.rng["arrivals"])
+        broken = first < min(ctl.fault_end, self.end)
+        reset_time[on_old[broken]] = first[broken]
+        return reset_time
 
     def _connection_resets(self, window: Window, failures: np.ndarray) -> np.ndarray:
         """Per client, when its first request after the static address moved goes down a
@@ -689,15 +758,20 @@ class _Replication:
         no reset."""
         n, fault, rng = self.pop.size, window.fault, self.rng["arrivals"]
         reset_time = np.full(n, np.inf)
+        if window.pooled is not None:
+            return self._pooled_resets(window)
         moved = self.ctl.effective_at
-        if not self.published.moves_address or not window.faulted or not moved < self.end:
+        # A planned move with no fault before it resets connections as a failover's does.
+        if not self.published.moves_address or not moved < self.end:
+            return reset_time
+        if not window.faulted and not self.ctl.changed_at < self.end:
             return reset_time
         for cohort in self.pop.cohorts:
             idx = cohort.members
             if len(idx) == 0 or cohort.reuse.keepalive <= 0:
                 continue
             first = self.shape.next_after(np.full(len(idx), moved), cohort.rate, rng)
-            if self.ctl.fault_end >= moved:
+            if fault <= moved <= self.ctl.fault_end:
                 # Any request during the outage failed and closed the connection.
                 last = self.shape.last_before(np.full(len(idx), fault), cohort.rate, rng)
                 open_ = failures[idx] == 0
@@ -705,31 +779,96 @@ class _Replication:
                 last = self.shape.last_before(np.full(len(idx), moved), cohort.rate, rng)
                 open_ = ~((last >= fault) & (last < self.ctl.fault_end))
             age = cohort.reuse.max_age
-            opened = last - (rng.random(len(idx)) * age if math.isfinite(age) else np.inf)
-            alive = open_ & (first - last < cohort.reuse.keepalive) & (first - opened < age) & (first < self.end)
+            # A connection with no age limit is alive whenever it has not idled out (inf - inf
+            # would say otherwise).
+            young = first - (last - rng.random(len(idx)) * age) < age if math.isfinite(age) else True
+            alive = open_ & (first - last < cohort.reuse.keepalive) & young & (first < self.end)
             reset_time[idx] = np.where(alive, first, np.inf)
+            # Each pooled client's first request after the move, reset or not: its switch
+            # (drawing it again for those not reset would bias it: theirs come after long gaps).
+            self._after_move[idx] = first
         return reset_time
+
+    # -- where requests go after the change --------------------------------------------
+
+    def _moves(self, window: Window, recovery: Recovery, rescued: Rescued) -> targets.Moves | None:
+        """Each client's switch to the current target and its last request to the previous
+        one, and the targets table (sim.fast.targets); None where one address per balancer
+        makes a client's target its own history's (not tracked)."""
+        if self.published.per_balancer:
+            return None
+        n, ctl, rng = self.pop.size, self.ctl, self.rng["traffic"]
+        reset_at = recovery.reset_at if recovery.resets is None else recovery.resets
+        reset = np.flatnonzero(np.isfinite(reset_at))
+        retried = self.attempts > 1
+        if self.published.changes_dns:
+            until, switched = window.until, window.reach
+            if window.pooled is not None:
+                until, switched = self._pooled_moves(window, reset_at, retried)
+        else:
+            until = np.full(n, ctl.effective_at)
+            # A reset connection's request is retried on a new one, which reaches the standby;
+            # without a retry, the client's next request does.
+            after = np.where(np.isfinite(reset_at), reset_at, ctl.effective_at)
+            switched = np.where(np.isfinite(reset_at) & retried, reset_at,
+                                self.shape.next_after(after, self.pop.rate, rng))
+            drawn = ~np.isnan(self._after_move) & ~np.isfinite(reset_at)
+            switched = np.where(drawn, self._after_move, switched)
+        previous = targets.OneByOne(reset, reset_at[reset], np.ones(len(reset), dtype=np.int64))
+        saved = reset[retried[reset]]
+        tries = np.maximum(np.rint(rescued.delay / np.maximum(self.timeout[rescued.owner], 1e-12)), 1).astype(np.int64)
+        rescues = targets.OneByOne(np.concatenate([saved, rescued.owner]), np.concatenate([reset_at[saved], rescued.at]),
+                                   np.concatenate([np.ones(len(saved), dtype=np.int64), tries]))
+        return targets.moves(self.pop, self.shape, self.seconds, ctl.changed_at, until, switched, previous, rescues,
+                             rng)
+
+    def _pooled_moves(self, window: Window, reset_at: np.ndarray, retried: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Until when each client's requests go to the previous target, and its switch, with
+        pooled clients on their connections (`Window.pooled`): a connection broken by the
+        old balancer's death hands over at its reset; one whose resolver still answered the
+        old value then, at its switch as a client without a pool."""
+        ps, fault = window.pooled, window.fault
+        assert ps is not None
+        pooled_ = ~np.isnan(ps)
+        reset = np.isfinite(reset_at)
+        stays = window.faulted & (ps > fault) & (window.until > fault)
+        after_reset = self.shape.next_after(reset_at, self.pop.rate, self.rng["traffic"])
+        until = np.where(reset, reset_at, np.where(stays, window.until, ps))
+        switched = np.where(reset, np.where(retried, reset_at, after_reset), np.where(stays, window.reach, ps))
+        return np.where(pooled_, until, window.until), np.where(pooled_, switched, window.reach)
 
     # -- tables ----------------------------------------------------------------------
 
-    def _clients(self, recovery: Recovery) -> pd.DataFrame:
-        sc, pop, first_fail = self.sc, self.pop, recovery.first_fail
-        affected = np.flatnonzero(np.isfinite(first_fail) & (first_fail <= self.end) & (first_fail >= sc.warmup))
-        fault_times = np.array(sorted(f.at for f in sc.faults))
+    def _clients(self, recovery: Recovery, moved: targets.Moves | None) -> pd.DataFrame:
+        """Every client (as the model lists them): the affected ones (a failure from the first
+        fault on, within the run) with their recovery, all with when they moved."""
+        sc, pop, first_fail, n = self.sc, self.pop, recovery.first_fail, self.pop.size
+        hit = np.isfinite(first_fail) & (first_fail <= self.end) & (first_fail >= sc.warmup)
+        affected = np.flatnonzero(hit)
+        fault_times = np.array(sc.fault_times(self.published.changes_dns))
         ff = first_fail[affected]
         anchor = fault_times[np.maximum(np.searchsorted(fault_times, ff, side="right") - 1, 0)] if len(fault_times) else ff
         done = recovery.recovered[affected]
         service = np.asarray(sc.backends.service_time.sample(self.rng["service"], len(affected)), dtype=float)
         finished = done + sc.rtt + service
-        recovered = np.where(finished <= self.end, finished - anchor, np.nan)
+        recovered = np.full(n, np.nan)
+        recovered[affected] = np.where(finished <= self.end, finished - anchor, np.nan)
+        fault_at = np.full(n, np.nan)
+        fault_at[affected] = anchor
+        nan = np.full(n, np.nan)
+        # Categories: a million clients' names as Python strings cost seconds and a gigabyte.
+        cohorts = pd.Categorical.from_codes(pop.cohort, [c.name for c in pop.cohorts])
+        groups = pd.Categorical.from_codes(pop.resolver_group[pop.resolver], pop.group_names)
         return pd.DataFrame(
             {
-                "client": affected.astype(np.int64),
-                "cohort": [pop.cohorts[i].name for i in pop.cohort[affected]],
-                "resolver_group": [pop.group_names[g] for g in pop.resolver_group[pop.resolver[affected]]],
+                "client": np.arange(n, dtype=np.int64),
+                "cohort": cohorts,
+                "resolver_group": groups,
                 "recovery_s": recovered,
-                "failed": recovery.failed[affected].astype(np.int64),
-                "fault_at": anchor.astype(float),
+                "failed": np.where(hit, recovery.failed, 0).astype(np.int64),
+                "fault_at": fault_at,
+                "switched_at": nan if moved is None else moved.switched_at,
+                "last_previous_at": nan if moved is None else moved.last_previous_at,
             }
         )
 
@@ -844,12 +983,13 @@ class _Replication:
         requests = int(measured["requests"].sum())
         failed = requests - int(measured["ok"].sum())
         lat = self._latencies(ok, start, backends, rescued) * 1000.0
-        recovery = clients["recovery_s"].to_numpy()
+        affected = clients["failed"].to_numpy() > 0
+        recovery = clients["recovery_s"].to_numpy()[affected]
         return {
             "requests": requests,
             "failed": failed,
-            "clients_affected": len(clients),
-            "stragglers_5m": float(np.mean(~(recovery <= 300.0))) if len(clients) else 0.0,
+            "clients_affected": int(affected.sum()),
+            "stragglers_5m": float(np.mean(~(recovery <= 300.0))) if affected.any() else 0.0,
             "latency_ms_p50": float(np.percentile(lat, 50)) if lat.size else math.nan,
             "latency_ms_p99": float(np.percentile(lat, 99)) if lat.size else math.nan,
             "dns_queries": int(measured["dns_queries"].sum()),
@@ -881,34 +1021,3 @@ class _Replication:
 def _per_second(times: np.ndarray, seconds: int) -> np.ndarray:
     """How many of `times` fall in each second of the run (the last second takes any later)."""
     return np.bincount(np.minimum(times, seconds - 1).astype(np.int64), minlength=seconds)[:seconds]
-
-
-def _window_mass(rate: np.ndarray, lo: np.ndarray, hi: np.ndarray, seconds: int) -> np.ndarray:
-    """Per second s, sum over clients of rate x |[lo, hi) overlap [s, s+1)|.
-
-    Windows that start at different times (a DNS outage's) are [l0, hi) less [l0, lo),
-    with l0 the earliest start: each of those starts at the same moment.
-    """
-    if len(lo) == 0:
-        return np.zeros(seconds)
-    start = float(lo.min())
-    if np.any(lo > start):
-        common = np.full(len(lo), start)
-        return _window_mass(rate, common, np.maximum(hi, lo), seconds) - _window_mass(rate, common, lo, seconds)
-    return _common_start_mass(rate, start, hi, seconds)
-
-
-def _common_start_mass(rate: np.ndarray, start: float, hi: np.ndarray, seconds: int) -> np.ndarray:
-    """_window_mass with every window starting at `start`: with A(t) = sum rate
-    (clip(t, start, hi) - start), the answer is A(s+1) - A(s), a sum of min(t - start, width)
-    evaluated on sorted widths with prefix sums."""
-    width = np.sort(hi - start)
-    order = np.argsort(hi - start)
-    w_rate = rate[order]
-    cum_rw = np.concatenate([[0.0], np.cumsum(w_rate * width)])
-    cum_r = np.concatenate([[0.0], np.cumsum(w_rate)])
-    t = np.arange(seconds + 1, dtype=float)
-    a = np.maximum(t - start, 0.0)
-    k = np.searchsorted(width, a, side="left")
-    area = cum_rw[k] + a * (cum_r[-1] - cum_r[k])
-    return np.diff(area)

@@ -82,3 +82,34 @@ class Intensity:
         ga = self.cumulative(np.minimum(a, self.end))
         gb = self.cumulative(np.minimum(b, self.end))
         return self._g_inverse(ga + u * (gb - ga))
+
+
+def window_mass(rate: np.ndarray, lo: np.ndarray, hi: np.ndarray, seconds: int) -> np.ndarray:
+    """Per second s, sum over clients of rate x |[lo, hi) overlap [s, s+1)|.
+
+    Windows that start at different times (a DNS outage's) are [l0, hi) less [l0, lo),
+    with l0 the earliest start: each of those starts at the same moment.
+    """
+    if len(lo) == 0:
+        return np.zeros(seconds)
+    start = float(lo.min())
+    if np.any(lo > start):
+        common = np.full(len(lo), start)
+        return window_mass(rate, common, np.maximum(hi, lo), seconds) - window_mass(rate, common, lo, seconds)
+    return _common_start_mass(rate, start, hi, seconds)
+
+
+def _common_start_mass(rate: np.ndarray, start: float, hi: np.ndarray, seconds: int) -> np.ndarray:
+    """window_mass with every window starting at `start`: with A(t) = sum rate
+    (clip(t, start, hi) - start), the answer is A(s+1) - A(s), a sum of min(t - start, width)
+    evaluated on sorted widths with prefix sums."""
+    width = np.sort(hi - start)
+    order = np.argsort(hi - start)
+    w_rate = rate[order]
+    cum_rw = np.concatenate([[0.0], np.cumsum(w_rate * width)])
+    cum_r = np.concatenate([[0.0], np.cumsum(w_rate)])
+    t = np.arange(seconds + 1, dtype=float)
+    a = np.maximum(t - start, 0.0)
+    k = np.searchsorted(width, a, side="left")
+    area = cum_rw[k] + a * (cum_r[-1] - cum_r[k])
+    return np.diff(area)

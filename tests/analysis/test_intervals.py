@@ -182,9 +182,7 @@ def test_summary_table_and_check_say_the_same_unbounded_p99() -> None:
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 def test_no_interval_printed_for_a_shipped_scenario_has_a_negative_bound(path: Path) -> None:
     scenario = sim.load(path)
-    # The fast engine does not run planned changes yet: web-migration's on the model.
-    planned = any(f.kind in ("dns_change", "address_move") for f in scenario.faults)
-    results = sim.run(scenario, "des" if planned else "fast", replications=3)
+    results = sim.run(scenario, "fast", replications=3)
     bracket = re.compile(r"\[([^\],]+), ([^\]]+)\]")
     for low, high in bracket.findall(format_table(results.summary)):
         assert not low.strip().startswith("-") and not high.strip().startswith("-"), (low, high)
