@@ -139,7 +139,9 @@ class Client:
             return value  # type: ignore[return-value]
         query = dns.message.make_query(self.fqdn, dns.rdatatype.A)
         try:
-            response = await dns.asyncquery.udp(query, self.resolver[0], port=self.resolver[1], timeout=2.0)
+            # from the client's own address: a farm's front knows its clients by it
+            response = await dns.asyncquery.udp(query, self.resolver[0], port=self.resolver[1], timeout=2.0,
+                                                source=self.source[0] if self.source else None)
         except Exception:
             return None
         addresses = tuple(r.address for rrset in response.answer if rrset.rdtype == dns.rdatatype.A for r in rrset)

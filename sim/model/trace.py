@@ -5,14 +5,17 @@ inputs (trace-driven validation: Law, *Simulation Modeling and Analysis*, 5th
 ed., section 5.6.1). Here the inputs are random draws, and the lab takes them
 from the model's own streams for the same seed:
 
-- which resolver each client uses (the "clients" stream);
+- which resolver each client uses (the "clients" stream), and in a farm which
+  of its caches is the client's own;
 - the state a random moment of steady state finds: each resolver's cached
   records and when they expire, each client's stub cache, address rotation
   and open connection (the "priming" stream);
 - every cohort's arrivals, request by request (the "arrivals" seeds, drawn
   with sim.policy.sampling.arrival_blocks on both sides);
 - each resolver's cache lifetimes, answer by answer (its own seed: the
-  stretching forwarders draw the same extras as the model's resolvers);
+  stretching forwarders draw the same extras as the model's resolvers); a
+  farm's picks of a cache come from the same seed (the lab's front draws them
+  with sim.policy.resolver.Farm, query by query, as the model does);
 - the health checker's phase and the plan's delays (the "failover" stream),
   and which instances an instance fault takes (the "faults" stream).
 
@@ -37,20 +40,24 @@ def trace(scenario: m.Scenario, strategy: Strategy, seed: np.random.SeedSequence
     rep = Replication(scenario, strategy, seed)
     index = {id(r): i for i, r in enumerate(rep.resolvers)}
     balancers = set(rep.balancers)
-    caches = []
+    farms = []
     for resolver in rep.resolvers:
-        records = []
-        for key, _value, expires in resolver.cache.items():
-            if key == SERVICE:
-                records.append(CachedRecord("service", False, expires))
-            elif isinstance(key, str) and key in balancers:
-                records.append(CachedRecord(key, True, expires))
-        caches.append(records)
+        farm = []
+        for cache in resolver.caches:
+            records = []
+            for key, _value, expires in cache.items():
+                if key == SERVICE:
+                    records.append(CachedRecord("service", False, expires))
+                elif isinstance(key, str) and key in balancers:
+                    records.append(CachedRecord(key, True, expires))
+            farm.append(records)
+        farms.append(farm)
     clients = []
     for c in rep.clients:
         primed = c.stub_value is not None and c.stub_expires > 0.0
         clients.append(ClientState(
             index[id(c.resolver)], float(c.stub_expires) if primed else None, int(c.rotation),
-            (float(c.conn_opened), float(c.conn_last)) if c.conn is not None else None))
-    return Trace(clients, caches, list(rep.arrival_seeds), list(rep.resolver_seeds), rep.rng["failover"],
-                 rep.rng["faults"])
+            (float(c.conn_opened), float(c.conn_last)) if c.conn is not None else None,
+            c.resolver.homes.get(c.id, 0)))
+    return Trace(clients, [farm[0] for farm in farms], list(rep.arrival_seeds), list(rep.resolver_seeds),
+                 rep.rng["failover"], rep.rng["faults"], farms)
