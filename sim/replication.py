@@ -93,10 +93,11 @@ class ClientState:
     """A client as a random moment of steady state finds it at time 0."""
 
     resolver: int  # index into the scenario's resolvers, group by group
-    stub_expires: float | None  # None: the stub cache is empty at time 0
+    stub_expires: float | None  # None: the stub cache is empty at time 0 (negative: expired, in grace)
     rotation: int
     conn: tuple[float, float] | None  # (opened, last used), scenario seconds, when a connection is open
     home: int = 0  # its own cache in its resolver's farm (sim.policy.resolver.Farm); 0 for one cache
+    restarts: list[float] = field(default_factory=list)  # scenario seconds of its process restarts, in order
 
 
 @dataclass

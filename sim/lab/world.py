@@ -79,13 +79,10 @@ def unsupported(scenario: m.Scenario, strategies: list[Strategy] | None = None) 
     if scenario.backends.autoscaling is not None:
         out.append("backends.autoscaling")
     for i, c in enumerate(scenario.clients):
-        # The lab's clients replay the model's Poisson arrivals and hold their stub
-        # caches without restarts or a grace period (sim.lab.clients).
-        for name in ("restart", "sessions"):
-            if getattr(c, name) is not None:
-                out.append(f"clients[{i}].{name}")
-        if c.stub_grace > 0:
-            out.append(f"clients[{i}].stub_grace")
+        # The lab's clients replay the model's Poisson arrivals, restarts (the trace) and
+        # stub grace (sim.lab.clients); not yet its sessions.
+        if c.sessions is not None:
+            out.append(f"clients[{i}].sessions")
     for i, g in enumerate(scenario.dns.resolvers):
         # A farm is several unbound behind our front; prefetch and serve-expired are
         # unbound's own options: all three only where unbound serves the group (not our
@@ -489,7 +486,8 @@ class _World:
                                 "source": self.sources[n],
                                 "stub": None if state.stub_expires is None else finite(state.stub_expires),
                                 "stub_primed": state.stub_expires is not None, "rotation": state.rotation,
-                                "conn": None if state.conn is None else [finite(x) for x in state.conn]})
+                                "conn": None if state.conn is None else [finite(x) for x in state.conn],
+                                "restarts": state.restarts})
         self.clients = clients
         out = self.dir / "requests.npy"
         plan = {"scenario": str(self.scenario_file), "scale": self.k, "t0": t0, "end": sc.end, "service": self.fqdn,
