@@ -1,7 +1,8 @@
 """Lab clients: one asyncio process running many clients, each as its cohort behaves.
 
 Every cohort sends the model's Poisson arrivals for the same seed (scenario
-rate, times K; the model's trace, sim.replication.Trace), each request from the member the model picks.
+rate, times K; the model's trace, sim.replication.Trace), each request from the member the model picks,
+or with `sessions` the model's sessions for that seed, request by request.
 Every client starts in the state the model's time 0 finds it (stub cache,
 address rotation, open connection), looks the service name up through its
 own resolver (a real unbound, or our forwarder)
@@ -38,6 +39,7 @@ import numpy as np
 from sim.lab.targets import TRY_COLUMNS, request_path
 from sim.policy.cache import Cache, in_grace
 from sim.policy.sampling import arrival_blocks
+from sim.policy.sessions import Sessions, session_requests
 from sim.replication import DNS_ERROR, ERROR_5XX, OK, REFUSED, TIMEOUT
 from sim.scenario import build, load_file
 from sim.scenario import models as m
@@ -321,6 +323,14 @@ class Arrivals:
                     await self.clock.sleep_until(t)
                     self._issue(self.members[pick], t)
 
+    async def sessions(self, seed: int, sessions: Sessions) -> None:
+        """The cohort's sessions, request by request, from the model's arrival stream (its
+        seed) as the model draws them (sim.policy.sessions.session_requests)."""
+        rng = np.random.default_rng(np.random.SeedSequence(seed))
+        for t, pick in session_requests(sessions, len(self.members), rng, self.end, self.factor):
+            await self.clock.sleep_until(t)
+            self._issue(self.members[pick], t)
+
     async def extra(self, rng: np.random.Generator, spans: list[tuple[float, float, float]]) -> None:
         rate = self.cohort.rate * len(self.members)
         for start, stop, factor in spans:
@@ -361,7 +371,9 @@ async def _run(plan: dict) -> None:
                for c in scenario.clients]
     print(json.dumps({"event": "ready", "clients": len(clients)}), flush=True)
     restarts = [asyncio.get_running_loop().create_task(c.run_restarts()) for c in clients if c.restarts]
-    await asyncio.gather(*(a.model(seed) for a, seed in zip(streams, plan["arrival_seeds"], strict=True)),
+    sessions = {c.name: c.sessions.policy() for c in scenario.clients if c.sessions is not None}
+    await asyncio.gather(*(a.model(seed) if sessions.get(a.cohort.name) is None else a.sessions(seed, sessions[a.cohort.name])
+                           for a, seed in zip(streams, plan["arrival_seeds"], strict=True)),
                          *(a.extra(extra, spans) for a in streams))
     for task in restarts:
         task.cancel()

@@ -78,11 +78,6 @@ def unsupported(scenario: m.Scenario, strategies: list[Strategy] | None = None) 
         out.append("backends.failures")
     if scenario.backends.autoscaling is not None:
         out.append("backends.autoscaling")
-    for i, c in enumerate(scenario.clients):
-        # The lab's clients replay the model's Poisson arrivals, restarts (the trace) and
-        # stub grace (sim.lab.clients); not yet its sessions.
-        if c.sessions is not None:
-            out.append(f"clients[{i}].sessions")
     for i, g in enumerate(scenario.dns.resolvers):
         # A farm is several unbound behind our front; prefetch and serve-expired are
         # unbound's own options: all three only where unbound serves the group (not our

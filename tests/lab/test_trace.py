@@ -144,3 +144,38 @@ class _Writer:
 
     def close(self) -> None:
         self.closed = True
+
+
+def test_lab_sessions_are_the_models_request_for_request() -> None:
+    """A cohort with sessions, replayed from its arrival seed (sim.policy.sessions.session_requests),
+    sends the model's requests, member and time, a traffic fault's thinning included."""
+    doc = trace_scenario().to_document()
+    doc["clients"][0].pop("rate")
+    doc["clients"][0]["sessions"] = {"requests": {"exp": 4}, "think": {"exp": "2s"}, "gap": {"exp": "20s"}}
+    doc["faults"] = [*doc.get("faults", []), {"at": "20s", "kind": "traffic", "factor": 0.5, "for": "20s"}]
+    sc = sim.scenario.load_data(doc, "sessions")
+    seed = np.random.SeedSequence(11)
+    rep = Replication(sc, "cname_repoint", np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key))
+    issued: list[tuple[float, int]] = []
+    rep._issue = lambda client: issued.append((round(rep.env.now, 9), client.id))  # type: ignore[method-assign]
+    rep.run()
+    trace = model_trace(sc, "cname_repoint", seed)
+    log: list[tuple[float, int]] = []
+    sizes = sc.cohort_sizes()
+
+    async def lab() -> None:
+        first = 0
+        for cohort, arrival_seed in zip(sc.clients, trace.arrival_seeds, strict=True):
+            members = [_Member(first + i, log) for i in range(sizes[cohort.name])]
+            first += len(members)
+            stream = Arrivals(cohort, members, _NoWait(), sc.end, traffic_factor(sc))  # type: ignore[arg-type]
+            if cohort.sessions is None:
+                await stream.model(arrival_seed)
+            else:
+                await stream.sessions(arrival_seed, cohort.sessions.policy())
+            await stream.drain()
+
+    asyncio.run(lab())
+    mine = sorted(x for x in issued if x[1] < sizes["a"])
+    assert len(mine) > 50
+    assert sorted(log) == sorted(issued)
