@@ -14,7 +14,7 @@ Defined here, below the engines, so there is one definition of each.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -93,9 +93,11 @@ class ClientState:
     """A client as a random moment of steady state finds it at time 0."""
 
     resolver: int  # index into the scenario's resolvers, group by group
-    stub_expires: float | None  # None: the stub cache is empty at time 0
+    stub_expires: float | None  # None: the stub cache is empty at time 0 (negative: expired, in grace)
     rotation: int
     conn: tuple[float, float] | None  # (opened, last used), scenario seconds, when a connection is open
+    home: int = 0  # its own cache in its resolver's farm (sim.policy.resolver.Farm); 0 for one cache
+    restarts: list[float] = field(default_factory=list)  # scenario seconds of its process restarts, in order
 
 
 @dataclass
@@ -104,11 +106,13 @@ class Trace:
     Law, *Simulation Modeling and Analysis*, 5th ed., section 5.6.1)."""
 
     clients: list[ClientState]
-    caches: list[list[CachedRecord]]  # per resolver
+    caches: list[list[CachedRecord]]  # per resolver (a farm's first cache)
     arrival_seeds: list[int]  # per cohort, in scenario order
     resolver_seeds: list[int]
     failover: np.random.Generator
     faults: np.random.Generator
+    # per resolver, every cache of its farm (the first is `caches`' entry); empty: one cache each
+    farms: list[list[list[CachedRecord]]] = field(default_factory=list)
 
 
 def finite(x: float) -> float | None:

@@ -1,12 +1,16 @@
 """Lab clients: one asyncio process running many clients, each as its cohort behaves.
 
 Every cohort sends the model's Poisson arrivals for the same seed (scenario
-rate, times K; the model's trace, sim.replication.Trace), each request from the member the model picks.
+rate, times K; the model's trace, sim.replication.Trace), each request from the member the model picks,
+or with `sessions` the model's sessions for that seed, request by request.
 Every client starts in the state the model's time 0 finds it (stub cache,
 address rotation, open connection), looks the service name up through its
 own resolver (a real unbound, or our forwarder)
 with its cohort's stub cache (sim.policy, in scenario seconds), keeps its
-connection alive as its cohort does, retries as its cohort does, and records
+connection alive as its cohort does, serves an expired answer within its
+cohort's `stub_grace` (refreshing it behind the request), restarts when the
+model's client restarts (the trace: stub cache and connections gone), retries
+as its cohort does, and records
 every request: when it was issued and finished (scenario seconds), how it
 ended and how many attempts it took; and every try (an attempt, or with
 address_mode next each address an attempt tries): the address it was sent
@@ -33,8 +37,9 @@ import dns.rdatatype
 import numpy as np
 
 from sim.lab.targets import TRY_COLUMNS, request_path
-from sim.policy.cache import Cache
+from sim.policy.cache import Cache, in_grace
 from sim.policy.sampling import arrival_blocks
+from sim.policy.sessions import Sessions, session_requests
 from sim.replication import DNS_ERROR, ERROR_5XX, OK, REFUSED, TIMEOUT
 from sim.scenario import build, load_file
 from sim.scenario import models as m
@@ -90,7 +95,14 @@ class Client:
         self.clock = clock
         self.rng = rng
         self.log = log
-        self.stub = Cache(build.cache_policy(spec.stub_cache))
+        # A grace period keeps an expired answer that long to serve it (and refresh it behind).
+        self.grace = spec.stub_grace
+        self.stub_policy = build.cache_policy(spec.stub_cache)
+        self.stub = Cache(self.stub_policy, keep_expired=self.grace)
+        self.refreshing: asyncio.Task | None = None
+        # bumped by a restart: a request in flight across it does not keep its connection
+        self.generation = 0
+        self.restarts = [float(t) for t in (state or {}).get("restarts", ())]
         self.agent_header = b"User-Agent: " + user_agent(spec) + b"\r\n"
         self.reuse = build.reuse(spec)
         rule = build.retry(spec)
@@ -132,26 +144,67 @@ class Client:
         self.tries.append((self.id, self.seq, attempt, j, self.address_index.get(address, -1), t,
                            t if opened is None else opened))
 
+    def restart(self) -> None:
+        """The process restarted (sim.model.lifecycle.restart): its stub cache and its
+        connections are gone; a request in flight keeps its socket to the end, as in the
+        model, where the restart only forgets the connection."""
+        self.stub = Cache(self.stub_policy, keep_expired=self.grace)
+        self.primed = None
+        self.generation += 1
+        old, self.conn = self.conn, None
+        if not self.lock.locked():
+            self._drop(old)
+        elif old is not None:
+            # closed once the request in flight (which may be using it) has ended
+            asyncio.get_running_loop().create_task(self._close_after(old))
+
+    async def _close_after(self, conn: tuple) -> None:
+        async with self.lock:
+            with contextlib.suppress(Exception):
+                conn[1].close()
+
+    async def run_restarts(self) -> None:
+        """This client's restarts, at the model's times (the trace)."""
+        for t in self.restarts:
+            await self.clock.sleep_until(t)
+            self.restart()
+
     async def resolve(self) -> tuple | None:
         now = self.clock.now()
         value = self.stub.lookup(SERVICE, now)
         if value is not None:
             return value  # type: ignore[return-value]
+        if self.grace > 0:
+            expires = self.stub.expires_at(SERVICE)
+            stale = self.stub.lookup_stale(SERVICE, now)
+            if stale is not None and expires is not None and in_grace(now, expires, self.grace):
+                # Served expired, and refreshed behind the request (Firefox; as the model).
+                if self.refreshing is None or self.refreshing.done():
+                    self.refreshing = asyncio.get_running_loop().create_task(self.lookup())
+                return stale  # type: ignore[return-value]
+        return await self.lookup()
+
+    async def lookup(self) -> tuple | None:
+        """Ask the resolver; keep its answer in the stub cache."""
         query = dns.message.make_query(self.fqdn, dns.rdatatype.A)
         try:
-            response = await dns.asyncquery.udp(query, self.resolver[0], port=self.resolver[1], timeout=2.0)
+            # from the client's own address: a farm's front knows its clients by it
+            response = await dns.asyncquery.udp(query, self.resolver[0], port=self.resolver[1], timeout=2.0,
+                                                source=self.source[0] if self.source else None)
         except Exception:
             return None
         addresses = tuple(r.address for rrset in response.answer if rrset.rdtype == dns.rdatatype.A for r in rrset)
         if not addresses:
             return None
         ttl = min(rrset.ttl for rrset in response.answer) * self.clock.scale
+        # (a restart while the query was out: the answer goes to the new, empty stub)
         self.stub.store(SERVICE, addresses, ttl, self.clock.now(), self.rng)
         self.rotation += 1
         return addresses
 
     async def attempt(self, attempt: int) -> int:
         now = self.clock.now()
+        generation = self.generation
         conn = self.conn
         if conn is not None and not self.reuse.can_reuse(conn[3], conn[4], now):
             self.close()
@@ -196,7 +249,7 @@ class Client:
         if status >= 500:
             self._drop(conn)
             return ERROR_5XX
-        if keep:
+        if keep and generation == self.generation:
             self.conn = (conn[0], conn[1], conn[2], conn[3], self.clock.now())
         else:
             self._drop(conn)
@@ -270,6 +323,14 @@ class Arrivals:
                     await self.clock.sleep_until(t)
                     self._issue(self.members[pick], t)
 
+    async def sessions(self, seed: int, sessions: Sessions) -> None:
+        """The cohort's sessions, request by request, from the model's arrival stream (its
+        seed) as the model draws them (sim.policy.sessions.session_requests)."""
+        rng = np.random.default_rng(np.random.SeedSequence(seed))
+        for t, pick in session_requests(sessions, len(self.members), rng, self.end, self.factor):
+            await self.clock.sleep_until(t)
+            self._issue(self.members[pick], t)
+
     async def extra(self, rng: np.random.Generator, spans: list[tuple[float, float, float]]) -> None:
         rate = self.cohort.rate * len(self.members)
         for start, stop, factor in spans:
@@ -309,8 +370,13 @@ async def _run(plan: dict) -> None:
     streams = [Arrivals(c, [x for x in clients if x.spec.name == c.name], clock, plan["end"], factor)
                for c in scenario.clients]
     print(json.dumps({"event": "ready", "clients": len(clients)}), flush=True)
-    await asyncio.gather(*(a.model(seed) for a, seed in zip(streams, plan["arrival_seeds"], strict=True)),
+    restarts = [asyncio.get_running_loop().create_task(c.run_restarts()) for c in clients if c.restarts]
+    sessions = {c.name: c.sessions.policy() for c in scenario.clients if c.sessions is not None}
+    await asyncio.gather(*(a.model(seed) if sessions.get(a.cohort.name) is None else a.sessions(seed, sessions[a.cohort.name])
+                           for a, seed in zip(streams, plan["arrival_seeds"], strict=True)),
                          *(a.extra(extra, spans) for a in streams))
+    for task in restarts:
+        task.cancel()
     await asyncio.gather(*(a.drain() for a in streams))
     records = np.array(log, dtype=float).reshape(-1, 6)
     for path, table in ((plan["tries"], np.array(tries, dtype=float).reshape(-1, len(TRY_COLUMNS))), (plan["out"], records)):

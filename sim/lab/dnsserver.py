@@ -1,4 +1,5 @@
-"""Our DNS servers: the zone's authoritative server, and a caching forwarder for `extend`.
+"""Our DNS servers: the zone's authoritative server, a caching forwarder for `extend`,
+and the front of a resolver farm.
 
 Both speak the wire format through dnspython over UDP on loopback.
 
@@ -19,6 +20,14 @@ policy's lifetime in scenario seconds, answering with the time left. Its
 control port takes {"op": "prime", "records": [{"name", "type", "values",
 "expires"}]}: records cached until `expires` (unix seconds) whatever the
 policy, the model's state at time 0 (from its trace).
+
+The front (`front`) is a resolver farm's one address: it holds no cache and
+sends each query on to one of the farm's caches (real unbound processes),
+chosen as sim.policy.resolver.Farm chooses: the client's own cache (told by
+its source address; `--homes` maps addresses to caches) with probability
+`sticky`, else one drawn uniformly, one draw per query from its seed (the
+model's resolver seed, from its trace, so the picks are the model's in query
+order).
 
 With `--query-log FILE` the authoritative server appends every query to FILE
 as BIND 9 logs its `queries` category (`bind_query_line`), so a lab run kept
@@ -246,6 +255,45 @@ class Forwarder(asyncio.DatagramProtocol):
         self.transport.sendto(response.to_wire(), addr)
 
 
+class Front(asyncio.DatagramProtocol):
+    """A farm's address: each query relayed to the cache Farm.pick names, its answer relayed back."""
+
+    def __init__(self, upstreams: list[tuple[str, int]], sticky: float, homes: dict[str, int], seed: int) -> None:
+        from sim.policy.resolver import Farm
+
+        self.upstreams = upstreams
+        self.farm = Farm(len(upstreams), sticky)
+        self.homes = homes
+        self.rng = np.random.default_rng(seed)
+        self.picks: list[int] = []  # every query's cache, in order of arrival
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def pick(self, source: str) -> int:
+        """The cache for a query from `source` (a client the lab did not name has cache 0 for its own)."""
+        cache = self.farm.pick(self.homes.get(source, 0), self.rng)
+        self.picks.append(cache)
+        return cache
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        # picked on arrival, so the draws follow the queries' order
+        upstream = self.upstreams[self.pick(addr[0])]
+        asyncio.get_running_loop().create_task(self._relay(data, addr, upstream))
+
+    async def _relay(self, data: bytes, addr: tuple, upstream: tuple[str, int]) -> None:
+        import dns.asyncquery
+
+        try:
+            query = dns.message.from_wire(data)
+            response = await dns.asyncquery.udp(query, upstream[0], port=upstream[1], timeout=2.0)
+        except Exception:
+            return  # the client times out, as behind a farm whose cache does not answer
+        assert self.transport is not None
+        self.transport.sendto(response.to_wire(), addr)
+
+
 async def _serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     host, port = args.listen.rsplit(":", 1)
@@ -257,6 +305,11 @@ async def _serve(args: argparse.Namespace) -> None:
         await loop.create_datagram_endpoint(lambda: proto, local_addr=(host, int(port)))
         chost, cport = args.control.rsplit(":", 1)
         await asyncio.start_server(proto.control, chost, int(cport))
+    elif args.role == "front":
+        upstreams = [(h, int(p)) for h, p in (u.rsplit(":", 1) for u in args.upstreams.split(","))]
+        homes = json.loads(Path(args.homes).read_text()) if args.homes else {}
+        front = Front(upstreams, args.sticky, homes, args.seed)
+        await loop.create_datagram_endpoint(lambda: front, local_addr=(host, int(port)))
     else:
         from sim.scenario.build import cache_policy
         from sim.scenario.loader import load_data
@@ -285,7 +338,7 @@ def _policy_holder(policy: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sim.lab.dnsserver")
-    p.add_argument("role", choices=["authoritative", "forwarder"])
+    p.add_argument("role", choices=["authoritative", "forwarder", "front"])
     p.add_argument("--listen", required=True)
     p.add_argument("--control", help="host:port of the control API")
     p.add_argument("--records", help="authoritative: JSON file {service, records}")
@@ -293,7 +346,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--upstream", help="forwarder: the authoritative server host:port")
     p.add_argument("--policy", help="forwarder: the cache policy as scenario JSON")
     p.add_argument("--scale", type=float, default=1.0, help="forwarder: K, scenario seconds per real second")
-    p.add_argument("--seed", type=int, default=0, help="forwarder: seed of its cache lifetimes (the model's, from its trace)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="forwarder: seed of its cache lifetimes; front: of its picks (the model's, from its trace)")
+    p.add_argument("--upstreams", help="front: the farm's caches, host:port,host:port,...")
+    p.add_argument("--sticky", type=float, default=0.0, help="front: share of queries sent to the client's own cache")
+    p.add_argument("--homes", help="front: JSON file {client address: its own cache's index}")
     args = p.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args))

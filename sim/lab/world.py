@@ -78,20 +78,14 @@ def unsupported(scenario: m.Scenario, strategies: list[Strategy] | None = None) 
         out.append("backends.failures")
     if scenario.backends.autoscaling is not None:
         out.append("backends.autoscaling")
-    for i, c in enumerate(scenario.clients):
-        # The lab's clients replay the model's Poisson arrivals and hold their stub
-        # caches without restarts or a grace period (sim.lab.clients).
-        for name in ("restart", "sessions"):
-            if getattr(c, name) is not None:
-                out.append(f"clients[{i}].{name}")
-        if c.stub_grace > 0:
-            out.append(f"clients[{i}].stub_grace")
     for i, g in enumerate(scenario.dns.resolvers):
-        # Not yet: several unbound behind one address. prefetch and serve-expired are unbound's
-        # own options, so only where unbound serves the group (not our forwarder).
-        if g.caches > 1:
-            out.append(f"dns.resolvers[{i}].caches: {g.caches} (a resolver farm)")
+        # A farm is several unbound behind our front; prefetch and serve-expired are
+        # unbound's own options: all three only where unbound serves the group (not our
+        # forwarder, whose cache lifetimes draw from the stream the farm's picks use).
         forwarded = g.policy.kind not in UNBOUND_POLICIES
+        if g.caches > 1 and forwarded:
+            out.append(f"dns.resolvers[{i}].caches: {g.caches} (a resolver farm), with policy {g.policy.kind} "
+                       "(served by our forwarder, not unbound)")
         if g.prefetch and forwarded:
             out.append(f"dns.resolvers[{i}].prefetch, with policy {g.policy.kind} (served by our forwarder, not unbound)")
         if g.serve_expired is not None and forwarded:
@@ -235,6 +229,10 @@ def trace_problems(scenario: m.Scenario, trace: Trace) -> None:
             f"the trace is not of this scenario: {found[0]} clients, {found[1]} resolvers and {found[3]} cohorts "
             f"where {scenario.name!r} has {clients}, {resolvers} and {len(scenario.clients)}; build it from the "
             "scenario the lab runs (sim.lab.world.effective)")
+    sizes = [g.caches for g in scenario.dns.resolvers for _ in range(g.count)]
+    if any(n > 1 for n in sizes) and [len(f) for f in trace.farms] != sizes:
+        raise ValueError(f"the trace has no state for each cache of this scenario's resolver farms ({sizes} caches "
+                         "per resolver); build it with sim.model.trace")
 
 
 @dataclass(frozen=True)
@@ -377,8 +375,24 @@ class _World:
         records[self.fqdn] = self._wire(service_record(self.published, self.site))
         self.records = records
         spec = self.dir / "records.json"
-        unbound = sorted({self._resolver_ip(n) for n, g in enumerate(g for g in sc.dns.resolvers for _ in range(g.count))
-                          if g.policy.kind in UNBOUND_POLICIES})
+        # Where each resolver's caches answer: its own address, or a farm's caches behind
+        # its front (their own addresses, from a block of their own).
+        self.sources = self._client_sources()
+        self.cache_addresses: dict[int, list[tuple[str, int]]] = {}
+        groups = [g for g in sc.dns.resolvers for _ in range(g.count)]
+        farmed = sum(g.caches for g in groups if g.caches > 1)
+        cache_block = address_block() if farmed else ""
+        if farmed > 250:
+            raise LabError(f"{farmed} farm caches: the lab gives each its own loopback address, 250 at most "
+                           "(--max-resolvers)")
+        j = 0
+        for n, g in enumerate(groups):
+            if g.caches > 1:
+                ips = [f"{cache_block}.{1 + j + i}" for i in range(g.caches)]
+                j += g.caches
+                self.cache_addresses[n] = [(ip, free_port(ip, 2)) for ip in ips]
+        unbound = sorted({self._resolver_ip(n) for n, g in enumerate(groups) if g.policy.kind in UNBOUND_POLICIES}
+                         | {ip for caches in self.cache_addresses.values() for ip, _ in caches})
         spec.write_text(json.dumps({"service": self.fqdn, "records": records, "unbound": unbound}))
         self.auth = (f"{self.block}.2", free_port(f"{self.block}.2", 2))
         self.control = ("127.0.0.1", free_port("127.0.0.1"))
@@ -393,7 +407,9 @@ class _World:
             for _ in range(g.count):
                 ip = self._resolver_ip(n)
                 port = free_port(ip, 2)
-                if g.policy.kind in UNBOUND_POLICIES:
+                if n in self.cache_addresses:
+                    self._start_farm(n, ip, port, g, zone)
+                elif g.policy.kind in UNBOUND_POLICIES:
                     self._start_unbound(n, ip, port, g, zone)
                 else:
                     policy = json.dumps(g.policy.model_dump(mode="json"))
@@ -409,7 +425,30 @@ class _World:
         # .100-.249 of the block; past 150 resolvers they share addresses (ports differ)
         return f"{self.block}.{100 + n % 150}"
 
-    def _start_unbound(self, n: int, ip: str, port: int, group: m.ResolverGroup, zone: str) -> None:
+    def _client_sources(self) -> list[str]:
+        """Each client's own loopback address, in the model's client order: its connections
+        and its DNS queries come from it, as clients on the Internet come from their own, so
+        the balancers' logs and a farm's front tell them apart (`failover-sim fit`)."""
+        total = sum(self.sc.cohort_sizes().values())
+        blocks = [address_block() for _ in range(math.ceil(total / 250))]
+        return [f"{blocks[n // 250]}.{1 + n % 250}" for n in range(total)]
+
+    def _start_farm(self, n: int, ip: str, port: int, group: m.ResolverGroup, zone: str) -> None:
+        """A resolver farm: one unbound per cache, and our front on the resolver's address
+        choosing a cache per query (sim.policy.resolver.Farm; dnsserver.Front), each client
+        known by its source address and given the model's own cache (the trace's `home`)."""
+        caches = self.cache_addresses[n]
+        for i, (cip, cport) in enumerate(caches):
+            self._start_unbound(f"{n}-{i}", cip, cport, group, zone)
+        homes = {self.sources[c]: state.home for c, state in enumerate(self.trace.clients) if state.resolver == n}
+        homes_file = self.dir / f"front-{n}.homes.json"
+        homes_file.write_text(json.dumps(homes))
+        self.procs.start(f"resolver-{n}", python(
+            "sim.lab.dnsserver", "front", "--listen", f"{ip}:{port}",
+            "--upstreams", ",".join(f"{h}:{p}" for h, p in caches), "--sticky", str(group.sticky),
+            "--homes", str(homes_file), "--seed", str(self.trace.resolver_seeds[n])))
+
+    def _start_unbound(self, n: int | str, ip: str, port: int, group: m.ResolverGroup, zone: str) -> None:
         policy = group.policy
         floor = self._ttl(policy.min_ttl) if isinstance(policy, m.Floor) else 0
         cap = self._ttl(policy.max_ttl) if isinstance(policy, m.Cap) else 86400
@@ -433,19 +472,17 @@ class _World:
         # Every client on the model's resolver, with the model's stub cache, rotation
         # and open connection at time 0 (the trace).
         states = iter(self.trace.clients)
-        # Each client connects from its own loopback address, as clients on the Internet
-        # come from their own, so the balancers' logs tell them apart (`failover-sim fit`).
-        sources = [address_block() for _ in range(math.ceil(sum(sizes.values()) / 250))]
         for cohort in sc.clients:
             for _ in range(sizes[cohort.name]):
                 state = next(states)
                 group, resolver = self.resolvers[state.resolver]
                 n = len(clients)
                 clients.append({"id": n, "cohort": cohort.name, "group": group, "resolver": list(resolver),
-                                "source": f"{sources[n // 250]}.{1 + n % 250}",
+                                "source": self.sources[n],
                                 "stub": None if state.stub_expires is None else finite(state.stub_expires),
                                 "stub_primed": state.stub_expires is not None, "rotation": state.rotation,
-                                "conn": None if state.conn is None else [finite(x) for x in state.conn]})
+                                "conn": None if state.conn is None else [finite(x) for x in state.conn],
+                                "restarts": state.restarts})
         self.clients = clients
         out = self.dir / "requests.npy"
         plan = {"scenario": str(self.scenario_file), "scale": self.k, "t0": t0, "end": sc.end, "service": self.fqdn,
@@ -469,7 +506,16 @@ class _World:
         def name_of(record) -> str:  # type: ignore[no-untyped-def]
             return self.fqdn if not record.balancer else f"{record.name}.elb.example.net."
 
+        # (records, the unbound to ask or the forwarder resolver's index): a farm's caches each
+        # as the model's trace has them
+        targets: list[tuple[list, tuple[str, int], int]] = []
         for n, records in enumerate(self.trace.caches):
+            if n in self.cache_addresses:
+                targets.extend((farm, address, n) for farm, address in zip(self.trace.farms[n], self.cache_addresses[n],
+                                                                           strict=True))
+            else:
+                targets.append((records, self.resolvers[n][1], n))
+        for records, (ip, port), n in targets:
             if not records:
                 continue
             if n in self.forwarder_control:
@@ -487,11 +533,10 @@ class _World:
                     ttls[name] = 0  # not in the model's cache: answered, not kept
             await self._control({"op": "ttl", "ttls": ttls})
             ask = self.fqdn if any(not r.balancer for r in records) else name_of(records[0])
-            ip, port = self.resolvers[n][1]
             await dns.asyncquery.udp(dns.message.make_query(ask, "A"), ip, port=port, timeout=2.0)
         await self._control({"op": "ttl", "ttls": {}})
         if time.time() > t0:
-            raise LabError(f"priming {len(self.trace.caches)} resolvers took past the start; this machine is too slow "
+            raise LabError(f"priming {len(targets)} resolver caches took past the start; this machine is too slow "
                            "or too busy for this many resolvers (--max-resolvers)")
 
     # -- running ------------------------------------------------------------------------
@@ -502,7 +547,8 @@ class _World:
         backends = self.start_backends()
         self.start_balancers(backends)
         self.start_dns()
-        t0 = time.time() + 2.0 + 0.05 * len(self.resolvers)
+        caches = len(self.resolvers) + sum(len(c) - 1 for c in self.cache_addresses.values())
+        t0 = time.time() + 2.0 + 0.05 * caches
         await self.prime_resolvers(t0)
         out = self.start_clients(t0)
         self.t0 = t0

@@ -117,7 +117,7 @@ class Resolver:
         """(addresses, seconds the answer stays valid) or None (SERVFAIL)."""
         cache = self.cache
         if len(self.caches) > 1:
-            # the farm's draws come from the resolver's stream: a farm is never replayed by the lab
+            # the farm's draws come from the resolver's stream, as the lab's front draws them (sim.lab.dnsserver.Front)
             cache = self.caches[self.setup.farm.pick(self.homes.get(client_id, 0), self.rng)]
         # A fresh hit without prefetch is most lookups: answered inline, the rest by _answer.
         value = cache.lookup(SERVICE, now)

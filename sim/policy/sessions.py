@@ -18,13 +18,15 @@ any of its N - 1 with equal chance, which fixes how many requests are left.
 
 from __future__ import annotations
 
+import heapq
 import math
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from sim.policy.sampling import Sampler, length_biased
 
-__all__ = ["Sessions", "expected_count"]
+__all__ = ["Sessions", "expected_count", "session_requests"]
 
 # Plain draws behind a count's mean when it has no closed form, and behind the
 # biased session length at the start of a run (both [choice]: the error is
@@ -108,3 +110,31 @@ class Sessions:
 
     def __repr__(self) -> str:
         return f"Sessions(requests={self.requests!r}, think={self.think!r}, gap={self.gap!r})"
+
+
+def session_requests(sessions: Sessions, members: int, rng: np.random.Generator, end: float,
+                     factor: Callable[[float], float] = lambda t: 1.0) -> Iterator[tuple[float, int]]:
+    """The requests of a cohort's `members` clients with `sessions`, in time order, as
+    (time, member), drawn from the cohort's one stream `rng` as the model's events draw
+    it (sim.model.lifecycle): each member's start in member order, then request by
+    request in time order (ties in the order they were scheduled, as SimPy takes them):
+    a session's length where one opens, the thinning coin when `factor` at that time is
+    under 1 (the request kept with that share), the think time or the gap after it.
+    Requests at `end` or later are not made."""
+    queue = []
+    for i in range(members):
+        wait, left = sessions.start(rng)
+        queue.append((wait, i, i, left))
+    heapq.heapify(queue)
+    scheduled = members
+    while queue and queue[0][0] < end:
+        t, _, i, left = heapq.heappop(queue)
+        if left < 0:  # this request opens a session: the ones after it are left
+            left = sessions.session_length(rng) - 1
+        f = factor(t)
+        if f >= 1.0 or rng.random() < f:
+            yield t, i
+        step = sessions.think_time(rng) if left > 0 else sessions.gap_time(rng)
+        heapq.heappush(queue, (t + step, scheduled, i, left - 1 if left > 0 else -1))
+        scheduled += 1
+

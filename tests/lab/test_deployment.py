@@ -10,7 +10,7 @@ import pytest
 import sim.lab
 from sim.lab.world import Site, initial_answer, service_record, unsupported
 from sim.policy.failover import PLANS, CnameRepoint, EipRemap, TwoStepPlan, plan_class
-from sim.replication import Trace
+from sim.replication import ClientState, Trace
 from sim.scenario import build, load_data
 from tests.lab.scenarios import PLANNED, SMALL
 
@@ -113,6 +113,12 @@ def test_replicate_needs_the_models_trace_of_the_same_scenario() -> None:
     other = Trace(clients=[], caches=[[]], arrival_seeds=[1], resolver_seeds=[1], failover=rng, faults=rng)
     with pytest.raises(ValueError, match="the trace is not of this scenario"):
         sim.lab.replicate(sc, "cname_repoint", seed, trace=other)
+    farm = load_data({**SMALL, "dns": {**SMALL["dns"], "resolvers": [{**SMALL["dns"]["resolvers"][0], "caches": 2}]}},
+                     "lab-farm")
+    flat = Trace(clients=[ClientState(0, None, 0, None)] * 18, caches=[[]] * 6, arrival_seeds=[1],
+                 resolver_seeds=[1] * 6, failover=rng, faults=rng)
+    with pytest.raises(ValueError, match="no state for each cache"):
+        sim.lab.replicate(farm, "cname_repoint", seed, trace=flat)
     with pytest.raises(ValueError, match="compiled for scenario"):
         sim.lab.replicate(sc, build.compile(_scenario(), "cname_repoint"), seed, trace=other)
 
@@ -128,6 +134,17 @@ def test_the_lab_names_the_resolver_mechanisms_it_does_not_build() -> None:
          "policy": {"kind": "fixed", "ttl": "30s"}},
     ]}
     reasons = unsupported(_scenario(dns=dns), ["cname_repoint"])
-    # prefetch on an unbound group runs (unbound's own option); serve-expired on our forwarder does not
-    assert reasons == ["dns.resolvers[0].caches: 3 (a resolver farm)",
-                       "dns.resolvers[1].serve_expired, with policy fixed (served by our forwarder, not unbound)"]
+    # a farm and prefetch on an unbound group run (several unbound, unbound's own option);
+    # serve-expired on our forwarder does not
+    assert reasons == ["dns.resolvers[1].serve_expired, with policy fixed (served by our forwarder, not unbound)"]
+    dns["resolvers"][1] = {**dns["resolvers"][1], "serve_expired": None, "caches": 2}
+    assert unsupported(_scenario(dns=dns), ["cname_repoint"]) == [
+        "dns.resolvers[1].caches: 2 (a resolver farm), with policy fixed (served by our forwarder, not unbound)"]
+
+
+def test_the_lab_runs_restarts_stub_grace_and_sessions() -> None:
+    cohort = {**SMALL["clients"][0], "restart": {"every": {"exp": "10s"}}, "stub_grace": "20s"}
+    assert unsupported(load_data({**SMALL, "clients": [cohort]}, "lab-lifecycle")) == []
+    sessions = {**{k: v for k, v in cohort.items() if k != "rate"},
+                "sessions": {"requests": {"exp": 5}, "think": {"exp": "5s"}, "gap": {"exp": "60s"}}}
+    assert unsupported(load_data({**SMALL, "clients": [sessions]}, "lab-sessions")) == []

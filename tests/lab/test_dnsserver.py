@@ -88,3 +88,76 @@ def test_the_authoritative_server_logs_each_query_as_bind_does(tmp_path: Path) -
     assert (second["type"], second["flags"]) == ("AAAA", "-E(0)D")
     assert first["client"] == "127.0.0.1" and first["server"] == "127.0.0.1"
     assert first["name0"] == "www.example.com"
+
+
+class _Cache(asyncio.DatagramProtocol):
+    """A farm cache that answers every A query with its own index (192.0.2.<index>)."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        query = dns.message.from_wire(data)
+        response = dns.message.make_response(query)
+        response.answer.append(dns.rrset.from_text_list(query.question[0].name, 5, "IN", "A",
+                                                        [f"192.0.2.{self.index}"]))
+        assert self.transport is not None
+        self.transport.sendto(response.to_wire(), addr)
+
+
+def test_the_farm_front_picks_each_query_cache_as_the_farm_rule(tmp_path: Path) -> None:
+    """The front (a real process on loopback) against sim.policy.resolver.Farm: two clients,
+    told apart by their source address, each with its own cache; the caches that answer are,
+    query by query, the Farm's picks from the same seed, and each client's share at its own
+    cache is sticky + (1 - sticky) / caches within three binomial standard errors."""
+    import dns.asyncquery
+    import numpy as np
+
+    from sim.lab.procs import address_block
+    from sim.policy.resolver import Farm
+
+    caches, sticky, seed, queries = 3, 0.6, 12345, 300
+    block = address_block()
+    ports = [free_port(f"{block}.{10 + i}", 2) for i in range(caches)]
+    front_port = free_port(f"{block}.1", 2)
+    homes = {f"{block}.100": 2, f"{block}.101": 1}
+    homes_file = tmp_path / "homes.json"
+    homes_file.write_text(json.dumps(homes))
+    # the order of the queries: alternating clients, one at a time
+    order = [f"{block}.{100 + i % 2}" for i in range(queries)]
+
+    async def exercise() -> list[int]:
+        loop = asyncio.get_running_loop()
+        servers = [await loop.create_datagram_endpoint(lambda i=i: _Cache(i), local_addr=(f"{block}.{10 + i}", p))
+                   for i, p in enumerate(ports)]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sim.lab.dnsserver", "front", "--listen", f"{block}.1:{front_port}",
+            "--upstreams", ",".join(f"{block}.{10 + i}:{p}" for i, p in enumerate(ports)),
+            "--sticky", str(sticky), "--homes", str(homes_file), "--seed", str(seed),
+            stdout=asyncio.subprocess.PIPE)
+        try:
+            assert proc.stdout is not None and b"ready" in await asyncio.wait_for(proc.stdout.readline(), 15)
+            got = []
+            for source in order:
+                query = dns.message.make_query("www.example.com.", "A")
+                response = await dns.asyncquery.udp(query, f"{block}.1", port=front_port, timeout=5, source=source)
+                got.append(int(response.answer[0][0].address.rsplit(".", 1)[1]))
+            return got
+        finally:
+            proc.terminate()
+            await proc.wait()
+            for transport, _ in servers:
+                transport.close()
+
+    got = asyncio.run(exercise())
+    farm, rng = Farm(caches, sticky), np.random.default_rng(seed)
+    assert got == [farm.pick(homes[source], rng) for source in order]
+    share = sticky + (1 - sticky) / caches
+    for source, home in homes.items():
+        mine = [g for g, s in zip(got, order, strict=True) if s == source]
+        se = math.sqrt(share * (1 - share) / len(mine))
+        assert abs(np.mean([g == home for g in mine]) - share) <= 3 * se, (source, np.mean([g == home for g in mine]))

@@ -39,6 +39,14 @@ def _orphans() -> list[str]:
     return [line for line in out.splitlines() if "failover-lab-" in line or "sim.lab." in line]
 
 
+def _children() -> list[str]:
+    """The lab processes this test process started and left running (other lab runs on the
+    machine, of other test sessions, are not this test's)."""
+    out = subprocess.run(["ps", "-eo", "ppid,pid,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines()[1:] if line.split()[0] == str(os.getpid())
+            and ("unbound" in line or "sim" in line)]
+
+
 @pytest.mark.real
 @pytest.mark.slow
 @pytest.mark.timeout(240)
@@ -230,3 +238,145 @@ def test_lab_unbound_options_match_the_model(option: dict) -> None:
     paired = simulate(eff, "cname_repoint", seed)
     assert abs(lab.metrics["requests"] - paired.metrics["requests"]) <= 3
     assert not _orphans()
+
+
+# Two resolvers of three caches each, half the queries to the client's own cache: six
+# unbound behind two fronts (sim.lab.dnsserver.Front).
+FARM = dict(SMALL, name="lab-farm", strategies=["cname_repoint"],
+            dns={**SMALL["dns"], "resolvers": [{**SMALL["dns"]["resolvers"][0], "count": 2, "caches": 3,
+                                                 "sticky": 0.5}]})
+
+
+@pytest.mark.real
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_lab_resolver_farm_matches_the_model() -> None:
+    """Six real unbound behind two fronts against the model: every cache primed with the
+    model's state for the seed (the trace), the fronts drawing the model's picks from its
+    resolver seeds, so the lab's replication is paired with the model's of the same seed."""
+    require_tool("unbound")
+    eff = effective(load_data(FARM, "lab-farm"), OPTIONS)
+    seed = np.random.SeedSequence(FARM["seed"]).spawn(1)[0]
+    trace = model_trace(eff, "cname_repoint", np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key))
+    assert [len(f) for f in trace.farms] == [3, 3]
+    lab = sim.lab.replicate(eff, plan_class("cname_repoint"), seed, 0, OPTIONS, trace=trace)
+    paired = simulate(eff, "cname_repoint", seed)
+    recovery = affected_clients(lab.clients)["recovery_s"].to_numpy()
+    model_runs = [simulate(eff, "cname_repoint", np.random.SeedSequence([5, k])) for k in range(12)]
+    model = [np.nanmean(affected_clients(r.clients)["recovery_s"]) for r in model_runs]
+    failed = [r.metrics["failed"] for r in model_runs]
+    print("farm lab", float(np.mean(recovery)), lab.metrics["failed"], "paired model",
+          float(np.nanmean(affected_clients(paired.clients)["recovery_s"])), paired.metrics["failed"],
+          "model", np.mean(model), np.std(model, ddof=1), np.mean(failed), np.std(failed, ddof=1))
+    mine = lab.clients.set_index("client")["recovery_s"]
+    theirs = paired.clients.set_index("client")["recovery_s"]
+    gap = (mine - theirs).abs()
+    print("farm paired per-client gap, median", gap.median(), "max", gap.max())
+    assert len(recovery) == 18 and np.isfinite(recovery).all()
+    assert abs(lab.metrics["requests"] - paired.metrics["requests"]) <= 3
+    # as test_lab_failover_matches_the_model: the model's spread (3 SD) plus 10% for time scaling
+    mean, sd = float(np.mean(model)), float(np.std(model, ddof=1))
+    assert abs(np.mean(recovery) - mean) <= 3 * sd + 0.10 * mean, (np.mean(recovery), mean, sd)
+    mean, sd = float(np.mean(failed)), float(np.std(failed, ddof=1))
+    assert abs(lab.metrics["failed"] - mean) <= 3 * sd + 0.10 * mean, (lab.metrics["failed"], mean, sd)
+    # Paired with the model's replication of the seed: each unbound's expiry is a whole real
+    # second, off by up to half a second, 2 scenario seconds at K = 4 (docs/lab.md), so the
+    # mean recovery within 2 s and failures within 10% (measured over three runs: 0.6 s and
+    # 4.3%; the model's unpaired spread is 3.1 s and 44 failures), and half the clients back
+    # within 0.5 s of the model's same client (measured: medians 0.07 to 0.10 s).
+    model_recovery = float(np.nanmean(affected_clients(paired.clients)["recovery_s"]))
+    assert abs(np.mean(recovery) - model_recovery) <= 2.0, (np.mean(recovery), model_recovery)
+    assert abs(lab.metrics["failed"] - paired.metrics["failed"]) <= 0.10 * paired.metrics["failed"]
+    assert gap.notna().sum() == 18 and gap.median() <= 0.5, gap.describe()
+    assert not _children()
+
+
+# Proxies that resolve once and are restarted every 10 s on average, and browser-like
+# stubs that keep an answer 10 s and serve it 20 s more in grace.
+LIFECYCLE = dict(SMALL, name="lab-lifecycle", strategies=["cname_repoint"], clients=[
+    {**SMALL["clients"][0], "name": "proxy", "count": 9, "stub_cache": {"kind": "forever"},
+     "restart": {"every": {"exp": "10s"}}},
+    {**SMALL["clients"][0], "name": "browser", "count": 9, "stub_cache": {"kind": "fixed", "ttl": "10s"},
+     "stub_grace": "20s"}])
+
+
+@pytest.mark.real
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_lab_restarts_and_stub_grace_match_the_model() -> None:
+    """Restarts at the model's times (the trace) and a stub grace period, on real unbound,
+    against the model: the paired replication's requests, the model's spread of recovery
+    and failures, and every restarted client back only after one of its restarts."""
+    require_tool("unbound")
+    eff = effective(load_data(LIFECYCLE, "lab-lifecycle"), OPTIONS)
+    seed = np.random.SeedSequence(LIFECYCLE["seed"]).spawn(1)[0]
+    trace = model_trace(eff, "cname_repoint", np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key))
+    assert sum(len(c.restarts) for c in trace.clients[:9]) > 20
+    lab = sim.lab.replicate(eff, plan_class("cname_repoint"), seed, 0, OPTIONS, trace=trace)
+    paired = simulate(eff, "cname_repoint", seed)
+    assert abs(lab.metrics["requests"] - paired.metrics["requests"]) <= 3
+    model_runs = [simulate(eff, "cname_repoint", np.random.SeedSequence([5, k])) for k in range(12)]
+    for cohort in ("proxy", "browser"):
+        mine = lab.clients[lab.clients["cohort"] == cohort]
+        theirs = paired.clients[paired.clients["cohort"] == cohort]
+        model = [np.nanmean(r.clients[r.clients["cohort"] == cohort]["recovery_s"]) for r in model_runs]
+        mean, sd = float(np.mean(model)), float(np.std(model, ddof=1))
+        print(cohort, "lab", mine["recovery_s"].round(2).tolist(), "model", theirs["recovery_s"].round(2).tolist(),
+              "failed", int(mine["failed"].sum()), int(theirs["failed"].sum()), "model", mean, sd)
+        # as test_lab_failover_matches_the_model: the model's spread (3 SD) plus 10% for time scaling
+        assert abs(np.nanmean(mine["recovery_s"]) - mean) <= 3 * sd + 0.10 * mean, (cohort, mean, sd)
+        # Failures within the model's spread too. Not held closer to the paired replication: a
+        # client's stub cycle (10 s) or restart gap turns unbound's up to 2 s of whole-second
+        # expiry (K = 4) into a whole cycle where a lookup falls that near the resolver's refresh,
+        # and this seed has such clients (measured over four runs: up to 22% fewer failures than
+        # the paired model; its SD over seeds is 12-13%; docs/lab.md, "Client restarts and grace").
+        failed = [int(r.clients[r.clients["cohort"] == cohort]["failed"].sum()) for r in model_runs]
+        mean, sd = float(np.mean(failed)), float(np.std(failed, ddof=1))
+        assert abs(int(mine["failed"].sum()) - mean) <= 3 * sd + 0.10 * mean, (cohort, mean, sd)
+    # A forever stub comes back only through a restart: each proxy that recovered did so at
+    # its first request after one of its restarts, which at 1 request/s comes within 8 s
+    # with probability 1 - e^-8 (a restart whose lookup still got the old answer waits for the next).
+    proxies = lab.clients[(lab.clients["cohort"] == "proxy") & lab.clients["recovery_s"].notna()]
+    assert len(proxies) >= 5
+    for row in proxies.itertuples():
+        back = row.fault_at + row.recovery_s
+        restarts = [t for t in trace.clients[row.client].restarts if row.fault_at < t <= back]
+        assert restarts and back - restarts[-1] <= 8.0, (row.client, back, trace.clients[row.client].restarts)
+    assert not _children()
+
+
+# Users who browse in sessions of about 10 requests a second apart, 20 s between sessions.
+SESSIONS = dict(SMALL, name="lab-sessions", strategies=["cname_repoint"], clients=[
+    {**{k: v for k, v in SMALL["clients"][0].items() if k != "rate"},
+     "sessions": {"requests": {"exp": 10}, "think": {"exp": "1s"}, "gap": {"exp": "20s"}}}])
+
+
+@pytest.mark.real
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_lab_sessions_match_the_model() -> None:
+    """Sessions replayed from the model's arrival stream for the seed, on real unbound: the
+    same requests as the model's replication of the seed, and recovery within its spread."""
+    require_tool("unbound")
+    eff = effective(load_data(SESSIONS, "lab-sessions"), OPTIONS)
+    seed = np.random.SeedSequence(SESSIONS["seed"]).spawn(1)[0]
+    trace = model_trace(eff, "cname_repoint", np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key))
+    lab = sim.lab.replicate(eff, plan_class("cname_repoint"), seed, 0, OPTIONS, trace=trace)
+    paired = simulate(eff, "cname_repoint", seed)
+    model_runs = [simulate(eff, "cname_repoint", np.random.SeedSequence([5, k])) for k in range(12)]
+    model = [np.nanmean(affected_clients(r.clients)["recovery_s"]) for r in model_runs]
+    mean, sd = float(np.mean(model)), float(np.std(model, ddof=1))
+    recovery = affected_clients(lab.clients)["recovery_s"].to_numpy()
+    print("sessions lab", lab.metrics["requests"], lab.metrics["failed"], float(np.nanmean(recovery)),
+          "paired model", paired.metrics["requests"], paired.metrics["failed"],
+          float(np.nanmean(affected_clients(paired.clients)["recovery_s"])), "model", mean, sd)
+    # the model's requests, request for request: only the drain at the end may cut one or two
+    assert abs(lab.metrics["requests"] - paired.metrics["requests"]) <= 3
+    assert abs(np.nanmean(recovery) - mean) <= 3 * sd + 0.10 * mean, (np.nanmean(recovery), mean, sd)
+    # Paired failures within 10%: unbound's whole-second expiry (up to 2 s at K = 4) decides
+    # a few requests either way (measured over three runs: 108 to 111 against 108). The paired
+    # mean recovery is not held closer than the spread above: a request that fails in one
+    # engine and not the other can move a client's recovery by a whole gap between sessions
+    # (20 s), 1.3 s on the mean of 15 (measured: 0.2, 2.5 and 3.5 s; docs/lab.md, "Sessions").
+    assert abs(lab.metrics["failed"] - paired.metrics["failed"]) <= 0.10 * paired.metrics["failed"]
+    assert not _children()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 import sim.model
+import sim.scenario
 from sim.model.engine import Replication
 from sim.policy.failover import CnameRepoint
 from sim.policy.sampling import arrival_blocks
@@ -89,3 +90,66 @@ def test_a_trace_does_not_depend_on_what_the_seed_was_used_for_before() -> None:
     seed.spawn(3)  # spawning counts children on the SeedSequence itself
     after = sim.model.trace(sc, "cname_repoint", seed)
     assert after.clients == before.clients and after.arrival_seeds == before.arrival_seeds
+
+
+def test_a_farms_trace_holds_every_cache_and_each_clients_own() -> None:
+    """A farm's caches are each primed on their own (the lab primes each unbound from
+    `farms`), and each client's own cache is the model's, spread evenly over the farm."""
+    doc = trace_scenario().to_document()
+    doc["dns"]["resolvers"][0].update(caches=3, sticky=0.5)
+    sc = sim.scenario.load_data(doc, "farm-trace")
+    trace = sim.model.trace(sc, "cname_repoint", np.random.SeedSequence(5))
+    rep = Replication(sc, "cname_repoint", np.random.SeedSequence(5))
+    assert [len(f) for f in trace.farms] == [r.setup.farm.caches for r in rep.resolvers] == [3, 3, 3, 1, 1]
+    for n, resolver in enumerate(rep.resolvers):
+        assert trace.caches[n] == trace.farms[n][0]
+        for records, cache in zip(trace.farms[n], resolver.caches, strict=True):
+            assert sorted(r.expires for r in records) == sorted(e for _, _, e in cache.items())
+        homes = [c.home for c in trace.clients if c.resolver == n]
+        assert homes == [resolver.homes.get(c.id, 0) for c in rep.clients if rep.resolvers.index(c.resolver) == n]
+        counts = np.bincount(homes, minlength=resolver.setup.farm.caches) if homes else np.zeros(1)
+        assert counts.max() - counts.min() <= 1  # round robin over the farm's caches
+    # the farm's picks come from the resolver's own seed, which the trace hands the lab's front
+    for seed, resolver in zip(trace.resolver_seeds, rep.resolvers, strict=True):
+        assert resolver.rng.random() == np.random.default_rng(seed).random()
+
+
+class _Recorded(Replication):
+    """The model's replication, recording each restart as its event happens and each
+    client's state once the restarts before time 0 are applied."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.restarted: dict[int, list[float]] = {}
+        self.at_start: dict[int, tuple] = {}
+
+    def _start_restarts(self, cohort, members, rng) -> None:  # type: ignore[no-untyped-def]
+        super()._start_restarts(cohort, members, rng)
+        for c in members:
+            self.at_start[c.id] = (c.stub_value is not None, c.conn is not None, c.conn_opened)
+
+    def _restart(self, event) -> None:  # type: ignore[no-untyped-def]
+        self.restarted.setdefault(event.value[0].id, []).append(self.env.now)
+        super()._restart(event)
+
+
+def test_a_trace_lists_each_clients_restarts_as_the_model_makes_them() -> None:
+    """Restarts are drawn while the model runs (its events, in time order, from the
+    cohort's stream); the trace draws the same, and starts from the state the restart
+    before time 0 left: a forever stub emptied, a connection closed or younger."""
+    doc = trace_scenario().to_document()
+    doc["clients"][0]["restart"] = {"every": {"exp": "15s"}}
+    doc["clients"][1].update(restart={"every": {"uniform": ["5s", "40s"]}}, stub_cache={"kind": "forever"},
+                             keepalive="60s")
+    sc = sim.scenario.load_data(doc, "restart-trace")
+    trace = sim.model.trace(sc, "cname_repoint", np.random.SeedSequence(7))
+    rep = _Recorded(sc, "cname_repoint", np.random.SeedSequence(7))
+    rep.run()
+    assert sum(len(c.restarts) for c in trace.clients) > 20
+    for i, state in enumerate(trace.clients):
+        assert state.restarts == rep.restarted.get(i, [])
+        stub, conn, opened = rep.at_start[i]
+        assert (state.stub_expires is not None, state.conn is not None) == (stub, conn)
+        if conn:
+            assert state.conn[0] == opened  # type: ignore[index]
+    assert any(s.stub_expires is None for s in trace.clients[7:])  # a forever stub a restart emptied

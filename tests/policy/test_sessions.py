@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sim.policy.sampling import Constant, Exponential
-from sim.policy.sessions import Sessions, counts, expected_count
+from sim.policy.sessions import Sessions, counts, expected_count, session_requests
 from tests.policy.conftest import UniformNoBias
 
 Z = 4.5
@@ -54,3 +54,24 @@ def test_one_request_sessions_never_think(rng: np.random.Generator) -> None:
 def test_a_gap_of_zero_mean_is_refused() -> None:
     with pytest.raises(ValueError, match="gap"):
         Sessions(Constant(2.0), Constant(1.0), Constant(0.0))
+
+
+def test_session_requests_come_in_time_order_at_the_rate_the_sessions_imply() -> None:
+    """From a random moment of steady state the expected count over T is members * rate * T
+    (renewal-reward, stationary start); over 60 independent cohorts, within 4 standard errors.
+    A factor of 1/2 keeps half of them (a binomial thinning)."""
+    sessions = Sessions(Exponential(4.0), Exponential(5.0), Exponential(60.0))
+    members, end = 20, 300.0
+    totals, halves = [], []
+    for k in range(60):
+        got = list(session_requests(sessions, members, np.random.default_rng(k), end))
+        times = [t for t, _ in got]
+        assert times == sorted(times) and all(0 <= t < end for t in times)
+        assert {i for _, i in got} <= set(range(members))
+        totals.append(len(got))
+        halves.append(len(list(session_requests(sessions, members, np.random.default_rng(k), end, lambda t: 0.5))))
+    expected = members * sessions.rate * end
+    se = np.std(totals, ddof=1) / math.sqrt(len(totals))
+    assert abs(np.mean(totals) - expected) <= 4 * se, (np.mean(totals), expected, se)
+    se = np.std(halves, ddof=1) / math.sqrt(len(halves))
+    assert abs(np.mean(halves) - expected / 2) <= 4 * se, (np.mean(halves), expected / 2, se)
