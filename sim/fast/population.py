@@ -30,6 +30,7 @@ class Cohort:
     members: np.ndarray  # client indices
     next_address: bool = False  # address_mode next
     restarts: Restarts | None = None  # None: the process never restarts within the run
+    grace: float = 0.0  # stub_grace: seconds an expired stub answer is still served (and refreshed)
 
 
 @dataclass
@@ -74,7 +75,7 @@ def population(deployment: Deployment, rng: np.random.Generator) -> Population:
         cohorts.append(
             Cohort(spec.name, spec.rate, deployment.stubs[spec.name], deployment.reuse[spec.name], rule.attempts,
                    rule.timeout, np.arange(start, start + n), getattr(spec, "address_mode", "first") == "next",
-                   deployment.restarts.get(spec.name))
+                   deployment.restarts.get(spec.name), spec.stub_grace)
         )
         rates.append(np.full(n, spec.rate))
         cohort_of.append(np.full(n, index))
@@ -93,7 +94,10 @@ def population(deployment: Deployment, rng: np.random.Generator) -> Population:
 
 
 def stub_primed_expiry(pop: Population, ttl: float, at: float, rng: np.random.Generator) -> np.ndarray:
-    """Each client's stub-cache expiry as a random moment of steady state finds it (the model's priming)."""
+    """Each client's stub-cache expiry as a random moment of steady state finds it (the model's priming).
+    An expired stub is empty (expiry `at`), except with a grace period: it still holds the answer,
+    expired an Exp(rate) time before `at` (the age of the wait for the next request, as the model
+    primes), so the next request may be served from it. Callers draw that request after `at`."""
     out = np.full(pop.size, at)
     for cohort in pop.cohorts:
         n = len(cohort.members)
@@ -104,7 +108,8 @@ def stub_primed_expiry(pop: Population, ttl: float, at: float, rng: np.random.Ge
         with np.errstate(invalid="ignore"):
             present = np.isinf(life) | (rng.random(n) < life / (life + gap))
         residual = cohort.stub.residuals(ttl, rng, n)
-        out[cohort.members] = np.where(present, at + residual, at)
+        expired = at - rng.exponential(gap, n) if cohort.grace > 0 else np.full(n, at)
+        out[cohort.members] = np.where(present, at + residual, expired)
     return out
 
 

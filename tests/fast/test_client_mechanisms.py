@@ -1,19 +1,25 @@
-"""The fast engine against the model on client restarts and idle socket reuse, and
-what it refuses by name.
+"""The fast engine against the model on client restarts, idle socket reuse and a stub
+grace period, and what it refuses by name.
 
 Restarts: a `forever` stub that restarts switches at its first request after
 the first restart that follows the change (sim.fast.dns); a stub that never
-outlives its resolver's answer is not changed by restarts. Sessions and a
-stub grace period are not Poisson streams, which the fast engine is built on:
-it names them, and the model runs them (tests/model/test_lifecycle.py).
+outlives its resolver's answer is not changed by restarts. A grace period
+serves the request that refreshes an expired stub from the old answer, so a
+client whose first request after its resolver turned comes within the grace
+period fails once more (sim.fast.dns). Sessions are not Poisson streams, which
+the fast engine is built on: it names them, and the model runs them
+(tests/model/test_lifecycle.py).
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 
 from sim.fast import unsupported
-from tests.fast.test_agreement import SMALL, assert_agree
+from tests.fast.test_agreement import SMALL, _metrics, assert_agree, des, fast
 from tests.model.scenarios import scenario
 
 RESTARTS = {
@@ -42,10 +48,53 @@ def test_fast_agrees_with_the_model_on_idle_socket_reuse(strategy: str) -> None:
     assert_agree(scenario(**{**SMALL, **browser}), strategy)
 
 
+# Firefox's host cache: 60 s, and 60 s of grace (docs/references.md, "Caches"), at one request
+# every 30 s, so the first request after an expiry falls in grace about as often as not.
+FIREFOX = {"clients.0.stub_cache": {"kind": "fixed", "ttl": "60s"}, "clients.0.stub_grace": "60s",
+           "clients.0.rate": "2/min"}
+GRACE = {
+    # one client per resolver: followed fetch by fetch (sim.fast.coupled)
+    "Firefox, a resolver each": FIREFOX,
+    # 150 clients per resolver: resolver caches drawn from steady state, stubs followed from the fault
+    "Firefox, shared resolvers": {**FIREFOX, "clients.0.count": 1200, "dns.resolvers.0.count": 8},
+    "honouring stub with 30 s of grace, shared resolvers": {
+        "clients.0.stub_cache": {"kind": "honor"}, "clients.0.stub_grace": "30s", "clients.0.rate": "2/min",
+        "clients.0.count": 1200, "dns.resolvers.0.count": 8},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(GRACE))
+def test_fast_agrees_with_the_model_on_a_stub_grace_period(case: str) -> None:
+    assert_agree(scenario(**{**SMALL, **GRACE[case]}), "cname_repoint", reps=6)
+
+
+@pytest.mark.slow
+def test_a_grace_period_costs_what_the_model_says() -> None:
+    """The grace period's own effect (availability without it minus with it) is the same in
+    both engines. Each replication runs both variants on one seed, so the per-seed differences
+    carry the standard error; allowed: four of them."""
+    base = {**SMALL, **FIREFOX, "clients.0.count": 1200, "dns.resolvers.0.count": 8}
+    without = {**base, "clients.0.stub_grace": "0s"}
+    mean, var = [], []
+    for engine in (des, fast):
+        with_grace = _metrics(engine, scenario(**base), "cname_repoint", 6)["availability"]
+        effect = _metrics(engine, scenario(**without), "cname_repoint", 6)["availability"] - with_grace
+        mean.append(float(np.mean(effect)))
+        var.append(float(np.var(effect, ddof=1) / len(effect)))
+    assert mean[0] > 4.0 * math.sqrt(var[0]), f"the model shows no cost of grace: {mean[0]:.3g}"
+    assert abs(mean[0] - mean[1]) <= 4.0 * math.sqrt(sum(var)), f"model {mean[0]:.3g}, fast {mean[1]:.3g}"
+
+
 def test_what_the_fast_engine_does_not_follow_is_named() -> None:
     sessions = {"clients.0": {"name": "c", "count": 10, "sessions": {"requests": 3, "think": "5s", "gap": "1m"}}}
     assert any("clients[0].sessions" in r for r in unsupported(scenario(**sessions)))
-    assert any("clients[0].stub_grace" in r for r in unsupported(scenario(**{"clients.0.stub_grace": "60s"})))
+    grace = {"clients.0.stub_grace": "60s"}
+    assert not unsupported(scenario(**grace))
+    dns_down = {"faults": [{"at": "10s", "kind": "dns_down", "for": "30s"}]}
+    assert any("clients[0].stub_grace with a dns_down" in r for r in unsupported(scenario(**grace, **dns_down)))
+    assert any("multi_a" in r and "clients[0].stub_grace" in r
+               for r in unsupported(scenario(**grace, **{"strategies": ["multi_a"]})))
     restart = {"clients.0.restart": {"every": {"exp": "7d"}}}
     assert any("clients[0].restart with keepalive" in r
                for r in unsupported(scenario(**restart, **{"clients.0.keepalive": "60s"})))
