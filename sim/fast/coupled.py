@@ -92,6 +92,14 @@ class _Follow:
         stub = stub_primed_expiry(pop, prime_ttl, t0, rng)
         self.rate = pop.rate[self.clients]
         self.since = stub[self.clients]  # when each holding client's stub last expired: no request since
+        # Each holding client's next restart (inf: none), from a random moment of its cycle:
+        # a restart empties the stub, so an answer is held until then at most.
+        self.restart = np.full(len(self.clients), np.inf)
+        for ci, cohort in enumerate(pop.cohorts):
+            mine = self.cohort_of == ci
+            if cohort.restarts is not None and mine.any():
+                self.restart[mine] = t0 + cohort.restarts.equilibrium(rng, int(mine.sum()))[1]
+        self.since = np.minimum(self.since, self.restart)
         # next refresh of each holding client (after t0: a stub in grace expired before it)
         self.when = shape.next_after(np.maximum(self.since, t0), self.rate, rng)
         self.grace = np.array([c.grace for c in pop.cohorts])[self.cohort_of]
@@ -181,6 +189,11 @@ class _Follow:
         for ci in np.unique(self.cohort_of[keep]):
             sel = self.cohort_of[keep] == ci
             life[sel] = pop.cohorts[ci].stub.lifetimes_for(np.minimum(left[sel], a_left[sel]), rng)
+            restarts = pop.cohorts[ci].restarts
+            if restarts is not None:
+                who = keep[sel]
+                self.restart[who] = restarts.after(self.restart[who], when[who], rng)
+                life[sel] = np.minimum(life[sel], self.restart[who] - when[who])
         self.hits[keep] += (when[keep] >= lo) & (when[keep] < hi)
         self.mass[keep] += shape.measure(np.maximum(when[keep], lo), np.minimum(when[keep] + life, hi))
         self.since[keep] = when[keep] + life

@@ -140,6 +140,15 @@ def switch_times(
             out[rest], last_old[rest], hits[rest], mass[rest] = _follow_refreshes(
                 cohort, rest, early, expiry, opens, pop, shape, chain_ttl, fault, propagated, rng,
                 early=(lo, record_ttl))
+        elif len(rest) and cohort.restarts is not None:
+            # A restart empties the stub: each answer is held until its lifetime ends or the
+            # next restart comes, whichever is first, from a random moment of the cycle.
+            next_restart = propagated + cohort.restarts.equilibrium(rng, len(rest))[1]
+            held = stub.copy()
+            held[rest] = np.minimum(stub[rest], next_restart)
+            out[rest], last_old[rest], hits[rest], mass[rest] = _follow_refreshes(
+                cohort, rest, held, expiry, opens, pop, shape, chain_ttl, fault, propagated, rng,
+                (cohort.restarts, next_restart))
         elif len(rest):
             out[rest], last_old[rest], hits[rest], mass[rest] = _follow_refreshes(
                 cohort, rest, stub, expiry, opens, pop, shape, chain_ttl, fault, propagated, rng
@@ -232,8 +241,8 @@ def _until_restarts(cohort, idx, expiry, opens, pop, shape, fault, propagated, r
 def _follow_refreshes(cohort, idx, stub, expiry, opens, pop, shape, balancer_ttl, fault, propagated, rng,  # type: ignore[no-untyped-def]
                       restarting=None, early=None):
     """Refresh by refresh, for stubs that may keep an answer past the resolver's (floor, fixed,
-    extend), and `forever` stubs that restart (`restarting`: their Restarts and each client's
-    next restart, which ends the answer it holds). `early`: (begin, record TTL) to follow
+    extend), and stubs that restart (`restarting`: their Restarts and each client's next
+    restart, which ends the answer it holds). `early`: (begin, record TTL) to follow
     the stubs from `begin` < `propagated` on (primed there; before the change a refresh's
     resolver answer is drawn from steady state)."""
     begin, record_ttl = early if early is not None else (propagated, None)

@@ -116,15 +116,15 @@ def _unsupported_grace(scenario: m.Scenario) -> list[str]:
 
 
 def _unsupported_restart(c: m.Cohort) -> list[str]:
-    """What of a restarting cohort the fast engine does not follow: restarts end a
-    `forever` stub's answer (sim.fast.dns), and a stub that never outlives its
-    resolver's answer is not changed by them; pooled connections and stubs that
-    hold answers past the resolver's (floor, fixed, extend) are not followed."""
+    """What of a restarting cohort the fast engine does not follow: restarts end the
+    answer of a stub followed refresh by refresh (forever, floor, fixed, extend;
+    sim.fast.dns), and a stub that never outlives its resolver's answer is not changed
+    by them; pooled connections, and a grace period, are not followed."""
     out = []
     if c.keepalive > 0:
         out.append("keepalive (a restart closing pooled connections; use the model)")
-    if c.stub_cache.kind in ("floor", "fixed", "extend"):
-        out.append(f"a {c.stub_cache.kind} stub cache (use the model)")
+    if c.stub_grace > 0:
+        out.append("stub_grace (a restart empties the stub, leaving nothing in grace; use the model)")
     return out
 
 

@@ -129,11 +129,14 @@ def resolver_query_rate(pop: Population, ttl: float, rng: np.random.Generator, p
             if per_group[g] == 0:
                 continue
             left = policy.residuals(ttl, rng, 256)
-            life = float(np.mean(cohort.stub.lifetimes_for(left, rng)))
+            lives = cohort.stub.lifetimes_for(left, rng)
+            if cohort.restarts is not None:
+                # An answer is kept until the next restart at most: a restart empties the stub and
+                # the next request fetches, so that answer has a whole gap to the next restart.
+                lives = np.minimum(lives, cohort.restarts.gaps(rng, len(lives)))
+            life = float(np.mean(lives))
             # While the balancer is dead every request breaks its connection and looks up again.
             opens = connection_rate(cohort) if pooled else cohort.rate
-            if math.isinf(life) and cohort.restarts is not None:
-                life = float(cohort.restarts.every.mean)  # an answer kept until the next restart
             per_client = 0.0 if math.isinf(life) or opens <= 0 else 1.0 / (life + 1.0 / opens)
             members = cohort.members[pop.resolver_group[pop.resolver[cohort.members]] == g]
             np.add.at(q, pop.resolver[members], per_client)
