@@ -21,6 +21,10 @@ import numpy as np
 import pytest
 
 from sim.fast import unsupported
+from sim.fast.dns import switch_times
+from sim.fast.intensity import Intensity
+from sim.fast.population import population, resolver_query_rate
+from sim.scenario import build
 from tests.fast.test_agreement import SMALL, _metrics, assert_agree, des, fast
 from tests.model.scenarios import scenario
 
@@ -119,3 +123,33 @@ def test_what_the_fast_engine_does_not_follow_is_named() -> None:
     forever = {"clients.0.stub_cache": {"kind": "forever"}}
     assert not unsupported(scenario(**restart, **forever))
     assert not unsupported(scenario(**restart))
+
+
+@pytest.mark.parametrize(("per_resolver", "before"), [(1, 0.0), (1, 100.0), (200, 0.0), (200, 100.0)])
+def test_a_grace_period_delays_the_switch_by_its_closed_form(per_resolver: int, before: float) -> None:
+    """sim.fast.dns.switch_times against the closed form of tests/model/test_lifecycle.py
+    (test_a_stub_grace_period_delays_the_switch_by_one_request): a fixed stub of L = 60 s
+    over a 10 ms record (the resolver's copy has expired whenever a stub asks), Poisson
+    requests at r, grace g; at the change c the stub holds the old answer with probability
+    p = L / (L + 1/r), R ~ U(0, L) left, or expired A ~ exp(r) ago. X, Y ~ exp(r):
+    E[D] = p (L/2 + 1/r + (1 - e^(-rg)) / r) + (1 - p) (1/r + (1 - e^(-rg)(1 + rg)) / r).
+    One client per resolver (followed fetch by fetch) and 200 (resolvers drawn apart),
+    with the fault at c or `before` seconds earlier (stubs then followed from the fault)."""
+    rate, life, grace, n, c = 0.1, 60.0, 60.0, 2000, 300.0
+    sc = scenario(**{"duration": "1h", "clients.0.count": n, "clients.0.rate": f"{rate}/s",
+                     "clients.0.stub_cache": {"kind": "fixed", "ttl": f"{life}s"}, "clients.0.stub_grace": f"{grace}s",
+                     "dns.service_ttl": "10ms", "dns.balancer_ttl": "10ms", "dns.resolvers.0.count": n // per_resolver})
+    rng = np.random.default_rng([per_resolver, int(before)])
+    pop = population(build.compile(sc, "cname_repoint"), rng)
+    q = resolver_query_rate(pop, 0.01, rng)
+    switch, _, _, _ = switch_times(sc, pop, Intensity(sc), c, q, (c - before, sc.end), rng)
+    drains = switch - c
+    assert np.isfinite(drains).all()
+    p = life / (life + 1 / rate)
+    rg = rate * grace
+    expected = (p * (life / 2 + 1 / rate + (1 - math.exp(-rg)) / rate)
+                + (1 - p) * (1 / rate + (1 - math.exp(-rg) * (1 + rg)) / rate))
+    without = p * life / 2 + 1 / rate  # no grace: the grace must show
+    se = drains.std(ddof=1) / math.sqrt(drains.size)
+    assert abs(drains.mean() - expected) <= 4.0 * se, (drains.mean(), expected, se)
+    assert abs(drains.mean() - without) > 4.0 * se
