@@ -119,10 +119,9 @@ def _unsupported_restart(c: m.Cohort) -> list[str]:
     """What of a restarting cohort the fast engine does not follow: restarts end the
     answer of a stub followed refresh by refresh (forever, floor, fixed, extend;
     sim.fast.dns), and a stub that never outlives its resolver's answer is not changed
-    by them; pooled connections, and a grace period, are not followed."""
+    by them; a restart closes pooled connections (sim.fast.population.connection_rate,
+    Run._connection_resets). A grace period is not followed."""
     out = []
-    if c.keepalive > 0:
-        out.append("keepalive (a restart closing pooled connections; use the model)")
     if c.stub_grace > 0:
         out.append("stub_grace (a restart empties the stub, leaving nothing in grace; use the model)")
     return out
@@ -716,6 +715,12 @@ class _Replication:
                 open_ = ~((last >= fault) & (last < self.ctl.fault_end))
             age = cohort.reuse.max_age
             opened = last - (rng.random(len(idx)) * age if math.isfinite(age) else np.inf)
+            if cohort.restarts is not None:
+                # A restart closes the connection: it was opened after the last restart before
+                # `last`, and lives on only if the next restart comes after `first`.
+                since, until = cohort.restarts.equilibrium(rng, len(idx))
+                opened = np.maximum(opened, last - since)
+                open_ = open_ & (until > first - last)
             alive = open_ & (first - last < cohort.reuse.keepalive) & (first - opened < age) & (first < self.end)
             reset_time[idx] = np.where(alive, first, np.inf)
         return reset_time

@@ -148,10 +148,16 @@ def connection_rate(cohort: Cohort) -> float:
 
     With keep-alive k, a Poisson request opens a connection when the previous
     one came more than k ago (rate x exp(-rate k)); a maximum age adds about
-    one reopening per age.
+    one reopening per age. Restarts close the connection: a request reuses it only if
+    the previous one came less than k ago and no restart fell in between; with restarts
+    at rate rho (one over the mean gap, as if exponential) that chance is
+    r / (r + rho) (1 - exp(-(r + rho) k)).
     """
     k = cohort.reuse.keepalive
     if k <= 0:
         return cohort.rate
+    r = cohort.rate
+    rho = 1.0 / float(cohort.restarts.every.mean) if cohort.restarts is not None else 0.0
+    reuse = r / (r + rho) * -math.expm1(-(r + rho) * k) if r + rho > 0 else 0.0
     age = cohort.reuse.max_age
-    return cohort.rate * math.exp(-cohort.rate * k) + (1.0 / age if math.isfinite(age) else 0.0)
+    return r * (1.0 - reuse) + (1.0 / age if math.isfinite(age) else 0.0)
