@@ -92,7 +92,17 @@ class _Follow:
         stub = stub_primed_expiry(pop, prime_ttl, t0, rng)
         self.rate = pop.rate[self.clients]
         self.since = stub[self.clients]  # when each holding client's stub last expired: no request since
-        self.when = shape.next_after(self.since, self.rate, rng)  # next refresh of each holding client
+        # Each holding client's next restart (inf: none), from a random moment of its cycle:
+        # a restart empties the stub, so an answer is held until then at most.
+        self.restart = np.full(len(self.clients), np.inf)
+        for ci, cohort in enumerate(pop.cohorts):
+            mine = self.cohort_of == ci
+            if cohort.restarts is not None and mine.any():
+                self.restart[mine] = t0 + cohort.restarts.equilibrium(rng, int(mine.sum()))[1]
+        self.since = np.minimum(self.since, self.restart)
+        # next refresh of each holding client (after t0: a stub in grace expired before it)
+        self.when = shape.next_after(np.maximum(self.since, t0), self.rate, rng)
+        self.grace = np.array([c.grace for c in pop.cohorts])[self.cohort_of]
         # Requests to the dead balancer: old refreshes during the outage, counted one by one,
         # and the G-measure of old stub periods during it (requests there are Poisson).
         lo, hi = fault
@@ -140,12 +150,23 @@ class _Follow:
         stale = t >= self.expiry[r]
         self._fetch(r[stale], t[stale])
         new = self.fetched[r] >= self.propagated
-        self.switch[pick[new]] = t[new]
-        when[pick[new]] = np.inf
+        self._switch(pick[new], t[new])
         keep = pick[~new]
         if len(keep):
             self._keep_old(keep)
         return True
+
+    def _switch(self, pick: np.ndarray, t: np.ndarray) -> None:
+        """Clients `pick` got the new answer at `t`. Within its stub's grace period the request
+        there was served from the expired (old) answer, and the next one is the switch."""
+        late = t < self.since[pick] + self.grace[pick]
+        lo, hi = self.fault
+        self.hits[pick[late]] += (t[late] >= lo) & (t[late] < hi)
+        # From here to the switch the wait is unconditioned (the engine counts successes from
+        # `since` on): the grace request itself, or the end of the grace period it came after.
+        self.since[pick] = np.where(late, t, self.since[pick] + self.grace[pick])
+        self.switch[pick] = np.where(late, self.shape.next_after(t, self.rate[pick], self.rng), t)
+        self.when[pick] = np.inf
 
     def _fetch(self, r: np.ndarray, t: np.ndarray) -> None:
         """Resolvers `r` fetch at `t`; their other clients' next query comes after the new expiry."""
@@ -168,6 +189,11 @@ class _Follow:
         for ci in np.unique(self.cohort_of[keep]):
             sel = self.cohort_of[keep] == ci
             life[sel] = pop.cohorts[ci].stub.lifetimes_for(np.minimum(left[sel], a_left[sel]), rng)
+            restarts = pop.cohorts[ci].restarts
+            if restarts is not None:
+                who = keep[sel]
+                self.restart[who] = restarts.after(self.restart[who], when[who], rng)
+                life[sel] = np.minimum(life[sel], self.restart[who] - when[who])
         self.hits[keep] += (when[keep] >= lo) & (when[keep] < hi)
         self.mass[keep] += shape.measure(np.maximum(when[keep], lo), np.minimum(when[keep] + life, hi))
         self.since[keep] = when[keep] + life

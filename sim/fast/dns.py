@@ -91,8 +91,7 @@ def switch_times(
     # records; an alias: the balancer's TTL, no chain; dns_failover: A records).
     record_ttl = dns.service_ttl if record_ttl is None else record_ttl
     prime_ttl = record_ttl if chain_ttl is None else min(record_ttl, chain_ttl)
-    kinds = np.array([c.stub.kind for c in pop.cohorts])[pop.cohort]
-    holding = ~np.isin(kinds, WITHIN_TTL) & (kinds != "forever")
+    holding = holding_clients(pop)
     exact = coupled.exact_resolvers(pop, holding)
     per_client_q = _query_rate(pop, prime_ttl)
     exact_switch, exact_last, exact_open, exact_hits, exact_mass = coupled.follow(
@@ -117,7 +116,7 @@ def switch_times(
             continue
         if len(idx) == 0 or cohort.stub.kind == "forever":
             continue
-        if cohort.stub.kind in WITHIN_TTL:
+        if cohort.stub.kind in WITHIN_TTL and cohort.grace == 0:
             # Such a stub never outlives the resolver's answer, so it has expired by `opens`.
             out[idx] = shape.next_after(opens[idx], cohort.rate, rng)
             last_old[idx] = opens[idx]
@@ -129,7 +128,29 @@ def switch_times(
         hits[followed] = exact_hits[followed]
         mass[followed] = exact_mass[followed]
         rest = idx[~in_exact[idx]]
-        if len(rest):
+        if cohort.stub.kind in WITHIN_TTL:
+            # A stub in grace that never outlives its resolver's answer expired by then.
+            stub[rest] = np.minimum(stub[rest], expiry[rest])
+        if len(rest) and cohort.grace > 0 and lo < propagated:
+            # A grace period serves the first request after the expiry from the old answer, so
+            # whether a client is affected at all depends on its stub since the fault began:
+            # followed from there (the exact resolvers are followed from a burn-in).
+            early = stub_primed_expiry(pop, prime_ttl, lo, rng)
+            if cohort.stub.kind in WITHIN_TTL:
+                early[rest] = np.minimum(early[rest], lo + np.minimum(expiry[rest] - propagated, prime_ttl))
+            out[rest], last_old[rest], hits[rest], mass[rest] = _follow_refreshes(
+                cohort, rest, early, expiry, opens, pop, shape, chain_ttl, fault, propagated, rng,
+                early=(lo, record_ttl))
+        elif len(rest) and cohort.restarts is not None:
+            # A restart empties the stub: each answer is held until its lifetime ends or the
+            # next restart comes, whichever is first, from a random moment of the cycle.
+            next_restart = propagated + cohort.restarts.equilibrium(rng, len(rest))[1]
+            held = stub.copy()
+            held[rest] = np.minimum(stub[rest], next_restart)
+            out[rest], last_old[rest], hits[rest], mass[rest] = _follow_refreshes(
+                cohort, rest, held, expiry, opens, pop, shape, chain_ttl, fault, propagated, rng,
+                (cohort.restarts, next_restart))
+        elif len(rest):
             out[rest], last_old[rest], hits[rest], mass[rest] = _follow_refreshes(
                 cohort, rest, stub, expiry, opens, pop, shape, chain_ttl, fault, propagated, rng
             )
@@ -182,6 +203,16 @@ def _served_expired(pop, shape, propagated, expiry, q, ttls, fault, tables, rng)
             out[mine] = shape.next_after(held, cohort.rate, rng)
 
 
+def holding_clients(pop: Population) -> np.ndarray:
+    """Per client: is its stub followed refresh by refresh? Stubs that may keep an answer past
+    the resolver's (floor, fixed, extend), and any stub with a grace period, whose expired answer
+    serves the request that refreshes it (so the switch is the request after that refresh).
+    A `forever` stub never expires (its restarts empty it, leaving nothing in grace)."""
+    kinds = np.array([c.stub.kind for c in pop.cohorts])[pop.cohort]
+    grace = np.array([c.grace for c in pop.cohorts])[pop.cohort]
+    return (~np.isin(kinds, WITHIN_TTL) | (grace > 0)) & (kinds != "forever")
+
+
 def _query_rate(pop: Population, ttl: float) -> np.ndarray:
     """Queries per second of each client whose stub never outlives the resolver's answer."""
     out = np.zeros(pop.size)
@@ -211,17 +242,21 @@ def _until_restarts(cohort, idx, expiry, opens, pop, shape, fault, propagated, r
 
 
 def _follow_refreshes(cohort, idx, stub, expiry, opens, pop, shape, balancer_ttl, fault, propagated, rng,  # type: ignore[no-untyped-def]
-                      restarting=None):
+                      restarting=None, early=None):
     """Refresh by refresh, for stubs that may keep an answer past the resolver's (floor, fixed,
-    extend), and `forever` stubs that restart (`restarting`: their Restarts and each client's
-    next restart, which ends the answer it holds)."""
-    since = stub[idx].copy()
-    t = shape.next_after(since, cohort.rate, rng)
+    extend), and stubs that restart (`restarting`: their Restarts and each client's next
+    restart, which ends the answer it holds). `early`: (begin, record TTL) to follow
+    the stubs from `begin` < `propagated` on (primed there; before the change a refresh's
+    resolver answer is drawn from steady state)."""
+    begin, record_ttl = early if early is not None else (propagated, None)
+    since = stub[idx].copy()  # before `begin` only for an expired stub in grace (stub_primed_expiry)
+    t = shape.next_after(np.maximum(since, begin), cohort.rate, rng)
     lo, hi = fault
     k = len(idx)
-    # Before the change everything goes to the old balancer; from it, old stub periods and refreshes.
-    mass = shape.measure(np.full(k, lo), np.full(k, min(propagated, hi)))
-    mass += shape.measure(np.maximum(propagated, lo) + np.zeros(k), np.minimum(since, hi))
+    # Before `begin` everything goes to the old balancer as Poisson requests; from it, old stub
+    # periods and refreshes.
+    mass = shape.measure(np.full(k, lo), np.full(k, min(begin, hi)))
+    mass += shape.measure(np.maximum(begin, lo) + np.zeros(k), np.minimum(since, hi))
     hits = np.zeros(k, dtype=np.int64)
     pending = np.flatnonzero(t < opens[idx])
     groups = pop.resolver_group[pop.resolver[idx]]
@@ -237,6 +272,9 @@ def _follow_refreshes(cohort, idx, stub, expiry, opens, pop, shape, balancer_ttl
             sel = groups[pending] == g
             if sel.any() and balancer_ttl is not None:
                 a_left[sel] = policy.residuals(balancer_ttl, rng, int(sel.sum()))
+            before = sel & (now < propagated)
+            if record_ttl is not None and before.any():
+                left[before] = policy.residuals(record_ttl, rng, int(before.sum()))
         life = cohort.stub.lifetimes_for(np.minimum(left, a_left), rng)
         if restarting is not None:
             restarts, next_restart = restarting
@@ -247,10 +285,22 @@ def _follow_refreshes(cohort, idx, stub, expiry, opens, pop, shape, balancer_ttl
         since[pending] = now + life
         t[pending] = shape.next_after(since[pending], cohort.rate, rng)
         pending = pending[t[pending] < opens[idx[pending]]]
+    # The switch request is the first after the stub's expiry given that it comes at or after
+    # `opens` (and after the grace period: below); Poisson requests forget, so the time from
+    # that moment to it is an unconditioned wait, which the engine's count of successes
+    # (the intensity from `until` on) needs: from the expiry itself it would overstate them.
+    until = np.maximum(since, opens[idx])
+    if cohort.grace > 0:
+        # The refresh that gets the new answer, within the grace period of the stub's expiry:
+        # its request is served from the expired (old) answer, and the next one switches.
+        late = np.isfinite(t) & (t < since + cohort.grace)
+        hits[late] += (t[late] >= lo) & (t[late] < hi)
+        until = np.where(late, t, np.maximum(until, since + cohort.grace))
+        t[late] = shape.next_after(t[late], cohort.rate, rng)
     stuck = ~np.isfinite(t)
     mass[stuck] = shape.measure(np.full(int(stuck.sum()), lo), np.full(int(stuck.sum()), hi))
     hits[stuck] = 0
-    return t, np.where(np.isfinite(t), since, np.inf), hits, mass
+    return t, np.where(np.isfinite(t), until, np.inf), hits, mass
 
 
 def query_counts(

@@ -68,6 +68,9 @@ def unsupported(scenario: m.Scenario, strategies: Sequence[Strategy] | None = No
         if deployment.published.per_balancer:
             reasons.extend(f"publishes one address per balancer, with clients[{i}].restart"
                            for i, c in enumerate(scenario.clients) if c.restart is not None)
+        if deployment.published.per_balancer:
+            reasons.extend(f"publishes one address per balancer, with clients[{i}].stub_grace"
+                           for i, c in enumerate(scenario.clients) if c.stub_grace > 0)
         if several and deployment.published.per_balancer:
             reasons.append("publishes one address per balancer, with several balancer faults")
         if deployment.published.record != "addresses":
@@ -90,12 +93,11 @@ def _unsupported_fields(scenario: m.Scenario) -> list[str]:
     blackhole = _blackholed(scenario)
     for i, c in enumerate(scenario.clients):
         # The fast engine's requests are Poisson streams (sim.fast.intensity); a
-        # session's bursts are not, and a grace period serves one request per
-        # refresh from an expired answer, which its switch times do not follow.
+        # session's bursts are not.
         if c.sessions is not None:
             out.append(f"clients[{i}].sessions (browsing sessions; use the model)")
         if c.stub_grace > 0:
-            out.append(f"clients[{i}].stub_grace (a stub grace period; use the model)")
+            out.extend(f"clients[{i}].stub_grace with {why}" for why in _unsupported_grace(scenario))
         if c.restart is not None:
             out.extend(f"clients[{i}].restart with {why}" for why in _unsupported_restart(c))
         # Trying the answer's next address matters only when there is one that works or a
@@ -105,16 +107,23 @@ def _unsupported_fields(scenario: m.Scenario) -> list[str]:
     return out
 
 
+def _unsupported_grace(scenario: m.Scenario) -> list[str]:
+    """A stub grace period is followed where a client's switch is (sim.fast.dns): not where a
+    failed lookup leaves the old answer in grace (a dns_down); one address per balancer
+    (sim.fast.multia, its own stub refreshes) is refused with the strategy."""
+    out = [f"a dns_down (faults[{i}]; use the model)" for i, f in enumerate(scenario.faults) if isinstance(f, m.DnsDown)]
+    return out
+
+
 def _unsupported_restart(c: m.Cohort) -> list[str]:
-    """What of a restarting cohort the fast engine does not follow: restarts end a
-    `forever` stub's answer (sim.fast.dns), and a stub that never outlives its
-    resolver's answer is not changed by them; pooled connections and stubs that
-    hold answers past the resolver's (floor, fixed, extend) are not followed."""
+    """What of a restarting cohort the fast engine does not follow: restarts end the
+    answer of a stub followed refresh by refresh (forever, floor, fixed, extend;
+    sim.fast.dns), and a stub that never outlives its resolver's answer is not changed
+    by them; a restart closes pooled connections (sim.fast.population.connection_rate,
+    Run._connection_resets). A grace period is not followed."""
     out = []
-    if c.keepalive > 0:
-        out.append("keepalive (a restart closing pooled connections; use the model)")
-    if c.stub_cache.kind in ("floor", "fixed", "extend"):
-        out.append(f"a {c.stub_cache.kind} stub cache (use the model)")
+    if c.stub_grace > 0:
+        out.append("stub_grace (a restart empties the stub, leaving nothing in grace; use the model)")
     return out
 
 
@@ -137,7 +146,7 @@ def resolver_mechanisms(scenario: m.Scenario, why: str) -> list[str]:
         if g.serve_expired.client_timeout == 0:
             for j, c in enumerate(scenario.clients):
                 on_group = c.resolver_group in (None, g.name)
-                if on_group and c.stub_cache.kind not in WITHIN_TTL + ("forever",):
+                if on_group and (c.stub_cache.kind not in WITHIN_TTL + ("forever",) or c.stub_grace > 0):
                     out.append(f"dns.resolvers[{i}].serve_expired.client_timeout: 0s, with clients[{j}].stub_cache "
                                f"{c.stub_cache.kind} on that group (a stub that may outlive the resolver's answer)")
     return out
@@ -152,7 +161,7 @@ def _prefetch_problems(scenario: m.Scenario, i: int, g: m.ResolverGroup, dns_dow
     if g.serve_expired is not None and g.serve_expired.client_timeout == 0:
         out.append(f"dns.resolvers[{i}].prefetch together with serve_expired.client_timeout: 0s")
     for j, c in enumerate(scenario.clients):
-        if c.resolver_group in (None, g.name) and c.stub_cache.kind not in ("none", "forever"):
+        if c.resolver_group in (None, g.name) and (c.stub_cache.kind not in ("none", "forever") or c.stub_grace > 0):
             out.append(f"dns.resolvers[{i}].prefetch, with clients[{j}].stub_cache {c.stub_cache.kind} on that group "
                        "(a stub that keeps the old answer past the resolver's refresh)")
     return out
@@ -779,9 +788,16 @@ class _Replication:
                 last = self.shape.last_before(np.full(len(idx), moved), cohort.rate, rng)
                 open_ = ~((last >= fault) & (last < self.ctl.fault_end))
             age = cohort.reuse.max_age
-            # A connection with no age limit is alive whenever it has not idled out (inf - inf
-            # would say otherwise).
-            young = first - (last - rng.random(len(idx)) * age) < age if math.isfinite(age) else True
+            # A connection with no age limit is alive whenever it has not idled out and no
+            # restart closed it (with no restarts it opened at -inf: inf - inf would say otherwise).
+            opened = last - (rng.random(len(idx)) * age if math.isfinite(age) else np.inf)
+            if cohort.restarts is not None:
+                # A restart closes the connection: it was opened after the last restart before
+                # `last`, and lives on only if the next restart comes after `first`.
+                since, until = cohort.restarts.equilibrium(rng, len(idx))
+                opened = np.maximum(opened, last - since)
+                open_ = open_ & (until > first - last)
+            young = first - opened < age if math.isfinite(age) else True
             alive = open_ & (first - last < cohort.reuse.keepalive) & young & (first < self.end)
             reset_time[idx] = np.where(alive, first, np.inf)
             # Each pooled client's first request after the move, reset or not: its switch

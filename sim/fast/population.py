@@ -30,6 +30,7 @@ class Cohort:
     members: np.ndarray  # client indices
     next_address: bool = False  # address_mode next
     restarts: Restarts | None = None  # None: the process never restarts within the run
+    grace: float = 0.0  # stub_grace: seconds an expired stub answer is still served (and refreshed)
 
 
 @dataclass
@@ -74,7 +75,7 @@ def population(deployment: Deployment, rng: np.random.Generator) -> Population:
         cohorts.append(
             Cohort(spec.name, spec.rate, deployment.stubs[spec.name], deployment.reuse[spec.name], rule.attempts,
                    rule.timeout, np.arange(start, start + n), getattr(spec, "address_mode", "first") == "next",
-                   deployment.restarts.get(spec.name))
+                   deployment.restarts.get(spec.name), spec.stub_grace)
         )
         rates.append(np.full(n, spec.rate))
         cohort_of.append(np.full(n, index))
@@ -93,7 +94,10 @@ def population(deployment: Deployment, rng: np.random.Generator) -> Population:
 
 
 def stub_primed_expiry(pop: Population, ttl: float, at: float, rng: np.random.Generator) -> np.ndarray:
-    """Each client's stub-cache expiry as a random moment of steady state finds it (the model's priming)."""
+    """Each client's stub-cache expiry as a random moment of steady state finds it (the model's priming).
+    An expired stub is empty (expiry `at`), except with a grace period: it still holds the answer,
+    expired an Exp(rate) time before `at` (the age of the wait for the next request, as the model
+    primes), so the next request may be served from it. Callers draw that request after `at`."""
     out = np.full(pop.size, at)
     for cohort in pop.cohorts:
         n = len(cohort.members)
@@ -104,7 +108,8 @@ def stub_primed_expiry(pop: Population, ttl: float, at: float, rng: np.random.Ge
         with np.errstate(invalid="ignore"):
             present = np.isinf(life) | (rng.random(n) < life / (life + gap))
         residual = cohort.stub.residuals(ttl, rng, n)
-        out[cohort.members] = np.where(present, at + residual, at)
+        expired = at - rng.exponential(gap, n) if cohort.grace > 0 else np.full(n, at)
+        out[cohort.members] = np.where(present, at + residual, expired)
     return out
 
 
@@ -124,11 +129,14 @@ def resolver_query_rate(pop: Population, ttl: float, rng: np.random.Generator, p
             if per_group[g] == 0:
                 continue
             left = policy.residuals(ttl, rng, 256)
-            life = float(np.mean(cohort.stub.lifetimes_for(left, rng)))
+            lives = cohort.stub.lifetimes_for(left, rng)
+            if cohort.restarts is not None:
+                # An answer is kept until the next restart at most: a restart empties the stub and
+                # the next request fetches, so that answer has a whole gap to the next restart.
+                lives = np.minimum(lives, cohort.restarts.gaps(rng, len(lives)))
+            life = float(np.mean(lives))
             # While the balancer is dead every request breaks its connection and looks up again.
             opens = connection_rate(cohort) if pooled else cohort.rate
-            if math.isinf(life) and cohort.restarts is not None:
-                life = float(cohort.restarts.every.mean)  # an answer kept until the next restart
             per_client = 0.0 if math.isinf(life) or opens <= 0 else 1.0 / (life + 1.0 / opens)
             members = cohort.members[pop.resolver_group[pop.resolver[cohort.members]] == g]
             np.add.at(q, pop.resolver[members], per_client)
@@ -140,10 +148,16 @@ def connection_rate(cohort: Cohort) -> float:
 
     With keep-alive k, a Poisson request opens a connection when the previous
     one came more than k ago (rate x exp(-rate k)); a maximum age adds about
-    one reopening per age.
+    one reopening per age. Restarts close the connection: a request reuses it only if
+    the previous one came less than k ago and no restart fell in between; with restarts
+    at rate rho (one over the mean gap, as if exponential) that chance is
+    r / (r + rho) (1 - exp(-(r + rho) k)).
     """
     k = cohort.reuse.keepalive
     if k <= 0:
         return cohort.rate
+    r = cohort.rate
+    rho = 1.0 / float(cohort.restarts.every.mean) if cohort.restarts is not None else 0.0
+    reuse = r / (r + rho) * -math.expm1(-(r + rho) * k) if r + rho > 0 else 0.0
     age = cohort.reuse.max_age
-    return cohort.rate * math.exp(-cohort.rate * k) + (1.0 / age if math.isfinite(age) else 0.0)
+    return r * (1.0 - reuse) + (1.0 / age if math.isfinite(age) else 0.0)
