@@ -152,7 +152,7 @@ def test_a_grace_period_delays_the_switch_by_its_closed_form(per_resolver: int, 
     rng = np.random.default_rng([per_resolver, int(before)])
     pop = population(build.compile(sc, "cname_repoint"), rng)
     q = resolver_query_rate(pop, 0.01, rng)
-    switch, _, _, _ = switch_times(sc, pop, Intensity(sc), c, q, (c - before, sc.end), rng)
+    switch, _, _, _, _ = switch_times(sc, pop, Intensity(sc), c, q, (c - before, sc.end), rng)
     drains = switch - c
     assert np.isfinite(drains).all()
     p = life / (life + 1 / rate)
