@@ -13,6 +13,14 @@ the client's keep-alive and the balancer's idle timeout (the balancer closes
 idle connections too); the fit cannot tell the two apart. A family that
 sends about one request per connection (under `ONE_PER_CONNECTION`) gets
 keep-alive 0.
+
+A family whose clients each kept one connection for the whole log (no more
+connections than clients) shows no connection ending: every gap was
+survived, and one that sends faster than its keep-alive piles its gaps far
+below it. Its keep-alive is then at least the longest idle gap seen, with no
+upper bound (`Reuse.censored`); the 99th percentile there would make a
+model's connections close, and its clients re-resolve, where the real
+ones never did.
 """
 
 from __future__ import annotations
@@ -67,9 +75,12 @@ class Reuse:
     idle: dict[str, Estimate]  # p50, p90, p99 of idle gaps (s)
     keepalive: Estimate  # s; 0 when connections are not reused
     gaps: np.ndarray  # the sample, for the report's figure
+    censored: bool = False  # no connection ended: keepalive is the longest idle gap, a lower bound
 
 
-def fit_reuse(tally: ConnectionTally) -> dict[str, Reuse]:
+def fit_reuse(tally: ConnectionTally, clients: dict[str, int] | None = None) -> dict[str, Reuse]:
+    """Per family; `clients`: how many clients each family has (the cohorts' tally), which
+    says whether any connection ended within the log."""
     out = {}
     for fam, counts in tally.count.items():
         c = np.fromiter(counts.values(), dtype=float)
@@ -80,6 +91,10 @@ def fit_reuse(tally: ConnectionTally) -> dict[str, Reuse]:
         idle = {f"p{int(q * 100)}": quantile_interval(gaps, q) for q in (0.5, 0.9, 0.99)}
         if mean < ONE_PER_CONNECTION or gaps.size == 0:
             keep = Estimate(0.0, 0.0, idle["p99"].high if gaps.size else 0.0)
+        elif clients is not None and c.size <= clients.get(fam, 0):
+            longest = float(gaps.max())
+            out[fam] = Reuse(fam, c.size, per, idle, Estimate(longest, longest, math.inf), gaps, censored=True)
+            continue
         else:
             keep = idle["p99"]
         out[fam] = Reuse(fam, c.size, per, idle, keep, gaps)

@@ -102,5 +102,5 @@ def fit(access_logs: Sequence[str | Path], dns_logs: Sequence[str | Path] = (), 
         if math.isnan(used_ttl):
             raise LogError(f"{', '.join(map(str, dns_logs))}: too few queries for {name} to guess its TTL; give --ttl")
         resolvers = fit_resolvers(queries, name, used_ttl)
-    return Fit(fit_cohorts(clients), fit_reuse(conns), fit_shape(shape_tally, clients.t_min, clients.t_max),
+    return Fit(fit_cohorts(clients), fit_reuse(conns, {fam: len(c) for fam, c in clients.counts.items()}), fit_shape(shape_tally, clients.t_min, clients.t_max),
                clients.span, clients.requests, resolvers, ttl is not None, files)

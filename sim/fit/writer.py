@@ -50,6 +50,10 @@ def _cohort(c: Cohort, fit: Fit) -> list[str]:
         if k.value == 0.0:
             lines.append(f"    keepalive: 0s     # {reuse.per_connection.value:.3g} requests per connection: not reused")
             return lines
+        if reuse.censored:
+            lines.append(f"    keepalive: {_num(k.value)}s     # at least: no connection ended within the log; the "
+                         f"longest idle gap one survived; {reuse.per_connection.value:.3g} requests per connection")
+            return lines
         lines.append(f"    keepalive: {_num(k.value)}s     # 99th percentile idle gap on a connection, 95% CI "
                      f"[{_num(k.low)}, {_num(k.high)}]; {reuse.per_connection.value:.3g} requests per connection")
     else:
@@ -63,18 +67,20 @@ def _resolver_lines(r: ResolverFit) -> list[str]:
         # a short log: no resolver asked often enough to be classified (MIN_GAPS gaps)
         return [f"  # resolvers: not fitted: none of the {len(r.resolvers)} resolvers that asked for {r.name} "
                 f"asked {MIN_GAPS + 1} times or more (docs/fit.md); the default group stands"]
-    shares = [round(r.query_share[p].value, 6) for p in policies]
+    # the share of resolvers, not of queries: a busy resolver asks once per lifetime whatever
+    # its clients, so its queries measure its lifetime, not who is behind it (docs/fit.md)
+    shares = [round(r.count_share[p].value, 6) for p in policies]
     shares[shares.index(max(shares))] += round(1.0 - sum(shares), 6)  # sum exactly 1
     counts = {p: sum(1 for x in r.resolvers if x.policy == p) for p in policies}
     unknown = sum(1 for x in r.resolvers if x.policy is None)
     lines = [f"  resolvers:   # {len(r.resolvers)} resolvers asked for {r.name}; {unknown} with too few "
-             "queries to classify are left out. share = share of queries (docs/fit.md: not a share of clients)"]
+             "queries to classify are left out. share = share of resolvers (docs/fit.md: not a share of clients)"]
     for p, share in zip(policies, shares, strict=True):
         q, n, v = r.query_share[p], r.count_share[p], r.value.get(p)
         policy = {"honor": "{kind: honor}", "floor": f"{{kind: floor, min_ttl: {_num(v.value)}s}}" if v else "",
                   "cap": f"{{kind: cap, max_ttl: {_num(v.value)}s}}" if v else "",
                   "extend": f"{{kind: extend, extra: {{exp: {_num(max(v.value, 1.0))}s}}}}" if v else ""}[p]
-        note = f"queries 95% CI [{q.low:.3f}, {q.high:.3f}]; resolvers {n.value:.1%} [{n.low:.1%}, {n.high:.1%}]"
+        note = f"resolvers 95% CI [{n.low:.3f}, {n.high:.3f}]; queries {q.value:.1%} [{q.low:.1%}, {q.high:.1%}]"
         if p != "honor" and v:
             note += f"; {'extra mean' if p == 'extend' else 'lifetime'} median over them {_num(v.value)}s [{_num(v.low)}, {_num(v.high)}]"
         lines.append(f"    - {{name: {p}, count: {counts[p]}, share: {share:.6f}, policy: {policy}}}   # {note}")

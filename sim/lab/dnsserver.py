@@ -31,7 +31,11 @@ order).
 
 With `--query-log FILE` the authoritative server appends every query to FILE
 as BIND 9 logs its `queries` category (`bind_query_line`), so a lab run kept
-with `--keep` holds a DNS query log that `failover-sim fit` reads.
+with `--keep` holds a DNS query log that `failover-sim fit` reads. Queries
+answered while a "ttl" op is in force (the lab priming a cache) are not
+logged: a real server would have answered the query that filled that cache
+with the full TTL, before the log began. Each forwarder asks from its own
+address (`--source`), as each resolver does, so the log tells them apart.
 """
 
 from __future__ import annotations
@@ -122,7 +126,7 @@ class Authoritative(asyncio.DatagramProtocol):
             return
         if not query.question:
             return
-        if self.query_log is not None:
+        if self.query_log is not None and not self.ttls:
             assert self.transport is not None
             self.handles += 1
             server = self.transport.get_extra_info("sockname")
@@ -174,10 +178,12 @@ class Authoritative(asyncio.DatagramProtocol):
 class Forwarder(asyncio.DatagramProtocol):
     """A caching resolver that keeps answers TTL + extra (scenario seconds, time divided by K)."""
 
-    def __init__(self, upstream: tuple[str, int], policy, scale: float, seed: int) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, upstream: tuple[str, int], policy, scale: float, seed: int,  # type: ignore[no-untyped-def]
+                 source: str = "127.0.0.1") -> None:
         from sim.policy.cache import Cache
 
         self.upstream = upstream
+        self.source = source
         self.cache = Cache(policy)
         self.scale = scale
         self.rng = np.random.default_rng(seed)
@@ -218,10 +224,10 @@ class Forwarder(asyncio.DatagramProtocol):
             cached = self.cache.lookup(key, now)
             if cached is None:
                 query = dns.message.make_query(name, rdtype)
-                # from 127.0.0.1, which no unbound uses: the authoritative server adjusts
-                # TTLs for unbound's whole seconds only (unbound_ttl), not for us
+                # from an address no unbound uses (the lab gives its own): the authoritative
+                # server adjusts TTLs for unbound's whole seconds only (unbound_ttl), not for us
                 response = await dns.asyncquery.udp(query, self.upstream[0], port=self.upstream[1], timeout=2.0,
-                                                    source="127.0.0.1")
+                                                    source=self.source)
                 if not response.answer:
                     return out
                 rrset = response.answer[0]
@@ -317,7 +323,7 @@ async def _serve(args: argparse.Namespace) -> None:
         policy_doc = json.loads(args.policy)
         policy = cache_policy(load_data(_policy_holder(policy_doc), "forwarder").dns.resolvers[0].policy)
         uhost, uport = args.upstream.rsplit(":", 1)
-        forwarder = Forwarder((uhost, int(uport)), policy, args.scale, args.seed)
+        forwarder = Forwarder((uhost, int(uport)), policy, args.scale, args.seed, args.source)
         await loop.create_datagram_endpoint(lambda: forwarder, local_addr=(host, int(port)))
         if args.control:
             chost, cport = args.control.rsplit(":", 1)
@@ -351,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--upstreams", help="front: the farm's caches, host:port,host:port,...")
     p.add_argument("--sticky", type=float, default=0.0, help="front: share of queries sent to the client's own cache")
     p.add_argument("--homes", help="front: JSON file {client address: its own cache's index}")
+    p.add_argument("--source", default="127.0.0.1",
+                   help="forwarder: the address it asks the authoritative server from (its own; no unbound's)")
     args = p.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args))

@@ -417,6 +417,9 @@ class _World:
                     self.procs.start(f"resolver-{n}", python(
                         "sim.lab.dnsserver", "forwarder", "--listen", f"{ip}:{port}", "--upstream",
                         f"{self.auth[0]}:{self.auth[1]}", "--policy", policy, "--scale", str(self.k),
+                        # its own address, so the query log tells the resolvers apart; past 150
+                        # resolvers addresses are shared, and one an unbound has would get its TTLs
+                        "--source", ip if ip not in unbound else "127.0.0.1",
                         "--seed", str(self.trace.resolver_seeds[n]), "--control", "{}:{}".format(*self.forwarder_control[n])))
                 self.resolvers.append((g.name, (ip, port)))
                 n += 1

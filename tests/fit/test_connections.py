@@ -31,6 +31,21 @@ def test_keepalive_is_the_99th_percentile_of_idle_gaps() -> None:
     assert r.keepalive.low <= np.quantile(gaps, 0.99) <= r.keepalive.high
 
 
+def test_a_connection_that_never_ended_bounds_the_keepalive_from_below() -> None:
+    """Each client kept its one connection all log long: no gap ended one, so the keep-alive
+    is at least the longest gap, not the 99th percentile (unbounded above)."""
+    tally = ConnectionTally()
+    gaps = np.random.default_rng(3).exponential(2.0, (4, 300))  # 0.5/s, far below any keep-alive
+    for client, row in enumerate(gaps):
+        for t in np.cumsum(row):
+            tally.add(float(t), f"10.0.0.{client}:4000", "jvm")
+    r = fit_reuse(tally, {"jvm": 4})["jvm"]
+    assert r.censored and r.keepalive.value == r.keepalive.low == pytest.approx(gaps[:, 1:].max())
+    assert r.keepalive.high == np.inf
+    # two connections per client: one ended, so the 99th percentile stands
+    assert not fit_reuse(tally, {"jvm": 2})["jvm"].censored
+
+
 def test_the_reservoir_is_a_uniform_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(connections, "RESERVOIR", 500)
     tally = ConnectionTally(seed=1)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sim.fit.records import Query
-from sim.fit.resolvers import QueryTally, classify, fit_resolvers, guess_ttl
+from sim.fit.resolvers import STRETCH, QueryTally, classify, fit_resolvers, guess_ttl
 
 TTL = 60.0
 rng = np.random.default_rng(7)
@@ -27,6 +27,37 @@ def test_classify(gaps: np.ndarray, policy: str, lifetime: float | None) -> None
     assert got == policy
     if lifetime is not None:
         assert lifetime <= shortest <= lifetime + 2.0
+
+
+def _extend_chance(n: int, mean: float) -> float:
+    """The chance that n gaps TTL + X, X exponential of `mean`, are called `extend`, in closed
+    form. For exponentials the shortest excess M is exponential of mean `mean`/n, and the
+    excesses over it sum to a gamma(n - 1, mean) independent of M (the spacings of an
+    exponential sample), so with c = n x STRETCH the chance is
+    E_M[P(gamma(n - 1) > c (TTL + M) / mean)], the gamma's tail a Poisson sum."""
+    m = np.linspace(0.0, 40.0 * mean / n, 200_001)
+    x = n * STRETCH * (TTL + m) / mean
+    term, tail = np.exp(-x), np.zeros_like(x)
+    for j in range(n - 1):
+        tail += term
+        term = term * x / (j + 1)
+    density = n / mean * np.exp(-n * m / mean)
+    return float(np.sum((tail * density)[1:] + (tail * density)[:-1]) / 2 * (m[1] - m[0]))
+
+
+@pytest.mark.parametrize(("n", "mean"), [(5, 1.5 * TTL), (5, 0.1 * TTL), (8, 0.5 * TTL)])
+def test_extend_is_called_as_often_as_its_closed_form(n: int, mean: float) -> None:
+    """A stretcher of a few gaps (a short log) is told from one that honours the TTL as
+    often as the closed form says; draws: 4,000, held to 4 standard errors."""
+    draws = 4000
+    gaps = TTL + np.random.default_rng(n).exponential(mean, (draws, n))
+    called = np.mean([classify(g, TTL)[0] == "extend" for g in gaps])
+    p = _extend_chance(n, mean)
+    assert abs(called - p) <= 4 * np.sqrt(max(p * (1 - p), 1e-4) / draws), (called, p)
+    if mean >= TTL:
+        assert p > 0.9  # a stretch of 1.5 TTL: 5 gaps are enough
+    if mean <= 0.1 * TTL:
+        assert p < 1e-3  # waits of a tenth of a TTL: not a stretcher
 
 
 def test_too_few_gaps_and_duplicates() -> None:
