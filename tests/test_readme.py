@@ -52,6 +52,8 @@ SHORTER = {"elb-blowup.yaml": ("duration: 20m", "duration: 6m")}
 NOT_RUN = {
     f"{CLI} bench core": "the same measurement (sim.bench.core against HAProxy and nginx) is CI's regression step, "
                   "which runs before the tests (scripts/test.sh: python -m sim.bench.regression)",
+    f"{CLI} bench sweep": "a timing of the sweeps (about 100 s) that tests/batch/test_sweep.py runs for real, "
+                   "local and on a Dask LocalCluster; left out of CI for its 15 minutes (docs/ci.md)",
     "scripts/demo.sh": "sets up .venv from the network; CI's first step, and its two commands are README lines below",
     "scripts/test.sh": "runs this test suite itself (.ci/run runs it in CI)",
 }

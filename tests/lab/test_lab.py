@@ -209,6 +209,7 @@ def test_lab_planned_change_drains_as_the_model(strategy: str) -> None:
 
 @pytest.mark.real
 @pytest.mark.slow
+@pytest.mark.long  # deselected in CI for its 15 minutes (docs/ci.md)
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("option", [{"prefetch": True},
                                     {"serve_expired": {"client_timeout": "0s", "reply_ttl": "20s", "ttl": "1d"}}])
@@ -302,6 +303,7 @@ LIFECYCLE = dict(SMALL, name="lab-lifecycle", strategies=["cname_repoint"], clie
 
 @pytest.mark.real
 @pytest.mark.slow
+@pytest.mark.long  # deselected in CI for its 15 minutes (docs/ci.md)
 @pytest.mark.timeout(120)
 def test_lab_restarts_and_stub_grace_match_the_model() -> None:
     """Restarts at the model's times (the trace) and a stub grace period, on real unbound,
@@ -353,6 +355,7 @@ SESSIONS = dict(SMALL, name="lab-sessions", strategies=["cname_repoint"], client
 
 @pytest.mark.real
 @pytest.mark.slow
+@pytest.mark.long  # deselected in CI for its 15 minutes (docs/ci.md)
 @pytest.mark.timeout(120)
 def test_lab_sessions_match_the_model() -> None:
     """Sessions replayed from the model's arrival stream for the seed, on real unbound: the
