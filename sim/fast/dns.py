@@ -128,36 +128,43 @@ def switch_times(
         hits[followed] = exact_hits[followed]
         mass[followed] = exact_mass[followed]
         rest = idx[~in_exact[idx]]
-        if cohort.stub.kind in WITHIN_TTL:
-            # A stub in grace that never outlives its resolver's answer expired by then.
-            stub[rest] = np.minimum(stub[rest], expiry[rest])
-        if len(rest) and cohort.grace > 0 and lo < propagated:
-            # A grace period serves the first request after the expiry from the old answer, so
-            # whether a client is affected at all depends on its stub since the fault began:
-            # followed from there (the exact resolvers are followed from a burn-in).
-            early = stub_primed_expiry(pop, prime_ttl, lo, rng)
-            if cohort.stub.kind in WITHIN_TTL:
-                early[rest] = np.minimum(early[rest], lo + np.minimum(expiry[rest] - propagated, prime_ttl))
-            out[rest], last_old[rest], hits[rest], mass[rest] = _follow_refreshes(
-                cohort, rest, early, expiry, opens, pop, shape, chain_ttl, fault, propagated, rng,
-                early=(lo, record_ttl))
-        elif len(rest) and cohort.restarts is not None:
-            # A restart empties the stub: each answer is held until its lifetime ends or the
-            # next restart comes, whichever is first, from a random moment of the cycle.
-            next_restart = propagated + cohort.restarts.equilibrium(rng, len(rest))[1]
-            held = stub.copy()
-            held[rest] = np.minimum(stub[rest], next_restart)
-            out[rest], last_old[rest], hits[rest], mass[rest] = _follow_refreshes(
-                cohort, rest, held, expiry, opens, pop, shape, chain_ttl, fault, propagated, rng,
-                (cohort.restarts, next_restart))
-        elif len(rest):
-            out[rest], last_old[rest], hits[rest], mass[rest] = _follow_refreshes(
-                cohort, rest, stub, expiry, opens, pop, shape, chain_ttl, fault, propagated, rng
-            )
+        if len(rest):
+            out[rest], last_old[rest], hits[rest], mass[rest] = _follow_stubs(
+                cohort, rest, stub, expiry, opens, pop, shape, (prime_ttl, record_ttl, chain_ttl), fault,
+                propagated, rng)
     _served_expired(pop, shape, propagated, expiry, q, (record_ttl, chain_ttl), fault, (out, last_old, hits, mass), rng)
     # `opens` is not moved by serve-expired's one stale answer per resolver: a pooled
     # connection opened in that moment would still get the old record (not followed)
     return out, last_old, hits, mass, opens
+
+
+def _follow_stubs(cohort, rest, stub, expiry, opens, pop, shape, ttls, fault, propagated, rng):  # type: ignore[no-untyped-def]
+    """`switch_times` for a cohort's clients on resolvers not followed exactly (`rest`):
+    each stub followed refresh by refresh, from the fault's start with a grace period,
+    with each answer cut short by the next restart where the cohort restarts."""
+    prime_ttl, record_ttl, chain_ttl = ttls
+    lo = fault[0]
+    if cohort.stub.kind in WITHIN_TTL:
+        # A stub in grace that never outlives its resolver's answer expired by then.
+        stub[rest] = np.minimum(stub[rest], expiry[rest])
+    if cohort.grace > 0 and lo < propagated:
+        # A grace period serves the first request after the expiry from the old answer, so
+        # whether a client is affected at all depends on its stub since the fault began:
+        # followed from there (the exact resolvers are followed from a burn-in).
+        early = stub_primed_expiry(pop, prime_ttl, lo, rng)
+        if cohort.stub.kind in WITHIN_TTL:
+            early[rest] = np.minimum(early[rest], lo + np.minimum(expiry[rest] - propagated, prime_ttl))
+        return _follow_refreshes(cohort, rest, early, expiry, opens, pop, shape, chain_ttl, fault, propagated, rng,
+                                 early=(lo, record_ttl))
+    if cohort.restarts is not None:
+        # A restart empties the stub: each answer is held until its lifetime ends or the
+        # next restart comes, whichever is first, from a random moment of the cycle.
+        next_restart = propagated + cohort.restarts.equilibrium(rng, len(rest))[1]
+        held = stub.copy()
+        held[rest] = np.minimum(stub[rest], next_restart)
+        return _follow_refreshes(cohort, rest, held, expiry, opens, pop, shape, chain_ttl, fault, propagated, rng,
+                                 (cohort.restarts, next_restart))
+    return _follow_refreshes(cohort, rest, stub, expiry, opens, pop, shape, chain_ttl, fault, propagated, rng)
 
 
 def _served_expired(pop, shape, propagated, expiry, q, ttls, fault, tables, rng) -> None:  # type: ignore[no-untyped-def]
