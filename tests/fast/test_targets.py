@@ -23,28 +23,9 @@ import pytest
 
 from sim.analysis.drain import drain_times, replication_drain, stale_names
 from sim.fast import simulate
-from tests.model.scenarios import scenario
+from tests.model.scenarios import CHANGE_AT, drain_scenario, scenario
 
-CHANGE_AT = 200.0
 Z = 3.9  # two-sided 1e-4
-
-
-def _drain_scenario(ttl: float, rate: float, clients: int, stub: dict, strategy: str = "cname_repoint", **more):  # type: ignore[no-untyped-def]
-    return scenario(
-        **{
-            "duration": "10m",
-            "strategies": [strategy],
-            "dns.service_ttl": f"{ttl}s",
-            "dns.balancer_ttl": f"{ttl}s",
-            "dns.propagation": "0s",
-            "dns.resolvers.0.count": clients,
-            "clients.0.count": clients,
-            "clients.0.rate": f"{rate}/s",
-            "clients.0.stub_cache": stub,
-            "faults": [{"kind": "dns_change" if strategy != "eip_remap" else "address_move", "at": f"{CHANGE_AT}s"}],
-            **more,
-        }
-    )
 
 
 def _runs(sc, strategy: str, reps: int, stale_at: list[float]):  # type: ignore[no-untyped-def]
@@ -69,7 +50,7 @@ def _runs(sc, strategy: str, reps: int, stale_at: list[float]):  # type: ignore[
 def test_drain_matches_the_closed_form(stub: dict, hold: float, derivation: str) -> None:
     rate = 0.1
     ttl = 120.0 if derivation == "resolver" else 30.0
-    sc = _drain_scenario(ttl, rate, 2000, stub)
+    sc = drain_scenario(ttl, rate, 2000, stub)
     after = hold / 2
     drains, shares, stale_clients = _runs(sc, "cname_repoint", 8, [after])
     p = hold / (hold + 1 / rate)
@@ -94,7 +75,7 @@ def test_an_address_move_resets_pooled_connections_and_retries_rescue_them() -> 
     only way to the previous target is a connection opened before it, reset once; with a
     second attempt every such request is rescued, so nothing fails, rescued attempts equal
     first attempts to the previous target, and each reset client's last one is its reset."""
-    sc = _drain_scenario(
+    sc = drain_scenario(
         60.0, 0.2, 200, {"kind": "none"}, "eip_remap",
         **{"clients.0.keepalive": "60s", "clients.0.retry": {"attempts": 2, "timeout": "5s"}, "failover.remap_delay": "0s"},
     )
@@ -114,7 +95,7 @@ def test_without_pooled_connections_an_address_move_drains_at_once() -> None:
     """eip_remap, remap 5 s: every request in [c, c + 5 s) goes to the previous target and
     each client switches at its first request after the move: mean drain 5 s + 1/r."""
     rate = 0.5
-    sc = _drain_scenario(60.0, rate, 2000, {"kind": "none"}, "eip_remap", **{"failover.remap_delay": "5s"})
+    sc = drain_scenario(60.0, rate, 2000, {"kind": "none"}, "eip_remap", **{"failover.remap_delay": "5s"})
     out = simulate(sc, "eip_remap", np.random.SeedSequence(4))
     drains = drain_times(out.clients, CHANGE_AT)
     se = drains.std(ddof=1) / math.sqrt(drains.size)
@@ -126,7 +107,7 @@ def test_without_pooled_connections_an_address_move_drains_at_once() -> None:
 
 
 def test_every_client_is_listed_with_when_it_moved() -> None:
-    sc = _drain_scenario(60.0, 0.5, 50, {"kind": "none"})
+    sc = drain_scenario(60.0, 0.5, 50, {"kind": "none"})
     out = simulate(sc, "cname_repoint", np.random.SeedSequence(5))
     clients = out.clients
     assert len(clients) == 50 and clients["failed"].eq(0).all()  # a planned change fails nobody

@@ -62,3 +62,27 @@ def trace_scenario() -> Scenario:
         {"name": "stretch", "count": 2, "share": 0.3, "policy": {"kind": "extend", "extra": {"exp": "5m"}}},
     ]
     return load_data(doc, "trace")
+
+
+# The closed-form drain cases (tests/model/test_drain.py, tests/fast/test_targets.py):
+# one client per honouring resolver, propagation 0, a planned change at CHANGE_AT.
+CHANGE_AT = 200.0
+
+
+def drain_scenario(ttl: float, rate: float, clients: int, stub: dict, strategy: str = "cname_repoint",
+                   **more: Any) -> Scenario:
+    return scenario(
+        **{
+            "duration": "10m",
+            "strategies": [strategy],
+            "dns.service_ttl": f"{ttl}s",
+            "dns.balancer_ttl": f"{ttl}s",
+            "dns.propagation": "0s",
+            "dns.resolvers.0.count": clients,
+            "clients.0.count": clients,
+            "clients.0.rate": f"{rate}/s",
+            "clients.0.stub_cache": stub,
+            "faults": [{"kind": "dns_change" if strategy != "eip_remap" else "address_move", "at": f"{CHANGE_AT}s"}],
+            **more,
+        }
+    )

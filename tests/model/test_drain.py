@@ -25,28 +25,9 @@ import pytest
 
 from sim.analysis.drain import drain_times, replication_drain, stale_names
 from sim.model import simulate
-from tests.model.scenarios import scenario
+from tests.model.scenarios import CHANGE_AT, drain_scenario, scenario
 
-CHANGE_AT = 200.0
 Z = 3.9  # two-sided 1e-4
-
-
-def _drain_scenario(ttl: float, rate: float, clients: int, stub: dict, strategy: str = "cname_repoint", **more):  # type: ignore[no-untyped-def]
-    return scenario(
-        **{
-            "duration": "10m",
-            "strategies": [strategy],
-            "dns.service_ttl": f"{ttl}s",
-            "dns.balancer_ttl": f"{ttl}s",
-            "dns.propagation": "0s",
-            "dns.resolvers.0.count": clients,
-            "clients.0.count": clients,
-            "clients.0.rate": f"{rate}/s",
-            "clients.0.stub_cache": stub,
-            "faults": [{"kind": "dns_change" if strategy != "eip_remap" else "address_move", "at": f"{CHANGE_AT}s"}],
-            **more,
-        }
-    )
 
 
 def _runs(sc, strategy: str, reps: int, stale_at: list[float]):  # type: ignore[no-untyped-def]
@@ -76,7 +57,7 @@ def _runs(sc, strategy: str, reps: int, stale_at: list[float]):  # type: ignore[
 def test_drain_matches_the_closed_form(stub: dict, hold: float, derivation: str) -> None:
     rate = 0.1
     ttl = 120.0 if derivation == "resolver" else 30.0
-    sc = _drain_scenario(ttl, rate, 400, stub)
+    sc = drain_scenario(ttl, rate, 400, stub)
     after = hold / 2
     drains, shares = _runs(sc, "cname_repoint", 6, [after])
     p = hold / (hold + 1 / rate)
@@ -94,7 +75,7 @@ def test_an_address_move_resets_pooled_connections_and_retries_rescue_them() -> 
     target is a connection opened before it, which is reset once; with a second
     attempt every such request is rescued, so rescued attempts equal first attempts
     to the previous target, nothing fails, and no client is reset twice."""
-    sc = _drain_scenario(
+    sc = drain_scenario(
         60.0, 0.2, 200, {"kind": "none"}, "eip_remap",
         **{"clients.0.keepalive": "60s", "clients.0.retry": {"attempts": 2, "timeout": "5s"}, "failover.remap_delay": "0s"},
     )
@@ -108,7 +89,7 @@ def test_an_address_move_resets_pooled_connections_and_retries_rescue_them() -> 
 
 
 def test_every_client_is_listed_with_when_it_moved() -> None:
-    sc = _drain_scenario(60.0, 0.5, 50, {"kind": "none"})
+    sc = drain_scenario(60.0, 0.5, 50, {"kind": "none"})
     out = simulate(sc, "cname_repoint", np.random.SeedSequence(5))
     clients = out.clients
     assert len(clients) == 50 and clients["failed"].eq(0).all()  # a planned change fails nobody
