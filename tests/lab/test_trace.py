@@ -7,6 +7,7 @@ cache lifetimes, its clients restart and serve in grace."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import numpy as np
 
@@ -37,14 +38,14 @@ class _NoWait:
         pass
 
 
-def test_lab_arrivals_are_the_models_request_for_request() -> None:
-    sc = trace_scenario()
+def _issued_by_model_and_lab(sc: Any) -> tuple[list[tuple[float, int]], list[tuple[float, int]], dict[str, int]]:
+    """(time, client) of every request the model issues for seed 11, and of every one the
+    lab's arrival streams send when replaying the trace; and the cohort sizes."""
     seed = np.random.SeedSequence(11)
     rep = Replication(sc, "cname_repoint", np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key))
     issued: list[tuple[float, int]] = []
     rep._issue = lambda client: issued.append((round(rep.env.now, 9), client.id))  # type: ignore[method-assign]
     rep.run()
-
     trace = model_trace(sc, "cname_repoint", seed)
     log: list[tuple[float, int]] = []
     sizes = sc.cohort_sizes()
@@ -55,10 +56,18 @@ def test_lab_arrivals_are_the_models_request_for_request() -> None:
             members = [_Member(first + i, log) for i in range(sizes[cohort.name])]
             first += len(members)
             stream = Arrivals(cohort, members, _NoWait(), sc.end, traffic_factor(sc))  # type: ignore[arg-type]
-            await stream.model(arrival_seed)
+            if cohort.sessions is None:
+                await stream.model(arrival_seed)
+            else:
+                await stream.sessions(arrival_seed, cohort.sessions.policy())
             await stream.drain()
 
     asyncio.run(lab())
+    return issued, log, sizes
+
+
+def test_lab_arrivals_are_the_models_request_for_request() -> None:
+    issued, log, _ = _issued_by_model_and_lab(trace_scenario())
     assert len(issued) > 500
     assert sorted(log) == sorted(issued)
 
@@ -154,28 +163,7 @@ def test_lab_sessions_are_the_models_request_for_request() -> None:
     doc["clients"][0]["sessions"] = {"requests": {"exp": 4}, "think": {"exp": "2s"}, "gap": {"exp": "20s"}}
     doc["faults"] = [*doc.get("faults", []), {"at": "20s", "kind": "traffic", "factor": 0.5, "for": "20s"}]
     sc = sim.scenario.load_data(doc, "sessions")
-    seed = np.random.SeedSequence(11)
-    rep = Replication(sc, "cname_repoint", np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key))
-    issued: list[tuple[float, int]] = []
-    rep._issue = lambda client: issued.append((round(rep.env.now, 9), client.id))  # type: ignore[method-assign]
-    rep.run()
-    trace = model_trace(sc, "cname_repoint", seed)
-    log: list[tuple[float, int]] = []
-    sizes = sc.cohort_sizes()
-
-    async def lab() -> None:
-        first = 0
-        for cohort, arrival_seed in zip(sc.clients, trace.arrival_seeds, strict=True):
-            members = [_Member(first + i, log) for i in range(sizes[cohort.name])]
-            first += len(members)
-            stream = Arrivals(cohort, members, _NoWait(), sc.end, traffic_factor(sc))  # type: ignore[arg-type]
-            if cohort.sessions is None:
-                await stream.model(arrival_seed)
-            else:
-                await stream.sessions(arrival_seed, cohort.sessions.policy())
-            await stream.drain()
-
-    asyncio.run(lab())
+    issued, log, sizes = _issued_by_model_and_lab(sc)
     mine = sorted(x for x in issued if x[1] < sizes["a"])
     assert len(mine) > 50
     assert sorted(log) == sorted(issued)
