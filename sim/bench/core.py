@@ -735,6 +735,19 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    modes = [m for m in a.modes.split(",") if m]
+    try:
+        # An empty list measures throughput only (no open-loop latency steps).
+        loads = [float(x) for x in a.loads.split(",") if x.strip()]
+    except ValueError:
+        loads = [-1.0]
+    if [m for m in modes if m not in ("http", "tcp")] or any(not 0 < x <= 1 for x in loads):
+        print(
+            f"failover-sim bench core: --modes {a.modes!r} --loads {a.loads!r}: expected modes of "
+            "http,tcp and loads as comma-separated fractions in (0, 1], e.g. 0.25,0.5 (empty: none)",
+            file=sys.stderr,
+        )
+        return 2
     if "direct" not in targets:
         targets.insert(0, "direct")  # the baseline for added latency
     pin_lb = None if a.no_pin else a.balancer_cpu
@@ -743,10 +756,10 @@ def main(argv: list[str] | None = None) -> int:
         results = run_bench(
             out,
             targets,
-            [m for m in a.modes.split(",") if m],
+            modes,
             a.duration,
             a.latency_duration,
-            [float(x) for x in a.loads.split(",")],
+            loads,
             a.repeat,
             a.connections,
             a.warmup,

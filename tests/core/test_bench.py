@@ -161,3 +161,12 @@ def test_run_bench_rows_and_what_it_writes(tmp_path: Path, monkeypatch: pytest.M
         "rep 0 http direct        7000 req/s       7000 req/CPU-s  25%: p99 600 us  50%: p99 600 us",
         "rep 0 http simcore       8001 req/s       8001 req/CPU-s  25%: p99 700 us  50%: p99 700 us",
     ]
+
+
+@pytest.mark.parametrize("argv", [["--loads", "x"], ["--loads", "0.5,2"], ["--modes", "udp"]])
+def test_bad_options_get_a_clear_error_and_status_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from sim.bench.core import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "expected modes of http,tcp and loads as comma-separated fractions" in err and "Traceback" not in err
