@@ -62,8 +62,8 @@ def test_dask_local_cluster_gives_the_local_table(tmp_path: Path) -> None:
 
 
 def _cli(out: Path, scenario_file: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "sim", "sweep", str(scenario_file), "--set", "dns.service_ttl=30s,60s,120s,240s",
-            "--set", "failover.detection.delay=10s,30s", "--replications", "3", "--out", str(out), "--workers", "1",
+    return [sys.executable, "-m", "sim", "sweep", str(scenario_file), "--set", "dns.service_ttl=30s,120s",
+            "--set", "failover.detection.delay=10s,30s", "--replications", "2", "--out", str(out), "--workers", "1",
             "--quiet", *extra]
 
 
@@ -71,8 +71,8 @@ def _scenario_file(tmp_path: Path, duration: str | None = None) -> Path:
     doc = yaml.safe_load(yaml.safe_dump(BASE))
     if duration is not None:
         doc["duration"] = duration
-    doc["clients"][0]["count"] = 300
-    doc["dns"]["resolvers"][0]["count"] = 100
+    doc["clients"][0]["count"] = 150
+    doc["dns"]["resolvers"][0]["count"] = 50
     path = tmp_path / "small.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -86,12 +86,12 @@ def test_killed_sweep_resumes_and_ends_with_the_uninterrupted_table(tmp_path: Pa
     cut = tmp_path / "cut"
     proc = subprocess.Popen(_cli(cut, path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list((cut / "units").glob("*.parquet"))) < 5:
+    while time.monotonic() < deadline and len(list((cut / "units").glob("*.parquet"))) < 3:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done = len(list((cut / "units").glob("*.parquet")))
-    assert 5 <= done < 48, done  # killed half-way
+    assert 3 <= done < 16, done  # killed part-way through 4 cells x 2 strategies x 2 replications
     assert not (cut / "sweep.parquet").exists()
     assert subprocess.run(_cli(cut, path), capture_output=True).returncode == 0
     pd.testing.assert_frame_equal(pd.read_parquet(whole / "sweep.parquet"), pd.read_parquet(cut / "sweep.parquet"))
