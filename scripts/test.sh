@@ -37,32 +37,40 @@ if [ $# -gt 0 ]; then
   echo "test: pytest $*" >&2
   .venv/bin/python -m pytest -q "$@"
 else
-  # Two streams at once, then one alone. The real-time tests (the lab's real
-  # processes, the README's commands) mostly wait on clocks, so the CPU-bound
-  # ones (model, fast engine, analysis, notebooks) run beside them; sim.core's
-  # and the benchmarks' tests measure time and latency, so they run alone
-  # after. One stream took 13.4 min of CI's 15 (2026-12-02, docs/ci.md).
-  realtime=(tests/lab tests/test_readme.py tests/test_progress.py)
+  # Three streams at once, then one alone. The lab's tests (real processes that
+  # mostly wait on clocks and compare their timing with the model) run at normal
+  # priority; the README's commands and the progress tests (one lab run, the rest
+  # CPU-bound runs) beside them at nice 10; every CPU-bound test (model, fast engine,
+  # analysis, notebooks) at nice 19, on whatever CPU the others leave. sim.core's and
+  # the benchmarks' tests measure time and latency, so they run alone after.
+  # docs/ci.md has the timings that set this split.
+  lab=(tests/lab)
+  readme=(tests/test_readme.py tests/test_progress.py)
   timing=(tests/core tests/bench)
-  log=$(mktemp)
-  echo "test: pytest, real-time tests (${realtime[*]}) beside the others" >&2
+  lab_log=$(mktemp)
+  readme_log=$(mktemp)
+  echo "test: pytest, the lab (${lab[*]}) and the README (${readme[*]}) beside the others" >&2
   # Job control on: a background job of a script otherwise starts with SIGINT
   # ignored, and the lab's interrupt tests (Ctrl-C of a run) inherit that.
   set -m
-  .venv/bin/python -m pytest -q -p no:cacheprovider -m "not long" --durations=10 "${realtime[@]}" >"$log" 2>&1 &
-  realtime_pid=$!
+  .venv/bin/python -m pytest -q -p no:cacheprovider -m "not long" --durations=10 "${lab[@]}" >"$lab_log" 2>&1 &
+  lab_pid=$!
+  nice -n 10 .venv/bin/python -m pytest -q -p no:cacheprovider -m "not long" --durations=10 "${readme[@]}" >"$readme_log" 2>&1 &
+  readme_pid=$!
   set +m
   status=0
   ignore=()
-  for t in "${realtime[@]}" "${timing[@]}"; do ignore+=("--ignore=$t"); done
-  # niced: the real-time tests' processes (unbound, balancers, clients) come first
+  for t in "${lab[@]}" "${readme[@]}" "${timing[@]}"; do ignore+=("--ignore=$t"); done
   # `slow` CPU-bound tests (the engines' agreement cases) do not fit CI's 15 minutes on
   # a 2-core machine: run them with `scripts/test.sh -m slow tests/fast tests/model ...`
   nice -n 19 .venv/bin/python -m pytest -q -p no:cacheprovider -m "not long and not slow" --durations=10 "${ignore[@]}" || status=1
-  wait "$realtime_pid" || status=1
-  echo "test: the real-time tests' output" >&2
-  cat "$log"
-  rm -f "$log"
+  wait "$lab_pid" || status=1
+  wait "$readme_pid" || status=1
+  echo "test: the lab tests' output" >&2
+  cat "$lab_log"
+  echo "test: the README and progress tests' output" >&2
+  cat "$readme_log"
+  rm -f "$lab_log" "$readme_log"
   echo "test: pytest, timing-sensitive tests (${timing[*]}) alone" >&2
   .venv/bin/python -m pytest -q -p no:cacheprovider -m "not long" --durations=10 "${timing[@]}" || status=1
   [ "$status" = 0 ] || { echo "test: pytest failed" >&2; exit 1; }

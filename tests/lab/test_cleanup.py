@@ -26,27 +26,10 @@ import yaml
 
 from sim.lab.procs import Processes
 from tests.conftest import ROOT, require_tool
+from tests.lab.marks import MARK, marked
 from tests.lab.scenarios import SMALL
 
-MARK = "FAILOVER_SIM_TEST_MARK"
-
-
-def _marked(mark: str) -> list[int]:
-    """Live (not zombie) processes carrying the marker."""
-    needle = f"{MARK}={mark}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if needle not in (entry / "environ").read_bytes().split(b"\0"):
-                continue
-            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            found.append(int(entry.name))
-    return found
+_marked = marked
 
 
 def _names(pids: list[int]) -> list[str]:

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -31,12 +32,19 @@ from sim.results.schema import affected_clients
 from sim.runner import run
 from sim.scenario import load_data
 from tests.conftest import require_tool
+from tests.lab.marks import MARK, described, marked
 from tests.lab.scenarios import OPTIONS, PLANNED, SMALL, paired
+
+# Every process this test session starts carries the marker, its children too: lab runs
+# of another stream (the README's) or session on the machine are not this one's orphans.
+SESSION = uuid.uuid4().hex
+os.environ[MARK] = SESSION
 
 
 def _orphans() -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if "failover-lab-" in line or "sim.lab." in line]
+    """This session's processes still running besides itself (a lab run's leftovers)."""
+    mine = described([pid for pid in marked(SESSION) if pid != os.getpid()])
+    return [line for line in mine if "failover-lab-" in line or "sim.lab." in line or "unbound" in line]
 
 
 def _children() -> list[str]:
