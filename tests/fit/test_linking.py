@@ -1,0 +1,102 @@
+"""Resolvers weighted by the clients behind them (EDNS client subnet), and `forever` told from quiet.
+
+The logs are those of a simulated population (tests/fit/ecs_synthetic.py):
+each resolver a cache of its policy in front of client networks of known
+size, so the clients behind each policy are known exactly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import yaml
+
+import sim
+from sim.fit.forever import FOREVER_TTLS
+from sim.fit.linking import link
+from sim.fit.networks import NetworkTally
+from sim.fit.run import fit
+from sim.fit.writer import scenario_text
+from tests.fit.ecs_synthetic import Group, write_logs
+
+TTL, SPAN, RATE = 60.0, 1800.0, 0.1
+
+
+def _groups() -> list[Group]:
+    return [
+        Group("honor", TTL, 16, 4.0),
+        Group("floor", 300.0, 8, 16.0),
+        Group("cap", 20.0, 8, 8.0),
+        Group("forever", math.inf, 4, 6.0),
+        # what the fit must not call: a resolver whose clients went quiet (they send in the first
+        # 40 s only), and a forever one whose clients are browsers (their lookups do not show)
+        Group("quiet", TTL, 3, 3.0, active=40.0),
+        Group("hidden", math.inf, 2, 4.0, family="browser"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def linked(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    groups = _groups()
+    access, dns = write_logs(tmp_path_factory.mktemp("ecs"), groups, SPAN, RATE, np.random.default_rng(23))
+    return fit([access], [dns], service="www.example.com", ttl=TTL), {g.policy: g for g in groups}
+
+
+def test_client_shares_are_the_clients_behind_each_policy(linked: tuple) -> None:
+    result, groups = linked
+    r = result.resolvers
+    assert r.basis == "clients"
+    classified = ("honor", "floor", "cap", "forever")
+    clients = {p: sum(groups[p].clients) for p in classified}
+    total = sum(clients.values())
+    expected = {p: groups[p].resolvers * groups[p].clients_mean for p in classified}
+    for p in classified:
+        share = r.client_share[p]
+        # every network sits behind one resolver and every client was seen: the link is exact
+        assert share.value == pytest.approx(clients[p] / total, abs=1e-9)
+        # and the population's share (its mean network sizes) is within the interval and 5 points
+        truth = expected[p] / sum(expected.values())
+        assert share.low <= truth <= share.high and abs(share.value - truth) <= 0.05, (p, share, truth)
+        # equal rates per client: the requests behind each policy are its clients' share too
+        assert r.request_share[p].low <= truth <= r.request_share[p].high
+    # the share of resolvers is far from the clients' (what weighting by clients changes)
+    assert abs(r.count_share["honor"].value - r.client_share["honor"].value) > 0.15
+    # each network is one resolver's, so every client seen is linked
+    assert r.linked.clients == r.access_clients == sum(c.seen for c in result.cohorts)
+
+
+def test_forever_is_told_from_quiet_and_from_hidden(linked: tuple) -> None:
+    result, groups = linked
+    policies = [x.policy for x in result.resolvers.resolvers]
+    assert policies.count("forever") == groups["forever"].resolvers
+    assert policies.count("honor") == groups["honor"].resolvers
+    assert policies.count("floor") == groups["floor"].resolvers and policies.count("cap") == groups["cap"].resolvers
+    # quiet and hidden resolvers that asked are left unclassified, never called forever
+    assert policies.count(None) == len(policies) - sum(groups[p].resolvers for p in ("honor", "floor", "cap", "forever"))
+    assert policies.count(None) >= groups["hidden"].resolvers
+    bound = result.resolvers.value["forever"]
+    assert bound.low >= FOREVER_TTLS * TTL and bound.high <= SPAN
+
+
+def test_the_scenario_says_how_each_share_was_converted(linked: tuple) -> None:
+    result, _ = linked
+    text = scenario_text(result, service="www.example.com")
+    groups = {g.name: g for g in sim.load(yaml.safe_load(text)).dns.resolvers}
+    assert groups["forever"].policy.kind == "forever"
+    for p, g in groups.items():
+        assert g.share == pytest.approx(result.resolvers.client_share[p].value, abs=1e-5)
+    assert "share of the access log's clients behind each group, linked by EDNS client subnet" in text
+    assert "10.0." not in text and "192.0." not in text
+
+
+def test_a_network_behind_two_resolvers_is_split_by_its_queries() -> None:
+    networks = NetworkTally({(4, 24)})
+    for i in range(10):
+        networks.add(0.0, f"10.1.2.{i}", "runtime", True)
+    networks.add(0.0, "10.9.9.9", "runtime", True)  # a network no resolver asked for
+    key = hash("10.1.2.0/24")
+    weights, linked = link({1: {key: 3}, 2: {key: 1}}, networks)
+    assert weights[1].clients == pytest.approx(7.5) and weights[2].clients == pytest.approx(2.5)
+    assert weights[1].exclusive == () and (linked.clients, linked.split, linked.networks) == (10, 10, 1)
