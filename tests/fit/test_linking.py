@@ -100,3 +100,35 @@ def test_a_network_behind_two_resolvers_is_split_by_its_queries() -> None:
     weights, linked = link({1: {key: 3}, 2: {key: 1}}, networks)
     assert weights[1].clients == pytest.approx(7.5) and weights[2].clients == pytest.approx(2.5)
     assert weights[1].exclusive == () and (linked.clients, linked.split, linked.networks) == (10, 10, 1)
+
+
+@pytest.mark.parametrize(("line", "prefix"), [
+    ("1.0 2026-12-02T14:00:01.500Z Z1 www.example.com A NOERROR UDP FRA6 192.0.2.1 10.1.2.0/24", (4, 24)),
+    ("02-Dec-2026 14:00:01.500 queries: info: client @0x7f3a1c0 192.0.2.1#53211 (www.example.com): "
+     "query: www.example.com IN A +E(0)K (192.0.2.53) [ECS 10.1.2.0/24/0]", (4, 24)),
+    ("1.0 2026-12-02T14:00:01.500Z Z1 www.example.com AAAA NOERROR UDP FRA6 192.0.2.1 2001:db8:1:200::/56", (6, 56)),
+])
+def test_each_dns_format_s_subnet_meets_the_access_log_s_network(line: str, prefix: tuple[int, int]) -> None:
+    from sim.fit.bind import parse_querylog
+    from sim.fit.resolvers import QueryTally
+    from sim.fit.route53 import parse_query_log
+
+    tally = QueryTally()
+    tally.add(parse_querylog(line) if "queries:" in line else parse_query_log(line))
+    assert tally.prefixes == {prefix}
+    networks = NetworkTally(tally.prefixes)
+    client = "10.1.2.77" if prefix[0] == 4 else "2001:db8:1:2ff::9"
+    networks.add(0.0, client, "cli", True)
+    networks.add(0.0, "10.1.3.1" if prefix[0] == 4 else "2001:db8:1:300::1", "cli", True)  # the next network
+    weights, linked = link(tally.ecs["www.example.com"], networks)
+    assert [w.clients for w in weights.values()] == [1.0] and linked.clients == 1
+
+
+def test_the_report_gives_every_share_side_by_side(linked: tuple, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sim.fit.report import write_report
+
+    md, _ = write_report(linked[0], tmp_path, "linked")
+    text = md.read_text()
+    assert "| share of queries | share of resolvers | share of clients | share of requests |" in text
+    assert "the scenario's share is the share of clients (EDNS client subnet)" in text
+    assert "10.0." not in text and "192.0." not in text
