@@ -74,8 +74,16 @@ def _basis_note(r: ResolverFit) -> str:
                 f"({r.linked.clients} of {r.access_clients} clients in {r.linked.with_clients} of the {r.subnets} "
                 f"networks; {ecs} of {known} classified resolvers sent subnets; a network seen from several "
                 f"resolvers split by its queries to each: {r.linked.split} clients)")
-    why = ("no client subnets in the DNS log" if r.with_subnet == 0 else
-           f"client subnets from too few of the classified resolvers (under {ECS_COVERAGE:.0%})")
+    ecs = sum(1 for x in r.resolvers if x.policy is not None and x.clients == x.clients)
+    known = sum(1 for x in r.resolvers if x.policy is not None)
+    if r.with_subnet == 0:
+        why = "no client subnets in the DNS log"
+    elif ecs < ECS_COVERAGE * known:
+        why = f"client subnets from {ecs} of the {known} classified resolvers (under {ECS_COVERAGE:.0%})"
+    else:
+        why = "no access-log client in the networks their subnets name"
+    if r.linked is not None and r.with_subnet:
+        why += f"; shares of clients in the report ({r.linked.clients} of {r.access_clients} clients linked)"
     return f"share = share of resolvers, not of clients: {why} (docs/fit.md)"
 
 

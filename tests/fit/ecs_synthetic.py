@@ -28,6 +28,7 @@ class Group:
     clients_mean: float  # clients per resolver: 1 + Poisson(clients_mean - 1)
     family: str = "runtime"
     active: float | None = None  # clients send only in the log's first `active` seconds (a quiet resolver)
+    ecs: bool = True  # its queries carry the client subnet
     clients: list[int] = field(default_factory=list)  # drawn: clients behind each resolver
 
 
@@ -49,7 +50,7 @@ def write_logs(d: Path, groups: list[Group], span: float, rate: float, rng: np.r
             r += 1
             n = 1 + int(rng.poisson(g.clients_mean - 1))
             g.clients.append(n)
-            resolver, subnet = f"192.0.{r >> 8}.{r & 255}", f"10.{r >> 8}.{r & 255}.0/24"
+            resolver, subnet = f"192.0.{r >> 8}.{r & 255}", f"10.{r >> 8}.{r & 255}.0/24" if g.ecs else "-"
             lookups = []
             for c in range(1, n + 1):
                 active = span if g.active is None else g.active

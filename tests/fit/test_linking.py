@@ -132,3 +132,15 @@ def test_the_report_gives_every_share_side_by_side(linked: tuple, tmp_path) -> N
     assert "| share of queries | share of resolvers | share of clients | share of requests |" in text
     assert "the scenario's share is the share of clients (EDNS client subnet)" in text
     assert "10.0." not in text and "192.0." not in text
+
+
+def test_too_few_resolvers_with_subnets_keep_the_share_of_resolvers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    groups = [Group("honor", TTL, 10, 2.0, ecs=False), Group("floor", 300.0, 5, 6.0), Group("cap", 20.0, 5, 3.0)]
+    access, dns = write_logs(tmp_path, groups, 1200.0, RATE, np.random.default_rng(29))
+    r = fit([access], [dns], service="www.example.com", ttl=TTL).resolvers
+    assert r.basis == "resolvers" and sorted(r.client_share) == ["cap", "floor"]  # weighed where subnets link them
+    assert r.client_share["floor"].value == pytest.approx(sum(groups[1].clients) / sum(groups[1].clients + groups[2].clients))
+    text = scenario_text(fit([access], [dns], service="www.example.com", ttl=TTL), service="www.example.com")
+    assert "share = share of resolvers, not of clients: client subnets from 10 of the 20 classified resolvers" in text
+    shares = {g.name: g.share for g in sim.load(yaml.safe_load(text)).dns.resolvers}
+    assert shares == pytest.approx({"honor": 0.5, "floor": 0.25, "cap": 0.25})
