@@ -20,7 +20,7 @@ subnet). `Linked` says how many of the access log's clients were linked.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sim.fit.networks import NetworkTally
 
@@ -30,6 +30,7 @@ class Weight:
     clients: float  # access-log clients behind the resolver (split networks: its part)
     requests: float
     exclusive: tuple[int, ...]  # networks whose queries for the name all came to this resolver
+    families: dict[str, float] = field(default_factory=dict)  # its clients by user-agent family
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ def link(ecs: dict[int, dict[int, int]], networks: NetworkTally) -> tuple[dict[i
     clients: dict[int, float] = defaultdict(float)
     requests: dict[int, float] = defaultdict(float)
     exclusive: dict[int, list[int]] = defaultdict(list)
+    families: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     linked, split, with_clients = set(), set(), 0
     for net, resolvers in by_network.items():
         if len(resolvers) == 1:
@@ -61,8 +63,13 @@ def link(ecs: dict[int, dict[int, int]], networks: NetworkTally) -> tuple[dict[i
         if len(resolvers) > 1:
             split |= found.clients
         total = sum(resolvers.values())
+        by_family: dict[str, int] = defaultdict(int)
+        for _, fam in found.clients:
+            by_family[fam] += 1
         for resolver, n in resolvers.items():
             clients[resolver] += len(found.clients) * n / total
             requests[resolver] += found.requests * n / total
-    weights = {r: Weight(clients[r], requests[r], tuple(exclusive[r])) for r in ecs}
+            for fam, k in by_family.items():
+                families[resolver][fam] += k * n / total
+    weights = {r: Weight(clients[r], requests[r], tuple(exclusive[r]), dict(families[r])) for r in ecs}
     return weights, Linked(len(linked), len(split), len(by_network), with_clients)

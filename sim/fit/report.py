@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from sim.fit.estimate import Estimate
-from sim.fit.resolvers import ResolverFit
+from sim.fit.resolvers import ResolverFit, by_family
 from sim.fit.run import Fit
 
 FIGURE_DIR = "figures"
@@ -102,6 +102,13 @@ def _sections(fit: Fit) -> list[tuple[str, list[str], list[list[str]]]]:
     ]
     if fit.resolvers is not None:
         out.append(_resolver_section(fit.resolvers, e))
+        families = by_family(fit.resolvers.resolvers)
+        if families:
+            policies = sorted({p for d in families.values() for p in d})
+            rows = [[fam, f"{sum(d.values()):.0f}", *(f"{d.get(p, 0.0) / sum(d.values()):.3f}" for p in policies)]
+                    for fam, d in sorted(families.items())]
+            out.append(("Linked clients by family and the policy of their resolvers (EDNS client subnet; "
+                        "the scenario spreads every cohort by the groups' shares)", ["family", "clients", *policies], rows))
     return out
 
 

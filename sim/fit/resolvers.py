@@ -102,6 +102,7 @@ class Resolver:
     last: float = math.nan  # its last query's time
     clients: float = math.nan  # access-log clients behind it (sim.fit.linking); nan: it sent no client subnet
     requests: float = math.nan
+    families: dict[str, float] = field(default_factory=dict)  # its clients by user-agent family
 
 
 @dataclass(frozen=True)
@@ -176,13 +177,22 @@ def _linked(resolvers: list[Resolver], ecs: dict[int, dict[int, int]], networks:
         if w is None:
             out.append(r)
             continue
-        r = replace(r, clients=w.clients, requests=w.requests)
+        r = replace(r, clients=w.clients, requests=w.requests, families=w.families)
         if r.policy is None:
             bound = kept_at_least(r.last, w.exclusive, networks, ttl, TOLERANCE)
             if is_forever(bound, ttl):
                 r = replace(r, policy="forever", lifetime=bound)
         out.append(r)
     return out, linked
+
+
+def by_family(resolvers: list[Resolver]) -> dict[str, dict[str, float]]:
+    """Each family's linked clients by the policy of the resolvers behind them (None: unclassified)."""
+    out: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for r in resolvers:
+        for fam, k in r.families.items():
+            out[fam][r.policy or "unclassified"] += k
+    return {fam: dict(d) for fam, d in out.items()}
 
 
 def fit_resolvers(tally: QueryTally, name: str, ttl: float, networks: NetworkTally | None = None,

@@ -131,7 +131,20 @@ def test_the_report_gives_every_share_side_by_side(linked: tuple, tmp_path) -> N
     text = md.read_text()
     assert "| share of queries | share of resolvers | share of clients | share of requests |" in text
     assert "the scenario's share is the share of clients (EDNS client subnet)" in text
+    assert "Linked clients by family and the policy of their resolvers" in text
     assert "10.0." not in text and "192.0." not in text
+
+
+def test_each_family_s_clients_by_the_policy_behind_them(linked: tuple) -> None:
+    from sim.fit.resolvers import by_family
+
+    result, groups = linked
+    families = by_family(result.resolvers.resolvers)
+    # the browsers sit behind the resolve-once resolvers their stub caches hide: unclassified
+    seen = {c.family: c.seen for c in result.cohorts}
+    assert families["browser"] == {"unclassified": seen["browser"]}
+    for p in ("honor", "floor", "cap", "forever"):
+        assert families["runtime"][p] == sum(groups[p].clients)
 
 
 def test_too_few_resolvers_with_subnets_keep_the_share_of_resolvers(tmp_path) -> None:  # type: ignore[no-untyped-def]
