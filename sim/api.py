@@ -334,6 +334,8 @@ def fit_logs(
     name: str = "fitted",
     out: str | os.PathLike[str] | None = None,
     time_scale: float = 1.0,
+    start_hour: int | None = None,
+    duration: str | float | None = None,
 ) -> FittedScenario:
     """A scenario fitted to access logs and DNS query logs (docs/fit.md)::
 
@@ -342,7 +344,9 @@ def fit_logs(
 
     `ttl` is the service record's TTL (a duration; guessed from the DNS log when
     None). `time_scale`: K of a lab run's logs (`run --engine lab --time-scale K
-    --keep`), so what is fitted is in scenario time. With `out`, writes the scenario there and the report (fit-report.md,
+    --keep`), so what is fitted is in scenario time. `start_hour`: the hour of the day (the
+    logs' clock) the run's time 0 stands for, whose traffic the faults reproduce (default:
+    the busiest hour); `duration`: the run's length (default 20m), which they cover. With `out`, writes the scenario there and the report (fit-report.md,
     fit-report.html, figures/) beside it. Raises `sim.fit.formats.LogError`
     naming a file that cannot be used at all; malformed lines are counted
     (`fit.files`), never raised.
@@ -358,7 +362,8 @@ def fit_logs(
     seconds = None if ttl is None else parse_duration(ttl)
     result = fit(access_logs, dns_logs, service=service, ttl=seconds, access_format=access_format,
                  dns_format=dns_format, time_scale=time_scale)
-    text = scenario_text(result, service=service, name=name)
+    run_s = {} if duration is None else {"duration": parse_duration(duration)}
+    text = scenario_text(result, service=service, name=name, start_hour=start_hour, **run_s)
     scenario = load_data(yaml.safe_load(text))
     written: tuple[Path, ...] = ()
     if out is not None:

@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-scale", type=float, default=1.0, metavar="K",
                         help="the logs come from a lab run at K scenario seconds per real second "
                              "(run --engine lab --time-scale K --keep): fit in scenario time (default: 1)")
+    parser.add_argument("--start-hour", type=int, choices=range(24), metavar="H",
+                        help="the hour of the day (the logs' clock, 0-23) the run starts at: the traffic faults "
+                             "reproduce the day's shape from there (default: the busiest hour)")
+    parser.add_argument("--duration", metavar="DURATION",
+                        help="the run's length, e.g. 24h: the traffic faults cover it hour by hour (default: 20m)")
     parser.add_argument("--name", default="fitted", help="the scenario's name (default: fitted)")
     parser.add_argument("--out", required=True, metavar="SCENARIO.yaml", help="where to write the scenario")
 
@@ -49,7 +54,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         fitted = sim.fit_logs(args.access_log, args.dns_log, service=args.service, ttl=args.ttl,
                               access_format=access_format, dns_format=dns_format, name=args.name, out=args.out,
-                              time_scale=args.time_scale)
+                              time_scale=args.time_scale, start_hour=args.start_hour,
+                              duration=args.duration)
     except LogError as exc:
         print(f"failover-sim fit: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -8,6 +8,7 @@ line; malformed lines are counted by kind, never fatal; client addresses
 are reduced to salted hashes as they are read and never written out.
 
 One module per log format family (`aws`, `nginx`, `haproxy`, `route53`,
-`bind`), one per estimate (`cohorts`, `connections`, `shape`,
-`resolvers`), and `run` to tie them to a scenario and a report.
+`bind`), one per estimate (`cohorts`, `connections`, `ages`, `shape`,
+`resolvers`, with `networks`, `linking` and `forever` for what EDNS client
+subnet adds), and `run` to tie them to a scenario and a report.
 """

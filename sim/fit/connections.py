@@ -46,7 +46,8 @@ class ConnectionTally:
         self.n_gaps: dict[str, int] = defaultdict(int)
         self._random = random.Random(seed)
 
-    def add(self, t: float, conn: str, fam: str) -> None:
+    def add(self, t: float, conn: str, fam: str) -> bool:
+        """Tally one request; True when it opened a connection not seen before."""
         key = hash(conn)
         last, count = self.last[fam], self.count[fam]
         prev = last.get(key)
@@ -54,6 +55,7 @@ class ConnectionTally:
             self._keep(fam, t - prev)
         last[key] = t if prev is None else max(t, prev)
         count[key] = count.get(key, 0) + 1
+        return prev is None
 
     def _keep(self, fam: str, gap: float) -> None:
         # Algorithm R: every gap has the same chance to be in the sample

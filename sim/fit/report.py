@@ -11,10 +11,13 @@ from __future__ import annotations
 import base64
 import html
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from sim.fit.estimate import Estimate
+from sim.fit.resolvers import ResolverFit, by_family
 from sim.fit.run import Fit
 
 FIGURE_DIR = "figures"
@@ -80,7 +83,11 @@ def _figures(fit: Fit) -> dict[str, object]:
 def _sections(fit: Fit) -> list[tuple[str, list[str], list[list[str]]]]:
     e = lambda x, f="{:.4g}": f"{f.format(x.value)} [{f.format(x.low)}, {f.format(x.high)}]"  # noqa: E731
     cohorts = [[c.name, c.family, str(c.seen), e(c.size, "{:.0f}"), e(c.rate, "{:.4g}")] for c in fit.cohorts]
-    reuse = [[f, str(r.connections), e(r.per_connection), e(r.idle["p50"]), e(r.idle["p99"]), e(r.keepalive)]
+    def age(f: str) -> str:
+        a = fit.ages.get(f)
+        return "-" if a is None else a.why if a.value is None else f"{e(a.value)} ({a.aged} replaced)"
+
+    reuse = [[f, str(r.connections), e(r.per_connection), e(r.idle["p50"]), e(r.idle["p99"]), e(r.keepalive), age(f)]
              for f, r in fit.reuse.items()]
     shape = [[f"{h:02d}h", e(f, "{:.2f}"), f"{fit.shape.hours_covered[h]:.1f}"] for h, f in enumerate(fit.shape.factors) if f]
     files = [[Path(s.path).name, s.format, str(s.lines), str(s.records), str(s.skipped),
@@ -89,17 +96,41 @@ def _sections(fit: Fit) -> list[tuple[str, list[str], list[list[str]]]]:
     out = [
         ("Files read", ["file", "format", "lines", "records", "not for the service", "malformed, by kind"], files),
         ("Client cohorts (95% intervals)", ["cohort", "family", "seen", "clients", "requests/s per client"], cohorts),
-        ("Connection reuse", ["family", "connections", "requests per connection", "idle p50 (s)", "idle p99 (s)", "keep-alive (s)"], reuse),
+        ("Connection reuse", ["family", "connections", "requests per connection", "idle p50 (s)", "idle p99 (s)", "keep-alive (s)",
+                              "max connection age (s)"], reuse),
         ("Traffic over the day", ["hour", "rate / mean", "hours of log"], shape),
     ]
     if fit.resolvers is not None:
-        r = fit.resolvers
-        rows = [[p, e(r.query_share[p], "{:.3f}"), e(r.count_share[p], "{:.3f}"), e(r.value[p]) if p != "honor" else "-"]
-                for p in r.query_share]
-        out.append((f"Resolvers asking for {r.name} (TTL {r.ttl:g} s; {len(r.resolvers)} resolvers, "
-                     f"{sum(1 for x in r.resolvers if x.policy is None)} unclassified; {r.with_subnet} sent client subnets)",
-                    ["policy", "share of queries", "share of resolvers", "lifetime / extra (s)"], rows))
+        out.append(_resolver_section(fit.resolvers, e))
+        families = by_family(fit.resolvers.resolvers)
+        if families:
+            policies = sorted({p for d in families.values() for p in d})
+            rows = [[fam, f"{sum(d.values()):.0f}", *(f"{d.get(p, 0.0) / sum(d.values()):.3f}" for p in policies)]
+                    for fam, d in sorted(families.items())]
+            out.append(("Linked clients by family and the policy of their resolvers (EDNS client subnet; "
+                        "the scenario spreads every cohort by the groups' shares)", ["family", "clients", *policies], rows))
     return out
+
+
+def _resolver_section(r: ResolverFit, e: Callable[..., str]) -> tuple[str, list[str], list[list[str]]]:
+    def share(d: dict[str, Estimate], p: str) -> str:
+        return e(d[p], "{:.3f}") if p in d else "-"
+
+    rows = [[p, share(r.query_share, p), share(r.count_share, p), share(r.client_share, p), share(r.request_share, p),
+             e(r.value[p]) if p != "honor" else "-"] for p in r.query_share]
+    linked = ""
+    if r.linked is not None:
+        linked = (f"; {r.linked.clients} of {r.access_clients} access-log clients linked through "
+                  f"{r.linked.with_clients} of {r.subnets} client networks ({r.linked.split} in networks seen from "
+                  f"several resolvers, split by queries)")
+    if r.dropped_subnets:
+        linked += f"; {r.dropped_subnets} resolver-network pairs past the tally's limit not counted"
+    basis = ("share of clients (EDNS client subnet)" if r.basis == "clients" else "share of resolvers")
+    return (f"Resolvers asking for {r.name} (TTL {r.ttl:g} s; {len(r.resolvers)} resolvers, "
+            f"{sum(1 for x in r.resolvers if x.policy is None)} unclassified; {r.with_subnet} sent client subnets{linked}; "
+            f"the scenario's share is the {basis})",
+            ["policy", "share of queries", "share of resolvers", "share of clients", "share of requests",
+             "lifetime / extra / kept at least (s)"], rows)
 
 
 def write_report(fit: Fit, out_dir: str | Path, scenario_name: str) -> tuple[Path, Path]:

@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sim.fit import agents
+from sim.fit.ages import Age, AgeTally, fit_ages
 from sim.fit.cohorts import ClientTally, Cohort, fit_cohorts
 from sim.fit.connections import ConnectionTally, Reuse, fit_reuse
 from sim.fit.formats import LogError, read
 from sim.fit.lines import LineStats
+from sim.fit.networks import NetworkTally
 from sim.fit.resolvers import QueryTally, ResolverFit, fit_resolvers, guess_ttl
 from sim.fit.shape import Shape, ShapeTally, fit_shape
 
@@ -31,6 +33,7 @@ class Fit:
     resolvers: ResolverFit | None
     ttl_given: bool
     files: list[LineStats] = field(default_factory=list)
+    ages: dict[str, Age] = field(default_factory=dict)  # per family: max_connection_age, where connections show it
 
 
 class _Scaled:
@@ -46,9 +49,10 @@ class _Scaled:
         return self.origin + (t - self.origin) * self.k
 
 
-def _read_access(paths: Sequence[str | Path], fmt: str | None, files: list[LineStats],
-                 time_scale: float = 1.0) -> tuple[ClientTally, ConnectionTally, ShapeTally]:
-    clients, conns, shape = ClientTally(), ConnectionTally(), ShapeTally()
+def _read_access(paths: Sequence[str | Path], fmt: str | None, files: list[LineStats], time_scale: float = 1.0,
+                 networks: NetworkTally | None = None) -> tuple[ClientTally, ConnectionTally, ShapeTally, AgeTally]:
+    """`networks`: filled too when given (the DNS logs carry client subnets)."""
+    clients, conns, shape, ages = ClientTally(), ConnectionTally(), ShapeTally(), AgeTally()
     family = agents.family
     scaled = _Scaled(time_scale)
     for path in paths:
@@ -60,9 +64,13 @@ def _read_access(paths: Sequence[str | Path], fmt: str | None, files: list[LineS
             fam = family(r.agent)
             clients.add(r.t, r.client, fam)
             shape.add(r.t)
+            new = False
             if r.conn is not None:
-                conns.add(r.t, r.conn, fam)
-    return clients, conns, shape
+                new = conns.add(r.t, r.conn, fam)
+                ages.add(r.t, r.client, r.conn, fam, new)
+            if networks is not None:
+                networks.add(r.t, r.client, fam, new)
+    return clients, conns, shape, ages
 
 
 def _read_dns(paths: Sequence[str | Path], fmt: str | None, files: list[LineStats],
@@ -89,18 +97,24 @@ def fit(access_logs: Sequence[str | Path], dns_logs: Sequence[str | Path] = (), 
     if not access_logs:
         raise LogError("no access log given")
     files: list[LineStats] = []
-    clients, conns, shape_tally = _read_access(access_logs, access_format, files, time_scale)
+    # DNS logs first: the client subnets they carry say which networks to count in the access logs
+    queries = _read_dns(dns_logs, dns_format, files, time_scale) if dns_logs else None
+    networks = NetworkTally(queries.prefixes) if queries is not None and queries.prefixes else None
+    access_files: list[LineStats] = []
+    clients, conns, shape_tally, ages = _read_access(access_logs, access_format, access_files, time_scale, networks)
+    files[:0] = access_files
     if clients.requests == 0:
         raise LogError(f"{', '.join(map(str, access_logs))}: no request could be read")
     resolvers = None
-    if dns_logs:
-        queries = _read_dns(dns_logs, dns_format, files, time_scale)
+    if queries is not None:
         name = service.rstrip(".").lower() if service else queries.busiest_name()
         if name is None or name not in queries.times:
             raise LogError(f"{', '.join(map(str, dns_logs))}: no query for {name or 'any name'} could be read")
         used_ttl = ttl if ttl is not None else guess_ttl(queries, name)
         if math.isnan(used_ttl):
             raise LogError(f"{', '.join(map(str, dns_logs))}: too few queries for {name} to guess its TTL; give --ttl")
-        resolvers = fit_resolvers(queries, name, used_ttl)
-    return Fit(fit_cohorts(clients), fit_reuse(conns, {fam: len(c) for fam, c in clients.counts.items()}), fit_shape(shape_tally, clients.t_min, clients.t_max),
-               clients.span, clients.requests, resolvers, ttl is not None, files)
+        seen = sum(len(c) for c in clients.counts.values())
+        resolvers = fit_resolvers(queries, name, used_ttl, networks, seen)
+    reuse = fit_reuse(conns, {fam: len(c) for fam, c in clients.counts.items()})
+    return Fit(fit_cohorts(clients), reuse, fit_shape(shape_tally, clients.t_min, clients.t_max),
+               clients.span, clients.requests, resolvers, ttl is not None, files, fit_ages(ages, reuse))

@@ -61,6 +61,8 @@ def test_connection_reuse(fitted: tuple) -> None:
     assert 0.95 * 15.0 <= browser.keepalive.value <= 15.0
     # requests 5 s apart on average almost never leave 30 s idle: the estimate is a lower bound
     assert jvm.keepalive.value <= 30.0 and jvm.per_connection.value > 100
+    # these clients have no maximum connection age (only idleness ends a connection): none is fitted
+    assert all(a.value is None for a in result.ages.values()), result.ages
 
 
 def test_resolver_policy_shares_within_5_points(fitted: tuple) -> None:
