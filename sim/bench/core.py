@@ -679,6 +679,19 @@ def resummarize(out: Path, latency_duration: float) -> int:
     return 0
 
 
+def _modes_and_loads(modes_arg: str, loads_arg: str) -> tuple[list[str], list[float]] | None:
+    """The modes and load fractions asked for, or None when one is not valid. An empty
+    --loads measures throughput only (no open-loop latency steps)."""
+    modes = [m for m in modes_arg.split(",") if m]
+    try:
+        loads = [float(x) for x in loads_arg.split(",") if x.strip()]
+    except ValueError:
+        return None
+    if [m for m in modes if m not in ("http", "tcp")] or any(not 0 < x <= 1 for x in loads):
+        return None
+    return modes, loads
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(
@@ -735,19 +748,15 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    modes = [m for m in a.modes.split(",") if m]
-    try:
-        # An empty list measures throughput only (no open-loop latency steps).
-        loads = [float(x) for x in a.loads.split(",") if x.strip()]
-    except ValueError:
-        loads = [-1.0]
-    if [m for m in modes if m not in ("http", "tcp")] or any(not 0 < x <= 1 for x in loads):
+    parsed = _modes_and_loads(a.modes, a.loads)
+    if parsed is None:
         print(
             f"failover-sim bench core: --modes {a.modes!r} --loads {a.loads!r}: expected modes of "
             "http,tcp and loads as comma-separated fractions in (0, 1], e.g. 0.25,0.5 (empty: none)",
             file=sys.stderr,
         )
         return 2
+    modes, loads = parsed
     if "direct" not in targets:
         targets.insert(0, "direct")  # the baseline for added latency
     pin_lb = None if a.no_pin else a.balancer_cpu
