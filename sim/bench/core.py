@@ -680,14 +680,17 @@ def resummarize(out: Path, latency_duration: float) -> int:
 
 
 def _modes_and_loads(modes_arg: str, loads_arg: str) -> tuple[list[str], list[float]] | None:
-    """The modes and load fractions asked for, or None when one is not valid. An empty
+    """The modes and load fractions asked for, or None (said on stderr) when one is not valid. An empty
     --loads measures throughput only (no open-loop latency steps)."""
     modes = [m for m in modes_arg.split(",") if m]
     try:
         loads = [float(x) for x in loads_arg.split(",") if x.strip()]
     except ValueError:
-        return None
+        loads = [-1.0]
     if [m for m in modes if m not in ("http", "tcp")] or any(not 0 < x <= 1 for x in loads):
+        print(f"failover-sim bench core: --modes {modes_arg!r} --loads {loads_arg!r}: expected modes of "
+              "http,tcp and loads as comma-separated fractions in (0, 1], e.g. 0.25,0.5 (empty: none)",
+              file=sys.stderr)
         return None
     return modes, loads
 
@@ -750,11 +753,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     parsed = _modes_and_loads(a.modes, a.loads)
     if parsed is None:
-        print(
-            f"failover-sim bench core: --modes {a.modes!r} --loads {a.loads!r}: expected modes of "
-            "http,tcp and loads as comma-separated fractions in (0, 1], e.g. 0.25,0.5 (empty: none)",
-            file=sys.stderr,
-        )
         return 2
     modes, loads = parsed
     if "direct" not in targets:
@@ -762,19 +760,8 @@ def main(argv: list[str] | None = None) -> int:
     pin_lb = None if a.no_pin else a.balancer_cpu
     pin_gen = None if a.no_pin else a.generator_cpu
     try:
-        results = run_bench(
-            out,
-            targets,
-            modes,
-            a.duration,
-            a.latency_duration,
-            loads,
-            a.repeat,
-            a.connections,
-            a.warmup,
-            pin_lb,
-            pin_gen,
-        )
+        results = run_bench(out, targets, modes, a.duration, a.latency_duration, loads, a.repeat, a.connections,
+                            a.warmup, pin_lb, pin_gen)
     except RuntimeError as e:
         print(f"failover-sim bench core: {e}", file=sys.stderr)
         return 1
