@@ -44,7 +44,9 @@ def switches(cohort: Cohort, shape: Intensity, changed_at: float, opens: np.ndar
     end = shape.end
     c = np.full(n, changed_at)
     last = shape.last_before(c, r, rng)
-    opened = last - rng.random(n) * age if math.isfinite(age) else np.full(n, -np.inf)
+    # No age limit: any opening time at or before its last use (-inf made first - opened < age
+    # read inf < inf, so the connection open at the change was taken for closed).
+    opened = last - rng.random(n) * age if math.isfinite(age) else last.copy()
     first = shape.next_after(c, r, rng)
     alive = (first - last < k) & (first - opened < age)
     # The connection open at the change carries requests until the next one opens.

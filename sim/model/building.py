@@ -190,9 +190,10 @@ class Building:
             idle = rng.exponential(1.0 / cohort.rate)  # time since its last request
             if idle < cohort.keepalive:
                 age = cohort.reuse.max_age
+                # With no age limit when it was opened does not matter, only that it was at or
+                # before its last use: -inf there made `now - opened < max_age` read inf < inf,
+                # so a primed connection was never reused.
                 opened = -idle - (rng.random() * (age - idle) if math.isfinite(age) and age > idle else 0.0)
-                if math.isinf(age):
-                    opened = -math.inf
                 client.conn, client.conn_endpoint = address, address.endpoint
                 client.conn_opened, client.conn_last = opened, -idle
 

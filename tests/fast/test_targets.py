@@ -124,3 +124,20 @@ def test_no_change_no_targets_moved() -> None:
     out = simulate(sc, "cname_repoint", np.random.SeedSequence(6))
     assert math.isnan(out.metrics["changed_at"])
     assert out.targets["to_previous"].sum() == 0 and out.clients["switched_at"].isna().all()
+
+
+def test_a_pooled_connection_with_no_age_limit_carries_every_request_past_a_dns_change() -> None:
+    """Keep-alive 1 h, requests every 10 s, no max_connection_age: the connection each client
+    holds (primed as steady state finds it) is never closed, so no client looks up the name
+    again and none switches after the change, in both engines. Both had read `now - opened <
+    max_age` as inf < inf with the opening time at -inf: the model then opened a connection
+    (and made a lookup) at each client's first request, and the fast engine took every
+    connection for closed at the change and switched all 200 clients."""
+    from sim.model import simulate as model_simulate
+
+    sc = drain_scenario(60.0, 0.1, 200, {"kind": "none"}, **{"clients.0.keepalive": "1h"})
+    for engine in (model_simulate, simulate):
+        out = engine(sc, "cname_repoint", np.random.SeedSequence(5))
+        assert out.metrics["requests"] > 10_000
+        assert out.metrics["dns_queries"] == 0, engine
+        assert out.clients["switched_at"].isna().all(), engine
