@@ -1,0 +1,121 @@
+"""Browsing sessions in the fast engine (sim.fast.sessions): the drawn requests against the
+closed forms of sim.policy.sessions, the engine against the model, and what stays refused.
+
+The closed forms (renewal-reward, from the session parameters): a client's mean number
+of requests in [0, T) is T x E[N] / ((E[N] - 1) E[think] + E[gap]) from a random moment
+of its cycle; with a constant think d and a constant gap D > d the first request comes
+within d with probability s + (1 - s) d / D, s = (E[N] - 1) d / E[cycle] the share of time
+spent thinking.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from sim.fast import unsupported
+from sim.fast.sessions import draw
+from sim.policy.sessions import Sessions
+from sim.scenario import models as m
+from tests.fast.test_agreement import assert_agree
+from tests.model.scenarios import scenario
+
+
+def _sessions(requests: object, think: object, gap: object) -> Sessions:
+    return m.Sessions.model_validate({"requests": requests, "think": think, "gap": gap}).policy()
+
+
+def test_drawn_requests_have_the_rate_the_sessions_imply() -> None:
+    s = _sessions({"exp": 4}, {"exp": "20s"}, {"uniform": ["100s", "300s"]})
+    end, n = 600.0, 4000
+    count = np.array([len(x) for x in draw(s, n, end, np.random.default_rng(1))], dtype=float)
+    expected = s.rate * end
+    assert abs(count.mean() - expected) <= 4.0 * count.std(ddof=1) / math.sqrt(n), (count.mean(), expected)
+
+
+def test_a_random_moment_finds_a_client_thinking_for_its_share_of_the_cycle() -> None:
+    think, gap = 5.0, 60.0
+    s = _sessions(4, "5s", "60s")  # four requests a session: three thinks, then the gap
+    thinking = 3 * think / (3 * think + gap)
+    expected = thinking + (1.0 - thinking) * think / gap
+    n = 20000
+    first = np.array([x[0] if len(x) else np.inf for x in draw(s, n, 100.0, np.random.default_rng(2))])
+    share = float(np.mean(first < think))
+    assert abs(share - expected) <= 4.0 * math.sqrt(expected * (1 - expected) / n), (share, expected)
+
+
+def test_each_session_holds_the_requests_its_draw_gives() -> None:
+    """Constant sessions of 3 requests 2 s apart, 50 s between sessions: the requests of a
+    client come in runs of three (after a first, partial one)."""
+    times = draw(_sessions(3, "2s", "50s"), 200, 400.0, np.random.default_rng(3))
+    for x in times:
+        gaps = np.round(np.diff(x), 9)
+        assert set(gaps.tolist()) <= {2.0, 50.0}
+        runs = np.diff(np.flatnonzero(np.r_[True, gaps == 50.0, True]))
+        assert (runs[1:-1] == 3).all(), x  # every full session between two gaps
+
+
+# About ten requests a session, 5 s apart, a minute away: a client sends one every 15 s.
+BROWSING = {"requests": {"exp": 10}, "think": {"exp": "5s"}, "gap": {"exp": "60s"}}
+SESSION = {"clients.0": {"name": "c", "count": 300, "sessions": BROWSING, "stub_cache": {"kind": "none"},
+                         "retry": {"attempts": 1, "timeout": "10s"}},
+           "duration": "3m", "dns.resolvers.0.count": 300}
+
+
+def _scenario(**more: Any):  # type: ignore[no-untyped-def]
+    """SESSION with `more` (copied: tests.model.scenarios.scenario puts a cohort dict in as is)."""
+    return scenario(**copy.deepcopy({**SESSION, **more}))
+
+
+CASES = {
+    "no stub cache, a resolver each": {},
+    "TTL 300 s (some never recover in the run)": {"dns.service_ttl": "300s", "dns.balancer_ttl": "300s"},
+    "Chrome-like: floor 60 s stub, idle sockets kept 300 s, shared resolvers": {
+        "clients.0.stub_cache": {"kind": "floor", "min_ttl": "60s"}, "clients.0.keepalive": "300s",
+        "dns.resolvers.0.count": 10},
+    "Firefox-like: fixed 60 s stub, 60 s of grace, a retry": {
+        "clients.0.stub_cache": {"kind": "fixed", "ttl": "60s"}, "clients.0.stub_grace": "60s",
+        "clients.0.retry": {"attempts": 2, "timeout": "10s"}, "dns.resolvers.0.count": 10},
+}
+
+
+# Each case takes about a second; the Firefox-like one (the most mechanisms at once) runs in CI.
+FIREFOX = "Firefox-like: fixed 60 s stub, 60 s of grace, a retry"
+
+
+@pytest.mark.parametrize("strategy", ["cname_repoint", "eip_remap"])
+@pytest.mark.parametrize("case", [c if c == FIREFOX else pytest.param(c, marks=pytest.mark.slow) for c in CASES])
+def test_fast_agrees_with_the_model_on_sessions(case: str, strategy: str) -> None:
+    assert_agree(_scenario(**CASES[case]), strategy, reps=6)
+
+
+def test_sessions_run_and_what_is_not_followed_is_named() -> None:
+    assert not unsupported(_scenario())
+    assert not unsupported(_scenario(**CASES[FIREFOX]))
+    restarting = unsupported(_scenario(**{"clients.0.restart": {"every": {"exp": "1h"}}}))
+    assert any("clients[0].sessions with restart" in r for r in restarting), restarting
+    blackhole = unsupported(_scenario(**{"faults.0.mode": "blackhole"}))
+    assert any("clients[0].sessions with a blackholed balancer_down" in r for r in blackhole), blackhole
+    surge = unsupported(_scenario(faults=[{"at": "10s", "kind": "balancer_down", "target": "blue"},
+                                                     {"at": "60s", "kind": "traffic", "factor": 2, "for": "30s"}]))
+    assert any("clients[0].sessions with a traffic (faults[1]" in r for r in surge), surge
+    multi = unsupported(_scenario(strategies=["multi_a"]))
+    assert any("multi_a publishes one address per balancer, with clients[0].sessions" in r for r in multi), multi
+
+
+def test_a_session_client_fails_exactly_its_requests_in_the_dead_window() -> None:
+    """eip_remap, no pooled connections: every request in [fault, move) fails and no other,
+    whatever the stub does (the address is the same before and after)."""
+    from sim.fast import simulate
+
+    sc = _scenario(**{"clients.0.stub_cache": {"kind": "floor", "min_ttl": "60s"}})
+    out = simulate(sc, "eip_remap", np.random.SeedSequence(5))
+    timeline = out.timeline
+    failed = timeline["refused"].to_numpy()
+    # detection 20 s after the fault at 10 s, then the 2 s change delay and the 5 s remap
+    assert failed[:10].sum() == 0 and failed[38:].sum() == 0
+    assert failed[10:37].sum() > 0
