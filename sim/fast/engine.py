@@ -163,7 +163,7 @@ def resolver_mechanisms(scenario: m.Scenario, why: str) -> list[str]:
     dns_down = [i for i, f in enumerate(scenario.faults) if isinstance(f, m.DnsDown)]
     for i, g in enumerate(scenario.dns.resolvers):
         if g.caches > 1:
-            out.append(f"dns.resolvers[{i}].caches: {g.caches} (a resolver farm; {why}; use the model)")
+            out.extend(_farm_problems(scenario, i, g, why))
         if g.prefetch:
             out.extend(_prefetch_problems(scenario, i, g, dns_down))
         if g.serve_expired is None:
@@ -176,6 +176,18 @@ def resolver_mechanisms(scenario: m.Scenario, why: str) -> list[str]:
                 if on_group and (c.stub_cache.kind not in WITHIN_TTL + ("forever",) or c.stub_grace > 0):
                     out.append(f"dns.resolvers[{i}].serve_expired.client_timeout: 0s, with clients[{j}].stub_cache "
                                f"{c.stub_cache.kind} on that group (a stub that may outlive the resolver's answer)")
+    return out
+
+
+def _farm_problems(scenario: m.Scenario, i: int, g: m.ResolverGroup, why: str) -> list[str]:
+    """A farm's caches turn one by one, so a client may go back from the new answer to the old:
+    followed for session clients, whose every lookup is followed (sim.fast.sessions), not for
+    Poisson clients (one switch per client), nor with prefetch or serve-expired."""
+    farm = f"dns.resolvers[{i}].caches: {g.caches} (a resolver farm"
+    out = [f"{farm}) with clients[{j}] (Poisson requests: {why}; use the model)"
+           for j, c in enumerate(scenario.clients) if c.resolver_group in (None, g.name) and c.sessions is None]
+    if g.prefetch or g.serve_expired is not None:
+        out.append(f"{farm}) with prefetch or serve_expired (use the model)")
     return out
 
 
@@ -591,9 +603,13 @@ class _Replication:
         record = published.answer_ttl
         if published.changes_dns:
             record = self.sc.dns.service_ttl if published.record_ttl is None else published.record_ttl
+        farms = None
+        if published.changes_dns and ctl.effective_at < self.end:
+            # sessions refuse planned changes: the change is a failover's, at the outage's query rate
+            farms = sessions.farm_opens(self.full, record, self.q_outage, ctl.effective_at, self.rng["dns"])
         plan = sessions.Plan(window.fault, ctl.fault_end if window.faulted else math.inf, published.changes_dns,
                              ctl.effective_at, ctl.changed_at, self._opens,
-                             (record, published.chain_ttl if published.changes_dns else None))
+                             (record, published.chain_ttl if published.changes_dns else None), farms)
         out = self.session_outcome = sessions.follow(req, self.full, plan, self.rng["arrivals"])
         owner, issued = req.owner[out.failed], req.times[out.failed]
         return Failed(dead.count + np.bincount(owner, minlength=self.pop.size),

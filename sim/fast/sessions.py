@@ -123,6 +123,9 @@ class Plan:
     changed_at: float  # from here the old balancer is the previous target
     opens: np.ndarray | None  # per population client: its resolver answers the new record from here (DNS)
     ttls: tuple[float, float | None]  # the record's TTL and, behind a CNAME, the chain's
+    # Resolver farms: per resolver and cache, when that cache answers the new record (`farm_opens`);
+    # None: no farm.
+    farms: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,7 @@ def _follow_cohort(req, pop, cohort, lanes, primed, plan, out, rng) -> None:  # 
     record_ttl, chain_ttl = plan.ttls
     groups = pop.resolver_group[pop.resolver[members]]
     opens = plan.opens[members] if plan.opens is not None else np.full(k, np.inf)
+    farm = _Farms.of(pop, members, plan)
     keep, max_age = cohort.reuse.keepalive, cohort.reuse.max_age
     # The model's priming at time 0: a stub holding the answer until `primed`, or expired
     # (empty; with a grace period, holding it, expired an exponential time before 0).
@@ -196,13 +200,17 @@ def _follow_cohort(req, pop, cohort, lanes, primed, plan, out, rng) -> None:  # 
             fresh = lookup & has_stub[i] & (now < stub_exp[i])
             grace = lookup & ~fresh & has_stub[i] & (now >= stub_exp[i]) & (now < stub_exp[i] + cohort.grace)
             refresh = lookup & ~fresh
-            answer_old = np.where(fresh | grace, stub_old[i], now < opens[i])
             r = i[refresh]
+            # The resolver's answer turns at `turn`: its own, or that of the farm's cache the query reaches.
+            turn = opens[i].copy()
+            if farm is not None:
+                turn[refresh] = farm.pick(r, rng)
+            answer_old = np.where(fresh | grace, stub_old[i], now < turn)
             if len(r):
                 when = now[refresh]
-                left = _time_left(pop, groups[r], when, opens[r], plan, record_ttl, chain_ttl, rng)
+                left = _time_left(pop, groups[r], when, turn[refresh], plan, record_ttl, chain_ttl, rng)
                 stub_exp[r] = when + cohort.stub.lifetimes_for(left, rng)
-                stub_old[r] = when < opens[r]
+                stub_old[r] = when < turn[refresh]
                 has_stub[r] = True
             old = np.where(reuse, conn_old[i], answer_old if plan.changes_dns else now < plan.effective)
             if keep > 0:
@@ -289,3 +297,70 @@ def targets_counts(req: Requests, out: Outcome, pop: Population, changed_at: flo
         at = np.minimum(req.times[mine], seconds - 1).astype(np.int64)
         saved[c] = np.bincount(at, weights=out.rescued[mine], minlength=seconds)[:seconds].astype(np.int64)
     return previous, current, saved
+
+
+class _Farms:
+    """The farm caches a cohort's lanes query: per lane its resolver's row of `Plan.farms`, its
+    own cache (its turn among its resolver's clients, as the model attaches them) and its
+    group's stickiness; lanes on plain resolvers keep their resolver's moment."""
+
+    def __init__(self, rows: np.ndarray, home: np.ndarray, caches: np.ndarray, sticky: np.ndarray,
+                 plain: np.ndarray, table: np.ndarray) -> None:
+        self.rows, self.home, self.caches, self.sticky, self.plain, self.table = rows, home, caches, sticky, plain, table
+
+    @classmethod
+    def of(cls, pop: Population, members: np.ndarray, plan: Plan) -> _Farms | None:
+        if plan.farms is None:
+            return None
+        resolver = pop.resolver[members]
+        group = pop.resolver_group[resolver]
+        caches = np.array([s.farm.caches for s in pop.group_setups])[group]
+        sticky = np.array([s.farm.sticky for s in pop.group_setups])[group]
+        plain = plan.opens[members] if plan.opens is not None else np.full(len(members), np.inf)
+        return cls(resolver, homes(pop)[members] % caches, caches, sticky, plain, plan.farms)
+
+    def pick(self, lanes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Each query's cache, as sim.policy.resolver.Farm.pick draws it (its own cache with
+        probability `sticky`, else one uniformly), and when that cache turns."""
+        u = rng.random(len(lanes))
+        n, sticky = self.caches[lanes], self.sticky[lanes]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            drawn = np.minimum(((u - sticky) / np.maximum(1.0 - sticky, 1e-12) * n).astype(np.int64), n - 1)
+        cache = np.where(u < sticky, self.home[lanes], np.maximum(drawn, 0))
+        return np.where(n > 1, self.table[self.rows[lanes], np.minimum(cache, self.table.shape[1] - 1)],
+                        self.plain[lanes])
+
+
+def homes(pop: Population) -> np.ndarray:
+    """Per client, its turn among its resolver's clients (in client order): the model's
+    Resolver.attach gives the k-th client cache k mod caches."""
+    order = np.argsort(pop.resolver, kind="stable")
+    rank = np.empty(pop.size, dtype=np.int64)
+    counts_ = np.bincount(pop.resolver, minlength=len(pop.resolver_group))
+    first = np.concatenate([[0], np.cumsum(counts_)[:-1]])
+    rank[order] = np.arange(pop.size) - np.repeat(first, counts_)
+    return rank
+
+
+def farm_opens(pop: Population, ttl: float, q: np.ndarray, at: float, rng: np.random.Generator) -> np.ndarray | None:
+    """Per resolver and cache, when the cache answers the record changed at `at`: each cache of a
+    farm of N gets 1/N of its resolver's queries (random picks; sticky ones when its clients are
+    alike, as the model primes them), holds the old answer with probability E[L] / (E[L] + N/q)
+    and then for its equilibrium residual. None: no farm. Plain resolvers' rows are unused."""
+    sizes = [s.farm.caches for s in pop.group_setups] if pop.group_setups else [1]
+    width = max(sizes)
+    if width == 1:
+        return None
+    out = np.full((len(q), width), at)
+    for g, policy in enumerate(pop.group_policies):
+        n = sizes[g]
+        members = np.flatnonzero(pop.resolver_group == g)
+        if n == 1 or len(members) == 0:
+            continue
+        rate = np.repeat(q[members] / n, n)
+        mean_life = float(np.mean(policy.lifetimes(ttl, rng, 64)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            present = np.isinf(mean_life) | ((rate > 0) & (rng.random(len(rate)) < mean_life / (mean_life + 1.0 / rate)))
+        expiry = np.where(present, at + policy.residuals(ttl, rng, len(rate)), at)
+        out[members, :n] = np.maximum(expiry, at).reshape(len(members), n)
+    return out

@@ -119,3 +119,62 @@ def test_a_session_client_fails_exactly_its_requests_in_the_dead_window() -> Non
     # detection 20 s after the fault at 10 s, then the 2 s change delay and the 5 s remap
     assert failed[:10].sum() == 0 and failed[38:].sum() == 0
     assert failed[10:37].sum() > 0
+
+
+# Resolver farms (sim.policy.resolver.Farm): followed for session clients, whose every lookup
+# the engine follows; each cache turns to the new record on its own, so a client can go back.
+FARM = {"dns.resolvers.0.count": 1000, "dns.resolvers.0.caches": 4, "clients.0.count": 4000}
+
+
+@pytest.mark.parametrize("sticky", [0.0, 0.75])
+def test_a_farm_sends_a_client_back_to_the_old_answer_as_often_as_independent_caches_do(sticky: float) -> None:
+    """Each of a farm's N caches gets 1/N of its resolver's q queries: it holds the old answer
+    at the change with probability p = L / (L + N / q) (honoured TTL L), then for a uniform
+    residual, so at x after the change a cache is still old with probability O(x) = p (1 - x / L),
+    independently of the others. A client without a stub cache that looks up at x1 < x2 gets
+    the new answer then the old one only from two different caches (a cache that turned stays
+    turned): probability (1 - P(same cache)) (1 - O(x1)) O(x2), P(same cache) the farm's own."""
+    from sim.fast.population import population
+    from sim.fast.sessions import Plan, Requests, farm_opens, follow
+    from sim.scenario import build
+
+    more = {**FARM, "dns.resolvers.0.sticky": sticky} if sticky else FARM
+    deployment = build.compile(_scenario(**more), "cname_repoint")
+    rng = np.random.default_rng(4)
+    pop = population(deployment, rng)
+    ttl, n_caches, change, x1, x2 = 60.0, 4, 100.0, 10.0, 30.0
+    q = np.full(len(pop.resolver_group), n_caches / 60.0)  # 1/60 s per cache: p = 1/2
+    farms = farm_opens(pop, ttl, q, change, rng)
+    n = pop.size
+    req = Requests(np.arange(n), np.tile([change + x1, change + x2], n), np.arange(0, 2 * n + 1, 2))
+    plan = Plan(math.inf, math.inf, True, change, change, np.full(n, change), (ttl, None), farms)
+    out = follow(req, pop, plan, rng)
+    flips = float(np.mean(~out.any_old[0::2] & out.any_old[1::2]))
+    p = ttl / (ttl + n_caches / q[0])
+    old = [p * (1 - x / ttl) for x in (x1, x2)]
+    same = pop.group_setups[0].farm.same_cache()
+    expected = (1 - same) * (1 - old[0]) * old[1]
+    assert abs(flips - expected) <= 4.0 * math.sqrt(expected * (1 - expected) / n), (flips, expected)
+
+
+FARMS = {
+    "four caches, random picks": {"dns.resolvers.0.count": 10, "dns.resolvers.0.caches": 4},
+    "four caches, 90% sticky, TTL 120 s": {"dns.resolvers.0.count": 10, "dns.resolvers.0.caches": 4,
+                                            "dns.resolvers.0.sticky": 0.9, "dns.service_ttl": "120s"},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(FARMS))
+def test_fast_agrees_with_the_model_on_resolver_farms(case: str) -> None:
+    assert_agree(_scenario(**FARMS[case]), "cname_repoint", reps=6)
+
+
+def test_a_farm_with_poisson_clients_is_named() -> None:
+    farm = {"dns.resolvers.0.caches": 4}
+    assert not unsupported(_scenario(**farm))
+    poisson = unsupported(scenario(**farm))
+    assert any("dns.resolvers[0].caches: 4 (a resolver farm) with clients[0] (Poisson requests" in r
+               for r in poisson), poisson
+    assert any("with prefetch or serve_expired" in r for r in unsupported(_scenario(**farm, **{
+        "dns.resolvers.0.prefetch": True})))
