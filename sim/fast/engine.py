@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from sim.fast import fleet, load, multia, pooled, sessions, targets
+from sim.fast import fleet, load, lookups, multia, pooled, sessions, targets
 from sim.fast.control import DETECTIONS, ControlPlane, control_plane
 from sim.fast.dns import WITHIN_TTL, query_counts, switch_times
 from sim.fast.intensity import Intensity
@@ -112,13 +112,13 @@ def _unsupported_sessions(scenario: m.Scenario, c: m.Cohort) -> list[str]:
     """Session clients are followed request by request (sim.fast.sessions) through one balancer
     fault that refuses, a failover that changes DNS or moves the address, stubs of any kind
     (with a grace period), pooled connections and retries. Not followed: what the follower
-    has no state for (restarts, a dns_down, planned changes, traffic faults' thinning and
-    surges, several balancer faults, a blackhole's timeouts, serve-expired's one stale answer
-    and prefetch on the cohort's resolvers); one address per balancer is refused with the
-    strategy."""
+    has no state for (restarts, a dns_down, planned changes, several balancer faults, a
+    blackhole's timeouts, serve-expired's one stale answer and prefetch on the cohort's
+    resolvers); one address per balancer is refused with the strategy. Traffic faults are
+    applied to the drawn requests (sim.fast.sessions.requests)."""
     out = ["restart (use the model)"] if c.restart is not None else []
     for i, f in enumerate(scenario.faults):
-        if isinstance(f, (m.DnsDown, m.DnsChange, m.AddressMove, m.Traffic)):
+        if isinstance(f, (m.DnsDown, m.DnsChange, m.AddressMove)):
             out.append(f"a {f.kind} (faults[{i}]; use the model)")
         elif isinstance(f, m.BalancerDown) and f.mode != "refuse":
             out.append(f"a blackholed balancer_down (faults[{i}]; use the model)")
@@ -443,8 +443,10 @@ class _Replication:
         ttl = self.published.answer_ttl
         self.q = resolver_query_rate(self.full, ttl, rng["priming"])
         self.q_outage = resolver_query_rate(self.full, ttl, rng["priming"], pooled=False)
-        self.session_requests = sessions.requests(self.full, self.end, rng["arrivals"])
+        traffic = [(f.at, f.at + f.for_, f.factor) for f in scenario.faults if isinstance(f, m.Traffic)]
+        self.session_requests = sessions.requests(self.full, self.end, rng["arrivals"], traffic)
         self.session_outcome: sessions.Outcome | None = None
+        self.session_fetches = np.empty(0)  # authoritative queries of the resolvers followed with them
         self._opens: np.ndarray | None = None
         cohorts = self.pop.cohorts
         self.attempts = np.array([c.attempts for c in cohorts])[self.pop.cohort]
@@ -603,14 +605,15 @@ class _Replication:
         record = published.answer_ttl
         if published.changes_dns:
             record = self.sc.dns.service_ttl if published.record_ttl is None else published.record_ttl
-        farms = None
-        if published.changes_dns and ctl.effective_at < self.end:
-            # sessions refuse planned changes: the change is a failover's, at the outage's query rate
-            farms = sessions.farm_opens(self.full, record, self.q_outage, ctl.effective_at, self.rng["dns"])
+        opens = None
+        if self._opens is not None:
+            opens = np.full(len(self.full.resolver_group), np.inf)
+            opens[self.full.resolver] = self._opens  # the same for every client of a resolver
         plan = sessions.Plan(window.fault, ctl.fault_end if window.faulted else math.inf, published.changes_dns,
-                             ctl.effective_at, ctl.changed_at, self._opens,
-                             (record, published.chain_ttl if published.changes_dns else None), farms)
-        out = self.session_outcome = sessions.follow(req, self.full, plan, self.rng["arrivals"])
+                             ctl.effective_at, ctl.changed_at, opens,
+                             (record, published.chain_ttl if published.changes_dns else None))
+        out, self.session_fetches = lookups.follow(req, self.full, plan, self.rng["arrivals"])
+        self.session_outcome = out
         owner, issued = req.owner[out.failed], req.times[out.failed]
         return Failed(dead.count + np.bincount(owner, minlength=self.pop.size),
                       np.concatenate([dead.owner, owner]), np.concatenate([dead.issued, issued]))
@@ -1026,8 +1029,14 @@ class _Replication:
             timeline[name] = counts[name]
         timeline["on_old_target"] = self._on_old_target(self._balancer_fault(window), recovery.reach)
         # The record our servers answer (an alias carries the balancer's TTL).
-        queries = query_counts(self.pop, self.published.record_ttl, self.q, self.q_outage,
+        q, q_outage = self.q, self.q_outage
+        if self.session_requests is not None:
+            # Resolvers whose clients all browse in sessions are followed with them (sim.fast.lookups).
+            followed = lookups.exact_resolvers(self.full)
+            q, q_outage = np.where(followed, 0.0, q), np.where(followed, 0.0, q_outage)
+        queries = query_counts(self.pop, self.published.record_ttl, q, q_outage,
                                window.busy, self.shape, self.seconds, self.rng["dns"])
+        queries = queries + sessions.per_second(self.session_fetches, self.seconds)
         if window.dns:
             queries = self._queries_around_outage(window, queries)
         timeline["dns_queries"] = queries
