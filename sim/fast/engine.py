@@ -181,8 +181,9 @@ def resolver_mechanisms(scenario: m.Scenario, why: str) -> list[str]:
 
 def _farm_problems(scenario: m.Scenario, i: int, g: m.ResolverGroup, why: str) -> list[str]:
     """A farm's caches turn one by one, so a client may go back from the new answer to the old:
-    followed for session clients, whose every lookup is followed (sim.fast.sessions), not for
-    Poisson clients (one switch per client), nor with prefetch or serve-expired."""
+    followed where all its clients browse in sessions (each lookup and each cache followed,
+    sim.fast.lookups), not with Poisson clients (one switch per client), nor with prefetch or
+    serve-expired."""
     farm = f"dns.resolvers[{i}].caches: {g.caches} (a resolver farm"
     out = [f"{farm}) with clients[{j}] (Poisson requests: {why}; use the model)"
            for j, c in enumerate(scenario.clients) if c.resolver_group in (None, g.name) and c.sessions is None]
