@@ -109,14 +109,14 @@ def _unsupported_fields(scenario: m.Scenario) -> list[str]:
 
 
 def _unsupported_sessions(scenario: m.Scenario, c: m.Cohort) -> list[str]:
-    """Session clients are followed request by request (sim.fast.sessions) through one balancer
+    """Session clients are followed request by request (sim.fast.lookups) through one balancer
     fault that refuses, a failover that changes DNS or moves the address, stubs of any kind
-    (with a grace period), pooled connections and retries. Not followed: what the follower
-    has no state for (restarts, a dns_down, planned changes, several balancer faults, a
+    (with a grace period), pooled connections, restarts and retries. Not followed: what the
+    follower has no state for (a dns_down, planned changes, several balancer faults, a
     blackhole's timeouts, serve-expired's one stale answer and prefetch on the cohort's
     resolvers); one address per balancer is refused with the strategy. Traffic faults are
     applied to the drawn requests (sim.fast.sessions.requests)."""
-    out = ["restart (use the model)"] if c.restart is not None else []
+    out = []
     for i, f in enumerate(scenario.faults):
         if isinstance(f, (m.DnsDown, m.DnsChange, m.AddressMove)):
             out.append(f"a {f.kind} (faults[{i}]; use the model)")

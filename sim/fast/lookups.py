@@ -46,6 +46,8 @@ def priming_rates(pop: Population, ttl: float, rng: np.random.Generator) -> np.n
         if len(cohort.members) == 0 or cohort.rate <= 0:
             continue
         life = cohort.stub.lifetimes_for(np.full(len(cohort.members), ttl / 2.0), rng)
+        if cohort.restarts is not None:
+            life = np.where(np.isinf(life), float(cohort.restarts.every.mean), life)  # kept until a restart
         with np.errstate(divide="ignore"):
             load = np.where(np.isinf(life), 0.0, 1.0 / (life + 1.0 / cohort.rate))
         np.add.at(out, pop.resolver[cohort.members], load)
@@ -155,6 +157,7 @@ def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator)
                 conn[lane], last[lane] = OLD, -idle
                 opened[lane] = -idle - (float(rng.random()) * (age - idle) if age > idle else 0.0) \
                     if math.isfinite(age) else -math.inf
+    restarts = _restarts(req, pop, cohort_of, stub, conn, opened, last, rng)
     lanes = req.lane()
     order = np.lexsort((lanes, req.times)).tolist()
     times, lane_list = req.times.tolist(), lanes.tolist()
@@ -162,6 +165,12 @@ def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator)
     for at in order:
         lane, now = lane_list[at], times[at]
         cohort = cohorts[cohort_of[lane]]
+        pending = restarts[lane]
+        if pending and pending[-1] <= now:
+            # A restart since its last request: the stub and the connection are gone.
+            while pending and pending[-1] <= now:
+                pending.pop()
+            stub[lane], stub_exp[lane], conn[lane] = None, -math.inf, None
         reuse_rule, keep = cohort.reuse, cohort.reuse.keepalive > 0
         fails, ok = 0, False
         for attempt in range(cohort.attempts):
@@ -201,3 +210,33 @@ def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator)
         out.rescued[at] = fails if ok else 0
     return out, np.array(resolvers.fetches)
 
+
+
+def _restarts(req, pop, cohort_of, stub, conn, opened, last, rng) -> list[list[float]]:  # type: ignore[no-untyped-def]
+    """Per lane, its restarts in the run, latest first (to pop from the end), from a random
+    moment of its restart cycle (sim.policy.restarts); and what the last restart before
+    time 0 undid of its primed state, as the model's undo_before_start: a `forever` stub
+    is empty if no request came since (the time since the last request drawn at the
+    cohort's long-run rate, as the model primes it), a connection idle since is closed."""
+    out: list[list[float]] = [[] for _ in range(len(req.clients))]
+    end = float(req.times.max()) if len(req.times) else 0.0
+    lanes_of = np.asarray(cohort_of)
+    for c, cohort in enumerate(pop.cohorts):
+        lanes = np.flatnonzero(lanes_of == c)
+        if cohort.restarts is None or len(lanes) == 0:
+            continue
+        age, wait = cohort.restarts.equilibrium(rng, len(lanes))
+        idle = rng.exponential(1.0 / cohort.rate, len(lanes))
+        for lane, a, w, i in zip(lanes.tolist(), age.tolist(), wait.tolist(), idle.tolist(), strict=True):
+            if cohort.stub.kind == "forever" and i >= a:
+                stub[lane] = None
+            if conn[lane] is not None:
+                if -last[lane] >= a:
+                    conn[lane] = None
+                else:
+                    opened[lane] = max(opened[lane], -a)
+            times = [w]
+            while times[-1] <= end:
+                times.append(times[-1] + float(cohort.restarts.gaps(rng, 1)[0]))
+            out[lane] = times[::-1]
+    return out
