@@ -344,9 +344,18 @@ def query_counts(
             life = policy.lifetimes(ttl, rng, len(members))
             age, _ = steady_cycles(life, base, rng)
             expires = np.maximum(0.0, _prefetch_points(life) - age)
+        elif caches(pop, g) > 1:
+            # A farm: each of its N caches fetches on its own, with 1/N of the queries (as the
+            # model primes them; prefetch with a farm is refused).
+            n = caches(pop, g)
+            base, extra = np.repeat(base / n, n), np.repeat(extra / n, n)
+            mean_life = float(np.mean(policy.lifetimes(ttl, rng, 64)))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                present = (base > 0) & (rng.random(len(base)) < mean_life / (mean_life + 1.0 / base))
+            expires = np.where(present, policy.residuals(ttl, rng, len(base)), 0.0)
         else:
             expires = resolver_expiry(pop, ttl, q, 0.0, rng)[members]
-        live = np.arange(len(members))
+        live = np.arange(len(base))
         while len(live):
             fetch = _next_query(shape, expires[live], base[live], extra[live], lo, hi, rng)
             keep = fetch < end
@@ -355,6 +364,11 @@ def query_counts(
             life = policy.lifetimes(ttl, rng, len(live))
             expires[live] = fetch + (_prefetch_points(life) if prefetching else life)
     return counts
+
+
+def caches(pop: Population, g: int) -> int:
+    """The caches behind each resolver of group `g` (a farm: more than one)."""
+    return pop.group_setups[g].farm.caches if pop.group_setups else 1
 
 
 def _prefetch_points(life: np.ndarray) -> np.ndarray:

@@ -36,12 +36,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from sim.fast import fleet, load, multia, pooled, targets
+from sim.fast import fleet, load, lookups, multia, pooled, sessions, targets
 from sim.fast.control import DETECTIONS, ControlPlane, control_plane
 from sim.fast.dns import WITHIN_TTL, query_counts, switch_times
 from sim.fast.intensity import Intensity
 from sim.fast.intensity import window_mass as _window_mass
-from sim.fast.population import Population, population, resolver_query_rate
+from sim.fast.population import Population, population, resolver_query_rate, without_sessions
 from sim.policy.attempts import CONNECT_TIMEOUT
 from sim.policy.failover import FailoverPlan
 from sim.replication import OUTCOMES, ReplicationOutput, streams
@@ -71,6 +71,9 @@ def unsupported(scenario: m.Scenario, strategies: Sequence[Strategy] | None = No
         if deployment.published.per_balancer:
             reasons.extend(f"publishes one address per balancer, with clients[{i}].stub_grace"
                            for i, c in enumerate(scenario.clients) if c.stub_grace > 0)
+        if deployment.published.per_balancer:
+            reasons.extend(f"publishes one address per balancer, with clients[{i}].sessions"
+                           for i, c in enumerate(scenario.clients) if c.sessions is not None)
         if several and deployment.published.per_balancer:
             reasons.append("publishes one address per balancer, with several balancer faults")
         if deployment.published.record != "addresses":
@@ -92,10 +95,8 @@ def _unsupported_fields(scenario: m.Scenario) -> list[str]:
     out.extend(resolver_mechanisms(scenario, "the fast engine draws one cache per resolver as a renewal process"))
     blackhole = _blackholed(scenario)
     for i, c in enumerate(scenario.clients):
-        # The fast engine's requests are Poisson streams (sim.fast.intensity); a
-        # session's bursts are not.
         if c.sessions is not None:
-            out.append(f"clients[{i}].sessions (browsing sessions; use the model)")
+            out.extend(f"clients[{i}].sessions with {why}" for why in _unsupported_sessions(scenario, c))
         if c.stub_grace > 0:
             out.extend(f"clients[{i}].stub_grace with {why}" for why in _unsupported_grace(scenario))
         if c.restart is not None:
@@ -104,6 +105,32 @@ def _unsupported_fields(scenario: m.Scenario) -> list[str]:
         # fallback delay to wait: a blackhole, or one address per balancer (refused below).
         if getattr(c, "address_mode", "first") == "next" and blackhole:
             out.append(f"clients[{i}].address_mode: next, with a blackholed balancer")
+    return out
+
+
+def _unsupported_sessions(scenario: m.Scenario, c: m.Cohort) -> list[str]:
+    """Session clients are followed request by request (sim.fast.lookups) through one balancer
+    fault that refuses, a failover that changes DNS or moves the address, stubs of any kind
+    (with a grace period), pooled connections, restarts and retries. Not followed: what the
+    follower has no state for (a dns_down, planned changes, several balancer faults, a
+    blackhole's timeouts, serve-expired's one stale answer and prefetch on the cohort's
+    resolvers); one address per balancer is refused with the strategy. Traffic faults are
+    applied to the drawn requests (sim.fast.sessions.requests)."""
+    out = []
+    for i, f in enumerate(scenario.faults):
+        if isinstance(f, (m.DnsDown, m.DnsChange, m.AddressMove)):
+            out.append(f"a {f.kind} (faults[{i}]; use the model)")
+        elif isinstance(f, m.BalancerDown) and f.mode != "refuse":
+            out.append(f"a blackholed balancer_down (faults[{i}]; use the model)")
+    if len(_balancer_faults(scenario)) > 1:
+        out.append("several balancer faults (use the model)")
+    for i, g in enumerate(scenario.dns.resolvers):
+        if c.resolver_group not in (None, g.name):
+            continue
+        if g.prefetch:
+            out.append(f"dns.resolvers[{i}].prefetch on its resolvers (use the model)")
+        if g.serve_expired is not None and g.serve_expired.client_timeout == 0:
+            out.append(f"dns.resolvers[{i}].serve_expired.client_timeout: 0s on its resolvers (use the model)")
     return out
 
 
@@ -136,7 +163,7 @@ def resolver_mechanisms(scenario: m.Scenario, why: str) -> list[str]:
     dns_down = [i for i, f in enumerate(scenario.faults) if isinstance(f, m.DnsDown)]
     for i, g in enumerate(scenario.dns.resolvers):
         if g.caches > 1:
-            out.append(f"dns.resolvers[{i}].caches: {g.caches} (a resolver farm; {why}; use the model)")
+            out.extend(_farm_problems(scenario, i, g, why))
         if g.prefetch:
             out.extend(_prefetch_problems(scenario, i, g, dns_down))
         if g.serve_expired is None:
@@ -149,6 +176,19 @@ def resolver_mechanisms(scenario: m.Scenario, why: str) -> list[str]:
                 if on_group and (c.stub_cache.kind not in WITHIN_TTL + ("forever",) or c.stub_grace > 0):
                     out.append(f"dns.resolvers[{i}].serve_expired.client_timeout: 0s, with clients[{j}].stub_cache "
                                f"{c.stub_cache.kind} on that group (a stub that may outlive the resolver's answer)")
+    return out
+
+
+def _farm_problems(scenario: m.Scenario, i: int, g: m.ResolverGroup, why: str) -> list[str]:
+    """A farm's caches turn one by one, so a client may go back from the new answer to the old:
+    followed where all its clients browse in sessions (each lookup and each cache followed,
+    sim.fast.lookups), not with Poisson clients (one switch per client), nor with prefetch or
+    serve-expired."""
+    farm = f"dns.resolvers[{i}].caches: {g.caches} (a resolver farm"
+    out = [f"{farm}) with clients[{j}] (Poisson requests: {why}; use the model)"
+           for j, c in enumerate(scenario.clients) if c.resolver_group in (None, g.name) and c.sessions is None]
+    if g.prefetch or g.serve_expired is not None:
+        out.append(f"{farm}) with prefetch or serve_expired (use the model)")
     return out
 
 
@@ -395,11 +435,20 @@ class _Replication:
         self.end = scenario.end
         self.seconds = int(math.ceil(self.end))
         self.shape = Intensity(scenario)
-        self.pop: Population = population(deployment, rng["clients"])
+        # `full`: every client at its long-run rate, for resolvers and priming; `pop`: the
+        # same with session clients at rate 0, for the Poisson shortcuts (sim.fast.sessions
+        # draws and follows their requests one by one).
+        self.full: Population = population(deployment, rng["clients"])
+        self.pop: Population = without_sessions(self.full)
         self.ctl: ControlPlane = control_plane(deployment, rng["control"])
         ttl = self.published.answer_ttl
-        self.q = resolver_query_rate(self.pop, ttl, rng["priming"])
-        self.q_outage = resolver_query_rate(self.pop, ttl, rng["priming"], pooled=False)
+        self.q = resolver_query_rate(self.full, ttl, rng["priming"])
+        self.q_outage = resolver_query_rate(self.full, ttl, rng["priming"], pooled=False)
+        traffic = [(f.at, f.at + f.for_, f.factor) for f in scenario.faults if isinstance(f, m.Traffic)]
+        self.session_requests = sessions.requests(self.full, self.end, rng["arrivals"], traffic)
+        self.session_outcome: sessions.Outcome | None = None
+        self.session_fetches = np.empty(0)  # authoritative queries of the resolvers followed with them
+        self._opens: np.ndarray | None = None
         cohorts = self.pop.cohorts
         self.attempts = np.array([c.attempts for c in cohorts])[self.pop.cohort]
         self.timeout = np.array([c.timeout for c in cohorts])[self.pop.cohort]
@@ -413,6 +462,7 @@ class _Replication:
         window = self._extra_windows(self._window())
         window, dead, followed = self._dead_requests(window)
         dead, rescued = self._rescue(window, dead)
+        dead = self._session_failures(window, dead)
         backends = self._backends(window)
         failed, first_fail, losses = self._backend_losses(dead, backends)
         recovery = self._recovery(window, failed.count, first_fail, followed, backends, rescued)
@@ -450,9 +500,12 @@ class _Replication:
             reach = until = np.full(n, np.inf)
         elif published.changes_dns:
             reach, until, hits, mass, opens = switch_times(
-                self.sc, pop, shape, ctl.effective_at, self.q if planned else self.q_outage, outage, self.rng["dns"],
-                published.record_ttl, published.chain_ttl,
+                self.sc, self.full, shape, ctl.effective_at, self.q if planned else self.q_outage, outage,
+                self.rng["dns"], published.record_ttl, published.chain_ttl,
             )
+            self._opens = opens
+            if self.session_requests is not None:
+                hits[self.session_requests.clients] = 0  # followed request by request (sim.fast.sessions)
             if planned:
                 pool_switch = self._pooled_switches(opens)
         else:
@@ -511,7 +564,7 @@ class _Replication:
         stub empty, so every request in between tries again and fails (as in the model)."""
         n, published = self.pop.size, self.published
         lo, hi = outage.at, min(outage.at + outage.for_, self.end)
-        _, last, _, _, _ = switch_times(self.sc, self.pop, self.shape, lo, self.q, (lo, hi), self.rng["dns"],
+        _, last, _, _, _ = switch_times(self.sc, self.full, self.shape, lo, self.q, (lo, hi), self.rng["dns"],
                                      published.record_ttl, published.chain_ttl)
         start = np.minimum(np.maximum(last, lo), hi)
         back = np.full(n, hi)
@@ -542,6 +595,58 @@ class _Replication:
         # after a failure, not all outage long.
         window = replace(window, back=window.start.copy(), busy=(window.fault, window.fault))
         return window, Failed(np.bincount(owner, minlength=n), owner, issued), recovered
+
+    def _session_failures(self, window: Window, dead: Failed) -> Failed:
+        """The session clients followed request by request through the fault and the change
+        (sim.fast.sessions): their failed requests join the others."""
+        req = self.session_requests
+        if req is None:
+            return dead
+        ctl, published = self.ctl, self.published
+        record = published.answer_ttl
+        if published.changes_dns:
+            record = self.sc.dns.service_ttl if published.record_ttl is None else published.record_ttl
+        opens = None
+        if self._opens is not None:
+            opens = np.full(len(self.full.resolver_group), np.inf)
+            opens[self.full.resolver] = self._opens  # the same for every client of a resolver
+        plan = sessions.Plan(window.fault, ctl.fault_end if window.faulted else math.inf, published.changes_dns,
+                             ctl.effective_at, ctl.changed_at, opens,
+                             (record, published.chain_ttl if published.changes_dns else None))
+        out, self.session_fetches = lookups.follow(req, self.full, plan, self.rng["arrivals"])
+        self.session_outcome = out
+        owner, issued = req.owner[out.failed], req.times[out.failed]
+        return Failed(dead.count + np.bincount(owner, minlength=self.pop.size),
+                      np.concatenate([dead.owner, owner]), np.concatenate([dead.issued, issued]))
+
+    def _session_passed(self, attempts: int | None = None) -> np.ndarray:
+        """Per second, the session clients' requests that got past the balancers (of clients
+        with `attempts` tries, or all)."""
+        req, out = self.session_requests, self.session_outcome
+        if req is None or out is None:
+            return np.zeros(self.seconds, dtype=np.int64)
+        mask = ~out.failed
+        if attempts is not None:
+            mask = mask & (self.attempts[req.owner] == attempts)
+        return sessions.per_second(req.times[mask], self.seconds)
+
+    def _next_request(self, who: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Each client's first request after `t`: drawn for Poisson clients, looked up for
+        session clients."""
+        out = self.shape.next_after(t, self.pop.rate[who], self.rng["arrivals"])
+        req = self.session_requests
+        if req is not None:
+            lane = self._lanes()[who]
+            mine = lane >= 0
+            out[mine] = req.next_after(lane[mine], np.asarray(t, dtype=float)[mine])
+        return out
+
+    def _lanes(self) -> np.ndarray:
+        """Per client, its lane in the session requests (-1: a Poisson client)."""
+        lanes = np.full(self.pop.size, -1, dtype=np.int64)
+        if self.session_requests is not None:
+            lanes[self.session_requests.clients] = np.arange(len(self.session_requests.clients))
+        return lanes
 
     def _rescue(self, window: Window, dead: Failed) -> tuple[Failed, Rescued]:
         """A blackholed attempt is retried after the client's timeout; a retry that starts
@@ -588,7 +693,7 @@ class _Replication:
             for span in window.extra:
                 mine = mask[span.who]
                 alive = alive - _window_mass(pop.rate[span.who[mine]], span.lo[mine], span.hi[mine], self.seconds) * g
-            load[int(a)] = np.maximum(alive, 0.0)
+            load[int(a)] = np.maximum(alive, 0.0) + self._session_passed(int(a))
         out = fleet.simulate(self.sc, self.seconds, load, self.rng["faults"], self.rng["control"])
         total = sum(load.values())
         lost = sum(v * out.final(a)[0] for a, v in load.items())
@@ -631,7 +736,8 @@ class _Replication:
             if not weight.sum() > 0:
                 continue
             members = np.flatnonzero(backends.attempt_class == c)
-            who = np.repeat(members, arrivals.poisson(self.pop.rate[members] * weight.sum()))
+            # Session clients at their long-run rate: their backend losses are not followed one by one.
+            who = np.repeat(members, arrivals.poisson(self.full.rate[members] * weight.sum()))
             second = arrivals.choice(self.seconds, size=len(who), p=weight / weight.sum())
             # Which of them the fleet shed (the last attempt found a full queue).
             dropped = arrivals.random(len(who)) * backends.fail[c][second] < backends.shed[c][second]
@@ -647,7 +753,7 @@ class _Replication:
         """Requests a dying instance held (in service or waiting): lost with it, as in the
         model (a 502, or the client's timeout for a blackhole); the client's own retry, if it
         has one left, is an attempt like any other (it fails with the second's q)."""
-        pop, arrivals = self.pop, self.rng["arrivals"]
+        pop, arrivals = self.full, self.rng["arrivals"]
         whos, whens, ends = [], [], []
         holding = float(self.sc.backends.service_time.mean) + self.sc.rtt
         q = 1.0 - (1.0 - fl.share) * (1.0 - fl.block)
@@ -683,6 +789,13 @@ class _Replication:
             next_req = np.where(silent, np.inf, next_req)
         by_switch = (until < ctl.fault_end) & np.isfinite(reach) & (reach >= after)
         recovered = np.where(by_switch, reach, next_req) if followed is None else followed
+        req, out = self.session_requests, self.session_outcome
+        if req is not None and out is not None:
+            mine = req.clients
+            recovered[mine] = sessions.recovered(req, out, first_fail)[mine]
+            reach = reach.copy()
+            reach[mine] = sessions.switches(req, out, ctl.changed_at, n)[0][mine]
+            next_req[mine] = reach[mine]
         if backends.fail.any():
             recovered = self._past_the_backends(recovered, backends)
         if len(rescued.delay):
@@ -712,7 +825,7 @@ class _Replication:
     def _past_the_backends(self, recovered: np.ndarray, backends: Backends) -> np.ndarray:
         """A request that fails at the backends (a dead instance, a full queue) fails too:
         the recovery is the first request after it that gets through."""
-        n, rate, arrivals = self.pop.size, self.pop.rate, self.rng["arrivals"]
+        n, arrivals = self.pop.size, self.rng["arrivals"]
         recovered = recovered.copy()
         pending = np.isfinite(recovered)
         for _ in range(1000):
@@ -721,7 +834,7 @@ class _Replication:
             pending &= np.isfinite(recovered) & (arrivals.random(n) < chance)
             if not pending.any():
                 break
-            recovered[pending] = self.shape.next_after(recovered[pending], rate[pending], arrivals)
+            recovered[pending] = self._next_request(np.flatnonzero(pending), recovered[pending])
         return recovered
 
     # -- connection resets at an address move -----------------------------------------
@@ -777,8 +890,8 @@ class _Replication:
             return reset_time
         for cohort in self.pop.cohorts:
             idx = cohort.members
-            if len(idx) == 0 or cohort.reuse.keepalive <= 0:
-                continue
+            if len(idx) == 0 or cohort.reuse.keepalive <= 0 or cohort.sessions is not None:
+                continue  # session clients' resets are followed with their requests
             first = self.shape.next_after(np.full(len(idx), moved), cohort.rate, rng)
             if fault <= moved <= self.ctl.fault_end:
                 # Any request during the outage failed and closed the connection.
@@ -835,8 +948,26 @@ class _Replication:
         tries = np.maximum(np.rint(rescued.delay / np.maximum(self.timeout[rescued.owner], 1e-12)), 1).astype(np.int64)
         rescues = targets.OneByOne(np.concatenate([saved, rescued.owner]), np.concatenate([reset_at[saved], rescued.at]),
                                    np.concatenate([np.ones(len(saved), dtype=np.int64), tries]))
-        return targets.moves(self.pop, self.shape, self.seconds, ctl.changed_at, until, switched, previous, rescues,
-                             rng)
+        moved = targets.moves(self.pop, self.shape, self.seconds, ctl.changed_at, until, switched, previous, rescues,
+                              rng)
+        return self._session_moves(moved)
+
+    def _session_moves(self, moved: targets.Moves) -> targets.Moves:
+        """The session clients' switches and their tries to each target, from their requests."""
+        req, out, changed = self.session_requests, self.session_outcome, self.ctl.changed_at
+        if req is None or out is None:
+            return moved
+        mine = req.clients
+        switched_at, last_previous_at = moved.switched_at.copy(), moved.last_previous_at.copy()
+        if math.isfinite(changed) and changed < self.end:
+            first_new, last_old = sessions.switches(req, out, changed, self.pop.size)
+            switched_at[mine] = np.where(first_new[mine] < self.end, first_new[mine], np.nan)
+            last_previous_at[mine] = np.where(np.isfinite(last_old[mine]), last_old[mine], np.nan)
+        previous, current, saved = sessions.targets_counts(req, out, self.pop, changed, self.seconds)
+        table = moved.table.copy()
+        for column, add in (("to_previous", previous), ("to_current", current), ("rescued", saved)):
+            table[column] = table[column].to_numpy() + add.reshape(-1)
+        return targets.Moves(switched_at, last_previous_at, table)
 
     def _pooled_moves(self, window: Window, reset_at: np.ndarray, retried: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Until when each client's requests go to the previous target, and its switch, with
@@ -899,8 +1030,14 @@ class _Replication:
             timeline[name] = counts[name]
         timeline["on_old_target"] = self._on_old_target(self._balancer_fault(window), recovery.reach)
         # The record our servers answer (an alias carries the balancer's TTL).
-        queries = query_counts(self.pop, self.published.record_ttl, self.q, self.q_outage,
+        q, q_outage = self.q, self.q_outage
+        if self.session_requests is not None:
+            # Resolvers whose clients all browse in sessions are followed with them (sim.fast.lookups).
+            followed = lookups.exact_resolvers(self.full)
+            q, q_outage = np.where(followed, 0.0, q), np.where(followed, 0.0, q_outage)
+        queries = query_counts(self.pop, self.published.record_ttl, q, q_outage,
                                window.busy, self.shape, self.seconds, self.rng["dns"])
+        queries = queries + sessions.per_second(self.session_fetches, self.seconds)
         if window.dns:
             queries = self._queries_around_outage(window, queries)
         timeline["dns_queries"] = queries
@@ -945,6 +1082,10 @@ class _Replication:
         if self.published.per_balancer:
             dead = dead + _per_second(issued, seconds)  # drawn one by one (sim.fast.multia)
         ok = self.rng["traffic"].poisson(np.maximum((total - dead) * (1.0 - backends.mean) - refused_resets, 0.0))
+        passed = self._session_passed()
+        if passed.any():
+            # The session clients' requests past the balancers, less the backends' share of failures.
+            ok = ok + self.rng["traffic"].binomial(passed, np.clip(1.0 - backends.mean, 0.0, 1.0))
         if len(rescued.at):
             ok = ok + _per_second(rescued.at, seconds)  # the dead window's requests a retry got through
         shed = self._shed(ok, self._balancer_fault(window), recovery.reach, rate, g, total - dead)

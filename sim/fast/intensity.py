@@ -67,7 +67,8 @@ class Intensity:
         so an earlier one is drawn at the base rate)."""
         t = np.asarray(t, dtype=float)
         rate = np.broadcast_to(np.asarray(rate, dtype=float), t.shape)
-        step = rng.exponential(1.0, t.shape) / rate
+        with np.errstate(divide="ignore"):  # rate 0 (a session client, sim.fast.sessions): none
+            step = rng.exponential(1.0, t.shape) / rate
         y = self.cumulative(np.minimum(t, self.end)) - step
         return np.where(y >= 0, self._g_inverse(y), y)
 

@@ -8,7 +8,7 @@ group's resolvers (docs/scenario.md).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -16,6 +16,7 @@ from sim.policy.attempts import ConnectionReuse
 from sim.policy.cache import CachePolicy
 from sim.policy.resolver import ResolverSetup
 from sim.policy.restarts import Restarts
+from sim.policy.sessions import Sessions
 from sim.scenario.build import Deployment
 
 
@@ -31,6 +32,7 @@ class Cohort:
     next_address: bool = False  # address_mode next
     restarts: Restarts | None = None  # None: the process never restarts within the run
     grace: float = 0.0  # stub_grace: seconds an expired stub answer is still served (and refreshed)
+    sessions: Sessions | None = None  # browsing sessions: requests drawn one by one (sim.fast.sessions)
 
 
 @dataclass
@@ -75,7 +77,7 @@ def population(deployment: Deployment, rng: np.random.Generator) -> Population:
         cohorts.append(
             Cohort(spec.name, spec.rate, deployment.stubs[spec.name], deployment.reuse[spec.name], rule.attempts,
                    rule.timeout, np.arange(start, start + n), getattr(spec, "address_mode", "first") == "next",
-                   deployment.restarts.get(spec.name), spec.stub_grace)
+                   deployment.restarts.get(spec.name), spec.stub_grace, deployment.sessions.get(spec.name))
         )
         rates.append(np.full(n, spec.rate))
         cohort_of.append(np.full(n, index))
@@ -91,6 +93,22 @@ def population(deployment: Deployment, rng: np.random.Generator) -> Population:
         np.repeat(np.arange(len(groups)), [g.count for g in groups]),
         [deployment.resolver_setups[name] for name in names],
     )
+
+
+def without_sessions(pop: Population) -> Population:
+    """`pop` with its session clients' Poisson rate at 0: the engine's Poisson shortcuts then
+    pass them by, and sim.fast.sessions draws their requests one by one. Resolver query rates
+    and cache priming keep the long-run rate (the model primes them with it)."""
+    if all(c.sessions is None for c in pop.cohorts):
+        return pop
+    rate = pop.rate.copy()
+    cohorts = []
+    for c in pop.cohorts:
+        if c.sessions is not None:
+            rate[c.members] = 0.0
+            c = replace(c, rate=0.0)
+        cohorts.append(c)
+    return replace(pop, cohorts=cohorts, rate=rate)
 
 
 def stub_primed_expiry(pop: Population, ttl: float, at: float, rng: np.random.Generator) -> np.ndarray:

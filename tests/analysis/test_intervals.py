@@ -184,8 +184,8 @@ def test_no_interval_printed_for_a_shipped_scenario_has_a_negative_bound(path: P
     from sim.fast.engine import unsupported
 
     scenario = sim.load(path)
-    # the fast engine where it runs the scenario; the model where it names what it cannot
-    # (the consumer population's browsing sessions)
+    # the fast engine where it runs the scenario (every shipped one, browsing sessions
+    # included); the model where it names what it cannot
     results = sim.run(scenario, "des" if unsupported(scenario) else "fast", replications=3)
     bracket = re.compile(r"\[([^\],]+), ([^\]]+)\]")
     for low, high in bracket.findall(format_table(results.summary)):

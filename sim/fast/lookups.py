@@ -1,0 +1,242 @@
+"""Session clients followed request by request, in time order, with their resolvers.
+
+The model's request path (sim.model.requests) for the clients whose requests
+sim.fast.sessions drew: a pooled connection while it is young and recently
+used (reset once when the address it leads to has moved), otherwise the
+stub cache (fresh, or within its grace period: the old answer served and
+refreshed behind it), otherwise the resolver; a try to the dead balancer
+fails, and the client's own retries come at once.
+
+A resolver whose clients all browse in sessions is followed too, cache by
+cache (a farm's query goes to the cache `Farm.pick` draws): it fetches at
+the first query after its answer expired and keeps it for its policy's
+lifetime, as the model's resolver does, so it holds an answer exactly when
+its own clients' lookups left one there (with one client a resolver, a
+client back from a long gap finds the resolver empty). Its fetches are
+the authoritative queries it sends. A resolver shared with Poisson clients
+is not followed: its answer turns at the moment sim.fast.dns finds for it
+(`Plan.opens`), with the time left as seen then (a farm with Poisson
+clients is refused, so such a resolver is one cache).
+
+Requests are taken one by one in Python: session clients send few (the
+consumer-web browsers one every 31 min), and their order across clients
+matters wherever they share a resolver.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from sim.fast.population import Population, stub_primed_expiry
+from sim.fast.sessions import Outcome, Plan, Requests, homes
+from sim.policy.cache import equilibrium_residual
+
+OLD, NEW = 0, 1
+
+
+def priming_rates(pop: Population, ttl: float, rng: np.random.Generator) -> np.ndarray:
+    """Per resolver, the query rate the model primes it with (Building._resolver_load): per
+    client one query per stub cycle, the stub's lifetime for half the TTL plus the wait for
+    a request at the cohort's long-run rate, whatever its pooled connections spare."""
+    out = np.zeros(len(pop.resolver_group))
+    for cohort in pop.cohorts:
+        if len(cohort.members) == 0 or cohort.rate <= 0:
+            continue
+        life = cohort.stub.lifetimes_for(np.full(len(cohort.members), ttl / 2.0), rng)
+        if cohort.restarts is not None:
+            life = np.where(np.isinf(life), float(cohort.restarts.every.mean), life)  # kept until a restart
+        with np.errstate(divide="ignore"):
+            load = np.where(np.isinf(life), 0.0, 1.0 / (life + 1.0 / cohort.rate))
+        np.add.at(out, pop.resolver[cohort.members], load)
+    return out
+
+
+def exact_resolvers(pop: Population) -> np.ndarray:
+    """Per resolver: are all its clients session clients (then it is followed)?"""
+    poisson = np.zeros(len(pop.resolver_group), bool)
+    for cohort in pop.cohorts:
+        if cohort.sessions is None and len(cohort.members):
+            poisson[pop.resolver[cohort.members]] = True
+    used = np.bincount(pop.resolver, minlength=len(pop.resolver_group)) > 0
+    return used & ~poisson
+
+
+class _Resolvers:
+    """The followed resolvers' caches: per (resolver, cache), each key's (value, expiry)."""
+
+    def __init__(self, pop: Population, plan: Plan, q: np.ndarray, exact: np.ndarray, rng: np.random.Generator) -> None:
+        self.pop, self.plan, self.rng = pop, plan, rng
+        self.exact = exact
+        self.fetches: list[float] = []
+        self.caches: dict[tuple[int, int], dict[Any, tuple[int, float]]] = {}
+        record, chain = plan.ttls
+        for r in np.flatnonzero(exact).tolist():
+            g = int(pop.resolver_group[r])
+            setup = pop.group_setups[g] if pop.group_setups else None
+            n = setup.farm.caches if setup is not None else 1
+            policy = pop.group_policies[g]
+            for c in range(n):
+                entries: dict[Any, tuple[int, float]] = {}
+                # The model's priming: each cache with 1/n of the queries (Resolver.prime).
+                rate = float(q[r]) / n
+                for key, ttl in (("svc", record), (("a", OLD), chain)):
+                    if ttl is None:
+                        continue
+                    life = float(np.mean(policy.lifetimes(ttl, rng, 64)))
+                    if math.isinf(life) or (rate > 0 and life > 0 and rng.random() < life / (life + 1.0 / rate)):
+                        entries[key] = (OLD, equilibrium_residual(policy, ttl, rng))
+                self.caches[(r, c)] = entries
+
+    def resolve(self, r: int, home: int, now: float) -> tuple[int, float]:
+        """(old or new, seconds the answer stays valid) from resolver `r` at `now`."""
+        pop, plan, rng = self.pop, self.plan, self.rng
+        g = int(pop.resolver_group[r])
+        setup = pop.group_setups[g] if pop.group_setups else None
+        n = setup.farm.caches if setup is not None else 1
+        cache = setup.farm.pick(home, rng) if n > 1 else 0
+        record, chain = plan.ttls
+        if not self.exact[r]:  # never a farm: a farm with Poisson clients is refused
+            turn = plan.opens_of(r)
+            value = OLD if now < turn else NEW
+            left = _left(pop.group_policies[g], now, turn, plan, record, chain, rng)
+            return value, left
+        policy = pop.group_policies[g]
+        entries = self.caches[(r, cache)]
+        value, expires = entries.get("svc", (OLD, -math.inf))
+        if not now < expires:
+            value = NEW if plan.changes_dns and now >= plan.effective else OLD
+            expires = now + policy.lifetime(record, rng)
+            entries["svc"] = (value, expires)
+            self.fetches.append(now)
+        if chain is None:
+            return value, expires - now
+        _, a_expires = entries.get(("a", value), (value, -math.inf))
+        if not now < a_expires:
+            a_expires = now + policy.lifetime(chain, rng)  # the balancer's own zone: not counted
+            entries[("a", value)] = (value, a_expires)
+        return value, min(expires, a_expires) - now
+
+
+def _left(policy, now, turn, plan, record, chain, rng) -> float:  # type: ignore[no-untyped-def]
+    """Time left on a resolver's answer not followed: the old one's until it turns, once the
+    change has propagated; otherwise drawn from steady state (and the chain's, if shorter)."""
+    known = plan.changes_dns and plan.effective <= now < turn
+    left = turn - now if known else float(policy.residuals(record, rng, 1)[0])
+    if chain is not None:
+        left = min(left, float(policy.residuals(chain, rng, 1)[0]))
+    return left
+
+
+def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator) -> tuple[Outcome, np.ndarray]:
+    """Every session request's outcome (module doc), and the followed resolvers' fetches."""
+    total = len(req.times)
+    out = Outcome(np.zeros(total, bool), np.zeros(total, bool), np.zeros(total, bool), np.zeros(total, bool),
+                  np.zeros(total, np.int64))
+    record, chain = plan.ttls
+    prime = record if chain is None else min(record, chain)
+    stub_exp = stub_primed_expiry(pop, prime, 0.0, rng)[req.clients].tolist()
+    resolvers = _Resolvers(pop, plan, priming_rates(pop, record, rng), exact_resolvers(pop), rng)
+    cohorts = pop.cohorts
+    k = len(req.clients)
+    cohort_of = pop.cohort[req.clients].tolist()
+    resolver_of = pop.resolver[req.clients].tolist()
+    home_of = homes(pop)[req.clients].tolist()
+    # Per lane: the stub's answer (None: empty) and the pooled connection (None: none).
+    stub: list[int | None] = [OLD if (e > 0 or cohorts[c].grace > 0) else None for e, c in zip(stub_exp, cohort_of, strict=True)]
+    conn: list[int | None] = [None] * k
+    opened, last = [-math.inf] * k, [-math.inf] * k
+    for lane in range(k):
+        cohort = cohorts[cohort_of[lane]]
+        if cohort.reuse.keepalive > 0:
+            idle = float(rng.exponential(1.0 / cohort.rate))  # since its last request, as the model primes
+            if idle < cohort.reuse.keepalive:
+                age = cohort.reuse.max_age
+                conn[lane], last[lane] = OLD, -idle
+                # with no age limit any opening time at or before its last use, as the model
+                opened[lane] = -idle - (float(rng.random()) * (age - idle) if math.isfinite(age) and age > idle else 0.0)
+    restarts = _restarts(req, pop, cohort_of, stub, conn, opened, last, rng)
+    lanes = req.lane()
+    order = np.lexsort((lanes, req.times)).tolist()
+    times, lane_list = req.times.tolist(), lanes.tolist()
+    fault, fault_end, dns, moved = plan.fault, plan.fault_end, plan.changes_dns, plan.effective
+    for at in order:
+        lane, now = lane_list[at], times[at]
+        cohort = cohorts[cohort_of[lane]]
+        pending = restarts[lane]
+        if pending and pending[-1] <= now:
+            # A restart since its last request: the stub and the connection are gone.
+            while pending and pending[-1] <= now:
+                pending.pop()
+            stub[lane], stub_exp[lane], conn[lane] = None, -math.inf, None
+        reuse_rule, keep = cohort.reuse, cohort.reuse.keepalive > 0
+        fails, ok = 0, False
+        for attempt in range(cohort.attempts):
+            reset = False
+            target = None
+            if conn[lane] is not None and reuse_rule.can_reuse(opened[lane], last[lane], now):
+                target = conn[lane]
+                reset = not dns and target == OLD and now >= moved  # the address moved: reset once
+            else:
+                conn[lane] = None
+            if target is None:
+                answer = stub[lane] if now < stub_exp[lane] else None
+                stale = False
+                if answer is None and cohort.grace > 0 and stub[lane] is not None:
+                    stale = stub_exp[lane] <= now < stub_exp[lane] + cohort.grace
+                    answer = stub[lane] if stale else None
+                if answer is None or stale:
+                    value, left = resolvers.resolve(resolver_of[lane], home_of[lane], now)
+                    stub[lane], stub_exp[lane] = value, now + cohort.stub.lifetime(left, rng)
+                    answer = value if answer is None else answer
+                target = answer if dns else (OLD if now < moved else NEW)
+                if keep:
+                    conn[lane], opened[lane] = target, now
+            last[lane] = now
+            dead = reset or (target == OLD and fault <= now < fault_end)
+            if attempt == 0:
+                out.first_old[at] = target == OLD
+            out.any_old[at] |= target == OLD
+            out.any_new[at] |= target == NEW
+            if dead:
+                conn[lane] = None
+                fails += 1
+                continue
+            ok = True
+            break
+        out.failed[at] = not ok
+        out.rescued[at] = fails if ok else 0
+    return out, np.array(resolvers.fetches)
+
+
+
+def _restarts(req, pop, cohort_of, stub, conn, opened, last, rng) -> list[list[float]]:  # type: ignore[no-untyped-def]
+    """Per lane, its restarts in the run, latest first (to pop from the end), from a random
+    moment of its restart cycle (sim.policy.restarts); and what the last restart before
+    time 0 undid of its primed state, as the model's undo_before_start: a `forever` stub
+    is empty if no request came since (the time since the last request drawn at the
+    cohort's long-run rate, as the model primes it), a connection idle since is closed."""
+    out: list[list[float]] = [[] for _ in range(len(req.clients))]
+    end = float(req.times.max()) if len(req.times) else 0.0
+    lanes_of = np.asarray(cohort_of)
+    for c, cohort in enumerate(pop.cohorts):
+        lanes = np.flatnonzero(lanes_of == c)
+        if cohort.restarts is None or len(lanes) == 0:
+            continue
+        age, wait = cohort.restarts.equilibrium(rng, len(lanes))
+        idle = rng.exponential(1.0 / cohort.rate, len(lanes))
+        for lane, a, w, i in zip(lanes.tolist(), age.tolist(), wait.tolist(), idle.tolist(), strict=True):
+            if cohort.stub.kind == "forever" and i >= a:
+                stub[lane] = None
+            if conn[lane] is not None:
+                if -last[lane] >= a:
+                    conn[lane] = None
+                else:
+                    opened[lane] = max(opened[lane], -a)
+            times = [w]
+            while times[-1] <= end:
+                times.append(times[-1] + float(cohort.restarts.gaps(rng, 1)[0]))
+            out[lane] = times[::-1]
+    return out

@@ -1,0 +1,216 @@
+"""Browsing sessions in the fast engine: every request drawn with the model's law.
+
+A cohort with `sessions` (sim.policy.sessions) sends its requests in bursts,
+so nothing of the Poisson shortcuts holds for it (the first request after a
+moment is not an exponential wait, and a window's count is not Poisson).
+Such clients send few requests (a page view every half hour or so), so the
+engine draws every one of them, with the model's law (the same start in the
+cycle, session lengths, thinks and gaps, and the traffic faults applied as
+the model applies them; `requests`), and sim.fast.lookups follows them one
+by one. This module holds the requests, what the engine needs of the
+replication to follow them (`Plan`), and what it reads back from their
+outcomes (failures, recovery, switches, the targets table).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.fast.population import Population
+from sim.policy.sessions import Sessions, counts
+
+
+@dataclass(frozen=True)
+class Requests:
+    """Every request of the session clients: `times` grouped by client (in `clients` order),
+    each client's in time order, from `offset[k]` to `offset[k + 1]`."""
+
+    clients: np.ndarray  # population indices
+    times: np.ndarray
+    offset: np.ndarray
+
+    @property
+    def owner(self) -> np.ndarray:
+        """Per request, its client's population index."""
+        return np.repeat(self.clients, np.diff(self.offset))
+
+    def lane(self) -> np.ndarray:
+        """Per request, its client's lane (index into `clients`)."""
+        return np.repeat(np.arange(len(self.clients)), np.diff(self.offset))
+
+    def next_after(self, lanes: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Each lane's first request after `t` (strictly; inf: none in the run)."""
+        return _pick(self, lanes, t, side="right", shift=0)
+
+    def last_before(self, lanes: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Each lane's last request before `t` (strictly; -inf: none since time 0)."""
+        return _pick(self, lanes, t, side="left", shift=-1)
+
+
+def _pick(req: Requests, lanes: np.ndarray, t: np.ndarray, side: str, shift: int) -> np.ndarray:
+    lanes = np.asarray(lanes, dtype=np.int64)
+    t = np.broadcast_to(np.asarray(t, dtype=float), lanes.shape)
+    out = np.full(len(lanes), np.inf if shift == 0 else -np.inf)
+    for k, (lane, x) in enumerate(zip(lanes.tolist(), t.tolist(), strict=True)):
+        lo, hi = int(req.offset[lane]), int(req.offset[lane + 1])
+        j = lo + int(np.searchsorted(req.times[lo:hi], x, side=side)) + shift
+        if lo <= j < hi:
+            out[k] = req.times[j]
+    return out
+
+
+def draw(sessions: Sessions, n: int, end: float, rng: np.random.Generator) -> list[np.ndarray]:
+    """The requests before `end` of `n` clients with `sessions`, each from a random moment of its
+    cycle (Sessions.start, as the model starts them), lane by lane in lockstep."""
+    waits, lefts = zip(*(sessions.start(rng) for _ in range(n)), strict=True) if n else ((), ())
+    t = np.array(waits, dtype=float)
+    left = np.array(lefts, dtype=np.int64)
+    out: list[list[np.ndarray]] = [[] for _ in range(n)]
+    columns: list[tuple[np.ndarray, np.ndarray]] = []
+    live = np.flatnonzero(t < end)
+    while len(live):
+        columns.append((live, t[live].copy()))
+        opening = left[live] < 0  # the request opens a session: the ones after it are left
+        left[live[opening]] = counts(sessions.requests.sample(rng, int(opening.sum()))) - 1
+        thinking = left[live] > 0
+        step = np.empty(len(live))
+        step[thinking] = sessions.think.sample(rng, int(thinking.sum()))
+        step[~thinking] = sessions.gap.sample(rng, int((~thinking).sum()))
+        left[live] = np.where(thinking, left[live] - 1, -1)
+        t[live] += step
+        live = live[t[live] < end]
+    for lanes, times in columns:
+        for lane, x in zip(lanes.tolist(), times.tolist(), strict=True):
+            out[lane].append(x)
+    return [np.array(x, dtype=float) for x in out]
+
+
+def requests(pop: Population, end: float, rng: np.random.Generator,
+             traffic: Sequence[tuple[float, float, float]] = ()) -> Requests | None:
+    """Every session cohort's requests (None: no cohort has sessions), with the traffic faults
+    (at, until, factor) as the model applies them: a drop keeps each session request with
+    its share (sim.model.lifecycle), a surge adds Poisson requests at (factor - 1) times the
+    cohort's rate, each to a member drawn uniformly (sim.model.control)."""
+    clients, times = [], []
+    for cohort in pop.cohorts:
+        if cohort.sessions is None or len(cohort.members) == 0:
+            continue
+        clients.append(cohort.members)
+        drawn = draw(cohort.sessions, len(cohort.members), end, rng)
+        if traffic:
+            drawn = [_with_traffic(x, cohort.rate, end, traffic, rng) for x in drawn]
+        times.extend(drawn)
+    if not clients:
+        return None
+    sizes = np.array([len(x) for x in times], dtype=np.int64)
+    return Requests(np.concatenate(clients), np.concatenate(times) if times else np.empty(0),
+                    np.concatenate([[0], np.cumsum(sizes)]))
+
+
+def _with_traffic(times: np.ndarray, rate: float, end: float, traffic: Sequence[tuple[float, float, float]],
+                  rng: np.random.Generator) -> np.ndarray:
+    """One client's session requests thinned by the drops and joined by the surges' requests."""
+    keep = np.ones(len(times), bool)
+    extra = []
+    for at, until, factor in traffic:
+        inside = (times >= at) & (times < until)
+        if factor < 1:
+            keep &= ~inside | (rng.random(len(times)) < factor)
+        elif factor > 1:
+            span = max(min(until, end) - at, 0.0)
+            extra.append(at + rng.random(int(rng.poisson((factor - 1.0) * rate * span))) * span)
+    return np.sort(np.concatenate([times[keep], *extra]))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the follower needs of the replication: the dead balancer and the change."""
+
+    fault: float  # the active balancer's fault (inf: none)
+    fault_end: float
+    changes_dns: bool  # else the address moves at `effective`
+    effective: float  # the new record propagated, or the address moved (inf: never)
+    changed_at: float  # from here the old balancer is the previous target
+    opens: np.ndarray | None  # per resolver: it answers the new record from here (DNS; sim.fast.dns)
+    ttls: tuple[float, float | None]  # the record's TTL and, behind a CNAME, the chain's
+
+    def opens_of(self, resolver: int) -> float:
+        """When a resolver not followed (one with Poisson clients) answers the new record."""
+        return math.inf if self.opens is None else float(self.opens[resolver])
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Per request (aligned with Requests.times): how it went."""
+
+    failed: np.ndarray  # its last try failed at the balancer (refused, or reset)
+    first_old: np.ndarray  # its first try went to the old balancer
+    any_old: np.ndarray  # some try went to the old balancer
+    any_new: np.ndarray  # some try went to the new target
+    rescued: np.ndarray  # failed tries before a try that got through
+
+
+def per_second(times: np.ndarray, seconds: int) -> np.ndarray:
+    """How many of `times` fall in each second (the last second takes any later)."""
+    if len(times) == 0:
+        return np.zeros(seconds, dtype=np.int64)
+    return np.bincount(np.minimum(times, seconds - 1).astype(np.int64), minlength=seconds)[:seconds]
+
+
+def first_per_client(req: Requests, mask: np.ndarray, n: int) -> np.ndarray:
+    """Per population client, the time of its first request in `mask` (inf: none)."""
+    out = np.full(n, np.inf)
+    np.minimum.at(out, req.owner[mask], req.times[mask])
+    return out
+
+
+def recovered(req: Requests, out: Outcome, first_fail: np.ndarray) -> np.ndarray:
+    """Per population client, its first request after its first failure that got past the
+    balancer (inf: none, or no failure)."""
+    owner = req.owner
+    after = ~out.failed & (req.times > first_fail[owner])
+    return first_per_client(req, after, len(first_fail))
+
+
+def switches(req: Requests, out: Outcome, changed_at: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per population client, from `changed_at` on: its first request with a try to the new
+    target, and its last with a try to the old one (-inf: none)."""
+    since = req.times >= changed_at
+    first_new = first_per_client(req, since & out.any_new, n)
+    last_old = np.full(n, -np.inf)
+    np.maximum.at(last_old, req.owner[since & out.any_old], req.times[since & out.any_old])
+    return first_new, last_old
+
+
+def targets_counts(req: Requests, out: Outcome, pop: Population, changed_at: float,
+                   seconds: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per cohort and second, the session clients' first tries to the previous target (the old
+    balancer from `changed_at` on), to the current one, and the failed tries a later one rescued."""
+    k = len(pop.cohorts)
+    previous, current, saved = (np.zeros((k, seconds), dtype=np.int64) for _ in range(3))
+    cohort = pop.cohort[req.owner]
+    to_previous = out.first_old & (req.times >= changed_at)
+    for c in range(k):
+        mine = cohort == c
+        if not mine.any():
+            continue
+        previous[c] = per_second(req.times[mine & to_previous], seconds)
+        current[c] = per_second(req.times[mine & ~to_previous], seconds)
+        at = np.minimum(req.times[mine], seconds - 1).astype(np.int64)
+        saved[c] = np.bincount(at, weights=out.rescued[mine], minlength=seconds)[:seconds].astype(np.int64)
+    return previous, current, saved
+
+
+def homes(pop: Population) -> np.ndarray:
+    """Per client, its turn among its resolver's clients (in client order): the model's
+    Resolver.attach gives the k-th client cache k mod caches."""
+    order = np.argsort(pop.resolver, kind="stable")
+    rank = np.empty(pop.size, dtype=np.int64)
+    counts_ = np.bincount(pop.resolver, minlength=len(pop.resolver_group))
+    first = np.concatenate([[0], np.cumsum(counts_)[:-1]])
+    rank[order] = np.arange(pop.size) - np.repeat(first, counts_)
+    return rank
