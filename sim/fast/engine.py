@@ -7,7 +7,9 @@ phase of `_Replication.run` that does each step:
 2. per client, the moment its requests reach a live balancer again: the
    standby after its caches let go of the old record (a plan that changes
    DNS), the address's move (a plan that moves addresses), or the end of the
-   fault (`_window`);
+   fault (`_window`); with node churn behind a name that resolves to the
+   nodes, the spans in which a retired node refuses its requests (`_churn`,
+   sim.fast.churn);
 3. per client, the requests that fail are those it issues in between: a
    Poisson number, their times drawn only for those (`_dead_requests`; one
    address per balancer: followed request by request, sim.fast.multia), less
@@ -36,7 +38,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from sim.fast import fleet, load, multia, pooled, targets
+from sim.fast import churn, fleet, load, multia, pooled, targets
 from sim.fast.control import DETECTIONS, ControlPlane, control_plane
 from sim.fast.dns import WITHIN_TTL, query_counts, switch_times
 from sim.fast.intensity import Intensity
@@ -75,10 +77,42 @@ def unsupported(scenario: m.Scenario, strategies: Sequence[Strategy] | None = No
             reasons.append("publishes one address per balancer, with several balancer faults")
         if deployment.published.record != "addresses":
             # Static addresses lead to a balancer's front, which churn leaves alone (as in the
-            # model); a name that resolves to its nodes' addresses is not modelled.
-            reasons.extend(f"publishes {deployment.published.record} records to the nodes, with balancers[{i}].churn "
-                           "(node replacement)" for i, b in enumerate(scenario.balancers) if b.churn is not None)
+            # model); a name that resolves to its nodes' addresses is followed by sim.fast.churn.
+            reasons.extend(_unsupported_churn(deployment))
         out.extend(f"strategies: {deployment.strategy} {reason}" for reason in reasons)
+    return out
+
+
+def _unsupported_churn(deployment: build.Deployment) -> list[str]:
+    """Node churn behind a name that resolves to the nodes is followed on the active balancer
+    for stubs whose position in the answer is known (sim.fast.churn.STUBS), with no failover
+    or planned change that would bring clients to the standby's nodes, no DNS outage, and no
+    pooled connections (which outlive the answer) or restarts (which move the position)."""
+    scenario = deployment.scenario
+    what = f"publishes {deployment.published.record} records to the nodes, with"
+    out = []
+    for i, b in enumerate(scenario.balancers):
+        if b.churn is None:
+            continue
+        churned = f"balancers[{i}].churn (node replacement)"
+        moving = [f"faults[{j}] ({f.kind})" for j, f in enumerate(scenario.faults)
+                  if isinstance(f, m.BalancerDown | m.DnsDown) or f.kind in m.PLANNED]
+        out.extend(f"{what} {churned} and {fault}" for fault in moving)
+        if b.role != "active":
+            continue
+        for j, c in enumerate(scenario.clients):
+            if c.stub_cache.kind not in churn.STUBS:
+                out.append(f"{what} {churned} and clients[{j}].stub_cache {c.stub_cache.kind} "
+                           f"(followed: {', '.join(churn.STUBS)})")
+            if c.keepalive > 0:
+                out.append(f"{what} {churned} and clients[{j}].keepalive (pooled connections)")
+            if c.restart is not None:
+                out.append(f"{what} {churned} and clients[{j}].restart")
+            if c.stub_cache.kind == "none" and c.retry.attempts > 1 and c.address_mode != "next":
+                # Each try keeps a new answer, so a refused request moves the position on by its
+                # tries: with two nodes a client that met the retired node stays on it.
+                out.append(f"{what} {churned} and clients[{j}].retry with stub_cache none "
+                           "(the position walks by the tries; address_mode next is followed)")
     return out
 
 
@@ -310,11 +344,18 @@ class Window:
 
 @dataclass(frozen=True)
 class Span:
-    """Clients `who`, each with a span [lo, hi) whose requests are refused."""
+    """Clients `who`, each with a span [lo, hi) whose requests are refused, each with
+    chance `share` (one for all, or one per client: under node churn, the share of the
+    answer's positions whose tries all meet retired nodes; sim.fast.churn)."""
 
     who: np.ndarray
     lo: np.ndarray
     hi: np.ndarray
+    share: float | np.ndarray = 1.0
+
+    @property
+    def thinned(self) -> bool:
+        return bool(np.any(np.asarray(self.share) < 1.0))
 
     @classmethod
     def of(cls, lo: np.ndarray, hi: np.ndarray) -> Span:
@@ -408,9 +449,11 @@ class _Replication:
         self.cost = self.attempts * self.timeout if self.waits else np.zeros(self.pop.size)
         # Per pooled client, its first request after an address move (set with the resets).
         self._after_move = np.full(self.pop.size, np.nan)
+        # First attempts a retired node refused and a retry rescued (set with the churn spans).
+        self._churn_rescued = targets.OneByOne.none()
 
     def run(self) -> ReplicationOutput:
-        window = self._extra_windows(self._window())
+        window = self._churn(self._extra_windows(self._window()))
         window, dead, followed = self._dead_requests(window)
         dead, rescued = self._rescue(window, dead)
         backends = self._backends(window)
@@ -503,6 +546,22 @@ class _Replication:
             spans.append(Span.of(lo, hi))
         return replace(window, extra=tuple(spans))
 
+    def _churn(self, window: Window) -> Window:
+        """The spans in which the active balancer's retired nodes refuse a client's requests
+        (sim.fast.churn): node churn where the service name resolves to the nodes. Behind
+        static addresses (the balancer's front) churn changes nothing, as in the model."""
+        spec = self.sc.active
+        if self.published.record == "addresses" or spec.churn is None:
+            return window
+        published = self.published
+        reps = churn.replacements(spec.nodes, spec.churn, spec.drain, self.end, self.rng["control"])
+        # The record that changes is the balancer's A records: behind a CNAME, the chain's TTL.
+        node_ttl = published.record_ttl if published.chain_ttl is None else published.chain_ttl
+        out = churn.spans(self.pop, self.shape, reps, node_ttl, self.q, self.rng["dns"])
+        self._churn_rescued = targets.OneByOne(out.rescued_owner, out.rescued_at, out.rescued_count)
+        extra = tuple(Span(who, lo, hi, share) for who, lo, hi, share in out.failing if len(who))
+        return replace(window, extra=window.extra + extra)
+
     def _dns_window(self, outage: m.DnsDown) -> Window:
         """Per client, the span in which its requests fail to resolve while our authoritative
         servers are down: from its first resolution after its resolver's answer expired (as
@@ -529,7 +588,7 @@ class _Replication:
         owner = np.repeat(np.arange(n), count)
         issued = shape.uniform_between(window.start[owner], window.back[owner], arrivals.random(len(owner)))
         for span in window.extra:
-            more = arrivals.poisson(rate[span.who] * shape.measure(span.lo, span.hi))
+            more = arrivals.poisson(rate[span.who] * span.share * shape.measure(span.lo, span.hi))
             k = np.repeat(np.arange(len(span.who)), more)
             owner = np.concatenate([owner, span.who[k]])
             issued = np.concatenate([issued, shape.uniform_between(span.lo[k], span.hi[k], arrivals.random(len(k)))])
@@ -587,7 +646,9 @@ class _Replication:
                 alive = alive - _window_mass(pop.rate[mask], window.start[mask], window.back[mask], self.seconds) * g
             for span in window.extra:
                 mine = mask[span.who]
-                alive = alive - _window_mass(pop.rate[span.who[mine]], span.lo[mine], span.hi[mine], self.seconds) * g
+                weight = np.broadcast_to(span.share, span.who.shape)[mine]
+                alive = alive - _window_mass(pop.rate[span.who[mine]] * weight, span.lo[mine], span.hi[mine],
+                                             self.seconds) * g
             load[int(a)] = np.maximum(alive, 0.0)
         out = fleet.simulate(self.sc, self.seconds, load, self.rng["faults"], self.rng["control"])
         total = sum(load.values())
@@ -598,9 +659,15 @@ class _Replication:
         """Every failed request (the dead balancer's, then the backends'), and per client when
         its first failure is known."""
         n = self.pop.size
+        # As in the model, a client's failures count from the first fault on (a retired node
+        # refuses requests before any); the timeline has them all.
+        faults = self.sc.fault_times(self.published.changes_dns)
+        known = dead.issued + self.cost[dead.owner] >= (faults[0] if faults else math.inf)
         first_issue = np.full(n, np.inf)
-        np.minimum.at(first_issue, dead.owner, dead.issued)
+        np.minimum.at(first_issue, dead.owner[known], dead.issued[known])
         first_fail = first_issue + self.cost
+        if not known.all():
+            dead = Failed(np.bincount(dead.owner[known], minlength=n), dead.owner, dead.issued)
         if not (backends.fail.any() or backends.fleet.kills):
             return dead, first_fail, BackendLosses.none(self.seconds)
         losses = self._backend_requests(backends)
@@ -703,10 +770,29 @@ class _Replication:
         recovered = recovered.copy()
         for span in window.extra:
             at = recovered[span.who]
+            if span.thinned:
+                recovered = self._past_a_thinned_span(span, recovered)
+                continue
             inside = (at >= span.lo) & (at < span.hi)
             if inside.any():
                 who = span.who[inside]
                 recovered[who] = self.shape.next_after(span.hi[inside], self.pop.rate[who], self.rng["arrivals"])
+        return recovered
+
+    def _past_a_thinned_span(self, span: Span, recovered: np.ndarray) -> np.ndarray:
+        """In a span where a request fails with chance `share`, the recovery is the client's
+        first request from its recovery on that gets through (a coin per request)."""
+        recovered = recovered.copy()
+        rate, rng = self.pop.rate, self.rng["arrivals"]
+        at = recovered[span.who]
+        pending = (at >= span.lo) & (at < span.hi)
+        for _ in range(1000):
+            pending &= rng.random(len(at)) < span.share
+            if not pending.any():
+                break
+            at[pending] = self.shape.next_after(at[pending], rate[span.who[pending]], rng)
+            pending &= at < span.hi
+        recovered[span.who] = at
         return recovered
 
     def _past_the_backends(self, recovered: np.ndarray, backends: Backends) -> np.ndarray:
@@ -833,8 +919,10 @@ class _Replication:
         previous = targets.OneByOne(reset, reset_at[reset], np.ones(len(reset), dtype=np.int64))
         saved = reset[retried[reset]]
         tries = np.maximum(np.rint(rescued.delay / np.maximum(self.timeout[rescued.owner], 1e-12)), 1).astype(np.int64)
-        rescues = targets.OneByOne(np.concatenate([saved, rescued.owner]), np.concatenate([reset_at[saved], rescued.at]),
-                                   np.concatenate([np.ones(len(saved), dtype=np.int64), tries]))
+        more = self._churn_rescued
+        rescues = targets.OneByOne(np.concatenate([saved, rescued.owner, more.owner]),
+                                   np.concatenate([reset_at[saved], rescued.at, more.at]),
+                                   np.concatenate([np.ones(len(saved), dtype=np.int64), tries, more.count]))
         return targets.moves(self.pop, self.shape, self.seconds, ctl.changed_at, until, switched, previous, rescues,
                              rng)
 
@@ -935,7 +1023,7 @@ class _Replication:
         total = rate.sum() * g
         dead = _window_mass(rate, window.start, window.back, seconds) * g if window.faulted else 0.0
         for span in window.extra:
-            dead = dead + _window_mass(rate[span.who], span.lo, span.hi, seconds) * g
+            dead = dead + _window_mass(rate[span.who] * span.share, span.lo, span.hi, seconds) * g
         backend = np.isin(issued, losses.when) if len(losses.when) else np.zeros(len(issued), bool)
         lost_to_backends = _per_second(issued[backend], seconds)
         issued, ends_in_run = issued[~backend], ends_in_run[~backend]
