@@ -75,6 +75,11 @@ def unsupported(scenario: m.Scenario, strategies: Sequence[Strategy] | None = No
                            for i, c in enumerate(scenario.clients) if c.stub_grace > 0)
         if several and deployment.published.per_balancer:
             reasons.append("publishes one address per balancer, with several balancer faults")
+        if deployment.published.changes_dns:
+            # Behind a static address the front takes a new node's capacity (`_shed`); a name
+            # that resolves to the nodes leaves the old ones loaded until caches let go.
+            reasons.extend(f"changes DNS, with balancers[{i}].scale_delay (node scaling; followed behind static "
+                           "addresses that move)" for i, b in enumerate(scenario.balancers) if b.scale_delay is not None)
         if deployment.published.record != "addresses":
             # Static addresses lead to a balancer's front, which churn leaves alone (as in the
             # model); a name that resolves to its nodes' addresses is followed by sim.fast.churn.
@@ -118,11 +123,7 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
 
 def _unsupported_fields(scenario: m.Scenario) -> list[str]:
     """The scenario's fields the fast engine does not model, whatever the strategy."""
-    out = []
-    for i, b in enumerate(scenario.balancers):
-        if b.scale_delay is not None:
-            out.append(f"balancers[{i}].scale_delay (node scaling)")
-    out.extend(_unsupported_faults(scenario))
+    out = _unsupported_faults(scenario)
     out.extend(resolver_mechanisms(scenario, "the fast engine draws one cache per resolver as a renewal process"))
     blackhole = _blackholed(scenario)
     for i, c in enumerate(scenario.clients):
@@ -451,6 +452,8 @@ class _Replication:
         self._after_move = np.full(self.pop.size, np.nan)
         # First attempts a retired node refused and a retry rescued (set with the churn spans).
         self._churn_rescued = targets.OneByOne.none()
+        # Per second, the requests offered to the balancers and those they shed (set with the counts).
+        self._offered_shed = (np.zeros(0), np.zeros(0))
 
     def run(self) -> ReplicationOutput:
         window = self._churn(self._extra_windows(self._window()))
@@ -461,11 +464,12 @@ class _Replication:
         recovery = self._recovery(window, failed.count, first_fail, followed, backends, rescued)
         recovery = self._resets(window, recovery)
         moved = self._moves(window, recovery, rescued)
-        clients = self._clients(recovery, moved)
         # As in the model, a request is counted when it ends: one still waiting out its
         # timeouts when the run ends is not counted at all.
         ends_in_run = failed.issued + self.cost[failed.owner] <= self.end
         timeline, ok = self._timeline(window, recovery, failed.issued, ends_in_run, backends, losses, rescued)
+        recovery = self._balancer_sheds(recovery)
+        clients = self._clients(recovery, moved)
         metrics = self._metrics(timeline, clients, ok, backends, rescued)
         metrics["changed_at"] = self.ctl.changed_at if moved is not None and self.ctl.changed_at < self.end else math.nan
         return ReplicationOutput(metrics, clients, timeline, None if moved is None else moved.table)
@@ -795,6 +799,37 @@ class _Replication:
         recovered[span.who] = at
         return recovered
 
+    def _balancer_sheds(self, recovery: Recovery) -> Recovery:
+        """The requests a balancer endpoint shed (over its capacity in their second), each a
+        client's failure as in the model (its retry, in the same second, is shed too): drawn
+        per second among the clients by rate. The model's token bucket admits a second's first
+        requests and sheds the rest, so a second that sheds a share of its requests sheds those
+        in the last part of it, and a recovery that falls there fails."""
+        offered, shed = self._offered_shed
+        if not shed.any():
+            return recovery
+        n, rate, rng = self.pop.size, self.pop.rate, self.rng["arrivals"]
+        share = np.divide(shed, offered, out=np.zeros(len(shed)), where=offered > 0)
+        second = np.repeat(np.arange(len(shed)), shed)
+        owner = rng.choice(n, size=len(second), p=rate / rate.sum())
+        at = second + 1.0 - share[second] * rng.random(len(second))
+        faults = self.sc.fault_times(self.published.changes_dns)
+        counted = at >= (faults[0] if faults else math.inf)
+        first = np.full(n, np.inf)
+        np.minimum.at(first, owner[counted], at[counted])
+        earlier = first < recovery.first_fail
+        first_fail = np.where(earlier, first, recovery.first_fail)
+        recovered = np.where(earlier, self.shape.next_after(first, rate, rng), recovery.recovered)
+        pending = np.isfinite(recovered)
+        for _ in range(1000):
+            sec = np.clip(recovered, 0, self.seconds - 1).astype(np.int64)
+            pending &= np.isfinite(recovered) & (recovered - sec >= 1.0 - share[sec])
+            if not pending.any():
+                break
+            recovered[pending] = self.shape.next_after(recovered[pending], rate[pending], rng)
+        failed = recovery.failed + np.bincount(owner[counted], minlength=n)
+        return replace(recovery, failed=failed, first_fail=first_fail, recovered=recovered)
+
     def _past_the_backends(self, recovered: np.ndarray, backends: Backends) -> np.ndarray:
         """A request that fails at the backends (a dead instance, a full queue) fails too:
         the recovery is the first request after it that gets through."""
@@ -1036,6 +1071,7 @@ class _Replication:
         if len(rescued.at):
             ok = ok + _per_second(rescued.at, seconds)  # the dead window's requests a retry got through
         shed = self._shed(ok, self._balancer_fault(window), recovery.reach, rate, g, total - dead)
+        self._offered_shed = (ok, shed)
         counts = {name: np.zeros(seconds, dtype=np.int64) for name in OUTCOMES}
         counts["ok"] = ok - shed
         counts["dns_error" if window.dns else "timeout" if self.waits else "refused"] += recorded
@@ -1061,7 +1097,10 @@ class _Replication:
         out = np.zeros(seconds, dtype=np.int64)
         for spec, counts in ((sc.active, ok - on_standby), (sc.standby, on_standby)):
             if not self.published.changes_dns:
-                out += load.shed(counts, 1, spec.nodes * spec.capacity, rng)
+                # A static address leads to the front: every node's capacity, however many.
+                nodes = spec.nodes if spec.scale_delay is None else \
+                    load.nodes_over_time(counts, spec.nodes, spec.capacity, spec.scale_delay, self.rng["control"])
+                out += load.shed(counts, 1, nodes * spec.capacity, rng)
             else:
                 out += load.shed(counts, spec.nodes, spec.capacity, rng)
         return out
