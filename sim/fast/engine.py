@@ -7,7 +7,9 @@ phase of `_Replication.run` that does each step:
 2. per client, the moment its requests reach a live balancer again: the
    standby after its caches let go of the old record (a plan that changes
    DNS), the address's move (a plan that moves addresses), or the end of the
-   fault (`_window`);
+   fault (`_window`); with node churn behind a name that resolves to the
+   nodes, the spans in which a retired node refuses its requests (`_churn`,
+   sim.fast.churn);
 3. per client, the requests that fail are those it issues in between: a
    Poisson number, their times drawn only for those (`_dead_requests`; one
    address per balancer: followed request by request, sim.fast.multia), less
@@ -36,7 +38,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from sim.fast import fleet, load, lookups, multia, pooled, sessions, targets
+from sim.fast import churn, fleet, load, lookups, multia, pooled, sessions, targets
 from sim.fast.control import DETECTIONS, ControlPlane, control_plane
 from sim.fast.dns import WITHIN_TTL, query_counts, switch_times
 from sim.fast.intensity import Intensity
@@ -76,22 +78,58 @@ def unsupported(scenario: m.Scenario, strategies: Sequence[Strategy] | None = No
                            for i, c in enumerate(scenario.clients) if c.sessions is not None)
         if several and deployment.published.per_balancer:
             reasons.append("publishes one address per balancer, with several balancer faults")
+        if deployment.published.changes_dns:
+            # Behind a static address the front takes a new node's capacity (`_shed`); a name
+            # that resolves to the nodes leaves the old ones loaded until caches let go.
+            reasons.extend(f"changes DNS, with balancers[{i}].scale_delay (node scaling; followed behind static "
+                           "addresses that move)" for i, b in enumerate(scenario.balancers) if b.scale_delay is not None)
         if deployment.published.record != "addresses":
             # Static addresses lead to a balancer's front, which churn leaves alone (as in the
-            # model); a name that resolves to its nodes' addresses is not modelled.
-            reasons.extend(f"publishes {deployment.published.record} records to the nodes, with balancers[{i}].churn "
-                           "(node replacement)" for i, b in enumerate(scenario.balancers) if b.churn is not None)
+            # model); a name that resolves to its nodes' addresses is followed by sim.fast.churn.
+            reasons.extend(_unsupported_churn(deployment))
         out.extend(f"strategies: {deployment.strategy} {reason}" for reason in reasons)
+    return out
+
+
+def _unsupported_churn(deployment: build.Deployment) -> list[str]:
+    """Node churn behind a name that resolves to the nodes is followed on the active balancer
+    for stubs whose position in the answer is known (sim.fast.churn.STUBS), with no failover
+    or planned change that would bring clients to the standby's nodes, no DNS outage, and no
+    pooled connections (which outlive the answer) or restarts (which move the position)."""
+    scenario = deployment.scenario
+    what = f"publishes {deployment.published.record} records to the nodes, with"
+    out = []
+    for i, b in enumerate(scenario.balancers):
+        if b.churn is None:
+            continue
+        churned = f"balancers[{i}].churn (node replacement)"
+        moving = [f"faults[{j}] ({f.kind})" for j, f in enumerate(scenario.faults)
+                  if isinstance(f, m.BalancerDown | m.DnsDown) or f.kind in m.PLANNED]
+        out.extend(f"{what} {churned} and {fault}" for fault in moving)
+        if b.role != "active":
+            continue
+        for j, c in enumerate(scenario.clients):
+            if c.stub_cache.kind not in churn.STUBS:
+                out.append(f"{what} {churned} and clients[{j}].stub_cache {c.stub_cache.kind} "
+                           f"(followed: {', '.join(churn.STUBS)})")
+            if c.keepalive > 0:
+                out.append(f"{what} {churned} and clients[{j}].keepalive (pooled connections)")
+            if c.restart is not None:
+                out.append(f"{what} {churned} and clients[{j}].restart")
+            if c.sessions is not None:
+                # sim.fast.lookups follows session requests on one answer per resolver
+                out.append(f"{what} {churned} and clients[{j}].sessions")
+            if c.stub_cache.kind == "none" and c.retry.attempts > 1 and c.address_mode != "next":
+                # Each try keeps a new answer, so a refused request moves the position on by its
+                # tries: with two nodes a client that met the retired node stays on it.
+                out.append(f"{what} {churned} and clients[{j}].retry with stub_cache none "
+                           "(the position walks by the tries; address_mode next is followed)")
     return out
 
 
 def _unsupported_fields(scenario: m.Scenario) -> list[str]:
     """The scenario's fields the fast engine does not model, whatever the strategy."""
-    out = []
-    for i, b in enumerate(scenario.balancers):
-        if b.scale_delay is not None:
-            out.append(f"balancers[{i}].scale_delay (node scaling)")
-    out.extend(_unsupported_faults(scenario))
+    out = _unsupported_faults(scenario)
     out.extend(resolver_mechanisms(scenario, "the fast engine draws one cache per resolver as a renewal process"))
     blackhole = _blackholed(scenario)
     for i, c in enumerate(scenario.clients):
@@ -350,11 +388,18 @@ class Window:
 
 @dataclass(frozen=True)
 class Span:
-    """Clients `who`, each with a span [lo, hi) whose requests are refused."""
+    """Clients `who`, each with a span [lo, hi) whose requests are refused, each with
+    chance `share` (one for all, or one per client: under node churn, the share of the
+    answer's positions whose tries all meet retired nodes; sim.fast.churn)."""
 
     who: np.ndarray
     lo: np.ndarray
     hi: np.ndarray
+    share: float | np.ndarray = 1.0
+
+    @property
+    def thinned(self) -> bool:
+        return bool(np.any(np.asarray(self.share) < 1.0))
 
     @classmethod
     def of(cls, lo: np.ndarray, hi: np.ndarray) -> Span:
@@ -457,9 +502,13 @@ class _Replication:
         self.cost = self.attempts * self.timeout if self.waits else np.zeros(self.pop.size)
         # Per pooled client, its first request after an address move (set with the resets).
         self._after_move = np.full(self.pop.size, np.nan)
+        # First attempts a retired node refused and a retry rescued (set with the churn spans).
+        self._churn_rescued = targets.OneByOne.none()
+        # Per second, the requests offered to the balancers and those they shed (set with the counts).
+        self._offered_shed = (np.zeros(0), np.zeros(0))
 
     def run(self) -> ReplicationOutput:
-        window = self._extra_windows(self._window())
+        window = self._churn(self._extra_windows(self._window()))
         window, dead, followed = self._dead_requests(window)
         dead, rescued = self._rescue(window, dead)
         dead = self._session_failures(window, dead)
@@ -468,11 +517,12 @@ class _Replication:
         recovery = self._recovery(window, failed.count, first_fail, followed, backends, rescued)
         recovery = self._resets(window, recovery)
         moved = self._moves(window, recovery, rescued)
-        clients = self._clients(recovery, moved)
         # As in the model, a request is counted when it ends: one still waiting out its
         # timeouts when the run ends is not counted at all.
         ends_in_run = failed.issued + self.cost[failed.owner] <= self.end
         timeline, ok = self._timeline(window, recovery, failed.issued, ends_in_run, backends, losses, rescued)
+        recovery = self._balancer_sheds(recovery)
+        clients = self._clients(recovery, moved)
         metrics = self._metrics(timeline, clients, ok, backends, rescued)
         metrics["changed_at"] = self.ctl.changed_at if moved is not None and self.ctl.changed_at < self.end else math.nan
         return ReplicationOutput(metrics, clients, timeline, None if moved is None else moved.table)
@@ -556,6 +606,22 @@ class _Replication:
             spans.append(Span.of(lo, hi))
         return replace(window, extra=tuple(spans))
 
+    def _churn(self, window: Window) -> Window:
+        """The spans in which the active balancer's retired nodes refuse a client's requests
+        (sim.fast.churn): node churn where the service name resolves to the nodes. Behind
+        static addresses (the balancer's front) churn changes nothing, as in the model."""
+        spec = self.sc.active
+        if self.published.record == "addresses" or spec.churn is None:
+            return window
+        published = self.published
+        reps = churn.replacements(spec.nodes, spec.churn, spec.drain, self.end, self.rng["control"])
+        # The record that changes is the balancer's A records: behind a CNAME, the chain's TTL.
+        node_ttl = published.record_ttl if published.chain_ttl is None else published.chain_ttl
+        out = churn.spans(self.pop, self.shape, reps, node_ttl, self.q, self.rng["dns"])
+        self._churn_rescued = targets.OneByOne(out.rescued_owner, out.rescued_at, out.rescued_count)
+        extra = tuple(Span(who, lo, hi, share) for who, lo, hi, share in out.failing if len(who))
+        return replace(window, extra=window.extra + extra)
+
     def _dns_window(self, outage: m.DnsDown) -> Window:
         """Per client, the span in which its requests fail to resolve while our authoritative
         servers are down: from its first resolution after its resolver's answer expired (as
@@ -582,7 +648,7 @@ class _Replication:
         owner = np.repeat(np.arange(n), count)
         issued = shape.uniform_between(window.start[owner], window.back[owner], arrivals.random(len(owner)))
         for span in window.extra:
-            more = arrivals.poisson(rate[span.who] * shape.measure(span.lo, span.hi))
+            more = arrivals.poisson(rate[span.who] * span.share * shape.measure(span.lo, span.hi))
             k = np.repeat(np.arange(len(span.who)), more)
             owner = np.concatenate([owner, span.who[k]])
             issued = np.concatenate([issued, shape.uniform_between(span.lo[k], span.hi[k], arrivals.random(len(k)))])
@@ -692,7 +758,9 @@ class _Replication:
                 alive = alive - _window_mass(pop.rate[mask], window.start[mask], window.back[mask], self.seconds) * g
             for span in window.extra:
                 mine = mask[span.who]
-                alive = alive - _window_mass(pop.rate[span.who[mine]], span.lo[mine], span.hi[mine], self.seconds) * g
+                weight = np.broadcast_to(span.share, span.who.shape)[mine]
+                alive = alive - _window_mass(pop.rate[span.who[mine]] * weight, span.lo[mine], span.hi[mine],
+                                             self.seconds) * g
             load[int(a)] = np.maximum(alive, 0.0) + self._session_passed(int(a))
         out = fleet.simulate(self.sc, self.seconds, load, self.rng["faults"], self.rng["control"])
         total = sum(load.values())
@@ -703,9 +771,15 @@ class _Replication:
         """Every failed request (the dead balancer's, then the backends'), and per client when
         its first failure is known."""
         n = self.pop.size
+        # As in the model, a client's failures count from the first fault on (a retired node
+        # refuses requests before any); the timeline has them all.
+        faults = self.sc.fault_times(self.published.changes_dns)
+        known = dead.issued + self.cost[dead.owner] >= (faults[0] if faults else math.inf)
         first_issue = np.full(n, np.inf)
-        np.minimum.at(first_issue, dead.owner, dead.issued)
+        np.minimum.at(first_issue, dead.owner[known], dead.issued[known])
         first_fail = first_issue + self.cost
+        if not known.all():
+            dead = Failed(np.bincount(dead.owner[known], minlength=n), dead.owner, dead.issued)
         if not (backends.fail.any() or backends.fleet.kills):
             return dead, first_fail, BackendLosses.none(self.seconds)
         losses = self._backend_requests(backends)
@@ -816,11 +890,61 @@ class _Replication:
         recovered = recovered.copy()
         for span in window.extra:
             at = recovered[span.who]
+            if span.thinned:
+                recovered = self._past_a_thinned_span(span, recovered)
+                continue
             inside = (at >= span.lo) & (at < span.hi)
             if inside.any():
                 who = span.who[inside]
                 recovered[who] = self.shape.next_after(span.hi[inside], self.pop.rate[who], self.rng["arrivals"])
         return recovered
+
+    def _past_a_thinned_span(self, span: Span, recovered: np.ndarray) -> np.ndarray:
+        """In a span where a request fails with chance `share`, the recovery is the client's
+        first request from its recovery on that gets through (a coin per request)."""
+        recovered = recovered.copy()
+        rate, rng = self.pop.rate, self.rng["arrivals"]
+        at = recovered[span.who]
+        pending = (at >= span.lo) & (at < span.hi)
+        for _ in range(1000):
+            pending &= rng.random(len(at)) < span.share
+            if not pending.any():
+                break
+            at[pending] = self.shape.next_after(at[pending], rate[span.who[pending]], rng)
+            pending &= at < span.hi
+        recovered[span.who] = at
+        return recovered
+
+    def _balancer_sheds(self, recovery: Recovery) -> Recovery:
+        """The requests a balancer endpoint shed (over its capacity in their second), each a
+        client's failure as in the model (its retry, in the same second, is shed too): drawn
+        per second among the clients by rate. The model's token bucket admits a second's first
+        requests and sheds the rest, so a second that sheds a share of its requests sheds those
+        in the last part of it, and a recovery that falls there fails."""
+        offered, shed = self._offered_shed
+        if not shed.any():
+            return recovery
+        n, rate, rng = self.pop.size, self.pop.rate, self.rng["arrivals"]
+        share = np.divide(shed, offered, out=np.zeros(len(shed)), where=offered > 0)
+        second = np.repeat(np.arange(len(shed)), shed)
+        owner = rng.choice(n, size=len(second), p=rate / rate.sum())
+        at = second + 1.0 - share[second] * rng.random(len(second))
+        faults = self.sc.fault_times(self.published.changes_dns)
+        counted = at >= (faults[0] if faults else math.inf)
+        first = np.full(n, np.inf)
+        np.minimum.at(first, owner[counted], at[counted])
+        earlier = first < recovery.first_fail
+        first_fail = np.where(earlier, first, recovery.first_fail)
+        recovered = np.where(earlier, self.shape.next_after(first, rate, rng), recovery.recovered)
+        pending = np.isfinite(recovered)
+        for _ in range(1000):
+            sec = np.clip(recovered, 0, self.seconds - 1).astype(np.int64)
+            pending &= np.isfinite(recovered) & (recovered - sec >= 1.0 - share[sec])
+            if not pending.any():
+                break
+            recovered[pending] = self.shape.next_after(recovered[pending], rate[pending], rng)
+        failed = recovery.failed + np.bincount(owner[counted], minlength=n)
+        return replace(recovery, failed=failed, first_fail=first_fail, recovered=recovered)
 
     def _past_the_backends(self, recovered: np.ndarray, backends: Backends) -> np.ndarray:
         """A request that fails at the backends (a dead instance, a full queue) fails too:
@@ -946,8 +1070,10 @@ class _Replication:
         previous = targets.OneByOne(reset, reset_at[reset], np.ones(len(reset), dtype=np.int64))
         saved = reset[retried[reset]]
         tries = np.maximum(np.rint(rescued.delay / np.maximum(self.timeout[rescued.owner], 1e-12)), 1).astype(np.int64)
-        rescues = targets.OneByOne(np.concatenate([saved, rescued.owner]), np.concatenate([reset_at[saved], rescued.at]),
-                                   np.concatenate([np.ones(len(saved), dtype=np.int64), tries]))
+        more = self._churn_rescued
+        rescues = targets.OneByOne(np.concatenate([saved, rescued.owner, more.owner]),
+                                   np.concatenate([reset_at[saved], rescued.at, more.at]),
+                                   np.concatenate([np.ones(len(saved), dtype=np.int64), tries, more.count]))
         moved = targets.moves(self.pop, self.shape, self.seconds, ctl.changed_at, until, switched, previous, rescues,
                               rng)
         return self._session_moves(moved)
@@ -1072,7 +1198,7 @@ class _Replication:
         total = rate.sum() * g
         dead = _window_mass(rate, window.start, window.back, seconds) * g if window.faulted else 0.0
         for span in window.extra:
-            dead = dead + _window_mass(rate[span.who], span.lo, span.hi, seconds) * g
+            dead = dead + _window_mass(rate[span.who] * span.share, span.lo, span.hi, seconds) * g
         backend = np.isin(issued, losses.when) if len(losses.when) else np.zeros(len(issued), bool)
         lost_to_backends = _per_second(issued[backend], seconds)
         issued, ends_in_run = issued[~backend], ends_in_run[~backend]
@@ -1089,6 +1215,7 @@ class _Replication:
         if len(rescued.at):
             ok = ok + _per_second(rescued.at, seconds)  # the dead window's requests a retry got through
         shed = self._shed(ok, self._balancer_fault(window), recovery.reach, rate, g, total - dead)
+        self._offered_shed = (ok, shed)
         counts = {name: np.zeros(seconds, dtype=np.int64) for name in OUTCOMES}
         counts["ok"] = ok - shed
         counts["dns_error" if window.dns else "timeout" if self.waits else "refused"] += recorded
@@ -1114,7 +1241,10 @@ class _Replication:
         out = np.zeros(seconds, dtype=np.int64)
         for spec, counts in ((sc.active, ok - on_standby), (sc.standby, on_standby)):
             if not self.published.changes_dns:
-                out += load.shed(counts, 1, spec.nodes * spec.capacity, rng)
+                # A static address leads to the front: every node's capacity, however many.
+                nodes = spec.nodes if spec.scale_delay is None else \
+                    load.nodes_over_time(counts, spec.nodes, spec.capacity, spec.scale_delay, self.rng["control"])
+                out += load.shed(counts, 1, nodes * spec.capacity, rng)
             else:
                 out += load.shed(counts, spec.nodes, spec.capacity, rng)
         return out

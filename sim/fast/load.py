@@ -3,6 +3,8 @@
 - A balancer endpoint admits `capacity` requests per whole second (as the
   model's token bucket with a one-second window); the rest are shed. The
   requests of a second are split over the endpoint's nodes at random.
+- Node scaling (`scale_delay`) behind a static address: the front's capacity
+  grows by a node's when the balancer adds one (`nodes_over_time`).
 - Backend waiting comes from the fleet's queue in each second (sim.fast.fleet,
   sim.fast.queueing): M/M/C/N, exact for random balancing and exponential
   service; under round robin each instance sees Erlang arrivals, E_n/M/C.
@@ -10,23 +12,55 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from sim.fast.queueing import Queue
+from sim.policy.scaling import SCALING_CHECK, wants_node
 from sim.scenario.units import Distribution
 
 
-def shed(counts: np.ndarray, nodes: int, capacity: float, rng: np.random.Generator) -> np.ndarray:
-    """Requests shed per second when `counts` arrive at `nodes` nodes of `capacity` each."""
+def shed(counts: np.ndarray, nodes: int, capacity: float | np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Requests shed per second when `counts` arrive at `nodes` nodes of `capacity` each
+    (one capacity, or one per second)."""
     out = np.zeros_like(counts)
-    busy = np.flatnonzero(counts + 8.0 * np.sqrt(counts) + 8.0 >= capacity)
+    cap = np.broadcast_to(np.asarray(capacity, dtype=float), counts.shape)
+    busy = np.flatnonzero(counts + 8.0 * np.sqrt(counts) + 8.0 >= cap)
     if len(busy) == 0:
         return out
     left = counts[busy].copy()
+    whole = np.floor(cap[busy]).astype(np.int64)
     for k in range(nodes, 0, -1):
         here = rng.binomial(left, 1.0 / k) if k > 1 else left
-        out[busy] += np.maximum(here - int(capacity), 0)
+        out[busy] += np.maximum(here - whole, 0)
         left = left - here
+    return out
+
+
+def nodes_over_time(offered: np.ndarray, nodes: int, capacity: float, delay: Distribution,
+                    rng: np.random.Generator) -> np.ndarray:
+    """A balancer's nodes per second under node scaling, as the model's process decides
+    (sim.model.background._node_scaling): every SCALING_CHECK seconds from time 0 it looks
+    at the requests offered in the last ones (`offered`, per second); above a node's
+    capacity per node, and with no node on its way, a node joins after a `delay` draw.
+    A node that joins within a second counts for all of it (its capacity is the token
+    bucket's for the rest of that second)."""
+    seconds = len(offered)
+    out = np.full(seconds, nodes, dtype=np.int64)
+    joins_at = math.inf
+    t = SCALING_CHECK
+    while t <= seconds:
+        if joins_at <= t:
+            nodes += 1
+            out[min(int(joins_at), seconds - 1):] = nodes
+            joins_at = math.inf
+        lo = int(t - SCALING_CHECK)
+        if math.isinf(joins_at) and wants_node(float(offered[lo:int(t)].sum()), nodes, capacity):
+            joins_at = t + float(delay.sample(rng, 1)[0])
+        t += SCALING_CHECK
+    if joins_at < seconds:
+        out[int(joins_at):] = nodes + 1
     return out
 
 

@@ -16,7 +16,7 @@ import simpy
 from simpy.events import Timeout
 
 from sim.model.world import REFUSE, UP, Balancer, Endpoint, Instance
-from sim.policy.scaling import scaling_decision
+from sim.policy.scaling import SCALING_CHECK, scaling_decision, wants_node
 from sim.scenario import models as m
 
 
@@ -41,9 +41,6 @@ class Host(Protocol):
     def kill(self, inst: Instance, mode: str) -> None: ...
 
     def later(self, delay: float, callback: Callable[[Timeout], None], value: object) -> None: ...
-
-# How often a balancer looks at its load per node to decide on scaling.
-SCALING_CHECK = 10.0
 
 
 def start(rep: Host) -> None:
@@ -88,8 +85,7 @@ def _node_scaling(rep: Host, balancer: Balancer, spec):  # type: ignore[no-untyp
     while True:
         balancer.requests = 0
         yield rep.env.timeout(SCALING_CHECK)
-        per_node = balancer.requests / SCALING_CHECK / max(1, len(balancer.nodes))
-        if per_node > spec.capacity and not balancer.scaling:
+        if wants_node(balancer.requests, len(balancer.nodes), spec.capacity) and not balancer.scaling:
             balancer.scaling = True
             rep.env.process(_add_node_later(rep, balancer, float(spec.scale_delay.sample(rng, 1)[0])))
 

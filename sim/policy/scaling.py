@@ -1,14 +1,24 @@
-"""Backend autoscaling by target tracking: how many instances to launch or retire.
+"""Backend autoscaling by target tracking: how many instances to launch or retire;
+and a balancer's node scaling (`scale_delay`): when it adds a node.
 
-The rule the model applies at each decision (every `period`), kept here so that
-every engine takes the same decision from the same measurements.
+The rules the model applies at each decision, kept here so that every engine
+takes the same decision from the same measurements.
 """
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["scaling_decision"]
+__all__ = ["SCALING_CHECK", "scaling_decision", "wants_node"]
+
+# How often a balancer looks at its load per node to decide on node scaling (s).
+SCALING_CHECK = 10.0
+
+
+def wants_node(offered: float, nodes: int, capacity: float) -> bool:
+    """Whether a balancer adds a node: the requests offered to its nodes over the last
+    SCALING_CHECK seconds, per second and node, above a node's `capacity`."""
+    return offered / SCALING_CHECK / max(1, nodes) > capacity
 
 
 def scaling_decision(

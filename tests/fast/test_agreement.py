@@ -303,19 +303,9 @@ CHURN_CASES = {
 def test_fast_agrees_on_node_churn_behind_static_addresses(case: str, strategy: str) -> None:
     # Static addresses lead to the balancer's front, not to a node: node churn fails no
     # request in the model, where the same churn behind a CNAME fails a third of them (the
-    # first case); the fast engine runs churn for these plans only.
+    # first case; tests/fast/test_churn.py).
     sc = scenario(**{**SMALL, **CHURN_CASES[case], "strategies": [strategy]})
     assert_agree(sc, strategy)
-
-
-def test_node_churn_is_refused_for_names_that_resolve_to_nodes() -> None:
-    from sim.fast import unsupported
-
-    sc = scenario(**{**CHURN, "strategies": ["cname_repoint", "eip_remap", "alias_apex"]})
-    reasons = unsupported(sc)
-    assert any("cname_repoint" in r and "balancers[0].churn" in r for r in reasons)
-    assert any("alias_apex" in r and "balancers[0].churn" in r for r in reasons)
-    assert not unsupported(sc, ["eip_remap"])
 
 
 def test_unsupported_features_are_named() -> None:

@@ -1,0 +1,264 @@
+"""Balancer node churn where the service name resolves to the nodes (cname, alias records).
+
+As in the model (sim.model.background._churn): each of a balancer's N nodes is
+replaced on average every `churn` (one replacement every Exp(churn / N), of a
+node picked at random); the new node joins the end of the published list at
+once, and the old one answers for `drain`, then refuses.
+
+A client sends a request to the address at position (rotation + attempt) mod N
+of the answer it holds, the rotation random at the start and one further at
+each answer it keeps (sim.model.requests). The answer it holds is:
+- with a stub kept `forever`, the nodes of time 0, all run;
+- with no stub cache or an honouring one, its resolver's current answer: such
+  a stub never outlives the resolver's, and once the resolver's answer has
+  expired every client's next request is a query, so the first of them
+  fetches. Each resolver's fetches are followed one by one over the run
+  (fetch, keep for the policy's lifetime of the nodes' record, fetch again at
+  its clients' first request after that), each fetch getting the node list of
+  its moment.
+Within one held answer, a position's node refuses from its replacement plus
+the drain. An honouring stub keeps one position per answer (drawn once per
+client and fetch); with no stub cache every request keeps a new answer, so the
+position moves on by one a request (taken as a pick of each position with
+chance 1/N a request). A retry takes the next position (a stub that holds the
+answer), or two on with no stub cache (the retry keeps a new answer too);
+`address_mode: next` tries every position at once. A request whose first k
+tries are refused is rescued by try k + 1 (k counted in `rescued`); with all
+refused it fails.
+
+Only the active balancer's nodes are followed: the engine refuses churn here
+together with a balancer fault, a DNS outage or a planned change
+(sim.fast.engine.unsupported), so no client reaches the standby.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.fast.dns import resolver_expiry
+from sim.fast.intensity import Intensity
+from sim.fast.population import Cohort, Population
+
+# Stub kinds whose churn is followed; the others are refused by name (sim.fast.engine).
+STUBS = ("none", "honor", "forever")
+
+
+@dataclass(frozen=True)
+class Replacements:
+    """One balancer's node replacements in a run: when (`at`), and for the node list after
+    each (index 0: the first nodes), per position, when that node starts refusing (inf:
+    never within the run)."""
+
+    at: np.ndarray
+    retire: np.ndarray  # (replacements + 1, nodes)
+
+    @property
+    def nodes(self) -> int:
+        return int(self.retire.shape[1])
+
+    def list_at(self, t: np.ndarray) -> np.ndarray:
+        """Which node list an answer fetched at `t` holds (an index into `retire`)."""
+        return np.searchsorted(self.at, t, side="right")
+
+
+def replacements(nodes: int, mean_between: float, drain: float, end: float,
+                 rng: np.random.Generator) -> Replacements:
+    """The model's churn process: a replacement every Exp(mean_between / N), of a node picked
+    at random; the removed node leaves the list and the new one joins it at the end."""
+    current = list(range(nodes))
+    fresh = nodes
+    lists = [list(current)]
+    at = []
+    retired: dict[int, float] = {}
+    t = 0.0
+    while True:
+        t += float(rng.exponential(mean_between / nodes))
+        if t >= end:
+            break
+        old = current.pop(int(rng.integers(nodes)))
+        retired[old] = t + drain
+        current.append(fresh)
+        fresh += 1
+        at.append(t)
+        lists.append(list(current))
+    table = np.array([[retired.get(node, np.inf) for node in nodes_] for nodes_ in lists], dtype=float)
+    return Replacements(np.array(at, dtype=float), table)
+
+
+def tries(cohort: Cohort, nodes: int) -> np.ndarray:
+    """Offsets from a request's first position of its tries, in order (see the module doc)."""
+    if cohort.next_address:
+        return np.arange(nodes)
+    step = 2 if cohort.stub.kind == "none" else 1
+    return (step * np.arange(cohort.attempts)) % nodes
+
+
+@dataclass(frozen=True)
+class Spans:
+    """Spans [lo, hi) of a client's requests that a retired node refuses, each request with
+    chance `share`; within one entry of `failing` a client has at most one span. `rescued`:
+    requests whose first tries a retired node refused and a later try got through (owner,
+    issue time, tries refused)."""
+
+    failing: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+    rescued_owner: np.ndarray
+    rescued_at: np.ndarray
+    rescued_count: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Holds:
+    """Client-answer pairs: the client, the node list its answer holds, until when it holds it."""
+
+    who: np.ndarray
+    list_: np.ndarray
+    hi: np.ndarray
+
+
+def spans(pop: Population, shape: Intensity, reps: Replacements, node_ttl: float, q: np.ndarray,
+          rng: np.random.Generator) -> Spans:
+    """The requests of each client that a retired node refuses, or that a retry rescues."""
+    end, n_nodes = shape.end, reps.nodes
+    holds = _resolver_holds(pop, shape, reps, node_ttl, q, rng)
+    failing: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    rescued: list[tuple[np.ndarray, np.ndarray, np.ndarray, float, int]] = []
+    for cohort in pop.cohorts:
+        idx = cohort.members
+        if len(idx) == 0:
+            continue
+        if cohort.stub.kind == "forever":
+            hold = _Holds(idx, np.zeros(len(idx), dtype=np.int64), np.full(len(idx), end))
+        else:
+            mine = np.isin(holds.who, idx)
+            hold = _Holds(holds.who[mine], holds.list_[mine], holds.hi[mine])
+        if len(hold.who) == 0:
+            continue
+        offsets = tries(cohort, n_nodes)
+        if cohort.stub.kind == "none":
+            # Every position, each request with chance 1/N: from the j-th earliest time at which
+            # a position's tries all fail, j / N of the requests fail (a position that fails
+            # stays failing while the answer is held).
+            starts = []
+            for p in range(n_nodes):
+                fail, saved = _refusals(hold, np.full(len(hold.who), p), offsets, reps.retire, every=True)
+                starts.append(fail)
+                rescued.extend((who, lo, hi, 1.0 / n_nodes, k) for k, (who, lo, hi) in saved)
+            failing.append(_steps(hold, np.sort(np.stack(starts), axis=0), n_nodes))
+        else:
+            fail, saved = _refusals(hold, rng.integers(n_nodes, size=len(hold.who)), offsets, reps.retire)
+            failing.append((*fail, np.ones(len(fail[0]))))
+            rescued.extend((who, lo, hi, 1.0, k) for k, (who, lo, hi) in saved)
+    owners, ats, counts = [], [], []
+    for who, lo, hi, share, k in rescued:
+        m = rng.poisson(pop.rate[who] * shape.measure(lo, hi) * share)
+        j = np.repeat(np.arange(len(who)), m)
+        owners.append(who[j])
+        ats.append(shape.uniform_between(lo[j], hi[j], rng.random(len(j))))
+        counts.append(np.full(len(j), k, dtype=np.int64))
+    who, lo, hi, share = (np.concatenate(part) for part in zip(*failing, strict=True)) if failing else \
+        (np.empty(0, dtype=np.int64), np.empty(0), np.empty(0), np.empty(0))
+    return Spans(_by_ordinal(who, lo, hi, share), _cat(owners, np.int64), _cat(ats, float), _cat(counts, np.int64))
+
+
+def _steps(hold: _Holds, starts: np.ndarray, n_nodes: int) -> tuple[np.ndarray, ...]:
+    """Per hold, spans [starts[j - 1], starts[j]) (the last to the hold's end) in which j of
+    the N positions fail: share j / N."""
+    edges = np.vstack([np.minimum(starts, hold.hi), hold.hi])
+    parts = []
+    for j in range(1, n_nodes + 1):
+        lo, hi = edges[j - 1], edges[j]
+        some = hi > lo
+        parts.append((hold.who[some], lo[some], hi[some], np.full(int(some.sum()), j / n_nodes)))
+    return tuple(np.concatenate(x) for x in zip(*parts, strict=True))
+
+
+def _refusals(hold: _Holds, p: np.ndarray, offsets: np.ndarray, retire: np.ndarray,  # type: ignore[no-untyped-def]
+              every: bool = False):
+    """For answers held at first position `p`: the spans in which every try is refused
+    (who, lo, hi), and per k the spans in which the first k are and try k + 1 gets through.
+    With `every`, instead of the failing spans, per hold when its tries start all failing."""
+    n_nodes = retire.shape[1]
+    # prefix[k]: when the first k + 1 tries' nodes have all retired.
+    prefix = np.maximum.accumulate(np.stack([retire[hold.list_, (p + o) % n_nodes] for o in offsets]), axis=0)
+    edge = np.minimum(prefix, hold.hi)
+    some = edge[-1] < hold.hi
+    fail = edge[-1] if every else (hold.who[some], edge[-1][some], hold.hi[some])
+    saved = []
+    for k in range(1, len(offsets)):
+        part = edge[k] > edge[k - 1]
+        saved.append((k, (hold.who[part], edge[k - 1][part], edge[k][part])))
+    return fail, saved
+
+
+def _resolver_holds(pop: Population, shape: Intensity, reps: Replacements, node_ttl: float, q: np.ndarray,
+                    rng: np.random.Generator) -> _Holds:
+    """Each resolver's fetches of the nodes' record over the run, kept where a node of the
+    list fetched retires before the answer expires, as client-answer pairs for the clients
+    on that resolver whose stubs follow it (no stub cache, honouring)."""
+    end = shape.end
+    followers = np.flatnonzero(np.isin(pop.cohort, [i for i, c in enumerate(pop.cohorts)
+                                                    if c.stub.kind in ("none", "honor")]))
+    empty = _Holds(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0))
+    if len(followers) == 0:
+        return empty
+    n_res = len(pop.resolver_group)
+    # Once the answer expired, the first request of any of these clients fetches.
+    demand = np.bincount(pop.resolver[followers], weights=pop.rate[followers], minlength=n_res)
+    res = np.flatnonzero(demand > 0)
+    first_retire = reps.retire.min(axis=1)
+    # As the model primes: present at time 0 with the first nodes, or absent.
+    expires = resolver_expiry(pop, node_ttl, q, 0.0, rng)[res]
+    list_ = np.zeros(len(res), dtype=np.int64)
+    kept_res, kept_list, kept_hi = [], [], []
+    while len(res):
+        hi = np.minimum(expires, end)
+        hit = first_retire[list_] < hi
+        kept_res.append(res[hit])
+        kept_list.append(list_[hit])
+        kept_hi.append(hi[hit])
+        fetched = shape.next_after(expires, demand[res], rng)
+        go_on = fetched < end
+        res, fetched = res[go_on], fetched[go_on]
+        list_ = reps.list_at(fetched)
+        life = np.empty(len(res))
+        for g, policy in enumerate(pop.group_policies):
+            mine = pop.resolver_group[res] == g
+            if mine.any():
+                life[mine] = policy.lifetimes(node_ttl, rng, int(mine.sum()))
+        expires = fetched + life
+    cyc_res, cyc_list, cyc_hi = np.concatenate(kept_res), np.concatenate(kept_list), np.concatenate(kept_hi)
+    if len(cyc_res) == 0:
+        return empty
+    # Every follower of each kept fetch's resolver.
+    order = followers[np.argsort(pop.resolver[followers], kind="stable")]
+    count = np.bincount(pop.resolver[order], minlength=n_res)
+    start = np.concatenate([[0], np.cumsum(count)[:-1]])
+    per = count[cyc_res]
+    cycle = np.repeat(np.arange(len(cyc_res)), per)
+    within = np.arange(len(cycle)) - np.repeat(np.cumsum(per) - per, per)
+    who = order[start[cyc_res][cycle] + within]
+    return _Holds(who, cyc_list[cycle], cyc_hi[cycle])
+
+
+def _by_ordinal(who: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                share: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """A client's spans (disjoint: its answers' holds are, and the steps within one) as entries
+    in which each client has at most one: its first span in the first entry, and so on."""
+    if len(who) == 0:
+        return []
+    order = np.lexsort((lo, who))
+    who, lo, hi, share = who[order], lo[order], hi[order], share[order]
+    first = np.flatnonzero(np.concatenate([[True], who[1:] != who[:-1]]))
+    counts = np.diff(np.concatenate([first, [len(who)]]))
+    ordinal = np.arange(len(who)) - np.repeat(first, counts)
+    out = []
+    for k in range(int(ordinal.max()) + 1):
+        pick = ordinal == k
+        out.append((who[pick], lo[pick], hi[pick], share[pick]))
+    return out
+
+
+def _cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype=dtype)

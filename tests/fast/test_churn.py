@@ -1,0 +1,120 @@
+"""Node churn where the service name resolves to the nodes (sim.fast.churn) against the model.
+
+A retired node refuses the requests of clients whose answer predates its
+replacement; which of them depends on the stub (none: one in N requests; honor:
+all or none of a client's, per replacement; forever: from its node's retirement
+on) and on whether a retry lands on another node.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sim.fast import simulate as fast
+from sim.fast import unsupported
+from sim.fast.churn import _by_ordinal, replacements
+from sim.model import simulate as des
+from tests.fast.test_agreement import CHURN, SMALL, assert_agree
+from tests.model.scenarios import scenario
+
+# A traffic fault of factor 1 changes no request; it marks "after a fault", from which both
+# engines count a client's failures (as tests/model/test_mechanisms.py does).
+MARK = {"faults": [{"at": "5s", "kind": "traffic", "factor": 1.0, "for": "1s"}]}
+STRETCH = {"dns.resolvers.0.policy": {"kind": "extend", "extra": {"exp": "60s"}}}
+BASE = {**SMALL, **CHURN, **MARK}
+CASES = {
+    "no stub cache, TTL stretching resolvers (one request in N refused)": {**STRETCH},
+    "honouring stubs, TTL stretching resolvers (all of a client's, or none)": {
+        **STRETCH, "clients.0.stub_cache": {"kind": "honor"}},
+    "drain shorter than the TTL, honouring resolvers": {"dns.balancer_ttl": "60s", "dns.service_ttl": "60s"},
+    "stubs kept forever, three nodes, a retry (rescued until the next node retires)": {
+        "clients.0.stub_cache": {"kind": "forever"}, "balancers.0.nodes": 3,
+        "clients.0.retry": {"attempts": 2, "timeout": "5s"}},
+    "no stub cache, three nodes, address_mode next (refused only when all three retired)": {
+        **STRETCH, "clients.0.address_mode": "next", "balancers.0.nodes": 3},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["cname_repoint", "alias_apex", "dns_failover"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_fast_agrees_on_node_churn_behind_names(case: str, strategy: str) -> None:
+    sc = scenario(**{**BASE, **CASES[case], "strategies": [strategy]})
+    assert not unsupported(sc)
+    assert_agree(sc, strategy)
+
+
+def test_churn_fails_requests_as_the_model_does() -> None:
+    # Quick (not slow): one case, the failed requests and the clients they hit, 3 replications.
+    sc = scenario(**{**BASE, **STRETCH, "clients.0.count": 200, "dns.resolvers.0.count": 200, "duration": "150s"})
+    runs = {name: [engine(sc, "cname_repoint", np.random.SeedSequence([5, k]), k).metrics for k in range(3)]
+            for name, engine in (("model", des), ("fast", fast))}
+    model = np.mean([m["failed"] for m in runs["model"]])
+    quick = np.mean([m["failed"] for m in runs["fast"]])
+    assert model > 500  # the case bites
+    assert abs(quick - model) < 0.25 * model, (model, quick)
+
+
+def test_a_retry_on_the_next_node_rescues_as_in_the_model() -> None:
+    # Honouring stubs keep their answer: the retry goes to the next node, which rescues the
+    # request unless both nodes of the answer retired (replacements every 30 s on average, the
+    # answers held over a minute): failed requests and rescued tries agree, 3 replications.
+    sc = scenario(**{**BASE, **STRETCH, "clients.0.stub_cache": {"kind": "honor"},
+                     "clients.0.retry": {"attempts": 2, "timeout": "5s"}, "clients.0.count": 200,
+                     "dns.resolvers.0.count": 200, "duration": "150s"})
+    got = {}
+    for name, engine in (("model", des), ("fast", fast)):
+        outs = [engine(sc, "cname_repoint", np.random.SeedSequence([5, k]), k) for k in range(3)]
+        got[name] = (np.mean([o.metrics["failed"] for o in outs]), np.mean([o.targets["rescued"].sum() for o in outs]))
+    (failed, rescued), (quick_failed, quick_rescued) = got["model"], got["fast"]
+    assert failed > 200 and rescued > 200, got
+    assert abs(quick_failed - failed) < 0.3 * failed, got
+    assert abs(quick_rescued - rescued) < 0.3 * rescued, got
+
+
+def test_replacements_follow_the_models_process() -> None:
+    # A replacement every Exp(churn / N): a day at churn 1 h with 4 nodes is about 96 of them;
+    # each list holds 4 nodes, a node retires once (drain after its replacement), and each
+    # replacement retires one node of the list before it.
+    reps = replacements(4, 3600.0, 300.0, 86400.0, np.random.default_rng(1))
+    assert 60 < len(reps.at) < 140
+    assert reps.retire.shape == (len(reps.at) + 1, 4)
+    assert np.all(np.diff(reps.at) > 0)
+    for k, r in enumerate(reps.at):
+        gone = set(reps.retire[k][np.isfinite(reps.retire[k])]) - set(reps.retire[k + 1])
+        assert gone == {r + 300.0}
+    assert list(reps.list_at(np.array([0.0, reps.at[0], reps.at[0] + 1e-9]))) == [0, 1, 1]
+
+
+def test_a_clients_spans_are_spread_over_entries_in_time_order() -> None:
+    # The engine's spans hold one span per client each, in time order per client.
+    who = np.array([3, 1, 3, 3, 1])
+    lo = np.array([10.0, 5.0, 20.0, 40.0, 1.0])
+    hi = np.array([20.0, 8.0, 30.0, 50.0, 2.0])
+    parts = _by_ordinal(who, lo, hi, np.array([1.0, 0.5, 1.0, 1.0, 0.5]))
+    got = sorted((int(w), float(a), float(b), float(c), k) for k, (ws, ls, hs, cs) in enumerate(parts)
+                 for w, a, b, c in zip(ws, ls, hs, cs, strict=True))
+    assert got == [(1, 1.0, 2.0, 0.5, 0), (1, 5.0, 8.0, 0.5, 1), (3, 10.0, 20.0, 1.0, 0), (3, 20.0, 30.0, 1.0, 1),
+                   (3, 40.0, 50.0, 1.0, 2)]
+
+
+def test_churn_behind_names_is_refused_where_not_modelled() -> None:
+    base = {**CHURN, "strategies": ["cname_repoint", "eip_remap", "alias_apex"]}
+    assert not unsupported(scenario(**base))
+    floor = unsupported(scenario(**base, **{"clients.0.stub_cache": {"kind": "floor", "min_ttl": "60s"}}))
+    assert any("cname_repoint" in r and "balancers[0].churn" in r and "clients[0].stub_cache floor" in r for r in floor)
+    assert not any("eip_remap" in r for r in floor)
+    walk = unsupported(scenario(**base, **{"clients.0.retry": {"attempts": 2, "timeout": "5s"}}))
+    assert any("cname_repoint" in r and "clients[0].retry with stub_cache none" in r for r in walk)
+    browsing = unsupported(scenario(**base, **{"clients.0.sessions": {
+        "requests": {"exp": 8}, "think": {"exp": "30s"}, "gap": {"exp": "1h"}}, "clients.0.rate": None}))
+    assert any("cname_repoint" in r and "clients[0].sessions" in r for r in browsing)
+    pooled = unsupported(scenario(**base, **{"clients.0.keepalive": "60s"}))
+    assert any("alias_apex" in r and "clients[0].keepalive" in r for r in pooled)
+    faulted = unsupported(scenario(**{**base, "faults": [{"at": "10s", "kind": "balancer_down", "target": "blue"}]}))
+    assert any("cname_repoint" in r and "balancers[0].churn" in r and "faults[0]" in r for r in faulted)
+    assert not unsupported(scenario(**{**base, "faults": [{"at": "10s", "kind": "balancer_down", "target": "blue"}]}),
+                           ["eip_remap"])
+    scaling = unsupported(scenario(**{"balancers.0.scale_delay": "30s"}))
+    assert any("balancers[0].scale_delay" in r for r in scaling)
