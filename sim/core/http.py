@@ -177,9 +177,9 @@ class Head:
         self.keep_alive: bool = True
         self.connection_tokens: frozenset[bytes] = frozenset()
         self.xff: bytes = b""
-        # the head holds fields a proxy must not forward (hop-by-hop, or
-        # X-Forwarded-For, which the proxy rewrites)
-        self.hop: bool = False
+        # how many fields the head holds that a proxy must not forward
+        # (hop-by-hop, or X-Forwarded-For, which the proxy rewrites)
+        self.hop: int = 0
         # a 1xx response other than 101: the final response still follows
         self.interim: bool = False
 
@@ -209,8 +209,20 @@ class Head:
         the fields a proxy must not pass on."""
         if not self.hop:
             return self.whole
+        tokens = self.connection_tokens
+        # the usual Connection values name no other field
+        usual = tokens is _KEEP_ALIVE or tokens is _CLOSE
+        if usual and self.hop == 1:
+            # that one field is the Connection field (most backends' keep-alive
+            # response): cut its line, in its usual spelling, without a regex
+            whole = self.whole
+            i = whole.find(b"\nConnection:")
+            if i > 0:
+                return whole[:i] + whole[whole.index(b"\r", i) + 1 :]
         whole = (_HOP_LINE_XFF if drop_xff else _HOP_LINE).sub(b"", self.whole)
-        extra = self.connection_tokens - _KNOWN_CONNECTION_TOKENS - _NEVER_CONNECTION_OPTIONS
+        if usual or not tokens:
+            return whole
+        extra = tokens - _KNOWN_CONNECTION_TOKENS - _NEVER_CONNECTION_OPTIONS
         if extra:
             names = b"|".join(re.escape(t) for t in extra if _TOKEN.fullmatch(t))
             if names:
@@ -242,6 +254,7 @@ class Parser:
         "_response",
         "_max_head",
         "_max_headers",
+        "_many",
         "_state",
         "held",
         "_remaining",
@@ -260,6 +273,7 @@ class Parser:
         self._response = response
         self._max_head = max_head
         self._max_headers = max_headers
+        self._many = 4 * (max_headers + 1)  # bytes of field lines that may hold too many
         # bytes received but not parsed yet: a partial head, a pipelined request
         self.held = bytearray()
         self._line = bytearray()
@@ -455,14 +469,16 @@ class Parser:
         te: bytes | None = None
         conn = xff = b""
         hosts = 0
-        hop = False
+        hop = 0
         if len(whole) > eol + 2:
             # one C-speed pass validates every field line: a token name right
             # before the colon (no whitespace: smuggling), no obs-fold, no
             # control characters or bare CR/LF in values
             if _FIELDS.fullmatch(whole, eol + 1) is None:
                 raise ParseError(bad, "malformed header field")
-            if whole.count(b"\n", eol + 2) > self._max_headers:
+            # (each field line takes 4 bytes at least, "a:" and CRLF: a shorter
+            # block than max_headers + 1 of them needs no count)
+            if len(whole) - eol - 2 >= self._many and whole.count(b"\n", eol + 2) > self._max_headers:
                 raise ParseError(431 if not response else 502, "too many header fields")
             # (values carry their trailing whitespace: stripped where used)
             for name, value in _WANTED.findall(whole, eol + 1):
@@ -477,9 +493,9 @@ class Parser:
                 elif name == b"x-forwarded-for":
                     value = value.rstrip(b" \t")
                     xff = value if not xff else xff + b", " + value
-                    hop = True
+                    hop += 1
                 else:
-                    hop = True
+                    hop += 1
                     if name == b"connection":
                         value = value.rstrip(b" \t")
                         conn = value if not conn else conn + b", " + value
