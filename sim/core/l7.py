@@ -493,7 +493,7 @@ class ClientConnection(Downstream["HttpProxy"]):
                 self._on_body(ev)
 
     def _on_head(self, head: Head, now: float) -> None:
-        self._disarm()
+        self.kind = 0  # _disarm
         self.head = head
         self.started_at = now
         if not self.begun_at:  # a pipelined request, parsed from what was held
