@@ -422,7 +422,8 @@ class ClientConnection(Downstream["HttpProxy"]):
         peer = transport.get_extra_info("peername")
         self.peer = peer[0].encode() if peer else b"unknown"
         self.peer_port = peer[1] if peer else 0
-        self.begun_at = now = proxy.clock.time()  # the first byte moves it; a silent one logs from here
+        # the first byte moves begun_at; a silent connection logs from here
+        self.begun_at = now = proxy.clock.time()
         # HAProxy's `timeout http-request` covers a connection's first request
         # from the accept: a connection that never speaks is closed by then
         self._set(_IDLE, proxy.header_timeout, now)
