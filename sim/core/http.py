@@ -164,12 +164,22 @@ class Head:
         "interim",
     )
 
-    def __init__(self, start: bytes, whole: bytes) -> None:
-        self.method: bytes = b""
-        self.target: bytes = b""
-        self.version: bytes = b"HTTP/1.1"
-        self.status: int = 0
-        self.reason: bytes = b""
+    def __init__(
+        self,
+        start: bytes,
+        whole: bytes,
+        method: bytes,
+        target: bytes,
+        version: bytes,
+        status: int = 0,
+        reason: bytes = b"",
+    ) -> None:
+        # (every field given at once: the parser makes one per message)
+        self.method = method
+        self.target = target
+        self.version = version
+        self.status = status
+        self.reason = reason
         self.start = start  # the request or status line, without CRLF
         self.whole = whole
         self.framing: int = NONE
@@ -181,7 +191,7 @@ class Head:
         # (hop-by-hop, or X-Forwarded-For, which the proxy rewrites)
         self.hop: int = 0
         # a 1xx response other than 101: the final response still follows
-        self.interim: bool = False
+        self.interim = 100 <= status < 200 and status != 101
 
     @property
     def raw(self) -> bytes:
@@ -449,22 +459,19 @@ class Parser:
         response = self._response
         bad = 502 if response else 400
         first = whole[:eol]
-        head = Head(first, whole)
         if response:
             m = _STATUS_LINE.fullmatch(first)
             if m is None:
                 raise ParseError(502, "malformed status line")
             minor, status, reason = m.groups()
-            head.version = b"HTTP/1.1" if minor == b"1" else b"HTTP/1.0"
-            head.status = code = int(status)
-            head.reason = reason or b""
-            head.interim = 100 <= code < 200 and code != 101
+            version = b"HTTP/1.1" if minor == b"1" else b"HTTP/1.0"
+            head = Head(first, whole, b"", b"", version, int(status), reason or b"")
         else:
             m = _REQUEST_LINE.fullmatch(first)
             if m is None:
                 self._start_line(first)  # raises, with the precise status
                 raise ParseError(400, "malformed request line")
-            head.method, head.target, head.version = m.groups()
+            head = Head(first, whole, *m.groups())
         lengths: list[bytes] = []
         te: bytes | None = None
         conn = xff = b""
