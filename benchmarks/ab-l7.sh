@@ -23,7 +23,7 @@ sed -e "s/bind 127.0.0.1:[0-9]*/bind 127.0.0.1:$port/" -e "s/server b1 127.0.0.1
     "$bench/haproxy-http.cfg" > "$work/haproxy.cfg"
 (taskset -c 0 nginx -p "$bench" -c "$bench/backend-nginx.conf" > /dev/null 2>&1 &)
 sleep 1
-python=$root/.venv/bin/python
+python=${PYTHON:-$root/.venv/bin/python}  # PYTHON=...: a worktree without its own .venv
 for i in $(seq 1 "$rounds"); do
   for v in old new haproxy; do
     case $v in
@@ -32,7 +32,10 @@ for i in $(seq 1 "$rounds"); do
       new) (cd "$root" && PYTHONPATH="$root" exec taskset -c 1 "$python" -m sim serve "$work/simcore.yaml" > /dev/null 2>&1) & ;;
     esac
     pid=$!
-    sleep 1.5
+    # until it listens (sim.core's imports take seconds on a busy machine; a fixed
+    # 1.5 s wait made wrk fail and end the script there), then half a second more
+    for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.2; done
+    sleep 0.5
     taskset -c 0 wrk -t1 -c50 -d2s "http://127.0.0.1:$port/" > /dev/null 2>&1
     t0=$(awk '{print $14+$15}' "/proc/$pid/stat")
     n=$(taskset -c 0 wrk -t1 -c50 -d6s "http://127.0.0.1:$port/" 2>&1 | awk '/requests in/{print $1}')

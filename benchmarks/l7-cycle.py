@@ -6,6 +6,14 @@ per cycle; prints the best of 12 runs of 50,000 cycles (no sockets, no loop).
 
 Used for docs/benchmarks.md ("16.0-16.6 us to 12.2-12.4 us"): run at c1f17cd and
 after a9a9e7a, three times each.
+
+On a busy machine, count instructions instead (valgrind, deterministic):
+``--exchanges N`` runs N exchanges once, untimed, and ``--tree DIR`` takes
+sim.core from another checkout (an older commit: ``git worktree add``), so
+(I(4000) - I(1000)) / 3000 is one exchange's user-space instructions:
+
+    PYTHONHASHSEED=0 valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \
+        .venv/bin/python benchmarks/l7-cycle.py --exchanges 4000 [--tree DIR] 2>&1 | grep "I *refs"
 """
 
 from __future__ import annotations
@@ -16,7 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+_TREE = sys.argv[sys.argv.index("--tree") + 1] if "--tree" in sys.argv else None
+sys.path.insert(0, _TREE or str(Path(__file__).resolve().parents[1]))
 
 from sim.core.l7 import ClientConnection, HttpProxy, UpstreamConnection  # noqa: E402
 from sim.core.metrics import Metrics  # noqa: E402
@@ -85,6 +94,11 @@ def main() -> None:
             client.data_received(REQUEST)
             upstreams[0].data_received(RESPONSE)
 
+    if "--exchanges" in sys.argv:
+        n = int(sys.argv[sys.argv.index("--exchanges") + 1])
+        cycles(n)
+        assert metrics.outcomes["ok"] == n
+        return
     cycles(1000)
     n, best = 50_000, float("inf")
     for _ in range(12):

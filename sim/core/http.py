@@ -164,12 +164,22 @@ class Head:
         "interim",
     )
 
-    def __init__(self, start: bytes, whole: bytes) -> None:
-        self.method: bytes = b""
-        self.target: bytes = b""
-        self.version: bytes = b"HTTP/1.1"
-        self.status: int = 0
-        self.reason: bytes = b""
+    def __init__(
+        self,
+        start: bytes,
+        whole: bytes,
+        method: bytes,
+        target: bytes,
+        version: bytes,
+        status: int = 0,
+        reason: bytes = b"",
+    ) -> None:
+        # (every field given at once: the parser makes one per message)
+        self.method = method
+        self.target = target
+        self.version = version
+        self.status = status
+        self.reason = reason
         self.start = start  # the request or status line, without CRLF
         self.whole = whole
         self.framing: int = NONE
@@ -177,11 +187,11 @@ class Head:
         self.keep_alive: bool = True
         self.connection_tokens: frozenset[bytes] = frozenset()
         self.xff: bytes = b""
-        # the head holds fields a proxy must not forward (hop-by-hop, or
-        # X-Forwarded-For, which the proxy rewrites)
-        self.hop: bool = False
+        # how many fields the head holds that a proxy must not forward
+        # (hop-by-hop, or X-Forwarded-For, which the proxy rewrites)
+        self.hop: int = 0
         # a 1xx response other than 101: the final response still follows
-        self.interim: bool = False
+        self.interim = 100 <= status < 200 and status != 101
 
     @property
     def raw(self) -> bytes:
@@ -209,8 +219,20 @@ class Head:
         the fields a proxy must not pass on."""
         if not self.hop:
             return self.whole
+        tokens = self.connection_tokens
+        # the usual Connection values name no other field
+        usual = tokens is _KEEP_ALIVE or tokens is _CLOSE
+        if usual and self.hop == 1:
+            # that one field is the Connection field (most backends' keep-alive
+            # response): cut its line, in its usual spelling, without a regex
+            whole = self.whole
+            i = whole.find(b"\nConnection:")
+            if i > 0:
+                return whole[:i] + whole[whole.index(b"\r", i) + 1 :]
         whole = (_HOP_LINE_XFF if drop_xff else _HOP_LINE).sub(b"", self.whole)
-        extra = self.connection_tokens - _KNOWN_CONNECTION_TOKENS - _NEVER_CONNECTION_OPTIONS
+        if usual or not tokens:
+            return whole
+        extra = tokens - _KNOWN_CONNECTION_TOKENS - _NEVER_CONNECTION_OPTIONS
         if extra:
             names = b"|".join(re.escape(t) for t in extra if _TOKEN.fullmatch(t))
             if names:
@@ -242,6 +264,7 @@ class Parser:
         "_response",
         "_max_head",
         "_max_headers",
+        "_many",
         "_state",
         "held",
         "_remaining",
@@ -260,6 +283,7 @@ class Parser:
         self._response = response
         self._max_head = max_head
         self._max_headers = max_headers
+        self._many = 4 * (max_headers + 1)  # bytes of field lines that may hold too many
         # bytes received but not parsed yet: a partial head, a pipelined request
         self.held = bytearray()
         self._line = bytearray()
@@ -435,34 +459,36 @@ class Parser:
         response = self._response
         bad = 502 if response else 400
         first = whole[:eol]
-        head = Head(first, whole)
         if response:
             m = _STATUS_LINE.fullmatch(first)
             if m is None:
                 raise ParseError(502, "malformed status line")
             minor, status, reason = m.groups()
-            head.version = b"HTTP/1.1" if minor == b"1" else b"HTTP/1.0"
-            head.status = code = int(status)
-            head.reason = reason or b""
-            head.interim = 100 <= code < 200 and code != 101
+            version = b"HTTP/1.1" if minor == b"1" else b"HTTP/1.0"
+            head = Head(first, whole, b"", b"", version, int(status), reason or b"")
         else:
             m = _REQUEST_LINE.fullmatch(first)
             if m is None:
                 self._start_line(first)  # raises, with the precise status
                 raise ParseError(400, "malformed request line")
-            head.method, head.target, head.version = m.groups()
+            head = Head(first, whole, *m.groups())
         lengths: list[bytes] = []
         te: bytes | None = None
         conn = xff = b""
         hosts = 0
-        hop = False
+        hop = 0
         if len(whole) > eol + 2:
             # one C-speed pass validates every field line: a token name right
             # before the colon (no whitespace: smuggling), no obs-fold, no
             # control characters or bare CR/LF in values
             if _FIELDS.fullmatch(whole, eol + 1) is None:
                 raise ParseError(bad, "malformed header field")
-            if whole.count(b"\n", eol + 2) > self._max_headers:
+            # (each field line takes 4 bytes at least, "a:" and CRLF: a shorter
+            # block than max_headers + 1 of them needs no count)
+            if (
+                len(whole) - eol - 2 >= self._many
+                and whole.count(b"\n", eol + 2) > self._max_headers
+            ):
                 raise ParseError(431 if not response else 502, "too many header fields")
             # (values carry their trailing whitespace: stripped where used)
             for name, value in _WANTED.findall(whole, eol + 1):
@@ -477,9 +503,9 @@ class Parser:
                 elif name == b"x-forwarded-for":
                     value = value.rstrip(b" \t")
                     xff = value if not xff else xff + b", " + value
-                    hop = True
+                    hop += 1
                 else:
-                    hop = True
+                    hop += 1
                     if name == b"connection":
                         value = value.rstrip(b" \t")
                         conn = value if not conn else conn + b", " + value

@@ -60,7 +60,15 @@ _CONN_IDS = itertools.count(1)  # the access log's connection ids, unique in the
 class HttpProxy(Listener["ClientConnection"]):
     """One L7 listener: the shared listener state, and the HTTP limits and timeouts."""
 
-    __slots__ = ("max_head", "max_headers", "header_timeout", "server_timeout", "client_timeout", "access_log")
+    __slots__ = (
+        "max_head",
+        "max_headers",
+        "header_timeout",
+        "server_timeout",
+        "client_timeout",
+        "exchange_timeout",
+        "access_log",
+    )
 
     def _configure(self, config: Config) -> None:
         lim, t = config.limits, config.timeouts
@@ -70,6 +78,8 @@ class HttpProxy(Listener["ClientConnection"]):
         self.server_timeout = t.server
         self.access_log: AccessLog | None = None  # set by the balancer (log.access)
         self.client_timeout = t.client
+        # an exchange's first deadline, for whichever side it waits on (read per request)
+        self.exchange_timeout = min(t.server, t.client)
         self.idle_timeout = t.keep_alive
 
     def __call__(self) -> ClientConnection:
@@ -91,7 +101,7 @@ class UpstreamConnection(asyncio.Protocol):
         "idle_since",
         "closed",
         "last",
-        "fd",
+        "poller",
     )
 
     def __init__(self, proxy: HttpProxy, backend: Backend) -> None:
@@ -103,7 +113,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.idle_since = 0.0
         self.closed = False
         self.last = 0.0
-        self.fd = -1  # the socket's descriptor, for the check before reuse
+        # the socket registered once, for the check before reuse: a poll
+        # object made and filled per check cost as much again as the poll
+        self.poller: Any = None
 
     @property
     def usable(self) -> bool:
@@ -116,11 +128,8 @@ class UpstreamConnection(asyncio.Protocol):
         """
         if self.closed or self.transport.is_closing():
             return False
-        if self.fd < 0:
-            return True
-        poller = select.poll()
-        poller.register(self.fd, select.POLLIN | select.POLLPRI)
-        return not poller.poll(0)
+        poller = self.poller
+        return poller is None or not poller.poll(0)
 
     def close(self) -> None:
         self.closed = True
@@ -131,7 +140,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport = transport
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            self.fd = sock.fileno()
+            # (a closed connection is never polled: `closed` and is_closing()
+            # come first, so the descriptor's number being reused is harmless)
+            self.poller = select.poll()
+            self.poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
 
     def data_received(self, data: bytes) -> None:
         client = self.client
@@ -139,13 +151,13 @@ class UpstreamConnection(asyncio.Protocol):
             # a backend talking on an idle connection is out of step: drop it
             self.close()
             return
-        self.last = self.proxy.clock.time()
+        self.last = now = self.proxy.clock.time()
         try:
             events = self.parser.feed(data)
         except ParseError as e:
             client._upstream_failed(self, 502, e.reason)
             return
-        client._on_response(events)
+        client._on_response(events, now)
 
     def eof_received(self) -> bool:
         client = self.client
@@ -156,7 +168,7 @@ class UpstreamConnection(asyncio.Protocol):
                 client._upstream_failed(self, 502, e.reason)
                 return False
             if events:
-                client._on_response(events)
+                client._on_response(events, self.proxy.clock.time())
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -261,8 +273,8 @@ class ClientConnection(Downstream["HttpProxy"]):
 
     # -- timers ---------------------------------------------------------------
 
-    def _set(self, kind: int, delay: float) -> None:
-        """Wait for ``kind`` until ``delay`` from now.
+    def _set(self, kind: int, delay: float, now: float) -> None:
+        """Wait for ``kind`` until ``delay`` after ``now`` (the clock's time).
 
         One timer per connection, moved lazily: a later deadline only updates
         two attributes and the timer, when it fires early, sleeps again for
@@ -270,7 +282,7 @@ class ClientConnection(Downstream["HttpProxy"]):
         where arming and cancelling a timer per phase would cost three.
         """
         clock = self.proxy.clock
-        when = clock.time() + delay
+        when = now + delay
         self.kind = kind
         self.deadline = when
         timer = self.timer
@@ -354,7 +366,7 @@ class ClientConnection(Downstream["HttpProxy"]):
                 self._client_timed_out()
                 return
             left = min(left, client_left)
-        self._set(_EXCHANGE, left)
+        self._set(_EXCHANGE, left, now)
 
     def _client_timed_out(self) -> None:
         """The client stalled its own exchange: cut it; the backend is not at fault."""
@@ -410,19 +422,22 @@ class ClientConnection(Downstream["HttpProxy"]):
         peer = transport.get_extra_info("peername")
         self.peer = peer[0].encode() if peer else b"unknown"
         self.peer_port = peer[1] if peer else 0
-        self.begun_at = proxy.clock.time()  # the first byte moves it; a silent one logs from here
+        # the first byte moves begun_at; a silent connection logs from here
+        self.begun_at = now = proxy.clock.time()
         # HAProxy's `timeout http-request` covers a connection's first request
         # from the accept: a connection that never speaks is closed by then
-        self._set(_IDLE, proxy.header_timeout)
+        self._set(_IDLE, proxy.header_timeout, now)
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
         parser = self.parser
         first = self.head is None and not parser.started
-        self.last_in = self.proxy.clock.time()
+        # one reading of the clock for all this read starts (HAProxy, too,
+        # reads its clock once per pass of its loop)
+        self.last_in = now = self.proxy.clock.time()
         if first:
-            self.begun_at = self.last_in
+            self.begun_at = now
         try:
             events = parser.feed(data)
         except ParseError as e:
@@ -432,10 +447,10 @@ class ClientConnection(Downstream["HttpProxy"]):
             # the head did not come whole: the rest must come in time
             # (slowloris); a first request's head is due from the accept
             if self.started_at or self.kind != _IDLE:
-                self._set(_HEADER, self.proxy.header_timeout)
+                self._set(_HEADER, self.proxy.header_timeout, now)
             else:
                 self.kind = _HEADER
-        self._process(events)
+        self._process(events, now)
         if len(parser.held) > self.proxy.client_buffer and parser.done and not self.closed:
             self._pause(_AHEAD)
 
@@ -467,21 +482,21 @@ class ClientConnection(Downstream["HttpProxy"]):
             self.backend.outstanding -= 1
             self.backend = None
 
-    def _process(self, events: list[object]) -> None:
+    def _process(self, events: list[object], now: float) -> None:
         for ev in events:
             if self.closed or self.transport.is_closing():
                 return
             if ev.__class__ is Head:
-                self._on_head(ev)  # type: ignore[arg-type]
+                self._on_head(ev, now)  # type: ignore[arg-type]
             elif ev is END:
                 self.request_done = True
             else:
                 self._on_body(ev)
 
-    def _on_head(self, head: Head) -> None:
-        self._disarm()
+    def _on_head(self, head: Head, now: float) -> None:
+        self.kind = 0  # _disarm
         self.head = head
-        self.started_at = self.proxy.clock.time()
+        self.started_at = now
         if not self.begun_at:  # a pipelined request, parsed from what was held
             self.begun_at = self.started_at
         self.dispatched_at = self.attached_at = 0.0
@@ -496,7 +511,7 @@ class ClientConnection(Downstream["HttpProxy"]):
         self.tried = ()
         self.retriable = head.method in IDEMPOTENT and head.framing == 0
         self.request_bytes = self._request_head(head)
-        self._dispatch()
+        self._dispatch(now)
 
     def _request_head(self, head: Head) -> bytes:
         xff = head.xff + b", " + self.peer if head.xff else self.peer
@@ -518,7 +533,7 @@ class ClientConnection(Downstream["HttpProxy"]):
 
     # -- choosing and reaching a backend ----------------------------------------------
 
-    def _dispatch(self) -> None:
+    def _dispatch(self, now: float) -> None:
         proxy = self.proxy
         pool = proxy.pool
         backend = pool.pick(self.tried)
@@ -532,11 +547,11 @@ class ClientConnection(Downstream["HttpProxy"]):
         backend.outstanding += 1
         backend.requests += 1
         self.tried += (backend,)
-        self.dispatched_at = proxy.clock.time()
+        self.dispatched_at = now
         self.attached_at = 0.0
         conn = pool.take_idle(backend)
         if conn is not None:
-            self._attach(conn)
+            self._attach(conn, now)
         else:
             proxy.connect(backend, self)
 
@@ -546,24 +561,24 @@ class ClientConnection(Downstream["HttpProxy"]):
             if not self.proxy.pool.put_idle(conn.backend, conn):
                 conn.close()
             return
-        self._attach(conn)
+        self._attach(conn, self.proxy.clock.time())
 
     def _on_connect_failed(self, backend: Backend, why: str) -> None:
         if not self._connect_failed(backend, why):
             return
         self.last_status = 503
         if self._take_retry():
-            self._dispatch()
+            self._dispatch(self.proxy.clock.time())
         else:
             self._gateway_error(503, f"cannot connect to a backend ({why})")
 
-    def _attach(self, conn: UpstreamConnection) -> None:
+    def _attach(self, conn: UpstreamConnection, now: float) -> None:
         self.upstream = conn
         conn.client = self
         head = self.head
         assert head is not None
         conn.parser.expect_response_to(head.method)
-        conn.last = self.attached_at = self.proxy.clock.time()
+        conn.last = self.attached_at = now
         t = conn.transport
         if self.write_paused:
             t.pause_reading()
@@ -574,32 +589,32 @@ class ClientConnection(Downstream["HttpProxy"]):
             self.pending.clear()
             self.pending_bytes = 0
             self._resume(_AHEAD)
-        proxy = self.proxy
-        self._set(_EXCHANGE, min(proxy.server_timeout, proxy.client_timeout))
+        self._set(_EXCHANGE, self.proxy.exchange_timeout, now)
 
     # -- the response ---------------------------------------------------------------------
 
-    def _on_response(self, events: list[object]) -> None:
+    def _on_response(self, events: list[object], now: float) -> None:
         # gather what this read produced and hand it over in one call: the
         # head and a small body go out in one writev under uvloop, not two sends
         out: list[Any] = []
+        size = 0  # of what `out` holds, counted as it is gathered
         done = False
         for ev in events:
             if ev.__class__ is Head:
                 head: Head = ev  # type: ignore[assignment]
                 self.response_head = head
-                if head.interim:
-                    out.append(self._response_head(head))
-                    continue
-                if head.framing == CLOSE:
-                    self.close_after = True
-                self.response_started = True
-                self.first_byte_at = self.proxy.clock.time()
-                out.append(self._response_head(head))
+                if not head.interim:
+                    if head.framing == CLOSE:
+                        self.close_after = True  # (before the head is written: it says so)
+                    self.response_started = True
+                    self.first_byte_at = now
+                piece = self._response_head(head)
+                out.append(piece)
+                size += len(piece)
             elif ev is END:
                 head = self.response_head  # type: ignore[assignment]
                 if head is not None and head.interim:
-                    self._flush(out)
+                    self._flush(out, size)
                     self.response_head = None
                     up = self.upstream
                     assert up is not None and self.head is not None
@@ -607,21 +622,21 @@ class ClientConnection(Downstream["HttpProxy"]):
                     # method: a final response held after the 1xx parses right)
                     more = up.parser.next_message()
                     if more:
-                        self._on_response(more)
+                        self._on_response(more, now)
                     return
                 done = True
             else:
                 out.append(ev)
-        self._flush(out)
+                size += len(ev)  # type: ignore[arg-type]
+        self._flush(out, size)
         if done:
-            self._response_done()
+            self._response_done(now)
 
-    def _flush(self, out: list[Any]) -> None:
+    def _flush(self, out: list[Any], size: int) -> None:
+        self.sent += size
         if len(out) == 1:
-            self.sent += len(out[0])
             self.transport.write(out[0])
         elif out:
-            self.sent += sum(map(len, out))
             self.transport.writelines(out)
 
     def _response_head(self, head: Head) -> bytes:
@@ -637,7 +652,7 @@ class ClientConnection(Downstream["HttpProxy"]):
             return whole + b"Connection: keep-alive\r\n\r\n"
         return whole + b"\r\n"
 
-    def _response_done(self) -> None:
+    def _response_done(self, now: float) -> None:
         proxy = self.proxy
         pool = proxy.pool
         up = self.upstream
@@ -660,7 +675,7 @@ class ClientConnection(Downstream["HttpProxy"]):
             and not up.transport.is_closing()
         ):
             up.parser.next_message()
-            if not pool.put_idle(backend, up):
+            if not pool.put_idle(backend, up, now):
                 up.close()
         else:
             up.close()
@@ -672,23 +687,23 @@ class ClientConnection(Downstream["HttpProxy"]):
         else:
             pool.report_success(backend)
             outcome = "ok"
-        self._finish(outcome, status, proxy.clock.time() - self.started_at)
+        self._finish(outcome, status, now - self.started_at)
         if self.request_done:
-            self._next()
+            self._next(now)
         else:
             # the backend answered before the request body ended (an early 413,
             # say): we cannot tell where the next request starts, so we stop here
             self.close_after = True
-            self._next()
+            self._next(now)
 
-    def _next(self) -> None:
+    def _next(self, now: float) -> None:
         """The exchange is over: close, or wait for and start on the next request."""
         self.head = None
         self.response_head = None
         if self.close_after or not self.request_done:
             self.closed_by_us()
             return
-        self._set(_IDLE, self.proxy.idle_timeout)
+        self._set(_IDLE, self.proxy.idle_timeout, now)
         if self.paused & _AHEAD:
             self._resume(_AHEAD)
         try:
@@ -698,10 +713,10 @@ class ClientConnection(Downstream["HttpProxy"]):
             return
         if events:
             if self.head is None:
-                self._set(_HEADER, self.proxy.header_timeout)
-            self._process(events)
+                self._set(_HEADER, self.proxy.header_timeout, now)
+            self._process(events, now)
         elif self.parser.started:
-            self._set(_HEADER, self.proxy.header_timeout)
+            self._set(_HEADER, self.proxy.header_timeout, now)
 
     def closed_by_us(self) -> None:
         self._cancel_timer()
@@ -734,7 +749,7 @@ class ClientConnection(Downstream["HttpProxy"]):
             return
         self.response_head = None
         if status == 502 and self.retriable and self.request_done and self._take_retry():
-            self._dispatch()
+            self._dispatch(proxy.clock.time())
             return
         self._gateway_error(status, why)
 
@@ -744,10 +759,11 @@ class ClientConnection(Downstream["HttpProxy"]):
         reply = error_response(status, close=close, detail=why)
         self.sent += len(reply)
         self.transport.write(reply)
-        self._finish(str(status), status, proxy.clock.time() - self.started_at)
+        now = proxy.clock.time()
+        self._finish(str(status), status, now - self.started_at)
         self.request_done = self.request_done and not close
         self.close_after = close
-        self._next()
+        self._next(now)
 
     def _reject(self, status: int, why: str) -> None:
         """Refuse what the client sent; nothing of it was or will be forwarded."""

@@ -7,13 +7,12 @@ hundred nanoseconds for it, not a lock or a label lookup.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections import Counter
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from sim.core.pool import BackendPool
 
-__all__ = ["LATENCY_BUCKETS", "Metrics", "family", "label_value"]
+__all__ = ["LATENCY_BUCKETS", "Metrics", "Tally", "family", "label_value"]
 
 # seconds; Prometheus client defaults extended down to 100 us, since a loopback
 # proxy answers well under a millisecond
@@ -34,6 +33,17 @@ _SCALARS: tuple[tuple[str, str, str, str], ...] = (
 )  # fmt: skip
 
 
+class Tally(dict[str, int]):
+    """Counts by name, 0 for a name not counted yet (as ``collections.Counter``
+    reads). A dict's own ``+=`` on a key: a Counter's took twice as long,
+    and the data path counts every request."""
+
+    __slots__ = ()
+
+    def __missing__(self, key: str) -> int:
+        return 0
+
+
 class Metrics:
     __slots__ = (
         "outcomes",
@@ -52,7 +62,7 @@ class Metrics:
     def __init__(self) -> None:
         # outcome: ok (< 500 from a backend), backend_5xx, 400, 408, 431, 502,
         # 503, 504, client_closed, tcp_ok, tcp_failed
-        self.outcomes: Counter[str] = Counter()
+        self.outcomes = Tally()
         self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
         self.latency_count = 0

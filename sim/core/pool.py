@@ -196,8 +196,9 @@ class BackendPool:
             conn.close()
         return None
 
-    def put_idle(self, backend: Backend, conn: IdleConnection) -> bool:
-        """Keep ``conn`` for reuse; False (and the caller closes it) when not wanted."""
+    def put_idle(self, backend: Backend, conn: IdleConnection, now: float | None = None) -> bool:
+        """Keep ``conn`` for reuse; False (and the caller closes it) when not wanted.
+        ``now``: the clock's time, when the caller has read it already."""
         if (
             backend.draining
             or backend.removed
@@ -205,7 +206,7 @@ class BackendPool:
             or len(backend.idle) >= self.max_idle
         ):
             return False
-        conn.idle_since = self.clock.time()
+        conn.idle_since = self.clock.time() if now is None else now
         backend.idle.append(conn)
         return True
 

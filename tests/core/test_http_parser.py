@@ -256,6 +256,48 @@ def test_forward_cuts_hop_by_hop_lines_wherever_they_are() -> None:
     assert head.connection_tokens == frozenset({b"x-mine"})
 
 
+_HOP_NAMES = {b"connection", b"keep-alive", b"proxy-connection", b"te", b"upgrade"}
+
+
+def without_hop_lines(head: bytes) -> bytes:
+    """The head with every hop-by-hop field line dropped: a plain reading of RFC 9110 7.6.1."""
+    lines = head.split(b"\r\n")
+    kept = [lines[0]] + [ln for ln in lines[1:] if ln.partition(b":")[0].lower() not in _HOP_NAMES]
+    return b"\r\n".join(kept)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"Connection: keep-alive",
+        b"Connection: close",
+        b"connection: keep-alive",
+        b"CONNECTION:Keep-Alive \t",
+    ],
+)
+@pytest.mark.parametrize("where", [0, 1, 3])
+def test_forward_cuts_a_single_connection_line_in_any_spelling(line: bytes, where: int) -> None:
+    # (the usual spelling is cut without the regular expression: the same result)
+    fields = [b"Server: nginx", b"X-Connection: keep-alive", b"Content-Length: 0"]
+    fields.insert(where, line)
+    raw = b"HTTP/1.1 200 OK\r\n" + b"".join(f + b"\r\n" for f in fields)
+    head = Parser(response=True).feed(raw + b"\r\n")[0]
+    assert isinstance(head, Head) and head.hop == 1
+    assert head.forward(False) == without_hop_lines(raw)
+    assert b"X-Connection: keep-alive\r\n" in head.forward(False)
+
+
+@pytest.mark.parametrize("fields", [3, 4])
+def test_field_count_limit_on_the_shortest_lines(fields: int) -> None:
+    # "a:" lines, 4 bytes each: the fewest bytes that many fields can take
+    raw = b"HTTP/1.1 204 No Content\r\n" + b"a:\r\n" * fields + b"\r\n"
+    if fields <= 3:
+        assert Parser(response=True, max_headers=3).feed(raw)[-1] is END
+    else:
+        with pytest.raises(ParseError, match="too many header fields"):
+            Parser(response=True, max_headers=3).feed(raw)
+
+
 def test_transfer_coding_name_is_case_insensitive() -> None:
     ev = Parser().feed(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n0\r\n\r\n")
     assert ev[0].framing == CHUNKED and ev[-1] is END  # type: ignore[union-attr]
