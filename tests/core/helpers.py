@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -15,12 +16,47 @@ from sim.core.server import Balancer
 T = TypeVar("T")
 
 
+def runqueue_wait(pid: int | str = "self", thread: int | None = None) -> float:
+    """Seconds a thread (a process's main thread by default) has spent runnable but
+    waiting for a CPU: the kernel's schedstat, second field. Over a span of wall
+    time, that is the part a loaded machine took, not the code; 0.0 where the
+    kernel does not say (bounds then stay as written)."""
+    path = f"/proc/{pid}/task/{thread}/schedstat" if thread is not None else f"/proc/{pid}/schedstat"
+    try:
+        with open(path) as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+# A bound stretched by waits for a CPU stretches this far at most: a test still ends.
+LOAD_STRETCH = 4.0
+
+
 def run(coro: Awaitable[T], timeout: float = 8.0) -> T:
-    """Run a test coroutine with a hard bound, so no test hangs."""
+    """Run a test coroutine with a hard bound, so no test hangs. The bound is on the
+    time the loop's thread had a CPU or slept: time it spent waiting for a CPU on a
+    loaded machine (runqueue_wait) is added, up to LOAD_STRETCH x the bound, so a
+    test holding a bound of its own code's speed does not fail for its neighbours'
+    load, and a quiet machine holds it exactly."""
+    thread = threading.get_native_id()
 
     async def bounded() -> T:
-        async with asyncio.timeout(timeout):
-            return await coro
+        loop = asyncio.get_running_loop()
+        start, waited = loop.time(), runqueue_wait(thread=thread)
+        async with asyncio.timeout(timeout) as guard:
+
+            async def stretch() -> None:
+                while True:
+                    await asyncio.sleep(0.05)
+                    extra = runqueue_wait(thread=thread) - waited
+                    guard.reschedule(start + min(timeout + extra, LOAD_STRETCH * timeout))
+
+            stretcher = asyncio.create_task(stretch())
+            try:
+                return await coro
+            finally:
+                stretcher.cancel()
 
     return asyncio.run(bounded())
 
