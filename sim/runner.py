@@ -219,8 +219,7 @@ def run(
     seed = scenario.seed if seed is None else seed
     names, refused = runnable_strategies(scenario, strategies)
     check_engine(scenario, engine, names)
-    if engine == "lab":
-        lab = _lab_takeover(scenario, names, lab)
+    lab = _lab_takeover(scenario, names, lab) if engine == "lab" else lab
     children = np.random.SeedSequence(seed).spawn(reps)
     collected = _Collected()
     started = time.perf_counter()

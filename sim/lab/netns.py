@@ -45,8 +45,6 @@ __all__ = ["INTERFACE", "Segment", "resolve_mode", "say_once"]
 
 INTERFACE = "eth0"  # each balancer's device on the segment (sim.core takeover.interface)
 TAKEOVER_MODES = ("auto", "namespace", "loopback")
-_ROUTE_TYPES = frozenset(("unicast", "local", "broadcast", "multicast", "anycast", "blackhole", "unreachable",
-                          "prohibit", "throw", "nat"))
 _TOOLS = ("ip", "unshare", "nsenter")
 # What loopback mode cannot show, said once (docs/lab.md "The address move").
 LOOPBACK_NOTE = ("the lab moves eip_remap's and vrrp's address in loopback mode (sim.core.vip): no ARP and no "
@@ -106,12 +104,11 @@ def _taken_networks() -> list[ipaddress.IPv4Network]:
     """Every IPv4 prefix this machine routes or has an address in (the default route aside)."""
     out = []
     for line in _run("ip", "-4", "-o", "route", "show", "table", "all").stdout.splitlines():
-        words = line.split()
-        if words and words[0] in _ROUTE_TYPES:
-            words = words[1:]
-        if words and words[0] != "default":
+        # "PREFIX ..." or "TYPE PREFIX ..." (local, broadcast, unreachable, ...); "default" aside
+        for word in line.split()[:2]:
             with contextlib.suppress(ValueError):
-                out.append(ipaddress.ip_network(words[0], strict=False))
+                out.append(ipaddress.ip_network(word, strict=False))
+                break
     for line in _run("ip", "-4", "-o", "addr", "show").stdout.splitlines():
         words = line.split()
         if "inet" in words:
