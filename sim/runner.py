@@ -219,6 +219,7 @@ def run(
     seed = scenario.seed if seed is None else seed
     names, refused = runnable_strategies(scenario, strategies)
     check_engine(scenario, engine, names)
+    lab = _lab_takeover(scenario, names, lab) if engine == "lab" else lab
     children = np.random.SeedSequence(seed).spawn(reps)
     collected = _Collected()
     started = time.perf_counter()
@@ -263,6 +264,7 @@ def run(
     if engine == "lab":
         manifest["lab"] = {"time_scale": lab.time_scale, "clients_scale": lab.clients_scale,  # type: ignore[attr-defined]
                            "max_resolvers": lab.max_resolvers,  # type: ignore[attr-defined]
+                           "takeover": lab.takeover,  # type: ignore[attr-defined]
                            "note": "scenario is the effective scenario that ran; run the model on it to compare"}
     return Results(scenario, engine, seed, summary, replications_df, clients_df, timeline_df, manifest, refused,
                    targets_df)
@@ -280,6 +282,23 @@ def _lab_scenario(scenario: Scenario, lab: object) -> tuple[Scenario, object]:
     try:
         return effective(scenario, lab), lab  # type: ignore[arg-type]
     except (LabError, ScenarioError) as exc:
+        raise RunError(str(exc)) from None
+
+
+def _lab_takeover(scenario: Scenario, names: list[str], lab: object) -> object:
+    """The lab's options with the takeover mode decided once, here: a moving address
+    (eip_remap, vrrp) in namespaces as root, else on loopback, said once (the
+    strategies' worlds, run in forked workers, inherit that it was said)."""
+    import dataclasses
+
+    from sim.lab.procs import LabError
+    from sim.lab.world import takeover_mode
+
+    if not any(compile_strategy(scenario, s).published.moves_address for s in names):
+        return lab
+    try:
+        return dataclasses.replace(lab, takeover=takeover_mode(lab))  # type: ignore[type-var]
+    except LabError as exc:
         raise RunError(str(exc)) from None
 
 

@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--clients-scale", type=float, default=1.0, help="lab: run this share of the clients")
     p.add_argument("--max-resolvers", type=positive_int, default=16, help="lab: at most this many resolvers")
     p.add_argument("--keep", action="store_true", help="lab: keep the work folder (configs, logs)")
+    p.add_argument("--takeover", default="auto", choices=("auto", "namespace", "loopback"),
+                   help="lab: how eip_remap and vrrp move their address: namespace (root: network "
+                   "namespaces, ARP), loopback (any user), auto (namespace as root; default)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
@@ -70,7 +73,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         lab = None
         if args.engine == "lab":
-            lab = sim.LabOptions(args.time_scale, args.clients_scale, args.max_resolvers, args.keep, args.quiet)
+            lab = sim.LabOptions(args.time_scale, args.clients_scale, args.max_resolvers, args.keep, args.quiet,
+                                 takeover=args.takeover)
         seed = args.seed
         if seed is None and path.name == "manifest.json":
             # the seed that run used, so replication k here draws what it drew (compare pairs them)

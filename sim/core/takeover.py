@@ -21,7 +21,10 @@ while both nodes run; this module does not know which mode it drives.
   took over) stays standby: no preemption unless ``preempt`` is on and its
   priority is higher, in which case it asks the holder to release.
 - ``reassociate`` (the admin API) moves the address on purpose: after the
-  injected delay (cloud API latency) it asks the holder to release and binds.
+  injected delay (cloud API latency) it takes the address, bypassing the
+  holder as a silent one is bypassed, then asks the holder to release it
+  (make before break: nobody holds it for no instant; an Elastic IP moves
+  whatever state the old instance is in).
 
 Every datagram is sealed: ``MAGIC + HMAC-SHA256(key, MAGIC + body) + body``,
 the body JSON with the sender's name, priority, epoch (its start time in ns),
@@ -255,6 +258,20 @@ class Takeover(asyncio.DatagramProtocol):
         )
 
     async def _take(self, why: str, wait: float = 0.0, steal: bool = False) -> bool:
+        if steal and self._steal is not None:
+            # The holder is silent: dead, or stopped (SIGSTOP) or wedged with its socket
+            # still there. Taking it without a probe first: the probe could only say
+            # "held" (a stopped holder's socket; in address mode, a dead node's kernel
+            # still answers ARP) and costs time (address mode: 100 ms, sim.core.vaddr).
+            try:
+                await self._steal()
+            except OSError as e:
+                self._log(f"{self.name}: cannot take the address from the silent holder: {e}")
+            else:
+                self._become_active(f"{why}; taken without the silent holder")
+                return True
+            self._arm_down()
+            return False
         deadline = self.loop.time() + wait
         while True:
             if await self._try_bind():
@@ -263,15 +280,6 @@ class Takeover(asyncio.DatagramProtocol):
             if self.loop.time() >= deadline:
                 break
             await asyncio.sleep(0.01)
-        if steal and self._steal is not None:
-            # silent, yet its socket is still there: a stopped (SIGSTOP) or wedged process
-            try:
-                await self._steal()
-            except OSError as e:
-                self._log(f"{self.name}: cannot take the address from the silent holder: {e}")
-            else:
-                self._become_active(f"{why}; the silent holder's socket bypassed")
-                return True
         # the holder is alive after all (heartbeats lost, not the process): keep watching
         self._arm_down()
         return False
@@ -337,6 +345,22 @@ class Takeover(asyncio.DatagramProtocol):
         if self.state == "active":
             return {"state": self.state, "moved": False, "seconds": 0.0}
         await asyncio.sleep(self.cfg.reassociate_delay if delay is None else delay)
+        if self._steal is not None:
+            # Make before break: hold the address first (new connections come here from
+            # now on: sim.core.vip steers them, vaddr's gratuitous ARP moves them), then
+            # ask the holder to let go. Asking first left an instant with no holder, and in
+            # address mode a SYN sent then is lost and resent a second later (TCP's first
+            # retransmission), past a lab client's timeout; and a holder that never
+            # answers (killed: its kernel still answers ARP) kept the address.
+            try:
+                await self._steal()
+            except OSError as e:
+                self._log(f"{self.name}: cannot take the address: {e}")
+                return {"state": self.state, "moved": False, "seconds": round(time.monotonic() - t0, 4)}
+            # the release before our first heartbeat: the holder steps down as released
+            self._send(type="release")
+            self._become_active(why)
+            return {"state": self.state, "moved": True, "seconds": round(time.monotonic() - t0, 4)}
         self._released.clear()
         self._send(type="release")
         # a live holder answers at once; a dead one never does, and then the bind just works

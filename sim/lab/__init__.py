@@ -1,4 +1,5 @@
-"""The lab: a scenario on real processes on this machine (loopback only).
+"""The lab: a scenario on real processes on this machine (loopback; as root, a
+moving address between network namespaces, sim.lab.netns).
 
 Backends (asyncio HTTP servers), balancers (`sim.core` processes; for
 `eip_remap` two of them sharing a static address moved by the takeover

@@ -1,4 +1,5 @@
-"""One lab replication: build the world on loopback, run the scenario, read back the tables.
+"""One lab replication: build the world on loopback (a moving address, as root: the
+balancers in network namespaces, sim.lab.netns), run the scenario, read back the tables.
 
 Scenario times are divided by K (`time_scale`): a 60 s TTL is served as
 60/K s, a 20 ms service time sleeps 20/K ms; results are multiplied back.
@@ -35,6 +36,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from sim.lab import netns
 from sim.lab.procs import LabError, Processes, address_block, free_port, python
 from sim.lab.targets import Holders, Targets, attribute, count, read_access_log, sort_tries
 from sim.policy.failover import RECORDS, FailoverPlan, Published
@@ -48,8 +50,8 @@ from sim.scenario.units import format_duration
 
 UNBOUND_POLICIES = ("honor", "floor", "cap")  # the rest are served by our forwarder (unbound cannot)
 # A moving address moved by an API call (eip_remap): sim.core's heartbeat interval
-# (real seconds). Its reassociate call waits two of them for the old holder to
-# release the address (a dead one never answers).
+# (real seconds); the reassociate call takes the address at once, then asks the old
+# holder to let go (sim.core.takeover).
 HEARTBEAT = 0.05
 # A strategy as the engines take it: a plan's name, a plan class, a plan, or a Deployment.
 Strategy = str | type | FailoverPlan | Deployment
@@ -62,6 +64,10 @@ class LabOptions:
     max_resolvers: int | None = 16
     keep: bool = False  # keep the work folder (logs, configs) for inspection
     quiet: bool = False  # no phase lines on stderr (sim.progress.PhaseClock)
+    # How a moving address (eip_remap, vrrp) moves: "namespace" (root: the balancers in
+    # network namespaces, sim.core's address mode, sim.lab.netns), "loopback" (any user:
+    # sim.core.vip), "auto": namespace where it can run, else loopback, said once.
+    takeover: str = "auto"
 
 
 def unsupported(scenario: m.Scenario, strategies: list[Strategy] | None = None) -> list[str]:
@@ -201,14 +207,33 @@ def replicate(scenario: m.Scenario, strategy: Strategy, seed: np.random.SeedSequ
     for tool in ("unbound",):
         if not (shutil.which(tool) or Path(f"/usr/sbin/{tool}").exists()):
             raise LabError(f"{tool} is not installed (Debian package {tool}; scripts/test.sh installs it as root)")
+    mode = takeover_mode(options) if deployment.published.moves_address else "loopback"
     workdir = Path(tempfile.mkdtemp(prefix=f"failover-lab-{deployment.strategy}-"))
     try:
         with Processes(workdir, remove=not options.keep) as procs:
-            world = _World(deployment, trace, seed, options, procs, workdir)
-            return asyncio.run(world.run())
+            segment = netns.Segment(procs) if mode == "namespace" else None
+            try:
+                if segment is not None:
+                    segment.build()
+                    # what it built, beside the logs (--keep): the tests check it is gone after
+                    (workdir / "network.json").write_text(json.dumps(segment.describe()))
+                world = _World(deployment, trace, seed, options, procs, workdir, segment)
+                return asyncio.run(world.run())
+            finally:
+                if segment is not None:
+                    segment.remove()
     finally:
         if not options.keep:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def takeover_mode(options: LabOptions) -> str:
+    """How this lab moves a static address ("namespace" or "loopback", sim.lab.netns):
+    the loopback mode chosen for want of root says so once, with what it cannot show."""
+    mode, reason = netns.resolve_mode(options.takeover)
+    if reason is not None:
+        netns.say_once(reason, options.quiet)
+    return mode
 
 
 def _deployment(scenario: m.Scenario, strategy: Strategy) -> Deployment:
@@ -271,7 +296,7 @@ def initial_answer(published: Published, site: Site) -> list[str]:
 
 class _World:
     def __init__(self, deployment: Deployment, trace: Trace, seed: np.random.SeedSequence, options: LabOptions,
-                 procs: Processes, workdir: Path) -> None:
+                 procs: Processes, workdir: Path, segment: netns.Segment | None = None) -> None:
         self.sc, self.options, self.procs, self.dir = deployment.scenario, options, procs, workdir
         self.deployment, self.plan, self.published = deployment, deployment.plan, deployment.published
         self.k = options.time_scale
@@ -280,8 +305,16 @@ class _World:
         self.trace = trace
         self.block = address_block()
         sc = self.sc
-        self.balancer_ip = {sc.active.name: f"{self.block}.11", sc.standby.name: f"{self.block}.12"}
-        self.site = Site(self.balancer_ip[sc.active.name], self.balancer_ip[sc.standby.name], f"{self.block}.10",
+        # Namespace mode (a moving address, as root): the balancers and the address on the
+        # segment, the backends and the clients on addresses the balancers can reach.
+        self.segment = segment
+        if segment is None:
+            self.balancer_ip = {sc.active.name: f"{self.block}.11", sc.standby.name: f"{self.block}.12"}
+            shared = f"{self.block}.10"
+        else:
+            self.balancer_ip = {sc.active.name: segment.node(0), sc.standby.name: segment.node(1)}
+            shared = segment.shared
+        self.site = Site(self.balancer_ip[sc.active.name], self.balancer_ip[sc.standby.name], shared,
                          f"{sc.active.name}.elb.example.net.", f"{sc.standby.name}.elb.example.net.")
         # The addresses a client may send to, by the index its tries record (sim.lab.targets).
         self.addresses = (self.site.active, self.site.standby, self.site.shared)
@@ -297,11 +330,14 @@ class _World:
     def _ttl(self, ttl: float) -> int:
         return max(1, round(ttl / self.k))
 
+    def _backend_ip(self, i: int) -> str:
+        return f"{self.block}.{50 + i}" if self.segment is None else self.segment.host(i)
+
     def start_backends(self) -> list[str]:
         addresses = []
-        port = free_port(f"{self.block}.50")
+        port = free_port(self._backend_ip(0))
         for i in range(self.sc.backends.instances):
-            listen = f"{self.block}.{50 + i}:{port}"
+            listen = f"{self._backend_ip(i)}:{port}"
             self.procs.start(f"backend-{i}", python("sim.lab.backend", "--listen", listen, "--scenario",
                              str(self.scenario_file), "--scale", str(self.k), "--seed", str(i)))
             addresses.append(listen)
@@ -310,11 +346,15 @@ class _World:
     def start_balancers(self, backends: list[str]) -> None:
         sc = self.sc
         hc = sc.backends.health_check
+        # (a port free here is free in a balancer's new namespace too)
         self.port = free_port(f"{self.block}.10")
         self.admin: dict[str, tuple[str, Path]] = {}
         heart = {name: free_port("127.0.0.1", 2) for name in self.balancer_ip}
         for i, (name, ip) in enumerate(self.balancer_ip.items()):
             admin_port = free_port("127.0.0.1")
+            # in its namespace, the admin API listens on the balancer's own address: the
+            # controller calls it from the root namespace (the token guards it)
+            admin_ip = "127.0.0.1" if self.segment is None else ip
             token = self.dir / f"{name}.token"
             config = {
                 "name": name, "mode": "http",
@@ -324,7 +364,8 @@ class _World:
                 "health_check": {"kind": "tcp", "interval": self._seconds(hc.interval), "timeout": self._seconds(hc.timeout),
                                  "rise": hc.rise, "fall": hc.fall},
                 "retries": {"count": sc.backends.retries},
-                "admin": {"listen": f"127.0.0.1:{admin_port}", "token_file": str(token)},
+                "admin": {"listen": f"{admin_ip}:{admin_port}", "token_file": str(token),
+                          "allow_non_loopback": self.segment is not None},
                 # which requests it saw (sim.lab.targets): one buffered line each, in
                 # HAProxy's format, so a kept lab run holds logs `failover-sim fit` reads
                 "log": {"access": str(self.dir / f"{name}.access.log"), "access_format": "httplog",
@@ -334,10 +375,17 @@ class _World:
                 config["takeover"] = self._takeover(name, i, heart)
             path = self.dir / f"{name}.yaml"
             path.write_text(yaml.safe_dump(config, sort_keys=False))
-            self.admin[name] = (f"127.0.0.1:{admin_port}", token)
-            self.procs.start(f"balancer-{name}", python("sim", "serve", str(path)))
+            self.admin[name] = (f"{admin_ip}:{admin_port}", token)
             self.balancer_config = getattr(self, "balancer_config", {})
             self.balancer_config[name] = path
+            self._start_balancer(name)
+
+    def _start_balancer(self, name: str) -> None:
+        """sim.core's `serve` for balancer `name`, in its own namespace in namespace mode."""
+        argv = python("sim", "serve", str(self.balancer_config[name]))
+        if self.segment is not None:
+            argv = self.segment.enter("a" if name == self.sc.active.name else "b") + argv
+        self.procs.start(f"balancer-{name}", argv)
 
     def _takeover(self, name: str, i: int, heart: dict[str, int]) -> dict:
         """How the static address moves between the two sim.core processes."""
@@ -347,8 +395,15 @@ class _World:
         if not key.exists():
             key.touch(mode=0o600)
             key.write_text(secrets.token_hex(32))
-        link = {"role": "active" if name == sc.active.name else "standby", "key_file": str(key),
-                "heartbeat_listen": f"127.0.0.1:{heart[name]}", "peer": f"127.0.0.1:{heart[other]}"}
+        link: dict[str, object]
+        if self.segment is None:
+            link = {"heartbeat_listen": f"127.0.0.1:{heart[name]}", "peer": f"127.0.0.1:{heart[other]}"}
+        else:
+            # sim.core's address mode: the address on its eth0, heartbeats over the segment
+            link = {"mode": "address", "interface": netns.INTERFACE, "prefix": 24,
+                    "heartbeat_listen": f"{self.balancer_ip[name]}:{heart[name]}",
+                    "peer": f"{self.balancer_ip[other]}:{heart[other]}"}
+        link.update(role="active" if name == sc.active.name else "standby", key_file=str(key))
         if self.plan.detection == "master_down":
             # VRRP: the backup takes the address by itself, Master_Down_Interval after the
             # last advertisement (sim.core's takeover implements RFC 5798's timer).
@@ -431,8 +486,12 @@ class _World:
     def _client_sources(self) -> list[str]:
         """Each client's own loopback address, in the model's client order: its connections
         and its DNS queries come from it, as clients on the Internet come from their own, so
-        the balancers' logs and a farm's front tell them apart (`failover-sim fit`)."""
+        the balancers' logs and a farm's front tell them apart (`failover-sim fit`). In
+        namespace mode, its own address of those local to the root namespace (a loopback
+        source cannot reach a namespace)."""
         total = sum(self.sc.cohort_sizes().values())
+        if self.segment is not None:
+            return [self.segment.host(250 + n) for n in range(total)]
         blocks = [address_block() for _ in range(math.ceil(total / 250))]
         return [f"{blocks[n // 250]}.{1 + n % 250}" for n in range(total)]
 
@@ -462,8 +521,9 @@ class _World:
             limit = 0 if math.isinf(served.ttl) else self._ttl(served.ttl)
             expired = (round(served.client_timeout / self.k * 1000), self._ttl(served.reply_ttl), limit)
         conf = self.dir / f"unbound-{n}.conf"
+        allow = () if self.segment is None else (self.segment.network,)  # the clients' own addresses
         conf.write_text(unbound_config(self.dir, f"unbound-{n}", ip, port, self.auth, [zone, "elb.example.net"], floor, cap,
-                                       prefetch=group.prefetch, serve_expired=expired))
+                                       prefetch=group.prefetch, serve_expired=expired, allow=allow))
         binary = shutil.which("unbound") or "/usr/sbin/unbound"
         self.procs.start(f"resolver-{n}", [binary, "-d", "-c", str(conf)], ready=None)
         _wait_dns(ip, port, self.fqdn, self.procs, f"resolver-{n}")
@@ -656,7 +716,7 @@ class _World:
                 if stop == signal.SIGSTOP:
                     self.procs.signal(name, signal.SIGCONT)
                 else:
-                    self.procs.start(name, python("sim", "serve", str(self.balancer_config[fault.target])))
+                    self._start_balancer(fault.target)
         elif isinstance(fault, m.InstanceDown):
             # as the model: drawn from the instances up now, in order
             names = [n for n in self.procs.children if n.startswith("backend-") and n not in self.backends_down]
@@ -757,17 +817,9 @@ class _World:
             await self._control({"op": "set", "name": self.fqdn, "delay": gap, **record})
         elif self.published.moves_address:
             admin, token = self.admin[self.sc.standby.name]
-            # the address moves when the model moves it: sim.core waits 2 heartbeats
-            # for a dead holder after the delay (0.5 scenario s at K = 5, about 38
-            # more failed requests per replication of elb-blowup before this); a live
-            # holder (a planned move) releases it at once.
-            wait = 0.0 if self._holder_alive(self.now()) else 2 * HEARTBEAT
-            await _post_takeover(admin, token.read_text().strip(), max(0.0, gap - wait))
-
-    def _holder_alive(self, t: float) -> bool:
-        """Whether the active balancer is up at scenario time `t` (no balancer_down of it then)."""
-        return not any(isinstance(f, m.BalancerDown) and f.target == self.sc.active.name and f.at <= t
-                       and (f.for_ is None or t < f.at + f.for_) for f in self.sc.faults)
+            # the address moves when the model moves it: sim.core takes it right after
+            # the delay, then asks the old holder (alive or not) to let go
+            await _post_takeover(admin, token.read_text().strip(), gap)
 
     async def _control(self, request: dict, to: tuple[str, int] | None = None) -> dict:
         reader, writer = await asyncio.open_connection(*(to or self.control))
@@ -780,13 +832,15 @@ class _World:
 
 def unbound_config(workdir: Path, name: str, ip: str, port: int, auth: tuple[str, int], zones: list[str],
                    floor: int = 0, cap: int = 86400, prefetch: bool = False,
-                   serve_expired: tuple[int, int, int] | None = None) -> str:
+                   serve_expired: tuple[int, int, int] | None = None, allow: tuple[str, ...] = ()) -> str:
     """One unbound resolver on ip:port with its own cache: the zones are stub zones at
     our authoritative server, it queries from its own address (the server tells
     unbound's queries apart by it, dnsserver.unbound_ttl). No prefetch and no stale
     answers unless asked: `serve_expired` is (client timeout in ms, reply TTL in s,
     limit in s, 0 for none), unbound's own options, written out whatever the
-    version's defaults (they changed in 1.23)."""
+    version's defaults (they changed in 1.23). It answers 127.0.0.0/8 and the
+    networks in `allow` (the clients' addresses in namespace mode)."""
+    acl = "".join(f"  access-control: {net} allow\n" for net in ("127.0.0.0/8", *allow))
     stub = f"{auth[0]}@{auth[1]}"
     if serve_expired is None:
         expired = "  serve-expired: no\n"
@@ -808,8 +862,7 @@ def unbound_config(workdir: Path, name: str, ip: str, port: int, auth: tuple[str
   logfile: ""
   verbosity: 0
   num-threads: 1
-  access-control: 127.0.0.0/8 allow
-  do-not-query-localhost: no
+{acl}  do-not-query-localhost: no
   module-config: "iterator"
   qname-minimisation: no
   prefetch: {"yes" if prefetch else "no"}

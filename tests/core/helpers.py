@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -15,12 +16,52 @@ from sim.core.server import Balancer
 T = TypeVar("T")
 
 
+def runqueue_wait(pid: int | str = "self", thread: int | None = None) -> float:
+    """Seconds a thread (a process's main thread by default) has spent runnable but
+    waiting for a CPU: the kernel's schedstat, second field. Over a span of wall
+    time, that is the part a loaded machine took, not the code; 0.0 where the
+    kernel does not say (bounds then stay as written)."""
+    path = f"/proc/{pid}/task/{thread}/schedstat" if thread is not None else f"/proc/{pid}/schedstat"
+    try:
+        with open(path) as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+# A bound stretched by waits for a CPU stretches this far at most: a test still ends.
+LOAD_STRETCH = 4.0
+
+
 def run(coro: Awaitable[T], timeout: float = 8.0) -> T:
-    """Run a test coroutine with a hard bound, so no test hangs."""
+    """Run a test coroutine with a hard bound, so no test hangs. The bound is on the
+    time the loop's thread had a CPU or slept: time it spent waiting for a CPU on a
+    loaded machine (runqueue_wait) does not count, up to LOAD_STRETCH x the bound of
+    wall time, so a test holding a bound of its own code's speed does not fail for
+    its neighbours' load, and a quiet machine holds it exactly. (Checked when the
+    watchdog wakes, on the measurement then: a deadline moved ahead by a poll lost
+    the race to its own timer after a long busy stretch of the loop.)"""
+    thread = threading.get_native_id()
 
     async def bounded() -> T:
-        async with asyncio.timeout(timeout):
-            return await coro
+        loop = asyncio.get_running_loop()
+        start, waited = loop.time(), runqueue_wait(thread=thread)
+        task = asyncio.ensure_future(coro)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=min(0.05, timeout))
+                if done:
+                    return task.result()
+                wall = loop.time() - start
+                own = wall - (runqueue_wait(thread=thread) - waited)
+                if own > timeout or wall > LOAD_STRETCH * timeout:
+                    raise TimeoutError(f"the test ran {own:.2f} s of its own time, {wall:.2f} s of wall time: "
+                                       f"over its bound of {timeout:g} s")
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     return asyncio.run(bounded())
 
@@ -160,6 +201,13 @@ def get(path: str = "/", extra: str = "") -> bytes:
 
 
 async def wait_for(cond: Callable[[], bool], timeout: float = 3.0, step: float = 0.01) -> None:
-    async with asyncio.timeout(timeout):
-        while not cond():
-            await asyncio.sleep(step)
+    """Until ``cond()`` holds, for ``timeout`` seconds of this thread's own time, as `run`
+    counts it (waits for a CPU left out, up to LOAD_STRETCH x of wall time)."""
+    loop = asyncio.get_running_loop()
+    thread = threading.get_native_id()
+    start, waited = loop.time(), runqueue_wait(thread=thread)
+    while not cond():
+        wall = loop.time() - start
+        if wall - (runqueue_wait(thread=thread) - waited) > timeout or wall > LOAD_STRETCH * timeout:
+            raise TimeoutError(f"not true after {timeout:g} s of this test's own time ({wall:.2f} s of wall time)")
+        await asyncio.sleep(step)

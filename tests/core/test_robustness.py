@@ -7,7 +7,17 @@ import resource
 
 import pytest
 
-from tests.core.helpers import Client, backends, balancer, get, make_config, request, run, wait_for
+from tests.core.helpers import (
+    LOAD_STRETCH,
+    Client,
+    backends,
+    balancer,
+    get,
+    make_config,
+    request,
+    run,
+    wait_for,
+)
 
 
 def test_serves_and_keeps_alive() -> None:
@@ -198,8 +208,14 @@ def test_many_idle_connections_held_and_served() -> None:
             pytest.fail(f"open-file hard limit {hard} is below {need}: raise it (ulimit -Hn) to run this test")
         resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
 
+    # Held idle for the whole test: a silent connection's http_request timeout (10 s)
+    # must not end it, however long a loaded machine makes the test (run's bound
+    # stretches to LOAD_STRETCH x 9.5 s); the timeouts have tests of their own.
+    held = {"http_request": f"{LOAD_STRETCH * 9.5 + 5:g}s"}
+
     async def main() -> None:
-        async with backends(2) as bs, balancer(make_config(bs, limits={"max_connections": n + 10})) as lb:
+        cfg = {"limits": {"max_connections": n + 10}, "timeouts": held}
+        async with backends(2) as bs, balancer(make_config(bs, **cfg)) as lb:
             port = lb.listen_port
             clients: list[Client] = []
             for i in range(0, n, 250):

@@ -24,10 +24,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sim.lab import netns
 from sim.lab.procs import Processes
 from tests.conftest import ROOT, require_tool
 from tests.lab.marks import MARK, marked
 from tests.lab.scenarios import SMALL
+from tests.lab.test_netns import network_gone
 
 _marked = marked
 
@@ -171,6 +173,10 @@ def test_a_lab_run_stopped_by_a_signal_leaves_no_process(tmp_path: Path, sig: in
     try:
         assert _until(lambda: _resolvers_up(mark), 60), f"the lab never started: {_names(_marked(mark))}"
         assert any(worlds.iterdir())
+        # as root, eip_remap's and vrrp's worlds built network namespaces (sim.lab.netns)
+        if netns.unavailable() is None:
+            assert _until(lambda: any(worlds.glob("*/network.json")), 30), sorted(worlds.glob("*/*"))
+        networks = [json.loads(p.read_text()) for p in worlds.glob("*/network.json")]
         parent.send_signal(sig)
         code = parent.wait(timeout=60)
         assert code != 0
@@ -179,6 +185,8 @@ def test_a_lab_run_stopped_by_a_signal_leaves_no_process(tmp_path: Path, sig: in
         assert not out.exists() or not any(out.iterdir())
         if sig == signal.SIGTERM:  # SIGKILL: the worlds' processes end, their folders stay
             assert not any(worlds.iterdir()), sorted(p.name for p in worlds.iterdir())
+        for info in networks:  # and the namespaces, their links and routes with them
+            assert network_gone(info), info
     finally:
         parent.kill()
         _stop_leftovers(mark)
