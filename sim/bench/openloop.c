@@ -171,7 +171,8 @@ int main(int argc, char **argv) {
     struct epoll_event evs[256];
     for (;;) {
         double t = now_s();
-        int sending = t < end && !overloaded;
+        /* until the schedule's last request is issued: a wake after `end` still issues those due before it */
+        int sending = start + k * interval < end && !overloaded;
         /* issue every request whose intended time has come */
         while (sending) {
             double due = start + k * interval;

@@ -230,7 +230,9 @@ class AsyncOpenLoop:
         overloaded = False
         # a 0.5 ms ticker issues every request whose intended time has come:
         # one timer per tick, not per request, so the generator keeps up longer
-        while (now := time.monotonic()) < end:
+        while True:
+            now = time.monotonic()
+            # a tick that wakes after `end` still issues what fell due since the last one
             while (t := start + k * interval) <= now and t < end:
                 k += 1
                 if self.idle:
@@ -240,6 +242,8 @@ class AsyncOpenLoop:
             self.max_backlog = max(self.max_backlog, len(self.backlog))
             if len(self.backlog) > self.rate * 5:
                 overloaded = True  # five seconds behind: stop measuring our own queue
+                break
+            if now >= end:
                 break
             await asyncio.sleep(0.0005)
         # the requests in flight count: they were sent on time
