@@ -15,7 +15,7 @@ gate's statistic s (the mean over a run's pairs of the log ratio):
   (false alarms first) and the figure is marked as lacking power;
 - counted: false alarms among the unchanged runs and catches among the
   injected ones at T, and the normal-theory rates beside them (power from
-  the injected runs' mean shift and the unchanged runs' sigma);
+  the injected runs' mean shift and spread);
 - sigma with the first k pairs of each run, k = 1..pairs, to choose the count.
 """
 
@@ -83,7 +83,8 @@ def figure(unchanged: list[list[float]], injected: list[list[float]], slowdown: 
     }
     if s1:
         inj = statistics.fmean(s1) - base
-        inj_sigma = sigma  # the injected runs are fewer: their own spread is the rougher estimate
+        # their own spread from 5 runs on (it was the wider here); below that the unchanged runs'
+        inj_sigma = statistics.stdev(s1) if len(s1) >= 5 else sigma
         out.update({
             "injected_change": math.exp(inj) - 1, "expected_change": 1 / (1 + slowdown) - 1,
             "caught": sum(s < base - t for s in s1),
@@ -137,6 +138,20 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_markdown(result: dict[str, Any]) -> str:
+    """The table docs/ci.md shows."""
+    lines = ["| figure | baseline | sigma (95% upper) | fails below | false alarms: counted, normal | "
+             "slowdown injected: change | caught: counted, normal |", "|---" * 7 + "|"]
+    for name, f in result["figures"].items():
+        lines.append(
+            f"| `{name}` | {f['baseline']:.3g} | {f['sigma']:.3f} ({f['sigma_upper95']:.3f}) | "
+            f"-{f['allowed_drop']:.1%}{'' if f['both_aims_hold'] else ' (*)'} | "
+            f"{f['false_alarms']}/{f['runs_unchanged']}, {f['false_alarm_rate_normal']:.1g} | "
+            f"{f.get('injected_change', float('nan')):+.1%} | "
+            f"{f.get('caught', 0)}/{f.get('runs_injected', 0)}, {f.get('power_normal', float('nan')):.0%} |")
+    return "\n".join(lines)
+
+
 def write_baseline(path: Path, result: dict[str, Any], source: str) -> None:
     from sim.results.writer import write_json_atomic
 
@@ -165,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("logs", nargs="+", type=Path, help="JSON lines from `sim.bench.regression --log`")
+    parser.add_argument("--markdown", action="store_true", help="also print the table docs/ci.md shows")
     parser.add_argument("--out", type=Path, help="write the analysis (and every run's statistics) here")
     parser.add_argument("--write-baseline", type=Path, metavar="BASELINE",
                         help="store the ratios and thresholds in this baseline file")
@@ -176,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gate_stats: {exc}", file=sys.stderr)
         return 2
     print(render(result))
+    if args.markdown:
+        print(render_markdown(result))
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
     if args.write_baseline:
