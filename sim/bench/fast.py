@@ -18,6 +18,7 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,12 +30,18 @@ TARGET_DAY_S = 60.0
 TARGET_DAY_GB = 4.0
 
 
-def _timed(engine: str, scenario, strategy: str, seed: int) -> tuple[int, float]:  # type: ignore[no-untyped-def]
+def _timed(  # type: ignore[no-untyped-def]
+    engine: str, scenario, strategy: str, seed: int, slowdown: float = 0.0, clock: Callable[[], float] = time.perf_counter
+) -> tuple[int, float]:
+    """(requests, seconds of `clock`) of one replication; `slowdown` > 0 only for the regression
+    gate's calibration (sim.bench.slowdown)."""
+    from sim.bench.slowdown import slowed
     from sim.runner import replicate
 
-    started = time.perf_counter()
-    out = replicate(scenario, engine, strategy, np.random.SeedSequence(seed), 0)
-    return int(out.metrics["requests"]), time.perf_counter() - started
+    started = clock()
+    with slowed(slowdown):
+        out = replicate(scenario, engine, strategy, np.random.SeedSequence(seed), 0)
+    return int(out.metrics["requests"]), clock() - started
 
 
 def scaled(scenario_path: str, factor: int):  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,8 @@ from sim.progress import Progress
 TARGET_RATIO = 0.35  # issue 3: the model at least 0.35 of the bare loop's rate
 
 
-def bare_simpy(requests: int, seed: int = 0) -> float:
-    """Seconds for `requests` requests of one resource request and one timeout each."""
+def bare_simpy(requests: int, seed: int = 0, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Seconds (of `clock`) for `requests` requests of one resource request and one timeout each."""
     rng = np.random.default_rng(seed)
     gaps = rng.exponential(0.001, requests).tolist()
     env = simpy.Environment()
@@ -38,21 +39,26 @@ def bare_simpy(requests: int, seed: int = 0) -> float:
             server.release(req)
 
     env.process(loop(env))
-    started = time.perf_counter()
+    started = clock()
     env.run()
-    return time.perf_counter() - started
+    return clock() - started
 
 
-def model_run(scenario_path: str, strategy: str, seed: int) -> tuple[int, float]:
-    """(requests simulated, wall seconds) for one replication of the model."""
+def model_run(
+    scenario_path: str, strategy: str, seed: int, slowdown: float = 0.0, clock: Callable[[], float] = time.perf_counter
+) -> tuple[int, float]:
+    """(requests simulated, seconds of `clock`) for one replication of the model; `slowdown` > 0
+    only for the regression gate's calibration (sim.bench.slowdown)."""
+    from sim.bench.slowdown import slowed
     from sim.model.engine import Replication
     from sim.scenario import load_file
 
     scenario = load_file(scenario_path)
-    started = time.perf_counter()
-    rep = Replication(scenario, strategy, np.random.SeedSequence(seed))
-    rep.run()
-    return rep.issued, time.perf_counter() - started
+    started = clock()
+    with slowed(slowdown):
+        rep = Replication(scenario, strategy, np.random.SeedSequence(seed))
+        rep.run()
+    return rep.issued, clock() - started
 
 
 def measure(scenario_path: str, repeats: int, bar: Progress | None = None) -> dict:

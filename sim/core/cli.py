@@ -183,8 +183,14 @@ def main(argv: list[str] | None = None) -> int:
         runner = uvloop.run
     else:
         runner = asyncio.run
+    serving: Any = _serve(config, worker, args.ready_file, args.config, children)
+    if os.environ.get("FAILOVER_SIM_BENCH_SLOWDOWN"):
+        # only the regression gate's calibration sets it (sim.bench.slowdown, docs/ci.md)
+        from sim.bench.slowdown import slowed_serve
+
+        serving = slowed_serve(serving)
     try:
-        code = runner(_serve(config, worker, args.ready_file, args.config, children))
+        code = runner(serving)
     except KeyboardInterrupt:
         code = 0
     for pid in children:
