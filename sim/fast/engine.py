@@ -924,7 +924,8 @@ class _Replication:
         offered, shed = self._offered_shed
         if not shed.any():
             return recovery
-        n, rate, rng = self.pop.size, self.pop.rate, self.rng["arrivals"]
+        # Owners by the long-run rate, session clients' included (they are shed alike).
+        n, rate, rng = self.pop.size, self.full.rate, self.rng["arrivals"]
         share = np.divide(shed, offered, out=np.zeros(len(shed)), where=offered > 0)
         second = np.repeat(np.arange(len(shed)), shed)
         owner = rng.choice(n, size=len(second), p=rate / rate.sum())
@@ -935,14 +936,17 @@ class _Replication:
         np.minimum.at(first, owner[counted], at[counted])
         earlier = first < recovery.first_fail
         first_fail = np.where(earlier, first, recovery.first_fail)
-        recovered = np.where(earlier, self.shape.next_after(first, rate, rng), recovery.recovered)
+        recovered = recovery.recovered.copy()
+        who = np.flatnonzero(earlier)
+        recovered[who] = self._next_request(who, first[who])
         pending = np.isfinite(recovered)
         for _ in range(1000):
             sec = np.clip(recovered, 0, self.seconds - 1).astype(np.int64)
             pending &= np.isfinite(recovered) & (recovered - sec >= 1.0 - share[sec])
             if not pending.any():
                 break
-            recovered[pending] = self.shape.next_after(recovered[pending], rate[pending], rng)
+            who = np.flatnonzero(pending)
+            recovered[who] = self._next_request(who, recovered[who])
         failed = recovery.failed + np.bincount(owner[counted], minlength=n)
         return replace(recovery, failed=failed, first_fail=first_fail, recovered=recovered)
 
@@ -1214,7 +1218,10 @@ class _Replication:
             ok = ok + self.rng["traffic"].binomial(passed, np.clip(1.0 - backends.mean, 0.0, 1.0))
         if len(rescued.at):
             ok = ok + _per_second(rescued.at, seconds)  # the dead window's requests a retry got through
-        shed = self._shed(ok, self._balancer_fault(window), recovery.reach, rate, g, total - dead)
+        # Who is on which balancer by the long-run rate, session clients' included, over the
+        # requests offered that second, theirs included.
+        shed = self._shed(ok, self._balancer_fault(window), recovery.reach, self.full.rate, g,
+                          total - dead + passed)
         self._offered_shed = (ok, shed)
         counts = {name: np.zeros(seconds, dtype=np.int64) for name in OUTCOMES}
         counts["ok"] = ok - shed

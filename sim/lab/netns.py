@@ -62,6 +62,14 @@ def unavailable() -> str | None:
     missing = [t for t in _TOOLS if shutil.which(t) is None]
     if missing:
         return f"{', '.join(missing)} not installed (Debian packages iproute2, util-linux)"
+    # Root is not enough in a container without CAP_NET_ADMIN: try to make a namespace.
+    try:
+        probe = subprocess.run(["unshare", "--net", "true"], capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unshare --net failed ({exc})"
+    if probe.returncode != 0:
+        return ("cannot make a network namespace (no CAP_NET_ADMIN?): "
+                + probe.stderr.decode(errors="replace").strip()[:200])
     return None
 
 

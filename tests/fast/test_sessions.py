@@ -105,6 +105,19 @@ def test_fast_agrees_with_the_model_on_sessions(case: str, strategy: str) -> Non
     assert_agree(_scenario(**CASES[case]), strategy, reps=6)
 
 
+@pytest.mark.parametrize("strategy", ["cname_repoint", "eip_remap"])
+def test_a_balancer_sheds_session_clients_requests_as_the_model_does(strategy: str) -> None:
+    """Capacity 15/s a balancer against about 20/s of session requests: the shed requests are
+    the session clients' failures. The fast engine drew their owners by the Poisson rate (0 for
+    session clients: numpy refused the NaN probabilities) and took the standby's share from the
+    Poisson clients alone."""
+    sc = _scenario(**{"balancers.0.capacity": "15/s", "balancers.1.capacity": "15/s"})
+    assert not unsupported(sc)
+    # Behind a DNS change the share never recovered reads high (model 9.1%, fast 15.6% of the
+    # affected clients, 6 replications): docs/fast.md, "Sessions", what is approximated.
+    assert_agree(sc, strategy, reps=6, skip=("never_recovered",) if strategy == "cname_repoint" else ())
+
+
 def test_sessions_run_and_what_is_not_followed_is_named() -> None:
     assert not unsupported(_scenario())
     assert not unsupported(_scenario(**CASES[FIREFOX]))

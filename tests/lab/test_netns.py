@@ -58,13 +58,20 @@ def _local_route(network: str) -> bool:
     return any(line.split()[1:2] == [block] for line in out.splitlines())
 
 
+def _cmdline(pid: int) -> str:
+    """A process's command line, empty once it is gone (it may go between two reads)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def network_gone(info: dict, timeout: float = 10.0) -> bool:
     """The segment's link, route and namespace holders are gone (a namespace is freed by
     the kernel once its last process ends, its veth pairs with it: not at once)."""
     deadline = time.monotonic() + timeout
     while True:
-        alive = [pid for pid in info["holders"].values() if Path(f"/proc/{pid}").exists()
-                 and "sleep" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")]
+        alive = [pid for pid in info["holders"].values() if "sleep" in _cmdline(pid)]
         if not alive and not _link_exists(info["link"]) and not _local_route(info["network"]):
             return True
         if time.monotonic() > deadline:
