@@ -485,10 +485,7 @@ class Parser:
                 raise ParseError(bad, "malformed header field")
             # (each field line takes 4 bytes at least, "a:" and CRLF: a shorter
             # block than max_headers + 1 of them needs no count)
-            if (
-                len(whole) - eol - 2 >= self._many
-                and whole.count(b"\n", eol + 2) > self._max_headers
-            ):
+            if len(whole) - eol - 2 >= self._many and whole.count(b"\n", eol + 2) > self._max_headers:
                 raise ParseError(431 if not response else 502, "too many header fields")
             # (values carry their trailing whitespace: stripped where used)
             for name, value in _WANTED.findall(whole, eol + 1):
