@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import resource
@@ -32,9 +33,9 @@ def raise_fd_limit(want: int) -> int:
 def _pick_loop(config: Config) -> str:
     if config.loop == "asyncio":
         return "asyncio"
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
+    # Found, not imported: importing uvloop before the workers fork left a worker's loop
+    # hung when `serve` ran as a background job of a shell with job control (`serve &`).
+    if importlib.util.find_spec("uvloop") is None:
         if config.loop == "uvloop":
             raise SystemExit(
                 "loop: uvloop is not installed (pip install 'failover-sim[fast]')"
