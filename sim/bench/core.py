@@ -570,6 +570,12 @@ def _added(
         "p50_ci95_us": cis["p50"],
         "p99_ci95_us": cis["p99"],
         "interval": how,
+        # the repetitions disagree by more than the interval allows: their range, not it, is the uncertainty
+        "reps_outside_ci95": {
+            k: any(not cis[k][0] <= x[f"{k}_us"] <= cis[k][1] for x in reps)  # type: ignore[index]
+            for k in ("p50", "p99")
+            if cis[k] is not None
+        },
         "reps": reps,
         # the generator's own lateness in the target's step: added p99s
         # smaller than it (and the baseline's) are the shared core's noise

@@ -165,6 +165,7 @@ def test_repetitions_give_the_median_its_interval_and_their_own_spread(
         assert x["p50_ci95_us"][0] <= x["p50_us"] <= x["p50_ci95_us"][1]
     # the third repetition (shift 400) lies far outside the median's interval: the table shows its range
     assert max(own) > a["p50_ci95_us"][1] + 100
+    assert a["reps_outside_ci95"]["p50"] is True
     row = next(line for line in render_table(results).splitlines() if line.startswith("| simcore"))
     lo, hi = a["p50_ci95_us"]
     assert (
@@ -191,6 +192,7 @@ def test_an_old_folder_without_histograms_still_summarizes_and_says_so(tmp_path:
         "50%"
     ]
     assert a["p50_ci95_us"] is None and a["interval"].startswith("unavailable: no histogram")
+    assert a["reps_outside_ci95"] == {}
     assert a["p50_us"] == np.median([x["p50_us"] for x in a["reps"]])
     table = (tmp_path / "results.md").read_text()
     assert (
