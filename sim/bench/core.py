@@ -10,7 +10,8 @@ docs/benchmarks.md asks), one worker each, knobs written out:
 - latency at 25/50/75% of each target's own maximum with an open-loop
   generator that measures from the intended send time into an HdrHistogram
   (no coordinated omission), reported as added latency over the direct run
-  at the same fraction of load.
+  at the same fraction of load, with a 95% bootstrap interval over the
+  recorded latencies and the repetitions' range (sim.bench.added).
 
 Targets: direct (no balancer), simcore, haproxy, nginx; modes http (L7) and
 tcp (L4). Output in ``--out``: the generated configs, results.json (raw
@@ -33,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sim.bench import openloop
+from sim.bench import added, openloop
 
 __all__ = ["main", "run_bench"]
 
@@ -500,6 +501,7 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
     """Medians over repetitions, and each target's ratios to HAProxy from the same repetition."""
     runs = results["runs"]
     summary: dict[str, Any] = {}
+    resampler = added.Resampler()
     for mode in {r["mode"] for r in runs}:
         by_rep: dict[int, dict[str, Any]] = {}
         for r in runs:
@@ -532,33 +534,53 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
                 "added": {},
             }
             for i, frac in enumerate(results["loads"]):
-                added50, added99 = [], []
-                for rep in by_rep.values():
-                    if t in rep and "direct" in rep:
-                        mine, base = rep[t]["latency"][i], rep["direct"]["latency"][i]
-                        if (
-                            "p50_us" in mine
-                            and "p50_us" in base
-                            and not mine["saturated"]
-                            and not base["saturated"]
-                        ):
-                            added50.append(mine["p50_us"] - base["p50_us"])
-                            added99.append(mine["p99_us"] - base["p99_us"])
-                late = [
-                    rep[t]["latency"][i].get("send_late_p99_us")
-                    for rep in by_rep.values()
-                    if t in rep and len(rep[t]["latency"]) > i
-                ]
-                entry["added"][f"{int(frac * 100)}%"] = {
-                    "p50_us": _med(added50),
-                    "p99_us": _med(added99),
-                    # the generator's own lateness in the target's step: added p99s
-                    # smaller than it (and the baseline's) are the shared core's noise
-                    "generator_late_p99_us": _med(late),
-                }
+                entry["added"][f"{int(frac * 100)}%"] = _added(by_rep, mode, t, i, frac, resampler)
             per_target[t] = entry
         summary[mode] = per_target
     return summary
+
+
+def _added(
+    by_rep: dict[int, dict[str, Any]], mode: str, t: str, i: int, frac: float, resampler: added.Resampler
+) -> dict[str, Any]:
+    """Target ``t``'s added p50/p99 at load step ``i``: medians over repetitions, each repetition's
+    own difference, and the bootstrap interval (sim.bench.added) of the medians."""
+    pairs, reps = [], []
+    for r, rep in sorted(by_rep.items()):
+        if t in rep and "direct" in rep:
+            mine, base = rep[t]["latency"][i], rep["direct"]["latency"][i]
+            if "p50_us" in mine and "p50_us" in base and not mine["saturated"] and not base["saturated"]:
+                reps.append({"rep": r, "p50_us": mine["p50_us"] - base["p50_us"],
+                             "p99_us": mine["p99_us"] - base["p99_us"]})  # fmt: skip
+                pairs.append((f"{mode}/{r}/{frac}/{t}", mine, f"{mode}/{r}/{frac}/direct", base))
+    late = [
+        rep[t]["latency"][i].get("send_late_p99_us")
+        for rep in by_rep.values()
+        if t in rep and len(rep[t]["latency"]) > i
+    ]
+    if t == "direct":  # the baseline against itself: 0 by construction, nothing to estimate
+        cis, per_rep, how = dict.fromkeys(("p50", "p99")), [], "none: the baseline"
+    else:
+        cis, per_rep, how = added.added_intervals(resampler, pairs)
+    for rep, ci in zip(reps, per_rep, strict=False):
+        rep.update(ci)
+    return {
+        "p50_us": _med([x["p50_us"] for x in reps]),
+        "p99_us": _med([x["p99_us"] for x in reps]),
+        "p50_ci95_us": cis["p50"],
+        "p99_ci95_us": cis["p99"],
+        "interval": how,
+        # the repetitions disagree by more than the interval allows: their range, not it, is the uncertainty
+        "reps_outside_ci95": {
+            k: any(not cis[k][0] <= x[f"{k}_us"] <= cis[k][1] for x in reps)  # type: ignore[index]
+            for k in ("p50", "p99")
+            if cis[k] is not None
+        },
+        "reps": reps,
+        # the generator's own lateness in the target's step: added p99s
+        # smaller than it (and the baseline's) are the shared core's noise
+        "generator_late_p99_us": _med(late),
+    }
 
 
 def render_table(results: dict[str, Any]) -> str:
@@ -571,6 +593,7 @@ def render_table(results: dict[str, Any]) -> str:
         "",
     ]
     loads = [f"{int(x * 100)}%" for x in results["loads"]]
+    unavailable: set[str] = set()
     for mode, per_target in sorted(results["summary"].items()):
         lines += [
             f"## {mode}",
@@ -598,14 +621,9 @@ def render_table(results: dict[str, Any]) -> str:
             for x in loads:
                 a = e["added"].get(x, {})
                 late = a.get("generator_late_p99_us")
-                cells.append(
-                    (
-                        f"{f(a.get('p50_us'))} / {f(a.get('p99_us'))}"
-                        if a.get("p50_us") is not None
-                        else "not sustained"
-                    )
-                    + (f" (gen. late {f(late)})" if late is not None else "")
-                )
+                cells.append(_added_cell(a) + (f" (gen. late {f(late)})" if late is not None else ""))
+                if a.get("p50_us") is not None and a.get("interval", "").startswith("unavailable"):
+                    unavailable.add(a["interval"].removeprefix("unavailable: "))
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     lines.append(
@@ -615,11 +633,37 @@ def render_table(results: dict[str, Any]) -> str:
         "within it, or the generator fell behind its own schedule (sim.bench.openloop.saturated). "
         '"gen. late": the C generator\'s own p99 lateness in that step (schedule to send, for requests '
         "a free connection was waiting for): it shares its core with the backend, and an added p99 "
-        "of that order is that core's noise, not the target."
+        "of that order is that core's noise, not the target. "
+        f"[lo, hi]: a 95% interval, a bootstrap over the recorded latencies ({added.RESAMPLES} multinomial "
+        "redraws of each step's histogram, seeded; the median over repetitions taken in each redraw); it is "
+        "the sampling noise of the requests, taken as independent, not the run-to-run variation: "
+        '"reps a..b" is the range of the repetitions\' own differences, and where it reaches outside '
+        "[lo, hi] the repetitions, not the interval, say how far the figure can move."
     )
+    for why in sorted(unavailable):
+        lines.append(f"- interval unavailable: {why}")
     for k, why in results["skipped"].items():
         lines.append(f"- skipped {k}: {why}")
     return "\n".join(lines) + "\n"
+
+
+def _added_cell(a: dict[str, Any]) -> str:
+    """``63 [41, 90] / 5,141 [3,900, 6,700] (reps 50..80 / 4,000..7,000)``, or "not sustained"."""
+    if a.get("p50_us") is None:
+        return "not sustained"
+
+    def one(key: str) -> str:
+        ci = a.get(f"{key}_ci95_us")
+        return f"{a[f'{key}_us']:,.0f}" + (f" [{ci[0]:,.0f}, {ci[1]:,.0f}]" if ci else "")
+
+    text = f"{one('p50')} / {one('p99')}"
+    reps = a.get("reps", [])
+    if len(reps) > 1 and not a.get("interval", "").startswith("none"):  # not the baseline's zeros
+        span = [(min(r[k] for r in reps), max(r[k] for r in reps)) for k in ("p50_us", "p99_us")]
+        text += f" (reps {span[0][0]:,.0f}..{span[0][1]:,.0f} / {span[1][0]:,.0f}..{span[1][1]:,.0f})"
+    if a.get("interval", "").startswith("unavailable"):
+        text += " (no interval)"
+    return text
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
@@ -733,7 +777,8 @@ def main(argv: list[str] | None = None) -> int:
         "--summarize-only",
         type=Path,
         metavar="DIR",
-        help="re-read DIR/results.json, apply the current 'not sustained' rule, rewrite its "
+        help="re-read DIR/results.json, apply the current 'not sustained' rule and recompute the added latency's "
+        "interval from the kept histograms, rewrite its "
         "table (results.md); nothing is measured",
     )
     a = p.parse_args(argv)
