@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from sim.lifeline import child_setup
 
@@ -85,18 +86,18 @@ class Processes:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         if ready == "json":
             assert proc.stdout is not None
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                line = proc.stdout.readline()
-                if not line:
-                    break
-                with contextlib.suppress(ValueError):
-                    if json.loads(line).get("event") == "ready":
-                        # Keep reading its output into the log: a full pipe would block it.
-                        threading.Thread(target=_drain, args=(proc.stdout, self.workdir / f"{name}.log"),
-                                         daemon=True).start()
-                        return proc
-            self.stop_all()
+            # Read in a thread: a bare readline here held the lab for as long as a child that
+            # never wrote its line ran (a balancer hung before ready), past `timeout`.
+            found = threading.Event()
+            reader = threading.Thread(target=_until_ready, args=(proc.stdout, found), daemon=True)
+            reader.start()
+            reader.join(timeout)
+            if found.is_set():
+                # Keep reading its output into the log: a full pipe would block it.
+                threading.Thread(target=_drain, args=(proc.stdout, self.workdir / f"{name}.log"),
+                                 daemon=True).start()
+                return proc
+            self.stop_all()  # its end of the pipe closes, so the reader ends
             err = (self.workdir / f"{name}.log").read_text(errors="replace")[-2000:]
             raise LabError(f"{name} did not start ({' '.join(argv[:4])} ...): {err.strip() or 'no output'}")
         return proc
@@ -134,6 +135,17 @@ class Processes:
 
     def pids(self) -> list[int]:
         return [p.pid for p in self.children.values()]
+
+
+def _until_ready(stdout: IO[bytes], found: threading.Event) -> None:
+    """Read lines until a {"event": "ready"} one (then set `found`) or the end (or the pipe
+    closed under it by stop_all)."""
+    with contextlib.suppress(ValueError, OSError):
+        for line in iter(stdout.readline, b""):
+            with contextlib.suppress(ValueError, AttributeError):
+                if json.loads(line).get("event") == "ready":
+                    found.set()
+                    return
 
 
 def _pids_of(workdir: Path) -> list[int]:

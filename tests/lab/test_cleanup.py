@@ -237,3 +237,20 @@ def test_a_sweep_killed_leaves_no_pool_worker(tmp_path: Path, sig: int) -> None:
     finally:
         parent.kill()
         _stop_leftovers(mark)
+
+
+@pytest.mark.timeout(30)
+def test_a_child_that_never_says_ready_fails_the_start_at_its_timeout(tmp_path: Path) -> None:
+    """A balancer that hangs before its ready line (seen once in CI) must fail the start
+    after `timeout` with its log, not hold the lab until it is killed from outside; and it
+    is stopped. A child that says nothing (sleep) stands for it."""
+    from sim.lab.procs import LabError
+
+    started = time.monotonic()
+    with Processes(tmp_path) as procs:
+        with pytest.raises(LabError, match="silent did not start"):
+            procs.start("silent", ["sleep", "60"], timeout=1.0)
+        assert procs.pids() == []
+    assert time.monotonic() - started < 10
+    out = subprocess.run(["pgrep", "-f", "sleep 60"], capture_output=True, text=True).stdout.split()
+    assert all(Path(f"/proc/{pid}/cwd").resolve() != tmp_path.resolve() for pid in out if Path(f"/proc/{pid}").exists())
