@@ -31,8 +31,6 @@ from tests.lab.marks import MARK, marked
 from tests.lab.scenarios import SMALL
 from tests.lab.test_netns import network_gone
 
-_marked = marked
-
 
 def _names(pids: list[int]) -> list[str]:
     out = []
@@ -61,7 +59,7 @@ def _env(mark: str, tmp: Path | None = None) -> dict[str, str]:
 
 def _stop_leftovers(mark: str) -> None:
     """A failing test must not leave its processes to the next one."""
-    for pid in _marked(mark):
+    for pid in marked(mark):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 
@@ -110,7 +108,7 @@ def test_a_signal_during_the_cleanup_does_not_cut_it_short(tmp_path: Path, sig: 
         assert done.stdout.splitlines()[-1:] == ["running 0"], (done.stdout, done.stderr[-2000:])
         if sig != signal.SIGPIPE:  # held, then delivered: the run still ends as asked
             assert done.stdout.startswith("raised"), done.stdout
-        assert _until(lambda: not _marked(mark), 15), f"left behind: {_names(_marked(mark))}"
+        assert _until(lambda: not marked(mark), 15), f"left behind: {_names(marked(mark))}"
     finally:
         _stop_leftovers(mark)
 
@@ -141,10 +139,10 @@ def test_children_and_grandchildren_die_with_a_parent_killed_outright(tmp_path: 
     try:
         assert parent.stdout is not None and parent.stdout.readline().strip() == b"ready"
         # the parent, the sleeper, the balancer and its second worker
-        assert _until(lambda: len(_marked(mark)) >= 4, 15), _names(_marked(mark))
+        assert _until(lambda: len(marked(mark)) >= 4, 15), _names(marked(mark))
         parent.kill()
         parent.wait(timeout=10)
-        assert _until(lambda: not _marked(mark), 15), f"left behind: {_names(_marked(mark))}"
+        assert _until(lambda: not marked(mark), 15), f"left behind: {_names(marked(mark))}"
     finally:
         parent.kill()
         _stop_leftovers(mark)
@@ -157,7 +155,7 @@ def _lab_argv(tmp_path: Path) -> list[str]:
 
 
 def _resolvers_up(mark: str) -> bool:
-    return _names(_marked(mark)).count("unbound") >= 6  # one world's resolvers (SMALL has 6)
+    return _names(marked(mark)).count("unbound") >= 6  # one world's resolvers (SMALL has 6)
 
 
 @pytest.mark.real
@@ -171,7 +169,7 @@ def test_a_lab_run_stopped_by_a_signal_leaves_no_process(tmp_path: Path, sig: in
     parent = subprocess.Popen([sys.executable, *_lab_argv(tmp_path), "--quiet"], stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, env=_env(mark, worlds), cwd=ROOT)
     try:
-        assert _until(lambda: _resolvers_up(mark), 60), f"the lab never started: {_names(_marked(mark))}"
+        assert _until(lambda: _resolvers_up(mark), 60), f"the lab never started: {_names(marked(mark))}"
         assert any(worlds.iterdir())
         # as root, eip_remap's and vrrp's worlds built network namespaces (sim.lab.netns)
         if netns.unavailable() is None:
@@ -180,7 +178,7 @@ def test_a_lab_run_stopped_by_a_signal_leaves_no_process(tmp_path: Path, sig: in
         parent.send_signal(sig)
         code = parent.wait(timeout=60)
         assert code != 0
-        assert _until(lambda: not _marked(mark), 20), f"left behind: {_names(_marked(mark))}"
+        assert _until(lambda: not marked(mark), 20), f"left behind: {_names(marked(mark))}"
         out = tmp_path / "out"
         assert not out.exists() or not any(out.iterdir())
         if sig == signal.SIGTERM:  # SIGKILL: the worlds' processes end, their folders stay
@@ -210,10 +208,10 @@ def test_a_lab_run_interrupted_under_a_pipe_leaves_no_process(tmp_path: Path) ->
     shell = subprocess.Popen(["sh", "-c", '"$@" 2>&1 | cat', "sh", *argv], stdout=subprocess.DEVNULL,
                              env=_env(mark), cwd=ROOT, start_new_session=True)
     try:
-        assert _until(lambda: _resolvers_up(mark), 60), f"the lab never started: {_names(_marked(mark))}"
+        assert _until(lambda: _resolvers_up(mark), 60), f"the lab never started: {_names(marked(mark))}"
         os.killpg(shell.pid, signal.SIGINT)
         shell.wait(timeout=60)
-        assert _until(lambda: not _marked(mark), 30), f"left behind: {_names(_marked(mark))}"
+        assert _until(lambda: not marked(mark), 30), f"left behind: {_names(marked(mark))}"
     finally:
         shell.kill()
         _stop_leftovers(mark)
@@ -228,12 +226,12 @@ def test_a_sweep_killed_leaves_no_pool_worker(tmp_path: Path, sig: int) -> None:
             "--out", str(tmp_path / "out"), "--quiet"]
     parent = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env(mark), cwd=ROOT)
     try:
-        workers = lambda: [p for p in _marked(mark) if p != parent.pid]  # noqa: E731
-        assert _until(lambda: len(workers()) >= 2, 60), json.dumps(_names(_marked(mark)))
+        workers = lambda: [p for p in marked(mark) if p != parent.pid]  # noqa: E731
+        assert _until(lambda: len(workers()) >= 2, 60), json.dumps(_names(marked(mark)))
         parent.send_signal(sig)
         # killed, not finished: the test would prove nothing about a sweep that ended by itself
         assert parent.wait(timeout=30) == -sig
-        assert _until(lambda: not _marked(mark), 20), f"left behind: {_names(_marked(mark))}"
+        assert _until(lambda: not marked(mark), 20), f"left behind: {_names(marked(mark))}"
     finally:
         parent.kill()
         _stop_leftovers(mark)
