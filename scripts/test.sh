@@ -48,13 +48,17 @@ else
   lab=(tests/lab)
   readme=(tests/test_readme.py tests/test_progress.py)
   timing=(tests/core tests/bench)
+  # The lab's planned-change pairing reads the drain to 10% of the model's: beside the
+  # CPU-bound streams it read 14.7 s against 18.7 s and 16.7 against 18.7 (3 of 6 CI runs
+  # failed on it, 2026-12-02), alone 18.2 against 18.7. So it runs with the timing tests.
+  alone="tests/lab/test_lab.py::test_lab_planned_change_drains_as_the_model"
   lab_log=$(mktemp)
   readme_log=$(mktemp)
   echo "test: pytest, the lab (${lab[*]}, then the lab runs of ${readme[*]}) and the README's other commands beside the others" >&2
   # Job control on: a background job of a script otherwise starts with SIGINT
   # ignored, and the lab's interrupt tests (Ctrl-C of a run) inherit that.
   set -m
-  { .venv/bin/python -m pytest -q -p no:cacheprovider -m "not long" --durations=10 "${lab[@]}" \
+  { .venv/bin/python -m pytest -q -p no:cacheprovider -m "not long" --durations=10 --deselect "$alone" "${lab[@]}" \
       && .venv/bin/python -m pytest -q -p no:cacheprovider -m "not long" --durations=5 -k lab "${readme[@]}"; } \
       >"$lab_log" 2>&1 &
   lab_pid=$!
@@ -74,8 +78,8 @@ else
   echo "test: the README's and the progress tests' other commands' output" >&2
   cat "$readme_log"
   rm -f "$lab_log" "$readme_log"
-  echo "test: pytest, timing-sensitive tests (${timing[*]}) alone" >&2
-  .venv/bin/python -m pytest -q -p no:cacheprovider -m "not long" --durations=10 "${timing[@]}" || status=1
+  echo "test: pytest, timing-sensitive tests (${timing[*]} $alone) alone" >&2
+  .venv/bin/python -m pytest -q -p no:cacheprovider -m "not long" --durations=10 "${timing[@]}" "$alone" || status=1
   [ "$status" = 0 ] || { echo "test: pytest failed" >&2; exit 1; }
 fi
 # The shipped scenarios' own promises (expect: blocks).
