@@ -87,6 +87,11 @@ def replacements(nodes: int, mean_between: float, drain: float, end: float,
     return Replacements(np.array(at, dtype=float), table)
 
 
+def by_answer(cohort: Cohort) -> bool:
+    """Whether a cohort's churn is followed per held answer here (else request by request)."""
+    return cohort.stub.kind in STUBS and cohort.reuse.keepalive <= 0
+
+
 def tries(cohort: Cohort, nodes: int) -> np.ndarray:
     """Offsets from a request's first position of its tries, in order (see the module doc)."""
     if cohort.next_address:
@@ -117,16 +122,20 @@ class _Holds:
     hi: np.ndarray
 
 
-def spans(pop: Population, shape: Intensity, reps: Replacements, node_ttl: float, q: np.ndarray,
+def spans(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles, until: float,
           rng: np.random.Generator) -> Spans:
-    """The requests of each client that a retired node refuses, or that a retry rescues."""
-    end, n_nodes = shape.end, reps.nodes
-    holds = _resolver_holds(pop, shape, reps, node_ttl, q, rng)
+    """The requests of each client that a retired node refuses, or that a retry rescues, before
+    `until` (a refusing balancer fault, after which every node of the balancer refuses), for
+    the cohorts whose position is known per answer (STUBS, no pooled connections; the others
+    are followed request by request, sim.fast.churn_requests)."""
+    end, n_nodes = min(shape.end, until), reps.nodes
+    holds = _resolver_holds(pop, shape, reps, cycles)
+    holds = _Holds(holds.who, holds.list_, np.minimum(holds.hi, end))
     failing: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     rescued: list[tuple[np.ndarray, np.ndarray, np.ndarray, float, int]] = []
     for cohort in pop.cohorts:
         idx = cohort.members
-        if len(idx) == 0:
+        if len(idx) == 0 or not by_answer(cohort):
             continue
         if cohort.stub.kind == "forever":
             hold = _Holds(idx, np.zeros(len(idx), dtype=np.int64), np.full(len(idx), end))
@@ -192,33 +201,35 @@ def _refusals(hold: _Holds, p: np.ndarray, offsets: np.ndarray, retire: np.ndarr
     return fail, saved
 
 
-def _resolver_holds(pop: Population, shape: Intensity, reps: Replacements, node_ttl: float, q: np.ndarray,
-                    rng: np.random.Generator) -> _Holds:
-    """Each resolver's fetches of the nodes' record over the run, kept where a node of the
-    list fetched retires before the answer expires, as client-answer pairs for the clients
-    on that resolver whose stubs follow it (no stub cache, honouring)."""
+@dataclass(frozen=True)
+class Cycles:
+    """Every fetch of the nodes' record by every resolver over the run, sorted by resolver
+    then time: which resolver, when fetched, until when kept, which node list it holds."""
+
+    res: np.ndarray
+    fetched: np.ndarray
+    expires: np.ndarray
+    list_: np.ndarray
+
+
+def resolver_cycles(pop: Population, shape: Intensity, reps: Replacements, node_ttl: float, q: np.ndarray,
+                    querying: np.ndarray, rng: np.random.Generator) -> Cycles:
+    """Each resolver's fetches of the nodes' record over the run: primed at time 0 as the model
+    primes (present with the first nodes, or absent), kept for the policy's lifetime, fetched
+    again at the first request after expiry of its `querying` clients (each request taken
+    as a query once the answer expired), each fetch holding the node list of its moment."""
     end = shape.end
-    followers = np.flatnonzero(np.isin(pop.cohort, [i for i, c in enumerate(pop.cohorts)
-                                                    if c.stub.kind in ("none", "honor")]))
-    empty = _Holds(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0))
-    if len(followers) == 0:
-        return empty
     n_res = len(pop.resolver_group)
-    # Once the answer expired, the first request of any of these clients fetches.
-    demand = np.bincount(pop.resolver[followers], weights=pop.rate[followers], minlength=n_res)
+    demand = np.bincount(pop.resolver[querying], weights=pop.rate[querying], minlength=n_res)
     res = np.flatnonzero(demand > 0)
-    first_retire = reps.retire.min(axis=1)
-    # As the model primes: present at time 0 with the first nodes, or absent.
     expires = resolver_expiry(pop, node_ttl, q, 0.0, rng)[res]
+    fetched = np.where(expires > 0.0, 0.0, -np.inf)  # primed (its fetch before the run) or absent
     list_ = np.zeros(len(res), dtype=np.int64)
-    kept_res, kept_list, kept_hi = [], [], []
+    parts: list[tuple[np.ndarray, ...]] = []
     while len(res):
-        hi = np.minimum(expires, end)
-        hit = first_retire[list_] < hi
-        kept_res.append(res[hit])
-        kept_list.append(list_[hit])
-        kept_hi.append(hi[hit])
-        fetched = shape.next_after(expires, demand[res], rng)
+        present = np.isfinite(fetched)
+        parts.append((res[present], fetched[present], expires[present], list_[present]))
+        fetched = shape.next_after(np.maximum(expires, 0.0), demand[res], rng)
         go_on = fetched < end
         res, fetched = res[go_on], fetched[go_on]
         list_ = reps.list_at(fetched)
@@ -228,7 +239,27 @@ def _resolver_holds(pop: Population, shape: Intensity, reps: Replacements, node_
             if mine.any():
                 life[mine] = policy.lifetimes(node_ttl, rng, int(mine.sum()))
         expires = fetched + life
-    cyc_res, cyc_list, cyc_hi = np.concatenate(kept_res), np.concatenate(kept_list), np.concatenate(kept_hi)
+    if not parts:
+        return Cycles(np.empty(0, dtype=np.int64), np.empty(0), np.empty(0), np.empty(0, dtype=np.int64))
+    r, f, e, li = (np.concatenate(x) for x in zip(*parts, strict=True))
+    order = np.lexsort((f, r))
+    return Cycles(r[order], f[order], e[order], li[order])
+
+
+def _resolver_holds(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles) -> _Holds:
+    """The resolvers' fetches whose list has a node that retires before the answer expires, as
+    client-answer pairs for the clients on that resolver whose stubs follow it (no stub
+    cache, honouring)."""
+    end = shape.end
+    followers = np.flatnonzero(np.isin(pop.cohort, [i for i, c in enumerate(pop.cohorts)
+                                                    if c.stub.kind in ("none", "honor") and c.reuse.keepalive <= 0]))
+    empty = _Holds(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0))
+    if len(followers) == 0:
+        return empty
+    n_res = len(pop.resolver_group)
+    hi_all = np.minimum(cycles.expires, end)
+    hit = reps.retire.min(axis=1)[cycles.list_] < hi_all
+    cyc_res, cyc_list, cyc_hi = cycles.res[hit], cycles.list_[hit], hi_all[hit]
     if len(cyc_res) == 0:
         return empty
     # Every follower of each kept fetch's resolver.

@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from sim.fast import churn, fleet, load, lookups, multia, pooled, sessions, targets
+from sim.fast import churn, churn_requests, fleet, load, lookups, multia, pooled, sessions, targets
 from sim.fast.control import DETECTIONS, ControlPlane, control_plane
 from sim.fast.dns import WITHIN_TTL, query_counts, switch_times
 from sim.fast.intensity import Intensity
@@ -92,34 +92,54 @@ def unsupported(scenario: m.Scenario, strategies: Sequence[Strategy] | None = No
 
 
 def _unsupported_churn(deployment: build.Deployment) -> list[str]:
-    """Node churn behind a name that resolves to the nodes is followed on the active balancer
-    for stubs whose position in the answer is known (sim.fast.churn.STUBS), with no failover
-    or planned change that would bring clients to the standby's nodes, no DNS outage, and no
-    pooled connections (which outlive the answer) or restarts (which move the position)."""
+    """Node churn behind a name that resolves to the nodes is followed on the active balancer:
+    per held answer for stubs whose position in the answer is known (sim.fast.churn.STUBS),
+    request by request for stubs that outlive the resolver's answer (floor, fixed, cap) and
+    pooled connections with an age limit (sim.fast.churn_requests). The one balancer fault
+    followed with it is the churned active balancer's, refusing and for the rest of the run
+    (every node refuses from then on); no other balancer fault, DNS outage or planned change
+    (which would bring clients back to churned nodes), and no restarts or sessions (which
+    move the position)."""
     scenario = deployment.scenario
     what = f"publishes {deployment.published.record} records to the nodes, with"
     out = []
+    faults = [(j, f) for j, f in enumerate(scenario.faults)
+              if isinstance(f, m.BalancerDown | m.DnsDown) or f.kind in m.PLANNED]
     for i, b in enumerate(scenario.balancers):
         if b.churn is None:
             continue
         churned = f"balancers[{i}].churn (node replacement)"
-        moving = [f"faults[{j}] ({f.kind})" for j, f in enumerate(scenario.faults)
-                  if isinstance(f, m.BalancerDown | m.DnsDown) or f.kind in m.PLANNED]
-        out.extend(f"{what} {churned} and {fault}" for fault in moving)
+        followed = b.role == "active" and len(faults) == 1 and isinstance(faults[0][1], m.BalancerDown)
+        for j, f in faults:
+            if followed and f.target == b.name and f.mode == "refuse" and f.for_ is None:
+                continue
+            why = "" if not isinstance(f, m.BalancerDown) or len(faults) > 1 or b.role != "active" else \
+                " (followed: the churned active balancer's, mode refuse, with no for)"
+            out.append(f"{what} {churned} and faults[{j}] ({f.kind}){why}")
         if b.role != "active":
             continue
         for j, c in enumerate(scenario.clients):
-            if c.stub_cache.kind not in churn.STUBS:
-                out.append(f"{what} {churned} and clients[{j}].stub_cache {c.stub_cache.kind} "
-                           f"(followed: {', '.join(churn.STUBS)})")
-            if c.keepalive > 0:
-                out.append(f"{what} {churned} and clients[{j}].keepalive (pooled connections)")
+            stub = c.stub_cache.kind
+            if stub not in churn.STUBS + churn_requests.STUBS:
+                out.append(f"{what} {churned} and clients[{j}].stub_cache {stub} "
+                           f"(followed: {', '.join(churn.STUBS + churn_requests.STUBS)})")
+            if c.keepalive > 0 and stub == "forever":
+                out.append(f"{what} {churned} and clients[{j}].keepalive with stub_cache forever")
+            if c.keepalive > 0 and not math.isfinite(c.max_connection_age):
+                out.append(f"{what} {churned} and clients[{j}].keepalive with no max_connection_age "
+                           "(pooled connections are followed up to their age limit)")
+            by_request = stub in churn_requests.STUBS or c.keepalive > 0
+            if by_request and c.address_mode == "next":
+                out.append(f"{what} {churned} and clients[{j}].address_mode next with "
+                           f"{'keepalive' if c.keepalive > 0 else 'stub_cache ' + stub}")
+            if by_request and c.stub_grace > 0:
+                out.append(f"{what} {churned} and clients[{j}].stub_grace")
             if c.restart is not None:
                 out.append(f"{what} {churned} and clients[{j}].restart")
             if c.sessions is not None:
                 # sim.fast.lookups follows session requests on one answer per resolver
                 out.append(f"{what} {churned} and clients[{j}].sessions")
-            if c.stub_cache.kind == "none" and c.retry.attempts > 1 and c.address_mode != "next":
+            if stub == "none" and c.keepalive <= 0 and c.retry.attempts > 1 and c.address_mode != "next":
                 # Each try keeps a new answer, so a refused request moves the position on by its
                 # tries: with two nodes a client that met the retired node stays on it.
                 out.append(f"{what} {churned} and clients[{j}].retry with stub_cache none "
@@ -504,6 +524,8 @@ class _Replication:
         self._after_move = np.full(self.pop.size, np.nan)
         # First attempts a retired node refused and a retry rescued (set with the churn spans).
         self._churn_rescued = targets.OneByOne.none()
+        # Clients followed request by request under churn (sim.fast.churn_requests; None: no churn).
+        self._churn_followed: churn_requests.Followed | None = None
         # Per second, the requests offered to the balancers and those they shed (set with the counts).
         self._offered_shed = (np.zeros(0), np.zeros(0))
 
@@ -608,17 +630,29 @@ class _Replication:
 
     def _churn(self, window: Window) -> Window:
         """The spans in which the active balancer's retired nodes refuse a client's requests
-        (sim.fast.churn): node churn where the service name resolves to the nodes. Behind
+        (sim.fast.churn), and the requests of the clients followed one by one there
+        (sim.fast.churn_requests): node churn where the service name resolves to the nodes,
+        until the balancer's refusing fault (then every node refuses: the window). Behind
         static addresses (the balancer's front) churn changes nothing, as in the model."""
         spec = self.sc.active
         if self.published.record == "addresses" or spec.churn is None:
             return window
-        published = self.published
+        published, pop = self.published, self.pop
         reps = churn.replacements(spec.nodes, spec.churn, spec.drain, self.end, self.rng["control"])
         # The record that changes is the balancer's A records: behind a CNAME, the chain's TTL.
         node_ttl = published.record_ttl if published.chain_ttl is None else published.chain_ttl
-        out = churn.spans(self.pop, self.shape, reps, node_ttl, self.q, self.rng["dns"])
-        self._churn_rescued = targets.OneByOne(out.rescued_owner, out.rescued_at, out.rescued_count)
+        querying = np.flatnonzero(np.isin(pop.cohort, [i for i, c in enumerate(pop.cohorts)
+                                                       if c.stub.kind != "forever"]))
+        cycles = churn.resolver_cycles(pop, self.shape, reps, node_ttl, self.q, querying, self.rng["dns"])
+        until = window.fault if window.faulted else math.inf
+        out = churn.spans(pop, self.shape, reps, cycles, until, self.rng["dns"])
+        faults = self.sc.fault_times(published.changes_dns)
+        followed = churn_requests.follow(pop, self.shape, reps, cycles, node_ttl, published.rotate, until,
+                                         faults[0] if faults else math.inf, self.rng["dns"])
+        self._churn_followed = followed
+        self._churn_rescued = targets.OneByOne(np.concatenate([out.rescued_owner, followed.rescued_owner]),
+                                               np.concatenate([out.rescued_at, followed.rescued_at]),
+                                               np.concatenate([out.rescued_count, followed.rescued_count]))
         extra = tuple(Span(who, lo, hi, share) for who, lo, hi, share in out.failing if len(who))
         return replace(window, extra=window.extra + extra)
 
@@ -653,6 +687,11 @@ class _Replication:
             owner = np.concatenate([owner, span.who[k]])
             issued = np.concatenate([issued, shape.uniform_between(span.lo[k], span.hi[k], arrivals.random(len(k)))])
             count = count + np.bincount(span.who, weights=more, minlength=n).astype(np.int64)
+        followed = self._churn_followed
+        if followed is not None and len(followed.failed_owner):
+            owner = np.concatenate([owner, followed.failed_owner])
+            issued = np.concatenate([issued, followed.failed_at])
+            count = count + np.bincount(followed.failed_owner, minlength=n)
         if not (self.published.per_balancer and window.faulted):
             return window, Failed(count, owner, issued), None
         owner, issued, recovered = multia.follow(
@@ -761,6 +800,9 @@ class _Replication:
                 weight = np.broadcast_to(span.share, span.who.shape)[mine]
                 alive = alive - _window_mass(pop.rate[span.who[mine]] * weight, span.lo[mine], span.hi[mine],
                                              self.seconds) * g
+            followed = self._churn_followed
+            if followed is not None and len(followed.failed_owner):
+                alive = alive - _per_second(followed.failed_at[mask[followed.failed_owner]], self.seconds)
             load[int(a)] = np.maximum(alive, 0.0) + self._session_passed(int(a))
         out = fleet.simulate(self.sc, self.seconds, load, self.rng["faults"], self.rng["control"])
         total = sum(load.values())
@@ -870,6 +912,8 @@ class _Replication:
             reach = reach.copy()
             reach[mine] = sessions.switches(req, out, ctl.changed_at, n)[0][mine]
             next_req[mine] = reach[mine]
+        if self._churn_followed is not None:
+            recovered = self._before_the_window(window, first_fail, recovered)
         if backends.fail.any():
             recovered = self._past_the_backends(recovered, backends)
         if len(rescued.delay):
@@ -883,6 +927,25 @@ class _Replication:
         recovered = self._past_the_extra_windows(window, recovered)
         reach = np.where(np.isfinite(reach), reach, next_req)
         return Recovery(failed.copy(), first_fail, recovered, reach, np.full(n, np.inf))
+
+    def _before_the_window(self, window: Window, first_fail: np.ndarray, recovered: np.ndarray) -> np.ndarray:
+        """Under node churn a client may first fail before the balancer's fault: it recovers at
+        its next request that gets through (for a client followed request by request, the one
+        it was followed to), unless that falls in the fault's window (then as any client)."""
+        followed = self._churn_followed
+        assert followed is not None
+        start = window.start if window.faulted else np.full(self.pop.size, np.inf)
+        early = np.isfinite(first_fail) & (first_fail < start)
+        who = np.flatnonzero(early)
+        if len(who) == 0:
+            return recovered
+        nxt = self.shape.next_after(first_fail[who], self.pop.rate[who], self.rng["arrivals"])
+        mine = followed.first_fail[who] == first_fail[who]
+        nxt = np.where(mine, followed.recovered[who], nxt)
+        before = (nxt < start[who]) | ~np.isfinite(start[who])  # no window: inf is never recovered
+        recovered = recovered.copy()
+        recovered[who[before]] = nxt[before]
+        return recovered
 
     def _past_the_extra_windows(self, window: Window, recovered: np.ndarray) -> np.ndarray:
         """A recovery that falls in another fault's span fails too: the client recovers at its
@@ -1203,6 +1266,8 @@ class _Replication:
         dead = _window_mass(rate, window.start, window.back, seconds) * g if window.faulted else 0.0
         for span in window.extra:
             dead = dead + _window_mass(rate[span.who] * span.share, span.lo, span.hi, seconds) * g
+        if self._churn_followed is not None:
+            dead = dead + _per_second(self._churn_followed.failed_at, seconds)  # followed one by one
         backend = np.isin(issued, losses.when) if len(losses.when) else np.zeros(len(issued), bool)
         lost_to_backends = _per_second(issued[backend], seconds)
         issued, ends_in_run = issued[~backend], ends_in_run[~backend]

@@ -45,6 +45,32 @@ def test_fast_agrees_on_node_churn_behind_names(case: str, strategy: str) -> Non
     assert_agree(sc, strategy)
 
 
+# Followed request by request (sim.fast.churn_requests): answers or connections that outlive
+# the resolver's. Ten clients a resolver: the fast engine draws a resolver's refetch at its
+# clients' first request, the model at the first that asks (a stub that still holds does not).
+BY_REQUEST = {**BASE, "dns.resolvers.0.count": 30}
+REQUEST_CASES = {
+    "floor stubs, TTL stretching resolvers": {**STRETCH, "clients.0.stub_cache": {"kind": "floor", "min_ttl": "30s"}},
+    "fixed stubs, three nodes, a retry": {
+        **STRETCH, "clients.0.stub_cache": {"kind": "fixed", "ttl": "30s"}, "balancers.0.nodes": 3,
+        "clients.0.retry": {"attempts": 2, "timeout": "5s"}},
+    "pooled connections (keepalive, an age limit) past the drain": {
+        "clients.0.stub_cache": {"kind": "honor"}, "clients.0.keepalive": "60s", "clients.0.max_connection_age": "2m",
+        "duration": "6m"},
+    "fixed stubs, then the balancer refuses": {
+        **STRETCH, "clients.0.stub_cache": {"kind": "fixed", "ttl": "20s"},
+        "faults": [*MARK["faults"], {"at": "100s", "kind": "balancer_down", "target": "blue", "mode": "refuse"}]},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(REQUEST_CASES))
+def test_fast_agrees_on_churn_followed_request_by_request(case: str) -> None:
+    sc = scenario(**{**BY_REQUEST, **REQUEST_CASES[case], "strategies": ["cname_repoint"]})
+    assert not unsupported(sc)
+    assert_agree(sc, "cname_repoint")
+
+
 def test_churn_fails_requests_as_the_model_does() -> None:
     # Quick (not slow): one case, the failed requests and the clients they hit, 3 replications.
     sc = scenario(**{**BASE, **STRETCH, "clients.0.count": 200, "dns.resolvers.0.count": 200, "duration": "150s"})
@@ -102,19 +128,35 @@ def test_a_clients_spans_are_spread_over_entries_in_time_order() -> None:
 def test_churn_behind_names_is_refused_where_not_modelled() -> None:
     base = {**CHURN, "strategies": ["cname_repoint", "eip_remap", "alias_apex"]}
     assert not unsupported(scenario(**base))
-    floor = unsupported(scenario(**base, **{"clients.0.stub_cache": {"kind": "floor", "min_ttl": "60s"}}))
-    assert any("cname_repoint" in r and "balancers[0].churn" in r and "clients[0].stub_cache floor" in r for r in floor)
-    assert not any("eip_remap" in r for r in floor)
+    for stub in ({"kind": "floor", "min_ttl": "60s"}, {"kind": "fixed", "ttl": "30s"}):
+        assert not unsupported(scenario(**base, **{"clients.0.stub_cache": stub}))  # followed by request
+    stretched = unsupported(scenario(**base, **{"clients.0.stub_cache": {"kind": "extend", "extra": "30s"}}))
+    assert any("cname_repoint" in r and "balancers[0].churn" in r and "clients[0].stub_cache extend" in r
+               for r in stretched)
+    assert not any("eip_remap" in r for r in stretched)
     walk = unsupported(scenario(**base, **{"clients.0.retry": {"attempts": 2, "timeout": "5s"}}))
     assert any("cname_repoint" in r and "clients[0].retry with stub_cache none" in r for r in walk)
     browsing = unsupported(scenario(**base, **{"clients.0.sessions": {
         "requests": {"exp": 8}, "think": {"exp": "30s"}, "gap": {"exp": "1h"}}, "clients.0.rate": None}))
     assert any("cname_repoint" in r and "clients[0].sessions" in r for r in browsing)
+    assert not unsupported(scenario(**base, **{"clients.0.keepalive": "60s", "clients.0.max_connection_age": "5m"}))
     pooled = unsupported(scenario(**base, **{"clients.0.keepalive": "60s"}))
-    assert any("alias_apex" in r and "clients[0].keepalive" in r for r in pooled)
-    faulted = unsupported(scenario(**{**base, "faults": [{"at": "10s", "kind": "balancer_down", "target": "blue"}]}))
-    assert any("cname_repoint" in r and "balancers[0].churn" in r and "faults[0]" in r for r in faulted)
-    assert not unsupported(scenario(**{**base, "faults": [{"at": "10s", "kind": "balancer_down", "target": "blue"}]}),
-                           ["eip_remap"])
+    assert any("alias_apex" in r and "clients[0].keepalive with no max_connection_age" in r for r in pooled)
+    forever = unsupported(scenario(**base, **{"clients.0.keepalive": "60s", "clients.0.max_connection_age": "5m",
+                                              "clients.0.stub_cache": {"kind": "forever"}}))
+    assert any("clients[0].keepalive with stub_cache forever" in r for r in forever)
+    nxt = unsupported(scenario(**base, **{"clients.0.stub_cache": {"kind": "fixed", "ttl": "30s"},
+                                          "clients.0.address_mode": "next"}))
+    assert any("clients[0].address_mode next with stub_cache fixed" in r for r in nxt)
+    # The churned active balancer's refusing fault, for the rest of the run, is followed; with
+    # an end, blackholing, on the standby or with a second one, it is not.
+    down = {"at": "10s", "kind": "balancer_down", "target": "blue"}
+    assert not unsupported(scenario(**{**base, "faults": [down]}))
+    for fault in ({**down, "for": "30s"}, {**down, "mode": "blackhole"}, {**down, "target": "green"}):
+        faulted = unsupported(scenario(**{**base, "faults": [fault]}))
+        assert any("cname_repoint" in r and "balancers[0].churn" in r and "faults[0]" in r for r in faulted), fault
+        assert not unsupported(scenario(**{**base, "faults": [fault]}), ["eip_remap"])
+    twice = unsupported(scenario(**{**base, "faults": [down, {**down, "at": "20s", "target": "green"}]}))
+    assert any("faults[0]" in r for r in twice) and any("faults[1]" in r for r in twice)
     scaling = unsupported(scenario(**{"balancers.0.scale_delay": "30s"}))
     assert any("balancers[0].scale_delay" in r for r in scaling)

@@ -1,0 +1,270 @@
+"""Node churn followed request by request where a client's node outlives its resolver's answer.
+
+sim.fast.churn follows churn per held answer for stubs that never outlive the
+resolver's answer (none, honor) or never let go (forever). A stub that keeps
+an answer past it (`floor`, `fixed`) and a pooled connection (`keepalive`)
+carry a node list, or one node, of an earlier fetch: here such clients are
+followed as the model treats them (sim.model.requests `_attempt`), request by
+request, but only in the episodes where a node they may hold can have retired:
+around each resolver fetch whose list has a node that retires before the
+answer's expiry plus the stub's longest overhang (the stub's lifetime for a
+zero TTL: `min_ttl` for floor, `ttl` for fixed) plus the connection's age limit.
+
+Per request at t, as the model:
+- an open connection that may be reused (idle less than `keepalive`, younger
+  than `max_connection_age`) carries attempt 0; its node retired: refused, the
+  connection dropped, the next attempt goes through the stub;
+- through the stub: an expired stub (or none) asks the resolver, which
+  answers its current fetch's list (the remaining TTL that of the nodes'
+  record), kept for the stub's lifetime of it; each answer kept moves the
+  client's rotation on by one; attempt k goes to position
+  (rotation x rotate + k) mod N of the list held; with keepalive a connection
+  opens there (dropped if the node refuses);
+- a retired node refuses at once (no cost), so the retry follows at the same
+  moment; a request whose tries all meet retired nodes fails, one whose first
+  k are refused and try k + 1 gets through is rescued (k counted).
+
+An episode starts a warm-up (four stub lifetimes plus mean request gaps)
+before its first fetch, with no stub answer, the rotation uniform, and the
+connection open then taken from steady state as sim.fast.pooled takes it (its
+age uniform on the age limit, its last use the last request before, its node
+at a uniform position of the resolver's list when it opened). Episodes of
+one resolver and cohort that overlap are merged, so each request is followed
+once. Requests are Poisson at the client's rate in the traffic shape.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.fast.churn import Cycles, Replacements, by_answer
+from sim.fast.intensity import Intensity
+from sim.fast.population import Cohort, Population
+
+# Stub kinds whose churn is followed here (with or without keepalive); pooled connections with
+# the stubs of sim.fast.churn.STUBS but forever are followed here too.
+STUBS = ("floor", "fixed", "cap")
+WARMUP_LIVES = 4.0  # stub lifetimes plus request gaps before an episode's first fetch
+MAX_REQUESTS = 1_000_000  # per lane: a guard against a loop that does not end
+
+
+@dataclass(frozen=True)
+class Followed:
+    """What the clients followed here did: failed requests (owner, issue time), rescued ones
+    (owner, issue time, tries refused), and per client its first failure from `count_from`
+    on and the first success after it (inf: none)."""
+
+    failed_owner: np.ndarray
+    failed_at: np.ndarray
+    rescued_owner: np.ndarray
+    rescued_at: np.ndarray
+    rescued_count: np.ndarray
+    first_fail: np.ndarray
+    recovered: np.ndarray
+
+    @property
+    def clients(self) -> np.ndarray:
+        return np.flatnonzero(np.isfinite(self.first_fail))
+
+
+def overhang(cohort: Cohort) -> float:
+    """How long past the resolver's answer a stub may keep it (its lifetime for a zero TTL)."""
+    return float(cohort.stub.lifetime(0.0, np.random.default_rng(0)))
+
+
+def follow(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles, node_ttl: float, rotate: bool,
+           until: float, count_from: float, rng: np.random.Generator) -> Followed:
+    """Every cohort not followed per answer (sim.fast.churn.by_answer), in its episodes before
+    `until` (a refusing balancer fault: from then on every node refuses, counted elsewhere)."""
+    n = pop.size
+    parts: list[tuple[np.ndarray, ...]] = []
+    first_fail, recovered = np.full(n, np.inf), np.full(n, np.inf)
+    lookup = _Lookup(cycles, reps, node_ttl, shape.end)
+    for cohort in pop.cohorts:
+        if len(cohort.members) == 0 or by_answer(cohort) or cohort.rate <= 0:
+            continue
+        lanes = _lanes(pop, shape, reps, cycles, cohort, until)
+        if lanes is None:
+            continue
+        out = _run(pop, shape, reps, lookup, cohort, lanes, rotate, count_from, rng)
+        parts.append(out[:5])
+        ff, rec = out[5], out[6]
+        earlier = ff < first_fail[lanes.who]
+        # Lanes of one client are disjoint: keep the first failure's lane (np.minimum.at, then match).
+        np.minimum.at(first_fail, lanes.who[earlier], ff[earlier])
+        mine = ff == first_fail[lanes.who]
+        recovered[lanes.who[mine & np.isfinite(ff)]] = rec[mine & np.isfinite(ff)]
+    if not parts:
+        e = np.empty(0)
+        ei = np.empty(0, dtype=np.int64)
+        return Followed(ei, e, ei, e, ei, first_fail, recovered)
+    fo, fa, ro, ra, rc = (np.concatenate(x) for x in zip(*parts, strict=True))
+    return Followed(fo, fa, ro, ra, rc, first_fail, recovered)
+
+
+@dataclass(frozen=True)
+class _Lanes:
+    who: np.ndarray  # the client
+    lo: np.ndarray  # the episode: followed from lo (warm-up included) until hi
+    hi: np.ndarray
+
+
+class _Lookup:
+    """A resolver's answer at a moment: the list of its fetch then and when that expires."""
+
+    def __init__(self, cycles: Cycles, reps: Replacements, node_ttl: float, end: float) -> None:
+        self.c, self.reps, self.ttl = cycles, reps, node_ttl
+        self.off = 4.0 * end + 1e4
+        self.keys = cycles.res * self.off + cycles.fetched
+
+    def __call__(self, res: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        c = self.c
+        if len(c.res) == 0:
+            return self.reps.list_at(t), t + self.ttl
+        i = np.searchsorted(self.keys, res * self.off + t, side="right") - 1
+        ok = i >= 0
+        j = np.maximum(i, 0)
+        ok &= (c.res[j] == res) & (t < c.expires[j])
+        # Between an expiry and the fetch drawn after it (the fetch is drawn at the resolver's
+        # first query, not the stub's): the stub's own query fetches the list of its moment.
+        nxt = np.minimum(i + 1, len(c.res) - 1)
+        has_next = (i + 1 < len(c.res)) & (c.res[nxt] == res)
+        life = np.where(has_next, c.expires[nxt] - c.fetched[nxt], self.ttl)
+        list_ = np.where(ok, c.list_[j], self.reps.list_at(t))
+        expires = np.where(ok, c.expires[j], t + life)
+        return list_, expires
+
+
+def _lanes(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles, cohort: Cohort,
+           until: float) -> _Lanes | None:
+    """The cohort's episodes per resolver (merged), one lane per member of the resolver."""
+    over = overhang(cohort)
+    age = cohort.reuse.max_age if cohort.reuse.keepalive > 0 else 0.0
+    reach = cycles.expires + over + age  # after this, no request of the cohort uses the list
+    kept = (reps.retire.min(axis=1)[cycles.list_] < reach) & (cycles.fetched < until)
+    if not kept.any():
+        return None
+    warm = WARMUP_LIVES * (over + 1.0 / cohort.rate)
+    res = cycles.res[kept]
+    lo = np.maximum(cycles.fetched[kept] - warm, 0.0)
+    hi = np.minimum(np.minimum(reach[kept], until), shape.end)
+    # Merge overlapping episodes of a resolver (sorted by resolver, then start).
+    order = np.lexsort((lo, res))
+    res, lo, hi = res[order], lo[order], hi[order]
+    off = 4.0 * shape.end + 1e4
+    reach_so_far = np.maximum.accumulate(hi + res * off) - res * off
+    new = np.ones(len(res), dtype=bool)
+    new[1:] = (res[1:] != res[:-1]) | (lo[1:] > reach_so_far[:-1])
+    group = np.cumsum(new) - 1
+    e_res = res[new]
+    e_lo = lo[new]
+    e_hi = np.zeros(len(e_res))
+    np.maximum.at(e_hi, group, hi)
+    # One lane per member of the cohort on each episode's resolver.
+    members = cohort.members
+    mine = members[np.argsort(pop.resolver[members], kind="stable")]
+    n_res = len(pop.resolver_group)
+    count = np.bincount(pop.resolver[mine], minlength=n_res)
+    start = np.concatenate([[0], np.cumsum(count)[:-1]])
+    per = count[e_res]
+    ep = np.repeat(np.arange(len(e_res)), per)
+    within = np.arange(len(ep)) - np.repeat(np.cumsum(per) - per, per)
+    who = mine[start[e_res][ep] + within]
+    if len(who) == 0:
+        return None
+    return _Lanes(who, e_lo[ep], e_hi[ep])
+
+
+def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup, cohort: Cohort, lanes: _Lanes,
+         rotate: bool, count_from: float, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """Each lane's requests one by one (see the module doc)."""
+    n_lanes, n_nodes, retire = len(lanes.who), reps.nodes, reps.retire
+    rate, attempts = cohort.rate, cohort.attempts
+    keepalive, max_age = cohort.reuse.keepalive, cohort.reuse.max_age
+    pooled = keepalive > 0
+    res = pop.resolver[lanes.who]
+    rot = rng.integers(n_nodes, size=n_lanes)
+    step = 1 if rotate else 0
+    stub_list = np.zeros(n_lanes, dtype=np.int64)
+    stub_exp = np.full(n_lanes, -np.inf)
+    conn = np.zeros(n_lanes, dtype=bool)
+    c_list = np.zeros(n_lanes, dtype=np.int64)
+    c_pos = np.zeros(n_lanes, dtype=np.int64)
+    c_open = np.full(n_lanes, -np.inf)
+    c_last = np.full(n_lanes, -np.inf)
+    if pooled:
+        # The connection open at the episode's start, from steady state (sim.fast.pooled).
+        age = rng.random(n_lanes) * max_age if math.isfinite(max_age) else np.zeros(n_lanes)
+        c_open = lanes.lo - age
+        c_last = np.maximum(shape.last_before(lanes.lo, np.full(n_lanes, rate), rng), c_open)
+        conn = lanes.lo - c_last < keepalive
+        c_list, _ = lookup(res, np.maximum(c_open, 0.0))
+        c_pos = rng.integers(n_nodes, size=n_lanes)
+    first_fail = np.full(n_lanes, np.inf)
+    recovered = np.full(n_lanes, np.inf)
+    t = shape.next_after(lanes.lo, np.full(n_lanes, rate), rng)
+    failed_o, failed_t, res_o, res_t, res_c = [], [], [], [], []
+    live = np.flatnonzero(t < lanes.hi)
+    for _ in range(MAX_REQUESTS):
+        if len(live) == 0:
+            break
+        now = t[live]
+        fails = np.zeros(len(live), dtype=np.int64)
+        done = np.zeros(len(live), dtype=bool)
+        attempt = np.zeros(len(live), dtype=np.int64)
+        if pooled:
+            reuse = conn[live] & (now - c_last[live] < keepalive) & (now - c_open[live] < max_age)
+            up = retire[c_list[live], c_pos[live]] > now
+            done = reuse & up
+            refused = reuse & ~up
+            fails += refused
+            attempt += refused
+            conn[live[~reuse | refused]] = False
+            c_last[live[reuse]] = now[reuse]
+        for _k in range(attempts):
+            need = ~done & (attempt < attempts)
+            if not need.any():
+                break
+            idx = live[need]
+            at = now[need]
+            fetch = stub_exp[idx] <= at
+            if fetch.any():
+                f_idx = idx[fetch]
+                got, expires = lookup(res[f_idx], at[fetch])
+                stub_list[f_idx] = got
+                stub_exp[f_idx] = at[fetch] + cohort.stub.lifetimes_for(expires - at[fetch], rng)
+                rot[f_idx] += 1
+            pos = (rot[idx] * step + attempt[need]) % n_nodes
+            up = retire[stub_list[idx], pos] > at
+            if pooled:
+                conn[idx] = up
+                c_list[idx], c_pos[idx], c_open[idx], c_last[idx] = stub_list[idx], pos, at, at
+            sub_done = done[need] | up
+            done[need] = sub_done
+            fails[need] += ~up
+            attempt[need] += ~up
+        failed = ~done
+        if failed.any():
+            failed_o.append(lanes.who[live[failed]])
+            failed_t.append(now[failed])
+            first = failed & (now >= count_from) & ~np.isfinite(first_fail[live])
+            first_fail[live[first]] = now[first]
+        saved = done & (fails > 0)
+        if saved.any():
+            res_o.append(lanes.who[live[saved]])
+            res_t.append(now[saved])
+            res_c.append(fails[saved])
+        back = done & np.isfinite(first_fail[live]) & ~np.isfinite(recovered[live])
+        recovered[live[back]] = now[back]
+        t[live] = shape.next_after(now, np.full(len(live), rate), rng)
+        live = live[t[live] < lanes.hi[live]]
+    # A failure with no success after it in its episode: the first request after the episode.
+    open_ = np.isfinite(first_fail) & ~np.isfinite(recovered)
+    recovered[open_] = t[open_]
+    empty_i, empty_f = np.empty(0, dtype=np.int64), np.empty(0)
+    cat = (lambda xs, e: np.concatenate(xs) if xs else e)  # noqa: E731
+    return (cat(failed_o, empty_i), cat(failed_t, empty_f), cat(res_o, empty_i), cat(res_t, empty_f),
+            cat(res_c, empty_i), first_fail, recovered)
