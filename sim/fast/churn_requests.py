@@ -178,31 +178,84 @@ def _lanes(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles
     return _Lanes(who, e_lo[ep], e_hi[ep])
 
 
+class _Clients:
+    """The lanes' state: the stub's list and expiry, the rotation, the open connection."""
+
+    def __init__(self, pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup, cohort: Cohort,
+                 lanes: _Lanes, rotate: bool, rng: np.random.Generator) -> None:
+        n = len(lanes.who)
+        self.cohort, self.reps, self.lookup, self.rng = cohort, reps, lookup, rng
+        self.res = pop.resolver[lanes.who]
+        self.rot = rng.integers(reps.nodes, size=n)
+        self.step = 1 if rotate else 0
+        self.stub_list = np.zeros(n, dtype=np.int64)
+        self.stub_exp = np.full(n, -np.inf)
+        self.pooled = cohort.reuse.keepalive > 0
+        self.conn = np.zeros(n, dtype=bool)
+        self.c_list = np.zeros(n, dtype=np.int64)
+        self.c_pos = np.zeros(n, dtype=np.int64)
+        self.c_open = np.full(n, -np.inf)
+        self.c_last = np.full(n, -np.inf)
+        if self.pooled:
+            # The connection open at the episode's start, from steady state (sim.fast.pooled).
+            max_age = cohort.reuse.max_age
+            age = rng.random(n) * max_age if math.isfinite(max_age) else np.zeros(n)
+            self.c_open = lanes.lo - age
+            self.c_last = np.maximum(shape.last_before(lanes.lo, np.full(n, cohort.rate), rng), self.c_open)
+            self.conn = lanes.lo - self.c_last < cohort.reuse.keepalive
+            self.c_list, _ = lookup(self.res, np.maximum(self.c_open, 0.0))
+            self.c_pos = rng.integers(reps.nodes, size=n)
+
+    def request(self, live: np.ndarray, now: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The requests of lanes `live` at `now`: whether each got through, and its tries refused."""
+        reuse_rule, retire = self.cohort.reuse, self.reps.retire
+        fails = np.zeros(len(live), dtype=np.int64)
+        done = np.zeros(len(live), dtype=bool)
+        if self.pooled:
+            # Attempt 0 on the open connection; a refusal drops it, and the next attempt (the
+            # attempt counter is the position's offset, as in the model) goes through the stub.
+            reuse = self.conn[live] & (now - self.c_last[live] < reuse_rule.keepalive) & \
+                (now - self.c_open[live] < reuse_rule.max_age)
+            up = retire[self.c_list[live], self.c_pos[live]] > now
+            done = reuse & up
+            fails += reuse & ~up
+            self.conn[live[~done]] = False
+            self.c_last[live[reuse]] = now[reuse]
+        attempt = fails.copy()
+        for _ in range(self.cohort.attempts):
+            need = ~done & (attempt < self.cohort.attempts)
+            if not need.any():
+                break
+            idx, at = live[need], now[need]
+            self._fetch(idx, at)
+            pos = (self.rot[idx] * self.step + attempt[need]) % self.reps.nodes
+            up = retire[self.stub_list[idx], pos] > at
+            if self.pooled:
+                self.conn[idx] = up
+                self.c_list[idx], self.c_pos[idx], self.c_open[idx], self.c_last[idx] = self.stub_list[idx], pos, at, at
+            done[need] = up
+            fails[need] += ~up
+            attempt[need] += ~up
+        return done, fails
+
+    def _fetch(self, idx: np.ndarray, at: np.ndarray) -> None:
+        """An expired stub asks the resolver and keeps its answer for the stub's lifetime of
+        the remaining TTL; each answer kept moves the rotation on by one."""
+        fetch = self.stub_exp[idx] <= at
+        if not fetch.any():
+            return
+        f_idx, when = idx[fetch], at[fetch]
+        got, expires = self.lookup(self.res[f_idx], when)
+        self.stub_list[f_idx] = got
+        self.stub_exp[f_idx] = when + self.cohort.stub.lifetimes_for(expires - when, self.rng)
+        self.rot[f_idx] += 1
+
+
 def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup, cohort: Cohort, lanes: _Lanes,
          rotate: bool, count_from: float, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
     """Each lane's requests one by one (see the module doc)."""
-    n_lanes, n_nodes, retire = len(lanes.who), reps.nodes, reps.retire
-    rate, attempts = cohort.rate, cohort.attempts
-    keepalive, max_age = cohort.reuse.keepalive, cohort.reuse.max_age
-    pooled = keepalive > 0
-    res = pop.resolver[lanes.who]
-    rot = rng.integers(n_nodes, size=n_lanes)
-    step = 1 if rotate else 0
-    stub_list = np.zeros(n_lanes, dtype=np.int64)
-    stub_exp = np.full(n_lanes, -np.inf)
-    conn = np.zeros(n_lanes, dtype=bool)
-    c_list = np.zeros(n_lanes, dtype=np.int64)
-    c_pos = np.zeros(n_lanes, dtype=np.int64)
-    c_open = np.full(n_lanes, -np.inf)
-    c_last = np.full(n_lanes, -np.inf)
-    if pooled:
-        # The connection open at the episode's start, from steady state (sim.fast.pooled).
-        age = rng.random(n_lanes) * max_age if math.isfinite(max_age) else np.zeros(n_lanes)
-        c_open = lanes.lo - age
-        c_last = np.maximum(shape.last_before(lanes.lo, np.full(n_lanes, rate), rng), c_open)
-        conn = lanes.lo - c_last < keepalive
-        c_list, _ = lookup(res, np.maximum(c_open, 0.0))
-        c_pos = rng.integers(n_nodes, size=n_lanes)
+    n_lanes, rate = len(lanes.who), cohort.rate
+    clients = _Clients(pop, shape, reps, lookup, cohort, lanes, rotate, rng)
     first_fail = np.full(n_lanes, np.inf)
     recovered = np.full(n_lanes, np.inf)
     t = shape.next_after(lanes.lo, np.full(n_lanes, rate), rng)
@@ -212,40 +265,7 @@ def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup,
         if len(live) == 0:
             break
         now = t[live]
-        fails = np.zeros(len(live), dtype=np.int64)
-        done = np.zeros(len(live), dtype=bool)
-        attempt = np.zeros(len(live), dtype=np.int64)
-        if pooled:
-            reuse = conn[live] & (now - c_last[live] < keepalive) & (now - c_open[live] < max_age)
-            up = retire[c_list[live], c_pos[live]] > now
-            done = reuse & up
-            refused = reuse & ~up
-            fails += refused
-            attempt += refused
-            conn[live[~reuse | refused]] = False
-            c_last[live[reuse]] = now[reuse]
-        for _k in range(attempts):
-            need = ~done & (attempt < attempts)
-            if not need.any():
-                break
-            idx = live[need]
-            at = now[need]
-            fetch = stub_exp[idx] <= at
-            if fetch.any():
-                f_idx = idx[fetch]
-                got, expires = lookup(res[f_idx], at[fetch])
-                stub_list[f_idx] = got
-                stub_exp[f_idx] = at[fetch] + cohort.stub.lifetimes_for(expires - at[fetch], rng)
-                rot[f_idx] += 1
-            pos = (rot[idx] * step + attempt[need]) % n_nodes
-            up = retire[stub_list[idx], pos] > at
-            if pooled:
-                conn[idx] = up
-                c_list[idx], c_pos[idx], c_open[idx], c_last[idx] = stub_list[idx], pos, at, at
-            sub_done = done[need] | up
-            done[need] = sub_done
-            fails[need] += ~up
-            attempt[need] += ~up
+        done, fails = clients.request(live, now)
         failed = ~done
         if failed.any():
             failed_o.append(lanes.who[live[failed]])
@@ -265,6 +285,9 @@ def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup,
     open_ = np.isfinite(first_fail) & ~np.isfinite(recovered)
     recovered[open_] = t[open_]
     empty_i, empty_f = np.empty(0, dtype=np.int64), np.empty(0)
-    cat = (lambda xs, e: np.concatenate(xs) if xs else e)  # noqa: E731
-    return (cat(failed_o, empty_i), cat(failed_t, empty_f), cat(res_o, empty_i), cat(res_t, empty_f),
-            cat(res_c, empty_i), first_fail, recovered)
+    return (_cat(failed_o, empty_i), _cat(failed_t, empty_f), _cat(res_o, empty_i), _cat(res_t, empty_f),
+            _cat(res_c, empty_i), first_fail, recovered)
+
+
+def _cat(parts: list[np.ndarray], empty: np.ndarray) -> np.ndarray:
+    return np.concatenate(parts) if parts else empty

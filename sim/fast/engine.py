@@ -8,8 +8,10 @@ phase of `_Replication.run` that does each step:
    standby after its caches let go of the old record (a plan that changes
    DNS), the address's move (a plan that moves addresses), or the end of the
    fault (`_window`); with node churn behind a name that resolves to the
-   nodes, the spans in which a retired node refuses its requests (`_churn`,
-   sim.fast.churn);
+   nodes, the spans in which a retired node refuses its requests, and the
+   requests of clients whose stub or pooled connection outlives the
+   resolver's answer followed one by one (`_churn`, sim.fast.churn,
+   sim.fast.churn_requests);
 3. per client, the requests that fail are those it issues in between: a
    Poisson number, their times drawn only for those (`_dead_requests`; one
    address per balancer: followed request by request, sim.fast.multia), less
