@@ -57,6 +57,10 @@ REQUEST_CASES = {
     "pooled connections (keepalive, an age limit) past the drain": {
         "clients.0.stub_cache": {"kind": "honor"}, "clients.0.keepalive": "60s", "clients.0.max_connection_age": "2m",
         "duration": "6m"},
+    "fixed stubs, pooled connections and a retry (the day's JVM cohort)": {
+        **STRETCH, "clients.0.stub_cache": {"kind": "fixed", "ttl": "30s"}, "clients.0.keepalive": "60s",
+        "clients.0.max_connection_age": "2m", "clients.0.retry": {"attempts": 2, "timeout": "5s"},
+        "balancers.0.nodes": 3},
     "fixed stubs, then the balancer refuses": {
         **STRETCH, "clients.0.stub_cache": {"kind": "fixed", "ttl": "20s"},
         "faults": [*MARK["faults"], {"at": "100s", "kind": "balancer_down", "target": "blue", "mode": "refuse"}]},
