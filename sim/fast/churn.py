@@ -26,9 +26,15 @@ answer), or two on with no stub cache (the retry keeps a new answer too);
 tries are refused is rescued by try k + 1 (k counted in `rescued`); with all
 refused it fails.
 
-Only the active balancer's nodes are followed: the engine refuses churn here
-together with a balancer fault, a DNS outage or a planned change
-(sim.fast.engine.unsupported), so no client reaches the standby.
+Stubs that keep an answer past the resolver's (floor, fixed, cap) and pooled
+connections are followed request by request instead (sim.fast.churn_requests),
+on the same resolver fetches (`resolver_cycles`).
+
+Only the active balancer's nodes are followed, until its own refusing fault
+for the rest of the run if it has one (`spans`' `until`: from then on every
+node refuses, and the fault's window counts it); the engine refuses churn
+together with any other balancer fault, a DNS outage or a planned change
+(sim.fast.engine.unsupported), so no client reaches churned nodes after a move.
 """
 
 from __future__ import annotations
