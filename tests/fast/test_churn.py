@@ -61,6 +61,13 @@ REQUEST_CASES = {
         **STRETCH, "clients.0.stub_cache": {"kind": "fixed", "ttl": "30s"}, "clients.0.keepalive": "60s",
         "clients.0.max_connection_age": "2m", "clients.0.retry": {"attempts": 2, "timeout": "5s"},
         "balancers.0.nodes": 3},
+    "the day's three cohorts, then the balancer refuses": {
+        **STRETCH, "clients": [
+            {"name": "browsers", "count": 200, "rate": "1/s", "stub_cache": {"kind": "floor", "min_ttl": "30s"}},
+            {"name": "jvm", "count": 60, "rate": "1/s", "stub_cache": {"kind": "fixed", "ttl": "20s"},
+             "keepalive": "60s", "max_connection_age": "1m", "retry": {"attempts": 2, "timeout": "5s"}},
+            {"name": "pooled", "count": 40, "rate": "1/s", "keepalive": "1h", "max_connection_age": "2m"}],
+        "faults": [*MARK["faults"], {"at": "120s", "kind": "balancer_down", "target": "blue", "mode": "refuse"}]},
     "fixed stubs, then the balancer refuses": {
         **STRETCH, "clients.0.stub_cache": {"kind": "fixed", "ttl": "20s"},
         "faults": [*MARK["faults"], {"at": "100s", "kind": "balancer_down", "target": "blue", "mode": "refuse"}]},
@@ -68,11 +75,12 @@ REQUEST_CASES = {
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["cname_repoint", "alias_apex", "dns_failover"])
 @pytest.mark.parametrize("case", list(REQUEST_CASES))
-def test_fast_agrees_on_churn_followed_request_by_request(case: str) -> None:
-    sc = scenario(**{**BY_REQUEST, **REQUEST_CASES[case], "strategies": ["cname_repoint"]})
+def test_fast_agrees_on_churn_followed_request_by_request(case: str, strategy: str) -> None:
+    sc = scenario(**{**BY_REQUEST, **REQUEST_CASES[case], "strategies": [strategy]})
     assert not unsupported(sc)
-    assert_agree(sc, "cname_repoint")
+    assert_agree(sc, strategy)
 
 
 def test_churn_fails_requests_as_the_model_does() -> None:
