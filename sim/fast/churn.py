@@ -219,14 +219,14 @@ class Cycles:
 
 
 def resolver_cycles(pop: Population, shape: Intensity, reps: Replacements, node_ttl: float, q: np.ndarray,
-                    querying: np.ndarray, rng: np.random.Generator) -> Cycles:
+                    asks: np.ndarray, rng: np.random.Generator) -> Cycles:
     """Each resolver's fetches of the nodes' record over the run: primed at time 0 as the model
     primes (present with the first nodes, or absent), kept for the policy's lifetime, fetched
-    again at the first request after expiry of its `querying` clients (each request taken
-    as a query once the answer expired), each fetch holding the node list of its moment."""
+    again at its clients' first query after expiry (per client at rate `asks` once the answer
+    expired: Poisson), each fetch holding the node list of its moment."""
     end = shape.end
     n_res = len(pop.resolver_group)
-    demand = np.bincount(pop.resolver[querying], weights=pop.rate[querying], minlength=n_res)
+    demand = np.bincount(pop.resolver, weights=asks, minlength=n_res)
     res = np.flatnonzero(demand > 0)
     expires = resolver_expiry(pop, node_ttl, q, 0.0, rng)[res]
     fetched = np.where(expires > 0.0, 0.0, -np.inf)  # primed (its fetch before the run) or absent

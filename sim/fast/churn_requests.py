@@ -25,10 +25,12 @@ Per request at t, as the model:
   k are refused and try k + 1 gets through is rescued (k counted).
 
 An episode starts a warm-up (four stub lifetimes plus mean request gaps)
-before its first fetch, with no stub answer, the rotation uniform, and the
-connection open then taken from steady state as sim.fast.pooled takes it (its
-age uniform on the age limit, its last use the last request before, its node
-at a uniform position of the resolver's list when it opened). Episodes of
+before its first fetch, with no stub answer and the rotation uniform; with
+keepalive, the connection open then is taken from steady state as
+sim.fast.pooled takes it (its age uniform on the age limit, its last use the
+last request before), opened through the stub's answer of its moment (the
+resolver's list then, at the rotation's position), which the stub keeps for
+its lifetime from then. Episodes of
 one resolver and cohort that overlap are merged, so each request is followed
 once. Requests are Poisson at the client's rate in the traffic shape.
 """
@@ -73,6 +75,21 @@ class Followed:
 def overhang(cohort: Cohort) -> float:
     """How long past the resolver's answer a stub may keep it (its lifetime for a zero TTL)."""
     return float(cohort.stub.lifetime(0.0, np.random.default_rng(0)))
+
+
+def query_rate(cohort: Cohort, node_ttl: float) -> float:
+    """How often a client asks its resolver once the resolver's answer has expired, taken as
+    Poisson: at every request for a stub that lets go with the resolver's answer (none,
+    honor, cap); once a cycle of the stub's lifetime (as the model's priming takes it, for
+    half the TTL) or of the connection's age limit plus the wait for the next request
+    otherwise; never for a stub kept forever."""
+    if cohort.stub.kind == "forever":
+        return 0.0
+    held = 0.0 if cohort.stub.kind in ("none", "honor", "cap") else \
+        float(cohort.stub.lifetime(node_ttl / 2, np.random.default_rng(0)))
+    if cohort.reuse.keepalive > 0 and math.isfinite(cohort.reuse.max_age):
+        held = max(held, cohort.reuse.max_age)
+    return 1.0 / (held + 1.0 / cohort.rate) if cohort.rate > 0 else 0.0
 
 
 def follow(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles, node_ttl: float, rotate: bool,
@@ -203,8 +220,14 @@ class _Clients:
             self.c_open = lanes.lo - age
             self.c_last = np.maximum(shape.last_before(lanes.lo, np.full(n, cohort.rate), rng), self.c_open)
             self.conn = lanes.lo - self.c_last < cohort.reuse.keepalive
-            self.c_list, _ = lookup(self.res, np.maximum(self.c_open, 0.0))
-            self.c_pos = rng.integers(reps.nodes, size=n)
+            # Opened through the stub's answer of its moment, at the rotation's position (a
+            # retry then goes one further, as in the model): that answer is the stub's,
+            # kept for its lifetime from then (a fetch since moves the rotation on).
+            opened = np.maximum(self.c_open, 0.0)
+            self.c_list, expires = lookup(self.res, opened)
+            self.c_pos = (self.rot * self.step) % reps.nodes
+            self.stub_list = self.c_list.copy()
+            self.stub_exp = opened + cohort.stub.lifetimes_for(expires - opened, rng)
 
     def request(self, live: np.ndarray, now: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The requests of lanes `live` at `now`: whether each got through, and its tries refused."""

@@ -643,9 +643,10 @@ class _Replication:
         reps = churn.replacements(spec.nodes, spec.churn, spec.drain, self.end, self.rng["control"])
         # The record that changes is the balancer's A records: behind a CNAME, the chain's TTL.
         node_ttl = published.record_ttl if published.chain_ttl is None else published.chain_ttl
-        querying = np.flatnonzero(np.isin(pop.cohort, [i for i, c in enumerate(pop.cohorts)
-                                                       if c.stub.kind != "forever"]))
-        cycles = churn.resolver_cycles(pop, self.shape, reps, node_ttl, self.q, querying, self.rng["dns"])
+        asks = np.zeros(pop.size)
+        for c in pop.cohorts:
+            asks[c.members] = churn_requests.query_rate(c, node_ttl)
+        cycles = churn.resolver_cycles(pop, self.shape, reps, node_ttl, self.q, asks, self.rng["dns"])
         until = window.fault if window.faulted else math.inf
         out = churn.spans(pop, self.shape, reps, cycles, until, self.rng["dns"])
         faults = self.sc.fault_times(published.changes_dns)
