@@ -111,6 +111,25 @@ def test_a_retry_on_the_next_node_rescues_as_in_the_model() -> None:
     assert abs(quick_rescued - rescued) < 0.3 * rescued, got
 
 
+def test_the_followers_clock_maps_requests_as_the_traffic_shape() -> None:
+    # sim.fast.churn_requests maps each followed request through G on the knots where the
+    # traffic factor changes: the same maps as the engine's Intensity, to rounding.
+    from sim.fast.churn_requests import _Clock
+    from sim.fast.intensity import Intensity
+
+    sc = scenario(**{"duration": "2h", "faults": [{"at": "600.5s", "kind": "traffic", "factor": 2.5, "for": "30m"},
+                                                  {"at": "1h", "kind": "traffic", "factor": 0.4, "for": "10m"}]})
+    shape = Intensity(sc)
+    clock = _Clock(shape)
+    assert len(clock.x) < 10  # a handful of knots, not one a second
+    t = np.random.default_rng(3).random(100_000) * 7300.0
+    assert np.allclose(clock.cumulative(t), shape.cumulative(t), rtol=0, atol=1e-6)
+    y = shape.cumulative(t)
+    ours, theirs = clock.inverse(y), shape.inverse(y)
+    assert np.array_equal(np.isfinite(ours), np.isfinite(theirs))
+    assert np.allclose(ours[np.isfinite(ours)], theirs[np.isfinite(theirs)], rtol=0, atol=1e-6)
+
+
 def test_replacements_follow_the_models_process() -> None:
     # A replacement every Exp(churn / N): a day at churn 1 h with 4 nodes is about 96 of them;
     # each list holds 4 nodes, a node retires once (drain after its replacement), and each
