@@ -1,8 +1,9 @@
 """Node churn followed request by request where a client's node outlives its resolver's answer.
 
 sim.fast.churn follows churn per held answer for stubs that never outlive the
-resolver's answer (none, honor) or never let go (forever). A stub that keeps
-an answer past it (`floor`, `fixed`) and a pooled connection (`keepalive`)
+resolver's answer (none, honor) or never let go (forever). A stub that may
+keep an answer past it (`floor`, `fixed`; `cap` with it) and a pooled
+connection (`keepalive` with an age limit)
 carry a node list, or one node, of an earlier fetch: here such clients are
 followed as the model treats them (sim.model.requests `_attempt`), request by
 request, but only in the episodes where a node they may hold can have retired:
@@ -30,9 +31,9 @@ keepalive, the connection open then is taken from steady state as
 sim.fast.pooled takes it (its age uniform on the age limit, its last use the
 last request before), opened through the stub's answer of its moment (the
 resolver's list then, at the rotation's position), which the stub keeps for
-its lifetime from then. Episodes of
-one resolver and cohort that overlap are merged, so each request is followed
-once. Requests are Poisson at the client's rate in the traffic shape.
+its lifetime from then. Episodes of one resolver and cohort that overlap are
+merged, so each request is followed once. Requests are Poisson at the
+client's rate in the traffic shape.
 """
 
 from __future__ import annotations
@@ -66,10 +67,6 @@ class Followed:
     rescued_count: np.ndarray
     first_fail: np.ndarray
     recovered: np.ndarray
-
-    @property
-    def clients(self) -> np.ndarray:
-        return np.flatnonzero(np.isfinite(self.first_fail))
 
 
 def overhang(cohort: Cohort) -> float:
