@@ -2,9 +2,9 @@
 
 sim.fast.churn follows churn per held answer for stubs that never outlive the
 resolver's answer (none, honor) or never let go (forever). A stub that may
-keep an answer past it (`floor`, `fixed`; `cap` with it) and a pooled
-connection (`keepalive` with an age limit)
-carry a node list, or one node, of an earlier fetch: here such clients are
+keep an answer past it (`floor`, `fixed`; `cap`, which may refetch within
+one, is followed here too) and a pooled connection (`keepalive` with an age
+limit) carry a node list, or one node, of an earlier fetch: such clients are
 followed as the model treats them (sim.model.requests `_attempt`), request by
 request, but only in the episodes where a node they may hold can have retired:
 around each resolver fetch whose list has a node that retires before the
