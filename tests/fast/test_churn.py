@@ -54,6 +54,8 @@ REQUEST_CASES = {
     "fixed stubs, three nodes, a retry": {
         **STRETCH, "clients.0.stub_cache": {"kind": "fixed", "ttl": "30s"}, "balancers.0.nodes": 3,
         "clients.0.retry": {"attempts": 2, "timeout": "5s"}},
+    "cap stubs (5 s, under the 10 s TTL), TTL stretching resolvers": {
+        **STRETCH, "clients.0.stub_cache": {"kind": "cap", "max_ttl": "5s"}},
     "pooled connections (keepalive, an age limit) past the drain": {
         "clients.0.stub_cache": {"kind": "honor"}, "clients.0.keepalive": "60s", "clients.0.max_connection_age": "2m",
         "duration": "6m"},
