@@ -125,6 +125,11 @@ def assert_drain_agrees(sc, strategy: str, reps: int = 6) -> None:  # type: igno
     problems = []
     for key, a in model.items():
         b = quick[key]
+        if not (np.isfinite(a).all() and np.isfinite(b).all()):
+            # a drain mean over clients some of whom never switched is unbounded: both or neither
+            if np.isfinite(a).all() or np.isfinite(b).all():
+                problems.append(f"{key}: model {a}, fast {b}")
+            continue
         ma, mb = float(np.mean(a)), float(np.mean(b))
         se = math.sqrt(np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b))
         if not abs(ma - mb) <= 4.0 * se + 1e-9:
@@ -145,6 +150,19 @@ FARMS = {
     "four caches, random picks, 0.2 requests/s, fixed 20 s stub with 60 s of grace": {
         "clients.0.rate": "0.2/s", "dns.resolvers.0.count": 100,
         "clients.0.stub_cache": {"kind": "fixed", "ttl": "20s"}, "clients.0.stub_grace": "60s"},
+    # the traffic shape on drawn Poisson requests (sim.fast.sessions.poisson)
+    "four caches, 50% sticky, 0.2 requests/s, a surge (x3, 30 s) and a drop (x0.3, 60 s)": {
+        "dns.resolvers.0.sticky": 0.5, "clients.0.rate": "0.2/s", "dns.resolvers.0.count": 100, "faults": [
+            {"at": "10s", "kind": "balancer_down", "target": "blue"},
+            {"at": "20s", "kind": "traffic", "factor": 3, "for": "30s"},
+            {"at": "60s", "kind": "traffic", "factor": 0.3, "for": "60s"}]},
+    # Poisson and session clients on one farm, each resolver followed with both
+    "four caches, 50% sticky, Poisson clients and Chrome-like browsing sessions": {
+        "dns.resolvers.0.sticky": 0.5, "dns.resolvers.0.count": 20, "clients": [
+            {"name": "api", "count": 150, "rate": "0.2/s", "stub_cache": {"kind": "none"},
+             "retry": {"attempts": 1, "timeout": "10s"}},
+            {"name": "web", "count": 300, "sessions": {"requests": {"exp": 10}, "think": {"exp": "5s"}, "gap": {"exp": "60s"}},
+             "stub_cache": {"kind": "floor", "min_ttl": "60s"}, "retry": {"attempts": 1, "timeout": "10s"}}]},
     # the cohort spread over the farm and a plain group: both followed one by one
     "a farm and a plain group, honor stubs": {
         "dns.resolvers": [{"name": "public", "count": 5, "share": 0.4, "caches": 8},
