@@ -76,7 +76,7 @@ def _closed_forms(p: float, ttl: float, rate: float, n: int, after: float) -> tu
     return stale_requests, stale_clients, drain
 
 
-def test_a_farm_turns_poissons_clients_as_independent_caches_do() -> None:
+def test_a_farm_turns_poisson_clients_as_independent_caches_do() -> None:
     """Module doc: four caches, random picks, 0.1 requests/s, TTL 120 s, the change propagated
     at once (c = 32 s: fault at 10, detection 20 s, change 2 s); 5 replications of 1500 clients."""
     ttl, rate, n, after = 120.0, 0.1, 4, 60.0
