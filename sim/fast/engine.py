@@ -217,7 +217,7 @@ def resolver_mechanisms(scenario: m.Scenario) -> list[str]:
     dns_down = [i for i, f in enumerate(scenario.faults) if isinstance(f, m.DnsDown)]
     for i, g in enumerate(scenario.dns.resolvers):
         if g.caches > 1:
-            out.extend(_farm_problems(scenario, i, g))
+            out.extend(_farm_problems(i, g))
         if g.prefetch:
             out.extend(_prefetch_problems(scenario, i, g, dns_down))
         if g.serve_expired is None:
@@ -233,24 +233,14 @@ def resolver_mechanisms(scenario: m.Scenario) -> list[str]:
     return out
 
 
-def _farm_problems(scenario: m.Scenario, i: int, g: m.ResolverGroup) -> list[str]:
+def _farm_problems(i: int, g: m.ResolverGroup) -> list[str]:
     """A farm's caches turn one by one, so a client may go back from the new answer to the old:
     followed by drawing every request of the cohorts that can use it (session or Poisson,
     sim.fast.population.on_farm) and following each lookup and each cache (sim.fast.lookups;
     what that does not follow is refused with the cohort, `_unsupported_sessions`); not with
-    prefetch or serve-expired, which the follower has no state for. Nor a sticky farm under
-    stubs with a grace period: the model's refresh behind an answer in grace asks the resolver
-    without the client's id (sim.model.requests), so the farm picks as if cache 0 were the
-    client's own; the follower picks with the client's own cache (as the lab's front, by
-    source address), and the two disagree (90% sticky, fixed 20 s stubs with 60 s of grace:
-    authoritative queries 410 in the model against 790, stale_requests@20s 0.907 against
-    0.835; picking with cache 0 gives 401 and 0.896)."""
+    prefetch or serve-expired, which the follower has no state for."""
     farm = f"dns.resolvers[{i}].caches: {g.caches} (a resolver farm"
     out = []
-    if g.sticky > 0:
-        out.extend(f"{farm}, sticky {g.sticky}) with clients[{j}].stub_grace (the model's refresh behind an answer in "
-                   "grace picks a cache as if the client's own were cache 0; use the model)"
-                   for j, c in enumerate(scenario.clients) if c.resolver_group in (None, g.name) and c.stub_grace > 0)
     if g.prefetch or g.serve_expired is not None:
         out.append(f"{farm}) with prefetch or serve_expired (use the model)")
     return out

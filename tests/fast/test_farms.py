@@ -146,9 +146,13 @@ FARMS = {
     "four caches, 75% sticky, 0.1 requests/s, 3 clients a resolver": {
         "dns.resolvers.0.sticky": 0.75, "clients.0.rate": "0.1/s", "dns.resolvers.0.count": 100},
     # a grace period: the request after expiry served from the old answer, refreshed behind it
-    # (random picks: a sticky farm with grace is refused, test_what_is_not_followed...)
     "four caches, random picks, 0.2 requests/s, fixed 20 s stub with 60 s of grace": {
         "clients.0.rate": "0.2/s", "dns.resolvers.0.count": 100,
+        "clients.0.stub_cache": {"kind": "fixed", "ttl": "20s"}, "clients.0.stub_grace": "60s"},
+    # the same, 90% sticky: the refresh behind an answer in grace goes to the client's own
+    # cache in both engines (the model sent it to cache 0 before the fix)
+    "four caches, 90% sticky, 0.2 requests/s, fixed 20 s stub with 60 s of grace": {
+        "dns.resolvers.0.sticky": 0.9, "clients.0.rate": "0.2/s", "dns.resolvers.0.count": 100,
         "clients.0.stub_cache": {"kind": "fixed", "ttl": "20s"}, "clients.0.stub_grace": "60s"},
     # the traffic shape on drawn Poisson requests (sim.fast.sessions.poisson)
     "four caches, 50% sticky, 0.2 requests/s, a surge (x3, 30 s) and a drop (x0.3, 60 s)": {
@@ -200,12 +204,9 @@ def test_what_is_not_followed_behind_a_farm_is_named() -> None:
     multi = unsupported(_farm(strategies=["multi_a"]))
     assert any("multi_a publishes one address per balancer, with clients[0] (Poisson requests followed one by one"
                in r for r in multi), multi
-    # the model's refresh behind an answer in grace picks as if cache 0 were the client's own
-    grace = {"clients.0.stub_cache": {"kind": "fixed", "ttl": "20s"}, "clients.0.stub_grace": "60s"}
-    assert not unsupported(_farm(**grace))
-    sticky = unsupported(_farm(**grace, **{"dns.resolvers.0.sticky": 0.9}))
-    assert any("dns.resolvers[0].caches: 4 (a resolver farm, sticky 0.9) with clients[0].stub_grace" in r
-               for r in sticky), sticky
+    # a sticky farm under stubs with grace is followed (the model's refresh now asks the own cache too)
+    assert not unsupported(_farm(**{"dns.resolvers.0.sticky": 0.9, "clients.0.stub_cache": {"kind": "fixed", "ttl": "20s"},
+                                    "clients.0.stub_grace": "60s"}))
     prefetch = unsupported(_farm(**{"dns.resolvers.0.prefetch": True}))
     assert any("dns.resolvers[0].caches: 4 (a resolver farm) with prefetch or serve_expired" in r
                for r in prefetch), prefetch
