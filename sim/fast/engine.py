@@ -45,7 +45,13 @@ from sim.fast.control import DETECTIONS, ControlPlane, control_plane
 from sim.fast.dns import WITHIN_TTL, query_counts, switch_times
 from sim.fast.intensity import Intensity
 from sim.fast.intensity import window_mass as _window_mass
-from sim.fast.population import Population, population, resolver_query_rate, without_sessions
+from sim.fast.population import (
+    Population,
+    on_farm,
+    population,
+    resolver_query_rate,
+    without_sessions,
+)
 from sim.policy.attempts import CONNECT_TIMEOUT
 from sim.policy.failover import FailoverPlan
 from sim.replication import OUTCOMES, ReplicationOutput, streams
@@ -76,8 +82,8 @@ def unsupported(scenario: m.Scenario, strategies: Sequence[Strategy] | None = No
             reasons.extend(f"publishes one address per balancer, with clients[{i}].stub_grace"
                            for i, c in enumerate(scenario.clients) if c.stub_grace > 0)
         if deployment.published.per_balancer:
-            reasons.extend(f"publishes one address per balancer, with clients[{i}].sessions"
-                           for i, c in enumerate(scenario.clients) if c.sessions is not None)
+            reasons.extend(f"publishes one address per balancer, with clients[{i}]{_followed_as(scenario, c)}"
+                           for i, c in enumerate(scenario.clients) if _followed_as(scenario, c))
         if several and deployment.published.per_balancer:
             reasons.append("publishes one address per balancer, with several balancer faults")
         if deployment.published.changes_dns:
@@ -138,9 +144,9 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
                 out.append(f"{what} {churned} and clients[{j}].stub_grace")
             if c.restart is not None:
                 out.append(f"{what} {churned} and clients[{j}].restart")
-            if c.sessions is not None:
+            if _followed_as(scenario, c):
                 # sim.fast.lookups follows session requests on one answer per resolver
-                out.append(f"{what} {churned} and clients[{j}].sessions")
+                out.append(f"{what} {churned} and clients[{j}]{_followed_as(scenario, c)}")
             if stub == "none" and c.keepalive <= 0 and c.retry.attempts > 1 and c.address_mode != "next":
                 # Each try keeps a new answer, so a refused request moves the position on by its
                 # tries: with two nodes a client that met the retired node stays on it.
@@ -152,11 +158,11 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
 def _unsupported_fields(scenario: m.Scenario) -> list[str]:
     """The scenario's fields the fast engine does not model, whatever the strategy."""
     out = _unsupported_faults(scenario)
-    out.extend(resolver_mechanisms(scenario, "the fast engine draws one cache per resolver as a renewal process"))
+    out.extend(resolver_mechanisms(scenario))
     blackhole = _blackholed(scenario)
     for i, c in enumerate(scenario.clients):
-        if c.sessions is not None:
-            out.extend(f"clients[{i}].sessions with {why}" for why in _unsupported_sessions(scenario, c))
+        if _followed_as(scenario, c):
+            out.extend(f"clients[{i}]{_followed_as(scenario, c)} with {why}" for why in _unsupported_sessions(scenario, c))
         if c.stub_grace > 0:
             out.extend(f"clients[{i}].stub_grace with {why}" for why in _unsupported_grace(scenario))
         if c.restart is not None:
@@ -166,6 +172,16 @@ def _unsupported_fields(scenario: m.Scenario) -> list[str]:
         if getattr(c, "address_mode", "first") == "next" and blackhole:
             out.append(f"clients[{i}].address_mode: next, with a blackholed balancer")
     return out
+
+
+def _followed_as(scenario: m.Scenario, c: m.Cohort) -> str:
+    """How a cohort whose requests are drawn one by one and followed (sim.fast.lookups) is
+    named in a refusal, after `clients[i]`: its `sessions`, or its Poisson requests on a
+    resolver farm's groups (sim.fast.population.on_farm); "" for a cohort the Poisson
+    shortcuts take."""
+    if c.sessions is not None:
+        return ".sessions"
+    return " (Poisson requests followed one by one, for a resolver farm)" if on_farm(scenario, c) else ""
 
 
 def _unsupported_sessions(scenario: m.Scenario, c: m.Cohort) -> list[str]:
@@ -214,7 +230,7 @@ def _unsupported_restart(c: m.Cohort) -> list[str]:
     return out
 
 
-def resolver_mechanisms(scenario: m.Scenario, why: str) -> list[str]:
+def resolver_mechanisms(scenario: m.Scenario) -> list[str]:
     """A resolver group's farm and prefetch, and serve-expired where the fast engine does
     not follow it, by field path. serve-expired with a client timeout only acts when the
     authoritative servers do not answer (refused with a dns_down); with timeout 0 it is
@@ -223,7 +239,7 @@ def resolver_mechanisms(scenario: m.Scenario, why: str) -> list[str]:
     dns_down = [i for i, f in enumerate(scenario.faults) if isinstance(f, m.DnsDown)]
     for i, g in enumerate(scenario.dns.resolvers):
         if g.caches > 1:
-            out.extend(_farm_problems(scenario, i, g, why))
+            out.extend(_farm_problems(i, g))
         if g.prefetch:
             out.extend(_prefetch_problems(scenario, i, g, dns_down))
         if g.serve_expired is None:
@@ -239,14 +255,14 @@ def resolver_mechanisms(scenario: m.Scenario, why: str) -> list[str]:
     return out
 
 
-def _farm_problems(scenario: m.Scenario, i: int, g: m.ResolverGroup, why: str) -> list[str]:
+def _farm_problems(i: int, g: m.ResolverGroup) -> list[str]:
     """A farm's caches turn one by one, so a client may go back from the new answer to the old:
-    followed where all its clients browse in sessions (each lookup and each cache followed,
-    sim.fast.lookups), not with Poisson clients (one switch per client), nor with prefetch or
-    serve-expired."""
+    followed by drawing every request of the cohorts that can use it (session or Poisson,
+    sim.fast.population.on_farm) and following each lookup and each cache (sim.fast.lookups;
+    what that does not follow is refused with the cohort, `_unsupported_sessions`); not with
+    prefetch or serve-expired, which the follower has no state for."""
     farm = f"dns.resolvers[{i}].caches: {g.caches} (a resolver farm"
-    out = [f"{farm}) with clients[{j}] (Poisson requests: {why}; use the model)"
-           for j, c in enumerate(scenario.clients) if c.resolver_group in (None, g.name) and c.sessions is None]
+    out = []
     if g.prefetch or g.serve_expired is not None:
         out.append(f"{farm}) with prefetch or serve_expired (use the model)")
     return out
@@ -512,7 +528,7 @@ class _Replication:
         self.q = resolver_query_rate(self.full, ttl, rng["priming"])
         self.q_outage = resolver_query_rate(self.full, ttl, rng["priming"], pooled=False)
         traffic = [(f.at, f.at + f.for_, f.factor) for f in scenario.faults if isinstance(f, m.Traffic)]
-        self.session_requests = sessions.requests(self.full, self.end, rng["arrivals"], traffic)
+        self.session_requests = sessions.requests(self.full, self.end, rng["arrivals"], traffic, self.shape)
         self.session_outcome: sessions.Outcome | None = None
         self.session_fetches = np.empty(0)  # authoritative queries of the resolvers followed with them
         self._opens: np.ndarray | None = None
@@ -1084,8 +1100,8 @@ class _Replication:
             return reset_time
         for cohort in self.pop.cohorts:
             idx = cohort.members
-            if len(idx) == 0 or cohort.reuse.keepalive <= 0 or cohort.sessions is not None:
-                continue  # session clients' resets are followed with their requests
+            if len(idx) == 0 or cohort.reuse.keepalive <= 0 or cohort.followed:
+                continue  # followed clients' resets are followed with their requests
             first = self.shape.next_after(np.full(len(idx), moved), cohort.rate, rng)
             if fault <= moved <= self.ctl.fault_end:
                 # Any request during the outage failed and closed the connection.

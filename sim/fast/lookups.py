@@ -1,13 +1,14 @@
-"""Session clients followed request by request, in time order, with their resolvers.
+"""Followed clients request by request, in time order, with their resolvers.
 
 The model's request path (sim.model.requests) for the clients whose requests
-sim.fast.sessions drew: a pooled connection while it is young and recently
+sim.fast.sessions drew (session clients, and Poisson clients on a resolver
+farm's groups: sim.fast.population.on_farm): a pooled connection while it is young and recently
 used (reset once when the address it leads to has moved), otherwise the
 stub cache (fresh, or within its grace period: the old answer served and
 refreshed behind it), otherwise the resolver; a try to the dead balancer
 fails, and the client's own retries come at once.
 
-A resolver whose clients all browse in sessions is followed too, cache by
+A resolver whose clients are all followed is followed too, cache by
 cache (a farm's query goes to the cache `Farm.pick` draws): it fetches at
 the first query after its answer expired and keeps it for its policy's
 lifetime, as the model's resolver does, so it holds an answer exactly when
@@ -15,12 +16,13 @@ its own clients' lookups left one there (with one client a resolver, a
 client back from a long gap finds the resolver empty). Its fetches are
 the authoritative queries it sends. A resolver shared with Poisson clients
 is not followed: its answer turns at the moment sim.fast.dns finds for it
-(`Plan.opens`), with the time left as seen then (a farm with Poisson
-clients is refused, so such a resolver is one cache).
+(`Plan.opens`), with the time left as seen then (every client of a farm is
+followed, so such a resolver is one cache).
 
 Requests are taken one by one in Python: session clients send few (the
 consumer-web browsers one every 31 min), and their order across clients
-matters wherever they share a resolver.
+matters wherever they share a resolver; a farm's Poisson clients cost their
+requests over the whole run (docs/fast.md, "Sessions").
 """
 
 from __future__ import annotations
@@ -55,10 +57,11 @@ def priming_rates(pop: Population, ttl: float, rng: np.random.Generator) -> np.n
 
 
 def exact_resolvers(pop: Population) -> np.ndarray:
-    """Per resolver: are all its clients session clients (then it is followed)?"""
+    """Per resolver: are all its clients followed clients (Cohort.followed: session clients, and
+    Poisson clients that can use a farm)? Then it is followed too, cache by cache."""
     poisson = np.zeros(len(pop.resolver_group), bool)
     for cohort in pop.cohorts:
-        if cohort.sessions is None and len(cohort.members):
+        if not cohort.followed and len(cohort.members):
             poisson[pop.resolver[cohort.members]] = True
     used = np.bincount(pop.resolver, minlength=len(pop.resolver_group)) > 0
     return used & ~poisson
@@ -98,7 +101,7 @@ class _Resolvers:
         n = setup.farm.caches if setup is not None else 1
         cache = setup.farm.pick(home, rng) if n > 1 else 0
         record, chain = plan.ttls
-        if not self.exact[r]:  # never a farm: a farm with Poisson clients is refused
+        if not self.exact[r]:  # never a farm: all of a farm's clients are followed (population.on_farm)
             turn = plan.opens_of(r)
             value = OLD if now < turn else NEW
             left = _left(pop.group_policies[g], now, turn, plan, record, chain, rng)

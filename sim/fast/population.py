@@ -17,6 +17,7 @@ from sim.policy.cache import CachePolicy
 from sim.policy.resolver import ResolverSetup
 from sim.policy.restarts import Restarts
 from sim.policy.sessions import Sessions
+from sim.scenario import models as m
 from sim.scenario.build import Deployment
 
 
@@ -33,6 +34,12 @@ class Cohort:
     restarts: Restarts | None = None  # None: the process never restarts within the run
     grace: float = 0.0  # stub_grace: seconds an expired stub answer is still served (and refreshed)
     sessions: Sessions | None = None  # browsing sessions: requests drawn one by one (sim.fast.sessions)
+    farm: bool = False  # Poisson clients that can use a resolver farm: drawn one by one too (on_farm)
+
+    @property
+    def followed(self) -> bool:
+        """Are its requests drawn one by one and followed in time order (sim.fast.lookups)?"""
+        return self.sessions is not None or self.farm
 
 
 @dataclass
@@ -77,7 +84,8 @@ def population(deployment: Deployment, rng: np.random.Generator) -> Population:
         cohorts.append(
             Cohort(spec.name, spec.rate, deployment.stubs[spec.name], deployment.reuse[spec.name], rule.attempts,
                    rule.timeout, np.arange(start, start + n), getattr(spec, "address_mode", "first") == "next",
-                   deployment.restarts.get(spec.name), spec.stub_grace, deployment.sessions.get(spec.name))
+                   deployment.restarts.get(spec.name), spec.stub_grace, deployment.sessions.get(spec.name),
+                   spec.sessions is None and on_farm(scenario, spec))
         )
         rates.append(np.full(n, spec.rate))
         cohort_of.append(np.full(n, index))
@@ -95,16 +103,50 @@ def population(deployment: Deployment, rng: np.random.Generator) -> Population:
     )
 
 
+def on_farm(scenario: m.Scenario, spec: m.Cohort) -> bool:
+    """Are a Poisson cohort's requests drawn one by one (sim.fast.sessions.requests) and
+    followed in time order with every cache of its resolvers (sim.fast.lookups), as a
+    session cohort's are? Yes if it can use a resolver farm (a group with `caches` > 1):
+    a farm's caches turn to a new record one by one, so a client may go from the new answer
+    back to the old one, and there is no single switch per client, the Poisson shortcuts'
+    premise. Also if it can use a group that such a cohort uses too (and so on): a resolver
+    is followed exactly only when all its clients are (a resolver shared with clients not
+    followed turns at one drawn moment, sim.fast.lookups)."""
+    return bool(_groups_of(scenario, spec) & followed_groups(scenario))
+
+
+def followed_groups(scenario: m.Scenario) -> set[str]:
+    """The resolver groups whose clients are all followed one by one (`on_farm`): the farms,
+    and every group a Poisson cohort on one of them can use too, until none is added."""
+    out = {g.name for g in scenario.dns.resolvers if g.caches > 1}
+    poisson = [_groups_of(scenario, c) for c in scenario.clients if c.sessions is None]
+    grown = True
+    while grown:
+        grown = False
+        for groups in poisson:
+            if groups & out and not groups <= out:
+                out |= groups
+                grown = True
+    return out
+
+
+def _groups_of(scenario: m.Scenario, spec: m.Cohort) -> set[str]:
+    """The resolver groups a cohort's clients can be on: its `resolver_group`, or every group
+    (clients are spread by the groups' shares, each above 0)."""
+    return {g.name for g in scenario.dns.resolvers if spec.resolver_group in (None, g.name)}
+
+
 def without_sessions(pop: Population) -> Population:
-    """`pop` with its session clients' Poisson rate at 0: the engine's Poisson shortcuts then
+    """`pop` with its followed clients' Poisson rate at 0 (session clients, and Poisson clients
+    that can use a resolver farm: `Cohort.followed`): the engine's Poisson shortcuts then
     pass them by, and sim.fast.sessions draws their requests one by one. Resolver query rates
     and cache priming keep the long-run rate (the model primes them with it)."""
-    if all(c.sessions is None for c in pop.cohorts):
+    if not any(c.followed for c in pop.cohorts):
         return pop
     rate = pop.rate.copy()
     cohorts = []
     for c in pop.cohorts:
-        if c.sessions is not None:
+        if c.followed:
             rate[c.members] = 0.0
             c = replace(c, rate=0.0)
         cohorts.append(c)

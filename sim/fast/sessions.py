@@ -7,9 +7,12 @@ Such clients send few requests (a page view every half hour or so), so the
 engine draws every one of them, with the model's law (the same start in the
 cycle, session lengths, thinks and gaps, and the traffic faults applied as
 the model applies them; `requests`), and sim.fast.lookups follows them one
-by one. This module holds the requests, what the engine needs of the
-replication to follow them (`Plan`), and what it reads back from their
-outcomes (failures, recovery, switches, the targets table).
+by one. Poisson clients that can use a resolver farm are drawn here too
+(`poisson`) and followed alike: a farm's caches turn one by one, so such a
+client has no single switch (sim.fast.population.on_farm). This module holds
+the requests, what the engine needs of the replication to follow them
+(`Plan`), and what it reads back from their outcomes (failures, recovery,
+switches, the targets table).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.fast.intensity import Intensity
 from sim.fast.population import Population
 from sim.policy.sessions import Sessions, counts
 
@@ -90,16 +94,24 @@ def draw(sessions: Sessions, n: int, end: float, rng: np.random.Generator) -> li
 
 
 def requests(pop: Population, end: float, rng: np.random.Generator,
-             traffic: Sequence[tuple[float, float, float]] = ()) -> Requests | None:
-    """Every session cohort's requests (None: no cohort has sessions), with the traffic faults
-    (at, until, factor) as the model applies them: a drop keeps each session request with
-    its share (sim.model.lifecycle), a surge adds Poisson requests at (factor - 1) times the
-    cohort's rate, each to a member drawn uniformly (sim.model.control)."""
+             traffic: Sequence[tuple[float, float, float]] = (), shape: Intensity | None = None) -> Requests | None:
+    """Every followed cohort's requests (None: none is followed; Cohort.followed). A session
+    cohort's with the traffic faults (at, until, factor) as the model applies them: a drop
+    keeps each session request with its share (sim.model.lifecycle), a surge adds Poisson
+    requests at (factor - 1) times the cohort's rate, each to a member drawn uniformly
+    (sim.model.control). A Poisson cohort's (one that can use a resolver farm) as a Poisson
+    process of intensity rate x g(t), `shape` the traffic faults' factors as the engine
+    applies them to every Poisson client (sim.fast.intensity): the model's thinned base
+    arrivals plus a surge's own, per client."""
     clients, times = [], []
     for cohort in pop.cohorts:
-        if cohort.sessions is None or len(cohort.members) == 0:
+        if not cohort.followed or len(cohort.members) == 0:
             continue
         clients.append(cohort.members)
+        if cohort.sessions is None:
+            assert shape is not None, "Poisson clients behind a farm need the traffic shape"
+            times.extend(poisson(cohort.rate, len(cohort.members), end, shape, rng))
+            continue
         drawn = draw(cohort.sessions, len(cohort.members), end, rng)
         if traffic:
             drawn = [_with_traffic(x, cohort.rate, end, traffic, rng) for x in drawn]
@@ -109,6 +121,16 @@ def requests(pop: Population, end: float, rng: np.random.Generator,
     sizes = np.array([len(x) for x in times], dtype=np.int64)
     return Requests(np.concatenate(clients), np.concatenate(times) if times else np.empty(0),
                     np.concatenate([[0], np.cumsum(sizes)]))
+
+
+def poisson(rate: float, n: int, end: float, shape: Intensity, rng: np.random.Generator) -> list[np.ndarray]:
+    """The requests before `end` of `n` Poisson clients of base `rate`: per client a Poisson
+    count of mean rate x G(end), each time uniform in G-measure (G the integral of g)."""
+    total = shape.measure(np.zeros(1), np.full(1, end))[0]
+    count = rng.poisson(rate * total, n)
+    at = shape.uniform_between(np.zeros(int(count.sum())), np.full(int(count.sum()), end), rng.random(int(count.sum())))
+    at = np.minimum(at, np.nextafter(end, 0.0))
+    return [np.sort(x) for x in np.split(at, np.cumsum(count)[:-1])]
 
 
 def _with_traffic(times: np.ndarray, rate: float, end: float, traffic: Sequence[tuple[float, float, float]],

@@ -113,12 +113,15 @@ class Resolver:
         if len(self.caches) > 1:
             self.homes[client_id] = len(self.homes) % len(self.caches)
 
-    def resolve(self, now: float, client_id: int = 0) -> tuple[tuple, float] | None:
-        """(addresses, seconds the answer stays valid) or None (SERVFAIL)."""
+    def resolve(self, now: float, client_id: int) -> tuple[tuple, float] | None:
+        """(addresses, seconds the answer stays valid) or None (SERVFAIL) for the client
+        `client_id`. No default id: a farm's sticky pick needs the client's own cache, and a
+        default once sent every client's grace refresh to cache 0 (sim.model.requests)."""
         cache = self.cache
         if len(self.caches) > 1:
-            # the farm's draws come from the resolver's stream, as the lab's front draws them (sim.lab.dnsserver.Front)
-            cache = self.caches[self.setup.farm.pick(self.homes.get(client_id, 0), self.rng)]
+            # the farm's draws come from the resolver's stream, as the lab's front draws them (sim.lab.dnsserver.Front);
+            # a client not attached has no cache of its own: KeyError rather than cache 0
+            cache = self.caches[self.setup.farm.pick(self.homes[client_id], self.rng)]
         # A fresh hit without prefetch is most lookups: answered inline, the rest by _answer.
         value = cache.lookup(SERVICE, now)
         if value is not None and not cache.prefetch:

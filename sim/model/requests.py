@@ -109,7 +109,7 @@ class Requests:
             if stale:
                 # The refresh behind the request: the next request uses its answer (a
                 # failed lookup leaves the old one, still in grace, as Firefox does).
-                answer = client.resolver.resolve(now)
+                answer = client.resolver.resolve(now, client.id)
                 if answer is not None:
                     self._keep_answer(client, answer, now)
             endpoint = address.endpoint

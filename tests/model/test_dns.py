@@ -74,7 +74,7 @@ def _run(setup: ResolverSetup, ttl: float, rate: float, n: int, seed: int) -> tu
     older = np.zeros(n, dtype=bool)
     for i, t in enumerate(times):
         missed[i] = resolver.cache.lookup(SERVICE, t) is None
-        answer = resolver.resolve(float(t))
+        answer = resolver.resolve(float(t), 0)
         older[i] = answer[0] != zone.auth.value  # type: ignore[index]
     return missed, older, zone
 
@@ -123,15 +123,15 @@ def test_serve_expired_reply_ttl_and_the_client_timeout() -> None:
         zone = _Versions(300.0)
         setup = ResolverSetup(serve_expired=ServeExpired(client_timeout=timeout, reply_ttl=30.0, ttl=1000.0))
         resolver = Resolver("r", Honor(), zone.auth, rng, setup)
-        assert resolver.resolve(0.0) == (("v1",), 300.0)
-        answer = resolver.resolve(400.0)  # expired 100 s ago, authoritative answering
+        assert resolver.resolve(0.0, 0) == (("v1",), 300.0)
+        answer = resolver.resolve(400.0, 0)  # expired 100 s ago, authoritative answering
         # 0: the expired answer at once with the reply TTL; otherwise the fresh one
         assert answer == ((("v1",), 30.0) if stale_first else (("v2",), 300.0))
         zone.auth.down = True
         # the authoritative silent: the answer fetched at 400 s (v2 either way, refreshed
         # behind the expired answer or fetched for it) expired at 700 s, within the limit
-        assert resolver.resolve(800.0) == (("v2",), 30.0)
-        assert resolver.resolve(2000.0) is None  # past the serve-expired limit
+        assert resolver.resolve(800.0, 0) == (("v2",), 30.0)
+        assert resolver.resolve(2000.0, 0) is None  # past the serve-expired limit
 
 
 def test_a_farm_in_the_model_lets_clients_flip() -> None:
