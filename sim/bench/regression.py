@@ -2,8 +2,8 @@
 
 Each figure is a ratio of two things measured side by side in this run
 (docs/benchmarks.md), as a set of pairs: the model against a bare SimPy loop
-(the same number of requests), the fast engine against the model (simulated
-requests per wall second, cname_repoint on the default scenario with 5 times
+(the same number of requests), the fast engine against a fixed piece of
+numpy work (CPU-seconds; cname_repoint on the default scenario with 5 times
 its clients), and sim.core against HAProxy in requests per CPU-second of the
 balancer's own process (HTTP and TCP; both balancers started once, then 1 s
 wrk runs alternated). The statistic is the mean over pairs of the log
@@ -30,6 +30,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -47,7 +48,10 @@ FAST_CLIENTS_FACTOR = 5  # the full benchmark uses 20; 5 keeps the gate short
 CONNECTIONS = 50
 LB_CPU, GEN_CPU = 1, 0  # as `failover-sim bench core` pins them
 MODES = ("http", "tcp")
-PAIRS = {"model": 6, "fast": 3, "core": 6}  # chosen from the measured spread (docs/ci.md)
+PAIRS = {"model": 4, "fast": 5, "http": 10, "tcp": 6}  # chosen from the measured spread (docs/ci.md)
+MODEL_REPEATS = 3  # each side of a model pair is the least of this many runs
+FAST_REPEATS = 5  # each side of a fast pair is the least of this many runs
+KERNEL_SIZE = 160_000  # the numpy reference's array length: ~50 ms here, as the fast engine's run
 
 
 # -- the decision rule --------------------------------------------------------------------
@@ -73,30 +77,65 @@ def decide(ratios: list[float], baseline: float, log_threshold: float) -> tuple[
 def model_pairs(n: int, slowdown: float = 0.0) -> list[float]:
     """bare SimPy CPU-seconds / model CPU-seconds for the same request count, per pair. CPU
     time of this thread, not wall time: on a shared machine the wall clock also counts
-    other processes' turns on the core (3 times the CPU time at a load average of 7)."""
+    other processes' turns on the core (3 times the CPU time at a load average of 7). Each
+    side is the least of MODEL_REPEATS runs: one model run of the same seed read 350 to
+    500 ms in one process on an idle machine, and interference only adds time."""
     from sim.bench.model import bare_simpy, model_run
 
     model_run(SCENARIO, MODEL_STRATEGIES[0], 0)  # warm-up: the first run also imports (2.5x its CPU)
     out = []
     for k in range(n):
-        requests, model_s = model_run(SCENARIO, MODEL_STRATEGIES[k % 2], k, slowdown, time.thread_time)
-        out.append(bare_simpy(requests, k, time.thread_time) / model_s)
+        # the two sides alternate, so that both meet the same minutes of the machine's load
+        model_s, bare_s = [], []
+        for _ in range(MODEL_REPEATS):
+            requests, seconds = model_run(SCENARIO, MODEL_STRATEGIES[k % 2], k, slowdown, time.thread_time)
+            model_s.append(seconds)
+            bare_s.append(bare_simpy(requests, k, time.thread_time))
+        out.append(min(bare_s) / min(model_s))
     return out
 
 
+def numpy_reference(seed: int) -> float:
+    """A fixed piece of numpy work of the kinds the fast engine is made of (random draws,
+    cumulative sums, sorts, searches, bincounts over arrays of a few hundred thousand);
+    returns a checksum so that nothing is optimised away."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    times = np.cumsum(rng.exponential(1.0, KERNEL_SIZE))
+    owner = rng.integers(0, 5000, KERNEL_SIZE)
+    order = np.argsort(owner, kind="stable")
+    found = np.searchsorted(times, rng.uniform(0.0, times[-1], KERNEL_SIZE))
+    per_owner = np.bincount(owner[order], weights=times[order], minlength=5000)
+    return float(per_owner.sum() + found.sum())
+
+
 def fast_pairs(n: int, slowdown: float = 0.0) -> list[float]:
-    """The fast engine's simulated requests per CPU-second over the model's, per pair."""
+    """The numpy reference's CPU-seconds over the fast engine's for one replication
+    (cname_repoint, the default scenario with 5 times its clients), per pair.
+
+    Not the fast engine against the model (the former pair): a 2 s model run's CPU time
+    moves 10% from one run to the next, which buried the fast engine's own changes (a 30%
+    slowdown was caught in 4 of 12 runs), while the numpy reference's moves about 3% and
+    shares the fast engine's sensitivity to memory and cache. The model has its own figure.
+    Each side is the least of FAST_REPEATS runs: repeats of the fast engine in one process
+    read 46 to 66 ms on an idle machine, and interference only adds time; an injected
+    slowdown slows every repeat alike."""
     from sim.bench.fast import _timed, scaled
 
     scenario = scaled(SCENARIO, FAST_CLIENTS_FACTOR)
     _timed("fast", scenario, FAST_STRATEGY, 0)  # warm-up (the first run costs twice the next)
+    numpy_reference(0)
     out = []
     for k in range(n):
-        model_n, model_s = _timed("des", scenario, FAST_STRATEGY, k, 0.0, time.thread_time)
-        # the fast side takes ~70 ms: its median of three steadies the ratio
-        runs = [_timed("fast", scenario, FAST_STRATEGY, k, slowdown, time.thread_time) for _ in range(3)]
-        fast_s = statistics.median(s for _, s in runs)
-        out.append((runs[0][0] / fast_s) / (model_n / model_s))
+        fast_s = min(_timed("fast", scenario, FAST_STRATEGY, k, slowdown, time.thread_time)[1]
+                     for _ in range(FAST_REPEATS))
+        reference_s = []
+        for _ in range(FAST_REPEATS):
+            started = time.thread_time()
+            numpy_reference(k)
+            reference_s.append(time.thread_time() - started)
+        out.append(min(reference_s) / fast_s)
     return out
 
 
@@ -129,7 +168,7 @@ def _per_cpu(pid: int, port: int, duration: int) -> float:
     return requests / cpu
 
 
-def core_pairs(n: int, duration: int, slowdown: float = 0.0) -> dict[str, list[float]]:
+def core_pairs(n: dict[str, int], duration: int, slowdown: float = 0.0) -> dict[str, list[float]]:
     """sim.core / HAProxy requests per CPU-second, per pair, per mode. All four balancers run
     from the start (pinned to one core, the backend and wrk to the other) and are warmed
     once; each pair is one wrk run on each, their order alternated."""
@@ -151,8 +190,8 @@ def core_pairs(n: int, duration: int, slowdown: float = 0.0) -> dict[str, list[f
                     procs[(mode, target)] = (proc, port)
             for _, port in procs.values():
                 core.run_wrk(port, 1, CONNECTIONS, GEN_CPU)  # warm-up, not measured
-            for k in range(n):
-                for mode in MODES:
+            for k in range(max(n[mode] for mode in MODES)):
+                for mode in (mode for mode in MODES if k < n[mode]):
                     order = ("simcore", "haproxy") if k % 2 == 0 else ("haproxy", "simcore")
                     rate = {t: _per_cpu(procs[(mode, t)][0].pid, procs[(mode, t)][1], duration) for t in order}
                     ratios[mode].append(rate["simcore"] / rate["haproxy"])
@@ -166,13 +205,20 @@ def core_pairs(n: int, duration: int, slowdown: float = 0.0) -> dict[str, list[f
 def measure(pairs: dict[str, int], duration: int, slowdown: float = 0.0) -> tuple[dict[str, list[float]], dict[str, float]]:
     """(per-pair ratios per figure, wall seconds per part)."""
     walls: dict[str, float] = {}
+    out: dict[str, list[float]] = {}
     started = time.perf_counter()
-    out: dict[str, list[float]] = {"model_vs_bare_simpy": model_pairs(pairs["model"], slowdown)}
-    walls["model"] = time.perf_counter() - started
-    out["fast_vs_model"] = fast_pairs(pairs["fast"], slowdown)
-    walls["fast"] = time.perf_counter() - started - walls["model"]
-    out.update(core_pairs(pairs["core"], duration, slowdown))
-    walls["core"] = time.perf_counter() - started - walls["model"] - walls["fast"]
+    if pairs["model"]:  # a part with no pairs is skipped (a calibration of one figure)
+        out["model_vs_bare_simpy"] = model_pairs(pairs["model"], slowdown)
+        walls["model"] = time.perf_counter() - started
+    started = time.perf_counter()
+    if pairs["fast"]:
+        out["fast_vs_numpy"] = fast_pairs(pairs["fast"], slowdown)
+        walls["fast"] = time.perf_counter() - started
+    started = time.perf_counter()
+    if any(pairs[m] for m in MODES):
+        core = core_pairs({m: pairs[m] for m in MODES}, duration, slowdown)
+        out.update((name, ratios) for name, ratios in core.items() if ratios)
+        walls["core"] = time.perf_counter() - started
     return out, walls
 
 
@@ -210,8 +256,8 @@ def _report(pairs: dict[str, list[float]], baseline: dict[str, Any]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m sim.bench.regression",
-        description="Short performance ratios (model/bare SimPy, fast engine/model, sim.core/HAProxy per "
-        "CPU-second), each the geometric mean of side-by-side pairs; exit 1 when one drops below its threshold "
+        description="Short performance ratios (model/bare SimPy, fast engine/numpy reference, sim.core/HAProxy "
+        "per CPU-second), each the geometric mean of side-by-side pairs; exit 1 when one drops below its threshold "
         "under benchmarks/baseline.json.",
         epilog="examples:\n  python -m sim.bench.regression\n"
         "  python -m sim.bench.regression --log /tmp/gate-stats/runs.jsonl --inject-slowdown 0.3",
@@ -220,21 +266,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--record", action="store_true", help="store this one run's figures as the baseline "
                         "(thresholds kept; docs/ci.md derives both from many runs instead)")
     parser.add_argument("--pairs-model", type=int, default=PAIRS["model"], help="model/bare SimPy pairs")
-    parser.add_argument("--pairs-fast", type=int, default=PAIRS["fast"], help="fast engine/model pairs")
-    parser.add_argument("--pairs-core", type=int, default=PAIRS["core"], help="sim.core/HAProxy pairs per mode")
+    parser.add_argument("--pairs-fast", type=int, default=PAIRS["fast"], help="fast engine/numpy reference pairs")
+    parser.add_argument("--pairs-http", type=int, default=PAIRS["http"], help="sim.core/HAProxy pairs, HTTP")
+    parser.add_argument("--pairs-tcp", type=int, default=PAIRS["tcp"], help="sim.core/HAProxy pairs, TCP")
     parser.add_argument("--duration", type=int, default=1, help="whole seconds of each wrk run")
     parser.add_argument("--baseline", type=Path, default=BASELINE)
     parser.add_argument("--inject-slowdown", type=float, default=0.0, metavar="FRACTION",
                         help="calibration only: the measured code does 1 + FRACTION times its CPU work")
     parser.add_argument("--log", type=Path, help="append this run's pairs as a JSON line (for sim.bench.gate_stats)")
     args = parser.parse_args(argv)
+    # A SIGTERM (a CI runner's cancel, a calibration stopped) ends as SystemExit, so that the
+    # balancers, the backend and wrk started here are stopped by their `finally`, not orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.record and args.inject_slowdown:
         print("regression benchmark: --record with --inject-slowdown would store a slowed baseline", file=sys.stderr)
         return 2
     if args.inject_slowdown:
         print(f"note: slowdown injected (measured code x{1 + args.inject_slowdown:.2f} CPU): "
               "a failure here is the gate working")
-    counts = {"model": args.pairs_model, "fast": args.pairs_fast, "core": args.pairs_core}
+    counts = {"model": args.pairs_model, "fast": args.pairs_fast, "http": args.pairs_http, "tcp": args.pairs_tcp}
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
     try:
