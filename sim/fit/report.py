@@ -128,6 +128,7 @@ def _resolver_section(r: ResolverFit, e: Callable[..., str]) -> tuple[str, list[
     basis = ("share of clients (EDNS client subnet)" if r.basis == "clients" else "share of resolvers")
     return (f"Resolvers asking for {r.name} (TTL {r.ttl:g} s; {len(r.resolvers)} resolvers, "
             f"{sum(1 for x in r.resolvers if x.policy is None)} unclassified; {r.with_subnet} sent client subnets{linked}; "
+            f"a stretch's extra is its mean gap less the TTL and the {r.wait:.3g} s wait for the next lookup; "
             f"the scenario's share is the {basis})",
             ["policy", "share of queries", "share of resolvers", "share of clients", "share of requests",
              "lifetime / extra / kept at least (s)"], rows)

@@ -10,13 +10,21 @@ it says whether L itself varies. Per resolver, against the TTL:
 - `floor`: L above (1 + `TOLERANCE`) x TTL (kept at least L, `min_ttl: L`);
 - `extend` (stretching): the mean gap exceeds the shortest by more than
   `STRETCH` x max(TTL, L): it keeps the answer a varying time past the
-  TTL; `extra` is its mean gap less the TTL. The mean, not the median: a
+  TTL; `extra` is its mean gap less the TTL and less the wait for the next
+  lookup (`lookup_wait`). The mean, not the median: a
   stretch drawn afresh per answer (an exponential one, say) shows in the
   mean excess over the shortest gap with half the scatter of the median's,
   which on the few gaps a short log holds (5 or so, each a TTL plus a
   stretch) missed a third of the stretchers (tests/fit/test_resolvers.py
   holds the chance at its closed form);
 - `honor` otherwise.
+
+Each gap is a lifetime plus the wait, after expiry, for the next client
+lookup that reaches the resolver. Where the lifetime is known, the TTL of an
+honouring resolver, the rest of its mean gap is that wait:
+`lookup_wait` is the median over honouring resolvers of their mean gap less
+the TTL, and a stretcher's extra has it taken off (the clients spread over
+the resolvers alike, as the share of resolvers already assumes; docs/fit.md).
 
 Gaps under `DUPLICATE` (a retransmission, or A and AAAA racing) are
 dropped. A resolver with fewer than `MIN_GAPS` gaps cannot be classified:
@@ -121,6 +129,7 @@ class ResolverFit:
     linked: Linked | None = None
     access_clients: int = 0  # clients in the access log (the cohorts' seen)
     dropped_subnets: int = 0  # (resolver, network) pairs past MAX_SUBNETS, not kept
+    wait: float = 0.0  # the mean wait for the next lookup after expiry, taken off the extend extra (lookup_wait)
 
 
 def classify(gaps: np.ndarray, ttl: float) -> tuple[str | None, float]:
@@ -154,9 +163,17 @@ def _resolvers(tally: QueryTally, name: str, ttl: float) -> list[Resolver]:
     return out
 
 
-def _value(policy: str, members: list[Resolver], ttl: float) -> Estimate:
+def lookup_wait(resolvers: list[Resolver], ttl: float) -> float:
+    """The mean wait after a cache's expiry for the next client lookup: the median over
+    honouring resolvers of their mean gap less the TTL (their lifetime), never below 0;
+    0 without an honouring resolver (the extra then keeps the wait)."""
+    waits = [r.mean_gap - ttl for r in resolvers if r.policy == "honor"]
+    return max(0.0, float(np.median(waits))) if waits else 0.0
+
+
+def _value(policy: str, members: list[Resolver], ttl: float, wait: float = 0.0) -> Estimate:
     if policy == "extend":
-        values = np.array([r.mean_gap - ttl for r in members])
+        values = np.array([r.mean_gap - ttl - wait for r in members])
     else:
         values = np.array([r.lifetime for r in members])
     return quantile_interval(values, 0.5)
@@ -206,7 +223,8 @@ def fit_resolvers(tally: QueryTally, name: str, ttl: float, networks: NetworkTal
     known = [r for r in resolvers if r.policy is not None]
     query_share = _shares(known, np.array([r.queries for r in known], dtype=float))
     count_share = _shares(known, np.ones(len(known)))
-    value = {p: _value(p, [r for r in known if r.policy == p], ttl) for p in query_share}
+    wait = lookup_wait(known, ttl)
+    value = {p: _value(p, [r for r in known if r.policy == p], ttl, wait) for p in query_share}
     with_ecs = [r for r in known if r.clients == r.clients]  # not nan: it sent client subnets
     client_share = _shares(with_ecs, np.array([r.clients for r in with_ecs]))
     request_share = _shares(with_ecs, np.array([r.requests for r in with_ecs]))
@@ -216,7 +234,7 @@ def fit_resolvers(tally: QueryTally, name: str, ttl: float, networks: NetworkTal
         basis = "clients"
     return ResolverFit(name, ttl, resolvers, query_share, count_share, value, len(ecs),
                        len({net for nets in ecs.values() for net in nets}), client_share, request_share, basis,
-                       linked, access_clients, tally.dropped)
+                       linked, access_clients, tally.dropped, wait)
 
 
 def guess_ttl(tally: QueryTally, name: str) -> float:

@@ -140,8 +140,11 @@ def _resolver_lines(r: ResolverFit) -> list[str]:
         if p == "forever" and v:
             note += (f"; kept at least {_num(v.value)}s [{_num(v.low)}, {_num(v.high)}] (median over them) while "
                      "their clients went on looking up")
+        elif p == "extend" and v:
+            note += (f"; extra mean median over them {_num(v.value)}s [{_num(v.low)}, {_num(v.high)}] (mean gap less "
+                     f"the TTL and the {_num(r.wait)}s wait for the next lookup, from the honouring resolvers)")
         elif p != "honor" and v:
-            note += f"; {'extra mean' if p == 'extend' else 'lifetime'} median over them {_num(v.value)}s [{_num(v.low)}, {_num(v.high)}]"
+            note += f"; lifetime median over them {_num(v.value)}s [{_num(v.low)}, {_num(v.high)}]"
         lines.append(f"    - {{name: {p}, count: {counts[p]}, share: {share:.6f}, policy: {_policy(p, v)}}}   # {note}")
     return lines
 

@@ -12,7 +12,10 @@ after `delay` seconds: the provider's propagation), {"op": "down", "value":
 true}, {"op": "queries"} (the query times, unix seconds), {"op": "ttl",
 "ttls": {"www.example.com.": 37}} (answer these names with these TTLs until
 the next "ttl" op: how the lab primes an unbound cache with the model's
-state, from the model's trace).
+state, from the model's trace). An unbound of a floor or cap group (the
+records file's "bounds": source address -> [floor, cap], real seconds) is
+answered with the TTL its policy makes of the record's, before the
+whole-second adjustment (`unbound_ttl`); a primed TTL is answered as it is.
 
 The forwarder is a caching resolver of its own (the `extend` policy): it asks
 the authoritative server, follows a CNAME, and keeps each record for the
@@ -103,12 +106,15 @@ def bind_query_line(query: dns.message.Message, client: tuple, server: tuple, wh
 
 class Authoritative(asyncio.DatagramProtocol):
     def __init__(self, records: dict[str, dict], service: str, unbound: frozenset[str] = frozenset(),
-                 query_log: TextIO | None = None) -> None:
+                 query_log: TextIO | None = None, bounds: dict[str, tuple[int, int]] | None = None) -> None:
         self.records = {dns.name.from_text(k): v for k, v in records.items()}
         self.query_log = query_log  # BIND's query-log format, one line per query (for `failover-sim fit`)
         self.handles = 0
         self.service = dns.name.from_text(service)
         self.unbound = unbound  # source addresses of unbound resolvers: their TTLs are adjusted (unbound_ttl)
+        # (floor, cap) by an unbound's source address: a floor's or cap's policy, applied to the
+        # TTL before the adjustment (sim.lab.world._World._unbound_bounds says why here)
+        self.bounds = bounds or {}
         self.down = False
         self.ttls: dict[dns.name.Name, int] = {}
         self.queries: list[float] = []
@@ -144,7 +150,8 @@ class Authoritative(asyncio.DatagramProtocol):
             if ttl < 0:
                 ttl = int(record["ttl"])
                 if addr[0] in self.unbound:
-                    ttl = unbound_ttl(ttl, time.time())
+                    floor, cap = self.bounds.get(addr[0], (0, MAX_TTL))
+                    ttl = unbound_ttl(min(max(ttl, floor), cap), time.time())
             response.answer.append(dns.rrset.from_text_list(question.name, ttl, "IN", record["type"], record["values"]))
         assert self.transport is not None
         self.transport.sendto(response.to_wire(), addr)
@@ -307,7 +314,8 @@ async def _serve(args: argparse.Namespace) -> None:
         spec = json.loads(Path(args.records).read_text())
         # Line-buffered: the log is whole up to the last query whenever the lab stops the server.
         log = open(args.query_log, "a", buffering=1) if args.query_log else None  # noqa: SIM115
-        proto = Authoritative(spec["records"], spec["service"], frozenset(spec.get("unbound", ())), log)
+        bounds = {ip: (int(lo), int(hi)) for ip, (lo, hi) in spec.get("bounds", {}).items()}
+        proto = Authoritative(spec["records"], spec["service"], frozenset(spec.get("unbound", ())), log, bounds)
         await loop.create_datagram_endpoint(lambda: proto, local_addr=(host, int(port)))
         chost, cport = args.control.rsplit(":", 1)
         await asyncio.start_server(proto.control, chost, int(cport))

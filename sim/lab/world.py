@@ -446,9 +446,12 @@ class _World:
                 ips = [f"{cache_block}.{1 + j + i}" for i in range(g.caches)]
                 j += g.caches
                 self.cache_addresses[n] = [(ip, free_port(ip, 2)) for ip in ips]
+        # past 150 resolvers, blocks of their own: every resolver asks from its own address
+        self.resolver_blocks = [address_block() for _ in range(math.ceil(max(0, len(groups) - 150) / 250))]
         unbound = sorted({self._resolver_ip(n) for n, g in enumerate(groups) if g.policy.kind in UNBOUND_POLICIES}
                          | {ip for caches in self.cache_addresses.values() for ip, _ in caches})
-        spec.write_text(json.dumps({"service": self.fqdn, "records": records, "unbound": unbound}))
+        spec.write_text(json.dumps({"service": self.fqdn, "records": records, "unbound": unbound,
+                                    "bounds": self._unbound_bounds(groups)}))
         self.auth = (f"{self.block}.2", free_port(f"{self.block}.2", 2))
         self.control = ("127.0.0.1", free_port("127.0.0.1"))
         self.procs.start("authoritative", python(
@@ -472,16 +475,36 @@ class _World:
                     self.procs.start(f"resolver-{n}", python(
                         "sim.lab.dnsserver", "forwarder", "--listen", f"{ip}:{port}", "--upstream",
                         f"{self.auth[0]}:{self.auth[1]}", "--policy", policy, "--scale", str(self.k),
-                        # its own address, so the query log tells the resolvers apart; past 150
-                        # resolvers addresses are shared, and one an unbound has would get its TTLs
-                        "--source", ip if ip not in unbound else "127.0.0.1",
+                        # its own address, so the query log tells the resolvers apart
+                        "--source", ip,
                         "--seed", str(self.trace.resolver_seeds[n]), "--control", "{}:{}".format(*self.forwarder_control[n])))
                 self.resolvers.append((g.name, (ip, port)))
                 n += 1
 
     def _resolver_ip(self, n: int) -> str:
-        # .100-.249 of the block; past 150 resolvers they share addresses (ports differ)
-        return f"{self.block}.{100 + n % 150}"
+        # .100-.249 of the block, then blocks of their own (start_dns): one address each
+        if n < 150:
+            return f"{self.block}.{100 + n}"
+        return f"{self.resolver_blocks[(n - 150) // 250]}.{1 + (n - 150) % 250}"
+
+    def _unbound_bounds(self, groups: list[m.ResolverGroup]) -> dict[str, list[int]]:
+        """A floor's or cap's bounds (real whole seconds) by the address its unbound asks from:
+        the authoritative server answers it with the TTL the policy makes of the record's,
+        max(TTL, floor) or min(TTL, cap), as unbound's cache-min-ttl and cache-max-ttl would
+        make it of every TTL it receives. Not those options: they also bound the TTLs that
+        prime a cache with the model's state at time 0 (a floor would keep every primed
+        record the whole floor, so a floor group's caches would all expire together, at the
+        floor), and unbound's whole second would come on top of the bound (sim.lab.dnsserver.
+        unbound_ttl corrects it only for the TTL the server sends)."""
+        out: dict[str, list[int]] = {}
+        for n, g in enumerate(groups):
+            if not isinstance(g.policy, (m.Floor, m.Cap)):
+                continue
+            bounds = ([self._ttl(g.policy.min_ttl), 2**31 - 1] if isinstance(g.policy, m.Floor)
+                      else [0, self._ttl(g.policy.max_ttl)])
+            ips = [ip for ip, _ in self.cache_addresses[n]] if n in self.cache_addresses else [self._resolver_ip(n)]
+            out.update(dict.fromkeys(ips, bounds))
+        return out
 
     def _client_sources(self) -> list[str]:
         """Each client's own loopback address, in the model's client order: its connections
@@ -511,9 +534,6 @@ class _World:
             "--homes", str(homes_file), "--seed", str(self.trace.resolver_seeds[n])))
 
     def _start_unbound(self, n: int | str, ip: str, port: int, group: m.ResolverGroup, zone: str) -> None:
-        policy = group.policy
-        floor = self._ttl(policy.min_ttl) if isinstance(policy, m.Floor) else 0
-        cap = self._ttl(policy.max_ttl) if isinstance(policy, m.Cap) else 86400
         served = group.serve_expired
         expired = None
         if served is not None:
@@ -522,7 +542,7 @@ class _World:
             expired = (round(served.client_timeout / self.k * 1000), self._ttl(served.reply_ttl), limit)
         conf = self.dir / f"unbound-{n}.conf"
         allow = () if self.segment is None else (self.segment.network,)  # the clients' own addresses
-        conf.write_text(unbound_config(self.dir, f"unbound-{n}", ip, port, self.auth, [zone, "elb.example.net"], floor, cap,
+        conf.write_text(unbound_config(self.dir, f"unbound-{n}", ip, port, self.auth, [zone, "elb.example.net"],
                                        prefetch=group.prefetch, serve_expired=expired, allow=allow))
         binary = shutil.which("unbound") or "/usr/sbin/unbound"
         self.procs.start(f"resolver-{n}", [binary, "-d", "-c", str(conf)], ready=None)
@@ -831,15 +851,17 @@ class _World:
 
 
 def unbound_config(workdir: Path, name: str, ip: str, port: int, auth: tuple[str, int], zones: list[str],
-                   floor: int = 0, cap: int = 86400, prefetch: bool = False,
-                   serve_expired: tuple[int, int, int] | None = None, allow: tuple[str, ...] = ()) -> str:
+                   prefetch: bool = False, serve_expired: tuple[int, int, int] | None = None,
+                   allow: tuple[str, ...] = ()) -> str:
     """One unbound resolver on ip:port with its own cache: the zones are stub zones at
     our authoritative server, it queries from its own address (the server tells
     unbound's queries apart by it, dnsserver.unbound_ttl). No prefetch and no stale
     answers unless asked: `serve_expired` is (client timeout in ms, reply TTL in s,
     limit in s, 0 for none), unbound's own options, written out whatever the
-    version's defaults (they changed in 1.23). It answers 127.0.0.0/8 and the
-    networks in `allow` (the clients' addresses in namespace mode)."""
+    version's defaults (they changed in 1.23). Its cache bounds are unbound's
+    defaults: a floor or a cap is in the TTLs the server sends it
+    (`_World._unbound_bounds`). It answers 127.0.0.0/8 and the networks in `allow`
+    (the clients' addresses in namespace mode)."""
     acl = "".join(f"  access-control: {net} allow\n" for net in ("127.0.0.0/8", *allow))
     stub = f"{auth[0]}@{auth[1]}"
     if serve_expired is None:
@@ -867,8 +889,8 @@ def unbound_config(workdir: Path, name: str, ip: str, port: int, auth: tuple[str
   qname-minimisation: no
   prefetch: {"yes" if prefetch else "no"}
 {expired}  rrset-roundrobin: no
-  cache-min-ttl: {floor}
-  cache-max-ttl: {cap}
+  cache-min-ttl: 0
+  cache-max-ttl: 86400
   infra-host-ttl: 1
   outgoing-interface: {ip}
 {zone_text}remote-control:

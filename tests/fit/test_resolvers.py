@@ -89,3 +89,25 @@ def test_guess_ttl_and_busiest_name() -> None:
     tally = _tally()
     assert tally.busiest_name() == "www.example.com"
     assert guess_ttl(tally, "www.example.com") == pytest.approx(61.0)
+
+
+def test_a_stretchers_extra_leaves_out_the_wait_for_the_next_lookup() -> None:
+    """Each gap is the cache lifetime plus the wait, after expiry, for the next client lookup
+    (Exp(1 / lookup rate), memoryless). Resolvers of one lookup rate, 20 honouring the TTL
+    and 20 stretching it by Exp(30 s), over 2 hours, with a 10 s wait: the honouring ones'
+    mean gap less the TTL reads the wait, and the stretchers' extra, with it taken off, falls
+    within its interval of 30 s, where their mean gap less the TTL (40 s) does not."""
+    wait, extra, span = 10.0, 30.0, 7200.0
+    draw = np.random.default_rng(19)
+    tally = QueryTally()
+    for r in range(40):
+        t = draw.uniform(0.0, TTL)
+        while t < span:
+            tally.add(Query(t, f"192.0.2.{r}", "www.example.com", "A", None))
+            t += TTL + (draw.exponential(extra) if r >= 20 else 0.0) + draw.exponential(wait)
+    fit = fit_resolvers(tally, "www.example.com", TTL)
+    assert fit.count_share["honor"].value == fit.count_share["extend"].value == 0.5
+    assert fit.wait == pytest.approx(wait, rel=0.15), fit.wait
+    got = fit.value["extend"]
+    assert got.low <= extra <= got.high, got
+    assert not got.low <= extra + wait <= got.high, got  # the gap's own mean less the TTL: the wait kept

@@ -18,7 +18,7 @@ import dns.query
 import dns.rdatatype
 import dns.rrset
 
-from sim.lab.dnsserver import MAX_TTL, Forwarder
+from sim.lab.dnsserver import MAX_TTL, Authoritative, Forwarder
 from sim.lab.procs import free_port
 from sim.policy.cache import make_cache_policy
 
@@ -50,6 +50,28 @@ def test_primed_record_is_answered_with_the_time_left_in_real_seconds() -> None:
 def test_a_forever_cache_answers_with_the_largest_ttl() -> None:
     # math.ceil(inf) raised here before, so a forever resolver never answered
     assert _answer("forever", math.inf).answer[0].ttl == MAX_TTL
+
+
+def test_an_unbounds_floor_or_cap_is_in_the_ttl_it_gets_but_not_in_a_primed_one() -> None:
+    """A floor or cap unbound (by its source address) gets max(TTL, floor) or min(TTL, cap),
+    then the whole-second adjustment (unbound_ttl: TTL - 1 + frac, rounded); a query that
+    primes a cache with the model's state gets the primed TTL as it is, so a floor's caches
+    can start with less than the floor left (unbound's cache-min-ttl kept all of them the
+    whole floor, and its cache-max-ttl put its whole second on top of the cap)."""
+    name = "www.example.com."
+    honour, floor, cap = "127.0.0.5", "127.0.0.6", "127.0.0.7"
+    auth = Authoritative({name: {"type": "CNAME", "values": ["blue.elb.example.net."], "ttl": 8}}, name,
+                         frozenset({honour, floor, cap}), bounds={floor: (16, MAX_TTL), cap: (0, 3)})
+    transport = _Transport()
+    auth.connection_made(transport)  # type: ignore[arg-type]
+
+    def ttl(source: str) -> int:
+        auth.datagram_received(dns.message.make_query(name, "A").to_wire(), (source, 5300))
+        return dns.message.from_wire(transport.sent.pop()).answer[0].ttl
+
+    assert ttl(honour) in (7, 8) and ttl(floor) in (15, 16) and ttl(cap) in (2, 3)
+    auth.ttls = {dns.name.from_text(name): 5}  # the lab priming a cache: 5 s left
+    assert ttl(floor) == ttl(cap) == ttl(honour) == 5
 
 
 # BIND 9.11+ `queries` lines in a file channel with print-time, print-category and
