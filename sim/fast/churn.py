@@ -32,9 +32,13 @@ on the same resolver fetches (`resolver_cycles`).
 
 Only the active balancer's nodes are followed, until its own refusing fault
 for the rest of the run if it has one (`spans`' `until`: from then on every
-node refuses, and the fault's window counts it); the engine refuses churn
-together with any other balancer fault, a DNS outage or a planned change
-(sim.fast.engine.unsupported), so no client reaches churned nodes after a move.
+node refuses, and the fault's window counts it). Through a planned DNS change
+away from it (`Move`) the fetches after the change hold the new target, whose
+nodes are not churned; through a DNS outage (`resolver_cycles`' `outage`) no
+fetch succeeds, so the answers held run out as usual and the next fetch is
+after the outage (the failed resolutions in between are the outage's window).
+The engine refuses churn together with any other balancer fault, an address
+move, a change with a fault, or two of these (sim.fast.engine.unsupported).
 """
 
 from __future__ import annotations
@@ -255,12 +259,16 @@ class Cycles:
 
 
 def resolver_cycles(pop: Population, shape: Intensity, reps: Replacements, node_ttl: float, q: np.ndarray,
-                    asks: np.ndarray, rng: np.random.Generator, move: Move | None = None) -> Cycles:
+                    asks: np.ndarray, rng: np.random.Generator, move: Move | None = None,
+                    outage: tuple[float, float] | None = None) -> Cycles:
     """Each resolver's fetches of the nodes' record over the run: primed at time 0 as the model
     primes (present with the first nodes, or absent), kept for the policy's lifetime, fetched
     again at its clients' first query after expiry (per client at rate `asks` once the answer
     expired: Poisson), each fetch holding the node list of its moment; from a planned change
-    on (`move`, with `reps` from Replacements.with_target) the new target's."""
+    on (`move`, with `reps` from Replacements.with_target) the new target's. While our
+    authoritative servers are down (`outage`, [start, end)) no fetch succeeds: an answer
+    kept runs out as usual and the next fetch is the first query after the outage (the
+    clients' failed resolutions in between are the outage's window, sim.fast.engine)."""
     end = shape.end
     n_res = len(pop.resolver_group)
     demand = np.bincount(pop.resolver, weights=asks, minlength=n_res)
@@ -273,6 +281,9 @@ def resolver_cycles(pop: Population, shape: Intensity, reps: Replacements, node_
         present = np.isfinite(fetched)
         parts.append((res[present], fetched[present], expires[present], list_[present]))
         fetched = shape.next_after(np.maximum(expires, 0.0), demand[res], rng)
+        if outage is not None:
+            down = (fetched >= outage[0]) & (fetched < outage[1])
+            fetched[down] = shape.next_after(np.full(int(down.sum()), outage[1]), demand[res[down]], rng)
         go_on = fetched < end
         res, fetched = res[go_on], fetched[go_on]
         list_ = reps.list_at(fetched)

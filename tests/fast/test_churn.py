@@ -117,6 +117,26 @@ def test_fast_agrees_on_churn_through_a_planned_dns_change(case: str, strategy: 
     assert_agree(sc, strategy)
 
 
+# Our authoritative servers down from 40 s for 40 s: no fetch succeeds, so a resolver's answer
+# runs out as usual and its clients' resolutions fail until the outage ends (the outage's
+# window); the answers held meanwhile keep meeting the churn, the next fetch is after it.
+OUTAGE = {"faults": [*MARK["faults"], {"kind": "dns_down", "at": "40s", "for": "40s"}]}
+OUTAGE_CASES = {
+    "no stub cache, TTL stretching resolvers": {**STRETCH},
+    "stubs kept forever": {"clients.0.stub_cache": {"kind": "forever"}},
+    "drain shorter than the TTL, honouring resolvers": {"dns.balancer_ttl": "60s", "dns.service_ttl": "60s"},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["cname_repoint", "alias_apex", "dns_failover"])
+@pytest.mark.parametrize("case", list(OUTAGE_CASES))
+def test_fast_agrees_on_churn_through_a_dns_outage(case: str, strategy: str) -> None:
+    sc = scenario(**{**BASE, **OUTAGE, **OUTAGE_CASES[case], "strategies": [strategy]})
+    assert not unsupported(sc)
+    assert_agree(sc, strategy)
+
+
 @pytest.mark.slow
 def test_the_day_at_scale_shrunk_fails_as_the_model_before_its_fault() -> None:
     # scenarios/day-at-scale.yaml as shipped (its three cohorts, stretching resolvers, traffic
@@ -265,5 +285,19 @@ def test_churn_behind_names_is_refused_where_not_modelled() -> None:
     both = unsupported(scenario(**{**named, "faults": [change, {**down, "at": "60s"}]}))
     assert any("alias_apex" in r and "faults[0] (dns_change)" in r for r in both)
     assert any("alias_apex" in r and "faults[1] (balancer_down)" in r for r in both)
+    # A dns_down alone is followed with no stub cache or stubs kept forever; not with honouring
+    # stubs, stubs or connections followed request by request, resolvers serving expired
+    # answers, or a balancer fault too.
+    outage = {"at": "10s", "kind": "dns_down", "for": "30s"}
+    assert not unsupported(scenario(**{**base, "faults": [outage]}))
+    fixed = unsupported(scenario(**{**base, "faults": [outage], "clients.0.stub_cache": {"kind": "fixed", "ttl": "30s"}}))
+    assert any("cname_repoint" in r and "faults[0] (dns_down) and clients[0] followed request by request" in r
+               for r in fixed), fixed
+    honoured = unsupported(scenario(**{**base, "faults": [outage], "clients.0.stub_cache": {"kind": "honor"}}))
+    assert any("alias_apex" in r and "faults[0] (dns_down) and clients[0].stub_cache honor" in r for r in honoured)
+    stale = unsupported(scenario(**{**base, "faults": [outage], "dns.resolvers.0.serve_expired": {"ttl": "1d"}}))
+    assert any("alias_apex" in r and "faults[0] (dns_down) and dns.resolvers" in r for r in stale), stale
+    with_down = unsupported(scenario(**{**base, "faults": [outage, {**down, "at": "60s"}]}))
+    assert any("alias_apex" in r and "faults[0] (dns_down)" in r for r in with_down)
     scaling = unsupported(scenario(**{"balancers.0.scale_delay": "30s"}))
     assert any("balancers[0].scale_delay" in r for r in scaling)
