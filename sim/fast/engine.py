@@ -124,29 +124,9 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
             if alone and isinstance(f, m.BalancerDown) and f.target == b.name and f.mode == "refuse" \
                     and f.for_ is None:
                 continue
-            if alone and f.kind == "dns_change":
-                if deployment.published.chain_ttl is not None:
-                    # sim.fast.churn keeps an honouring stub's position per A-record answer, where
-                    # the model moves it at each CNAME expiry too; cut by the change, that shows
-                    # (clients affected, model 104.5, fast 64.5, tests/fast/test_churn.py).
-                    out.extend(f"{what} {churned}, faults[{j}] (dns_change) behind a CNAME and "
-                               f"clients[{k}].stub_cache honor" for k, c in enumerate(scenario.clients)
-                               if c.stub_cache.kind == "honor" and c.keepalive <= 0)
-                continue  # the clients drain to the new target (sim.fast.churn.Move)
-            if alone and isinstance(f, m.DnsDown):
-                # No fetch succeeds during the outage (sim.fast.churn.resolver_cycles); the clients
-                # followed request by request would meet it in their own stub refetches, and a
-                # resolver serving expired answers holds old node lists through it: not followed.
-                stale = [g.name for g in scenario.dns.resolvers
-                         if deployment.resolver_setups[g.name].serve_expired or g.policy.kind == "serve_stale"]
-                out.extend(f"{what} {churned}, faults[{j}] (dns_down) and dns.resolvers {name} serving expired "
-                           "answers" for name in stale)
-                out.extend(f"{what} {churned}, faults[{j}] (dns_down) and clients[{k}] followed request by "
-                           "request (stub_cache floor, fixed, cap or keepalive)" for k, c in enumerate(scenario.clients)
-                           if c.stub_cache.kind in churn_requests.STUBS or c.keepalive > 0)
-                # Honouring stubs: refused 8,511 against the model's 5,004 (60 s TTL, alias_apex).
-                out.extend(f"{what} {churned}, faults[{j}] (dns_down) and clients[{k}].stub_cache honor"
-                           for k, c in enumerate(scenario.clients) if c.stub_cache.kind == "honor" and c.keepalive <= 0)
+            if alone and (f.kind == "dns_change" or isinstance(f, m.DnsDown)):
+                out.extend(f"{what} {churned}, faults[{j}] ({f.kind}) {reason}"
+                           for reason in _unsupported_churn_dns(deployment, f))
                 continue
             why = "" if not isinstance(f, m.BalancerDown) or not alone else \
                 " (followed: the churned active balancer's, mode refuse, with no for)"
@@ -179,6 +159,30 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
                 # tries: with two nodes a client that met the retired node stays on it.
                 out.append(f"{what} {churned} and clients[{j}].retry with stub_cache none "
                            "(the position walks by the tries; address_mode next is followed)")
+    return out
+
+
+def _unsupported_churn_dns(deployment: build.Deployment, fault: m.DnsChange | m.DnsDown) -> list[str]:
+    """What the fast engine does not follow of node churn on the active balancer through a
+    planned dns_change or a dns_down, the one fault (sim.fast.churn.Move, resolver_cycles)."""
+    scenario = deployment.scenario
+    honour = [k for k, c in enumerate(scenario.clients) if c.stub_cache.kind == "honor" and c.keepalive <= 0]
+    if fault.kind == "dns_change":
+        if deployment.published.chain_ttl is None:
+            return []
+        # sim.fast.churn keeps an honouring stub's position per A-record answer, where the model
+        # moves it at each CNAME expiry too; cut by the change, that shows (clients affected,
+        # model 104.5, fast 64.5, tests/fast/test_churn.py).
+        return [f"behind a CNAME and clients[{k}].stub_cache honor" for k in honour]
+    # No fetch succeeds during the outage; the clients followed request by request would meet it
+    # in their own stub refetches, and a resolver serving expired answers holds old node lists
+    # through it: not followed. Honouring stubs: refused 8,511 against the model's 5,004 (60 s
+    # TTL, alias_apex, 4 replications).
+    out = [f"and dns.resolvers {g.name} serving expired answers" for g in scenario.dns.resolvers
+           if deployment.resolver_setups[g.name].serve_expired or g.policy.kind == "serve_stale"]
+    out.extend(f"and clients[{k}] followed request by request (stub_cache floor, fixed, cap or keepalive)"
+               for k, c in enumerate(scenario.clients) if c.stub_cache.kind in churn_requests.STUBS or c.keepalive > 0)
+    out.extend(f"and clients[{k}].stub_cache honor" for k in honour)
     return out
 
 
