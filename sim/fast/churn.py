@@ -32,13 +32,15 @@ on the same resolver fetches (`resolver_cycles`).
 
 Only the active balancer's nodes are followed, until its own refusing fault
 for the rest of the run if it has one (`spans`' `until`: from then on every
-node refuses, and the fault's window counts it). Through a planned DNS change
+node refuses, and the fault's window counts it); with a fault that ends, the
+engine leaves each client's window out of the spans and the churn goes on
+around it. Through a DNS change (planned, or the failover's)
 away from it (`Move`) the fetches after the change hold the new target, whose
 nodes are not churned; through a DNS outage (`resolver_cycles`' `outage`) no
 fetch succeeds, so the answers held run out as usual and the next fetch is
 after the outage (the failed resolutions in between are the outage's window).
 The engine refuses churn together with any other balancer fault, an address
-move, a change with a fault, or two of these (sim.fast.engine.unsupported).
+move, or two of these (sim.fast.engine.unsupported).
 """
 
 from __future__ import annotations

@@ -104,8 +104,9 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
     per held answer for stubs whose position in the answer is known (sim.fast.churn.STUBS),
     request by request for stubs that outlive the resolver's answer (floor, fixed, cap) and
     pooled connections with an age limit (sim.fast.churn_requests). The one balancer fault
-    followed with it is the churned active balancer's, refusing and for the rest of the run
-    (every node refuses from then on). A planned dns_change away from the churned active
+    followed with it is the churned active balancer's, refusing: for the rest of the run
+    (every node refuses from then on), or with an end for the clients followed per answer
+    (every node refuses in a client's window, the churn goes on around it). A planned dns_change away from the churned active
     balancer, alone, is followed too (sim.fast.churn.Move: the answers fetched after it
     hold the new target, whose nodes are not churned), and a dns_down alone with no stub
     cache or stubs kept forever (no fetch succeeds during it); no other balancer fault, address
@@ -123,6 +124,11 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
         for j, f in faults:
             if alone and isinstance(f, m.BalancerDown) and f.target == b.name and f.mode == "refuse" \
                     and f.for_ is None:
+                continue
+            if alone and isinstance(f, m.BalancerDown) and f.target == b.name and f.mode == "refuse":
+                # Back after `for`: every node refuses in each client's window, churn around it.
+                out.extend(f"{what} {churned}, faults[{j}] (balancer_down with for) {reason}"
+                           for reason in _unsupported_churn_dns(deployment, f))
                 continue
             if alone and (f.kind == "dns_change" or isinstance(f, m.DnsDown)):
                 out.extend(f"{what} {churned}, faults[{j}] ({f.kind}) {reason}"
@@ -162,7 +168,7 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
     return out
 
 
-def _unsupported_churn_dns(deployment: build.Deployment, fault: m.DnsChange | m.DnsDown) -> list[str]:
+def _unsupported_churn_dns(deployment: build.Deployment, fault: m.DnsChange | m.DnsDown | m.BalancerDown) -> list[str]:
     """What the fast engine does not follow of node churn on the active balancer through a
     planned dns_change or a dns_down, the one fault (sim.fast.churn.Move, resolver_cycles)."""
     scenario = deployment.scenario
@@ -174,6 +180,14 @@ def _unsupported_churn_dns(deployment: build.Deployment, fault: m.DnsChange | m.
         # moves it at each CNAME expiry too; cut by the change, that shows (clients affected,
         # model 104.5, fast 64.5, tests/fast/test_churn.py).
         return [f"behind a CNAME and clients[{k}].stub_cache honor" for k in honour]
+    if isinstance(fault, m.BalancerDown):
+        # The followers (sim.fast.churn_requests) take every node as up outside the churn, and
+        # behind a CNAME the failover's change cuts honouring stubs' answers as a planned one.
+        out = [f"and clients[{k}] followed request by request (stub_cache floor, fixed, cap or keepalive)"
+               for k, c in enumerate(scenario.clients) if c.stub_cache.kind in churn_requests.STUBS or c.keepalive > 0]
+        if deployment.published.chain_ttl is not None:
+            out.extend(f"behind a CNAME and clients[{k}].stub_cache honor" for k in honour)
+        return out
     # No fetch succeeds during the outage; the clients followed request by request would meet it
     # in their own stub refetches, and a resolver serving expired answers holds old node lists
     # through it: not followed. Honouring stubs: refused 8,511 against the model's 5,004 (60 s
@@ -698,8 +712,10 @@ class _Replication:
             reps = reps.with_target()
         outage = (window.fault, min(window.fault + self._dns_outage_for(), self.end)) if window.dns else None
         cycles = churn.resolver_cycles(pop, self.shape, reps, node_ttl, self.q, asks, self.rng["dns"], move, outage)
-        # A DNS outage is no balancer fault: the nodes serve on through it.
-        until = window.fault if window.faulted and not window.dns else math.inf
+        # A DNS outage is no balancer fault: the nodes serve on through it. A balancer fault with
+        # an end: every node refuses in each client's window, the churn goes on around it.
+        gap = window.dns or (window.faulted and self.ctl.fault_end < self.end)
+        until = window.fault if window.faulted and not gap else math.inf
         out = churn.spans(pop, self.shape, reps, cycles, until, self.rng["dns"])
         faults = self.sc.fault_times(published.changes_dns)
         followed = churn_requests.follow(pop, self.shape, reps, cycles, node_ttl, published.rotate, until,
@@ -707,9 +723,10 @@ class _Replication:
         self._churn_followed = followed
         r_owner, r_at, r_count = out.rescued_owner, out.rescued_at, out.rescued_count
         failing = out.failing
-        if window.dns:
-            # A request in the client's span of failed resolutions reaches no node: the
-            # outage's window counts it, so the churn's spans and rescues leave that span out.
+        if gap:
+            # A request in the client's span of failed resolutions (or of the balancer's fault)
+            # meets no live node: the window counts it, so the churn's spans and rescues leave
+            # that span out.
             keep = ~((r_at >= window.start[r_owner]) & (r_at < window.back[r_owner]))
             r_owner, r_at, r_count = r_owner[keep], r_at[keep], r_count[keep]
             failing = []
@@ -728,10 +745,10 @@ class _Replication:
         return next(f.for_ for f in self.sc.faults if isinstance(f, m.DnsDown) and f.at < self.end)
 
     def _churn_move(self, window: Window) -> churn.Move | None:
-        """A planned DNS change away from the churned balancer, made while it serves
+        """A DNS change away from the churned balancer, planned or the failover's
         (sim.fast.churn.Move): per resolver, from when it answers the new target."""
         ctl, published = self.ctl, self.published
-        if not (published.changes_dns and ctl.changed_at < self.end and ctl.changed_at < window.fault):
+        if not (published.changes_dns and ctl.changed_at < self.end):
             return None
         n_res = len(self.pop.resolver_group)
         at = ctl.effective_at
