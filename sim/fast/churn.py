@@ -32,9 +32,15 @@ on the same resolver fetches (`resolver_cycles`).
 
 Only the active balancer's nodes are followed, until its own refusing fault
 for the rest of the run if it has one (`spans`' `until`: from then on every
-node refuses, and the fault's window counts it); the engine refuses churn
-together with any other balancer fault, a DNS outage or a planned change
-(sim.fast.engine.unsupported), so no client reaches churned nodes after a move.
+node refuses, and the fault's window counts it); with a fault that ends, the
+engine leaves each client's window out of the spans and the churn goes on
+around it. Through a DNS change (planned, or the failover's)
+away from it (`Move`) the fetches after the change hold the new target, whose
+nodes are not churned; through a DNS outage (`resolver_cycles`' `outage`) no
+fetch succeeds, so the answers held run out as usual and the next fetch is
+after the outage (the failed resolutions in between are the outage's window).
+The engine refuses churn together with any other balancer fault, an address
+move, or two of these (sim.fast.engine.unsupported).
 """
 
 from __future__ import annotations
@@ -55,10 +61,19 @@ STUBS = ("none", "honor", "forever")
 class Replacements:
     """One balancer's node replacements in a run: when (`at`), and for the node list after
     each (index 0: the first nodes), per position, when that node starts refusing (inf:
-    never within the run)."""
+    never within the run). After a planned change (`with_target`) one more row stands for
+    the new target's answer, whose addresses never retire (its nodes are not churned)."""
 
     at: np.ndarray
-    retire: np.ndarray  # (replacements + 1, nodes)
+    retire: np.ndarray  # (replacements + 1, nodes), plus the new target's row
+
+    @property
+    def target(self) -> int:
+        """The new target's row (with_target), or one past the last list."""
+        return len(self.at) + 1
+
+    def with_target(self) -> Replacements:
+        return Replacements(self.at, np.vstack([self.retire[:self.target], np.full(self.nodes, np.inf)]))
 
     @property
     def nodes(self) -> int:
@@ -208,22 +223,54 @@ def _refusals(hold: _Holds, p: np.ndarray, offsets: np.ndarray, retire: np.ndarr
 
 
 @dataclass(frozen=True)
+class Move:
+    """A planned DNS change away from the churned balancer (sim.model.control
+    `_planned_change`): per resolver, from when it answers the new target (`at`), and
+    whether an answer of the old nodes held then ends there (`cut`).
+
+    With the changed record the churned one (an alias, dns_failover's records) a resolver
+    answers its cached node list until it expires, and every fetch from the change's
+    propagation on gets the new target: `at` is the propagation, no cut. Behind a CNAME
+    the resolver caches the CNAME and the balancer's A records apart: it follows the old
+    CNAME, to the old balancer's current nodes (its A records refetched as before), until
+    that CNAME expires after the propagation; the first query after that gets the new
+    target whatever A records are cached: `at` is the CNAME's expiry, with a cut."""
+
+    at: np.ndarray  # per resolver
+    cut: bool
+
+
+@dataclass(frozen=True)
 class Cycles:
     """Every fetch of the nodes' record by every resolver over the run, sorted by resolver
-    then time: which resolver, when fetched, until when kept, which node list it holds."""
+    then time: which resolver, when fetched, until when kept, which node list it holds
+    (the new target's row after a planned change, `move`)."""
 
     res: np.ndarray
     fetched: np.ndarray
     expires: np.ndarray
     list_: np.ndarray
+    move: Move | None = None
+
+    def list_at(self, reps: Replacements, res: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """The list a fetch by resolvers `res` at `t` gets (one not drawn among the cycles)."""
+        got = reps.list_at(t)
+        if self.move is None:
+            return got
+        return np.where(t >= self.move.at[res], reps.target, got)
 
 
 def resolver_cycles(pop: Population, shape: Intensity, reps: Replacements, node_ttl: float, q: np.ndarray,
-                    asks: np.ndarray, rng: np.random.Generator) -> Cycles:
+                    asks: np.ndarray, rng: np.random.Generator, move: Move | None = None,
+                    outage: tuple[float, float] | None = None) -> Cycles:
     """Each resolver's fetches of the nodes' record over the run: primed at time 0 as the model
     primes (present with the first nodes, or absent), kept for the policy's lifetime, fetched
     again at its clients' first query after expiry (per client at rate `asks` once the answer
-    expired: Poisson), each fetch holding the node list of its moment."""
+    expired: Poisson), each fetch holding the node list of its moment; from a planned change
+    on (`move`, with `reps` from Replacements.with_target) the new target's. While our
+    authoritative servers are down (`outage`, [start, end)) no fetch succeeds: an answer
+    kept runs out as usual and the next fetch is the first query after the outage (the
+    clients' failed resolutions in between are the outage's window, sim.fast.engine)."""
     end = shape.end
     n_res = len(pop.resolver_group)
     demand = np.bincount(pop.resolver, weights=asks, minlength=n_res)
@@ -236,6 +283,9 @@ def resolver_cycles(pop: Population, shape: Intensity, reps: Replacements, node_
         present = np.isfinite(fetched)
         parts.append((res[present], fetched[present], expires[present], list_[present]))
         fetched = shape.next_after(np.maximum(expires, 0.0), demand[res], rng)
+        if outage is not None:
+            down = (fetched >= outage[0]) & (fetched < outage[1])
+            fetched[down] = shape.next_after(np.full(int(down.sum()), outage[1]), demand[res[down]], rng)
         go_on = fetched < end
         res, fetched = res[go_on], fetched[go_on]
         list_ = reps.list_at(fetched)
@@ -246,10 +296,15 @@ def resolver_cycles(pop: Population, shape: Intensity, reps: Replacements, node_
                 life[mine] = policy.lifetimes(node_ttl, rng, int(mine.sum()))
         expires = fetched + life
     if not parts:
-        return Cycles(np.empty(0, dtype=np.int64), np.empty(0), np.empty(0), np.empty(0, dtype=np.int64))
+        return Cycles(np.empty(0, dtype=np.int64), np.empty(0), np.empty(0), np.empty(0, dtype=np.int64), move)
     r, f, e, li = (np.concatenate(x) for x in zip(*parts, strict=True))
+    if move is not None:
+        switch = move.at[r]
+        li = np.where(f >= switch, reps.target, li)
+        if move.cut:
+            e = np.where((f < switch) & (e > switch), switch, e)
     order = np.lexsort((f, r))
-    return Cycles(r[order], f[order], e[order], li[order])
+    return Cycles(r[order], f[order], e[order], li[order], move)
 
 
 def _resolver_holds(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles) -> _Holds:

@@ -137,7 +137,7 @@ class _Lookup:
     def __call__(self, res: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         c = self.c
         if len(c.res) == 0:
-            return self.reps.list_at(t), t + self.ttl
+            return c.list_at(self.reps, res, t), t + self.ttl
         i = np.searchsorted(self.keys, res * self.off + t, side="right") - 1
         ok = i >= 0
         j = np.maximum(i, 0)
@@ -147,7 +147,7 @@ class _Lookup:
         nxt = np.minimum(i + 1, len(c.res) - 1)
         has_next = (i + 1 < len(c.res)) & (c.res[nxt] == res)
         life = np.where(has_next, c.expires[nxt] - c.fetched[nxt], self.ttl)
-        list_ = np.where(ok, c.list_[j], self.reps.list_at(t))
+        list_ = np.where(ok, c.list_[j], c.list_at(self.reps, res, t))
         expires = np.where(ok, c.expires[j], t + life)
         return list_, expires
 
