@@ -40,7 +40,18 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from sim.fast import churn, churn_requests, fleet, load, lookups, multia, pooled, sessions, targets
+from sim.fast import (
+    churn,
+    churn_requests,
+    fleet,
+    load,
+    lookups,
+    multia,
+    pooled,
+    scaling,
+    sessions,
+    targets,
+)
 from sim.fast.control import DETECTIONS, ControlPlane, control_plane
 from sim.fast.dns import WITHIN_TTL, query_counts, switch_times
 from sim.fast.intensity import Intensity
@@ -87,15 +98,45 @@ def unsupported(scenario: m.Scenario, strategies: Sequence[Strategy] | None = No
         if several and deployment.published.per_balancer:
             reasons.append("publishes one address per balancer, with several balancer faults")
         if deployment.published.changes_dns:
-            # Behind a static address the front takes a new node's capacity (`_shed`); a name
-            # that resolves to the nodes leaves the old ones loaded until caches let go.
-            reasons.extend(f"changes DNS, with balancers[{i}].scale_delay (node scaling; followed behind static "
-                           "addresses that move)" for i, b in enumerate(scenario.balancers) if b.scale_delay is not None)
+            reasons.extend(_unsupported_scaling(deployment))
         if deployment.published.record != "addresses":
             # Static addresses lead to a balancer's front, which churn leaves alone (as in the
             # model); a name that resolves to its nodes' addresses is followed by sim.fast.churn.
             reasons.extend(_unsupported_churn(deployment))
         out.extend(f"strategies: {deployment.strategy} {reason}" for reason in reasons)
+    return out
+
+
+def _unsupported_scaling(deployment: build.Deployment) -> list[str]:
+    """Node scaling (`scale_delay`) where the failover changes DNS. Behind a name that resolves
+    to the nodes (a CNAME or an alias) a new node meets only the requests of clients whose
+    answer lists it (sim.fast.scaling), followed with every client on the active balancer
+    (no balancer fault, DNS outage or planned change), for clients whose every request asks
+    a plain resolver: no stub cache (a stub's answer makes the model's rotation pick a node
+    by the client's count of answers, not evenly), no pooled connections (they stay on
+    their node), restarts or sessions; no farms, prefetch or serve-expired. One address per
+    balancer leads to its front, which this engine takes per node (not followed)."""
+    scenario, published = deployment.scenario, deployment.published
+    scaled = [i for i, b in enumerate(scenario.balancers) if b.scale_delay is not None]
+    if not scaled:
+        return []
+    what = "changes DNS, with balancers[{}].scale_delay (node scaling)"
+    if published.per_balancer:
+        return [what.format(i) + ": one address per balancer, whose front is taken per node here" for i in scaled]
+    out = []
+    faults = [j for j, f in enumerate(scenario.faults)
+              if isinstance(f, m.BalancerDown | m.DnsDown) or f.kind in m.PLANNED]
+    out.extend(what.format(i) + f" and faults[{j}] (followed with every client on the active balancer)"
+               for i in scaled for j in faults)
+    for k, c in enumerate(scenario.clients):
+        held = [field for field, on in (("keepalive", c.keepalive > 0), ("restart", c.restart is not None),
+                                        ("sessions", c.sessions is not None),
+                                        ("stub_cache", c.stub_cache.kind != "none")) if on]
+        out.extend(what.format(i) + f" and clients[{k}].{field} (followed for clients with no stub cache "
+                   "or pooled connection, whose every request asks the resolver)" for i in scaled for field in held)
+    out.extend(what.format(i) + f" and dns.resolvers[{g}] with a farm, prefetch or serve_expired (followed for "
+               "plain resolvers)" for i in scaled for g, r in enumerate(scenario.dns.resolvers)
+               if r.caches > 1 or r.prefetch or r.serve_expired is not None)
     return out
 
 
@@ -1431,8 +1472,17 @@ class _Replication:
                 nodes = spec.nodes if spec.scale_delay is None else \
                     load.nodes_over_time(counts, spec.nodes, spec.capacity, spec.scale_delay, self.rng["control"])
                 out += load.shed(counts, 1, nodes * spec.capacity, rng)
-            else:
+            elif spec.scale_delay is None:
                 out += load.shed(counts, spec.nodes, spec.capacity, rng)
+            else:
+                # A name that resolves to the nodes: a new node meets only the requests of
+                # clients whose answer lists it (sim.fast.scaling); each node sheds on its own.
+                joins = load.node_joins(counts, spec.nodes, spec.capacity, spec.scale_delay, self.rng["control"])
+                # The balancer's A records: behind a CNAME the chained ones, else the alias's.
+                ttl = self.published.record_ttl if self.published.chain_ttl is None else self.published.chain_ttl
+                reaches = scaling.reaches(self.full, self.shape, self.q, joins, ttl, self.rng["dns"])
+                shares = scaling.node_shares(spec.nodes, reaches, rate, seconds)
+                out += load.shed_by_share(counts, shares, spec.capacity, rng)
         return out
 
     def _on_old_target(self, fault: float, reach: np.ndarray) -> np.ndarray:

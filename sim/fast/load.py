@@ -4,7 +4,9 @@
   model's token bucket with a one-second window); the rest are shed. The
   requests of a second are split over the endpoint's nodes at random.
 - Node scaling (`scale_delay`) behind a static address: the front's capacity
-  grows by a node's when the balancer adds one (`nodes_over_time`).
+  grows by a node's when the balancer adds one (`nodes_over_time`); behind a name
+  that resolves to the nodes, each node takes its share of the requests by the
+  answers clients hold (`shed_by_share`).
 - Backend waiting comes from the fleet's queue in each second (sim.fast.fleet,
   sim.fast.queueing): M/M/C/N, exact for random balancing and exponential
   service; under round robin each instance sees Erlang arrivals, E_n/M/C.
@@ -48,19 +50,46 @@ def nodes_over_time(offered: np.ndarray, nodes: int, capacity: float, delay: Dis
     bucket's for the rest of that second)."""
     seconds = len(offered)
     out = np.full(seconds, nodes, dtype=np.int64)
+    for k, at in enumerate(node_joins(offered, nodes, capacity, delay, rng)):
+        out[min(int(at), seconds - 1):] = nodes + k + 1
+    return out
+
+
+def node_joins(offered: np.ndarray, nodes: int, capacity: float, delay: Distribution,
+               rng: np.random.Generator) -> list[float]:
+    """When each node joins under node scaling (`nodes_over_time`), within the run: the
+    moments the model publishes the balancer's new node set."""
+    seconds = len(offered)
+    out: list[float] = []
     joins_at = math.inf
     t = SCALING_CHECK
     while t <= seconds:
         if joins_at <= t:
             nodes += 1
-            out[min(int(joins_at), seconds - 1):] = nodes
+            out.append(joins_at)
             joins_at = math.inf
         lo = int(t - SCALING_CHECK)
         if math.isinf(joins_at) and wants_node(float(offered[lo:int(t)].sum()), nodes, capacity):
             joins_at = t + float(delay.sample(rng, 1)[0])
         t += SCALING_CHECK
     if joins_at < seconds:
-        out[int(joins_at):] = nodes + 1
+        out.append(joins_at)
+    return out
+
+
+def shed_by_share(counts: np.ndarray, shares: np.ndarray, capacity: float, rng: np.random.Generator) -> np.ndarray:
+    """Requests shed per second when `counts` arrive at nodes of `capacity` each, node i
+    taking the share `shares[:, i]` of its second's requests (rows sum to 1)."""
+    out = np.zeros_like(counts)
+    whole = int(math.floor(capacity))
+    left = counts.copy()
+    rest = np.ones(len(counts))
+    for i in range(shares.shape[1]):
+        p = np.divide(shares[:, i], rest, out=np.ones(len(counts)), where=rest > 1e-12)
+        here = rng.binomial(left, np.clip(p, 0.0, 1.0)) if i + 1 < shares.shape[1] else left
+        out += np.maximum(here - whole, 0)
+        left = left - here
+        rest = rest - shares[:, i]
     return out
 
 

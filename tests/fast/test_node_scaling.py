@@ -1,4 +1,4 @@
-"""Balancer node scaling (`scale_delay`) behind static addresses: the fast engine against the model."""
+"""Balancer node scaling (`scale_delay`) behind static addresses and behind names: the fast engine against the model."""
 
 from __future__ import annotations
 
@@ -64,9 +64,60 @@ def test_nodes_join_as_the_models_checks_decide() -> None:
     assert np.all(low == 2)
 
 
+# Behind a name that resolves to the nodes (no stub cache: every request asks the resolver),
+# a new node meets only the requests of clients whose resolver fetched the balancer's records
+# after it joined; the old nodes shed the rest. A 300 s balancer TTL leaves most clients on
+# the old nodes through the surge.
+NAMED = {"a 60 s balancer TTL": {}, "a 300 s balancer TTL": {"dns.balancer_ttl": "300s"}}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["cname_repoint", "alias_apex"])
+@pytest.mark.parametrize("case", list(NAMED))
+def test_fast_agrees_on_node_scaling_behind_a_name(case: str, strategy: str) -> None:
+    sc = scenario(**{**SCALING, **NAMED[case], "strategies": [strategy]})
+    assert not unsupported(sc)
+    assert_agree(sc, strategy, reps=6)
+
+
+def test_a_new_node_takes_load_as_resolvers_refetch() -> None:
+    # One client at 1/s on each of 2,000 honoring resolvers with a 60 s TTL: a resolver holds
+    # the record (60 of every 61 s) until it runs out, uniformly over the 60 s after the join,
+    # and its client's next request (Exp(1) later) then lists the third node; a resolver
+    # without it fetches at that next request. So y s after the join the share of clients that
+    # hold the new answer is 60/61 (y - 1 + e^-y) / 60 + 1/61 (1 - e^-y), a third of it on the
+    # new node; all of it from 61 s on (a request Exp(1) after 60 s, most of them).
+    from sim.fast.intensity import Intensity
+    from sim.fast.population import population, resolver_query_rate
+    from sim.fast.scaling import node_shares, reaches
+    from sim.scenario import build
+
+    sc = scenario(**{"clients.0.count": 2000, "dns.resolvers.0.count": 2000, "duration": "3m", "faults": [],
+                     "strategies": ["alias_apex"]})
+    rng = np.random.default_rng(5)
+    pop = population(build.compile(sc, "alias_apex"), rng)
+    q = resolver_query_rate(pop, 60.0, rng)
+    joined = reaches(pop, Intensity(sc), q, [40.0], 60.0, rng)
+    shares = node_shares(2, joined, pop.rate, 180)
+    assert np.allclose(shares.sum(axis=1), 1.0)
+    for x in (5, 20, 40, 55):
+        y = x + 0.5  # the middle of the second
+        expected = (60 / 61 * (y - 1 + np.exp(-y)) / 60 + (1 - np.exp(-y)) / 61) / 3
+        assert abs(shares[40 + x, 2] - expected) < 0.012, (x, shares[40 + x, 2], expected)
+    assert np.allclose(shares[110:, 2], 1 / 3, atol=0.005)
+    assert np.all(shares[:40, 2] == 0.0)
+
+
 def test_node_scaling_is_refused_where_the_name_resolves_to_the_nodes() -> None:
     sc = scenario(**{"balancers.0.scale_delay": "30s", "strategies": ["cname_repoint", "eip_remap", "multi_a"]})
     reasons = unsupported(sc)
-    assert any("cname_repoint" in r and "balancers[0].scale_delay" in r for r in reasons)
+    # With a balancer fault (followed with every client on the active balancer only).
+    assert any("cname_repoint" in r and "balancers[0].scale_delay" in r and "faults[0]" in r for r in reasons)
+    # One address per balancer leads to its front.
     assert any("multi_a" in r and "balancers[0].scale_delay" in r for r in reasons)
     assert not unsupported(sc, ["eip_remap"])
+    surge = scenario(**{**SCALING, "strategies": ["cname_repoint", "alias_apex"]})
+    assert not unsupported(surge)
+    # A stub cache picks a node by the client's count of answers in the model: not followed.
+    stub = scenario(**{**SCALING, "clients.0.stub_cache": {"kind": "honor"}, "strategies": ["alias_apex"]})
+    assert any("clients[0].stub_cache" in r for r in unsupported(stub))
