@@ -324,13 +324,7 @@ def _resolver_holds(pop: Population, shape: Intensity, reps: Replacements, cycle
     if len(cyc_res) == 0:
         return empty
     # Every follower of each kept fetch's resolver.
-    order = followers[np.argsort(pop.resolver[followers], kind="stable")]
-    count = np.bincount(pop.resolver[order], minlength=n_res)
-    start = np.concatenate([[0], np.cumsum(count)[:-1]])
-    per = count[cyc_res]
-    cycle = np.repeat(np.arange(len(cyc_res)), per)
-    within = np.arange(len(cycle)) - np.repeat(np.cumsum(per) - per, per)
-    who = order[start[cyc_res][cycle] + within]
+    cycle, who = expand_to_clients(cyc_res, followers, pop.resolver, n_res)
     return _Holds(who, cyc_list[cycle], cyc_hi[cycle])
 
 
@@ -354,3 +348,16 @@ def _by_ordinal(who: np.ndarray, lo: np.ndarray, hi: np.ndarray,
 
 def _cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
     return np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype=dtype)
+
+
+def expand_to_clients(item_resolver: np.ndarray, clients: np.ndarray, resolver_of: np.ndarray,
+                      resolvers: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each item (a fetch, an episode) on resolver `item_resolver[i]` repeated once per client
+    of `clients` behind that resolver: (item index, client) pairs, item by item."""
+    order = clients[np.argsort(resolver_of[clients], kind="stable")]
+    count = np.bincount(resolver_of[order], minlength=resolvers)
+    start = np.concatenate([[0], np.cumsum(count)[:-1]])
+    per = count[item_resolver]
+    item = np.repeat(np.arange(len(item_resolver)), per)
+    within = np.arange(len(item)) - np.repeat(np.cumsum(per) - per, per)
+    return item, order[start[item_resolver][item] + within]

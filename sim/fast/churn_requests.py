@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.fast.churn import Cycles, Replacements, by_answer
+from sim.fast.churn import Cycles, Replacements, by_answer, expand_to_clients
 from sim.fast.intensity import Intensity
 from sim.fast.population import Cohort, Population
 
@@ -178,15 +178,7 @@ def _lanes(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles
     e_hi = np.zeros(len(e_res))
     np.maximum.at(e_hi, group, hi)
     # One lane per member of the cohort on each episode's resolver.
-    members = cohort.members
-    mine = members[np.argsort(pop.resolver[members], kind="stable")]
-    n_res = len(pop.resolver_group)
-    count = np.bincount(pop.resolver[mine], minlength=n_res)
-    start = np.concatenate([[0], np.cumsum(count)[:-1]])
-    per = count[e_res]
-    ep = np.repeat(np.arange(len(e_res)), per)
-    within = np.arange(len(ep)) - np.repeat(np.cumsum(per) - per, per)
-    who = mine[start[e_res][ep] + within]
+    ep, who = expand_to_clients(e_res, cohort.members, pop.resolver, len(pop.resolver_group))
     if len(who) == 0:
         return None
     return _Lanes(who, e_lo[ep], e_hi[ep])
