@@ -60,7 +60,7 @@ from sim.fast.population import (
     Population,
     on_farm,
     population,
-    resolver_query_rate,
+    resolver_rates,
     without_sessions,
 )
 from sim.policy.attempts import CONNECT_TIMEOUT
@@ -611,8 +611,10 @@ class _Replication:
         self.pop: Population = without_sessions(self.full)
         self.ctl: ControlPlane = control_plane(deployment, rng["control"])
         ttl = self.published.answer_ttl
-        self.q = resolver_query_rate(self.full, ttl, rng["priming"])
-        self.q_outage = resolver_query_rate(self.full, ttl, rng["priming"], pooled=False)
+        # `q` primes caches at time 0 as the model does; a change or outage later meets them as
+        # the run has kept them: an expired answer is refetched at the rate `*_refetch`.
+        self.q, self.q_refetch = resolver_rates(self.full, ttl, rng["priming"])
+        self.q_outage, self.q_outage_refetch = resolver_rates(self.full, ttl, rng["priming"], pooled=False)
         traffic = [(f.at, f.at + f.for_, f.factor) for f in scenario.faults if isinstance(f, m.Traffic)]
         self.session_requests = sessions.requests(self.full, self.end, rng["arrivals"], traffic, self.shape)
         self.session_outcome: sessions.Outcome | None = None
@@ -676,7 +678,7 @@ class _Replication:
             reach = until = np.full(n, np.inf)
         elif published.changes_dns:
             reach, until, hits, mass, opens = switch_times(
-                self.sc, self.full, shape, ctl.effective_at, self.q if planned else self.q_outage, outage,
+                self.sc, self.full, shape, ctl.effective_at, self.q_refetch if planned else self.q_outage_refetch, outage,
                 self.rng["dns"], published.record_ttl, published.chain_ttl,
             )
             self._opens = opens
@@ -810,7 +812,7 @@ class _Replication:
         stub empty, so every request in between tries again and fails (as in the model)."""
         n, published = self.pop.size, self.published
         lo, hi = outage.at, min(outage.at + outage.for_, self.end)
-        _, last, _, _, _ = switch_times(self.sc, self.full, self.shape, lo, self.q, (lo, hi), self.rng["dns"],
+        _, last, _, _, _ = switch_times(self.sc, self.full, self.shape, lo, self.q_refetch, (lo, hi), self.rng["dns"],
                                      published.record_ttl, published.chain_ttl)
         start = np.minimum(np.maximum(last, lo), hi)
         back = np.full(n, hi)
