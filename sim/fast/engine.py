@@ -747,6 +747,11 @@ class _Replication:
             reps = reps.with_target()
         outage = (window.fault, min(window.fault + self._dns_outage_for(), self.end)) if window.dns else None
         cycles = churn.resolver_cycles(pop, self.shape, reps, node_ttl, self.q, asks, self.rng["dns"], move, outage)
+        if published.chain_ttl is not None and any(c.stub.kind == "honor" and churn.by_answer(c) and len(c.members)
+                                                   for c in pop.cohorts):
+            # An honouring stub lets go at the CNAME's expiry too, and takes the list one on.
+            cycles = replace(cycles, cname=churn.cname_fetches(pop, self.shape, published.record_ttl, self.q, asks,
+                                                               self.rng["dns"], outage))
         # A DNS outage is no balancer fault: the nodes serve on through it. A balancer fault with
         # an end: every node refuses in each client's window, the churn goes on around it.
         gap = window.dns or (window.faulted and self.ctl.fault_end < self.end)

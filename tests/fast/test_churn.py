@@ -13,7 +13,7 @@ import pytest
 
 from sim.fast import simulate as fast
 from sim.fast import unsupported
-from sim.fast.churn import _by_ordinal, replacements
+from sim.fast.churn import Cycles, _by_ordinal, _Holds, _split_at_cname, replacements
 from sim.model import simulate as des
 from tests.fast.test_agreement import CHURN, SMALL, assert_agree, assert_drain_agree
 from tests.model.scenarios import scenario
@@ -270,6 +270,20 @@ def test_a_clients_spans_are_spread_over_entries_in_time_order() -> None:
                  for w, a, b, c in zip(ws, ls, hs, cs, strict=True))
     assert got == [(1, 1.0, 2.0, 0.5, 0), (1, 5.0, 8.0, 0.5, 1), (3, 10.0, 20.0, 1.0, 0), (3, 20.0, 30.0, 1.0, 1),
                    (3, 40.0, 50.0, 1.0, 2)]
+
+
+def test_an_honouring_stubs_hold_is_cut_at_each_cname_fetch_within_it() -> None:
+    # Behind a CNAME the model's honouring stub lets go when the CNAME expires too and takes the
+    # same list at the next position: the pieces of a hold partition it at the CNAME fetches of
+    # its own resolver inside it, and count the fetches before them.
+    cycles = Cycles(np.array([0, 0, 1]), np.array([0.0, 50.0, 10.0]), np.array([50.0, 90.0, 40.0]),
+                    np.array([0, 1, 0]), cname=(np.array([0, 0, 0, 1]), np.array([20.0, 30.0, 70.0, 45.0])))
+    hold = _Holds(np.array([7, 8, 9]), np.array([0, 1, 0]), np.array([50.0, 90.0, 40.0]), np.array([0.0, 50.0, 10.0]))
+    pieces, parent, step = _split_at_cname(hold, np.array([0, 1, 2]), cycles, 100.0)
+    got = list(zip(pieces.who.tolist(), pieces.lo.tolist(), pieces.hi.tolist(), parent.tolist(), step.tolist(),
+                   strict=True))
+    assert got == [(7, 0.0, 20.0, 0, 0), (7, 20.0, 30.0, 0, 1), (7, 30.0, 50.0, 0, 2), (8, 50.0, 70.0, 1, 0),
+                   (8, 70.0, 90.0, 1, 1), (9, 10.0, 40.0, 2, 0)]
 
 
 def test_churn_behind_names_is_refused_where_not_modelled() -> None:
