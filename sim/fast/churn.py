@@ -18,7 +18,9 @@ each answer it keeps (sim.model.requests). The answer it holds is:
   its moment.
 Within one held answer, a position's node refuses from its replacement plus
 the drain. An honouring stub keeps one position per answer (drawn once per
-client and fetch); with no stub cache every request keeps a new answer, so the
+client and fetch), and behind a CNAME moves it on by one at each fetch of the
+CNAME within the answer (`cname_fetches`: the model's stub lets go when the
+CNAME expires too and keeps the same list again); with no stub cache every request keeps a new answer, so the
 position moves on by one a request (taken as a pick of each position with
 chance 1/N a request). A retry takes the next position (a stub that holds the
 answer), or two on with no stub cache (the retry keeps a new answer too);
@@ -141,6 +143,7 @@ class _Holds:
     who: np.ndarray
     list_: np.ndarray
     hi: np.ndarray
+    lo: np.ndarray  # from when (the fetch; a node in its list retires after it)
 
 
 def spans(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles, until: float,
@@ -150,8 +153,8 @@ def spans(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles,
     the cohorts whose position is known per answer (STUBS, no pooled connections; the others
     are followed request by request, sim.fast.churn_requests)."""
     end, n_nodes = min(shape.end, until), reps.nodes
-    holds = _resolver_holds(pop, shape, reps, cycles)
-    holds = _Holds(holds.who, holds.list_, np.minimum(holds.hi, end))
+    holds, cycle = _resolver_holds(pop, shape, reps, cycles)
+    holds = _Holds(holds.who, holds.list_, np.minimum(holds.hi, end), holds.lo)
     failing: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     rescued: list[tuple[np.ndarray, np.ndarray, np.ndarray, float, int]] = []
     for cohort in pop.cohorts:
@@ -159,10 +162,10 @@ def spans(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles,
         if len(idx) == 0 or not by_answer(cohort):
             continue
         if cohort.stub.kind == "forever":
-            hold = _Holds(idx, np.zeros(len(idx), dtype=np.int64), np.full(len(idx), end))
+            hold = _Holds(idx, np.zeros(len(idx), dtype=np.int64), np.full(len(idx), end), np.zeros(len(idx)))
         else:
             mine = np.isin(holds.who, idx)
-            hold = _Holds(holds.who[mine], holds.list_[mine], holds.hi[mine])
+            hold = _Holds(holds.who[mine], holds.list_[mine], holds.hi[mine], holds.lo[mine])
         if len(hold.who) == 0:
             continue
         offsets = tries(cohort, n_nodes)
@@ -177,7 +180,13 @@ def spans(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles,
                 rescued.extend((who, lo, hi, 1.0 / n_nodes, k) for k, (who, lo, hi) in saved)
             failing.append(_steps(hold, np.sort(np.stack(starts), axis=0), n_nodes))
         else:
-            fail, saved = _refusals(hold, rng.integers(n_nodes, size=len(hold.who)), offsets, reps.retire)
+            first = rng.integers(n_nodes, size=len(hold.who))
+            step = np.zeros(len(hold.who), dtype=np.int64)
+            if cohort.stub.kind == "honor":
+                # Behind a CNAME the stub also lets go at each CNAME fetch: the same list, one on.
+                hold, parent, step = _split_at_cname(hold, cycle[np.flatnonzero(mine)], cycles, end)
+                first = first[parent]
+            fail, saved = _refusals(hold, (first + step) % n_nodes, offsets, reps.retire)
             failing.append((*fail, np.ones(len(fail[0]))))
             rescued.extend((who, lo, hi, 1.0, k) for k, (who, lo, hi) in saved)
     owners, ats, counts = [], [], []
@@ -212,7 +221,7 @@ def _refusals(hold: _Holds, p: np.ndarray, offsets: np.ndarray, retire: np.ndarr
     n_nodes = retire.shape[1]
     # prefix[k]: when the first k + 1 tries' nodes have all retired.
     prefix = np.maximum.accumulate(np.stack([retire[hold.list_, (p + o) % n_nodes] for o in offsets]), axis=0)
-    edge = np.minimum(prefix, hold.hi)
+    edge = np.minimum(np.maximum(prefix, hold.lo), hold.hi)
     some = edge[-1] < hold.hi
     fail = edge[-1] if every else (hold.who[some], edge[-1][some], hold.hi[some])
     saved = []
@@ -251,6 +260,9 @@ class Cycles:
     expires: np.ndarray
     list_: np.ndarray
     move: Move | None = None
+    # Behind a CNAME: each resolver's fetches of the CNAME (resolver, when), sorted by resolver
+    # then time, at which an honouring stub takes the same node list at its next position.
+    cname: tuple[np.ndarray, np.ndarray] | None = None
 
     def list_at(self, reps: Replacements, res: np.ndarray, t: np.ndarray) -> np.ndarray:
         """The list a fetch by resolvers `res` at `t` gets (one not drawn among the cycles)."""
@@ -307,25 +319,88 @@ def resolver_cycles(pop: Population, shape: Intensity, reps: Replacements, node_
     return Cycles(r[order], f[order], e[order], li[order], move)
 
 
-def _resolver_holds(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles) -> _Holds:
+def cname_fetches(pop: Population, shape: Intensity, ttl: float, q: np.ndarray, asks: np.ndarray,
+                  rng: np.random.Generator, outage: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Behind a CNAME, each resolver's fetches of the CNAME itself over the run (resolver, when;
+    sorted by resolver then time): primed at time 0 as the model primes it, kept for the
+    policy's lifetime of its TTL, fetched again at its clients' first query after it expired
+    (at rate `asks` per client, as `resolver_cycles`), none during a DNS outage. The model's
+    resolver caches the CNAME and the balancer's A records apart (sim.model.dns.Resolver):
+    an honouring stub keeps the answer until the shorter-lived of the two expires, and its
+    client's next answer, the same node list while the A records last, moves its position
+    on by one (sim.model.requests._keep_answer). The refetch is drawn apart from the A
+    records': when both expired before one query the model refetches them together, here at
+    two draws (a second split within about one request gap of the A fetch)."""
+    end = shape.end
+    demand = np.bincount(pop.resolver, weights=asks, minlength=len(pop.resolver_group))
+    res = np.flatnonzero(demand > 0)
+    expires = resolver_expiry(pop, ttl, q, 0.0, rng)[res]
+    out_res, out_at = [], []
+    while len(res):
+        fetched = shape.next_after(np.maximum(expires, 0.0), demand[res], rng)
+        if outage is not None:
+            down = (fetched >= outage[0]) & (fetched < outage[1])
+            fetched[down] = shape.next_after(np.full(int(down.sum()), outage[1]), demand[res[down]], rng)
+        go_on = fetched < end
+        res, fetched = res[go_on], fetched[go_on]
+        out_res.append(res)
+        out_at.append(fetched)
+        life = np.empty(len(res))
+        for g, policy in enumerate(pop.group_policies):
+            mine = pop.resolver_group[res] == g
+            if mine.any():
+                life[mine] = policy.lifetimes(ttl, rng, int(mine.sum()))
+        expires = fetched + life
+    r, at = _cat(out_res, np.int64), _cat(out_at, float)
+    order = np.lexsort((at, r))
+    return r[order], at[order]
+
+
+def _split_at_cname(hold: _Holds, cycle: np.ndarray, cycles: Cycles, end: float) -> tuple[_Holds, np.ndarray, np.ndarray]:
+    """An honouring stub's holds cut at its resolver's CNAME fetches within them: the pieces,
+    for each its hold (an index into `hold`) and how many CNAME fetches came before it in
+    the hold (the position's step on from the hold's own)."""
+    pieces = np.arange(len(hold.who))
+    if cycles.cname is None or len(cycles.cname[0]) == 0 or len(hold.who) == 0:
+        return hold, pieces, np.zeros(len(hold.who), dtype=np.int64)
+    c_res, c_at = cycles.cname
+    span = end + 1.0  # one resolver's times apart from the next's in one sorted key
+    key = c_res * span + c_at
+    res = cycles.res[cycle]
+    first = np.searchsorted(key, res * span + hold.lo, side="right")
+    last = np.searchsorted(key, res * span + hold.hi, side="left")
+    cuts = last - first
+    parent = np.repeat(pieces, cuts + 1)
+    step = np.arange(len(parent)) - np.repeat(np.cumsum(cuts + 1) - (cuts + 1), cuts + 1)
+    at = np.minimum(first[parent] + step - 1, len(c_at) - 1)
+    lo = np.where(step == 0, hold.lo[parent], c_at[np.maximum(at, 0)])
+    nxt = np.minimum(first[parent] + step, len(c_at) - 1)
+    hi = np.where(step == cuts[parent], hold.hi[parent], c_at[nxt])
+    return _Holds(hold.who[parent], hold.list_[parent], hi, lo), parent, step
+
+
+def _resolver_holds(pop: Population, shape: Intensity, reps: Replacements,
+                    cycles: Cycles) -> tuple[_Holds, np.ndarray]:
     """The resolvers' fetches whose list has a node that retires before the answer expires, as
     client-answer pairs for the clients on that resolver whose stubs follow it (no stub
-    cache, honouring)."""
+    cache, honouring); and for each pair its fetch (an index into `cycles`)."""
     end = shape.end
     followers = np.flatnonzero(np.isin(pop.cohort, [i for i, c in enumerate(pop.cohorts)
                                                     if c.stub.kind in ("none", "honor") and c.reuse.keepalive <= 0]))
-    empty = _Holds(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0))
+    empty = _Holds(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0), np.empty(0)), \
+        np.empty(0, dtype=np.int64)
     if len(followers) == 0:
         return empty
     n_res = len(pop.resolver_group)
     hi_all = np.minimum(cycles.expires, end)
     hit = reps.retire.min(axis=1)[cycles.list_] < hi_all
-    cyc_res, cyc_list, cyc_hi = cycles.res[hit], cycles.list_[hit], hi_all[hit]
-    if len(cyc_res) == 0:
+    kept = np.flatnonzero(hit)
+    if len(kept) == 0:
         return empty
     # Every follower of each kept fetch's resolver.
-    cycle, who = expand_to_clients(cyc_res, followers, pop.resolver, n_res)
-    return _Holds(who, cyc_list[cycle], cyc_hi[cycle])
+    cycle, who = expand_to_clients(cycles.res[kept], followers, pop.resolver, n_res)
+    k = kept[cycle]
+    return _Holds(who, cycles.list_[k], hi_all[k], cycles.fetched[k]), k
 
 
 def _by_ordinal(who: np.ndarray, lo: np.ndarray, hi: np.ndarray,

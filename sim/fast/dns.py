@@ -25,12 +25,10 @@ import numpy as np
 
 from sim.fast import coupled
 from sim.fast.intensity import Intensity
-from sim.fast.population import Population, stub_primed_expiry
+from sim.fast.population import WITHIN_TTL, Population, stub_primed_expiry
 from sim.policy.resolver import steady_cycles
 from sim.scenario import models as m
 
-# Stub policies whose lifetime never exceeds the TTL they are given.
-WITHIN_TTL = ("none", "honor", "cap", "serve_stale")
 MAX_REFRESHES = 100_000
 
 

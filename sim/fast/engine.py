@@ -60,7 +60,7 @@ from sim.fast.population import (
     Population,
     on_farm,
     population,
-    resolver_query_rate,
+    resolver_rates,
     without_sessions,
 )
 from sim.policy.attempts import CONNECT_TIMEOUT
@@ -150,7 +150,7 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
     (every node refuses in a client's window, the churn goes on around it). A planned dns_change away from the churned active
     balancer, alone, is followed too (sim.fast.churn.Move: the answers fetched after it
     hold the new target, whose nodes are not churned), and a dns_down alone with no stub
-    cache or stubs kept forever (no fetch succeeds during it); no other balancer fault, address
+    cache, honouring stubs or stubs kept forever (no fetch succeeds during it); no other balancer fault, address
     move or two of these, and no restarts or sessions (which move the position)."""
     scenario = deployment.scenario
     what = f"publishes {deployment.published.record} records to the nodes, with"
@@ -211,33 +211,25 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
 
 def _unsupported_churn_dns(deployment: build.Deployment, fault: m.DnsChange | m.DnsDown | m.BalancerDown) -> list[str]:
     """What the fast engine does not follow of node churn on the active balancer through a
-    planned dns_change or a dns_down, the one fault (sim.fast.churn.Move, resolver_cycles)."""
+    planned dns_change, a dns_down, or its own refusing fault with an end, the one fault
+    (sim.fast.churn.Move, resolver_cycles). Honouring stubs are followed through all three,
+    behind a CNAME too: the resolver's answer at the change or outage is drawn at its
+    clients' refetch rate (sim.fast.population.resolver_rates), which the switch and the
+    cut of the old node lists follow (tests/fast/test_churn.py)."""
     scenario = deployment.scenario
-    honour = [k for k, c in enumerate(scenario.clients) if c.stub_cache.kind == "honor" and c.keepalive <= 0]
     if fault.kind == "dns_change":
-        if deployment.published.chain_ttl is None:
-            return []
-        # sim.fast.churn keeps an honouring stub's position per A-record answer, where the model
-        # moves it at each CNAME expiry too; cut by the change, that shows (clients affected,
-        # model 104.5, fast 64.5, tests/fast/test_churn.py).
-        return [f"behind a CNAME and clients[{k}].stub_cache honor" for k in honour]
+        return []
+    followed = [f"and clients[{k}] followed request by request (stub_cache floor, fixed, cap or keepalive)"
+                for k, c in enumerate(scenario.clients) if c.stub_cache.kind in churn_requests.STUBS or c.keepalive > 0]
     if isinstance(fault, m.BalancerDown):
-        # The followers (sim.fast.churn_requests) take every node as up outside the churn, and
-        # behind a CNAME the failover's change cuts honouring stubs' answers as a planned one.
-        out = [f"and clients[{k}] followed request by request (stub_cache floor, fixed, cap or keepalive)"
-               for k, c in enumerate(scenario.clients) if c.stub_cache.kind in churn_requests.STUBS or c.keepalive > 0]
-        if deployment.published.chain_ttl is not None:
-            out.extend(f"behind a CNAME and clients[{k}].stub_cache honor" for k in honour)
-        return out
+        # The followers (sim.fast.churn_requests) take every node as up outside the churn.
+        return followed
     # No fetch succeeds during the outage; the clients followed request by request would meet it
     # in their own stub refetches, and a resolver serving expired answers holds old node lists
-    # through it: not followed. Honouring stubs: refused 8,511 against the model's 5,004 (60 s
-    # TTL, alias_apex, 4 replications).
+    # through it: not followed.
     out = [f"and dns.resolvers {g.name} serving expired answers" for g in scenario.dns.resolvers
            if deployment.resolver_setups[g.name].serve_expired or g.policy.kind == "serve_stale"]
-    out.extend(f"and clients[{k}] followed request by request (stub_cache floor, fixed, cap or keepalive)"
-               for k, c in enumerate(scenario.clients) if c.stub_cache.kind in churn_requests.STUBS or c.keepalive > 0)
-    out.extend(f"and clients[{k}].stub_cache honor" for k in honour)
+    out.extend(followed)
     return out
 
 
@@ -611,8 +603,10 @@ class _Replication:
         self.pop: Population = without_sessions(self.full)
         self.ctl: ControlPlane = control_plane(deployment, rng["control"])
         ttl = self.published.answer_ttl
-        self.q = resolver_query_rate(self.full, ttl, rng["priming"])
-        self.q_outage = resolver_query_rate(self.full, ttl, rng["priming"], pooled=False)
+        # `q` primes caches at time 0 as the model does; a change or outage later meets them as
+        # the run has kept them: an expired answer is refetched at the rate `*_refetch`.
+        self.q, self.q_refetch = resolver_rates(self.full, ttl, rng["priming"])
+        self.q_outage, self.q_outage_refetch = resolver_rates(self.full, ttl, rng["priming"], pooled=False)
         traffic = [(f.at, f.at + f.for_, f.factor) for f in scenario.faults if isinstance(f, m.Traffic)]
         self.session_requests = sessions.requests(self.full, self.end, rng["arrivals"], traffic, self.shape)
         self.session_outcome: sessions.Outcome | None = None
@@ -676,7 +670,7 @@ class _Replication:
             reach = until = np.full(n, np.inf)
         elif published.changes_dns:
             reach, until, hits, mass, opens = switch_times(
-                self.sc, self.full, shape, ctl.effective_at, self.q if planned else self.q_outage, outage,
+                self.sc, self.full, shape, ctl.effective_at, self.q_refetch if planned else self.q_outage_refetch, outage,
                 self.rng["dns"], published.record_ttl, published.chain_ttl,
             )
             self._opens = opens
@@ -753,6 +747,11 @@ class _Replication:
             reps = reps.with_target()
         outage = (window.fault, min(window.fault + self._dns_outage_for(), self.end)) if window.dns else None
         cycles = churn.resolver_cycles(pop, self.shape, reps, node_ttl, self.q, asks, self.rng["dns"], move, outage)
+        if published.chain_ttl is not None and any(c.stub.kind == "honor" and churn.by_answer(c) and len(c.members)
+                                                   for c in pop.cohorts):
+            # An honouring stub lets go at the CNAME's expiry too, and takes the list one on.
+            cycles = replace(cycles, cname=churn.cname_fetches(pop, self.shape, published.record_ttl, self.q, asks,
+                                                               self.rng["dns"], outage))
         # A DNS outage is no balancer fault: the nodes serve on through it. A balancer fault with
         # an end: every node refuses in each client's window, the churn goes on around it.
         gap = window.dns or (window.faulted and self.ctl.fault_end < self.end)
@@ -810,7 +809,7 @@ class _Replication:
         stub empty, so every request in between tries again and fails (as in the model)."""
         n, published = self.pop.size, self.published
         lo, hi = outage.at, min(outage.at + outage.for_, self.end)
-        _, last, _, _, _ = switch_times(self.sc, self.full, self.shape, lo, self.q, (lo, hi), self.rng["dns"],
+        _, last, _, _, _ = switch_times(self.sc, self.full, self.shape, lo, self.q_refetch, (lo, hi), self.rng["dns"],
                                      published.record_ttl, published.chain_ttl)
         start = np.minimum(np.maximum(last, lo), hi)
         back = np.full(n, hi)

@@ -20,6 +20,9 @@ from sim.policy.sessions import Sessions
 from sim.scenario import models as m
 from sim.scenario.build import Deployment
 
+# Stub policies whose lifetime never exceeds the TTL they are given (sim.fast.dns).
+WITHIN_TTL = ("none", "honor", "cap", "serve_stale")
+
 
 @dataclass
 class Cohort:
@@ -180,7 +183,19 @@ def resolver_query_rate(pop: Population, ttl: float, rng: np.random.Generator, p
     The stub's life is averaged over the answer's time left in the resolver,
     uniform over its cached lifetime: what a client finds at a random moment.
     """
+    return resolver_rates(pop, ttl, rng, pooled)[0]
+
+
+def resolver_rates(pop: Population, ttl: float, rng: np.random.Generator,
+                   pooled: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Per resolver: its queries a second (resolver_query_rate), and the rate of its queries
+    once its answer has expired (`refetch`): a stub that never outlives the resolver's answer
+    (WITHIN_TTL, no grace) has let go by then, so its client's next request (or connection)
+    asks, at the client's full rate, not once a stub cycle. The wait for that query is how
+    long the resolver holds no answer (the model's dynamics; its priming at time 0 takes the
+    averaged rate, as `resolver_query_rate`: tests/fast/test_targets.py's closed form)."""
     q = np.zeros(len(pop.resolver_group))
+    refetch = np.zeros(len(pop.resolver_group))
     for cohort in pop.cohorts:
         if len(cohort.members) == 0:
             continue
@@ -200,7 +215,9 @@ def resolver_query_rate(pop: Population, ttl: float, rng: np.random.Generator, p
             per_client = 0.0 if math.isinf(life) or opens <= 0 else 1.0 / (life + 1.0 / opens)
             members = cohort.members[pop.resolver_group[pop.resolver[cohort.members]] == g]
             np.add.at(q, pop.resolver[members], per_client)
-    return q
+            let_go = cohort.stub.kind in WITHIN_TTL and cohort.grace == 0
+            np.add.at(refetch, pop.resolver[members], opens if let_go and opens > 0 else per_client)
+    return q, refetch
 
 
 def connection_rate(cohort: Cohort) -> float:

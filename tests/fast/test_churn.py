@@ -13,9 +13,9 @@ import pytest
 
 from sim.fast import simulate as fast
 from sim.fast import unsupported
-from sim.fast.churn import _by_ordinal, replacements
+from sim.fast.churn import Cycles, _by_ordinal, _Holds, _split_at_cname, replacements
 from sim.model import simulate as des
-from tests.fast.test_agreement import CHURN, SMALL, assert_agree
+from tests.fast.test_agreement import CHURN, SMALL, assert_agree, assert_drain_agree
 from tests.model.scenarios import scenario
 
 # A traffic fault of factor 1 changes no request; it marks "after a fault", from which both
@@ -109,12 +109,14 @@ CHANGE_CASES = {
 @pytest.mark.parametrize("case", list(CHANGE_CASES))
 def test_fast_agrees_on_churn_through_a_planned_dns_change(case: str, strategy: str) -> None:
     sc = scenario(**{**BASE, **CHANGE, **CHANGE_CASES[case], "strategies": [strategy]})
-    if strategy == "cname_repoint" and case.startswith("honouring"):
-        # Refused: the stub's position moves at each CNAME expiry in the model (sim.fast.engine).
-        assert any("dns_change) behind a CNAME and clients[0].stub_cache honor" in r for r in unsupported(sc))
-        return
     assert not unsupported(sc)
     assert_agree(sc, strategy)
+    if case.startswith("honouring"):
+        # Behind a CNAME the old node lists are cut where the resolver answers the new value:
+        # the drain (when each client switches) and the churn's failures hang together. Some
+        # clients never switch within the run behind the stretching resolvers (6 to 8%), so
+        # the 90th percentile is unbounded in some replications only: left out.
+        assert_drain_agree(sc, strategy, 4, [30.0, 60.0], skip=("drain_p90",))
 
 
 # Our authoritative servers down from 40 s for 40 s: no fetch succeeds, so a resolver's answer
@@ -125,6 +127,9 @@ OUTAGE_CASES = {
     "no stub cache, TTL stretching resolvers": {**STRETCH},
     "stubs kept forever": {"clients.0.stub_cache": {"kind": "forever"}},
     "drain shorter than the TTL, honouring resolvers": {"dns.balancer_ttl": "60s", "dns.service_ttl": "60s"},
+    "honouring stubs, TTL stretching resolvers": {**STRETCH, "clients.0.stub_cache": {"kind": "honor"}},
+    "honouring stubs, a 60 s TTL behind honouring resolvers": {
+        "clients.0.stub_cache": {"kind": "honor"}, "dns.balancer_ttl": "60s", "dns.service_ttl": "60s"},
 }
 
 
@@ -153,13 +158,14 @@ BACK_CASES = {
 @pytest.mark.parametrize("case", list(BACK_CASES))
 def test_fast_agrees_on_churn_around_a_balancer_fault_with_an_end(case: str, strategy: str) -> None:
     sc = scenario(**{**BASE, **BACK, **BACK_CASES[case], "strategies": [strategy]})
-    if strategy == "cname_repoint" and case.startswith("honouring"):
-        assert any("behind a CNAME and clients[0].stub_cache honor" in r for r in unsupported(sc))
-        return
     assert not unsupported(sc)
     # Stubs kept forever on two nodes mostly never recover: the mean over those that do is
     # defined in one replication at most, with no spread to compare.
     assert_agree(sc, strategy, skip=("recovery_mean",) if case.startswith("stubs kept forever") else ())
+    if case.startswith("honouring"):
+        # The failover's change: behind a CNAME it cuts the old node lists where the resolver
+        # answers the standby, so the drain and the churn's failures hang together.
+        assert_drain_agree(sc, strategy, 4, [30.0, 60.0])
 
 
 @pytest.mark.slow
@@ -266,6 +272,20 @@ def test_a_clients_spans_are_spread_over_entries_in_time_order() -> None:
                    (3, 40.0, 50.0, 1.0, 2)]
 
 
+def test_an_honouring_stubs_hold_is_cut_at_each_cname_fetch_within_it() -> None:
+    # Behind a CNAME the model's honouring stub lets go when the CNAME expires too and takes the
+    # same list at the next position: the pieces of a hold partition it at the CNAME fetches of
+    # its own resolver inside it, and count the fetches before them.
+    cycles = Cycles(np.array([0, 0, 1]), np.array([0.0, 50.0, 10.0]), np.array([50.0, 90.0, 40.0]),
+                    np.array([0, 1, 0]), cname=(np.array([0, 0, 0, 1]), np.array([20.0, 30.0, 70.0, 45.0])))
+    hold = _Holds(np.array([7, 8, 9]), np.array([0, 1, 0]), np.array([50.0, 90.0, 40.0]), np.array([0.0, 50.0, 10.0]))
+    pieces, parent, step = _split_at_cname(hold, np.array([0, 1, 2]), cycles, 100.0)
+    got = list(zip(pieces.who.tolist(), pieces.lo.tolist(), pieces.hi.tolist(), parent.tolist(), step.tolist(),
+                   strict=True))
+    assert got == [(7, 0.0, 20.0, 0, 0), (7, 20.0, 30.0, 0, 1), (7, 30.0, 50.0, 0, 2), (8, 50.0, 70.0, 1, 0),
+                   (8, 70.0, 90.0, 1, 1), (9, 10.0, 40.0, 2, 0)]
+
+
 def test_churn_behind_names_is_refused_where_not_modelled() -> None:
     base = {**CHURN, "strategies": ["cname_repoint", "eip_remap", "alias_apex"]}
     assert not unsupported(scenario(**base))
@@ -290,8 +310,8 @@ def test_churn_behind_names_is_refused_where_not_modelled() -> None:
                                           "clients.0.address_mode": "next"}))
     assert any("clients[0].address_mode next with stub_cache fixed" in r for r in nxt)
     # The churned active balancer's refusing fault, for the rest of the run or with an end, is
-    # followed (with an end, not with clients followed request by request nor honouring stubs
-    # behind a CNAME); blackholing, on the standby or with a second one, it is not.
+    # followed (with an end, not with clients followed request by request; honouring stubs
+    # behind a CNAME are); blackholing, on the standby or with a second one, it is not.
     down = {"at": "10s", "kind": "balancer_down", "target": "blue"}
     assert not unsupported(scenario(**{**base, "faults": [down]}))
     back = {**down, "for": "30s"}
@@ -300,36 +320,31 @@ def test_churn_behind_names_is_refused_where_not_modelled() -> None:
                                           "clients.0.max_connection_age": "5m"}))
     assert any("alias_apex" in r and "faults[0] (balancer_down with for) and clients[0] followed request by request"
                in r for r in pooled_back), pooled_back
-    honour_back = unsupported(scenario(**{**base, "faults": [back], "clients.0.stub_cache": {"kind": "honor"}}))
-    assert any("cname_repoint" in r and "behind a CNAME and clients[0].stub_cache honor" in r for r in honour_back)
-    assert not any("alias_apex" in r for r in honour_back)
+    assert not unsupported(scenario(**{**base, "faults": [back], "clients.0.stub_cache": {"kind": "honor"}}))
     for fault in ({**down, "mode": "blackhole"}, {**down, "target": "green"}):
         faulted = unsupported(scenario(**{**base, "faults": [fault]}))
         assert any("cname_repoint" in r and "balancers[0].churn" in r and "faults[0]" in r for r in faulted), fault
         assert not unsupported(scenario(**{**base, "faults": [fault]}), ["eip_remap"])
     twice = unsupported(scenario(**{**base, "faults": [down, {**down, "at": "20s", "target": "green"}]}))
     assert any("faults[0]" in r for r in twice) and any("faults[1]" in r for r in twice)
-    # A planned dns_change alone is followed (the clients drain to the new target), but not
-    # with a balancer fault too, nor honouring stubs behind a CNAME; an address move is not.
+    # A planned dns_change alone is followed (the clients drain to the new target), honouring
+    # stubs behind a CNAME too, but not with a balancer fault too; an address move is not.
     change = {"at": "10s", "kind": "dns_change"}
     named = {**base, "strategies": ["cname_repoint", "alias_apex"]}
     assert not unsupported(scenario(**{**named, "faults": [change]}))
-    honour = unsupported(scenario(**{**named, "faults": [change], "clients.0.stub_cache": {"kind": "honor"}}))
-    assert any("cname_repoint" in r and "behind a CNAME and clients[0].stub_cache honor" in r for r in honour)
-    assert not any("alias_apex" in r for r in honour)
+    assert not unsupported(scenario(**{**named, "faults": [change], "clients.0.stub_cache": {"kind": "honor"}}))
     both = unsupported(scenario(**{**named, "faults": [change, {**down, "at": "60s"}]}))
     assert any("alias_apex" in r and "faults[0] (dns_change)" in r for r in both)
     assert any("alias_apex" in r and "faults[1] (balancer_down)" in r for r in both)
-    # A dns_down alone is followed with no stub cache or stubs kept forever; not with honouring
-    # stubs, stubs or connections followed request by request, resolvers serving expired
+    # A dns_down alone is followed with no stub cache, honouring stubs or stubs kept forever;
+    # not with stubs or connections followed request by request, resolvers serving expired
     # answers, or a balancer fault too.
     outage = {"at": "10s", "kind": "dns_down", "for": "30s"}
     assert not unsupported(scenario(**{**base, "faults": [outage]}))
     fixed = unsupported(scenario(**{**base, "faults": [outage], "clients.0.stub_cache": {"kind": "fixed", "ttl": "30s"}}))
     assert any("cname_repoint" in r and "faults[0] (dns_down) and clients[0] followed request by request" in r
                for r in fixed), fixed
-    honoured = unsupported(scenario(**{**base, "faults": [outage], "clients.0.stub_cache": {"kind": "honor"}}))
-    assert any("alias_apex" in r and "faults[0] (dns_down) and clients[0].stub_cache honor" in r for r in honoured)
+    assert not unsupported(scenario(**{**base, "faults": [outage], "clients.0.stub_cache": {"kind": "honor"}}))
     stale = unsupported(scenario(**{**base, "faults": [outage], "dns.resolvers.0.serve_expired": {"ttl": "1d"}}))
     assert any("alias_apex" in r and "faults[0] (dns_down) and dns.resolvers" in r for r in stale), stale
     with_down = unsupported(scenario(**{**base, "faults": [outage, {**down, "at": "60s"}]}))
