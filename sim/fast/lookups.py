@@ -13,8 +13,12 @@ cache (a farm's query goes to the cache `Farm.pick` draws): it fetches at
 the first query after its answer expired and keeps it for its policy's
 lifetime, as the model's resolver does, so it holds an answer exactly when
 its own clients' lookups left one there (with one client a resolver, a
-client back from a long gap finds the resolver empty). Its fetches are
-the authoritative queries it sends. A resolver shared with Poisson clients
+client back from a long gap finds the resolver empty). With unbound's
+prefetch a hit from the prefetch point on refetches behind the answer, and
+with serve-expired at client timeout 0 a miss on an answer expired within
+its limit is answered with it (the reply TTL) and refetched behind it, as
+each of the model's caches does (sim.model.dns.Resolver._answer). Its
+fetches of the service record are the authoritative queries it sends. A resolver shared with Poisson clients
 is not followed: its answer turns at the moment sim.fast.dns finds for it
 (`Plan.opens`), with the time left as seen then (every client of a farm is
 followed, so such a resolver is one cache).
