@@ -215,6 +215,11 @@ MECHANISMS = {
         "dns.resolvers.0.sticky": 0.9, "clients.0.rate": "0.2/s", "dns.resolvers.0.count": 100,
         "clients.0.stub_cache": {"kind": "fixed", "ttl": "20s"}, "clients.0.stub_grace": "60s",
         "dns.resolvers.0.prefetch": True, "dns.resolvers.0.serve_expired": SERVED_AT_ONCE},
+    # the plain group is followed with the farm (followed_groups), so its stubs may keep answers
+    "a farm with prefetch, a plain group with prefetch and serve-expired at once, fixed 30 s stubs": {
+        "dns.resolvers": [{"name": "public", "count": 5, "share": 0.4, "caches": 8, "prefetch": True},
+                          {"name": "isp", "count": 5, "share": 0.6, "prefetch": True, "serve_expired": SERVED_AT_ONCE}],
+        "clients.0.stub_cache": {"kind": "fixed", "ttl": "30s"}},
     # unbound's default client timeout (1.8 s) tries upstream first: nothing changes while it answers
     "prefetch and serve-expired by unbound's defaults, 90% sticky, TTL 120 s, JVM stub, idle sockets 60 s": {
         "dns.resolvers.0.sticky": 0.9, "dns.service_ttl": "120s", "clients.0.stub_cache": {"kind": "fixed", "ttl": "30s"},
