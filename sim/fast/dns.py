@@ -344,7 +344,8 @@ def query_counts(
             expires = np.maximum(0.0, _prefetch_points(life) - age)
         elif caches(pop, g) > 1:
             # A farm: each of its N caches fetches on its own, with 1/N of the queries (as the
-            # model primes them; prefetch with a farm is refused).
+            # model primes them). The engine follows a farm's caches with their clients instead,
+            # prefetch included (sim.fast.lookups), and gives this no rate for them.
             n = caches(pop, g)
             base, extra = np.repeat(base / n, n), np.repeat(extra / n, n)
             mean_life = float(np.mean(policy.lifetimes(ttl, rng, 64)))

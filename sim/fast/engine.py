@@ -58,6 +58,7 @@ from sim.fast.intensity import Intensity
 from sim.fast.intensity import window_mass as _window_mass
 from sim.fast.population import (
     Population,
+    followed_groups,
     on_farm,
     population,
     resolver_rates,
@@ -268,7 +269,9 @@ def _unsupported_sessions(scenario: m.Scenario, c: m.Cohort) -> list[str]:
     (with a grace period), pooled connections, restarts and retries. Not followed: what the
     follower has no state for (a dns_down, planned changes, several balancer faults, a
     blackhole's timeouts, serve-expired's one stale answer and prefetch on the cohort's
-    resolvers); one address per balancer is refused with the strategy. Traffic faults are
+    resolvers, unless every client of those is followed too: a farm's group and the groups
+    followed with it, sim.fast.population.followed_groups); one address per balancer is
+    refused with the strategy. Traffic faults are
     applied to the drawn requests (sim.fast.sessions.requests)."""
     out = []
     for i, f in enumerate(scenario.faults):
@@ -278,9 +281,10 @@ def _unsupported_sessions(scenario: m.Scenario, c: m.Cohort) -> list[str]:
             out.append(f"a blackholed balancer_down (faults[{i}]; use the model)")
     if len(_balancer_faults(scenario)) > 1:
         out.append("several balancer faults (use the model)")
+    whole = followed_groups(scenario)
     for i, g in enumerate(scenario.dns.resolvers):
-        if c.resolver_group not in (None, g.name):
-            continue
+        if c.resolver_group not in (None, g.name) or g.name in whole:
+            continue  # a group whose clients are all followed: its caches are followed too
         if g.prefetch:
             out.append(f"dns.resolvers[{i}].prefetch on its resolvers (use the model)")
         if g.serve_expired is not None and g.serve_expired.client_timeout == 0:
@@ -309,22 +313,25 @@ def _unsupported_restart(c: m.Cohort) -> list[str]:
 
 
 def resolver_mechanisms(scenario: m.Scenario) -> list[str]:
-    """A resolver group's farm and prefetch, and serve-expired where the fast engine does
-    not follow it, by field path. serve-expired with a client timeout only acts when the
+    """A resolver group's prefetch and serve-expired where the fast engine does not follow
+    them, by field path. serve-expired with a client timeout only acts when the
     authoritative servers do not answer (refused with a dns_down); with timeout 0 it is
-    followed for clients whose stubs never outlive the resolver's answer (sim.fast.dns)."""
+    followed for clients whose stubs never outlive the resolver's answer (sim.fast.dns).
+    A farm's group, and the groups followed with it (sim.fast.population.followed_groups),
+    have every client followed request by request and every cache with them, prefetch and
+    serve-expired included (sim.fast.lookups): whatever their stubs, but not with a dns_down
+    (refused with the cohorts, `_unsupported_sessions`, and here)."""
     out = []
     dns_down = [i for i, f in enumerate(scenario.faults) if isinstance(f, m.DnsDown)]
+    whole = followed_groups(scenario)
     for i, g in enumerate(scenario.dns.resolvers):
-        if g.caches > 1:
-            out.extend(_farm_problems(i, g))
         if g.prefetch:
-            out.extend(_prefetch_problems(scenario, i, g, dns_down))
+            out.extend(_prefetch_problems(scenario, i, g, dns_down, g.name in whole))
         if g.serve_expired is None:
             continue
         if dns_down:
             out.append(f"dns.resolvers[{i}].serve_expired, with a dns_down (faults[{dns_down[0]}])")
-        if g.serve_expired.client_timeout == 0:
+        if g.serve_expired.client_timeout == 0 and g.name not in whole:
             for j, c in enumerate(scenario.clients):
                 on_group = c.resolver_group in (None, g.name)
                 if on_group and (c.stub_cache.kind not in WITHIN_TTL + ("forever",) or c.stub_grace > 0):
@@ -333,25 +340,17 @@ def resolver_mechanisms(scenario: m.Scenario) -> list[str]:
     return out
 
 
-def _farm_problems(i: int, g: m.ResolverGroup) -> list[str]:
-    """A farm's caches turn one by one, so a client may go back from the new answer to the old:
-    followed by drawing every request of the cohorts that can use it (session or Poisson,
-    sim.fast.population.on_farm) and following each lookup and each cache (sim.fast.lookups;
-    what that does not follow is refused with the cohort, `_unsupported_sessions`); not with
-    prefetch or serve-expired, which the follower has no state for."""
-    farm = f"dns.resolvers[{i}].caches: {g.caches} (a resolver farm"
-    out = []
-    if g.prefetch or g.serve_expired is not None:
-        out.append(f"{farm}) with prefetch or serve_expired (use the model)")
-    return out
-
-
-def _prefetch_problems(scenario: m.Scenario, i: int, g: m.ResolverGroup, dns_down: list[int]) -> list[str]:
+def _prefetch_problems(scenario: m.Scenario, i: int, g: m.ResolverGroup, dns_down: list[int],
+                       followed: bool) -> list[str]:
     """Prefetch is followed for clients without a stub cache (sim.fast.dns.resolver_expiry): a
-    stub that keeps answers could hold the old one past the resolver's refresh, to its expiry."""
+    stub that keeps answers could hold the old one past the resolver's refresh, to its expiry.
+    On a group `followed` request by request (a farm's, sim.fast.lookups) with any stub and
+    with serve-expired, as the model's caches do."""
     out = []
     if dns_down:
         out.append(f"dns.resolvers[{i}].prefetch, with a dns_down (faults[{dns_down[0]}])")
+    if followed:
+        return out
     if g.serve_expired is not None and g.serve_expired.client_timeout == 0:
         out.append(f"dns.resolvers[{i}].prefetch together with serve_expired.client_timeout: 0s")
     for j, c in enumerate(scenario.clients):

@@ -13,8 +13,12 @@ cache (a farm's query goes to the cache `Farm.pick` draws): it fetches at
 the first query after its answer expired and keeps it for its policy's
 lifetime, as the model's resolver does, so it holds an answer exactly when
 its own clients' lookups left one there (with one client a resolver, a
-client back from a long gap finds the resolver empty). Its fetches are
-the authoritative queries it sends. A resolver shared with Poisson clients
+client back from a long gap finds the resolver empty). With unbound's
+prefetch a hit from the prefetch point on refetches behind the answer, and
+with serve-expired at client timeout 0 a miss on an answer expired within
+its limit is answered with it (the reply TTL) and refetched behind it, as
+each of the model's caches does (sim.model.dns.Resolver._answer). Its
+fetches of the service record are the authoritative queries it sends. A resolver shared with Poisson clients
 is not followed: its answer turns at the moment sim.fast.dns finds for it
 (`Plan.opens`), with the time left as seen then (every client of a farm is
 followed, so such a resolver is one cache).
@@ -28,13 +32,17 @@ requests over the whole run (docs/fast.md, "Sessions").
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from sim.fast.population import Population, stub_primed_expiry
 from sim.fast.sessions import Outcome, Plan, Requests, homes
-from sim.policy.cache import equilibrium_residual
+from sim.policy.cache import CachePolicy, equilibrium_residual
+from sim.policy.resolver import ResolverSetup, prefetch_from, steady_age
+
+PLAIN = ResolverSetup()
 
 OLD, NEW = 0, 1
 
@@ -68,59 +76,130 @@ def exact_resolvers(pop: Population) -> np.ndarray:
 
 
 class _Resolvers:
-    """The followed resolvers' caches: per (resolver, cache), each key's (value, expiry)."""
+    """The followed resolvers' caches: per (resolver, cache), each key's `_Entry`."""
 
     def __init__(self, pop: Population, plan: Plan, q: np.ndarray, exact: np.ndarray, rng: np.random.Generator) -> None:
         self.pop, self.plan, self.rng = pop, plan, rng
         self.exact = exact
         self.fetches: list[float] = []
-        self.caches: dict[tuple[int, int], dict[Any, tuple[int, float]]] = {}
+        self.caches: dict[tuple[int, int], dict[Any, _Entry]] = {}
         record, chain = plan.ttls
         for r in np.flatnonzero(exact).tolist():
             g = int(pop.resolver_group[r])
-            setup = pop.group_setups[g] if pop.group_setups else None
-            n = setup.farm.caches if setup is not None else 1
+            setup = _setup(pop, g)
+            n = setup.farm.caches
             policy = pop.group_policies[g]
             for c in range(n):
-                entries: dict[Any, tuple[int, float]] = {}
+                entries: dict[Any, _Entry] = {}
                 # The model's priming: each cache with 1/n of the queries (Resolver.prime).
                 rate = float(q[r]) / n
                 for key, ttl in (("svc", record), (("a", OLD), chain)):
                     if ttl is None:
                         continue
-                    life = float(np.mean(policy.lifetimes(ttl, rng, 64)))
-                    if math.isinf(life) or (rate > 0 and life > 0 and rng.random() < life / (life + 1.0 / rate)):
-                        entries[key] = (OLD, equilibrium_residual(policy, ttl, rng))
+                    entry = _primed(policy, setup, ttl, rate, rng)
+                    if entry is not None:
+                        entries[key] = entry
                 self.caches[(r, c)] = entries
 
     def resolve(self, r: int, home: int, now: float) -> tuple[int, float]:
         """(old or new, seconds the answer stays valid) from resolver `r` at `now`."""
         pop, plan, rng = self.pop, self.plan, self.rng
         g = int(pop.resolver_group[r])
-        setup = pop.group_setups[g] if pop.group_setups else None
-        n = setup.farm.caches if setup is not None else 1
-        cache = setup.farm.pick(home, rng) if n > 1 else 0
+        setup = _setup(pop, g)
+        cache = setup.farm.pick(home, rng) if setup.farm.caches > 1 else 0
         record, chain = plan.ttls
         if not self.exact[r]:  # never a farm: all of a farm's clients are followed (population.on_farm)
             turn = plan.opens_of(r)
             value = OLD if now < turn else NEW
             left = _left(pop.group_policies[g], now, turn, plan, record, chain, rng)
             return value, left
-        policy = pop.group_policies[g]
         entries = self.caches[(r, cache)]
-        value, expires = entries.get("svc", (OLD, -math.inf))
-        if not now < expires:
-            value = NEW if plan.changes_dns and now >= plan.effective else OLD
-            expires = now + policy.lifetime(record, rng)
-            entries["svc"] = (value, expires)
-            self.fetches.append(now)
+        current = NEW if plan.changes_dns and now >= plan.effective else OLD
+        value, expires = self._answer(entries, "svc", current, record, g, now)
         if chain is None:
             return value, expires - now
-        _, a_expires = entries.get(("a", value), (value, -math.inf))
-        if not now < a_expires:
-            a_expires = now + policy.lifetime(chain, rng)  # the balancer's own zone: not counted
-            entries[("a", value)] = (value, a_expires)
+        # the balancer's own name, in its provider's zone: its fetches are not counted
+        _, a_expires = self._answer(entries, ("a", value), value, chain, g, now)
         return value, min(expires, a_expires) - now
+
+    def _answer(self, entries: dict[Any, _Entry], key: Any, current: int, ttl: float, g: int,
+                now: float) -> tuple[int, float]:
+        """One record from a cache, as the model's Resolver._answer: (value, when it stops being
+        valid). A fresh hit is answered from the cache, and with prefetch refreshed behind it
+        from its prefetch point on; a miss fetches `current`, and with serve-expired at client
+        timeout 0 an expired entry within its window is answered instead, with the reply TTL."""
+        entry = entries.get(key)
+        if entry is not None and now < entry.expires:
+            if now >= entry.refresh:  # unbound's prefetch (never without it: refresh is inf)
+                entries[key] = self._fetch(key, current, ttl, g, now)
+            return entry.value, entry.expires
+        entries[key] = fresh = self._fetch(key, current, ttl, g, now)
+        served = _setup(self.pop, g).serve_expired
+        if entry is not None and served is not None and served.immediate and now < entry.kept_until:
+            return entry.value, now + served.reply(ttl)
+        return fresh.value, fresh.expires
+
+    def _fetch(self, key: Any, value: int, ttl: float, g: int, now: float) -> _Entry:
+        """`value` fetched at `now` and kept for the group's policy's lifetime (Cache.fetched)."""
+        if key == "svc":
+            self.fetches.append(now)  # our zone's: an authoritative query
+        policy, setup = self.pop.group_policies[g], _setup(self.pop, g)
+        return _Entry.fetched(value, now, policy.lifetime(ttl, self.rng), setup.prefetch, _window(policy, setup))
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One cached record (sim.policy.cache.Cache's entry): its value, when it stops being fresh,
+    when a hit starts refreshing it (prefetch; inf: never), and until when it is kept expired
+    (serve-expired's window)."""
+
+    value: int
+    expires: float
+    refresh: float
+    kept_until: float
+
+    @staticmethod
+    def fetched(value: int, at: float, life: float, prefetch: bool, window: float) -> _Entry:
+        return _Entry(value, at + life, at + prefetch_from(life) if prefetch else math.inf, at + life + window)
+
+    @staticmethod
+    def until(value: int, expires: float, window: float) -> _Entry:
+        """Kept until `expires` whatever the policy, never prefetched (Cache.prime, Cache.put_until)."""
+        return _Entry(value, expires, math.inf, expires + window)
+
+
+def _setup(pop: Population, g: int) -> ResolverSetup:
+    return pop.group_setups[g] if pop.group_setups else PLAIN
+
+
+def _window(policy: CachePolicy, setup: ResolverSetup) -> float:
+    """Seconds after expiry an entry is kept (Cache: the policy's stale window or serve-expired's)."""
+    return max(policy.stale_window, setup.expired_window)
+
+
+def _primed(policy: CachePolicy, setup: ResolverSetup, ttl: float, rate: float,
+            rng: np.random.Generator) -> _Entry | None:
+    """A cache's entry as a random moment of steady state finds it at time 0, or None: the
+    model's Resolver._prime_entry, draw for draw in law. With prefetch the age of the last fetch
+    in its renewal cycle (steady_age); otherwise present with probability E[L] / (E[L] + 1/rate),
+    with the equilibrium residual left; an absent entry under serve-expired expired an Exp(rate)
+    time ago (the age of the gap), kept if within serve-expired's limit."""
+    window = _window(policy, setup)
+    if setup.prefetch:
+        life = policy.lifetime(ttl, rng)
+        age = steady_age(life, rate, rng)
+        if age is not None:
+            return _Entry.fetched(OLD, -age, life, True, window)
+    else:
+        mean = float(np.mean(policy.lifetimes(ttl, rng, 64)))
+        if math.isinf(mean) or (rate > 0 and mean > 0 and rng.random() < mean / (mean + 1.0 / rate)):
+            return _Entry.until(OLD, equilibrium_residual(policy, ttl, rng), window)
+    served = setup.serve_expired
+    if served is not None and rate > 0:
+        since = float(rng.exponential(1.0 / rate))
+        if since < served.ttl:
+            return _Entry.until(OLD, -since, window)
+    return None
 
 
 def _left(policy, now, turn, plan, record, chain, rng) -> float:  # type: ignore[no-untyped-def]

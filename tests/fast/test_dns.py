@@ -94,16 +94,15 @@ def test_serve_expired_delays_recovery_in_both_engines() -> None:
 
 
 def test_resolver_mechanisms_the_fast_engine_refuses_are_named() -> None:
-    sc = scenario(**{
-        "strategies": ["cname_repoint"],
-        "dns.resolvers": [{"name": "own", "count": 10, "share": 1.0, "caches": 4, "sticky": 0.5, "prefetch": True,
-                           "serve_expired": SERVED}],
-        "clients.0.stub_cache": {"kind": "fixed", "ttl": "30s"},
-    })
+    group = {"name": "own", "count": 10, "share": 1.0, "prefetch": True, "serve_expired": SERVED}
+    sc = scenario(**{"strategies": ["cname_repoint"], "dns.resolvers": [group],
+                     "clients.0.stub_cache": {"kind": "fixed", "ttl": "30s"}})
     problems = unsupported(sc)
-    assert any(p.startswith("dns.resolvers[0].caches: 4") for p in problems)
-    assert any(p.startswith("dns.resolvers[0].prefetch") for p in problems)
+    assert any(p.startswith("dns.resolvers[0].prefetch, with clients[0].stub_cache fixed") for p in problems)
+    assert any(p.startswith("dns.resolvers[0].prefetch together with serve_expired") for p in problems)
     assert any("serve_expired.client_timeout: 0s, with clients[0].stub_cache fixed" in p for p in problems)
+    # the same on a farm: every client and cache followed request by request (tests/fast/test_farms.py)
+    assert not unsupported(sc.with_values({"dns.resolvers[0].caches": 4, "dns.resolvers[0].sticky": 0.5}))
     # a client timeout above 0 acts only when the authoritative does not answer: nothing to refuse
     sc = scenario(**{"strategies": ["cname_repoint"],
                      "dns.resolvers": [{"name": "own", "count": 10, "share": 1.0, "serve_expired": {}}],

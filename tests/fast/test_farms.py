@@ -193,6 +193,78 @@ def test_fast_agrees_with_the_model_on_poisson_clients_behind_a_farm(case: str, 
     assert_drain_agrees(sc, strategy)
 
 
+# unbound's prefetch and serve-expired (client timeout 0) on each cache of a farm, followed as the
+# model's caches do (sim.fast.lookups._Resolvers). Each case's mechanism moves what it is measured
+# on by several standard errors (test_prefetch_and_serve_expired_act_behind_a_farm).
+SERVED_AT_ONCE = {"client_timeout": "0s", "reply_ttl": "30s", "ttl": "1d"}
+FEW = {"dns.resolvers.0.sticky": 0.75, "clients.0.rate": "0.1/s", "dns.resolvers.0.count": 100}
+MECHANISMS = {
+    # a cache gets few queries: prefetch refreshes only some answers, serve-expired answers the
+    # first query after expiry with the old record (a client goes back to it more often)
+    "prefetch and serve-expired at once, 75% sticky, 0.1 requests/s, 3 clients a resolver": {
+        **FEW, "dns.resolvers.0.prefetch": True, "dns.resolvers.0.serve_expired": SERVED_AT_ONCE},
+    "prefetch, 75% sticky, 0.1 requests/s, 3 clients a resolver": {**FEW, "dns.resolvers.0.prefetch": True},
+    "serve-expired at once, 75% sticky, 0.1 requests/s, 3 clients a resolver": {
+        **FEW, "dns.resolvers.0.serve_expired": SERVED_AT_ONCE},
+    # 7.5 queries/s a cache: every answer is prefetched, one fetch per 54 s instead of 60 s
+    "prefetch, random picks": {"dns.resolvers.0.prefetch": True},
+    "serve-expired at once, 50% sticky, honor stubs (kept for the 30 s reply TTL)": {
+        "dns.resolvers.0.sticky": 0.5, "clients.0.stub_cache": {"kind": "honor"},
+        "dns.resolvers.0.serve_expired": SERVED_AT_ONCE},
+    "prefetch and serve-expired at once, 90% sticky, 0.2 requests/s, fixed 20 s stub with 60 s of grace": {
+        "dns.resolvers.0.sticky": 0.9, "clients.0.rate": "0.2/s", "dns.resolvers.0.count": 100,
+        "clients.0.stub_cache": {"kind": "fixed", "ttl": "20s"}, "clients.0.stub_grace": "60s",
+        "dns.resolvers.0.prefetch": True, "dns.resolvers.0.serve_expired": SERVED_AT_ONCE},
+    # the plain group is followed with the farm (followed_groups), so its stubs may keep answers
+    "a farm with prefetch, a plain group with prefetch and serve-expired at once, fixed 30 s stubs": {
+        "dns.resolvers": [{"name": "public", "count": 5, "share": 0.4, "caches": 8, "prefetch": True},
+                          {"name": "isp", "count": 5, "share": 0.6, "prefetch": True, "serve_expired": SERVED_AT_ONCE}],
+        "clients.0.stub_cache": {"kind": "fixed", "ttl": "30s"}},
+    # unbound's default client timeout (1.8 s) tries upstream first: nothing changes while it answers
+    "prefetch and serve-expired by unbound's defaults, 90% sticky, TTL 120 s, JVM stub, idle sockets 60 s": {
+        "dns.resolvers.0.sticky": 0.9, "dns.service_ttl": "120s", "clients.0.stub_cache": {"kind": "fixed", "ttl": "30s"},
+        "clients.0.keepalive": "60s", "dns.resolvers.0.prefetch": True, "dns.resolvers.0.serve_expired": {}},
+}
+QUICK_MECHANISMS = "prefetch and serve-expired at once, 75% sticky, 0.1 requests/s, 3 clients a resolver"
+MECHANISM_PAIRS = [(case, "cname_repoint") for case in MECHANISMS] + [
+    ("prefetch, 75% sticky, 0.1 requests/s, 3 clients a resolver", "alias_apex"),
+    ("serve-expired at once, 75% sticky, 0.1 requests/s, 3 clients a resolver", "eip_remap")]
+
+
+@pytest.mark.parametrize(("case", "strategy"), [
+    pytest.param(c, s, marks=() if (c, s) == (QUICK_MECHANISMS, "cname_repoint") else pytest.mark.slow, id=f"{c}-{s}")
+    for c, s in MECHANISM_PAIRS])
+def test_fast_agrees_with_the_model_on_prefetch_and_serve_expired_behind_a_farm(case: str, strategy: str) -> None:
+    sc = _farm(**MECHANISMS[case])
+    assert not unsupported(sc, [strategy])
+    assert_agree(sc, strategy, reps=6)
+    assert_drain_agrees(sc, strategy)
+
+
+def _means(engine, sc, key: str, reps: int = 6) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Per replication, a drain metric (`_drain_metrics`) or a summary metric."""
+    if key.startswith(("drain", "stale")):
+        return _drain_metrics(engine, sc, "cname_repoint", reps)[key]
+    return np.array([engine(sc, "cname_repoint", np.random.SeedSequence([11, k]), k).metrics[key]
+                     for k in range(reps)], dtype=float)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("mechanism", "key"), [
+    # prefetch: a cache refetches from 54 s on when queried, so our servers see more queries
+    pytest.param({"dns.resolvers.0.prefetch": True}, "dns_queries", id="prefetch-dns_queries"),
+    # serve-expired: each cache's first query after its old answer ran out gets it once more
+    pytest.param({"dns.resolvers.0.serve_expired": SERVED_AT_ONCE}, "drain_s.mean", id="serve_expired-drain"),
+])
+def test_prefetch_and_serve_expired_act_behind_a_farm(mechanism: dict, key: str) -> None:
+    """The agreement above means something only if the mechanism acts: on a farm of four caches
+    with few queries each (FEW), in both engines, it raises `key` by more than 4 standard errors."""
+    for engine in (des, simulate):
+        plain, acting = _means(engine, _farm(**FEW), key), _means(engine, _farm(**FEW, **mechanism), key)
+        se = math.sqrt(plain.var(ddof=1) / len(plain) + acting.var(ddof=1) / len(acting))
+        assert acting.mean() - plain.mean() > 4.0 * se, (engine.__module__, key, plain, acting)
+
+
 def test_what_is_not_followed_behind_a_farm_is_named() -> None:
     assert not unsupported(_farm())
     blackhole = unsupported(_farm(**{"faults.0.mode": "blackhole"}))
@@ -207,9 +279,15 @@ def test_what_is_not_followed_behind_a_farm_is_named() -> None:
     # a sticky farm under stubs with grace is followed (the model's refresh now asks the own cache too)
     assert not unsupported(_farm(**{"dns.resolvers.0.sticky": 0.9, "clients.0.stub_cache": {"kind": "fixed", "ttl": "20s"},
                                     "clients.0.stub_grace": "60s"}))
-    prefetch = unsupported(_farm(**{"dns.resolvers.0.prefetch": True}))
-    assert any("dns.resolvers[0].caches: 4 (a resolver farm) with prefetch or serve_expired" in r
-               for r in prefetch), prefetch
+    # prefetch and serve-expired are followed per cache, whatever the stubs; not with a dns_down
+    assert not unsupported(_farm(**MECHANISMS[QUICK_MECHANISMS]))
+    assert not unsupported(_farm(**MECHANISMS["prefetch and serve-expired at once, 90% sticky, 0.2 requests/s, fixed 20 s "
+                                              "stub with 60 s of grace"]))
+    outage = [{"at": "10s", "kind": "dns_down", "for": "30s"}]
+    down = unsupported(_farm(**{"dns.resolvers.0.prefetch": True, "dns.resolvers.0.serve_expired": SERVED_AT_ONCE,
+                                "faults": outage}))
+    for field in ("prefetch", "serve_expired"):
+        assert any(f"dns.resolvers[0].{field}, with a dns_down (faults[0])" in r for r in down), down
 
 
 def test_every_resolver_a_farms_clients_share_is_followed_whole() -> None:

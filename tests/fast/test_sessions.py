@@ -188,6 +188,10 @@ FARMS = {
     "four caches, random picks": {"dns.resolvers.0.count": 10, "dns.resolvers.0.caches": 4},
     "four caches, 90% sticky, TTL 120 s": {"dns.resolvers.0.count": 10, "dns.resolvers.0.caches": 4,
                                             "dns.resolvers.0.sticky": 0.9, "dns.service_ttl": "120s"},
+    # each cache's own prefetch and serve-expired, followed as the model's (sim.fast.lookups)
+    "four caches, 50% sticky, prefetch and serve-expired at once": {
+        "dns.resolvers.0.count": 10, "dns.resolvers.0.caches": 4, "dns.resolvers.0.sticky": 0.5,
+        "dns.resolvers.0.prefetch": True, "dns.resolvers.0.serve_expired": {"client_timeout": "0s"}},
 }
 
 
@@ -197,11 +201,15 @@ def test_fast_agrees_with_the_model_on_resolver_farms(case: str) -> None:
     assert_agree(_scenario(**FARMS[case]), "cname_repoint", reps=6)
 
 
-def test_a_farm_with_prefetch_is_named() -> None:
+def test_prefetch_is_followed_with_session_clients_on_a_farm_only() -> None:
     """Session clients and Poisson clients behind a farm are followed (Poisson ones:
-    tests/fast/test_farms.py); a farm's prefetch is not."""
+    tests/fast/test_farms.py), with the farm's prefetch and serve-expired; on a plain group,
+    whose resolvers may have clients that are not followed, a session cohort's is refused."""
     farm = {"dns.resolvers.0.caches": 4}
+    mechanisms = {"dns.resolvers.0.prefetch": True, "dns.resolvers.0.serve_expired": {"client_timeout": "0s"}}
     assert not unsupported(_scenario(**farm))
     assert not unsupported(scenario(**farm))
-    assert any("with prefetch or serve_expired" in r for r in unsupported(_scenario(**farm, **{
-        "dns.resolvers.0.prefetch": True})))
+    assert not unsupported(_scenario(**farm, **mechanisms))
+    plain = unsupported(_scenario(**mechanisms))
+    assert any("clients[0].sessions with dns.resolvers[0].prefetch on its resolvers" in r for r in plain), plain
+    assert any("clients[0].sessions with dns.resolvers[0].serve_expired.client_timeout: 0s" in r for r in plain), plain
