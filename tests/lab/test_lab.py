@@ -181,14 +181,16 @@ def test_lab_runs_the_other_strategies_and_matches_the_model(strategy: str) -> N
 # What each strategy's paired lab replication must match of the model's (stale shares
 # in percentage points). The static address (eip_remap) moves when the model moves it
 # and DNS plays no part: the model's own bound. Behind unbound (cname_repoint) each
-# resolver's expiry is a whole real second: off by up to half a second, 2 scenario
-# seconds at K = 4 (docs/lab.md); with 6 resolvers of 3 clients at 1/s, one resolver
-# 2 s off moves about 6 of the ~180 first attempts in a 10 s window, 3 points, and the
-# drain mean (~18 s) by ~0.3 s. Measured over four runs (docs/lab.md): up to 1.8 points at
-# 5 s, 7.6 at 10 s, 6.2 at 20 s; drain within 5 %.
-PAIRED_BOUNDS = {"eip_remap": {"stale_requests@5s": 1.0, "stale_requests@10s": 1.0, "stale_requests@20s": 1.0},
-                 "cname_repoint": {"stale_requests@5s": 10.0, "stale_requests@10s": 10.0,
-                                   "stale_requests@20s": 10.0}}
+# resolver's expiry is a whole real second: off by up to half a second a refresh, 2
+# scenario seconds at K = 4 (docs/lab.md); with 6 resolvers of 3 clients at 1/s, one
+# resolver 2 s off moves about 6 of the ~180 first attempts in a 10 s window, 3 points.
+# The stale times are where few resolvers refresh inside the window (the 10 s window around
+# change + 25 s holds none of the model's refreshes); change + 30 s, whose window held four,
+# read 4 to 9 points low over six runs. Measured (docs/lab.md): up to 2.5 points at 10 and
+# 20 s; drain within 2.5 %.
+PAIRED_BOUNDS = {"eip_remap": {"stale_requests@10s": 1.0, "stale_requests@20s": 1.0, "stale_requests@25s": 1.0},
+                 "cname_repoint": {"stale_requests@10s": 10.0, "stale_requests@20s": 10.0,
+                                   "stale_requests@25s": 10.0}}
 
 
 @pytest.mark.real
@@ -207,7 +209,7 @@ def test_lab_planned_change_drains_as_the_model(strategy: str) -> None:
     mine = replication_drain(lab.clients, lab.targets, lab.metrics["changed_at"], stale_at)
     theirs = replication_drain(model.clients, model.targets, model.metrics["changed_at"], stale_at)
     print(strategy, "lab", mine, "model", theirs)  # the measured figures (pytest -s)
-    assert lab.metrics["changed_at"] == model.metrics["changed_at"] == 25.0
+    assert lab.metrics["changed_at"] == model.metrics["changed_at"] == 57.0
     assert len(lab.clients) == 18 and lab.metrics["failed"] == model.metrics["failed"] == 0
     assert abs(lab.metrics["requests"] - model.metrics["requests"]) <= 3
     firsts = [int(out.targets[["to_previous", "to_current"]].to_numpy().sum()) for out in (lab, model)]
