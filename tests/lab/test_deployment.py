@@ -12,7 +12,7 @@ from sim.lab.world import Site, initial_answer, service_record, unsupported
 from sim.policy.failover import PLANS, CnameRepoint, EipRemap, TwoStepPlan, plan_class
 from sim.replication import ClientState, Trace
 from sim.scenario import build, load_data
-from tests.lab.scenarios import PLANNED, SMALL
+from tests.lab.scenarios import PLANNED, PLANNED_MOVE, SMALL
 
 SITE = Site("10.0.0.11", "10.0.0.12", "10.0.0.10", "blue.elb.example.net.", "green.elb.example.net.")
 RUNS = ("cname_repoint", "eip_remap", "alias_apex", "vrrp", "multi_a")
@@ -125,6 +125,7 @@ def test_replicate_needs_the_models_trace_of_the_same_scenario() -> None:
 
 def test_the_lab_runs_planned_changes_of_both_kinds() -> None:
     assert unsupported(load_data(PLANNED, "lab-planned")) == []
+    assert unsupported(load_data(PLANNED_MOVE, "lab-planned-move")) == []
 
 
 def test_the_lab_names_the_resolver_mechanisms_it_does_not_build() -> None:
