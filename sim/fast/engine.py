@@ -271,21 +271,20 @@ def _followed_as(scenario: m.Scenario, c: m.Cohort) -> str:
 
 
 def _unsupported_sessions(scenario: m.Scenario, c: m.Cohort) -> list[str]:
-    """Session clients are followed request by request (sim.fast.lookups) through one balancer
-    fault that refuses, a failover that changes DNS or moves the address, stubs of any kind
-    (with a grace period), pooled connections, restarts and retries. Not followed: what the
-    follower has no state for (a dns_down, planned changes, several balancer faults, a
-    blackhole's timeouts, serve-expired's one stale answer and prefetch on the cohort's
-    resolvers); one address per balancer is refused with the strategy. Traffic faults are
-    applied to the drawn requests (sim.fast.sessions.requests)."""
+    """Session clients are followed request by request (sim.fast.lookups) through balancer
+    faults that refuse (each try to the active or the standby inside one of its faults
+    fails), a failover or a planned change that changes DNS or moves the address, stubs of
+    any kind (with a grace period), pooled connections, restarts and retries. Not followed:
+    what the follower has no state for (a dns_down, a blackhole's timeouts, serve-expired's
+    one stale answer and prefetch on the cohort's resolvers); one address per balancer is
+    refused with the strategy. Traffic faults are applied to the drawn requests
+    (sim.fast.sessions.requests)."""
     out = []
     for i, f in enumerate(scenario.faults):
-        if isinstance(f, (m.DnsDown, m.DnsChange, m.AddressMove)):
+        if isinstance(f, m.DnsDown):
             out.append(f"a {f.kind} (faults[{i}]; use the model)")
         elif isinstance(f, m.BalancerDown) and f.mode != "refuse":
             out.append(f"a blackholed balancer_down (faults[{i}]; use the model)")
-    if len(_balancer_faults(scenario)) > 1:
-        out.append("several balancer faults (use the model)")
     for i, g in enumerate(scenario.dns.resolvers):
         if c.resolver_group not in (None, g.name):
             continue
@@ -714,14 +713,20 @@ class _Replication:
     def _extra_windows(self, window: Window) -> Window:
         """The spans of the balancer faults after the active's first (`Window.extra`).
         A client's requests leave the active at its switch (`until`: the last expiry of its
-        old answer, or the address's move) and go to the standby from then on."""
+        old answer, or the address's move; a planned change's too) and go to the standby from
+        then on. Clients followed request by request meet every fault in their requests
+        (sim.fast.lookups): no span of theirs here."""
         n, end = self.pop.size, self.end
         faults = sorted((f for _, f in _balancer_faults(self.sc)), key=lambda f: f.at)
         first = next((f for f in faults if f.target == self.sc.active.name), None)
         others = [f for f in faults if f is not first and f.at < end]
         if not others:
             return window
-        until = window.until if window.faulted else np.full(n, np.inf)
+        changed = window.faulted or self.ctl.changed_at < end
+        until = window.until if changed else np.full(n, np.inf)
+        followed = np.zeros(n, bool)
+        if self.session_requests is not None:
+            followed[self.session_requests.clients] = True
         spans = []
         for f in others:
             a, b = f.at, min(end, math.inf if f.for_ is None else f.at + f.for_)
@@ -729,7 +734,7 @@ class _Replication:
                 lo, hi = np.full(n, a), np.maximum(np.minimum(until, b), a)
             else:
                 lo, hi = np.minimum(np.maximum(until, a), b), np.full(n, b)
-            spans.append(Span.of(lo, hi))
+            spans.append(Span.of(lo, np.where(followed, lo, hi)))
         return replace(window, extra=tuple(spans))
 
     def _churn(self, window: Window) -> Window:
@@ -861,14 +866,23 @@ class _Replication:
         if self._opens is not None:
             opens = np.full(len(self.full.resolver_group), np.inf)
             opens[self.full.resolver] = self._opens  # the same for every client of a resolver
-        plan = sessions.Plan(window.fault, ctl.fault_end if window.faulted else math.inf, published.changes_dns,
-                             ctl.effective_at, ctl.changed_at, opens,
+        plan = sessions.Plan(self._balancers_down(), published.changes_dns, ctl.effective_at, ctl.changed_at, opens,
                              (record, published.chain_ttl if published.changes_dns else None))
         out, self.session_fetches = lookups.follow(req, self.full, plan, self.rng["arrivals"])
         self.session_outcome = out
         owner, issued = req.owner[out.failed], req.times[out.failed]
         return Failed(dead.count + np.bincount(owner, minlength=self.pop.size),
                       np.concatenate([dead.owner, owner]), np.concatenate([dead.issued, issued]))
+
+    def _balancers_down(self) -> tuple[tuple[int, float, float], ...]:
+        """The balancer faults as the follower meets them (sessions.Plan.down): each refusing
+        span of the active (the old target) and of the standby (the new one)."""
+        sc, out = self.sc, []
+        for _, f in _balancer_faults(sc):
+            if f.target in (sc.active.name, sc.standby.name) and f.at < self.end:
+                end = math.inf if f.for_ is None else f.at + f.for_
+                out.append((lookups.OLD if f.target == sc.active.name else lookups.NEW, f.at, end))
+        return tuple(out)
 
     def _session_passed(self, attempts: int | None = None) -> np.ndarray:
         """Per second, the session clients' requests that got past the balancers (of clients

@@ -164,7 +164,7 @@ def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator)
     lanes = req.lane()
     order = np.lexsort((lanes, req.times)).tolist()
     times, lane_list = req.times.tolist(), lanes.tolist()
-    fault, fault_end, dns, moved = plan.fault, plan.fault_end, plan.changes_dns, plan.effective
+    down, dns, moved = plan.down, plan.changes_dns, plan.effective
     for at in order:
         lane, now = lane_list[at], times[at]
         cohort = cohorts[cohort_of[lane]]
@@ -198,7 +198,7 @@ def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator)
                 if keep:
                     conn[lane], opened[lane] = target, now
             last[lane] = now
-            dead = reset or (target == OLD and fault <= now < fault_end)
+            dead = reset or any(target == on and lo <= now < hi for on, lo, hi in down)
             if attempt == 0:
                 out.first_old[at] = target == OLD
             out.any_old[at] |= target == OLD

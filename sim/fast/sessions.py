@@ -150,10 +150,11 @@ def _with_traffic(times: np.ndarray, rate: float, end: float, traffic: Sequence[
 
 @dataclass(frozen=True)
 class Plan:
-    """What the follower needs of the replication: the dead balancer and the change."""
+    """What the follower needs of the replication: the dead balancers and the change."""
 
-    fault: float  # the active balancer's fault (inf: none)
-    fault_end: float
+    # Each refusing balancer fault in the run: (OLD for the active, NEW for the standby,
+    # its start, its end (inf: down to the end)); a try to that target inside it fails.
+    down: tuple[tuple[int, float, float], ...]
     changes_dns: bool  # else the address moves at `effective`
     effective: float  # the new record propagated, or the address moved (inf: never)
     changed_at: float  # from here the old balancer is the previous target
