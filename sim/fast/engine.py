@@ -58,6 +58,7 @@ from sim.fast.intensity import Intensity
 from sim.fast.intensity import window_mass as _window_mass
 from sim.fast.population import (
     Population,
+    groups_of,
     on_farm,
     population,
     resolver_query_rate,
@@ -250,7 +251,7 @@ def _unsupported_fields(scenario: m.Scenario) -> list[str]:
         if _followed_as(scenario, c):
             out.extend(f"clients[{i}]{_followed_as(scenario, c)} with {why}" for why in _unsupported_sessions(scenario, c))
         if c.stub_grace > 0:
-            out.extend(f"clients[{i}].stub_grace with {why}" for why in _unsupported_grace(scenario))
+            out.extend(f"clients[{i}].stub_grace with {why}" for why in _unsupported_grace(scenario, c))
         if c.restart is not None:
             out.extend(f"clients[{i}].restart with {why}" for why in _unsupported_restart(c))
         # Trying the answer's next address matters only when there is one that works or a
@@ -281,8 +282,8 @@ def _unsupported_sessions(scenario: m.Scenario, c: m.Cohort) -> list[str]:
     (sim.fast.sessions.requests)."""
     out = []
     for i, f in enumerate(scenario.faults):
-        if isinstance(f, m.DnsDown):
-            out.append(f"a {f.kind} (faults[{i}]; use the model)")
+        if isinstance(f, m.DnsDown) and _shares_resolvers(scenario, c):
+            out.append(f"a {f.kind} (faults[{i}]), on resolvers shared with clients not followed (use the model)")
         elif isinstance(f, m.BalancerDown) and f.mode != "refuse":
             out.append(f"a blackholed balancer_down (faults[{i}]; use the model)")
     for i, g in enumerate(scenario.dns.resolvers):
@@ -295,12 +296,23 @@ def _unsupported_sessions(scenario: m.Scenario, c: m.Cohort) -> list[str]:
     return out
 
 
-def _unsupported_grace(scenario: m.Scenario) -> list[str]:
-    """A stub grace period is followed where a client's switch is (sim.fast.dns): not where a
-    failed lookup leaves the old answer in grace (a dns_down); one address per balancer
-    (sim.fast.multia, its own stub refreshes) is refused with the strategy."""
-    out = [f"a dns_down (faults[{i}]; use the model)" for i, f in enumerate(scenario.faults) if isinstance(f, m.DnsDown)]
-    return out
+def _shares_resolvers(scenario: m.Scenario, c: m.Cohort) -> bool:
+    """Can a followed cohort's resolver have clients that are not followed? Such a resolver is
+    not followed cache by cache: it turns at one drawn moment (sim.fast.lookups), with no
+    expiry of its own for a dns_down to meet."""
+    groups = groups_of(scenario, c)
+    return any(groups & groups_of(scenario, o) for o in scenario.clients if not _followed_as(scenario, o))
+
+
+def _unsupported_grace(scenario: m.Scenario, c: m.Cohort) -> list[str]:
+    """A stub grace period is followed where a client's switch is (sim.fast.dns), and request
+    by request for a followed cohort (sim.fast.lookups, a failed refresh leaving the answer
+    in grace); a Poisson cohort's is not where a failed lookup leaves the old answer in
+    grace (a dns_down); one address per balancer (sim.fast.multia, its own stub refreshes)
+    is refused with the strategy."""
+    if _followed_as(scenario, c):
+        return []
+    return [f"a dns_down (faults[{i}]; use the model)" for i, f in enumerate(scenario.faults) if isinstance(f, m.DnsDown)]
 
 
 def _unsupported_restart(c: m.Cohort) -> list[str]:
@@ -414,9 +426,11 @@ def _unsupported_balancer_faults(scenario: m.Scenario) -> list[str]:
 
 def _unsupported_dns_down(scenario: m.Scenario) -> list[str]:
     """A `dns_down` is modelled alone: each client fails from its first resolution after its
-    resolver's answer expired until the outage ends (`_dns_window`). Not with a balancer fault
-    (one window per client), resolvers that serve stale answers, or pooled connections (which
-    outlive the outage without resolving)."""
+    resolver's answer expired until the outage ends (`_dns_window`); clients followed request
+    by request meet it in their lookups (sim.fast.lookups). Not with a balancer fault (one
+    window per client), a second one, resolvers that serve stale answers to clients not
+    followed, or pooled connections (which outlive the outage without resolving) of clients
+    not followed."""
     outages = [i for i, f in enumerate(scenario.faults) if isinstance(f, m.DnsDown)]
     if not outages:
         return []
@@ -424,11 +438,13 @@ def _unsupported_dns_down(scenario: m.Scenario) -> list[str]:
     for i, f in enumerate(scenario.faults):
         if isinstance(f, m.BalancerDown):
             out.append(f"faults[{i}]: a balancer_down together with a dns_down (faults[{outages[0]}])")
+    # The groups some client not followed can use: their resolvers are not followed either.
+    poisson = set().union(*(groups_of(scenario, c) for c in scenario.clients if not _followed_as(scenario, c)))
     for i, group in enumerate(scenario.dns.resolvers):
-        if build.cache_policy(group.policy).stale_window > 0:
+        if build.cache_policy(group.policy).stale_window > 0 and group.name in poisson:
             out.append(f"dns.resolvers[{i}].policy: {group.policy.kind}, with a dns_down")
     for i, c in enumerate(scenario.clients):
-        if c.keepalive > 0:
+        if c.keepalive > 0 and not _followed_as(scenario, c):
             out.append(f"clients[{i}].keepalive, with a dns_down")
     return out
 
@@ -866,8 +882,9 @@ class _Replication:
         if self._opens is not None:
             opens = np.full(len(self.full.resolver_group), np.inf)
             opens[self.full.resolver] = self._opens  # the same for every client of a resolver
+        outage = next(((f.at, f.at + f.for_) for f in self.sc.faults if isinstance(f, m.DnsDown)), (math.inf, math.inf))
         plan = sessions.Plan(self._balancers_down(), published.changes_dns, ctl.effective_at, ctl.changed_at, opens,
-                             (record, published.chain_ttl if published.changes_dns else None))
+                             (record, published.chain_ttl if published.changes_dns else None), outage)
         out, self.session_fetches = lookups.follow(req, self.full, plan, self.rng["arrivals"])
         self.session_outcome = out
         owner, issued = req.owner[out.failed], req.times[out.failed]
@@ -1390,9 +1407,10 @@ class _Replication:
             q, q_outage = np.where(followed, 0.0, q), np.where(followed, 0.0, q_outage)
         queries = query_counts(self.pop, self.published.record_ttl, q, q_outage,
                                window.busy, self.shape, self.seconds, self.rng["dns"])
-        queries = queries + sessions.per_second(self.session_fetches, self.seconds)
         if window.dns:
             queries = self._queries_around_outage(window, queries)
+        # The followed resolvers' fetches, none while our servers are down (sim.fast.lookups).
+        queries = queries + sessions.per_second(self.session_fetches, self.seconds)
         timeline["dns_queries"] = queries
         return timeline, counts["ok"]
 
@@ -1404,6 +1422,8 @@ class _Replication:
         end = float(window.back[0])
         out = np.where((t >= window.fault) & (t < end), 0, queries)
         lost = np.unique(self.pop.resolver[window.start < end])
+        # Resolvers followed with their clients count their own fetches (sim.fast.lookups).
+        lost = lost[~lookups.exact_resolvers(self.full)[lost]]
         rate = self.q[lost]
         lost = lost[rate > 0]
         refetch = self.shape.next_after(np.full(len(lost), end), self.q[lost], self.rng["dns"])

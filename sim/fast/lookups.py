@@ -37,6 +37,10 @@ from sim.fast.sessions import Outcome, Plan, Requests, homes
 from sim.policy.cache import equilibrium_residual
 
 OLD, NEW = 0, 1
+# The TTL of an expired answer a resolver serves while the authoritative servers do not
+# answer (a serve_stale policy): RFC 8767's recommended 30 s, as the model's resolver
+# (sim.model.dns.STALE_ANSWER_TTL; docs/references.md).
+STALE_TTL = 30.0
 
 
 def priming_rates(pop: Population, ttl: float, rng: np.random.Generator) -> np.ndarray:
@@ -93,8 +97,9 @@ class _Resolvers:
                         entries[key] = (OLD, equilibrium_residual(policy, ttl, rng))
                 self.caches[(r, c)] = entries
 
-    def resolve(self, r: int, home: int, now: float) -> tuple[int, float]:
-        """(old or new, seconds the answer stays valid) from resolver `r` at `now`."""
+    def resolve(self, r: int, home: int, now: float) -> tuple[int, float] | None:
+        """(old or new, seconds the answer stays valid) from resolver `r` at `now`; None
+        (SERVFAIL) when it must ask our authoritative servers while they are down."""
         pop, plan, rng = self.pop, self.plan, self.rng
         g = int(pop.resolver_group[r])
         setup = pop.group_setups[g] if pop.group_setups else None
@@ -110,10 +115,18 @@ class _Resolvers:
         entries = self.caches[(r, cache)]
         value, expires = entries.get("svc", (OLD, -math.inf))
         if not now < expires:
-            value = NEW if plan.changes_dns and now >= plan.effective else OLD
-            expires = now + policy.lifetime(record, rng)
-            entries["svc"] = (value, expires)
-            self.fetches.append(now)
+            if plan.auth_down[0] <= now < plan.auth_down[1]:
+                # Nothing answers, nor is a query counted (the model's Authoritative): an answer
+                # expired within the policy's stale window is served with STALE_TTL, and kept
+                # as it was; otherwise the lookup fails (SERVFAIL).
+                if not now < expires + policy.stale_window:
+                    return None
+                expires = now + STALE_TTL
+            else:
+                value = NEW if plan.changes_dns and now >= plan.effective else OLD
+                expires = now + policy.lifetime(record, rng)
+                entries["svc"] = (value, expires)
+                self.fetches.append(now)
         if chain is None:
             return value, expires - now
         _, a_expires = entries.get(("a", value), (value, -math.inf))
@@ -137,7 +150,7 @@ def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator)
     """Every session request's outcome (module doc), and the followed resolvers' fetches."""
     total = len(req.times)
     out = Outcome(np.zeros(total, bool), np.zeros(total, bool), np.zeros(total, bool), np.zeros(total, bool),
-                  np.zeros(total, np.int64))
+                  np.zeros(total, np.int64), np.zeros(total, bool))
     record, chain = plan.ttls
     prime = record if chain is None else min(record, chain)
     stub_exp = stub_primed_expiry(pop, prime, 0.0, rng)[req.clients].tolist()
@@ -191,9 +204,17 @@ def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator)
                     stale = stub_exp[lane] <= now < stub_exp[lane] + cohort.grace
                     answer = stub[lane] if stale else None
                 if answer is None or stale:
-                    value, left = resolvers.resolve(resolver_of[lane], home_of[lane], now)
-                    stub[lane], stub_exp[lane] = value, now + cohort.stub.lifetime(left, rng)
-                    answer = value if answer is None else answer
+                    got = resolvers.resolve(resolver_of[lane], home_of[lane], now)
+                    if got is not None:
+                        value, left = got
+                        stub[lane], stub_exp[lane] = value, now + cohort.stub.lifetime(left, rng)
+                        answer = value if answer is None else answer
+                    # A failed lookup leaves the stub as it was (an answer in grace stays in grace).
+                if answer is None:
+                    # No answer (our servers down): the try fails before reaching a balancer and
+                    # is not counted to either target; the next try comes at once, as a retry.
+                    fails += 1
+                    continue
                 target = answer if dns else (OLD if now < moved else NEW)
                 if keep:
                     conn[lane], opened[lane] = target, now
@@ -201,6 +222,7 @@ def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator)
             dead = reset or any(target == on and lo <= now < hi for on, lo, hi in down)
             if attempt == 0:
                 out.first_old[at] = target == OLD
+                out.first_sent[at] = True
             out.any_old[at] |= target == OLD
             out.any_new[at] |= target == NEW
             if dead:

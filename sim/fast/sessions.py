@@ -160,6 +160,9 @@ class Plan:
     changed_at: float  # from here the old balancer is the previous target
     opens: np.ndarray | None  # per resolver: it answers the new record from here (DNS; sim.fast.dns)
     ttls: tuple[float, float | None]  # the record's TTL and, behind a CNAME, the chain's
+    # A dns_down: [start, end) in which our authoritative servers answer nothing (a resolver
+    # followed cache by cache that must fetch then fails the lookup); (inf, inf): none.
+    auth_down: tuple[float, float] = (math.inf, math.inf)
 
     def opens_of(self, resolver: int) -> float:
         """When a resolver not followed (one with Poisson clients) answers the new record."""
@@ -175,6 +178,7 @@ class Outcome:
     any_old: np.ndarray  # some try went to the old balancer
     any_new: np.ndarray  # some try went to the new target
     rescued: np.ndarray  # failed tries before a try that got through
+    first_sent: np.ndarray  # its first try reached a balancer (not a failed lookup)
 
 
 def per_second(times: np.ndarray, seconds: int) -> np.ndarray:
@@ -217,12 +221,13 @@ def targets_counts(req: Requests, out: Outcome, pop: Population, changed_at: flo
     previous, current, saved = (np.zeros((k, seconds), dtype=np.int64) for _ in range(3))
     cohort = pop.cohort[req.owner]
     to_previous = out.first_old & (req.times >= changed_at)
+    to_current = out.first_sent & ~to_previous  # a first try that failed to resolve went nowhere
     for c in range(k):
         mine = cohort == c
         if not mine.any():
             continue
         previous[c] = per_second(req.times[mine & to_previous], seconds)
-        current[c] = per_second(req.times[mine & ~to_previous], seconds)
+        current[c] = per_second(req.times[mine & to_current], seconds)
         at = np.minimum(req.times[mine], seconds - 1).astype(np.int64)
         saved[c] = np.bincount(at, weights=out.rescued[mine], minlength=seconds)[:seconds].astype(np.int64)
     return previous, current, saved

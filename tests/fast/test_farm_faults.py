@@ -1,11 +1,13 @@
 """Clients followed request by request (sim.fast.lookups: Poisson clients behind a resolver
 farm, browsing sessions) through the faults the follower meets in their requests, against
 the model: a planned `dns_change` or `address_move` (a first attempt from the change on goes
-to the previous target or the current one, per the answer or the address it used), and
-several balancer faults that refuse (a try to the active or the standby inside one of its
-faults fails). The metrics each case moves: availability, affected clients and recovery
-(tests.fast.test_agreement.assert_agree), the drain, stale shares and the clients that went
-back to the old answer (tests.fast.test_farms.assert_drain_agrees).
+to the previous target or the current one, per the answer or the address it used), several
+balancer faults that refuse (a try to the active or the standby inside one of its faults
+fails), and a `dns_down` (a lookup that needs our authoritative servers while they are down
+fails, unless the resolver serves the expired answer). The metrics each case moves:
+availability, affected clients and recovery (tests.fast.test_agreement.assert_agree), the
+drain, stale shares and the clients that went back to the old answer
+(tests.fast.test_farms.assert_drain_agrees).
 """
 
 from __future__ import annotations
@@ -86,3 +88,57 @@ def test_poisson_clients_meet_the_standby_s_fault_after_a_planned_change() -> No
     assert not unsupported(sc)
     assert_agree(sc, "cname_repoint", reps=6)
     assert_drain_agrees(sc, "cname_repoint")
+
+
+OUTAGE = [{"at": "30s", "kind": "dns_down", "for": "60s"}]
+DNS_DOWN: dict[str, tuple[str, dict[str, Any]]] = {
+    # a cache whose answer expired in the outage fails its lookups; the next pick may not
+    "farm, TTL 300 s, a 60 s outage": ("cname_repoint", {
+        **FARM, "dns.service_ttl": "300s", "dns.balancer_ttl": "300s", "faults": OUTAGE}),
+    "farm, TTL 60 s, a 60 s outage": ("eip_remap", {**FARM, "faults": OUTAGE}),
+    # the retry comes at once and may draw a cache that still holds the answer
+    "farm, fixed 30 s stub, a retry": ("cname_repoint", {
+        **FARM, "clients.0.stub_cache": {"kind": "fixed", "ttl": "30s"},
+        "clients.0.retry": {"attempts": 2, "timeout": "5s"}, "faults": OUTAGE}),
+    # a failed refresh leaves the answer in grace: only a stub past its grace fails
+    "farm, fixed 20 s stub with 60 s of grace": ("cname_repoint", {
+        **FARM, "clients.0.stub_cache": {"kind": "fixed", "ttl": "20s"}, "clients.0.stub_grace": "60s",
+        "faults": OUTAGE}),
+    # a pooled connection carries requests through the outage without a lookup
+    "farm, idle sockets 10 s": ("cname_repoint", {**FARM, "clients.0.keepalive": "10s", "faults": OUTAGE}),
+    # RFC 8767: an answer expired less than 40 s ago is served (30 s TTL) while nothing answers
+    "farm, serve_stale resolvers, max_stale 40 s": ("cname_repoint", {
+        **FARM, "dns.resolvers.0.policy": {"kind": "serve_stale", "max_stale": "40s"}, "faults": OUTAGE}),
+    "browsing sessions, floor 60 s stubs, 30 clients a resolver": ("cname_repoint", {
+        "duration": "3m", "dns.resolvers.0.count": 10, "clients": [BROWSING], "faults": OUTAGE}),
+    "browsing sessions, no stub cache, a resolver each, an outage to the end of the run": ("eip_remap", {
+        "duration": "3m", "dns.resolvers.0.count": 300, "clients": [{**BROWSING, "stub_cache": {"kind": "none"}}],
+        "faults": [{"at": "20s", "kind": "dns_down", "for": "10m"}]}),
+}
+
+
+@pytest.mark.parametrize("case", [c if c == "farm, TTL 300 s, a 60 s outage" else pytest.param(c, marks=pytest.mark.slow)
+                                  for c in DNS_DOWN])
+def test_followed_clients_meet_a_dns_outage_as_in_the_model(case: str) -> None:
+    strategy, changes = DNS_DOWN[case]
+    sc = scenario(**copy.deepcopy({**changes, "strategies": [strategy]}))
+    assert not unsupported(sc, [strategy])
+    assert_agree(sc, strategy, reps=6)
+
+
+def test_what_a_dns_outage_still_refuses_is_named() -> None:
+    """A followed cohort on resolvers shared with Poisson clients (such a resolver turns at one
+    drawn moment, with no expiry for the outage to meet); pooled connections and stale-serving
+    resolvers of clients not followed."""
+    web = {**BROWSING, "count": 30}
+    api = {"name": "api", "count": 30, "rate": "1/s"}
+    shared = unsupported(scenario(faults=OUTAGE, clients=[web, api]))
+    assert any("clients[0].sessions with a dns_down (faults[0]), on resolvers shared with clients not followed"
+               in r for r in shared), shared
+    assert not unsupported(scenario(faults=OUTAGE, clients=[{**web, "stub_grace": "60s", "keepalive": "10s"}]))
+    assert not unsupported(scenario(**{**FARM, "faults": OUTAGE, "clients.0.stub_grace": "60s"}))
+    pooled = unsupported(scenario(faults=OUTAGE, clients=[{**api, "keepalive": "10s"}]))
+    assert any("clients[0].keepalive, with a dns_down" in r for r in pooled), pooled
+    stale = {"dns.resolvers.0.policy": {"kind": "serve_stale"}, "faults": OUTAGE}
+    assert not unsupported(scenario(**{**FARM, **stale}))
+    assert any("dns.resolvers[0].policy: serve_stale, with a dns_down" in r for r in unsupported(scenario(**stale)))

@@ -125,8 +125,11 @@ def test_sessions_run_and_what_is_not_followed_is_named() -> None:
     blackhole = unsupported(_scenario(**{"faults.0.mode": "blackhole"}))
     assert any("clients[0].sessions with a blackholed balancer_down" in r for r in blackhole), blackhole
     assert not unsupported(_scenario(faults=[{"at": "10s", "kind": "dns_change"}], strategies=["cname_repoint"]))
-    outage = unsupported(_scenario(faults=[{"at": "10s", "kind": "dns_down", "for": "30s"}]))
-    assert any("clients[0].sessions with a dns_down (faults[0]" in r for r in outage), outage
+    outage = [{"at": "10s", "kind": "dns_down", "for": "30s"}]
+    assert not unsupported(_scenario(faults=outage))
+    poisson = {"name": "api", "count": 30, "rate": "1/s"}
+    shared = unsupported(_scenario(faults=outage, clients=[SESSION["clients.0"], poisson]))
+    assert any("clients[0].sessions with a dns_down (faults[0]), on resolvers shared" in r for r in shared), shared
     multi = unsupported(_scenario(strategies=["multi_a"]))
     assert any("multi_a publishes one address per balancer, with clients[0].sessions" in r for r in multi), multi
 
