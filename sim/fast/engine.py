@@ -713,9 +713,11 @@ class _Replication:
     def _pooled_switches(self, opens: np.ndarray) -> np.ndarray | None:
         """Per client with pooled connections (and a stub that ever lets go), its first request
         on a connection opened with the new record (sim.fast.pooled); NaN for the others.
-        None: no such client."""
+        None: no such client. Clients followed request by request keep their connections there
+        (sim.fast.lookups)."""
         pop, published = self.pop, self.published
-        cohorts = [c for c in pop.cohorts if c.reuse.keepalive > 0 and c.stub.kind != "forever" and len(c.members)]
+        cohorts = [c for c in pop.cohorts
+                   if c.reuse.keepalive > 0 and c.stub.kind != "forever" and len(c.members) and not c.followed]
         if not cohorts:
             return None
         out = np.full(pop.size, np.nan)

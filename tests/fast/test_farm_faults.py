@@ -49,6 +49,11 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
         **FARM, "dns.resolvers.0.sticky": 0.9, "clients.0.rate": "1/s", "dns.resolvers.0.count": 10,
         "clients.0.stub_cache": {"kind": "fixed", "ttl": "30s"}, "clients.0.keepalive": "60s",
         "faults": [{"at": "30s", "kind": "address_move"}]}),
+    # pooled connections through the change (and the old balancer switched off 70 s later):
+    # the follower keeps them; the Poisson path's pooled switches crashed on their rate of 0
+    "farm, idle sockets 10 s up to 60 s old, planned dns_change, then the active down": ("cname_repoint", {
+        **FARM, "clients.0.keepalive": "10s", "clients.0.max_connection_age": "60s",
+        "faults": [*PLANNED, _down("blue", "100s")]}),
     "farm, Poisson clients and browsing sessions, planned dns_change": ("cname_repoint", {
         **FARM, "dns.resolvers.0.count": 20, "clients": MIXED, "faults": PLANNED}),
     "browsing sessions and Poisson clients on plain shared resolvers, planned dns_change": ("cname_repoint", {
@@ -66,7 +71,8 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
         "faults": [_down("blue", "10s"), _down("green", "60s", "30s")]}),
 }
 # About two seconds each in CI; the others (up to ten) are `slow`.
-QUICK = ("farm, 75% sticky, 0.1/s, planned dns_change", "farm, planned dns_change, then the standby down 30 s")
+QUICK = ("farm, 75% sticky, 0.1/s, planned dns_change", "farm, planned dns_change, then the standby down 30 s",
+         "farm, idle sockets 10 s up to 60 s old, planned dns_change, then the active down")
 
 
 @pytest.mark.parametrize("case", [c if c in QUICK else pytest.param(c, marks=pytest.mark.slow) for c in CASES])
