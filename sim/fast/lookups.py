@@ -5,8 +5,12 @@ sim.fast.sessions drew (session clients, and Poisson clients on a resolver
 farm's groups: sim.fast.population.on_farm): a pooled connection while it is young and recently
 used (reset once when the address it leads to has moved), otherwise the
 stub cache (fresh, or within its grace period: the old answer served and
-refreshed behind it), otherwise the resolver; a try to the dead balancer
-fails, and the client's own retries come at once.
+refreshed behind it), otherwise the resolver; a try to a balancer inside
+one of its refusing faults fails (the active's: the old answer or address,
+the standby's: the new), a lookup that needs our authoritative servers
+during a dns_down fails before any balancer, and the client's own retries
+come at once. From a change on (a failover's or a planned one) each first
+try is counted to the previous or the current target.
 
 A resolver whose clients are all followed is followed too, cache by
 cache (a farm's query goes to the cache `Farm.pick` draws): it fetches at
