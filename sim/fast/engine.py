@@ -98,6 +98,12 @@ def unsupported(scenario: m.Scenario, strategies: Sequence[Strategy] | None = No
                            for i, c in enumerate(scenario.clients) if _followed_as(scenario, c))
         if several and deployment.published.per_balancer:
             reasons.append("publishes one address per balancer, with several balancer faults")
+        if blackhole and not deployment.published.changes_dns:
+            # A connection the move resets fails at once, where the engine charges every failure
+            # of a blackhole the client's timeouts (_Replication.cost).
+            reasons.extend(f"moves an address, with a blackholed balancer and clients[{i}]{_followed_as(scenario, c)} "
+                           "keeping connections (keepalive; a reset costs no timeout)"
+                           for i, c in enumerate(scenario.clients) if _followed_as(scenario, c) and c.keepalive > 0)
         if deployment.published.changes_dns:
             reasons.extend(_unsupported_scaling(deployment))
         if deployment.published.record != "addresses":
@@ -273,19 +279,18 @@ def _followed_as(scenario: m.Scenario, c: m.Cohort) -> str:
 
 def _unsupported_sessions(scenario: m.Scenario, c: m.Cohort) -> list[str]:
     """Session clients are followed request by request (sim.fast.lookups) through balancer
-    faults that refuse (each try to the active or the standby inside one of its faults
-    fails), a failover or a planned change that changes DNS or moves the address, stubs of
-    any kind (with a grace period), pooled connections, restarts and retries. Not followed:
-    what the follower has no state for (a dns_down, a blackhole's timeouts, serve-expired's
-    one stale answer and prefetch on the cohort's resolvers); one address per balancer is
-    refused with the strategy. Traffic faults are applied to the drawn requests
-    (sim.fast.sessions.requests)."""
+    faults (each try to the active or the standby inside one of its faults fails, after the
+    client's timeout if blackholed), a failover or a planned change that changes DNS or
+    moves the address, a dns_down, stubs of any kind (with a grace period), pooled
+    connections, restarts and retries. Not followed: what the follower has no state for (a
+    dns_down on a resolver shared with Poisson clients, serve-expired's one stale answer and
+    prefetch on the cohort's resolvers); one address per balancer, and a blackhole with
+    connections an address move resets, are refused with the strategy. Traffic faults are
+    applied to the drawn requests (sim.fast.sessions.requests)."""
     out = []
     for i, f in enumerate(scenario.faults):
         if isinstance(f, m.DnsDown) and _shares_resolvers(scenario, c):
             out.append(f"a {f.kind} (faults[{i}]), on resolvers shared with clients not followed (use the model)")
-        elif isinstance(f, m.BalancerDown) and f.mode != "refuse":
-            out.append(f"a blackholed balancer_down (faults[{i}]; use the model)")
     for i, g in enumerate(scenario.dns.resolvers):
         if c.resolver_group not in (None, g.name):
             continue
@@ -413,10 +418,13 @@ def _unsupported_balancer_faults(scenario: m.Scenario) -> list[str]:
     one more span per other fault (`_extra_windows`): they must refuse (no timeouts to wait
     out across spans) and not overlap on one balancer."""
     faults = _balancer_faults(scenario)
+    # The engine waits out a blackhole's timeouts in the active's window only.
+    out = [f"faults[{i}]: a blackholed balancer_down of {f.target}, not the active balancer"
+           for i, f in faults if f.mode != "refuse" and f.target != scenario.active.name]
     if len(faults) < 2:
-        return []
-    out = [f"faults[{i}]: a blackholed balancer_down among several balancer faults"
-           for i, f in faults if f.mode != "refuse"]
+        return out
+    out += [f"faults[{i}]: a blackholed balancer_down among several balancer faults"
+            for i, f in faults if f.mode != "refuse" and f.target == scenario.active.name]
     for name in {f.target for _, f in faults}:
         mine = sorted((f.at, math.inf if f.for_ is None else f.at + f.for_, i) for i, f in faults if f.target == name)
         out.extend(f"faults[{i}]: overlaps an earlier fault of {name}"
@@ -893,14 +901,15 @@ class _Replication:
         return Failed(dead.count + np.bincount(owner, minlength=self.pop.size),
                       np.concatenate([dead.owner, owner]), np.concatenate([dead.issued, issued]))
 
-    def _balancers_down(self) -> tuple[tuple[int, float, float], ...]:
-        """The balancer faults as the follower meets them (sessions.Plan.down): each refusing
-        span of the active (the old target) and of the standby (the new one)."""
+    def _balancers_down(self) -> tuple[tuple[int, float, float, bool], ...]:
+        """The balancer faults as the follower meets them (sessions.Plan.down): each span of
+        the active (the old target) and of the standby (the new one), and whether it blackholes."""
         sc, out = self.sc, []
         for _, f in _balancer_faults(sc):
             if f.target in (sc.active.name, sc.standby.name) and f.at < self.end:
                 end = math.inf if f.for_ is None else f.at + f.for_
-                out.append((lookups.OLD if f.target == sc.active.name else lookups.NEW, f.at, end))
+                target = lookups.OLD if f.target == sc.active.name else lookups.NEW
+                out.append((target, f.at, end, f.mode == "blackhole"))
         return tuple(out)
 
     def _session_passed(self, attempts: int | None = None) -> np.ndarray:
@@ -909,7 +918,8 @@ class _Replication:
         req, out = self.session_requests, self.session_outcome
         if req is None or out is None:
             return np.zeros(self.seconds, dtype=np.int64)
-        mask = ~out.failed
+        # As in the model, a request still waiting out a blackholed try when the run ends is not counted.
+        mask = ~out.failed & (out.done <= self.end)
         if attempts is not None:
             mask = mask & (self.attempts[req.owner] == attempts)
         return sessions.per_second(req.times[mask], self.seconds)
@@ -1568,6 +1578,11 @@ class _Replication:
             if k:
                 lat[rng.choice(len(lat), size=min(k, len(lat)), replace=False)] += CONNECT_TIMEOUT
         late = rescued.delay[rescued.at >= sc.warmup] if len(rescued.delay) else rescued.delay
+        req, out = self.session_requests, self.session_outcome
+        if req is not None and out is not None:
+            # The followed clients' requests that a retry got through after a blackholed try.
+            mine = ~out.failed & (out.done > req.times) & (out.done <= self.end) & (req.times >= sc.warmup)
+            late = np.concatenate([late, out.done[mine] - req.times[mine]])
         if len(late) and len(lat):
             # The sample stands for all successful requests; the late ones join at their share.
             k = int(round(len(lat) * len(late) / max(int(ok[start:].sum()), 1)))

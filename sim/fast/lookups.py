@@ -31,6 +31,7 @@ requests over the whole run (docs/fast.md, "Sessions").
 
 from __future__ import annotations
 
+import heapq
 import math
 from typing import Any
 
@@ -151,10 +152,14 @@ def _left(policy, now, turn, plan, record, chain, rng) -> float:  # type: ignore
 
 
 def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator) -> tuple[Outcome, np.ndarray]:
-    """Every session request's outcome (module doc), and the followed resolvers' fetches."""
+    """Every session request's outcome (module doc), and the followed resolvers' fetches.
+    A try the balancer blackholes is known failed after the client's timeout, and its retry
+    comes then, in time order with every other request (the client's state may have moved
+    on meanwhile, as in the model)."""
     total = len(req.times)
     out = Outcome(np.zeros(total, bool), np.zeros(total, bool), np.zeros(total, bool), np.zeros(total, bool),
-                  np.zeros(total, np.int64), np.zeros(total, bool))
+                  np.zeros(total, np.int64), np.zeros(total, bool), req.times.copy(), np.full(total, np.inf),
+                  np.full(total, -np.inf))
     record, chain = plan.ttls
     prime = record if chain is None else min(record, chain)
     stub_exp = stub_primed_expiry(pop, prime, 0.0, rng)[req.clients].tolist()
@@ -182,8 +187,17 @@ def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator)
     order = np.lexsort((lanes, req.times)).tolist()
     times, lane_list = req.times.tolist(), lanes.tolist()
     down, dns, moved = plan.down, plan.changes_dns, plan.effective
-    for at in order:
-        lane, now = lane_list[at], times[at]
+    # Retries after a blackholed try: (when, sequence, request, attempt, failed tries so far).
+    waiting: list[tuple[float, int, int, int, int]] = []
+    nxt, seq = 0, 0
+    while nxt < len(order) or waiting:
+        if waiting and (nxt == len(order) or waiting[0][0] < times[order[nxt]]):
+            now, _, at, first, fails = heapq.heappop(waiting)
+        else:
+            at, first, fails = order[nxt], 0, 0
+            now = times[at]
+            nxt += 1
+        lane = lane_list[at]
         cohort = cohorts[cohort_of[lane]]
         pending = restarts[lane]
         if pending and pending[-1] <= now:
@@ -192,8 +206,8 @@ def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator)
                 pending.pop()
             stub[lane], stub_exp[lane], conn[lane] = None, -math.inf, None
         reuse_rule, keep = cohort.reuse, cohort.reuse.keepalive > 0
-        fails, ok = 0, False
-        for attempt in range(cohort.attempts):
+        ok, later = False, False
+        for attempt in range(first, cohort.attempts):
             reset = False
             target = None
             if conn[lane] is not None and reuse_rule.can_reuse(opened[lane], last[lane], now):
@@ -223,22 +237,38 @@ def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator)
                 if keep:
                     conn[lane], opened[lane] = target, now
             last[lane] = now
-            dead = reset or any(target == on and lo <= now < hi for on, lo, hi in down)
             if attempt == 0:
                 out.first_old[at] = target == OLD
                 out.first_sent[at] = True
-            out.any_old[at] |= target == OLD
-            out.any_new[at] |= target == NEW
-            if dead:
-                conn[lane] = None
-                fails += 1
-                continue
-            ok = True
-            break
+            if target == OLD:
+                out.any_old[at] = True
+                out.old_at[at] = now
+            else:
+                out.any_new[at] = True
+                out.new_at[at] = min(out.new_at[at], now)
+            hole = False
+            if not reset:
+                span = next((h for on, lo, hi, h in down if target == on and lo <= now < hi), None)
+                if span is None:
+                    ok = True
+                    break
+                hole = span
+            conn[lane] = None
+            fails += 1
+            if hole:
+                # Blackholed: known after the timeout; the retry (if any) starts then.
+                now += cohort.timeout
+                if attempt + 1 < cohort.attempts:
+                    seq += 1
+                    heapq.heappush(waiting, (now, seq, at, attempt + 1, fails))
+                    later = True
+                    break
+        if later:
+            continue
         out.failed[at] = not ok
         out.rescued[at] = fails if ok else 0
+        out.done[at] = now
     return out, np.array(resolvers.fetches)
-
 
 
 def _restarts(req, pop, cohort_of, stub, conn, opened, last, rng) -> list[list[float]]:  # type: ignore[no-untyped-def]

@@ -3,7 +3,8 @@ farm, browsing sessions) through the faults the follower meets in their requests
 the model: a planned `dns_change` or `address_move` (a first attempt from the change on goes
 to the previous target or the current one, per the answer or the address it used), several
 balancer faults that refuse (a try to the active or the standby inside one of its faults
-fails), and a `dns_down` (a lookup that needs our authoritative servers while they are down
+fails), a blackholed balancer (a try known failed after the client's timeout, its retry
+then), and a `dns_down` (a lookup that needs our authoritative servers while they are down
 fails, unless the resolver serves the expired answer). The metrics each case moves:
 availability, affected clients and recovery (tests.fast.test_agreement.assert_agree), the
 drain, stale shares and the clients that went back to the old answer
@@ -148,3 +149,48 @@ def test_what_a_dns_outage_still_refuses_is_named() -> None:
     stale = {"dns.resolvers.0.policy": {"kind": "serve_stale"}, "faults": OUTAGE}
     assert not unsupported(scenario(**{**FARM, **stale}))
     assert any("dns.resolvers[0].policy: serve_stale, with a dns_down" in r for r in unsupported(scenario(**stale)))
+
+
+def _hole(**more: Any) -> dict[str, Any]:
+    return {"at": "10s", "kind": "balancer_down", "target": "blue", "mode": "blackhole", **more}
+
+
+TWO_TRIES = {"attempts": 2, "timeout": "3s"}
+BLACKHOLE: dict[str, tuple[str, dict[str, Any]]] = {
+    # the retry comes 3 s later, when the client's answer (or the cache it draws) may have turned
+    "farm, two tries 3 s apart": ("cname_repoint", {**FARM, "clients.0.retry": TWO_TRIES, "faults": [_hole()]}),
+    # the balancer back at 40 s: a retry that starts then gets through, late
+    "farm, the active back after 30 s, three tries 10 s apart": ("eip_remap", {
+        **FARM, "clients.0.retry": {"attempts": 3, "timeout": "10s"}, "faults": [_hole(**{"for": "30s"})]}),
+    "farm, idle sockets 60 s, two tries 3 s apart": ("cname_repoint", {
+        **FARM, "clients.0.keepalive": "60s", "clients.0.retry": TWO_TRIES, "faults": [_hole()]}),
+    "farm, a planned dns_change, then the active blackholed": ("cname_repoint", {
+        **FARM, "clients.0.retry": TWO_TRIES, "faults": [*PLANNED, _hole(at="60s")]}),
+    "browsing sessions, fixed 60 s stubs with 60 s of grace, two tries 10 s apart": ("cname_repoint", {
+        "duration": "3m", "dns.resolvers.0.count": 10, "faults": [_hole()],
+        "clients": [{**BROWSING, "stub_cache": {"kind": "fixed", "ttl": "60s"}, "stub_grace": "60s",
+                     "retry": {"attempts": 2, "timeout": "10s"}}]}),
+}
+
+
+@pytest.mark.parametrize("case", [c if c == "farm, two tries 3 s apart" else pytest.param(c, marks=pytest.mark.slow)
+                                  for c in BLACKHOLE])
+def test_followed_clients_wait_out_a_blackhole_as_in_the_model(case: str) -> None:
+    strategy, changes = BLACKHOLE[case]
+    sc = scenario(**copy.deepcopy({**changes, "strategies": [strategy]}))
+    assert not unsupported(sc, [strategy])
+    assert_agree(sc, strategy, reps=6)
+    assert_drain_agrees(sc, strategy)
+
+
+def test_what_a_blackhole_still_refuses_is_named() -> None:
+    """A connection an address move resets fails at once, where the engine charges every
+    failure under a blackhole the client's timeouts; and a blackhole of the standby."""
+    pooled = {**FARM, "clients.0.keepalive": "60s", "faults": [_hole()]}
+    assert not unsupported(scenario(**pooled), ["cname_repoint"])
+    moved = unsupported(scenario(**pooled), ["eip_remap"])
+    assert any("eip_remap moves an address, with a blackholed balancer and clients[0] (Poisson requests followed"
+               in r for r in moved), moved
+    standby = unsupported(scenario(**{**FARM, "faults": [*PLANNED, _hole(target="green")],
+                                      "strategies": ["cname_repoint"]}))
+    assert any("faults[1]: a blackholed balancer_down of green, not the active balancer" in r for r in standby), standby

@@ -195,9 +195,7 @@ def test_fast_agrees_with_the_model_on_poisson_clients_behind_a_farm(case: str, 
 
 def test_what_is_not_followed_behind_a_farm_is_named() -> None:
     assert not unsupported(_farm())
-    blackhole = unsupported(_farm(**{"faults.0.mode": "blackhole"}))
-    assert any("clients[0] (Poisson requests followed one by one, for a resolver farm) with a blackholed"
-               in r for r in blackhole), blackhole
+    assert not unsupported(_farm(**{"faults.0.mode": "blackhole"}))
     assert not unsupported(_farm(faults=[{"at": "10s", "kind": "dns_change"}], strategies=["cname_repoint"]))
     # every client of a farm is followed, so a dns_down meets each of its lookups
     assert not unsupported(_farm(faults=[{"at": "10s", "kind": "dns_down", "for": "30s"}]))
