@@ -151,6 +151,56 @@ def _left(policy, now, turn, plan, record, chain, rng) -> float:  # type: ignore
     return left
 
 
+class _Clients:
+    """The followed clients, per lane: the stub's answer (None: empty) and expiry, the pooled
+    connection (None: none), when it opened and was last used, the restarts to come; and
+    their resolvers. Primed as the model primes them."""
+
+    def __init__(self, req: Requests, pop: Population, plan: Plan, rng: np.random.Generator) -> None:
+        self.pop, self.plan, self.rng = pop, plan, rng
+        record, chain = plan.ttls
+        prime = record if chain is None else min(record, chain)
+        self.stub_exp = stub_primed_expiry(pop, prime, 0.0, rng)[req.clients].tolist()
+        self.resolvers = _Resolvers(pop, plan, priming_rates(pop, record, rng), exact_resolvers(pop), rng)
+        self.cohort_of = pop.cohort[req.clients].tolist()
+        self.resolver_of = pop.resolver[req.clients].tolist()
+        self.home_of = homes(pop)[req.clients].tolist()
+        cohorts = pop.cohorts
+        self.stub: list[int | None] = [OLD if (e > 0 or cohorts[c].grace > 0) else None
+                                       for e, c in zip(self.stub_exp, self.cohort_of, strict=True)]
+        self.conn, self.opened, self.last = _primed_connections(pop, self.cohort_of, rng)
+        self.restarts = _restarts(req, pop, self.cohort_of, self.stub, self.conn, self.opened, self.last, rng)
+
+    def restart_until(self, lane: int, now: float) -> None:
+        """A restart since the lane's last request: the stub and the connection are gone."""
+        pending = self.restarts[lane]
+        if pending and pending[-1] <= now:
+            while pending and pending[-1] <= now:
+                pending.pop()
+            self.stub[lane], self.stub_exp[lane], self.conn[lane] = None, -math.inf, None
+
+    def target(self, lane: int, now: float) -> tuple[int | None, bool]:
+        """Where a try at `now` goes (None: nowhere, its lookup failed), and whether it goes
+        down a connection to the address that moved since (reset, once)."""
+        cohort, plan = self.pop.cohorts[self.cohort_of[lane]], self.plan
+        conn = self.conn[lane]
+        if conn is not None and cohort.reuse.can_reuse(self.opened[lane], self.last[lane], now):
+            self.last[lane] = now
+            return conn, not plan.changes_dns and conn == OLD and now >= plan.effective
+        self.conn[lane] = None
+        answer = _answer(lane, now, cohort, self.stub, self.stub_exp, self._resolve, self.rng)
+        if answer is None:
+            return None, False
+        target = answer if plan.changes_dns else (OLD if now < plan.effective else NEW)
+        if cohort.reuse.keepalive > 0:
+            self.conn[lane], self.opened[lane] = target, now
+        self.last[lane] = now
+        return target, False
+
+    def _resolve(self, lane: int, now: float) -> tuple[int, float] | None:
+        return self.resolvers.resolve(self.resolver_of[lane], self.home_of[lane], now)
+
+
 def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator) -> tuple[Outcome, np.ndarray]:
     """Every session request's outcome (module doc), and the followed resolvers' fetches.
     A try the balancer blackholes is known failed after the client's timeout, and its retry
@@ -160,33 +210,11 @@ def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator)
     out = Outcome(np.zeros(total, bool), np.zeros(total, bool), np.zeros(total, bool), np.zeros(total, bool),
                   np.zeros(total, np.int64), np.zeros(total, bool), req.times.copy(), np.full(total, np.inf),
                   np.full(total, -np.inf))
-    record, chain = plan.ttls
-    prime = record if chain is None else min(record, chain)
-    stub_exp = stub_primed_expiry(pop, prime, 0.0, rng)[req.clients].tolist()
-    resolvers = _Resolvers(pop, plan, priming_rates(pop, record, rng), exact_resolvers(pop), rng)
-    cohorts = pop.cohorts
-    k = len(req.clients)
-    cohort_of = pop.cohort[req.clients].tolist()
-    resolver_of = pop.resolver[req.clients].tolist()
-    home_of = homes(pop)[req.clients].tolist()
-    # Per lane: the stub's answer (None: empty) and the pooled connection (None: none).
-    stub: list[int | None] = [OLD if (e > 0 or cohorts[c].grace > 0) else None for e, c in zip(stub_exp, cohort_of, strict=True)]
-    conn: list[int | None] = [None] * k
-    opened, last = [-math.inf] * k, [-math.inf] * k
-    for lane in range(k):
-        cohort = cohorts[cohort_of[lane]]
-        if cohort.reuse.keepalive > 0:
-            idle = float(rng.exponential(1.0 / cohort.rate))  # since its last request, as the model primes
-            if idle < cohort.reuse.keepalive:
-                age = cohort.reuse.max_age
-                conn[lane], last[lane] = OLD, -idle
-                # with no age limit any opening time at or before its last use, as the model
-                opened[lane] = -idle - (float(rng.random()) * (age - idle) if math.isfinite(age) and age > idle else 0.0)
-    restarts = _restarts(req, pop, cohort_of, stub, conn, opened, last, rng)
+    clients = _Clients(req, pop, plan, rng)
+    cohorts, cohort_of = pop.cohorts, clients.cohort_of
     lanes = req.lane()
     order = np.lexsort((lanes, req.times)).tolist()
     times, lane_list = req.times.tolist(), lanes.tolist()
-    down, dns, moved = plan.down, plan.changes_dns, plan.effective
     # Retries after a blackholed try: (when, sequence, request, attempt, failed tries so far).
     waiting: list[tuple[float, int, int, int, int]] = []
     nxt, seq = 0, 0
@@ -199,61 +227,24 @@ def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator)
             nxt += 1
         lane = lane_list[at]
         cohort = cohorts[cohort_of[lane]]
-        pending = restarts[lane]
-        if pending and pending[-1] <= now:
-            # A restart since its last request: the stub and the connection are gone.
-            while pending and pending[-1] <= now:
-                pending.pop()
-            stub[lane], stub_exp[lane], conn[lane] = None, -math.inf, None
-        reuse_rule, keep = cohort.reuse, cohort.reuse.keepalive > 0
+        clients.restart_until(lane, now)
         ok, later = False, False
         for attempt in range(first, cohort.attempts):
-            reset = False
-            target = None
-            if conn[lane] is not None and reuse_rule.can_reuse(opened[lane], last[lane], now):
-                target = conn[lane]
-                reset = not dns and target == OLD and now >= moved  # the address moved: reset once
-            else:
-                conn[lane] = None
+            target, reset = clients.target(lane, now)
             if target is None:
-                answer = stub[lane] if now < stub_exp[lane] else None
-                stale = False
-                if answer is None and cohort.grace > 0 and stub[lane] is not None:
-                    stale = stub_exp[lane] <= now < stub_exp[lane] + cohort.grace
-                    answer = stub[lane] if stale else None
-                if answer is None or stale:
-                    got = resolvers.resolve(resolver_of[lane], home_of[lane], now)
-                    if got is not None:
-                        value, left = got
-                        stub[lane], stub_exp[lane] = value, now + cohort.stub.lifetime(left, rng)
-                        answer = value if answer is None else answer
-                    # A failed lookup leaves the stub as it was (an answer in grace stays in grace).
-                if answer is None:
-                    # No answer (our servers down): the try fails before reaching a balancer and
-                    # is not counted to either target; the next try comes at once, as a retry.
-                    fails += 1
-                    continue
-                target = answer if dns else (OLD if now < moved else NEW)
-                if keep:
-                    conn[lane], opened[lane] = target, now
-            last[lane] = now
-            if attempt == 0:
-                out.first_old[at] = target == OLD
-                out.first_sent[at] = True
-            if target == OLD:
-                out.any_old[at] = True
-                out.old_at[at] = now
-            else:
-                out.any_new[at] = True
-                out.new_at[at] = min(out.new_at[at], now)
+                # No answer (our servers down): the try fails before reaching a balancer and
+                # is not counted to either target; the next try comes at once, as a retry.
+                fails += 1
+                continue
+            _went(out, at, attempt, target, now)
             hole = False
             if not reset:
-                span = next((h for on, lo, hi, h in down if target == on and lo <= now < hi), None)
+                span = next((h for on, lo, hi, h in plan.down if target == on and lo <= now < hi), None)
                 if span is None:
                     ok = True
                     break
                 hole = span
-            conn[lane] = None
+            clients.conn[lane] = None
             fails += 1
             if hole:
                 # Blackholed: known after the timeout; the retry (if any) starts then.
@@ -268,7 +259,59 @@ def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator)
         out.failed[at] = not ok
         out.rescued[at] = fails if ok else 0
         out.done[at] = now
-    return out, np.array(resolvers.fetches)
+    return out, np.array(clients.resolvers.fetches)
+
+
+def _went(out: Outcome, at: int, attempt: int, target: int, now: float) -> None:
+    """Request `at`'s try number `attempt` went to `target` at `now`."""
+    if attempt == 0:
+        out.first_old[at] = target == OLD
+        out.first_sent[at] = True
+    if target == OLD:
+        out.any_old[at] = True
+        out.old_at[at] = now
+    else:
+        out.any_new[at] = True
+        out.new_at[at] = min(out.new_at[at], now)
+
+
+def _primed_connections(pop: Population, cohort_of: list[int],
+                        rng: np.random.Generator) -> tuple[list[int | None], list[float], list[float]]:
+    """Per lane, its pooled connection at time 0 (None: none), when it opened and was last
+    used: open if the time since its last request (drawn at the cohort's long-run rate, as
+    the model primes it) is within the keep-alive."""
+    k = len(cohort_of)
+    conn: list[int | None] = [None] * k
+    opened, last = [-math.inf] * k, [-math.inf] * k
+    for lane in range(k):
+        cohort = pop.cohorts[cohort_of[lane]]
+        if cohort.reuse.keepalive > 0:
+            idle = float(rng.exponential(1.0 / cohort.rate))  # since its last request, as the model primes
+            if idle < cohort.reuse.keepalive:
+                age = cohort.reuse.max_age
+                conn[lane], last[lane] = OLD, -idle
+                # with no age limit any opening time at or before its last use, as the model
+                opened[lane] = -idle - (float(rng.random()) * (age - idle) if math.isfinite(age) and age > idle else 0.0)
+    return conn, opened, last
+
+
+def _answer(lane, now, cohort, stub, stub_exp, resolve, rng) -> int | None:  # type: ignore[no-untyped-def]
+    """The answer a try without a connection goes by: the stub's, fresh; or expired within the
+    grace period (served, and refreshed behind the request); otherwise the resolver's (kept
+    in the stub). None: no answer (the lookup failed, our servers down). A failed lookup
+    leaves the stub as it was, so an answer in grace stays in grace."""
+    answer = stub[lane] if now < stub_exp[lane] else None
+    stale = False
+    if answer is None and cohort.grace > 0 and stub[lane] is not None:
+        stale = stub_exp[lane] <= now < stub_exp[lane] + cohort.grace
+        answer = stub[lane] if stale else None
+    if answer is None or stale:
+        got = resolve(lane, now)
+        if got is not None:
+            value, left = got
+            stub[lane], stub_exp[lane] = value, now + cohort.stub.lifetime(left, rng)
+            answer = value if answer is None else answer
+    return answer
 
 
 def _restarts(req, pop, cohort_of, stub, conn, opened, last, rng) -> list[list[float]]:  # type: ignore[no-untyped-def]
