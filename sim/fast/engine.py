@@ -98,12 +98,6 @@ def unsupported(scenario: m.Scenario, strategies: Sequence[Strategy] | None = No
                            for i, c in enumerate(scenario.clients) if _followed_as(scenario, c))
         if several and deployment.published.per_balancer:
             reasons.append("publishes one address per balancer, with several balancer faults")
-        if blackhole and not deployment.published.changes_dns:
-            # A connection the move resets fails at once, where the engine charges every failure
-            # of a blackhole the client's timeouts (_Replication.cost).
-            reasons.extend(f"moves an address, with a blackholed balancer and clients[{i}]{_followed_as(scenario, c)} "
-                           "keeping connections (keepalive; a reset costs no timeout)"
-                           for i, c in enumerate(scenario.clients) if _followed_as(scenario, c) and c.keepalive > 0)
         if deployment.published.changes_dns:
             reasons.extend(_unsupported_scaling(deployment))
         if deployment.published.record != "addresses":
@@ -562,6 +556,9 @@ class Failed:
     count: np.ndarray
     owner: np.ndarray
     issued: np.ndarray
+    # Per request, the wait before its failure is known (a blackhole's timeouts); None: its
+    # client's cost (_Replication.cost), as for every request drawn on the Poisson path.
+    spent: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -668,7 +665,7 @@ class _Replication:
         moved = self._moves(window, recovery, rescued)
         # As in the model, a request is counted when it ends: one still waiting out its
         # timeouts when the run ends is not counted at all.
-        ends_in_run = failed.issued + self.cost[failed.owner] <= self.end
+        ends_in_run = failed.issued + self._spent(failed) <= self.end
         timeline, ok = self._timeline(window, recovery, failed, ends_in_run, backends, losses, rescued)
         recovery = self._balancer_sheds(recovery)
         clients = self._clients(recovery, moved)
@@ -898,8 +895,14 @@ class _Replication:
         out, self.session_fetches = lookups.follow(req, self.full, plan, self.rng["arrivals"])
         self.session_outcome = out
         owner, issued = req.owner[out.failed], req.times[out.failed]
+        # A followed request's own wait: its blackholed tries' timeouts (a reset costs none).
+        spent = np.concatenate([self._spent(dead), out.done[out.failed] - issued])
         return Failed(dead.count + np.bincount(owner, minlength=self.pop.size),
-                      np.concatenate([dead.owner, owner]), np.concatenate([dead.issued, issued]))
+                      np.concatenate([dead.owner, owner]), np.concatenate([dead.issued, issued]), spent)
+
+    def _spent(self, failed: Failed) -> np.ndarray:
+        """Per failed request, the wait before its failure is known (Failed.spent)."""
+        return self.cost[failed.owner] if failed.spent is None else failed.spent
 
     def _balancers_down(self) -> tuple[tuple[int, float, float, bool], ...]:
         """The balancer faults as the follower meets them (sessions.Plan.down): each span of
@@ -1005,12 +1008,12 @@ class _Replication:
         # As in the model, a client's failures count from the first fault on (a retired node
         # refuses requests before any); the timeline has them all.
         faults = self.sc.fault_times(self.published.changes_dns)
-        known = dead.issued + self.cost[dead.owner] >= (faults[0] if faults else math.inf)
-        first_issue = np.full(n, np.inf)
-        np.minimum.at(first_issue, dead.owner[known], dead.issued[known])
-        first_fail = first_issue + self.cost
+        ends = dead.issued + self._spent(dead)
+        known = ends >= (faults[0] if faults else math.inf)
+        first_fail = np.full(n, np.inf)
+        np.minimum.at(first_fail, dead.owner[known], ends[known])
         if not known.all():
-            dead = Failed(np.bincount(dead.owner[known], minlength=n), dead.owner, dead.issued)
+            dead = Failed(np.bincount(dead.owner[known], minlength=n), dead.owner, dead.issued, dead.spent)
         if not (backends.fail.any() or backends.fleet.kills):
             return dead, first_fail, BackendLosses.none(self.seconds)
         losses = self._backend_requests(backends)
@@ -1027,7 +1030,8 @@ class _Replication:
         first_backend = np.full(n, np.inf)
         np.minimum.at(first_backend, who[counted], end[counted])
         first_fail = np.minimum(first_fail, first_backend + spent)
-        failed = Failed(count, np.concatenate([dead.owner, who]), np.concatenate([dead.issued, losses.when]))
+        spent = None if dead.spent is None else np.concatenate([dead.spent, self.cost[who]])
+        failed = Failed(count, np.concatenate([dead.owner, who]), np.concatenate([dead.issued, losses.when]), spent)
         return failed, first_fail, losses
 
     def _backend_requests(self, backends: Backends) -> BackendLosses:
@@ -1491,6 +1495,12 @@ class _Replication:
         counts = {name: np.zeros(seconds, dtype=np.int64) for name in OUTCOMES}
         counts["ok"] = ok - shed
         counts["dns_error" if window.dns else "timeout" if self.waits else "refused"] += recorded
+        req, out = self.session_requests, self.session_outcome
+        if self.waits and not window.dns and req is not None and out is not None:
+            # Under a blackhole, a followed request whose last try a reset connection refused.
+            reset = _per_second(req.times[out.failed & out.refused & (out.done <= self.end)], seconds)
+            counts["timeout"] -= reset
+            counts["refused"] += reset
         counts["refused"] += churned
         counts[backends.fleet.outcome] += lost_to_backends - losses.shed
         counts["refused"] += refused_resets

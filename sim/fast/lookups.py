@@ -209,7 +209,7 @@ def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator)
     total = len(req.times)
     out = Outcome(np.zeros(total, bool), np.zeros(total, bool), np.zeros(total, bool), np.zeros(total, bool),
                   np.zeros(total, np.int64), np.zeros(total, bool), req.times.copy(), np.full(total, np.inf),
-                  np.full(total, -np.inf))
+                  np.full(total, -np.inf), np.zeros(total, bool))
     clients = _Clients(req, pop, plan, rng)
     cohorts, cohort_of = pop.cohorts, clients.cohort_of
     lanes = req.lane()
@@ -235,6 +235,7 @@ def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator)
                 # No answer (our servers down): the try fails before reaching a balancer and
                 # is not counted to either target; the next try comes at once, as a retry.
                 fails += 1
+                out.refused[at] = False
                 continue
             _went(out, at, attempt, target, now)
             hole = False
@@ -246,6 +247,7 @@ def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator)
                 hole = span
             clients.conn[lane] = None
             fails += 1
+            out.refused[at] = not hole
             if hole:
                 # Blackholed: known after the timeout; the retry (if any) starts then.
                 now += cohort.timeout

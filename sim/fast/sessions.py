@@ -183,6 +183,7 @@ class Outcome:
     done: np.ndarray  # when it ended: its issue, plus the timeouts of blackholed tries
     new_at: np.ndarray  # when its first try to the new target went (inf: none)
     old_at: np.ndarray  # when its last try to the old target went (-inf: none)
+    refused: np.ndarray  # its last try was refused (a refusing fault, or a reset connection)
 
 
 def per_second(times: np.ndarray, seconds: int) -> np.ndarray:
