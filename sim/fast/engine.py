@@ -278,9 +278,9 @@ def _unsupported_sessions(scenario: m.Scenario, c: m.Cohort) -> list[str]:
     moves the address, a dns_down, stubs of any kind (with a grace period), pooled
     connections, restarts and retries. Not followed: what the follower has no state for (a
     dns_down on a resolver shared with Poisson clients, serve-expired's one stale answer and
-    prefetch on the cohort's resolvers); one address per balancer, and a blackhole with
-    connections an address move resets, are refused with the strategy. Traffic faults are
-    applied to the drawn requests (sim.fast.sessions.requests)."""
+    prefetch on the cohort's resolvers); one address per balancer is refused with the
+    strategy, a blackhole of the standby with the faults. Traffic faults are applied to the
+    drawn requests (sim.fast.sessions.requests)."""
     out = []
     for i, f in enumerate(scenario.faults):
         if isinstance(f, m.DnsDown) and _shares_resolvers(scenario, c):
