@@ -59,6 +59,7 @@ from sim.fast.intensity import window_mass as _window_mass
 from sim.fast.population import (
     Population,
     followed_groups,
+    groups_of,
     on_farm,
     population,
     resolver_rates,
@@ -243,7 +244,7 @@ def _unsupported_fields(scenario: m.Scenario) -> list[str]:
         if _followed_as(scenario, c):
             out.extend(f"clients[{i}]{_followed_as(scenario, c)} with {why}" for why in _unsupported_sessions(scenario, c))
         if c.stub_grace > 0:
-            out.extend(f"clients[{i}].stub_grace with {why}" for why in _unsupported_grace(scenario))
+            out.extend(f"clients[{i}].stub_grace with {why}" for why in _unsupported_grace(scenario, c))
         if c.restart is not None:
             out.extend(f"clients[{i}].restart with {why}" for why in _unsupported_restart(c))
         # Trying the answer's next address matters only when there is one that works or a
@@ -264,23 +265,21 @@ def _followed_as(scenario: m.Scenario, c: m.Cohort) -> str:
 
 
 def _unsupported_sessions(scenario: m.Scenario, c: m.Cohort) -> list[str]:
-    """Session clients are followed request by request (sim.fast.lookups) through one balancer
-    fault that refuses, a failover that changes DNS or moves the address, stubs of any kind
-    (with a grace period), pooled connections, restarts and retries. Not followed: what the
-    follower has no state for (a dns_down, planned changes, several balancer faults, a
-    blackhole's timeouts, serve-expired's one stale answer and prefetch on the cohort's
-    resolvers, unless every client of those is followed too: a farm's group and the groups
-    followed with it, sim.fast.population.followed_groups); one address per balancer is
-    refused with the strategy. Traffic faults are
-    applied to the drawn requests (sim.fast.sessions.requests)."""
+    """Session clients are followed request by request (sim.fast.lookups) through balancer
+    faults (each try to the active or the standby inside one of its faults fails, after the
+    client's timeout if blackholed), a failover or a planned change that changes DNS or
+    moves the address, a dns_down, stubs of any kind (with a grace period), pooled
+    connections, restarts and retries. Not followed: what the follower has no state for (a
+    dns_down on a resolver shared with Poisson clients, serve-expired's one stale answer and
+    prefetch on the cohort's resolvers, unless every client of those is followed too: a
+    farm's group and the groups followed with it, sim.fast.population.followed_groups);
+    one address per balancer is refused with the
+    strategy, a blackhole of the standby with the faults. Traffic faults are applied to the
+    drawn requests (sim.fast.sessions.requests)."""
     out = []
     for i, f in enumerate(scenario.faults):
-        if isinstance(f, (m.DnsDown, m.DnsChange, m.AddressMove)):
-            out.append(f"a {f.kind} (faults[{i}]; use the model)")
-        elif isinstance(f, m.BalancerDown) and f.mode != "refuse":
-            out.append(f"a blackholed balancer_down (faults[{i}]; use the model)")
-    if len(_balancer_faults(scenario)) > 1:
-        out.append("several balancer faults (use the model)")
+        if isinstance(f, m.DnsDown) and _shares_resolvers(scenario, c):
+            out.append(f"a {f.kind} (faults[{i}]), on resolvers shared with clients not followed (use the model)")
     whole = followed_groups(scenario)
     for i, g in enumerate(scenario.dns.resolvers):
         if c.resolver_group not in (None, g.name) or g.name in whole:
@@ -292,12 +291,23 @@ def _unsupported_sessions(scenario: m.Scenario, c: m.Cohort) -> list[str]:
     return out
 
 
-def _unsupported_grace(scenario: m.Scenario) -> list[str]:
-    """A stub grace period is followed where a client's switch is (sim.fast.dns): not where a
-    failed lookup leaves the old answer in grace (a dns_down); one address per balancer
-    (sim.fast.multia, its own stub refreshes) is refused with the strategy."""
-    out = [f"a dns_down (faults[{i}]; use the model)" for i, f in enumerate(scenario.faults) if isinstance(f, m.DnsDown)]
-    return out
+def _shares_resolvers(scenario: m.Scenario, c: m.Cohort) -> bool:
+    """Can a followed cohort's resolver have clients that are not followed? Such a resolver is
+    not followed cache by cache: it turns at one drawn moment (sim.fast.lookups), with no
+    expiry of its own for a dns_down to meet."""
+    groups = groups_of(scenario, c)
+    return any(groups & groups_of(scenario, o) for o in scenario.clients if not _followed_as(scenario, o))
+
+
+def _unsupported_grace(scenario: m.Scenario, c: m.Cohort) -> list[str]:
+    """A stub grace period is followed where a client's switch is (sim.fast.dns), and request
+    by request for a followed cohort (sim.fast.lookups, a failed refresh leaving the answer
+    in grace); a Poisson cohort's is not where a failed lookup leaves the old answer in
+    grace (a dns_down); one address per balancer (sim.fast.multia, its own stub refreshes)
+    is refused with the strategy."""
+    if _followed_as(scenario, c):
+        return []
+    return [f"a dns_down (faults[{i}]; use the model)" for i, f in enumerate(scenario.faults) if isinstance(f, m.DnsDown)]
 
 
 def _unsupported_restart(c: m.Cohort) -> list[str]:
@@ -393,10 +403,13 @@ def _unsupported_balancer_faults(scenario: m.Scenario) -> list[str]:
     one more span per other fault (`_extra_windows`): they must refuse (no timeouts to wait
     out across spans) and not overlap on one balancer."""
     faults = _balancer_faults(scenario)
+    # The engine waits out a blackhole's timeouts in the active's window only.
+    out = [f"faults[{i}]: a blackholed balancer_down of {f.target}, not the active balancer"
+           for i, f in faults if f.mode != "refuse" and f.target != scenario.active.name]
     if len(faults) < 2:
-        return []
-    out = [f"faults[{i}]: a blackholed balancer_down among several balancer faults"
-           for i, f in faults if f.mode != "refuse"]
+        return out
+    out += [f"faults[{i}]: a blackholed balancer_down among several balancer faults"
+            for i, f in faults if f.mode != "refuse" and f.target == scenario.active.name]
     for name in {f.target for _, f in faults}:
         mine = sorted((f.at, math.inf if f.for_ is None else f.at + f.for_, i) for i, f in faults if f.target == name)
         out.extend(f"faults[{i}]: overlaps an earlier fault of {name}"
@@ -406,9 +419,11 @@ def _unsupported_balancer_faults(scenario: m.Scenario) -> list[str]:
 
 def _unsupported_dns_down(scenario: m.Scenario) -> list[str]:
     """A `dns_down` is modelled alone: each client fails from its first resolution after its
-    resolver's answer expired until the outage ends (`_dns_window`). Not with a balancer fault
-    (one window per client), resolvers that serve stale answers, or pooled connections (which
-    outlive the outage without resolving)."""
+    resolver's answer expired until the outage ends (`_dns_window`); clients followed request
+    by request meet it in their lookups (sim.fast.lookups). Not with a balancer fault (one
+    window per client), a second one, resolvers that serve stale answers to clients not
+    followed, or pooled connections (which outlive the outage without resolving) of clients
+    not followed."""
     outages = [i for i, f in enumerate(scenario.faults) if isinstance(f, m.DnsDown)]
     if not outages:
         return []
@@ -416,11 +431,13 @@ def _unsupported_dns_down(scenario: m.Scenario) -> list[str]:
     for i, f in enumerate(scenario.faults):
         if isinstance(f, m.BalancerDown):
             out.append(f"faults[{i}]: a balancer_down together with a dns_down (faults[{outages[0]}])")
+    # The groups some client not followed can use: their resolvers are not followed either.
+    poisson = set().union(*(groups_of(scenario, c) for c in scenario.clients if not _followed_as(scenario, c)))
     for i, group in enumerate(scenario.dns.resolvers):
-        if build.cache_policy(group.policy).stale_window > 0:
+        if build.cache_policy(group.policy).stale_window > 0 and group.name in poisson:
             out.append(f"dns.resolvers[{i}].policy: {group.policy.kind}, with a dns_down")
     for i, c in enumerate(scenario.clients):
-        if c.keepalive > 0:
+        if c.keepalive > 0 and not _followed_as(scenario, c):
             out.append(f"clients[{i}].keepalive, with a dns_down")
     return out
 
@@ -530,6 +547,9 @@ class Failed:
     count: np.ndarray
     owner: np.ndarray
     issued: np.ndarray
+    # Per request, the wait before its failure is known (a blackhole's timeouts); None: its
+    # client's cost (_Replication.cost), as for every request drawn on the Poisson path.
+    spent: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -638,7 +658,7 @@ class _Replication:
         moved = self._moves(window, recovery, rescued)
         # As in the model, a request is counted when it ends: one still waiting out its
         # timeouts when the run ends is not counted at all.
-        ends_in_run = failed.issued + self.cost[failed.owner] <= self.end
+        ends_in_run = failed.issued + self._spent(failed) <= self.end
         timeline, ok = self._timeline(window, recovery, failed, ends_in_run, backends, losses, rescued)
         recovery = self._balancer_sheds(recovery)
         clients = self._clients(recovery, moved)
@@ -691,9 +711,11 @@ class _Replication:
     def _pooled_switches(self, opens: np.ndarray) -> np.ndarray | None:
         """Per client with pooled connections (and a stub that ever lets go), its first request
         on a connection opened with the new record (sim.fast.pooled); NaN for the others.
-        None: no such client."""
+        None: no such client. Clients followed request by request keep their connections there
+        (sim.fast.lookups)."""
         pop, published = self.pop, self.published
-        cohorts = [c for c in pop.cohorts if c.reuse.keepalive > 0 and c.stub.kind != "forever" and len(c.members)]
+        cohorts = [c for c in pop.cohorts
+                   if c.reuse.keepalive > 0 and c.stub.kind != "forever" and len(c.members) and not c.followed]
         if not cohorts:
             return None
         out = np.full(pop.size, np.nan)
@@ -707,14 +729,20 @@ class _Replication:
     def _extra_windows(self, window: Window) -> Window:
         """The spans of the balancer faults after the active's first (`Window.extra`).
         A client's requests leave the active at its switch (`until`: the last expiry of its
-        old answer, or the address's move) and go to the standby from then on."""
+        old answer, or the address's move; a planned change's too) and go to the standby from
+        then on. Clients followed request by request meet every fault in their requests
+        (sim.fast.lookups): no span of theirs here."""
         n, end = self.pop.size, self.end
         faults = sorted((f for _, f in _balancer_faults(self.sc)), key=lambda f: f.at)
         first = next((f for f in faults if f.target == self.sc.active.name), None)
         others = [f for f in faults if f is not first and f.at < end]
         if not others:
             return window
-        until = window.until if window.faulted else np.full(n, np.inf)
+        changed = window.faulted or self.ctl.changed_at < end
+        until = window.until if changed else np.full(n, np.inf)
+        followed = np.zeros(n, bool)
+        if self.session_requests is not None:
+            followed[self.session_requests.clients] = True
         spans = []
         for f in others:
             a, b = f.at, min(end, math.inf if f.for_ is None else f.at + f.for_)
@@ -722,7 +750,7 @@ class _Replication:
                 lo, hi = np.full(n, a), np.maximum(np.minimum(until, b), a)
             else:
                 lo, hi = np.minimum(np.maximum(until, a), b), np.full(n, b)
-            spans.append(Span.of(lo, hi))
+            spans.append(Span.of(lo, np.where(followed, lo, hi)))
         return replace(window, extra=tuple(spans))
 
     def _churn(self, window: Window) -> Window:
@@ -859,14 +887,31 @@ class _Replication:
         if self._opens is not None:
             opens = np.full(len(self.full.resolver_group), np.inf)
             opens[self.full.resolver] = self._opens  # the same for every client of a resolver
-        plan = sessions.Plan(window.fault, ctl.fault_end if window.faulted else math.inf, published.changes_dns,
-                             ctl.effective_at, ctl.changed_at, opens,
-                             (record, published.chain_ttl if published.changes_dns else None))
+        outage = next(((f.at, f.at + f.for_) for f in self.sc.faults if isinstance(f, m.DnsDown)), (math.inf, math.inf))
+        plan = sessions.Plan(self._balancers_down(), published.changes_dns, ctl.effective_at, ctl.changed_at, opens,
+                             (record, published.chain_ttl if published.changes_dns else None), outage)
         out, self.session_fetches = lookups.follow(req, self.full, plan, self.rng["arrivals"])
         self.session_outcome = out
         owner, issued = req.owner[out.failed], req.times[out.failed]
+        # A followed request's own wait: its blackholed tries' timeouts (a reset costs none).
+        spent = np.concatenate([self._spent(dead), out.done[out.failed] - issued])
         return Failed(dead.count + np.bincount(owner, minlength=self.pop.size),
-                      np.concatenate([dead.owner, owner]), np.concatenate([dead.issued, issued]))
+                      np.concatenate([dead.owner, owner]), np.concatenate([dead.issued, issued]), spent)
+
+    def _spent(self, failed: Failed) -> np.ndarray:
+        """Per failed request, the wait before its failure is known (Failed.spent)."""
+        return self.cost[failed.owner] if failed.spent is None else failed.spent
+
+    def _balancers_down(self) -> tuple[tuple[int, float, float, bool], ...]:
+        """The balancer faults as the follower meets them (sessions.Plan.down): each span of
+        the active (the old target) and of the standby (the new one), and whether it blackholes."""
+        sc, out = self.sc, []
+        for _, f in _balancer_faults(sc):
+            if f.target in (sc.active.name, sc.standby.name) and f.at < self.end:
+                end = math.inf if f.for_ is None else f.at + f.for_
+                target = lookups.OLD if f.target == sc.active.name else lookups.NEW
+                out.append((target, f.at, end, f.mode == "blackhole"))
+        return tuple(out)
 
     def _session_passed(self, attempts: int | None = None) -> np.ndarray:
         """Per second, the session clients' requests that got past the balancers (of clients
@@ -874,7 +919,8 @@ class _Replication:
         req, out = self.session_requests, self.session_outcome
         if req is None or out is None:
             return np.zeros(self.seconds, dtype=np.int64)
-        mask = ~out.failed
+        # As in the model, a request still waiting out a blackholed try when the run ends is not counted.
+        mask = ~out.failed & (out.done <= self.end)
         if attempts is not None:
             mask = mask & (self.attempts[req.owner] == attempts)
         return sessions.per_second(req.times[mask], self.seconds)
@@ -960,12 +1006,12 @@ class _Replication:
         # As in the model, a client's failures count from the first fault on (a retired node
         # refuses requests before any); the timeline has them all.
         faults = self.sc.fault_times(self.published.changes_dns)
-        known = dead.issued + self.cost[dead.owner] >= (faults[0] if faults else math.inf)
-        first_issue = np.full(n, np.inf)
-        np.minimum.at(first_issue, dead.owner[known], dead.issued[known])
-        first_fail = first_issue + self.cost
+        ends = dead.issued + self._spent(dead)
+        known = ends >= (faults[0] if faults else math.inf)
+        first_fail = np.full(n, np.inf)
+        np.minimum.at(first_fail, dead.owner[known], ends[known])
         if not known.all():
-            dead = Failed(np.bincount(dead.owner[known], minlength=n), dead.owner, dead.issued)
+            dead = Failed(np.bincount(dead.owner[known], minlength=n), dead.owner, dead.issued, dead.spent)
         if not (backends.fail.any() or backends.fleet.kills):
             return dead, first_fail, BackendLosses.none(self.seconds)
         losses = self._backend_requests(backends)
@@ -982,7 +1028,8 @@ class _Replication:
         first_backend = np.full(n, np.inf)
         np.minimum.at(first_backend, who[counted], end[counted])
         first_fail = np.minimum(first_fail, first_backend + spent)
-        failed = Failed(count, np.concatenate([dead.owner, who]), np.concatenate([dead.issued, losses.when]))
+        spent = None if dead.spent is None else np.concatenate([dead.spent, self.cost[who]])
+        failed = Failed(count, np.concatenate([dead.owner, who]), np.concatenate([dead.issued, losses.when]), spent)
         return failed, first_fail, losses
 
     def _backend_requests(self, backends: Backends) -> BackendLosses:
@@ -1374,9 +1421,10 @@ class _Replication:
             q, q_outage = np.where(followed, 0.0, q), np.where(followed, 0.0, q_outage)
         queries = query_counts(self.pop, self.published.record_ttl, q, q_outage,
                                window.busy, self.shape, self.seconds, self.rng["dns"])
-        queries = queries + sessions.per_second(self.session_fetches, self.seconds)
         if window.dns:
             queries = self._queries_around_outage(window, queries)
+        # The followed resolvers' fetches, none while our servers are down (sim.fast.lookups).
+        queries = queries + sessions.per_second(self.session_fetches, self.seconds)
         timeline["dns_queries"] = queries
         return timeline, counts["ok"]
 
@@ -1388,6 +1436,8 @@ class _Replication:
         end = float(window.back[0])
         out = np.where((t >= window.fault) & (t < end), 0, queries)
         lost = np.unique(self.pop.resolver[window.start < end])
+        # Resolvers followed with their clients count their own fetches (sim.fast.lookups).
+        lost = lost[~lookups.exact_resolvers(self.full)[lost]]
         rate = self.q[lost]
         lost = lost[rate > 0]
         refetch = self.shape.next_after(np.full(len(lost), end), self.q[lost], self.rng["dns"])
@@ -1443,6 +1493,12 @@ class _Replication:
         counts = {name: np.zeros(seconds, dtype=np.int64) for name in OUTCOMES}
         counts["ok"] = ok - shed
         counts["dns_error" if window.dns else "timeout" if self.waits else "refused"] += recorded
+        req, out = self.session_requests, self.session_outcome
+        if self.waits and not window.dns and req is not None and out is not None:
+            # Under a blackhole, a followed request whose last try a reset connection refused.
+            reset = _per_second(req.times[out.failed & out.refused & (out.done <= self.end)], seconds)
+            counts["timeout"] -= reset
+            counts["refused"] += reset
         counts["refused"] += churned
         counts[backends.fleet.outcome] += lost_to_backends - losses.shed
         counts["refused"] += refused_resets
@@ -1530,6 +1586,11 @@ class _Replication:
             if k:
                 lat[rng.choice(len(lat), size=min(k, len(lat)), replace=False)] += CONNECT_TIMEOUT
         late = rescued.delay[rescued.at >= sc.warmup] if len(rescued.delay) else rescued.delay
+        req, out = self.session_requests, self.session_outcome
+        if req is not None and out is not None:
+            # The followed clients' requests that a retry got through after a blackholed try.
+            mine = ~out.failed & (out.done > req.times) & (out.done <= self.end) & (req.times >= sc.warmup)
+            late = np.concatenate([late, out.done[mine] - req.times[mine]])
         if len(late) and len(lat):
             # The sample stands for all successful requests; the late ones join at their share.
             k = int(round(len(lat) * len(late) / max(int(ok[start:].sum()), 1)))

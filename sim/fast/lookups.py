@@ -5,8 +5,12 @@ sim.fast.sessions drew (session clients, and Poisson clients on a resolver
 farm's groups: sim.fast.population.on_farm): a pooled connection while it is young and recently
 used (reset once when the address it leads to has moved), otherwise the
 stub cache (fresh, or within its grace period: the old answer served and
-refreshed behind it), otherwise the resolver; a try to the dead balancer
-fails, and the client's own retries come at once.
+refreshed behind it), otherwise the resolver; a try to a balancer inside
+one of its refusing faults fails (the active's: the old answer or address,
+the standby's: the new), a lookup that needs our authoritative servers
+during a dns_down fails before any balancer, and the client's own retries
+come at once. From a change on (a failover's or a planned one) each first
+try is counted to the previous or the current target.
 
 A resolver whose clients are all followed is followed too, cache by
 cache (a farm's query goes to the cache `Farm.pick` draws): it fetches at
@@ -31,6 +35,7 @@ requests over the whole run (docs/fast.md, "Sessions").
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +50,10 @@ from sim.policy.resolver import ResolverSetup, prefetch_from, steady_age
 PLAIN = ResolverSetup()
 
 OLD, NEW = 0, 1
+# The TTL of an expired answer a resolver serves while the authoritative servers do not
+# answer (a serve_stale policy): RFC 8767's recommended 30 s, as the model's resolver
+# (sim.model.dns.STALE_ANSWER_TTL; docs/references.md).
+STALE_TTL = 30.0
 
 
 def priming_rates(pop: Population, ttl: float, rng: np.random.Generator) -> np.ndarray:
@@ -101,8 +110,9 @@ class _Resolvers:
                         entries[key] = entry
                 self.caches[(r, c)] = entries
 
-    def resolve(self, r: int, home: int, now: float) -> tuple[int, float]:
-        """(old or new, seconds the answer stays valid) from resolver `r` at `now`."""
+    def resolve(self, r: int, home: int, now: float) -> tuple[int, float] | None:
+        """(old or new, seconds the answer stays valid) from resolver `r` at `now`; None
+        (SERVFAIL) when it must ask our authoritative servers while they are down."""
         pop, plan, rng = self.pop, self.plan, self.rng
         g = int(pop.resolver_group[r])
         setup = _setup(pop, g)
@@ -115,24 +125,34 @@ class _Resolvers:
             return value, left
         entries = self.caches[(r, cache)]
         current = NEW if plan.changes_dns and now >= plan.effective else OLD
-        value, expires = self._answer(entries, "svc", current, record, g, now)
+        got = self._answer(entries, "svc", current, record, g, now, plan.auth_down[0] <= now < plan.auth_down[1])
+        if got is None:
+            return None
+        value, expires = got
         if chain is None:
             return value, expires - now
         # the balancer's own name, in its provider's zone: its fetches are not counted
-        _, a_expires = self._answer(entries, ("a", value), value, chain, g, now)
-        return value, min(expires, a_expires) - now
+        a = self._answer(entries, ("a", value), value, chain, g, now, False)
+        assert a is not None  # the provider's zone answers through our outage
+        return value, min(expires, a[1]) - now
 
     def _answer(self, entries: dict[Any, _Entry], key: Any, current: int, ttl: float, g: int,
-                now: float) -> tuple[int, float]:
+                now: float, down: bool) -> tuple[int, float] | None:
         """One record from a cache, as the model's Resolver._answer: (value, when it stops being
         valid). A fresh hit is answered from the cache, and with prefetch refreshed behind it
         from its prefetch point on; a miss fetches `current`, and with serve-expired at client
-        timeout 0 an expired entry within its window is answered instead, with the reply TTL."""
+        timeout 0 an expired entry within its window is answered instead, with the reply TTL.
+        While our servers are `down` a miss fetches nothing and counts no query (the model's
+        Authoritative): an entry expired within its stale window is served with STALE_TTL and
+        kept as it was, otherwise None (SERVFAIL). Prefetch and serve-expired are refused with
+        a dns_down (sim.fast.engine.resolver_mechanisms)."""
         entry = entries.get(key)
         if entry is not None and now < entry.expires:
             if now >= entry.refresh:  # unbound's prefetch (never without it: refresh is inf)
                 entries[key] = self._fetch(key, current, ttl, g, now)
             return entry.value, entry.expires
+        if down:
+            return (entry.value, now + STALE_TTL) if entry is not None and now < entry.kept_until else None
         entries[key] = fresh = self._fetch(key, current, ttl, g, now)
         served = _setup(self.pop, g).serve_expired
         if entry is not None and served is not None and served.immediate and now < entry.kept_until:
@@ -212,26 +232,142 @@ def _left(policy, now, turn, plan, record, chain, rng) -> float:  # type: ignore
     return left
 
 
+class _Clients:
+    """The followed clients, per lane: the stub's answer (None: empty) and expiry, the pooled
+    connection (None: none), when it opened and was last used, the restarts to come; and
+    their resolvers. Primed as the model primes them."""
+
+    def __init__(self, req: Requests, pop: Population, plan: Plan, rng: np.random.Generator) -> None:
+        self.pop, self.plan, self.rng = pop, plan, rng
+        record, chain = plan.ttls
+        prime = record if chain is None else min(record, chain)
+        self.stub_exp = stub_primed_expiry(pop, prime, 0.0, rng)[req.clients].tolist()
+        self.resolvers = _Resolvers(pop, plan, priming_rates(pop, record, rng), exact_resolvers(pop), rng)
+        self.cohort_of = pop.cohort[req.clients].tolist()
+        self.resolver_of = pop.resolver[req.clients].tolist()
+        self.home_of = homes(pop)[req.clients].tolist()
+        cohorts = pop.cohorts
+        self.stub: list[int | None] = [OLD if (e > 0 or cohorts[c].grace > 0) else None
+                                       for e, c in zip(self.stub_exp, self.cohort_of, strict=True)]
+        self.conn, self.opened, self.last = _primed_connections(pop, self.cohort_of, rng)
+        self.restarts = _restarts(req, pop, self.cohort_of, self.stub, self.conn, self.opened, self.last, rng)
+
+    def restart_until(self, lane: int, now: float) -> None:
+        """A restart since the lane's last request: the stub and the connection are gone."""
+        pending = self.restarts[lane]
+        if pending and pending[-1] <= now:
+            while pending and pending[-1] <= now:
+                pending.pop()
+            self.stub[lane], self.stub_exp[lane], self.conn[lane] = None, -math.inf, None
+
+    def target(self, lane: int, now: float) -> tuple[int | None, bool]:
+        """Where a try at `now` goes (None: nowhere, its lookup failed), and whether it goes
+        down a connection to the address that moved since (reset, once)."""
+        cohort, plan = self.pop.cohorts[self.cohort_of[lane]], self.plan
+        conn = self.conn[lane]
+        if conn is not None and cohort.reuse.can_reuse(self.opened[lane], self.last[lane], now):
+            self.last[lane] = now
+            return conn, not plan.changes_dns and conn == OLD and now >= plan.effective
+        self.conn[lane] = None
+        answer = _answer(lane, now, cohort, self.stub, self.stub_exp, self._resolve, self.rng)
+        if answer is None:
+            return None, False
+        target = answer if plan.changes_dns else (OLD if now < plan.effective else NEW)
+        if cohort.reuse.keepalive > 0:
+            self.conn[lane], self.opened[lane] = target, now
+        self.last[lane] = now
+        return target, False
+
+    def _resolve(self, lane: int, now: float) -> tuple[int, float] | None:
+        return self.resolvers.resolve(self.resolver_of[lane], self.home_of[lane], now)
+
+
 def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator) -> tuple[Outcome, np.ndarray]:
-    """Every session request's outcome (module doc), and the followed resolvers' fetches."""
+    """Every session request's outcome (module doc), and the followed resolvers' fetches.
+    A try the balancer blackholes is known failed after the client's timeout, and its retry
+    comes then, in time order with every other request (the client's state may have moved
+    on meanwhile, as in the model)."""
     total = len(req.times)
     out = Outcome(np.zeros(total, bool), np.zeros(total, bool), np.zeros(total, bool), np.zeros(total, bool),
-                  np.zeros(total, np.int64))
-    record, chain = plan.ttls
-    prime = record if chain is None else min(record, chain)
-    stub_exp = stub_primed_expiry(pop, prime, 0.0, rng)[req.clients].tolist()
-    resolvers = _Resolvers(pop, plan, priming_rates(pop, record, rng), exact_resolvers(pop), rng)
-    cohorts = pop.cohorts
-    k = len(req.clients)
-    cohort_of = pop.cohort[req.clients].tolist()
-    resolver_of = pop.resolver[req.clients].tolist()
-    home_of = homes(pop)[req.clients].tolist()
-    # Per lane: the stub's answer (None: empty) and the pooled connection (None: none).
-    stub: list[int | None] = [OLD if (e > 0 or cohorts[c].grace > 0) else None for e, c in zip(stub_exp, cohort_of, strict=True)]
+                  np.zeros(total, np.int64), np.zeros(total, bool), req.times.copy(), np.full(total, np.inf),
+                  np.full(total, -np.inf), np.zeros(total, bool))
+    clients = _Clients(req, pop, plan, rng)
+    cohorts, cohort_of = pop.cohorts, clients.cohort_of
+    lanes = req.lane()
+    order = np.lexsort((lanes, req.times)).tolist()
+    times, lane_list = req.times.tolist(), lanes.tolist()
+    # Retries after a blackholed try: (when, sequence, request, attempt, failed tries so far).
+    waiting: list[tuple[float, int, int, int, int]] = []
+    nxt, seq = 0, 0
+    while nxt < len(order) or waiting:
+        if waiting and (nxt == len(order) or waiting[0][0] < times[order[nxt]]):
+            now, _, at, first, fails = heapq.heappop(waiting)
+        else:
+            at, first, fails = order[nxt], 0, 0
+            now = times[at]
+            nxt += 1
+        lane = lane_list[at]
+        cohort = cohorts[cohort_of[lane]]
+        clients.restart_until(lane, now)
+        ok, later = False, False
+        for attempt in range(first, cohort.attempts):
+            target, reset = clients.target(lane, now)
+            if target is None:
+                # No answer (our servers down): the try fails before reaching a balancer and
+                # is not counted to either target; the next try comes at once, as a retry.
+                fails += 1
+                out.refused[at] = False
+                continue
+            _went(out, at, attempt, target, now)
+            hole = False
+            if not reset:
+                span = next((h for on, lo, hi, h in plan.down if target == on and lo <= now < hi), None)
+                if span is None:
+                    ok = True
+                    break
+                hole = span
+            clients.conn[lane] = None
+            fails += 1
+            out.refused[at] = not hole
+            if hole:
+                # Blackholed: known after the timeout; the retry (if any) starts then.
+                now += cohort.timeout
+                if attempt + 1 < cohort.attempts:
+                    seq += 1
+                    heapq.heappush(waiting, (now, seq, at, attempt + 1, fails))
+                    later = True
+                    break
+        if later:
+            continue
+        out.failed[at] = not ok
+        out.rescued[at] = fails if ok else 0
+        out.done[at] = now
+    return out, np.array(clients.resolvers.fetches)
+
+
+def _went(out: Outcome, at: int, attempt: int, target: int, now: float) -> None:
+    """Request `at`'s try number `attempt` went to `target` at `now`."""
+    if attempt == 0:
+        out.first_old[at] = target == OLD
+        out.first_sent[at] = True
+    if target == OLD:
+        out.any_old[at] = True
+        out.old_at[at] = now
+    else:
+        out.any_new[at] = True
+        out.new_at[at] = min(out.new_at[at], now)
+
+
+def _primed_connections(pop: Population, cohort_of: list[int],
+                        rng: np.random.Generator) -> tuple[list[int | None], list[float], list[float]]:
+    """Per lane, its pooled connection at time 0 (None: none), when it opened and was last
+    used: open if the time since its last request (drawn at the cohort's long-run rate, as
+    the model primes it) is within the keep-alive."""
+    k = len(cohort_of)
     conn: list[int | None] = [None] * k
     opened, last = [-math.inf] * k, [-math.inf] * k
     for lane in range(k):
-        cohort = cohorts[cohort_of[lane]]
+        cohort = pop.cohorts[cohort_of[lane]]
         if cohort.reuse.keepalive > 0:
             idle = float(rng.exponential(1.0 / cohort.rate))  # since its last request, as the model primes
             if idle < cohort.reuse.keepalive:
@@ -239,59 +375,26 @@ def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator)
                 conn[lane], last[lane] = OLD, -idle
                 # with no age limit any opening time at or before its last use, as the model
                 opened[lane] = -idle - (float(rng.random()) * (age - idle) if math.isfinite(age) and age > idle else 0.0)
-    restarts = _restarts(req, pop, cohort_of, stub, conn, opened, last, rng)
-    lanes = req.lane()
-    order = np.lexsort((lanes, req.times)).tolist()
-    times, lane_list = req.times.tolist(), lanes.tolist()
-    fault, fault_end, dns, moved = plan.fault, plan.fault_end, plan.changes_dns, plan.effective
-    for at in order:
-        lane, now = lane_list[at], times[at]
-        cohort = cohorts[cohort_of[lane]]
-        pending = restarts[lane]
-        if pending and pending[-1] <= now:
-            # A restart since its last request: the stub and the connection are gone.
-            while pending and pending[-1] <= now:
-                pending.pop()
-            stub[lane], stub_exp[lane], conn[lane] = None, -math.inf, None
-        reuse_rule, keep = cohort.reuse, cohort.reuse.keepalive > 0
-        fails, ok = 0, False
-        for attempt in range(cohort.attempts):
-            reset = False
-            target = None
-            if conn[lane] is not None and reuse_rule.can_reuse(opened[lane], last[lane], now):
-                target = conn[lane]
-                reset = not dns and target == OLD and now >= moved  # the address moved: reset once
-            else:
-                conn[lane] = None
-            if target is None:
-                answer = stub[lane] if now < stub_exp[lane] else None
-                stale = False
-                if answer is None and cohort.grace > 0 and stub[lane] is not None:
-                    stale = stub_exp[lane] <= now < stub_exp[lane] + cohort.grace
-                    answer = stub[lane] if stale else None
-                if answer is None or stale:
-                    value, left = resolvers.resolve(resolver_of[lane], home_of[lane], now)
-                    stub[lane], stub_exp[lane] = value, now + cohort.stub.lifetime(left, rng)
-                    answer = value if answer is None else answer
-                target = answer if dns else (OLD if now < moved else NEW)
-                if keep:
-                    conn[lane], opened[lane] = target, now
-            last[lane] = now
-            dead = reset or (target == OLD and fault <= now < fault_end)
-            if attempt == 0:
-                out.first_old[at] = target == OLD
-            out.any_old[at] |= target == OLD
-            out.any_new[at] |= target == NEW
-            if dead:
-                conn[lane] = None
-                fails += 1
-                continue
-            ok = True
-            break
-        out.failed[at] = not ok
-        out.rescued[at] = fails if ok else 0
-    return out, np.array(resolvers.fetches)
+    return conn, opened, last
 
+
+def _answer(lane, now, cohort, stub, stub_exp, resolve, rng) -> int | None:  # type: ignore[no-untyped-def]
+    """The answer a try without a connection goes by: the stub's, fresh; or expired within the
+    grace period (served, and refreshed behind the request); otherwise the resolver's (kept
+    in the stub). None: no answer (the lookup failed, our servers down). A failed lookup
+    leaves the stub as it was, so an answer in grace stays in grace."""
+    answer = stub[lane] if now < stub_exp[lane] else None
+    stale = False
+    if answer is None and cohort.grace > 0 and stub[lane] is not None:
+        stale = stub_exp[lane] <= now < stub_exp[lane] + cohort.grace
+        answer = stub[lane] if stale else None
+    if answer is None or stale:
+        got = resolve(lane, now)
+        if got is not None:
+            value, left = got
+            stub[lane], stub_exp[lane] = value, now + cohort.stub.lifetime(left, rng)
+            answer = value if answer is None else answer
+    return answer
 
 
 def _restarts(req, pop, cohort_of, stub, conn, opened, last, rng) -> list[list[float]]:  # type: ignore[no-untyped-def]

@@ -115,14 +115,14 @@ def on_farm(scenario: m.Scenario, spec: m.Cohort) -> bool:
     premise. Also if it can use a group that such a cohort uses too (and so on): a resolver
     is followed exactly only when all its clients are (a resolver shared with clients not
     followed turns at one drawn moment, sim.fast.lookups)."""
-    return bool(_groups_of(scenario, spec) & followed_groups(scenario))
+    return bool(groups_of(scenario, spec) & followed_groups(scenario))
 
 
 def followed_groups(scenario: m.Scenario) -> set[str]:
     """The resolver groups whose clients are all followed one by one (`on_farm`): the farms,
     and every group a Poisson cohort on one of them can use too, until none is added."""
     out = {g.name for g in scenario.dns.resolvers if g.caches > 1}
-    poisson = [_groups_of(scenario, c) for c in scenario.clients if c.sessions is None]
+    poisson = [groups_of(scenario, c) for c in scenario.clients if c.sessions is None]
     grown = True
     while grown:
         grown = False
@@ -133,7 +133,7 @@ def followed_groups(scenario: m.Scenario) -> set[str]:
     return out
 
 
-def _groups_of(scenario: m.Scenario, spec: m.Cohort) -> set[str]:
+def groups_of(scenario: m.Scenario, spec: m.Cohort) -> set[str]:
     """The resolver groups a cohort's clients can be on: its `resolver_group`, or every group
     (clients are spread by the groups' shares, each above 0)."""
     return {g.name for g in scenario.dns.resolvers if spec.resolver_group in (None, g.name)}

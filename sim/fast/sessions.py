@@ -150,15 +150,20 @@ def _with_traffic(times: np.ndarray, rate: float, end: float, traffic: Sequence[
 
 @dataclass(frozen=True)
 class Plan:
-    """What the follower needs of the replication: the dead balancer and the change."""
+    """What the follower needs of the replication: the dead balancers and the change."""
 
-    fault: float  # the active balancer's fault (inf: none)
-    fault_end: float
+    # Each balancer fault in the run: (OLD for the active, NEW for the standby, its start,
+    # its end (inf: down to the end), blackholed); a try to that target inside it fails, at
+    # once if refused, after the client's timeout if blackholed.
+    down: tuple[tuple[int, float, float, bool], ...]
     changes_dns: bool  # else the address moves at `effective`
     effective: float  # the new record propagated, or the address moved (inf: never)
     changed_at: float  # from here the old balancer is the previous target
     opens: np.ndarray | None  # per resolver: it answers the new record from here (DNS; sim.fast.dns)
     ttls: tuple[float, float | None]  # the record's TTL and, behind a CNAME, the chain's
+    # A dns_down: [start, end) in which our authoritative servers answer nothing (a resolver
+    # followed cache by cache that must fetch then fails the lookup); (inf, inf): none.
+    auth_down: tuple[float, float] = (math.inf, math.inf)
 
     def opens_of(self, resolver: int) -> float:
         """When a resolver not followed (one with Poisson clients) answers the new record."""
@@ -174,6 +179,11 @@ class Outcome:
     any_old: np.ndarray  # some try went to the old balancer
     any_new: np.ndarray  # some try went to the new target
     rescued: np.ndarray  # failed tries before a try that got through
+    first_sent: np.ndarray  # its first try reached a balancer (not a failed lookup)
+    done: np.ndarray  # when it ended: its issue, plus the timeouts of blackholed tries
+    new_at: np.ndarray  # when its first try to the new target went (inf: none)
+    old_at: np.ndarray  # when its last try to the old target went (-inf: none)
+    refused: np.ndarray  # its last try was refused (a refusing fault, or a reset connection)
 
 
 def per_second(times: np.ndarray, seconds: int) -> np.ndarray:
@@ -183,28 +193,28 @@ def per_second(times: np.ndarray, seconds: int) -> np.ndarray:
     return np.bincount(np.minimum(times, seconds - 1).astype(np.int64), minlength=seconds)[:seconds]
 
 
-def first_per_client(req: Requests, mask: np.ndarray, n: int) -> np.ndarray:
-    """Per population client, the time of its first request in `mask` (inf: none)."""
-    out = np.full(n, np.inf)
-    np.minimum.at(out, req.owner[mask], req.times[mask])
-    return out
-
-
 def recovered(req: Requests, out: Outcome, first_fail: np.ndarray) -> np.ndarray:
-    """Per population client, its first request after its first failure that got past the
-    balancer (inf: none, or no failure)."""
+    """Per population client, when its first request that got past the balancer ended after
+    its first failure (inf: none, or no failure): as the model, by when requests end (a
+    retry after a blackholed try ends a timeout or more after its issue)."""
     owner = req.owner
-    after = ~out.failed & (req.times > first_fail[owner])
-    return first_per_client(req, after, len(first_fail))
+    after = ~out.failed & (out.done > first_fail[owner])
+    best = np.full(len(first_fail), np.inf)
+    np.minimum.at(best, owner[after], out.done[after])
+    return best
 
 
 def switches(req: Requests, out: Outcome, changed_at: float, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per population client, from `changed_at` on: its first request with a try to the new
-    target, and its last with a try to the old one (-inf: none)."""
-    since = req.times >= changed_at
-    first_new = first_per_client(req, since & out.any_new, n)
+    """Per population client, from `changed_at` on: its first try to the new target, and its
+    last try to the old one (-inf: none), each at the time it went (a retry after a
+    blackholed try goes a timeout or more after its request)."""
+    owner = req.owner
+    first_new = np.full(n, np.inf)
+    new = out.new_at >= changed_at
+    np.minimum.at(first_new, owner[new], out.new_at[new])
     last_old = np.full(n, -np.inf)
-    np.maximum.at(last_old, req.owner[since & out.any_old], req.times[since & out.any_old])
+    old = out.old_at >= changed_at
+    np.maximum.at(last_old, owner[old], out.old_at[old])
     return first_new, last_old
 
 
@@ -216,12 +226,13 @@ def targets_counts(req: Requests, out: Outcome, pop: Population, changed_at: flo
     previous, current, saved = (np.zeros((k, seconds), dtype=np.int64) for _ in range(3))
     cohort = pop.cohort[req.owner]
     to_previous = out.first_old & (req.times >= changed_at)
+    to_current = out.first_sent & ~to_previous  # a first try that failed to resolve went nowhere
     for c in range(k):
         mine = cohort == c
         if not mine.any():
             continue
         previous[c] = per_second(req.times[mine & to_previous], seconds)
-        current[c] = per_second(req.times[mine & ~to_previous], seconds)
+        current[c] = per_second(req.times[mine & to_current], seconds)
         at = np.minimum(req.times[mine], seconds - 1).astype(np.int64)
         saved[c] = np.bincount(at, weights=out.rescued[mine], minlength=seconds)[:seconds].astype(np.int64)
     return previous, current, saved

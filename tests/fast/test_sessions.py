@@ -122,10 +122,13 @@ def test_sessions_run_and_what_is_not_followed_is_named() -> None:
     assert not unsupported(_scenario())
     assert not unsupported(_scenario(**CASES[FIREFOX]))
     assert not unsupported(_scenario(**{"clients.0.restart": {"every": {"exp": "1h"}}}))
-    blackhole = unsupported(_scenario(**{"faults.0.mode": "blackhole"}))
-    assert any("clients[0].sessions with a blackholed balancer_down" in r for r in blackhole), blackhole
-    planned = unsupported(_scenario(faults=[{"at": "10s", "kind": "dns_change"}], strategies=["cname_repoint"]))
-    assert any("clients[0].sessions with a dns_change (faults[0]" in r for r in planned), planned
+    assert not unsupported(_scenario(**{"faults.0.mode": "blackhole"}))
+    assert not unsupported(_scenario(faults=[{"at": "10s", "kind": "dns_change"}], strategies=["cname_repoint"]))
+    outage = [{"at": "10s", "kind": "dns_down", "for": "30s"}]
+    assert not unsupported(_scenario(faults=outage))
+    poisson = {"name": "api", "count": 30, "rate": "1/s"}
+    shared = unsupported(_scenario(faults=outage, clients=[SESSION["clients.0"], poisson]))
+    assert any("clients[0].sessions with a dns_down (faults[0]), on resolvers shared" in r for r in shared), shared
     multi = unsupported(_scenario(strategies=["multi_a"]))
     assert any("multi_a publishes one address per balancer, with clients[0].sessions" in r for r in multi), multi
 
@@ -170,7 +173,7 @@ def test_a_farm_sends_a_client_back_to_the_old_answer_as_often_as_independent_ca
     ttl, n_caches, x1, x2 = 60.0, 4, 10.0, 30.0
     n = pop.size
     req = Requests(np.arange(n), np.tile([x1, x2], n), np.arange(0, 2 * n + 1, 2))
-    plan = Plan(math.inf, math.inf, True, 0.0, 0.0, None, (ttl, None))  # the change at time 0
+    plan = Plan((), True, 0.0, 0.0, None, (ttl, None))  # no balancer fault, the change at time 0
     out, fetches = follow(req, pop, plan, rng)
     flips = float(np.mean(~out.any_old[0::2] & out.any_old[1::2]))
     # primed as the model primes: one query per wait for a request (no stub), q = the rate
