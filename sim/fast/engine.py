@@ -224,8 +224,8 @@ def _unsupported_churn_dns(deployment: build.Deployment, fault: m.DnsChange | m.
     if isinstance(fault, m.BalancerDown):
         # The followers (sim.fast.churn_requests) take every node as up outside the churn, and
         # behind a CNAME the failover's change cuts honouring stubs' answers as a planned one.
-        out = [f"and clients[{k}] followed request by request (stub_cache floor, fixed, cap or keepalive)"
-               for k, c in enumerate(scenario.clients) if c.stub_cache.kind in churn_requests.STUBS or c.keepalive > 0]
+        out = [f"and clients[{k}].keepalive (pooled connections followed request by request)"
+               for k, c in enumerate(scenario.clients) if c.keepalive > 0]
         if deployment.published.chain_ttl is not None:
             out.extend(f"behind a CNAME and clients[{k}].stub_cache honor" for k in honour)
         return out
@@ -235,8 +235,8 @@ def _unsupported_churn_dns(deployment: build.Deployment, fault: m.DnsChange | m.
     # TTL, alias_apex, 4 replications).
     out = [f"and dns.resolvers {g.name} serving expired answers" for g in scenario.dns.resolvers
            if deployment.resolver_setups[g.name].serve_expired or g.policy.kind == "serve_stale"]
-    out.extend(f"and clients[{k}] followed request by request (stub_cache floor, fixed, cap or keepalive)"
-               for k, c in enumerate(scenario.clients) if c.stub_cache.kind in churn_requests.STUBS or c.keepalive > 0)
+    out.extend(f"and clients[{k}].keepalive (pooled connections followed request by request)"
+               for k, c in enumerate(scenario.clients) if c.keepalive > 0)
     out.extend(f"and clients[{k}].stub_cache honor" for k in honour)
     return out
 
@@ -759,8 +759,10 @@ class _Replication:
         until = window.fault if window.faulted and not gap else math.inf
         out = churn.spans(pop, self.shape, reps, cycles, until, self.rng["dns"])
         faults = self.sc.fault_times(published.changes_dns)
+        # The clients followed request by request go through the window too (counted there).
+        through = churn_requests.Gap(window.start, window.back, outage) if gap else None
         followed = churn_requests.follow(pop, self.shape, reps, cycles, node_ttl, published.rotate, until,
-                                         faults[0] if faults else math.inf, self.rng["dns"])
+                                         faults[0] if faults else math.inf, self.rng["dns"], through)
         self._churn_followed = followed
         r_owner, r_at, r_count = out.rescued_owner, out.rescued_at, out.rescued_count
         failing = out.failing
@@ -1077,10 +1079,19 @@ class _Replication:
     def _before_the_window(self, window: Window, first_fail: np.ndarray, recovered: np.ndarray) -> np.ndarray:
         """Under node churn a client may first fail before the balancer's fault: it recovers at
         its next request that gets through (for a client followed request by request, the one
-        it was followed to), unless that falls in the fault's window (then as any client)."""
+        it was followed to), unless that falls in the fault's window (then as any client, and
+        for a client followed request by request through the window's end, at its first
+        request after it that gets through)."""
         followed = self._churn_followed
         assert followed is not None
         start = window.start if window.faulted else np.full(self.pop.size, np.inf)
+        recovered = recovered.copy()
+        if window.faulted:
+            # A window with an end (a DNS outage, a balancer fault that ends): a client that
+            # recovers after it does so at its first request that gets through then, which for
+            # a client followed there may meet a retired node as well.
+            late = np.isfinite(followed.after_gap) & (first_fail < window.back) & (recovered >= window.back)
+            recovered[late] = followed.after_gap[late]
         early = np.isfinite(first_fail) & (first_fail < start)
         who = np.flatnonzero(early)
         if len(who) == 0:
@@ -1089,7 +1100,6 @@ class _Replication:
         mine = followed.first_fail[who] == first_fail[who]
         nxt = np.where(mine, followed.recovered[who], nxt)
         before = (nxt < start[who]) | ~np.isfinite(start[who])  # no window: inf is never recovered
-        recovered = recovered.copy()
         recovered[who[before]] = nxt[before]
         return recovered
 
