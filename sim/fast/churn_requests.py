@@ -27,13 +27,18 @@ Per request at t, as the model:
 
 Through a fault the engine's window counts (`Gap`: per client, the span in
 which every request of its fails), the lanes follow the model's state and
-count nothing there: a refusing balancer fault with an end refuses every
-try (a pooled connection is dropped, the stub refetches as usual); during a
-DNS outage a stub that has let go asks in vain (the model's failed
-resolution: no answer kept, no rotation, the next request asks again), from
-the client's window on or once its resolver's answer has expired (no fetch
-succeeds then, sim.fast.churn.resolver_cycles); the first request after the
-outage fetches.
+count nothing there. A refusing balancer fault with an end refuses every
+try in the window (a pooled connection is dropped, the stub refetches as
+usual). During a DNS outage a stub that has let go asks in vain once its
+resolver's answer has expired (no fetch succeeds then,
+sim.fast.churn.resolver_cycles): the model's failed resolution, which
+keeps no answer and moves no rotation, so every request after it asks
+again, in vain until the resolver's first fetch after the outage. An
+episode that holds the outage's start is followed to its end, and the
+client's first failed resolution there is its window's start (`dns_first`,
+which the engine takes: the clients whose old lists are held longest are
+the ones that resolve longest); in a lane that starts within the outage,
+the window drawn by the engine stands.
 
 An episode starts a warm-up (four stub lifetimes plus mean request gaps)
 before its first fetch, with no stub answer and the rotation uniform; with
@@ -80,7 +85,9 @@ class Followed:
     """What the clients followed here did: failed requests (owner, issue time), rescued ones
     (owner, issue time, tries refused), and per client its first failure from `count_from`
     on and the first success after it (inf: none), and its first success from the end of
-    its window on (`after_gap`; inf: not followed then)."""
+    its window on (`after_gap`; inf: not followed then); through a DNS outage, per client
+    followed from its start to its end, its first failed resolution (`dns_first`; inf:
+    none, NaN: not followed so)."""
 
     failed_owner: np.ndarray
     failed_at: np.ndarray
@@ -90,6 +97,7 @@ class Followed:
     first_fail: np.ndarray
     recovered: np.ndarray
     after_gap: np.ndarray
+    dns_first: np.ndarray
 
 
 def overhang(cohort: Cohort) -> float:
@@ -120,17 +128,21 @@ def follow(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles
     n = pop.size
     parts: list[tuple[np.ndarray, ...]] = []
     first_fail, recovered, after_gap = np.full(n, np.inf), np.full(n, np.inf), np.full(n, np.inf)
+    dns_first = np.full(n, np.nan)
+    outage = gap.outage if gap is not None else None
     lookup = _Lookup(cycles, reps, node_ttl, shape.end)
     for cohort in pop.cohorts:
         if len(cohort.members) == 0 or by_answer(cohort) or cohort.rate <= 0:
             continue
-        lanes = _lanes(pop, shape, reps, cycles, cohort, until)
+        lanes = _lanes(pop, shape, reps, cycles, cohort, until, outage)
         if lanes is None:
             continue
         out = _run(pop, shape, reps, lookup, cohort, lanes, rotate, count_from, rng, gap)
         parts.append(out[:5])
         ff, rec = out[5], out[6]
         np.minimum.at(after_gap, lanes.who, out[7])  # one lane of a client holds the window's end
+        held = ~np.isnan(out[8])  # and one the outage
+        dns_first[lanes.who[held]] = out[8][held]
         earlier = ff < first_fail[lanes.who]
         # Lanes of one client are disjoint: keep the first failure's lane (np.minimum.at, then match).
         np.minimum.at(first_fail, lanes.who[earlier], ff[earlier])
@@ -139,9 +151,9 @@ def follow(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles
     if not parts:
         e = np.empty(0)
         ei = np.empty(0, dtype=np.int64)
-        return Followed(ei, e, ei, e, ei, first_fail, recovered, after_gap)
+        return Followed(ei, e, ei, e, ei, first_fail, recovered, after_gap, dns_first)
     fo, fa, ro, ra, rc = (np.concatenate(x) for x in zip(*parts, strict=True))
-    return Followed(fo, fa, ro, ra, rc, first_fail, recovered, after_gap)
+    return Followed(fo, fa, ro, ra, rc, first_fail, recovered, after_gap, dns_first)
 
 
 @dataclass(frozen=True)
@@ -183,8 +195,9 @@ class _Lookup:
 
 
 def _lanes(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles, cohort: Cohort,
-           until: float) -> _Lanes | None:
-    """The cohort's episodes per resolver (merged), one lane per member of the resolver."""
+           until: float, outage: tuple[float, float] | None = None) -> _Lanes | None:
+    """The cohort's episodes per resolver (merged), one lane per member of the resolver; one
+    that holds a DNS outage's start goes on to its end."""
     over = overhang(cohort)
     age = cohort.reuse.max_age if cohort.reuse.keepalive > 0 else 0.0
     reach = cycles.expires + over + age  # after this, no request of the cohort uses the list
@@ -195,6 +208,8 @@ def _lanes(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles
     res = cycles.res[kept]
     lo = np.maximum(cycles.fetched[kept] - warm, 0.0)
     hi = np.minimum(np.minimum(reach[kept], until), shape.end)
+    if outage is not None:
+        hi = np.where((lo <= outage[0]) & (hi > outage[0]), np.maximum(hi, outage[1]), hi)
     # Merge overlapping episodes of a resolver (sorted by resolver, then start).
     order = np.lexsort((lo, res))
     res, lo, hi = res[order], lo[order], hi[order]
@@ -226,6 +241,13 @@ class _Clients:
         self.gap_lo = gap.start[lanes.who] if gap is not None else np.full(n, np.inf)
         self.gap_hi = gap.back[lanes.who] if gap is not None else np.full(n, np.inf)
         self.outage = gap.outage if gap is not None else None
+        # A lane that holds a DNS outage from start to end finds its client's failed
+        # resolutions itself (the engine's window then starts at the first of them).
+        self.through = np.zeros(n, dtype=bool)
+        if self.outage is not None:
+            self.through = (lanes.lo <= self.outage[0]) & (lanes.hi >= self.outage[1])
+            self.gap_lo = np.where(self.through, np.inf, self.gap_lo)
+        self.unresolved = np.zeros(n, dtype=bool)  # the last request's resolution failed
         self.rot = rng.integers(reps.nodes, size=n)
         self.step = 1 if rotate else 0
         self.stub_list = np.zeros(n, dtype=np.int64)
@@ -256,6 +278,10 @@ class _Clients:
         """Whether the requests of lanes `live` at `now` fall in the engine's window."""
         return (now >= self.gap_lo[live]) & (now < self.gap_hi[live])
 
+    def counted(self, live: np.ndarray, now: np.ndarray) -> np.ndarray:
+        """Whether the requests just made are counted here (else in the engine's window)."""
+        return ~self.in_gap(live, now) & ~self.unresolved[live]
+
     def request(self, live: np.ndarray, now: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The requests of lanes `live` at `now`: whether each got through, and its tries refused."""
         reuse_rule, retire = self.cohort.reuse, self.reps.retire
@@ -263,6 +289,7 @@ class _Clients:
         done = np.zeros(len(live), dtype=bool)
         # In a balancer fault's window every node refuses (a DNS outage's leaves them up).
         refusing = self.in_gap(live, now) if self.outage is None else np.zeros(len(live), dtype=bool)
+        self.unresolved[live] = False
         if self.pooled:
             # Attempt 0 on the open connection; a refusal drops it, and the next attempt (the
             # attempt counter is the position's offset, as in the model) goes through the stub.
@@ -283,6 +310,7 @@ class _Clients:
             if not resolved.all():
                 # A failed resolution: the request fails (every try asks again, in vain).
                 gone = np.flatnonzero(need)[~resolved]
+                self.unresolved[live[gone]] = True
                 attempt[gone] = self.cohort.attempts
                 need[gone] = False
                 idx, at = live[need], now[need]
@@ -330,6 +358,7 @@ def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup,
     gap_end = clients.gap_hi
     holds_end = (lanes.lo <= gap_end) & (gap_end < lanes.hi)
     past = np.full(n_lanes, np.inf)
+    dns_first = np.where(clients.through, np.inf, np.nan)
     # Requests are Poisson in the traffic shape's measure G: stepped there (y), mapped back to
     # time once a step (as Intensity.next_after, without mapping each request's time forward).
     clock = _Clock(shape)
@@ -343,7 +372,9 @@ def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup,
         now = t[live]
         done, fails = clients.request(live, now)
         # The engine's window counts its requests (all failed): here they only move the state.
-        counted = ~clients.in_gap(live, now)
+        counted = clients.counted(live, now)
+        first_dns = clients.unresolved[live] & clients.through[live] & ~np.isfinite(dns_first[live])
+        dns_first[live[first_dns]] = now[first_dns]
         done, fails = done & counted, fails * counted
         failed = ~done & counted
         if failed.any():
@@ -370,7 +401,7 @@ def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup,
     past[open_] = t[open_]
     empty_i, empty_f = np.empty(0, dtype=np.int64), np.empty(0)
     return (_cat(failed_o, empty_i), _cat(failed_t, empty_f), _cat(res_o, empty_i), _cat(res_t, empty_f),
-            _cat(res_c, empty_i), first_fail, recovered, past)
+            _cat(res_c, empty_i), first_fail, recovered, past, dns_first)
 
 
 class _Clock:

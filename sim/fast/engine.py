@@ -782,7 +782,15 @@ class _Replication:
                                                np.concatenate([r_at, followed.rescued_at]),
                                                np.concatenate([r_count, followed.rescued_count]))
         extra = tuple(Span(who, lo, hi, share) for who, lo, hi, share in failing if len(who))
-        return replace(window, extra=window.extra + extra)
+        window = replace(window, extra=window.extra + extra)
+        through = ~np.isnan(followed.dns_first)
+        if window.dns and through.any():
+            # A client followed through the whole outage: its window starts at its first failed
+            # resolution there (none: no window), tied to the lists it holds as in the model.
+            start = window.start.copy()
+            start[through] = np.clip(followed.dns_first[through], window.fault, window.back[through])
+            window = replace(window, start=start, mass=self.shape.measure(start, window.back))
+        return window
 
     def _dns_outage_for(self) -> float:
         return next(f.for_ for f in self.sc.faults if isinstance(f, m.DnsDown) and f.at < self.end)
@@ -1081,7 +1089,8 @@ class _Replication:
         its next request that gets through (for a client followed request by request, the one
         it was followed to), unless that falls in the fault's window (then as any client, and
         for a client followed request by request through the window's end, at its first
-        request after it that gets through)."""
+        request after it that gets through); so does one followed that first fails after
+        a window with an end."""
         followed = self._churn_followed
         assert followed is not None
         start = window.start if window.faulted else np.full(self.pop.size, np.inf)
@@ -1092,6 +1101,9 @@ class _Replication:
             # a client followed there may meet a retired node as well.
             late = np.isfinite(followed.after_gap) & (first_fail < window.back) & (recovered >= window.back)
             recovered[late] = followed.after_gap[late]
+            # One whose first failure comes after it, followed there: the one it was followed to.
+            after = np.isfinite(first_fail) & (first_fail >= window.back) & (followed.first_fail == first_fail)
+            recovered[after] = followed.recovered[after]
         early = np.isfinite(first_fail) & (first_fail < start)
         who = np.flatnonzero(early)
         if len(who) == 0:

@@ -186,11 +186,11 @@ GAP_CASES = {
 def test_fast_agrees_on_churn_followed_request_by_request_through_a_window(case: str, strategy: str) -> None:
     sc = scenario(**{**BY_REQUEST, **GAP_CASES[case], "strategies": [strategy]})
     assert not unsupported(sc)
-    # Fixed stubs on dns_failover's records never recover more often in the model with no
-    # fault at all (never_recovered: model 0.108, fast 0.023, the same case without the
-    # outage, 4 replications): not this window's doing, left out here.
+    # Fixed stubs on dns_failover's records never recover more often in the model than here
+    # with no fault at all (never_recovered: model 0.108, fast 0.023, this case without the
+    # outage, 4 replications; with it 0.100 and 0.005): not the window's doing, left out here.
     skip = ("never_recovered",) if strategy == "dns_failover" and case == "fixed stubs, our DNS down for 40 s" else ()
-    assert_agree(sc, strategy, skip=skip)
+    assert_agree(sc, strategy, skip=skip, also=("refused", "dns_error", "rescued"))
 
 
 @pytest.mark.slow
