@@ -146,12 +146,13 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
     request by request for stubs that outlive the resolver's answer (floor, fixed, cap) and
     pooled connections with an age limit (sim.fast.churn_requests). The one balancer fault
     followed with it is the churned active balancer's, refusing: for the rest of the run
-    (every node refuses from then on), or with an end for the clients followed per answer
-    (every node refuses in a client's window, the churn goes on around it). A planned dns_change away from the churned active
+    (every node refuses from then on), or with an end for all but pooled connections (every
+    node refuses in a client's window, the churn goes on around it). A planned dns_change away from the churned active
     balancer, alone, is followed too (sim.fast.churn.Move: the answers fetched after it
     hold the new target, whose nodes are not churned), and a dns_down alone with no stub
-    cache or stubs kept forever (no fetch succeeds during it); no other balancer fault, address
-    move or two of these, and no restarts or sessions (which move the position)."""
+    cache, stubs kept forever or stubs followed request by request (no fetch succeeds during
+    it); no other balancer fault, address move or two of these, and no restarts or sessions
+    (which move the position)."""
     scenario = deployment.scenario
     what = f"publishes {deployment.published.record} records to the nodes, with"
     out = []
