@@ -31,14 +31,13 @@ count nothing there. A refusing balancer fault with an end refuses every
 try in the window (a pooled connection is dropped, the stub refetches as
 usual). During a DNS outage a stub that has let go asks in vain once its
 resolver's answer has expired (no fetch succeeds then,
-sim.fast.churn.resolver_cycles): the model's failed resolution, which
-keeps no answer and moves no rotation, so every request after it asks
-again, in vain until the resolver's first fetch after the outage. An
-episode that holds the outage's start is followed to its end, and the
-client's first failed resolution there is its window's start (`dns_first`,
-which the engine takes: the clients whose old lists are held longest are
-the ones that resolve longest); in a lane that starts within the outage,
-the window drawn by the engine stands.
+sim.fast.churn.resolver_cycles) or in the client's window: the model's
+failed resolution, which keeps no answer and moves no rotation, so every
+request after it asks again, in vain until the resolver's first fetch
+after the outage; those requests are the window's (a failed resolution
+before the window, which the engine draws apart from the lists held, is
+counted nowhere). An episode that holds the outage's start is followed to
+its end, so that the client's first success after it is known.
 
 An episode starts a warm-up (four stub lifetimes plus mean request gaps)
 before its first fetch, with no stub answer and the rotation uniform; with
@@ -85,9 +84,7 @@ class Followed:
     """What the clients followed here did: failed requests (owner, issue time), rescued ones
     (owner, issue time, tries refused), and per client its first failure from `count_from`
     on and the first success after it (inf: none), and its first success from the end of
-    its window on (`after_gap`; inf: not followed then); through a DNS outage, per client
-    followed from its start to its end, its first failed resolution (`dns_first`; inf:
-    none, NaN: not followed so)."""
+    its window on (`after_gap`; inf: not followed then)."""
 
     failed_owner: np.ndarray
     failed_at: np.ndarray
@@ -97,7 +94,6 @@ class Followed:
     first_fail: np.ndarray
     recovered: np.ndarray
     after_gap: np.ndarray
-    dns_first: np.ndarray
 
 
 def overhang(cohort: Cohort) -> float:
@@ -128,7 +124,6 @@ def follow(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles
     n = pop.size
     parts: list[tuple[np.ndarray, ...]] = []
     first_fail, recovered, after_gap = np.full(n, np.inf), np.full(n, np.inf), np.full(n, np.inf)
-    dns_first = np.full(n, np.nan)
     outage = gap.outage if gap is not None else None
     lookup = _Lookup(cycles, reps, node_ttl, shape.end)
     for cohort in pop.cohorts:
@@ -141,8 +136,6 @@ def follow(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles
         parts.append(out[:5])
         ff, rec = out[5], out[6]
         np.minimum.at(after_gap, lanes.who, out[7])  # one lane of a client holds the window's end
-        held = ~np.isnan(out[8])  # and one the outage
-        dns_first[lanes.who[held]] = out[8][held]
         earlier = ff < first_fail[lanes.who]
         # Lanes of one client are disjoint: keep the first failure's lane (np.minimum.at, then match).
         np.minimum.at(first_fail, lanes.who[earlier], ff[earlier])
@@ -151,9 +144,9 @@ def follow(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles
     if not parts:
         e = np.empty(0)
         ei = np.empty(0, dtype=np.int64)
-        return Followed(ei, e, ei, e, ei, first_fail, recovered, after_gap, dns_first)
+        return Followed(ei, e, ei, e, ei, first_fail, recovered, after_gap)
     fo, fa, ro, ra, rc = (np.concatenate(x) for x in zip(*parts, strict=True))
-    return Followed(fo, fa, ro, ra, rc, first_fail, recovered, after_gap, dns_first)
+    return Followed(fo, fa, ro, ra, rc, first_fail, recovered, after_gap)
 
 
 @dataclass(frozen=True)
@@ -241,12 +234,6 @@ class _Clients:
         self.gap_lo = gap.start[lanes.who] if gap is not None else np.full(n, np.inf)
         self.gap_hi = gap.back[lanes.who] if gap is not None else np.full(n, np.inf)
         self.outage = gap.outage if gap is not None else None
-        # A lane that holds a DNS outage from start to end finds its client's failed
-        # resolutions itself (the engine's window then starts at the first of them).
-        self.through = np.zeros(n, dtype=bool)
-        if self.outage is not None:
-            self.through = (lanes.lo <= self.outage[0]) & (lanes.hi >= self.outage[1])
-            self.gap_lo = np.where(self.through, np.inf, self.gap_lo)
         self.unresolved = np.zeros(n, dtype=bool)  # the last request's resolution failed
         self.rot = rng.integers(reps.nodes, size=n)
         self.step = 1 if rotate else 0
@@ -358,7 +345,6 @@ def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup,
     gap_end = clients.gap_hi
     holds_end = (lanes.lo <= gap_end) & (gap_end < lanes.hi)
     past = np.full(n_lanes, np.inf)
-    dns_first = np.where(clients.through, np.inf, np.nan)
     # Requests are Poisson in the traffic shape's measure G: stepped there (y), mapped back to
     # time once a step (as Intensity.next_after, without mapping each request's time forward).
     clock = _Clock(shape)
@@ -373,8 +359,6 @@ def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup,
         done, fails = clients.request(live, now)
         # The engine's window counts its requests (all failed): here they only move the state.
         counted = clients.counted(live, now)
-        first_dns = clients.unresolved[live] & clients.through[live] & ~np.isfinite(dns_first[live])
-        dns_first[live[first_dns]] = now[first_dns]
         done, fails = done & counted, fails * counted
         failed = ~done & counted
         if failed.any():
@@ -401,7 +385,7 @@ def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup,
     past[open_] = t[open_]
     empty_i, empty_f = np.empty(0, dtype=np.int64), np.empty(0)
     return (_cat(failed_o, empty_i), _cat(failed_t, empty_f), _cat(res_o, empty_i), _cat(res_t, empty_f),
-            _cat(res_c, empty_i), first_fail, recovered, past, dns_first)
+            _cat(res_c, empty_i), first_fail, recovered, past)
 
 
 class _Clock:

@@ -783,15 +783,7 @@ class _Replication:
                                                np.concatenate([r_at, followed.rescued_at]),
                                                np.concatenate([r_count, followed.rescued_count]))
         extra = tuple(Span(who, lo, hi, share) for who, lo, hi, share in failing if len(who))
-        window = replace(window, extra=window.extra + extra)
-        through = ~np.isnan(followed.dns_first)
-        if window.dns and through.any():
-            # A client followed through the whole outage: its window starts at its first failed
-            # resolution there (none: no window), tied to the lists it holds as in the model.
-            start = window.start.copy()
-            start[through] = np.clip(followed.dns_first[through], window.fault, window.back[through])
-            window = replace(window, start=start, mass=self.shape.measure(start, window.back))
-        return window
+        return replace(window, extra=window.extra + extra)
 
     def _dns_outage_for(self) -> float:
         return next(f.for_ for f in self.sc.faults if isinstance(f, m.DnsDown) and f.at < self.end)
