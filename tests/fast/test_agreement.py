@@ -44,7 +44,7 @@ def _metrics(engine, sc, strategy: str, reps: int) -> dict[str, np.ndarray]:  # 
         # Totals by outcome, compared when a test asks (assert_agree's `also`).
         m["refused"] = float(out.timeline["refused"].sum())
         m["dns_error"] = float(out.timeline["dns_error"].sum())
-        m["rescued"] = float(out.targets["rescued"].sum())
+        m["rescued"] = math.nan if out.targets is None else float(out.targets["rescued"].sum())  # multi_a: None
         rows.append(m)
     return {key: np.array([r[key] for r in rows], dtype=float) for key in rows[0]}
 
