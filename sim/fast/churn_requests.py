@@ -25,6 +25,20 @@ Per request at t, as the model:
   moment; a request whose tries all meet retired nodes fails, one whose first
   k are refused and try k + 1 gets through is rescued (k counted).
 
+Through a fault the engine's window counts (`Gap`: per client, the span in
+which every request of its fails), the lanes follow the model's state and
+count nothing there. A refusing balancer fault with an end refuses every
+try in the window (a pooled connection is dropped, the stub refetches as
+usual). During a DNS outage a stub that has let go asks in vain once its
+resolver's answer has expired (no fetch succeeds then,
+sim.fast.churn.resolver_cycles) or in the client's window: the model's
+failed resolution, which keeps no answer and moves no rotation, so every
+request after it asks again, in vain until the resolver's first fetch
+after the outage; those requests are the window's (a failed resolution
+before the window, which the engine draws apart from the lists held, is
+counted nowhere). An episode that holds the outage's start is followed to
+its end, so that the client's first success after it is known.
+
 An episode starts a warm-up (four stub lifetimes plus mean request gaps)
 before its first fetch, with no stub answer and the rotation uniform; with
 keepalive, the connection open then is taken from steady state as
@@ -55,10 +69,22 @@ MAX_REQUESTS = 1_000_000  # per lane: a guard against a loop that does not end
 
 
 @dataclass(frozen=True)
+class Gap:
+    """Per client, the span [start, back) of the engine's window (sim.fast.engine.Window),
+    whose requests all fail and are counted there: every node refuses (a refusing balancer
+    fault with an end), or with `outage` ([lo, hi) of a dns_down) resolutions fail."""
+
+    start: np.ndarray
+    back: np.ndarray
+    outage: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
 class Followed:
     """What the clients followed here did: failed requests (owner, issue time), rescued ones
     (owner, issue time, tries refused), and per client its first failure from `count_from`
-    on and the first success after it (inf: none)."""
+    on and the first success after it (inf: none), and its first success from the end of
+    its window on (`after_gap`; inf: not followed then)."""
 
     failed_owner: np.ndarray
     failed_at: np.ndarray
@@ -67,6 +93,7 @@ class Followed:
     rescued_count: np.ndarray
     first_fail: np.ndarray
     recovered: np.ndarray
+    after_gap: np.ndarray
 
 
 def overhang(cohort: Cohort) -> float:
@@ -90,22 +117,25 @@ def query_rate(cohort: Cohort, node_ttl: float) -> float:
 
 
 def follow(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles, node_ttl: float, rotate: bool,
-           until: float, count_from: float, rng: np.random.Generator) -> Followed:
+           until: float, count_from: float, rng: np.random.Generator, gap: Gap | None = None) -> Followed:
     """Every cohort not followed per answer (sim.fast.churn.by_answer), in its episodes before
-    `until` (a refusing balancer fault: from then on every node refuses, counted elsewhere)."""
+    `until` (a refusing balancer fault: from then on every node refuses, counted elsewhere),
+    through the engine's window `gap` if any (counted there)."""
     n = pop.size
     parts: list[tuple[np.ndarray, ...]] = []
-    first_fail, recovered = np.full(n, np.inf), np.full(n, np.inf)
+    first_fail, recovered, after_gap = np.full(n, np.inf), np.full(n, np.inf), np.full(n, np.inf)
+    outage = gap.outage if gap is not None else None
     lookup = _Lookup(cycles, reps, node_ttl, shape.end)
     for cohort in pop.cohorts:
         if len(cohort.members) == 0 or by_answer(cohort) or cohort.rate <= 0:
             continue
-        lanes = _lanes(pop, shape, reps, cycles, cohort, until)
+        lanes = _lanes(pop, shape, reps, cycles, cohort, until, outage)
         if lanes is None:
             continue
-        out = _run(pop, shape, reps, lookup, cohort, lanes, rotate, count_from, rng)
+        out = _run(pop, shape, reps, lookup, cohort, lanes, rotate, count_from, rng, gap)
         parts.append(out[:5])
         ff, rec = out[5], out[6]
+        np.minimum.at(after_gap, lanes.who, out[7])  # one lane of a client holds the window's end
         earlier = ff < first_fail[lanes.who]
         # Lanes of one client are disjoint: keep the first failure's lane (np.minimum.at, then match).
         np.minimum.at(first_fail, lanes.who[earlier], ff[earlier])
@@ -114,9 +144,9 @@ def follow(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles
     if not parts:
         e = np.empty(0)
         ei = np.empty(0, dtype=np.int64)
-        return Followed(ei, e, ei, e, ei, first_fail, recovered)
+        return Followed(ei, e, ei, e, ei, first_fail, recovered, after_gap)
     fo, fa, ro, ra, rc = (np.concatenate(x) for x in zip(*parts, strict=True))
-    return Followed(fo, fa, ro, ra, rc, first_fail, recovered)
+    return Followed(fo, fa, ro, ra, rc, first_fail, recovered, after_gap)
 
 
 @dataclass(frozen=True)
@@ -135,9 +165,14 @@ class _Lookup:
         self.keys = cycles.res * self.off + cycles.fetched
 
     def __call__(self, res: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.answer(res, t)[:2]
+
+    def answer(self, res: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The list and its expiry, and whether a fetch of the resolver's holds it at `t` (else
+        the stub's query is the resolver's fetch: none succeeds during a DNS outage)."""
         c = self.c
         if len(c.res) == 0:
-            return c.list_at(self.reps, res, t), t + self.ttl
+            return c.list_at(self.reps, res, t), t + self.ttl, np.zeros(len(res), dtype=bool)
         i = np.searchsorted(self.keys, res * self.off + t, side="right") - 1
         ok = i >= 0
         j = np.maximum(i, 0)
@@ -149,12 +184,13 @@ class _Lookup:
         life = np.where(has_next, c.expires[nxt] - c.fetched[nxt], self.ttl)
         list_ = np.where(ok, c.list_[j], c.list_at(self.reps, res, t))
         expires = np.where(ok, c.expires[j], t + life)
-        return list_, expires
+        return list_, expires, ok
 
 
 def _lanes(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles, cohort: Cohort,
-           until: float) -> _Lanes | None:
-    """The cohort's episodes per resolver (merged), one lane per member of the resolver."""
+           until: float, outage: tuple[float, float] | None = None) -> _Lanes | None:
+    """The cohort's episodes per resolver (merged), one lane per member of the resolver; one
+    that holds a DNS outage's start goes on to its end."""
     over = overhang(cohort)
     age = cohort.reuse.max_age if cohort.reuse.keepalive > 0 else 0.0
     reach = cycles.expires + over + age  # after this, no request of the cohort uses the list
@@ -165,6 +201,8 @@ def _lanes(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles
     res = cycles.res[kept]
     lo = np.maximum(cycles.fetched[kept] - warm, 0.0)
     hi = np.minimum(np.minimum(reach[kept], until), shape.end)
+    if outage is not None:
+        hi = np.where((lo <= outage[0]) & (hi > outage[0]), np.maximum(hi, outage[1]), hi)
     # Merge overlapping episodes of a resolver (sorted by resolver, then start).
     order = np.lexsort((lo, res))
     res, lo, hi = res[order], lo[order], hi[order]
@@ -188,10 +226,15 @@ class _Clients:
     """The lanes' state: the stub's list and expiry, the rotation, the open connection."""
 
     def __init__(self, pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup, cohort: Cohort,
-                 lanes: _Lanes, rotate: bool, rng: np.random.Generator) -> None:
+                 lanes: _Lanes, rotate: bool, rng: np.random.Generator, gap: Gap | None) -> None:
         n = len(lanes.who)
         self.cohort, self.reps, self.lookup, self.rng = cohort, reps, lookup, rng
         self.res = pop.resolver[lanes.who]
+        # The engine's window per lane (empty: none), and the DNS outage if that is what it is.
+        self.gap_lo = gap.start[lanes.who] if gap is not None else np.full(n, np.inf)
+        self.gap_hi = gap.back[lanes.who] if gap is not None else np.full(n, np.inf)
+        self.outage = gap.outage if gap is not None else None
+        self.unresolved = np.zeros(n, dtype=bool)  # the last request's resolution failed
         self.rot = rng.integers(reps.nodes, size=n)
         self.step = 1 if rotate else 0
         self.stub_list = np.zeros(n, dtype=np.int64)
@@ -218,17 +261,28 @@ class _Clients:
             self.stub_list = self.c_list.copy()
             self.stub_exp = opened + cohort.stub.lifetimes_for(expires - opened, rng)
 
+    def in_gap(self, live: np.ndarray, now: np.ndarray) -> np.ndarray:
+        """Whether the requests of lanes `live` at `now` fall in the engine's window."""
+        return (now >= self.gap_lo[live]) & (now < self.gap_hi[live])
+
+    def counted(self, live: np.ndarray, now: np.ndarray) -> np.ndarray:
+        """Whether the requests just made are counted here (else in the engine's window)."""
+        return ~self.in_gap(live, now) & ~self.unresolved[live]
+
     def request(self, live: np.ndarray, now: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The requests of lanes `live` at `now`: whether each got through, and its tries refused."""
         reuse_rule, retire = self.cohort.reuse, self.reps.retire
         fails = np.zeros(len(live), dtype=np.int64)
         done = np.zeros(len(live), dtype=bool)
+        # In a balancer fault's window every node refuses (a DNS outage's leaves them up).
+        refusing = self.in_gap(live, now) if self.outage is None else np.zeros(len(live), dtype=bool)
+        self.unresolved[live] = False
         if self.pooled:
             # Attempt 0 on the open connection; a refusal drops it, and the next attempt (the
             # attempt counter is the position's offset, as in the model) goes through the stub.
             reuse = self.conn[live] & (now - self.c_last[live] < reuse_rule.keepalive) & \
                 (now - self.c_open[live] < reuse_rule.max_age)
-            up = retire[self.c_list[live], self.c_pos[live]] > now
+            up = (retire[self.c_list[live], self.c_pos[live]] > now) & ~refusing
             done = reuse & up
             fails += reuse & ~up
             self.conn[live[~done]] = False
@@ -239,9 +293,16 @@ class _Clients:
             if not need.any():
                 break
             idx, at = live[need], now[need]
-            self._fetch(idx, at)
+            resolved = self._fetch(idx, at)
+            if not resolved.all():
+                # A failed resolution: the request fails (every try asks again, in vain).
+                gone = np.flatnonzero(need)[~resolved]
+                self.unresolved[live[gone]] = True
+                attempt[gone] = self.cohort.attempts
+                need[gone] = False
+                idx, at = live[need], now[need]
             pos = (self.rot[idx] * self.step + attempt[need]) % self.reps.nodes
-            up = retire[self.stub_list[idx], pos] > at
+            up = (retire[self.stub_list[idx], pos] > at) & ~refusing[need]
             if self.pooled:
                 self.conn[idx] = up
                 self.c_list[idx], self.c_pos[idx], self.c_open[idx], self.c_last[idx] = self.stub_list[idx], pos, at, at
@@ -250,26 +311,40 @@ class _Clients:
             attempt[need] += ~up
         return done, fails
 
-    def _fetch(self, idx: np.ndarray, at: np.ndarray) -> None:
+    def _fetch(self, idx: np.ndarray, at: np.ndarray) -> np.ndarray:
         """An expired stub asks the resolver and keeps its answer for the stub's lifetime of
-        the remaining TTL; each answer kept moves the rotation on by one."""
+        the remaining TTL; each answer kept moves the rotation on by one. During a DNS outage
+        it gets none in the client's window or once the resolver's answer has expired (the
+        model's failed resolution keeps nothing). Whether each lane holds an answer."""
         fetch = self.stub_exp[idx] <= at
+        resolved = np.ones(len(idx), dtype=bool)
         if not fetch.any():
-            return
+            return resolved
         f_idx, when = idx[fetch], at[fetch]
-        got, expires = self.lookup(self.res[f_idx], when)
+        got, expires, held = self.lookup.answer(self.res[f_idx], when)
+        if self.outage is not None:
+            lo, hi = self.outage
+            failed = ((when >= self.gap_lo[f_idx]) & (when < self.gap_hi[f_idx])) | \
+                ((when >= lo) & (when < hi) & ~held)
+            resolved[np.flatnonzero(fetch)[failed]] = False
+            f_idx, when, got, expires = f_idx[~failed], when[~failed], got[~failed], expires[~failed]
         self.stub_list[f_idx] = got
         self.stub_exp[f_idx] = when + self.cohort.stub.lifetimes_for(expires - when, self.rng)
         self.rot[f_idx] += 1
+        return resolved
 
 
 def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup, cohort: Cohort, lanes: _Lanes,
-         rotate: bool, count_from: float, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+         rotate: bool, count_from: float, rng: np.random.Generator, gap: Gap | None) -> tuple[np.ndarray, ...]:
     """Each lane's requests one by one (see the module doc)."""
     n_lanes, rate = len(lanes.who), cohort.rate
-    clients = _Clients(pop, shape, reps, lookup, cohort, lanes, rotate, rng)
+    clients = _Clients(pop, shape, reps, lookup, cohort, lanes, rotate, rng, gap)
     first_fail = np.full(n_lanes, np.inf)
     recovered = np.full(n_lanes, np.inf)
+    # The lanes that hold the end of the client's window: their first success from then on.
+    gap_end = clients.gap_hi
+    holds_end = (lanes.lo <= gap_end) & (gap_end < lanes.hi)
+    past = np.full(n_lanes, np.inf)
     # Requests are Poisson in the traffic shape's measure G: stepped there (y), mapped back to
     # time once a step (as Intensity.next_after, without mapping each request's time forward).
     clock = _Clock(shape)
@@ -282,7 +357,10 @@ def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup,
             break
         now = t[live]
         done, fails = clients.request(live, now)
-        failed = ~done
+        # The engine's window counts its requests (all failed): here they only move the state.
+        counted = clients.counted(live, now)
+        done, fails = done & counted, fails * counted
+        failed = ~done & counted
         if failed.any():
             failed_o.append(lanes.who[live[failed]])
             failed_t.append(now[failed])
@@ -295,15 +373,19 @@ def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup,
             res_c.append(fails[saved])
         back = done & np.isfinite(first_fail[live]) & ~np.isfinite(recovered[live])
         recovered[live[back]] = now[back]
+        later = done & (now >= gap_end[live]) & ~np.isfinite(past[live])
+        past[live[later]] = now[later]
         y[live] += rng.exponential(1.0, len(live)) / rate
         t[live] = clock.inverse(y[live])
         live = live[t[live] < lanes.hi[live]]
     # A failure with no success after it in its episode: the first request after the episode.
     open_ = np.isfinite(first_fail) & ~np.isfinite(recovered)
     recovered[open_] = t[open_]
+    open_ = holds_end & ~np.isfinite(past)
+    past[open_] = t[open_]
     empty_i, empty_f = np.empty(0, dtype=np.int64), np.empty(0)
     return (_cat(failed_o, empty_i), _cat(failed_t, empty_f), _cat(res_o, empty_i), _cat(res_t, empty_f),
-            _cat(res_c, empty_i), first_fail, recovered)
+            _cat(res_c, empty_i), first_fail, recovered, past)
 
 
 class _Clock:

@@ -148,12 +148,13 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
     request by request for stubs that outlive the resolver's answer (floor, fixed, cap) and
     pooled connections with an age limit (sim.fast.churn_requests). The one balancer fault
     followed with it is the churned active balancer's, refusing: for the rest of the run
-    (every node refuses from then on), or with an end for the clients followed per answer
-    (every node refuses in a client's window, the churn goes on around it). A planned dns_change away from the churned active
+    (every node refuses from then on), or with an end for all but pooled connections (every
+    node refuses in a client's window, the churn goes on around it). A planned dns_change away from the churned active
     balancer, alone, is followed too (sim.fast.churn.Move: the answers fetched after it
     hold the new target, whose nodes are not churned), and a dns_down alone with no stub
-    cache, honouring stubs or stubs kept forever (no fetch succeeds during it); no other balancer fault, address
-    move or two of these, and no restarts or sessions (which move the position)."""
+    cache, honouring stubs, stubs kept forever or stubs followed request by request (no fetch
+    succeeds during it); no other balancer fault, address move or two of these, and no
+    restarts or sessions (which move the position)."""
     scenario = deployment.scenario
     what = f"publishes {deployment.published.record} records to the nodes, with"
     out = []
@@ -221,17 +222,17 @@ def _unsupported_churn_dns(deployment: build.Deployment, fault: m.DnsChange | m.
     scenario = deployment.scenario
     if fault.kind == "dns_change":
         return []
-    followed = [f"and clients[{k}] followed request by request (stub_cache floor, fixed, cap or keepalive)"
-                for k, c in enumerate(scenario.clients) if c.stub_cache.kind in churn_requests.STUBS or c.keepalive > 0]
+    pooled = [f"and clients[{k}].keepalive (pooled connections followed request by request)"
+              for k, c in enumerate(scenario.clients) if c.keepalive > 0]
     if isinstance(fault, m.BalancerDown):
-        # The followers (sim.fast.churn_requests) take every node as up outside the churn.
-        return followed
-    # No fetch succeeds during the outage; the clients followed request by request would meet it
-    # in their own stub refetches, and a resolver serving expired answers holds old node lists
-    # through it: not followed.
+        # Pooled connections are not followed through a fault with an end: the fast engine
+        # disagrees with the model on them there without churn already (docs/fast.md).
+        return pooled
+    # No fetch succeeds during the outage; a resolver serving expired answers holds old node
+    # lists through it: not followed; nor pooled connections (refused with any dns_down).
     out = [f"and dns.resolvers {g.name} serving expired answers" for g in scenario.dns.resolvers
            if deployment.resolver_setups[g.name].serve_expired or g.policy.kind == "serve_stale"]
-    out.extend(followed)
+    out.extend(pooled)
     return out
 
 
@@ -785,8 +786,10 @@ class _Replication:
         until = window.fault if window.faulted and not gap else math.inf
         out = churn.spans(pop, self.shape, reps, cycles, until, self.rng["dns"])
         faults = self.sc.fault_times(published.changes_dns)
+        # The clients followed request by request go through the window too (counted there).
+        through = churn_requests.Gap(window.start, window.back, outage) if gap else None
         followed = churn_requests.follow(pop, self.shape, reps, cycles, node_ttl, published.rotate, until,
-                                         faults[0] if faults else math.inf, self.rng["dns"])
+                                         faults[0] if faults else math.inf, self.rng["dns"], through)
         self._churn_followed = followed
         r_owner, r_at, r_count = out.rescued_owner, out.rescued_at, out.rescued_count
         failing = out.failing
@@ -1122,10 +1125,23 @@ class _Replication:
     def _before_the_window(self, window: Window, first_fail: np.ndarray, recovered: np.ndarray) -> np.ndarray:
         """Under node churn a client may first fail before the balancer's fault: it recovers at
         its next request that gets through (for a client followed request by request, the one
-        it was followed to), unless that falls in the fault's window (then as any client)."""
+        it was followed to), unless that falls in the fault's window (then as any client, and
+        for a client followed request by request through the window's end, at its first
+        request after it that gets through); so does one followed that first fails after
+        a window with an end."""
         followed = self._churn_followed
         assert followed is not None
         start = window.start if window.faulted else np.full(self.pop.size, np.inf)
+        recovered = recovered.copy()
+        if window.faulted:
+            # A window with an end (a DNS outage, a balancer fault that ends): a client that
+            # recovers after it does so at its first request that gets through then, which for
+            # a client followed there may meet a retired node as well.
+            late = np.isfinite(followed.after_gap) & (first_fail < window.back) & (recovered >= window.back)
+            recovered[late] = followed.after_gap[late]
+            # One whose first failure comes after it, followed there: the one it was followed to.
+            after = np.isfinite(first_fail) & (first_fail >= window.back) & (followed.first_fail == first_fail)
+            recovered[after] = followed.recovered[after]
         early = np.isfinite(first_fail) & (first_fail < start)
         who = np.flatnonzero(early)
         if len(who) == 0:
@@ -1134,7 +1150,6 @@ class _Replication:
         mine = followed.first_fail[who] == first_fail[who]
         nxt = np.where(mine, followed.recovered[who], nxt)
         before = (nxt < start[who]) | ~np.isfinite(start[who])  # no window: inf is never recovered
-        recovered = recovered.copy()
         recovered[who[before]] = nxt[before]
         return recovered
 
