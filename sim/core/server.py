@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import errno
 import time
+from functools import partial
 from typing import Any
 
 from sim.core import vaddr
@@ -185,8 +186,14 @@ class Balancer:
             vaddr.delete(t.interface, host, t.prefix)
             raise
         self.listen_port = self.config.listen.port
-        # the first frame goes at once; the repeats on a worker thread
-        self._announcing = self.loop.run_in_executor(None, vaddr.announce, t.interface, host)
+        # The first frame goes now, before this returns: the caller (a planned move,
+        # Takeover.reassociate) tells the old holder to let go next, and the neighbours
+        # must already send here by then. Sent from a worker thread, it left 6 ms after
+        # the release in the lab (2026-12-03, tcpdump): SYNs sent in between reached
+        # the old holder, which reset them as it stopped listening. The repeats go on a
+        # worker thread.
+        vaddr.announce(t.interface, host, repeat=1)
+        self._announcing = self.loop.run_in_executor(None, partial(vaddr.announce, t.interface, host, first=1))
 
     def release(self) -> None:
         """Stop listening (address mode: and take the address off the interface).

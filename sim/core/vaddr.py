@@ -78,12 +78,16 @@ def _raw(interface: str) -> socket.socket:
     return s
 
 
-def announce(interface: str, address: str, repeat: int = GARP_REPEAT, gap: float = GARP_GAP) -> None:
-    """Gratuitous ARP for ``address`` from ``interface``'s hardware address, ``repeat`` times."""
+def announce(
+    interface: str, address: str, repeat: int = GARP_REPEAT, gap: float = GARP_GAP, first: int = 0
+) -> None:
+    """Gratuitous ARP for ``address`` from ``interface``'s hardware address: frames
+    ``first`` to ``repeat - 1``, ``gap`` apart (``first=1``: the repeats after a first
+    frame sent already, beginning one gap after it)."""
     mac = _mac(interface)
     frame = _arp(1, mac, socket.inet_aton(address), socket.inet_aton(address))
     with _raw(interface) as s:
-        for i in range(repeat):
+        for i in range(first, repeat):
             if i:
                 time.sleep(gap)
             with contextlib.suppress(OSError):
