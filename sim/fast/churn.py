@@ -294,19 +294,11 @@ def resolver_cycles(pop: Population, shape: Intensity, reps: Replacements, node_
     while len(res):
         present = np.isfinite(fetched)
         parts.append((res[present], fetched[present], expires[present], list_[present]))
-        fetched = shape.next_after(np.maximum(expires, 0.0), demand[res], rng)
-        if outage is not None:
-            down = (fetched >= outage[0]) & (fetched < outage[1])
-            fetched[down] = shape.next_after(np.full(int(down.sum()), outage[1]), demand[res[down]], rng)
+        fetched = _refetch(shape, expires, demand[res], outage, rng)
         go_on = fetched < end
         res, fetched = res[go_on], fetched[go_on]
         list_ = reps.list_at(fetched)
-        life = np.empty(len(res))
-        for g, policy in enumerate(pop.group_policies):
-            mine = pop.resolver_group[res] == g
-            if mine.any():
-                life[mine] = policy.lifetimes(node_ttl, rng, int(mine.sum()))
-        expires = fetched + life
+        expires = fetched + _lifetimes(pop, res, node_ttl, rng)
     if not parts:
         return Cycles(np.empty(0, dtype=np.int64), np.empty(0), np.empty(0), np.empty(0, dtype=np.int64), move)
     r, f, e, li = (np.concatenate(x) for x in zip(*parts, strict=True))
@@ -337,23 +329,36 @@ def cname_fetches(pop: Population, shape: Intensity, ttl: float, q: np.ndarray, 
     expires = resolver_expiry(pop, ttl, q, 0.0, rng)[res]
     out_res, out_at = [], []
     while len(res):
-        fetched = shape.next_after(np.maximum(expires, 0.0), demand[res], rng)
-        if outage is not None:
-            down = (fetched >= outage[0]) & (fetched < outage[1])
-            fetched[down] = shape.next_after(np.full(int(down.sum()), outage[1]), demand[res[down]], rng)
+        fetched = _refetch(shape, expires, demand[res], outage, rng)
         go_on = fetched < end
         res, fetched = res[go_on], fetched[go_on]
         out_res.append(res)
         out_at.append(fetched)
-        life = np.empty(len(res))
-        for g, policy in enumerate(pop.group_policies):
-            mine = pop.resolver_group[res] == g
-            if mine.any():
-                life[mine] = policy.lifetimes(ttl, rng, int(mine.sum()))
-        expires = fetched + life
+        expires = fetched + _lifetimes(pop, res, ttl, rng)
     r, at = _cat(out_res, np.int64), _cat(out_at, float)
     order = np.lexsort((at, r))
     return r[order], at[order]
+
+
+def _refetch(shape: Intensity, expires: np.ndarray, demand: np.ndarray, outage: tuple[float, float] | None,
+             rng: np.random.Generator) -> np.ndarray:
+    """Each resolver's next fetch: its clients' first query (at rate `demand`) after its answer
+    `expires`; none succeeds during a DNS outage, so one that falls in it is the first after."""
+    fetched = shape.next_after(np.maximum(expires, 0.0), demand, rng)
+    if outage is not None:
+        down = (fetched >= outage[0]) & (fetched < outage[1])
+        fetched[down] = shape.next_after(np.full(int(down.sum()), outage[1]), demand[down], rng)
+    return fetched
+
+
+def _lifetimes(pop: Population, res: np.ndarray, ttl: float, rng: np.random.Generator) -> np.ndarray:
+    """How long resolvers `res` keep an answer of TTL `ttl`, each by its group's policy."""
+    life = np.empty(len(res))
+    for g, policy in enumerate(pop.group_policies):
+        mine = pop.resolver_group[res] == g
+        if mine.any():
+            life[mine] = policy.lifetimes(ttl, rng, int(mine.sum()))
+    return life
 
 
 def _split_at_cname(hold: _Holds, cycle: np.ndarray, cycles: Cycles, end: float) -> tuple[_Holds, np.ndarray, np.ndarray]:
