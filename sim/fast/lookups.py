@@ -44,16 +44,12 @@ import numpy as np
 
 from sim.fast.population import Population, stub_primed_expiry
 from sim.fast.sessions import Outcome, Plan, Requests, homes
-from sim.policy.cache import CachePolicy, equilibrium_residual
-from sim.policy.resolver import ResolverSetup, prefetch_from, steady_age
+from sim.policy.cache import STALE_ANSWER_TTL, CachePolicy, Primed, primed_entry
+from sim.policy.resolver import ResolverSetup, prefetch_from
 
 PLAIN = ResolverSetup()
 
 OLD, NEW = 0, 1
-# The TTL of an expired answer a resolver serves while the authoritative servers do not
-# answer (a serve_stale policy): RFC 8767's recommended 30 s, as the model's resolver
-# (sim.model.dns.STALE_ANSWER_TTL; docs/references.md).
-STALE_TTL = 30.0
 
 
 def priming_rates(pop: Population, ttl: float, rng: np.random.Generator) -> np.ndarray:
@@ -105,9 +101,9 @@ class _Resolvers:
                 for key, ttl in (("svc", record), (("a", OLD), chain)):
                     if ttl is None:
                         continue
-                    entry = _primed(policy, setup, ttl, rate, rng)
-                    if entry is not None:
-                        entries[key] = entry
+                    primed = primed_entry(policy, setup, ttl, rate, rng)
+                    if primed is not None:
+                        entries[key] = _Entry.primed(primed, setup.prefetch, _window(policy, setup))
                 self.caches[(r, c)] = entries
 
     def resolve(self, r: int, home: int, now: float) -> tuple[int, float] | None:
@@ -143,7 +139,7 @@ class _Resolvers:
         from its prefetch point on; a miss fetches `current`, and with serve-expired at client
         timeout 0 an expired entry within its window is answered instead, with the reply TTL.
         While our servers are `down` a miss fetches nothing and counts no query (the model's
-        Authoritative): an entry expired within its stale window is served with STALE_TTL and
+        Authoritative): an entry expired within its stale window is served with STALE_ANSWER_TTL and
         kept as it was, otherwise None (SERVFAIL). Prefetch and serve-expired are refused with
         a dns_down (sim.fast.engine.resolver_mechanisms)."""
         entry = entries.get(key)
@@ -152,7 +148,7 @@ class _Resolvers:
                 entries[key] = self._fetch(key, current, ttl, g, now)
             return entry.value, entry.expires
         if down:
-            return (entry.value, now + STALE_TTL) if entry is not None and now < entry.kept_until else None
+            return (entry.value, now + STALE_ANSWER_TTL) if entry is not None and now < entry.kept_until else None
         entries[key] = fresh = self._fetch(key, current, ttl, g, now)
         served = _setup(self.pop, g).serve_expired
         if entry is not None and served is not None and served.immediate and now < entry.kept_until:
@@ -183,9 +179,12 @@ class _Entry:
         return _Entry(value, at + life, at + prefetch_from(life) if prefetch else math.inf, at + life + window)
 
     @staticmethod
-    def until(value: int, expires: float, window: float) -> _Entry:
-        """Kept until `expires` whatever the policy, never prefetched (Cache.prime, Cache.put_until)."""
-        return _Entry(value, expires, math.inf, expires + window)
+    def primed(primed: Primed, prefetch: bool, window: float) -> _Entry:
+        """The old answer as primed at time 0 (sim.policy.cache.primed_entry): fetched with its
+        lifetime, or kept until its time whatever the policy and never prefetched (Cache.put_until)."""
+        if primed.lifetime is not None:
+            return _Entry.fetched(OLD, primed.at, primed.lifetime, prefetch, window)
+        return _Entry(OLD, primed.at, math.inf, primed.at + window)
 
 
 def _setup(pop: Population, g: int) -> ResolverSetup:
@@ -195,31 +194,6 @@ def _setup(pop: Population, g: int) -> ResolverSetup:
 def _window(policy: CachePolicy, setup: ResolverSetup) -> float:
     """Seconds after expiry an entry is kept (Cache: the policy's stale window or serve-expired's)."""
     return max(policy.stale_window, setup.expired_window)
-
-
-def _primed(policy: CachePolicy, setup: ResolverSetup, ttl: float, rate: float,
-            rng: np.random.Generator) -> _Entry | None:
-    """A cache's entry as a random moment of steady state finds it at time 0, or None: the
-    model's Resolver._prime_entry, draw for draw in law. With prefetch the age of the last fetch
-    in its renewal cycle (steady_age); otherwise present with probability E[L] / (E[L] + 1/rate),
-    with the equilibrium residual left; an absent entry under serve-expired expired an Exp(rate)
-    time ago (the age of the gap), kept if within serve-expired's limit."""
-    window = _window(policy, setup)
-    if setup.prefetch:
-        life = policy.lifetime(ttl, rng)
-        age = steady_age(life, rate, rng)
-        if age is not None:
-            return _Entry.fetched(OLD, -age, life, True, window)
-    else:
-        mean = float(np.mean(policy.lifetimes(ttl, rng, 64)))
-        if math.isinf(mean) or (rate > 0 and mean > 0 and rng.random() < mean / (mean + 1.0 / rate)):
-            return _Entry.until(OLD, equilibrium_residual(policy, ttl, rng), window)
-    served = setup.serve_expired
-    if served is not None and rate > 0:
-        since = float(rng.exponential(1.0 / rate))
-        if since < served.ttl:
-            return _Entry.until(OLD, -since, window)
-    return None
 
 
 def _left(policy, now, turn, plan, record, chain, rng) -> float:  # type: ignore[no-untyped-def]

@@ -6,17 +6,14 @@ record's own TTL; what reaches the zone's authoritative servers is counted.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
 
-from sim.policy.cache import Cache, CachePolicy
-from sim.policy.resolver import ResolverSetup, steady_age
+from sim.policy.cache import STALE_ANSWER_TTL, Cache, CachePolicy, primed_entry
+from sim.policy.resolver import ResolverSetup
 
 SERVICE = "service"
-# RFC 8767 recommends 30 s as the TTL of a stale answer.
-STALE_ANSWER_TTL = 30.0
 PLAIN = ResolverSetup()
 
 
@@ -174,18 +171,10 @@ class Resolver:
         return stale, now + (STALE_ANSWER_TTL if served is None else served.reply(ttl))
 
     def prime(self, now: float, query_rate: float, rng: np.random.Generator) -> None:
-        """Fill the caches as a random moment of steady state would find them.
-
-        A record is cached for a lifetime L and refetched at the first query
-        after it expires, so with queries at rate q the entry is present a
-        fraction E[L] / (E[L] + 1/q) of the time; when present, its time left is
-        the equilibrium residual (sim.policy.cache.equilibrium_residual). With
-        prefetch the cycle is shorter (sim.policy.resolver.steady_age). A farm's
-        caches share the queries: each is primed with q / caches (exact for
-        random picks, and for sticky ones when its clients are alike).
-        With serve-expired, an absent entry expired an Exp(q) time ago (the age
-        of the gap a random moment falls in, memoryless), kept if under its limit.
-        """
+        """Fill the caches as a random moment of steady state would find them, each
+        entry as sim.policy.cache.primed_entry draws it. A farm's caches share the
+        queries: each is primed with q / caches (exact for random picks, and for
+        sticky ones when its clients are alike)."""
         rate = query_rate / len(self.caches)
         value = self.auth.current()
         for cache in self.caches:
@@ -196,30 +185,10 @@ class Resolver:
     def _prime_entry(
         self, cache: Cache, key: object, value: object, ttl: float, now: float, rate: float, rng: np.random.Generator
     ) -> None:
-        if self.setup.prefetch:
-            life = cache.policy.lifetime(ttl, rng)
-            age = steady_age(life, rate, rng)
-            if age is not None:
-                cache.fetched(key, value, now - age, life)
-                return
-        elif _present(_mean_lifetime(cache.policy, ttl, rng), rate, rng):
-            cache.prime(key, value, ttl, now, rng)
+        primed = primed_entry(cache.policy, self.setup, ttl, rate, rng)
+        if primed is None:
             return
-        served = self.setup.serve_expired
-        if served is not None and rate > 0:
-            since = rng.exponential(1.0 / rate)
-            if since < served.ttl:
-                cache.put_until(key, value, now - since)
-
-
-def _mean_lifetime(policy: CachePolicy, ttl: float, rng: np.random.Generator) -> float:
-    lives = policy.lifetimes(ttl, rng, 64)
-    return float(np.mean(lives))
-
-
-def _present(mean_life: float, rate: float, rng: np.random.Generator) -> bool:
-    if math.isinf(mean_life):
-        return True
-    if rate <= 0 or mean_life <= 0:
-        return False
-    return bool(rng.random() < mean_life / (mean_life + 1.0 / rate))
+        if primed.lifetime is not None:
+            cache.fetched(key, value, now + primed.at, primed.lifetime)
+        else:
+            cache.put_until(key, value, now + primed.at)

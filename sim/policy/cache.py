@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.policy.resolver import prefetch_from
+from sim.policy.resolver import ResolverSetup, prefetch_from, steady_age
 from sim.policy.sampling import Sampler
 
 __all__ = [
@@ -43,7 +43,10 @@ __all__ = [
     "NoCache",
     "Sampler",
     "ServeStale",
+    "STALE_ANSWER_TTL",
+    "Primed",
     "equilibrium_residual",
+    "primed_entry",
     "in_grace",
     "make_cache_policy",
 ]
@@ -360,6 +363,50 @@ def equilibrium_residual(
     if life == _INF:
         return _INF
     return rng.random() * life
+
+
+# The TTL of an expired answer served while the authoritative servers do not answer
+# (serve_stale): RFC 8767's recommended 30 s (docs/references.md, "Serving stale answers").
+STALE_ANSWER_TTL = 30.0
+
+
+class Primed:
+    """A cache's entry as a random moment of steady state finds it, relative to that moment:
+    fetched at ``at`` and kept ``lifetime`` (with prefetch: its prefetch point follows from
+    the lifetime), or, with ``lifetime`` None, kept until ``at`` whatever the policy (fresh
+    for the equilibrium residual, or expired already and held by serve-expired)."""
+
+    __slots__ = ("at", "lifetime")
+
+    def __init__(self, at: float, lifetime: float | None = None) -> None:
+        self.at = at
+        self.lifetime = lifetime
+
+
+def primed_entry(policy: CachePolicy, setup: ResolverSetup, ttl: float, rate: float,
+                 rng: np.random.Generator) -> Primed | None:
+    """How one cache's entry of TTL ``ttl`` stands at time 0, queries arriving at ``rate``
+    (None: absent). A record is kept for a lifetime L and refetched at the first query after
+    it expires, so it is present a fraction E[L] / (E[L] + 1/rate) of the time, with the
+    equilibrium residual left; with prefetch the cycle is shorter (`steady_age`). With
+    serve-expired an absent entry expired an Exp(rate) time ago (the age of the gap a random
+    moment falls in, memoryless), kept if under its limit. Every engine primes with this,
+    draw for draw (the model's resolvers, the fast engine's followed caches)."""
+    if setup.prefetch:
+        life = policy.lifetime(ttl, rng)
+        age = steady_age(life, rate, rng)
+        if age is not None:
+            return Primed(-age, life)
+    else:
+        mean = float(np.mean(policy.lifetimes(ttl, rng, 64)))
+        if math.isinf(mean) or (rate > 0 and mean > 0 and rng.random() < mean / (mean + 1.0 / rate)):
+            return Primed(equilibrium_residual(policy, ttl, rng))
+    served = setup.serve_expired
+    if served is not None and rate > 0:
+        since = float(rng.exponential(1.0 / rate))
+        if since < served.ttl:
+            return Primed(-since)
+    return None
 
 
 def in_grace(now: float, expires: float, grace: float) -> bool:

@@ -20,7 +20,9 @@ from sim.policy.cache import (
     ServeStale,
     equilibrium_residual,
     make_cache_policy,
+    primed_entry,
 )
+from sim.policy.resolver import ResolverSetup, ServeExpired
 from sim.policy.sampling import Constant, Exponential
 from tests.policy.conftest import UniformNoBias
 
@@ -297,3 +299,23 @@ def test_keep_expired_widens_the_stale_window(rng: np.random.Generator) -> None:
     assert wide.lookup_stale("x", 499.0) == "b"
     with pytest.raises(ValueError, match="keep_expired"):
         Cache(Honor(), keep_expired=-1.0)
+
+
+def test_primed_entry_is_present_the_share_of_time_a_refetching_cache_holds_it() -> None:
+    """Closed form: a 60 s answer refetched at the first query after expiry, queries at
+    0.1/s, is held 60 / (60 + 10) of the time, with the time left uniform on [0, 60]; an
+    absent one under serve-expired (limit 5 s) expired Exp(0.1) ago, kept with chance
+    1 - exp(-0.5)."""
+    rng = np.random.default_rng(7)
+    n = 40_000
+    plain = [primed_entry(Honor(), ResolverSetup(), 60.0, 0.1, rng) for _ in range(n)]
+    present = np.array([p.at for p in plain if p is not None])
+    share = len(present) / n
+    assert abs(share - 60 / 70) <= 4 * math.sqrt(share * (1 - share) / n)
+    assert all(p is None or p.lifetime is None for p in plain)
+    _check_mean(present, 30.0)
+    served = ResolverSetup(serve_expired=ServeExpired(client_timeout=0.0, ttl=5.0))
+    stale = [p.at for p in (primed_entry(Honor(), served, 60.0, 0.1, rng) for _ in range(n)) if p is not None and p.at < 0]
+    expect = (10 / 70) * (1 - math.exp(-0.5))
+    assert abs(len(stale) / n - expect) <= 4 * math.sqrt(expect * (1 - expect) / n)
+    assert min(stale) > -5.0
