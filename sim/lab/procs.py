@@ -52,14 +52,18 @@ class Processes:
     def __exit__(self, kind: object, exc: object, tb: object) -> None:
         late = None
         try:
-            self.stop_all()
+            # The folder goes with the processes, signals held: a pool whose first worker
+            # ends sends the others a second SIGTERM (ProcessPoolExecutor's broken-pool
+            # cleanup), which landed in the rmtree and left a world's folder (seen in CI).
+            with _uninterrupted():
+                self.stop_all()
+                if self.remove:
+                    shutil.rmtree(self.workdir, ignore_errors=True)
         except _Terminated as held:  # a SIGTERM that arrived during the cleanup
             late = held
         finally:
             signal.signal(signal.SIGTERM, self._previous)
             atexit.unregister(self.stop_all)
-            if self.remove:
-                shutil.rmtree(self.workdir, ignore_errors=True)
         term = late or (exc if isinstance(exc, _Terminated) else None)
         if term is not None and callable(self._previous):
             # Hand the signal on, now that the children are stopped: a pool worker's

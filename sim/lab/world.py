@@ -208,9 +208,17 @@ def replicate(scenario: m.Scenario, strategy: Strategy, seed: np.random.SeedSequ
         if not (shutil.which(tool) or Path(f"/usr/sbin/{tool}").exists()):
             raise LabError(f"{tool} is not installed (Debian package {tool}; scripts/test.sh installs it as root)")
     mode = takeover_mode(options) if deployment.published.moves_address else "loopback"
-    workdir = Path(tempfile.mkdtemp(prefix=f"failover-lab-{deployment.strategy}-"))
+    # Signals held from the folder's making until Processes handles them: a SIGTERM
+    # in between would end a pool worker on the spot (sim.lifeline) and leave the folder.
+    unheld = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        workdir = Path(tempfile.mkdtemp(prefix=f"failover-lab-{deployment.strategy}-"))
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, unheld)
+        raise
     try:
         with Processes(workdir, remove=not options.keep) as procs:
+            signal.pthread_sigmask(signal.SIG_SETMASK, unheld)
             segment = netns.Segment(procs) if mode == "namespace" else None
             try:
                 if segment is not None:
@@ -223,6 +231,7 @@ def replicate(scenario: m.Scenario, strategy: Strategy, seed: np.random.SeedSequ
                 if segment is not None:
                     segment.remove()
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, unheld)
         if not options.keep:
             shutil.rmtree(workdir, ignore_errors=True)
 

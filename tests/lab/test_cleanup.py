@@ -113,6 +113,45 @@ def test_a_signal_during_the_cleanup_does_not_cut_it_short(tmp_path: Path, sig: 
         _stop_leftovers(mark)
 
 
+WORKER = """
+import os, shutil, signal, sys
+from pathlib import Path
+import sim.lab.procs
+from sim.lab.procs import Processes
+from sim.lifeline import pool_worker_setup
+pool_worker_setup(os.getppid())  # a pool worker's handlers: a SIGTERM outside Processes ends it on the spot
+folder = Path(sys.argv[1])
+folder.mkdir()
+for i in range(50):
+    (folder / f"log-{i}").write_text("x")
+remove = shutil.rmtree
+def interrupted(path, **kw):  # the pool's second SIGTERM lands as the folder is removed
+    os.kill(os.getpid(), signal.SIGTERM)
+    return remove(path, **kw)
+sim.lab.procs.shutil.rmtree = interrupted
+with Processes(folder, remove=True) as procs:
+    procs.start("sleeper", ["sleep", "300"], ready=None)
+    os.kill(os.getpid(), signal.SIGTERM)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_second_sigterm_while_the_folder_is_removed_leaves_no_folder(tmp_path: Path) -> None:
+    """A pool sends its remaining workers a SIGTERM when the first one ends (the broken-pool
+    cleanup of ProcessPoolExecutor): it met a worker removing its world's folder, which a
+    pool worker's handler then ended half-way (a CI run left failover-lab-eip_remap-*)."""
+    mark = uuid.uuid4().hex
+    folder = tmp_path / "world"
+    try:
+        done = subprocess.run([sys.executable, "-c", WORKER, str(folder)], capture_output=True, text=True,
+                              env=_env(mark), cwd=ROOT, timeout=45)
+        assert done.returncode == 128 + signal.SIGTERM, (done.returncode, done.stderr[-2000:])
+        assert not folder.exists(), sorted(p.name for p in folder.iterdir())
+        assert _until(lambda: not marked(mark), 15), f"left behind: {_names(marked(mark))}"
+    finally:
+        _stop_leftovers(mark)
+
+
 DRIVER = """
 import sys, time
 from pathlib import Path
