@@ -195,6 +195,11 @@ class Forwarder(asyncio.DatagramProtocol):
         self.scale = scale
         self.rng = np.random.default_rng(seed)
         self.transport: asyncio.DatagramTransport | None = None
+        # A name's fetch under way: later misses wait for it, as a real resolver's do
+        # (unbound joins a query to the one already in its mesh), and the cache draws one
+        # lifetime per fetch, the model's order (sim.model.trace): a second fetch under
+        # load drew an extra and shifted every later lifetime of this cache.
+        self.fetching: dict[tuple, asyncio.Future] = {}
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -230,16 +235,9 @@ class Forwarder(asyncio.DatagramProtocol):
             key = (name, rdtype)
             cached = self.cache.lookup(key, now)
             if cached is None:
-                query = dns.message.make_query(name, rdtype)
-                # from an address no unbound uses (the lab gives its own): the authoritative
-                # server adjusts TTLs for unbound's whole seconds only (unbound_ttl), not for us
-                response = await dns.asyncquery.udp(query, self.upstream[0], port=self.upstream[1], timeout=2.0,
-                                                    source=self.source)
-                if not response.answer:
+                cached = await self._fetch(key)
+                if cached is None:
                     return out
-                rrset = response.answer[0]
-                self.cache.store(key, rrset, rrset.ttl * self.scale, now, self.rng)
-                cached = rrset
             expiry = self.cache.expires_at(key) or now
             out.append((cached, expiry))
             if cached.rdtype == dns.rdatatype.CNAME:
@@ -247,6 +245,36 @@ class Forwarder(asyncio.DatagramProtocol):
                 continue
             return out
         return out
+
+    async def _fetch(self, key: tuple) -> dns.rrset.RRset | None:
+        """The upstream's answer for `key`, stored (one fetch at a time per name)."""
+        import dns.asyncquery
+
+        if key in self.fetching:
+            return await asyncio.shield(self.fetching[key])
+        done: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.fetching[key] = done
+        asked = self._now()  # kept from the moment asked, as the model's instant fetch
+        try:
+            query = dns.message.make_query(*key)
+            # from an address no unbound uses (the lab gives its own): the authoritative
+            # server adjusts TTLs for unbound's whole seconds only (unbound_ttl), not for us
+            response = await dns.asyncquery.udp(query, self.upstream[0], port=self.upstream[1], timeout=2.0,
+                                                source=self.source)
+            rrset = response.answer[0] if response.answer else None
+            if rrset is not None:
+                self.cache.store(key, rrset, rrset.ttl * self.scale, asked, self.rng)
+            done.set_result(rrset)
+            return rrset
+        except Exception as exc:
+            done.set_exception(exc)
+            done.exception()  # retrieved: nobody may be waiting
+            raise
+        except BaseException:
+            done.cancel()
+            raise
+        finally:
+            del self.fetching[key]
 
     async def _answer(self, data: bytes, addr: tuple) -> None:
         try:

@@ -85,13 +85,9 @@ def unsupported(scenario: m.Scenario, strategies: list[Strategy] | None = None) 
     if scenario.backends.autoscaling is not None:
         out.append("backends.autoscaling")
     for i, g in enumerate(scenario.dns.resolvers):
-        # A farm is several unbound behind our front; prefetch and serve-expired are
-        # unbound's own options: all three only where unbound serves the group (not our
-        # forwarder, whose cache lifetimes draw from the stream the farm's picks use).
+        # prefetch and serve-expired are unbound's own options: only where unbound serves
+        # the group (a farm's caches are unbound or our forwarders, as a single resolver's)
         forwarded = g.policy.kind not in UNBOUND_POLICIES
-        if g.caches > 1 and forwarded:
-            out.append(f"dns.resolvers[{i}].caches: {g.caches} (a resolver farm), with policy {g.policy.kind} "
-                       "(served by our forwarder, not unbound)")
         if g.prefetch and forwarded:
             out.append(f"dns.resolvers[{i}].prefetch, with policy {g.policy.kind} (served by our forwarder, not unbound)")
         if g.serve_expired is not None and forwarded:
@@ -458,7 +454,8 @@ class _World:
         # past 150 resolvers, blocks of their own: every resolver asks from its own address
         self.resolver_blocks = [address_block() for _ in range(math.ceil(max(0, len(groups) - 150) / 250))]
         unbound = sorted({self._resolver_ip(n) for n, g in enumerate(groups) if g.policy.kind in UNBOUND_POLICIES}
-                         | {ip for caches in self.cache_addresses.values() for ip, _ in caches})
+                         | {ip for n, caches in self.cache_addresses.items() for ip, _ in caches
+                            if groups[n].policy.kind in UNBOUND_POLICIES})
         spec.write_text(json.dumps({"service": self.fqdn, "records": records, "unbound": unbound,
                                     "bounds": self._unbound_bounds(groups)}))
         self.auth = (f"{self.block}.2", free_port(f"{self.block}.2", 2))
@@ -468,7 +465,8 @@ class _World:
             "--control", f"{self.control[0]}:{self.control[1]}", "--records", str(spec),
             "--query-log", str(self.dir / "query.log")))
         self.resolvers: list[tuple[str, tuple[str, int]]] = []  # (group, address)
-        self.forwarder_control: dict[int, tuple[str, int]] = {}
+        # our forwarders' control addresses, by resolver and cache (0 for a single cache)
+        self.forwarder_control: dict[tuple[int, int], tuple[str, int]] = {}
         n = 0
         for g in sc.dns.resolvers:
             for _ in range(g.count):
@@ -476,19 +474,26 @@ class _World:
                 port = free_port(ip, 2)
                 if n in self.cache_addresses:
                     self._start_farm(n, ip, port, g, zone)
-                elif g.policy.kind in UNBOUND_POLICIES:
-                    self._start_unbound(n, ip, port, g, zone)
                 else:
-                    policy = json.dumps(g.policy.model_dump(mode="json"))
-                    self.forwarder_control[n] = ("127.0.0.1", free_port("127.0.0.1"))
-                    self.procs.start(f"resolver-{n}", python(
-                        "sim.lab.dnsserver", "forwarder", "--listen", f"{ip}:{port}", "--upstream",
-                        f"{self.auth[0]}:{self.auth[1]}", "--policy", policy, "--scale", str(self.k),
-                        # its own address, so the query log tells the resolvers apart
-                        "--source", ip,
-                        "--seed", str(self.trace.resolver_seeds[n]), "--control", "{}:{}".format(*self.forwarder_control[n])))
+                    self._start_cache(n, 0, ip, port, g, zone)
                 self.resolvers.append((g.name, (ip, port)))
                 n += 1
+
+    def _start_cache(self, n: int, cache: int, ip: str, port: int, group: m.ResolverGroup, zone: str) -> None:
+        """One cache of resolver `n`: unbound where it can keep the group's policy, else our
+        forwarder, drawing its lifetimes from the model's stream for that cache."""
+        name = f"{n}" if n not in self.cache_addresses else f"{n}-{cache}"
+        if group.policy.kind in UNBOUND_POLICIES:
+            self._start_unbound(name, ip, port, group, zone)
+            return
+        policy = json.dumps(group.policy.model_dump(mode="json"))
+        seed = self.deployment.resolver_setups[group.name].farm.cache_seed(self.trace.resolver_seeds[n], cache)
+        control = self.forwarder_control[(n, cache)] = ("127.0.0.1", free_port("127.0.0.1"))
+        self.procs.start(f"resolver-{name}", python(
+            "sim.lab.dnsserver", "forwarder", "--listen", f"{ip}:{port}", "--upstream",
+            f"{self.auth[0]}:{self.auth[1]}", "--policy", policy, "--scale", str(self.k),
+            # its own address, so the query log tells the resolvers apart
+            "--source", ip, "--seed", str(seed), "--control", "{}:{}".format(*control)))
 
     def _resolver_ip(self, n: int) -> str:
         # .100-.249 of the block, then blocks of their own (start_dns): one address each
@@ -533,7 +538,7 @@ class _World:
         known by its source address and given the model's own cache (the trace's `home`)."""
         caches = self.cache_addresses[n]
         for i, (cip, cport) in enumerate(caches):
-            self._start_unbound(f"{n}-{i}", cip, cport, group, zone)
+            self._start_cache(n, i, cip, cport, group, zone)
         homes = {self.sources[c]: state.home for c, state in enumerate(self.trace.clients) if state.resolver == n}
         homes_file = self.dir / f"front-{n}.homes.json"
         homes_file.write_text(json.dumps(homes))
@@ -600,21 +605,21 @@ class _World:
 
         # (records, the unbound to ask or the forwarder resolver's index): a farm's caches each
         # as the model's trace has them
-        targets: list[tuple[list, tuple[str, int], int]] = []
+        targets: list[tuple[list, tuple[str, int], tuple[int, int]]] = []
         for n, records in enumerate(self.trace.caches):
             if n in self.cache_addresses:
-                targets.extend((farm, address, n) for farm, address in zip(self.trace.farms[n], self.cache_addresses[n],
-                                                                           strict=True))
+                targets.extend((farm, address, (n, i)) for i, (farm, address) in enumerate(
+                    zip(self.trace.farms[n], self.cache_addresses[n], strict=True)))
             else:
-                targets.append((records, self.resolvers[n][1], n))
-        for records, (ip, port), n in targets:
+                targets.append((records, self.resolvers[n][1], (n, 0)))
+        for records, (ip, port), cache in targets:
             if not records:
                 continue
-            if n in self.forwarder_control:
+            if cache in self.forwarder_control:
                 prime = [{"name": name_of(r), "type": self.records[name_of(r)]["type"],
                           "values": self.records[name_of(r)]["values"],
                           "expires": None if math.isinf(r.expires) else t0 + r.expires / self.k} for r in records]
-                await self._control({"op": "prime", "records": prime}, self.forwarder_control[n])
+                await self._control({"op": "prime", "records": prime}, self.forwarder_control[cache])
                 continue
             if time.time() % 1.0 > 0.8:  # not across a second boundary: unbound counts from the whole second
                 await asyncio.sleep(1.02 - time.time() % 1.0)

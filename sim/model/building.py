@@ -23,9 +23,10 @@ from sim.model.dns import Alias, Authoritative, Resolver
 from sim.model.world import Address, Balancer, Endpoint, Instance
 from sim.policy.attempts import choose_address
 from sim.policy.balancing import make_balancing_policy
-from sim.policy.cache import equilibrium_residual
+from sim.policy.cache import CachePolicy, equilibrium_residual
 from sim.policy.failover import Published
 from sim.policy.health import HealthCheckSpec
+from sim.policy.resolver import ResolverSetup
 from sim.scenario import models as m
 from sim.scenario.build import Deployment
 
@@ -115,8 +116,7 @@ class Building:
         seeds = iter(self.resolver_seeds)
         policies, setups = self.deployment.resolver_policies, self.deployment.resolver_setups
         groups: dict[str, list[Resolver]] = {
-            g.name: [Resolver(g.name, policies[g.name], self.auth, np.random.default_rng(next(seeds)), setups[g.name])
-                     for _ in range(g.count)]
+            g.name: [self._resolver(g.name, policies[g.name], setups[g.name], next(seeds)) for _ in range(g.count)]
             for g in sc.dns.resolvers
         }
         query_rate = self._place_clients(groups)
@@ -127,6 +127,11 @@ class Building:
             resolver.prime(0.0, query_rate.get(resolver, 0.0), prng)
         for client in self.clients:
             self._prime_client(client, prng)
+
+    def _resolver(self, group: str, policy: CachePolicy, setup: ResolverSetup, seed: int) -> Resolver:
+        farm = setup.farm
+        caches = None if farm.caches == 1 else [np.random.default_rng(farm.cache_seed(seed, i)) for i in range(farm.caches)]
+        return Resolver(group, policy, self.auth, np.random.default_rng(seed), setup, caches)
 
     def _place_clients(self, groups: dict[str, list[Resolver]]) -> dict[Resolver, float]:
         """Cohorts and their clients, each on a resolver; returns each resolver's query rate."""

@@ -84,7 +84,7 @@ class Resolver:
     independent caches behind one address (sim.policy.resolver.Farm), with
     unbound's prefetch and serve-expired when its group sets them."""
 
-    __slots__ = ("auth", "cache", "caches", "group", "homes", "rng", "setup")
+    __slots__ = ("auth", "cache", "cache_rngs", "caches", "group", "homes", "rng", "setup")
 
     def __init__(
         self,
@@ -93,7 +93,10 @@ class Resolver:
         auth: Authoritative,
         rng: np.random.Generator,
         setup: ResolverSetup = PLAIN,
+        cache_rngs: list[np.random.Generator] | None = None,
     ) -> None:
+        """`rng` draws a farm's picks, and a single cache's lifetimes; `cache_rngs`, one
+        per cache of a farm, each cache's lifetimes (sim.policy.resolver.Farm.cache_seed)."""
         self.group = group
         self.setup = setup
         self.caches = [
@@ -104,6 +107,7 @@ class Resolver:
         self.homes: dict[int, int] = {}  # client id -> its own cache in a farm
         self.auth = auth
         self.rng = rng
+        self.cache_rngs = {id(c): r for c, r in zip(self.caches, cache_rngs or [rng] * len(self.caches), strict=True)}
 
     def attach(self, client_id: int) -> None:
         """Give a client its own cache, in turn, so a farm's clients are spread evenly."""
@@ -153,13 +157,13 @@ class Resolver:
                 # prefetch: answer from cache, refresh behind it (unbound's reply_and_prefetch)
                 fresh = auth.query_service(now) if service else auth.query_balancer(key)
                 if fresh is not None:
-                    cache.store(key, fresh, ttl, now, self.rng)
+                    cache.store(key, fresh, ttl, now, self.cache_rngs[id(cache)])
             return value, expires
         served = self.setup.serve_expired
         stale = cache.lookup_stale(key, now) if served is not None and served.immediate else None
         fresh = auth.query_service(now) if service else auth.query_balancer(key)
         if fresh is not None:
-            expires = cache.store(key, fresh, ttl, now, self.rng)
+            expires = cache.store(key, fresh, ttl, now, self.cache_rngs[id(cache)])
             if stale is None:
                 return fresh, expires
             # serve-expired, client timeout 0: the expired answer goes out at once

@@ -72,6 +72,17 @@ class Farm:
         # the rest of the same uniform, rescaled, picks the cache
         return min(int((u - self.sticky) / (1.0 - self.sticky) * n), n - 1)
 
+    def cache_seed(self, resolver_seed: int, cache: int) -> int:
+        """The seed of one cache's lifetime draws (a stretching policy's extras). A farm's
+        picks come from the resolver's own stream, each cache's lifetimes from a stream of
+        its own: the lab runs each cache as its own process (sim.lab.dnsserver), which
+        cannot share a stream with the front that picks; a single cache uses the
+        resolver's seed, as before farms."""
+        if self.caches == 1:
+            return resolver_seed
+        state = np.random.SeedSequence(resolver_seed, spawn_key=(cache,)).generate_state(2, np.uint32)
+        return int(state[0]) << 31 | int(state[1]) >> 1
+
     def same_cache(self) -> float:
         """Probability that two queries of one client reach the same cache."""
         n, s = self.caches, self.sticky

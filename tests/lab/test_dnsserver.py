@@ -183,3 +183,69 @@ def test_the_farm_front_picks_each_query_cache_as_the_farm_rule(tmp_path: Path) 
         mine = [g for g, s in zip(got, order, strict=True) if s == source]
         se = math.sqrt(share * (1 - share) / len(mine))
         assert abs(np.mean([g == home for g in mine]) - share) <= 3 * se, (source, np.mean([g == home for g in mine]))
+
+
+class _SlowUpstream(asyncio.DatagramProtocol):
+    """An authoritative server that answers every query after `delay` seconds, counting them."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.queries = 0
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        self.queries += 1
+        query = dns.message.from_wire(data)
+        response = dns.message.make_response(query)
+        response.answer.append(dns.rrset.from_text_list(query.question[0].name, 4, "IN", "A", ["192.0.2.7"]))
+        assert self.transport is not None
+        asyncio.get_running_loop().call_later(self.delay, self.transport.sendto, response.to_wire(), addr)
+
+
+def test_misses_while_a_fetch_is_under_way_wait_for_it_and_draw_one_lifetime() -> None:
+    """Five queries for a name the cache lacks, sent together to a forwarder whose upstream
+    takes 0.2 s: one fetch (as unbound joins a query to the one in flight), five answers,
+    and one lifetime drawn, the first of the cache's stream, as the model draws it for
+    that one fetch (under load the lab's extra fetches had shifted every later draw)."""
+    import numpy as np
+
+    from sim.lab.procs import address_block
+
+    block = address_block()
+    from sim.policy.sampling import Exponential
+
+    policy = make_cache_policy("extend", extra=Exponential(30.0))
+    scale, seed = 5.0, 7
+
+    async def exercise() -> tuple[int, list[dns.message.Message], Forwarder, float]:
+        loop = asyncio.get_running_loop()
+        upstream = _SlowUpstream(0.2)
+        up, _ = await loop.create_datagram_endpoint(lambda: upstream, local_addr=(f"{block}.2", 0))
+        forwarder = Forwarder(up.get_extra_info("sockname"), policy, scale, seed, source=f"{block}.3")
+        fw, _ = await loop.create_datagram_endpoint(lambda: forwarder, local_addr=(f"{block}.3", 0))
+        try:
+            asked = forwarder._now()
+            query = dns.message.make_query("www.example.com.", "A")
+            answers = await asyncio.gather(*(
+                dns.asyncquery.udp(query, f"{block}.3", port=fw.get_extra_info("sockname")[1], timeout=5)
+                for _ in range(5)))
+            return upstream.queries, answers, forwarder, asked
+        finally:
+            fw.close()
+            up.close()
+
+    import dns.asyncquery
+
+    queries, answers, forwarder, asked = asyncio.run(exercise())
+    assert queries == 1
+    assert all(a.answer and a.answer[0][0].address == "192.0.2.7" for a in answers)
+    lifetime = policy.lifetime(4 * scale, np.random.default_rng(seed))
+    expires = forwarder.cache.expires_at((dns.name.from_text("www.example.com."), dns.rdatatype.A))
+    assert expires is not None and abs(expires - (asked + lifetime)) < 0.05 * scale, (expires - asked, lifetime)
+    # and nothing more was drawn: the next draw of the stream is the cache's next one
+    rng = np.random.default_rng(seed)
+    policy.lifetime(4 * scale, rng)
+    assert forwarder.rng.random() == rng.random()

@@ -262,16 +262,24 @@ FARM = dict(SMALL, name="lab-farm", strategies=["cname_repoint"],
                                                  "sticky": 0.5}]})
 
 
+# The same farm of stretching resolvers (`extend`, which unbound cannot keep): six of our
+# forwarders behind the fronts, each drawing its extras from the model's stream for its
+# cache (sim.policy.resolver.Farm.cache_seed).
+STRETCHING_FARM = dict(FARM, name="lab-farm-stretching", dns={**FARM["dns"], "resolvers": [
+    {**FARM["dns"]["resolvers"][0], "policy": {"kind": "extend", "extra": {"exp": "5s"}}}]})
+
+
 @pytest.mark.real
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_lab_resolver_farm_matches_the_model() -> None:
-    """Six real unbound behind two fronts against the model: every cache primed with the
+@pytest.mark.parametrize("farm", [FARM, STRETCHING_FARM], ids=["unbound", "forwarders"])
+def test_lab_resolver_farm_matches_the_model(farm: dict) -> None:
+    """Six real caches behind two fronts against the model: every cache primed with the
     model's state for the seed (the trace), the fronts drawing the model's picks from its
     resolver seeds, so the lab's replication is paired with the model's of the same seed."""
     require_tool("unbound")
-    eff = effective(load_data(FARM, "lab-farm"), OPTIONS)
-    seed = np.random.SeedSequence(FARM["seed"]).spawn(1)[0]
+    eff = effective(load_data(farm, farm["name"]), OPTIONS)
+    seed = np.random.SeedSequence(farm["seed"]).spawn(1)[0]
     trace = model_trace(eff, "cname_repoint", np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key))
     assert [len(f) for f in trace.farms] == [3, 3]
     lab = sim.lab.replicate(eff, plan_class("cname_repoint"), seed, 0, OPTIONS, trace=trace)

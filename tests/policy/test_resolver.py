@@ -138,3 +138,16 @@ def test_vectorised_steady_cycles_follow_the_same_law() -> None:
     assert abs(cycle.mean() - m2 / m1) <= 4 * cycle.std() / math.sqrt(n)
     idle, _ = steady_cycles(np.array([life, math.inf]), np.array([0.0, 1.0]), rng)
     assert idle[0] == math.inf and idle[1] == 0.0
+
+
+def test_a_farms_caches_draw_from_streams_of_their_own_and_a_single_cache_from_the_resolvers() -> None:
+    """The lab runs each cache of a farm as its own process: each must have a seed of its own,
+    the same on every call (the model and the lab derive it apart); one cache keeps the
+    resolver's seed, so a resolver that is not a farm draws as before farms."""
+    assert Farm(1).cache_seed(12345, 0) == 12345
+    farm = Farm(4, 0.5)
+    seeds = [farm.cache_seed(12345, i) for i in range(4)]
+    assert len(set(seeds)) == 4 and 12345 not in seeds
+    assert seeds == [Farm(4).cache_seed(12345, i) for i in range(4)]
+    assert all(0 <= s < 2**63 for s in seeds)
+    assert farm.cache_seed(12346, 0) != seeds[0]
