@@ -138,9 +138,12 @@ def test_the_lab_names_the_resolver_mechanisms_it_does_not_build() -> None:
     # a farm and prefetch on an unbound group run (several unbound, unbound's own option);
     # serve-expired on our forwarder does not
     assert reasons == ["dns.resolvers[1].serve_expired, with policy fixed (served by our forwarder, not unbound)"]
+    # a farm of our forwarders runs too, each cache drawing from its own stream (Farm.cache_seed)
     dns["resolvers"][1] = {**dns["resolvers"][1], "serve_expired": None, "caches": 2}
+    assert unsupported(_scenario(dns=dns), ["cname_repoint"]) == []
+    dns["resolvers"][1] = {**dns["resolvers"][1], "prefetch": True}
     assert unsupported(_scenario(dns=dns), ["cname_repoint"]) == [
-        "dns.resolvers[1].caches: 2 (a resolver farm), with policy fixed (served by our forwarder, not unbound)"]
+        "dns.resolvers[1].prefetch, with policy fixed (served by our forwarder, not unbound)"]
 
 
 def test_the_lab_runs_restarts_stub_grace_and_sessions() -> None:
