@@ -93,9 +93,16 @@ def unsupported(scenario: m.Scenario, strategies: list[Strategy] | None = None) 
         if g.serve_expired is not None and forwarded:
             out.append(f"dns.resolvers[{i}].serve_expired, with policy {g.policy.kind} "
                        "(served by our forwarder, not unbound)")
+    on: list[tuple[float, float]] = []  # the active balancer's faults so far
     for i, f in enumerate(scenario.faults):
         if isinstance(f, m.BalancerDown) and f.target != scenario.active.name:
             out.append(f"faults[{i}]: a fault of the standby balancer")
+        elif isinstance(f, m.BalancerDown):
+            end = math.inf if f.for_ is None else f.at + f.for_
+            if any(lo < end and f.at < hi for lo, hi in on):
+                # one process: killed and stopped at once, restarted by whichever ends first
+                out.append(f"faults[{i}]: a fault of the active balancer that overlaps another of it")
+            on.append((f.at, end))
     for strategy in scenario.strategies if strategies is None else strategies:
         deployment = build.compile(scenario, strategy)
         out.extend(f"strategies: {deployment.strategy}: {reason}" for reason in mechanism_problems(deployment))
@@ -324,6 +331,7 @@ class _World:
         # The addresses a client may send to, by the index its tries record (sim.lab.targets).
         self.addresses = (self.site.active, self.site.standby, self.site.shared)
         self.backends_down: set[str] = set()
+        self.outages = 0  # dns_down faults on now
         self.scenario_file = workdir / "scenario.yaml"
         self.scenario_file.write_text(yaml.safe_dump(sc.to_document(), sort_keys=False))
 
@@ -769,9 +777,14 @@ class _World:
                     self.procs.start(v, list(argv[v]))  # type: ignore[arg-type]
             self.backends_down.difference_update(victims)
         elif isinstance(fault, m.DnsDown):
-            await self._control({"op": "down", "value": True})
+            # counted, as the model counts them: overlapping outages are one
+            self.outages += 1
+            if self.outages == 1:
+                await self._control({"op": "down", "value": True})
             await self._until(fault.at + fault.for_)
-            await self._control({"op": "down", "value": False})
+            self.outages -= 1
+            if self.outages == 0:
+                await self._control({"op": "down", "value": False})
         # traffic: the clients change their own rates
 
     async def _controller(self) -> None:

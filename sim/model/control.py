@@ -68,11 +68,18 @@ class Control:
             return  # a planned change is the plan's to make (_planned_change), not a fault
         yield env.timeout(fault.at)
         if isinstance(fault, m.BalancerDown):
+            # Faults of one balancer may overlap: while several are on, the latest one's
+            # mode holds, and the balancer is up again only when none is (the end of the
+            # first once brought it back while the second was still on).
             balancer = self.balancers[fault.target]
-            balancer.mode = REFUSE if fault.mode == "refuse" else BLACKHOLE
+            mode = REFUSE if fault.mode == "refuse" else BLACKHOLE
+            on = self.balancer_faults.setdefault(balancer.name, [])
+            on.append(mode)
+            balancer.mode = mode
             if fault.for_ is not None:
                 yield env.timeout(fault.for_)
-                balancer.mode = UP
+                on.remove(mode)
+                balancer.mode = on[-1] if on else UP
         elif isinstance(fault, m.InstanceDown):
             up = [i for i in self.instances if i.mode is UP and not i.removed]
             picks = self.rng["faults"].choice(len(up), size=min(fault.count, len(up)), replace=False)
@@ -83,9 +90,10 @@ class Control:
             for inst in victims:
                 inst.mode = UP
         elif isinstance(fault, m.DnsDown):
-            self.auth.down = True
+            # counted: two outages that overlap are one from the first start to the last end
+            self.auth.outages += 1
             yield env.timeout(fault.for_)
-            self.auth.down = False
+            self.auth.outages -= 1
         else:
             yield from self._traffic(fault)
 

@@ -43,7 +43,7 @@ class Authoritative:
     is answered once it has propagated; while `down`, nothing answers.
     """
 
-    __slots__ = ("balancers", "balancer_ttl", "count", "down", "service_ttl", "value")
+    __slots__ = ("balancers", "balancer_ttl", "count", "outages", "service_ttl", "value")
 
     def __init__(
         self,
@@ -57,8 +57,12 @@ class Authoritative:
         self.service_ttl = service_ttl
         self.balancer_ttl = balancer_ttl
         self.balancers = balancers  # balancer name -> its published node addresses
-        self.down = False
+        self.outages = 0  # dns_down faults on now (they may overlap)
         self.count = count
+
+    @property
+    def down(self) -> bool:
+        return self.outages > 0
 
     def query_service(self, now: float) -> object | None:
         if self.down:

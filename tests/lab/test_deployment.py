@@ -152,3 +152,12 @@ def test_the_lab_runs_restarts_stub_grace_and_sessions() -> None:
     sessions = {**{k: v for k, v in cohort.items() if k != "rate"},
                 "sessions": {"requests": {"exp": 5}, "think": {"exp": "5s"}, "gap": {"exp": "60s"}}}
     assert unsupported(load_data({**SMALL, "clients": [sessions]}, "lab-sessions")) == []
+
+
+def test_the_lab_names_overlapping_faults_of_the_active_balancer() -> None:
+    faults = [{"at": "15s", "kind": "balancer_down", "target": "blue", "mode": "refuse", "for": "10s"},
+              {"at": "20s", "kind": "balancer_down", "target": "blue", "mode": "blackhole", "for": "10s"},
+              {"at": "40s", "kind": "balancer_down", "target": "blue", "mode": "refuse", "for": "5s"},
+              {"at": "20s", "kind": "dns_down", "for": "10s"}, {"at": "25s", "kind": "dns_down", "for": "10s"}]
+    assert unsupported(load_data({**SMALL, "faults": faults}, "lab-overlap")) == [
+        "faults[1]: a fault of the active balancer that overlaps another of it"]

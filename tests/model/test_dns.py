@@ -127,7 +127,7 @@ def test_serve_expired_reply_ttl_and_the_client_timeout() -> None:
         answer = resolver.resolve(400.0, 0)  # expired 100 s ago, authoritative answering
         # 0: the expired answer at once with the reply TTL; otherwise the fresh one
         assert answer == ((("v1",), 30.0) if stale_first else (("v2",), 300.0))
-        zone.auth.down = True
+        zone.auth.outages = 1
         # the authoritative silent: the answer fetched at 400 s (v2 either way, refreshed
         # behind the expired answer or fetched for it) expired at 700 s, within the limit
         assert resolver.resolve(800.0, 0) == (("v2",), 30.0)

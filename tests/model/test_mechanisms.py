@@ -174,3 +174,33 @@ def test_node_scaling_adds_a_node_when_offered_load_passes_capacity() -> None:
     first, last = t[t["t"] < 10], t[t["t"] >= 120]
     assert first["shed"].sum() / first["requests"].sum() > 0.2
     assert last["shed"].sum() / last["requests"].sum() < 0.1
+
+
+def _overlap_pair(faults_a: list[dict], faults_b: list[dict]):  # type: ignore[no-untyped-def]
+    runs = []
+    for faults in (faults_a, faults_b):
+        sc = scenario(**{"faults": faults, "dns.service_ttl": "20s", "clients.0.count": 60,
+                         "dns.resolvers.0.count": 20})
+        runs.append(simulate(sc, "eip_remap", np.random.SeedSequence(4)))
+    return runs
+
+
+def test_two_dns_outages_that_overlap_are_one_from_the_first_start_to_the_last_end() -> None:
+    """The end of the first outage once brought the servers back while the second was
+    still on: the pair must read as the one outage that covers both, request by request."""
+    two, one = _overlap_pair([{"at": "30s", "kind": "dns_down", "for": "60s"},
+                              {"at": "60s", "kind": "dns_down", "for": "60s"}],
+                             [{"at": "30s", "kind": "dns_down", "for": "90s"}])
+    late = two.timeline.t.between(95, 119)
+    assert two.timeline.loc[late, "dns_error"].sum() > 0  # still down after the first one's end
+    assert two.timeline.dns_error.tolist() == one.timeline.dns_error.tolist()
+    assert two.metrics["failed"] == one.metrics["failed"]
+
+
+def test_two_faults_of_one_balancer_that_overlap_hold_it_down_until_the_last_ends() -> None:
+    two, one = _overlap_pair(
+        [{"at": "30s", "kind": "balancer_down", "target": "blue", "mode": "refuse", "for": "20s"},
+         {"at": "40s", "kind": "balancer_down", "target": "blue", "mode": "refuse", "for": "20s"}],
+        [{"at": "30s", "kind": "balancer_down", "target": "blue", "mode": "refuse", "for": "30s"}])
+    assert two.timeline.refused.tolist() == one.timeline.refused.tolist()
+    assert two.metrics["failed"] == one.metrics["failed"]
