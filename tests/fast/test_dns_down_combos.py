@@ -82,6 +82,28 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "idle sockets 10 s, the active down during the outage": ("eip_remap", {
         **BASE, "clients.0.keepalive": "10s", "faults": [OUTAGE, _down("50s")]}),
 }
+WEB = {"name": "web", "count": 150, "sessions": {"requests": {"exp": 10}, "think": {"exp": "5s"}, "gap": {"exp": "60s"}},
+       "stub_cache": {"kind": "floor", "min_ttl": "60s"}, "retry": {"attempts": 1, "timeout": "10s"}}
+API = {"name": "api", "count": 150, "rate": "0.2/s", "stub_cache": {"kind": "none"}, "retry": {"attempts": 1, "timeout": "10s"}}
+DURING = [OUTAGE, _down("50s")]
+CASES.update({
+    # each strategy's own detection and switch, through the outage
+    **{f"the active down during the outage, {s}": (s, {**BASE, "faults": DURING})
+       for s in ("alias_apex", "dns_failover", "vrrp", "anycast")},
+    # what a dns_down alone refuses for clients not followed: here every client is followed
+    "browsing sessions and Poisson clients on shared resolvers, the active down during the outage": (
+        "cname_repoint", {**BASE, "dns.resolvers.0.count": 20, "clients": [WEB, API], "faults": DURING}),
+    "fixed 20 s stubs with 60 s of grace, the active down during the outage": ("cname_repoint", {
+        **BASE, "clients.0.stub_cache": {"kind": "fixed", "ttl": "20s"}, "clients.0.stub_grace": "60s",
+        "faults": DURING}),
+    "a farm and TTL-stretching resolvers, the active down during the outage": ("cname_repoint", {
+        **BASE, "faults": DURING, "dns.resolvers": [
+            {"name": "farm", "count": 20, "share": 0.5, "caches": 4, "sticky": 0.5},
+            {"name": "isp", "count": 50, "share": 0.5, "policy": {"kind": "extend", "extra": {"exp": "60s"}}}]}),
+    "stubs kept forever, restarts Exp(2 min), the active down during the outage": ("cname_repoint", {
+        **BASE, "clients.0.stub_cache": {"kind": "forever"}, "clients.0.restart": {"every": {"exp": "2m"}},
+        "faults": DURING}),
+})
 # About a second each (both engines, 6 replications): one per lifted combination in CI.
 QUICK = ("the active down during the outage", "two outages", "serve_stale resolvers, max_stale 40 s",
          "serve-expired by unbound's defaults, the active down during the outage")
