@@ -2,7 +2,7 @@
 
 The model's request path (sim.model.requests) for the clients whose requests
 sim.fast.sessions drew (session clients, and Poisson clients on a resolver
-farm's groups: sim.fast.population.on_farm): a pooled connection while it is young and recently
+farm's groups or through a dns_down with more: sim.fast.population.on_farm): a pooled connection while it is young and recently
 used (reset once when the address it leads to has moved), otherwise the
 stub cache (fresh, or within its grace period: the old answer served and
 refreshed behind it), otherwise the resolver; a try to a balancer inside

@@ -114,7 +114,8 @@ def on_farm(scenario: m.Scenario, spec: m.Cohort) -> bool:
     back to the old one, and there is no single switch per client, the Poisson shortcuts'
     premise. Also if it can use a group that such a cohort uses too (and so on): a resolver
     is followed exactly only when all its clients are (a resolver shared with clients not
-    followed turns at one drawn moment, sim.fast.lookups)."""
+    followed turns at one drawn moment, sim.fast.lookups). And every cohort through a
+    dns_down that the Poisson path cannot take (`outage_followed`)."""
     return bool(groups_of(scenario, spec) & followed_groups(scenario))
 
 
