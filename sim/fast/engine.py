@@ -262,7 +262,7 @@ def _followed_as(scenario: m.Scenario, c: m.Cohort) -> str:
     shortcuts take."""
     if c.sessions is not None:
         return ".sessions"
-    return " (Poisson requests followed one by one, for a resolver farm)" if on_farm(scenario, c) else ""
+    return " (Poisson requests followed one by one, for a resolver farm or a dns_down)" if on_farm(scenario, c) else ""
 
 
 def _unsupported_sessions(scenario: m.Scenario, c: m.Cohort) -> list[str]:
@@ -326,12 +326,12 @@ def _unsupported_restart(c: m.Cohort) -> list[str]:
 def resolver_mechanisms(scenario: m.Scenario) -> list[str]:
     """A resolver group's prefetch and serve-expired where the fast engine does not follow
     them, by field path. serve-expired with a client timeout only acts when the
-    authoritative servers do not answer (refused with a dns_down); with timeout 0 it is
+    authoritative servers do not answer (with a dns_down every client is followed,
+    sim.fast.population.outage_followed); with timeout 0 it is
     followed for clients whose stubs never outlive the resolver's answer (sim.fast.dns).
     A farm's group, and the groups followed with it (sim.fast.population.followed_groups),
     have every client followed request by request and every cache with them, prefetch and
-    serve-expired included (sim.fast.lookups): whatever their stubs, but not with a dns_down
-    (refused with the cohorts, `_unsupported_sessions`, and here)."""
+    serve-expired included (sim.fast.lookups): whatever their stubs, through a dns_down too."""
     out = []
     dns_down = [i for i, f in enumerate(scenario.faults) if isinstance(f, m.DnsDown)]
     whole = followed_groups(scenario)
@@ -340,8 +340,6 @@ def resolver_mechanisms(scenario: m.Scenario) -> list[str]:
             out.extend(_prefetch_problems(scenario, i, g, dns_down, g.name in whole))
         if g.serve_expired is None:
             continue
-        if dns_down:
-            out.append(f"dns.resolvers[{i}].serve_expired, with a dns_down (faults[{dns_down[0]}])")
         if g.serve_expired.client_timeout == 0 and g.name not in whole:
             for j, c in enumerate(scenario.clients):
                 on_group = c.resolver_group in (None, g.name)
@@ -357,9 +355,7 @@ def _prefetch_problems(scenario: m.Scenario, i: int, g: m.ResolverGroup, dns_dow
     stub that keeps answers could hold the old one past the resolver's refresh, to its expiry.
     On a group `followed` request by request (a farm's, sim.fast.lookups) with any stub and
     with serve-expired, as the model's caches do."""
-    out = []
-    if dns_down:
-        out.append(f"dns.resolvers[{i}].prefetch, with a dns_down (faults[{dns_down[0]}])")
+    out: list[str] = []
     if followed:
         return out
     if g.serve_expired is not None and g.serve_expired.client_timeout == 0:
@@ -419,28 +415,16 @@ def _unsupported_balancer_faults(scenario: m.Scenario) -> list[str]:
 
 
 def _unsupported_dns_down(scenario: m.Scenario) -> list[str]:
-    """A `dns_down` is modelled alone: each client fails from its first resolution after its
+    """A `dns_down` alone is one span per client: from its first resolution after its
     resolver's answer expired until the outage ends (`_dns_window`); clients followed request
-    by request meet it in their lookups (sim.fast.lookups). Not with a balancer fault (one
-    window per client), a second one, resolvers that serve stale answers to clients not
-    followed, or pooled connections (which outlive the outage without resolving) of clients
-    not followed."""
-    outages = [i for i, f in enumerate(scenario.faults) if isinstance(f, m.DnsDown)]
-    if not outages:
-        return []
-    out = [f"faults[{i}]: a second dns_down" for i in outages[1:]]
-    for i, f in enumerate(scenario.faults):
-        if isinstance(f, m.BalancerDown):
-            out.append(f"faults[{i}]: a balancer_down together with a dns_down (faults[{outages[0]}])")
-    # The groups some client not followed can use: their resolvers are not followed either.
-    poisson = set().union(*(groups_of(scenario, c) for c in scenario.clients if not _followed_as(scenario, c)))
-    for i, group in enumerate(scenario.dns.resolvers):
-        if build.cache_policy(group.policy).stale_window > 0 and group.name in poisson:
-            out.append(f"dns.resolvers[{i}].policy: {group.policy.kind}, with a dns_down")
-    for i, c in enumerate(scenario.clients):
-        if c.keepalive > 0 and not _followed_as(scenario, c):
-            out.append(f"clients[{i}].keepalive, with a dns_down")
-    return out
+    by request meet it in their lookups (sim.fast.lookups). With what that span cannot hold
+    (a balancer fault, a second outage, resolvers serving stale or expired answers or
+    prefetching, pooled connections) every client is followed
+    (sim.fast.population.outage_followed). Not two outages that overlap: the model's servers
+    come back at the end of the first (sim.model.control), which the follower does not copy."""
+    outages = sorted((f.at, f.at + f.for_, i) for i, f in enumerate(scenario.faults) if isinstance(f, m.DnsDown))
+    return [f"faults[{i}]: a dns_down that overlaps an earlier dns_down"
+            for (_, stop, _), (start, _, i) in zip(outages, outages[1:], strict=False) if start < stop]
 
 
 def _unsupported_planned(deployment: build.Deployment) -> list[str]:
@@ -679,8 +663,10 @@ class _Replication:
         hits = np.zeros(n, dtype=np.int64)
         mass = None
         outages = [f for f in self.sc.faults if isinstance(f, m.DnsDown) and f.at < self.end]
-        if outages:
+        if outages and not _balancer_faults(self.sc):
             return self._dns_window(outages[0])
+        # With a balancer fault too, every client is followed request by request and meets the
+        # outage in its lookups (sim.fast.population.outage_followed): the window is the fault's.
         changed = ctl.changed_at < self.end
         # A change made while the old target serves (planned): connections stay open
         # through it, and resolvers see the usual queries, not the outage's.
@@ -890,7 +876,7 @@ class _Replication:
         if self._opens is not None:
             opens = np.full(len(self.full.resolver_group), np.inf)
             opens[self.full.resolver] = self._opens  # the same for every client of a resolver
-        outage = next(((f.at, f.at + f.for_) for f in self.sc.faults if isinstance(f, m.DnsDown)), (math.inf, math.inf))
+        outage = tuple((f.at, f.at + f.for_) for f in self.sc.faults if isinstance(f, m.DnsDown))
         plan = sessions.Plan(self._balancers_down(), published.changes_dns, ctl.effective_at, ctl.changed_at, opens,
                              (record, published.chain_ttl if published.changes_dns else None), outage)
         out, self.session_fetches = lookups.follow(req, self.full, plan, self.rng["arrivals"])
@@ -1509,6 +1495,11 @@ class _Replication:
         counts["ok"] = ok - shed
         counts["dns_error" if window.dns else "timeout" if self.waits else "refused"] += recorded
         req, out = self.session_requests, self.session_outcome
+        if not window.dns and req is not None and out is not None and out.unresolved is not None:
+            # A followed request whose last try failed to resolve (a dns_down with a balancer fault).
+            lookup = _per_second(req.times[out.failed & out.unresolved & (out.done <= self.end)], seconds)
+            counts["timeout" if self.waits else "refused"] -= lookup
+            counts["dns_error"] += lookup
         if self.waits and not window.dns and req is not None and out is not None:
             # Under a blackhole, a followed request whose last try a reset connection refused.
             reset = _per_second(req.times[out.failed & out.refused & (out.done <= self.end)], seconds)

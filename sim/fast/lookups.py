@@ -2,7 +2,7 @@
 
 The model's request path (sim.model.requests) for the clients whose requests
 sim.fast.sessions drew (session clients, and Poisson clients on a resolver
-farm's groups: sim.fast.population.on_farm): a pooled connection while it is young and recently
+farm's groups or through a dns_down with more: sim.fast.population.on_farm): a pooled connection while it is young and recently
 used (reset once when the address it leads to has moved), otherwise the
 stub cache (fresh, or within its grace period: the old answer served and
 refreshed behind it), otherwise the resolver; a try to a balancer inside
@@ -121,7 +121,7 @@ class _Resolvers:
             return value, left
         entries = self.caches[(r, cache)]
         current = NEW if plan.changes_dns and now >= plan.effective else OLD
-        got = self._answer(entries, "svc", current, record, g, now, plan.auth_down[0] <= now < plan.auth_down[1])
+        got = self._answer(entries, "svc", current, record, g, now, plan.servers_down(now))
         if got is None:
             return None
         value, expires = got
@@ -139,18 +139,20 @@ class _Resolvers:
         from its prefetch point on; a miss fetches `current`, and with serve-expired at client
         timeout 0 an expired entry within its window is answered instead, with the reply TTL.
         While our servers are `down` a miss fetches nothing and counts no query (the model's
-        Authoritative): an entry expired within its stale window is served with STALE_ANSWER_TTL and
-        kept as it was, otherwise None (SERVFAIL). Prefetch and serve-expired are refused with
-        a dns_down (sim.fast.engine.resolver_mechanisms)."""
+        Authoritative): an entry expired within its stale window is served with STALE_ANSWER_TTL
+        (serve-expired's reply TTL if the group sets it) and kept as it was, otherwise None
+        (SERVFAIL); a prefetch due then fetches nothing, and the next hit tries again."""
         entry = entries.get(key)
         if entry is not None and now < entry.expires:
-            if now >= entry.refresh:  # unbound's prefetch (never without it: refresh is inf)
+            if now >= entry.refresh and not down:  # unbound's prefetch (never without it: refresh is inf)
                 entries[key] = self._fetch(key, current, ttl, g, now)
             return entry.value, entry.expires
-        if down:
-            return (entry.value, now + STALE_ANSWER_TTL) if entry is not None and now < entry.kept_until else None
-        entries[key] = fresh = self._fetch(key, current, ttl, g, now)
         served = _setup(self.pop, g).serve_expired
+        if down:
+            # serve-expired's reply TTL, whatever its client timeout; RFC 8767's otherwise
+            reply = STALE_ANSWER_TTL if served is None else served.reply(ttl)
+            return (entry.value, now + reply) if entry is not None and now < entry.kept_until else None
+        entries[key] = fresh = self._fetch(key, current, ttl, g, now)
         if entry is not None and served is not None and served.immediate and now < entry.kept_until:
             return entry.value, now + served.reply(ttl)
         return fresh.value, fresh.expires
@@ -264,7 +266,7 @@ def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator)
     total = len(req.times)
     out = Outcome(np.zeros(total, bool), np.zeros(total, bool), np.zeros(total, bool), np.zeros(total, bool),
                   np.zeros(total, np.int64), np.zeros(total, bool), req.times.copy(), np.full(total, np.inf),
-                  np.full(total, -np.inf), np.zeros(total, bool))
+                  np.full(total, -np.inf), np.zeros(total, bool), np.zeros(total, bool))
     clients = _Clients(req, pop, plan, rng)
     cohorts, cohort_of = pop.cohorts, clients.cohort_of
     lanes = req.lane()
@@ -291,8 +293,10 @@ def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator)
                 # is not counted to either target; the next try comes at once, as a retry.
                 fails += 1
                 out.refused[at] = False
+                out.unresolved[at] = True  # type: ignore[index]
                 continue
             _went(out, at, attempt, target, now)
+            out.unresolved[at] = False  # type: ignore[index]
             hole = False
             if not reset:
                 span = next((h for on, lo, hi, h in plan.down if target == on and lo <= now < hi), None)

@@ -18,7 +18,7 @@ from sim.policy.resolver import ResolverSetup
 from sim.policy.restarts import Restarts
 from sim.policy.sessions import Sessions
 from sim.scenario import models as m
-from sim.scenario.build import Deployment
+from sim.scenario.build import Deployment, cache_policy
 
 # Stub policies whose lifetime never exceeds the TTL they are given (sim.fast.dns).
 WITHIN_TTL = ("none", "honor", "cap", "serve_stale")
@@ -114,13 +114,17 @@ def on_farm(scenario: m.Scenario, spec: m.Cohort) -> bool:
     back to the old one, and there is no single switch per client, the Poisson shortcuts'
     premise. Also if it can use a group that such a cohort uses too (and so on): a resolver
     is followed exactly only when all its clients are (a resolver shared with clients not
-    followed turns at one drawn moment, sim.fast.lookups)."""
+    followed turns at one drawn moment, sim.fast.lookups). And every cohort through a
+    dns_down that the Poisson path cannot take (`outage_followed`)."""
     return bool(groups_of(scenario, spec) & followed_groups(scenario))
 
 
 def followed_groups(scenario: m.Scenario) -> set[str]:
     """The resolver groups whose clients are all followed one by one (`on_farm`): the farms,
-    and every group a Poisson cohort on one of them can use too, until none is added."""
+    and every group a Poisson cohort on one of them can use too, until none is added; every
+    group through a DNS outage the Poisson path has no window for (`outage_followed`)."""
+    if outage_followed(scenario):
+        return {g.name for g in scenario.dns.resolvers}
     out = {g.name for g in scenario.dns.resolvers if g.caches > 1}
     poisson = [groups_of(scenario, c) for c in scenario.clients if c.sessions is None]
     grown = True
@@ -131,6 +135,24 @@ def followed_groups(scenario: m.Scenario) -> set[str]:
                 out |= groups
                 grown = True
     return out
+
+
+def outage_followed(scenario: m.Scenario) -> bool:
+    """Is every client followed request by request (sim.fast.lookups) because of a `dns_down`?
+    The Poisson path gives each client one span of failed resolutions (sim.fast.engine
+    `_dns_window`), which does not hold with a balancer fault too (a client may fail to
+    resolve, then reach the dead balancer, then resolve the new record), a second outage,
+    resolvers that answer through it from what they keep (serve_stale, serve-expired) or
+    refresh ahead (prefetch), or pooled connections that carry requests through it. The
+    follower meets each of these in the requests, as the model's request path does."""
+    if not any(isinstance(f, m.DnsDown) for f in scenario.faults):
+        return False
+    faults = scenario.faults
+    return (sum(isinstance(f, m.DnsDown) for f in faults) > 1
+            or any(isinstance(f, m.BalancerDown) for f in faults)
+            or any(cache_policy(g.policy).stale_window > 0 or g.prefetch or g.serve_expired is not None
+                   for g in scenario.dns.resolvers)
+            or any(c.keepalive > 0 and c.sessions is None for c in scenario.clients))
 
 
 def groups_of(scenario: m.Scenario, spec: m.Cohort) -> set[str]:

@@ -161,9 +161,13 @@ class Plan:
     changed_at: float  # from here the old balancer is the previous target
     opens: np.ndarray | None  # per resolver: it answers the new record from here (DNS; sim.fast.dns)
     ttls: tuple[float, float | None]  # the record's TTL and, behind a CNAME, the chain's
-    # A dns_down: [start, end) in which our authoritative servers answer nothing (a resolver
-    # followed cache by cache that must fetch then fails the lookup); (inf, inf): none.
-    auth_down: tuple[float, float] = (math.inf, math.inf)
+    # Each dns_down: [start, end) in which our authoritative servers answer nothing (a
+    # resolver followed cache by cache that must fetch then fails the lookup).
+    auth_down: tuple[tuple[float, float], ...] = ()
+
+    def servers_down(self, now: float) -> bool:
+        """Are our authoritative servers down at `now` (inside one of the dns_down faults)?"""
+        return any(lo <= now < hi for lo, hi in self.auth_down)
 
     def opens_of(self, resolver: int) -> float:
         """When a resolver not followed (one with Poisson clients) answers the new record."""
@@ -184,6 +188,8 @@ class Outcome:
     new_at: np.ndarray  # when its first try to the new target went (inf: none)
     old_at: np.ndarray  # when its last try to the old target went (-inf: none)
     refused: np.ndarray  # its last try was refused (a refusing fault, or a reset connection)
+    # Its last try failed to resolve (our servers down): a dns_error, counted to no target.
+    unresolved: np.ndarray | None = None
 
 
 def per_second(times: np.ndarray, seconds: int) -> np.ndarray:
