@@ -420,11 +420,9 @@ def _unsupported_dns_down(scenario: m.Scenario) -> list[str]:
     by request meet it in their lookups (sim.fast.lookups). With what that span cannot hold
     (a balancer fault, a second outage, resolvers serving stale or expired answers or
     prefetching, pooled connections) every client is followed
-    (sim.fast.population.outage_followed). Not two outages that overlap: the model's servers
-    come back at the end of the first (sim.model.control), which the follower does not copy."""
-    outages = sorted((f.at, f.at + f.for_, i) for i, f in enumerate(scenario.faults) if isinstance(f, m.DnsDown))
-    return [f"faults[{i}]: a dns_down that overlaps an earlier dns_down"
-            for (_, stop, _), (start, _, i) in zip(outages, outages[1:], strict=False) if start < stop]
+    (sim.fast.population.outage_followed). Outages that overlap are their union in both
+    engines (sessions.Plan.servers_down, sim.model.control), so nothing is refused here."""
+    return []
 
 
 def _unsupported_planned(deployment: build.Deployment) -> list[str]:
