@@ -194,3 +194,32 @@ def test_what_a_dns_outage_still_refuses_is_named() -> None:
                in r for r in multi), multi
     churn = unsupported(scenario(**{"balancers.0.churn": "1h", "faults": [OUTAGE, _down("50s")]}), ["cname_repoint"])
     assert any("balancers[0].churn" in r and "faults[1] (balancer_down)" in r for r in churn), churn
+
+
+def test_a_population_too_big_to_follow_request_by_request_is_refused_with_its_count(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """day-at-scale with a dns_down beside its balancer fault: every client would be followed
+    request by request (about 871 million requests, tens of GB): refused by name, exit 2 with
+    the count, no traceback; without the dns_down it runs as before (not refused)."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from sim.fast.engine import FOLLOWED_REQUESTS_LIMIT
+    from sim.scenario import load_data
+    from tests.conftest import ROOT
+
+    doc = yaml.safe_load((ROOT / "scenarios" / "day-at-scale.yaml").read_text())
+    assert not unsupported(load_data(doc, "day-at-scale"))
+    doc["faults"].append({"at": "10h", "kind": "dns_down", "for": "10m"})
+    reasons = unsupported(load_data(doc, "day-at-scale"))
+    sized = [r for r in reasons if f"past the {FOLLOWED_REQUESTS_LIMIT:,}" in r]
+    assert [r.split(" ", 1)[0] for r in sized] == ["clients[0]", "clients[1]", "clients[2]"]
+    assert "871,200,000 in all" in sized[0]
+    path = tmp_path / "day-with-outage.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    done = subprocess.run([sys.executable, "-m", "sim", "run", str(path), "--engine", "fast", "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "871,200,000 in all" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()
