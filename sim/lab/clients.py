@@ -85,7 +85,6 @@ class Client:
         self.tries: list = [] if tries is None else tries
         self.address_index = {a: i for i, a in enumerate(plan.get("addresses", ()))}
         self.sent = 0  # this client's requests so far: the next one's seq
-        self.seq = 0
         self.spec = spec
         self.resolver = resolver
         # its own loopback address (any port), or the system's choice
@@ -128,20 +127,29 @@ class Client:
                 self.primed = (-math.inf if opened is None else float(opened), float(last))
 
     async def request(self, issued: float) -> None:
-        outcome = OK
         seq, self.sent = self.sent, self.sent + 1
-        used = 0
-        async with self.lock:
-            self.seq = seq
-            for attempt in range(self.attempts):
-                used += 1
-                outcome = await self.attempt(attempt)
-                if outcome == OK:
-                    break
+        if self.reuse.keepalive > 0:
+            # one pooled connection, one request on it at a time
+            async with self.lock:
+                outcome, used = await self._attempts(seq)
+        else:
+            # Each request on its own, as the model sends them: serialised, a request that
+            # waited out a timeout held the next ones back, which then ran late (a dns_down:
+            # requests the model failed at once waited for the servers' return and passed).
+            outcome, used = await self._attempts(seq)
         self.log.append((self.id, issued, self.clock.now(), outcome, seq, used))
 
-    def _tried(self, attempt: int, j: int, address: str, t: float, opened: float | None = None) -> None:
-        self.tries.append((self.id, self.seq, attempt, j, self.address_index.get(address, -1), t,
+    async def _attempts(self, seq: int) -> tuple[int, int]:
+        outcome, used = OK, 0
+        for attempt in range(self.attempts):
+            used += 1
+            outcome = await self.attempt(attempt, seq)
+            if outcome == OK:
+                break
+        return outcome, used
+
+    def _tried(self, seq: int, attempt: int, j: int, address: str, t: float, opened: float | None = None) -> None:
+        self.tries.append((self.id, seq, attempt, j, self.address_index.get(address, -1), t,
                            t if opened is None else opened))
 
     def restart(self) -> None:
@@ -202,7 +210,7 @@ class Client:
         self.rotation += 1
         return addresses
 
-    async def attempt(self, attempt: int) -> int:
+    async def attempt(self, attempt: int, seq: int) -> int:
         now = self.clock.now()
         generation = self.generation
         conn = self.conn
@@ -210,6 +218,7 @@ class Client:
             self.close()
             conn = None
         primed, self.primed = self.primed, None
+        resolving = False
         if conn is not None or (primed is not None and not self.reuse.can_reuse(primed[0], primed[1], now)):
             primed = None
         try:
@@ -218,19 +227,21 @@ class Client:
                     # The connection the model finds open at time 0 (opened before the run,
                     # so no lookup): connected now, with its age and idle time.
                     address = self.initial[(self.rotation if self.rotate else 0) % len(self.initial)]
-                    self._tried(attempt, 0, address, now, primed[0])
+                    self._tried(seq, attempt, 0, address, now, primed[0])
                     reader, writer = await asyncio.open_connection(address, self.port, local_addr=self.source)
                     conn = (reader, writer, address, primed[0], primed[1])
                 elif conn is None:
+                    resolving = True
                     addresses = await self.resolve()
+                    resolving = False
                     if addresses is None:
                         return DNS_ERROR
-                    conn = await self.connect(addresses, attempt, now)
+                    conn = await self.connect(addresses, attempt, now, seq)
                 else:
-                    self._tried(attempt, 0, conn[2], now, conn[3])
+                    self._tried(seq, attempt, 0, conn[2], now, conn[3])
                 reader, writer = conn[0], conn[1]
                 keep = self.reuse.keepalive > 0
-                writer.write(b"GET " + request_path(self.id, self.seq, attempt) + b" HTTP/1.1\r\nHost: www\r\n" + self.agent_header
+                writer.write(b"GET " + request_path(self.id, seq, attempt) + b" HTTP/1.1\r\nHost: www\r\n" + self.agent_header
                              + (b"" if keep else b"Connection: close\r\n") + b"\r\n")
                 head = await reader.readuntil(b"\r\n\r\n")
                 status = int(head.split(b" ", 2)[1])
@@ -242,7 +253,9 @@ class Client:
                     await reader.readexactly(length)
         except TimeoutError:
             self._drop(conn)
-            return TIMEOUT
+            # no answer from the resolver within the attempt (its servers are down and it
+            # keeps trying): a failed lookup, as the model counts it, not the balancer's timeout
+            return DNS_ERROR if resolving else TIMEOUT
         except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
             self._drop(conn)
             return REFUSED
@@ -255,12 +268,12 @@ class Client:
             self._drop(conn)
         return OK
 
-    async def connect(self, addresses: tuple, attempt: int, now: float) -> tuple:
+    async def connect(self, addresses: tuple, attempt: int, now: float, seq: int) -> tuple:
         start = (self.rotation if self.rotate else 0) + attempt
         tries = len(addresses) if self.next_address else 1
         for j in range(tries):
             address = addresses[(start + j) % len(addresses)]
-            self._tried(attempt, j, address, now if j == 0 else self.clock.now())
+            self._tried(seq, attempt, j, address, now if j == 0 else self.clock.now())
             try:
                 if j + 1 < tries:
                     async with asyncio.timeout(self.fallback / self.clock.scale):
