@@ -48,6 +48,7 @@ from sim.fast import (
     lookups,
     multia,
     pooled,
+    pooled_fault,
     scaling,
     sessions,
     targets,
@@ -689,9 +690,10 @@ class _Replication:
         if not (math.isfinite(fault) or changed):
             reach = until = np.full(n, np.inf)
         elif published.changes_dns:
+            known = None if planned else self._pooled_resolvers(fault)
             reach, until, hits, mass, opens = switch_times(
                 self.sc, self.full, shape, ctl.effective_at, self.q_refetch if planned else self.q_outage_refetch, outage,
-                self.rng["dns"], published.record_ttl, published.chain_ttl,
+                self.rng["dns"], published.record_ttl, published.chain_ttl, known,
             )
             self._opens = opens
             if self.session_requests is not None:
@@ -708,6 +710,18 @@ class _Replication:
         # Queries run at the outage rate while most clients' paths are dead.
         busy = (fault, float(np.median(back))) if math.isfinite(fault) else (math.inf, math.inf)
         return Window(fault, start, back, until, reach, hits, mass, busy, pooled=pool_switch)
+
+    def _pooled_resolvers(self, fault: float) -> np.ndarray | None:
+        """Through a balancer fault, the old answer's expiry of each resolver of pooled clients
+        followed from time 0 (sim.fast.pooled_fault; NaN: drawn from steady state)."""
+        ctl, published = self.ctl, self.published
+        if not (math.isfinite(fault) and fault < ctl.effective_at < self.end):
+            return None
+        dns = self.sc.dns
+        record_ttl = dns.service_ttl if published.record_ttl is None else published.record_ttl
+        met = pooled_fault.Fault(fault, ctl.fault_end, ctl.mode == "blackhole")
+        return pooled_fault.old_expiry(self.full, self.shape, met, ctl.effective_at, dns.service_ttl,
+                                       (record_ttl, published.chain_ttl), self.rng["dns"])
 
     def _pooled_switches(self, opens: np.ndarray) -> np.ndarray | None:
         """Per client with pooled connections (and a stub that ever lets go), its first request
@@ -1331,6 +1345,8 @@ class _Replication:
             until, switched = window.until, window.reach
             if window.pooled is not None:
                 until, switched = self._pooled_moves(window, reset_at, retried)
+            else:
+                until, switched = self._pooled_after_fault(window, recovery, until, switched)
         else:
             until = np.full(n, ctl.effective_at)
             # A reset connection's request is retried on a new one, which reaches the standby;
@@ -1382,6 +1398,33 @@ class _Replication:
         until = np.where(reset, reset_at, np.where(stays, window.until, ps))
         switched = np.where(reset, np.where(retried, reset_at, after_reset), np.where(stays, window.reach, ps))
         return np.where(pooled_, until, window.until), np.where(pooled_, switched, window.reach)
+
+    def _pooled_after_fault(self, window: Window, recovery: Recovery, until: np.ndarray,
+                            switched: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A fault with an end: a pooled client whose answer has not turned by its first request
+        after the end opens a connection to the old balancer there and stays on it (as in the
+        model) until it opens one at or after its old answer ran out (`until`), which is then
+        both its switch and the end of its requests to the old balancer (sim.fast.pooled)."""
+        end = self.ctl.fault_end
+        if not (window.faulted and end < self.end and self.ctl.changed_at > window.fault):
+            return until, switched
+        until, switched = until.copy(), switched.copy()
+        rng = self.rng["traffic"]
+        for cohort in self.pop.cohorts:
+            if cohort.reuse.keepalive <= 0 or cohort.stub.kind == "forever" or cohort.followed \
+                    or len(cohort.members) == 0:
+                continue
+            idx = cohort.members[switched[cohort.members] > end]
+            if len(idx) == 0:
+                continue
+            got = recovery.recovered[idx]
+            first = np.where(np.isfinite(got) & (got >= end), got, self.shape.next_after(np.full(len(idx), end),
+                                                                                          cohort.rate, rng))
+            stuck = first < until[idx]
+            who = idx[stuck]
+            switch = pooled.reopened_after(cohort, self.shape, first[stuck], until[who], rng)
+            until[who], switched[who] = switch, switch
+        return until, switched
 
     # -- tables ----------------------------------------------------------------------
 
