@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.fast.intensity import Intensity
-from sim.fast.pooled import _next_open
+from sim.fast.pooled import _next_open, _sum_short_gaps
 from sim.fast.population import WITHIN_TTL, Cohort, Population, stub_primed_expiry
 
 MAX_ROUNDS = 100_000
@@ -55,6 +55,9 @@ class Fault:
     start: float
     end: float  # inf: for the rest of the run
     blackhole: bool  # a retry follows a failed try after the client's timeout (else at once)
+    # Our authoritative servers down in [lo, hi) (a dns_down; no balancer fault then): the
+    # service record is not fetched there, and a client that must look it up fails.
+    outage: tuple[float, float] = (math.inf, math.inf)
 
 
 def followed_resolvers(pop: Population) -> tuple[np.ndarray, np.ndarray]:
@@ -79,21 +82,26 @@ def followed_resolvers(pop: Population) -> tuple[np.ndarray, np.ndarray]:
 
 
 def old_expiry(pop: Population, shape: Intensity, fault: Fault, propagated: float, service_ttl: float,
-               ttls: tuple[float, float | None], rng: np.random.Generator) -> np.ndarray:
-    """Per resolver followed here: when the answer it holds as the change propagates expires
-    (its last fetch before then; at or before `propagated`: it fetches the new one at its next
-    query). NaN for the resolvers not followed. `ttls`: the changing record's and, behind a
-    CNAME, the balancer's A record's."""
+               ttls: tuple[float, float | None], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per resolver followed here: when the answer it holds as the change propagates (or the
+    DNS outage begins) expires (its last fetch before then; at or before `propagated`: it
+    fetches the new one at its next query); NaN for the resolvers not followed. `ttls`: the
+    changing record's and, behind a CNAME, the balancer's A record's. Second, per client:
+    through a DNS outage, its first failed lookup (inf: none before the outage ends; NaN: not
+    followed here)."""
     out = np.full(len(pop.resolver_group), np.nan)
+    fails = np.full(pop.size, np.nan)
     ok, clients = followed_resolvers(pop)
     if len(clients) == 0 or not math.isfinite(propagated):
-        return out
-    run = _Follow(pop, shape, fault, propagated, priming_rates(pop, service_ttl, rng), ttls, ok, clients, rng)
+        return out, fails
+    until = fault.outage[1] if math.isfinite(fault.outage[0]) else propagated
+    run = _Follow(pop, shape, fault, until, priming_rates(pop, service_ttl, rng), ttls, ok, clients, rng)
     for _ in range(MAX_ROUNDS):
         if not run.round():
             break
     out[ok] = run.expiry()[ok]
-    return out
+    fails[clients] = run.failed
+    return out, fails
 
 
 def priming_rates(pop: Population, service_ttl: float, rng: np.random.Generator) -> np.ndarray:
@@ -131,8 +139,9 @@ class _Follow:
         for cohort in pop.cohorts:
             if cohort.reuse.keepalive <= 0 and len(cohort.members):
                 np.add.at(self.other, pop.resolver[cohort.members], cohort.rate)
-        self.poisson = shape.next_after(self._expires(), self.other, rng)
+        self.poisson = self._others(np.arange(n_res))
         self.done = ~ok
+        self.failed = np.full(len(clients), np.inf)  # first failed lookup in a DNS outage
         # Clients: the model's priming of stub and connection, then their first consult.
         prime_ttl = min(t for t in ttls if t is not None)
         self.s = stub_primed_expiry(pop, prime_ttl, 0.0, rng)[clients]
@@ -235,10 +244,28 @@ class _Follow:
                     self.x[who] = self.shape.next_after(np.minimum(self.s[who], self.fault.end), cohort.rate, self.rng)
             self._after_consult(held[~fault])
 
+    def _others(self, r: np.ndarray) -> np.ndarray:
+        """The other clients' first query after resolvers `r`'s answer expired that fetches:
+        none does in a DNS outage (the first after it then; the follow ends there)."""
+        lo, hi = self.fault.outage
+        p = self.shape.next_after(self._expires()[r], self.other[r], self.rng)
+        down = (p >= lo) & (p < hi)
+        p[down] = self.shape.next_after(np.full(int(down.sum()), hi), self.other[r][down], self.rng)
+        return p
+
     def _query(self, sel: np.ndarray) -> None:
         """Clients `sel` query their resolver at `x` (fetching whatever expired): their stubs
-        keep the answer by their policy, and they move to their next consult."""
+        keep the answer by their policy, and they move to their next consult. In a DNS outage
+        a client whose resolver must fetch the service record fails: its window starts there
+        (every request after it fails until the outage ends), and it is followed no further."""
+        lo, hi = self.fault.outage
         t, r = self.x[sel], self.res[sel]
+        lost = (t >= lo) & (t < hi) & (t >= self.records[0][r])
+        if lost.any():
+            gone = sel[lost]
+            self.failed[gone] = t[lost]
+            self.x[gone] = np.inf
+            sel, t, r = sel[~lost], t[~lost], r[~lost]
         self._fetch(r, t)
         left = self._expires()[r] - t
         for ci, cohort in self._cohorts():
@@ -252,15 +279,18 @@ class _Follow:
         pop, rng = self.pop, self.rng
         ttls = [ttl for ttl in self.ttls if ttl is not None]
         moved = np.zeros(len(r), dtype=bool)
-        for rec, ttl in zip(self.records, ttls, strict=True):
+        lo, hi = self.fault.outage
+        for i, (rec, ttl) in enumerate(zip(self.records, ttls, strict=True)):
             stale = t >= rec[r]
+            if i == 0:
+                stale &= (t < lo) | (t >= hi)  # our servers down: the service record is not fetched
             moved |= stale
             for g, policy in enumerate(pop.group_policies):
                 w = stale & (pop.resolver_group[r] == g)
                 if w.any():
                     rec[r[w]] = t[w] + policy.lifetimes(ttl, rng, int(w.sum()))
         moved = np.unique(r[moved])
-        self.poisson[moved] = self.shape.next_after(self._expires()[moved], self.other[moved], rng)
+        self.poisson[moved] = self._others(moved)
 
     def round(self) -> bool:
         """Queries that fetch nothing at once, then per resolver its first query after its
@@ -293,3 +323,62 @@ class _Follow:
     def expiry(self) -> np.ndarray:
         """The changing record's expiry (the first record: the service's)."""
         return self.records[0]
+
+
+def outage_starts(cohort: Cohort, shape: Intensity, lo: float, hi: float, expires: np.ndarray, stub: np.ndarray,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Our DNS servers down in [lo, hi): per member of `cohort` (keepalive > 0), the moment
+    from which its requests fail to resolve (`hi`: none). A pooled connection carries requests
+    through the outage with no lookup; the client fails at its first request that opens a
+    connection (sim.fast.pooled._next_open) once its resolver's answer has run out
+    (`expires`, no fetch succeeds then) and its stub has let go (`stub`: when its answer at
+    `lo` expires; a refetch before `expires` gets the time left), and every request after
+    that fails too (a failed lookup keeps nothing) until the outage ends. The moment returned
+    is the one after which that request is the first (its idle close or age limit, or the
+    answer's expiry): requests from there are a Poisson stream, the first of them failing.
+    The connection open at `lo` is taken from steady state, as sim.fast.pooled takes it."""
+    k, age, r = cohort.reuse.keepalive, cohort.reuse.max_age, cohort.rate
+    n = len(expires)
+    start = np.full(n, lo)
+    last = shape.last_before(start, r, rng)
+    opened = last - rng.random(n) * age if math.isfinite(age) else last.copy()
+    first = shape.next_after(start, r, rng)
+    alive = (first - last < k) & (first - opened < age)
+    moment = start.copy()  # not alive: `first` is the first request after `lo`, and opens one
+    x = first.copy()
+    if alive.any():
+        moment[alive], x[alive] = _reopen(opened[alive], first[alive], k, age, r, shape, rng)
+    holds = cohort.stub.kind not in WITHIN_TTL
+    stub_exp = stub.copy() if holds else np.full(n, -np.inf)
+    out = np.full(n, hi)
+    pending = np.flatnonzero(x < hi)
+    for _ in range(MAX_ROUNDS):
+        if len(pending) == 0:
+            break
+        now = x[pending]
+        from_stub = now < stub_exp[pending]
+        fails = ~from_stub & (now >= expires[pending])
+        out[pending[fails]] = np.maximum(moment[pending[fails]], expires[pending[fails]])
+        refetch = pending[~from_stub & ~fails]
+        if holds and len(refetch):
+            stub_exp[refetch] = x[refetch] + cohort.stub.lifetimes_for(expires[refetch] - x[refetch], rng)
+        keep = pending[~fails]
+        moment[keep], x[keep] = _reopen(x[keep], x[keep], k, age, r, shape, rng)
+        pending = keep[x[keep] < hi]
+    return out
+
+
+def _reopen(opened: np.ndarray, used: np.ndarray, k: float, age: float, r: float, shape: Intensity,
+            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """sim.fast.pooled._next_open, with the moment after which its request is the first: the
+    connection's idle close (its last short gap plus k) or its age limit."""
+    n = len(opened)
+    p = math.exp(-r * k)
+    if p < 1e-12:
+        last_short = np.full(n, np.inf)
+    else:
+        last_short = used + _sum_short_gaps(rng.geometric(p, n) - 1, k, r, p, rng)
+    moment = last_short + k
+    if math.isfinite(age):
+        moment = np.where(opened + age < last_short, np.maximum(opened + age, used), moment)
+    return moment, shape.next_after(moment, r, rng)

@@ -328,7 +328,9 @@ def test_unsupported_features_are_named() -> None:
     assert not unsupported(scenario(**outage))
     stale = unsupported(scenario(**outage, **{"dns.resolvers.0.policy": {"kind": "serve_stale"}}))
     assert any("dns.resolvers[0].policy" in r for r in stale)
-    assert any("clients[0].keepalive" in r for r in unsupported(scenario(**outage, **{"clients.0.keepalive": "60s"})))
+    assert not unsupported(scenario(**outage, **{"clients.0.keepalive": "60s"}))  # sim.fast.pooled_fault
+    restarted = {"clients.0.keepalive": "60s", "clients.0.restart": {"every": {"exp": "10m"}}}
+    assert any("clients[0].keepalive and restart" in r for r in unsupported(scenario(**outage, **restarted)))
     # Every shipped scenario runs with both engines (issue 6), web-migration.yaml's planned
     # changes and elb-blowup-consumer.yaml's browsing sessions too.
     from pathlib import Path

@@ -140,8 +140,8 @@ def test_followed_clients_meet_a_dns_outage_as_in_the_model(case: str) -> None:
 
 def test_what_a_dns_outage_still_refuses_is_named() -> None:
     """A followed cohort on resolvers shared with Poisson clients (such a resolver turns at one
-    drawn moment, with no expiry for the outage to meet); pooled connections and stale-serving
-    resolvers of clients not followed."""
+    drawn moment, with no expiry for the outage to meet); pooled connections with restarts and
+    stale-serving resolvers of clients not followed."""
     web = {**BROWSING, "count": 30}
     api = {"name": "api", "count": 30, "rate": "1/s"}
     shared = unsupported(scenario(faults=OUTAGE, clients=[web, api]))
@@ -149,8 +149,10 @@ def test_what_a_dns_outage_still_refuses_is_named() -> None:
                in r for r in shared), shared
     assert not unsupported(scenario(faults=OUTAGE, clients=[{**web, "stub_grace": "60s", "keepalive": "10s"}]))
     assert not unsupported(scenario(**{**FARM, "faults": OUTAGE, "clients.0.stub_grace": "60s"}))
-    pooled = unsupported(scenario(faults=OUTAGE, clients=[{**api, "keepalive": "10s"}]))
-    assert any("clients[0].keepalive, with a dns_down" in r for r in pooled), pooled
+    # Pooled connections run (sim.fast.pooled_fault), not with restarts that close them.
+    assert not unsupported(scenario(faults=OUTAGE, clients=[{**api, "keepalive": "10s"}]))
+    pooled = unsupported(scenario(faults=OUTAGE, clients=[{**api, "keepalive": "10s", "restart": {"every": {"exp": "10m"}}}]))
+    assert any("clients[0].keepalive and restart, with a dns_down" in r for r in pooled), pooled
     stale = {"dns.resolvers.0.policy": {"kind": "serve_stale"}, "faults": OUTAGE}
     assert not unsupported(scenario(**{**FARM, **stale}))
     assert any("dns.resolvers[0].policy: serve_stale, with a dns_down" in r for r in unsupported(scenario(**stale)))
