@@ -77,6 +77,10 @@ class Gap:
     start: np.ndarray
     back: np.ndarray
     outage: tuple[float, float] | None = None
+    # Behind a CNAME, per resolver, when its CNAME ran out (at or after the outage's start):
+    # only that record is ours, so a lookup fails from then on, whatever the node list
+    # (the balancer's A records, in the provider's zone). None: the node list is ours.
+    cname_out: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,11 @@ class Followed:
     first_fail: np.ndarray
     recovered: np.ndarray
     after_gap: np.ndarray
+    # Through a DNS outage, per client with keepalive followed from the outage's start: its
+    # first failed resolution (its connection dropped by a retired node, its age or an idle
+    # gap, then looked up in vain; not counted here: the engine's window starts there). inf:
+    # none; NaN: not followed through the outage. None: no outage.
+    unresolved_at: np.ndarray | None = None
 
 
 def overhang(cohort: Cohort) -> float:
@@ -124,6 +133,7 @@ def follow(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles
     n = pop.size
     parts: list[tuple[np.ndarray, ...]] = []
     first_fail, recovered, after_gap = np.full(n, np.inf), np.full(n, np.inf), np.full(n, np.inf)
+    unresolved_at = np.full(n, np.nan)
     outage = gap.outage if gap is not None else None
     lookup = _Lookup(cycles, reps, node_ttl, shape.end)
     for cohort in pop.cohorts:
@@ -136,17 +146,24 @@ def follow(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles
         parts.append(out[:5])
         ff, rec = out[5], out[6]
         np.minimum.at(after_gap, lanes.who, out[7])  # one lane of a client holds the window's end
+        if cohort.reuse.keepalive > 0 and outage is not None:
+            holds = (lanes.lo <= outage[0]) & (lanes.hi > outage[0])
+            fresh = holds & np.isnan(unresolved_at[lanes.who])
+            unresolved_at[lanes.who[fresh]] = np.inf
+            seen = ~np.isnan(unresolved_at[lanes.who])
+            np.fmin.at(unresolved_at, lanes.who[seen], out[8][seen])
         earlier = ff < first_fail[lanes.who]
         # Lanes of one client are disjoint: keep the first failure's lane (np.minimum.at, then match).
         np.minimum.at(first_fail, lanes.who[earlier], ff[earlier])
         mine = ff == first_fail[lanes.who]
         recovered[lanes.who[mine & np.isfinite(ff)]] = rec[mine & np.isfinite(ff)]
+    unresolved = unresolved_at if outage is not None else None
     if not parts:
         e = np.empty(0)
         ei = np.empty(0, dtype=np.int64)
-        return Followed(ei, e, ei, e, ei, first_fail, recovered, after_gap)
+        return Followed(ei, e, ei, e, ei, first_fail, recovered, after_gap, unresolved)
     fo, fa, ro, ra, rc = (np.concatenate(x) for x in zip(*parts, strict=True))
-    return Followed(fo, fa, ro, ra, rc, first_fail, recovered, after_gap)
+    return Followed(fo, fa, ro, ra, rc, first_fail, recovered, after_gap, unresolved)
 
 
 @dataclass(frozen=True)
@@ -234,6 +251,7 @@ class _Clients:
         self.gap_lo = gap.start[lanes.who] if gap is not None else np.full(n, np.inf)
         self.gap_hi = gap.back[lanes.who] if gap is not None else np.full(n, np.inf)
         self.outage = gap.outage if gap is not None else None
+        self.cname_out = gap.cname_out if gap is not None else None
         self.unresolved = np.zeros(n, dtype=bool)  # the last request's resolution failed
         self.rot = rng.integers(reps.nodes, size=n)
         self.step = 1 if rotate else 0
@@ -324,8 +342,9 @@ class _Clients:
         got, expires, held = self.lookup.answer(self.res[f_idx], when)
         if self.outage is not None:
             lo, hi = self.outage
+            ours = ~held if self.cname_out is None else when >= self.cname_out[self.res[f_idx]]
             failed = ((when >= self.gap_lo[f_idx]) & (when < self.gap_hi[f_idx])) | \
-                ((when >= lo) & (when < hi) & ~held)
+                ((when >= lo) & (when < hi) & ours)
             resolved[np.flatnonzero(fetch)[failed]] = False
             f_idx, when, got, expires = f_idx[~failed], when[~failed], got[~failed], expires[~failed]
         self.stub_list[f_idx] = got
@@ -345,6 +364,7 @@ def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup,
     gap_end = clients.gap_hi
     holds_end = (lanes.lo <= gap_end) & (gap_end < lanes.hi)
     past = np.full(n_lanes, np.inf)
+    unresolved = np.full(n_lanes, np.inf)  # first failed resolution outside the window
     # Requests are Poisson in the traffic shape's measure G: stepped there (y), mapped back to
     # time once a step (as Intensity.next_after, without mapping each request's time forward).
     clock = _Clock(shape)
@@ -359,6 +379,8 @@ def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup,
         done, fails = clients.request(live, now)
         # The engine's window counts its requests (all failed): here they only move the state.
         counted = clients.counted(live, now)
+        lost = clients.unresolved[live] & ~clients.in_gap(live, now) & np.isinf(unresolved[live])
+        unresolved[live[lost]] = now[lost]
         done, fails = done & counted, fails * counted
         failed = ~done & counted
         if failed.any():
@@ -385,7 +407,7 @@ def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup,
     past[open_] = t[open_]
     empty_i, empty_f = np.empty(0, dtype=np.int64), np.empty(0)
     return (_cat(failed_o, empty_i), _cat(failed_t, empty_f), _cat(res_o, empty_i), _cat(res_t, empty_f),
-            _cat(res_c, empty_i), first_fail, recovered, past)
+            _cat(res_c, empty_i), first_fail, recovered, past, unresolved)
 
 
 class _Clock:

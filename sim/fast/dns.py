@@ -68,6 +68,7 @@ def switch_times(
     rng: np.random.Generator,
     record_ttl: float | None = None,
     chain_ttl: float | None = None,
+    known: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per client: its first request that goes to the standby (cname_repoint), and the
     moment before it after which it sends nothing (its old answer's last expiry):
@@ -78,7 +79,9 @@ def switch_times(
     answer; for stubs that never outlive the resolver, all of it up to its switch);
     last, when its resolver answers the new value (a connection opened then gets it).
     Counting refreshes apart matters: the gap between a stub's expiry and the next
-    request holds no request by construction, and a refresh is one by construction."""
+    request holds no request by construction, and a refresh is one by construction.
+    `known`: per resolver, its old answer's expiry where already followed (NaN: drawn here;
+    sim.fast.pooled_fault)."""
     n = pop.size
     lo, hi = fault
     if not math.isfinite(propagated) or propagated >= scenario.end:
@@ -96,6 +99,8 @@ def switch_times(
         pop, shape, propagated, holding, per_client_q, exact, fault, record_ttl, chain_ttl, prime_ttl, rng
     )
     expiry = resolver_expiry(pop, record_ttl, q, propagated, rng)
+    if known is not None:
+        expiry = np.where(np.isnan(known), expiry, known)
     expiry[exact] = exact_open[exact]
     expiry = expiry[pop.resolver]
     opens = np.maximum(expiry, propagated)  # from here the client's resolver answers the new value

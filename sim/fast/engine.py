@@ -48,6 +48,7 @@ from sim.fast import (
     lookups,
     multia,
     pooled,
+    pooled_fault,
     scaling,
     sessions,
     targets,
@@ -148,8 +149,8 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
     request by request for stubs that outlive the resolver's answer (floor, fixed, cap) and
     pooled connections with an age limit (sim.fast.churn_requests). The one balancer fault
     followed with it is the churned active balancer's, refusing: for the rest of the run
-    (every node refuses from then on), or with an end for all but pooled connections (every
-    node refuses in a client's window, the churn goes on around it). A planned dns_change away from the churned active
+    (every node refuses from then on), or with an end (every node refuses in a client's
+    window, the churn goes on around it). A planned dns_change away from the churned active
     balancer, alone, is followed too (sim.fast.churn.Move: the answers fetched after it
     hold the new target, whose nodes are not churned), and a dns_down alone with no stub
     cache, honouring stubs, stubs kept forever or stubs followed request by request (no fetch
@@ -222,18 +223,16 @@ def _unsupported_churn_dns(deployment: build.Deployment, fault: m.DnsChange | m.
     scenario = deployment.scenario
     if fault.kind == "dns_change":
         return []
-    pooled = [f"and clients[{k}].keepalive (pooled connections followed request by request)"
-              for k, c in enumerate(scenario.clients) if c.keepalive > 0]
     if isinstance(fault, m.BalancerDown):
-        # Pooled connections are not followed through a fault with an end: the fast engine
-        # disagrees with the model on them there without churn already (docs/fast.md).
-        return pooled
+        # Pooled connections go through a fault with an end request by request (their
+        # resolvers followed from time 0 for the window, sim.fast.pooled_fault).
+        return []
     # No fetch succeeds during the outage; a resolver serving expired answers holds old node
-    # lists through it: not followed; nor pooled connections (refused with any dns_down).
-    out = [f"and dns.resolvers {g.name} serving expired answers" for g in scenario.dns.resolvers
-           if deployment.resolver_setups[g.name].serve_expired or g.policy.kind == "serve_stale"]
-    out.extend(pooled)
-    return out
+    # lists through it: not followed. Pooled connections fail from their first reopening
+    # after the answer ran out (sim.fast.pooled_fault.outage_starts), followed request by
+    # request around it.
+    return [f"and dns.resolvers {g.name} serving expired answers" for g in scenario.dns.resolvers
+            if deployment.resolver_setups[g.name].serve_expired or g.policy.kind == "serve_stale"]
 
 
 def _unsupported_fields(scenario: m.Scenario) -> list[str]:
@@ -637,6 +636,7 @@ class _Replication:
         self.session_outcome: sessions.Outcome | None = None
         self.session_fetches = np.empty(0)  # authoritative queries of the resolvers followed with them
         self._opens: np.ndarray | None = None
+        self._cname_out = np.empty(0)  # per resolver, when its service record ran out in a dns_down
         cohorts = self.pop.cohorts
         self.attempts = np.array([c.attempts for c in cohorts])[self.pop.cohort]
         self.timeout = np.array([c.timeout for c in cohorts])[self.pop.cohort]
@@ -696,9 +696,11 @@ class _Replication:
         if not (math.isfinite(fault) or changed):
             reach = until = np.full(n, np.inf)
         elif published.changes_dns:
+            known = None if planned or not math.isfinite(fault) else \
+            self._pooled_resolvers(pooled_fault.Fault(fault, ctl.fault_end, ctl.mode == "blackhole"), ctl.effective_at)[0]
             reach, until, hits, mass, opens = switch_times(
                 self.sc, self.full, shape, ctl.effective_at, self.q_refetch if planned else self.q_outage_refetch, outage,
-                self.rng["dns"], published.record_ttl, published.chain_ttl,
+                self.rng["dns"], published.record_ttl, published.chain_ttl, known,
             )
             self._opens = opens
             if self.session_requests is not None:
@@ -715,6 +717,42 @@ class _Replication:
         # Queries run at the outage rate while most clients' paths are dead.
         busy = (fault, float(np.median(back))) if math.isfinite(fault) else (math.inf, math.inf)
         return Window(fault, start, back, until, reach, hits, mass, busy, pooled=pool_switch)
+
+    def _pooled_resolvers(self, met: pooled_fault.Fault, at: float) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The expiry at `at` (the change's propagation, or a dns_down's start) of the answer
+        held by each resolver of pooled clients, followed from time 0 through the balancer
+        fault or DNS outage `met` (sim.fast.pooled_fault; NaN: drawn from steady state), and
+        per client its first failed lookup in the outage (NaN: not followed there)."""
+        if not (met.start < at < self.end or (math.isinf(met.start) and at < self.end)):
+            return None, None
+        dns, published = self.sc.dns, self.published
+        record_ttl = dns.service_ttl if published.record_ttl is None else published.record_ttl
+        return pooled_fault.old_expiry(self.full, self.shape, met, at, dns.service_ttl,
+                                       (record_ttl, published.chain_ttl), self.rng["dns"])
+
+    def _pooled_outage(self, start: np.ndarray, opens: np.ndarray, fails: np.ndarray | None, lo: float,
+                       hi: float) -> tuple[np.ndarray, np.ndarray]:
+        """A dns_down: a pooled client fails from its first request that opens a connection
+        once its resolver's answer ran out (`opens`), not at its first request then: that
+        request as followed from time 0 (`fails`, counted one by one: the window's requests
+        after it are Poisson), or else from the moment after which it is the first
+        (sim.fast.pooled_fault.outage_starts). Clients followed request by request meet the
+        outage in their lookups (sim.fast.lookups)."""
+        start, hits = start.copy(), np.zeros(len(start), dtype=np.int64)
+        ttl = self.published.answer_ttl
+        for cohort in self.pop.cohorts:
+            if cohort.reuse.keepalive <= 0 or cohort.followed or len(cohort.members) == 0:
+                continue
+            idx = cohort.members
+            got = np.full(len(idx), np.nan) if fails is None else fails[idx]
+            mine = ~np.isnan(got)
+            start[idx[mine]] = np.minimum(got[mine], hi)
+            hits[idx[mine]] = got[mine] < hi
+            rest = idx[~mine]
+            if len(rest):
+                stub = cohort.stub.residuals(ttl, self.rng["dns"], len(rest)) + lo
+                start[rest] = pooled_fault.outage_starts(cohort, self.shape, lo, hi, opens[rest], stub, self.rng["dns"])
+        return start, hits
 
     def _pooled_switches(self, opens: np.ndarray) -> np.ndarray | None:
         """Per client with pooled connections (and a stub that ever lets go), its first request
@@ -794,10 +832,13 @@ class _Replication:
         out = churn.spans(pop, self.shape, reps, cycles, until, self.rng["dns"])
         faults = self.sc.fault_times(published.changes_dns)
         # The clients followed request by request go through the window too (counted there).
-        through = churn_requests.Gap(window.start, window.back, outage) if gap else None
+        cname_out = self._cname_out if window.dns and published.chain_ttl is not None else None
+        through = churn_requests.Gap(self._pooled_gap(window), window.back, outage, cname_out) if gap else None
         followed = churn_requests.follow(pop, self.shape, reps, cycles, node_ttl, published.rotate, until,
                                          faults[0] if faults else math.inf, self.rng["dns"], through)
         self._churn_followed = followed
+        if followed.unresolved_at is not None:
+            window = self._pooled_dropped(window, followed.unresolved_at)
         r_owner, r_at, r_count = out.rescued_owner, out.rescued_at, out.rescued_count
         failing = out.failing
         if gap:
@@ -817,6 +858,36 @@ class _Replication:
                                                np.concatenate([r_count, followed.rescued_count]))
         extra = tuple(Span(who, lo, hi, share) for who, lo, hi, share in failing if len(who))
         return replace(window, extra=window.extra + extra)
+
+    def _pooled(self) -> np.ndarray:
+        """Per client: has it pooled connections (and its requests are not followed elsewhere)?"""
+        out = np.zeros(self.pop.size, dtype=bool)
+        for c in self.pop.cohorts:
+            out[c.members] = c.reuse.keepalive > 0 and not c.followed
+        return out
+
+    def _pooled_gap(self, window: Window) -> np.ndarray:
+        """Under churn through a DNS outage, the pooled clients' windows are left to the request
+        follower (sim.fast.churn_requests): empty there, so it follows them through the outage."""
+        if not window.dns:
+            return window.start
+        return np.where(self._pooled(), window.back, window.start)
+
+    def _pooled_dropped(self, window: Window, unresolved_at: np.ndarray) -> Window:
+        """Under churn through a DNS outage, a pooled client followed request by request
+        fails to resolve from its first lookup in vain (its connection dropped by a retired
+        node, its age or an idle gap; sim.fast.churn_requests) until the outage ends: its
+        window starts at that request (counted one by one, the rest Poisson). Those not
+        followed through the outage keep the window of their connection's own reopening
+        (`_pooled_outage`)."""
+        who = np.flatnonzero(self._pooled() & ~np.isnan(unresolved_at))
+        if len(who) == 0:
+            return window
+        start, hits = window.start.copy(), window.hits.copy()
+        got = unresolved_at[who]
+        start[who] = np.minimum(got, window.back[who])
+        hits[who] = got < window.back[who]
+        return replace(window, start=start, hits=hits, mass=self.shape.measure(start, window.back))
 
     def _dns_outage_for(self) -> float:
         return next(f.for_ for f in self.sc.faults if isinstance(f, m.DnsDown) and f.at < self.end)
@@ -846,13 +917,16 @@ class _Replication:
         stub empty, so every request in between tries again and fails (as in the model)."""
         n, published = self.pop.size, self.published
         lo, hi = outage.at, min(outage.at + outage.for_, self.end)
-        _, last, _, _, _ = switch_times(self.sc, self.full, self.shape, lo, self.q_refetch, (lo, hi), self.rng["dns"],
-                                     published.record_ttl, published.chain_ttl)
-        start = np.minimum(np.maximum(last, lo), hi)
+        known, fails = self._pooled_resolvers(pooled_fault.Fault(math.inf, math.inf, False, (lo, hi)), lo)
+        _, last, _, _, opens = switch_times(self.sc, self.full, self.shape, lo, self.q_refetch, (lo, hi),
+                                            self.rng["dns"], published.record_ttl, published.chain_ttl, known)
+        start, hits = self._pooled_outage(np.minimum(np.maximum(last, lo), hi), opens, fails, lo, hi)
+        self._cname_out = np.full(len(self.full.resolver_group), np.inf)
+        np.minimum.at(self._cname_out, self.full.resolver, opens)
         back = np.full(n, hi)
         never = np.full(n, np.inf)  # no switch: recovery is the first request after the outage
-        return Window(lo, start, back, never, never, np.zeros(n, dtype=np.int64), self.shape.measure(start, back),
-                      (math.inf, math.inf), dns=True)
+        return Window(lo, start, back, never, never, hits, self.shape.measure(start, back), (math.inf, math.inf),
+                      dns=True)
 
     def _dead_requests(self, window: Window) -> tuple[Window, Failed, np.ndarray | None]:
         """Requests issued while the client's path is dead: how many, and when. With one
@@ -1338,6 +1412,8 @@ class _Replication:
             until, switched = window.until, window.reach
             if window.pooled is not None:
                 until, switched = self._pooled_moves(window, reset_at, retried)
+            else:
+                until, switched = self._pooled_after_fault(window, recovery, until, switched)
         else:
             until = np.full(n, ctl.effective_at)
             # A reset connection's request is retried on a new one, which reaches the standby;
@@ -1389,6 +1465,33 @@ class _Replication:
         until = np.where(reset, reset_at, np.where(stays, window.until, ps))
         switched = np.where(reset, np.where(retried, reset_at, after_reset), np.where(stays, window.reach, ps))
         return np.where(pooled_, until, window.until), np.where(pooled_, switched, window.reach)
+
+    def _pooled_after_fault(self, window: Window, recovery: Recovery, until: np.ndarray,
+                            switched: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A fault with an end: a pooled client whose answer has not turned by its first request
+        after the end opens a connection to the old balancer there and stays on it (as in the
+        model) until it opens one at or after its old answer ran out (`until`), which is then
+        both its switch and the end of its requests to the old balancer (sim.fast.pooled)."""
+        end = self.ctl.fault_end
+        if not (window.faulted and end < self.end and self.ctl.changed_at > window.fault):
+            return until, switched
+        until, switched = until.copy(), switched.copy()
+        rng = self.rng["traffic"]
+        for cohort in self.pop.cohorts:
+            if cohort.reuse.keepalive <= 0 or cohort.stub.kind == "forever" or cohort.followed \
+                    or len(cohort.members) == 0:
+                continue
+            idx = cohort.members[switched[cohort.members] > end]
+            if len(idx) == 0:
+                continue
+            got = recovery.recovered[idx]
+            first = np.where(np.isfinite(got) & (got >= end), got, self.shape.next_after(np.full(len(idx), end),
+                                                                                          cohort.rate, rng))
+            stuck = first < until[idx]
+            who = idx[stuck]
+            switch = pooled.reopened_after(cohort, self.shape, first[stuck], until[who], rng)
+            until[who], switched[who] = switch, switch
+        return until, switched
 
     # -- tables ----------------------------------------------------------------------
 

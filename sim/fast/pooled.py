@@ -106,3 +106,25 @@ def _sum_short_gaps(count: np.ndarray, k: float, r: float, p: float, rng: np.ran
     many = count > EXACT_SUM
     normal = count * mean + np.sqrt(count) * sd * rng.standard_normal(len(count))
     return np.where(many, np.maximum(normal, 0.0), exact)
+
+
+def reopened_after(cohort: Cohort, shape: Intensity, opened: np.ndarray, new_from: np.ndarray,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Per client: a connection opened at `opened` with the old answer (the first request
+    after a balancer fault's end, before the client's answer turned); its first request on a
+    connection opened at or after `new_from`, from which it looks up the new answer (inf: none
+    in the run). The connection carries every request until its age limit or an idle close."""
+    k, age, r = cohort.reuse.keepalive, cohort.reuse.max_age, cohort.rate
+    x = opened.copy()
+    out = np.full(len(x), np.inf)
+    pending = np.flatnonzero(x < shape.end)
+    for _ in range(MAX_CONNECTIONS):
+        if len(pending) == 0:
+            break
+        now = x[pending]
+        new = now >= new_from[pending]
+        out[pending[new]] = now[new]
+        keep = pending[~new]
+        x[keep] = _next_open(x[keep], x[keep], k, age, r, shape, rng)
+        pending = keep[x[keep] < shape.end]
+    return out
