@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.fast.population import Population, stub_primed_expiry
+from sim.fast.population import WITHIN_TTL, Cohort, Population, stub_primed_expiry
 from sim.fast.sessions import Outcome, Plan, Requests, homes
 from sim.policy.cache import STALE_ANSWER_TTL, CachePolicy, Primed, primed_entry
 from sim.policy.resolver import ResolverSetup, prefetch_from
@@ -54,13 +54,17 @@ OLD, NEW = 0, 1
 
 def priming_rates(pop: Population, ttl: float, rng: np.random.Generator) -> np.ndarray:
     """Per resolver, the query rate the model primes it with (Building._resolver_load): per
-    client one query per stub cycle, the stub's lifetime for half the TTL plus the wait for
-    a request at the cohort's long-run rate, whatever its pooled connections spare."""
+    client its long-run rate for a stub that lets go with the resolver's answer and no pooled
+    connections, otherwise one query per stub cycle, the stub's lifetime for half the TTL plus
+    the wait for a request at the cohort's long-run rate, whatever its pooled connections spare."""
     out = np.zeros(len(pop.resolver_group))
     for cohort in pop.cohorts:
         if len(cohort.members) == 0 or cohort.rate <= 0:
             continue
         life = cohort.stub.lifetimes_for(np.full(len(cohort.members), ttl / 2.0), rng)
+        if _lets_go(cohort):
+            np.add.at(out, pop.resolver[cohort.members], cohort.rate)
+            continue
         if cohort.restarts is not None:
             life = np.where(np.isinf(life), float(cohort.restarts.every.mean), life)  # kept until a restart
         with np.errstate(divide="ignore"):
@@ -225,8 +229,23 @@ class _Clients:
         cohorts = pop.cohorts
         self.stub: list[int | None] = [OLD if (e > 0 or cohorts[c].grace > 0) else None
                                        for e, c in zip(self.stub_exp, self.cohort_of, strict=True)]
+        self._within_resolvers(pop)
         self.conn, self.opened, self.last = _primed_connections(pop, self.cohort_of, rng)
         self.restarts = _restarts(req, pop, self.cohort_of, self.stub, self.conn, self.opened, self.last, rng)
+
+    def _within_resolvers(self, pop: Population) -> None:
+        """A stub that lets go with its resolver's answer (one cache) holds nothing where that
+        holds nothing, and expires by its expiry, as the model primes it (Building._prime_client)."""
+        caches = self.resolvers.caches
+        for lane, (c, r) in enumerate(zip(self.cohort_of, self.resolver_of, strict=True)):
+            if self.stub[lane] is None or not _lets_go(pop.cohorts[c]) or (r, 1) in caches or (r, 0) not in caches:
+                continue
+            held = [e.expires for key, e in caches[(r, 0)].items() if key in ("svc", ("a", OLD))]
+            until = min(held) if len(held) == (1 if self.plan.ttls[1] is None else 2) else -math.inf
+            if until <= 0.0:
+                self.stub[lane], self.stub_exp[lane] = None, -math.inf
+            else:
+                self.stub_exp[lane] = min(self.stub_exp[lane], until)
 
     def restart_until(self, lane: int, now: float) -> None:
         """A restart since the lane's last request: the stub and the connection are gone."""
@@ -403,3 +422,9 @@ def _restarts(req, pop, cohort_of, stub, conn, opened, last, rng) -> list[list[f
                 times.append(times[-1] + float(cohort.restarts.gaps(rng, 1)[0]))
             out[lane] = times[::-1]
     return out
+
+
+def _lets_go(cohort: Cohort) -> bool:
+    """A stub that never outlives its resolver's answer, and no pooled connections (the
+    model's `_lets_go`, sim.model.building)."""
+    return cohort.stub.kind in WITHIN_TTL and cohort.grace <= 0 and cohort.reuse.keepalive <= 0

@@ -13,15 +13,15 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from sim.policy.attempts import ConnectionReuse
-from sim.policy.cache import CachePolicy
+from sim.policy.cache import WITHIN_TTL, CachePolicy
 from sim.policy.resolver import ResolverSetup
 from sim.policy.restarts import Restarts
 from sim.policy.sessions import Sessions
 from sim.scenario import models as m
 from sim.scenario.build import Deployment, cache_policy
 
-# Stub policies whose lifetime never exceeds the TTL they are given (sim.fast.dns).
-WITHIN_TTL = ("none", "honor", "cap", "serve_stale")
+# WITHIN_TTL (sim.policy.cache): stub policies whose lifetime never exceeds the TTL they are
+# given; sim.fast.dns takes it from here.
 
 
 @dataclass
@@ -214,8 +214,9 @@ def resolver_rates(pop: Population, ttl: float, rng: np.random.Generator,
     once its answer has expired (`refetch`): a stub that never outlives the resolver's answer
     (WITHIN_TTL, no grace) has let go by then, so its client's next request (or connection)
     asks, at the client's full rate, not once a stub cycle. The wait for that query is how
-    long the resolver holds no answer (the model's dynamics; its priming at time 0 takes the
-    averaged rate, as `resolver_query_rate`: tests/fast/test_targets.py's closed form)."""
+    long the resolver holds no answer (the model's dynamics). `q` primes at time 0 as the model
+    does: the same full rate for stubs that let go without pooled connections, the averaged
+    stub cycle for the others (tests/fast/test_targets.py's closed form)."""
     q = np.zeros(len(pop.resolver_group))
     refetch = np.zeros(len(pop.resolver_group))
     for cohort in pop.cohorts:
@@ -236,8 +237,11 @@ def resolver_rates(pop: Population, ttl: float, rng: np.random.Generator,
             opens = connection_rate(cohort) if pooled else cohort.rate
             per_client = 0.0 if math.isinf(life) or opens <= 0 else 1.0 / (life + 1.0 / opens)
             members = cohort.members[pop.resolver_group[pop.resolver[cohort.members]] == g]
-            np.add.at(q, pop.resolver[members], per_client)
             let_go = cohort.stub.kind in WITHIN_TTL and cohort.grace == 0
+            # The model primes a resolver behind stubs that let go (and no pooled connections)
+            # with their clients' full rate (sim.model.building `_resolver_load`).
+            prime = cohort.rate if let_go and cohort.reuse.keepalive <= 0 else per_client
+            np.add.at(q, pop.resolver[members], prime)
             np.add.at(refetch, pop.resolver[members], opens if let_go and opens > 0 else per_client)
     return q, refetch
 

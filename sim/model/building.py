@@ -23,7 +23,7 @@ from sim.model.dns import Alias, Authoritative, Resolver
 from sim.model.world import Address, Balancer, Endpoint, Instance
 from sim.policy.attempts import choose_address
 from sim.policy.balancing import make_balancing_policy
-from sim.policy.cache import CachePolicy, equilibrium_residual
+from sim.policy.cache import WITHIN_TTL, CachePolicy, equilibrium_residual
 from sim.policy.failover import Published
 from sim.policy.health import HealthCheckSpec
 from sim.policy.resolver import ResolverSetup
@@ -168,9 +168,15 @@ class Building:
         return query_rate
 
     def _resolver_load(self, cohort: Cohort) -> float:
-        # Queries a client sends its resolver: one per stub-cache cycle, a cycle
-        # being the stub lifetime plus the wait for the next request.
+        # The rate of a client's queries once its resolver's answer has expired, which sets how
+        # long the resolver holds none (its priming): a stub that never outlives the resolver's
+        # answer (WITHIN_TTL, no grace) has let go by then, so every request asks, as in the
+        # run (with one client a resolver, absent 1/(1 + rT) of the time, not 1/(1 + r(T/2 + 1/r))).
+        # Otherwise (a stub that holds past it, pooled connections) one query per stub-cache
+        # cycle: the stub lifetime plus the wait for the next request.
         life = cohort.stub.lifetime(self.auth.service_ttl / 2, self.rng["priming"])
+        if _lets_go(cohort):
+            return cohort.rate
         if math.isinf(life) and cohort.restarts is not None:
             life = float(cohort.restarts.every.mean)  # an answer kept until the next restart
         return 1.0 / (life + 1.0 / cohort.rate) if not math.isinf(life) else 0.0
@@ -188,6 +194,16 @@ class Building:
             # age within an exponential wait, itself exponential; a grace period may cover it.
             client.stub_value = addresses
             client.stub_expires = -rng.exponential(1.0 / cohort.rate)
+        if _lets_go(cohort) and client.stub_value is not None and len(client.resolver.caches) == 1:
+            # Such a stub got its answer from the resolver's current one, and lets go with it: it
+            # holds nothing where the resolver holds nothing, and expires by the resolver's expiry
+            # (drawn apart, a stub outlived its resolver, which then refetched only at the stub's
+            # expiry: the resolvers' phases at max of two uniforms, not uniform, for many TTLs).
+            held = client.resolver.held_until()
+            if held <= 0.0:
+                client.stub_value, client.stub_expires = None, -math.inf
+            else:
+                client.stub_expires = min(client.stub_expires, held)
         client.rotation = int(rng.integers(len(addresses)))
         address = choose_address(addresses, client.rotation * self.rotate, "next")
         client.addr = address
@@ -220,3 +236,9 @@ class Building:
         self.service = Draws(lambda: draws.sample(srng, 4096))
         for _ in range(spec.instances):
             self.launch_instance(healthy=True)
+
+
+def _lets_go(cohort: Cohort) -> bool:
+    """A cohort whose stub never outlives its resolver's answer and keeps no connection: it
+    asks the resolver at its first request after that answer expired."""
+    return cohort.stub.kind in WITHIN_TTL and cohort.grace <= 0 and cohort.keepalive <= 0

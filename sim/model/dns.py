@@ -6,6 +6,7 @@ record's own TTL; what reaches the zone's authoritative servers is counted.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -177,6 +178,19 @@ class Resolver:
             if stale is None:
                 return None
         return stale, now + (STALE_ANSWER_TTL if served is None else served.reply(ttl))
+
+    def held_until(self) -> float:
+        """When the answer the (first) cache holds for the service stops being fresh, the
+        shortest-lived record of its chain (-inf: no answer held)."""
+        cache = self.cache
+        value = cache.lookup(SERVICE, -math.inf)
+        expires = cache.expires_at(SERVICE)
+        if value is None or expires is None:
+            return -math.inf
+        if not isinstance(value, tuple):
+            chain = cache.expires_at(value)
+            expires = -math.inf if chain is None else min(expires, chain)
+        return expires
 
     def prime(self, now: float, query_rate: float, rng: np.random.Generator) -> None:
         """Fill the caches as a random moment of steady state would find them, each

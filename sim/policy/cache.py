@@ -44,6 +44,7 @@ __all__ = [
     "Sampler",
     "ServeStale",
     "STALE_ANSWER_TTL",
+    "WITHIN_TTL",
     "Primed",
     "equilibrium_residual",
     "primed_entry",
@@ -364,6 +365,10 @@ def equilibrium_residual(
         return _INF
     return rng.random() * life
 
+
+# Stub policies whose lifetime never exceeds the TTL they are given: a stub of these never
+# outlives its resolver's answer (it asks the resolver at its first request after that).
+WITHIN_TTL = ("none", "honor", "cap", "serve_stale")
 
 # The TTL of an expired answer served while the authoritative servers do not answer
 # (serve_stale): RFC 8767's recommended 30 s (docs/references.md, "Serving stale answers").
