@@ -98,9 +98,7 @@ def switch_times(
     exact_switch, exact_last, exact_open, exact_hits, exact_mass = coupled.follow(
         pop, shape, propagated, holding, per_client_q, exact, fault, record_ttl, chain_ttl, prime_ttl, rng
     )
-    expiry = resolver_expiry(pop, record_ttl, q, propagated, rng)
-    if known is not None:
-        expiry = np.where(np.isnan(known), expiry, known)
+    expiry = _known_or_drawn(known, resolver_expiry(pop, record_ttl, q, propagated, rng))
     expiry[exact] = exact_open[exact]
     expiry = expiry[pop.resolver]
     opens = np.maximum(expiry, propagated)  # from here the client's resolver answers the new value
@@ -139,6 +137,11 @@ def switch_times(
     # `opens` is not moved by serve-expired's one stale answer per resolver: a pooled
     # connection opened in that moment would still get the old record (not followed)
     return out, last_old, hits, mass, opens
+
+
+def _known_or_drawn(known: np.ndarray | None, drawn: np.ndarray) -> np.ndarray:
+    """Each resolver's old answer's expiry: where already followed (`known`), else drawn."""
+    return drawn if known is None else np.where(np.isnan(known), drawn, known)
 
 
 def _follow_stubs(cohort, rest, stub, expiry, opens, pop, shape, ttls, fault, propagated, rng):  # type: ignore[no-untyped-def]

@@ -62,6 +62,7 @@ from sim.fast.population import (
     followed_groups,
     groups_of,
     on_farm,
+    outage_followed,
     population,
     resolver_rates,
     without_sessions,
@@ -443,8 +444,14 @@ def _unsupported_dns_down(scenario: m.Scenario) -> list[str]:
     (a balancer fault, a second outage, resolvers serving stale or expired answers or
     prefetching, pooled connections) every client is followed
     (sim.fast.population.outage_followed). Outages that overlap are their union in both
-    engines (sessions.Plan.servers_down, sim.model.control), so nothing is refused here."""
-    return []
+    engines (sessions.Plan.servers_down, sim.model.control). Pooled connections beside node
+    churn are not followed there (sim.fast.churn_requests, sim.fast.pooled_fault), and not
+    with restarts, which close them where no follower sees it."""
+    if not any(isinstance(f, m.DnsDown) for f in scenario.faults) or outage_followed(scenario):
+        return []
+    return [f"clients[{i}].keepalive and restart, with a dns_down and balancer churn"
+            for i, c in enumerate(scenario.clients)
+            if c.keepalive > 0 and c.restart is not None and not _followed_as(scenario, c)]
 
 
 def _unsupported_planned(deployment: build.Deployment) -> list[str]:

@@ -144,15 +144,19 @@ def outage_followed(scenario: m.Scenario) -> bool:
     resolve, then reach the dead balancer, then resolve the new record), a second outage,
     resolvers that answer through it from what they keep (serve_stale, serve-expired) or
     refresh ahead (prefetch), or pooled connections that carry requests through it. The
-    follower meets each of these in the requests, as the model's request path does."""
+    follower meets each of these in the requests, as the model's request path does. Pooled
+    connections with balancer node churn are not: the churn's own request follower takes
+    them through the outage (sim.fast.churn_requests), and behind a static address, where
+    churn changes nothing, sim.fast.pooled_fault does."""
     if not any(isinstance(f, m.DnsDown) for f in scenario.faults):
         return False
     faults = scenario.faults
+    churned = any(b.churn is not None for b in scenario.balancers)
     return (sum(isinstance(f, m.DnsDown) for f in faults) > 1
             or any(isinstance(f, m.BalancerDown) for f in faults)
             or any(cache_policy(g.policy).stale_window > 0 or g.prefetch or g.serve_expired is not None
                    for g in scenario.dns.resolvers)
-            or any(c.keepalive > 0 and c.sessions is None for c in scenario.clients))
+            or (not churned and any(c.keepalive > 0 and c.sessions is None for c in scenario.clients)))
 
 
 def groups_of(scenario: m.Scenario, spec: m.Cohort) -> set[str]:

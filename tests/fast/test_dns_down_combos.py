@@ -223,3 +223,16 @@ def test_a_population_too_big_to_follow_request_by_request_is_refused_with_its_c
     assert done.returncode == 2, done.stderr[-2000:]
     assert "871,200,000 in all" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_pooled_connections_beside_node_churn_take_the_churn_followers_path_not_every_client() -> None:
+    """With balancer node churn, pooled connections through a dns_down are not a reason to
+    follow every client (the churn's request follower takes them, sim.fast.churn_requests);
+    with restarts, which close them where no follower sees it, they are refused by name."""
+    base = {"balancers.0.churn": "60s", "balancers.0.nodes": 2, "clients.0.keepalive": "60s",
+            "clients.0.max_connection_age": "5m", "faults": [OUTAGE]}
+    assert not outage_followed(scenario(**base))
+    assert not unsupported(scenario(**base), ["cname_repoint", "eip_remap"])
+    restarted = unsupported(scenario(**base, **{"clients.0.restart": {"every": {"exp": "10m"}}}), ["eip_remap"])
+    assert restarted == ["clients[0].keepalive and restart, with a dns_down and balancer churn"]
+    assert outage_followed(scenario(**{**base, "balancers.0.churn": None}))
