@@ -41,8 +41,11 @@ away from it (`Move`) the fetches after the change hold the new target, whose
 nodes are not churned; through a DNS outage (`resolver_cycles`' `outage`) no
 fetch succeeds, so the answers held run out as usual and the next fetch is
 after the outage (the failed resolutions in between are the outage's window).
-The engine refuses churn together with any other balancer fault, an address
-move, or two of these (sim.fast.engine.unsupported).
+A refusing fault of the standby and the active's later refusing faults are
+more spans in which every node refuses (the engine cuts the churn's spans out
+of them); under a blackholing fault of the active the churn goes on through
+the window and its spans there mark the requests refused at once (the others
+time out). What is refused with churn: sim.fast.engine.unsupported.
 """
 
 from __future__ import annotations

@@ -153,8 +153,11 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
     balancer, alone, is followed too (sim.fast.churn.Move: the answers fetched after it
     hold the new target, whose nodes are not churned), and a dns_down alone with no stub
     cache, honouring stubs, stubs kept forever or stubs followed request by request (no fetch
-    succeeds during it); no other balancer fault, address move or two of these, and no
-    restarts or sessions (which move the position)."""
+    succeeds during it). Beside these a refusing fault of the standby and the active's later
+    refusing faults (`_churn_faults`), and an address_move the strategy ignores; its own
+    fault blackholing behind a CNAME for clients followed per answer with one try
+    (`_unsupported_churn_blackhole`). No other combination, and no restarts or sessions
+    (which move the position)."""
     scenario = deployment.scenario
     what = f"publishes {deployment.published.record} records to the nodes, with"
     out = []
@@ -841,8 +844,11 @@ class _Replication:
         """The spans in which the active balancer's retired nodes refuse a client's requests
         (sim.fast.churn), and the requests of the clients followed one by one there
         (sim.fast.churn_requests): node churn where the service name resolves to the nodes,
-        until the balancer's refusing fault (then every node refuses: the window). Behind
-        static addresses (the balancer's front) churn changes nothing, as in the model."""
+        until the balancer's refusing fault (then every node refuses: the window), or around
+        its window if the fault ends or blackholes (then the churn's spans within the window
+        mark its requests refused at once, `_refused_at_once`), and around the other balancer
+        faults' spans. Behind static addresses (the balancer's front) churn changes nothing,
+        as in the model."""
         spec = self.sc.active
         if self.published.record == "addresses" or spec.churn is None:
             return window
