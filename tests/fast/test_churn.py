@@ -250,9 +250,9 @@ def test_a_second_fault_of_the_churned_balancer_fails_as_the_models() -> None:
     assert_agree(sc, "cname_repoint", reps=3, also=("refused",))
 
 
-# The churned balancer blackholing (from 40 s, for 40 s or the rest of the run), behind a
-# CNAME: a window request whose node retired is refused at once, the others time out, so the
-# churn's spans go on through the window and split its requests.
+# The churned balancer blackholing (from 40 s, for 40 s or the rest of the run): a window
+# request whose node retired is refused at once, the others time out, so the churn's spans go
+# on through the window and split its requests.
 HOLE = {**BACK["faults"][1], "mode": "blackhole"}
 BLACKHOLE_CASES = {
     "for the rest of the run, TTL stretching resolvers": {
@@ -267,11 +267,14 @@ BLACKHOLE_CASES = {
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["cname_repoint", "alias_apex", "dns_failover"])
 @pytest.mark.parametrize("case", list(BLACKHOLE_CASES))
-def test_fast_agrees_on_churn_through_a_blackholing_fault(case: str) -> None:
-    sc = scenario(**{**BASE, **BLACKHOLE_CASES[case], "strategies": ["cname_repoint"]})
+def test_fast_agrees_on_churn_through_a_blackholing_fault(case: str, strategy: str) -> None:
+    sc = scenario(**{**BASE, **BLACKHOLE_CASES[case], "strategies": [strategy]})
     assert not unsupported(sc)
-    assert_agree(sc, "cname_repoint", also=("refused", "timeout"))
+    # Stubs kept forever on two nodes mostly never recover (as with the refusing fault, above).
+    skip = ("recovery_mean",) if case.endswith("stubs kept forever") else ()
+    assert_agree(sc, strategy, skip=skip, also=("refused", "timeout"))
 
 
 def test_an_address_move_changes_nothing_behind_a_name() -> None:
@@ -433,7 +436,7 @@ def test_churn_behind_names_is_refused_where_not_modelled() -> None:
     # followed (with an end, with stubs followed request by request and honouring stubs
     # behind a CNAME too, not with pooled connections); so are a refusing fault of the
     # standby, a later refusing one of the active after one with an end, and a blackholing
-    # one behind a CNAME for clients followed per answer with one try.
+    # one for clients followed per answer with one try.
     down = {"at": "10s", "kind": "balancer_down", "target": "blue"}
     assert not unsupported(scenario(**{**base, "faults": [down]}))
     back = {**down, "for": "30s"}
@@ -450,11 +453,7 @@ def test_churn_behind_names_is_refused_where_not_modelled() -> None:
         assert not unsupported(scenario(**{**base, "faults": faults})), faults
     hole = {**down, "mode": "blackhole"}
     for fault in (hole, {**back, "mode": "blackhole"}):
-        faulted = unsupported(scenario(**{**base, "faults": [fault]}))
-        assert not any(r.startswith("strategies: cname_repoint") for r in faulted), faulted
-        assert any("alias_apex" in r and "faults[0] (balancer_down, blackhole) (followed behind a CNAME" in r
-                   for r in faulted), faulted
-        assert not unsupported(scenario(**{**base, "faults": [fault]}), ["eip_remap"])
+        assert not unsupported(scenario(**{**base, "faults": [fault]}))
     for more, field in (({"clients.0.stub_cache": {"kind": "fixed", "ttl": "30s"}}, "clients[0] followed request by"),
                         ({"clients.0.retry": {"attempts": 2, "timeout": "5s"}, "clients.0.stub_cache": {"kind": "honor"}},
                          "clients[0].retry (followed with one try)")):
