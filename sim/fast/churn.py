@@ -41,8 +41,11 @@ away from it (`Move`) the fetches after the change hold the new target, whose
 nodes are not churned; through a DNS outage (`resolver_cycles`' `outage`) no
 fetch succeeds, so the answers held run out as usual and the next fetch is
 after the outage (the failed resolutions in between are the outage's window).
-The engine refuses churn together with any other balancer fault, an address
-move, or two of these (sim.fast.engine.unsupported).
+A refusing fault of the standby and the active's later refusing faults are
+more spans in which every node refuses (the engine cuts the churn's spans out
+of them); under a blackholing fault of the active the churn goes on through
+the window and its spans there mark the requests refused at once (the others
+time out). What is refused with churn: sim.fast.engine.unsupported.
 """
 
 from __future__ import annotations
@@ -238,8 +241,9 @@ class Move:
     whether an answer of the old nodes held then ends there (`cut`).
 
     With the changed record the churned one (an alias, dns_failover's records) a resolver
-    answers its cached node list until it expires, and every fetch from the change's
-    propagation on gets the new target: `at` is the propagation, no cut. Behind a CNAME
+    answers its cached node list until it expires (`hold`, the moment drawn for its clients'
+    switch), and every fetch from the change's propagation on gets the new target: `at` is
+    the propagation, no cut. Behind a CNAME
     the resolver caches the CNAME and the balancer's A records apart: it follows the old
     CNAME, to the old balancer's current nodes (its A records refetched as before), until
     that CNAME expires after the propagation; the first query after that gets the new
@@ -247,6 +251,10 @@ class Move:
 
     at: np.ndarray  # per resolver
     cut: bool
+    # With the changed record the churned one: per resolver, when the answer it holds at the
+    # change expires (drawn with the clients' switch, sim.fast.dns.switch_times' `opens`): that
+    # answer lasts until then, and the resolver fetches nothing before (None: drawn here).
+    hold: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -307,6 +315,12 @@ def resolver_cycles(pop: Population, shape: Intensity, reps: Replacements, node_
         li = np.where(f >= switch, reps.target, li)
         if move.cut:
             e = np.where((f < switch) & (e > switch), switch, e)
+        if move.hold is not None:
+            held = move.hold[r]
+            e = np.where((f < switch) & (e > switch), held, e)
+            # The resolver held its answer until then: no fetch of its own in between.
+            keep = ~((f >= switch) & (f < held))
+            r, f, e, li = r[keep], f[keep], e[keep], li[keep]
     order = np.lexsort((f, r))
     return Cycles(r[order], f[order], e[order], li[order], move)
 

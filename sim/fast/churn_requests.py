@@ -81,6 +81,10 @@ class Gap:
     # only that record is ours, so a lookup fails from then on, whatever the node list
     # (the balancer's A records, in the provider's zone). None: the node list is ours.
     cname_out: np.ndarray | None = None
+    # More spans per client (start, back) in which every try is refused and the engine counts
+    # the requests: the other balancer faults' (sim.fast.engine.Window.extra), the active's
+    # later ones while the client is on it, the standby's once it is there.
+    more: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -252,6 +256,7 @@ class _Clients:
         self.gap_hi = gap.back[lanes.who] if gap is not None else np.full(n, np.inf)
         self.outage = gap.outage if gap is not None else None
         self.cname_out = gap.cname_out if gap is not None else None
+        self.more = tuple((lo[lanes.who], hi[lanes.who]) for lo, hi in gap.more) if gap is not None else ()
         self.unresolved = np.zeros(n, dtype=bool)  # the last request's resolution failed
         self.rot = rng.integers(reps.nodes, size=n)
         self.step = 1 if rotate else 0
@@ -281,7 +286,14 @@ class _Clients:
 
     def in_gap(self, live: np.ndarray, now: np.ndarray) -> np.ndarray:
         """Whether the requests of lanes `live` at `now` fall in the engine's window."""
-        return (now >= self.gap_lo[live]) & (now < self.gap_hi[live])
+        return ((now >= self.gap_lo[live]) & (now < self.gap_hi[live])) | self.in_more(live, now)
+
+    def in_more(self, live: np.ndarray, now: np.ndarray) -> np.ndarray:
+        """Whether they fall in another balancer fault's span (Gap.more)."""
+        out = np.zeros(len(live), dtype=bool)
+        for lo, hi in self.more:
+            out |= (now >= lo[live]) & (now < hi[live])
+        return out
 
     def counted(self, live: np.ndarray, now: np.ndarray) -> np.ndarray:
         """Whether the requests just made are counted here (else in the engine's window)."""
@@ -293,7 +305,7 @@ class _Clients:
         fails = np.zeros(len(live), dtype=np.int64)
         done = np.zeros(len(live), dtype=bool)
         # In a balancer fault's window every node refuses (a DNS outage's leaves them up).
-        refusing = self.in_gap(live, now) if self.outage is None else np.zeros(len(live), dtype=bool)
+        refusing = self.in_gap(live, now) if self.outage is None else self.in_more(live, now)
         self.unresolved[live] = False
         if self.pooled:
             # Attempt 0 on the open connection; a refusal drops it, and the next attempt (the

@@ -155,23 +155,30 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
     balancer, alone, is followed too (sim.fast.churn.Move: the answers fetched after it
     hold the new target, whose nodes are not churned), and a dns_down alone with no stub
     cache, honouring stubs, stubs kept forever or stubs followed request by request (no fetch
-    succeeds during it); no other balancer fault, address move or two of these, and no
-    restarts or sessions (which move the position)."""
+    succeeds during it). Beside these a refusing fault of the standby and the active's later
+    refusing faults (`_churn_faults`), and an address_move the strategy ignores; its own
+    fault blackholing behind a CNAME for clients followed per answer with one try
+    (`_unsupported_churn_blackhole`). No other combination, and no restarts or sessions
+    (which move the position)."""
     scenario = deployment.scenario
     what = f"publishes {deployment.published.record} records to the nodes, with"
     out = []
     faults = [(j, f) for j, f in enumerate(scenario.faults)
               if isinstance(f, m.BalancerDown | m.DnsDown) or f.kind in m.PLANNED]
+    faults = _churn_faults(deployment, faults)
     for i, b in enumerate(scenario.balancers):
         if b.churn is None:
             continue
         churned = f"balancers[{i}].churn (node replacement)"
         alone = b.role == "active" and len(faults) == 1
         for j, f in faults:
-            if alone and isinstance(f, m.BalancerDown) and f.target == b.name and f.mode == "refuse" \
-                    and f.for_ is None:
+            own = alone and isinstance(f, m.BalancerDown) and f.target == b.name
+            if own and f.mode == "blackhole":
+                out.extend(f"{what} {churned}, faults[{j}] (balancer_down, blackhole) {reason}"
+                           for reason in _unsupported_churn_blackhole(deployment))
+            if own and f.for_ is None:
                 continue
-            if alone and isinstance(f, m.BalancerDown) and f.target == b.name and f.mode == "refuse":
+            if own:
                 # Back after `for`: every node refuses in each client's window, churn around it.
                 out.extend(f"{what} {churned}, faults[{j}] (balancer_down with for) {reason}"
                            for reason in _unsupported_churn_dns(deployment, f))
@@ -181,7 +188,7 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
                            for reason in _unsupported_churn_dns(deployment, f))
                 continue
             why = "" if not isinstance(f, m.BalancerDown) or not alone else \
-                " (followed: the churned active balancer's, mode refuse, with no for)"
+                " (followed: the churned active balancer's own)"
             out.append(f"{what} {churned} and faults[{j}] ({f.kind}){why}")
         if b.role != "active":
             continue
@@ -212,6 +219,46 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
                 out.append(f"{what} {churned} and clients[{j}].retry with stub_cache none "
                            "(the position walks by the tries; address_mode next is followed)")
     return out
+
+
+def _unsupported_churn_blackhole(deployment: build.Deployment) -> list[str]:
+    """Under node churn and the churned active balancer's blackholing fault, a window request
+    whose node retired is refused at once, the others time out: split by the churn's spans
+    for clients followed per answer (sim.fast.churn.by_answer), with one try (the old node
+    lists end where the clients switch: sim.fast.churn.Move). Not for clients followed
+    request by request (their window requests are not drawn one by one here), nor a retry
+    (a retry after a timeout that meets a retired node ends refused, late: three nodes, a
+    retry, honouring stubs, cname_repoint, 4 replications, 10,300 timeouts against the
+    model's 8,610)."""
+    scenario = deployment.scenario
+    out = [f"and clients[{k}] followed request by request (stub_cache {c.stub_cache.kind}"
+           f"{', keepalive' if c.keepalive > 0 else ''})"
+           for k, c in enumerate(scenario.clients) if c.stub_cache.kind in churn_requests.STUBS or c.keepalive > 0]
+    out.extend(f"and clients[{k}].retry (followed with one try)"
+               for k, c in enumerate(scenario.clients) if c.retry.attempts > 1)
+    return out
+
+
+def _churn_faults(deployment: build.Deployment, faults: list[tuple[int, m.Fault]]) -> list[tuple[int, m.Fault]]:
+    """The faults that meet the churned active balancer's clients, of `faults`. Left out: a
+    planned change the strategy does not make (an address_move, which a strategy that changes
+    DNS ignores in both engines, sim.scenario.models.Scenario.planned_change), and a refusing
+    fault of the standby, whose nodes are not churned: it is one more span per client from
+    its switch on (`_Replication._extra_windows`), after the churn's spans and requests
+    followed, which end at the switch (the new target's row never retires,
+    sim.fast.churn.Replacements.with_target); and the active's later refusing faults after a
+    first refusing one with an end: more spans in which every node refuses (the engine's
+    `Window.extra`, sim.fast.churn_requests.Gap.more), the churn going on around them."""
+    scenario = deployment.scenario
+    planned = scenario.planned_change(deployment.published.changes_dns)
+    active = sorted((f for _, f in faults if isinstance(f, m.BalancerDown) and f.target == scenario.active.name),
+                    key=lambda f: f.at)
+    first = active[0] if active and active[0].mode == "refuse" and active[0].for_ is not None else None
+    return [(j, f) for j, f in faults
+            if not (f.kind in m.PLANNED and f is not planned)
+            and not (isinstance(f, m.BalancerDown) and f.target == scenario.standby.name and f.mode == "refuse"
+                     and not scenario.standby.churn)
+            and not (first is not None and f in active[1:] and f.mode == "refuse")]
 
 
 def _unsupported_churn_dns(deployment: build.Deployment, fault: m.DnsChange | m.DnsDown | m.BalancerDown) -> list[str]:
@@ -387,6 +434,36 @@ def _prefetch_problems(scenario: m.Scenario, i: int, g: m.ResolverGroup, dns_dow
         if c.resolver_group in (None, g.name) and (c.stub_cache.kind not in ("none", "forever") or c.stub_grace > 0):
             out.append(f"dns.resolvers[{i}].prefetch, with clients[{j}].stub_cache {c.stub_cache.kind} on that group "
                        "(a stub that keeps the old answer past the resolver's refresh)")
+    return out
+
+
+def _per_client(span: Span, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A span as per-client arrays (start, back); empty (inf, inf) for the clients not in it."""
+    lo, hi = np.full(n, np.inf), np.full(n, np.inf)
+    lo[span.who], hi[span.who] = span.lo, span.hi
+    return lo, hi
+
+
+def _cut(failing: list[tuple[np.ndarray, ...]], start: np.ndarray,
+         back: np.ndarray) -> list[tuple[np.ndarray, ...]]:
+    """Churn spans (who, lo, hi, share) less each client's [start, back)."""
+    out = []
+    for who, lo, hi, share in failing:
+        s, b = start[who], back[who]
+        for a, z in ((lo, np.minimum(hi, s)), (np.maximum(lo, b), hi)):
+            keep = z > a
+            out.append((who[keep], a[keep], z[keep], share[keep]))
+    return out
+
+
+def _within(failing: list[tuple[np.ndarray, ...]], start: np.ndarray,
+            back: np.ndarray) -> list[tuple[np.ndarray, ...]]:
+    """Churn spans (who, lo, hi, share) within each client's [start, back), one a client an entry."""
+    out = []
+    for who, lo, hi, share in failing:
+        a, z = np.maximum(lo, start[who]), np.minimum(hi, back[who])
+        keep = z > a
+        out.append((who[keep], a[keep], z[keep], share[keep]))
     return out
 
 
@@ -656,6 +733,11 @@ class _Replication:
         self._churn_rescued = targets.OneByOne.none()
         # Clients followed request by request under churn (sim.fast.churn_requests; None: no churn).
         self._churn_followed: churn_requests.Followed | None = None
+        # Under node churn and a blackholing fault, the churn's spans within each client's window
+        # (who, lo, hi, share): a window request there meets retired nodes only, refused at once.
+        self._churn_inside: list[tuple[np.ndarray, ...]] = []
+        # How many of Window.extra are other faults' spans (the rest are the churn's; None: all).
+        self._fault_spans: int | None = None
         # Per second, the requests offered to the balancers and those they shed (set with the counts).
         self._offered_shed = (np.zeros(0), np.zeros(0))
 
@@ -810,8 +892,11 @@ class _Replication:
         """The spans in which the active balancer's retired nodes refuse a client's requests
         (sim.fast.churn), and the requests of the clients followed one by one there
         (sim.fast.churn_requests): node churn where the service name resolves to the nodes,
-        until the balancer's refusing fault (then every node refuses: the window). Behind
-        static addresses (the balancer's front) churn changes nothing, as in the model."""
+        until the balancer's refusing fault (then every node refuses: the window), or around
+        its window if the fault ends or blackholes (then the churn's spans within the window
+        mark its requests refused at once, `_refused_at_once`), and around the other balancer
+        faults' spans. Behind static addresses (the balancer's front) churn changes nothing,
+        as in the model."""
         spec = self.sc.active
         if self.published.record == "addresses" or spec.churn is None:
             return window
@@ -835,12 +920,19 @@ class _Replication:
         # A DNS outage is no balancer fault: the nodes serve on through it. A balancer fault with
         # an end: every node refuses in each client's window, the churn goes on around it.
         gap = window.dns or (window.faulted and self.ctl.fault_end < self.end)
+        # A blackholing fault: a retired node refuses at once where a live one times out, so the
+        # churn goes on through the window too, and its spans there split the window's requests.
+        blackhole = self.waits and window.faulted and not window.dns
+        gap = gap or blackhole
         until = window.fault if window.faulted and not gap else math.inf
         out = churn.spans(pop, self.shape, reps, cycles, until, self.rng["dns"])
         faults = self.sc.fault_times(published.changes_dns)
+        # The other balancer faults' spans (the active's later ones, the standby's): every node
+        # refuses there too, and the engine counts those requests (`_extra_windows`).
+        more = tuple(_per_client(span, self.pop.size) for span in window.extra) if gap else ()
         # The clients followed request by request go through the window too (counted there).
         cname_out = self._cname_out if window.dns and published.chain_ttl is not None else None
-        through = churn_requests.Gap(self._pooled_gap(window), window.back, outage, cname_out) if gap else None
+        through = churn_requests.Gap(self._pooled_gap(window), window.back, outage, cname_out, more) if gap else None
         followed = churn_requests.follow(pop, self.shape, reps, cycles, node_ttl, published.rotate, until,
                                          faults[0] if faults else math.inf, self.rng["dns"], through)
         self._churn_followed = followed
@@ -852,18 +944,25 @@ class _Replication:
             # A request in the client's span of failed resolutions (or of the balancer's fault)
             # meets no live node: the window counts it, so the churn's spans and rescues leave
             # that span out.
-            keep = ~((r_at >= window.start[r_owner]) & (r_at < window.back[r_owner]))
-            r_owner, r_at, r_count = r_owner[keep], r_at[keep], r_count[keep]
-            failing = []
-            for who, lo, hi, share in out.failing:
-                s, b = window.start[who], window.back[who]
-                failing.append((who, lo, np.minimum(hi, s), share))
-                failing.append((who, np.maximum(lo, b), hi, share))
-            failing = [(w[hi > lo], lo[hi > lo], hi[hi > lo], c[hi > lo]) for w, lo, hi, c in failing]
+            if blackhole:
+                # Past its switch (`until`) a client's requests go to the standby: the churn's
+                # spans end there (with an alias the resolvers' old lists, drawn apart, may
+                # outlast it: alias_apex, stretching resolvers, 4 replications, failed 27,600
+                # against the model's 24,300 without this cut).
+                never = np.full(self.pop.size, np.inf)
+                failing = _cut(failing, window.until, never)
+                keep = r_at < window.until[r_owner]
+                r_owner, r_at, r_count = r_owner[keep], r_at[keep], r_count[keep]
+                self._churn_inside = _within(failing, window.start, window.back)
+            for start, back in ((window.start, window.back), *more):
+                keep = ~((r_at >= start[r_owner]) & (r_at < back[r_owner]))
+                r_owner, r_at, r_count = r_owner[keep], r_at[keep], r_count[keep]
+                failing = _cut(failing, start, back)
         self._churn_rescued = targets.OneByOne(np.concatenate([r_owner, followed.rescued_owner]),
                                                np.concatenate([r_at, followed.rescued_at]),
                                                np.concatenate([r_count, followed.rescued_count]))
         extra = tuple(Span(who, lo, hi, share) for who, lo, hi, share in failing if len(who))
+        self._fault_spans = len(window.extra)
         return replace(window, extra=window.extra + extra)
 
     def _pooled(self) -> np.ndarray:
@@ -908,7 +1007,13 @@ class _Replication:
         n_res = len(self.pop.resolver_group)
         at = ctl.effective_at
         if published.chain_ttl is None:
-            return churn.Move(np.full(n_res, at), cut=False)
+            # The changed record is the churned one: the answer a resolver holds at the change
+            # lasts until it expires, when its clients switch (drawn with them, `opens`).
+            hold = None
+            if self._opens is not None:
+                hold = np.full(n_res, at)
+                np.maximum.at(hold, self.full.resolver, self._opens)
+            return churn.Move(np.full(n_res, at), cut=False, hold=hold)
         # Behind a CNAME: when the resolver answers the new value, as the switch is drawn
         # (sim.fast.dns.switch_times, coupled to the stubs that hold answers).
         opens = np.full(n_res, np.inf)
@@ -944,25 +1049,47 @@ class _Replication:
         count = window.hits + arrivals.poisson(rate * window.mass) if window.faulted else np.zeros(n, np.int64)
         owner = np.repeat(np.arange(n), count)
         issued = shape.uniform_between(window.start[owner], window.back[owner], arrivals.random(len(owner)))
-        for span in window.extra:
+        # Under node churn and a blackhole, what each request waits before it fails: a try to a
+        # live node times out, a retired one refuses at once (the churn's, in and out of the window).
+        spent = None
+        if self.waits and self._fault_spans is not None:
+            spent = np.where(self._refused_at_once(owner, issued), 0.0, self.cost[owner])
+        for k_span, span in enumerate(window.extra):
             more = arrivals.poisson(rate[span.who] * span.share * shape.measure(span.lo, span.hi))
             k = np.repeat(np.arange(len(span.who)), more)
             owner = np.concatenate([owner, span.who[k]])
             issued = np.concatenate([issued, shape.uniform_between(span.lo[k], span.hi[k], arrivals.random(len(k)))])
             count = count + np.bincount(span.who, weights=more, minlength=n).astype(np.int64)
+            if spent is not None:
+                churned = self._fault_spans is not None and k_span >= self._fault_spans
+                spent = np.concatenate([spent, np.zeros(len(k)) if churned else self.cost[span.who[k]]])
         followed = self._churn_followed
         if followed is not None and len(followed.failed_owner):
             owner = np.concatenate([owner, followed.failed_owner])
             issued = np.concatenate([issued, followed.failed_at])
             count = count + np.bincount(followed.failed_owner, minlength=n)
+            if spent is not None:
+                spent = np.concatenate([spent, np.zeros(len(followed.failed_owner))])
         if not (self.published.per_balancer and window.faulted):
-            return window, Failed(count, owner, issued), None
+            return window, Failed(count, owner, issued, spent), None
         owner, issued, recovered = multia.follow(
             pop, shape, window.fault, window.back, self.published.answer_ttl, self.published.rotate, arrivals)
         # No window: the failures followed are all there is; and clients re-resolve once
         # after a failure, not all outage long.
         window = replace(window, back=window.start.copy(), busy=(window.fault, window.fault))
         return window, Failed(np.bincount(owner, minlength=n), owner, issued), recovered
+
+    def _refused_at_once(self, owner: np.ndarray, issued: np.ndarray) -> np.ndarray:
+        """Of window requests under a blackhole, those whose every try meets a retired node (a
+        churn span within the window, each request with its chance `share`)."""
+        out = np.zeros(len(owner), dtype=bool)
+        n = self.pop.size
+        for who, lo, hi, share in self._churn_inside:
+            a, b, c = np.full(n, np.inf), np.full(n, np.inf), np.zeros(n)
+            a[who], b[who], c[who] = lo, hi, share
+            inside = (issued >= a[owner]) & (issued < b[owner])
+            out |= inside & (self.rng["arrivals"].random(len(owner)) < c[owner])
+        return out
 
     def _session_failures(self, window: Window, dead: Failed) -> Failed:
         """The session clients followed request by request through the fault and the change
@@ -1043,10 +1170,13 @@ class _Replication:
         timeout = self.timeout[owner]
         spare = (self.attempts[owner] - 1) * timeout
         saved = issued >= window.back[owner] - spare
+        if dead.spent is not None:
+            saved &= dead.spent > 0  # refused at once by retired nodes (node churn): no wait, no retry later
         tries = np.ceil((window.back[owner][saved] - issued[saved]) / timeout[saved])
         rescued = Rescued(owner[saved], issued[saved], np.maximum(tries, 1.0) * timeout[saved])
         count = dead.count - np.bincount(owner[saved], minlength=self.pop.size)
-        return Failed(count, owner[~saved], issued[~saved]), rescued
+        spent = None if dead.spent is None else dead.spent[~saved]
+        return Failed(count, owner[~saved], issued[~saved], spent), rescued
 
     # -- the backend fleet ---------------------------------------------------------------
 
@@ -1243,26 +1373,40 @@ class _Replication:
 
     def _past_the_extra_windows(self, window: Window, recovered: np.ndarray) -> np.ndarray:
         """A recovery that falls in another fault's span fails too: the client recovers at its
-        first request after that span (a client's spans are disjoint and in time order)."""
+        first request after that span (a client's spans are disjoint). The spans are in time
+        order per kind (the other faults', then the churn's): pushed past a churn span, a
+        recovery may land in a fault's span met before, so go round until none moves, each
+        span taking only the recoveries that moved since it last saw them (a recovery a
+        thinned span let through keeps its coin)."""
         recovered = recovered.copy()
-        for span in window.extra:
-            at = recovered[span.who]
-            if span.thinned:
-                recovered = self._past_a_thinned_span(span, recovered)
-                continue
-            inside = (at >= span.lo) & (at < span.hi)
-            if inside.any():
-                who = span.who[inside]
-                recovered[who] = self.shape.next_after(span.hi[inside], self.pop.rate[who], self.rng["arrivals"])
+        seen: list[np.ndarray | None] = [None] * len(window.extra)
+        for _ in range(len(window.extra) + 1):
+            moved = False
+            for i, span in enumerate(window.extra):
+                at = recovered[span.who]
+                fresh = np.ones(len(at), dtype=bool) if seen[i] is None else at != seen[i]
+                if span.thinned:
+                    if seen[i] is None or np.any(fresh & (at >= span.lo) & (at < span.hi)):
+                        recovered = self._past_a_thinned_span(span, recovered, fresh)
+                else:
+                    inside = (at >= span.lo) & (at < span.hi) & fresh
+                    if inside.any():
+                        who = span.who[inside]
+                        recovered[who] = self.shape.next_after(span.hi[inside], self.pop.rate[who],
+                                                               self.rng["arrivals"])
+                seen[i] = recovered[span.who]
+                moved = moved or bool(np.any(seen[i] != at))
+            if not moved:
+                break
         return recovered
 
-    def _past_a_thinned_span(self, span: Span, recovered: np.ndarray) -> np.ndarray:
+    def _past_a_thinned_span(self, span: Span, recovered: np.ndarray, fresh: np.ndarray) -> np.ndarray:
         """In a span where a request fails with chance `share`, the recovery is the client's
         first request from its recovery on that gets through (a coin per request)."""
         recovered = recovered.copy()
         rate, rng = self.pop.rate, self.rng["arrivals"]
         at = recovered[span.who]
-        pending = (at >= span.lo) & (at < span.hi)
+        pending = (at >= span.lo) & (at < span.hi) & fresh
         for _ in range(1000):
             pending &= rng.random(len(at)) < span.share
             if not pending.any():
@@ -1625,6 +1769,11 @@ class _Replication:
         counts = {name: np.zeros(seconds, dtype=np.int64) for name in OUTCOMES}
         counts["ok"] = ok - shed
         counts["dns_error" if window.dns else "timeout" if self.waits else "refused"] += recorded
+        if self.waits and not window.dns and self._fault_spans is not None and failed.spent is not None:
+            # Under node churn, a request whose tries met retired nodes only was refused at once.
+            at_once = _per_second(issued[ends_in_run & (failed.spent[~backend] == 0)], seconds)
+            counts["timeout"] -= at_once
+            counts["refused"] += at_once
         req, out = self.session_requests, self.session_outcome
         if not window.dns and req is not None and out is not None and out.unresolved is not None:
             # A followed request whose last try failed to resolve (a dns_down with a balancer fault).

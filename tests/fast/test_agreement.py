@@ -44,6 +44,7 @@ def _metrics(engine, sc, strategy: str, reps: int) -> dict[str, np.ndarray]:  # 
         # Totals by outcome, compared when a test asks (assert_agree's `also`).
         m["refused"] = float(out.timeline["refused"].sum())
         m["dns_error"] = float(out.timeline["dns_error"].sum())
+        m["timeout"] = float(out.timeline["timeout"].sum())
         m["rescued"] = math.nan if out.targets is None else float(out.targets["rescued"].sum())  # multi_a: None
         rows.append(m)
     return {key: np.array([r[key] for r in rows], dtype=float) for key in rows[0]}
@@ -52,7 +53,7 @@ def _metrics(engine, sc, strategy: str, reps: int) -> dict[str, np.ndarray]:  # 
 def assert_agree(sc, strategy: str, reps: int = 4, skip: tuple[str, ...] = (),  # type: ignore[no-untyped-def]
                  also: tuple[str, ...] = ()) -> None:
     """The summary metrics agree within 4 standard errors (plus TOLERANCE), and the totals
-    named in `also` (refused, dns_error, rescued) too."""
+    named in `also` (refused, dns_error, timeout, rescued) too."""
     model, quick = _metrics(des, sc, strategy, reps), _metrics(fast, sc, strategy, reps)
     problems = []
     for key in ("requests", "availability", "clients_affected", "recovery_mean", "never_recovered", "dns_queries",
