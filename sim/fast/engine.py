@@ -95,8 +95,9 @@ def unsupported(scenario: m.Scenario, strategies: Sequence[Strategy] | None = No
             reasons.extend(f"publishes one address per balancer, with clients[{i}].stub_grace"
                            for i, c in enumerate(scenario.clients) if c.stub_grace > 0)
         if deployment.published.per_balancer:
+            # A farm's Poisson clients are followed with their rotation (sim.fast.lookups); sessions not yet.
             reasons.extend(f"publishes one address per balancer, with clients[{i}]{_followed_as(scenario, c)}"
-                           for i, c in enumerate(scenario.clients) if _followed_as(scenario, c))
+                           for i, c in enumerate(scenario.clients) if c.sessions is not None)
         if several and deployment.published.per_balancer:
             reasons.append("publishes one address per balancer, with several balancer faults")
         if deployment.published.changes_dns:
@@ -892,7 +893,8 @@ class _Replication:
             opens[self.full.resolver] = self._opens  # the same for every client of a resolver
         outage = next(((f.at, f.at + f.for_) for f in self.sc.faults if isinstance(f, m.DnsDown)), (math.inf, math.inf))
         plan = sessions.Plan(self._balancers_down(), published.changes_dns, ctl.effective_at, ctl.changed_at, opens,
-                             (record, published.chain_ttl if published.changes_dns else None), outage)
+                             (record, published.chain_ttl if published.changes_dns else None), outage,
+                             published.per_balancer, published.rotate)
         out, self.session_fetches = lookups.follow(req, self.full, plan, self.rng["arrivals"])
         self.session_outcome = out
         owner, issued = req.owner[out.failed], req.times[out.failed]
@@ -1492,7 +1494,9 @@ class _Replication:
         reset_at = recovery.reset_at
         refused_resets = np.bincount(reset_at[np.isfinite(reset_at)].astype(np.int64), minlength=seconds)[:seconds]
         if self.published.per_balancer:
-            dead = dead + _per_second(issued, seconds)  # drawn one by one (sim.fast.multia)
+            # Drawn one by one (sim.fast.multia); a followed client's are not in `total` (rate 0 there).
+            poisson = self.pop.rate[owner] > 0
+            dead = dead + _per_second(issued[poisson], seconds)
         ok = self.rng["traffic"].poisson(np.maximum((total - dead) * (1.0 - backends.mean) - refused_resets, 0.0))
         passed = self._session_passed()
         if passed.any():

@@ -225,6 +225,15 @@ class _Clients:
                                        for e, c in zip(self.stub_exp, self.cohort_of, strict=True)]
         self.conn, self.opened, self.last = _primed_connections(pop, self.cohort_of, rng)
         self.restarts = _restarts(req, pop, self.cohort_of, self.stub, self.conn, self.opened, self.last, rng)
+        # One address per balancer: each client's rotation, primed as the model's (a random start
+        # among the answer's two addresses), one on at every answer it keeps; and the answer the
+        # lane's last try went by (None: a pooled connection, which has no next address).
+        self.rotation = rng.integers(0, 2, len(req.clients)).tolist() if plan.per_balancer else []
+        self.held: list[int | None] = [None] * len(req.clients)
+        if plan.per_balancer:
+            # A primed connection leads to the address the rotation starts at (the model's _prime_client).
+            self.conn = [None if c is None else OLD if not (r if plan.rotate else 0) % 2 else NEW
+                         for c, r in zip(self.conn, self.rotation, strict=True)]
 
     def restart_until(self, lane: int, now: float) -> None:
         """A restart since the lane's last request: the stub and the connection are gone."""
@@ -234,11 +243,12 @@ class _Clients:
                 pending.pop()
             self.stub[lane], self.stub_exp[lane], self.conn[lane] = None, -math.inf, None
 
-    def target(self, lane: int, now: float) -> tuple[int | None, bool]:
-        """Where a try at `now` goes (None: nowhere, its lookup failed), and whether it goes
-        down a connection to the address that moved since (reset, once)."""
+    def target(self, lane: int, now: float, attempt: int = 0) -> tuple[int | None, bool]:
+        """Where try `attempt` of a request at `now` goes (None: nowhere, its lookup failed),
+        and whether it goes down a connection to the address that moved since (reset, once)."""
         cohort, plan = self.pop.cohorts[self.cohort_of[lane]], self.plan
         conn = self.conn[lane]
+        self.held[lane] = None
         if conn is not None and cohort.reuse.can_reuse(self.opened[lane], self.last[lane], now):
             self.last[lane] = now
             return conn, not plan.changes_dns and conn == OLD and now >= plan.effective
@@ -246,14 +256,38 @@ class _Clients:
         answer = _answer(lane, now, cohort, self.stub, self.stub_exp, self._resolve, self.rng)
         if answer is None:
             return None, False
-        target = answer if plan.changes_dns else (OLD if now < plan.effective else NEW)
+        self.held[lane] = answer
+        return self._address(lane, now, attempt), False
+
+    def next_address(self, lane: int, now: float, attempt: int, tries: int) -> int | None:
+        """address_mode next, after a refused try: the target of the held answer's next address
+        (None: the answer has no other, or the try went down a pooled connection)."""
+        answer = self.held[lane]
+        if not (self.plan.per_balancer and answer == OLD and tries < 2):
+            return None
+        return self._address(lane, now, attempt + tries)
+
+    def _address(self, lane: int, now: float, shift: int) -> int:
+        """The target of the held answer's address for try `shift` past where the client's
+        answer starts (the model's addresses[(rotation * rotate + attempt + tries) % n]),
+        kept as the pooled connection."""
+        cohort, plan, answer = self.pop.cohorts[self.cohort_of[lane]], self.plan, self.held[lane]
+        if plan.per_balancer:
+            # The old answer lists the active's address (OLD) then the standby's; the new one, the standby's.
+            start = self.rotation[lane] if plan.rotate else 0
+            target = NEW if answer == NEW or (start + shift) % 2 else OLD
+        else:
+            target = answer if plan.changes_dns else (OLD if now < plan.effective else NEW)
         if cohort.reuse.keepalive > 0:
             self.conn[lane], self.opened[lane] = target, now
         self.last[lane] = now
-        return target, False
+        return target
 
     def _resolve(self, lane: int, now: float) -> tuple[int, float] | None:
-        return self.resolvers.resolve(self.resolver_of[lane], self.home_of[lane], now)
+        got = self.resolvers.resolve(self.resolver_of[lane], self.home_of[lane], now)
+        if got is not None and self.plan.per_balancer:
+            self.rotation[lane] += 1  # the model's _keep_answer
+        return got
 
 
 def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator) -> tuple[Outcome, np.ndarray]:
@@ -285,24 +319,35 @@ def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator)
         clients.restart_until(lane, now)
         ok, later = False, False
         for attempt in range(first, cohort.attempts):
-            target, reset = clients.target(lane, now)
+            target, reset = clients.target(lane, now, attempt)
             if target is None:
                 # No answer (our servers down): the try fails before reaching a balancer and
                 # is not counted to either target; the next try comes at once, as a retry.
                 fails += 1
                 out.refused[at] = False
                 continue
-            _went(out, at, attempt, target, now)
-            hole = False
-            if not reset:
-                span = next((h for on, lo, hi, h in plan.down if target == on and lo <= now < hi), None)
-                if span is None:
-                    ok = True
+            tries = 0
+            while True:
+                _went(out, at, attempt + tries, target, now)
+                hole = False
+                if not reset:
+                    span = next((h for on, lo, hi, h in plan.down if target == on and lo <= now < hi), None)
+                    if span is None:
+                        ok = True
+                        break
+                    hole = span
+                clients.conn[lane] = None
+                fails += 1
+                out.refused[at] = not hole
+                # address_mode next: a refused connect goes on to the answer's next address at once
+                # (one address per balancer; a blackhole with it is refused by the engine).
+                other = None if hole or reset or not cohort.next_address else \
+                    clients.next_address(lane, now, attempt, tries + 1)
+                if other is None:
                     break
-                hole = span
-            clients.conn[lane] = None
-            fails += 1
-            out.refused[at] = not hole
+                target, tries = other, tries + 1
+            if ok:
+                break
             if hole:
                 # Blackholed: known after the timeout; the retry (if any) starts then.
                 now += cohort.timeout

@@ -164,6 +164,10 @@ class Plan:
     # A dns_down: [start, end) in which our authoritative servers answer nothing (a resolver
     # followed cache by cache that must fetch then fails the lookup); (inf, inf): none.
     auth_down: tuple[float, float] = (math.inf, math.inf)
+    # One address per balancer (multi_a): the old answer lists the active's then the standby's,
+    # rotated by the client's count of resolutions when `rotate` (sim.fast.lookups._Clients.target).
+    per_balancer: bool = False
+    rotate: bool = True
 
     def opens_of(self, resolver: int) -> float:
         """When a resolver not followed (one with Poisson clients) answers the new record."""
