@@ -632,6 +632,8 @@ class _Replication:
         self.session_requests = sessions.requests(self.full, self.end, rng["arrivals"], traffic, self.shape)
         self.session_outcome: sessions.Outcome | None = None
         self.session_fetches = np.empty(0)  # authoritative queries of the resolvers followed with them
+        # The span in which they were followed one by one (sim.fast.lookups.follow; those fetches are in it).
+        self.session_window = (0.0, math.inf)
         self._opens: np.ndarray | None = None
         cohorts = self.pop.cohorts
         self.attempts = np.array([c.attempts for c in cohorts])[self.pop.cohort]
@@ -895,7 +897,7 @@ class _Replication:
         plan = sessions.Plan(self._balancers_down(), published.changes_dns, ctl.effective_at, ctl.changed_at, opens,
                              (record, published.chain_ttl if published.changes_dns else None), outage,
                              published.per_balancer, published.rotate)
-        out, self.session_fetches = lookups.follow(req, self.full, plan, self.rng["arrivals"])
+        out, self.session_fetches, self.session_window = lookups.follow(req, self.full, plan, self.rng["arrivals"])
         self.session_outcome = out
         owner, issued = req.owner[out.failed], req.times[out.failed]
         # A followed request's own wait: its blackholed tries' timeouts (a reset costs none).
@@ -1442,8 +1444,26 @@ class _Replication:
             queries = self._queries_around_outage(window, queries)
         # The followed resolvers' fetches, none while our servers are down (sim.fast.lookups).
         queries = queries + sessions.per_second(self.session_fetches, self.seconds)
+        if self.session_requests is not None:
+            queries = queries + self._followed_queries_outside()
         timeline["dns_queries"] = queries
         return timeline, counts["ok"]
+
+    def _followed_queries_outside(self) -> np.ndarray:
+        """The followed resolvers' fetches outside the span their clients were followed in
+        (sim.fast.lookups.follow: before the first fault or change, and once every client and
+        cache has settled on the current answer): the steady renewal process the Poisson path
+        draws for any resolver (sim.fast.dns.query_counts, a farm cache by cache), per second
+        outside that span."""
+        lo, hi = self.session_window
+        t = np.arange(self.seconds)
+        outside = (t < math.floor(lo)) | (t >= math.ceil(min(hi, self.end)))
+        if not outside.any():
+            return np.zeros(self.seconds, dtype=np.int64)
+        q = np.where(lookups.exact_resolvers(self.full), self.q, 0.0)
+        counts = query_counts(self.full, self.published.record_ttl, q, q, (math.inf, math.inf), self.shape,
+                              self.seconds, self.rng["dns"])
+        return np.where(outside, counts, 0)
 
     def _queries_around_outage(self, window: Window, queries: np.ndarray) -> np.ndarray:
         """Nothing answers while our servers are down, so nothing is counted then (the model

@@ -271,6 +271,51 @@ def test_fast_agrees_with_the_model_on_multi_a_behind_a_farm(case: str) -> None:
     assert_agree(sc, "multi_a", reps=6, also=("refused",))
 
 
+def _late_fault(**more: object):  # type: ignore[no-untyped-def]
+    return _farm(**{"dns.resolvers.0.count": 100, "dns.resolvers.0.sticky": 0.5, "clients.0.rate": "0.2/s",
+                    "duration": "12m", "faults.0.at": "8m", **more})
+
+
+def test_the_follower_follows_only_around_the_faults() -> None:
+    """A fault 8 min into a 12 min run: the farm's clients are followed one by one from four
+    lifetimes of the record (the caches' honoured 60 s, none for a client without a stub cache,
+    at least a minute) before it, primed there as a random moment of steady state finds them,
+    until every stub, connection and cache holds the new answer (checked from the change's
+    propagation on, ever further apart: here within four lifetimes); the other requests reach
+    the old balancer before and the new one after, and get through (sim.fast.lookups.follow)."""
+    from sim.fast.engine import _Replication
+    from sim.replication import streams
+    from sim.scenario import build
+
+    run = _Replication(build.compile(_late_fault(), "cname_repoint"), streams(np.random.SeedSequence(3)))
+    out = run.run()
+    lo, hi = run.session_window
+    propagated = 480.0 + 20.0 + 2.0 + 8.0  # detection, change, propagation
+    assert lo == 480.0 - 4 * 60.0, lo
+    assert propagated < hi <= propagated + 4 * 60.0, hi
+    req, outcome = run.session_requests, run.session_outcome
+    assert req is not None and outcome is not None
+    before, after = req.times < lo, req.times >= hi
+    assert before.any() and after.any()
+    assert not outcome.failed[before | after].any()
+    assert outcome.first_old[before].all() and not outcome.any_old[after].any()
+    # the failures are all in the window, and every client met the dead balancer there
+    assert out.metrics["clients_affected"] == 300
+    # with prefetch the caches' fetches are followed the whole run (the renewals outside are a plain cache's)
+    run = _Replication(build.compile(_late_fault(**{"dns.resolvers.0.prefetch": True}), "cname_repoint"),
+                       streams(np.random.SeedSequence(3)))
+    run.run()
+    assert run.session_window == (0.0, math.inf)
+
+
+@pytest.mark.slow
+def test_fast_agrees_with_the_model_when_following_only_around_the_faults() -> None:
+    """The run above, against the model (about 30 s)."""
+    sc = _late_fault()
+    assert_agree(sc, "cname_repoint", reps=6)
+    assert_drain_agrees(sc, "cname_repoint")
+
+
 def _means(engine, sc, key: str, reps: int = 6) -> np.ndarray:  # type: ignore[no-untyped-def]
     """Per replication, a drain metric (`_drain_metrics`) or a summary metric."""
     if key.startswith(("drain", "stale")):
