@@ -155,7 +155,9 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
     hold the new target, whose nodes are not churned), and a dns_down alone with no stub
     cache, honouring stubs, stubs kept forever or stubs followed request by request (no fetch
     succeeds during it); no other balancer fault, address move or two of these, and no
-    restarts or sessions (which move the position)."""
+    restarts or sessions (which move the position). A farm's Poisson clients are followed
+    request by request with their node lists (sim.fast.lookups), retries with no stub cache
+    included; not with a stub grace period."""
     scenario = deployment.scenario
     what = f"publishes {deployment.published.record} records to the nodes, with"
     out = []
@@ -202,10 +204,12 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
                 out.append(f"{what} {churned} and clients[{j}].stub_grace")
             if c.restart is not None:
                 out.append(f"{what} {churned} and clients[{j}].restart")
-            if _followed_as(scenario, c):
-                # sim.fast.lookups follows session requests on one answer per resolver
+            if c.sessions is not None or (_followed_as(scenario, c) and c.stub_grace > 0):
+                # sim.fast.lookups follows a farm's Poisson clients with their node lists (not
+                # sessions yet, nor an answer served in grace: its refresh's list is not kept apart)
                 out.append(f"{what} {churned} and clients[{j}]{_followed_as(scenario, c)}")
-            if stub == "none" and c.keepalive <= 0 and c.retry.attempts > 1 and c.address_mode != "next":
+            if stub == "none" and c.keepalive <= 0 and c.retry.attempts > 1 and c.address_mode != "next" \
+                    and not _followed_as(scenario, c):  # sim.fast.lookups keeps each try's answer
                 # Each try keeps a new answer, so a refused request moves the position on by its
                 # tries: with two nodes a client that met the retired node stays on it.
                 out.append(f"{what} {churned} and clients[{j}].retry with stub_cache none "
@@ -645,6 +649,8 @@ class _Replication:
         self._after_move = np.full(self.pop.size, np.nan)
         # First attempts a retired node refused and a retry rescued (set with the churn spans).
         self._churn_rescued = targets.OneByOne.none()
+        # The active's node lists under churn behind a name, for the clients sim.fast.lookups follows.
+        self._nodes: churn.Replacements | None = None
         # Clients followed request by request under churn (sim.fast.churn_requests; None: no churn).
         self._churn_followed: churn_requests.Followed | None = None
         # Per second, the requests offered to the balancers and those they shed (set with the counts).
@@ -768,6 +774,7 @@ class _Replication:
             return window
         published, pop = self.published, self.pop
         reps = churn.replacements(spec.nodes, spec.churn, spec.drain, self.end, self.rng["control"])
+        self._nodes = reps
         # The record that changes is the balancer's A records: behind a CNAME, the chain's TTL.
         node_ttl = published.record_ttl if published.chain_ttl is None else published.chain_ttl
         asks = np.zeros(pop.size)
@@ -896,7 +903,7 @@ class _Replication:
         outage = next(((f.at, f.at + f.for_) for f in self.sc.faults if isinstance(f, m.DnsDown)), (math.inf, math.inf))
         plan = sessions.Plan(self._balancers_down(), published.changes_dns, ctl.effective_at, ctl.changed_at, opens,
                              (record, published.chain_ttl if published.changes_dns else None), outage,
-                             published.per_balancer, published.rotate)
+                             published.per_balancer, published.rotate, self._nodes)
         out, self.session_fetches, self.session_window = lookups.follow(req, self.full, plan, self.rng["arrivals"])
         self.session_outcome = out
         owner, issued = req.owner[out.failed], req.times[out.failed]
@@ -1146,7 +1153,8 @@ class _Replication:
             # One whose first failure comes after it, followed there: the one it was followed to.
             after = np.isfinite(first_fail) & (first_fail >= window.back) & (followed.first_fail == first_fail)
             recovered[after] = followed.recovered[after]
-        early = np.isfinite(first_fail) & (first_fail < start)
+        # Clients sim.fast.lookups follows have their recovery from their own requests.
+        early = np.isfinite(first_fail) & (first_fail < start) & (self._lanes() < 0)
         who = np.flatnonzero(early)
         if len(who) == 0:
             return recovered

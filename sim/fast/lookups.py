@@ -9,7 +9,9 @@ refreshed behind it), otherwise the resolver; a try to a balancer inside
 one of its refusing faults fails (the active's: the old answer or address,
 the standby's: the new), a lookup that needs our authoritative servers
 during a dns_down fails before any balancer, and the client's own retries
-come at once. From a change on (a failover's or a planned one) each first
+come at once. Under node churn behind a name (`Plan.nodes`) an answer holds
+the active's node list of when it was fetched, and a try to a node from its
+retirement on is refused. From a change on (a failover's or a planned one) each first
 try is counted to the previous or the current target.
 
 A resolver whose clients are all followed is followed too, cache by
@@ -125,9 +127,10 @@ class _Resolvers:
                 return False
         return True
 
-    def resolve(self, r: int, home: int, now: float) -> tuple[int, float] | None:
-        """(old or new, seconds the answer stays valid) from resolver `r` at `now`; None
-        (SERVFAIL) when it must ask our authoritative servers while they are down."""
+    def resolve(self, r: int, home: int, now: float) -> tuple[int, float, float] | None:
+        """(old or new, seconds the answer stays valid, when the balancer's addresses in it were
+        fetched) from resolver `r` at `now`; None (SERVFAIL) when it must ask our authoritative
+        servers while they are down."""
         pop, plan, rng = self.pop, self.plan, self.rng
         g = int(pop.resolver_group[r])
         setup = _setup(pop, g)
@@ -137,22 +140,22 @@ class _Resolvers:
             turn = plan.opens_of(r)
             value = OLD if now < turn else NEW
             left = _left(pop.group_policies[g], now, turn, plan, record, chain, rng)
-            return value, left
+            return value, left, -math.inf  # never under churn (sim.fast.engine refuses it)
         entries = self.caches[(r, cache)]
         current = NEW if plan.changes_dns and now >= plan.effective else OLD
         got = self._answer(entries, "svc", current, record, g, now, plan.auth_down[0] <= now < plan.auth_down[1])
         if got is None:
             return None
-        value, expires = got
+        value, expires, at = got
         if chain is None:
-            return value, expires - now
+            return value, expires - now, at
         # the balancer's own name, in its provider's zone: its fetches are not counted
         a = self._answer(entries, ("a", value), value, chain, g, now, False)
         assert a is not None  # the provider's zone answers through our outage
-        return value, min(expires, a[1]) - now
+        return value, min(expires, a[1]) - now, a[2]
 
     def _answer(self, entries: dict[Any, _Entry], key: Any, current: int, ttl: float, g: int,
-                now: float, down: bool) -> tuple[int, float] | None:
+                now: float, down: bool) -> tuple[int, float, float] | None:
         """One record from a cache, as the model's Resolver._answer: (value, when it stops being
         valid). A fresh hit is answered from the cache, and with prefetch refreshed behind it
         from its prefetch point on; a miss fetches `current`, and with serve-expired at client
@@ -165,14 +168,16 @@ class _Resolvers:
         if entry is not None and now < entry.expires:
             if now >= entry.refresh:  # unbound's prefetch (never without it: refresh is inf)
                 entries[key] = self._fetch(key, current, ttl, g, now)
-            return entry.value, entry.expires
+            return entry.value, entry.expires, entry.at
         if down:
-            return (entry.value, now + STALE_ANSWER_TTL) if entry is not None and now < entry.kept_until else None
+            if entry is not None and now < entry.kept_until:
+                return entry.value, now + STALE_ANSWER_TTL, entry.at
+            return None
         entries[key] = fresh = self._fetch(key, current, ttl, g, now)
         served = _setup(self.pop, g).serve_expired
         if entry is not None and served is not None and served.immediate and now < entry.kept_until:
-            return entry.value, now + served.reply(ttl)
-        return fresh.value, fresh.expires
+            return entry.value, now + served.reply(ttl), entry.at
+        return fresh.value, fresh.expires, fresh.at
 
     def _fetch(self, key: Any, value: int, ttl: float, g: int, now: float) -> _Entry:
         """`value` fetched at `now` and kept for the group's policy's lifetime (Cache.fetched)."""
@@ -192,10 +197,11 @@ class _Entry:
     expires: float
     refresh: float
     kept_until: float
+    at: float = -math.inf  # when it was fetched (-inf: before the run): its node list under churn
 
     @staticmethod
     def fetched(value: int, at: float, life: float, prefetch: bool, window: float) -> _Entry:
-        return _Entry(value, at + life, at + prefetch_from(life) if prefetch else math.inf, at + life + window)
+        return _Entry(value, at + life, at + prefetch_from(life) if prefetch else math.inf, at + life + window, at)
 
     @staticmethod
     def primed(primed: Primed, prefetch: bool, window: float) -> _Entry:
@@ -248,12 +254,25 @@ class _Clients:
         # One address per balancer: each client's rotation, primed as the model's (a random start
         # among the answer's two addresses), one on at every answer it keeps; and the answer the
         # lane's last try went by (None: a pooled connection, which has no next address).
-        self.rotation = rng.integers(0, 2, len(req.clients)).tolist() if plan.per_balancer else []
-        self.held: list[int | None] = [None] * len(req.clients)
+        k = len(req.clients)
+        # Under node churn (`Plan.nodes`) the answer lists the active's nodes, the rotation
+        # alike; per lane when its answer's node list was fetched, and when the node its last
+        # try and its pooled connection went to retire (inf: not a churned node).
+        addresses = 2 if plan.per_balancer else plan.nodes.nodes if plan.nodes is not None else 0
+        self.rotation = rng.integers(0, addresses, k).tolist() if addresses else []
+        self.addresses = addresses
+        self.held: list[int | None] = [None] * k
+        self.fetched = [-math.inf] * k
+        self.retire, self.conn_retire = [math.inf] * k, [math.inf] * k
         if plan.per_balancer:
             # A primed connection leads to the address the rotation starts at (the model's _prime_client).
             self.conn = [None if c is None else OLD if not (r if plan.rotate else 0) % 2 else NEW
                          for c, r in zip(self.conn, self.rotation, strict=True)]
+        if plan.nodes is not None:
+            # A primed connection leads to the node the rotation starts at, in the first list.
+            first = plan.nodes.retire[0]
+            self.conn_retire = [math.inf if c is None else float(first[(r if plan.rotate else 0) % addresses])
+                                for c, r in zip(self.conn, self.rotation, strict=True)]
 
     def settled(self, now: float) -> bool:
         """From `now` on (no fault or change ahead), does every request reach the current target
@@ -267,6 +286,8 @@ class _Clients:
         both = plan.per_balancer and target == OLD
         if any(hi > now and (on == target or both) for on, _, hi, _ in plan.down):
             return False
+        if plan.nodes is not None and target == OLD:
+            return False  # the old target's nodes churn on
         if both:
             return True
         cohorts = self.pop.cohorts
@@ -296,6 +317,7 @@ class _Clients:
         self.held[lane] = None
         if conn is not None and cohort.reuse.can_reuse(self.opened[lane], self.last[lane], now):
             self.last[lane] = now
+            self.retire[lane] = self.conn_retire[lane]
             return conn, not plan.changes_dns and conn == OLD and now >= plan.effective
         self.conn[lane] = None
         answer = _answer(lane, now, cohort, self.stub, self.stub_exp, self._resolve, self.rng)
@@ -308,7 +330,7 @@ class _Clients:
         """address_mode next, after a refused try: the target of the held answer's next address
         (None: the answer has no other, or the try went down a pooled connection)."""
         answer = self.held[lane]
-        if not (self.plan.per_balancer and answer == OLD and tries < 2):
+        if not (answer == OLD and tries < self.addresses):
             return None
         return self._address(lane, now, attempt + tries)
 
@@ -317,21 +339,28 @@ class _Clients:
         answer starts (the model's addresses[(rotation * rotate + attempt + tries) % n]),
         kept as the pooled connection."""
         cohort, plan, answer = self.pop.cohorts[self.cohort_of[lane]], self.plan, self.held[lane]
+        start = (self.rotation[lane] if plan.rotate else 0) if self.addresses else 0
+        retire = math.inf
         if plan.per_balancer:
             # The old answer lists the active's address (OLD) then the standby's; the new one, the standby's.
-            start = self.rotation[lane] if plan.rotate else 0
             target = NEW if answer == NEW or (start + shift) % 2 else OLD
         else:
             target = answer if plan.changes_dns else (OLD if now < plan.effective else NEW)
+            if plan.nodes is not None and target == OLD:
+                # the node at that position of the list the answer was fetched with
+                nodes = plan.nodes
+                retire = float(nodes.retire[int(nodes.list_at(self.fetched[lane])), (start + shift) % nodes.nodes])
+        self.retire[lane] = retire
         if cohort.reuse.keepalive > 0:
-            self.conn[lane], self.opened[lane] = target, now
+            self.conn[lane], self.opened[lane], self.conn_retire[lane] = target, now, retire
         self.last[lane] = now
         return target
 
     def _resolve(self, lane: int, now: float) -> tuple[int, float] | None:
         got = self.resolvers.resolve(self.resolver_of[lane], self.home_of[lane], now)
-        if got is not None and self.plan.per_balancer:
+        if got is not None and self.addresses:
             self.rotation[lane] += 1  # the model's _keep_answer
+            self.fetched[lane] = got[2]  # kept in the stub with the answer (no grace under churn)
         return got
 
 
@@ -350,6 +379,8 @@ def follow(req: Requests, pop: Population, plan: Plan,
     # Primed a while before the first fault, so that the state there has forgotten the priming
     # as the model's has by then (or from time 0, as the model, when the fault comes early).
     start = max(begin - relaxation(pop, plan, req), 0.0) if math.isfinite(begin) else math.inf
+    if plan.nodes is not None:
+        start = 0.0  # retired nodes refuse from the start
     if _fetches_ahead(pop, req):
         # The engine counts the fetches outside the window as a plain cache's renewals
         # (sim.fast.dns.query_counts): not a farm's caches with prefetch or serve-expired.
@@ -403,10 +434,10 @@ def follow(req: Requests, pop: Population, plan: Plan,
                 hole = False
                 if not reset:
                     span = next((h for on, lo, hi, h in plan.down if target == on and lo <= now < hi), None)
-                    if span is None:
+                    if span is None and now < clients.retire[lane]:  # not a retired node (churn)
                         ok = True
                         break
-                    hole = span
+                    hole = bool(span)
                 clients.conn[lane] = None
                 fails += 1
                 out.refused[at] = not hole
@@ -541,7 +572,7 @@ def _answer(lane, now, cohort, stub, stub_exp, resolve, rng) -> int | None:  # t
     if answer is None or stale:
         got = resolve(lane, now)
         if got is not None:
-            value, left = got
+            value, left = got[0], got[1]
             stub[lane], stub_exp[lane] = value, now + cohort.stub.lifetime(left, rng)
             answer = value if answer is None else answer
     return answer

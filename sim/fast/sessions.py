@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.fast.churn import Replacements
 from sim.fast.intensity import Intensity
 from sim.fast.population import Population
 from sim.policy.sessions import Sessions, counts
@@ -168,6 +169,9 @@ class Plan:
     # rotated by the client's count of resolutions when `rotate` (sim.fast.lookups._Clients.target).
     per_balancer: bool = False
     rotate: bool = True
+    # Node churn on the active balancer behind a name that resolves to its nodes: its node
+    # lists (sim.fast.churn.Replacements); a try to a node from its retirement on is refused.
+    nodes: Replacements | None = None
 
     def opens_of(self, resolver: int) -> float:
         """When a resolver not followed (one with Poisson clients) answers the new record."""
