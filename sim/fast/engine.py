@@ -97,8 +97,9 @@ def unsupported(scenario: m.Scenario, strategies: Sequence[Strategy] | None = No
             reasons.extend(f"publishes one address per balancer, with clients[{i}].stub_grace"
                            for i, c in enumerate(scenario.clients) if c.stub_grace > 0)
         if deployment.published.per_balancer:
+            # A farm's Poisson clients are followed with their rotation (sim.fast.lookups); sessions not yet.
             reasons.extend(f"publishes one address per balancer, with clients[{i}]{_followed_as(scenario, c)}"
-                           for i, c in enumerate(scenario.clients) if _followed_as(scenario, c))
+                           for i, c in enumerate(scenario.clients) if c.sessions is not None)
         if several and deployment.published.per_balancer:
             reasons.append("publishes one address per balancer, with several balancer faults")
         if deployment.published.changes_dns:
@@ -159,7 +160,9 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
     refusing faults (`_churn_faults`), and an address_move the strategy ignores; its own
     fault blackholing behind a CNAME for clients followed per answer with one try
     (`_unsupported_churn_blackhole`). No other combination, and no restarts or sessions
-    (which move the position)."""
+    (which move the position). A farm's Poisson clients are followed request by request
+    with their node lists (sim.fast.lookups), retries with no stub cache included; not with a
+    stub grace period."""
     scenario = deployment.scenario
     what = f"publishes {deployment.published.record} records to the nodes, with"
     out = []
@@ -210,10 +213,12 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
                 out.append(f"{what} {churned} and clients[{j}].stub_grace")
             if c.restart is not None:
                 out.append(f"{what} {churned} and clients[{j}].restart")
-            if _followed_as(scenario, c):
-                # sim.fast.lookups follows session requests on one answer per resolver
+            if c.sessions is not None or (_followed_as(scenario, c) and c.stub_grace > 0):
+                # sim.fast.lookups follows a farm's Poisson clients with their node lists (not
+                # sessions yet, nor an answer served in grace: its refresh's list is not kept apart)
                 out.append(f"{what} {churned} and clients[{j}]{_followed_as(scenario, c)}")
-            if stub == "none" and c.keepalive <= 0 and c.retry.attempts > 1 and c.address_mode != "next":
+            if stub == "none" and c.keepalive <= 0 and c.retry.attempts > 1 and c.address_mode != "next" \
+                    and not _followed_as(scenario, c):  # sim.fast.lookups keeps each try's answer
                 # Each try keeps a new answer, so a refused request moves the position on by its
                 # tries: with two nodes a client that met the retired node stays on it.
                 out.append(f"{what} {churned} and clients[{j}].retry with stub_cache none "
@@ -719,6 +724,8 @@ class _Replication:
         self.session_requests = sessions.requests(self.full, self.end, rng["arrivals"], traffic, self.shape)
         self.session_outcome: sessions.Outcome | None = None
         self.session_fetches = np.empty(0)  # authoritative queries of the resolvers followed with them
+        # The span in which they were followed one by one (sim.fast.lookups.follow; those fetches are in it).
+        self.session_window = (0.0, math.inf)
         self._opens: np.ndarray | None = None
         self._cname_out = np.empty(0)  # per resolver, when its service record ran out in a dns_down
         cohorts = self.pop.cohorts
@@ -731,6 +738,8 @@ class _Replication:
         self._after_move = np.full(self.pop.size, np.nan)
         # First attempts a retired node refused and a retry rescued (set with the churn spans).
         self._churn_rescued = targets.OneByOne.none()
+        # The active's node lists under churn behind a name, for the clients sim.fast.lookups follows.
+        self._nodes: churn.Replacements | None = None
         # Clients followed request by request under churn (sim.fast.churn_requests; None: no churn).
         self._churn_followed: churn_requests.Followed | None = None
         # Under node churn and a blackholing fault, the churn's spans within each client's window
@@ -902,6 +911,7 @@ class _Replication:
             return window
         published, pop = self.published, self.pop
         reps = churn.replacements(spec.nodes, spec.churn, spec.drain, self.end, self.rng["control"])
+        self._nodes = reps
         # The record that changes is the balancer's A records: behind a CNAME, the chain's TTL.
         node_ttl = published.record_ttl if published.chain_ttl is None else published.chain_ttl
         asks = np.zeros(pop.size)
@@ -1107,8 +1117,9 @@ class _Replication:
             opens[self.full.resolver] = self._opens  # the same for every client of a resolver
         outage = tuple((f.at, f.at + f.for_) for f in self.sc.faults if isinstance(f, m.DnsDown))
         plan = sessions.Plan(self._balancers_down(), published.changes_dns, ctl.effective_at, ctl.changed_at, opens,
-                             (record, published.chain_ttl if published.changes_dns else None), outage)
-        out, self.session_fetches = lookups.follow(req, self.full, plan, self.rng["arrivals"])
+                             (record, published.chain_ttl if published.changes_dns else None), outage,
+                             published.per_balancer, published.rotate, self._nodes)
+        out, self.session_fetches, self.session_window = lookups.follow(req, self.full, plan, self.rng["arrivals"])
         self.session_outcome = out
         owner, issued = req.owner[out.failed], req.times[out.failed]
         # A followed request's own wait: its blackholed tries' timeouts (a reset costs none).
@@ -1360,7 +1371,8 @@ class _Replication:
             # One whose first failure comes after it, followed there: the one it was followed to.
             after = np.isfinite(first_fail) & (first_fail >= window.back) & (followed.first_fail == first_fail)
             recovered[after] = followed.recovered[after]
-        early = np.isfinite(first_fail) & (first_fail < start)
+        # Clients sim.fast.lookups follows have their recovery from their own requests.
+        early = np.isfinite(first_fail) & (first_fail < start) & (self._lanes() < 0)
         who = np.flatnonzero(early)
         if len(who) == 0:
             return recovered
@@ -1701,8 +1713,26 @@ class _Replication:
             queries = self._queries_around_outage(window, queries)
         # The followed resolvers' fetches, none while our servers are down (sim.fast.lookups).
         queries = queries + sessions.per_second(self.session_fetches, self.seconds)
+        if self.session_requests is not None:
+            queries = queries + self._followed_queries_outside()
         timeline["dns_queries"] = queries
         return timeline, counts["ok"]
+
+    def _followed_queries_outside(self) -> np.ndarray:
+        """The followed resolvers' fetches outside the span their clients were followed in
+        (sim.fast.lookups.follow: before the first fault or change, and once every client and
+        cache has settled on the current answer): the steady renewal process the Poisson path
+        draws for any resolver (sim.fast.dns.query_counts, a farm cache by cache), per second
+        outside that span."""
+        lo, hi = self.session_window
+        t = np.arange(self.seconds)
+        outside = (t < math.floor(lo)) | (t >= math.ceil(min(hi, self.end)))
+        if not outside.any():
+            return np.zeros(self.seconds, dtype=np.int64)
+        q = np.where(lookups.exact_resolvers(self.full), self.q, 0.0)
+        counts = query_counts(self.full, self.published.record_ttl, q, q, (math.inf, math.inf), self.shape,
+                              self.seconds, self.rng["dns"])
+        return np.where(outside, counts, 0)
 
     def _queries_around_outage(self, window: Window, queries: np.ndarray) -> np.ndarray:
         """Nothing answers while our servers are down, so nothing is counted then (the model
@@ -1753,7 +1783,9 @@ class _Replication:
         reset_at = recovery.reset_at
         refused_resets = np.bincount(reset_at[np.isfinite(reset_at)].astype(np.int64), minlength=seconds)[:seconds]
         if self.published.per_balancer:
-            dead = dead + _per_second(issued, seconds)  # drawn one by one (sim.fast.multia)
+            # Drawn one by one (sim.fast.multia); a followed client's are not in `total` (rate 0 there).
+            poisson = self.pop.rate[owner] > 0
+            dead = dead + _per_second(issued[poisson], seconds)
         ok = self.rng["traffic"].poisson(np.maximum((total - dead) * (1.0 - backends.mean) - refused_resets, 0.0))
         passed = self._session_passed()
         if passed.any():

@@ -9,7 +9,9 @@ refreshed behind it), otherwise the resolver; a try to a balancer inside
 one of its refusing faults fails (the active's: the old answer or address,
 the standby's: the new), a lookup that needs our authoritative servers
 during a dns_down fails before any balancer, and the client's own retries
-come at once. From a change on (a failover's or a planned one) each first
+come at once. Under node churn behind a name (`Plan.nodes`) an answer holds
+the active's node list of when it was fetched, and a try to a node from its
+retirement on is refused. From a change on (a failover's or a planned one) each first
 try is counted to the previous or the current target.
 
 A resolver whose clients are all followed is followed too, cache by
@@ -29,8 +31,11 @@ followed, so such a resolver is one cache).
 
 Requests are taken one by one in Python: session clients send few (the
 consumer-web browsers one every 31 min), and their order across clients
-matters wherever they share a resolver; a farm's Poisson clients cost their
-requests over the whole run (docs/fast.md, "Sessions").
+matters wherever they share a resolver. They are followed only around the
+faults (`follow`, `window`, `relaxation`): primed a few lifetimes before the
+first fault or change, until nothing can differ from the current answer any
+more; the requests outside reach the old or the current target (docs/fast.md,
+"Resolver farms").
 """
 
 from __future__ import annotations
@@ -87,7 +92,8 @@ def exact_resolvers(pop: Population) -> np.ndarray:
 class _Resolvers:
     """The followed resolvers' caches: per (resolver, cache), each key's `_Entry`."""
 
-    def __init__(self, pop: Population, plan: Plan, q: np.ndarray, exact: np.ndarray, rng: np.random.Generator) -> None:
+    def __init__(self, pop: Population, plan: Plan, q: np.ndarray, exact: np.ndarray, rng: np.random.Generator,
+                 at: float = 0.0) -> None:
         self.pop, self.plan, self.rng = pop, plan, rng
         self.exact = exact
         self.fetches: list[float] = []
@@ -107,12 +113,28 @@ class _Resolvers:
                         continue
                     primed = primed_entry(policy, setup, ttl, rate, rng)
                     if primed is not None:
+                        # as a random moment of steady state finds it, that moment `at`
+                        primed = Primed(primed.at + at, primed.lifetime)
                         entries[key] = _Entry.primed(primed, setup.prefetch, _window(policy, setup))
                 self.caches[(r, c)] = entries
 
-    def resolve(self, r: int, home: int, now: float) -> tuple[int, float] | None:
-        """(old or new, seconds the answer stays valid) from resolver `r` at `now`; None
-        (SERVFAIL) when it must ask our authoritative servers while they are down."""
+    def settled(self, now: float, target: int, used: set[int]) -> bool:
+        """Can no cache of the resolvers `used` answer other than `target` from `now` on (our
+        servers answering, the change propagated)? A followed cache's service entry holds it or
+        is past keeping; a resolver not followed has turned."""
+        for r in used:
+            if not self.exact[r] and now < self.plan.opens_of(r) and target == NEW:
+                return False
+        for entries in self.caches.values():
+            entry = entries.get("svc")
+            if entry is not None and entry.value != target and now < entry.kept_until:
+                return False
+        return True
+
+    def resolve(self, r: int, home: int, now: float) -> tuple[int, float, float] | None:
+        """(old or new, seconds the answer stays valid, when the balancer's addresses in it were
+        fetched) from resolver `r` at `now`; None (SERVFAIL) when it must ask our authoritative
+        servers while they are down."""
         pop, plan, rng = self.pop, self.plan, self.rng
         g = int(pop.resolver_group[r])
         setup = _setup(pop, g)
@@ -122,22 +144,22 @@ class _Resolvers:
             turn = plan.opens_of(r)
             value = OLD if now < turn else NEW
             left = _left(pop.group_policies[g], now, turn, plan, record, chain, rng)
-            return value, left
+            return value, left, -math.inf  # never under churn (sim.fast.engine refuses it)
         entries = self.caches[(r, cache)]
         current = NEW if plan.changes_dns and now >= plan.effective else OLD
         got = self._answer(entries, "svc", current, record, g, now, plan.servers_down(now))
         if got is None:
             return None
-        value, expires = got
+        value, expires, at = got
         if chain is None:
-            return value, expires - now
+            return value, expires - now, at
         # the balancer's own name, in its provider's zone: its fetches are not counted
         a = self._answer(entries, ("a", value), value, chain, g, now, False)
         assert a is not None  # the provider's zone answers through our outage
-        return value, min(expires, a[1]) - now
+        return value, min(expires, a[1]) - now, a[2]
 
     def _answer(self, entries: dict[Any, _Entry], key: Any, current: int, ttl: float, g: int,
-                now: float, down: bool) -> tuple[int, float] | None:
+                now: float, down: bool) -> tuple[int, float, float] | None:
         """One record from a cache, as the model's Resolver._answer: (value, when it stops being
         valid). A fresh hit is answered from the cache, and with prefetch refreshed behind it
         from its prefetch point on; a miss fetches `current`, and with serve-expired at client
@@ -150,16 +172,16 @@ class _Resolvers:
         if entry is not None and now < entry.expires:
             if now >= entry.refresh and not down:  # unbound's prefetch (never without it: refresh is inf)
                 entries[key] = self._fetch(key, current, ttl, g, now)
-            return entry.value, entry.expires
+            return entry.value, entry.expires, entry.at
         served = _setup(self.pop, g).serve_expired
         if down:
             # serve-expired's reply TTL, whatever its client timeout; RFC 8767's otherwise
             reply = STALE_ANSWER_TTL if served is None else served.reply(ttl)
-            return (entry.value, now + reply) if entry is not None and now < entry.kept_until else None
+            return (entry.value, now + reply, entry.at) if entry is not None and now < entry.kept_until else None
         entries[key] = fresh = self._fetch(key, current, ttl, g, now)
         if entry is not None and served is not None and served.immediate and now < entry.kept_until:
-            return entry.value, now + served.reply(ttl)
-        return fresh.value, fresh.expires
+            return entry.value, now + served.reply(ttl), entry.at
+        return fresh.value, fresh.expires, fresh.at
 
     def _fetch(self, key: Any, value: int, ttl: float, g: int, now: float) -> _Entry:
         """`value` fetched at `now` and kept for the group's policy's lifetime (Cache.fetched)."""
@@ -179,10 +201,11 @@ class _Entry:
     expires: float
     refresh: float
     kept_until: float
+    at: float = -math.inf  # when it was fetched (-inf: before the run): its node list under churn
 
     @staticmethod
     def fetched(value: int, at: float, life: float, prefetch: bool, window: float) -> _Entry:
-        return _Entry(value, at + life, at + prefetch_from(life) if prefetch else math.inf, at + life + window)
+        return _Entry(value, at + life, at + prefetch_from(life) if prefetch else math.inf, at + life + window, at)
 
     @staticmethod
     def primed(primed: Primed, prefetch: bool, window: float) -> _Entry:
@@ -217,32 +240,83 @@ class _Clients:
     connection (None: none), when it opened and was last used, the restarts to come; and
     their resolvers. Primed as the model primes them."""
 
-    def __init__(self, req: Requests, pop: Population, plan: Plan, rng: np.random.Generator) -> None:
+    def __init__(self, req: Requests, pop: Population, plan: Plan, rng: np.random.Generator, at: float = 0.0) -> None:
         self.pop, self.plan, self.rng = pop, plan, rng
         record, chain = plan.ttls
         prime = record if chain is None else min(record, chain)
-        self.stub_exp = stub_primed_expiry(pop, prime, 0.0, rng)[req.clients].tolist()
-        self.resolvers = _Resolvers(pop, plan, priming_rates(pop, record, rng), exact_resolvers(pop), rng)
+        # Primed as a random moment of steady state finds them, that moment `at` (the window's start).
+        self.stub_exp = stub_primed_expiry(pop, prime, at, rng)[req.clients].tolist()
+        self.resolvers = _Resolvers(pop, plan, priming_rates(pop, record, rng), exact_resolvers(pop), rng, at)
         self.cohort_of = pop.cohort[req.clients].tolist()
         self.resolver_of = pop.resolver[req.clients].tolist()
         self.home_of = homes(pop)[req.clients].tolist()
         cohorts = pop.cohorts
-        self.stub: list[int | None] = [OLD if (e > 0 or cohorts[c].grace > 0) else None
+        self.stub: list[int | None] = [OLD if (e > at or cohorts[c].grace > 0) else None
                                        for e, c in zip(self.stub_exp, self.cohort_of, strict=True)]
-        self._within_resolvers(pop)
-        self.conn, self.opened, self.last = _primed_connections(pop, self.cohort_of, rng)
-        self.restarts = _restarts(req, pop, self.cohort_of, self.stub, self.conn, self.opened, self.last, rng)
+        self._within_resolvers(pop, at)
+        self.conn, self.opened, self.last = _primed_connections(pop, self.cohort_of, rng, at)
+        self.restarts = _restarts(req, pop, self.cohort_of, self.stub, self.conn, self.opened, self.last, rng, at)
+        # One address per balancer: each client's rotation, primed as the model's (a random start
+        # among the answer's two addresses), one on at every answer it keeps; and the answer the
+        # lane's last try went by (None: a pooled connection, which has no next address).
+        k = len(req.clients)
+        # Under node churn (`Plan.nodes`) the answer lists the active's nodes, the rotation
+        # alike; per lane when its answer's node list was fetched, and when the node its last
+        # try and its pooled connection went to retire (inf: not a churned node).
+        addresses = 2 if plan.per_balancer else plan.nodes.nodes if plan.nodes is not None else 0
+        self.rotation = rng.integers(0, addresses, k).tolist() if addresses else []
+        self.addresses = addresses
+        self.held: list[int | None] = [None] * k
+        self.fetched = [-math.inf] * k
+        self.retire, self.conn_retire = [math.inf] * k, [math.inf] * k
+        if plan.per_balancer:
+            # A primed connection leads to the address the rotation starts at (the model's _prime_client).
+            self.conn = [None if c is None else OLD if not (r if plan.rotate else 0) % 2 else NEW
+                         for c, r in zip(self.conn, self.rotation, strict=True)]
+        if plan.nodes is not None:
+            # A primed connection leads to the node the rotation starts at, in the first list.
+            first = plan.nodes.retire[0]
+            self.conn_retire = [math.inf if c is None else float(first[(r if plan.rotate else 0) % addresses])
+                                for c, r in zip(self.conn, self.rotation, strict=True)]
 
-    def _within_resolvers(self, pop: Population) -> None:
+    def settled(self, now: float) -> bool:
+        """From `now` on (no fault or change ahead), does every request reach the current target
+        and get through? Yes when no fault of it is ahead and nothing still holds the old
+        answer or a connection to the old target that a request could use: a stub (fresh or in
+        its grace period), a followed cache's entry (fresh, or kept expired by its policy or
+        serve-expired), a resolver not followed before it turns, a pooled connection. One
+        address per balancer with no change: both targets, neither with a fault ahead."""
+        plan = self.plan
+        target = NEW if now >= plan.effective else OLD
+        both = plan.per_balancer and target == OLD
+        if any(hi > now and (on == target or both) for on, _, hi, _ in plan.down):
+            return False
+        if plan.nodes is not None and target == OLD:
+            return False  # the old target's nodes churn on
+        if both:
+            return True
+        cohorts = self.pop.cohorts
+        for conn, opened, last, c in zip(self.conn, self.opened, self.last, self.cohort_of, strict=True):
+            if conn is not None and conn != target and cohorts[c].reuse.can_reuse(opened, last, now):
+                return False
+        if not plan.changes_dns:
+            return True  # the address decides, not the answer
+        for value, expires, c in zip(self.stub, self.stub_exp, self.cohort_of, strict=True):
+            if value is not None and value != target and now < expires + cohorts[c].grace:
+                return False
+        return self.resolvers.settled(now, target, set(self.resolver_of))
+
+    def _within_resolvers(self, pop: Population, at: float) -> None:
         """A stub that lets go with its resolver's answer (one cache) holds nothing where that
-        holds nothing, and expires by its expiry, as the model primes it (Building._prime_client)."""
+        holds nothing at `at` (the priming's moment), and expires by its expiry, as the model
+        primes it (Building._prime_client)."""
         caches = self.resolvers.caches
         for lane, (c, r) in enumerate(zip(self.cohort_of, self.resolver_of, strict=True)):
             if self.stub[lane] is None or not _lets_go(pop.cohorts[c]) or (r, 1) in caches or (r, 0) not in caches:
                 continue
             held = [e.expires for key, e in caches[(r, 0)].items() if key in ("svc", ("a", OLD))]
             until = min(held) if len(held) == (1 if self.plan.ttls[1] is None else 2) else -math.inf
-            if until <= 0.0:
+            if until <= at:
                 self.stub[lane], self.stub_exp[lane] = None, -math.inf
             else:
                 self.stub_exp[lane] = min(self.stub_exp[lane], until)
@@ -255,58 +329,110 @@ class _Clients:
                 pending.pop()
             self.stub[lane], self.stub_exp[lane], self.conn[lane] = None, -math.inf, None
 
-    def target(self, lane: int, now: float) -> tuple[int | None, bool]:
-        """Where a try at `now` goes (None: nowhere, its lookup failed), and whether it goes
-        down a connection to the address that moved since (reset, once)."""
+    def target(self, lane: int, now: float, attempt: int = 0) -> tuple[int | None, bool]:
+        """Where try `attempt` of a request at `now` goes (None: nowhere, its lookup failed),
+        and whether it goes down a connection to the address that moved since (reset, once)."""
         cohort, plan = self.pop.cohorts[self.cohort_of[lane]], self.plan
         conn = self.conn[lane]
+        self.held[lane] = None
         if conn is not None and cohort.reuse.can_reuse(self.opened[lane], self.last[lane], now):
             self.last[lane] = now
+            self.retire[lane] = self.conn_retire[lane]
             return conn, not plan.changes_dns and conn == OLD and now >= plan.effective
         self.conn[lane] = None
         answer = _answer(lane, now, cohort, self.stub, self.stub_exp, self._resolve, self.rng)
         if answer is None:
             return None, False
-        target = answer if plan.changes_dns else (OLD if now < plan.effective else NEW)
+        self.held[lane] = answer
+        return self._address(lane, now, attempt), False
+
+    def next_address(self, lane: int, now: float, attempt: int, tries: int) -> int | None:
+        """address_mode next, after a refused try: the target of the held answer's next address
+        (None: the answer has no other, or the try went down a pooled connection)."""
+        answer = self.held[lane]
+        if not (answer == OLD and tries < self.addresses):
+            return None
+        return self._address(lane, now, attempt + tries)
+
+    def _address(self, lane: int, now: float, shift: int) -> int:
+        """The target of the held answer's address for try `shift` past where the client's
+        answer starts (the model's addresses[(rotation * rotate + attempt + tries) % n]),
+        kept as the pooled connection."""
+        cohort, plan, answer = self.pop.cohorts[self.cohort_of[lane]], self.plan, self.held[lane]
+        start = (self.rotation[lane] if plan.rotate else 0) if self.addresses else 0
+        retire = math.inf
+        if plan.per_balancer:
+            # The old answer lists the active's address (OLD) then the standby's; the new one, the standby's.
+            target = NEW if answer == NEW or (start + shift) % 2 else OLD
+        else:
+            target = answer if plan.changes_dns else (OLD if now < plan.effective else NEW)
+            if plan.nodes is not None and target == OLD:
+                # the node at that position of the list the answer was fetched with
+                nodes = plan.nodes
+                retire = float(nodes.retire[int(nodes.list_at(self.fetched[lane])), (start + shift) % nodes.nodes])
+        self.retire[lane] = retire
         if cohort.reuse.keepalive > 0:
-            self.conn[lane], self.opened[lane] = target, now
+            self.conn[lane], self.opened[lane], self.conn_retire[lane] = target, now, retire
         self.last[lane] = now
-        return target, False
+        return target
 
     def _resolve(self, lane: int, now: float) -> tuple[int, float] | None:
-        return self.resolvers.resolve(self.resolver_of[lane], self.home_of[lane], now)
+        got = self.resolvers.resolve(self.resolver_of[lane], self.home_of[lane], now)
+        if got is not None and self.addresses:
+            self.rotation[lane] += 1  # the model's _keep_answer
+            self.fetched[lane] = got[2]  # kept in the stub with the answer (no grace under churn)
+        return got
 
 
-def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator) -> tuple[Outcome, np.ndarray]:
-    """Every session request's outcome (module doc), and the followed resolvers' fetches.
-    A try the balancer blackholes is known failed after the client's timeout, and its retry
-    comes then, in time order with every other request (the client's state may have moved
-    on meanwhile, as in the model)."""
+def follow(req: Requests, pop: Population, plan: Plan,
+           rng: np.random.Generator) -> tuple[Outcome, np.ndarray, tuple[float, float]]:
+    """Every followed request's outcome (module doc), the followed resolvers' fetches, and the
+    span [start, stop) in which requests were followed one by one (`window`); the fetches are
+    those in it. A try the balancer blackholes is known failed after the client's timeout, and
+    its retry comes then, in time order with every other request (the client's state may have
+    moved on meanwhile, as in the model)."""
     total = len(req.times)
     out = Outcome(np.zeros(total, bool), np.zeros(total, bool), np.zeros(total, bool), np.zeros(total, bool),
                   np.zeros(total, np.int64), np.zeros(total, bool), req.times.copy(), np.full(total, np.inf),
                   np.full(total, -np.inf), np.zeros(total, bool), np.zeros(total, bool))
-    clients = _Clients(req, pop, plan, rng)
+    start, quiet = _followed_span(req, pop, plan)
+    clients = _Clients(req, pop, plan, rng, start if math.isfinite(start) else 0.0)
     cohorts, cohort_of = pop.cohorts, clients.cohort_of
     lanes = req.lane()
-    order = np.lexsort((lanes, req.times)).tolist()
-    times, lane_list = req.times.tolist(), lanes.tolist()
-    # Retries after a blackholed try: (when, sequence, request, attempt, failed tries so far).
-    waiting: list[tuple[float, int, int, int, int]] = []
-    nxt, seq = 0, 0
-    while nxt < len(order) or waiting:
-        if waiting and (nxt == len(order) or waiting[0][0] < times[order[nxt]]):
-            now, _, at, first, fails = heapq.heappop(waiting)
+    order_ = np.lexsort((lanes, req.times))
+    # Before the window every request reaches the old target (no fault, no change yet).
+    nxt = int(np.searchsorted(req.times[order_], start, side="left"))
+    _reached(out, req.times, order_[:nxt], OLD)
+    # The requests in time order, as Python lists a block at a time (a day of a large farm's
+    # requests as lists would take hundreds of MB; only the window's are needed).
+    times_, lanes_ = req.times[order_], lanes[order_]
+    base, order, times, lane_list = nxt, *_block(order_, times_, lanes_, nxt)
+    # Retries after a blackholed try: (when, sequence, request, lane, attempt, failed tries so far).
+    waiting: list[tuple[float, int, int, int, int, int]] = []
+    seq = 0
+    # From `quiet` on, check now and then (ever further apart) whether the clients and caches
+    # have settled (`_Clients.settled`): then every later request reaches the current target.
+    check, step = quiet, max(min(t for t in plan.ttls if t is not None), 1.0) / 4.0
+    stop = math.inf
+    while nxt < total or waiting:
+        if nxt < total and nxt - base == len(order):
+            base, order, times, lane_list = nxt, *_block(order_, times_, lanes_, nxt)
+        if waiting and (nxt == total or waiting[0][0] < times[nxt - base]):
+            now, _, at, lane, first, fails = heapq.heappop(waiting)
         else:
-            at, first, fails = order[nxt], 0, 0
-            now = times[at]
+            at, lane, first, fails = order[nxt - base], lane_list[nxt - base], 0, 0
+            now = times[nxt - base]
+            if not waiting and now >= check:
+                if clients.settled(now):
+                    stop = now
+                    break
+                check, step = now + step, 2.0 * step
             nxt += 1
-        lane = lane_list[at]
         cohort = cohorts[cohort_of[lane]]
         clients.restart_until(lane, now)
         ok, later = False, False
         for attempt in range(first, cohort.attempts):
-            target, reset = clients.target(lane, now)
+            target, reset = clients.target(lane, now, attempt)
             if target is None:
                 # No answer (our servers down): the try fails before reaching a balancer and
                 # is not counted to either target; the next try comes at once, as a retry.
@@ -314,24 +440,16 @@ def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator)
                 out.refused[at] = False
                 out.unresolved[at] = True  # type: ignore[index]
                 continue
-            _went(out, at, attempt, target, now)
-            out.unresolved[at] = False  # type: ignore[index]
-            hole = False
-            if not reset:
-                span = next((h for on, lo, hi, h in plan.down if target == on and lo <= now < hi), None)
-                if span is None:
-                    ok = True
-                    break
-                hole = span
-            clients.conn[lane] = None
-            fails += 1
-            out.refused[at] = not hole
+            ok, hole, failed = _tries(out, clients, plan, cohort, (at, lane, attempt), target, reset, now)
+            fails += failed
+            if ok:
+                break
             if hole:
                 # Blackholed: known after the timeout; the retry (if any) starts then.
                 now += cohort.timeout
                 if attempt + 1 < cohort.attempts:
                     seq += 1
-                    heapq.heappush(waiting, (now, seq, at, attempt + 1, fails))
+                    heapq.heappush(waiting, (now, seq, at, lane, attempt + 1, fails))
                     later = True
                     break
         if later:
@@ -339,7 +457,110 @@ def follow(req: Requests, pop: Population, plan: Plan, rng: np.random.Generator)
         out.failed[at] = not ok
         out.rescued[at] = fails if ok else 0
         out.done[at] = now
-    return out, np.array(clients.resolvers.fetches)
+    if nxt < total:
+        _reached(out, req.times, order_[nxt:], NEW if stop >= plan.effective else OLD)
+    return out, np.array(clients.resolvers.fetches), (start, stop)
+
+
+def _tries(out: Outcome, clients: _Clients, plan: Plan, cohort: Any, where: tuple[int, int, int], target: int,
+           reset: bool, now: float) -> tuple[bool, bool, int]:
+    """One attempt's tries of request `at` of `lane` (`where`: with the attempt): whether one got
+    through, whether the last was blackholed, and how many failed. address_mode next goes on
+    to the answer's next address at once after a refused connect (one address per balancer;
+    a blackhole with it is refused by the engine)."""
+    at, lane, attempt = where
+    tries = failed = 0
+    while True:
+        _went(out, at, attempt + tries, target, now)
+        out.unresolved[at] = False  # type: ignore[index]
+        hole = False
+        if not reset:
+            span = next((h for on, lo, hi, h in plan.down if target == on and lo <= now < hi), None)
+            if span is None and now < clients.retire[lane]:  # not a retired node (churn)
+                return True, False, failed
+            hole = bool(span)
+        clients.conn[lane] = None
+        failed += 1
+        out.refused[at] = not hole
+        other = None if hole or reset or not cohort.next_address else \
+            clients.next_address(lane, now, attempt, tries + 1)
+        if other is None:
+            return False, hole, failed
+        target, tries = other, tries + 1
+
+
+def _followed_span(req: Requests, pop: Population, plan: Plan) -> tuple[float, float]:
+    """From when requests are followed one by one, and from when the clients may have settled
+    (`window`)."""
+    begin, quiet = window(plan)
+    # Primed a while before the first fault, so that the state there has forgotten the priming
+    # as the model's has by then (or from time 0, as the model, when the fault comes early).
+    start = max(begin - relaxation(pop, plan, req), 0.0) if math.isfinite(begin) else math.inf
+    if plan.nodes is not None:
+        start = 0.0  # retired nodes refuse from the start
+    if _fetches_ahead(pop, req):
+        # The engine counts the fetches outside the window as a plain cache's renewals
+        # (sim.fast.dns.query_counts): not a farm's caches with prefetch or serve-expired.
+        start, quiet = 0.0, math.inf
+    return start, quiet
+
+
+def window(plan: Plan) -> tuple[float, float]:
+    """When answers and targets can first differ from steady state on the old one (the first
+    balancer fault, DNS outage or change; inf: never in the run), and from when no fault or
+    change is ahead (`quiet`): only then can the clients and caches settle."""
+    starts = [plan.changed_at, *(lo for lo, _ in plan.auth_down), *(lo for _, lo, _, _ in plan.down)]
+    ends = [plan.changed_at, plan.effective, *(hi for _, hi in plan.auth_down), *(hi for _, _, hi, _ in plan.down)]
+    return min(starts), max((t for t in ends if math.isfinite(t)), default=-math.inf)
+
+
+def relaxation(pop: Population, plan: Plan, req: Requests) -> float:
+    """How long the followed clients and caches take to forget how they were primed: four
+    times the longest an entry primed at a moment can last (a cache's lifetime of the record
+    and the time kept expired, a stub's lifetime and grace, as drawn by their policies; kept
+    forever: no forgetting, and no change either), at least a minute. The model primes its
+    caches with the clients' rate whatever their pooled connections spare, and the state
+    relaxes to the real one in about a lifetime (a fault 10 s in meets caches fuller than
+    one 12 h in)."""
+    rng = np.random.default_rng(0)  # a bound, not a draw of the run
+    ttl = max(t for t in plan.ttls if t is not None)
+    groups = np.unique(pop.resolver_group[pop.resolver[req.clients]])
+    cache = max((_finite_max(pop.group_policies[g].lifetimes(ttl, rng, 256)) +
+                 _window(pop.group_policies[g], _setup(pop, int(g))) for g in groups.tolist()), default=0.0)
+    cohorts = {int(c) for c in np.unique(pop.cohort[req.clients])}
+    stub = max((_finite_max(pop.cohorts[c].stub.lifetimes_for(np.full(256, ttl), rng)) + pop.cohorts[c].grace
+                for c in cohorts), default=0.0)
+    longest = cache + stub
+    return 4.0 * max(longest if math.isfinite(longest) else 0.0, 60.0)
+
+
+def _fetches_ahead(pop: Population, req: Requests) -> bool:
+    """Does a followed client's resolver group prefetch or serve expired answers?"""
+    groups = np.unique(pop.resolver_group[pop.resolver[req.clients]]).tolist()
+    return any(_setup(pop, g).prefetch or _setup(pop, g).serve_expired is not None for g in groups)
+
+
+def _finite_max(x: np.ndarray) -> float:
+    finite = x[np.isfinite(x)]
+    return float(finite.max()) if len(finite) else 0.0
+
+
+def _block(order: np.ndarray, times: np.ndarray, lanes: np.ndarray,
+           at: int, size: int = 1 << 16) -> tuple[list[int], list[float], list[int]]:
+    """Positions [at, at + size) of the requests in time order: their indices, times and lanes."""
+    return order[at:at + size].tolist(), times[at:at + size].tolist(), lanes[at:at + size].tolist()
+
+
+def _reached(out: Outcome, times: np.ndarray, idx: np.ndarray, target: int) -> None:
+    """Requests `idx`, not followed, each reached `target` at its first try and got through."""
+    out.first_sent[idx] = True
+    if target == OLD:
+        out.first_old[idx] = True
+        out.any_old[idx] = True
+        out.old_at[idx] = times[idx]
+    else:
+        out.any_new[idx] = True
+        out.new_at[idx] = times[idx]
 
 
 def _went(out: Outcome, at: int, attempt: int, target: int, now: float) -> None:
@@ -355,11 +576,11 @@ def _went(out: Outcome, at: int, attempt: int, target: int, now: float) -> None:
         out.new_at[at] = min(out.new_at[at], now)
 
 
-def _primed_connections(pop: Population, cohort_of: list[int],
-                        rng: np.random.Generator) -> tuple[list[int | None], list[float], list[float]]:
-    """Per lane, its pooled connection at time 0 (None: none), when it opened and was last
+def _primed_connections(pop: Population, cohort_of: list[int], rng: np.random.Generator,
+                        at: float = 0.0) -> tuple[list[int | None], list[float], list[float]]:
+    """Per lane, its pooled connection at time `at` (None: none), when it opened and was last
     used: open if the time since its last request (drawn at the cohort's long-run rate, as
-    the model primes it) is within the keep-alive."""
+    the model primes it at time 0) is within the keep-alive."""
     k = len(cohort_of)
     conn: list[int | None] = [None] * k
     opened, last = [-math.inf] * k, [-math.inf] * k
@@ -369,9 +590,9 @@ def _primed_connections(pop: Population, cohort_of: list[int],
             idle = float(rng.exponential(1.0 / cohort.rate))  # since its last request, as the model primes
             if idle < cohort.reuse.keepalive:
                 age = cohort.reuse.max_age
-                conn[lane], last[lane] = OLD, -idle
+                conn[lane], last[lane] = OLD, at - idle
                 # with no age limit any opening time at or before its last use, as the model
-                opened[lane] = -idle - (float(rng.random()) * (age - idle) if math.isfinite(age) and age > idle else 0.0)
+                opened[lane] = at - idle - (float(rng.random()) * (age - idle) if math.isfinite(age) and age > idle else 0.0)
     return conn, opened, last
 
 
@@ -388,13 +609,13 @@ def _answer(lane, now, cohort, stub, stub_exp, resolve, rng) -> int | None:  # t
     if answer is None or stale:
         got = resolve(lane, now)
         if got is not None:
-            value, left = got
+            value, left = got[0], got[1]
             stub[lane], stub_exp[lane] = value, now + cohort.stub.lifetime(left, rng)
             answer = value if answer is None else answer
     return answer
 
 
-def _restarts(req, pop, cohort_of, stub, conn, opened, last, rng) -> list[list[float]]:  # type: ignore[no-untyped-def]
+def _restarts(req, pop, cohort_of, stub, conn, opened, last, rng, at=0.0) -> list[list[float]]:  # type: ignore[no-untyped-def]
     """Per lane, its restarts in the run, latest first (to pop from the end), from a random
     moment of its restart cycle (sim.policy.restarts); and what the last restart before
     time 0 undid of its primed state, as the model's undo_before_start: a `forever` stub
@@ -413,11 +634,11 @@ def _restarts(req, pop, cohort_of, stub, conn, opened, last, rng) -> list[list[f
             if cohort.stub.kind == "forever" and i >= a:
                 stub[lane] = None
             if conn[lane] is not None:
-                if -last[lane] >= a:
+                if at - last[lane] >= a:
                     conn[lane] = None
                 else:
-                    opened[lane] = max(opened[lane], -a)
-            times = [w]
+                    opened[lane] = max(opened[lane], at - a)
+            times = [at + w]
             while times[-1] <= end:
                 times.append(times[-1] + float(cohort.restarts.gaps(rng, 1)[0]))
             out[lane] = times[::-1]

@@ -14,6 +14,8 @@ there are few such requests, and every client is a numpy lane.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from sim.fast.intensity import Intensity
@@ -28,10 +30,11 @@ def follow(pop: Population, shape: Intensity, fault: float, until: np.ndarray, t
     n = pop.size
     recovered = np.full(n, np.inf)
     owners, times = [], []
-    stub = stub_primed_expiry(pop, ttl, fault, rng)
+    # Followed clients (sessions, a farm's Poisson clients) are sim.fast.lookups'.
+    stub = stub_primed_expiry(replace(pop, cohorts=[c for c in pop.cohorts if not c.followed]), ttl, fault, rng)
     for cohort in pop.cohorts:
         idx = cohort.members
-        if len(idx) == 0:
+        if len(idx) == 0 or cohort.followed:
             continue
         # address_mode next moves on from a refused connect at once, but not from a pooled
         # connection that breaks (as the model): such a client fails once if its pooled

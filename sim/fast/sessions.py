@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.fast.churn import Replacements
 from sim.fast.intensity import Intensity
 from sim.fast.population import Population
 from sim.policy.sessions import Sessions, counts
@@ -164,6 +165,13 @@ class Plan:
     # Each dns_down: [start, end) in which our authoritative servers answer nothing (a
     # resolver followed cache by cache that must fetch then fails the lookup).
     auth_down: tuple[tuple[float, float], ...] = ()
+    # One address per balancer (multi_a): the old answer lists the active's then the standby's,
+    # rotated by the client's count of resolutions when `rotate` (sim.fast.lookups._Clients.target).
+    per_balancer: bool = False
+    rotate: bool = True
+    # Node churn on the active balancer behind a name that resolves to its nodes: its node
+    # lists (sim.fast.churn.Replacements); a try to a node from its retirement on is refused.
+    nodes: Replacements | None = None
 
     def servers_down(self, now: float) -> bool:
         """Are our authoritative servers down at `now` (inside one of the dns_down faults)?"""

@@ -174,7 +174,7 @@ def test_a_farm_sends_a_client_back_to_the_old_answer_as_often_as_independent_ca
     n = pop.size
     req = Requests(np.arange(n), np.tile([x1, x2], n), np.arange(0, 2 * n + 1, 2))
     plan = Plan((), True, 0.0, 0.0, None, (ttl, None))  # no balancer fault, the change at time 0
-    out, fetches = follow(req, pop, plan, rng)
+    out, fetches, _ = follow(req, pop, plan, rng)
     flips = float(np.mean(~out.any_old[0::2] & out.any_old[1::2]))
     # primed as the model primes: one query per wait for a request (no stub), q = the rate
     q = pop.cohorts[0].rate
