@@ -113,10 +113,11 @@ def _unsupported_scaling(deployment: build.Deployment) -> list[str]:
     """Node scaling (`scale_delay`) where the failover changes DNS. Behind a name that resolves
     to the nodes (a CNAME or an alias) a new node meets only the requests of clients whose
     answer lists it (sim.fast.scaling), followed with every client on the active balancer
-    (no balancer fault, DNS outage or planned change), for clients whose every request asks
-    a plain resolver: no stub cache (a stub's answer makes the model's rotation pick a node
-    by the client's count of answers, not evenly), no pooled connections (they stay on
-    their node), restarts or sessions; no farms, prefetch or serve-expired. One address per
+    (no balancer fault or DNS outage; a planned change away from it, with the standby not
+    scaled), for clients who ask a plain resolver: no stub cache or one that holds an answer
+    for a lifetime (sim.fast.scaling.STUBS: not kept forever or extended), no pooled
+    connections (they stay on their node), restarts or sessions; no farms, prefetch or
+    serve-expired. One address per
     balancer leads to its front, which this engine takes per node (not followed)."""
     scenario, published = deployment.scenario, deployment.published
     scaled = [i for i, b in enumerate(scenario.balancers) if b.scale_delay is not None]
@@ -128,14 +129,16 @@ def _unsupported_scaling(deployment: build.Deployment) -> list[str]:
     out = []
     faults = [j for j, f in enumerate(scenario.faults)
               if isinstance(f, m.BalancerDown | m.DnsDown) or f.kind in m.PLANNED]
+    # A planned change away from the scaled active balancer is followed (sim.fast.churn.Move).
     out.extend(what.format(i) + f" and faults[{j}] (followed with every client on the active balancer)"
-               for i in scaled for j in faults)
+               for i in scaled for j in faults
+               if not (scenario.faults[j].kind == "dns_change" and scenario.balancers[i].role == "active"))
     for k, c in enumerate(scenario.clients):
         held = [field for field, on in (("keepalive", c.keepalive > 0), ("restart", c.restart is not None),
                                         ("sessions", c.sessions is not None),
-                                        ("stub_cache", c.stub_cache.kind != "none")) if on]
-        out.extend(what.format(i) + f" and clients[{k}].{field} (followed for clients with no stub cache "
-                   "or pooled connection, whose every request asks the resolver)" for i in scaled for field in held)
+                                        ("stub_cache", c.stub_cache.kind not in ("none", *scaling.STUBS))) if on]
+        out.extend(what.format(i) + f" and clients[{k}].{field} (followed for clients with no pooled connection "
+                   f"and no stub cache or one of {', '.join(scaling.STUBS)})" for i in scaled for field in held)
     out.extend(what.format(i) + f" and dns.resolvers[{g}] with a farm, prefetch or serve_expired (followed for "
                "plain resolvers)" for i in scaled for g, r in enumerate(scenario.dns.resolvers)
                if r.caches > 1 or r.prefetch or r.serve_expired is not None)
@@ -646,6 +649,8 @@ class _Replication:
         self._churn_followed: churn_requests.Followed | None = None
         # Per second, the requests offered to the balancers and those they shed (set with the counts).
         self._offered_shed = (np.zeros(0), np.zeros(0))
+        # Node scaling behind a name with stub caches: who holds which node, each node's shed share.
+        self._node_sheds: tuple[scaling.Held, np.ndarray] | None = None
 
     def run(self) -> ReplicationOutput:
         window = self._churn(self._extra_windows(self._window()))
@@ -1200,8 +1205,18 @@ class _Replication:
         owner = rng.choice(n, size=len(second), p=rate / rate.sum())
         at = second + 1.0 - share[second] * rng.random(len(second))
         faults = self.sc.fault_times(self.published.changes_dns)
+        held_first = held_count = None
+        if self._node_sheds is not None:
+            # A client with a stub cache meets its own node's shedding (sim.fast.scaling): its
+            # failures are drawn there, the others' among them by rate as below.
+            held, node_share = self._node_sheds
+            stubbed = np.zeros(n, dtype=bool)
+            stubbed[held.who] = True
+            owner, at = owner[~stubbed[owner]], at[~stubbed[owner]]
+            held_first, held_count = scaling.first_failures(held, node_share, self.shape, self.pop.rate,
+                                                            faults[0] if faults else math.inf, rng)
         counted = at >= (faults[0] if faults else math.inf)
-        first = np.full(n, np.inf)
+        first = np.full(n, np.inf) if held_first is None else held_first.copy()
         np.minimum.at(first, owner[counted], at[counted])
         earlier = first < recovery.first_fail
         first_fail = np.where(earlier, first, recovery.first_fail)
@@ -1211,12 +1226,20 @@ class _Replication:
         pending = np.isfinite(recovered)
         for _ in range(1000):
             sec = np.clip(recovered, 0, self.seconds - 1).astype(np.int64)
-            pending &= np.isfinite(recovered) & (recovered - sec >= 1.0 - share[sec])
+            tail = share[sec]
+            if self._node_sheds is not None:
+                # A client with a stub sends its requests to one node: that node's shedding.
+                held, node_share = self._node_sheds
+                node = held.node_at(np.arange(n), recovered, self.end)
+                tail = np.where(node >= 0, node_share[sec, np.maximum(node, 0)], tail)
+            pending &= np.isfinite(recovered) & (recovered - sec >= 1.0 - tail)
             if not pending.any():
                 break
             who = np.flatnonzero(pending)
             recovered[who] = self._next_request(who, recovered[who])
         failed = recovery.failed + np.bincount(owner[counted], minlength=n)
+        if held_count is not None:
+            failed = failed + held_count
         return replace(recovery, failed=failed, first_fail=first_fail, recovered=recovered)
 
     def _past_the_backends(self, recovered: np.ndarray, backends: Backends) -> np.ndarray:
@@ -1549,8 +1572,22 @@ class _Replication:
                 joins = load.node_joins(counts, spec.nodes, spec.capacity, spec.scale_delay, self.rng["control"])
                 # The balancer's A records: behind a CNAME the chained ones, else the alias's.
                 ttl = self.published.record_ttl if self.published.chain_ttl is None else self.published.chain_ttl
-                reaches = scaling.reaches(self.full, self.shape, self.q, joins, ttl, self.rng["dns"])
-                shares = scaling.node_shares(spec.nodes, reaches, rate, seconds)
+                # A planned change away from it (sim.fast.churn.Move): the answers fetched after it
+                # hold the new target (engine.unsupported refuses it with the standby scaling).
+                move = self._churn_move(None) if spec is sc.active else None  # type: ignore[arg-type]
+                if all(c.stub.kind == "none" for c in self.full.cohorts) and move is None:
+                    reaches = scaling.reaches(self.full, self.shape, self.q, joins, ttl, self.rng["dns"])
+                    shares = scaling.node_shares(spec.nodes, reaches, rate, seconds)
+                else:
+                    # A stub's answer sends a client's requests to one node: followed answer by answer.
+                    cname_ttl = None if self.published.chain_ttl is None else self.published.record_ttl
+                    held = scaling.held_shares(self.full, self.shape, self.q, joins, spec.nodes, ttl, cname_ttl,
+                                               self.published.rotate, seconds, self.rng["dns"], move)
+                    met, shed = scaling.shed_per_node(counts, held.shares, spec.capacity, rng)
+                    out += shed.sum(axis=1)
+                    # Such a client's next requests meet its own node's shedding (_balancer_sheds).
+                    self._node_sheds = (held, np.divide(shed, met, out=np.zeros(shed.shape), where=met > 0))
+                    continue
                 out += load.shed_by_share(counts, shares, spec.capacity, rng)
         return out
 
