@@ -274,8 +274,7 @@ class Cycles:
 
 def resolver_cycles(pop: Population, shape: Intensity, reps: Replacements, node_ttl: float, q: np.ndarray,
                     asks: np.ndarray, rng: np.random.Generator, move: Move | None = None,
-                    outage: tuple[float, float] | None = None,
-                    primed: tuple[np.ndarray, np.ndarray] | None = None) -> Cycles:
+                    outage: tuple[float, float] | None = None) -> Cycles:
     """Each resolver's fetches of the nodes' record over the run: primed at time 0 as the model
     primes (present with the first nodes, or absent), kept for the policy's lifetime, fetched
     again at its clients' first query after expiry (per client at rate `asks` once the answer
@@ -283,25 +282,19 @@ def resolver_cycles(pop: Population, shape: Intensity, reps: Replacements, node_
     on (`move`, with `reps` from Replacements.with_target) the new target's. While our
     authoritative servers are down (`outage`, [start, end)) no fetch succeeds: an answer
     kept runs out as usual and the next fetch is the first query after the outage (the
-    clients' failed resolutions in between are the outage's window, sim.fast.engine).
-    `primed`, per resolver: its primed answer's expiry (at most 0: none) and its first
-    fetch after that, drawn by the caller from its clients' own primed stubs (a stub
-    that holds an answer does not ask; sim.fast.scaling)."""
+    clients' failed resolutions in between are the outage's window, sim.fast.engine)."""
     end = shape.end
     n_res = len(pop.resolver_group)
     demand = np.bincount(pop.resolver, weights=asks, minlength=n_res)
     res = np.flatnonzero(demand > 0)
-    expires = resolver_expiry(pop, node_ttl, q, 0.0, rng)[res] if primed is None else primed[0][res]
+    expires = resolver_expiry(pop, node_ttl, q, 0.0, rng)[res]
     fetched = np.where(expires > 0.0, 0.0, -np.inf)  # primed (its fetch before the run) or absent
     list_ = np.zeros(len(res), dtype=np.int64)
     parts: list[tuple[np.ndarray, ...]] = []
     while len(res):
         present = np.isfinite(fetched)
         parts.append((res[present], fetched[present], expires[present], list_[present]))
-        if primed is not None and len(parts) == 1:
-            fetched = primed[1][res]
-        else:
-            fetched = _refetch(shape, expires, demand[res], outage, rng)
+        fetched = _refetch(shape, expires, demand[res], outage, rng)
         go_on = fetched < end
         res, fetched = res[go_on], fetched[go_on]
         list_ = reps.list_at(fetched)

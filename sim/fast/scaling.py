@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.fast.churn import Move, Replacements, resolver_cycles
+from sim.fast.churn import Move
 from sim.fast.dns import resolver_expiry
 from sim.fast.intensity import Intensity
 from sim.fast.population import Population
@@ -112,7 +112,7 @@ def _lifetimes(pop: Population, resolvers: np.ndarray, ttl: float, rng: np.rando
 
 # Stub kinds whose clients are followed answer by answer (`held_shares`): each holds an answer
 # for the stub's lifetime of it, and sends every request of that hold to one node.
-STUBS = ("honor", "floor", "cap")
+STUBS = ("honor", "floor", "fixed", "cap")
 
 
 def held_shares(pop: Population, shape: Intensity, q: np.ndarray, joins: list[float], nodes: int, a_ttl: float,
@@ -122,85 +122,43 @@ def held_shares(pop: Population, shape: Intensity, q: np.ndarray, joins: list[fl
     with a stub cache (STUBS) or none: `node_shares`' result for such a population; and
     which node each client with a stub cache sends its requests to, when (`Held`).
 
-    The resolvers' fetches of the balancer's A records (TTL `a_ttl`) are followed over the
-    run as node churn follows them (sim.fast.churn.resolver_cycles, each fetch holding the
-    node list of its moment: the k-th after the k-th join); behind a CNAME (`cname_ttl`) the
-    CNAME's fetches too, as the model's resolver caches the two apart. A client with no
-    stub cache sends each request to the next node of its resolver's current answer (1/k
-    each of k nodes). A client with a stub cache is followed from stub fetch to stub fetch
-    (sim.model.requests): primed as the model primes it (holding the first nodes with the
-    chance of steady state, its rotation uniform on them), it keeps an answer for the
-    stub's lifetime of its remaining TTL (the shorter-lived record of a CNAME chain), and
-    fetches again at its first request after that, each answer moving its rotation on by
-    one; every request in between goes to position `rotation` of the answer (position 0
-    when answers do not rotate). So a client's node is set by its count of answers, which
-    the model's priming leaves nearly the same for all: after a join, the new position
-    takes the clients whose count lands on it, not a share of every client.
+    Each resolver's records are followed with its clients' stubs (`_Together`): the
+    balancer's A records (TTL `a_ttl`; a fetch holds the node list of its moment, the k-th
+    after the k-th join) and behind a CNAME (`cname_ttl`) the CNAME, cached apart as the
+    model's resolver caches them. A client with no stub cache sends each request to the
+    next node of its resolver's current answer (1/k each of k nodes). A client with a stub
+    cache (sim.model.requests) is primed as the model primes it (holding the first nodes
+    with the chance of steady state, its rotation uniform on them), keeps an answer for the
+    stub's lifetime of its remaining TTL (the shorter-lived record of a chain), and fetches
+    again at its first request after that, each answer moving its rotation on by one; every
+    request in between goes to position `rotation` of the answer (position 0 when answers
+    do not rotate). So a client's node is set by its count of answers, which the model's
+    priming leaves nearly the same for all: after a join, the new position takes the
+    clients whose count lands on it, not a share of every client.
 
-    The model primes each resolver's records and each stub apart, and a stub that holds an
-    answer does not ask: so a resolver's first fetch after its primed record expired is its
-    clients' first query after that (a one-client resolver's, its stub's next fetch), drawn
-    here from the stubs' priming and handed to resolver_cycles (`primed`); its later
-    fetches are its clients' first query after each expiry, as churn draws them.
+    A resolver fetches at its clients' first query after its record expired: a stub that
+    holds an answer does not ask, so that query is the first of its stubs' next fetches (a
+    one-client resolver's, its stub's: the two stay in step, where a Poisson stream of
+    queries, as churn draws them, would leave a fixed 30 s stub on a 60 s TTL fetching the
+    new nodes some 15 s late) or of its stub-less clients' requests.
 
     Through a planned DNS change away from the balancer (`move`, as churn follows it:
     sim.fast.churn.Move) a fetch from the change on answers the new target: a client that
     holds such an answer is not on this balancer, and the shares are among those that are."""
-    from sim.fast.churn_requests import _Lookup, query_rate
-
-    end, n_res = shape.end, len(pop.resolver_group)
     lists = len(joins) + 1
-    # Only the lists' times matter here (no node retires): list k holds nodes + k nodes.
-    reps = Replacements(np.asarray(joins, dtype=float), np.full((lists, nodes), np.inf))
-    if move is not None:
-        reps = reps.with_target()  # list `lists`: the new target's answer
-    asks = np.zeros(pop.size)
-    for c in pop.cohorts:
-        asks[c.members] = query_rate(c, a_ttl)
-    a_exp0 = resolver_expiry(pop, a_ttl, q, 0.0, rng)
-    c_exp0 = np.full(n_res, np.inf) if cname_ttl is None else resolver_expiry(pop, cname_ttl, q, 0.0, rng)
-    # Until the first of a resolver's primed records expires it answers the first nodes from its cache.
-    cached = np.minimum(a_exp0, c_exp0)
-    ttl0 = a_ttl if cname_ttl is None else min(a_ttl, cname_ttl)
     by_node = np.zeros((nodes + lists - 1, seconds + 1))  # clients with a stub: rate per node, as differences
-    stubs = [_Stubs(pop, shape, c, nodes, ttl0, cached, rotate, by_node, rng) for c in pop.cohorts
-             if c.stub.kind != "none" and len(c.members) and c.rate > 0]
-    # Each record's first fetch after its primed expiry: its clients' first query after it.
-    first_a, first_c = np.full(n_res, np.inf), np.full(n_res, np.inf)
-    plain = np.zeros(pop.size, dtype=bool)
-    for c in pop.cohorts:
-        if c.stub.kind == "none" and len(c.members) and c.rate > 0:
-            plain[c.members] = True
-    who = np.flatnonzero(plain)
-    for exp0, first in ((a_exp0, first_a), (c_exp0, first_c)):
-        if len(who):
-            np.minimum.at(first, pop.resolver[who], shape.next_after(exp0[pop.resolver[who]], pop.rate[who], rng))
-        for st in stubs:
-            at = st.pending
-            late = at < exp0[st.res]  # asks after its resolver's other record expired: a query later
-            if late.any():
-                at = at.copy()
-                at[late] = shape.next_after(exp0[st.res[late]], st.weight[late], rng)
-            np.minimum.at(first, st.res, at)
-    cycles = resolver_cycles(pop, shape, reps, a_ttl, q, asks, rng, move, primed=(a_exp0, first_a))
-    answer = _Lookup(cycles, reps, a_ttl, end)
-    cname = None
-    if cname_ttl is not None:
-        cname = _Lookup(resolver_cycles(pop, shape, reps, cname_ttl, q, asks, rng, primed=(c_exp0, first_c)), reps,
-                        cname_ttl, end)
-    for st in stubs:
-        st.follow(answer, cname)
     by_list = np.zeros((lists, seconds + 1))  # clients with no stub: rate per list held, as differences
-    _resolver_lists(pop, cycles, plain, by_list, end)
+    together = _Together(pop, shape, q, np.asarray(joins, dtype=float), nodes, a_ttl, cname_ttl, rotate, by_node,
+                         rng, move)
+    together.run()
+    _resolver_lists(pop, together.cycles(), together.plain, by_list, shape.end)
     load = np.zeros((seconds, nodes + lists - 1))
     held = np.cumsum(by_list, axis=1)[:, :seconds]
     for k in range(lists):
         load[:, : nodes + k] += held[k][:, None] / (nodes + k)
     load += np.cumsum(by_node, axis=1)[:, :seconds].T
     total = load.sum(axis=1, keepdims=True)  # the rate of the clients on this balancer
-    parts = [h for st in stubs for h in st.holds]
-    who, node, lo, hi = (np.concatenate(x) for x in zip(*parts, strict=True)) if parts else \
-        (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0), np.empty(0))
+    who, node, lo, hi = together.holds()
     order = np.lexsort((lo, who))
     shares = np.divide(load, total, out=np.zeros(load.shape), where=total > 0)
     return Held(shares, who[order], node[order], lo[order], hi[order])
@@ -274,68 +232,154 @@ def _resolver_lists(pop: Population, cycles, plain: np.ndarray, by_list: np.ndar
     _add(by_list, np.zeros(len(idle), dtype=np.int64), np.zeros(len(idle)), np.full(len(idle), end), weight[idle])
 
 
-class _Stubs:
-    """A cohort's clients from stub fetch to stub fetch (see `held_shares`), their rate added
-    per node over each answer held: primed, then through their resolver's primed records
-    (`cached`, per resolver: until when it answers the first nodes from its cache), then
-    (`follow`) through the resolvers' fetches."""
+class _Cycles:
+    """A resolver's fetches of the A records, sorted by resolver then time (as churn's Cycles)."""
 
-    def __init__(self, pop: Population, shape: Intensity, cohort, nodes: int, ttl0: float,  # type: ignore[no-untyped-def]
-                 cached: np.ndarray, rotate: bool, by_node: np.ndarray, rng: np.random.Generator) -> None:
-        self.lists = by_node.shape[0] - nodes + 1
-        who = cohort.members
-        n, rate, stub = len(who), cohort.rate, cohort.stub
-        self.shape, self.stub, self.by_node, self.rng, self.nodes = shape, stub, by_node, rng, nodes
+    def __init__(self, res: np.ndarray, fetched: np.ndarray, list_: np.ndarray) -> None:
+        order = np.lexsort((fetched, res))
+        self.res, self.fetched, self.list_ = res[order], fetched[order], list_[order]
+
+
+class _Together:
+    """Resolvers and their clients' stubs followed together, fetch by fetch (see
+    `held_shares`). Each round: every stub whose next fetch falls while its resolver's
+    records are valid takes the cached answer; then every resolver none of whose stubs does
+    fetches at its clients' first query (a stub's next fetch, or the first request of its
+    clients with no stub after the expiry), renewing the records that expired."""
+
+    def __init__(self, pop: Population, shape: Intensity, q: np.ndarray, joins: np.ndarray, nodes: int,  # type: ignore[no-untyped-def]
+                 a_ttl: float, cname_ttl: float | None, rotate: bool, by_node: np.ndarray, rng: np.random.Generator,
+                 move) -> None:
+        self.pop, self.shape, self.joins, self.nodes, self.rng, self.move = pop, shape, joins, nodes, rng, move
+        self.a_ttl, self.cname_ttl, self.by_node, self.step = a_ttl, cname_ttl, by_node, 1 if rotate else 0
+        self.lists = len(joins) + 1  # list `lists`: the new target's answer, after a planned change
+        n_res = len(pop.resolver_group)
+        # The resolvers' records as the model primes them: present with the first nodes, or absent.
+        self.a_exp = resolver_expiry(pop, a_ttl, q, 0.0, rng)
+        self.c_exp = np.full(n_res, np.inf) if cname_ttl is None else resolver_expiry(pop, cname_ttl, q, 0.0, rng)
+        self.fetched = np.where(self.a_exp > 0.0, 0.0, -np.inf)
+        self.list_ = np.zeros(n_res, dtype=np.int64)
+        self._cut()
+        self.plain = np.zeros(pop.size, dtype=bool)
+        stubbed = []
+        for c in pop.cohorts:
+            if len(c.members) and c.rate > 0:
+                if c.stub.kind == "none":
+                    self.plain[c.members] = True
+                else:
+                    stubbed.append(c)
+        self.none_rate = np.bincount(pop.resolver[self.plain], weights=pop.rate[self.plain], minlength=n_res)
+        self.cohorts = stubbed
+        who = np.concatenate([c.members for c in stubbed]) if stubbed else np.empty(0, dtype=np.int64)
+        self.kind = np.concatenate([np.full(len(c.members), k) for k, c in enumerate(stubbed)]) if stubbed else \
+            np.empty(0, dtype=np.int64)
         self.who, self.res, self.weight = who, pop.resolver[who], pop.rate[who]
-        self.step = 1 if rotate else 0
-        self.holds: list[tuple[np.ndarray, ...]] = []  # (client, node, from, until) of each answer held
-        # The model's priming (sim.model.building._prime_client): the first nodes held with the
-        # chance of steady state, until an equilibrium residual; the rotation uniform on them.
-        life0 = float(stub.lifetime(ttl0, rng))
-        present = rng.random(n) < (1.0 if math.isinf(life0) else life0 / (life0 + 1.0 / rate))
-        expires = np.where(present, stub.residuals(ttl0, rng, n), 0.0)
+        n = len(who)
+        # The model's priming of a stub (sim.model.building._prime_client): the first nodes held
+        # with the chance of steady state, until an equilibrium residual; the rotation uniform.
+        ttl0 = a_ttl if cname_ttl is None else min(a_ttl, cname_ttl)
+        expires = np.zeros(n)
+        for k, c in enumerate(stubbed):
+            mine = self.kind == k
+            life0 = float(c.stub.lifetime(ttl0, rng))
+            p = 1.0 if math.isinf(life0) else life0 / (life0 + 1.0 / c.rate)
+            present = rng.random(int(mine.sum())) < p
+            expires[mine] = np.where(present, c.stub.residuals(ttl0, rng, int(mine.sum())), 0.0)
         self.rot = rng.integers(nodes, size=n)
         self.size = np.full(n, nodes)
         self.since = np.zeros(n)
         self.pending = shape.next_after(expires, self.weight, rng)  # the next fetch: the first request after expiry
-        # Fetches from the resolver's primed cache: the first nodes, until the cache's expiry.
-        live = np.flatnonzero(self.pending < cached[self.res])
-        while len(live):
-            at = self.pending[live]
-            self._hold(live, at)
-            self.size[live] = nodes
-            left = cached[self.res[live]] - at
-            self.pending[live] = shape.next_after(at + stub.lifetimes_for(left, rng), self.weight[live], rng)
-            live = live[self.pending[live] < cached[self.res[live]]]
+        self._holds: list[tuple[np.ndarray, ...]] = []
+        primed = np.flatnonzero(self.a_exp > 0.0)
+        self._fetches = [(primed, np.zeros(len(primed)), np.zeros(len(primed), dtype=np.int64))]
+        self.asks = self._first_plain_request()
 
-    def _hold(self, live: np.ndarray, at: np.ndarray) -> None:
-        """The answer held by `live` until `at` (its rate on that answer's node), then one more kept."""
-        size = self.size[live]
-        node = np.where(size > 0, (self.rot[live] * self.step) % np.maximum(size, 1), -1)  # -1: the new target
+    def _valid(self) -> np.ndarray:
+        return np.minimum(self.a_exp, self.c_exp)
+
+    def _cut(self, res: np.ndarray | None = None) -> None:
+        """Behind a CNAME a planned change ends an answer of the old nodes fetched before it
+        (churn.Move.cut): the first query after it fetches the new target."""
+        move = self.move
+        if move is None or not move.cut:
+            return
+        res = np.arange(len(self.a_exp)) if res is None else res
+        before = self.fetched[res] < move.at[res]
+        self.a_exp[res] = np.where(before, np.minimum(self.a_exp[res], move.at[res]), self.a_exp[res])
+
+    def _first_plain_request(self, res: np.ndarray | None = None) -> np.ndarray:
+        """Per resolver, its stub-less clients' first request after its records' expiry."""
+        res = np.arange(len(self.a_exp)) if res is None else res
+        return self.shape.next_after(np.maximum(self._valid()[res], 0.0), self.none_rate[res], self.rng)
+
+    def run(self) -> None:
+        end, n_res = self.shape.end, len(self.a_exp)
+        asks = self.asks
+        for _ in range(1_000_000):
+            valid = self._valid()
+            hit = np.flatnonzero((self.pending < valid[self.res]) & (self.pending < end))
+            if len(hit):
+                self._fetch(hit, self.list_[self.res[hit]], valid[self.res[hit]])
+            # The resolvers none of whose stubs fetch from the cache: their next query fetches.
+            soonest = np.full(n_res, np.inf)
+            np.minimum.at(soonest, self.res, self.pending)
+            quiet = soonest >= valid
+            at = np.minimum(soonest, asks)
+            due = np.flatnonzero(quiet & (at < end))
+            if len(due) == 0 and len(hit) == 0:
+                break
+            if len(due):
+                self._refresh(due, at[due])
+                asks[due] = self._first_plain_request(due)
+        live = np.arange(len(self.who))
+        self._hold(live, np.full(len(live), end))
+
+    def _refresh(self, res: np.ndarray, at: np.ndarray) -> None:
+        """Resolvers `res` fetch at `at` the records that expired (one query fetches both)."""
+        a = self.a_exp[res] <= at
+        ra, ta = res[a], at[a]
+        list_ = np.searchsorted(self.joins, ta, side="right")
+        if self.move is not None:
+            list_ = np.where(ta >= self.move.at[ra], self.lists, list_)
+        self.list_[ra], self.fetched[ra] = list_, ta
+        self.a_exp[ra] = ta + _lifetimes(self.pop, ra, self.a_ttl, self.rng)
+        self._cut(ra)
+        self._fetches.append((ra, ta, list_))
+        if self.cname_ttl is not None:
+            c = self.c_exp[res] <= at
+            self.c_exp[res[c]] = at[c] + _lifetimes(self.pop, res[c], self.cname_ttl, self.rng)
+
+    def _fetch(self, idx: np.ndarray, list_: np.ndarray, valid: np.ndarray) -> None:
+        """Stubs `idx` take their resolver's answer (`list_`, valid until `valid`) at their pending fetch."""
+        at = self.pending[idx]
+        self._hold(idx, at)
+        # The new target's answer (after a planned change) holds none of this balancer's nodes.
+        self.size[idx] = np.where(list_ < self.lists, self.nodes + list_, 0)
+        life = np.empty(len(idx))
+        for k, c in enumerate(self.cohorts):
+            mine = self.kind[idx] == k
+            if mine.any():
+                life[mine] = c.stub.lifetimes_for(valid[mine] - at[mine], self.rng)
+        self.pending[idx] = self.shape.next_after(at + life, self.weight[idx], self.rng)
+
+    def _hold(self, idx: np.ndarray, at: np.ndarray) -> None:
+        """The answer held by `idx` until `at` (their rate on its node); then one more kept."""
+        size = self.size[idx]
+        node = np.where(size > 0, (self.rot[idx] * self.step) % np.maximum(size, 1), -1)  # -1: the new target
         on = node >= 0
-        _add(self.by_node, node[on], self.since[live][on], np.broadcast_to(at, len(live))[on], self.weight[live][on])
-        self.holds.append((self.who[live], node, self.since[live].copy(), np.asarray(at, dtype=float)))
-        self.rot[live] += 1
-        self.since[live] = at
+        _add(self.by_node, node[on], self.since[idx][on], at[on], self.weight[idx][on])
+        self._holds.append((self.who[idx], node, self.since[idx].copy(), np.asarray(at, dtype=float)))
+        self.rot[idx] += 1
+        self.since[idx] = at
 
-    def follow(self, answer, cname) -> None:  # type: ignore[no-untyped-def]
-        """Every fetch from the pending ones on, each answered by the resolver's fetch of its moment."""
-        end, stub, rng = self.shape.end, self.stub, self.rng
-        live = np.arange(len(self.res))
-        while len(live):
-            at = self.pending[live]
-            done = at >= end
-            stop = live[done]
-            self._hold(stop, np.full(len(stop), end))
-            live, at = live[~done], at[~done]
-            self._hold(live, at)
-            got, expires, _ = answer.answer(self.res[live], at)
-            if cname is not None:
-                expires = np.minimum(expires, cname.answer(self.res[live], at)[1])  # the chain's shortest-lived record
-            # The new target's answer (after a planned change) holds none of this balancer's nodes.
-            self.size[live] = np.where(got < self.lists, self.nodes + got, 0)
-            self.pending[live] = self.shape.next_after(at + stub.lifetimes_for(expires - at, rng), self.weight[live],
-                                                       rng)
+    def holds(self) -> tuple[np.ndarray, ...]:
+        if not self._holds:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0), np.empty(0)
+        return tuple(np.concatenate(x) for x in zip(*self._holds, strict=True))
+
+    def cycles(self) -> _Cycles:
+        res, fetched, list_ = (np.concatenate(x) for x in zip(*self._fetches, strict=True))
+        return _Cycles(res.astype(np.int64), fetched.astype(float), list_.astype(np.int64))
 
 
 def first_failures(held: Held, node_share: np.ndarray, shape: Intensity, rate: np.ndarray, since: float,

@@ -120,7 +120,7 @@ def test_node_scaling_is_refused_where_the_name_resolves_to_the_nodes() -> None:
     assert not unsupported(surge)
     # Stubs that hold answers are followed answer by answer (sim.fast.scaling.STUBS); one kept
     # forever or extended is not.
-    for kind in ("honor", "floor", "cap"):
+    for kind in ("honor", "floor", "fixed", "cap"):
         assert not unsupported(scenario(**{**SCALING, "clients.0.stub_cache": STUB_CACHES[kind],
                                            "strategies": ["alias_apex"]}))
     stub = scenario(**{**SCALING, "clients.0.stub_cache": {"kind": "forever"}, "strategies": ["alias_apex"]})
@@ -132,7 +132,7 @@ def test_node_scaling_is_refused_where_the_name_resolves_to_the_nodes() -> None:
 # alike, the clients' counts of answers stay close, so after a join the new position takes
 # the clients whose count lands on it (sim.fast.scaling.held_shares).
 STUB_CACHES = {"honor": {"kind": "honor"}, "floor": {"kind": "floor", "min_ttl": "90s"},
-               "cap": {"kind": "cap", "max_ttl": "20s"}}
+               "fixed": {"kind": "fixed", "ttl": "30s"}, "cap": {"kind": "cap", "max_ttl": "20s"}}
 
 
 @pytest.mark.slow
@@ -158,3 +158,26 @@ def test_stub_caches_load_the_new_node_as_the_model_does() -> None:
     se = np.sqrt(sum(np.var(d, ddof=1) / len(d) for d in dropped.values()))
     gap = abs(dropped["fast"].mean() - dropped["model"].mean())
     assert gap < max(4 * se, 0.03 * dropped["model"].mean()), dropped
+
+
+# A planned DNS change away from the scaled active balancer (to the standby, not scaled): the
+# answers fetched from the change on hold the standby, and the active's nodes share the load
+# of the clients still on it (sim.fast.churn.Move, as churn follows the change).
+CHANGE = {**SCALING, "faults": [*SCALING["faults"], {"at": "80s", "kind": "dns_change"}]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["cname_repoint", "alias_apex"])
+@pytest.mark.parametrize("stub", ["none", "honor"])
+def test_fast_agrees_on_node_scaling_through_a_planned_change(stub: str, strategy: str) -> None:
+    sc = scenario(**{**CHANGE, "clients.0.stub_cache": {"kind": stub}, "strategies": [strategy]})
+    assert not unsupported(sc)
+    assert_agree(sc, strategy, reps=6)
+
+
+def test_a_planned_change_is_followed_only_away_from_the_scaled_balancer() -> None:
+    assert not unsupported(scenario(**{**CHANGE, "strategies": ["alias_apex"]}))
+    # The standby scaling too: its nodes' answers are not followed.
+    both = scenario(**{**CHANGE, "balancers.1.scale_delay": "30s", "strategies": ["alias_apex"]})
+    assert any("balancers[1].scale_delay" in r and "faults[1]" in r for r in unsupported(both))
+    assert not any("balancers[0].scale_delay" in r for r in unsupported(both))
