@@ -12,6 +12,11 @@ the requests of clients whose answer lists it.
 The joins are followed together, not one by one: a resolver's fetches of the balancer's
 records are one renewal process, so a fetch after the second join also brings the first
 node to a resolver that had not fetched since the first (`reaches`).
+
+A client with a stub cache sends every request of an answer it holds to one node, the
+position its count of answers sets (sim.model.requests): `held_shares` follows such
+clients with their resolvers fetch by fetch, through a planned DNS change away from the
+balancer too, and `first_failures` draws their failures from their own node's shedding.
 """
 
 from __future__ import annotations
