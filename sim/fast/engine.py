@@ -112,9 +112,9 @@ def unsupported(scenario: m.Scenario, strategies: Sequence[Strategy] | None = No
 def _unsupported_scaling(deployment: build.Deployment) -> list[str]:
     """Node scaling (`scale_delay`) where the failover changes DNS. Behind a name that resolves
     to the nodes (a CNAME or an alias) a new node meets only the requests of clients whose
-    answer lists it (sim.fast.scaling), followed with every client on the active balancer
-    (no balancer fault or DNS outage; a planned change away from it, with the standby not
-    scaled), for clients who ask a plain resolver: no stub cache or one that holds an answer
+    answer lists it (sim.fast.scaling), followed on the active balancer, alone or with one
+    planned change away from it or one fault of it (no DNS outage; the standby not scaled),
+    for clients who ask a plain resolver: no stub cache or one that holds an answer
     for a lifetime (sim.fast.scaling.STUBS: not kept forever or extended), no pooled
     connections (they stay on their node), restarts or sessions; no farms, prefetch or
     serve-expired. One address per
@@ -129,10 +129,12 @@ def _unsupported_scaling(deployment: build.Deployment) -> list[str]:
     out = []
     faults = [j for j, f in enumerate(scenario.faults)
               if isinstance(f, m.BalancerDown | m.DnsDown) or f.kind in m.PLANNED]
-    # A planned change away from the scaled active balancer is followed (sim.fast.churn.Move).
+    # One planned change, or one fault of the active balancer, alone: followed on the scaled
+    # active (the answers fetched after the change hold the standby: sim.fast.churn.Move).
+    alone = [j for j in faults if len(faults) == 1 and (scenario.faults[j].kind == "dns_change" or (
+        isinstance(scenario.faults[j], m.BalancerDown) and scenario.faults[j].target == scenario.active.name))]
     out.extend(what.format(i) + f" and faults[{j}] (followed with every client on the active balancer)"
-               for i in scaled for j in faults
-               if not (scenario.faults[j].kind == "dns_change" and scenario.balancers[i].role == "active"))
+               for i in scaled for j in faults if not (j in alone and scenario.balancers[i].role == "active"))
     for k, c in enumerate(scenario.clients):
         held = [field for field, on in (("keepalive", c.keepalive > 0), ("restart", c.restart is not None),
                                         ("sessions", c.sessions is not None),

@@ -109,9 +109,10 @@ def test_a_new_node_takes_load_as_resolvers_refetch() -> None:
 
 
 def test_node_scaling_is_refused_where_the_name_resolves_to_the_nodes() -> None:
-    sc = scenario(**{"balancers.0.scale_delay": "30s", "strategies": ["cname_repoint", "eip_remap", "multi_a"]})
+    sc = scenario(**{"balancers.0.scale_delay": "30s", "strategies": ["cname_repoint", "eip_remap", "multi_a"],
+                     "faults": [{"at": "10s", "kind": "balancer_down", "target": "green"}]})
     reasons = unsupported(sc)
-    # With a balancer fault (followed with every client on the active balancer only).
+    # With a fault of the standby (followed with one fault, of the active balancer, only).
     assert any("cname_repoint" in r and "balancers[0].scale_delay" in r and "faults[0]" in r for r in reasons)
     # One address per balancer leads to its front.
     assert any("multi_a" in r and "balancers[0].scale_delay" in r for r in reasons)
@@ -181,3 +182,42 @@ def test_a_planned_change_is_followed_only_away_from_the_scaled_balancer() -> No
     both = scenario(**{**CHANGE, "balancers.1.scale_delay": "30s", "strategies": ["alias_apex"]})
     assert any("balancers[1].scale_delay" in r and "faults[1]" in r for r in unsupported(both))
     assert not any("balancers[0].scale_delay" in r for r in unsupported(both))
+
+
+# One fault of the scaled active balancer: its nodes refuse (or drop) every request in the
+# engine's window, and the failover's DNS change moves clients to the standby (not scaled),
+# followed as the planned change is.
+FAULTS = {
+    "refusing for the rest of the run": {"at": "90s", "kind": "balancer_down", "target": "blue", "mode": "refuse"},
+    "refusing for 40 s": {"at": "90s", "kind": "balancer_down", "target": "blue", "mode": "refuse", "for": "40s"},
+    "blackholed": {"at": "90s", "kind": "balancer_down", "target": "blue", "mode": "blackhole"},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["cname_repoint", "alias_apex"])
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_fast_agrees_on_node_scaling_through_a_fault_of_the_active(fault: str, strategy: str) -> None:
+    sc = scenario(**{**SCALING, "faults": [*SCALING["faults"], FAULTS[fault]], "strategies": [strategy]})
+    assert not unsupported(sc)
+    assert_agree(sc, strategy, reps=6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stub", ["honor", "floor"])
+def test_fast_agrees_on_node_scaling_with_stubs_through_a_fault_that_ends(stub: str) -> None:
+    sc = scenario(**{**SCALING, "faults": [*SCALING["faults"], FAULTS["refusing for 40 s"]],
+                     "clients.0.stub_cache": STUB_CACHES[stub], "strategies": ["alias_apex"]})
+    assert not unsupported(sc)
+    assert_agree(sc, "alias_apex", reps=6)
+
+
+def test_a_fault_is_followed_only_of_the_scaled_active_and_alone() -> None:
+    fault = {**SCALING, "faults": [*SCALING["faults"], FAULTS["blackholed"]], "strategies": ["alias_apex"]}
+    assert not unsupported(scenario(**fault))
+    # With a planned change besides, or a DNS outage: refused, the fields named.
+    both = scenario(**{**fault, "faults": [*fault["faults"], {"at": "120s", "kind": "dns_change"}]})
+    assert any("balancers[0].scale_delay" in r and "faults[2]" in r for r in unsupported(both))
+    outage = scenario(**{**SCALING, "faults": [*SCALING["faults"], {"at": "90s", "kind": "dns_down", "for": "30s"}],
+                         "strategies": ["alias_apex"]})
+    assert any("balancers[0].scale_delay" in r and "faults[1]" in r for r in unsupported(outage))
