@@ -115,9 +115,9 @@ def _unsupported_scaling(deployment: build.Deployment) -> list[str]:
     answer lists it (sim.fast.scaling), followed on the active balancer, alone or with one
     planned change away from it or one fault of it (no DNS outage; the standby not scaled),
     for clients who ask a plain resolver: no stub cache or one that holds an answer
-    for a lifetime (sim.fast.scaling.STUBS: not kept forever or extended), no pooled
-    connections (they stay on their node), restarts or sessions; no farms, prefetch or
-    serve-expired. One address per
+    for a lifetime (sim.fast.scaling.STUBS: not kept forever or extended), pooled
+    connections (they stay on their node) only with no fault or change, no restarts or
+    sessions; no farms, prefetch or serve-expired. One address per
     balancer leads to its front, which this engine takes per node (not followed)."""
     scenario, published = deployment.scenario, deployment.published
     scaled = [i for i, b in enumerate(scenario.balancers) if b.scale_delay is not None]
@@ -136,11 +136,14 @@ def _unsupported_scaling(deployment: build.Deployment) -> list[str]:
     out.extend(what.format(i) + f" and faults[{j}] (followed with every client on the active balancer)"
                for i in scaled for j in faults if not (j in alone and scenario.balancers[i].role == "active"))
     for k, c in enumerate(scenario.clients):
-        held = [field for field, on in (("keepalive", c.keepalive > 0), ("restart", c.restart is not None),
+        # Pooled connections are followed with no fault or change (sim.fast.scaling._Together).
+        held = [field for field, on in (("keepalive", c.keepalive > 0 and bool(faults)),
+                                        ("restart", c.restart is not None),
                                         ("sessions", c.sessions is not None),
                                         ("stub_cache", c.stub_cache.kind not in ("none", *scaling.STUBS))) if on]
-        out.extend(what.format(i) + f" and clients[{k}].{field} (followed for clients with no pooled connection "
-                   f"and no stub cache or one of {', '.join(scaling.STUBS)})" for i in scaled for field in held)
+        out.extend(what.format(i) + f" and clients[{k}].{field} (followed for clients with no stub cache or one of "
+                   f"{', '.join(scaling.STUBS)}, pooled connections with no fault or change)"
+                   for i in scaled for field in held)
     out.extend(what.format(i) + f" and dns.resolvers[{g}] with a farm, prefetch or serve_expired (followed for "
                "plain resolvers)" for i in scaled for g, r in enumerate(scenario.dns.resolvers)
                if r.caches > 1 or r.prefetch or r.serve_expired is not None)
@@ -1577,13 +1580,14 @@ class _Replication:
                 # A planned change away from it (sim.fast.churn.Move): the answers fetched after it
                 # hold the new target (engine.unsupported refuses it with the standby scaling).
                 move = self._churn_move(None) if spec is sc.active else None  # type: ignore[arg-type]
-                if all(c.stub.kind == "none" for c in self.full.cohorts) and move is None:
+                if all(c.stub.kind == "none" and c.reuse.keepalive <= 0 for c in self.full.cohorts) and move is None:
                     reaches = scaling.reaches(self.full, self.shape, self.q, joins, ttl, self.rng["dns"])
                     shares = scaling.node_shares(spec.nodes, reaches, rate, seconds)
                 else:
-                    # A stub's answer sends a client's requests to one node: followed answer by answer.
+                    # A stub's answer, or a pooled connection, sends a client's requests to one
+                    # node: followed answer by answer.
                     cname_ttl = None if self.published.chain_ttl is None else self.published.record_ttl
-                    held = scaling.held_shares(self.full, self.shape, self.q, joins, spec.nodes, ttl, cname_ttl,
+                    held = scaling.held_shares(self.full, self.shape, joins, spec.nodes, ttl, cname_ttl,
                                                self.published.rotate, seconds, self.rng["dns"], move)
                     met, shed = scaling.shed_per_node(counts, held.shares, spec.capacity, rng)
                     out += shed.sum(axis=1)

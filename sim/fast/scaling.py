@@ -120,7 +120,7 @@ def _lifetimes(pop: Population, resolvers: np.ndarray, ttl: float, rng: np.rando
 STUBS = ("honor", "floor", "fixed", "cap")
 
 
-def held_shares(pop: Population, shape: Intensity, q: np.ndarray, joins: list[float], nodes: int, a_ttl: float,
+def held_shares(pop: Population, shape: Intensity, joins: list[float], nodes: int, a_ttl: float,
                 cname_ttl: float | None, rotate: bool, seconds: int, rng: np.random.Generator,
                 move: Move | None = None) -> Held:
     """Per second and node, the share of a balancer's requests that node meets, for clients
@@ -153,7 +153,7 @@ def held_shares(pop: Population, shape: Intensity, q: np.ndarray, joins: list[fl
     lists = len(joins) + 1
     by_node = np.zeros((nodes + lists - 1, seconds + 1))  # clients with a stub: rate per node, as differences
     by_list = np.zeros((lists, seconds + 1))  # clients with no stub: rate per list held, as differences
-    together = _Together(pop, shape, q, np.asarray(joins, dtype=float), nodes, a_ttl, cname_ttl, rotate, by_node,
+    together = _Together(pop, shape, np.asarray(joins, dtype=float), nodes, a_ttl, cname_ttl, rotate, by_node,
                          rng, move)
     together.run()
     _resolver_lists(pop, together.cycles(), together.plain, by_list, shape.end)
@@ -245,6 +245,19 @@ class _Cycles:
         self.res, self.fetched, self.list_ = res[order], fetched[order], list_[order]
 
 
+def _priming_rate(pop: Population, service_ttl: float, rng: np.random.Generator) -> np.ndarray:
+    """Per resolver, the query rate the model primes it with: per client one query per stub
+    cycle, the stub's lifetime of half the service TTL plus a request gap."""
+    out = np.zeros(len(pop.resolver_group))
+    for c in pop.cohorts:
+        if len(c.members) == 0 or c.rate <= 0:
+            continue
+        life = float(c.stub.lifetime(service_ttl / 2, rng))
+        if not math.isinf(life):
+            np.add.at(out, pop.resolver[c.members], 1.0 / (life + 1.0 / c.rate))
+    return out
+
+
 class _Together:
     """Resolvers and their clients' stubs followed together, fetch by fetch (see
     `held_shares`). Each round: every stub whose next fetch falls while its resolver's
@@ -252,14 +265,17 @@ class _Together:
     fetches at its clients' first query (a stub's next fetch, or the first request of its
     clients with no stub after the expiry), renewing the records that expired."""
 
-    def __init__(self, pop: Population, shape: Intensity, q: np.ndarray, joins: np.ndarray, nodes: int,  # type: ignore[no-untyped-def]
+    def __init__(self, pop: Population, shape: Intensity, joins: np.ndarray, nodes: int,  # type: ignore[no-untyped-def]
                  a_ttl: float, cname_ttl: float | None, rotate: bool, by_node: np.ndarray, rng: np.random.Generator,
                  move) -> None:
         self.pop, self.shape, self.joins, self.nodes, self.rng, self.move = pop, shape, joins, nodes, rng, move
         self.a_ttl, self.cname_ttl, self.by_node, self.step = a_ttl, cname_ttl, by_node, 1 if rotate else 0
         self.lists = len(joins) + 1  # list `lists`: the new target's answer, after a planned change
         n_res = len(pop.resolver_group)
-        # The resolvers' records as the model primes them: present with the first nodes, or absent.
+        # The resolvers' records as the model primes them: present with the first nodes, or absent,
+        # with the chance its query rate gives, one query per stub cycle of each client, pooled
+        # or not (sim.model.building._resolver_load).
+        q = _priming_rate(pop, a_ttl if cname_ttl is None else cname_ttl, rng)
         self.a_exp = resolver_expiry(pop, a_ttl, q, 0.0, rng)
         self.c_exp = np.full(n_res, np.inf) if cname_ttl is None else resolver_expiry(pop, cname_ttl, q, 0.0, rng)
         self.fetched = np.where(self.a_exp > 0.0, 0.0, -np.inf)
@@ -269,7 +285,7 @@ class _Together:
         stubbed = []
         for c in pop.cohorts:
             if len(c.members) and c.rate > 0:
-                if c.stub.kind == "none":
+                if c.stub.kind == "none" and c.reuse.keepalive <= 0:
                     self.plain[c.members] = True
                 else:
                     stubbed.append(c)
@@ -293,7 +309,20 @@ class _Together:
         self.rot = rng.integers(nodes, size=n)
         self.size = np.full(n, nodes)
         self.since = np.zeros(n)
-        self.pending = shape.next_after(expires, self.weight, rng)  # the next fetch: the first request after expiry
+        # Pooled connections (keepalive): a request on an open connection goes to its node, one
+        # that opens one goes through the stub (sim.model.requests._attempt).
+        self.keepalive = np.zeros(n)
+        self.max_age = np.full(n, np.inf)
+        for k, c in enumerate(stubbed):
+            self.keepalive[self.kind == k] = c.reuse.keepalive
+            self.max_age[self.kind == k] = c.reuse.max_age
+        pooled = self.keepalive > 0
+        # The model's priming of a connection: open on the stub's node if the last request (an
+        # exponential time ago) is within the keepalive, its age uniform from then to the limit.
+        idle = rng.exponential(1.0, n) / np.maximum(self.weight, 1e-300)
+        open_ = pooled & (idle < self.keepalive)
+        age = np.where(np.isfinite(self.max_age), idle + rng.random(n) * np.maximum(self.max_age - idle, 0.0), idle)
+        self.pending = self._next_query(np.arange(n), np.where(open_, -age, -np.inf), expires)
         self._holds: list[tuple[np.ndarray, ...]] = []
         primed = np.flatnonzero(self.a_exp > 0.0)
         self._fetches = [(primed, np.zeros(len(primed)), np.zeros(len(primed), dtype=np.int64))]
@@ -365,7 +394,41 @@ class _Together:
             mine = self.kind[idx] == k
             if mine.any():
                 life[mine] = c.stub.lifetimes_for(valid[mine] - at[mine], self.rng)
-        self.pending[idx] = self.shape.next_after(at + life, self.weight[idx], self.rng)
+        self.pending[idx] = self._next_query(idx, np.where(self.keepalive[idx] > 0, at, -np.inf), at + life)
+
+    def _next_query(self, idx: np.ndarray, opened: np.ndarray, expires: np.ndarray) -> np.ndarray:
+        """The next request of clients `idx` that asks the stub, and finds it expired (`expires`),
+        so the resolver: the first request after the expiry, or with a pooled connection opened
+        at `opened` (-inf: none) the first connection it opens from then on. A connection is
+        reopened at the first request after its age limit, or after an idle gap of the
+        keepalive (its short gaps before such a gap at their mean, at the cohort's base rate);
+        one reopened while the stub holds its answer goes to the same node (no new answer)."""
+        shape, rng, rate = self.shape, self.rng, self.weight[idx]
+        pooled = self.keepalive[idx] > 0
+        out = shape.next_after(np.maximum(expires, 0.0), rate, rng)
+        live = np.flatnonzero(pooled)
+        # No connection open: the next request opens one.
+        nxt = shape.next_after(np.zeros(len(live)), rate[live], rng)
+        open_ = np.isfinite(opened[live])
+        nxt[open_] = self._reopen(idx[live[open_]], opened[live[open_]])
+        while len(live):
+            done = (nxt >= expires[live]) | (nxt >= shape.end)
+            out[live[done]] = nxt[done]
+            live, nxt = live[~done], nxt[~done]
+            if len(live):
+                nxt = self._reopen(idx[live], nxt)
+        return out
+
+    def _reopen(self, idx: np.ndarray, opened: np.ndarray) -> np.ndarray:
+        """When a connection opened at `opened` by clients `idx` is next reopened."""
+        rate, keep = self.weight[idx], self.keepalive[idx]
+        aged = self.shape.next_after(opened + self.max_age[idx], rate, self.rng)
+        long_gap = np.exp(-rate * keep)  # a gap of at least the keepalive, a request's chance
+        with np.errstate(divide="ignore", invalid="ignore"):
+            short = np.where(long_gap < 1.0, 1.0 / rate - keep * long_gap / (1.0 - long_gap), 0.0)
+            gaps = np.where(long_gap > 1e-12, self.rng.geometric(np.clip(long_gap, 1e-12, 1.0)) - 1, np.inf)
+            idle = opened + gaps * short + keep + self.rng.exponential(1.0, len(idx)) / rate
+        return np.minimum(aged, np.where(np.isfinite(gaps), idle, np.inf))
 
     def _hold(self, idx: np.ndarray, at: np.ndarray) -> None:
         """The answer held by `idx` until `at` (their rate on its node); then one more kept."""

@@ -221,3 +221,31 @@ def test_a_fault_is_followed_only_of_the_scaled_active_and_alone() -> None:
     outage = scenario(**{**SCALING, "faults": [*SCALING["faults"], {"at": "90s", "kind": "dns_down", "for": "30s"}],
                          "strategies": ["alias_apex"]})
     assert any("balancers[0].scale_delay" in r and "faults[1]" in r for r in unsupported(outage))
+
+
+# Pooled connections (keepalive): a request on an open connection goes to its node; one that
+# opens a connection goes through the stub, so a client moves to a new node only when it
+# opens a connection with a new answer (sim.fast.scaling._Together._next_query).
+POOLED = {
+    "an age limit of 60 s, no stub cache": {"clients.0.keepalive": "60s", "clients.0.max_connection_age": "60s"},
+    "an age limit of 60 s, honouring stubs": {"clients.0.keepalive": "60s", "clients.0.max_connection_age": "60s",
+                                              "clients.0.stub_cache": {"kind": "honor"}},
+    "an age limit of 30 s, floor stubs": {"clients.0.keepalive": "60s", "clients.0.max_connection_age": "30s",
+                                          "clients.0.stub_cache": {"kind": "floor", "min_ttl": "90s"}},
+    "no age limit": {"clients.0.keepalive": "60s"},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(POOLED))
+def test_fast_agrees_on_node_scaling_with_pooled_connections(case: str) -> None:
+    sc = scenario(**{**SCALING, **POOLED[case], "strategies": ["alias_apex"]})
+    assert not unsupported(sc)
+    assert_agree(sc, "alias_apex", reps=6)
+
+
+def test_pooled_connections_are_followed_with_no_fault() -> None:
+    pooled = {**SCALING, **POOLED["no age limit"], "strategies": ["cname_repoint"]}
+    assert not unsupported(scenario(**pooled))
+    fault = scenario(**{**pooled, "faults": [*SCALING["faults"], FAULTS["blackholed"]]})
+    assert any("clients[0].keepalive" in r for r in unsupported(fault))
