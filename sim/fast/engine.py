@@ -116,7 +116,7 @@ def _unsupported_scaling(deployment: build.Deployment) -> list[str]:
     planned change away from it or one fault of it (no DNS outage; the standby not scaled),
     for clients who ask a plain resolver: no stub cache or one that holds an answer
     for a lifetime (sim.fast.scaling.STUBS: not kept forever or extended), pooled
-    connections (they stay on their node) only with no fault or change, no restarts or
+    connections (they stay on their node) only with no planned change, no restarts or
     sessions; no farms, prefetch or serve-expired. One address per
     balancer leads to its front, which this engine takes per node (not followed)."""
     scenario, published = deployment.scenario, deployment.published
@@ -136,13 +136,14 @@ def _unsupported_scaling(deployment: build.Deployment) -> list[str]:
     out.extend(what.format(i) + f" and faults[{j}] (followed with every client on the active balancer)"
                for i in scaled for j in faults if not (j in alone and scenario.balancers[i].role == "active"))
     for k, c in enumerate(scenario.clients):
-        # Pooled connections are followed with no fault or change (sim.fast.scaling._Together).
-        held = [field for field, on in (("keepalive", c.keepalive > 0 and bool(faults)),
+        # Pooled connections are followed with no planned change (sim.fast.scaling._Together).
+        planned = any(scenario.faults[j].kind in m.PLANNED for j in faults)
+        held = [field for field, on in (("keepalive", c.keepalive > 0 and planned),
                                         ("restart", c.restart is not None),
                                         ("sessions", c.sessions is not None),
                                         ("stub_cache", c.stub_cache.kind not in ("none", *scaling.STUBS))) if on]
         out.extend(what.format(i) + f" and clients[{k}].{field} (followed for clients with no stub cache or one of "
-                   f"{', '.join(scaling.STUBS)}, pooled connections with no fault or change)"
+                   f"{', '.join(scaling.STUBS)}, pooled connections with no planned change)"
                    for i in scaled for field in held)
     out.extend(what.format(i) + f" and dns.resolvers[{g}] with a farm, prefetch or serve_expired (followed for "
                "plain resolvers)" for i in scaled for g, r in enumerate(scenario.dns.resolvers)

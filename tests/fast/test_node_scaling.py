@@ -244,8 +244,19 @@ def test_fast_agrees_on_node_scaling_with_pooled_connections(case: str) -> None:
     assert_agree(sc, "alias_apex", reps=6)
 
 
-def test_pooled_connections_are_followed_with_no_fault() -> None:
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_fast_agrees_on_node_scaling_with_pooled_connections_through_a_fault(fault: str) -> None:
+    sc = scenario(**{**SCALING, **POOLED["an age limit of 60 s, no stub cache"],
+                     "faults": [*SCALING["faults"], FAULTS[fault]], "strategies": ["alias_apex"]})
+    assert not unsupported(sc)
+    assert_agree(sc, "alias_apex", reps=6)
+
+
+def test_pooled_connections_are_followed_with_no_planned_change() -> None:
     pooled = {**SCALING, **POOLED["no age limit"], "strategies": ["cname_repoint"]}
     assert not unsupported(scenario(**pooled))
-    fault = scenario(**{**pooled, "faults": [*SCALING["faults"], FAULTS["blackholed"]]})
-    assert any("clients[0].keepalive" in r for r in unsupported(fault))
+    assert not unsupported(scenario(**{**pooled, "faults": [*SCALING["faults"], FAULTS["blackholed"]]}))
+    # Through a planned change the fast engine dropped 10,154 where the model drops 13,747.
+    change = scenario(**{**pooled, "faults": [*SCALING["faults"], {"at": "80s", "kind": "dns_change"}]})
+    assert any("clients[0].keepalive" in r for r in unsupported(change))
