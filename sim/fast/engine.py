@@ -135,9 +135,9 @@ def _unsupported_scaling(deployment: build.Deployment) -> list[str]:
         isinstance(scenario.faults[j], m.BalancerDown) and scenario.faults[j].target == scenario.active.name))]
     out.extend(what.format(i) + f" and faults[{j}] (followed with every client on the active balancer)"
                for i in scaled for j in faults if not (j in alone and scenario.balancers[i].role == "active"))
+    # Pooled connections are followed with no planned change (sim.fast.scaling._Together).
+    planned = any(scenario.faults[j].kind in m.PLANNED for j in faults)
     for k, c in enumerate(scenario.clients):
-        # Pooled connections are followed with no planned change (sim.fast.scaling._Together).
-        planned = any(scenario.faults[j].kind in m.PLANNED for j in faults)
         held = [field for field, on in (("keepalive", c.keepalive > 0 and planned),
                                         ("restart", c.restart is not None),
                                         ("sessions", c.sessions is not None),
@@ -655,7 +655,8 @@ class _Replication:
         self._churn_followed: churn_requests.Followed | None = None
         # Per second, the requests offered to the balancers and those they shed (set with the counts).
         self._offered_shed = (np.zeros(0), np.zeros(0))
-        # Node scaling behind a name with stub caches: who holds which node, each node's shed share.
+        # Node scaling behind a name followed answer by answer (sim.fast.scaling.held_shares): who
+        # holds which node (clients with a stub cache or pooled connections), each node's shed share.
         self._node_sheds: tuple[scaling.Held, np.ndarray] | None = None
 
     def run(self) -> ReplicationOutput:
