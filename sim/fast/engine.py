@@ -115,11 +115,12 @@ def unsupported(scenario: m.Scenario, strategies: Sequence[Strategy] | None = No
 def _unsupported_scaling(deployment: build.Deployment) -> list[str]:
     """Node scaling (`scale_delay`) where the failover changes DNS. Behind a name that resolves
     to the nodes (a CNAME or an alias) a new node meets only the requests of clients whose
-    answer lists it (sim.fast.scaling), followed with every client on the active balancer
-    (no balancer fault, DNS outage or planned change), for clients whose every request asks
-    a plain resolver: no stub cache (a stub's answer makes the model's rotation pick a node
-    by the client's count of answers, not evenly), no pooled connections (they stay on
-    their node), restarts or sessions; no farms, prefetch or serve-expired. One address per
+    answer lists it (sim.fast.scaling), followed on the active balancer, alone or with one
+    planned change away from it or one fault of it (no DNS outage; the standby not scaled),
+    for clients who ask a plain resolver: no stub cache or one that holds an answer
+    for a lifetime (sim.fast.scaling.STUBS: not kept forever or extended), pooled
+    connections (they stay on their node) only with no planned change, no restarts or
+    sessions; no farms, prefetch or serve-expired. One address per
     balancer leads to its front, which this engine takes per node (not followed)."""
     scenario, published = deployment.scenario, deployment.published
     scaled = [i for i, b in enumerate(scenario.balancers) if b.scale_delay is not None]
@@ -131,14 +132,22 @@ def _unsupported_scaling(deployment: build.Deployment) -> list[str]:
     out = []
     faults = [j for j, f in enumerate(scenario.faults)
               if isinstance(f, m.BalancerDown | m.DnsDown) or f.kind in m.PLANNED]
+    # One planned change, or one fault of the active balancer, alone: followed on the scaled
+    # active (the answers fetched after the change hold the standby: sim.fast.churn.Move).
+    alone = [j for j in faults if len(faults) == 1 and (scenario.faults[j].kind == "dns_change" or (
+        isinstance(scenario.faults[j], m.BalancerDown) and scenario.faults[j].target == scenario.active.name))]
     out.extend(what.format(i) + f" and faults[{j}] (followed with every client on the active balancer)"
-               for i in scaled for j in faults)
+               for i in scaled for j in faults if not (j in alone and scenario.balancers[i].role == "active"))
+    # Pooled connections are followed with no planned change (sim.fast.scaling._Together).
+    planned = any(scenario.faults[j].kind in m.PLANNED for j in faults)
     for k, c in enumerate(scenario.clients):
-        held = [field for field, on in (("keepalive", c.keepalive > 0), ("restart", c.restart is not None),
+        held = [field for field, on in (("keepalive", c.keepalive > 0 and planned),
+                                        ("restart", c.restart is not None),
                                         ("sessions", c.sessions is not None),
-                                        ("stub_cache", c.stub_cache.kind != "none")) if on]
-        out.extend(what.format(i) + f" and clients[{k}].{field} (followed for clients with no stub cache "
-                   "or pooled connection, whose every request asks the resolver)" for i in scaled for field in held)
+                                        ("stub_cache", c.stub_cache.kind not in ("none", *scaling.STUBS))) if on]
+        out.extend(what.format(i) + f" and clients[{k}].{field} (followed for clients with no stub cache or one of "
+                   f"{', '.join(scaling.STUBS)}, pooled connections with no planned change)"
+                   for i in scaled for field in held)
     out.extend(what.format(i) + f" and dns.resolvers[{g}] with a farm, prefetch or serve_expired (followed for "
                "plain resolvers)" for i in scaled for g, r in enumerate(scenario.dns.resolvers)
                if r.caches > 1 or r.prefetch or r.serve_expired is not None)
@@ -749,6 +758,9 @@ class _Replication:
         self._fault_spans: int | None = None
         # Per second, the requests offered to the balancers and those they shed (set with the counts).
         self._offered_shed = (np.zeros(0), np.zeros(0))
+        # Node scaling behind a name followed answer by answer (sim.fast.scaling.held_shares): who
+        # holds which node (clients with a stub cache or pooled connections), each node's shed share.
+        self._node_sheds: tuple[scaling.Held, np.ndarray] | None = None
 
     def run(self) -> ReplicationOutput:
         window = self._churn(self._extra_windows(self._window()))
@@ -1444,8 +1456,18 @@ class _Replication:
         owner = rng.choice(n, size=len(second), p=rate / rate.sum())
         at = second + 1.0 - share[second] * rng.random(len(second))
         faults = self.sc.fault_times(self.published.changes_dns)
+        held_first = held_count = None
+        if self._node_sheds is not None:
+            # A client with a stub cache meets its own node's shedding (sim.fast.scaling): its
+            # failures are drawn there, the others' among them by rate as below.
+            held, node_share = self._node_sheds
+            stubbed = np.zeros(n, dtype=bool)
+            stubbed[held.who] = True
+            owner, at = owner[~stubbed[owner]], at[~stubbed[owner]]
+            held_first, held_count = scaling.first_failures(held, node_share, self.shape, self.pop.rate,
+                                                            faults[0] if faults else math.inf, rng)
         counted = at >= (faults[0] if faults else math.inf)
-        first = np.full(n, np.inf)
+        first = np.full(n, np.inf) if held_first is None else held_first.copy()
         np.minimum.at(first, owner[counted], at[counted])
         earlier = first < recovery.first_fail
         first_fail = np.where(earlier, first, recovery.first_fail)
@@ -1455,12 +1477,20 @@ class _Replication:
         pending = np.isfinite(recovered)
         for _ in range(1000):
             sec = np.clip(recovered, 0, self.seconds - 1).astype(np.int64)
-            pending &= np.isfinite(recovered) & (recovered - sec >= 1.0 - share[sec])
+            tail = share[sec]
+            if self._node_sheds is not None:
+                # A client with a stub sends its requests to one node: that node's shedding.
+                held, node_share = self._node_sheds
+                node = held.node_at(np.arange(n), recovered, self.end)
+                tail = np.where(node >= 0, node_share[sec, np.maximum(node, 0)], tail)
+            pending &= np.isfinite(recovered) & (recovered - sec >= 1.0 - tail)
             if not pending.any():
                 break
             who = np.flatnonzero(pending)
             recovered[who] = self._next_request(who, recovered[who])
         failed = recovery.failed + np.bincount(owner[counted], minlength=n)
+        if held_count is not None:
+            failed = failed + held_count
         return replace(recovery, failed=failed, first_fail=first_fail, recovered=recovered)
 
     def _past_the_backends(self, recovered: np.ndarray, backends: Backends) -> np.ndarray:
@@ -1852,8 +1882,23 @@ class _Replication:
                 joins = load.node_joins(counts, spec.nodes, spec.capacity, spec.scale_delay, self.rng["control"])
                 # The balancer's A records: behind a CNAME the chained ones, else the alias's.
                 ttl = self.published.record_ttl if self.published.chain_ttl is None else self.published.chain_ttl
-                reaches = scaling.reaches(self.full, self.shape, self.q, joins, ttl, self.rng["dns"])
-                shares = scaling.node_shares(spec.nodes, reaches, rate, seconds)
+                # A planned change away from it (sim.fast.churn.Move): the answers fetched after it
+                # hold the new target (engine.unsupported refuses it with the standby scaling).
+                move = self._churn_move(None) if spec is sc.active else None  # type: ignore[arg-type]
+                if all(c.stub.kind == "none" and c.reuse.keepalive <= 0 for c in self.full.cohorts) and move is None:
+                    reaches = scaling.reaches(self.full, self.shape, self.q, joins, ttl, self.rng["dns"])
+                    shares = scaling.node_shares(spec.nodes, reaches, rate, seconds)
+                else:
+                    # A stub's answer, or a pooled connection, sends a client's requests to one
+                    # node: followed answer by answer.
+                    cname_ttl = None if self.published.chain_ttl is None else self.published.record_ttl
+                    held = scaling.held_shares(self.full, self.shape, joins, spec.nodes, ttl, cname_ttl,
+                                               self.published.rotate, seconds, self.rng["dns"], move)
+                    met, shed = scaling.shed_per_node(counts, held.shares, spec.capacity, rng)
+                    out += shed.sum(axis=1)
+                    # Such a client's next requests meet its own node's shedding (_balancer_sheds).
+                    self._node_sheds = (held, np.divide(shed, met, out=np.zeros(shed.shape), where=met > 0))
+                    continue
                 out += load.shed_by_share(counts, shares, spec.capacity, rng)
         return out
 
