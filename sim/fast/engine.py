@@ -550,7 +550,8 @@ def _unsupported_planned(deployment: build.Deployment) -> list[str]:
     clients' caches let go of the old record (a DNS change), or the address moves and pooled
     connections are reset once; pooled connections through a DNS change are followed one
     by one (sim.fast.pooled). Not modelled: one address per balancer (each client's
-    rotation decides), nor with a dns_down (one window per client)."""
+    rotation decides). With a dns_down every client is followed request by request
+    (sim.fast.population.outage_followed)."""
     scenario, published = deployment.scenario, deployment.published
     planned = scenario.planned_change(published.changes_dns)
     if planned is None:
@@ -559,8 +560,6 @@ def _unsupported_planned(deployment: build.Deployment) -> list[str]:
     out = []
     if published.per_balancer:
         out.append(f"publishes one address per balancer, {what}")
-    if any(isinstance(f, m.DnsDown) for f in scenario.faults):
-        out.append(f"{what}, and a dns_down")
     return out
 
 

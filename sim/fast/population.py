@@ -140,7 +140,7 @@ def followed_groups(scenario: m.Scenario) -> set[str]:
 def outage_followed(scenario: m.Scenario) -> bool:
     """Is every client followed request by request (sim.fast.lookups) because of a `dns_down`?
     The Poisson path gives each client one span of failed resolutions (sim.fast.engine
-    `_dns_window`), which does not hold with a balancer fault too (a client may fail to
+    `_dns_window`), which does not hold with a balancer fault or a planned change too (a client may fail to
     resolve, then reach the dead balancer, then resolve the new record), a second outage,
     resolvers that answer through it from what they keep (serve_stale, serve-expired) or
     refresh ahead (prefetch), or pooled connections that carry requests through it. The
@@ -153,7 +153,7 @@ def outage_followed(scenario: m.Scenario) -> bool:
     faults = scenario.faults
     churned = any(b.churn is not None for b in scenario.balancers)
     return (sum(isinstance(f, m.DnsDown) for f in faults) > 1
-            or any(isinstance(f, m.BalancerDown) for f in faults)
+            or any(isinstance(f, m.BalancerDown) or f.kind in m.PLANNED for f in faults)
             or any(cache_policy(g.policy).stale_window > 0 or g.prefetch or g.serve_expired is not None
                    for g in scenario.dns.resolvers)
             or (not churned and any(c.keepalive > 0 and c.sessions is None for c in scenario.clients)))

@@ -235,3 +235,28 @@ def test_pooled_connections_beside_node_churn_take_the_churn_followers_path_not_
     restarted = unsupported(scenario(**base, **{"clients.0.restart": {"every": {"exp": "10m"}}}), ["eip_remap"])
     assert restarted == ["clients[0].keepalive and restart, with a dns_down and balancer churn"]
     assert outage_followed(scenario(**{**base, "balancers.0.churn": None}))
+
+
+# A planned change (or address move) with our DNS down: every client followed request by
+# request (sim.fast.population.outage_followed), the change as the follower meets it.
+PLANNED_CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "change during the outage": ("cname_repoint", {**BASE, "faults": [OUTAGE, {"at": "50s", "kind": "dns_change"}]}),
+    "change before the outage": ("cname_repoint", {**BASE, "faults": [{"at": "10s", "kind": "dns_change"}, OUTAGE]}),
+    "change, the outage, the old balancer off": ("alias_apex", {
+        **BASE, "faults": [{"at": "20s", "kind": "dns_change"}, OUTAGE, _down("100s")]}),
+    "address move in the outage": ("eip_remap", {**BASE, "faults": [OUTAGE, {"at": "50s", "kind": "address_move"}]}),
+}
+
+
+@pytest.mark.parametrize("case", [c if c == "change during the outage" else pytest.param(c, marks=pytest.mark.slow)
+                                  for c in PLANNED_CASES])
+def test_a_planned_change_with_our_dns_down_drains_as_the_model(case: str) -> None:
+    """Summary metrics and every drain metric within 4 SE (6 replications each), where the
+    pair was refused before 2026-12-03."""
+    from tests.fast.test_agreement import assert_drain_agree
+
+    strategy, changes = PLANNED_CASES[case]
+    sc = scenario(**copy.deepcopy({**changes, "strategies": [strategy]}))
+    assert not unsupported(sc, [strategy]) and outage_followed(sc)
+    assert_agree(sc, strategy, reps=6, also=("refused", "dns_error"))
+    assert_drain_agree(sc, strategy, 6, [20.0, 60.0])
