@@ -34,6 +34,7 @@ The engine knows a strategy only by what its plan publishes and who detects
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -79,7 +80,36 @@ Strategy = str | type | FailoverPlan | build.Deployment
 def unsupported(scenario: m.Scenario, strategies: Sequence[Strategy] | None = None) -> list[str]:
     """What this scenario (run with `strategies`, default all of its own) uses that the fast
     engine does not model: scenario fields by path, strategies by the mechanism, naming the plan.
-    A strategy is a name, a plan class, a plan, or a Deployment of this scenario."""
+    A strategy is a name, a plan class, a plan, or a Deployment of this scenario. Overlapping
+    faults of one balancer and mode are judged as the one fault that covers them (as they run,
+    `_merged_faults`), each named by its place in `scenario`."""
+    merged = _merged_faults(scenario)
+    if merged is scenario:
+        return _unsupported(scenario, strategies)
+    if strategies is not None:
+        strategies = [s.plan if isinstance(s, build.Deployment) else s for s in strategies]
+    place = _fault_places(scenario, merged)
+    return [re.sub(r"faults\[(\d+)\]", lambda x: f"faults[{place[int(x.group(1))]}]", r)
+            for r in _unsupported(merged, strategies)]
+
+
+def _fault_places(scenario: m.Scenario, merged: m.Scenario) -> list[int]:
+    """Where each of `merged`'s faults stands in `scenario` (a merged fault: where its first was)."""
+    out, j = [], 0
+    for g in merged.faults:
+        while not _same_start(scenario.faults[j], g):
+            j += 1
+        out.append(j)
+        j += 1
+    return out
+
+
+def _same_start(f: m.Fault, g: m.Fault) -> bool:
+    return f == g or (isinstance(f, m.BalancerDown) and isinstance(g, m.BalancerDown)
+                      and (f.target, f.at, f.mode) == (g.target, g.at, g.mode))
+
+
+def _unsupported(scenario: m.Scenario, strategies: Sequence[Strategy] | None = None) -> list[str]:
     out = _unsupported_fields(scenario) + _unsupported_size(scenario)
     blackhole = _blackholed(scenario)
     several = len(_balancer_faults(scenario)) > 1
@@ -522,10 +552,44 @@ def _unsupported_balancer_faults(scenario: m.Scenario) -> list[str]:
     out += [f"faults[{i}]: a blackholed balancer_down among several balancer faults"
             for i, f in faults if f.mode != "refuse" and f.target == scenario.active.name]
     for name in {f.target for _, f in faults}:
-        mine = sorted((f.at, math.inf if f.for_ is None else f.at + f.for_, i) for i, f in faults if f.target == name)
-        out.extend(f"faults[{i}]: overlaps an earlier fault of {name}"
-                   for (_, stop, _), (start, _, i) in zip(mine, mine[1:], strict=False) if start < stop)
+        mine = sorted((f.at, math.inf if f.for_ is None else f.at + f.for_, f.mode, i)
+                      for i, f in faults if f.target == name)
+        # Overlapping faults of one mode are one (`_merged_faults`); of two modes the latest's holds
+        # while both are on (sim.model.control), a switch of mode this engine does not follow.
+        out.extend(f"faults[{i}]: overlaps an earlier fault of {name} in the other mode"
+                   for (_, stop, was, _), (start, _, mode, i) in zip(mine, mine[1:], strict=False)
+                   if start < stop and mode != was)
     return out
+
+
+def _merged_faults(scenario: m.Scenario) -> m.Scenario:
+    """`scenario` with each set of overlapping balancer faults of one balancer and one mode as
+    the one fault that covers them: the model reads them so (sim.model.control stacks them,
+    the balancer down until the last ends), request for request (tests/model/test_mechanisms.py)."""
+    faults = list(scenario.faults)
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, f in enumerate(faults):
+        if isinstance(f, m.BalancerDown):
+            groups.setdefault((f.target, f.mode), []).append(i)
+    drop = set()
+    for members in groups.values():
+        members.sort(key=lambda i: faults[i].at)
+        keep, end = members[0], _fault_end(faults[members[0]])
+        for i in members[1:]:
+            if faults[i].at < end:
+                end = max(end, _fault_end(faults[i]))
+                faults[keep] = faults[keep].model_copy(
+                    update={"for_": None if math.isinf(end) else end - faults[keep].at})
+                drop.add(i)
+            else:
+                keep, end = i, _fault_end(faults[i])
+    if not drop:
+        return scenario
+    return scenario.model_copy(update={"faults": [f for i, f in enumerate(faults) if i not in drop]})
+
+
+def _fault_end(fault: m.BalancerDown) -> float:
+    return math.inf if fault.for_ is None else fault.at + fault.for_
 
 
 def _unsupported_dns_down(scenario: m.Scenario) -> list[str]:
@@ -590,6 +654,9 @@ def simulate(scenario: m.Scenario, strategy: Strategy, seed: np.random.SeedSeque
     reasons = unsupported(scenario, [deployment])
     if reasons:
         raise ValueError("the fast engine does not model: " + "; ".join(reasons))
+    merged = _merged_faults(scenario)
+    if merged is not scenario:
+        deployment = build.compile(merged, deployment.plan)
     return _Replication(deployment, streams(seed)).run()
 
 

@@ -286,8 +286,10 @@ def test_several_balancer_faults_are_refused_only_where_not_modelled() -> None:
     from sim.fast import unsupported
 
     assert not unsupported(scenario(faults=[_down("10s", span="30s"), _down("100s", "green")]))
-    overlapping = unsupported(scenario(faults=[_down("10s", span="60s"), _down("30s")]))
-    assert any("faults[1]" in r and "overlaps" in r for r in overlapping)
+    # overlapping faults of one balancer in one mode are the one fault that covers them
+    assert not unsupported(scenario(faults=[_down("10s", span="60s"), _down("30s")]))
+    mixed = unsupported(scenario(faults=[_down("10s", span="60s"), {**_down("30s"), "mode": "blackhole"}]))
+    assert any("faults[1]: overlaps an earlier fault of blue in the other mode" in r for r in mixed), mixed
     blackholed = unsupported(scenario(faults=[{**_down("10s"), "mode": "blackhole"}, _down("100s", "green")]))
     assert any("faults[0]" in r and "blackholed" in r for r in blackholed)
     multi = unsupported(scenario(faults=[_down("10s", span="30s"), _down("100s")], strategies=["multi_a"]))
@@ -588,3 +590,26 @@ def test_fast_agrees_on_the_web_migration_scenario(strategy: str) -> None:
         {"duration": "20m", "faults[2].at": "15m", "report.stale_at": ["60s", "5m"]})
     assert_drain_agree(sc, strategy, 4, sc.report.stale_at)
     assert_agree(sc, strategy, 4)
+
+
+# Overlapping faults of one balancer in one mode: one fault, from the first start to the last
+# end, in both engines (sim.model.control stacks them; sim.fast.engine._merged_faults).
+OVERLAP = {"clients.0.count": 300, "duration": "3m", "dns.resolvers.0.count": 100, "clients.0.rate": "0.2/s"}
+OVERLAP_CASES = {
+    "two that overlap": ("cname_repoint", [_down("30s", span="40s"), _down("50s", span="40s")]),
+    "the second inside the first": ("eip_remap", [_down("30s", span="60s"), _down("40s", span="10s")]),
+    "the second for good": ("alias_apex", [_down("30s", span="40s"), _down("60s")]),
+    "two blackholes": ("cname_repoint", [{**_down("30s", span="40s"), "mode": "blackhole"},
+                                         {**_down("50s", span="40s"), "mode": "blackhole"}]),
+}
+
+
+@pytest.mark.parametrize("case", [c if c == "the second inside the first" else pytest.param(c, marks=pytest.mark.slow)
+                                  for c in OVERLAP_CASES])
+def test_overlapping_faults_of_one_balancer_agree_as_the_one_that_covers_them(case: str) -> None:
+    from sim.fast import unsupported
+
+    strategy, faults = OVERLAP_CASES[case]
+    sc = scenario(**{**OVERLAP, "faults": faults, "strategies": [strategy]})
+    assert not unsupported(sc, [strategy])
+    assert_agree(sc, strategy, reps=6, also=("refused", "timeout"))

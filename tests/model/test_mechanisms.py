@@ -204,3 +204,11 @@ def test_two_faults_of_one_balancer_that_overlap_hold_it_down_until_the_last_end
         [{"at": "30s", "kind": "balancer_down", "target": "blue", "mode": "refuse", "for": "30s"}])
     assert two.timeline.refused.tolist() == one.timeline.refused.tolist()
     assert two.metrics["failed"] == one.metrics["failed"]
+    # recovery from the start of the one outage: the second fault's start is no new moment
+    # a client's failure counts from (Scenario.fault_times)
+    assert two.clients.recovery_s.fillna(-1).tolist() == one.clients.recovery_s.fillna(-1).tolist()
+    nested, single = _overlap_pair(
+        [{"at": "30s", "kind": "balancer_down", "target": "blue", "mode": "refuse", "for": "60s"},
+         {"at": "40s", "kind": "balancer_down", "target": "blue", "mode": "refuse", "for": "10s"}],
+        [{"at": "30s", "kind": "balancer_down", "target": "blue", "mode": "refuse", "for": "60s"}])
+    assert nested.clients.recovery_s.fillna(-1).tolist() == single.clients.recovery_s.fillna(-1).tolist()
