@@ -443,6 +443,21 @@ def test_an_honouring_stubs_hold_is_cut_at_each_cname_fetch_within_it() -> None:
                    (8, 70.0, 90.0, 1, 1), (9, 10.0, 40.0, 2, 0)]
 
 
+def test_holds_clipped_at_a_refusing_fault_are_cut_only_at_their_own_resolvers_cname_fetches() -> None:
+    # A refusing fault for the rest of the run at 40 s clips the holds there (`end`), while the
+    # CNAME fetches run on to the run's end: resolver 1's hold [10, 40) has none of its own in
+    # it, and resolver 0's hold from 60 s (clipped to 40) is empty, with no cut (with the
+    # resolvers' keys `end + 1` apart, resolver 1's hold took resolver 0's fetch at 60 s, and
+    # the empty hold's count of cuts was -1: every such run failed).
+    cycles = Cycles(np.array([0, 0, 1]), np.array([0.0, 60.0, 10.0]), np.array([50.0, 90.0, 60.0]),
+                    np.array([0, 1, 0]), cname=(np.array([0, 0, 1]), np.array([20.0, 60.0, 45.0])))
+    hold = _Holds(np.array([7, 8, 9]), np.array([0, 1, 0]), np.array([40.0, 40.0, 40.0]), np.array([0.0, 60.0, 10.0]))
+    pieces, parent, step = _split_at_cname(hold, np.array([0, 1, 2]), cycles, 40.0)
+    got = list(zip(pieces.who.tolist(), pieces.lo.tolist(), pieces.hi.tolist(), parent.tolist(), step.tolist(),
+                   strict=True))
+    assert got == [(7, 0.0, 20.0, 0, 0), (7, 20.0, 40.0, 0, 1), (8, 60.0, 40.0, 1, 0), (9, 10.0, 40.0, 2, 0)]
+
+
 def test_churn_behind_names_is_refused_where_not_modelled() -> None:
     base = {**CHURN, "strategies": ["cname_repoint", "eip_remap", "alias_apex"]}
     assert not unsupported(scenario(**base))
