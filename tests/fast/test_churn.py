@@ -15,6 +15,7 @@ from sim.fast import simulate as fast
 from sim.fast import unsupported
 from sim.fast.churn import Cycles, _by_ordinal, _Holds, _split_at_cname, replacements
 from sim.model import simulate as des
+from sim.results.schema import affected_clients
 from tests.fast.test_agreement import CHURN, SMALL, assert_agree, assert_drain_agree
 from tests.model.scenarios import scenario
 
@@ -297,6 +298,10 @@ BLACKHOLE_CASES = {
     "for 40 s, a drain shorter than a 60 s TTL": {"dns.balancer_ttl": "60s", "dns.service_ttl": "60s",
                                                    "faults": [*MARK["faults"], HOLE]},
     "for 40 s, stubs kept forever": {"clients.0.stub_cache": {"kind": "forever"}, "faults": [*MARK["faults"], HOLE]},
+    # None recovers (before _Replication._past_the_window: 12% on cname_repoint, 8 replications,
+    # 33% on dns_failover, recovery mean 36 s, as with the refusing fault).
+    "for the rest of the run, stubs kept forever (none recovers)": {
+        "clients.0.stub_cache": {"kind": "forever"}, "faults": [*MARK["faults"], {**DOWN, "mode": "blackhole"}]},
 }
 
 
@@ -309,6 +314,55 @@ def test_fast_agrees_on_churn_through_a_blackholing_fault(case: str, strategy: s
     # Stubs kept forever on two nodes mostly never recover (as with the refusing fault, above).
     skip = ("recovery_mean",) if case.endswith("stubs kept forever") else ()
     assert_agree(sc, strategy, skip=skip, also=("refused", "timeout"))
+
+
+# The churned balancer refusing from 40 s for the rest of the run (no `for`), per stub kind. A
+# stub kept forever holds the answer of time 0 to the end: nothing moves it to the standby (no
+# refetch, restart or pooled connection), so no client recovers, one whose node retired before
+# the fault neither. Before the fix the fast engine recovered those (12% of the clients,
+# cname_repoint, 8 replications; recovery mean 36 s against none in the model): the churn's
+# span, cut at the fault, handed them their first request after it, in the fault's window
+# (_Replication._past_the_window). Honouring stubs behind a CNAME failed every run here
+# (sim.fast.churn._split_at_cname), and took other resolvers' CNAME cuts once that was mended.
+FOREVER_DOWN = {**BASE, "clients.0.stub_cache": {"kind": "forever"}, "faults": [*MARK["faults"], DOWN]}
+PERMANENT_CASES = {
+    "stubs kept forever": FOREVER_DOWN,
+    "honouring stubs, TTL stretching resolvers": {
+        **BASE, **STRETCH, "clients.0.stub_cache": {"kind": "honor"}, "faults": FOREVER_DOWN["faults"]},
+    "floor stubs, 30 resolvers": {
+        **BY_REQUEST, **STRETCH, "clients.0.stub_cache": {"kind": "floor", "min_ttl": "30s"},
+        "faults": FOREVER_DOWN["faults"]},
+    "fixed stubs, 30 resolvers": {
+        **BY_REQUEST, **STRETCH, "clients.0.stub_cache": {"kind": "fixed", "ttl": "30s"},
+        "faults": FOREVER_DOWN["faults"]},
+    "cap stubs (5 s, under the 10 s TTL), 30 resolvers": {
+        **BY_REQUEST, **STRETCH, "clients.0.stub_cache": {"kind": "cap", "max_ttl": "5s"},
+        "faults": FOREVER_DOWN["faults"]},
+}
+
+
+@pytest.mark.parametrize("strategy", ["cname_repoint", "dns_failover"])
+def test_stubs_kept_forever_never_recover_from_the_churned_balancers_refusal_for_good(strategy: str) -> None:
+    # Quick (about 2 s): the invariant in both engines, every replication, then agreement.
+    sc = scenario(**{**FOREVER_DOWN, "strategies": [strategy]})
+    assert not unsupported(sc)
+    early = 0
+    for engine in (des, fast):
+        for k in range(4):
+            clients = affected_clients(engine(sc, strategy, np.random.SeedSequence([11, k]), k).clients)
+            assert len(clients) == 300 and clients["recovery_s"].isna().all(), (engine.__module__, k)
+            early += int((clients["fault_at"] < 40.0).sum()) if engine is fast else 0
+    assert early > 0  # some first failed on a retired node before the fault (seeds 0-3)
+    assert_agree(sc, strategy, also=("refused",))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["cname_repoint", "alias_apex", "dns_failover"])
+@pytest.mark.parametrize("case", list(PERMANENT_CASES))
+def test_fast_agrees_on_churn_through_a_refusing_fault_for_the_rest_of_the_run(case: str, strategy: str) -> None:
+    sc = scenario(**{**PERMANENT_CASES[case], "strategies": [strategy]})
+    assert not unsupported(sc)
+    assert_agree(sc, strategy, also=("refused",))
 
 
 def test_an_address_move_changes_nothing_behind_a_name() -> None:
@@ -441,6 +495,21 @@ def test_an_honouring_stubs_hold_is_cut_at_each_cname_fetch_within_it() -> None:
                    strict=True))
     assert got == [(7, 0.0, 20.0, 0, 0), (7, 20.0, 30.0, 0, 1), (7, 30.0, 50.0, 0, 2), (8, 50.0, 70.0, 1, 0),
                    (8, 70.0, 90.0, 1, 1), (9, 10.0, 40.0, 2, 0)]
+
+
+def test_holds_clipped_at_a_refusing_fault_are_cut_only_at_their_own_resolvers_cname_fetches() -> None:
+    # A refusing fault for the rest of the run at 40 s clips the holds there (`end`), while the
+    # CNAME fetches run on to the run's end: resolver 1's hold [10, 40) has none of its own in
+    # it, and resolver 0's hold from 60 s (clipped to 40) is empty, with no cut (with the
+    # resolvers' keys `end + 1` apart, resolver 1's hold took resolver 0's fetch at 60 s, and
+    # the empty hold's count of cuts was -1: every such run failed).
+    cycles = Cycles(np.array([0, 0, 1]), np.array([0.0, 60.0, 10.0]), np.array([50.0, 90.0, 60.0]),
+                    np.array([0, 1, 0]), cname=(np.array([0, 0, 1]), np.array([20.0, 60.0, 45.0])))
+    hold = _Holds(np.array([7, 8, 9]), np.array([0, 1, 0]), np.array([40.0, 40.0, 40.0]), np.array([0.0, 60.0, 10.0]))
+    pieces, parent, step = _split_at_cname(hold, np.array([0, 1, 2]), cycles, 40.0)
+    got = list(zip(pieces.who.tolist(), pieces.lo.tolist(), pieces.hi.tolist(), parent.tolist(), step.tolist(),
+                   strict=True))
+    assert got == [(7, 0.0, 20.0, 0, 0), (7, 20.0, 40.0, 0, 1), (8, 60.0, 40.0, 1, 0), (9, 10.0, 40.0, 2, 0)]
 
 
 def test_churn_behind_names_is_refused_where_not_modelled() -> None:
