@@ -279,6 +279,18 @@ class Cycles:
             return got
         return np.where(t >= self.move.at[res], reps.target, got)
 
+    def held_until(self, n_res: int, at: float) -> np.ndarray:
+        """Per resolver, when the answer it holds at `at` expires: `at` if none is held then
+        (its next fetch comes later), NaN for a resolver with no fetches here (no demand)."""
+        out = np.full(n_res, np.nan)
+        out[np.unique(self.res)] = at
+        before = self.fetched < at  # sorted by resolver then time: each resolver's last is its held
+        r, e = self.res[before], self.expires[before]
+        last = np.ones(len(r), dtype=bool)
+        last[:-1] = r[:-1] != r[1:]
+        out[r[last]] = np.maximum(e[last], at)
+        return out
+
 
 def resolver_cycles(pop: Population, shape: Intensity, reps: Replacements, node_ttl: float, q: np.ndarray,
                     asks: np.ndarray, rng: np.random.Generator, move: Move | None = None,

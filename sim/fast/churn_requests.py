@@ -373,8 +373,11 @@ def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup,
     first_fail = np.full(n_lanes, np.inf)
     recovered = np.full(n_lanes, np.inf)
     # The lanes that hold the end of the client's window: their first success from then on.
+    # One that ends there (an episode taken to a DNS outage's end) has its next request at or
+    # after it; a later lane of the client does not know the requests before its own start
+    # (that had put `cap` stubs back after a DNS outage at their next episode, tens of seconds late).
     gap_end = clients.gap_hi
-    holds_end = (lanes.lo <= gap_end) & (gap_end < lanes.hi)
+    holds_end = (lanes.lo <= gap_end) & (gap_end <= lanes.hi)
     past = np.full(n_lanes, np.inf)
     unresolved = np.full(n_lanes, np.inf)  # first failed resolution outside the window
     # Requests are Poisson in the traffic shape's measure G: stepped there (y), mapped back to
@@ -407,7 +410,7 @@ def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup,
             res_c.append(fails[saved])
         back = done & np.isfinite(first_fail[live]) & ~np.isfinite(recovered[live])
         recovered[live[back]] = now[back]
-        later = done & (now >= gap_end[live]) & ~np.isfinite(past[live])
+        later = done & holds_end[live] & (now >= gap_end[live]) & ~np.isfinite(past[live])
         past[live[later]] = now[later]
         y[live] += rng.exponential(1.0, len(live)) / rate
         t[live] = clock.inverse(y[live])
