@@ -1640,8 +1640,8 @@ class _Replication:
         the old target are those on its connections there (sim.fast.pooled.Drain): the ones
         that opened them counted one by one, the rest Poisson at an open connection's
         density, none in the idle gaps between, the last its last before the switch (as
-        Poisson up to the switch, 1000 clients every 20 s with a 30 s keepalive sent 3,930
-        requests to the old target against the model's 3,215, the last at 125 s on average
+        Poisson up to the switch, 1000 clients every 20 s with a 30 s keepalive sent 3,983
+        requests to the old target against the model's 3,215, the last at 126 s on average
         against 112 s)."""
         ps, drain, fault, changed = window.pooled, window.pooled_drain, window.fault, self.ctl.changed_at
         assert ps is not None and drain is not None
@@ -1830,8 +1830,11 @@ class _Replication:
             ok = ok + _per_second(rescued.at, seconds)  # the dead window's requests a retry got through
         # Who is on which balancer by the long-run rate, session clients' included, over the
         # requests offered that second, theirs included.
-        shed = self._shed(ok, self._balancer_fault(window), recovery.reach, self.full.rate, g,
-                          total - dead + passed)
+        # Pooled clients after a planned change stay on the old balancer until their switch
+        # (sim.fast.pooled), not their resolver's: the load each balancer sheds follows them.
+        reach = recovery.reach if window.pooled is None else \
+            np.where(np.isnan(window.pooled), recovery.reach, window.pooled)
+        shed = self._shed(ok, self._balancer_fault(window), reach, self.full.rate, g, total - dead + passed)
         self._offered_shed = (ok, shed)
         counts = {name: np.zeros(seconds, dtype=np.int64) for name in OUTCOMES}
         counts["ok"] = ok - shed
