@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.fast.intensity import Intensity
-from sim.fast.pooled import _next_open, _sum_short_gaps
+from sim.fast.pooled import _last_short, _next_open
 from sim.fast.population import WITHIN_TTL, Cohort, Population, stub_primed_expiry
 
 MAX_ROUNDS = 100_000
@@ -372,12 +372,8 @@ def _reopen(opened: np.ndarray, used: np.ndarray, k: float, age: float, r: float
             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """sim.fast.pooled._next_open, with the moment after which its request is the first: the
     connection's idle close (its last short gap plus k) or its age limit."""
-    n = len(opened)
-    p = math.exp(-r * k)
-    if p < 1e-12:
-        last_short = np.full(n, np.inf)
-    else:
-        last_short = used + _sum_short_gaps(rng.geometric(p, n) - 1, k, r, p, rng)
+    limit = opened + age if math.isfinite(age) else np.full(len(opened), shape.end)
+    last_short = _last_short(used, k, r, shape, limit, rng)
     moment = last_short + k
     if math.isfinite(age):
         moment = np.where(opened + age < last_short, np.maximum(opened + age, used), moment)

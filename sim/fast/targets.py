@@ -46,6 +46,18 @@ class OneByOne:
 
 
 @dataclass(frozen=True)
+class Pooled:
+    """Pooled clients' windows after a planned change (sim.fast.pooled.Drain): per client its
+    last request to the previous target where known (NaN: drawn), the share of its window's
+    intensity outside its idle gaps between connections, and per cohort index the requests
+    per unit of intensity on an open connection, per second (sim.fast.pooled.density)."""
+
+    last: np.ndarray
+    busy: np.ndarray
+    density: dict[int, np.ndarray]
+
+
+@dataclass(frozen=True)
 class Moves:
     """Per client when it moved (NaN: never), and the targets table (sim.results TARGETS)."""
 
@@ -55,7 +67,8 @@ class Moves:
 
 
 def moves(pop: Population, shape: Intensity, seconds: int, changed_at: float, until: np.ndarray,
-          switched: np.ndarray, previous: OneByOne, rescued: OneByOne, rng: np.random.Generator) -> Moves:
+          switched: np.ndarray, previous: OneByOne, rescued: OneByOne, rng: np.random.Generator,
+          pooled: Pooled | None = None) -> Moves:
     """Per client, `until`: until when its first attempts go to the previous target (from
     `changed_at` on); `switched`: its first request that reaches the current target (inf:
     none in the run); `previous`: first attempts to the previous target counted one by one
@@ -70,16 +83,18 @@ def moves(pop: Population, shape: Intensity, seconds: int, changed_at: float, un
         # client, where drawing every request would cost a day's worth for a cache kept forever.
         before = shape.last_before(hi, pop.rate, rng)
         last = np.where(before >= lo, before, -np.inf)
+        if pooled is not None:
+            last = np.where(np.isnan(pooled.last), last, np.where(pooled.last >= lo, pooled.last, -np.inf))
         np.maximum.at(last, previous.owner, previous.at)
         switched_at = np.where(np.isfinite(switched) & (switched < end), switched, np.nan)
     else:
         switched_at = np.full(n, np.nan)
     last_previous_at = np.where(np.isfinite(last), last, np.nan)
-    return Moves(switched_at, last_previous_at, _table(pop, shape, seconds, (lo, hi), previous, rescued, rng))
+    return Moves(switched_at, last_previous_at, _table(pop, shape, seconds, (lo, hi), previous, rescued, rng, pooled))
 
 
 def _table(pop: Population, shape: Intensity, seconds: int, window: tuple[np.ndarray, np.ndarray],
-           previous: OneByOne, rescued: OneByOne, rng: np.random.Generator) -> pd.DataFrame:
+           previous: OneByOne, rescued: OneByOne, rng: np.random.Generator, pooled: Pooled | None) -> pd.DataFrame:
     """Per second and cohort, first attempts to the previous target are a Poisson count of the
     cohort's intensity inside its members' windows, plus those counted one by one; to the
     current one, a Poisson count of the rest (drawing all and subtracting the previous ones
@@ -93,7 +108,10 @@ def _table(pop: Population, shape: Intensity, seconds: int, window: tuple[np.nda
     for c, cohort in enumerate(pop.cohorts):
         idx = cohort.members
         # Clipped: the mass is a difference of prefix sums, a rounding below zero where it is none.
-        stale = np.maximum(window_mass(pop.rate[idx], lo[idx], hi[idx], seconds) * g, 0.0) if len(idx) else np.zeros(seconds)
+        rate = pop.rate[idx] if pooled is None else pop.rate[idx] * pooled.busy[idx]
+        stale = np.maximum(window_mass(rate, lo[idx], hi[idx], seconds) * g, 0.0) if len(idx) else np.zeros(seconds)
+        if pooled is not None and c in pooled.density:
+            stale = stale * pooled.density[c]
         reset = _per_second(previous.at[pop.cohort[previous.owner] == c], seconds)
         to_previous[c] = rng.poisson(stale) + reset
         to_current[c] = rng.poisson(np.maximum(cohort.rate * len(idx) * g - stale - reset, 0.0))
