@@ -106,7 +106,7 @@ def switch_times(
     stub = stub_primed_expiry(pop, prime_ttl, propagated, rng)
     out = np.full(n, np.inf)
     last_old = np.full(n, np.inf)
-    hits = np.zeros(n, dtype=np.int64)
+    hits = since_hits  # the fetches since the fault (only clients on resolvers followed from it)
     mass = shape.measure(np.full(n, lo), np.full(n, hi))  # forever: the whole outage
     in_exact = exact[pop.resolver]
     for cohort in pop.cohorts:
@@ -122,8 +122,7 @@ def switch_times(
             # Such a stub never outlives the resolver's answer, so it has expired by `opens`.
             out[idx] = shape.next_after(opens[idx], cohort.rate, rng)
             last_old[idx] = opens[idx]
-            mass[idx] = shape.measure(np.full(len(idx), lo), np.minimum(opens[idx], hi)) - quiet[idx]
-            hits[idx] = since_hits[idx]
+            mass[idx] = np.maximum(shape.measure(np.full(len(idx), lo), np.minimum(opens[idx], hi)) - quiet[idx], 0.0)
             continue
         followed = idx[in_exact[idx]]
         out[followed] = exact_switch[followed]
