@@ -92,7 +92,7 @@ class Followed:
     """What the clients followed here did: failed requests (owner, issue time), rescued ones
     (owner, issue time, tries refused), and per client its first failure from `count_from`
     on and the first success after it (inf: none), and its first success from the end of
-    its window on (`after_gap`; inf: not followed then)."""
+    its window on (`after_gap`; inf: none got through before the run's end, NaN: not followed then)."""
 
     failed_owner: np.ndarray
     failed_at: np.ndarray
@@ -136,7 +136,8 @@ def follow(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles
     through the engine's window `gap` if any (counted there)."""
     n = pop.size
     parts: list[tuple[np.ndarray, ...]] = []
-    first_fail, recovered, after_gap = np.full(n, np.inf), np.full(n, np.inf), np.full(n, np.inf)
+    first_fail, recovered = np.full(n, np.inf), np.full(n, np.inf)
+    after_gap = np.full(n, np.nan)  # NaN: no lane of the client holds its window's end
     unresolved_at = np.full(n, np.nan)
     outage = gap.outage if gap is not None else None
     lookup = _Lookup(cycles, reps, node_ttl, shape.end)
@@ -149,7 +150,7 @@ def follow(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles
         out = _run(pop, shape, reps, lookup, cohort, lanes, rotate, count_from, rng, gap)
         parts.append(out[:5])
         ff, rec = out[5], out[6]
-        np.minimum.at(after_gap, lanes.who, out[7])  # one lane of a client holds the window's end
+        np.fmin.at(after_gap, lanes.who, out[7])  # one lane of a client holds the window's end
         if cohort.reuse.keepalive > 0 and outage is not None:
             holds = (lanes.lo <= outage[0]) & (lanes.hi > outage[0])
             fresh = holds & np.isnan(unresolved_at[lanes.who])
@@ -419,7 +420,8 @@ def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup,
     open_ = np.isfinite(first_fail) & ~np.isfinite(recovered)
     recovered[open_] = t[open_]
     open_ = holds_end & ~np.isfinite(past)
-    past[open_] = t[open_]
+    past[open_] = t[open_]  # inf: nothing got through before the run's end
+    past[~holds_end] = np.nan
     empty_i, empty_f = np.empty(0, dtype=np.int64), np.empty(0)
     return (_cat(failed_o, empty_i), _cat(failed_t, empty_f), _cat(res_o, empty_i), _cat(res_t, empty_f),
             _cat(res_c, empty_i), first_fail, recovered, past, unresolved)

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from sim.fast import coupled
+from sim.fast import coupled, since_fault
 from sim.fast.intensity import Intensity
 from sim.fast.population import WITHIN_TTL, Population, stub_primed_expiry
 from sim.policy.resolver import steady_cycles
@@ -100,12 +100,13 @@ def switch_times(
     )
     expiry = _known_or_drawn(known, resolver_expiry(pop, record_ttl, q, propagated, rng))
     expiry[exact] = exact_open[exact]
+    since_hits, quiet = _since_fault(pop, shape, fault, propagated, q, record_ttl, known, expiry, rng)
     expiry = expiry[pop.resolver]
     opens = np.maximum(expiry, propagated)  # from here the client's resolver answers the new value
     stub = stub_primed_expiry(pop, prime_ttl, propagated, rng)
     out = np.full(n, np.inf)
     last_old = np.full(n, np.inf)
-    hits = np.zeros(n, dtype=np.int64)
+    hits = since_hits  # the fetches since the fault (only clients on resolvers followed from it)
     mass = shape.measure(np.full(n, lo), np.full(n, hi))  # forever: the whole outage
     in_exact = exact[pop.resolver]
     for cohort in pop.cohorts:
@@ -121,7 +122,7 @@ def switch_times(
             # Such a stub never outlives the resolver's answer, so it has expired by `opens`.
             out[idx] = shape.next_after(opens[idx], cohort.rate, rng)
             last_old[idx] = opens[idx]
-            mass[idx] = shape.measure(np.full(len(idx), lo), np.minimum(opens[idx], hi))
+            mass[idx] = np.maximum(shape.measure(np.full(len(idx), lo), np.minimum(opens[idx], hi)) - quiet[idx], 0.0)
             continue
         followed = idx[in_exact[idx]]
         out[followed] = exact_switch[followed]
@@ -137,6 +138,27 @@ def switch_times(
     # `opens` is not moved by serve-expired's one stale answer per resolver: a pooled
     # connection opened in that moment would still get the old record (not followed)
     return out, last_old, hits, mass, opens
+
+
+def _since_fault(pop, shape, fault, propagated, q, ttl, known, expiry, rng):  # type: ignore[no-untyped-def]
+    """Resolvers behind stubs that let go, followed fetch by fetch from a fault that came before
+    the change's propagation (sim.fast.since_fault): their old answers' expiry (written into
+    `expiry`, per resolver), and per client the fetches that failed and the measure it sent nothing in."""
+    hits, quiet = np.zeros(pop.size, dtype=np.int64), np.zeros(pop.size)
+    lo = fault[0]
+    if not lo < propagated:
+        return hits, quiet
+    chosen = since_fault.followable(pop)
+    if known is not None:
+        chosen &= np.isnan(known)
+    chosen = np.flatnonzero(chosen)
+    if len(chosen) == 0:
+        return hits, quiet
+    # A stream of its own, jumped from this one, leaves every other draw as it was.
+    own = np.random.Generator(rng.bit_generator.jumped())
+    at_fault = resolver_expiry(pop, ttl, q, lo, own)[chosen]
+    expiry[chosen], hits, quiet = since_fault.follow(pop, shape, fault, propagated, at_fault, chosen, ttl, own)
+    return hits, quiet
 
 
 def _known_or_drawn(known: np.ndarray | None, drawn: np.ndarray) -> np.ndarray:

@@ -1480,7 +1480,9 @@ class _Replication:
             # A window with an end (a DNS outage, a balancer fault that ends): a client that
             # recovers after it does so at its first request that gets through then, which for
             # a client followed there may meet a retired node as well.
-            late = np.isfinite(followed.after_gap) & (first_fail < window.back) & (recovered >= window.back)
+            # A client followed there to the run's end with nothing through (after_gap inf: its
+            # list's nodes all retired, its resolver's answer held on) never recovers.
+            late = ~np.isnan(followed.after_gap) & (first_fail < window.back) & (recovered >= window.back)
             recovered[late] = followed.after_gap[late]
             # One whose first failure comes after it, followed there: the one it was followed to.
             after = np.isfinite(first_fail) & (first_fail >= window.back) & (followed.first_fail == first_fail)

@@ -700,3 +700,19 @@ def test_churn_behind_names_is_refused_where_not_modelled() -> None:
     # followed: tests/fast/test_node_scaling.py).
     scaling = unsupported(scenario(**{"balancers.0.scale_delay": "30s", "faults": [outage]}))
     assert any("balancers[0].scale_delay" in r for r in scaling)
+
+
+# A client whose resolver holds a stretched answer past the run's end, listing nodes that all
+# retired before the balancer's fault ended, fails every request from the fault on: never
+# recovered. The request follower saw it, but its "first success after the window" read inf
+# for it as for a client not followed there, and the engine recovered it at its next request
+# after the fault (never recovered 0 against the model's 0.049 over 24 replications, 5.4
+# standard errors). Sixteen replications (about 10 s). Recovery mean is left out: it reads
+# 7-8 s shorter here in all three strategies (2.2-3.2 standard errors over 24-48 replications,
+# cname_repoint and dns_failover too), not yet explained (docs/fast.md).
+@pytest.mark.slow
+def test_fast_agrees_on_never_recovered_behind_retired_nodes_after_a_fault_with_an_end() -> None:
+    sc = scenario(**{**BY_REQUEST, **GAP_CASES["fixed stubs, the balancer refusing for 40 s"],
+                     "strategies": ["alias_apex"]})
+    assert not unsupported(sc)
+    assert_agree(sc, "alias_apex", 16, skip=("recovery_mean",), also=("refused",))
