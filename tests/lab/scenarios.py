@@ -61,6 +61,8 @@ def paired(eff: m.Scenario, strategy: str, seed: int, options: LabOptions) -> tu
     trace = model_trace(eff, strategy, np.random.SeedSequence(first.entropy, spawn_key=first.spawn_key))
     lab = sim.lab.replicate(eff, plan_class(strategy), first, 0, options, trace=trace)
     return lab, simulate(eff, strategy, first)
+
+
 # Our authoritative servers silent for 20 s (5 real seconds at K = 4): the resolvers whose
 # answer expires in it fail their clients' lookups until it ends. Short enough that unbound
 # does not give up on the server: after about 15 real seconds without an answer unbound

@@ -271,15 +271,12 @@ def test_lab_dns_outage_fails_the_lookups_the_model_fails() -> None:
     the outage, then passed)."""
     require_tool("unbound")
     eff = effective(load_data(DNS_OUTAGE, "lab-dns-outage"), OPTIONS)
-    seed = np.random.SeedSequence(DNS_OUTAGE["seed"]).spawn(1)[0]
-    trace = model_trace(eff, "cname_repoint", np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key))
-    lab = sim.lab.replicate(eff, plan_class("cname_repoint"), seed, 0, OPTIONS, trace=trace)
-    paired = simulate(eff, "cname_repoint", seed)
+    lab, model = paired(eff, "cname_repoint", DNS_OUTAGE["seed"], OPTIONS)
     print("dns outage lab", lab.metrics["failed"], lab.timeline["dns_error"].sum(), "paired model",
-          paired.metrics["failed"], paired.timeline["dns_error"].sum())
-    assert abs(lab.metrics["requests"] - paired.metrics["requests"]) <= 3
-    assert paired.metrics["failed"] == paired.timeline["dns_error"].sum() > 100
-    assert abs(lab.metrics["failed"] - paired.metrics["failed"]) <= 0.25 * paired.metrics["failed"]
+          model.metrics["failed"], model.timeline["dns_error"].sum())
+    assert abs(lab.metrics["requests"] - model.metrics["requests"]) <= 3
+    assert model.metrics["failed"] == model.timeline["dns_error"].sum() > 100
+    assert abs(lab.metrics["failed"] - model.metrics["failed"]) <= 0.25 * model.metrics["failed"]
     assert lab.timeline["dns_error"].sum() >= 0.9 * lab.metrics["failed"]  # failed lookups, not the balancer
     # nothing fails outside the outage but in the real second after it, while unbound's
     # retry, backed off, has not yet found the server back
