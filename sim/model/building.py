@@ -46,7 +46,7 @@ class Building:
     def _build(self) -> None:
         sc = self.scenario
         self.balancers = {b.name: Balancer(b.name, b.role, b.capacity) for b in sc.balancers}
-        self.balancer_faults: dict[str, list[str]] = {}  # each balancer's faults on now, by mode
+        self.balancer_faults: dict[str, list[tuple[m.BalancerDown, str]]] = {}  # each balancer's faults on now
         self.addresses: list[Address] = []
         self.node_address: dict[Endpoint, Address] = {}
         for spec in sc.balancers:

@@ -74,12 +74,13 @@ class Control:
             balancer = self.balancers[fault.target]
             mode = REFUSE if fault.mode == "refuse" else BLACKHOLE
             on = self.balancer_faults.setdefault(balancer.name, [])
-            on.append(mode)
+            held = (fault, mode)  # this fault's own entry: another of the same mode may end first
+            on.append(held)
             balancer.mode = mode
             if fault.for_ is not None:
                 yield env.timeout(fault.for_)
-                on.remove(mode)
-                balancer.mode = on[-1] if on else UP
+                on.remove(held)
+                balancer.mode = on[-1][1] if on else UP
         elif isinstance(fault, m.InstanceDown):
             up = [i for i in self.instances if i.mode is UP and not i.removed]
             picks = self.rng["faults"].choice(len(up), size=min(fault.count, len(up)), replace=False)

@@ -212,3 +212,18 @@ def test_two_faults_of_one_balancer_that_overlap_hold_it_down_until_the_last_end
          {"at": "40s", "kind": "balancer_down", "target": "blue", "mode": "refuse", "for": "10s"}],
         [{"at": "30s", "kind": "balancer_down", "target": "blue", "mode": "refuse", "for": "60s"}])
     assert nested.clients.recovery_s.fillna(-1).tolist() == single.clients.recovery_s.fillna(-1).tolist()
+
+
+def test_the_latest_fault_on_holds_its_mode_when_one_of_the_same_mode_ends_first() -> None:
+    """refuse 30-90 s, blackhole 40-80 s, refuse 50-60 s: when the third ends, the blackhole
+    (the latest still on) holds until 80 s, then the first refusal until 90 s."""
+    down = {"kind": "balancer_down", "target": "blue"}
+    sc = scenario(**{"faults": [{**down, "at": "30s", "for": "60s", "mode": "refuse"},
+                                {**down, "at": "40s", "for": "40s", "mode": "blackhole"},
+                                {**down, "at": "50s", "for": "10s", "mode": "refuse"}],
+                     "failover": {"detection": {"delay": "200s"}}, "clients.0.count": 60,
+                     "dns.resolvers.0.count": 20, "duration": "2m"})
+    t = simulate(sc, "cname_repoint", np.random.SeedSequence(4)).timeline.set_index("t")
+    assert t.loc[51:59, "refused"].sum() > 0 and t.loc[51:59, "timeout"].sum() == 0
+    assert t.loc[61:79, "timeout"].sum() > 0 and t.loc[61:79, "refused"].sum() == 0
+    assert t.loc[81:89, "refused"].sum() > 0 and t.loc[81:89, "timeout"].sum() == 0
