@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.fast.population import WITHIN_TTL, Cohort, Population, stub_primed_expiry
+from sim.fast.population import Population, lets_go, stub_primed_expiry
 from sim.fast.sessions import Outcome, Plan, Requests, homes
 from sim.policy.cache import STALE_ANSWER_TTL, CachePolicy, Primed, primed_entry
 from sim.policy.resolver import ResolverSetup, prefetch_from
@@ -67,7 +67,7 @@ def priming_rates(pop: Population, ttl: float, rng: np.random.Generator) -> np.n
         if len(cohort.members) == 0 or cohort.rate <= 0:
             continue
         life = cohort.stub.lifetimes_for(np.full(len(cohort.members), ttl / 2.0), rng)
-        if _lets_go(cohort):
+        if lets_go(cohort):
             np.add.at(out, pop.resolver[cohort.members], cohort.rate)
             continue
         if cohort.restarts is not None:
@@ -312,7 +312,7 @@ class _Clients:
         primes it (Building._prime_client)."""
         caches = self.resolvers.caches
         for lane, (c, r) in enumerate(zip(self.cohort_of, self.resolver_of, strict=True)):
-            if self.stub[lane] is None or not _lets_go(pop.cohorts[c]) or (r, 1) in caches or (r, 0) not in caches:
+            if self.stub[lane] is None or not lets_go(pop.cohorts[c]) or (r, 1) in caches or (r, 0) not in caches:
                 continue
             held = [e.expires for key, e in caches[(r, 0)].items() if key in ("svc", ("a", OLD))]
             until = min(held) if len(held) == (1 if self.plan.ttls[1] is None else 2) else -math.inf
@@ -644,8 +644,3 @@ def _restarts(req, pop, cohort_of, stub, conn, opened, last, rng, at=0.0) -> lis
             out[lane] = times[::-1]
     return out
 
-
-def _lets_go(cohort: Cohort) -> bool:
-    """A stub that never outlives its resolver's answer, and no pooled connections (the
-    model's `_lets_go`, sim.model.building)."""
-    return cohort.stub.kind in WITHIN_TTL and cohort.grace <= 0 and cohort.reuse.keepalive <= 0

@@ -14,6 +14,7 @@ import numpy as np
 
 from sim.policy.attempts import ConnectionReuse
 from sim.policy.cache import WITHIN_TTL, CachePolicy
+from sim.policy.cache import lets_go as _stub_lets_go
 from sim.policy.resolver import ResolverSetup
 from sim.policy.restarts import Restarts
 from sim.policy.sessions import Sessions
@@ -268,3 +269,9 @@ def connection_rate(cohort: Cohort) -> float:
     reuse = r / (r + rho) * -math.expm1(-(r + rho) * k) if r + rho > 0 else 0.0
     age = cohort.reuse.max_age
     return r * (1.0 - reuse) + (1.0 / age if math.isfinite(age) else 0.0)
+
+
+def lets_go(cohort: Cohort) -> bool:
+    """sim.policy.cache.lets_go for a fast-engine cohort (its stub lets go with its resolver's
+    answer: the two are primed together, as the model primes them)."""
+    return _stub_lets_go(cohort.stub.kind, cohort.grace, cohort.reuse.keepalive)

@@ -29,7 +29,7 @@ import numpy as np
 from sim.fast.churn import Move
 from sim.fast.dns import resolver_expiry
 from sim.fast.intensity import Intensity
-from sim.fast.population import WITHIN_TTL, Cohort, Population
+from sim.fast.population import Population, lets_go
 
 
 def node_shares(nodes: int, reaches: list[np.ndarray], rate: np.ndarray, seconds: int) -> np.ndarray:
@@ -247,7 +247,7 @@ class _Cycles:
 
 def _priming_rate(pop: Population, service_ttl: float, rng: np.random.Generator) -> np.ndarray:
     """Per resolver, the query rate the model primes it with (sim.model.building._resolver_load):
-    a client whose stub lets go with the resolver's answer (`_lets_go`) asks at its full rate;
+    a client whose stub lets go with the resolver's answer (`lets_go`) asks at its full rate;
     any other one query per stub cycle, the stub's lifetime of half the service TTL plus a
     request gap."""
     out = np.zeros(len(pop.resolver_group))
@@ -255,17 +255,12 @@ def _priming_rate(pop: Population, service_ttl: float, rng: np.random.Generator)
         if len(c.members) == 0 or c.rate <= 0:
             continue
         life = float(c.stub.lifetime(service_ttl / 2, rng))
-        if _lets_go(c):
+        if lets_go(c):
             np.add.at(out, pop.resolver[c.members], c.rate)
         elif not math.isinf(life):
             np.add.at(out, pop.resolver[c.members], 1.0 / (life + 1.0 / c.rate))
     return out
 
-
-def _lets_go(cohort: Cohort) -> bool:
-    """A stub that never outlives its resolver's answer and no pooled connections (the
-    model's `_lets_go`): primed within its resolver's answer."""
-    return cohort.stub.kind in WITHIN_TTL and cohort.grace <= 0 and cohort.reuse.keepalive <= 0
 
 
 class _Together:
@@ -316,7 +311,7 @@ class _Together:
             p = 1.0 if math.isinf(life0) else life0 / (life0 + 1.0 / c.rate)
             present = rng.random(int(mine.sum())) < p
             expires[mine] = np.where(present, c.stub.residuals(ttl0, rng, int(mine.sum())), 0.0)
-            if _lets_go(c):
+            if lets_go(c):
                 # as the model: got from the resolver's current answer, so empty where that is
                 # and expiring by its expiry (sim.model.building._prime_client)
                 held = np.maximum(self._valid()[self.res[mine]], 0.0)

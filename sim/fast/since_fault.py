@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.fast.intensity import Intensity
-from sim.fast.population import WITHIN_TTL, Population
+from sim.fast.population import Population, lets_go
 
 MAX_FETCHES = 100_000
 
@@ -37,11 +37,10 @@ def followable(pop: Population) -> np.ndarray:
     for cohort in pop.cohorts:
         if len(cohort.members) == 0:
             continue
-        lets_go = (cohort.stub.kind in WITHIN_TTL and cohort.grace <= 0 and cohort.reuse.keepalive <= 0
-                   and not cohort.followed and cohort.rate > 0)
+        within = lets_go(cohort) and not cohort.followed and cohort.rate > 0
         resolvers = pop.resolver[cohort.members]
         has[resolvers] = True
-        if not lets_go:
+        if not within:
             ok[resolvers] = False
     for g, setup in enumerate(pop.group_setups):
         if setup.prefetch or setup.serve_expired is not None or setup.farm.caches > 1:

@@ -93,16 +93,12 @@ def unsupported(scenario: m.Scenario, strategies: list[Strategy] | None = None) 
         if g.serve_expired is not None and forwarded:
             out.append(f"dns.resolvers[{i}].serve_expired, with policy {g.policy.kind} "
                        "(served by our forwarder, not unbound)")
-    on: list[tuple[float, float]] = []  # the active balancer's faults so far
     for i, f in enumerate(scenario.faults):
         if isinstance(f, m.BalancerDown) and f.target != scenario.active.name:
             out.append(f"faults[{i}]: a fault of the standby balancer")
-        elif isinstance(f, m.BalancerDown):
-            end = math.inf if f.for_ is None else f.at + f.for_
-            if any(lo < end and f.at < hi for lo, hi in on):
-                # one process: killed and stopped at once, restarted by whichever ends first
-                out.append(f"faults[{i}]: a fault of the active balancer that overlaps another of it")
-            on.append((f.at, end))
+        elif isinstance(f, m.BalancerDown) and scenario.already_down(i):
+            # one process: killed and stopped at once, restarted by whichever ends first
+            out.append(f"faults[{i}]: a fault of the active balancer that overlaps another of it")
     for strategy in scenario.strategies if strategies is None else strategies:
         deployment = build.compile(scenario, strategy)
         out.extend(f"strategies: {deployment.strategy}: {reason}" for reason in mechanism_problems(deployment))

@@ -23,7 +23,7 @@ from sim.model.dns import Alias, Authoritative, Resolver
 from sim.model.world import Address, Balancer, Endpoint, Instance
 from sim.policy.attempts import choose_address
 from sim.policy.balancing import make_balancing_policy
-from sim.policy.cache import WITHIN_TTL, CachePolicy, equilibrium_residual
+from sim.policy.cache import CachePolicy, equilibrium_residual, lets_go
 from sim.policy.failover import Published
 from sim.policy.health import HealthCheckSpec
 from sim.policy.resolver import ResolverSetup
@@ -239,6 +239,4 @@ class Building:
 
 
 def _lets_go(cohort: Cohort) -> bool:
-    """A cohort whose stub never outlives its resolver's answer and keeps no connection: it
-    asks the resolver at its first request after that answer expired."""
-    return cohort.stub.kind in WITHIN_TTL and cohort.grace <= 0 and cohort.keepalive <= 0
+    return lets_go(cohort.stub.kind, cohort.grace, cohort.keepalive)

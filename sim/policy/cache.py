@@ -45,6 +45,7 @@ __all__ = [
     "ServeStale",
     "STALE_ANSWER_TTL",
     "WITHIN_TTL",
+    "lets_go",
     "Primed",
     "equilibrium_residual",
     "primed_entry",
@@ -369,6 +370,13 @@ def equilibrium_residual(
 # Stub policies whose lifetime never exceeds the TTL they are given: a stub of these never
 # outlives its resolver's answer (it asks the resolver at its first request after that).
 WITHIN_TTL = ("none", "honor", "cap", "serve_stale")
+
+
+def lets_go(stub_kind: str, grace: float, keepalive: float) -> bool:
+    """Does a client's stub let go with its resolver's answer: never outliving it (WITHIN_TTL),
+    with no grace period and no pooled connection? Such a client asks its resolver at its
+    first request after that answer expired, so the engines prime the two together."""
+    return stub_kind in WITHIN_TTL and grace <= 0 and keepalive <= 0
 
 # The TTL of an expired answer served while the authoritative servers do not answer
 # (serve_stale): RFC 8767's recommended 30 s (docs/references.md, "Serving stale answers").

@@ -670,21 +670,21 @@ class Scenario(Strict):
         DNS (or moves an address): the faults, and the planned change it makes (the
         other kind does not apply to it), in order."""
         planned = self.planned_change(changes_dns)
-        return sorted([f.at for i, f in enumerate(self.faults) if f.kind not in PLANNED and not self._already_down(i)]
+        return sorted([f.at for i, f in enumerate(self.faults) if f.kind not in PLANNED and not self.already_down(i)]
                       + ([planned.at] if planned else []))
 
-    def _already_down(self, i: int) -> bool:
+    def already_down(self, i: int) -> bool:
         """Is fault `i` a balancer_down of a balancer, or a dns_down of our servers, that an
         earlier fault holds down when it starts? Overlapping faults of one component are one
         (the engines stack them), so its start is no new moment a client's failure counts from."""
         f = self.faults[i]
         if not isinstance(f, BalancerDown | DnsDown):
             return False
-        for g in self.faults:
-            if g is f or type(g) is not type(f) or (isinstance(f, BalancerDown) and g.target != f.target):
+        for j, g in enumerate(self.faults):
+            if j == i or type(g) is not type(f) or (isinstance(f, BalancerDown) and g.target != f.target):
                 continue
             end = math.inf if g.for_ is None else g.at + g.for_
-            if g.at < f.at < end or (g.at == f.at and self.faults.index(g) < i):
+            if g.at < f.at < end or (g.at == f.at and j < i):
                 return True
         return False
 
