@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -65,10 +66,28 @@ _ENGINE_NAMES = {"fast": "the fast engine", "lab": "the lab"}
 
 def check_engine(scenario: Scenario, engine: str, strategies: Sequence[str] | None = None) -> None:
     """Raise RunError if `engine` cannot run `scenario` with `strategies` (what it does not model, named)."""
-    reasons = _engine(engine).unsupported(scenario, list(strategies) if strategies is not None else None)
-    if reasons:
-        raise RunError(f"{_ENGINE_NAMES.get(engine, 'the model')} cannot run this scenario: "
-                       + "; ".join(reasons) + " (use --engine des)")
+    module = _engine(engine)
+    reasons = module.unsupported(scenario, list(strategies) if strategies is not None else None)
+    if not reasons:
+        return
+    # One reason a line, each said once, a cohort also by its name (a population file's
+    # cohorts are not in the scenario the user wrote); then what does run.
+    lines = [f"  - {_cohorts_named(scenario, r)}" for r in dict.fromkeys(reasons)]
+    wanted = list(strategies) if strategies is not None else list(scenario.strategies)
+    runs = [s for s in wanted if not module.unsupported(scenario, [s])] if len(wanted) > 1 else []
+    hint = "use --engine des" + (f", or run {', '.join(runs)} alone: "
+                                 + " ".join(f"--strategy {s}" for s in runs) if runs else "")
+    raise RunError(f"{_ENGINE_NAMES.get(engine, 'the model')} cannot run this scenario:\n"
+                   + "\n".join(lines) + f"\n{hint}")
+
+
+def _cohorts_named(scenario: Scenario, reason: str) -> str:
+    """`reason` with each `clients[i]...` field followed by the cohort's name."""
+    def named(match: re.Match[str]) -> str:
+        i = int(match.group(1))
+        name = scenario.clients[i].name if i < len(scenario.clients) else None
+        return match.group(0) + (f" (cohort {name})" if name else "")
+    return re.sub(r"clients\[(\d+)\](?:\.[A-Za-z_]+)*", named, reason)
 
 
 class RunError(Exception):

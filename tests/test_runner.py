@@ -103,3 +103,21 @@ def test_interrupted_run_leaves_no_results(tmp_path: Path) -> None:
     assert "interrupted" in err and "Traceback" not in err
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_refusal_names_each_reason_on_a_line_with_the_cohort_and_what_runs() -> None:
+    """The engine's refusal, as the command prints it: one reason a line, a cohort named
+    (a population file's cohorts are not in the file the user wrote), and the strategies
+    the engine does run, with the flags that run them."""
+    from sim.runner import RunError, check_engine
+    from tests.model.scenarios import scenario
+
+    sessions = {"requests": {"exp": 1.5}, "think": {"exp": "30s"}, "gap": "10m"}
+    sc = scenario(**{"strategies": ["multi_a", "eip_remap"], "clients.0.sessions": sessions, "clients.0.rate": None})
+    with pytest.raises(RunError) as refused:
+        check_engine(sc, "fast")
+    lines = str(refused.value).splitlines()
+    assert lines[0] == "the fast engine cannot run this scenario:"
+    assert lines[1] == "  - strategies: multi_a publishes one address per balancer, with clients[0].sessions (cohort c)"
+    assert lines[2] == "use --engine des, or run eip_remap alone: --strategy eip_remap"
+    check_engine(sc, "fast", ["eip_remap"])  # what the hint says runs does run
