@@ -3,13 +3,18 @@
 sim.fast.churn follows churn per held answer for stubs that never outlive the
 resolver's answer (none, honor) or never let go (forever). A stub that may
 keep an answer past it (`floor`, `fixed`; `cap`, which may refetch within
-one, is followed here too) and a pooled connection (`keepalive` with an age
-limit) carry a node list, or one node, of an earlier fetch: such clients are
-followed as the model treats them (sim.model.requests `_attempt`), request by
-request, but only in the episodes where a node they may hold can have retired:
-around each resolver fetch whose list has a node that retires before the
-answer's expiry plus the stub's longest overhang (the stub's lifetime for a
-zero TTL: `min_ttl` for floor, `ttl` for fixed) plus the connection's age limit.
+one, is followed here too) and a pooled connection (`keepalive`) carry a node
+list, or one node, of an earlier fetch: such clients are followed as the model
+treats them (sim.model.requests `_attempt`), request by request, but only in
+the episodes where a node they may hold can have retired: around each resolver
+fetch whose list has a node that retires before the answer's expiry plus the
+stub's longest overhang (the stub's lifetime for a zero TTL: `min_ttl` for
+floor, `ttl` for fixed) plus the connection's age limit. A pooled connection
+with no age limit, or through a stub kept forever, may hold a node of time 0
+for the whole run (while the client's requests come within `keepalive` of each
+other): its clients are followed from the run's start, connections primed as
+the model primes them, to its end (`whole_run`; sim.fast.engine refuses them
+past FOLLOWED_REQUESTS_LIMIT requests).
 
 Per request at t, as the model:
 - an open connection that may be reused (idle less than `keepalive`, younger
@@ -57,12 +62,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.fast.churn import Cycles, Replacements, by_answer, expand_to_clients
+from sim.fast.churn import Cycles, Replacements, _lifetimes, by_answer, expand_to_clients
 from sim.fast.intensity import Intensity
 from sim.fast.population import Cohort, Population
 
 # Stub kinds whose churn is followed here (with or without keepalive); pooled connections with
-# the stubs of sim.fast.churn.STUBS but forever are followed here too.
+# the stubs of sim.fast.churn.STUBS are followed here too (kept forever: `whole_run`).
 STUBS = ("floor", "fixed", "cap")
 WARMUP_LIVES = 4.0  # stub lifetimes plus request gaps before an episode's first fetch
 MAX_REQUESTS = 1_000_000  # per lane: a guard against a loop that does not end
@@ -107,6 +112,9 @@ class Followed:
     # gap, then looked up in vain; not counted here: the engine's window starts there). inf:
     # none; NaN: not followed through the outage. None: no outage.
     unresolved_at: np.ndarray | None = None
+    # The resolver queries of the clients followed for the whole run (`whole_run`): each
+    # stub's lookup (resolver, time), from which `resolver_fetches` draws the fetches.
+    queries: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def overhang(cohort: Cohort) -> float:
@@ -119,7 +127,12 @@ def query_rate(cohort: Cohort, node_ttl: float) -> float:
     Poisson: at every request for a stub that lets go with the resolver's answer (none,
     honor, cap); once a cycle of the stub's lifetime (as the model's priming takes it, for
     half the TTL) or of the connection's age limit plus the wait for the next request
-    otherwise; never for a stub kept forever."""
+    otherwise; never for a stub kept forever. With no age limit, as the stub alone: the
+    resolver's fetches then are mostly at its clients' reconnections after a node retired,
+    in bursts, whose lists the answers of a steady refetch stand for (a rate from the
+    connections' idle gaps, near 0, held the resolvers' stale lists nowhere: 23 failed
+    against the model's 4,527, fixed stubs, stretching resolvers, three nodes, a retry);
+    their count comes from the stubs' own queries (`resolver_fetches`)."""
     if cohort.stub.kind == "forever":
         return 0.0
     held = 0.0 if cohort.stub.kind in ("none", "honor", "cap") else \
@@ -136,6 +149,7 @@ def follow(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles
     through the engine's window `gap` if any (counted there)."""
     n = pop.size
     parts: list[tuple[np.ndarray, ...]] = []
+    asked: list[tuple[np.ndarray, np.ndarray]] = []
     first_fail, recovered = np.full(n, np.inf), np.full(n, np.inf)
     after_gap = np.full(n, np.nan)  # NaN: no lane of the client holds its window's end
     unresolved_at = np.full(n, np.nan)
@@ -149,6 +163,8 @@ def follow(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles
             continue
         out = _run(pop, shape, reps, lookup, cohort, lanes, rotate, count_from, rng, gap)
         parts.append(out[:5])
+        if whole_run(cohort):
+            asked.append((out[9], out[10]))
         ff, rec = out[5], out[6]
         np.fmin.at(after_gap, lanes.who, out[7])  # one lane of a client holds the window's end
         if cohort.reuse.keepalive > 0 and outage is not None:
@@ -163,12 +179,13 @@ def follow(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles
         mine = ff == first_fail[lanes.who]
         recovered[lanes.who[mine & np.isfinite(ff)]] = rec[mine & np.isfinite(ff)]
     unresolved = unresolved_at if outage is not None else None
+    queries = tuple(_cat([x[k] for x in asked], np.empty(0)) for k in (0, 1)) if asked else None
     if not parts:
         e = np.empty(0)
         ei = np.empty(0, dtype=np.int64)
-        return Followed(ei, e, ei, e, ei, first_fail, recovered, after_gap, unresolved)
+        return Followed(ei, e, ei, e, ei, first_fail, recovered, after_gap, unresolved, queries)
     fo, fa, ro, ra, rc = (np.concatenate(x) for x in zip(*parts, strict=True))
-    return Followed(fo, fa, ro, ra, rc, first_fail, recovered, after_gap, unresolved)
+    return Followed(fo, fa, ro, ra, rc, first_fail, recovered, after_gap, unresolved, queries)
 
 
 @dataclass(frozen=True)
@@ -209,10 +226,51 @@ class _Lookup:
         return list_, expires, ok
 
 
+def whole_run(cohort: Cohort) -> bool:
+    """Whether a cohort's members are followed from the run's start (where the model primes
+    them) to its end: a pooled connection with no age limit, or one through a stub kept
+    forever, may hold a node of time 0 for the whole run."""
+    return cohort.reuse.keepalive > 0 and (not math.isfinite(cohort.reuse.max_age) or cohort.stub.kind == "forever")
+
+
+def resolver_fetches(pop: Population, res: np.ndarray, at: np.ndarray, ttl: float, expires: np.ndarray,
+                     end: float, rng: np.random.Generator) -> np.ndarray:
+    """The fetches of our record (TTL `ttl`) that stub queries (resolver `res`, time `at`
+    before `end`) make, as the model's resolver makes them: a query that finds the answer
+    expired fetches it, kept for its group's lifetime of the TTL; each resolver's answer
+    expires at `expires` first (its priming). In rounds, each resolver's first query past
+    the answer it holds fetching (as many rounds as one resolver's most fetches)."""
+    off = 4.0 * end + 1e4  # one resolver's times apart from the next's in one sorted key
+    key = np.sort(res * off + at)
+    out: list[np.ndarray] = []
+    who = np.unique(res)
+    held = np.maximum(expires[who], 0.0)
+    while len(who):
+        nxt = np.searchsorted(key, who * off + held, side="left")
+        found = nxt < len(key)
+        found[found] &= (key[nxt[found]] // off).astype(np.int64) == who[found]
+        who, nxt = who[found], nxt[found]
+        t = key[nxt] - who * off
+        out.append(t)
+        held = t + _lifetimes(pop, who, ttl, rng)
+    return np.concatenate(out) if out else np.empty(0)
+
+
 def _lanes(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles, cohort: Cohort,
            until: float, outage: tuple[float, float] | None = None) -> _Lanes | None:
     """The cohort's episodes per resolver (merged), one lane per member of the resolver; one
     that holds a DNS outage's start goes on to its end."""
+    if whole_run(cohort):
+        # Its connection at any moment may have been opened at the run's start (on the first
+        # nodes: a fetch's episode has no start that an unbounded age reaches back from), and
+        # its resolver may see no fetch of its own for long (query_rate): one lane per member
+        # from 0, where the connection is the model's primed one, to `until` (a stub kept
+        # forever keeps meeting a retired node; sim.fast.engine bounds the requests).
+        n = len(cohort.members)
+        hi = min(until, shape.end)
+        if not len(reps.at) or n == 0 or hi <= 0.0:
+            return None
+        return _Lanes(cohort.members.copy(), np.zeros(n), np.full(n, hi))
     over = overhang(cohort)
     age = cohort.reuse.max_age if cohort.reuse.keepalive > 0 else 0.0
     reach = cycles.expires + over + age  # after this, no request of the cohort uses the list
@@ -259,6 +317,7 @@ class _Clients:
         self.cname_out = gap.cname_out if gap is not None else None
         self.more = tuple((lo[lanes.who], hi[lanes.who]) for lo, hi in gap.more) if gap is not None else ()
         self.unresolved = np.zeros(n, dtype=bool)  # the last request's resolution failed
+        self.asked: list[tuple[np.ndarray, np.ndarray]] = []  # the stubs' resolver queries
         self.rot = rng.integers(reps.nodes, size=n)
         self.step = 1 if rotate else 0
         self.stub_list = np.zeros(n, dtype=np.int64)
@@ -362,6 +421,7 @@ class _Clients:
             f_idx, when, got, expires = f_idx[~failed], when[~failed], got[~failed], expires[~failed]
         self.stub_list[f_idx] = got
         self.stub_exp[f_idx] = when + self.cohort.stub.lifetimes_for(expires - when, self.rng)
+        self.asked.append((self.res[f_idx], when))
         self.rot[f_idx] += 1
         return resolved
 
@@ -424,7 +484,8 @@ def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup,
     past[~holds_end] = np.nan
     empty_i, empty_f = np.empty(0, dtype=np.int64), np.empty(0)
     return (_cat(failed_o, empty_i), _cat(failed_t, empty_f), _cat(res_o, empty_i), _cat(res_t, empty_f),
-            _cat(res_c, empty_i), first_fail, recovered, past, unresolved)
+            _cat(res_c, empty_i), first_fail, recovered, past, unresolved,
+            _cat([r for r, _ in clients.asked], empty_i), _cat([w for _, w in clients.asked], empty_f))
 
 
 class _Clock:

@@ -55,7 +55,7 @@ from sim.fast import (
     targets,
 )
 from sim.fast.control import DETECTIONS, ControlPlane, control_plane
-from sim.fast.dns import WITHIN_TTL, query_counts, switch_times
+from sim.fast.dns import WITHIN_TTL, query_counts, resolver_expiry, switch_times
 from sim.fast.intensity import Intensity
 from sim.fast.intensity import window_mass as _window_mass
 from sim.fast.population import (
@@ -239,11 +239,6 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
             if stub not in churn.STUBS + churn_requests.STUBS:
                 out.append(f"{what} {churned} and clients[{j}].stub_cache {stub} "
                            f"(followed: {', '.join(churn.STUBS + churn_requests.STUBS)})")
-            if c.keepalive > 0 and stub == "forever":
-                out.append(f"{what} {churned} and clients[{j}].keepalive with stub_cache forever")
-            if c.keepalive > 0 and not math.isfinite(c.max_connection_age):
-                out.append(f"{what} {churned} and clients[{j}].keepalive with no max_connection_age "
-                           "(pooled connections are followed up to their age limit)")
             by_request = stub in churn_requests.STUBS or c.keepalive > 0
             if by_request and c.address_mode == "next":
                 out.append(f"{what} {churned} and clients[{j}].address_mode next with "
@@ -262,7 +257,27 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
                 # tries: with two nodes a client that met the retired node stays on it.
                 out.append(f"{what} {churned} and clients[{j}].retry with stub_cache none "
                            "(the position walks by the tries; address_mode next is followed)")
+        out.extend(f"{what} {churned} and {reason}" for reason in _unsupported_whole_run(scenario))
     return out
+
+
+def _unsupported_whole_run(scenario: m.Scenario) -> list[str]:
+    """Pooled connections with no age limit, or through a stub kept forever, are followed
+    request by request over the whole run under churn (sim.fast.churn_requests.whole_run):
+    refused by name past FOLLOWED_REQUESTS_LIMIT requests of such cohorts (the follower
+    steps every lane a request at a time: hours of a few fast clients are millions of
+    steps)."""
+    sizes = scenario.cohort_sizes()
+    whole = [(i, sizes[c.name] * float(c.rate or 0.0) * scenario.duration) for i, c in enumerate(scenario.clients)
+             if c.keepalive > 0 and (not math.isfinite(c.max_connection_age) or c.stub_cache.kind == "forever")]
+    total = sum(n for _, n in whole)
+    if total <= FOLLOWED_REQUESTS_LIMIT:
+        return []
+    held = {i: "stub_cache forever" if scenario.clients[i].stub_cache.kind == "forever" else "no max_connection_age"
+            for i, _ in whole}
+    return [f"clients[{i}].keepalive with {held[i]}: about {n:,.0f} requests followed one by one for the whole run ({total:,.0f} in all), past the "
+            f"{FOLLOWED_REQUESTS_LIMIT:,} the fast engine follows; fewer clients or a shorter duration, or a "
+            "max_connection_age" for i, n in whole]
 
 
 def _unsupported_churn_blackhole(deployment: build.Deployment) -> list[str]:
@@ -1033,6 +1048,7 @@ class _Replication:
         followed = churn_requests.follow(pop, self.shape, reps, cycles, node_ttl, published.rotate, until,
                                          faults[0] if faults else math.inf, self.rng["dns"], through)
         self._churn_followed = followed
+        self._churn_until = min(until, self.end)
         if followed.unresolved_at is not None:
             window = self._pooled_dropped(window, followed.unresolved_at)
         r_owner, r_at, r_count = out.rescued_owner, out.rescued_at, out.rescued_count
@@ -1890,6 +1906,10 @@ class _Replication:
             # Resolvers whose clients all browse in sessions are followed with them (sim.fast.lookups).
             followed = lookups.exact_resolvers(self.full)
             q, q_outage = np.where(followed, 0.0, q), np.where(followed, 0.0, q_outage)
+        whole = self._whole_run_resolvers()
+        if whole is not None:
+            drawn = q, q_outage
+            q, q_outage = np.where(whole, 0.0, q), np.where(whole, 0.0, q_outage)
         queries = query_counts(self.pop, self.published.record_ttl, q, q_outage,
                                window.busy, self.shape, self.seconds, self.rng["dns"])
         if window.dns:
@@ -1898,8 +1918,46 @@ class _Replication:
         queries = queries + sessions.per_second(self.session_fetches, self.seconds)
         if self.session_requests is not None:
             queries = queries + self._followed_queries_outside()
+        if whole is not None:
+            queries = queries + self._whole_run_queries(window, whole, *drawn)
         timeline["dns_queries"] = queries
         return timeline, counts["ok"]
+
+    def _whole_run_resolvers(self) -> np.ndarray | None:
+        """Under churn, the resolvers whose clients are all followed for the whole run
+        (sim.fast.churn_requests.whole_run), None if there are none."""
+        followed = self._churn_followed
+        if followed is None or followed.queries is None:
+            return None
+        pop = self.pop
+        whole = np.zeros(pop.size, dtype=bool)
+        for c in pop.cohorts:
+            whole[c.members] = churn_requests.whole_run(c)
+        n_res = len(pop.resolver_group)
+        exact = (np.bincount(pop.resolver[~whole], minlength=n_res) == 0) & \
+            (np.bincount(pop.resolver[whole], minlength=n_res) > 0)
+        return exact if exact.any() else None
+
+    def _whole_run_queries(self, window: Window, exact: np.ndarray, q: np.ndarray, q_outage: np.ndarray) -> np.ndarray:
+        """Our DNS queries per second from resolvers `exact` (`_whole_run_resolvers`): they
+        fetch our record at their stubs' queries, which under churn come mostly in bursts
+        after a node retired, not at the steady rate of idle gaps that `query_counts` draws
+        (that gave 0 against the model's 90, honouring stubs, two nodes replaced every 30 s):
+        before the churn's end (`until`) their fetches are those queries'
+        (sim.fast.churn_requests.resolver_fetches, primed as the model primes them), after
+        it drawn as for any resolver."""
+        pop, ttl, until = self.pop, self.published.record_ttl, self._churn_until
+        res, at = self._churn_followed.queries  # type: ignore[union-attr]
+        mine = exact[res] & (at < until)
+        asks = np.zeros(pop.size)
+        for c in pop.cohorts:
+            asks[c.members] = churn_requests.query_rate(c, ttl)
+        primed = resolver_expiry(pop, ttl, np.bincount(pop.resolver, weights=asks, minlength=len(exact)), 0.0,
+                                 self.rng["dns"])
+        fetched = churn_requests.resolver_fetches(pop, res[mine], at[mine], ttl, primed, self.end, self.rng["dns"])
+        drawn = query_counts(pop, ttl, np.where(exact, q, 0.0), np.where(exact, q_outage, 0.0), window.busy,
+                             self.shape, self.seconds, self.rng["dns"])
+        return np.where(np.arange(self.seconds) < until, _per_second(fetched, self.seconds), drawn)
 
     def _followed_queries_outside(self) -> np.ndarray:
         """The followed resolvers' fetches outside the span their clients were followed in

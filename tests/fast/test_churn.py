@@ -636,11 +636,15 @@ def test_churn_behind_names_is_refused_where_not_modelled() -> None:
         "requests": {"exp": 8}, "think": {"exp": "30s"}, "gap": {"exp": "1h"}}, "clients.0.rate": None}))
     assert any("cname_repoint" in r and "clients[0].sessions" in r for r in browsing)
     assert not unsupported(scenario(**base, **{"clients.0.keepalive": "60s", "clients.0.max_connection_age": "5m"}))
-    pooled = unsupported(scenario(**base, **{"clients.0.keepalive": "60s"}))
-    assert any("alias_apex" in r and "clients[0].keepalive with no max_connection_age" in r for r in pooled)
-    forever = unsupported(scenario(**base, **{"clients.0.keepalive": "60s", "clients.0.max_connection_age": "5m",
-                                              "clients.0.stub_cache": {"kind": "forever"}}))
-    assert any("clients[0].keepalive with stub_cache forever" in r for r in forever)
+    # Pooled connections with no age limit, or through stubs kept forever, are followed for the
+    # whole run (sim.fast.churn_requests.whole_run), up to FOLLOWED_REQUESTS_LIMIT requests.
+    assert not unsupported(scenario(**base, **{"clients.0.keepalive": "60s"}))
+    assert not unsupported(scenario(**base, **{"clients.0.keepalive": "60s", "clients.0.max_connection_age": "5m",
+                                               "clients.0.stub_cache": {"kind": "forever"}}))
+    many = unsupported(scenario(**base, **{"clients.0.keepalive": "60s", "clients.0.count": 100_000, "duration": "1h",
+                                           "clients.0.rate": "100/s"}))
+    assert any("alias_apex" in r and "clients[0].keepalive with no max_connection_age: about 36,000,000,000" in r
+               for r in many), many
     nxt = unsupported(scenario(**base, **{"clients.0.stub_cache": {"kind": "fixed", "ttl": "30s"},
                                           "clients.0.address_mode": "next"}))
     assert any("clients[0].address_mode next with stub_cache fixed" in r for r in nxt)
