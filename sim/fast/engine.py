@@ -187,8 +187,10 @@ def _unsupported_scaling(deployment: build.Deployment) -> list[str]:
 def _unsupported_churn(deployment: build.Deployment) -> list[str]:
     """Node churn behind a name that resolves to the nodes is followed on the active balancer:
     per held answer for stubs whose position in the answer is known (sim.fast.churn.STUBS),
-    request by request for stubs that outlive the resolver's answer (floor, fixed, cap) and
-    pooled connections with an age limit (sim.fast.churn_requests). The one balancer fault
+    request by request for stubs that outlive the resolver's answer (floor, fixed, cap),
+    stubs with a grace period and pooled connections (sim.fast.churn_requests; with no age
+    limit or a stub kept forever from the run's start, up to FOLLOWED_REQUESTS_LIMIT
+    requests: `_unsupported_whole_run`), address_mode next included. The one balancer fault
     followed with it is the churned active balancer's, refusing: for the rest of the run
     (every node refuses from then on), or with an end (every node refuses in a client's
     window, the churn goes on around it). A planned dns_change away from the churned active
@@ -239,12 +241,6 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
             if stub not in churn.STUBS + churn_requests.STUBS:
                 out.append(f"{what} {churned} and clients[{j}].stub_cache {stub} "
                            f"(followed: {', '.join(churn.STUBS + churn_requests.STUBS)})")
-            by_request = stub in churn_requests.STUBS or c.keepalive > 0
-            if by_request and c.address_mode == "next":
-                out.append(f"{what} {churned} and clients[{j}].address_mode next with "
-                           f"{'keepalive' if c.keepalive > 0 else 'stub_cache ' + stub}")
-            if by_request and c.stub_grace > 0:
-                out.append(f"{what} {churned} and clients[{j}].stub_grace")
             if c.restart is not None:
                 out.append(f"{what} {churned} and clients[{j}].restart")
             if c.sessions is not None or (_followed_as(scenario, c) and c.stub_grace > 0):
@@ -292,7 +288,8 @@ def _unsupported_churn_blackhole(deployment: build.Deployment) -> list[str]:
     scenario = deployment.scenario
     out = [f"and clients[{k}] followed request by request (stub_cache {c.stub_cache.kind}"
            f"{', keepalive' if c.keepalive > 0 else ''})"
-           for k, c in enumerate(scenario.clients) if c.stub_cache.kind in churn_requests.STUBS or c.keepalive > 0]
+           for k, c in enumerate(scenario.clients)
+           if c.stub_cache.kind in churn_requests.STUBS or c.keepalive > 0 or c.stub_grace > 0]
     out.extend(f"and clients[{k}].retry (followed with one try)"
                for k, c in enumerate(scenario.clients) if c.retry.attempts > 1)
     return out
@@ -1929,13 +1926,7 @@ class _Replication:
         followed = self._churn_followed
         if followed is None or followed.queries is None:
             return None
-        pop = self.pop
-        whole = np.zeros(pop.size, dtype=bool)
-        for c in pop.cohorts:
-            whole[c.members] = churn_requests.whole_run(c)
-        n_res = len(pop.resolver_group)
-        exact = (np.bincount(pop.resolver[~whole], minlength=n_res) == 0) & \
-            (np.bincount(pop.resolver[whole], minlength=n_res) > 0)
+        exact = churn_requests.exact_resolvers(self.pop)
         return exact if exact.any() else None
 
     def _whole_run_queries(self, window: Window, exact: np.ndarray, q: np.ndarray, q_outage: np.ndarray) -> np.ndarray:
@@ -1949,12 +1940,9 @@ class _Replication:
         pop, ttl, until = self.pop, self.published.record_ttl, self._churn_until
         res, at = self._churn_followed.queries  # type: ignore[union-attr]
         mine = exact[res] & (at < until)
-        asks = np.zeros(pop.size)
-        for c in pop.cohorts:
-            asks[c.members] = churn_requests.query_rate(c, ttl)
-        primed = resolver_expiry(pop, ttl, np.bincount(pop.resolver, weights=asks, minlength=len(exact)), 0.0,
-                                 self.rng["dns"])
-        fetched = churn_requests.resolver_fetches(pop, res[mine], at[mine], ttl, primed, self.end, self.rng["dns"])
+        primed = resolver_expiry(pop, ttl, churn_requests.priming_rate(pop, ttl), 0.0, self.rng["dns"])
+        _, fetched, _ = churn_requests.resolver_fetches(pop, res[mine], at[mine], ttl, primed, self.end,
+                                                        self.rng["dns"])
         drawn = query_counts(pop, ttl, np.where(exact, q, 0.0), np.where(exact, q_outage, 0.0), window.busy,
                              self.shape, self.seconds, self.rng["dns"])
         return np.where(np.arange(self.seconds) < until, _per_second(fetched, self.seconds), drawn)
