@@ -645,6 +645,9 @@ def test_churn_behind_names_is_refused_where_not_modelled() -> None:
                                            "clients.0.rate": "100/s"}))
     assert any("alias_apex" in r and "clients[0].keepalive with no max_connection_age: about 36,000,000,000" in r
                for r in many), many
+    busy = unsupported(scenario(**base, **{"clients.0.keepalive": "60s", "clients.0.count": 2, "duration": "24h",
+                                           "clients.0.rate": "20/s"}))
+    assert any("about 1,728,000 requests of one client" in r for r in busy), busy
     # address_mode next and a stub grace period with stubs followed request by request too.
     for more in ({"clients.0.address_mode": "next"}, {"clients.0.stub_grace": "30s"},
                  {"clients.0.address_mode": "next", "clients.0.keepalive": "60s"}):
