@@ -114,8 +114,9 @@ def replacements(nodes: int, mean_between: float, drain: float, end: float,
 
 
 def by_answer(cohort: Cohort) -> bool:
-    """Whether a cohort's churn is followed per held answer here (else request by request)."""
-    return cohort.stub.kind in STUBS and cohort.reuse.keepalive <= 0
+    """Whether a cohort's churn is followed per held answer here (else request by request: a
+    stub grace period serves an expired answer one try more, sim.fast.churn_requests)."""
+    return cohort.stub.kind in STUBS and cohort.reuse.keepalive <= 0 and cohort.grace <= 0
 
 
 def tries(cohort: Cohort, nodes: int) -> np.ndarray:
@@ -423,7 +424,7 @@ def _resolver_holds(pop: Population, shape: Intensity, reps: Replacements,
     cache, honouring); and for each pair its fetch (an index into `cycles`)."""
     end = shape.end
     followers = np.flatnonzero(np.isin(pop.cohort, [i for i, c in enumerate(pop.cohorts)
-                                                    if c.stub.kind in ("none", "honor") and c.reuse.keepalive <= 0]))
+                                                    if c.stub.kind in ("none", "honor") and by_answer(c)]))
     empty = _Holds(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0), np.empty(0)), \
         np.empty(0, dtype=np.int64)
     if len(followers) == 0:

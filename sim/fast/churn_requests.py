@@ -3,13 +3,18 @@
 sim.fast.churn follows churn per held answer for stubs that never outlive the
 resolver's answer (none, honor) or never let go (forever). A stub that may
 keep an answer past it (`floor`, `fixed`; `cap`, which may refetch within
-one, is followed here too) and a pooled connection (`keepalive` with an age
-limit) carry a node list, or one node, of an earlier fetch: such clients are
-followed as the model treats them (sim.model.requests `_attempt`), request by
-request, but only in the episodes where a node they may hold can have retired:
-around each resolver fetch whose list has a node that retires before the
-answer's expiry plus the stub's longest overhang (the stub's lifetime for a
-zero TTL: `min_ttl` for floor, `ttl` for fixed) plus the connection's age limit.
+one, is followed here too) and a pooled connection (`keepalive`) carry a node
+list, or one node, of an earlier fetch: such clients are followed as the model
+treats them (sim.model.requests `_attempt`), request by request, but only in
+the episodes where a node they may hold can have retired: around each resolver
+fetch whose list has a node that retires before the answer's expiry plus the
+stub's longest overhang (the stub's lifetime for a zero TTL: `min_ttl` for
+floor, `ttl` for fixed) plus the connection's age limit. A pooled connection
+with no age limit, or through a stub kept forever, may hold a node of time 0
+for the whole run (while the client's requests come within `keepalive` of each
+other): its clients are followed from the run's start, connections primed as
+the model primes them, to its end (`whole_run`; sim.fast.engine refuses them
+past FOLLOWED_REQUESTS_LIMIT requests).
 
 Per request at t, as the model:
 - an open connection that may be reused (idle less than `keepalive`, younger
@@ -52,17 +57,19 @@ client's rate in the traffic shape.
 
 from __future__ import annotations
 
+import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from sim.fast.churn import Cycles, Replacements, by_answer, expand_to_clients
+from sim.fast.churn import Cycles, Replacements, _lifetimes, by_answer, expand_to_clients
+from sim.fast.dns import resolver_expiry
 from sim.fast.intensity import Intensity
 from sim.fast.population import Cohort, Population
 
 # Stub kinds whose churn is followed here (with or without keepalive); pooled connections with
-# the stubs of sim.fast.churn.STUBS but forever are followed here too.
+# the stubs of sim.fast.churn.STUBS are followed here too (kept forever: `whole_run`).
 STUBS = ("floor", "fixed", "cap")
 WARMUP_LIVES = 4.0  # stub lifetimes plus request gaps before an episode's first fetch
 MAX_REQUESTS = 1_000_000  # per lane: a guard against a loop that does not end
@@ -107,11 +114,15 @@ class Followed:
     # gap, then looked up in vain; not counted here: the engine's window starts there). inf:
     # none; NaN: not followed through the outage. None: no outage.
     unresolved_at: np.ndarray | None = None
+    # The resolver queries of the clients followed for the whole run (`whole_run`): each
+    # stub's lookup (resolver, time), from which `resolver_fetches` draws the fetches.
+    queries: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def overhang(cohort: Cohort) -> float:
-    """How long past the resolver's answer a stub may keep it (its lifetime for a zero TTL)."""
-    return float(cohort.stub.lifetime(0.0, np.random.default_rng(0)))
+    """How long past the resolver's answer a stub may keep it (its lifetime for a zero TTL,
+    plus its grace period, in which it still serves one try)."""
+    return float(cohort.stub.lifetime(0.0, np.random.default_rng(0))) + cohort.grace
 
 
 def query_rate(cohort: Cohort, node_ttl: float) -> float:
@@ -119,7 +130,12 @@ def query_rate(cohort: Cohort, node_ttl: float) -> float:
     Poisson: at every request for a stub that lets go with the resolver's answer (none,
     honor, cap); once a cycle of the stub's lifetime (as the model's priming takes it, for
     half the TTL) or of the connection's age limit plus the wait for the next request
-    otherwise; never for a stub kept forever."""
+    otherwise; never for a stub kept forever. With no age limit, as the stub alone: the
+    resolver's fetches then are mostly at its clients' reconnections after a node retired,
+    in bursts, whose lists the answers of a steady refetch stand for (a rate from the
+    connections' idle gaps, near 0, held the resolvers' stale lists nowhere: 23 failed
+    against the model's 4,527, fixed stubs, stretching resolvers, three nodes, a retry);
+    their count comes from the stubs' own queries (`resolver_fetches`)."""
     if cohort.stub.kind == "forever":
         return 0.0
     held = 0.0 if cohort.stub.kind in ("none", "honor", "cap") else \
@@ -136,19 +152,24 @@ def follow(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles
     through the engine's window `gap` if any (counted there)."""
     n = pop.size
     parts: list[tuple[np.ndarray, ...]] = []
+    asked: list[tuple[np.ndarray, np.ndarray]] = []
     first_fail, recovered = np.full(n, np.inf), np.full(n, np.inf)
     after_gap = np.full(n, np.nan)  # NaN: no lane of the client holds its window's end
     unresolved_at = np.full(n, np.nan)
     outage = gap.outage if gap is not None else None
     lookup = _Lookup(cycles, reps, node_ttl, shape.end)
+    whole = _whole_run_lookup(pop, shape, reps, cycles, node_ttl, rotate, until, count_from, rng, gap)
     for cohort in pop.cohorts:
         if len(cohort.members) == 0 or by_answer(cohort) or cohort.rate <= 0:
             continue
         lanes = _lanes(pop, shape, reps, cycles, cohort, until, outage)
         if lanes is None:
             continue
-        out = _run(pop, shape, reps, lookup, cohort, lanes, rotate, count_from, rng, gap)
+        mine = whole if whole is not None and whole_run(cohort) else lookup
+        out = _run(pop, shape, reps, mine, cohort, lanes, rotate, count_from, rng, gap)
         parts.append(out[:5])
+        if whole_run(cohort):
+            asked.append((out[9], out[10]))
         ff, rec = out[5], out[6]
         np.fmin.at(after_gap, lanes.who, out[7])  # one lane of a client holds the window's end
         if cohort.reuse.keepalive > 0 and outage is not None:
@@ -163,12 +184,41 @@ def follow(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles
         mine = ff == first_fail[lanes.who]
         recovered[lanes.who[mine & np.isfinite(ff)]] = rec[mine & np.isfinite(ff)]
     unresolved = unresolved_at if outage is not None else None
+    queries = tuple(_cat([x[k] for x in asked], np.empty(0)) for k in (0, 1)) if asked else None
     if not parts:
         e = np.empty(0)
         ei = np.empty(0, dtype=np.int64)
-        return Followed(ei, e, ei, e, ei, first_fail, recovered, after_gap, unresolved)
+        return Followed(ei, e, ei, e, ei, first_fail, recovered, after_gap, unresolved, queries)
     fo, fa, ro, ra, rc = (np.concatenate(x) for x in zip(*parts, strict=True))
-    return Followed(fo, fa, ro, ra, rc, first_fail, recovered, after_gap, unresolved)
+    return Followed(fo, fa, ro, ra, rc, first_fail, recovered, after_gap, unresolved, queries)
+
+
+def _whole_run_lookup(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles, node_ttl: float,
+                      rotate: bool, until: float, count_from: float, rng: np.random.Generator,
+                      gap: Gap | None) -> _Lookup | None:
+    """The lookup of the clients followed for the whole run where whole resolvers are theirs
+    (exact_resolvers; None: none): those resolvers' fetches made by the clients' queries
+    (`_from_queries`), taken from a first pass in which each such query fetched the list of
+    its moment (the requests drawn as in the second, from a copy of `rng`)."""
+    exact = exact_resolvers(pop)
+    if not exact.any():
+        return None
+    drop = exact[cycles.res]
+    bare = replace(cycles, res=cycles.res[~drop], fetched=cycles.fetched[~drop], expires=cycles.expires[~drop],
+                   list_=cycles.list_[~drop])
+    first = _Lookup(bare, reps, node_ttl, shape.end)
+    outage = gap.outage if gap is not None else None
+    queries = []
+    for cohort in pop.cohorts:
+        if len(cohort.members) == 0 or not whole_run(cohort) or cohort.rate <= 0:
+            continue
+        lanes = _lanes(pop, shape, reps, cycles, cohort, until, outage)
+        if lanes is not None:
+            out = _run(pop, shape, reps, first, cohort, lanes, rotate, count_from, copy.deepcopy(rng), gap)
+            queries.append((out[9], out[10]))
+    if not queries:
+        return None
+    return _Lookup(_from_queries(pop, reps, cycles, node_ttl, shape.end, queries, rng), reps, node_ttl, shape.end)
 
 
 @dataclass(frozen=True)
@@ -209,10 +259,108 @@ class _Lookup:
         return list_, expires, ok
 
 
+def whole_run(cohort: Cohort) -> bool:
+    """Whether a cohort's members are followed from the run's start (where the model primes
+    them) to its end: a pooled connection with no age limit, or one through a stub kept
+    forever, may hold a node of time 0 for the whole run."""
+    return cohort.reuse.keepalive > 0 and (not math.isfinite(cohort.reuse.max_age) or cohort.stub.kind == "forever")
+
+
+def resolver_fetches(pop: Population, res: np.ndarray, at: np.ndarray, ttl: float, expires: np.ndarray,
+                     end: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The fetches of a record (TTL `ttl`) that stub queries (resolver `res`, time `at`
+    before `end`) make, as the model's resolver makes them: a query that finds the answer
+    expired fetches it, kept for its group's lifetime of the TTL; each resolver's answer
+    expires at `expires` first (its priming). In rounds, each resolver's first query past
+    the answer it holds fetching (as many rounds as one resolver's most fetches). Each
+    fetch's resolver, time and expiry."""
+    off = 4.0 * end + 1e4  # one resolver's times apart from the next's in one sorted key
+    key = np.sort(res * off + at)
+    out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    who = np.unique(res)
+    held = np.maximum(expires[who], 0.0)
+    while len(who):
+        nxt = np.searchsorted(key, who * off + held, side="left")
+        found = nxt < len(key)
+        found[found] &= (key[nxt[found]] // off).astype(np.int64) == who[found]
+        who, nxt = who[found], nxt[found]
+        t = key[nxt] - who * off
+        held = t + _lifetimes(pop, who, ttl, rng)
+        out.append((who, t, held))
+    if not out:
+        return np.empty(0, dtype=np.int64), np.empty(0), np.empty(0)
+    r, t, e = (np.concatenate(x) for x in zip(*out, strict=True))
+    return r, t, e
+
+
+def exact_resolvers(pop: Population) -> np.ndarray:
+    """Per resolver: are all its clients followed for the whole run (`whole_run`)? Their
+    queries are all known here, so its fetches are theirs (`resolver_fetches`)."""
+    whole = np.zeros(pop.size, dtype=bool)
+    for c in pop.cohorts:
+        whole[c.members] = whole_run(c)
+    n_res = len(pop.resolver_group)
+    return (np.bincount(pop.resolver[~whole], minlength=n_res) == 0) & \
+        (np.bincount(pop.resolver[whole], minlength=n_res) > 0)
+
+
+def priming_rate(pop: Population, ttl: float) -> np.ndarray:
+    """Per resolver, the query rate the model primes it with for the clients followed for the
+    whole run (sim.model.building `_resolver_load`: one query per stub cycle, the stub's
+    lifetime of half the TTL plus a request gap; none for a stub kept forever)."""
+    q = np.zeros(len(pop.resolver_group))
+    for c in pop.cohorts:
+        if not whole_run(c) or len(c.members) == 0 or c.rate <= 0:
+            continue
+        life = float(c.stub.lifetime(ttl / 2, np.random.default_rng(0)))
+        if math.isfinite(life):
+            np.add.at(q, pop.resolver[c.members], 1.0 / (life + 1.0 / c.rate))
+    return q
+
+
+def _from_queries(pop: Population, reps: Replacements, cycles: Cycles, node_ttl: float, end: float,
+                  queries: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator) -> Cycles:
+    """`cycles` with the fetches of the resolvers whose clients are all followed for the whole
+    run (exact_resolvers) made by those clients' stub queries (`queries`, of a first pass):
+    the model's resolver is asked only at their reconnections, in bursts after a node
+    retired, and holds nothing in between once its answer expired, where fetches drawn at a
+    steady rate (as if asked at every request) hold an old list at each burst (stretching
+    resolvers, three nodes, address_mode next, a retry: failed 6,621 against the model's
+    3,669 paired; a rate from the idle gaps alone, near 0, held none: 23 against 4,527).
+    Each such resolver primed as the model primes it (`priming_rate`: cycles drawn at the
+    steady rate took it as absent, so the first reconnections after a retirement fetched
+    the current list where the model's resolvers held the first one)."""
+    exact = exact_resolvers(pop)
+    res, at = (np.concatenate([q[k] for q in queries]) for k in (0, 1))
+    mine = exact[res]
+    primed = np.where(exact, resolver_expiry(pop, node_ttl, priming_rate(pop, node_ttl), 0.0, rng), 0.0)
+    new_r, new_f, new_e = resolver_fetches(pop, res[mine], at[mine], node_ttl, primed, end, rng)
+    on = np.flatnonzero(exact & (primed > 0.0))  # present at time 0, with the first nodes
+    new_r, new_f, new_e = np.r_[on, new_r], np.r_[np.zeros(len(on)), new_f], np.r_[primed[on], new_e]
+    keep = ~exact[cycles.res]
+    r = np.concatenate([cycles.res[keep], new_r])
+    f = np.concatenate([cycles.fetched[keep], new_f])
+    e = np.concatenate([cycles.expires[keep], new_e])
+    li = np.concatenate([cycles.list_[keep], cycles.list_at(reps, new_r, new_f)])
+    order = np.lexsort((f, r))
+    return replace(cycles, res=r[order], fetched=f[order], expires=e[order], list_=li[order])
+
+
 def _lanes(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles, cohort: Cohort,
            until: float, outage: tuple[float, float] | None = None) -> _Lanes | None:
     """The cohort's episodes per resolver (merged), one lane per member of the resolver; one
     that holds a DNS outage's start goes on to its end."""
+    if whole_run(cohort):
+        # Its connection at any moment may have been opened at the run's start (on the first
+        # nodes: a fetch's episode has no start that an unbounded age reaches back from), and
+        # its resolver may see no fetch of its own for long (query_rate): one lane per member
+        # from 0, where the connection is the model's primed one, to `until` (a stub kept
+        # forever keeps meeting a retired node; sim.fast.engine bounds the requests).
+        n = len(cohort.members)
+        hi = min(until, shape.end)
+        if not len(reps.at) or n == 0 or hi <= 0.0:
+            return None
+        return _Lanes(cohort.members.copy(), np.zeros(n), np.full(n, hi))
     over = overhang(cohort)
     age = cohort.reuse.max_age if cohort.reuse.keepalive > 0 else 0.0
     reach = cycles.expires + over + age  # after this, no request of the cohort uses the list
@@ -259,6 +407,7 @@ class _Clients:
         self.cname_out = gap.cname_out if gap is not None else None
         self.more = tuple((lo[lanes.who], hi[lanes.who]) for lo, hi in gap.more) if gap is not None else ()
         self.unresolved = np.zeros(n, dtype=bool)  # the last request's resolution failed
+        self.asked: list[tuple[np.ndarray, np.ndarray]] = []  # the stubs' resolver queries
         self.rot = rng.integers(reps.nodes, size=n)
         self.step = 1 if rotate else 0
         self.stub_list = np.zeros(n, dtype=np.int64)
@@ -324,33 +473,54 @@ class _Clients:
             if not need.any():
                 break
             idx, at = live[need], now[need]
-            resolved = self._fetch(idx, at)
+            resolved, lists, rot = self._fetch(idx, at)
             if not resolved.all():
                 # A failed resolution: the request fails (every try asks again, in vain).
                 gone = np.flatnonzero(need)[~resolved]
                 self.unresolved[live[gone]] = True
                 attempt[gone] = self.cohort.attempts
                 need[gone] = False
-                idx, at = live[need], now[need]
-            pos = (self.rot[idx] * self.step + attempt[need]) % self.reps.nodes
-            up = (retire[self.stub_list[idx], pos] > at) & ~refusing[need]
+                idx, at, lists, rot = live[need], now[need], lists[resolved], rot[resolved]
+            up, refused, pos = self._tries(lists, at, rot * self.step + attempt[need], refusing[need])
             if self.pooled:
                 self.conn[idx] = up
-                self.c_list[idx], self.c_pos[idx], self.c_open[idx], self.c_last[idx] = self.stub_list[idx], pos, at, at
+                self.c_list[idx], self.c_pos[idx], self.c_open[idx], self.c_last[idx] = lists, pos, at, at
             done[need] = up
-            fails[need] += ~up
+            fails[need] += refused
             attempt[need] += ~up
         return done, fails
 
-    def _fetch(self, idx: np.ndarray, at: np.ndarray) -> np.ndarray:
+    def _tries(self, lists: np.ndarray, at: np.ndarray, first: np.ndarray,
+               refusing: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One attempt through node lists `lists` from position `first`: whether it got through,
+        its tries refused, and the position it ended on. With `address_mode: next` the model
+        tries the answer's next address at once after a refusal, every position in turn
+        (each refused try a failure: N for an attempt whose N positions all refused)."""
+        n_nodes, retire = self.reps.nodes, self.reps.retire
+        if not self.cohort.next_address:
+            pos = first % n_nodes
+            up = (retire[lists, pos] > at) & ~refusing
+            return up, (~up).astype(np.int64), pos
+        ring = (first[:, None] + np.arange(n_nodes)) % n_nodes
+        live = (retire[lists[:, None], ring] > at[:, None]) & ~refusing[:, None]
+        up = live.any(axis=1)
+        j = np.argmax(live, axis=1)
+        return up, np.where(up, j, n_nodes), ring[np.arange(len(lists)), j]
+
+    def _fetch(self, idx: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """An expired stub asks the resolver and keeps its answer for the stub's lifetime of
         the remaining TTL; each answer kept moves the rotation on by one. During a DNS outage
         it gets none in the client's window or once the resolver's answer has expired (the
-        model's failed resolution keeps nothing). Whether each lane holds an answer."""
+        model's failed resolution keeps nothing). With `stub_grace`, an answer expired less
+        than the grace ago serves this try, at its rotation, and is refreshed behind it (the
+        model's `in_grace`: the tries after it get the new answer). Whether each lane holds
+        an answer, and the node list and rotation its try uses."""
         fetch = self.stub_exp[idx] <= at
         resolved = np.ones(len(idx), dtype=bool)
+        stale = fetch & (at < self.stub_exp[idx] + self.cohort.grace)
+        lists, rot = self.stub_list[idx].copy(), self.rot[idx].copy()
         if not fetch.any():
-            return resolved
+            return resolved, lists, rot
         f_idx, when = idx[fetch], at[fetch]
         got, expires, held = self.lookup.answer(self.res[f_idx], when)
         if self.outage is not None:
@@ -358,12 +528,16 @@ class _Clients:
             ours = ~held if self.cname_out is None else when >= self.cname_out[self.res[f_idx]]
             failed = ((when >= self.gap_lo[f_idx]) & (when < self.gap_hi[f_idx])) | \
                 ((when >= lo) & (when < hi) & ours)
-            resolved[np.flatnonzero(fetch)[failed]] = False
+            # A failed refresh in grace leaves the old answer, which serves the try.
+            resolved[np.flatnonzero(fetch)[failed & ~stale[fetch]]] = False
             f_idx, when, got, expires = f_idx[~failed], when[~failed], got[~failed], expires[~failed]
         self.stub_list[f_idx] = got
         self.stub_exp[f_idx] = when + self.cohort.stub.lifetimes_for(expires - when, self.rng)
+        self.asked.append((self.res[f_idx], when))
         self.rot[f_idx] += 1
-        return resolved
+        fresh = ~stale & resolved
+        lists[fresh], rot[fresh] = self.stub_list[idx[fresh]], self.rot[idx[fresh]]
+        return resolved, lists, rot
 
 
 def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup, cohort: Cohort, lanes: _Lanes,
@@ -424,7 +598,8 @@ def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup,
     past[~holds_end] = np.nan
     empty_i, empty_f = np.empty(0, dtype=np.int64), np.empty(0)
     return (_cat(failed_o, empty_i), _cat(failed_t, empty_f), _cat(res_o, empty_i), _cat(res_t, empty_f),
-            _cat(res_c, empty_i), first_fail, recovered, past, unresolved)
+            _cat(res_c, empty_i), first_fail, recovered, past, unresolved,
+            _cat([r for r, _ in clients.asked], empty_i), _cat([w for _, w in clients.asked], empty_f))
 
 
 class _Clock:

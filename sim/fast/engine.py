@@ -55,7 +55,7 @@ from sim.fast import (
     targets,
 )
 from sim.fast.control import DETECTIONS, ControlPlane, control_plane
-from sim.fast.dns import WITHIN_TTL, query_counts, switch_times
+from sim.fast.dns import WITHIN_TTL, query_counts, resolver_expiry, switch_times
 from sim.fast.intensity import Intensity
 from sim.fast.intensity import window_mass as _window_mass
 from sim.fast.population import (
@@ -187,8 +187,10 @@ def _unsupported_scaling(deployment: build.Deployment) -> list[str]:
 def _unsupported_churn(deployment: build.Deployment) -> list[str]:
     """Node churn behind a name that resolves to the nodes is followed on the active balancer:
     per held answer for stubs whose position in the answer is known (sim.fast.churn.STUBS),
-    request by request for stubs that outlive the resolver's answer (floor, fixed, cap) and
-    pooled connections with an age limit (sim.fast.churn_requests). The one balancer fault
+    request by request for stubs that outlive the resolver's answer (floor, fixed, cap),
+    stubs with a grace period and pooled connections (sim.fast.churn_requests; with no age
+    limit or a stub kept forever from the run's start, up to FOLLOWED_REQUESTS_LIMIT
+    requests: `_unsupported_whole_run`), address_mode next included. The one balancer fault
     followed with it is the churned active balancer's, refusing: for the rest of the run
     (every node refuses from then on), or with an end (every node refuses in a client's
     window, the churn goes on around it). A planned dns_change away from the churned active
@@ -239,17 +241,6 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
             if stub not in churn.STUBS + churn_requests.STUBS:
                 out.append(f"{what} {churned} and clients[{j}].stub_cache {stub} "
                            f"(followed: {', '.join(churn.STUBS + churn_requests.STUBS)})")
-            if c.keepalive > 0 and stub == "forever":
-                out.append(f"{what} {churned} and clients[{j}].keepalive with stub_cache forever")
-            if c.keepalive > 0 and not math.isfinite(c.max_connection_age):
-                out.append(f"{what} {churned} and clients[{j}].keepalive with no max_connection_age "
-                           "(pooled connections are followed up to their age limit)")
-            by_request = stub in churn_requests.STUBS or c.keepalive > 0
-            if by_request and c.address_mode == "next":
-                out.append(f"{what} {churned} and clients[{j}].address_mode next with "
-                           f"{'keepalive' if c.keepalive > 0 else 'stub_cache ' + stub}")
-            if by_request and c.stub_grace > 0:
-                out.append(f"{what} {churned} and clients[{j}].stub_grace")
             if c.restart is not None:
                 out.append(f"{what} {churned} and clients[{j}].restart")
             if c.sessions is not None or (_followed_as(scenario, c) and c.stub_grace > 0):
@@ -262,7 +253,34 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
                 # tries: with two nodes a client that met the retired node stays on it.
                 out.append(f"{what} {churned} and clients[{j}].retry with stub_cache none "
                            "(the position walks by the tries; address_mode next is followed)")
+        out.extend(f"{what} {churned} and {reason}" for reason in _unsupported_whole_run(scenario))
     return out
+
+
+def _unsupported_whole_run(scenario: m.Scenario) -> list[str]:
+    """Pooled connections with no age limit, or through a stub kept forever, are followed
+    request by request over the whole run under churn (sim.fast.churn_requests.whole_run):
+    refused by name past FOLLOWED_REQUESTS_LIMIT requests of such cohorts (the follower
+    steps every lane a request at a time: hours of a few fast clients are millions of
+    steps)."""
+    sizes = scenario.cohort_sizes()
+    whole = [(i, sizes[c.name] * float(c.rate or 0.0) * scenario.duration) for i, c in enumerate(scenario.clients)
+             if c.keepalive > 0 and (not math.isfinite(c.max_connection_age) or c.stub_cache.kind == "forever")]
+    total = sum(n for _, n in whole)
+    held = {i: "stub_cache forever" if scenario.clients[i].stub_cache.kind == "forever" else "no max_connection_age"
+            for i, _ in whole}
+    # One client's requests are one lane's steps, each about 40 us (4 clients at 5/s for 6 h:
+    # 9 s); past MAX_REQUESTS the lane would stop short.
+    per_client = [f"clients[{i}].keepalive with {held[i]}: about {n / sizes[scenario.clients[i].name]:,.0f} "
+                  f"requests of one client followed one by one for the whole run, past the "
+                  f"{churn_requests.MAX_REQUESTS:,} the fast engine follows a client; a lower rate or a shorter "
+                  "duration, or a max_connection_age" for i, n in whole
+                  if sizes[scenario.clients[i].name] and n / sizes[scenario.clients[i].name] > churn_requests.MAX_REQUESTS]
+    if total <= FOLLOWED_REQUESTS_LIMIT:
+        return per_client
+    return per_client + [f"clients[{i}].keepalive with {held[i]}: about {n:,.0f} requests followed one by one for the whole run ({total:,.0f} in all), past the "
+            f"{FOLLOWED_REQUESTS_LIMIT:,} the fast engine follows; fewer clients or a shorter duration, or a "
+            "max_connection_age" for i, n in whole]
 
 
 def _unsupported_churn_blackhole(deployment: build.Deployment) -> list[str]:
@@ -277,7 +295,8 @@ def _unsupported_churn_blackhole(deployment: build.Deployment) -> list[str]:
     scenario = deployment.scenario
     out = [f"and clients[{k}] followed request by request (stub_cache {c.stub_cache.kind}"
            f"{', keepalive' if c.keepalive > 0 else ''})"
-           for k, c in enumerate(scenario.clients) if c.stub_cache.kind in churn_requests.STUBS or c.keepalive > 0]
+           for k, c in enumerate(scenario.clients)
+           if c.stub_cache.kind in churn_requests.STUBS or c.keepalive > 0 or c.stub_grace > 0]
     out.extend(f"and clients[{k}].retry (followed with one try)"
                for k, c in enumerate(scenario.clients) if c.retry.attempts > 1)
     return out
@@ -1033,6 +1052,7 @@ class _Replication:
         followed = churn_requests.follow(pop, self.shape, reps, cycles, node_ttl, published.rotate, until,
                                          faults[0] if faults else math.inf, self.rng["dns"], through)
         self._churn_followed = followed
+        self._churn_until = min(until, self.end)
         if followed.unresolved_at is not None:
             window = self._pooled_dropped(window, followed.unresolved_at)
         r_owner, r_at, r_count = out.rescued_owner, out.rescued_at, out.rescued_count
@@ -1890,6 +1910,10 @@ class _Replication:
             # Resolvers whose clients all browse in sessions are followed with them (sim.fast.lookups).
             followed = lookups.exact_resolvers(self.full)
             q, q_outage = np.where(followed, 0.0, q), np.where(followed, 0.0, q_outage)
+        whole = self._whole_run_resolvers()
+        if whole is not None:
+            drawn = q, q_outage
+            q, q_outage = np.where(whole, 0.0, q), np.where(whole, 0.0, q_outage)
         queries = query_counts(self.pop, self.published.record_ttl, q, q_outage,
                                window.busy, self.shape, self.seconds, self.rng["dns"])
         if window.dns:
@@ -1898,8 +1922,37 @@ class _Replication:
         queries = queries + sessions.per_second(self.session_fetches, self.seconds)
         if self.session_requests is not None:
             queries = queries + self._followed_queries_outside()
+        if whole is not None:
+            queries = queries + self._whole_run_queries(window, whole, *drawn)
         timeline["dns_queries"] = queries
         return timeline, counts["ok"]
+
+    def _whole_run_resolvers(self) -> np.ndarray | None:
+        """Under churn, the resolvers whose clients are all followed for the whole run
+        (sim.fast.churn_requests.whole_run), None if there are none."""
+        followed = self._churn_followed
+        if followed is None or followed.queries is None:
+            return None
+        exact = churn_requests.exact_resolvers(self.pop)
+        return exact if exact.any() else None
+
+    def _whole_run_queries(self, window: Window, exact: np.ndarray, q: np.ndarray, q_outage: np.ndarray) -> np.ndarray:
+        """Our DNS queries per second from resolvers `exact` (`_whole_run_resolvers`): they
+        fetch our record at their stubs' queries, which under churn come mostly in bursts
+        after a node retired, not at the steady rate of idle gaps that `query_counts` draws
+        (that gave 0 against the model's 90, honouring stubs, two nodes replaced every 30 s):
+        before the churn's end (`until`) their fetches are those queries'
+        (sim.fast.churn_requests.resolver_fetches, primed as the model primes them), after
+        it drawn as for any resolver."""
+        pop, ttl, until = self.pop, self.published.record_ttl, self._churn_until
+        res, at = self._churn_followed.queries  # type: ignore[union-attr]
+        mine = exact[res] & (at < until)
+        primed = resolver_expiry(pop, ttl, churn_requests.priming_rate(pop, ttl), 0.0, self.rng["dns"])
+        _, fetched, _ = churn_requests.resolver_fetches(pop, res[mine], at[mine], ttl, primed, self.end,
+                                                        self.rng["dns"])
+        drawn = query_counts(pop, ttl, np.where(exact, q, 0.0), np.where(exact, q_outage, 0.0), window.busy,
+                             self.shape, self.seconds, self.rng["dns"])
+        return np.where(np.arange(self.seconds) < until, _per_second(fetched, self.seconds), drawn)
 
     def _followed_queries_outside(self) -> np.ndarray:
         """The followed resolvers' fetches outside the span their clients were followed in
