@@ -236,6 +236,10 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
             continue
         for j, c in enumerate(scenario.clients):
             stub = c.stub_cache.kind
+            if c.sessions is not None:
+                out.extend(f"{what} {churned} and clients[{j}].sessions{why}"
+                           for why in _unsupported_churn_sessions(scenario, c))
+                continue
             if stub not in churn.STUBS + churn_requests.STUBS:
                 out.append(f"{what} {churned} and clients[{j}].stub_cache {stub} "
                            f"(followed: {', '.join(churn.STUBS + churn_requests.STUBS)})")
@@ -252,7 +256,7 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
                 out.append(f"{what} {churned} and clients[{j}].stub_grace")
             if c.restart is not None:
                 out.append(f"{what} {churned} and clients[{j}].restart")
-            if c.sessions is not None or (_followed_as(scenario, c) and c.stub_grace > 0):
+            if _followed_as(scenario, c) and c.stub_grace > 0:
                 # sim.fast.lookups follows a farm's Poisson clients with their node lists (not
                 # sessions yet, nor an answer served in grace: its refresh's list is not kept apart)
                 out.append(f"{what} {churned} and clients[{j}]{_followed_as(scenario, c)}")
@@ -265,6 +269,20 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
     return out
 
 
+def _unsupported_churn_sessions(scenario: m.Scenario, c: m.Cohort) -> list[str]:
+    """What of a session cohort under node churn on the active balancer the fast engine does
+    not follow. Session clients are followed request by request (sim.fast.lookups: each
+    answer keeps the node list of its resolver's fetch, each client's rotation over the nodes
+    as the model's, a try to a node from its retirement on refused, at once through a
+    blackhole too), with any stub and its grace period, pooled connections, retries and
+    address_mode next. Not on a resolver shared with clients not followed: such a resolver
+    turns at one drawn moment (sim.fast.lookups), with no fetches whose node lists a session
+    client's answer could take."""
+    if _shares_resolvers(scenario, c):
+        return [" on resolvers shared with clients not followed (their node lists are not followed there)"]
+    return []
+
+
 def _unsupported_churn_blackhole(deployment: build.Deployment) -> list[str]:
     """Under node churn and the churned active balancer's blackholing fault, a window request
     whose node retired is refused at once, the others time out: split by the churn's spans
@@ -273,13 +291,14 @@ def _unsupported_churn_blackhole(deployment: build.Deployment) -> list[str]:
     request by request (their window requests are not drawn one by one here), nor a retry
     (a retry after a timeout that meets a retired node ends refused, late: three nodes, a
     retry, honouring stubs, cname_repoint, 4 replications, 10,300 timeouts against the
-    model's 8,610)."""
+    model's 8,610). Session clients are followed request by request through it (sim.fast.lookups)."""
     scenario = deployment.scenario
     out = [f"and clients[{k}] followed request by request (stub_cache {c.stub_cache.kind}"
            f"{', keepalive' if c.keepalive > 0 else ''})"
-           for k, c in enumerate(scenario.clients) if c.stub_cache.kind in churn_requests.STUBS or c.keepalive > 0]
+           for k, c in enumerate(scenario.clients)
+           if c.sessions is None and (c.stub_cache.kind in churn_requests.STUBS or c.keepalive > 0)]
     out.extend(f"and clients[{k}].retry (followed with one try)"
-               for k, c in enumerate(scenario.clients) if c.retry.attempts > 1)
+               for k, c in enumerate(scenario.clients) if c.retry.attempts > 1 and c.sessions is None)
     return out
 
 
@@ -1987,7 +2006,8 @@ class _Replication:
         counts = {name: np.zeros(seconds, dtype=np.int64) for name in OUTCOMES}
         counts["ok"] = ok - shed
         counts["dns_error" if window.dns else "timeout" if self.waits else "refused"] += recorded
-        if self.waits and not window.dns and self._fault_spans is not None and failed.spent is not None:
+        at_once_counted = self.waits and not window.dns and self._fault_spans is not None and failed.spent is not None
+        if at_once_counted:
             # Under node churn, a request whose tries met retired nodes only was refused at once.
             at_once = _per_second(issued[ends_in_run & (failed.spent[~backend] == 0)], seconds)
             counts["timeout"] -= at_once
@@ -1999,8 +2019,10 @@ class _Replication:
             counts["timeout" if self.waits else "refused"] -= lookup
             counts["dns_error"] += lookup
         if self.waits and not window.dns and req is not None and out is not None:
-            # Under a blackhole, a followed request whose last try a reset connection refused.
-            reset = _per_second(req.times[out.failed & out.refused & (out.done <= self.end)], seconds)
+            # Under a blackhole, a followed request whose last try a reset connection (or a retired
+            # node) refused; one refused at once is counted above already under churn (no wait).
+            late = out.done > req.times if at_once_counted else True
+            reset = _per_second(req.times[out.failed & out.refused & late & (out.done <= self.end)], seconds)
             counts["timeout"] -= reset
             counts["refused"] += reset
         counts["refused"] += churned

@@ -340,11 +340,16 @@ class _Clients:
             self.retire[lane] = self.conn_retire[lane]
             return conn, not plan.changes_dns and conn == OLD and now >= plan.effective
         self.conn[lane] = None
-        answer = _answer(lane, now, cohort, self.stub, self.stub_exp, self._resolve, self.rng)
+        answer, stale = _answer(lane, now, cohort, self.stub, self.stub_exp, self._resolve, self.rng)
         if answer is None:
             return None, False
         self.held[lane] = answer
-        return self._address(lane, now, attempt), False
+        target = self._address(lane, now, attempt)
+        if stale:
+            # The refresh behind a request served in grace, after its address was taken (as the
+            # model's _attempt): the try goes by the old answer's node list and rotation.
+            _refresh(lane, now, cohort, self.stub, self.stub_exp, self._resolve, self.rng)
+        return target, False
 
     def next_address(self, lane: int, now: float, attempt: int, tries: int) -> int | None:
         """address_mode next, after a refused try: the target of the held answer's next address
@@ -476,9 +481,10 @@ def _tries(out: Outcome, clients: _Clients, plan: Plan, cohort: Any, where: tupl
         hole = False
         if not reset:
             span = next((h for on, lo, hi, h in plan.down if target == on and lo <= now < hi), None)
-            if span is None and now < clients.retire[lane]:  # not a retired node (churn)
+            retired = now >= clients.retire[lane]  # a retired node (churn) refuses, whatever its balancer's mode
+            if span is None and not retired:
                 return True, False, failed
-            hole = bool(span)
+            hole = bool(span) and not retired
         clients.conn[lane] = None
         failed += 1
         out.refused[at] = not hole
@@ -596,23 +602,29 @@ def _primed_connections(pop: Population, cohort_of: list[int], rng: np.random.Ge
     return conn, opened, last
 
 
-def _answer(lane, now, cohort, stub, stub_exp, resolve, rng) -> int | None:  # type: ignore[no-untyped-def]
+def _answer(lane, now, cohort, stub, stub_exp, resolve, rng) -> tuple[int | None, bool]:  # type: ignore[no-untyped-def]
     """The answer a try without a connection goes by: the stub's, fresh; or expired within the
-    grace period (served, and refreshed behind the request); otherwise the resolver's (kept
-    in the stub). None: no answer (the lookup failed, our servers down). A failed lookup
-    leaves the stub as it was, so an answer in grace stays in grace."""
+    grace period (served; the caller refreshes it behind the request: the second item);
+    otherwise the resolver's (kept in the stub). None: no answer (the lookup failed, our
+    servers down). A failed lookup leaves the stub as it was, so an answer in grace stays in
+    grace."""
     answer = stub[lane] if now < stub_exp[lane] else None
-    stale = False
-    if answer is None and cohort.grace > 0 and stub[lane] is not None:
-        stale = stub_exp[lane] <= now < stub_exp[lane] + cohort.grace
-        answer = stub[lane] if stale else None
-    if answer is None or stale:
-        got = resolve(lane, now)
-        if got is not None:
-            value, left = got[0], got[1]
-            stub[lane], stub_exp[lane] = value, now + cohort.stub.lifetime(left, rng)
-            answer = value if answer is None else answer
-    return answer
+    if answer is None and cohort.grace > 0 and stub[lane] is not None \
+            and stub_exp[lane] <= now < stub_exp[lane] + cohort.grace:
+        return stub[lane], True
+    if answer is None:
+        answer = _refresh(lane, now, cohort, stub, stub_exp, resolve, rng)
+    return answer, False
+
+
+def _refresh(lane, now, cohort, stub, stub_exp, resolve, rng) -> int | None:  # type: ignore[no-untyped-def]
+    """The resolver's answer, kept in the stub for the stub's lifetime of its time left (None:
+    the lookup failed, the stub left as it was)."""
+    got = resolve(lane, now)
+    if got is None:
+        return None
+    stub[lane], stub_exp[lane] = got[0], now + cohort.stub.lifetime(got[1], rng)
+    return int(got[0])
 
 
 def _restarts(req, pop, cohort_of, stub, conn, opened, last, rng, at=0.0) -> list[list[float]]:  # type: ignore[no-untyped-def]

@@ -1,0 +1,70 @@
+"""Balancer node churn behind a name with browsing sessions, followed request by request
+(sim.fast.lookups: each answer keeps the node list its resolver fetched, each client's rotation
+over the nodes as the model's, a try to a node from its retirement on refused, at once through
+a blackhole too), against the model. Churn every 60 s on two nodes, drained 20 s, node records
+of 10 s held up to a minute longer by TTL-stretching resolvers (tests/fast/test_agreement.py's
+CHURN): a client meets retired nodes in old lists. 300 session clients (tests/fast/test_sessions.py's
+SESSION: about one request every 15 s), one resolver each unless the case shares them."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from sim.fast import unsupported
+from tests.fast.test_agreement import CHURN, assert_agree
+from tests.fast.test_sessions import SESSION
+from tests.model.scenarios import scenario
+
+STRETCH = {"dns.resolvers.0.policy": {"kind": "extend", "extra": {"exp": "60s"}}}
+# A traffic fault of factor 1 changes no request; it marks "after a fault", from which both
+# engines count a client's failures (as tests/fast/test_churn.py).
+MARK = [{"at": "5s", "kind": "traffic", "factor": 1.0, "for": "1s"}]
+BASE = {**SESSION, **CHURN, **STRETCH, "faults": MARK}
+DOWN = {"at": "100s", "kind": "balancer_down", "target": "blue"}
+CHROME = {"clients.0.stub_cache": {"kind": "floor", "min_ttl": "60s"}, "clients.0.keepalive": "300s",
+          "dns.resolvers.0.count": 10}
+FIREFOX = {"clients.0.stub_cache": {"kind": "fixed", "ttl": "60s"}, "clients.0.stub_grace": "60s",
+           "clients.0.retry": {"attempts": 2, "timeout": "10s"}, "dns.resolvers.0.count": 10}
+CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "no stub cache, churn alone": ("cname_repoint", {}),
+    # the usual case: the churned active balancer's own fault, refusing for the rest of the run
+    "no stub cache, the active down at 100 s": ("cname_repoint", {"faults": [DOWN]}),
+    "honouring stubs": ("cname_repoint", {"clients.0.stub_cache": {"kind": "honor"}}),
+    "Chrome-like (floor 60 s, idle sockets 300 s, shared resolvers), the active down at 100 s": (
+        "cname_repoint", {**CHROME, "faults": [DOWN]}),
+    # an answer served in grace goes by its own node list and rotation; the refresh behind it after
+    "Firefox-like (fixed 60 s, 60 s of grace, a retry), alias": ("alias_apex", FIREFOX),
+    "Firefox-like, the active down at 100 s": ("dns_failover", {**FIREFOX, "faults": [DOWN]}),
+    # a retired node refuses at once where the blackholed balancer's live ones time out
+    "honouring stubs, a retry, the active blackholed at 100 s": ("cname_repoint", {
+        "clients.0.stub_cache": {"kind": "honor"}, "clients.0.retry": {"attempts": 2, "timeout": "5s"},
+        "faults": [{**DOWN, "mode": "blackhole"}]}),
+    "fixed stubs, the active down 40 s from 40 s": ("dns_failover", {
+        "clients.0.stub_cache": {"kind": "fixed", "ttl": "30s"}, "faults": [{**DOWN, "at": "40s", "for": "40s"}]}),
+    "three nodes, address_mode next": ("cname_repoint", {"clients.0.address_mode": "next", "balancers.0.nodes": 3}),
+    "a planned dns_change at 60 s": ("cname_repoint", {"faults": [{"at": "60s", "kind": "dns_change"}]}),
+    "a dns_down of 40 s from 40 s": ("cname_repoint", {"faults": [{"at": "40s", "kind": "dns_down", "for": "40s"}]}),
+}
+QUICK = ("no stub cache, churn alone", "no stub cache, the active down at 100 s")
+# Refused and timed-out requests apart (a retired node's refusal in a blackhole is a refusal).
+ALSO = {"honouring stubs, a retry, the active blackholed at 100 s": ("refused", "timeout", "rescued")}
+
+
+@pytest.mark.parametrize("case", [c if c in QUICK else pytest.param(c, marks=pytest.mark.slow) for c in CASES])
+def test_fast_agrees_on_churn_with_sessions(case: str) -> None:
+    strategy, more = CASES[case]
+    sc = scenario(**copy.deepcopy({**BASE, **more, "strategies": [strategy]}))
+    assert not unsupported(sc, [strategy])
+    assert_agree(sc, strategy, reps=6, also=ALSO.get(case, ("refused",)))
+
+
+def test_sessions_under_churn_on_resolvers_shared_with_poisson_clients_are_refused_by_name() -> None:
+    poisson = {"name": "api", "count": 20, "rate": "1/s", "stub_cache": {"kind": "none"},
+               "retry": {"attempts": 1, "timeout": "10s"}}
+    sc = scenario(**copy.deepcopy({**BASE, "clients": [SESSION["clients.0"], poisson], "strategies": ["cname_repoint"]}))
+    reasons = unsupported(sc)
+    assert any("balancers[0].churn (node replacement) and clients[0].sessions on resolvers shared with clients "
+               "not followed" in r for r in reasons), reasons
