@@ -164,7 +164,11 @@ def spans(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles,
         idx = cohort.members
         if len(idx) == 0 or not by_answer(cohort):
             continue
-        if cohort.stub.kind == "forever":
+        if cohort.stub.kind == "forever" and cohort.restarts is not None:
+            from sim.fast.churn_restarts import forever_holds  # it builds on this module's holds
+
+            hold = forever_holds(pop, shape, reps, cycles, cohort, end, rng)  # one answer per restart
+        elif cohort.stub.kind == "forever":
             hold = _Holds(idx, np.zeros(len(idx), dtype=np.int64), np.full(len(idx), end), np.zeros(len(idx)))
         else:
             mine = np.isin(holds.who, idx)

@@ -254,8 +254,11 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
                            f"{'keepalive' if c.keepalive > 0 else 'stub_cache ' + stub}")
             if by_request and c.stub_grace > 0:
                 out.append(f"{what} {churned} and clients[{j}].stub_grace")
-            if c.restart is not None:
-                out.append(f"{what} {churned} and clients[{j}].restart")
+            if c.restart is not None and (stub not in ("none", "forever") or c.keepalive > 0):
+                # A restart empties a forever stub (sim.fast.churn_restarts); with no stub it changes
+                # nothing. Elsewhere it moves the position within an answer held: not followed.
+                out.append(f"{what} {churned} and clients[{j}].restart (followed with stub_cache none or forever, "
+                           "no keepalive)")
             if _followed_as(scenario, c) and c.stub_grace > 0:
                 # sim.fast.lookups follows a farm's Poisson clients with their node lists (not
                 # sessions yet, nor an answer served in grace: its refresh's list is not kept apart)
@@ -1021,6 +1024,10 @@ class _Replication:
         asks = np.zeros(pop.size)
         for c in pop.cohorts:
             asks[c.members] = churn_requests.query_rate(c, node_ttl)
+            if c.stub.kind == "forever" and c.restarts is not None and c.rate > 0:
+                # One query per restart (sim.fast.churn_restarts): the resolver's cache holds
+                # what an earlier restart fetched for its TTL (stretched: longer).
+                asks[c.members] = 1.0 / (float(c.restarts.every.mean) + 1.0 / c.rate)
         move = self._churn_move(window)
         if move is not None:
             reps = reps.with_target()
