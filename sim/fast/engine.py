@@ -234,41 +234,49 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
             out.append(f"{what} {churned} and faults[{j}] ({f.kind}){why}")
         if b.role != "active":
             continue
-        for j, c in enumerate(scenario.clients):
-            stub = c.stub_cache.kind
-            if c.sessions is not None:
-                out.extend(f"{what} {churned} and clients[{j}].sessions{why}"
-                           for why in _unsupported_churn_sessions(scenario, c))
-                continue
-            if stub not in churn.STUBS + churn_requests.STUBS:
-                out.append(f"{what} {churned} and clients[{j}].stub_cache {stub} "
-                           f"(followed: {', '.join(churn.STUBS + churn_requests.STUBS)})")
-            if c.keepalive > 0 and stub == "forever":
-                out.append(f"{what} {churned} and clients[{j}].keepalive with stub_cache forever")
-            if c.keepalive > 0 and not math.isfinite(c.max_connection_age):
-                out.append(f"{what} {churned} and clients[{j}].keepalive with no max_connection_age "
-                           "(pooled connections are followed up to their age limit)")
-            by_request = stub in churn_requests.STUBS or c.keepalive > 0
-            if by_request and c.address_mode == "next":
-                out.append(f"{what} {churned} and clients[{j}].address_mode next with "
-                           f"{'keepalive' if c.keepalive > 0 else 'stub_cache ' + stub}")
-            if by_request and c.stub_grace > 0:
-                out.append(f"{what} {churned} and clients[{j}].stub_grace")
-            if c.restart is not None and (stub not in ("none", "forever") or c.keepalive > 0):
-                # A restart empties a forever stub (sim.fast.churn_restarts); with no stub it changes
-                # nothing. Elsewhere it moves the position within an answer held: not followed.
-                out.append(f"{what} {churned} and clients[{j}].restart (followed with stub_cache none or forever, "
-                           "no keepalive)")
-            if _followed_as(scenario, c) and c.stub_grace > 0:
-                # sim.fast.lookups follows a farm's Poisson clients with their node lists (not
-                # sessions yet, nor an answer served in grace: its refresh's list is not kept apart)
-                out.append(f"{what} {churned} and clients[{j}]{_followed_as(scenario, c)}")
-            if stub == "none" and c.keepalive <= 0 and c.retry.attempts > 1 and c.address_mode != "next" \
-                    and not _followed_as(scenario, c):  # sim.fast.lookups keeps each try's answer
-                # Each try keeps a new answer, so a refused request moves the position on by its
-                # tries: with two nodes a client that met the retired node stays on it.
-                out.append(f"{what} {churned} and clients[{j}].retry with stub_cache none "
-                           "(the position walks by the tries; address_mode next is followed)")
+        out.extend(_unsupported_churn_clients(scenario, f"{what} {churned}"))
+    return out
+
+
+def _unsupported_churn_clients(scenario: m.Scenario, prefix: str) -> list[str]:
+    """The cohorts the churned active balancer's node lists are not followed for (see
+    `_unsupported_churn`), each reason after `prefix`."""
+    out = []
+    for j, c in enumerate(scenario.clients):
+        stub = c.stub_cache.kind
+        if c.sessions is not None:
+            out.extend(f"{prefix} and clients[{j}].sessions{why}"
+                       for why in _unsupported_churn_sessions(scenario, c))
+            continue
+        if stub not in churn.STUBS + churn_requests.STUBS:
+            out.append(f"{prefix} and clients[{j}].stub_cache {stub} "
+                       f"(followed: {', '.join(churn.STUBS + churn_requests.STUBS)})")
+        if c.keepalive > 0 and stub == "forever":
+            out.append(f"{prefix} and clients[{j}].keepalive with stub_cache forever")
+        if c.keepalive > 0 and not math.isfinite(c.max_connection_age):
+            out.append(f"{prefix} and clients[{j}].keepalive with no max_connection_age "
+                       "(pooled connections are followed up to their age limit)")
+        by_request = stub in churn_requests.STUBS or c.keepalive > 0
+        if by_request and c.address_mode == "next":
+            out.append(f"{prefix} and clients[{j}].address_mode next with "
+                       f"{'keepalive' if c.keepalive > 0 else 'stub_cache ' + stub}")
+        if by_request and c.stub_grace > 0:
+            out.append(f"{prefix} and clients[{j}].stub_grace")
+        if c.restart is not None and (stub not in ("none", "forever") or c.keepalive > 0):
+            # A restart empties a forever stub (sim.fast.churn_restarts); with no stub it changes
+            # nothing. Elsewhere it moves the position within an answer held: not followed.
+            out.append(f"{prefix} and clients[{j}].restart (followed with stub_cache none or forever, "
+                       "no keepalive)")
+        if _followed_as(scenario, c) and c.stub_grace > 0:
+            # sim.fast.lookups follows a farm's Poisson clients with their node lists (not
+            # sessions yet, nor an answer served in grace: its refresh's list is not kept apart)
+            out.append(f"{prefix} and clients[{j}]{_followed_as(scenario, c)}")
+        if stub == "none" and c.keepalive <= 0 and c.retry.attempts > 1 and c.address_mode != "next" \
+                and not _followed_as(scenario, c):  # sim.fast.lookups keeps each try's answer
+            # Each try keeps a new answer, so a refused request moves the position on by its
+            # tries: with two nodes a client that met the retired node stays on it.
+            out.append(f"{prefix} and clients[{j}].retry with stub_cache none "
+                       "(the position walks by the tries; address_mode next is followed)")
     return out
 
 
@@ -1021,13 +1029,7 @@ class _Replication:
         self._nodes = reps
         # The record that changes is the balancer's A records: behind a CNAME, the chain's TTL.
         node_ttl = published.record_ttl if published.chain_ttl is None else published.chain_ttl
-        asks = np.zeros(pop.size)
-        for c in pop.cohorts:
-            asks[c.members] = churn_requests.query_rate(c, node_ttl)
-            if c.stub.kind == "forever" and c.restarts is not None and c.rate > 0:
-                # One query per restart (sim.fast.churn_restarts): the resolver's cache holds
-                # what an earlier restart fetched for its TTL (stretched: longer).
-                asks[c.members] = 1.0 / (float(c.restarts.every.mean) + 1.0 / c.rate)
+        asks = _churn_queries(pop, node_ttl)
         move = self._churn_move(window)
         if move is not None:
             reps = reps.with_target()
@@ -2146,6 +2148,19 @@ class _Replication:
                 pick = rng.choice(late, size=k)
                 lat = np.concatenate([lat, pick + np.asarray(sc.backends.service_time.sample(rng, k)) + sc.rtt])
         return lat
+
+
+def _churn_queries(pop: Population, node_ttl: float) -> np.ndarray:
+    """Per client, how often it asks its resolver for the nodes' record once the resolver's
+    answer has expired (sim.fast.churn_requests.query_rate); a `forever` stub that restarts,
+    once a restart (sim.fast.churn_restarts): the resolver's cache holds what an earlier
+    restart fetched for its TTL (stretched: longer)."""
+    asks = np.zeros(pop.size)
+    for c in pop.cohorts:
+        asks[c.members] = churn_requests.query_rate(c, node_ttl)
+        if c.stub.kind == "forever" and c.restarts is not None and c.rate > 0:
+            asks[c.members] = 1.0 / (float(c.restarts.every.mean) + 1.0 / c.rate)
+    return asks
 
 
 def _per_second(times: np.ndarray, seconds: int) -> np.ndarray:
