@@ -23,7 +23,9 @@ CNAME within the answer (`cname_fetches`: the model's stub lets go when the
 CNAME expires too and keeps the same list again); with no stub cache every request keeps a new answer, so the
 position moves on by one a request (taken as a pick of each position with
 chance 1/N a request). A retry takes the next position (a stub that holds the
-answer), or two on with no stub cache (the retry keeps a new answer too);
+answer); with no stub cache the retry keeps a new answer too, so the position
+walks on by the tries and the next request's depends on this one's: such
+clients are followed request by request (`by_answer`);
 `address_mode: next` tries every position at once. A request whose first k
 tries are refused is rescued by try k + 1 (k counted in `rescued`); with all
 refused it fails.
@@ -114,8 +116,13 @@ def replacements(nodes: int, mean_between: float, drain: float, end: float,
 
 
 def by_answer(cohort: Cohort) -> bool:
-    """Whether a cohort's churn is followed per held answer here (else request by request)."""
-    return cohort.stub.kind in STUBS and cohort.reuse.keepalive <= 0
+    """Whether a cohort's churn is followed per held answer here (else request by request).
+    Not with no stub cache and retries to the answer's first address: each try keeps a new
+    answer, so the position walks on by the tries and where a request starts depends on how
+    the last one went (with two nodes, a client whose two tries met the retired node starts
+    the next request on it again), where per answer each request's position is drawn apart."""
+    walks = cohort.stub.kind == "none" and cohort.attempts > 1 and not cohort.next_address
+    return cohort.stub.kind in STUBS and cohort.reuse.keepalive <= 0 and not walks
 
 
 def tries(cohort: Cohort, nodes: int) -> np.ndarray:

@@ -271,12 +271,6 @@ def _unsupported_churn_clients(scenario: m.Scenario, prefix: str) -> list[str]:
             # sim.fast.lookups follows a farm's Poisson clients with their node lists (not
             # sessions yet, nor an answer served in grace: its refresh's list is not kept apart)
             out.append(f"{prefix} and clients[{j}]{_followed_as(scenario, c)}")
-        if stub == "none" and c.keepalive <= 0 and c.retry.attempts > 1 and c.address_mode != "next" \
-                and not _followed_as(scenario, c):  # sim.fast.lookups keeps each try's answer
-            # Each try keeps a new answer, so a refused request moves the position on by its
-            # tries: with two nodes a client that met the retired node stays on it.
-            out.append(f"{prefix} and clients[{j}].retry with stub_cache none "
-                       "(the position walks by the tries; address_mode next is followed)")
     return out
 
 
