@@ -256,7 +256,8 @@ def _unsupported_churn_clients(scenario: m.Scenario, prefix: str) -> list[str]:
         if c.keepalive > 0 and not math.isfinite(c.max_connection_age):
             out.append(f"{prefix} and clients[{j}].keepalive with no max_connection_age "
                        "(pooled connections are followed up to their age limit)")
-        by_request = stub in churn_requests.STUBS or c.keepalive > 0
+        # sim.fast.churn_requests' clients (a farm's are followed by sim.fast.lookups, grace included)
+        by_request = (stub in churn_requests.STUBS or c.keepalive > 0) and not _followed_as(scenario, c)
         if by_request and c.address_mode == "next":
             out.append(f"{prefix} and clients[{j}].address_mode next with "
                        f"{'keepalive' if c.keepalive > 0 else 'stub_cache ' + stub}")
@@ -267,10 +268,6 @@ def _unsupported_churn_clients(scenario: m.Scenario, prefix: str) -> list[str]:
             # nothing. Elsewhere it moves the position within an answer held: not followed.
             out.append(f"{prefix} and clients[{j}].restart (followed with stub_cache none or forever, "
                        "no keepalive)")
-        if _followed_as(scenario, c) and c.stub_grace > 0:
-            # sim.fast.lookups follows a farm's Poisson clients with their node lists (not
-            # sessions yet, nor an answer served in grace: its refresh's list is not kept apart)
-            out.append(f"{prefix} and clients[{j}]{_followed_as(scenario, c)}")
     return out
 
 
