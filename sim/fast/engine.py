@@ -273,15 +273,12 @@ def _unsupported_churn_clients(scenario: m.Scenario, prefix: str) -> list[str]:
 
 def _unsupported_churn_sessions(scenario: m.Scenario, c: m.Cohort) -> list[str]:
     """What of a session cohort under node churn on the active balancer the fast engine does
-    not follow. Session clients are followed request by request (sim.fast.lookups: each
-    answer keeps the node list of its resolver's fetch, each client's rotation over the nodes
-    as the model's, a try to a node from its retirement on refused, at once through a
+    not follow: nothing. Session clients are followed request by request (sim.fast.lookups:
+    each answer keeps the node list of its resolver's fetch, each client's rotation over the
+    nodes as the model's, a try to a node from its retirement on refused, at once through a
     blackhole too), with any stub and its grace period, pooled connections, retries and
-    address_mode next. Not on a resolver shared with clients not followed: such a resolver
-    turns at one drawn moment (sim.fast.lookups), with no fetches whose node lists a session
-    client's answer could take."""
-    if _shares_resolvers(scenario, c):
-        return [" on resolvers shared with clients not followed (their node lists are not followed there)"]
+    address_mode next. A resolver shared with Poisson clients holds the list of the Poisson
+    path's fetch that covers the moment (sim.fast.churn.resolver_cycles), or fetches it then."""
     return []
 
 
@@ -838,6 +835,8 @@ class _Replication:
         self._churn_rescued = targets.OneByOne.none()
         # The active's node lists under churn behind a name, for the clients sim.fast.lookups follows.
         self._nodes: churn.Replacements | None = None
+        # And every resolver's fetches of the nodes' record (sim.fast.churn.resolver_cycles).
+        self._node_fetches: churn.Cycles | None = None
         # Clients followed request by request under churn (sim.fast.churn_requests; None: no churn).
         self._churn_followed: churn_requests.Followed | None = None
         # Under node churn and a blackholing fault, the churn's spans within each client's window
@@ -1026,6 +1025,7 @@ class _Replication:
             reps = reps.with_target()
         outage = (window.fault, min(window.fault + self._dns_outage_for(), self.end)) if window.dns else None
         cycles = churn.resolver_cycles(pop, self.shape, reps, node_ttl, self.q, asks, self.rng["dns"], move, outage)
+        self._node_fetches = cycles
         if published.chain_ttl is not None and any(c.stub.kind == "honor" and churn.by_answer(c) and len(c.members)
                                                    for c in pop.cohorts):
             # An honouring stub lets go at the CNAME's expiry too, and takes the list one on.
@@ -1055,7 +1055,9 @@ class _Replication:
         if followed.unresolved_at is not None:
             window = self._pooled_dropped(window, followed.unresolved_at)
         r_owner, r_at, r_count = out.rescued_owner, out.rescued_at, out.rescued_count
-        failing = out.failing
+        # Session clients (rate 0 here) are followed by sim.fast.lookups: no span of theirs.
+        failing = [part for part in (tuple(x[keep] for x in entry) for entry in out.failing
+                                     for keep in [pop.rate[entry[0]] > 0]) if len(part[0])]
         if gap:
             # A request in the client's span of failed resolutions (or of the balancer's fault)
             # meets no live node: the window counts it, so the churn's spans and rescues leave
@@ -1249,7 +1251,7 @@ class _Replication:
         outage = tuple((f.at, f.at + f.for_) for f in self.sc.faults if isinstance(f, m.DnsDown))
         plan = sessions.Plan(self._balancers_down(), published.changes_dns, ctl.effective_at, ctl.changed_at, opens,
                              (record, published.chain_ttl if published.changes_dns else None), outage,
-                             published.per_balancer, published.rotate, self._nodes)
+                             published.per_balancer, published.rotate, self._nodes, self._node_fetches)
         out, self.session_fetches, self.session_window = lookups.follow(req, self.full, plan, self.rng["arrivals"])
         self.session_outcome = out
         owner, issued = req.owner[out.failed], req.times[out.failed]

@@ -98,6 +98,11 @@ class _Resolvers:
         self.exact = exact
         self.fetches: list[float] = []
         self.caches: dict[tuple[int, int], dict[Any, _Entry]] = {}
+        # Under churn, the Poisson path's fetches as one sorted key (resolver, then time).
+        cycles = plan.node_fetches
+        self._key_span = 4.0 * float(max(cycles.fetched.max(initial=0.0), cycles.expires.max(initial=0.0))) + 1e4 \
+            if cycles is not None else 0.0
+        self._fetch_keys = cycles.res * self._key_span + cycles.fetched if cycles is not None else np.empty(0)
         record, chain = plan.ttls
         for r in np.flatnonzero(exact).tolist():
             g = int(pop.resolver_group[r])
@@ -143,8 +148,10 @@ class _Resolvers:
         if not self.exact[r]:  # never a farm: all of a farm's clients are followed (population.on_farm)
             turn = plan.opens_of(r)
             value = OLD if now < turn else NEW
+            if plan.nodes is not None and plan.node_fetches is not None:
+                return (value, *self._churned(r, g, now, turn))
             left = _left(pop.group_policies[g], now, turn, plan, record, chain, rng)
-            return value, left, -math.inf  # never under churn (sim.fast.engine refuses it)
+            return value, left, -math.inf
         entries = self.caches[(r, cache)]
         current = NEW if plan.changes_dns and now >= plan.effective else OLD
         got = self._answer(entries, "svc", current, record, g, now, plan.servers_down(now))
@@ -157,6 +164,27 @@ class _Resolvers:
         a = self._answer(entries, ("a", value), value, chain, g, now, False)
         assert a is not None  # the provider's zone answers through our outage
         return value, min(expires, a[1]) - now, a[2]
+
+    def _churned(self, r: int, g: int, now: float, turn: float) -> tuple[float, float]:
+        """Under node churn, a resolver not followed (shared with Poisson clients): the time left
+        on its answer and when its node list was fetched, from the Poisson path's fetches of
+        the nodes' record (`Plan.node_fetches`): the fetch that covers `now`, else a fetch of
+        this query's own, kept for the policy's lifetime. The service record's residual (behind
+        a CNAME) and the turn to the new record as `_left`."""
+        plan, rng = self.plan, self.rng
+        record, chain = plan.ttls
+        cycles = plan.node_fetches
+        assert cycles is not None
+        policy = self.pop.group_policies[g]
+        i = int(np.searchsorted(self._fetch_keys, r * self._key_span + now, side="right")) - 1
+        if i >= 0 and int(cycles.res[i]) == r and now < float(cycles.expires[i]):
+            at, nodes_left = float(cycles.fetched[i]), float(cycles.expires[i]) - now
+        else:
+            at, nodes_left = now, float(policy.lifetime(record if chain is None else chain, rng))
+        known = plan.changes_dns and plan.effective <= now < turn
+        if chain is None:
+            return (turn - now if known else nodes_left), at
+        return min(turn - now if known else float(policy.residuals(record, rng, 1)[0]), nodes_left), at
 
     def _answer(self, entries: dict[Any, _Entry], key: Any, current: int, ttl: float, g: int,
                 now: float, down: bool) -> tuple[int, float, float] | None:

@@ -72,13 +72,34 @@ def test_fast_agrees_on_churn_with_sessions(case: str) -> None:
     assert_agree(sc, strategy, reps=6, also=ALSO.get(case, ("refused",)))
 
 
-def test_sessions_under_churn_on_resolvers_shared_with_poisson_clients_are_refused_by_name() -> None:
-    poisson = {"name": "api", "count": 20, "rate": "1/s", "stub_cache": {"kind": "none"},
-               "retry": {"attempts": 1, "timeout": "10s"}}
-    sc = scenario(**copy.deepcopy({**BASE, "clients": [SESSION["clients.0"], poisson], "strategies": ["cname_repoint"]}))
-    reasons = unsupported(sc)
-    assert any("balancers[0].churn (node replacement) and clients[0].sessions on resolvers shared with clients "
-               "not followed" in r for r in reasons), reasons
+# Session clients beside 100 Poisson clients at 0.2/s (no stub cache) on 30 shared resolvers:
+# such a resolver is not followed cache by cache; a session client's answer holds the list of
+# the Poisson path's fetch that covers the moment (sim.fast.churn.resolver_cycles). Taken as
+# the first nodes all run (the follower's answer from a resolver not followed had no fetch
+# time), the first case read never recovered 0.70 against the model's 0.26 (12 replications,
+# 14.8 standard errors), failed requests 6,606 against 5,587.
+API = {"name": "api", "count": 100, "rate": "0.2/s", "stub_cache": {"kind": "none"},
+       "retry": {"attempts": 1, "timeout": "10s"}}
+SHARED_CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    "honouring stubs, a replacement every 10 s": ("cname_repoint", {"kind": "honor"}, {
+        "balancers.0.churn": "20s", "balancers.0.drain": "5s"}),
+    "no stub cache": ("cname_repoint", {"kind": "none"}, {}),
+    "floor 30 s stubs, alias": ("alias_apex", {"kind": "floor", "min_ttl": "30s"}, {}),
+    "honouring stubs, the active down at 100 s": ("cname_repoint", {"kind": "honor"}, {"faults": [DOWN]}),
+    "no stub cache, a planned dns_change at 60 s": ("dns_failover", {"kind": "none"}, {
+        "faults": [{"at": "60s", "kind": "dns_change"}]}),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(SHARED_CASES))
+def test_fast_agrees_on_churn_with_sessions_on_resolvers_shared_with_poisson_clients(case: str) -> None:
+    strategy, stub, more = SHARED_CASES[case]
+    web = {**copy.deepcopy(SESSION["clients.0"]), "stub_cache": stub}
+    sc = scenario(**copy.deepcopy({**BASE, "clients": [web, API], "dns.resolvers.0.count": 30, **more,
+                                   "strategies": [strategy]}))
+    assert not unsupported(sc, [strategy])
+    assert_agree(sc, strategy, reps=8, also=("refused",))
 
 
 # Restarts: a `forever` stub (a resolve-once proxy) holds one node list per restart cycle
