@@ -200,6 +200,12 @@ def spans(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles,
                 # Behind a CNAME the stub also lets go at each CNAME fetch: the same list, one on.
                 hold, parent, step = _split_at_cname(hold, cycle[np.flatnonzero(mine)], cycles, end)
                 first = first[parent]
+            if cohort.stub.kind == "honor" and cohort.restarts is not None:
+                # Cut at each restart too (sim.fast.churn_restarts builds on this module's holds).
+                from sim.fast.churn_restarts import split_at_restarts
+
+                hold, parent, more = split_at_restarts(hold, cohort, pop.size, end, rng)
+                first, step = first[parent], step[parent] + more
             fail, saved = _refusals(hold, (first + step) % n_nodes, offsets, reps.retire)
             failing.append((*fail, np.ones(len(fail[0]))))
             rescued.extend((who, lo, hi, 1.0, k) for k, (who, lo, hi) in saved)

@@ -1,4 +1,4 @@
-"""Node churn for clients whose stub keeps an answer for ever until the process restarts.
+"""Node churn for clients whose stub keeps an answer until the process restarts.
 
 A `forever` stub (nginx proxy_pass to a literal host) holds the node list it
 resolved until a restart empties it (sim.model.lifecycle.restart); its first
@@ -21,13 +21,18 @@ answer per restart cycle:
 The position within each answer is drawn afresh (as sim.fast.churn draws an
 honouring stub's per answer): the rotation's start is uniform, and the model's
 step of one per answer is not kept from one restart to the next.
+
+An honouring stub holds its resolver's answer (sim.fast.churn); a restart
+within it empties the stub, and the next request takes the same list again,
+one position on: its holds are cut at the client's restarts
+(`split_at_restarts`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from sim.fast.churn import Cycles, Replacements, _Holds
+from sim.fast.churn import Cycles, Replacements, _Holds, _split_at_cname
 from sim.fast.intensity import Intensity
 from sim.fast.population import Cohort, Population
 
@@ -89,3 +94,16 @@ def forever_holds(pop: Population, shape: Intensity, reps: Replacements, cycles:
                   np.concatenate([np.zeros(n, dtype=np.int64), lists[keep]]),
                   np.concatenate([first_restart, nxt[keep]]),
                   np.concatenate([np.zeros(n), fetch[keep]]))
+
+
+def split_at_restarts(hold: _Holds, cohort: Cohort, n: int, end: float,
+                      rng: np.random.Generator) -> tuple[_Holds, np.ndarray, np.ndarray]:
+    """A restarting honouring cohort's holds (its resolver's answers, `n` clients in all) cut at
+    each client's restarts within them: a restart empties the stub, and the next request takes
+    the same list from the resolver, one position on (the model's rotation). The pieces, for
+    each its hold (an index into `hold`), and how many restarts came before it in the hold,
+    as sim.fast.churn cuts them at a CNAME's fetches (`_split_at_cname`, one client each)."""
+    k, at = restart_times(cohort, len(cohort.members), end, rng)
+    empty = np.empty(0)
+    per_client = Cycles(np.arange(n), empty, empty, np.empty(0, dtype=np.int64), cname=(cohort.members[k], at))
+    return _split_at_cname(hold, hold.who, per_client, end)

@@ -263,10 +263,10 @@ def _unsupported_churn_clients(scenario: m.Scenario, prefix: str) -> list[str]:
                        f"{'keepalive' if c.keepalive > 0 else 'stub_cache ' + stub}")
         if by_request and c.stub_grace > 0:
             out.append(f"{prefix} and clients[{j}].stub_grace")
-        if c.restart is not None and (stub not in ("none", "forever") or c.keepalive > 0):
-            # A restart empties a forever stub (sim.fast.churn_restarts); with no stub it changes
-            # nothing. Elsewhere it moves the position within an answer held: not followed.
-            out.append(f"{prefix} and clients[{j}].restart (followed with stub_cache none or forever, "
+        if c.restart is not None and (stub not in ("none", "honor", "forever") or c.keepalive > 0):
+            # A restart empties a forever or honouring stub (sim.fast.churn_restarts); with no
+            # stub it changes nothing. Not followed for the stubs followed request by request.
+            out.append(f"{prefix} and clients[{j}].restart (followed with stub_cache none, honor or forever, "
                        "no keepalive)")
     return out
 

@@ -104,7 +104,7 @@ def test_fast_agrees_on_churn_with_sessions_on_resolvers_shared_with_poisson_cli
 
 # Restarts: a `forever` stub (a resolve-once proxy) holds one node list per restart cycle
 # (sim.fast.churn_restarts), fetched from its resolver's cache at the first request after the
-# restart. 300 Poisson clients at 1/s, one resolver each, restarts every minute on average.
+# restart; an honouring stub's hold is cut at each restart, one position on. 300 Poisson clients at 1/s, one resolver each, restarts every minute on average.
 RESTARTS = {**SMALL, **CHURN, "faults": MARK, "clients.0.stub_cache": {"kind": "forever"},
             "clients.0.restart": {"every": {"exp": "1m"}}}
 RESTART_CASES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -118,6 +118,16 @@ RESTART_CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "forever stubs, restarts, the active down at 100 s": ("cname_repoint", {"faults": [DOWN]}),
     "forever stubs, restarts, a planned dns_change at 60 s": ("cname_repoint", {
         "faults": [{"at": "60s", "kind": "dns_change"}]}),
+    # Honouring stubs hold their resolver's answer, held minutes by stretching resolvers; a
+    # restart every 10 s empties the stub and the next request takes the same list one position
+    # on. Not cut at the restarts, a client stuck on a retired node stayed there the whole hold:
+    # never recovered 0.65 against the model's 0.08 (8 replications, 11 standard errors).
+    "honouring stubs, restarts every 10 s, resolvers stretching 5 min": ("cname_repoint", {
+        "clients.0.stub_cache": {"kind": "honor"}, "clients.0.restart": {"every": {"exp": "10s"}},
+        "dns.resolvers.0.policy": {"kind": "extend", "extra": {"exp": "5m"}}}),
+    "honouring stubs, restarts, a retry, three nodes, alias": ("alias_apex", {
+        "clients.0.stub_cache": {"kind": "honor"}, **STRETCH, "balancers.0.nodes": 3,
+        "clients.0.retry": {"attempts": 2, "timeout": "5s"}, "clients.0.restart": {"every": {"exp": "20s"}}}),
 }
 
 
@@ -131,12 +141,13 @@ def test_fast_agrees_on_churn_with_restarts(case: str) -> None:
 
 
 def test_restarts_under_churn_are_refused_by_name_where_they_move_a_held_position() -> None:
-    for stub in ({"kind": "honor"}, {"kind": "fixed", "ttl": "30s"}):
+    for stub in ({"kind": "floor", "min_ttl": "30s"}, {"kind": "fixed", "ttl": "30s"}):
         sc = scenario(**copy.deepcopy({**RESTARTS, "clients.0.stub_cache": stub, "strategies": ["cname_repoint"]}))
-        assert any("balancers[0].churn (node replacement) and clients[0].restart (followed with stub_cache none or "
-                   "forever, no keepalive)" in r for r in unsupported(sc)), stub
-    assert not unsupported(scenario(**copy.deepcopy({**RESTARTS, "clients.0.stub_cache": {"kind": "none"},
-                                                      "strategies": ["cname_repoint"]})))
+        assert any("balancers[0].churn (node replacement) and clients[0].restart (followed with stub_cache none, "
+                   "honor or forever, no keepalive)" in r for r in unsupported(sc)), stub
+    for stub in ({"kind": "none"}, {"kind": "honor"}):
+        assert not unsupported(scenario(**copy.deepcopy({**RESTARTS, "clients.0.stub_cache": stub,
+                                                          "strategies": ["cname_repoint"]})))
 
 
 def _consumer_web(mode: str):  # type: ignore[no-untyped-def]
