@@ -98,11 +98,11 @@ class _Resolvers:
         self.exact = exact
         self.fetches: list[float] = []
         self.caches: dict[tuple[int, int], dict[Any, _Entry]] = {}
-        # Under churn, the Poisson path's fetches as one sorted key (resolver, then time).
+        # Under churn, where each resolver's fetches start in the Poisson path's (sorted by
+        # resolver, then time).
         cycles = plan.node_fetches
-        self._key_span = 4.0 * float(max(cycles.fetched.max(initial=0.0), cycles.expires.max(initial=0.0))) + 1e4 \
-            if cycles is not None else 0.0
-        self._fetch_keys = cycles.res * self._key_span + cycles.fetched if cycles is not None else np.empty(0)
+        self._first_fetch = np.searchsorted(cycles.res, np.arange(len(pop.resolver_group) + 1)) \
+            if cycles is not None else np.empty(0, dtype=np.int64)
         record, chain = plan.ttls
         for r in np.flatnonzero(exact).tolist():
             g = int(pop.resolver_group[r])
@@ -176,8 +176,9 @@ class _Resolvers:
         cycles = plan.node_fetches
         assert cycles is not None
         policy = self.pop.group_policies[g]
-        i = int(np.searchsorted(self._fetch_keys, r * self._key_span + now, side="right")) - 1
-        if i >= 0 and int(cycles.res[i]) == r and now < float(cycles.expires[i]):
+        lo, hi = int(self._first_fetch[r]), int(self._first_fetch[r + 1])
+        i = lo + int(np.searchsorted(cycles.fetched[lo:hi], now, side="right")) - 1
+        if i >= lo and now < float(cycles.expires[i]):
             at, nodes_left = float(cycles.fetched[i]), float(cycles.expires[i]) - now
         else:
             at, nodes_left = now, float(policy.lifetime(record if chain is None else chain, rng))
