@@ -140,7 +140,7 @@ def test_fast_agrees_on_churn_with_restarts(case: str) -> None:
     assert_agree(sc, strategy, reps=6, also=("refused",))
 
 
-def test_restarts_under_churn_are_refused_by_name_where_they_move_a_held_position() -> None:
+def test_restarts_under_churn_are_refused_by_name_for_stubs_followed_request_by_request() -> None:
     for stub in ({"kind": "floor", "min_ttl": "30s"}, {"kind": "fixed", "ttl": "30s"}):
         sc = scenario(**copy.deepcopy({**RESTARTS, "clients.0.stub_cache": stub, "strategies": ["cname_repoint"]}))
         assert any("balancers[0].churn (node replacement) and clients[0].restart (followed with stub_cache none, "
