@@ -263,11 +263,6 @@ def _unsupported_churn_clients(scenario: m.Scenario, prefix: str) -> list[str]:
                        f"{'keepalive' if c.keepalive > 0 else 'stub_cache ' + stub}")
         if by_request and c.stub_grace > 0:
             out.append(f"{prefix} and clients[{j}].stub_grace")
-        if c.restart is not None and (stub not in ("none", "honor", "forever") or c.keepalive > 0):
-            # A restart empties a forever or honouring stub (sim.fast.churn_restarts); with no
-            # stub it changes nothing. Not followed for the stubs followed request by request.
-            out.append(f"{prefix} and clients[{j}].restart (followed with stub_cache none, honor or forever, "
-                       "no keepalive)")
     return out
 
 
@@ -2147,12 +2142,21 @@ def _churn_queries(pop: Population, node_ttl: float) -> np.ndarray:
     """Per client, how often it asks its resolver for the nodes' record once the resolver's
     answer has expired (sim.fast.churn_requests.query_rate); a `forever` stub that restarts,
     once a restart (sim.fast.churn_restarts): the resolver's cache holds what an earlier
-    restart fetched for its TTL (stretched: longer)."""
+    restart fetched for its TTL (stretched: longer); a stub that holds an answer, at most
+    until the next restart."""
     asks = np.zeros(pop.size)
     for c in pop.cohorts:
-        asks[c.members] = churn_requests.query_rate(c, node_ttl)
-        if c.stub.kind == "forever" and c.restarts is not None and c.rate > 0:
+        asks[c.members] = base = churn_requests.query_rate(c, node_ttl)
+        if c.restarts is None or c.rate <= 0:
+            continue
+        if c.stub.kind == "forever":
             asks[c.members] = 1.0 / (float(c.restarts.every.mean) + 1.0 / c.rate)
+        elif base > 0:
+            # A stub that holds an answer (floor, fixed) holds it until the next restart at most:
+            # mean of min(its hold, a restart gap), as sim.fast.population.resolver_rates takes it.
+            held = 1.0 / base - 1.0 / c.rate
+            gaps = c.restarts.gaps(np.random.default_rng(0), 1024)  # an expectation, not a draw of the run
+            asks[c.members] = 1.0 / (float(np.mean(np.minimum(held, gaps))) + 1.0 / c.rate)
     return asks
 
 
