@@ -23,7 +23,9 @@ CNAME within the answer (`cname_fetches`: the model's stub lets go when the
 CNAME expires too and keeps the same list again); with no stub cache every request keeps a new answer, so the
 position moves on by one a request (taken as a pick of each position with
 chance 1/N a request). A retry takes the next position (a stub that holds the
-answer), or two on with no stub cache (the retry keeps a new answer too);
+answer); with no stub cache the retry keeps a new answer too, so the position
+walks on by the tries and the next request's depends on this one's: such
+clients are followed request by request (`by_answer`);
 `address_mode: next` tries every position at once. A request whose first k
 tries are refused is rescued by try k + 1 (k counted in `rescued`); with all
 refused it fails.
@@ -115,8 +117,13 @@ def replacements(nodes: int, mean_between: float, drain: float, end: float,
 
 def by_answer(cohort: Cohort) -> bool:
     """Whether a cohort's churn is followed per held answer here (else request by request: a
-    stub grace period serves an expired answer one try more, sim.fast.churn_requests)."""
-    return cohort.stub.kind in STUBS and cohort.reuse.keepalive <= 0 and cohort.grace <= 0
+    stub grace period serves an expired answer one try more, sim.fast.churn_requests). Not
+    with no stub cache and retries to the answer's first address either: each try keeps a new
+    answer, so the position walks on by the tries and where a request starts depends on how
+    the last one went (with two nodes, a client whose two tries met the retired node starts
+    the next request on it again), where per answer each request's position is drawn apart."""
+    walks = cohort.stub.kind == "none" and cohort.attempts > 1 and not cohort.next_address
+    return cohort.stub.kind in STUBS and cohort.reuse.keepalive <= 0 and cohort.grace <= 0 and not walks
 
 
 def tries(cohort: Cohort, nodes: int) -> np.ndarray:
@@ -165,7 +172,11 @@ def spans(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles,
         idx = cohort.members
         if len(idx) == 0 or not by_answer(cohort):
             continue
-        if cohort.stub.kind == "forever":
+        if cohort.stub.kind == "forever" and cohort.restarts is not None:
+            from sim.fast.churn_restarts import forever_holds  # it builds on this module's holds
+
+            hold = forever_holds(pop, shape, reps, cycles, cohort, end, rng)  # one answer per restart
+        elif cohort.stub.kind == "forever":
             hold = _Holds(idx, np.zeros(len(idx), dtype=np.int64), np.full(len(idx), end), np.zeros(len(idx)))
         else:
             mine = np.isin(holds.who, idx)
@@ -190,6 +201,12 @@ def spans(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles,
                 # Behind a CNAME the stub also lets go at each CNAME fetch: the same list, one on.
                 hold, parent, step = _split_at_cname(hold, cycle[np.flatnonzero(mine)], cycles, end)
                 first = first[parent]
+            if cohort.stub.kind == "honor" and cohort.restarts is not None:
+                # Cut at each restart too (sim.fast.churn_restarts builds on this module's holds).
+                from sim.fast.churn_restarts import split_at_restarts
+
+                hold, parent, more = split_at_restarts(hold, cohort, pop.size, end, rng)
+                first, step = first[parent], step[parent] + more
             fail, saved = _refusals(hold, (first + step) % n_nodes, offsets, reps.retire)
             failing.append((*fail, np.ones(len(fail[0]))))
             rescued.extend((who, lo, hi, 1.0, k) for k, (who, lo, hi) in saved)

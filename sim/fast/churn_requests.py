@@ -28,7 +28,9 @@ Per request at t, as the model:
   opens there (dropped if the node refuses);
 - a retired node refuses at once (no cost), so the retry follows at the same
   moment; a request whose tries all meet retired nodes fails, one whose first
-  k are refused and try k + 1 gets through is rescued (k counted).
+  k are refused and try k + 1 gets through is rescued (k counted);
+- a restart since the lane's last request (`restart`, from a random moment of
+  its cycle at the lane's start) empties the stub and closes the connection.
 
 Through a fault the engine's window counts (`Gap`: per client, the span in
 which every request of its fails), the lanes follow the model's state and
@@ -413,6 +415,9 @@ class _Clients:
         self.stub_list = np.zeros(n, dtype=np.int64)
         self.stub_exp = np.full(n, -np.inf)
         self.pooled = cohort.reuse.keepalive > 0
+        # Each lane's next restart (inf: none), from a random moment of its cycle at the lane's start.
+        self.next_restart = lanes.lo + cohort.restarts.equilibrium(rng, n)[1] if cohort.restarts is not None \
+            else np.full(n, np.inf)
         self.conn = np.zeros(n, dtype=bool)
         self.c_list = np.zeros(n, dtype=np.int64)
         self.c_pos = np.zeros(n, dtype=np.int64)
@@ -452,6 +457,7 @@ class _Clients:
     def request(self, live: np.ndarray, now: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The requests of lanes `live` at `now`: whether each got through, and its tries refused."""
         reuse_rule, retire = self.cohort.reuse, self.reps.retire
+        self._restart(live, now)
         fails = np.zeros(len(live), dtype=np.int64)
         done = np.zeros(len(live), dtype=bool)
         # In a balancer fault's window every node refuses (a DNS outage's leaves them up).
@@ -489,6 +495,18 @@ class _Clients:
             fails[need] += refused
             attempt[need] += ~up
         return done, fails
+
+    def _restart(self, live: np.ndarray, now: np.ndarray) -> None:
+        """A restart since the lane's last request (sim.model.lifecycle.restart): the stub is
+        empty and the connection closed, so the request asks the resolver again."""
+        hit = self.next_restart[live] <= now
+        if not hit.any():
+            return
+        idx = live[hit]
+        self.stub_exp[idx] = -np.inf
+        self.conn[idx] = False
+        assert self.cohort.restarts is not None
+        self.next_restart[idx] = self.cohort.restarts.after(self.next_restart[idx], now[hit], self.rng)
 
     def _tries(self, lists: np.ndarray, at: np.ndarray, first: np.ndarray,
                refusing: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

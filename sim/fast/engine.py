@@ -236,25 +236,24 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
             out.append(f"{what} {churned} and faults[{j}] ({f.kind}){why}")
         if b.role != "active":
             continue
-        for j, c in enumerate(scenario.clients):
-            stub = c.stub_cache.kind
-            if stub not in churn.STUBS + churn_requests.STUBS:
-                out.append(f"{what} {churned} and clients[{j}].stub_cache {stub} "
-                           f"(followed: {', '.join(churn.STUBS + churn_requests.STUBS)})")
-            if c.restart is not None:
-                out.append(f"{what} {churned} and clients[{j}].restart")
-            if c.sessions is not None or (_followed_as(scenario, c) and c.stub_grace > 0):
-                # sim.fast.lookups follows a farm's Poisson clients with their node lists (not
-                # sessions yet, nor an answer served in grace: its refresh's list is not kept apart)
-                out.append(f"{what} {churned} and clients[{j}]{_followed_as(scenario, c)}")
-            if stub == "none" and c.keepalive <= 0 and c.retry.attempts > 1 and c.address_mode != "next" \
-                    and not _followed_as(scenario, c):  # sim.fast.lookups keeps each try's answer
-                # Each try keeps a new answer, so a refused request moves the position on by its
-                # tries: with two nodes a client that met the retired node stays on it.
-                out.append(f"{what} {churned} and clients[{j}].retry with stub_cache none "
-                           "(the position walks by the tries; address_mode next is followed)")
+        out.extend(_unsupported_churn_clients(scenario, f"{what} {churned}"))
         out.extend(f"{what} {churned} and {reason}" for reason in _unsupported_whole_run(scenario))
     return out
+
+
+def _unsupported_churn_clients(scenario: m.Scenario, prefix: str) -> list[str]:
+    """The cohorts the churned active balancer's node lists are not followed for (see
+    `_unsupported_churn`), each reason after `prefix`: stubs neither followed per answer
+    (sim.fast.churn.STUBS) nor request by request (sim.fast.churn_requests.STUBS). Session
+    clients are followed request by request whatever their stub (sim.fast.lookups: each
+    answer keeps the node list of its resolver's fetch, each client's rotation over the nodes
+    as the model's, a try to a node from its retirement on refused, at once through a
+    blackhole too), with its grace period, pooled connections, retries and address_mode
+    next; a resolver shared with Poisson clients holds the list of the Poisson path's fetch
+    that covers the moment (sim.fast.churn.resolver_cycles), or fetches it then."""
+    followed = churn.STUBS + churn_requests.STUBS
+    return [f"{prefix} and clients[{j}].stub_cache {c.stub_cache.kind} (followed: {', '.join(followed)})"
+            for j, c in enumerate(scenario.clients) if c.sessions is None and c.stub_cache.kind not in followed]
 
 
 def _unsupported_whole_run(scenario: m.Scenario) -> list[str]:
@@ -291,14 +290,14 @@ def _unsupported_churn_blackhole(deployment: build.Deployment) -> list[str]:
     request by request (their window requests are not drawn one by one here), nor a retry
     (a retry after a timeout that meets a retired node ends refused, late: three nodes, a
     retry, honouring stubs, cname_repoint, 4 replications, 10,300 timeouts against the
-    model's 8,610)."""
+    model's 8,610). Session clients are followed request by request through it (sim.fast.lookups)."""
     scenario = deployment.scenario
     out = [f"and clients[{k}] followed request by request (stub_cache {c.stub_cache.kind}"
            f"{', keepalive' if c.keepalive > 0 else ''})"
            for k, c in enumerate(scenario.clients)
-           if c.stub_cache.kind in churn_requests.STUBS or c.keepalive > 0 or c.stub_grace > 0]
+           if c.sessions is None and (c.stub_cache.kind in churn_requests.STUBS or c.keepalive > 0 or c.stub_grace > 0)]
     out.extend(f"and clients[{k}].retry (followed with one try)"
-               for k, c in enumerate(scenario.clients) if c.retry.attempts > 1)
+               for k, c in enumerate(scenario.clients) if c.retry.attempts > 1 and c.sessions is None)
     return out
 
 
@@ -836,6 +835,8 @@ class _Replication:
         self._churn_rescued = targets.OneByOne.none()
         # The active's node lists under churn behind a name, for the clients sim.fast.lookups follows.
         self._nodes: churn.Replacements | None = None
+        # And every resolver's fetches of the nodes' record (sim.fast.churn.resolver_cycles).
+        self._node_fetches: churn.Cycles | None = None
         # Clients followed request by request under churn (sim.fast.churn_requests; None: no churn).
         self._churn_followed: churn_requests.Followed | None = None
         # Under node churn and a blackholing fault, the churn's spans within each client's window
@@ -1018,14 +1019,13 @@ class _Replication:
         self._nodes = reps
         # The record that changes is the balancer's A records: behind a CNAME, the chain's TTL.
         node_ttl = published.record_ttl if published.chain_ttl is None else published.chain_ttl
-        asks = np.zeros(pop.size)
-        for c in pop.cohorts:
-            asks[c.members] = churn_requests.query_rate(c, node_ttl)
+        asks = _churn_queries(pop, node_ttl)
         move = self._churn_move(window)
         if move is not None:
             reps = reps.with_target()
         outage = (window.fault, min(window.fault + self._dns_outage_for(), self.end)) if window.dns else None
         cycles = churn.resolver_cycles(pop, self.shape, reps, node_ttl, self.q, asks, self.rng["dns"], move, outage)
+        self._node_fetches = cycles
         if published.chain_ttl is not None and any(c.stub.kind == "honor" and churn.by_answer(c) and len(c.members)
                                                    for c in pop.cohorts):
             # An honouring stub lets go at the CNAME's expiry too, and takes the list one on.
@@ -1055,8 +1055,20 @@ class _Replication:
         self._churn_until = min(until, self.end)
         if followed.unresolved_at is not None:
             window = self._pooled_dropped(window, followed.unresolved_at)
+        failing = self._churn_failing(window, out, followed, gap, blackhole, more)
+        extra = tuple(Span(who, lo, hi, share) for who, lo, hi, share in failing if len(who))
+        self._fault_spans = len(window.extra)
+        return replace(window, extra=window.extra + extra)
+
+    def _churn_failing(self, window: Window, out: churn.Spans, followed: churn_requests.Followed, gap: bool,
+                       blackhole: bool, more: tuple) -> list[tuple[np.ndarray, ...]]:
+        """The churn's spans of failing requests per client, and its rescued tries (kept for the
+        targets table), with the window's span (and the other faults') left out where the window
+        counts those requests."""
         r_owner, r_at, r_count = out.rescued_owner, out.rescued_at, out.rescued_count
-        failing = out.failing
+        # Session clients (rate 0 here) are followed by sim.fast.lookups: no span of theirs.
+        failing = [part for part in (tuple(x[keep] for x in entry) for entry in out.failing
+                                     for keep in [self.pop.rate[entry[0]] > 0]) if len(part[0])]
         if gap:
             # A request in the client's span of failed resolutions (or of the balancer's fault)
             # meets no live node: the window counts it, so the churn's spans and rescues leave
@@ -1078,9 +1090,7 @@ class _Replication:
         self._churn_rescued = targets.OneByOne(np.concatenate([r_owner, followed.rescued_owner]),
                                                np.concatenate([r_at, followed.rescued_at]),
                                                np.concatenate([r_count, followed.rescued_count]))
-        extra = tuple(Span(who, lo, hi, share) for who, lo, hi, share in failing if len(who))
-        self._fault_spans = len(window.extra)
-        return replace(window, extra=window.extra + extra)
+        return failing
 
     def _outage_from_cycles(self, window: Window, cycles: churn.Cycles, lo: float) -> Window:
         """Under churn through a DNS outage, a stub that never outlives its resolver's answer
@@ -1250,7 +1260,7 @@ class _Replication:
         outage = tuple((f.at, f.at + f.for_) for f in self.sc.faults if isinstance(f, m.DnsDown))
         plan = sessions.Plan(self._balancers_down(), published.changes_dns, ctl.effective_at, ctl.changed_at, opens,
                              (record, published.chain_ttl if published.changes_dns else None), outage,
-                             published.per_balancer, published.rotate, self._nodes)
+                             published.per_balancer, published.rotate, self._nodes, self._node_fetches)
         out, self.session_fetches, self.session_window = lookups.follow(req, self.full, plan, self.rng["arrivals"])
         self.session_outcome = out
         owner, issued = req.owner[out.failed], req.times[out.failed]
@@ -2040,7 +2050,8 @@ class _Replication:
         counts = {name: np.zeros(seconds, dtype=np.int64) for name in OUTCOMES}
         counts["ok"] = ok - shed
         counts["dns_error" if window.dns else "timeout" if self.waits else "refused"] += recorded
-        if self.waits and not window.dns and self._fault_spans is not None and failed.spent is not None:
+        at_once_counted = self.waits and not window.dns and self._fault_spans is not None and failed.spent is not None
+        if at_once_counted:
             # Under node churn, a request whose tries met retired nodes only was refused at once.
             at_once = _per_second(issued[ends_in_run & (failed.spent[~backend] == 0)], seconds)
             counts["timeout"] -= at_once
@@ -2052,8 +2063,10 @@ class _Replication:
             counts["timeout" if self.waits else "refused"] -= lookup
             counts["dns_error"] += lookup
         if self.waits and not window.dns and req is not None and out is not None:
-            # Under a blackhole, a followed request whose last try a reset connection refused.
-            reset = _per_second(req.times[out.failed & out.refused & (out.done <= self.end)], seconds)
+            # Under a blackhole, a followed request whose last try a reset connection (or a retired
+            # node) refused; one refused at once is counted above already under churn (no wait).
+            late = out.done > req.times if at_once_counted else True
+            reset = _per_second(req.times[out.failed & out.refused & late & (out.done <= self.end)], seconds)
             counts["timeout"] -= reset
             counts["refused"] += reset
         counts["refused"] += churned
@@ -2170,6 +2183,28 @@ class _Replication:
                 pick = rng.choice(late, size=k)
                 lat = np.concatenate([lat, pick + np.asarray(sc.backends.service_time.sample(rng, k)) + sc.rtt])
         return lat
+
+
+def _churn_queries(pop: Population, node_ttl: float) -> np.ndarray:
+    """Per client, how often it asks its resolver for the nodes' record once the resolver's
+    answer has expired (sim.fast.churn_requests.query_rate); a `forever` stub that restarts,
+    once a restart (sim.fast.churn_restarts): the resolver's cache holds what an earlier
+    restart fetched for its TTL (stretched: longer); a stub that holds an answer, at most
+    until the next restart."""
+    asks = np.zeros(pop.size)
+    for c in pop.cohorts:
+        asks[c.members] = base = churn_requests.query_rate(c, node_ttl)
+        if c.restarts is None or c.rate <= 0:
+            continue
+        if c.stub.kind == "forever":
+            asks[c.members] = 1.0 / (float(c.restarts.every.mean) + 1.0 / c.rate)
+        elif base > 0:
+            # A stub that holds an answer (floor, fixed) holds it until the next restart at most:
+            # mean of min(its hold, a restart gap), as sim.fast.population.resolver_rates takes it.
+            held = 1.0 / base - 1.0 / c.rate
+            gaps = c.restarts.gaps(np.random.default_rng(0), 1024)  # an expectation, not a draw of the run
+            asks[c.members] = 1.0 / (float(np.mean(np.minimum(held, gaps))) + 1.0 / c.rate)
+    return asks
 
 
 def _per_second(times: np.ndarray, seconds: int) -> np.ndarray:

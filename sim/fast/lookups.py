@@ -98,6 +98,11 @@ class _Resolvers:
         self.exact = exact
         self.fetches: list[float] = []
         self.caches: dict[tuple[int, int], dict[Any, _Entry]] = {}
+        # Under churn, where each resolver's fetches start in the Poisson path's (sorted by
+        # resolver, then time).
+        cycles = plan.node_fetches
+        self._first_fetch = np.searchsorted(cycles.res, np.arange(len(pop.resolver_group) + 1)) \
+            if cycles is not None else np.empty(0, dtype=np.int64)
         record, chain = plan.ttls
         for r in np.flatnonzero(exact).tolist():
             g = int(pop.resolver_group[r])
@@ -143,8 +148,10 @@ class _Resolvers:
         if not self.exact[r]:  # never a farm: all of a farm's clients are followed (population.on_farm)
             turn = plan.opens_of(r)
             value = OLD if now < turn else NEW
+            if plan.nodes is not None and plan.node_fetches is not None:
+                return (value, *self._churned(r, g, now, turn))
             left = _left(pop.group_policies[g], now, turn, plan, record, chain, rng)
-            return value, left, -math.inf  # never under churn (sim.fast.engine refuses it)
+            return value, left, -math.inf
         entries = self.caches[(r, cache)]
         current = NEW if plan.changes_dns and now >= plan.effective else OLD
         got = self._answer(entries, "svc", current, record, g, now, plan.servers_down(now))
@@ -157,6 +164,28 @@ class _Resolvers:
         a = self._answer(entries, ("a", value), value, chain, g, now, False)
         assert a is not None  # the provider's zone answers through our outage
         return value, min(expires, a[1]) - now, a[2]
+
+    def _churned(self, r: int, g: int, now: float, turn: float) -> tuple[float, float]:
+        """Under node churn, a resolver not followed (shared with Poisson clients): the time left
+        on its answer and when its node list was fetched, from the Poisson path's fetches of
+        the nodes' record (`Plan.node_fetches`): the fetch that covers `now`, else a fetch of
+        this query's own, kept for the policy's lifetime. The service record's residual (behind
+        a CNAME) and the turn to the new record as `_left`."""
+        plan, rng = self.plan, self.rng
+        record, chain = plan.ttls
+        cycles = plan.node_fetches
+        assert cycles is not None
+        policy = self.pop.group_policies[g]
+        lo, hi = int(self._first_fetch[r]), int(self._first_fetch[r + 1])
+        i = lo + int(np.searchsorted(cycles.fetched[lo:hi], now, side="right")) - 1
+        if i >= lo and now < float(cycles.expires[i]):
+            at, nodes_left = float(cycles.fetched[i]), float(cycles.expires[i]) - now
+        else:
+            at, nodes_left = now, float(policy.lifetime(record if chain is None else chain, rng))
+        known = plan.changes_dns and plan.effective <= now < turn
+        if chain is None:
+            return (turn - now if known else nodes_left), at
+        return min(turn - now if known else float(policy.residuals(record, rng, 1)[0]), nodes_left), at
 
     def _answer(self, entries: dict[Any, _Entry], key: Any, current: int, ttl: float, g: int,
                 now: float, down: bool) -> tuple[int, float, float] | None:
@@ -340,11 +369,16 @@ class _Clients:
             self.retire[lane] = self.conn_retire[lane]
             return conn, not plan.changes_dns and conn == OLD and now >= plan.effective
         self.conn[lane] = None
-        answer = _answer(lane, now, cohort, self.stub, self.stub_exp, self._resolve, self.rng)
+        answer, stale = _answer(lane, now, cohort, self.stub, self.stub_exp, self._resolve, self.rng)
         if answer is None:
             return None, False
         self.held[lane] = answer
-        return self._address(lane, now, attempt), False
+        target = self._address(lane, now, attempt)
+        if stale:
+            # The refresh behind a request served in grace, after its address was taken (as the
+            # model's _attempt): the try goes by the old answer's node list and rotation.
+            _refresh(lane, now, cohort, self.stub, self.stub_exp, self._resolve, self.rng)
+        return target, False
 
     def next_address(self, lane: int, now: float, attempt: int, tries: int) -> int | None:
         """address_mode next, after a refused try: the target of the held answer's next address
@@ -476,9 +510,10 @@ def _tries(out: Outcome, clients: _Clients, plan: Plan, cohort: Any, where: tupl
         hole = False
         if not reset:
             span = next((h for on, lo, hi, h in plan.down if target == on and lo <= now < hi), None)
-            if span is None and now < clients.retire[lane]:  # not a retired node (churn)
+            retired = now >= clients.retire[lane]  # a retired node (churn) refuses, whatever its balancer's mode
+            if span is None and not retired:
                 return True, False, failed
-            hole = bool(span)
+            hole = bool(span) and not retired
         clients.conn[lane] = None
         failed += 1
         out.refused[at] = not hole
@@ -596,23 +631,29 @@ def _primed_connections(pop: Population, cohort_of: list[int], rng: np.random.Ge
     return conn, opened, last
 
 
-def _answer(lane, now, cohort, stub, stub_exp, resolve, rng) -> int | None:  # type: ignore[no-untyped-def]
+def _answer(lane, now, cohort, stub, stub_exp, resolve, rng) -> tuple[int | None, bool]:  # type: ignore[no-untyped-def]
     """The answer a try without a connection goes by: the stub's, fresh; or expired within the
-    grace period (served, and refreshed behind the request); otherwise the resolver's (kept
-    in the stub). None: no answer (the lookup failed, our servers down). A failed lookup
-    leaves the stub as it was, so an answer in grace stays in grace."""
+    grace period (served; the caller refreshes it behind the request: the second item);
+    otherwise the resolver's (kept in the stub). None: no answer (the lookup failed, our
+    servers down). A failed lookup leaves the stub as it was, so an answer in grace stays in
+    grace."""
     answer = stub[lane] if now < stub_exp[lane] else None
-    stale = False
-    if answer is None and cohort.grace > 0 and stub[lane] is not None:
-        stale = stub_exp[lane] <= now < stub_exp[lane] + cohort.grace
-        answer = stub[lane] if stale else None
-    if answer is None or stale:
-        got = resolve(lane, now)
-        if got is not None:
-            value, left = got[0], got[1]
-            stub[lane], stub_exp[lane] = value, now + cohort.stub.lifetime(left, rng)
-            answer = value if answer is None else answer
-    return answer
+    if answer is None and cohort.grace > 0 and stub[lane] is not None \
+            and stub_exp[lane] <= now < stub_exp[lane] + cohort.grace:
+        return stub[lane], True
+    if answer is None:
+        answer = _refresh(lane, now, cohort, stub, stub_exp, resolve, rng)
+    return answer, False
+
+
+def _refresh(lane, now, cohort, stub, stub_exp, resolve, rng) -> int | None:  # type: ignore[no-untyped-def]
+    """The resolver's answer, kept in the stub for the stub's lifetime of its time left (None:
+    the lookup failed, the stub left as it was)."""
+    got = resolve(lane, now)
+    if got is None:
+        return None
+    stub[lane], stub_exp[lane] = got[0], now + cohort.stub.lifetime(got[1], rng)
+    return int(got[0])
 
 
 def _restarts(req, pop, cohort_of, stub, conn, opened, last, rng, at=0.0) -> list[list[float]]:  # type: ignore[no-untyped-def]

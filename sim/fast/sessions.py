@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.fast.churn import Replacements
+from sim.fast.churn import Cycles, Replacements
 from sim.fast.intensity import Intensity
 from sim.fast.population import Population
 from sim.policy.sessions import Sessions, counts
@@ -172,6 +172,10 @@ class Plan:
     # Node churn on the active balancer behind a name that resolves to its nodes: its node
     # lists (sim.fast.churn.Replacements); a try to a node from its retirement on is refused.
     nodes: Replacements | None = None
+    # With them, the resolvers' fetches of the nodes' record that the Poisson path follows
+    # (sim.fast.churn.resolver_cycles): a resolver shared with Poisson clients holds the list
+    # of the fetch that covers a moment (one followed cache by cache keeps its own).
+    node_fetches: Cycles | None = None
 
     def servers_down(self, now: float) -> bool:
         """Are our authoritative servers down at `now` (inside one of the dns_down faults)?"""
