@@ -29,6 +29,12 @@ MECHANISMS: dict[str, dict[str, Any]] = {
         "faults+": [{"at": "12m", "kind": "balancer_down", "target": "green", "mode": "refuse", "for": "1m"}]},
     "blackholed": {"faults.0.mode": "blackhole"},
     "a planned change, the old balancer off 10 min later": {"faults": CHANGE_THEN_OFF},
+    # A classic ELB's nodes replaced under its name, often (5 min: a choice, to meet several
+    # replacements in a short run; day-at-scale.yaml has 6 h).
+    "node churn of the active balancer": {"balancers.0.churn": "5m"},
+    "node churn, a second fault of the standby": {
+        "balancers.0.churn": "5m",
+        "faults+": [{"at": "12m", "kind": "balancer_down", "target": "green", "mode": "refuse", "for": "1m"}]},
 }
 
 
