@@ -166,6 +166,50 @@ def test_fast_agrees_on_churn_through_a_dns_outage_and_the_balancers_fault(case:
     assert_agree(sc, strategy, also=("refused", "dns_error"))
 
 
+# A planned change at 20 s and our DNS down from 40 s for 40 s (every client followed request
+# by request with the node lists), and with the old balancer switched off at 60 s too.
+CHANGE_IN_OUTAGE = {"faults": [*MARK["faults"], CHANGE, OUTAGE], "dns.propagation": "0s", "dns.service_ttl": "30s"}
+CHANGE_OUTAGE_CASES = {
+    "no stub cache, TTL stretching resolvers": {**STRETCH},
+    "honouring stubs, TTL stretching resolvers": {**STRETCH, "clients.0.stub_cache": {"kind": "honor"}},
+    "stubs kept forever": {"clients.0.stub_cache": {"kind": "forever"}},
+    "fixed stubs, 30 resolvers": {**STRETCH, "clients.0.stub_cache": {"kind": "fixed", "ttl": "30s"},
+                                  "dns.resolvers.0.count": 30},
+    "pooled connections, 30 resolvers": {
+        "clients.0.stub_cache": {"kind": "honor"}, "clients.0.keepalive": "60s", "clients.0.max_connection_age": "2m",
+        "dns.resolvers.0.count": 30},
+    "no stub cache, switched off at 60 s": {**STRETCH, "faults": [*CHANGE_IN_OUTAGE["faults"], OFF]},
+    "honouring stubs, switched off at 60 s": {
+        **STRETCH, "clients.0.stub_cache": {"kind": "honor"}, "faults": [*CHANGE_IN_OUTAGE["faults"], OFF]},
+    "fixed stubs, 30 resolvers, switched off at 60 s": {
+        **STRETCH, "clients.0.stub_cache": {"kind": "fixed", "ttl": "30s"}, "dns.resolvers.0.count": 30,
+        "faults": [*CHANGE_IN_OUTAGE["faults"], OFF]},
+}
+
+
+def test_a_planned_change_through_a_dns_outage_under_churn_counts_as_the_models(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Quick (about 5 s): no stub cache behind TTL stretching resolvers, 4 replications on the
+    # model's node replacements. A followed request a retired node refused is `refused`, one
+    # whose lookup failed a `dns_error`, by its own outcome: counted by the Poisson clients'
+    # rule (outside the client's window: refused) the fast engine gave 4,906 refused against
+    # the model's 3,040 (`sim.fast.engine._Replication._followed_refused`).
+    sc = scenario(**{**BASE, **CHANGE_IN_OUTAGE, **STRETCH, "strategies": ["cname_repoint"]})
+    assert not unsupported(sc)
+    got = _paired(sc, "cname_repoint", 4, 40.0, monkeypatch)
+    assert got["refused after"][:, 0].mean() > 500 and got["dns_error"][:, 0].mean() > 1000  # the case bites
+    _assert_paired(got)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["cname_repoint", "alias_apex", "dns_failover"])
+@pytest.mark.parametrize("case", list(CHANGE_OUTAGE_CASES))
+def test_fast_agrees_on_churn_through_a_planned_change_and_a_dns_outage(case: str, strategy: str) -> None:
+    sc = scenario(**{**BASE, **CHANGE_IN_OUTAGE, **CHANGE_OUTAGE_CASES[case], "strategies": [strategy]})
+    assert not unsupported(sc)
+    assert_agree(sc, strategy, also=("refused", "dns_error"))
+
+
 def test_churn_with_two_faults_is_refused_where_not_followed() -> None:
     named = {**BASE, **MIGRATION, "strategies": ["cname_repoint", "alias_apex", "dns_failover"]}
     assert not unsupported(scenario(**named))
@@ -186,5 +230,10 @@ def test_churn_with_two_faults_is_refused_where_not_followed() -> None:
     assert not unsupported(scenario(**{**outage, "clients.0.keepalive": "60s", "clients.0.max_connection_age": "2m"}))
     hole = unsupported(scenario(**{**outage, "faults": [*MARK["faults"], OUTAGE, {**OFF, "mode": "blackhole"}]}))
     assert any("balancers[0].churn" in r and "faults[2] (balancer_down)" in r for r in hole), hole
-    three = unsupported(scenario(**{**outage, "faults": [*MARK["faults"], CHANGE, OUTAGE, OFF]}), ["alias_apex"])
-    assert any("balancers[0].churn" in r and "faults[1] (dns_change)" in r for r in three), three
+    # A planned change with the outage, and the switch-off too, are followed; a second
+    # outage, or the churned balancer's fault with an end beside the change, are not.
+    assert not unsupported(scenario(**{**outage, "faults": [*MARK["faults"], CHANGE, OUTAGE, OFF]}))
+    again = unsupported(scenario(**{**outage, "faults": [*MARK["faults"], OUTAGE, {**OUTAGE, "at": "2m"}]}))
+    assert any("balancers[0].churn" in r and "faults[2] (dns_down)" in r for r in again), again
+    back = unsupported(scenario(**{**named, "faults": [*MARK["faults"], CHANGE, {**OFF, "for": "30s"}]}))
+    assert any("balancers[0].churn" in r and "faults[1] (dns_change)" in r for r in back), back
