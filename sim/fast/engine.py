@@ -195,10 +195,12 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
     balancer, alone, is followed too (sim.fast.churn.Move: the answers fetched after it
     hold the new target, whose nodes are not churned), and a dns_down alone with no stub
     cache, honouring stubs, stubs kept forever or stubs followed request by request (no fetch
-    succeeds during it). Beside these a refusing fault of the standby and the active's later
-    refusing faults (`_churn_faults`), and an address_move the strategy ignores; its own
-    fault blackholing behind a CNAME for clients followed per answer with one try
-    (`_unsupported_churn_blackhole`). No other combination, and no restarts or sessions
+    succeeds during it). Together (`_churn_together`): the change and the old balancer
+    switched off for good after it (not with pooled connections), and a dns_down with the
+    change, the active's refusing fault or both. Beside these a refusing fault of the standby
+    and the active's later refusing faults (`_churn_faults`), and an address_move the
+    strategy ignores; its own fault blackholing behind a CNAME for clients followed per
+    answer with one try (`_unsupported_churn_blackhole`). No other combination, and no restarts or sessions
     (which move the position). A farm's Poisson clients are followed request by request
     with their node lists (sim.fast.lookups), retries with no stub cache included; not with a
     stub grace period."""
@@ -353,8 +355,8 @@ def _churn_faults(deployment: build.Deployment, faults: list[tuple[int, m.Fault]
 
 def _unsupported_churn_dns(deployment: build.Deployment, fault: m.DnsChange | m.DnsDown | m.BalancerDown) -> list[str]:
     """What the fast engine does not follow of node churn on the active balancer through a
-    planned dns_change, a dns_down, or its own refusing fault with an end, the one fault
-    (sim.fast.churn.Move, resolver_cycles). Honouring stubs are followed through all three,
+    planned dns_change, a dns_down, or its own refusing fault with an end, alone or together
+    (`_churn_together`; sim.fast.churn.Move, resolver_cycles). Honouring stubs are followed through all three,
     behind a CNAME too: the resolver's answer at the change or outage is drawn at its
     clients' refetch rate (sim.fast.population.resolver_rates), which the switch and the
     cut of the old node lists follow (tests/fast/test_churn.py)."""
