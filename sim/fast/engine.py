@@ -196,7 +196,8 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
     hold the new target, whose nodes are not churned), and a dns_down alone with no stub
     cache, honouring stubs, stubs kept forever or stubs followed request by request (no fetch
     succeeds during it). Together (`_churn_together`): the change and the old balancer
-    switched off for good after it (not with pooled connections), and a dns_down with the
+    switched off for good after it (with pooled connections every client followed request by
+    request: sim.fast.population.migration_followed), and a dns_down with the
     change, the active's refusing fault or both. Beside these a refusing fault of the standby
     and the active's later refusing faults (`_churn_faults`), and an address_move the
     strategy ignores; its own fault blackholing behind a CNAME for clients followed per
@@ -253,8 +254,7 @@ def _unsupported_churn_faults(deployment: build.Deployment, b: m.Balancer,
     """Of the faults that meet the churned balancer `b`'s clients (`_churn_faults`), what is not
     followed, each reason from ", faults[j] ..." or " and faults[j] ...". Followed on the active
     balancer: one fault alone, or the faults of one of `_churn_together`'s cases."""
-    pair = _churn_together(deployment, faults) if b.role == "active" else None
-    together = b.role == "active" and (len(faults) == 1 or pair is not None)
+    together = b.role == "active" and (len(faults) == 1 or _churn_together(deployment, faults))
     out = []
     for j, f in faults:
         own = together and isinstance(f, m.BalancerDown) and f.target == b.name
@@ -274,43 +274,30 @@ def _unsupported_churn_faults(deployment: build.Deployment, b: m.Balancer,
         why = "" if not isinstance(f, m.BalancerDown) or not together else \
             " (followed: the churned active balancer's own)"
         out.append(f" and faults[{j}] ({f.kind}){why}")
-    if pair == "migration":
-        (j, _), (k, _) = sorted(faults, key=lambda x: x[1].at)
-        # A pooled connection that a retired node drops reconnects through the stub, to the
-        # new target once its answer holds it: earlier than the drain of sim.fast.pooled,
-        # which keeps each connection to its age limit or an idle gap (two nodes, honouring
-        # stubs, keepalive 60 s, age 2 m, change at 20 s, off at 60 s, 8 replications:
-        # refused after the switch-off 220 against the model's 154, drain_s.mean 37.4 s
-        # against 30.9 s).
-        out.extend(f", faults[{j}] (dns_change) and faults[{k}] (balancer_down) with clients[{c}].keepalive "
-                   "(a pooled connection a retired node drops reconnects early: not followed)"
-                   for c, spec in enumerate(deployment.scenario.clients) if spec.keepalive > 0)
     return out
 
 
-def _churn_together(deployment: build.Deployment, faults: list[tuple[int, m.Fault]]) -> str | None:
-    """Several faults followed together under node churn of the active balancer (else None):
-    "migration", a planned dns_change away from it, then its own refusing fault for the rest
+def _churn_together(deployment: build.Deployment, faults: list[tuple[int, m.Fault]]) -> bool:
+    """Are several faults followed together under node churn of the active balancer? The
+    migration: a planned dns_change away from it, then its own refusing fault for the rest
     of the run ("switch the old one off after the drain": its clients' node lists churn
     until then, sim.fast.churn.Move, and those still on them fail from then on, the window);
-    "outage", one dns_down with a dns_change, its own refusing fault, or both (every client
+    or one dns_down with a dns_change, its own refusing fault, or both (every client
     is followed request by request, sim.fast.population.outage_followed, with the node
     lists, sim.fast.lookups)."""
     scenario = deployment.scenario
     if len(faults) < 2:
-        return None
+        return False
     kinds = sorted(faults, key=lambda x: x[1].at)
     owns = [f for _, f in faults if isinstance(f, m.BalancerDown) and f.target == scenario.active.name
             and f.mode == "refuse"]
     (_, first), (_, second) = kinds[0], kinds[-1]
     if len(faults) == 2 and first.kind == "dns_change" and second in owns and second.for_ is None \
             and second.at > first.at:
-        return "migration"
+        return True
     outages = [f for _, f in faults if isinstance(f, m.DnsDown)]
     changes = [f for _, f in faults if f.kind == "dns_change"]
-    if len(outages) == 1 and len(changes) <= 1 and len(owns) <= 1 and len(faults) == 1 + len(changes) + len(owns):
-        return "outage"
-    return None
+    return len(outages) == 1 and len(changes) <= 1 and len(owns) <= 1 and len(faults) == 1 + len(changes) + len(owns)
 
 
 def _unsupported_churn_blackhole(deployment: build.Deployment) -> list[str]:
