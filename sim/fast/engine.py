@@ -411,7 +411,8 @@ def _followed_as(scenario: m.Scenario, c: m.Cohort) -> str:
     shortcuts take."""
     if c.sessions is not None:
         return ".sessions"
-    return " (Poisson requests followed one by one, for a resolver farm or a dns_down)" if on_farm(scenario, c) else ""
+    why = "a resolver farm, a dns_down, or a planned change with pooled connections under churn"
+    return f" (Poisson requests followed one by one, for {why})" if on_farm(scenario, c) else ""
 
 
 def _unsupported_sessions(scenario: m.Scenario, c: m.Cohort) -> list[str]:
