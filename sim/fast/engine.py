@@ -197,13 +197,16 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
     balancer, alone, is followed too (sim.fast.churn.Move: the answers fetched after it
     hold the new target, whose nodes are not churned), and a dns_down alone with no stub
     cache, honouring stubs, stubs kept forever or stubs followed request by request (no fetch
-    succeeds during it). Beside these a refusing fault of the standby and the active's later
-    refusing faults (`_churn_faults`), and an address_move the strategy ignores; its own
-    fault blackholing behind a CNAME for clients followed per answer with one try
-    (`_unsupported_churn_blackhole`). No other combination, and no restarts or sessions
-    (which move the position). A farm's Poisson clients are followed request by request
-    with their node lists (sim.fast.lookups), retries with no stub cache included; not with a
-    stub grace period."""
+    succeeds during it). Together (`_churn_together`): the change and the old balancer
+    switched off for good after it (with pooled connections every client followed request by
+    request: sim.fast.population.migration_followed), and a dns_down with the
+    change, the active's refusing fault or both. Beside these a refusing fault of the standby
+    and the active's later refusing faults (`_churn_faults`), and an address_move the
+    strategy ignores; its own fault blackholing behind a CNAME for clients followed per
+    answer with one try (`_unsupported_churn_blackhole`). No other combination. Sessions, a
+    farm's Poisson clients and restarts are followed request by request with their node
+    lists (sim.fast.lookups, sim.fast.churn_restarts), retries with no stub cache and a stub
+    grace period included."""
     scenario = deployment.scenario
     what = f"publishes {deployment.published.record} records to the nodes, with"
     out = []
@@ -214,26 +217,7 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
         if b.churn is None:
             continue
         churned = f"balancers[{i}].churn (node replacement)"
-        alone = b.role == "active" and len(faults) == 1
-        for j, f in faults:
-            own = alone and isinstance(f, m.BalancerDown) and f.target == b.name
-            if own and f.mode == "blackhole":
-                out.extend(f"{what} {churned}, faults[{j}] (balancer_down, blackhole) {reason}"
-                           for reason in _unsupported_churn_blackhole(deployment))
-            if own and f.for_ is None:
-                continue
-            if own:
-                # Back after `for`: every node refuses in each client's window, churn around it.
-                out.extend(f"{what} {churned}, faults[{j}] (balancer_down with for) {reason}"
-                           for reason in _unsupported_churn_dns(deployment, f))
-                continue
-            if alone and (f.kind == "dns_change" or isinstance(f, m.DnsDown)):
-                out.extend(f"{what} {churned}, faults[{j}] ({f.kind}) {reason}"
-                           for reason in _unsupported_churn_dns(deployment, f))
-                continue
-            why = "" if not isinstance(f, m.BalancerDown) or not alone else \
-                " (followed: the churned active balancer's own)"
-            out.append(f"{what} {churned} and faults[{j}] ({f.kind}){why}")
+        out.extend(f"{what} {churned}{reason}" for reason in _unsupported_churn_faults(deployment, b, faults))
         if b.role != "active":
             continue
         out.extend(_unsupported_churn_clients(scenario, f"{what} {churned}"))
@@ -280,6 +264,55 @@ def _unsupported_whole_run(scenario: m.Scenario) -> list[str]:
     return per_client + [f"clients[{i}].keepalive with {held[i]}: about {n:,.0f} requests followed one by one for the whole run ({total:,.0f} in all), past the "
             f"{FOLLOWED_REQUESTS_LIMIT:,} the fast engine follows; fewer clients or a shorter duration, or a "
             "max_connection_age" for i, n in whole]
+def _unsupported_churn_faults(deployment: build.Deployment, b: m.Balancer,
+                              faults: list[tuple[int, m.Fault]]) -> list[str]:
+    """Of the faults that meet the churned balancer `b`'s clients (`_churn_faults`), what is not
+    followed, each reason from ", faults[j] ..." or " and faults[j] ...". Followed on the active
+    balancer: one fault alone, or the faults of one of `_churn_together`'s cases."""
+    together = b.role == "active" and (len(faults) == 1 or _churn_together(deployment, faults))
+    out = []
+    for j, f in faults:
+        own = together and isinstance(f, m.BalancerDown) and f.target == b.name
+        if own and f.mode == "blackhole":
+            out.extend(f", faults[{j}] (balancer_down, blackhole) {reason}"
+                       for reason in _unsupported_churn_blackhole(deployment))
+        if own and f.for_ is None:
+            continue
+        if own:
+            # Back after `for`: every node refuses in each client's window, churn around it.
+            out.extend(f", faults[{j}] (balancer_down with for) {reason}"
+                       for reason in _unsupported_churn_dns(deployment, f))
+            continue
+        if together and (f.kind == "dns_change" or isinstance(f, m.DnsDown)):
+            out.extend(f", faults[{j}] ({f.kind}) {reason}" for reason in _unsupported_churn_dns(deployment, f))
+            continue
+        why = "" if not isinstance(f, m.BalancerDown) or not together else \
+            " (followed: the churned active balancer's own)"
+        out.append(f" and faults[{j}] ({f.kind}){why}")
+    return out
+
+
+def _churn_together(deployment: build.Deployment, faults: list[tuple[int, m.Fault]]) -> bool:
+    """Are several faults followed together under node churn of the active balancer? The
+    migration: a planned dns_change away from it, then its own refusing fault for the rest
+    of the run ("switch the old one off after the drain": its clients' node lists churn
+    until then, sim.fast.churn.Move, and those still on them fail from then on, the window);
+    or one dns_down with a dns_change, its own refusing fault, or both (every client
+    is followed request by request, sim.fast.population.outage_followed, with the node
+    lists, sim.fast.lookups)."""
+    scenario = deployment.scenario
+    if len(faults) < 2:
+        return False
+    kinds = sorted(faults, key=lambda x: x[1].at)
+    owns = [f for _, f in faults if isinstance(f, m.BalancerDown) and f.target == scenario.active.name
+            and f.mode == "refuse"]
+    (_, first), (_, second) = kinds[0], kinds[-1]
+    if len(faults) == 2 and first.kind == "dns_change" and second in owns and second.for_ is None \
+            and second.at > first.at:
+        return True
+    outages = [f for _, f in faults if isinstance(f, m.DnsDown)]
+    changes = [f for _, f in faults if f.kind == "dns_change"]
+    return len(outages) == 1 and len(changes) <= 1 and len(owns) <= 1 and len(faults) == 1 + len(changes) + len(owns)
 
 
 def _unsupported_churn_blackhole(deployment: build.Deployment) -> list[str]:
@@ -325,8 +358,8 @@ def _churn_faults(deployment: build.Deployment, faults: list[tuple[int, m.Fault]
 
 def _unsupported_churn_dns(deployment: build.Deployment, fault: m.DnsChange | m.DnsDown | m.BalancerDown) -> list[str]:
     """What the fast engine does not follow of node churn on the active balancer through a
-    planned dns_change, a dns_down, or its own refusing fault with an end, the one fault
-    (sim.fast.churn.Move, resolver_cycles). Honouring stubs are followed through all three,
+    planned dns_change, a dns_down, or its own refusing fault with an end, alone or together
+    (`_churn_together`; sim.fast.churn.Move, resolver_cycles). Honouring stubs are followed through all three,
     behind a CNAME too: the resolver's answer at the change or outage is drawn at its
     clients' refetch rate (sim.fast.population.resolver_rates), which the switch and the
     cut of the old node lists follow (tests/fast/test_churn.py)."""
@@ -394,7 +427,8 @@ def _followed_as(scenario: m.Scenario, c: m.Cohort) -> str:
     shortcuts take."""
     if c.sessions is not None:
         return ".sessions"
-    return " (Poisson requests followed one by one, for a resolver farm or a dns_down)" if on_farm(scenario, c) else ""
+    why = "a resolver farm, a dns_down, or a planned change with pooled connections under churn"
+    return f" (Poisson requests followed one by one, for {why})" if on_farm(scenario, c) else ""
 
 
 def _unsupported_sessions(scenario: m.Scenario, c: m.Cohort) -> list[str]:
@@ -2023,9 +2057,15 @@ class _Replication:
         if window.dns and self._churn_followed is not None:
             # Under node churn through a DNS outage, a failure outside the client's span of
             # failed resolutions met a retired node: refused, as in the model.
-            met = ends_in_run & ~((issued >= window.start[owner]) & (issued < window.back[owner]))
+            # Not the clients followed request by request (rate 0 here): their outcome says
+            # (`_followed_refused`; a dns_change too: counted by this rule, 4,906 refused
+            # against the model's 3,040, `cname_repoint`, no stub cache).
+            met = ends_in_run & ~((issued >= window.start[owner]) & (issued < window.back[owner])) & (rate[owner] > 0)
             churned = _per_second(issued[met], seconds)
             recorded = recorded - churned
+        if window.dns:
+            followed = self._followed_refused()
+            churned, recorded = churned + followed, recorded - followed
         reset_at = recovery.reset_at
         refused_resets = np.bincount(reset_at[np.isfinite(reset_at)].astype(np.int64), minlength=seconds)[:seconds]
         if self.published.per_balancer:
@@ -2074,6 +2114,15 @@ class _Replication:
         counts["refused"] += refused_resets
         counts["shed"] = shed + losses.shed
         return counts
+
+    def _followed_refused(self) -> np.ndarray:
+        """Per second, the requests followed one by one (sim.fast.lookups) that failed at a
+        balancer, not at their lookup: through a DNS outage, a retired node's refusal under
+        node churn (no balancer fault: nothing else refuses there)."""
+        req, out = self.session_requests, self.session_outcome
+        if req is None or out is None or out.unresolved is None:
+            return np.zeros(self.seconds, dtype=np.int64)
+        return _per_second(req.times[out.failed & ~out.unresolved & (out.done <= self.end)], self.seconds)
 
     def _shed(self, ok, fault, reach, rate, g, live):  # type: ignore[no-untyped-def]
         """Requests beyond a balancer endpoint's capacity in their second (sim.fast.load.shed)."""

@@ -682,17 +682,20 @@ def test_churn_behind_names_is_refused_where_not_modelled() -> None:
     twice = unsupported(scenario(**{**base, "faults": [back, {**back, "at": "60s", "mode": "blackhole"}]}))
     assert any("balancers[0].churn" in r and "faults[1]" in r for r in twice), twice
     # A planned dns_change alone is followed (the clients drain to the new target), honouring
-    # stubs behind a CNAME too, but not with a balancer fault too; an address move is not.
+    # stubs behind a CNAME too, and with the old balancer switched off for good after it
+    # (tests/fast/test_churn_migration.py), but not with a balancer fault that ends.
     change = {"at": "10s", "kind": "dns_change"}
     named = {**base, "strategies": ["cname_repoint", "alias_apex"]}
     assert not unsupported(scenario(**{**named, "faults": [change]}))
     assert not unsupported(scenario(**{**named, "faults": [change], "clients.0.stub_cache": {"kind": "honor"}}))
-    both = unsupported(scenario(**{**named, "faults": [change, {**down, "at": "60s"}]}))
+    assert not unsupported(scenario(**{**named, "faults": [change, {**down, "at": "60s"}]}))
+    both = unsupported(scenario(**{**named, "faults": [change, {**back, "at": "60s"}]}))
     assert any("alias_apex" in r and "faults[0] (dns_change)" in r for r in both)
     assert any("alias_apex" in r and "faults[1] (balancer_down)" in r for r in both)
     # A dns_down alone is followed with no stub cache, honouring stubs, stubs kept forever and
-    # stubs followed request by request and pooled connections; not with resolvers serving
-    # expired answers, or a balancer fault too.
+    # stubs followed request by request and pooled connections, and beside the churned
+    # balancer's refusing fault; not with resolvers serving expired answers, or beside its
+    # blackholing fault.
     outage = {"at": "10s", "kind": "dns_down", "for": "30s"}
     assert not unsupported(scenario(**{**base, "faults": [outage]}))
     for stub in ({"kind": "floor", "min_ttl": "60s"}, {"kind": "fixed", "ttl": "30s"}, {"kind": "cap", "max_ttl": "5s"},
@@ -702,7 +705,8 @@ def test_churn_behind_names_is_refused_where_not_modelled() -> None:
                                        "clients.0.max_connection_age": "5m"}))
     stale = unsupported(scenario(**{**base, "faults": [outage], "dns.resolvers.0.serve_expired": {"ttl": "1d"}}))
     assert any("alias_apex" in r and "faults[0] (dns_down) and dns.resolvers" in r for r in stale), stale
-    with_down = unsupported(scenario(**{**base, "faults": [outage, {**down, "at": "60s"}]}))
+    assert not unsupported(scenario(**{**base, "faults": [outage, {**down, "at": "60s"}]}))
+    with_down = unsupported(scenario(**{**base, "faults": [outage, {**hole, "at": "60s"}]}))
     assert any("alias_apex" in r and "faults[0] (dns_down)" in r for r in with_down)
     # Node scaling behind a name with a DNS outage (one fault of the active balancer alone is
     # followed: tests/fast/test_node_scaling.py).
