@@ -60,6 +60,9 @@ from sim.fast.population import Cohort, Population
 
 # Stub kinds whose churn is followed; the others are refused by name (sim.fast.engine).
 STUBS = ("none", "honor", "forever")
+# Of those, the stubs whose cohorts with a retry go request by request through a blackhole
+# (a stub kept forever would need its answer of time 0 there: refused, sim.fast.engine).
+HOLE_RETRY_STUBS = ("none", "honor")
 
 
 @dataclass(frozen=True)
@@ -113,9 +116,14 @@ def replacements(nodes: int, mean_between: float, drain: float, end: float,
     return Replacements(np.array(at, dtype=float), table)
 
 
-def by_answer(cohort: Cohort) -> bool:
+def by_answer(cohort: Cohort, hole: bool = False) -> bool:
     """Whether a cohort's churn is followed per held answer here (else request by request: a
-    stub grace period serves an expired answer one try more, sim.fast.churn_requests)."""
+    stub grace period serves an expired answer one try more, sim.fast.churn_requests). Through
+    the churned balancer's blackhole (`hole`) a cohort with a retry is followed request by
+    request (no stub cache, honouring stubs): its retry comes a timeout after a try that timed
+    out, when the node it meets may have retired (refused, late) or the fault ended."""
+    if hole and cohort.attempts > 1 and cohort.stub.kind in HOLE_RETRY_STUBS:
+        return False
     return cohort.stub.kind in STUBS and cohort.reuse.keepalive <= 0 and cohort.grace <= 0
 
 
@@ -151,19 +159,19 @@ class _Holds:
 
 
 def spans(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles, until: float,
-          rng: np.random.Generator) -> Spans:
+          rng: np.random.Generator, hole: bool = False) -> Spans:
     """The requests of each client that a retired node refuses, or that a retry rescues, before
     `until` (a refusing balancer fault, after which every node of the balancer refuses), for
     the cohorts whose position is known per answer (STUBS, no pooled connections; the others
     are followed request by request, sim.fast.churn_requests)."""
     end, n_nodes = min(shape.end, until), reps.nodes
-    holds, cycle = _resolver_holds(pop, shape, reps, cycles)
+    holds, cycle = _resolver_holds(pop, shape, reps, cycles, hole)
     holds = _Holds(holds.who, holds.list_, np.minimum(holds.hi, end), holds.lo)
     failing: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     rescued: list[tuple[np.ndarray, np.ndarray, np.ndarray, float, int]] = []
     for cohort in pop.cohorts:
         idx = cohort.members
-        if len(idx) == 0 or not by_answer(cohort):
+        if len(idx) == 0 or not by_answer(cohort, hole):
             continue
         if cohort.stub.kind == "forever":
             hold = _Holds(idx, np.zeros(len(idx), dtype=np.int64), np.full(len(idx), end), np.zeros(len(idx)))
@@ -418,13 +426,13 @@ def _split_at_cname(hold: _Holds, cycle: np.ndarray, cycles: Cycles, end: float)
 
 
 def _resolver_holds(pop: Population, shape: Intensity, reps: Replacements,
-                    cycles: Cycles) -> tuple[_Holds, np.ndarray]:
+                    cycles: Cycles, hole: bool = False) -> tuple[_Holds, np.ndarray]:
     """The resolvers' fetches whose list has a node that retires before the answer expires, as
     client-answer pairs for the clients on that resolver whose stubs follow it (no stub
     cache, honouring); and for each pair its fetch (an index into `cycles`)."""
     end = shape.end
     followers = np.flatnonzero(np.isin(pop.cohort, [i for i, c in enumerate(pop.cohorts)
-                                                    if c.stub.kind in ("none", "honor") and by_answer(c)]))
+                                                    if c.stub.kind in ("none", "honor") and by_answer(c, hole)]))
     empty = _Holds(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0), np.empty(0)), \
         np.empty(0, dtype=np.int64)
     if len(followers) == 0:

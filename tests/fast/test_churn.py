@@ -670,13 +670,19 @@ def test_churn_behind_names_is_refused_where_not_modelled() -> None:
     for faults in ([green], [down, green], [back, green], [back, {**back, "at": "60s"}], [back, {**down, "at": "60s"}]):
         assert not unsupported(scenario(**{**base, "faults": faults})), faults
     hole = {**down, "mode": "blackhole"}
+    retry = {"clients.0.retry": {"attempts": 2, "timeout": "5s"}}
+    # The churned balancer blackholing, with or without an end: clients followed request by
+    # request and retries too (sim.fast.churn_requests, Gap.hole), not a retry with a stub kept
+    # forever and no pooled connection.
     for fault in (hole, {**back, "mode": "blackhole"}):
         assert not unsupported(scenario(**{**base, "faults": [fault]}))
-    for more, field in (({"clients.0.stub_cache": {"kind": "fixed", "ttl": "30s"}}, "clients[0] followed request by"),
-                        ({"clients.0.retry": {"attempts": 2, "timeout": "5s"}, "clients.0.stub_cache": {"kind": "honor"}},
-                         "clients[0].retry (followed with one try)")):
-        held = unsupported(scenario(**{**base, **more, "faults": [hole]}), ["cname_repoint"])
-        assert any("faults[0] (balancer_down, blackhole)" in r and field in r for r in held), held
+        for more in ({"clients.0.stub_cache": {"kind": "fixed", "ttl": "30s"}}, {**retry, "clients.0.stub_cache": {
+                "kind": "honor"}}, {**retry, "clients.0.keepalive": "60s", "clients.0.max_connection_age": "5m"}):
+            assert not unsupported(scenario(**{**base, **more, "faults": [fault]})), more
+    held = unsupported(scenario(**{**base, **retry, "clients.0.stub_cache": {"kind": "forever"}, "faults": [hole]}),
+                       ["cname_repoint"])
+    assert any("faults[0] (balancer_down, blackhole) and clients[0].retry with stub_cache forever" in r
+               for r in held), held
     # A blackholing fault of the standby, or a later one of the active, is not followed.
     assert any("faults[0]" in r for r in unsupported(scenario(**{**base, "faults": [{**green, "mode": "blackhole"}]})))
     twice = unsupported(scenario(**{**base, "faults": [back, {**back, "at": "60s", "mode": "blackhole"}]}))
