@@ -45,7 +45,9 @@ A refusing fault of the standby and the active's later refusing faults are
 more spans in which every node refuses (the engine cuts the churn's spans out
 of them); under a blackholing fault of the active the churn goes on through
 the window and its spans there mark the requests refused at once (the others
-time out). What is refused with churn: sim.fast.engine.unsupported.
+time out); cohorts with a retry go request by request through it
+(`by_answer`, sim.fast.churn_requests). What is refused with churn:
+sim.fast.engine.unsupported.
 """
 
 from __future__ import annotations

@@ -44,6 +44,15 @@ before the window, which the engine draws apart from the lists held, is
 counted nowhere). An episode that holds the outage's start is followed to
 its end, so that the client's first success after it is known.
 
+Through the churned balancer's blackholing fault (`Gap.hole`) these clients
+count the fault's requests themselves (the engine's window is empty for
+them): each resolver of theirs has one more episode over the fault, a try
+at a live node of the blackholed balancer times out and the next attempt
+comes the client's timeout later (at the nodes, the fault and the resolver's
+answer of its moment; a retry that comes after the client's next request
+keeps nothing, `_read_only`), a retired node refuses at once, a node of the
+new target (after the DNS change) gets through.
+
 An episode starts a warm-up (four stub lifetimes plus mean request gaps)
 before its first fetch, with no stub answer and the rotation uniform; with
 keepalive, the connection open then is taken from steady state as
