@@ -2070,7 +2070,11 @@ class _Replication:
         counts["dns_error" if window.dns else "timeout" if self.waits else "refused"] += recorded
         if self.waits and not window.dns and self._fault_spans is not None and failed.spent is not None:
             # Under node churn, a request whose tries met retired nodes only was refused at once.
-            at_once = _per_second(issued[ends_in_run & (failed.spent[~backend] == 0)], seconds)
+            # A farm's or a session's client (sim.fast.lookups) has its refusals below (a
+            # failure's wait is 0 there too: counted twice, a farm under a blackhole with
+            # churn read -1,614 timeouts).
+            poisson = self._lanes()[owner] < 0
+            at_once = _per_second(issued[ends_in_run & (failed.spent[~backend] == 0) & poisson], seconds)
             counts["timeout"] -= at_once
             counts["refused"] += at_once
             late = self._refused_late()

@@ -906,3 +906,28 @@ def test_every_population_runs_the_churned_balancers_blackhole_as_it_runs_churn_
         held = unsupported(population_scenario(population, {"balancers.0.churn": "30m", "faults.0.mode": "blackhole"}))
         assert held == unsupported(churned), population
         assert not any("blackhole" in r for r in held), held
+
+
+def test_a_farm_under_the_churned_balancers_blackhole_counts_each_outcome_once() -> None:
+    # elb-blowup's ISP resolvers as farms of four caches (their clients followed one by one,
+    # sim.fast.lookups) beside clients followed request by request under churn: a farm
+    # client's refused failure was taken from the timeouts twice (its wait is 0 as a retired
+    # node's refusal is), and the timeouts read -1,614 on cname_repoint.
+    from pathlib import Path
+
+    import yaml
+
+    from sim.scenario import load_data
+
+    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "scenarios" / "elb-blowup.yaml").read_text())
+    doc.pop("expect")
+    doc.update(duration="8m", strategies=["cname_repoint", "alias_apex"])
+    doc["balancers"][0]["churn"] = "10m"
+    doc["faults"][0].update(mode="blackhole", **{"for": "2m"})
+    doc["dns"]["resolvers"][0]["caches"] = 4
+    sc = load_data(doc, "farms", base=Path(__file__).resolve().parents[2] / "scenarios")
+    assert not unsupported(sc)
+    for strategy in sc.strategies:
+        timeline = fast(sc, strategy, np.random.SeedSequence(1), 0).timeline
+        assert (timeline[["ok", "refused", "timeout", "shed"]] >= 0).all().all(), strategy
+        assert timeline["refused"].sum() > 10 and timeline["timeout"].sum() > 1000, strategy
