@@ -385,7 +385,9 @@ def _lanes(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles
     """The cohort's episodes per resolver (merged), one lane per member of the resolver; one
     that holds a DNS outage's start goes on to its end. Through a blackhole (`hole`) every
     resolver of the cohort has one more episode over it: the lanes count its requests."""
-    if whole_run(cohort):
+    if whole_run(cohort) or (hole is not None and cohort.stub.kind == "forever"):
+        # A stub kept forever through a blackhole (a retry's cohort, sim.fast.churn.by_answer)
+        # holds its first answer all run: followed from the start too.
         # Its connection at any moment may have been opened at the run's start (on the first
         # nodes: a fetch's episode has no start that an unbounded age reaches back from), and
         # its resolver may see no fetch of its own for long (query_rate): one lane per member

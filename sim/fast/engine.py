@@ -199,7 +199,9 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
     cache, honouring stubs, stubs kept forever or stubs followed request by request (no fetch
     succeeds during it). Beside these a refusing fault of the standby and the active's later
     refusing faults (`_churn_faults`), and an address_move the strategy ignores; its own
-    fault blackholing, with or without an end (`_unsupported_churn_blackhole`). No other
+    fault blackholing, with or without an end (split by the churn's spans for clients
+    followed per answer with one try, sim.fast.churn.by_answer; request by request for
+    the others and every cohort with a retry, sim.fast.churn_requests.Gap.hole). No other
     combination, and no restarts or sessions (which move the position). A farm's Poisson clients are followed request by request
     with their node lists (sim.fast.lookups), retries with no stub cache included; not with a
     stub grace period."""
@@ -216,9 +218,6 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
         alone = b.role == "active" and len(faults) == 1
         for j, f in faults:
             own = alone and isinstance(f, m.BalancerDown) and f.target == b.name
-            if own and f.mode == "blackhole":
-                out.extend(f"{what} {churned}, faults[{j}] (balancer_down, blackhole) {reason}"
-                           for reason in _unsupported_churn_blackhole(deployment))
             if own and f.for_ is None:
                 continue
             if own:
@@ -280,20 +279,6 @@ def _unsupported_whole_run(scenario: m.Scenario) -> list[str]:
     return per_client + [f"clients[{i}].keepalive with {held[i]}: about {n:,.0f} requests followed one by one for the whole run ({total:,.0f} in all), past the "
             f"{FOLLOWED_REQUESTS_LIMIT:,} the fast engine follows; fewer clients or a shorter duration, or a "
             "max_connection_age" for i, n in whole]
-
-
-def _unsupported_churn_blackhole(deployment: build.Deployment) -> list[str]:
-    """Under node churn and the churned active balancer's blackholing fault, a try at a live
-    node times out, one at a retired node is refused at once: split by the churn's spans for
-    clients followed per answer with one try (sim.fast.churn.by_answer; the old node lists
-    end where the clients switch: sim.fast.churn.Move), followed request by request for the
-    others, a retry a timeout after a timed-out try (sim.fast.churn_requests, Gap.hole).
-    Not a retry with a stub kept forever and no pooled connection: followed per answer with
-    one try only (request by request it would need the answer of time 0 from the run's start)."""
-    scenario = deployment.scenario
-    return [f"and clients[{k}].retry with stub_cache forever (followed with one try)"
-            for k, c in enumerate(scenario.clients)
-            if c.retry.attempts > 1 and c.stub_cache.kind == "forever" and c.keepalive <= 0 and c.stub_grace <= 0]
 
 
 def _churn_faults(deployment: build.Deployment, faults: list[tuple[int, m.Fault]]) -> list[tuple[int, m.Fault]]:
