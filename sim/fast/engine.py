@@ -2053,18 +2053,16 @@ class _Replication:
         counts = {name: np.zeros(seconds, dtype=np.int64) for name in OUTCOMES}
         counts["ok"] = ok - shed
         counts["dns_error" if window.dns else "timeout" if self.waits else "refused"] += recorded
-        if self.waits and not window.dns and self._fault_spans is not None and failed.spent is not None:
+        at_once_counted = self.waits and not window.dns and self._fault_spans is not None and failed.spent is not None
+        if at_once_counted:
             # Under node churn, a request whose tries met retired nodes only was refused at once.
-            # A farm's or a session's client (sim.fast.lookups) has its refusals below (a
-            # failure's wait is 0 there too: counted twice, a farm under a blackhole with
-            # churn read -1,614 timeouts).
-            poisson = self._lanes()[owner] < 0
-            at_once = _per_second(issued[ends_in_run & (failed.spent[~backend] == 0) & poisson], seconds)
+            at_once = _per_second(issued[ends_in_run & (failed.spent[~backend] == 0)], seconds)
             counts["timeout"] -= at_once
             counts["refused"] += at_once
-            late = self._refused_late()
-            counts["timeout"] -= late
-            counts["refused"] += late
+            # Followed one by one through a blackhole: refused by a retired node after a timeout.
+            refused_late = self._refused_late()
+            counts["timeout"] -= refused_late
+            counts["refused"] += refused_late
         req, out = self.session_requests, self.session_outcome
         if not window.dns and req is not None and out is not None and out.unresolved is not None:
             # A followed request whose last try failed to resolve (a dns_down with a balancer fault).
@@ -2072,8 +2070,10 @@ class _Replication:
             counts["timeout" if self.waits else "refused"] -= lookup
             counts["dns_error"] += lookup
         if self.waits and not window.dns and req is not None and out is not None:
-            # Under a blackhole, a followed request whose last try a reset connection refused.
-            reset = _per_second(req.times[out.failed & out.refused & (out.done <= self.end)], seconds)
+            # Under a blackhole, a followed request whose last try a reset connection (or a retired
+            # node) refused; one refused at once is counted above already under churn (no wait).
+            late = out.done > req.times if at_once_counted else True
+            reset = _per_second(req.times[out.failed & out.refused & late & (out.done <= self.end)], seconds)
             counts["timeout"] -= reset
             counts["refused"] += reset
         counts["refused"] += churned
