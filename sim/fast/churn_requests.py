@@ -651,19 +651,16 @@ def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup,
     y = clock.cumulative(lanes.lo) + rng.exponential(1.0, n_lanes) / rate
     t = clock.inverse(y)
     failed_o, failed_t, res_o, res_t, res_c = [], [], [], [], []
-    failed_s, failed_r, late_t, late_d, ok_t = [], [], [], [], []
+    waits = _Waits()
     live = np.flatnonzero(t < lanes.hi)
     for _ in range(MAX_REQUESTS):
         if len(live) == 0:
             break
         now = t[live]
-        nxt = None
-        if clients.hole is not None:
-            # Through a blackhole a retry comes a timeout later: drawn ahead, the lane's next
-            # request says whether the retry's lookup and connection come before it.
-            y_next = y[live] + rng.exponential(1.0, len(live)) / rate
-            nxt = clock.inverse(y_next)
-        done, fails = clients.request(live, now, nxt)
+        # Through a blackhole a retry comes a timeout later: drawn ahead, the lane's next
+        # request says whether the retry's lookup and connection come before it.
+        ahead = clock.step(y[live], rate, rng) if clients.hole is not None else None
+        done, fails = clients.request(live, now, None if ahead is None else ahead[1])
         # Through a blackhole a request ends after its tries' timeouts (none otherwise).
         spent = clients.spent[live]
         ends = now + spent
@@ -676,8 +673,6 @@ def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup,
         if failed.any():
             failed_o.append(lanes.who[live[failed]])
             failed_t.append(now[failed])
-            failed_s.append(spent[failed])
-            failed_r.append(clients.refused[live[failed]])
             # The first failure known (a timed-out request may end after a later one refused).
             first = failed & (ends >= count_from) & (ends < first_fail[live]) & ~np.isfinite(recovered[live])
             first_fail[live[first]] = ends[first]
@@ -686,21 +681,13 @@ def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup,
             res_o.append(lanes.who[live[saved]])
             res_t.append(now[saved])
             res_c.append(fails[saved])
-        ok_t.append(now[done & (ends <= shape.end)])  # as the model, counted once it ends
-        waited = done & (spent > 0)
-        if waited.any():
-            late_t.append(now[waited])
-            late_d.append(spent[waited])
+        waits.add(now, done, failed, spent, clients.refused[live], shape.end)
         # As the model: the first success that ends after the first failure is known.
         back = done & np.isfinite(first_fail[live]) & ~np.isfinite(recovered[live]) & (ends > first_fail[live])
         recovered[live[back]] = ends[back]
         later = done & holds_end[live] & (now >= gap_end[live]) & ~np.isfinite(past[live])
         past[live[later]] = now[later]
-        if nxt is None:
-            y[live] += rng.exponential(1.0, len(live)) / rate
-            t[live] = clock.inverse(y[live])
-        else:
-            y[live], t[live] = y_next, nxt
+        y[live], t[live] = clock.step(y[live], rate, rng) if ahead is None else ahead
         live = live[t[live] < lanes.hi[live]]
     # A failure with no success after it in its episode: the first request after the episode.
     open_ = np.isfinite(first_fail) & ~np.isfinite(recovered)
@@ -712,8 +699,28 @@ def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup,
     return (_cat(failed_o, empty_i), _cat(failed_t, empty_f), _cat(res_o, empty_i), _cat(res_t, empty_f),
             _cat(res_c, empty_i), first_fail, recovered, past, unresolved,
             _cat([r for r, _ in clients.asked], empty_i), _cat([w for _, w in clients.asked], empty_f),
-            _cat(failed_s, empty_f), _cat(failed_r, np.empty(0, dtype=bool)), _cat(late_t, empty_f),
-            _cat(late_d, empty_f), _cat(ok_t, empty_f))
+            *waits.arrays())
+
+
+class _Waits:
+    """Through a blackhole, per step of `_run`: each failed request's wait and whether its last
+    try was refused, the successes that waited out a timeout first (issue time, wait), and
+    every success that ends in the run (issue time; Followed)."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[np.ndarray, ...]] = []
+
+    def add(self, now: np.ndarray, done: np.ndarray, failed: np.ndarray, spent: np.ndarray, refused: np.ndarray,
+            end: float) -> None:
+        waited = done & (spent > 0)
+        # As the model, a request is counted once it ends.
+        self.parts.append((spent[failed], refused[failed], now[waited], spent[waited], now[done & (now + spent <= end)]))
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        kinds = (float, bool, float, float, float)
+        if not self.parts:
+            return tuple(np.empty(0, dtype=k) for k in kinds)
+        return tuple(np.concatenate(x).astype(k) for x, k in zip(zip(*self.parts, strict=True), kinds, strict=True))
 
 
 class _Clock:
@@ -728,6 +735,11 @@ class _Clock:
 
     def cumulative(self, t: np.ndarray) -> np.ndarray:
         return np.interp(t, self.x, self.G)
+
+    def step(self, y: np.ndarray, rate: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The next request of each lane at `y` in G: its place there and its time."""
+        y_next = y + rng.exponential(1.0, len(y)) / rate
+        return y_next, self.inverse(y_next)
 
     def inverse(self, y: np.ndarray) -> np.ndarray:
         """G^-1, inf past the end of the run."""

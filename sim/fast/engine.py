@@ -2012,11 +2012,8 @@ class _Replication:
         dead = _window_mass(rate, window.start, window.back, seconds) * g if window.faulted else 0.0
         for span in window.extra:
             dead = dead + _window_mass(rate[span.who] * span.share, span.lo, span.hi, seconds) * g
-        hole_ok = np.zeros(seconds, dtype=np.int64)
         if self._churn_followed is not None:
             dead = dead + self._followed_dead(g)
-            if self._churn_followed.ok_at is not None:
-                hole_ok = _per_second(self._churn_followed.ok_at, seconds)
         backend = np.isin(issued, losses.when) if len(losses.when) else np.zeros(len(issued), bool)
         lost_to_backends = _per_second(issued[backend], seconds)
         issued, owner, ends_in_run = issued[~backend], owner[~backend], ends_in_run[~backend]
@@ -2035,7 +2032,7 @@ class _Replication:
             poisson = self.pop.rate[owner] > 0
             dead = dead + _per_second(issued[poisson], seconds)
         ok = self.rng["traffic"].poisson(np.maximum((total - dead) * (1.0 - backends.mean) - refused_resets, 0.0))
-        ok = ok + self.rng["traffic"].binomial(hole_ok, np.clip(1.0 - backends.mean, 0.0, 1.0))
+        ok = ok + self._followed_ok(backends)
         passed = self._session_passed()
         if passed.any():
             # The session clients' requests past the balancers, less the backends' share of failures.
@@ -2059,10 +2056,7 @@ class _Replication:
             at_once = _per_second(issued[ends_in_run & (failed.spent[~backend] == 0)], seconds)
             counts["timeout"] -= at_once
             counts["refused"] += at_once
-            # Followed one by one through a blackhole: refused by a retired node after a timeout.
-            refused_late = self._refused_late()
-            counts["timeout"] -= refused_late
-            counts["refused"] += refused_late
+            self._count_refused_late(counts)
         req, out = self.session_requests, self.session_outcome
         if not window.dns and req is not None and out is not None and out.unresolved is not None:
             # A followed request whose last try failed to resolve (a dns_down with a balancer fault).
@@ -2093,15 +2087,27 @@ class _Replication:
         who, lo, hi = followed.lanes
         return _window_mass(self.pop.rate[who], lo, hi, seconds) * g
 
-    def _refused_late(self) -> np.ndarray:
-        """Per second of issue, the requests followed one by one through a blackhole whose last
-        try a retired node refused after an earlier try timed out (sim.fast.churn_requests)."""
+    def _followed_ok(self, backends: Backends) -> np.ndarray:
+        """Per second, the successes of the clients followed one by one through a blackhole
+        (`_followed_dead`), less the backends' share of failures."""
+        followed = self._churn_followed
+        if followed is None or followed.ok_at is None:
+            return np.zeros(self.seconds, dtype=np.int64)
+        return self.rng["traffic"].binomial(_per_second(followed.ok_at, self.seconds),
+                                            np.clip(1.0 - backends.mean, 0.0, 1.0))
+
+    def _count_refused_late(self, counts: dict[str, np.ndarray]) -> None:
+        """Move from the timeouts to the refusals, per second of issue, the requests followed one
+        by one through a blackhole whose last try a retired node refused after an earlier try
+        timed out (sim.fast.churn_requests)."""
         followed = self._churn_followed
         if followed is None or followed.failed_refused is None or followed.failed_spent is None:
-            return np.zeros(self.seconds, dtype=np.int64)
+            return
         spent = followed.failed_spent
         late = followed.failed_refused & (spent > 0) & (followed.failed_at + spent <= self.end)
-        return _per_second(followed.failed_at[late], self.seconds)
+        moved = _per_second(followed.failed_at[late], self.seconds)
+        counts["timeout"] -= moved
+        counts["refused"] += moved
 
     def _shed(self, ok, fault, reach, rate, g, live):  # type: ignore[no-untyped-def]
         """Requests beyond a balancer endpoint's capacity in their second (sim.fast.load.shed)."""
