@@ -46,6 +46,15 @@ before the window, which the engine draws apart from the lists held, is
 counted nowhere). An episode that holds the outage's start is followed to
 its end, so that the client's first success after it is known.
 
+Through the churned balancer's blackholing fault (`Gap.hole`) these clients
+count the fault's requests themselves (the engine's window is empty for
+them): each resolver of theirs has one more episode over the fault, a try
+at a live node of the blackholed balancer times out and the next attempt
+comes the client's timeout later (at the nodes, the fault and the resolver's
+answer of its moment; a retry that comes after the client's next request
+keeps nothing, `_read_only`), a retired node refuses at once, a node of the
+new target (after the DNS change) gets through.
+
 An episode starts a warm-up (four stub lifetimes plus mean request gaps)
 before its first fetch, with no stub answer and the rotation uniform; with
 keepalive, the connection open then is taken from steady state as
@@ -94,6 +103,10 @@ class Gap:
     # the requests: the other balancer faults' (sim.fast.engine.Window.extra), the active's
     # later ones while the client is on it, the standby's once it is there.
     more: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
+    # The churned active balancer blackholing over [lo, hi) (hi inf: for the rest of the run):
+    # no window here (`start`, `back` inf); the lanes count every request, a try to one of its
+    # live nodes timing out (its retry `timeout` later), a retired node refusing at once.
+    hole: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +132,19 @@ class Followed:
     # The resolver queries of the clients followed for the whole run (`whole_run`): each
     # stub's lookup (resolver, time), from which `resolver_fetches` draws the fetches.
     queries: tuple[np.ndarray, np.ndarray] | None = None
+    # Under a blackhole (Gap.hole), per failed request: its wait before the failure is known
+    # (its tries' timeouts) and whether its last try was refused (a retired node); and the
+    # successes that waited out a timeout first (issue time, delay to the success).
+    failed_spent: np.ndarray | None = None
+    failed_refused: np.ndarray | None = None
+    late_at: np.ndarray | None = None
+    late_delay: np.ndarray | None = None
+    # Under a blackhole, the lanes followed (client, from, to) and their successes (issue
+    # times): the engine counts those seconds' successes from here, not as the expected
+    # requests less the failures drawn (all fail in the window: clipped at 0, that added
+    # requests, 54,260 against the model's 53,990).
+    lanes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    ok_at: np.ndarray | None = None
 
 
 def overhang(cohort: Cohort) -> float:
@@ -159,17 +185,20 @@ def follow(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles
     after_gap = np.full(n, np.nan)  # NaN: no lane of the client holds its window's end
     unresolved_at = np.full(n, np.nan)
     outage = gap.outage if gap is not None else None
+    hole = gap.hole if gap is not None else None
     lookup = _Lookup(cycles, reps, node_ttl, shape.end)
     whole = _whole_run_lookup(pop, shape, reps, cycles, node_ttl, rotate, until, count_from, rng, gap)
+    waits: list[tuple[np.ndarray, ...]] = []
     for cohort in pop.cohorts:
-        if len(cohort.members) == 0 or by_answer(cohort) or cohort.rate <= 0:
+        if len(cohort.members) == 0 or by_answer(cohort, hole is not None) or cohort.rate <= 0:
             continue
-        lanes = _lanes(pop, shape, reps, cycles, cohort, until, outage)
+        lanes = _lanes(pop, shape, reps, cycles, cohort, until, outage, hole)
         if lanes is None:
             continue
         mine = whole if whole is not None and whole_run(cohort) else lookup
         out = _run(pop, shape, reps, mine, cohort, lanes, rotate, count_from, rng, gap)
         parts.append(out[:5])
+        waits.append((*out[11:16], lanes.who, lanes.lo, lanes.hi))
         if whole_run(cohort):
             asked.append((out[9], out[10]))
         ff, rec = out[5], out[6]
@@ -192,7 +221,11 @@ def follow(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles
         ei = np.empty(0, dtype=np.int64)
         return Followed(ei, e, ei, e, ei, first_fail, recovered, after_gap, unresolved, queries)
     fo, fa, ro, ra, rc = (np.concatenate(x) for x in zip(*parts, strict=True))
-    return Followed(fo, fa, ro, ra, rc, first_fail, recovered, after_gap, unresolved, queries)
+    spent, refused, late_at, late_delay, ok_at, l_who, l_lo, l_hi = (np.concatenate(x) for x in zip(*waits, strict=True))
+    if hole is None:
+        return Followed(fo, fa, ro, ra, rc, first_fail, recovered, after_gap, unresolved, queries)
+    return Followed(fo, fa, ro, ra, rc, first_fail, recovered, after_gap, unresolved, queries, spent, refused,
+                    late_at, late_delay, (l_who, l_lo, l_hi), ok_at)
 
 
 def _whole_run_lookup(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles, node_ttl: float,
@@ -214,7 +247,7 @@ def _whole_run_lookup(pop: Population, shape: Intensity, reps: Replacements, cyc
     for cohort in pop.cohorts:
         if len(cohort.members) == 0 or not whole_run(cohort) or cohort.rate <= 0:
             continue
-        lanes = _lanes(pop, shape, reps, cycles, cohort, until, outage)
+        lanes = _lanes(pop, shape, reps, cycles, cohort, until, outage, gap.hole if gap is not None else None)
         if lanes is not None:
             out = _run(pop, shape, reps, first, cohort, lanes, rotate, count_from, copy.deepcopy(rng), gap)
             queries.append((out[9], out[10]))
@@ -349,10 +382,14 @@ def _from_queries(pop: Population, reps: Replacements, cycles: Cycles, node_ttl:
 
 
 def _lanes(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles, cohort: Cohort,
-           until: float, outage: tuple[float, float] | None = None) -> _Lanes | None:
+           until: float, outage: tuple[float, float] | None = None,
+           hole: tuple[float, float] | None = None) -> _Lanes | None:
     """The cohort's episodes per resolver (merged), one lane per member of the resolver; one
-    that holds a DNS outage's start goes on to its end."""
-    if whole_run(cohort):
+    that holds a DNS outage's start goes on to its end. Through a blackhole (`hole`) every
+    resolver of the cohort has one more episode over it: the lanes count its requests."""
+    if whole_run(cohort) or (hole is not None and cohort.stub.kind == "forever"):
+        # A stub kept forever through a blackhole (a retry's cohort, sim.fast.churn.by_answer)
+        # holds its first answer all run: followed from the start too.
         # Its connection at any moment may have been opened at the run's start (on the first
         # nodes: a fetch's episode has no start that an unbounded age reaches back from), and
         # its resolver may see no fetch of its own for long (query_rate): one lane per member
@@ -367,12 +404,18 @@ def _lanes(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles
     age = cohort.reuse.max_age if cohort.reuse.keepalive > 0 else 0.0
     reach = cycles.expires + over + age  # after this, no request of the cohort uses the list
     kept = (reps.retire.min(axis=1)[cycles.list_] < reach) & (cycles.fetched < until)
-    if not kept.any():
-        return None
     warm = WARMUP_LIVES * (over + 1.0 / cohort.rate)
     res = cycles.res[kept]
     lo = np.maximum(cycles.fetched[kept] - warm, 0.0)
     hi = np.minimum(np.minimum(reach[kept], until), shape.end)
+    if hole is not None and hole[0] < shape.end:
+        # The blackhole's requests are all counted here (the engine's window leaves them out).
+        mine = np.unique(pop.resolver[cohort.members])
+        res = np.concatenate([res, mine])
+        lo = np.concatenate([lo, np.full(len(mine), max(hole[0] - warm, 0.0))])
+        hi = np.concatenate([hi, np.full(len(mine), min(hole[1], shape.end))])
+    if len(res) == 0:
+        return None
     if outage is not None:
         hi = np.where((lo <= outage[0]) & (hi > outage[0]), np.maximum(hi, outage[1]), hi)
     # Merge overlapping episodes of a resolver (sorted by resolver, then start).
@@ -408,6 +451,11 @@ class _Clients:
         self.outage = gap.outage if gap is not None else None
         self.cname_out = gap.cname_out if gap is not None else None
         self.more = tuple((lo[lanes.who], hi[lanes.who]) for lo, hi in gap.more) if gap is not None else ()
+        self.hole = gap.hole if gap is not None else None
+        # Per lane, of its last request: its wait before its end (the tries' timeouts), and
+        # whether its last failed try was refused (else it timed out).
+        self.spent = np.zeros(n)
+        self.refused = np.zeros(n, dtype=bool)
         self.unresolved = np.zeros(n, dtype=bool)  # the last request's resolution failed
         self.asked: list[tuple[np.ndarray, np.ndarray]] = []  # the stubs' resolver queries
         self.rot = rng.integers(reps.nodes, size=n)
@@ -454,8 +502,14 @@ class _Clients:
         """Whether the requests just made are counted here (else in the engine's window)."""
         return ~self.in_gap(live, now) & ~self.unresolved[live]
 
-    def request(self, live: np.ndarray, now: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The requests of lanes `live` at `now`: whether each got through, and its tries refused."""
+    def request(self, live: np.ndarray, now: np.ndarray,
+                nxt: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The requests of lanes `live` at `now`: whether each got through, and its tries refused
+        (or timed out: through a blackhole, `spent` and `refused` say which and how long). A
+        retry a timeout later that comes after the lane's next request (`nxt`) reads the
+        stub and the resolver of its moment but keeps nothing (`_read_only`): the model's
+        requests in between meet the state without it (kept, the retry's connection to the
+        standby served them: rescued 331 against the model's 1,525, pooled clients, alias_apex)."""
         reuse_rule, retire = self.cohort.reuse, self.reps.retire
         self._restart(live, now)
         fails = np.zeros(len(live), dtype=np.int64)
@@ -463,14 +517,20 @@ class _Clients:
         # In a balancer fault's window every node refuses (a DNS outage's leaves them up).
         refusing = self.in_gap(live, now) if self.outage is None else self.in_more(live, now)
         self.unresolved[live] = False
+        at = now.copy()  # each try's time: a timed-out try's retry comes `timeout` later
+        refused = np.zeros(len(live), dtype=bool)
         if self.pooled:
             # Attempt 0 on the open connection; a refusal drops it, and the next attempt (the
             # attempt counter is the position's offset, as in the model) goes through the stub.
             reuse = self.conn[live] & (now - self.c_last[live] < reuse_rule.keepalive) & \
                 (now - self.c_open[live] < reuse_rule.max_age)
-            up = (retire[self.c_list[live], self.c_pos[live]] > now) & ~refusing
-            done = reuse & up
-            fails += reuse & ~up
+            c_list, c_pos = self.c_list[live], self.c_pos[live]
+            gone = (retire[c_list, c_pos] <= now) | refusing
+            held = reuse & ~gone & self._blackholed(c_list, now)
+            done = reuse & ~gone & ~held
+            fails += reuse & ~done
+            refused |= reuse & gone
+            at = at + np.where(held, self.cohort.timeout, 0.0)
             self.conn[live[~done]] = False
             self.c_last[live[reuse]] = now[reuse]
         attempt = fails.copy()
@@ -478,22 +538,30 @@ class _Clients:
             need = ~done & (attempt < self.cohort.attempts)
             if not need.any():
                 break
-            idx, at = live[need], now[need]
-            resolved, lists, rot = self._fetch(idx, at)
+            idx, when = live[need], at[need]
+            ahead = np.zeros(len(idx), dtype=bool) if nxt is None else (when > now[need]) & (when >= nxt[need])
+            resolved, lists, rot = self._read_only(idx, when, ahead)
             if not resolved.all():
                 # A failed resolution: the request fails (every try asks again, in vain).
                 gone = np.flatnonzero(need)[~resolved]
                 self.unresolved[live[gone]] = True
                 attempt[gone] = self.cohort.attempts
                 need[gone] = False
-                idx, at, lists, rot = live[need], now[need], lists[resolved], rot[resolved]
-            up, refused, pos = self._tries(lists, at, rot * self.step + attempt[need], refusing[need])
+                idx, when, lists, rot = live[need], at[need], lists[resolved], rot[resolved]
+                ahead = ahead[resolved]
+            up, n_refused, pos, held = self._tries(lists, when, rot * self.step + attempt[need], refusing[need])
             if self.pooled:
-                self.conn[idx] = up
-                self.c_list[idx], self.c_pos[idx], self.c_open[idx], self.c_last[idx] = lists, pos, at, at
+                k = ~ahead
+                self.conn[idx[k]] = up[k]
+                self.c_list[idx[k]], self.c_pos[idx[k]], self.c_open[idx[k]], self.c_last[idx[k]] = \
+                    lists[k], pos[k], when[k], when[k]
             done[need] = up
-            fails[need] += refused
+            fails[need] += n_refused + held
+            refused[need] = np.where(up, refused[need], ~held)
+            at[need] += np.where(held, self.cohort.timeout, 0.0)
             attempt[need] += ~up
+        self.spent[live] = at - now
+        self.refused[live] = refused
         return done, fails
 
     def _restart(self, live: np.ndarray, now: np.ndarray) -> None:
@@ -508,22 +576,44 @@ class _Clients:
         assert self.cohort.restarts is not None
         self.next_restart[idx] = self.cohort.restarts.after(self.next_restart[idx], now[hit], self.rng)
 
+    def _read_only(self, idx: np.ndarray, at: np.ndarray,
+                   ahead: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`_fetch`, keeping nothing of it for the lanes `ahead` (their stub and rotation as before)."""
+        if not ahead.any():
+            return self._fetch(idx, at)
+        mine = idx[ahead]
+        kept = self.stub_list[mine], self.stub_exp[mine], self.rot[mine], self.unresolved[mine]
+        out = self._fetch(idx, at)
+        self.stub_list[mine], self.stub_exp[mine], self.rot[mine], self.unresolved[mine] = kept
+        return out
+
+    def _blackholed(self, lists: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """Whether a try at a live node of `lists` at `at` times out: the churned balancer's
+        blackhole (Gap.hole), for its own node lists (not the new target's, after a change)."""
+        if self.hole is None:
+            return np.zeros(len(lists), dtype=bool)
+        return (at >= self.hole[0]) & (at < self.hole[1]) & (lists != self.reps.target)
+
     def _tries(self, lists: np.ndarray, at: np.ndarray, first: np.ndarray,
-               refusing: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               refusing: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """One attempt through node lists `lists` from position `first`: whether it got through,
-        its tries refused, and the position it ended on. With `address_mode: next` the model
+        its tries refused, the position it ended on, and whether it timed out instead (a live
+        node of the blackholed balancer: `_blackholed`). With `address_mode: next` the model
         tries the answer's next address at once after a refusal, every position in turn
-        (each refused try a failure: N for an attempt whose N positions all refused)."""
+        (each refused try a failure: N for an attempt whose N positions all refused; not
+        with a blackhole, refused by sim.fast.engine)."""
         n_nodes, retire = self.reps.nodes, self.reps.retire
         if not self.cohort.next_address:
             pos = first % n_nodes
-            up = (retire[lists, pos] > at) & ~refusing
-            return up, (~up).astype(np.int64), pos
+            alive = (retire[lists, pos] > at) & ~refusing
+            held = alive & self._blackholed(lists, at)
+            up = alive & ~held
+            return up, (~alive).astype(np.int64), pos, held
         ring = (first[:, None] + np.arange(n_nodes)) % n_nodes
         live = (retire[lists[:, None], ring] > at[:, None]) & ~refusing[:, None]
         up = live.any(axis=1)
         j = np.argmax(live, axis=1)
-        return up, np.where(up, j, n_nodes), ring[np.arange(len(lists)), j]
+        return up, np.where(up, j, n_nodes), ring[np.arange(len(lists)), j], np.zeros(len(lists), dtype=bool)
 
     def _fetch(self, idx: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """An expired stub asks the resolver and keeps its answer for the stub's lifetime of
@@ -579,12 +669,19 @@ def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup,
     y = clock.cumulative(lanes.lo) + rng.exponential(1.0, n_lanes) / rate
     t = clock.inverse(y)
     failed_o, failed_t, res_o, res_t, res_c = [], [], [], [], []
+    waits = _Waits()
     live = np.flatnonzero(t < lanes.hi)
     for _ in range(MAX_REQUESTS):
         if len(live) == 0:
             break
         now = t[live]
-        done, fails = clients.request(live, now)
+        # Through a blackhole a retry comes a timeout later: drawn ahead, the lane's next
+        # request says whether the retry's lookup and connection come before it.
+        ahead = clock.step(y[live], rate, rng) if clients.hole is not None else None
+        done, fails = clients.request(live, now, None if ahead is None else ahead[1])
+        # Through a blackhole a request ends after its tries' timeouts (none otherwise).
+        spent = clients.spent[live]
+        ends = now + spent
         # The engine's window counts its requests (all failed): here they only move the state.
         counted = clients.counted(live, now)
         lost = clients.unresolved[live] & ~clients.in_gap(live, now) & np.isinf(unresolved[live])
@@ -594,19 +691,21 @@ def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup,
         if failed.any():
             failed_o.append(lanes.who[live[failed]])
             failed_t.append(now[failed])
-            first = failed & (now >= count_from) & ~np.isfinite(first_fail[live])
-            first_fail[live[first]] = now[first]
+            # The first failure known (a timed-out request may end after a later one refused).
+            first = failed & (ends >= count_from) & (ends < first_fail[live]) & ~np.isfinite(recovered[live])
+            first_fail[live[first]] = ends[first]
         saved = done & (fails > 0)
         if saved.any():
             res_o.append(lanes.who[live[saved]])
             res_t.append(now[saved])
             res_c.append(fails[saved])
-        back = done & np.isfinite(first_fail[live]) & ~np.isfinite(recovered[live])
-        recovered[live[back]] = now[back]
+        waits.add(now, done, failed, spent, clients.refused[live], shape.end)
+        # As the model: the first success that ends after the first failure is known.
+        back = done & np.isfinite(first_fail[live]) & ~np.isfinite(recovered[live]) & (ends > first_fail[live])
+        recovered[live[back]] = ends[back]
         later = done & holds_end[live] & (now >= gap_end[live]) & ~np.isfinite(past[live])
         past[live[later]] = now[later]
-        y[live] += rng.exponential(1.0, len(live)) / rate
-        t[live] = clock.inverse(y[live])
+        y[live], t[live] = clock.step(y[live], rate, rng) if ahead is None else ahead
         live = live[t[live] < lanes.hi[live]]
     # A failure with no success after it in its episode: the first request after the episode.
     open_ = np.isfinite(first_fail) & ~np.isfinite(recovered)
@@ -617,7 +716,29 @@ def _run(pop: Population, shape: Intensity, reps: Replacements, lookup: _Lookup,
     empty_i, empty_f = np.empty(0, dtype=np.int64), np.empty(0)
     return (_cat(failed_o, empty_i), _cat(failed_t, empty_f), _cat(res_o, empty_i), _cat(res_t, empty_f),
             _cat(res_c, empty_i), first_fail, recovered, past, unresolved,
-            _cat([r for r, _ in clients.asked], empty_i), _cat([w for _, w in clients.asked], empty_f))
+            _cat([r for r, _ in clients.asked], empty_i), _cat([w for _, w in clients.asked], empty_f),
+            *waits.arrays())
+
+
+class _Waits:
+    """Through a blackhole, per step of `_run`: each failed request's wait and whether its last
+    try was refused, the successes that waited out a timeout first (issue time, wait), and
+    every success that ends in the run (issue time; Followed)."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[np.ndarray, ...]] = []
+
+    def add(self, now: np.ndarray, done: np.ndarray, failed: np.ndarray, spent: np.ndarray, refused: np.ndarray,
+            end: float) -> None:
+        waited = done & (spent > 0)
+        # As the model, a request is counted once it ends.
+        self.parts.append((spent[failed], refused[failed], now[waited], spent[waited], now[done & (now + spent <= end)]))
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        kinds = (float, bool, float, float, float)
+        if not self.parts:
+            return tuple(np.empty(0, dtype=k) for k in kinds)
+        return tuple(np.concatenate(x).astype(k) for x, k in zip(zip(*self.parts, strict=True), kinds, strict=True))
 
 
 class _Clock:
@@ -632,6 +753,11 @@ class _Clock:
 
     def cumulative(self, t: np.ndarray) -> np.ndarray:
         return np.interp(t, self.x, self.G)
+
+    def step(self, y: np.ndarray, rate: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The next request of each lane at `y` in G: its place there and its time."""
+        y_next = y + rng.exponential(1.0, len(y)) / rate
+        return y_next, self.inverse(y_next)
 
     def inverse(self, y: np.ndarray) -> np.ndarray:
         """G^-1, inf past the end of the run."""

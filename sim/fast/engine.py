@@ -202,8 +202,10 @@ def _unsupported_churn(deployment: build.Deployment) -> list[str]:
     request: sim.fast.population.migration_followed), and a dns_down with the
     change, the active's refusing fault or both. Beside these a refusing fault of the standby
     and the active's later refusing faults (`_churn_faults`), and an address_move the
-    strategy ignores; its own fault blackholing behind a CNAME for clients followed per
-    answer with one try (`_unsupported_churn_blackhole`). No other combination. Sessions, a
+    strategy ignores; its own fault blackholing, with or without an end (split by the churn's spans for clients
+    followed per answer with one try, sim.fast.churn.by_answer; request by request for
+    the others and every cohort with a retry, sim.fast.churn_requests.Gap.hole). No other
+    combination. Sessions, a
     farm's Poisson clients and restarts are followed request by request with their node
     lists (sim.fast.lookups, sim.fast.churn_restarts), retries with no stub cache and a stub
     grace period included."""
@@ -273,9 +275,6 @@ def _unsupported_churn_faults(deployment: build.Deployment, b: m.Balancer,
     out = []
     for j, f in faults:
         own = together and isinstance(f, m.BalancerDown) and f.target == b.name
-        if own and f.mode == "blackhole":
-            out.extend(f", faults[{j}] (balancer_down, blackhole) {reason}"
-                       for reason in _unsupported_churn_blackhole(deployment))
         if own and f.for_ is None:
             continue
         if own:
@@ -313,25 +312,6 @@ def _churn_together(deployment: build.Deployment, faults: list[tuple[int, m.Faul
     outages = [f for _, f in faults if isinstance(f, m.DnsDown)]
     changes = [f for _, f in faults if f.kind == "dns_change"]
     return len(outages) == 1 and len(changes) <= 1 and len(owns) <= 1 and len(faults) == 1 + len(changes) + len(owns)
-
-
-def _unsupported_churn_blackhole(deployment: build.Deployment) -> list[str]:
-    """Under node churn and the churned active balancer's blackholing fault, a window request
-    whose node retired is refused at once, the others time out: split by the churn's spans
-    for clients followed per answer (sim.fast.churn.by_answer), with one try (the old node
-    lists end where the clients switch: sim.fast.churn.Move). Not for clients followed
-    request by request (their window requests are not drawn one by one here), nor a retry
-    (a retry after a timeout that meets a retired node ends refused, late: three nodes, a
-    retry, honouring stubs, cname_repoint, 4 replications, 10,300 timeouts against the
-    model's 8,610). Session clients are followed request by request through it (sim.fast.lookups)."""
-    scenario = deployment.scenario
-    out = [f"and clients[{k}] followed request by request (stub_cache {c.stub_cache.kind}"
-           f"{', keepalive' if c.keepalive > 0 else ''})"
-           for k, c in enumerate(scenario.clients)
-           if c.sessions is None and (c.stub_cache.kind in churn_requests.STUBS or c.keepalive > 0 or c.stub_grace > 0)]
-    out.extend(f"and clients[{k}].retry (followed with one try)"
-               for k, c in enumerate(scenario.clients) if c.retry.attempts > 1 and c.sessions is None)
-    return out
 
 
 def _churn_faults(deployment: build.Deployment, faults: list[tuple[int, m.Fault]]) -> list[tuple[int, m.Fault]]:
@@ -876,6 +856,8 @@ class _Replication:
         # Under node churn and a blackholing fault, the churn's spans within each client's window
         # (who, lo, hi, share): a window request there meets retired nodes only, refused at once.
         self._churn_inside: list[tuple[np.ndarray, ...]] = []
+        # Under node churn and a blackhole, the clients that count its requests one by one (`_hole_window`).
+        self._hole_followed = np.zeros(self.pop.size, dtype=bool)
         # How many of Window.extra are other faults' spans (the rest are the churn's; None: all).
         self._fault_spans: int | None = None
         # Per second, the requests offered to the balancers and those they shed (set with the counts).
@@ -1060,8 +1042,11 @@ class _Replication:
         outage = (window.fault, min(window.fault + self._dns_outage_for(), self.end)) if window.dns else None
         cycles = churn.resolver_cycles(pop, self.shape, reps, node_ttl, self.q, asks, self.rng["dns"], move, outage)
         self._node_fetches = cycles
-        if published.chain_ttl is not None and any(c.stub.kind == "honor" and churn.by_answer(c) and len(c.members)
-                                                   for c in pop.cohorts):
+        # A blackholing fault: a retired node refuses at once where a live one times out, so the
+        # churn goes on through the window too, and its spans there split the window's requests.
+        blackhole = self.waits and window.faulted and not window.dns
+        if published.chain_ttl is not None and any(c.stub.kind == "honor" and churn.by_answer(c, blackhole)
+                                                   and len(c.members) for c in pop.cohorts):
             # An honouring stub lets go at the CNAME's expiry too, and takes the list one on.
             cycles = replace(cycles, cname=churn.cname_fetches(pop, self.shape, published.record_ttl, self.q, asks,
                                                                self.rng["dns"], outage))
@@ -1070,12 +1055,9 @@ class _Replication:
         # A DNS outage is no balancer fault: the nodes serve on through it. A balancer fault with
         # an end: every node refuses in each client's window, the churn goes on around it.
         gap = window.dns or (window.faulted and self.ctl.fault_end < self.end)
-        # A blackholing fault: a retired node refuses at once where a live one times out, so the
-        # churn goes on through the window too, and its spans there split the window's requests.
-        blackhole = self.waits and window.faulted and not window.dns
         gap = gap or blackhole
         until = window.fault if window.faulted and not gap else math.inf
-        out = churn.spans(pop, self.shape, reps, cycles, until, self.rng["dns"])
+        out = churn.spans(pop, self.shape, reps, cycles, until, self.rng["dns"], blackhole)
         faults = self.sc.fault_times(published.changes_dns)
         # The other balancer faults' spans (the active's later ones, the standby's): every node
         # refuses there too, and the engine counts those requests (`_extra_windows`).
@@ -1083,6 +1065,11 @@ class _Replication:
         # The clients followed request by request go through the window too (counted there).
         cname_out = self._cname_out if window.dns and published.chain_ttl is not None else None
         through = churn_requests.Gap(self._pooled_gap(window), window.back, outage, cname_out, more) if gap else None
+        if blackhole:
+            # The clients followed request by request count the blackhole's requests themselves
+            # (timed out, or refused at once by a retired node; `_hole_window`): no window there.
+            never = np.full(pop.size, np.inf)
+            through = churn_requests.Gap(never, never, None, None, more, (window.fault, self.ctl.fault_end))
         followed = churn_requests.follow(pop, self.shape, reps, cycles, node_ttl, published.rotate, until,
                                          faults[0] if faults else math.inf, self.rng["dns"], through)
         self._churn_followed = followed
@@ -1092,7 +1079,9 @@ class _Replication:
         failing = self._churn_failing(window, out, followed, gap, blackhole, more)
         extra = tuple(Span(who, lo, hi, share) for who, lo, hi, share in failing if len(who))
         self._fault_spans = len(window.extra)
-        return replace(window, extra=window.extra + extra)
+        window = replace(window, extra=window.extra + extra)
+        return self._hole_window(window) if blackhole else window
+
 
     def _churn_failing(self, window: Window, out: churn.Spans, followed: churn_requests.Followed, gap: bool,
                        blackhole: bool, more: tuple) -> list[tuple[np.ndarray, ...]]:
@@ -1125,6 +1114,23 @@ class _Replication:
                                                np.concatenate([r_at, followed.rescued_at]),
                                                np.concatenate([r_count, followed.rescued_count]))
         return failing
+
+    def _hole_window(self, window: Window) -> Window:
+        """Under node churn and the churned balancer's blackhole, the clients followed request
+        by request (sim.fast.churn_requests; a retry's cohorts too, sim.fast.churn.by_answer)
+        count their requests through it: each try at one of its live nodes waits out the
+        client's timeout, one at a retired node is refused at once, and a retry a timeout
+        later meets the nodes and the fault of its moment (with one window request drawn as
+        Poisson for all, 10,300 timeouts against the model's 8,610). Their window is empty."""
+        mine = np.zeros(self.pop.size, dtype=bool)
+        for c in self.pop.cohorts:
+            mine[c.members] = not churn.by_answer(c, True) and c.rate > 0 and not c.followed
+        self._hole_followed = mine
+        if not mine.any():
+            return window
+        start = np.where(mine, window.back, window.start)
+        hits = np.where(mine, 0, window.hits)
+        return replace(window, start=start, hits=hits, mass=self.shape.measure(start, window.back))
 
     def _outage_from_cycles(self, window: Window, cycles: churn.Cycles, lo: float) -> Window:
         """Under churn through a DNS outage, a stub that never outlives its resolver's answer
@@ -1255,7 +1261,8 @@ class _Replication:
             issued = np.concatenate([issued, followed.failed_at])
             count = count + np.bincount(followed.failed_owner, minlength=n)
             if spent is not None:
-                spent = np.concatenate([spent, np.zeros(len(followed.failed_owner))])
+                waited = followed.failed_spent  # through a blackhole, the tries' timeouts
+                spent = np.concatenate([spent, np.zeros(len(followed.failed_owner)) if waited is None else waited])
         if not (self.published.per_balancer and window.faulted):
             return window, Failed(count, owner, issued, spent), None
         owner, issued, recovered = multia.follow(
@@ -1359,6 +1366,7 @@ class _Replication:
         saved = issued >= window.back[owner] - spare
         if dead.spent is not None:
             saved &= dead.spent > 0  # refused at once by retired nodes (node churn): no wait, no retry later
+        saved &= ~self._hole_followed[owner]  # their retries followed one by one (sim.fast.churn_requests)
         tries = np.ceil((window.back[owner][saved] - issued[saved]) / timeout[saved])
         rescued = Rescued(owner[saved], issued[saved], np.maximum(tries, 1.0) * timeout[saved])
         count = dead.count - np.bincount(owner[saved], minlength=self.pop.size)
@@ -1540,6 +1548,9 @@ class _Replication:
         assert followed is not None
         start = window.start if window.faulted else np.full(self.pop.size, np.inf)
         recovered = recovered.copy()
+        # Followed through a blackhole (`_hole_window`): the recovery they were followed to.
+        mine = self._hole_followed & np.isfinite(first_fail) & (followed.first_fail == first_fail)
+        recovered[mine] = followed.recovered[mine]
         if window.faulted:
             # A window with an end (a DNS outage, a balancer fault that ends): a client that
             # recovers after it does so at its first request that gets through then, which for
@@ -2048,7 +2059,7 @@ class _Replication:
         for span in window.extra:
             dead = dead + _window_mass(rate[span.who] * span.share, span.lo, span.hi, seconds) * g
         if self._churn_followed is not None:
-            dead = dead + _per_second(self._churn_followed.failed_at, seconds)  # followed one by one
+            dead = dead + self._followed_dead(g)
         backend = np.isin(issued, losses.when) if len(losses.when) else np.zeros(len(issued), bool)
         lost_to_backends = _per_second(issued[backend], seconds)
         issued, owner, ends_in_run = issued[~backend], owner[~backend], ends_in_run[~backend]
@@ -2073,6 +2084,7 @@ class _Replication:
             poisson = self.pop.rate[owner] > 0
             dead = dead + _per_second(issued[poisson], seconds)
         ok = self.rng["traffic"].poisson(np.maximum((total - dead) * (1.0 - backends.mean) - refused_resets, 0.0))
+        ok = ok + self._followed_ok(backends)
         passed = self._session_passed()
         if passed.any():
             # The session clients' requests past the balancers, less the backends' share of failures.
@@ -2096,24 +2108,32 @@ class _Replication:
             at_once = _per_second(issued[ends_in_run & (failed.spent[~backend] == 0)], seconds)
             counts["timeout"] -= at_once
             counts["refused"] += at_once
-        req, out = self.session_requests, self.session_outcome
-        if not window.dns and req is not None and out is not None and out.unresolved is not None:
+            self._count_refused_late(counts)
+        self._count_session_outcomes(counts, window, at_once_counted)
+        counts["refused"] += churned
+        counts[backends.fleet.outcome] += lost_to_backends - losses.shed
+        counts["refused"] += refused_resets
+        counts["shed"] = shed + losses.shed
+        return counts
+
+    def _count_session_outcomes(self, counts: dict[str, np.ndarray], window: Window, at_once_counted: bool) -> None:
+        """Move the requests followed one by one (sim.fast.lookups) from the window's outcome to
+        their own: a failed lookup is a DNS error, a refusal through a blackhole is refused."""
+        req, out, seconds = self.session_requests, self.session_outcome, self.seconds
+        if window.dns or req is None or out is None:
+            return
+        if out.unresolved is not None:
             # A followed request whose last try failed to resolve (a dns_down with a balancer fault).
             lookup = _per_second(req.times[out.failed & out.unresolved & (out.done <= self.end)], seconds)
             counts["timeout" if self.waits else "refused"] -= lookup
             counts["dns_error"] += lookup
-        if self.waits and not window.dns and req is not None and out is not None:
+        if self.waits:
             # Under a blackhole, a followed request whose last try a reset connection (or a retired
             # node) refused; one refused at once is counted above already under churn (no wait).
             late = out.done > req.times if at_once_counted else True
             reset = _per_second(req.times[out.failed & out.refused & late & (out.done <= self.end)], seconds)
             counts["timeout"] -= reset
             counts["refused"] += reset
-        counts["refused"] += churned
-        counts[backends.fleet.outcome] += lost_to_backends - losses.shed
-        counts["refused"] += refused_resets
-        counts["shed"] = shed + losses.shed
-        return counts
 
     def _followed_refused(self) -> np.ndarray:
         """Per second, the requests followed one by one (sim.fast.lookups) that failed at a
@@ -2123,6 +2143,39 @@ class _Replication:
         if req is None or out is None or out.unresolved is None:
             return np.zeros(self.seconds, dtype=np.int64)
         return _per_second(req.times[out.failed & ~out.unresolved & (out.done <= self.end)], self.seconds)
+
+    def _followed_dead(self, g: np.ndarray) -> np.ndarray:
+        """Per second, the requests of the clients followed one by one under churn taken out of
+        the Poisson successes: their failures; through a blackhole, all their lanes' requests
+        (their successes counted one by one, `Followed.ok_at`)."""
+        followed, seconds = self._churn_followed, self.seconds
+        assert followed is not None
+        if followed.lanes is None:
+            return _per_second(followed.failed_at, seconds)
+        who, lo, hi = followed.lanes
+        return _window_mass(self.pop.rate[who], lo, hi, seconds) * g
+
+    def _followed_ok(self, backends: Backends) -> np.ndarray:
+        """Per second, the successes of the clients followed one by one through a blackhole
+        (`_followed_dead`), less the backends' share of failures."""
+        followed = self._churn_followed
+        if followed is None or followed.ok_at is None:
+            return np.zeros(self.seconds, dtype=np.int64)
+        return self.rng["traffic"].binomial(_per_second(followed.ok_at, self.seconds),
+                                            np.clip(1.0 - backends.mean, 0.0, 1.0))
+
+    def _count_refused_late(self, counts: dict[str, np.ndarray]) -> None:
+        """Move from the timeouts to the refusals, per second of issue, the requests followed one
+        by one through a blackhole whose last try a retired node refused after an earlier try
+        timed out (sim.fast.churn_requests)."""
+        followed = self._churn_followed
+        if followed is None or followed.failed_refused is None or followed.failed_spent is None:
+            return
+        spent = followed.failed_spent
+        late = followed.failed_refused & (spent > 0) & (followed.failed_at + spent <= self.end)
+        moved = _per_second(followed.failed_at[late], self.seconds)
+        counts["timeout"] -= moved
+        counts["refused"] += moved
 
     def _shed(self, ok, fault, reach, rate, g, live):  # type: ignore[no-untyped-def]
         """Requests beyond a balancer endpoint's capacity in their second (sim.fast.load.shed)."""
@@ -2220,6 +2273,12 @@ class _Replication:
             if k:
                 lat[rng.choice(len(lat), size=min(k, len(lat)), replace=False)] += CONNECT_TIMEOUT
         late = rescued.delay[rescued.at >= sc.warmup] if len(rescued.delay) else rescued.delay
+        followed = self._churn_followed
+        if followed is not None and followed.late_at is not None and followed.late_delay is not None:
+            # Followed through a blackhole: successes that first waited out a timeout.
+            ends = followed.late_at + followed.late_delay
+            keep = (followed.late_at >= sc.warmup) & (ends <= self.end)
+            late = np.concatenate([late, followed.late_delay[keep]])
         req, out = self.session_requests, self.session_outcome
         if req is not None and out is not None:
             # The followed clients' requests that a retry got through after a blackholed try.
