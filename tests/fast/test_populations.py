@@ -35,6 +35,11 @@ MECHANISMS: dict[str, dict[str, Any]] = {
     "node churn, a second fault of the standby": {
         "balancers.0.churn": "5m",
         "faults+": [{"at": "12m", "kind": "balancer_down", "target": "green", "mode": "refuse", "for": "1m"}]},
+    "node churn, a dns_down beside the fault": {
+        "balancers.0.churn": "5m", "faults+": [{"at": "8m", "kind": "dns_down", "for": "2m"}]},
+    "node churn, blackholed": {"balancers.0.churn": "5m", "faults.0.mode": "blackhole"},
+    "node churn, a planned change, the old balancer off 10 min later": {
+        "balancers.0.churn": "5m", "faults": CHANGE_THEN_OFF},
 }
 
 
