@@ -145,13 +145,11 @@ def _unsupported(scenario: m.Scenario, strategies: Sequence[Strategy] | None = N
 def _unsupported_scaling(deployment: build.Deployment) -> list[str]:
     """Node scaling (`scale_delay`) where the failover changes DNS. Behind a name that resolves
     to the nodes (a CNAME or an alias) a new node meets only the requests of clients whose
-    answer lists it (sim.fast.scaling), followed on the active balancer, alone or with one
-    planned change away from it or one fault of it (no DNS outage; the standby not scaled),
-    for clients who ask a plain resolver: no stub cache or one that holds an answer
-    for a lifetime (sim.fast.scaling.STUBS: not kept forever or extended), pooled
-    connections (they stay on their node) only with no planned change, no restarts or
-    sessions; no farms, prefetch or serve-expired. One address per
-    balancer leads to its front, which this engine takes per node (not followed)."""
+    answer lists it (sim.fast.scaling), followed on the active balancer through the faults
+    `_unsupported_scaling_faults` lets by, for clients who ask a plain resolver: no stub cache
+    or one of sim.fast.scaling.STUBS (restarts included), pooled connections too; no sessions,
+    farms, prefetch or serve-expired. One address per balancer leads to
+    its front, which this engine takes per node (not followed)."""
     scenario, published = deployment.scenario, deployment.published
     scaled = [i for i, b in enumerate(scenario.balancers) if b.scale_delay is not None]
     if not scaled:
@@ -159,29 +157,41 @@ def _unsupported_scaling(deployment: build.Deployment) -> list[str]:
     what = "changes DNS, with balancers[{}].scale_delay (node scaling)"
     if published.per_balancer:
         return [what.format(i) + ": one address per balancer, whose front is taken per node here" for i in scaled]
-    out = []
-    faults = [j for j, f in enumerate(scenario.faults)
-              if isinstance(f, m.BalancerDown | m.DnsDown) or f.kind in m.PLANNED]
-    # One planned change, or one fault of the active balancer, alone: followed on the scaled
-    # active (the answers fetched after the change hold the standby: sim.fast.churn.Move).
-    alone = [j for j in faults if len(faults) == 1 and (scenario.faults[j].kind == "dns_change" or (
-        isinstance(scenario.faults[j], m.BalancerDown) and scenario.faults[j].target == scenario.active.name))]
-    out.extend(what.format(i) + f" and faults[{j}] (followed with every client on the active balancer)"
-               for i in scaled for j in faults if not (j in alone and scenario.balancers[i].role == "active"))
-    # Pooled connections are followed with no planned change (sim.fast.scaling._Together).
-    planned = any(scenario.faults[j].kind in m.PLANNED for j in faults)
+    out = [what.format(i) + f" and faults[{j}] ({reason})"
+           for i in scaled for j, reason in _unsupported_scaling_faults(deployment, i)]
     for k, c in enumerate(scenario.clients):
-        held = [field for field, on in (("keepalive", c.keepalive > 0 and planned),
-                                        ("restart", c.restart is not None),
-                                        ("sessions", c.sessions is not None),
+        held = [field for field, on in (("sessions", c.sessions is not None),
                                         ("stub_cache", c.stub_cache.kind not in ("none", *scaling.STUBS))) if on]
         out.extend(what.format(i) + f" and clients[{k}].{field} (followed for clients with no stub cache or one of "
-                   f"{', '.join(scaling.STUBS)}, pooled connections with no planned change)"
+                   f"{', '.join(scaling.STUBS)}, not in sessions)"
                    for i in scaled for field in held)
     out.extend(what.format(i) + f" and dns.resolvers[{g}] with a farm, prefetch or serve_expired (followed for "
                "plain resolvers)" for i in scaled for g, r in enumerate(scenario.dns.resolvers)
                if r.caches > 1 or r.prefetch or r.serve_expired is not None)
     return out
+
+
+def _unsupported_scaling_faults(deployment: build.Deployment, i: int) -> list[tuple[int, str]]:
+    """The faults node scaling of balancers[i] is not followed through (sim.fast.scaling), with
+    why. Followed on the active balancer, the standby not scaled: from the active's first fault
+    with no end its nodes meet no request (every one fails in the engine's window, none counts
+    toward a join), so what comes from then on (a dns_down, a fault of the standby) leaves them
+    alone. Before that, one planned DNS change away from it (sim.fast.churn.Move: the answers
+    fetched after it hold the standby), or with no fault for good one fault of it that ends."""
+    scenario = deployment.scenario
+    planned = "dns_change" if deployment.published.changes_dns else "address_move"  # the other: ignored
+    faults = [(j, f) for j, f in enumerate(scenario.faults)
+              if isinstance(f, m.BalancerDown | m.DnsDown) or f.kind == planned]
+    balancer = scenario.balancers[i]
+    if balancer.role != "active":
+        return [(j, "followed on the active balancer, the standby not scaled") for j, _ in faults]
+    own = [(j, f) for j, f in faults if isinstance(f, m.BalancerDown) and f.target == balancer.name]
+    gone = min((f.at for _, f in own if f.for_ is None), default=math.inf)
+    before = [(j, f) for j, f in faults if f.at < gone]
+    if len(before) <= 1 and all(f.kind == planned or ((j, f) in own and math.isinf(gone)) for j, f in before):
+        return []
+    return [(j, "followed before the active balancer's first fault with no end: with one planned change, "
+                "or one fault of the active that ends and none for good") for j, _ in before]
 
 
 def _unsupported_churn(deployment: build.Deployment) -> list[str]:

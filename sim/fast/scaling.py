@@ -117,7 +117,7 @@ def _lifetimes(pop: Population, resolvers: np.ndarray, ttl: float, rng: np.rando
 
 # Stub kinds whose clients are followed answer by answer (`held_shares`): each holds an answer
 # for the stub's lifetime of it, and sends every request of that hold to one node.
-STUBS = ("honor", "floor", "fixed", "cap")
+STUBS = ("honor", "floor", "fixed", "cap", "forever", "extend", "serve_stale")
 
 
 def held_shares(pop: Population, shape: Intensity, joins: list[float], nodes: int, a_ttl: float,
@@ -255,6 +255,8 @@ def _priming_rate(pop: Population, service_ttl: float, rng: np.random.Generator)
         if len(c.members) == 0 or c.rate <= 0:
             continue
         life = float(c.stub.lifetime(service_ttl / 2, rng))
+        if math.isinf(life) and c.restarts is not None:
+            life = float(c.restarts.every.mean)  # an answer kept until the next restart
         if lets_go(c):
             np.add.at(out, pop.resolver[c.members], c.rate)
         elif not math.isinf(life):
@@ -300,12 +302,27 @@ class _Together:
         self.kind = np.concatenate([np.full(len(c.members), k) for k, c in enumerate(stubbed)]) if stubbed else \
             np.empty(0, dtype=np.int64)
         self.who, self.res, self.weight = who, pop.resolver[who], pop.rate[who]
-        n = len(who)
-        # The model's priming of a stub (sim.model.building._prime_client): the first nodes held
-        # with the chance of steady state, until an equilibrium residual; the rotation uniform.
-        ttl0 = a_ttl if cname_ttl is None else min(a_ttl, cname_ttl)
-        expires = np.zeros(n)
-        for k, c in enumerate(stubbed):
+        self.restart = np.full(len(who), np.inf)  # each stub's next restart (inf: none)
+        self.pending = self._prime()
+        self._holds: list[tuple[np.ndarray, ...]] = []
+        primed = np.flatnonzero(self.a_exp > 0.0)
+        self._fetches = [(primed, np.zeros(len(primed)), np.zeros(len(primed), dtype=np.int64))]
+        self.asks = self._first_plain_request()
+
+    def _prime(self) -> np.ndarray:
+        """The stubs and connections as the model primes them; returns each stub's first fetch.
+
+        A stub (sim.model.building._prime_client) holds the first nodes with the chance of
+        steady state, until an equilibrium residual; its rotation is uniform. A connection
+        (keepalive) is open on the stub's node if the last request (an exponential time ago)
+        is within the keepalive, its age uniform from then to the limit. A process that
+        restarts is at a random moment of its restart cycle (sim.model.lifecycle): a
+        `forever` stub with no request since its last restart holds nothing, a connection
+        with none is closed, and one opened before it was opened after it."""
+        rng, n, nodes = self.rng, len(self.who), self.nodes
+        ttl0 = self.a_ttl if self.cname_ttl is None else min(self.a_ttl, self.cname_ttl)
+        expires, since_restart = np.zeros(n), np.full(n, np.inf)
+        for k, c in enumerate(self.cohorts):
             mine = self.kind == k
             life0 = float(c.stub.lifetime(ttl0, rng))
             p = 1.0 if math.isinf(life0) else life0 / (life0 + 1.0 / c.rate)
@@ -323,20 +340,21 @@ class _Together:
         # that opens one goes through the stub (sim.model.requests._attempt).
         self.keepalive = np.zeros(n)
         self.max_age = np.full(n, np.inf)
-        for k, c in enumerate(stubbed):
+        for k, c in enumerate(self.cohorts):
             self.keepalive[self.kind == k] = c.reuse.keepalive
             self.max_age[self.kind == k] = c.reuse.max_age
         pooled = self.keepalive > 0
-        # The model's priming of a connection: open on the stub's node if the last request (an
-        # exponential time ago) is within the keepalive, its age uniform from then to the limit.
         idle = rng.exponential(1.0, n) / np.maximum(self.weight, 1e-300)
-        open_ = pooled & (idle < self.keepalive)
         age = np.where(np.isfinite(self.max_age), idle + rng.random(n) * np.maximum(self.max_age - idle, 0.0), idle)
-        self.pending = self._next_query(np.arange(n), np.where(open_, -age, -np.inf), expires)
-        self._holds: list[tuple[np.ndarray, ...]] = []
-        primed = np.flatnonzero(self.a_exp > 0.0)
-        self._fetches = [(primed, np.zeros(len(primed)), np.zeros(len(primed), dtype=np.int64))]
-        self.asks = self._first_plain_request()
+        for k, c in enumerate(self.cohorts):
+            mine = np.flatnonzero(self.kind == k)
+            if c.restarts is not None and len(mine):
+                since_restart[mine], self.restart[mine] = c.restarts.equilibrium(rng, len(mine))
+                if c.stub.kind == "forever":
+                    last = rng.exponential(1.0 / c.rate, len(mine))
+                    expires[mine] = np.where(last < since_restart[mine], expires[mine], 0.0)
+        open_ = pooled & (idle < self.keepalive) & (idle < since_restart)
+        return self._next_query(np.arange(n), np.where(open_, -np.minimum(age, since_restart), -np.inf), expires)
 
     def _valid(self) -> np.ndarray:
         return np.minimum(self.a_exp, self.c_exp)
@@ -397,6 +415,10 @@ class _Together:
         """Stubs `idx` take their resolver's answer (`list_`, valid until `valid`) at their pending fetch."""
         at = self.pending[idx]
         self._hold(idx, at)
+        for k, c in enumerate(self.cohorts):
+            mine = idx[self.kind[idx] == k]
+            if c.restarts is not None and len(mine):
+                self.restart[mine] = c.restarts.after(self.restart[mine], self.pending[mine], self.rng)
         # The new target's answer (after a planned change) holds none of this balancer's nodes.
         self.size[idx] = np.where(list_ < self.lists, self.nodes + list_, 0)
         life = np.empty(len(idx))
@@ -427,6 +449,10 @@ class _Together:
             live, nxt = live[~done], nxt[~done]
             if len(live):
                 nxt = self._reopen(idx[live], nxt)
+        # A restart empties the stub and closes the connection: the first request after it asks.
+        restart = self.restart[idx]
+        late = np.flatnonzero(out > restart)
+        out[late] = shape.next_after(restart[late], rate[late], rng)
         return out
 
     def _reopen(self, idx: np.ndarray, opened: np.ndarray) -> np.ndarray:
