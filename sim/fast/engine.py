@@ -177,7 +177,8 @@ def _unsupported_scaling_faults(deployment: build.Deployment, i: int) -> list[tu
     with no end its nodes meet no request (every one fails in the engine's window, none counts
     toward a join), so what comes from then on (a dns_down, a fault of the standby) leaves them
     alone. Before that, one planned DNS change away from it (sim.fast.churn.Move: the answers
-    fetched after it hold the standby), or with no fault for good one fault of it that ends."""
+    fetched after it hold the standby), or with no fault for good one fault of it that ends;
+    and faults of the standby that end before the first change."""
     scenario = deployment.scenario
     planned = "dns_change" if deployment.published.changes_dns else "address_move"  # the other: ignored
     faults = [(j, f) for j, f in enumerate(scenario.faults)
@@ -187,7 +188,11 @@ def _unsupported_scaling_faults(deployment: build.Deployment, i: int) -> list[tu
         return [(j, "followed on the active balancer, the standby not scaled") for j, _ in faults]
     own = [(j, f) for j, f in faults if isinstance(f, m.BalancerDown) and f.target == balancer.name]
     gone = min((f.at for _, f in own if f.for_ is None), default=math.inf)
-    before = [(j, f) for j, f in faults if f.at < gone]
+    # Until the first change (planned, or the failover's after a fault of the active) every
+    # client is on the active: a fault of the standby that ends before it meets nobody.
+    first = min((f.at for j, f in faults if f.kind == planned or (j, f) in own), default=math.inf)
+    before = [(j, f) for j, f in faults if f.at < gone and not (
+        isinstance(f, m.BalancerDown) and (j, f) not in own and f.for_ is not None and f.at + f.for_ <= first)]
     if len(before) <= 1 and all(f.kind == planned or ((j, f) in own and math.isinf(gone)) for j, f in before):
         return []
     return [(j, "followed before the active balancer's first fault with no end: with one planned change, "

@@ -8,7 +8,8 @@ holds the node it was primed on until its process restarts, a restart empties th
 closes the connection, so the first request after it asks. Faults: from the active
 balancer's first fault with no end its nodes meet no request, so a `dns_down` or a fault of
 the standby after it leaves them alone, and a planned change followed by switching the old
-balancer off is the planned change until then.
+balancer off is the planned change until then; a fault of the standby that ends before the
+first change meets nobody (every client is on the active).
 """
 
 from __future__ import annotations
@@ -75,6 +76,13 @@ LATER = {
                                                     {"at": "120s", "kind": "dns_down", "for": "30s"}]},
     "the active blackholed, then a planned change": {"faults": [*SCALING["faults"], FAULTS["blackholed"],
                                                                  {"at": "120s", "kind": "dns_change"}]},
+    "the standby down for 30 s, then the active for good": {
+        "faults": [*SCALING["faults"], {"at": "50s", "kind": "balancer_down", "target": "green", "mode": "refuse",
+                                        "for": "30s"}, FAULTS["refusing for the rest of the run"]]},
+    "the standby down for 20 s, then a planned change, honouring stubs": {
+        "clients.0.stub_cache": {"kind": "honor"},
+        "faults": [*SCALING["faults"], {"at": "50s", "kind": "balancer_down", "target": "green", "mode": "refuse",
+                                        "for": "20s"}, CHANGE_AT]},
     "the active down, then the standby for 20 s": {
         "faults": [*SCALING["faults"], FAULTS["refusing for the rest of the run"],
                    {"at": "120s", "kind": "balancer_down", "target": "green", "mode": "refuse", "for": "20s"}]},
@@ -145,10 +153,13 @@ def test_what_stays_refused_with_node_scaling_is_named() -> None:
                        "faults": [*SCALING["faults"], FAULTS["refusing for 40 s"],
                                   {**OFF, "at": "150s"}]})
     assert any("balancers[0].scale_delay" in r and "faults[1]" in r for r in unsupported(back))
-    # A fault of the standby before the active's: refused.
-    standby = scenario(**{**SCALING, "strategies": ["alias_apex"],
-                          "faults": [*SCALING["faults"], {**OFF, "target": "green", "for": "20s"}]})
-    assert any("balancers[0].scale_delay" in r and "faults[1]" in r for r in unsupported(standby))
+    # A fault of the standby that ends before the first change meets nobody (every client is on
+    # the active); one that lasts past it is refused.
+    standby = {**SCALING, "strategies": ["alias_apex"]}
+    alone = [*SCALING["faults"], {**OFF, "target": "green", "for": "20s"}]
+    assert not unsupported(scenario(**{**standby, "faults": alone}))
+    across = [*SCALING["faults"], {**OFF, "at": "70s", "target": "green", "for": "20s"}, CHANGE_AT]
+    assert any("balancers[0].scale_delay" in r and "faults[1]" in r for r in unsupported(scenario(**{**standby, "faults": across})))
     # Sessions are not followed.
     sessions = scenario(**{**SCALING, "strategies": ["alias_apex"],
                            "clients.0.sessions": {"requests": {"exp": 1.477}, "think": {"exp": "20s"}, "gap": "1m"},
