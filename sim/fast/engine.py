@@ -2030,6 +2030,10 @@ class _Replication:
         t = np.arange(seconds, dtype=float)
         if not self.published.changes_dns:
             standby = np.clip(t + 1 - self.ctl.effective_at, 0.0, 1.0)
+        elif not math.isfinite(self.ctl.changed_at):
+            # No change in the run: every client is on the active. (A DNS outage's window
+            # holds each client's first request after it in `reach`, not a move.)
+            standby = np.zeros(seconds)
         else:
             order = np.sort(reach)
             weights = np.cumsum(rate[np.argsort(reach)])
