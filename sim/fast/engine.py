@@ -177,8 +177,9 @@ def _unsupported_scaling_faults(deployment: build.Deployment, i: int) -> list[tu
     with no end its nodes meet no request (every one fails in the engine's window, none counts
     toward a join), so what comes from then on (a dns_down, a fault of the standby) leaves them
     alone. Before that, one planned DNS change away from it (sim.fast.churn.Move: the answers
-    fetched after it hold the standby), or with no fault for good one fault of it that ends;
-    and faults of the standby that end before the first change."""
+    fetched after it hold the standby), one dns_down (no fetch of our zone's records in it:
+    sim.fast.scaling.held_shares), or with no fault for good one fault of it that ends; and
+    faults of the standby that end before the first change."""
     scenario = deployment.scenario
     planned = "dns_change" if deployment.published.changes_dns else "address_move"  # the other: ignored
     faults = [(j, f) for j, f in enumerate(scenario.faults)
@@ -193,10 +194,11 @@ def _unsupported_scaling_faults(deployment: build.Deployment, i: int) -> list[tu
     first = min((f.at for j, f in faults if f.kind == planned or (j, f) in own), default=math.inf)
     before = [(j, f) for j, f in faults if f.at < gone and not (
         isinstance(f, m.BalancerDown) and (j, f) not in own and f.for_ is not None and f.at + f.for_ <= first)]
-    if len(before) <= 1 and all(f.kind == planned or ((j, f) in own and math.isinf(gone)) for j, f in before):
+    if len(before) <= 1 and all(f.kind == planned or isinstance(f, m.DnsDown) or ((j, f) in own and math.isinf(gone))
+                                for j, f in before):
         return []
     return [(j, "followed before the active balancer's first fault with no end: with one planned change, "
-                "or one fault of the active that ends and none for good") for j, _ in before]
+                "one dns_down, or one fault of the active that ends and none for good") for j, _ in before]
 
 
 def _unsupported_churn(deployment: build.Deployment) -> list[str]:
@@ -2060,7 +2062,10 @@ class _Replication:
                 # A planned change away from it (sim.fast.churn.Move): the answers fetched after it
                 # hold the new target (engine.unsupported refuses it with the standby scaling).
                 move = self._churn_move(None) if spec is sc.active else None  # type: ignore[arg-type]
-                if all(c.stub.kind == "none" and c.reuse.keepalive <= 0 for c in self.full.cohorts) and move is None:
+                # Our authoritative servers down: no fetch of our zone's records in it.
+                outage = next(((f.at, f.at + f.for_) for f in sc.faults if isinstance(f, m.DnsDown)), None)
+                plain = all(c.stub.kind == "none" and c.reuse.keepalive <= 0 for c in self.full.cohorts)
+                if plain and move is None and outage is None:
                     reaches = scaling.reaches(self.full, self.shape, self.q, joins, ttl, self.rng["dns"])
                     shares = scaling.node_shares(spec.nodes, reaches, rate, seconds)
                 else:
@@ -2068,7 +2073,7 @@ class _Replication:
                     # node: followed answer by answer.
                     cname_ttl = None if self.published.chain_ttl is None else self.published.record_ttl
                     held = scaling.held_shares(self.full, self.shape, joins, spec.nodes, ttl, cname_ttl,
-                                               self.published.rotate, seconds, self.rng["dns"], move)
+                                               self.published.rotate, seconds, self.rng["dns"], move, outage)
                     met, shed = scaling.shed_per_node(counts, held.shares, spec.capacity, rng)
                     out += shed.sum(axis=1)
                     # Such a client's next requests meet its own node's shedding (_balancer_sheds).

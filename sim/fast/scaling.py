@@ -122,7 +122,7 @@ STUBS = ("honor", "floor", "fixed", "cap", "forever", "extend", "serve_stale")
 
 def held_shares(pop: Population, shape: Intensity, joins: list[float], nodes: int, a_ttl: float,
                 cname_ttl: float | None, rotate: bool, seconds: int, rng: np.random.Generator,
-                move: Move | None = None) -> Held:
+                move: Move | None = None, outage: tuple[float, float] | None = None) -> Held:
     """Per second and node, the share of a balancer's requests that node meets, for clients
     with a stub cache (STUBS) or none: `node_shares`' result for such a population; and
     which node each client with a stub cache sends its requests to, when (`Held`).
@@ -149,14 +149,23 @@ def held_shares(pop: Population, shape: Intensity, joins: list[float], nodes: in
 
     Through a planned DNS change away from the balancer (`move`, as churn follows it:
     sim.fast.churn.Move) a fetch from the change on answers the new target: a client that
-    holds such an answer is not on this balancer, and the shares are among those that are."""
+    holds such an answer is not on this balancer, and the shares are among those that are.
+    Through an outage of our authoritative servers (`outage`, [start, end)) a resolver cannot
+    fetch the records in our zone (behind a CNAME the CNAME; the balancer's own records are
+    the provider's): a query that needs them fails, and so does the client's request, which
+    leaves its stub empty (sim.model.dns), so its next query is its first request after the
+    outage."""
     lists = len(joins) + 1
     by_node = np.zeros((nodes + lists - 1, seconds + 1))  # clients with a stub: rate per node, as differences
     by_list = np.zeros((lists, seconds + 1))  # clients with no stub: rate per list held, as differences
     together = _Together(pop, shape, np.asarray(joins, dtype=float), nodes, a_ttl, cname_ttl, rotate, by_node,
-                         rng, move)
+                         rng, move, outage)
     together.run()
     _resolver_lists(pop, together.cycles(), together.plain, by_list, shape.end)
+    weight = np.bincount(pop.resolver[together.plain], weights=pop.rate[together.plain], minlength=len(pop.resolver_group))
+    for res, list_, lo, hi in together._failed:
+        here = list_ < lists  # the clients of a resolver that failed to fetch are on no node
+        _add(by_list, list_[here], lo[here], hi[here], -weight[res][here])
     load = np.zeros((seconds, nodes + lists - 1))
     held = np.cumsum(by_list, axis=1)[:, :seconds]
     for k in range(lists):
@@ -274,8 +283,11 @@ class _Together:
 
     def __init__(self, pop: Population, shape: Intensity, joins: np.ndarray, nodes: int,  # type: ignore[no-untyped-def]
                  a_ttl: float, cname_ttl: float | None, rotate: bool, by_node: np.ndarray, rng: np.random.Generator,
-                 move) -> None:
+                 move, outage: tuple[float, float] | None = None) -> None:
         self.pop, self.shape, self.joins, self.nodes, self.rng, self.move = pop, shape, joins, nodes, rng, move
+        self.outage = outage
+        # Resolvers whose clients' queries fail in the outage: (resolver, list held, from, to).
+        self._failed: list[tuple[np.ndarray, ...]] = []
         self.a_ttl, self.cname_ttl, self.by_node, self.step = a_ttl, cname_ttl, by_node, 1 if rotate else 0
         self.lists = len(joins) + 1  # list `lists`: the new target's answer, after a planned change
         n_res = len(pop.resolver_group)
@@ -390,11 +402,36 @@ class _Together:
             due = np.flatnonzero(quiet & (at < end))
             if len(due) == 0 and len(hit) == 0:
                 break
+            due = self._past_the_outage(due, at[due], asks)
             if len(due):
                 self._refresh(due, at[due])
                 asks[due] = self._first_plain_request(due)
         live = np.arange(len(self.who))
         self._hold(live, np.full(len(live), end))
+
+    def _past_the_outage(self, due: np.ndarray, at: np.ndarray, asks: np.ndarray) -> np.ndarray:
+        """Of resolvers `due` to fetch at `at`, those that can: one whose query falls in the
+        outage and needs our zone's record fails it, as do its clients' queries up to the
+        outage's end; each of them asks again at its first request after it (`asks`, and the
+        stubs' next fetches, moved there). Returns the resolvers that fetch."""
+        if self.outage is None or len(due) == 0:
+            return due
+        lo, hi = self.outage
+        ours = self.a_exp[due] <= at if self.cname_ttl is None else self.c_exp[due] <= at
+        blocked = (at >= lo) & (at < hi) & ours
+        if not blocked.any():
+            return due
+        res = due[blocked]
+        # Their clients with no stub fail from the first failed query to the end: on no node.
+        self._failed.append((res, self.list_[res].copy(), at[blocked], np.full(len(res), hi)))
+        asks[res] = self.shape.next_after(np.full(len(res), hi), self.none_rate[res], self.rng)
+        mine = np.zeros(len(self.a_exp), dtype=bool)
+        mine[res] = True
+        failing = np.flatnonzero(mine[self.res] & (self.pending >= lo) & (self.pending < hi)
+                                 & (self.pending >= self._valid()[self.res]))
+        self._hold(failing, self.pending[failing], kept=False)
+        self.pending[failing] = self.shape.next_after(np.full(len(failing), hi), self.weight[failing], self.rng)
+        return due[~blocked]
 
     def _refresh(self, res: np.ndarray, at: np.ndarray) -> None:
         """Resolvers `res` fetch at `at` the records that expired (one query fetches both)."""
@@ -466,14 +503,18 @@ class _Together:
             idle = opened + gaps * short + keep + self.rng.exponential(1.0, len(idx)) / rate
         return np.minimum(aged, np.where(np.isfinite(gaps), idle, np.inf))
 
-    def _hold(self, idx: np.ndarray, at: np.ndarray) -> None:
-        """The answer held by `idx` until `at` (their rate on its node); then one more kept."""
+    def _hold(self, idx: np.ndarray, at: np.ndarray, kept: bool = True) -> None:
+        """The answer held by `idx` until `at` (their rate on its node); then one more kept
+        (not `kept`: the stub is empty from then on, a failed lookup, and the rotation stays)."""
         size = self.size[idx]
         node = np.where(size > 0, (self.rot[idx] * self.step) % np.maximum(size, 1), -1)  # -1: the new target
         on = node >= 0
         _add(self.by_node, node[on], self.since[idx][on], at[on], self.weight[idx][on])
         self._holds.append((self.who[idx], node, self.since[idx].copy(), np.asarray(at, dtype=float)))
-        self.rot[idx] += 1
+        if kept:
+            self.rot[idx] += 1
+        else:
+            self.size[idx] = 0  # on no node until its next fetch
         self.since[idx] = at
 
     def holds(self) -> tuple[np.ndarray, ...]:

@@ -167,6 +167,36 @@ def test_what_stays_refused_with_node_scaling_is_named() -> None:
     assert any("clients[0].sessions" in r for r in unsupported(sessions))
 
 
+# Our DNS down in the surge, before any change: a resolver cannot fetch our zone's records in
+# it (behind an alias the nodes' list, behind a CNAME the CNAME), so its clients keep their
+# nodes or fail to resolve, on no node, until their first request after it.
+OUTAGE = {"at": "70s", "kind": "dns_down", "for": "30s"}
+DNS_DOWN = {
+    "no stub cache": {"faults": [*SCALING["faults"], OUTAGE]},
+    "honouring stubs": {"faults": [*SCALING["faults"], OUTAGE], "clients.0.stub_cache": {"kind": "honor"}},
+    "floor 90 s stubs": {"faults": [*SCALING["faults"], OUTAGE],
+                         "clients.0.stub_cache": {"kind": "floor", "min_ttl": "90s"}},
+    "then the active down for good": {"faults": [*SCALING["faults"], {**OUTAGE, "at": "50s"},
+                                                 FAULTS["refusing for the rest of the run"]]},
+}
+# The resolvers' queries through a dns_down, not compared: with floor stubs apart with no
+# scaling and no shedding too (model / fast, alias_apex, 6 replications: 490 / 383); with no
+# stub cache or honouring ones 887 / 900 (3.4 to 4.2 SE), 887 / 893 with no scaling (1.4 SE;
+# the dns stream is drawn at another point). The failed lookups, apart with no scaling too
+# (4,487 / 4,949, 4.4 SE), are not in the summary metrics compared.
+SKIP_DNS_DOWN = {"floor 90 s stubs": ("dns_queries",), "no stub cache": ("dns_queries",),
+                 "honouring stubs": ("dns_queries",)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["cname_repoint", "alias_apex"])
+@pytest.mark.parametrize("case", list(DNS_DOWN))
+def test_fast_agrees_on_node_scaling_through_a_dns_down(case: str, strategy: str) -> None:
+    sc = scenario(**{**SCALING, **DNS_DOWN[case], "strategies": [strategy]})
+    assert not unsupported(sc)
+    assert_agree(sc, strategy, reps=6, skip=SKIP_DNS_DOWN.get(case, ()))
+
+
 def test_a_dns_down_with_no_change_sheds_on_the_active() -> None:
     # Quick (not slow): our DNS down from 70 s for 30 s in the surge, two nodes of 120/s, no
     # scaling, no change: every client stays on the active. The engine took the outage
