@@ -186,7 +186,7 @@ def _unsupported_scaling_faults(deployment: build.Deployment, i: int) -> list[tu
               if isinstance(f, m.BalancerDown | m.DnsDown) or f.kind == planned]
     balancer = scenario.balancers[i]
     if balancer.role != "active":
-        return [(j, "followed on the active balancer, the standby not scaled") for j, _ in faults]
+        return _unsupported_scaling_standby(scenario, faults)
     own = [(j, f) for j, f in faults if isinstance(f, m.BalancerDown) and f.target == balancer.name]
     gone = min((f.at for _, f in own if f.for_ is None), default=math.inf)
     # Until the first change (planned, or the failover's after a fault of the active) every
@@ -199,6 +199,19 @@ def _unsupported_scaling_faults(deployment: build.Deployment, i: int) -> list[tu
         return []
     return [(j, "followed before the active balancer's first fault with no end: with one planned change, "
                 "one dns_down, or one fault of the active that ends and none for good") for j, _ in before]
+
+
+def _unsupported_scaling_standby(scenario: m.Scenario, faults: list[tuple[int, m.Fault]]) -> list[tuple[int, str]]:
+    """Node scaling of the standby: its clients are those whose answer holds it since the
+    failover's change (sim.fast.scaling.held_shares, `arriving`), followed with the active not
+    scaled through one fault of the active. Through a planned change the fast engine sheds
+    more on the arriving standby than the model (docs/fast.md, "Balancer node scaling")."""
+    active = scenario.active
+    own = [f for _, f in faults if isinstance(f, m.BalancerDown) and f.target == active.name]
+    if len(faults) == 1 and len(own) == 1 and active.scale_delay is None:
+        return []
+    return [(j, "the standby scaling is followed with the active not scaled, through one fault of the active "
+                "alone") for j, _ in faults]
 
 
 def _unsupported_churn(deployment: build.Deployment) -> list[str]:
@@ -2059,13 +2072,17 @@ class _Replication:
                 joins = load.node_joins(counts, spec.nodes, spec.capacity, spec.scale_delay, self.rng["control"])
                 # The balancer's A records: behind a CNAME the chained ones, else the alias's.
                 ttl = self.published.record_ttl if self.published.chain_ttl is None else self.published.chain_ttl
-                # A planned change away from it (sim.fast.churn.Move): the answers fetched after it
-                # hold the new target (engine.unsupported refuses it with the standby scaling).
-                move = self._churn_move(None) if spec is sc.active else None  # type: ignore[arg-type]
+                # A DNS change away from the active, planned or the failover's (sim.fast.churn.Move):
+                # the answers fetched after it hold the standby, which the standby's clients are
+                # from then on (`arriving`; engine.unsupported refuses both balancers scaling).
+                move = self._churn_move(None)  # type: ignore[arg-type]
+                arriving = spec is sc.standby
+                if arriving and move is None:
+                    continue  # no change in the run: no client on the standby
                 # Our authoritative servers down: no fetch of our zone's records in it.
                 outage = next(((f.at, f.at + f.for_) for f in sc.faults if isinstance(f, m.DnsDown)), None)
                 plain = all(c.stub.kind == "none" and c.reuse.keepalive <= 0 for c in self.full.cohorts)
-                if plain and move is None and outage is None:
+                if plain and move is None and outage is None and not arriving:
                     reaches = scaling.reaches(self.full, self.shape, self.q, joins, ttl, self.rng["dns"])
                     shares = scaling.node_shares(spec.nodes, reaches, rate, seconds)
                 else:
@@ -2073,7 +2090,8 @@ class _Replication:
                     # node: followed answer by answer.
                     cname_ttl = None if self.published.chain_ttl is None else self.published.record_ttl
                     held = scaling.held_shares(self.full, self.shape, joins, spec.nodes, ttl, cname_ttl,
-                                               self.published.rotate, seconds, self.rng["dns"], move, outage)
+                                               self.published.rotate, seconds, self.rng["dns"], move, outage,
+                                               arriving)
                     met, shed = scaling.shed_per_node(counts, held.shares, spec.capacity, rng)
                     out += shed.sum(axis=1)
                     # Such a client's next requests meet its own node's shedding (_balancer_sheds).

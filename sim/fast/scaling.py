@@ -122,7 +122,7 @@ STUBS = ("honor", "floor", "fixed", "cap", "forever", "extend", "serve_stale")
 
 def held_shares(pop: Population, shape: Intensity, joins: list[float], nodes: int, a_ttl: float,
                 cname_ttl: float | None, rotate: bool, seconds: int, rng: np.random.Generator,
-                move: Move | None = None, outage: tuple[float, float] | None = None) -> Held:
+                move: Move | None = None, outage: tuple[float, float] | None = None, arriving: bool = False) -> Held:
     """Per second and node, the share of a balancer's requests that node meets, for clients
     with a stub cache (STUBS) or none: `node_shares`' result for such a population; and
     which node each client with a stub cache sends its requests to, when (`Held`).
@@ -154,14 +154,17 @@ def held_shares(pop: Population, shape: Intensity, joins: list[float], nodes: in
     fetch the records in our zone (behind a CNAME the CNAME; the balancer's own records are
     the provider's): a query that needs them fails, and so does the client's request, which
     leaves its stub empty (sim.model.dns), so its next query is its first request after the
-    outage."""
+    outage.
+
+    `arriving`: the balancer is the change's target (the standby), not its origin: a client is
+    on it from its first answer fetched after the change (as `move` reads it), none before."""
     lists = len(joins) + 1
     by_node = np.zeros((nodes + lists - 1, seconds + 1))  # clients with a stub: rate per node, as differences
     by_list = np.zeros((lists, seconds + 1))  # clients with no stub: rate per list held, as differences
     together = _Together(pop, shape, np.asarray(joins, dtype=float), nodes, a_ttl, cname_ttl, rotate, by_node,
-                         rng, move, outage)
+                         rng, move, outage, arriving)
     together.run()
-    _resolver_lists(pop, together.cycles(), together.plain, by_list, shape.end)
+    _resolver_lists(pop, together.cycles(), together.plain, by_list, shape.end, lists if arriving else 0)
     weight = np.bincount(pop.resolver[together.plain], weights=pop.rate[together.plain], minlength=len(pop.resolver_group))
     for res, list_, lo, hi in together._failed:
         here = list_ < lists  # the clients of a resolver that failed to fetch are on no node
@@ -175,6 +178,7 @@ def held_shares(pop: Population, shape: Intensity, joins: list[float], nodes: in
     who, node, lo, hi = together.holds()
     order = np.lexsort((lo, who))
     shares = np.divide(load, total, out=np.zeros(load.shape), where=total > 0)
+    shares[total[:, 0] <= 0, :nodes] = 1.0 / nodes  # no client followed here: the first nodes alike
     return Held(shares, who[order], node[order], lo[order], hi[order])
 
 
@@ -226,7 +230,7 @@ def _add(diff: np.ndarray, row: np.ndarray, lo: np.ndarray, hi: np.ndarray, weig
 
 
 def _resolver_lists(pop: Population, cycles, plain: np.ndarray, by_list: np.ndarray,  # type: ignore[no-untyped-def]
-                    end: float) -> None:
+                    end: float, first_list: int = 0) -> None:
     """The rate of clients with no stub by the list their resolver holds: each fetch's list
     from the fetch until the resolver's next (their next query is that fetch), the first
     list before a resolver's first fetch."""
@@ -239,11 +243,13 @@ def _resolver_lists(pop: Population, cycles, plain: np.ndarray, by_list: np.ndar
         here = list_ < len(by_list)  # not the new target's answer after a planned change
         _add(by_list, list_[here], fetched[here], nxt[here], weight[res][here])
         first = np.flatnonzero(np.concatenate([[True], ~same]))  # each resolver's first fetch
-        _add(by_list, np.zeros(len(first), dtype=np.int64), np.zeros(len(first)), fetched[first], weight[res[first]])
+        if first_list < len(by_list):
+            _add(by_list, np.full(len(first), first_list), np.zeros(len(first)), fetched[first], weight[res[first]])
     fetching = np.zeros(len(weight), dtype=bool)
     fetching[res] = True
     idle = np.flatnonzero(~fetching & (weight > 0))  # no fetch in the run: the first list throughout
-    _add(by_list, np.zeros(len(idle), dtype=np.int64), np.zeros(len(idle)), np.full(len(idle), end), weight[idle])
+    if first_list < len(by_list):
+        _add(by_list, np.full(len(idle), first_list), np.zeros(len(idle)), np.full(len(idle), end), weight[idle])
 
 
 class _Cycles:
@@ -283,7 +289,7 @@ class _Together:
 
     def __init__(self, pop: Population, shape: Intensity, joins: np.ndarray, nodes: int,  # type: ignore[no-untyped-def]
                  a_ttl: float, cname_ttl: float | None, rotate: bool, by_node: np.ndarray, rng: np.random.Generator,
-                 move, outage: tuple[float, float] | None = None) -> None:
+                 move, outage: tuple[float, float] | None = None, arriving: bool = False) -> None:
         self.pop, self.shape, self.joins, self.nodes, self.rng, self.move = pop, shape, joins, nodes, rng, move
         self.outage = outage
         # Resolvers whose clients' queries fail in the outage: (resolver, list held, from, to).
@@ -298,7 +304,8 @@ class _Together:
         self.a_exp = resolver_expiry(pop, a_ttl, q, 0.0, rng)
         self.c_exp = np.full(n_res, np.inf) if cname_ttl is None else resolver_expiry(pop, cname_ttl, q, 0.0, rng)
         self.fetched = np.where(self.a_exp > 0.0, 0.0, -np.inf)
-        self.list_ = np.zeros(n_res, dtype=np.int64)
+        self.arriving = arriving  # the change's target: no client on it before its answer says so
+        self.list_ = np.full(n_res, self.lists if arriving else 0, dtype=np.int64)
         self._cut()
         self.plain = np.zeros(pop.size, dtype=bool)
         stubbed = []
@@ -318,7 +325,7 @@ class _Together:
         self.pending = self._prime()
         self._holds: list[tuple[np.ndarray, ...]] = []
         primed = np.flatnonzero(self.a_exp > 0.0)
-        self._fetches = [(primed, np.zeros(len(primed)), np.zeros(len(primed), dtype=np.int64))]
+        self._fetches = [(primed, np.zeros(len(primed)), self.list_[primed].copy())]
         self.asks = self._first_plain_request()
 
     def _prime(self) -> np.ndarray:
@@ -346,7 +353,7 @@ class _Together:
                 held = np.maximum(self._valid()[self.res[mine]], 0.0)
                 expires[mine] = np.minimum(expires[mine], held)
         self.rot = rng.integers(nodes, size=n)
-        self.size = np.full(n, nodes)
+        self.size = np.full(n, 0 if self.arriving else nodes)
         self.since = np.zeros(n)
         # Pooled connections (keepalive): a request on an open connection goes to its node, one
         # that opens one goes through the stub (sim.model.requests._attempt).
@@ -439,7 +446,8 @@ class _Together:
         ra, ta = res[a], at[a]
         list_ = np.searchsorted(self.joins, ta, side="right")
         if self.move is not None:
-            list_ = np.where(ta >= self.move.at[ra], self.lists, list_)
+            moved = ta >= self.move.at[ra]
+            list_ = np.where(moved, list_, self.lists) if self.arriving else np.where(moved, self.lists, list_)
         self.list_[ra], self.fetched[ra] = list_, ta
         self.a_exp[ra] = ta + _lifetimes(self.pop, ra, self.a_ttl, self.rng)
         self._cut(ra)
