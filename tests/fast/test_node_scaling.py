@@ -216,15 +216,16 @@ def test_a_fault_is_followed_only_of_the_scaled_active_and_alone() -> None:
     fault = {**SCALING, "faults": [*SCALING["faults"], FAULTS["blackholed"]], "strategies": ["alias_apex"]}
     assert not unsupported(scenario(**fault))
     # After a fault for good the active's nodes meet no request: a change later is followed
-    # (tests/fast/test_node_scaling_mix.py). With a fault that ends and a planned change, or a
-    # DNS outage: refused, the fields named.
+    # (tests/fast/test_node_scaling_mix.py), and so is a DNS outage alone. With a fault that
+    # ends and a planned change, or a DNS outage: refused, the fields named.
     assert not unsupported(scenario(**{**fault, "faults": [*fault["faults"], {"at": "120s", "kind": "dns_change"}]}))
     ends = [*SCALING["faults"], FAULTS["refusing for 40 s"]]
     both = scenario(**{**fault, "faults": [*ends, {"at": "120s", "kind": "dns_change"}]})
     assert any("balancers[0].scale_delay" in r and "faults[2]" in r for r in unsupported(both))
-    outage = scenario(**{**SCALING, "faults": [*SCALING["faults"], {"at": "90s", "kind": "dns_down", "for": "30s"}],
-                         "strategies": ["alias_apex"]})
-    assert any("balancers[0].scale_delay" in r and "faults[1]" in r for r in unsupported(outage))
+    down = {"at": "90s", "kind": "dns_down", "for": "30s"}
+    assert not unsupported(scenario(**{**SCALING, "faults": [*SCALING["faults"], down], "strategies": ["alias_apex"]}))
+    outage = scenario(**{**SCALING, "faults": [*ends, down], "strategies": ["alias_apex"]})
+    assert any("balancers[0].scale_delay" in r and "faults[2]" in r for r in unsupported(outage))
 
 
 # Pooled connections (keepalive): a request on an open connection goes to its node; one that
