@@ -145,13 +145,11 @@ def _unsupported(scenario: m.Scenario, strategies: Sequence[Strategy] | None = N
 def _unsupported_scaling(deployment: build.Deployment) -> list[str]:
     """Node scaling (`scale_delay`) where the failover changes DNS. Behind a name that resolves
     to the nodes (a CNAME or an alias) a new node meets only the requests of clients whose
-    answer lists it (sim.fast.scaling), followed on the active balancer, alone or with one
-    planned change away from it or one fault of it (no DNS outage; the standby not scaled),
-    for clients who ask a plain resolver: no stub cache or one that holds an answer
-    for a lifetime (sim.fast.scaling.STUBS: not kept forever or extended), pooled
-    connections (they stay on their node) only with no planned change, no restarts or
-    sessions; no farms, prefetch or serve-expired. One address per
-    balancer leads to its front, which this engine takes per node (not followed)."""
+    answer lists it (sim.fast.scaling), followed on the active balancer through the faults
+    `_unsupported_scaling_faults` lets by, for clients who ask a plain resolver: no stub cache
+    or one of sim.fast.scaling.STUBS (restarts included), pooled connections too; no sessions,
+    farms, prefetch or serve-expired. One address per balancer leads to
+    its front, which this engine takes per node (not followed)."""
     scenario, published = deployment.scenario, deployment.published
     scaled = [i for i, b in enumerate(scenario.balancers) if b.scale_delay is not None]
     if not scaled:
@@ -159,29 +157,61 @@ def _unsupported_scaling(deployment: build.Deployment) -> list[str]:
     what = "changes DNS, with balancers[{}].scale_delay (node scaling)"
     if published.per_balancer:
         return [what.format(i) + ": one address per balancer, whose front is taken per node here" for i in scaled]
-    out = []
-    faults = [j for j, f in enumerate(scenario.faults)
-              if isinstance(f, m.BalancerDown | m.DnsDown) or f.kind in m.PLANNED]
-    # One planned change, or one fault of the active balancer, alone: followed on the scaled
-    # active (the answers fetched after the change hold the standby: sim.fast.churn.Move).
-    alone = [j for j in faults if len(faults) == 1 and (scenario.faults[j].kind == "dns_change" or (
-        isinstance(scenario.faults[j], m.BalancerDown) and scenario.faults[j].target == scenario.active.name))]
-    out.extend(what.format(i) + f" and faults[{j}] (followed with every client on the active balancer)"
-               for i in scaled for j in faults if not (j in alone and scenario.balancers[i].role == "active"))
-    # Pooled connections are followed with no planned change (sim.fast.scaling._Together).
-    planned = any(scenario.faults[j].kind in m.PLANNED for j in faults)
+    out = [what.format(i) + f" and faults[{j}] ({reason})"
+           for i in scaled for j, reason in _unsupported_scaling_faults(deployment, i)]
     for k, c in enumerate(scenario.clients):
-        held = [field for field, on in (("keepalive", c.keepalive > 0 and planned),
-                                        ("restart", c.restart is not None),
-                                        ("sessions", c.sessions is not None),
+        held = [field for field, on in (("sessions", c.sessions is not None),
                                         ("stub_cache", c.stub_cache.kind not in ("none", *scaling.STUBS))) if on]
         out.extend(what.format(i) + f" and clients[{k}].{field} (followed for clients with no stub cache or one of "
-                   f"{', '.join(scaling.STUBS)}, pooled connections with no planned change)"
+                   f"{', '.join(scaling.STUBS)}, not in sessions)"
                    for i in scaled for field in held)
     out.extend(what.format(i) + f" and dns.resolvers[{g}] with a farm, prefetch or serve_expired (followed for "
                "plain resolvers)" for i in scaled for g, r in enumerate(scenario.dns.resolvers)
                if r.caches > 1 or r.prefetch or r.serve_expired is not None)
     return out
+
+
+def _unsupported_scaling_faults(deployment: build.Deployment, i: int) -> list[tuple[int, str]]:
+    """The faults node scaling of balancers[i] is not followed through (sim.fast.scaling), with
+    why. Followed on the active balancer, the standby not scaled: from the active's first fault
+    with no end its nodes meet no request (every one fails in the engine's window, none counts
+    toward a join), so what comes from then on (a dns_down, a fault of the standby) leaves them
+    alone. Before that, one planned DNS change away from it (sim.fast.churn.Move: the answers
+    fetched after it hold the standby), one dns_down (no fetch of our zone's records in it:
+    sim.fast.scaling.held_shares), or with no fault for good one fault of it that ends; and
+    faults of the standby that end before the first change."""
+    scenario = deployment.scenario
+    planned = "dns_change" if deployment.published.changes_dns else "address_move"  # the other: ignored
+    faults = [(j, f) for j, f in enumerate(scenario.faults)
+              if isinstance(f, m.BalancerDown | m.DnsDown) or f.kind == planned]
+    balancer = scenario.balancers[i]
+    if balancer.role != "active":
+        return _unsupported_scaling_standby(scenario, faults)
+    own = [(j, f) for j, f in faults if isinstance(f, m.BalancerDown) and f.target == balancer.name]
+    gone = min((f.at for _, f in own if f.for_ is None), default=math.inf)
+    # Until the first change (planned, or the failover's after a fault of the active) every
+    # client is on the active: a fault of the standby that ends before it meets nobody.
+    first = min((f.at for j, f in faults if f.kind == planned or (j, f) in own), default=math.inf)
+    before = [(j, f) for j, f in faults if f.at < gone and not (
+        isinstance(f, m.BalancerDown) and (j, f) not in own and f.for_ is not None and f.at + f.for_ <= first)]
+    if len(before) <= 1 and all(f.kind == planned or isinstance(f, m.DnsDown) or ((j, f) in own and math.isinf(gone))
+                                for j, f in before):
+        return []
+    return [(j, "followed before the active balancer's first fault with no end: with one planned change, "
+                "one dns_down, or one fault of the active that ends and none for good") for j, _ in before]
+
+
+def _unsupported_scaling_standby(scenario: m.Scenario, faults: list[tuple[int, m.Fault]]) -> list[tuple[int, str]]:
+    """Node scaling of the standby: its clients are those whose answer holds it since the
+    failover's change (sim.fast.scaling.held_shares, `arriving`), followed with the active not
+    scaled through one fault of the active. Through a planned change the fast engine sheds
+    more on the arriving standby than the model (docs/fast.md, "Balancer node scaling")."""
+    active = scenario.active
+    own = [f for _, f in faults if isinstance(f, m.BalancerDown) and f.target == active.name]
+    if len(faults) == 1 and len(own) == 1 and active.scale_delay is None:
+        return []
+    return [(j, "the standby scaling is followed with the active not scaled, through one fault of the active "
+                "alone") for j, _ in faults]
 
 
 def _unsupported_churn(deployment: build.Deployment) -> list[str]:
@@ -2183,6 +2213,10 @@ class _Replication:
         t = np.arange(seconds, dtype=float)
         if not self.published.changes_dns:
             standby = np.clip(t + 1 - self.ctl.effective_at, 0.0, 1.0)
+        elif not math.isfinite(self.ctl.changed_at):
+            # No change in the run: every client is on the active. (A DNS outage's window
+            # holds each client's first request after it in `reach`, not a move.)
+            standby = np.zeros(seconds)
         else:
             order = np.sort(reach)
             weights = np.cumsum(rate[np.argsort(reach)])
@@ -2206,10 +2240,17 @@ class _Replication:
                 joins = load.node_joins(counts, spec.nodes, spec.capacity, spec.scale_delay, self.rng["control"])
                 # The balancer's A records: behind a CNAME the chained ones, else the alias's.
                 ttl = self.published.record_ttl if self.published.chain_ttl is None else self.published.chain_ttl
-                # A planned change away from it (sim.fast.churn.Move): the answers fetched after it
-                # hold the new target (engine.unsupported refuses it with the standby scaling).
-                move = self._churn_move(None) if spec is sc.active else None  # type: ignore[arg-type]
-                if all(c.stub.kind == "none" and c.reuse.keepalive <= 0 for c in self.full.cohorts) and move is None:
+                # A DNS change away from the active, planned or the failover's (sim.fast.churn.Move):
+                # the answers fetched after it hold the standby, which the standby's clients are
+                # from then on (`arriving`; engine.unsupported refuses both balancers scaling).
+                move = self._churn_move(None)  # type: ignore[arg-type]
+                arriving = spec is sc.standby
+                if arriving and move is None:
+                    continue  # no change in the run: no client on the standby
+                # Our authoritative servers down: no fetch of our zone's records in it.
+                outage = next(((f.at, f.at + f.for_) for f in sc.faults if isinstance(f, m.DnsDown)), None)
+                plain = all(c.stub.kind == "none" and c.reuse.keepalive <= 0 for c in self.full.cohorts)
+                if plain and move is None and outage is None and not arriving:
                     reaches = scaling.reaches(self.full, self.shape, self.q, joins, ttl, self.rng["dns"])
                     shares = scaling.node_shares(spec.nodes, reaches, rate, seconds)
                 else:
@@ -2217,7 +2258,8 @@ class _Replication:
                     # node: followed answer by answer.
                     cname_ttl = None if self.published.chain_ttl is None else self.published.record_ttl
                     held = scaling.held_shares(self.full, self.shape, joins, spec.nodes, ttl, cname_ttl,
-                                               self.published.rotate, seconds, self.rng["dns"], move)
+                                               self.published.rotate, seconds, self.rng["dns"], move, outage,
+                                               arriving)
                     met, shed = scaling.shed_per_node(counts, held.shares, spec.capacity, rng)
                     out += shed.sum(axis=1)
                     # Such a client's next requests meet its own node's shedding (_balancer_sheds).

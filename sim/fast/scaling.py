@@ -117,12 +117,12 @@ def _lifetimes(pop: Population, resolvers: np.ndarray, ttl: float, rng: np.rando
 
 # Stub kinds whose clients are followed answer by answer (`held_shares`): each holds an answer
 # for the stub's lifetime of it, and sends every request of that hold to one node.
-STUBS = ("honor", "floor", "fixed", "cap")
+STUBS = ("honor", "floor", "fixed", "cap", "forever", "extend", "serve_stale")
 
 
 def held_shares(pop: Population, shape: Intensity, joins: list[float], nodes: int, a_ttl: float,
                 cname_ttl: float | None, rotate: bool, seconds: int, rng: np.random.Generator,
-                move: Move | None = None) -> Held:
+                move: Move | None = None, outage: tuple[float, float] | None = None, arriving: bool = False) -> Held:
     """Per second and node, the share of a balancer's requests that node meets, for clients
     with a stub cache (STUBS) or none: `node_shares`' result for such a population; and
     which node each client with a stub cache sends its requests to, when (`Held`).
@@ -149,14 +149,26 @@ def held_shares(pop: Population, shape: Intensity, joins: list[float], nodes: in
 
     Through a planned DNS change away from the balancer (`move`, as churn follows it:
     sim.fast.churn.Move) a fetch from the change on answers the new target: a client that
-    holds such an answer is not on this balancer, and the shares are among those that are."""
+    holds such an answer is not on this balancer, and the shares are among those that are.
+    Through an outage of our authoritative servers (`outage`, [start, end)) a resolver cannot
+    fetch the records in our zone (behind a CNAME the CNAME; the balancer's own records are
+    the provider's): a query that needs them fails, and so does the client's request, which
+    leaves its stub empty (sim.model.dns), so its next query is its first request after the
+    outage.
+
+    `arriving`: the balancer is the change's target (the standby), not its origin: a client is
+    on it from its first answer fetched after the change (as `move` reads it), none before."""
     lists = len(joins) + 1
     by_node = np.zeros((nodes + lists - 1, seconds + 1))  # clients with a stub: rate per node, as differences
     by_list = np.zeros((lists, seconds + 1))  # clients with no stub: rate per list held, as differences
     together = _Together(pop, shape, np.asarray(joins, dtype=float), nodes, a_ttl, cname_ttl, rotate, by_node,
-                         rng, move)
+                         rng, move, outage, arriving)
     together.run()
-    _resolver_lists(pop, together.cycles(), together.plain, by_list, shape.end)
+    _resolver_lists(pop, together.cycles(), together.plain, by_list, shape.end, lists if arriving else 0)
+    weight = np.bincount(pop.resolver[together.plain], weights=pop.rate[together.plain], minlength=len(pop.resolver_group))
+    for res, list_, lo, hi in together._failed:
+        here = list_ < lists  # the clients of a resolver that failed to fetch are on no node
+        _add(by_list, list_[here], lo[here], hi[here], -weight[res][here])
     load = np.zeros((seconds, nodes + lists - 1))
     held = np.cumsum(by_list, axis=1)[:, :seconds]
     for k in range(lists):
@@ -166,6 +178,7 @@ def held_shares(pop: Population, shape: Intensity, joins: list[float], nodes: in
     who, node, lo, hi = together.holds()
     order = np.lexsort((lo, who))
     shares = np.divide(load, total, out=np.zeros(load.shape), where=total > 0)
+    shares[total[:, 0] <= 0, :nodes] = 1.0 / nodes  # no client followed here: the first nodes alike
     return Held(shares, who[order], node[order], lo[order], hi[order])
 
 
@@ -217,7 +230,7 @@ def _add(diff: np.ndarray, row: np.ndarray, lo: np.ndarray, hi: np.ndarray, weig
 
 
 def _resolver_lists(pop: Population, cycles, plain: np.ndarray, by_list: np.ndarray,  # type: ignore[no-untyped-def]
-                    end: float) -> None:
+                    end: float, first_list: int = 0) -> None:
     """The rate of clients with no stub by the list their resolver holds: each fetch's list
     from the fetch until the resolver's next (their next query is that fetch), the first
     list before a resolver's first fetch."""
@@ -230,11 +243,13 @@ def _resolver_lists(pop: Population, cycles, plain: np.ndarray, by_list: np.ndar
         here = list_ < len(by_list)  # not the new target's answer after a planned change
         _add(by_list, list_[here], fetched[here], nxt[here], weight[res][here])
         first = np.flatnonzero(np.concatenate([[True], ~same]))  # each resolver's first fetch
-        _add(by_list, np.zeros(len(first), dtype=np.int64), np.zeros(len(first)), fetched[first], weight[res[first]])
+        if first_list < len(by_list):
+            _add(by_list, np.full(len(first), first_list), np.zeros(len(first)), fetched[first], weight[res[first]])
     fetching = np.zeros(len(weight), dtype=bool)
     fetching[res] = True
     idle = np.flatnonzero(~fetching & (weight > 0))  # no fetch in the run: the first list throughout
-    _add(by_list, np.zeros(len(idle), dtype=np.int64), np.zeros(len(idle)), np.full(len(idle), end), weight[idle])
+    if first_list < len(by_list):
+        _add(by_list, np.full(len(idle), first_list), np.zeros(len(idle)), np.full(len(idle), end), weight[idle])
 
 
 class _Cycles:
@@ -255,6 +270,8 @@ def _priming_rate(pop: Population, service_ttl: float, rng: np.random.Generator)
         if len(c.members) == 0 or c.rate <= 0:
             continue
         life = float(c.stub.lifetime(service_ttl / 2, rng))
+        if math.isinf(life) and c.restarts is not None:
+            life = float(c.restarts.every.mean)  # an answer kept until the next restart
         if lets_go(c):
             np.add.at(out, pop.resolver[c.members], c.rate)
         elif not math.isinf(life):
@@ -272,8 +289,11 @@ class _Together:
 
     def __init__(self, pop: Population, shape: Intensity, joins: np.ndarray, nodes: int,  # type: ignore[no-untyped-def]
                  a_ttl: float, cname_ttl: float | None, rotate: bool, by_node: np.ndarray, rng: np.random.Generator,
-                 move) -> None:
+                 move, outage: tuple[float, float] | None = None, arriving: bool = False) -> None:
         self.pop, self.shape, self.joins, self.nodes, self.rng, self.move = pop, shape, joins, nodes, rng, move
+        self.outage = outage
+        # Resolvers whose clients' queries fail in the outage: (resolver, list held, from, to).
+        self._failed: list[tuple[np.ndarray, ...]] = []
         self.a_ttl, self.cname_ttl, self.by_node, self.step = a_ttl, cname_ttl, by_node, 1 if rotate else 0
         self.lists = len(joins) + 1  # list `lists`: the new target's answer, after a planned change
         n_res = len(pop.resolver_group)
@@ -284,7 +304,8 @@ class _Together:
         self.a_exp = resolver_expiry(pop, a_ttl, q, 0.0, rng)
         self.c_exp = np.full(n_res, np.inf) if cname_ttl is None else resolver_expiry(pop, cname_ttl, q, 0.0, rng)
         self.fetched = np.where(self.a_exp > 0.0, 0.0, -np.inf)
-        self.list_ = np.zeros(n_res, dtype=np.int64)
+        self.arriving = arriving  # the change's target: no client on it before its answer says so
+        self.list_ = np.full(n_res, self.lists if arriving else 0, dtype=np.int64)
         self._cut()
         self.plain = np.zeros(pop.size, dtype=bool)
         stubbed = []
@@ -300,12 +321,27 @@ class _Together:
         self.kind = np.concatenate([np.full(len(c.members), k) for k, c in enumerate(stubbed)]) if stubbed else \
             np.empty(0, dtype=np.int64)
         self.who, self.res, self.weight = who, pop.resolver[who], pop.rate[who]
-        n = len(who)
-        # The model's priming of a stub (sim.model.building._prime_client): the first nodes held
-        # with the chance of steady state, until an equilibrium residual; the rotation uniform.
-        ttl0 = a_ttl if cname_ttl is None else min(a_ttl, cname_ttl)
-        expires = np.zeros(n)
-        for k, c in enumerate(stubbed):
+        self.restart = np.full(len(who), np.inf)  # each stub's next restart (inf: none)
+        self.pending = self._prime()
+        self._holds: list[tuple[np.ndarray, ...]] = []
+        primed = np.flatnonzero(self.a_exp > 0.0)
+        self._fetches = [(primed, np.zeros(len(primed)), self.list_[primed].copy())]
+        self.asks = self._first_plain_request()
+
+    def _prime(self) -> np.ndarray:
+        """The stubs and connections as the model primes them; returns each stub's first fetch.
+
+        A stub (sim.model.building._prime_client) holds the first nodes with the chance of
+        steady state, until an equilibrium residual; its rotation is uniform. A connection
+        (keepalive) is open on the stub's node if the last request (an exponential time ago)
+        is within the keepalive, its age uniform from then to the limit. A process that
+        restarts is at a random moment of its restart cycle (sim.model.lifecycle): a
+        `forever` stub with no request since its last restart holds nothing, a connection
+        with none is closed, and one opened before it was opened after it."""
+        rng, n, nodes = self.rng, len(self.who), self.nodes
+        ttl0 = self.a_ttl if self.cname_ttl is None else min(self.a_ttl, self.cname_ttl)
+        expires, since_restart = np.zeros(n), np.full(n, np.inf)
+        for k, c in enumerate(self.cohorts):
             mine = self.kind == k
             life0 = float(c.stub.lifetime(ttl0, rng))
             p = 1.0 if math.isinf(life0) else life0 / (life0 + 1.0 / c.rate)
@@ -317,26 +353,27 @@ class _Together:
                 held = np.maximum(self._valid()[self.res[mine]], 0.0)
                 expires[mine] = np.minimum(expires[mine], held)
         self.rot = rng.integers(nodes, size=n)
-        self.size = np.full(n, nodes)
+        self.size = np.full(n, 0 if self.arriving else nodes)
         self.since = np.zeros(n)
         # Pooled connections (keepalive): a request on an open connection goes to its node, one
         # that opens one goes through the stub (sim.model.requests._attempt).
         self.keepalive = np.zeros(n)
         self.max_age = np.full(n, np.inf)
-        for k, c in enumerate(stubbed):
+        for k, c in enumerate(self.cohorts):
             self.keepalive[self.kind == k] = c.reuse.keepalive
             self.max_age[self.kind == k] = c.reuse.max_age
         pooled = self.keepalive > 0
-        # The model's priming of a connection: open on the stub's node if the last request (an
-        # exponential time ago) is within the keepalive, its age uniform from then to the limit.
         idle = rng.exponential(1.0, n) / np.maximum(self.weight, 1e-300)
-        open_ = pooled & (idle < self.keepalive)
         age = np.where(np.isfinite(self.max_age), idle + rng.random(n) * np.maximum(self.max_age - idle, 0.0), idle)
-        self.pending = self._next_query(np.arange(n), np.where(open_, -age, -np.inf), expires)
-        self._holds: list[tuple[np.ndarray, ...]] = []
-        primed = np.flatnonzero(self.a_exp > 0.0)
-        self._fetches = [(primed, np.zeros(len(primed)), np.zeros(len(primed), dtype=np.int64))]
-        self.asks = self._first_plain_request()
+        for k, c in enumerate(self.cohorts):
+            mine = np.flatnonzero(self.kind == k)
+            if c.restarts is not None and len(mine):
+                since_restart[mine], self.restart[mine] = c.restarts.equilibrium(rng, len(mine))
+                if c.stub.kind == "forever":
+                    last = rng.exponential(1.0 / c.rate, len(mine))
+                    expires[mine] = np.where(last < since_restart[mine], expires[mine], 0.0)
+        open_ = pooled & (idle < self.keepalive) & (idle < since_restart)
+        return self._next_query(np.arange(n), np.where(open_, -np.minimum(age, since_restart), -np.inf), expires)
 
     def _valid(self) -> np.ndarray:
         return np.minimum(self.a_exp, self.c_exp)
@@ -372,11 +409,36 @@ class _Together:
             due = np.flatnonzero(quiet & (at < end))
             if len(due) == 0 and len(hit) == 0:
                 break
+            due = self._past_the_outage(due, at[due], asks)
             if len(due):
                 self._refresh(due, at[due])
                 asks[due] = self._first_plain_request(due)
         live = np.arange(len(self.who))
         self._hold(live, np.full(len(live), end))
+
+    def _past_the_outage(self, due: np.ndarray, at: np.ndarray, asks: np.ndarray) -> np.ndarray:
+        """Of resolvers `due` to fetch at `at`, those that can: one whose query falls in the
+        outage and needs our zone's record fails it, as do its clients' queries up to the
+        outage's end; each of them asks again at its first request after it (`asks`, and the
+        stubs' next fetches, moved there). Returns the resolvers that fetch."""
+        if self.outage is None or len(due) == 0:
+            return due
+        lo, hi = self.outage
+        ours = self.a_exp[due] <= at if self.cname_ttl is None else self.c_exp[due] <= at
+        blocked = (at >= lo) & (at < hi) & ours
+        if not blocked.any():
+            return due
+        res = due[blocked]
+        # Their clients with no stub fail from the first failed query to the end: on no node.
+        self._failed.append((res, self.list_[res].copy(), at[blocked], np.full(len(res), hi)))
+        asks[res] = self.shape.next_after(np.full(len(res), hi), self.none_rate[res], self.rng)
+        mine = np.zeros(len(self.a_exp), dtype=bool)
+        mine[res] = True
+        failing = np.flatnonzero(mine[self.res] & (self.pending >= lo) & (self.pending < hi)
+                                 & (self.pending >= self._valid()[self.res]))
+        self._hold(failing, self.pending[failing], kept=False)
+        self.pending[failing] = self.shape.next_after(np.full(len(failing), hi), self.weight[failing], self.rng)
+        return due[~blocked]
 
     def _refresh(self, res: np.ndarray, at: np.ndarray) -> None:
         """Resolvers `res` fetch at `at` the records that expired (one query fetches both)."""
@@ -384,7 +446,8 @@ class _Together:
         ra, ta = res[a], at[a]
         list_ = np.searchsorted(self.joins, ta, side="right")
         if self.move is not None:
-            list_ = np.where(ta >= self.move.at[ra], self.lists, list_)
+            moved = ta >= self.move.at[ra]
+            list_ = np.where(moved, list_, self.lists) if self.arriving else np.where(moved, self.lists, list_)
         self.list_[ra], self.fetched[ra] = list_, ta
         self.a_exp[ra] = ta + _lifetimes(self.pop, ra, self.a_ttl, self.rng)
         self._cut(ra)
@@ -397,6 +460,10 @@ class _Together:
         """Stubs `idx` take their resolver's answer (`list_`, valid until `valid`) at their pending fetch."""
         at = self.pending[idx]
         self._hold(idx, at)
+        for k, c in enumerate(self.cohorts):
+            mine = idx[self.kind[idx] == k]
+            if c.restarts is not None and len(mine):
+                self.restart[mine] = c.restarts.after(self.restart[mine], self.pending[mine], self.rng)
         # The new target's answer (after a planned change) holds none of this balancer's nodes.
         self.size[idx] = np.where(list_ < self.lists, self.nodes + list_, 0)
         life = np.empty(len(idx))
@@ -427,6 +494,10 @@ class _Together:
             live, nxt = live[~done], nxt[~done]
             if len(live):
                 nxt = self._reopen(idx[live], nxt)
+        # A restart empties the stub and closes the connection: the first request after it asks.
+        restart = self.restart[idx]
+        late = np.flatnonzero(out > restart)
+        out[late] = shape.next_after(restart[late], rate[late], rng)
         return out
 
     def _reopen(self, idx: np.ndarray, opened: np.ndarray) -> np.ndarray:
@@ -440,14 +511,18 @@ class _Together:
             idle = opened + gaps * short + keep + self.rng.exponential(1.0, len(idx)) / rate
         return np.minimum(aged, np.where(np.isfinite(gaps), idle, np.inf))
 
-    def _hold(self, idx: np.ndarray, at: np.ndarray) -> None:
-        """The answer held by `idx` until `at` (their rate on its node); then one more kept."""
+    def _hold(self, idx: np.ndarray, at: np.ndarray, kept: bool = True) -> None:
+        """The answer held by `idx` until `at` (their rate on its node); then one more kept
+        (not `kept`: the stub is empty from then on, a failed lookup, and the rotation stays)."""
         size = self.size[idx]
         node = np.where(size > 0, (self.rot[idx] * self.step) % np.maximum(size, 1), -1)  # -1: the new target
         on = node >= 0
         _add(self.by_node, node[on], self.since[idx][on], at[on], self.weight[idx][on])
         self._holds.append((self.who[idx], node, self.since[idx].copy(), np.asarray(at, dtype=float)))
-        self.rot[idx] += 1
+        if kept:
+            self.rot[idx] += 1
+        else:
+            self.size[idx] = 0  # on no node until its next fetch
         self.since[idx] = at
 
     def holds(self) -> tuple[np.ndarray, ...]:
