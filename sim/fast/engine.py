@@ -2047,7 +2047,8 @@ class _Replication:
         outside that span."""
         lo, hi = self.session_window
         t = np.arange(self.seconds)
-        outside = (t < math.floor(lo)) | (t >= math.ceil(min(hi, self.end)))
+        # np.floor, not math.floor: with no fault or change nothing is followed (lo = inf).
+        outside = (t < np.floor(lo)) | (t >= np.ceil(min(hi, self.end)))
         if not outside.any():
             return np.zeros(self.seconds, dtype=np.int64)
         q = np.where(lookups.exact_resolvers(self.full), self.q, 0.0)

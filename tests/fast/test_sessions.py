@@ -216,3 +216,12 @@ def test_prefetch_is_followed_with_session_clients_on_a_farm_only() -> None:
     plain = unsupported(_scenario(**mechanisms))
     assert any("clients[0].sessions with dns.resolvers[0].prefetch on its resolvers" in r for r in plain), plain
     assert any("clients[0].sessions with dns.resolvers[0].serve_expired.client_timeout: 0s" in r for r in plain), plain
+
+
+def test_sessions_with_no_fault_or_change_run_as_the_models() -> None:
+    """Nothing to follow around (no fault, no change): the followed span is empty, and the
+    resolvers' queries all come from the steady renewal process (an OverflowError before:
+    the empty span starts at infinity)."""
+    sessions = {"requests": {"exp": 1.5}, "think": {"exp": "30s"}, "gap": "10m"}
+    sc = scenario(**{"clients.0.sessions": sessions, "clients.0.rate": None, "faults": []})
+    assert_agree(sc, "cname_repoint", reps=6)
