@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from sim.cli import main
-from sim.fast.engine import unsupported
+from sim.fast.refusals import unsupported
 from sim.results.reader import open_run
 from sim.runner import run
 from sim.scenario import load_file

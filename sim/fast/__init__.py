@@ -6,7 +6,8 @@ model (the runner refuses those scenarios with `--engine fast`). docs/fast.md
 explains the method and its approximations.
 """
 
-from sim.fast.engine import simulate, unsupported
+from sim.fast.engine import simulate
+from sim.fast.refusals import unsupported
 from sim.replication import ReplicationOutput
 
 __all__ = ["ReplicationOutput", "simulate", "unsupported"]

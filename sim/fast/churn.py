@@ -49,7 +49,7 @@ of them); under a blackholing fault of the active the churn goes on through
 the window and its spans there mark the requests refused at once (the others
 time out); cohorts with a retry go request by request through it
 (`by_answer`, sim.fast.churn_requests). What is refused with churn:
-sim.fast.engine.unsupported.
+sim.fast.refusals.unsupported.
 """
 
 from __future__ import annotations

@@ -181,7 +181,7 @@ def test_summary_table_and_check_say_the_same_unbounded_p99() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 def test_no_interval_printed_for_a_shipped_scenario_has_a_negative_bound(path: Path) -> None:
-    from sim.fast.engine import unsupported
+    from sim.fast.refusals import unsupported
 
     scenario = sim.load(path)
     # the fast engine where it runs the scenario (every shipped one, browsing sessions

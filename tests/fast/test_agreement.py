@@ -597,7 +597,7 @@ def test_fast_agrees_on_the_web_migration_scenario(strategy: str) -> None:
 
 
 # Overlapping faults of one balancer in one mode: one fault, from the first start to the last
-# end, in both engines (sim.model.control stacks them; sim.fast.engine._merged_faults).
+# end, in both engines (sim.model.control stacks them; sim.fast.refusals.merged_faults).
 OVERLAP = {"clients.0.count": 300, "duration": "3m", "dns.resolvers.0.count": 100, "clients.0.rate": "0.2/s"}
 OVERLAP_CASES = {
     "two that overlap": ("cname_repoint", [_down("30s", span="40s"), _down("50s", span="40s")]),

@@ -208,7 +208,7 @@ def test_a_population_too_big_to_follow_request_by_request_is_refused_with_its_c
 
     import yaml
 
-    from sim.fast.engine import FOLLOWED_REQUESTS_LIMIT
+    from sim.fast.refusals import FOLLOWED_REQUESTS_LIMIT
     from sim.scenario import load_data
     from tests.conftest import ROOT
 
