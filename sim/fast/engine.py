@@ -1985,23 +1985,29 @@ class _Replication:
     def _switch_off_fetches(self, window: Window, recovery: Recovery) -> np.ndarray:
         """After a planned change, the old balancer's switch-off breaks the pooled connections
         still on it and their clients look the name up: a resolver whose clients all keep
-        connections fetches at the first of those lookups (its answer expired long ago, or
-        still old and then fetched when it expires), which its steady stream (one query per
-        connection opened, none with a 1 h keepalive) does not hold. Per second."""
+        connections fetches at the first of those lookups that finds its answer expired, which
+        its steady stream (one query per connection opened, none with a 1 h keepalive) does not
+        hold: at once where its clients' connections broke at their first request (if it holds
+        no answer then: 1 / (1 + q L) of the time at its refetch rate q, lifetime L), or at
+        the first request after its old answer ran out where they kept getting it. Per second."""
         out = np.zeros(self.seconds, dtype=np.int64)
         if window.pooled is None or not window.faulted:
             return out
-        pop = self.pop
-        pooled_only = np.ones(len(pop.resolver_group), dtype=bool)
+        pop, rng = self.pop, self.rng["dns"]
+        n_res = len(pop.resolver_group)
+        pooled_only = np.ones(n_res, dtype=bool)
         for cohort in pop.cohorts:
             if cohort.reuse.keepalive <= 0 or cohort.followed:
                 pooled_only[pop.resolver[cohort.members]] = False
-        stays = ~np.isnan(window.pooled) & (window.until > window.fault)
-        asks = np.where(np.isfinite(recovery.reset_at), recovery.reset_at, np.where(stays, window.reach, np.inf))
-        first = np.full(len(pop.resolver_group), np.inf)
-        np.minimum.at(first, pop.resolver, asks)
-        fetch = first[pooled_only & (first < self.end)]
-        return out + _per_second(fetch, self.seconds)
+        stays = ~np.isnan(window.pooled) & (window.until > window.fault) & ~np.isfinite(recovery.reset_at)
+        first_reset, first_stay = np.full(n_res, np.inf), np.full(n_res, np.inf)
+        np.minimum.at(first_reset, pop.resolver, recovery.reset_at)
+        np.minimum.at(first_stay, pop.resolver, np.where(stays, window.reach, np.inf))
+        ttl = self.published.record_ttl if self.published.record_ttl is not None else self.sc.dns.service_ttl
+        life = np.array([float(np.mean(p.lifetimes(ttl, rng, 64))) for p in pop.group_policies])[pop.resolver_group]
+        empty = rng.random(n_res) < 1.0 / (1.0 + self.q_refetch * life)
+        fetch = np.minimum(np.where(empty, first_reset, np.inf), first_stay)
+        return out + _per_second(fetch[pooled_only & (fetch < self.end)], self.seconds)
 
     def _whole_run_resolvers(self) -> np.ndarray | None:
         """Under churn, the resolvers whose clients are all followed for the whole run
