@@ -332,6 +332,8 @@ class _Replication:
         elif published.changes_dns:
             known = None if planned or not math.isfinite(fault) else \
             self._pooled_resolvers(pooled_fault.Fault(fault, ctl.fault_end, ctl.mode == "blackhole"), ctl.effective_at)[0]
+            if planned:
+                known = self._primed_past(ctl.effective_at)
             reach, until, hits, mass, opens = switch_times(
                 self.sc, self.full, shape, ctl.effective_at, self.q_refetch if planned else self.q_outage_refetch, outage,
                 self.rng["dns"], published.record_ttl, published.chain_ttl, known,
@@ -352,6 +354,45 @@ class _Replication:
         # Queries run at the outage rate while most clients' paths are dead.
         busy = (fault, float(np.median(back))) if math.isfinite(fault) else (math.inf, math.inf)
         return Window(fault, start, back, until, reach, hits, mass, busy, pooled=pool_switch, pooled_drain=pool_drain)
+
+    def _primed_past(self, at: float) -> np.ndarray | None:
+        """Per resolver with pooled clients, the expiry of the answer it holds at `at` (a planned
+        change's propagation), followed from time 0: primed as the model primes it (at its
+        clients' request rates, pooled or not: sim.fast.pooled_fault.priming_rates), then
+        refetched at its first query after each expiry (queries at the engine's refetch rate,
+        one per connection opened). NaN: drawn at `at` from steady state (the other resolvers,
+        farms, prefetching ones). Drawn at `at` at the refetch rate, a resolver behind pooled
+        clients whose connections rarely open (keepalive 1 h) held no answer there, where the
+        model's held its primed one: every pooled client reached the new balancer at the
+        switch-off, and with TTLs stretched to 6 min 100 failed against the model's 1,359."""
+        pop, rng = self.full, self.rng["priming"]
+        ttl = self.sc.dns.service_ttl if self.published.record_ttl is None else self.published.record_ttl
+        pooled_ = np.zeros(len(pop.resolver_group), dtype=bool)
+        for cohort in pop.cohorts:
+            if cohort.reuse.keepalive > 0 and not cohort.followed and cohort.stub.kind != "forever":
+                pooled_[pop.resolver[cohort.members]] = True
+        setups = pop.group_setups
+        plain = np.array([not setups or (setups[g].farm.caches == 1 and not setups[g].prefetch)
+                          for g in range(len(pop.group_names))], dtype=bool)[pop.resolver_group]
+        mine = np.flatnonzero(pooled_ & plain)
+        if len(mine) == 0:
+            return None
+        t = resolver_expiry(pop, ttl, pooled_fault.priming_rates(pop, self.sc.dns.service_ttl, rng), 0.0, rng)[mine]
+        out = np.full(len(pop.resolver_group), np.nan)
+        q, group = self.q_refetch[mine], pop.resolver_group[mine]
+        todo = np.flatnonzero(t <= at)
+        for _ in range(100_000):
+            if len(todo) == 0:
+                break
+            fetch = self.shape.next_after(t[todo], q[todo], rng)
+            t[todo] = np.where(fetch < at, fetch, at)  # none before `at`: it holds nothing there
+            got = todo[fetch < at]
+            for g in np.unique(group[got]):
+                sel = got[group[got] == g]
+                t[sel] += pop.group_policies[g].lifetimes(ttl, rng, len(sel))
+            todo = got[t[got] <= at]
+        out[mine] = t
+        return out
 
     def _pooled_resolvers(self, met: pooled_fault.Fault, at: float) -> tuple[np.ndarray | None, np.ndarray | None]:
         """The expiry at `at` (the change's propagation, or a dns_down's start) of the answer
@@ -1164,11 +1205,14 @@ class _Replication:
         # new target, with no request in between to break.
         assert window.pooled_drain is not None
         last = window.pooled_drain.last
-        on_old = np.flatnonzero(~np.isnan(window.pooled) & (window.pooled > fault) & (last > fault)
-                                & (window.until <= fault))
+        on_old = np.flatnonzero(~np.isnan(window.pooled) & (window.pooled > fault) & (last > fault))
         first = self.shape.next_after(np.full(len(on_old), fault), self.pop.rate[on_old], self.rng["arrivals"])
         first = np.minimum(first, last[on_old])
-        broken = first < min(ctl.fault_end, self.end)
+        # One whose resolver still answers the old value is in the window until then; if its first
+        # request comes after that, the connection breaks there all the same (as in the model;
+        # left out, 2.5 of 100 such clients were never affected, none in the model).
+        until = window.until[on_old]
+        broken = (first < min(ctl.fault_end, self.end)) & ((until <= fault) | (first >= until))
         reset_time[on_old[broken]] = first[broken]
         return reset_time
 
@@ -1399,8 +1443,36 @@ class _Replication:
             queries = queries + self._followed_queries_outside()
         if whole is not None:
             queries = queries + self._whole_run_queries(window, whole, *drawn)
+        queries = queries + self._switch_off_fetches(window, recovery)
         timeline["dns_queries"] = queries
         return timeline, counts["ok"]
+
+    def _switch_off_fetches(self, window: Window, recovery: Recovery) -> np.ndarray:
+        """After a planned change, the old balancer's switch-off breaks the pooled connections
+        still on it and their clients look the name up: a resolver whose clients all keep
+        connections fetches at the first of those lookups that finds its answer expired, which
+        its steady stream (one query per connection opened, none with a 1 h keepalive) does not
+        hold: at once where its clients' connections broke at their first request (if it holds
+        no answer then: 1 / (1 + q L) of the time at its refetch rate q, lifetime L), or at
+        the first request after its old answer ran out where they kept getting it. Per second."""
+        out = np.zeros(self.seconds, dtype=np.int64)
+        if window.pooled is None or not window.faulted:
+            return out
+        pop, rng = self.pop, self.rng["dns"]
+        n_res = len(pop.resolver_group)
+        pooled_only = np.ones(n_res, dtype=bool)
+        for cohort in pop.cohorts:
+            if cohort.reuse.keepalive <= 0 or cohort.followed:
+                pooled_only[pop.resolver[cohort.members]] = False
+        stays = ~np.isnan(window.pooled) & (window.until > window.fault) & ~np.isfinite(recovery.reset_at)
+        first_reset, first_stay = np.full(n_res, np.inf), np.full(n_res, np.inf)
+        np.minimum.at(first_reset, pop.resolver, recovery.reset_at)
+        np.minimum.at(first_stay, pop.resolver, np.where(stays, window.reach, np.inf))
+        ttl = self.published.record_ttl if self.published.record_ttl is not None else self.sc.dns.service_ttl
+        life = np.array([float(np.mean(p.lifetimes(ttl, rng, 64))) for p in pop.group_policies])[pop.resolver_group]
+        empty = rng.random(n_res) < 1.0 / (1.0 + self.q_refetch * life)
+        fetch = np.minimum(np.where(empty, first_reset, np.inf), first_stay)
+        return out + _per_second(fetch[pooled_only & (fetch < self.end)], self.seconds)
 
     def _whole_run_resolvers(self) -> np.ndarray | None:
         """Under churn, the resolvers whose clients are all followed for the whole run
