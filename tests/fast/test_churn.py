@@ -266,20 +266,27 @@ def _models_churn(sc, strategy: str, seed: np.random.SeedSequence, k: int,  # ty
     return out, Replacements(np.array(at, dtype=float), table)
 
 
+def on_models_churn(sc, strategy: str, reps: int, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Per replication k, the model's output and the fast engine's on the same seed, the fast
+    engine replaying the model's node replacements (`_models_churn`: common random numbers
+    for the churn too, so that the pair's difference is sharp)."""
+    import sim.fast.churn
+
+    for k in range(reps):
+        model, nodes = _models_churn(sc, strategy, np.random.SeedSequence([11, k]), k, monkeypatch)
+        with monkeypatch.context() as patch:
+            patch.setattr(sim.fast.churn, "replacements", lambda *_, replayed=nodes: replayed)
+            yield model, fast(sc, strategy, np.random.SeedSequence([11, k]), k)
+
+
 @pytest.mark.slow
 def test_fast_agrees_on_cap_stubs_recovery_through_a_dns_outage_on_the_models_churn(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import sim.fast.churn
-
     strategy = "alias_apex"
     sc = scenario(**{**CAP_OUTAGE, "strategies": [strategy]})
     assert not unsupported(sc)
     diffs: dict[str, list[float]] = {"recovery_mean": [], "clients_affected": []}
-    for k in range(16):
-        model, reps = _models_churn(sc, strategy, np.random.SeedSequence([11, k]), k, monkeypatch)
-        with monkeypatch.context() as patch:
-            patch.setattr(sim.fast.churn, "replacements", lambda *_, replayed=reps: replayed)
-            quick = fast(sc, strategy, np.random.SeedSequence([11, k]), k)
+    for model, quick in on_models_churn(sc, strategy, 16, monkeypatch):
         for out, sign in ((model, -1.0), (quick, 1.0)):
             hit = out.clients[out.clients["failed"] > 0]
             diffs["recovery_mean"].append(sign * float(np.nanmean(hit["recovery_s"])))
@@ -784,18 +791,12 @@ NO_AGE_CASES = {
 @pytest.mark.parametrize("case", list(NO_AGE_CASES))
 def test_fast_agrees_on_pooled_connections_next_address_and_grace_on_the_models_churn(
         case: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import sim.fast.churn
-
     strategy, more, skip = NO_AGE_CASES[case]
     sc = scenario(**{**NO_AGE, **more, "strategies": [strategy]})
     assert not unsupported(sc)
     keys = tuple(k for k in ("failed", "rescued", "recovery_mean", "never_recovered", "dns_queries") if k not in skip)
     diffs: dict[str, list[float]] = {key: [] for key in keys}
-    for k in range(6):
-        model, reps = _models_churn(sc, strategy, np.random.SeedSequence([11, k]), k, monkeypatch)
-        with monkeypatch.context() as patch:
-            patch.setattr(sim.fast.churn, "replacements", lambda *_, replayed=reps: replayed)
-            quick = fast(sc, strategy, np.random.SeedSequence([11, k]), k)
+    for model, quick in on_models_churn(sc, strategy, 6, monkeypatch):
         for out, sign in ((model, -1.0), (quick, 1.0)):
             hit = out.clients[out.clients["failed"] > 0]
             back = hit["recovery_s"].to_numpy(dtype=float)
@@ -833,14 +834,8 @@ def _paired(sc, strategy: str, keys: tuple[str, ...], reps: int,  # type: ignore
             monkeypatch: pytest.MonkeyPatch) -> dict[str, np.ndarray]:
     """Per replication, fast less model on `keys`, the fast engine replaying the model's node
     replacements (common random numbers, `_models_churn`); and the model's own values."""
-    import sim.fast.churn
-
     rows: dict[str, list[tuple[float, float]]] = {key: [] for key in keys}
-    for k in range(reps):
-        model, nodes = _models_churn(sc, strategy, np.random.SeedSequence([11, k]), k, monkeypatch)
-        with monkeypatch.context() as patch:
-            patch.setattr(sim.fast.churn, "replacements", lambda *_, replayed=nodes: replayed)
-            quick = fast(sc, strategy, np.random.SeedSequence([11, k]), k)
+    for model, quick in on_models_churn(sc, strategy, reps, monkeypatch):
         got = []
         for out in (model, quick):
             back = affected_clients(out.clients)["recovery_s"].to_numpy(dtype=float)

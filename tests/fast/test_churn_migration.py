@@ -23,12 +23,10 @@ import math
 import numpy as np
 import pytest
 
-import sim.fast.churn
-from sim.fast import simulate as fast
 from sim.fast import unsupported
 from sim.scenario import models as m
 from tests.fast.test_agreement import assert_agree, assert_drain_agree
-from tests.fast.test_churn import BASE, MARK, STRETCH, _models_churn
+from tests.fast.test_churn import BASE, MARK, STRETCH, on_models_churn
 from tests.model.scenarios import scenario
 
 # The change at 20 s (propagation 0; the CNAME's TTL 30 s, the nodes' 10 s), the old balancer
@@ -74,11 +72,7 @@ def _paired(sc: m.Scenario, strategy: str, reps: int, split: float,
     requests refused before `split` and from it on, the dns errors, the clients affected."""
     got: dict[str, list[list[float]]] = {"refused before": [], "refused after": [], "dns_error": [],
                                          "clients_affected": []}
-    for k in range(reps):
-        model, reps_ = _models_churn(sc, strategy, np.random.SeedSequence([11, k]), k, monkeypatch)
-        with monkeypatch.context() as patch:
-            patch.setattr(sim.fast.churn, "replacements", lambda *_, replayed=reps_: replayed)
-            quick = fast(sc, strategy, np.random.SeedSequence([11, k]), k)
+    for model, quick in on_models_churn(sc, strategy, reps, monkeypatch):
         for rows in got.values():
             rows.append([])
         for out in (model, quick):
