@@ -60,7 +60,7 @@ import numpy as np
 
 from sim.fast.dns import resolver_expiry
 from sim.fast.intensity import Intensity
-from sim.fast.population import Cohort, Population
+from sim.fast.population import Cohort, Population, resolver_lifetimes
 
 # Stub kinds whose churn is followed; the others are refused by name (sim.fast.engine).
 STUBS = ("none", "honor", "forever")
@@ -159,7 +159,7 @@ class Spans:
 
 
 @dataclass(frozen=True)
-class _Holds:
+class Holds:
     """Client-answer pairs: the client, the node list its answer holds, until when it holds it."""
 
     who: np.ndarray
@@ -176,7 +176,7 @@ def spans(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles,
     are followed request by request, sim.fast.churn_requests)."""
     end, n_nodes = min(shape.end, until), reps.nodes
     holds, cycle = _resolver_holds(pop, shape, reps, cycles, hole)
-    holds = _Holds(holds.who, holds.list_, np.minimum(holds.hi, end), holds.lo)
+    holds = Holds(holds.who, holds.list_, np.minimum(holds.hi, end), holds.lo)
     failing: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     rescued: list[tuple[np.ndarray, np.ndarray, np.ndarray, float, int]] = []
     for cohort in pop.cohorts:
@@ -188,10 +188,10 @@ def spans(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles,
 
             hold = forever_holds(pop, shape, reps, cycles, cohort, end, rng)  # one answer per restart
         elif cohort.stub.kind == "forever":
-            hold = _Holds(idx, np.zeros(len(idx), dtype=np.int64), np.full(len(idx), end), np.zeros(len(idx)))
+            hold = Holds(idx, np.zeros(len(idx), dtype=np.int64), np.full(len(idx), end), np.zeros(len(idx)))
         else:
             mine = np.isin(holds.who, idx)
-            hold = _Holds(holds.who[mine], holds.list_[mine], holds.hi[mine], holds.lo[mine])
+            hold = Holds(holds.who[mine], holds.list_[mine], holds.hi[mine], holds.lo[mine])
         if len(hold.who) == 0:
             continue
         offsets = tries(cohort, n_nodes)
@@ -210,7 +210,7 @@ def spans(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles,
             step = np.zeros(len(hold.who), dtype=np.int64)
             if cohort.stub.kind == "honor":
                 # Behind a CNAME the stub also lets go at each CNAME fetch: the same list, one on.
-                hold, parent, step = _split_at_cname(hold, cycle[np.flatnonzero(mine)], cycles, end)
+                hold, parent, step = split_at_cname(hold, cycle[np.flatnonzero(mine)], cycles, end)
                 first = first[parent]
             if cohort.stub.kind == "honor" and cohort.restarts is not None:
                 # Cut at each restart too (sim.fast.churn_restarts builds on this module's holds).
@@ -233,7 +233,7 @@ def spans(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles,
     return Spans(_by_ordinal(who, lo, hi, share), _cat(owners, np.int64), _cat(ats, float), _cat(counts, np.int64))
 
 
-def _steps(hold: _Holds, starts: np.ndarray, n_nodes: int) -> tuple[np.ndarray, ...]:
+def _steps(hold: Holds, starts: np.ndarray, n_nodes: int) -> tuple[np.ndarray, ...]:
     """Per hold, spans [starts[j - 1], starts[j]) (the last to the hold's end) in which j of
     the N positions fail: share j / N."""
     edges = np.vstack([np.minimum(starts, hold.hi), hold.hi])
@@ -245,7 +245,7 @@ def _steps(hold: _Holds, starts: np.ndarray, n_nodes: int) -> tuple[np.ndarray, 
     return tuple(np.concatenate(x) for x in zip(*parts, strict=True))
 
 
-def _refusals(hold: _Holds, p: np.ndarray, offsets: np.ndarray, retire: np.ndarray,  # type: ignore[no-untyped-def]
+def _refusals(hold: Holds, p: np.ndarray, offsets: np.ndarray, retire: np.ndarray,  # type: ignore[no-untyped-def]
               every: bool = False):
     """For answers held at first position `p`: the spans in which every try is refused
     (who, lo, hi), and per k the spans in which the first k are and try k + 1 gets through.
@@ -347,7 +347,7 @@ def resolver_cycles(pop: Population, shape: Intensity, reps: Replacements, node_
         go_on = fetched < end
         res, fetched = res[go_on], fetched[go_on]
         list_ = reps.list_at(fetched)
-        expires = fetched + _lifetimes(pop, res, node_ttl, rng)
+        expires = fetched + resolver_lifetimes(pop, res, node_ttl, rng)
     if not parts:
         return Cycles(np.empty(0, dtype=np.int64), np.empty(0), np.empty(0), np.empty(0, dtype=np.int64), move)
     r, f, e, li = (np.concatenate(x) for x in zip(*parts, strict=True))
@@ -389,7 +389,7 @@ def cname_fetches(pop: Population, shape: Intensity, ttl: float, q: np.ndarray, 
         res, fetched = res[go_on], fetched[go_on]
         out_res.append(res)
         out_at.append(fetched)
-        expires = fetched + _lifetimes(pop, res, ttl, rng)
+        expires = fetched + resolver_lifetimes(pop, res, ttl, rng)
     r, at = _cat(out_res, np.int64), _cat(out_at, float)
     order = np.lexsort((at, r))
     return r[order], at[order]
@@ -406,17 +406,7 @@ def _refetch(shape: Intensity, expires: np.ndarray, demand: np.ndarray, outage: 
     return fetched
 
 
-def _lifetimes(pop: Population, res: np.ndarray, ttl: float, rng: np.random.Generator) -> np.ndarray:
-    """How long resolvers `res` keep an answer of TTL `ttl`, each by its group's policy."""
-    life = np.empty(len(res))
-    for g, policy in enumerate(pop.group_policies):
-        mine = pop.resolver_group[res] == g
-        if mine.any():
-            life[mine] = policy.lifetimes(ttl, rng, int(mine.sum()))
-    return life
-
-
-def _split_at_cname(hold: _Holds, cycle: np.ndarray, cycles: Cycles, end: float) -> tuple[_Holds, np.ndarray, np.ndarray]:
+def split_at_cname(hold: Holds, cycle: np.ndarray, cycles: Cycles, end: float) -> tuple[Holds, np.ndarray, np.ndarray]:
     """An honouring stub's holds cut at its resolver's CNAME fetches within them: the pieces,
     for each its hold (an index into `hold`) and how many CNAME fetches came before it in
     the hold (the position's step on from the hold's own)."""
@@ -442,18 +432,18 @@ def _split_at_cname(hold: _Holds, cycle: np.ndarray, cycles: Cycles, end: float)
     lo = np.where(step == 0, hold.lo[parent], c_at[np.maximum(at, 0)])
     nxt = np.minimum(first[parent] + step, len(c_at) - 1)
     hi = np.where(step == cuts[parent], hold.hi[parent], c_at[nxt])
-    return _Holds(hold.who[parent], hold.list_[parent], hi, lo), parent, step
+    return Holds(hold.who[parent], hold.list_[parent], hi, lo), parent, step
 
 
 def _resolver_holds(pop: Population, shape: Intensity, reps: Replacements,
-                    cycles: Cycles, hole: bool = False) -> tuple[_Holds, np.ndarray]:
+                    cycles: Cycles, hole: bool = False) -> tuple[Holds, np.ndarray]:
     """The resolvers' fetches whose list has a node that retires before the answer expires, as
     client-answer pairs for the clients on that resolver whose stubs follow it (no stub
     cache, honouring); and for each pair its fetch (an index into `cycles`)."""
     end = shape.end
     followers = np.flatnonzero(np.isin(pop.cohort, [i for i, c in enumerate(pop.cohorts)
                                                     if c.stub.kind in ("none", "honor") and by_answer(c, hole)]))
-    empty = _Holds(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0), np.empty(0)), \
+    empty = Holds(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0), np.empty(0)), \
         np.empty(0, dtype=np.int64)
     if len(followers) == 0:
         return empty
@@ -466,7 +456,7 @@ def _resolver_holds(pop: Population, shape: Intensity, reps: Replacements,
     # Every follower of each kept fetch's resolver.
     cycle, who = expand_to_clients(cycles.res[kept], followers, pop.resolver, n_res)
     k = kept[cycle]
-    return _Holds(who, cycles.list_[k], hi_all[k], cycles.fetched[k]), k
+    return Holds(who, cycles.list_[k], hi_all[k], cycles.fetched[k]), k
 
 
 def _by_ordinal(who: np.ndarray, lo: np.ndarray, hi: np.ndarray,

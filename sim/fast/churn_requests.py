@@ -74,10 +74,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from sim.fast.churn import Cycles, Replacements, _lifetimes, by_answer, expand_to_clients
+from sim.fast.churn import Cycles, Replacements, by_answer, expand_to_clients
 from sim.fast.dns import resolver_expiry
 from sim.fast.intensity import Intensity
-from sim.fast.population import Cohort, Population
+from sim.fast.population import Cohort, Population, resolver_lifetimes
 
 # Stub kinds whose churn is followed here (with or without keepalive); pooled connections with
 # the stubs of sim.fast.churn.STUBS are followed here too (kept forever: `whole_run`).
@@ -320,7 +320,7 @@ def resolver_fetches(pop: Population, res: np.ndarray, at: np.ndarray, ttl: floa
         found[found] &= (key[nxt[found]] // off).astype(np.int64) == who[found]
         who, nxt = who[found], nxt[found]
         t = key[nxt] - who * off
-        held = t + _lifetimes(pop, who, ttl, rng)
+        held = t + resolver_lifetimes(pop, who, ttl, rng)
         out.append((who, t, held))
     if not out:
         return np.empty(0, dtype=np.int64), np.empty(0), np.empty(0)

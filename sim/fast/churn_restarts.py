@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.fast.churn import Cycles, Replacements, _Holds, _split_at_cname
+from sim.fast.churn import Cycles, Holds, Replacements, split_at_cname
 from sim.fast.intensity import Intensity
 from sim.fast.population import Cohort, Population
 
@@ -70,7 +70,7 @@ def held_list(cycles: Cycles, reps: Replacements, res: np.ndarray, t: np.ndarray
 
 
 def forever_holds(pop: Population, shape: Intensity, reps: Replacements, cycles: Cycles, cohort: Cohort, end: float,
-                  rng: np.random.Generator) -> _Holds:
+                  rng: np.random.Generator) -> Holds:
     """A restarting `forever` cohort's held answers before `end` (see the module doc): the
     first nodes until each client's first restart, then per restart the resolver's list at
     the client's next request, held until the next restart."""
@@ -90,20 +90,20 @@ def forever_holds(pop: Population, shape: Intensity, reps: Replacements, cycles:
     who = idx[k]
     lists = held_list(cycles, reps, pop.resolver[who], np.minimum(fetch, end))
     keep = fetch < nxt
-    return _Holds(np.concatenate([idx, who[keep]]),
+    return Holds(np.concatenate([idx, who[keep]]),
                   np.concatenate([np.zeros(n, dtype=np.int64), lists[keep]]),
                   np.concatenate([first_restart, nxt[keep]]),
                   np.concatenate([np.zeros(n), fetch[keep]]))
 
 
-def split_at_restarts(hold: _Holds, cohort: Cohort, n: int, end: float,
-                      rng: np.random.Generator) -> tuple[_Holds, np.ndarray, np.ndarray]:
+def split_at_restarts(hold: Holds, cohort: Cohort, n: int, end: float,
+                      rng: np.random.Generator) -> tuple[Holds, np.ndarray, np.ndarray]:
     """A restarting honouring cohort's holds (its resolver's answers, `n` clients in all) cut at
     each client's restarts within them: a restart empties the stub, and the next request takes
     the same list from the resolver, one position on (the model's rotation). The pieces, for
     each its hold (an index into `hold`), and how many restarts came before it in the hold,
-    as sim.fast.churn cuts them at a CNAME's fetches (`_split_at_cname`, one client each)."""
+    as sim.fast.churn cuts them at a CNAME's fetches (`split_at_cname`, one client each)."""
     k, at = restart_times(cohort, len(cohort.members), end, rng)
     empty = np.empty(0)
     per_client = Cycles(np.arange(n), empty, empty, np.empty(0, dtype=np.int64), cname=(cohort.members[k], at))
-    return _split_at_cname(hold, hold.who, per_client, end)
+    return split_at_cname(hold, hold.who, per_client, end)

@@ -17,7 +17,7 @@ exponential cut at k; summed exactly when few, by their normal law when many;
 the next request after the idle close opens the next). The connection open at
 the change is taken from steady state as the engine's resets take it: its last
 use the last request before the change, its age uniform on the age limit.
-Under a traffic fault the gaps follow the intensity (`_last_short`): within each
+Under a traffic fault the gaps follow the intensity (`last_short`): within each
 stretch of constant intensity as above at that rate, an idle gap that reaches the
 stretch's end carried into the next.
 """
@@ -136,7 +136,7 @@ def first_open_after(at: float, k: float, age: float, r: float, shape: Intensity
         pending = pending[x[pending] < at]
     return x, before
 
-def _next_open(opened: np.ndarray, used: np.ndarray, k: float, age: float, r: float, shape: Intensity,
+def next_open(opened: np.ndarray, used: np.ndarray, k: float, age: float, r: float, shape: Intensity,
                rng: np.random.Generator) -> np.ndarray:
     """The request that opens the next connection after one opened at `opened` and used at
     `used` (a request): its age limit, or its first idle gap of at least k, whichever first."""
@@ -145,16 +145,16 @@ def _next_open(opened: np.ndarray, used: np.ndarray, k: float, age: float, r: fl
 
 def _next_open_after(opened: np.ndarray, used: np.ndarray, k: float, age: float, r: float, shape: Intensity,
                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """_next_open, and the request before it: the last on the connection (the idle gap's start,
+    """next_open, and the request before it: the last on the connection (the idle gap's start,
     or the last before the age limit)."""
     limit = opened + age if math.isfinite(age) else np.full(len(opened), shape.end)
-    last_short = _last_short(used, k, r, shape, limit, rng)
-    idle = shape.next_after(last_short + k, r, rng)
+    used_last = last_short(used, k, r, shape, limit, rng)
+    idle = shape.next_after(used_last + k, r, rng)
     if not math.isfinite(age):
-        return idle, last_short
-    by_age = opened + age < last_short
+        return idle, used_last
+    by_age = opened + age < used_last
     aged, aged_before = _after_age(np.maximum(opened + age, used), used, k, r, shape, rng)
-    return np.where(by_age, aged, idle), np.where(by_age, aged_before, last_short)
+    return np.where(by_age, aged, idle), np.where(by_age, aged_before, used_last)
 
 
 def _after_age(at: np.ndarray, used: np.ndarray, k: float, r: float, shape: Intensity,
@@ -176,7 +176,7 @@ def _after_age(at: np.ndarray, used: np.ndarray, k: float, r: float, shape: Inte
     return np.where(out < shape.end, out, np.inf), before
 
 
-def _last_short(used: np.ndarray, k: float, r: float, shape: Intensity, limit: np.ndarray,
+def last_short(used: np.ndarray, k: float, r: float, shape: Intensity, limit: np.ndarray,
                 rng: np.random.Generator) -> np.ndarray:
     """From a request at `used`: the last request before the first idle gap of at least k
     (inf: none before `limit`, the connection's age limit or the run's end). Requests are
@@ -311,6 +311,6 @@ def reopened_after(cohort: Cohort, shape: Intensity, opened: np.ndarray, new_fro
         new = now >= new_from[pending]
         out[pending[new]] = now[new]
         keep = pending[~new]
-        x[keep] = _next_open(x[keep], x[keep], k, age, r, shape, rng)
+        x[keep] = next_open(x[keep], x[keep], k, age, r, shape, rng)
         pending = keep[x[keep] < shape.end]
     return out

@@ -19,7 +19,7 @@ draws them at the averaged query rate, each stub and connection as
 `sim.model.building._prime_client` does), until the change propagates:
 
 - a pooled client consults its stub at each request that opens a connection
-  (`sim.fast.pooled._next_open` before the fault and after its end), and at
+  (`sim.fast.pooled.next_open` before the fault and after its end), and at
   every request during the fault except the first one on a connection still
   open (refused on it, no lookup; a retry, at once or after the timeout of a
   blackhole, looks up);
@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.fast.intensity import Intensity
-from sim.fast.pooled import _last_short, _next_open
+from sim.fast.pooled import last_short, next_open
 from sim.fast.population import WITHIN_TTL, Cohort, Population, stub_primed_expiry
 
 MAX_ROUNDS = 100_000
@@ -195,7 +195,7 @@ class _Follow:
         hit = self._in_fault(used)
         out[hit] = self._after_refusal(cohort, used[hit])
         ok = ~hit
-        nxt = _next_open(opened[ok], used[ok], cohort.reuse.keepalive, cohort.reuse.max_age, r, shape, rng)
+        nxt = next_open(opened[ok], used[ok], cohort.reuse.keepalive, cohort.reuse.max_age, r, shape, rng)
         # The fault begins while the connection is open: its first request there is refused on it.
         cross = (used[ok] < fault.start) & (nxt >= fault.start)
         if cross.any():
@@ -330,7 +330,7 @@ def outage_starts(cohort: Cohort, shape: Intensity, lo: float, hi: float, expire
     """Our DNS servers down in [lo, hi): per member of `cohort` (keepalive > 0), the moment
     from which its requests fail to resolve (`hi`: none). A pooled connection carries requests
     through the outage with no lookup; the client fails at its first request that opens a
-    connection (sim.fast.pooled._next_open) once its resolver's answer has run out
+    connection (sim.fast.pooled.next_open) once its resolver's answer has run out
     (`expires`, no fetch succeeds then) and its stub has let go (`stub`: when its answer at
     `lo` expires; a refetch before `expires` gets the time left), and every request after
     that fails too (a failed lookup keeps nothing) until the outage ends. The moment returned
@@ -370,11 +370,11 @@ def outage_starts(cohort: Cohort, shape: Intensity, lo: float, hi: float, expire
 
 def _reopen(opened: np.ndarray, used: np.ndarray, k: float, age: float, r: float, shape: Intensity,
             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """sim.fast.pooled._next_open, with the moment after which its request is the first: the
+    """sim.fast.pooled.next_open, with the moment after which its request is the first: the
     connection's idle close (its last short gap plus k) or its age limit."""
     limit = opened + age if math.isfinite(age) else np.full(len(opened), shape.end)
-    last_short = _last_short(used, k, r, shape, limit, rng)
-    moment = last_short + k
+    used_last = last_short(used, k, r, shape, limit, rng)
+    moment = used_last + k
     if math.isfinite(age):
-        moment = np.where(opened + age < last_short, np.maximum(opened + age, used), moment)
+        moment = np.where(opened + age < used_last, np.maximum(opened + age, used), moment)
     return moment, shape.next_after(moment, r, rng)

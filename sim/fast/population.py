@@ -266,6 +266,17 @@ def resolver_rates(pop: Population, ttl: float, rng: np.random.Generator,
     return q, refetch
 
 
+def resolver_lifetimes(pop: Population, res: np.ndarray, ttl: float, rng: np.random.Generator) -> np.ndarray:
+    """How long resolvers `res` keep an answer of TTL `ttl`, each by its group's policy (drawn
+    group by group, in the groups' order)."""
+    life = np.empty(len(res))
+    for g, policy in enumerate(pop.group_policies):
+        mine = pop.resolver_group[res] == g
+        if mine.any():
+            life[mine] = policy.lifetimes(ttl, rng, int(mine.sum()))
+    return life
+
+
 def connection_rate(cohort: Cohort) -> float:
     """New connections per second of one client, each of which looks up the name.
 

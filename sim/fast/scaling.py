@@ -29,7 +29,7 @@ import numpy as np
 from sim.fast.churn import Move
 from sim.fast.dns import resolver_expiry
 from sim.fast.intensity import Intensity
-from sim.fast.population import Population, lets_go
+from sim.fast.population import Population, lets_go, resolver_lifetimes
 
 
 def node_shares(nodes: int, reaches: list[np.ndarray], rate: np.ndarray, seconds: int) -> np.ndarray:
@@ -87,7 +87,7 @@ def reaches(pop: Population, shape: Intensity, q: np.ndarray, joins: list[float]
             # resolver's next query, after the join, fetches.
             nxt = shape.next_after(expiry[due], q[due], rng)
             before = nxt <= at
-            expiry[due[before]] = nxt[before] + _lifetimes(pop, due[before], ttl, rng)
+            expiry[due[before]] = nxt[before] + resolver_lifetimes(pop, due[before], ttl, rng)
             step[due[~before]] = False
             opens[due[~before]] = at
         renew = step & (expiry > at)
@@ -101,17 +101,7 @@ def reaches(pop: Population, shape: Intensity, q: np.ndarray, joins: list[float]
         first = np.full(n, np.inf)
         np.minimum.at(first, pop.resolver, reach)
         fetched = first
-        expiry = np.where(np.isfinite(first), first + _lifetimes(pop, np.arange(n), ttl, rng), np.inf)
-    return out
-
-
-def _lifetimes(pop: Population, resolvers: np.ndarray, ttl: float, rng: np.random.Generator) -> np.ndarray:
-    out = np.empty(len(resolvers))
-    groups = pop.resolver_group[resolvers]
-    for g, policy in enumerate(pop.group_policies):
-        sel = groups == g
-        if sel.any():
-            out[sel] = policy.lifetimes(ttl, rng, int(sel.sum()))
+        expiry = np.where(np.isfinite(first), first + resolver_lifetimes(pop, np.arange(n), ttl, rng), np.inf)
     return out
 
 
@@ -449,12 +439,12 @@ class _Together:
             moved = ta >= self.move.at[ra]
             list_ = np.where(moved, list_, self.lists) if self.arriving else np.where(moved, self.lists, list_)
         self.list_[ra], self.fetched[ra] = list_, ta
-        self.a_exp[ra] = ta + _lifetimes(self.pop, ra, self.a_ttl, self.rng)
+        self.a_exp[ra] = ta + resolver_lifetimes(self.pop, ra, self.a_ttl, self.rng)
         self._cut(ra)
         self._fetches.append((ra, ta, list_))
         if self.cname_ttl is not None:
             c = self.c_exp[res] <= at
-            self.c_exp[res[c]] = at[c] + _lifetimes(self.pop, res[c], self.cname_ttl, self.rng)
+            self.c_exp[res[c]] = at[c] + resolver_lifetimes(self.pop, res[c], self.cname_ttl, self.rng)
 
     def _fetch(self, idx: np.ndarray, list_: np.ndarray, valid: np.ndarray) -> None:
         """Stubs `idx` take their resolver's answer (`list_`, valid until `valid`) at their pending fetch."""

@@ -13,7 +13,7 @@ import pytest
 
 from sim.fast import simulate as fast
 from sim.fast import unsupported
-from sim.fast.churn import Cycles, Replacements, _by_ordinal, _Holds, _split_at_cname, replacements
+from sim.fast.churn import Cycles, Holds, Replacements, _by_ordinal, replacements, split_at_cname
 from sim.model import simulate as des
 from sim.results.schema import affected_clients
 from tests.fast.test_agreement import CHURN, SMALL, assert_agree, assert_drain_agree
@@ -405,7 +405,7 @@ def test_fast_agrees_on_churn_through_a_blackholing_fault(case: str, strategy: s
 # cname_repoint, 8 replications; recovery mean 36 s against none in the model): the churn's
 # span, cut at the fault, handed them their first request after it, in the fault's window
 # (_Replication._past_the_window). Honouring stubs behind a CNAME failed every run here
-# (sim.fast.churn._split_at_cname), and took other resolvers' CNAME cuts once that was mended.
+# (sim.fast.churn.split_at_cname), and took other resolvers' CNAME cuts once that was mended.
 FOREVER_DOWN = {**BASE, "clients.0.stub_cache": {"kind": "forever"}, "faults": [*MARK["faults"], DOWN]}
 PERMANENT_CASES = {
     "stubs kept forever": FOREVER_DOWN,
@@ -605,8 +605,8 @@ def test_an_honouring_stubs_hold_is_cut_at_each_cname_fetch_within_it() -> None:
     # its own resolver inside it, and count the fetches before them.
     cycles = Cycles(np.array([0, 0, 1]), np.array([0.0, 50.0, 10.0]), np.array([50.0, 90.0, 40.0]),
                     np.array([0, 1, 0]), cname=(np.array([0, 0, 0, 1]), np.array([20.0, 30.0, 70.0, 45.0])))
-    hold = _Holds(np.array([7, 8, 9]), np.array([0, 1, 0]), np.array([50.0, 90.0, 40.0]), np.array([0.0, 50.0, 10.0]))
-    pieces, parent, step = _split_at_cname(hold, np.array([0, 1, 2]), cycles, 100.0)
+    hold = Holds(np.array([7, 8, 9]), np.array([0, 1, 0]), np.array([50.0, 90.0, 40.0]), np.array([0.0, 50.0, 10.0]))
+    pieces, parent, step = split_at_cname(hold, np.array([0, 1, 2]), cycles, 100.0)
     got = list(zip(pieces.who.tolist(), pieces.lo.tolist(), pieces.hi.tolist(), parent.tolist(), step.tolist(),
                    strict=True))
     assert got == [(7, 0.0, 20.0, 0, 0), (7, 20.0, 30.0, 0, 1), (7, 30.0, 50.0, 0, 2), (8, 50.0, 70.0, 1, 0),
@@ -621,8 +621,8 @@ def test_holds_clipped_at_a_refusing_fault_are_cut_only_at_their_own_resolvers_c
     # the empty hold's count of cuts was -1: every such run failed).
     cycles = Cycles(np.array([0, 0, 1]), np.array([0.0, 60.0, 10.0]), np.array([50.0, 90.0, 60.0]),
                     np.array([0, 1, 0]), cname=(np.array([0, 0, 1]), np.array([20.0, 60.0, 45.0])))
-    hold = _Holds(np.array([7, 8, 9]), np.array([0, 1, 0]), np.array([40.0, 40.0, 40.0]), np.array([0.0, 60.0, 10.0]))
-    pieces, parent, step = _split_at_cname(hold, np.array([0, 1, 2]), cycles, 40.0)
+    hold = Holds(np.array([7, 8, 9]), np.array([0, 1, 0]), np.array([40.0, 40.0, 40.0]), np.array([0.0, 60.0, 10.0]))
+    pieces, parent, step = split_at_cname(hold, np.array([0, 1, 2]), cycles, 40.0)
     got = list(zip(pieces.who.tolist(), pieces.lo.tolist(), pieces.hi.tolist(), parent.tolist(), step.tolist(),
                    strict=True))
     assert got == [(7, 0.0, 20.0, 0, 0), (7, 20.0, 40.0, 0, 1), (8, 60.0, 40.0, 1, 0), (9, 10.0, 40.0, 2, 0)]

@@ -4,7 +4,7 @@ Requests every 20 s, a 30 s keepalive and a 3 min age limit: idle closes renew t
 connections often, so the connection open at the change is young, and its requests
 come closer together than Poisson ones (every gap on it is under 30 s). The old
 balancer is switched off at 4 min. Before the fix (sim.fast.pooled.first_open_after,
-Drain, _last_short; the load each balancer sheds), 4 replications: with no surge the
+Drain, last_short; the load each balancer sheds), 4 replications: with no surge the
 fast engine's last request to the old balancer came at 126 s on average against the
 model's 112 s (13 standard errors), 3,983 requests went there against 3,215, and 38
 failed at the switch-off against 8; with a fourfold surge from 50 s to 200 s (10 s
