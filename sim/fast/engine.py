@@ -369,7 +369,11 @@ class _Replication:
         ttl = self.sc.dns.service_ttl if self.published.record_ttl is None else self.published.record_ttl
         pooled_ = np.zeros(len(pop.resolver_group), dtype=bool)
         for cohort in pop.cohorts:
-            if cohort.reuse.keepalive > 0 and not cohort.followed and cohort.stub.kind != "forever":
+            # Connections with an age limit reopen within it, and their resolvers' answers are
+            # drawn from steady state at the change (tests/fast/test_pooled_planned.py); with
+            # none a connection may never reopen, and the resolver keeps what it was primed with.
+            if cohort.reuse.keepalive > 0 and not math.isfinite(cohort.reuse.max_age) and not cohort.followed \
+                    and cohort.stub.kind != "forever":
                 pooled_[pop.resolver[cohort.members]] = True
         setups = pop.group_setups
         plain = np.array([not setups or (setups[g].farm.caches == 1 and not setups[g].prefetch)
