@@ -1732,28 +1732,7 @@ class _Replication:
     def _shed(self, ok, fault, reach, g, live):  # type: ignore[no-untyped-def]
         """Requests beyond a balancer endpoint's capacity in their second (sim.fast.load.shed)."""
         sc, rng, seconds, rate = self.sc, self.rng["balancing"], self.seconds, self.full.rate
-        t = np.arange(seconds, dtype=float)
-        if not self.published.changes_dns:
-            standby = np.clip(t + 1 - self.ctl.effective_at, 0.0, 1.0)
-        elif not math.isfinite(self.ctl.changed_at):
-            # No change in the run: every client is on the active. (A DNS outage's window
-            # holds each client's first request after it in `reach`, not a move.)
-            standby = np.zeros(seconds)
-        else:
-            # The Poisson clients on the standby by their long-run rate from their switch on
-            # (memoryless: a client's rate after it is its rate). Not a session client's: one
-            # not yet switched has sent nothing since its resolver's answer turned, so it is
-            # likely between sessions; weighted by its long-run rate it kept a third of the
-            # load on the old balancer long after the model's had moved (alias_apex, 300
-            # clients: 66.7% available against the model's 56.9%). Their requests that went
-            # to the new target are counted one by one (`_session_passed_new`).
-            order = np.sort(reach)
-            weights = np.cumsum(self.pop.rate[np.argsort(reach)])
-            k = np.searchsorted(order, t + 1.0, side="right")
-            switched = np.where(k > 0, weights[np.maximum(k - 1, 0)], 0.0) * g + self._session_passed_new()
-            standby = np.divide(switched, live, out=np.zeros(seconds), where=live > 0)
-        standby = np.where((t >= fault) & (t < self.ctl.fault_end), 1.0, np.clip(standby, 0.0, 1.0))
-        on_standby = rng.binomial(ok, standby)
+        on_standby = self._on_standby(ok, fault, reach, g, live)
         out = np.zeros(seconds, dtype=np.int64)
         for spec, counts in ((sc.active, ok - on_standby), (sc.standby, on_standby)):
             if not self.published.changes_dns:
@@ -1796,6 +1775,40 @@ class _Replication:
                     continue
                 out += load.shed_by_share(counts, shares, spec.capacity, rng)
         return out
+
+    def _on_standby(self, ok: np.ndarray, fault: float, reach: np.ndarray, g: np.ndarray,
+                    live: np.ndarray) -> np.ndarray:
+        """Per second, how many of the `ok` requests offered went to the standby."""
+        rng, seconds = self.rng["balancing"], self.seconds
+        t = np.arange(seconds, dtype=float)
+        down = (t >= fault) & (t < self.ctl.fault_end)
+        if not self.published.changes_dns:
+            standby = np.clip(t + 1 - self.ctl.effective_at, 0.0, 1.0)
+        elif not math.isfinite(self.ctl.changed_at):
+            # No change in the run: every client is on the active. (A DNS outage's window
+            # holds each client's first request after it in `reach`, not a move.)
+            standby = np.zeros(seconds)
+        else:
+            # The Poisson clients on the standby by their long-run rate from their switch on
+            # (memoryless: a client's rate after it is its rate). Not a followed client's: a
+            # session client not yet switched has sent nothing since its resolver's answer
+            # turned, so it is likely between sessions; weighted by its long-run rate it kept
+            # a third of the load on the old balancer long after the model's had moved
+            # (alias_apex, 300 clients: 66.7% available against the model's 56.9%). Their
+            # requests to the new target are counted one by one, and not drawn again: a
+            # binomial split of them adds spread that shedding (convex) turns into more shed
+            # (consumer-web, one node of 2/s a balancer: 43.1% available against 44.5%).
+            order = np.sort(reach)
+            weights = np.cumsum(self.pop.rate[np.argsort(reach)])
+            k = np.searchsorted(order, t + 1.0, side="right")
+            switched = np.where(k > 0, weights[np.maximum(k - 1, 0)], 0.0) * g
+            mine, new = self._session_passed(), self._session_passed_new()
+            theirs = np.minimum(mine, ok)  # less the backends' failures, drawn among them
+            on_new = rng.hypergeometric(new, mine - new, theirs) if theirs.any() else theirs
+            p = np.divide(switched, live - mine, out=np.zeros(seconds), where=live - mine > 0)
+            return np.where(down, ok, on_new + rng.binomial(ok - theirs, np.clip(p, 0.0, 1.0)))
+        standby = np.where(down, 1.0, np.clip(standby, 0.0, 1.0))
+        return rng.binomial(ok, standby)
 
     def _on_old_target(self, fault: float, reach: np.ndarray) -> np.ndarray:
         seconds = self.seconds
