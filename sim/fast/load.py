@@ -1,7 +1,8 @@
 """Capacity and queueing by formula, per second: what the fast engine does not simulate request by request.
 
 - A balancer endpoint admits `capacity` requests per whole second (as the
-  model's token bucket with a one-second window); the rest are shed. The
+  model's token bucket with a one-second window: it admits while fewer than
+  `capacity` are in, so ceil(capacity) of them); the rest are shed. The
   requests of a second are split over the endpoint's nodes at random.
 - Node scaling (`scale_delay`) behind a static address: the front's capacity
   grows by a node's when the balancer adds one (`nodes_over_time`); behind a name
@@ -32,7 +33,9 @@ def shed(counts: np.ndarray, nodes: int, capacity: float | np.ndarray, rng: np.r
     if len(busy) == 0:
         return out
     left = counts[busy].copy()
-    whole = np.floor(cap[busy]).astype(np.int64)
+    # The model admits while fewer than capacity are in: ceil(capacity) (1.5/s admits 2; the
+    # floor shed 161 requests against the model's 65, two nodes of 1.5/s, cname_repoint).
+    whole = np.ceil(cap[busy]).astype(np.int64)
     for k in range(nodes, 0, -1):
         here = rng.binomial(left, 1.0 / k) if k > 1 else left
         out[busy] += np.maximum(here - whole, 0)
@@ -81,7 +84,7 @@ def shed_by_share(counts: np.ndarray, shares: np.ndarray, capacity: float, rng: 
     """Requests shed per second when `counts` arrive at nodes of `capacity` each, node i
     taking the share `shares[:, i]` of its second's requests (rows sum to 1)."""
     out = np.zeros_like(counts)
-    whole = int(math.floor(capacity))
+    whole = int(math.ceil(capacity))  # the model's admissions a second (`shed`)
     left = counts.copy()
     rest = np.ones(len(counts))
     for i in range(shares.shape[1]):

@@ -199,7 +199,7 @@ def shed_per_node(counts: np.ndarray, shares: np.ndarray, capacity: float,
     """sim.fast.load.shed_by_share per node: the requests each node meets per second, and
     those it sheds (beyond its capacity in their second)."""
     met = np.zeros(shares.shape, dtype=np.int64)
-    whole = int(math.floor(capacity))
+    whole = int(math.ceil(capacity))  # the model's admissions a second (sim.fast.load.shed)
     left = counts.copy()
     rest = np.ones(len(counts))
     for i in range(shares.shape[1]):
